@@ -1,0 +1,1 @@
+//! wsreactor (placeholder while the crate is laid out).
