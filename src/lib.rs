@@ -1,1 +1,4 @@
-//! wsreactor (placeholder while the crate is laid out).
+//! wsreactor: an RFC 6455 WebSocket server on a hand-written mio reactor.
+#![deny(missing_docs)]
+
+pub mod protocol;

@@ -1,0 +1,291 @@
+//! The HTTP/1.1 request head and response head (RFC 9112), as much as the
+//! opening handshake and plain endpoints need.
+//!
+//! The end of a head is found incrementally ([`HeadScanner`]) so that a head
+//! trickling in a byte at a time is not re-scanned from its start on every
+//! read; httparse then parses the complete head once.
+
+use std::fmt;
+
+/// Headers accepted in one request; more gets 431.
+pub const MAX_HEADERS: usize = 64;
+
+/// Why a request head could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpError {
+    /// Not HTTP/1.x.
+    Malformed,
+    /// The head is larger than the configured limit, or has too many headers.
+    HeadTooLarge,
+}
+
+impl HttpError {
+    /// The status this error is answered with.
+    pub fn status(self) -> Status {
+        match self {
+            HttpError::Malformed => Status::BAD_REQUEST,
+            HttpError::HeadTooLarge => Status::HEADERS_TOO_LARGE,
+        }
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HttpError::Malformed => "malformed request head",
+            HttpError::HeadTooLarge => "request head too large",
+        })
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// Finds the blank line that ends a head, resuming where the last call stopped.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeadScanner {
+    scanned: usize,
+}
+
+impl HeadScanner {
+    /// Look for `\r\n\r\n` in `buf`, which holds everything received so far
+    /// for this head. Returns the head's length including the blank line.
+    /// Over `limit` bytes without an end is [`HttpError::HeadTooLarge`].
+    pub fn scan(&mut self, buf: &[u8], limit: usize) -> Result<Option<usize>, HttpError> {
+        // Back up 3 bytes: the terminator may straddle two reads.
+        let from = self.scanned.saturating_sub(3);
+        let window = &buf[from..buf.len().min(limit)];
+        if let Some(i) = window.windows(4).position(|w| w == b"\r\n\r\n") {
+            self.scanned = 0;
+            return Ok(Some(from + i + 4));
+        }
+        if buf.len() >= limit {
+            return Err(HttpError::HeadTooLarge);
+        }
+        self.scanned = buf.len();
+        Ok(None)
+    }
+}
+
+/// A parsed request head, borrowing from the receive buffer.
+#[derive(Debug)]
+pub struct RequestHead<'b, 'h> {
+    /// Request method, e.g. `GET`.
+    pub method: &'b str,
+    /// Request target as sent (path and query).
+    pub target: &'b str,
+    /// Minor version: 1 for HTTP/1.1.
+    pub minor_version: u8,
+    /// The headers in order.
+    pub headers: &'h [httparse::Header<'b>],
+}
+
+impl<'b, 'h> RequestHead<'b, 'h> {
+    /// Parse a complete head (as delimited by [`HeadScanner`]).
+    pub fn parse(head: &'b [u8], headers: &'h mut [httparse::Header<'b>]) -> Result<Self, HttpError> {
+        let mut req = httparse::Request::new(headers);
+        match req.parse(head) {
+            Ok(httparse::Status::Complete(_)) => {}
+            Ok(httparse::Status::Partial) => return Err(HttpError::Malformed),
+            Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
+            Err(_) => return Err(HttpError::Malformed),
+        }
+        let (Some(method), Some(target), Some(minor_version)) = (req.method, req.path, req.version) else {
+            return Err(HttpError::Malformed);
+        };
+        let headers = req.headers;
+        Ok(RequestHead {
+            method,
+            target,
+            minor_version,
+            headers,
+        })
+    }
+
+    /// The path, without the query.
+    pub fn path(&self) -> &'b str {
+        self.target.split_once('?').map_or(self.target, |(p, _)| p)
+    }
+
+    /// The query string, without `?`.
+    pub fn query(&self) -> Option<&'b str> {
+        self.target.split_once('?').map(|(_, q)| q)
+    }
+
+    /// All values of a header (case-insensitive name).
+    pub fn values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'b [u8]> + 's {
+        self.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+
+    /// The single value of a header; `Err` if it appears more than once.
+    pub fn single(&self, name: &str) -> Result<Option<&'b [u8]>, HttpError> {
+        let mut values = self.values(name);
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(HttpError::Malformed);
+        }
+        Ok(first)
+    }
+
+    /// Does a comma-separated header (any of its occurrences) list `token`,
+    /// case-insensitively (RFC 9110 §5.6.1)?
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.values(name)
+            .flat_map(|v| v.split(|&b| b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    }
+
+    /// Does the client want the connection closed after the response?
+    pub fn wants_close(&self) -> bool {
+        self.minor_version == 0 && !self.has_token("connection", "keep-alive") || self.has_token("connection", "close")
+    }
+}
+
+/// An HTTP status code with its reason phrase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status(pub u16);
+
+impl Status {
+    /// 101
+    pub const SWITCHING_PROTOCOLS: Status = Status(101);
+    /// 200
+    pub const OK: Status = Status(200);
+    /// 204
+    pub const NO_CONTENT: Status = Status(204);
+    /// 400
+    pub const BAD_REQUEST: Status = Status(400);
+    /// 401
+    pub const UNAUTHORIZED: Status = Status(401);
+    /// 403
+    pub const FORBIDDEN: Status = Status(403);
+    /// 404
+    pub const NOT_FOUND: Status = Status(404);
+    /// 405
+    pub const METHOD_NOT_ALLOWED: Status = Status(405);
+    /// 408
+    pub const REQUEST_TIMEOUT: Status = Status(408);
+    /// 413
+    pub const PAYLOAD_TOO_LARGE: Status = Status(413);
+    /// 426
+    pub const UPGRADE_REQUIRED: Status = Status(426);
+    /// 431
+    pub const HEADERS_TOO_LARGE: Status = Status(431);
+    /// 500
+    pub const INTERNAL_ERROR: Status = Status(500);
+    /// 503
+    pub const SERVICE_UNAVAILABLE: Status = Status(503);
+
+    /// The reason phrase.
+    pub fn reason(self) -> &'static str {
+        match self.0 {
+            101 => "Switching Protocols",
+            200 => "OK",
+            204 => "No Content",
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "Not Found",
+            405 => "Method Not Allowed",
+            408 => "Request Timeout",
+            413 => "Content Too Large",
+            426 => "Upgrade Required",
+            431 => "Request Header Fields Too Large",
+            500 => "Internal Server Error",
+            503 => "Service Unavailable",
+            _ => "Unknown",
+        }
+    }
+}
+
+/// Append a complete response: status line, `headers`, `Content-Length`,
+/// `Connection: close` when `close`, and `body`.
+pub fn write_response(out: &mut Vec<u8>, status: Status, headers: &[(&str, &str)], body: &[u8], close: bool) {
+    use std::io::Write;
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "HTTP/1.1 {} {}\r\n", status.0, status.reason());
+    for (name, value) in headers {
+        let _ = write!(out, "{name}: {value}\r\n");
+    }
+    if status.0 >= 200 && status != Status::NO_CONTENT {
+        let _ = write!(out, "Content-Length: {}\r\n", body.len());
+    }
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scanner_finds_end_split_across_reads() {
+        let head = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nrest";
+        for cut in 0..head.len() {
+            let mut s = HeadScanner::default();
+            let first = s.scan(&head[..cut], 8192).unwrap();
+            let end = first.or_else(|| s.scan(head, 8192).unwrap());
+            assert_eq!(end, Some(head.len() - 4), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn scanner_enforces_limit() {
+        let mut s = HeadScanner::default();
+        assert_eq!(s.scan(&[b'a'; 100], 100), Err(HttpError::HeadTooLarge));
+        // A head that ends exactly at the limit is fine.
+        let mut s = HeadScanner::default();
+        assert_eq!(s.scan(b"GET / HTTP/1.1\r\n\r\n", 18), Ok(Some(18)));
+    }
+
+    #[test]
+    fn parses_head_and_tokens() {
+        let raw = b"GET /a?b=1 HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nX: 1\r\nX: 2\r\n\r\n";
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let head = RequestHead::parse(raw, &mut headers).unwrap();
+        assert_eq!((head.method, head.path(), head.query()), ("GET", "/a", Some("b=1")));
+        assert!(head.has_token("connection", "upgrade"));
+        assert!(!head.has_token("connection", "close"));
+        assert_eq!(head.single("x"), Err(HttpError::Malformed));
+        assert!(!head.wants_close());
+    }
+
+    #[test]
+    fn rejects_garbage_and_too_many_headers() {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        assert_eq!(
+            RequestHead::parse(b"\x16\x03\x01garbage\r\n\r\n", &mut headers).unwrap_err(),
+            HttpError::Malformed
+        );
+        let mut raw = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..=MAX_HEADERS {
+            raw.extend_from_slice(format!("h{i}: v\r\n").as_bytes());
+        }
+        raw.extend_from_slice(b"\r\n");
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        assert_eq!(
+            RequestHead::parse(&raw, &mut headers).unwrap_err(),
+            HttpError::HeadTooLarge
+        );
+    }
+
+    #[test]
+    fn writes_response() {
+        let mut out = Vec::new();
+        write_response(
+            &mut out,
+            Status::NOT_FOUND,
+            &[("Content-Type", "text/plain")],
+            b"no\n",
+            true,
+        );
+        assert_eq!(
+            out,
+            b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nno\n"
+        );
+    }
+}

@@ -1,0 +1,299 @@
+//! Message assembly: frames in, messages and control frames out (RFC 6455 §5.4-§5.6).
+//!
+//! [`MessageReader`] parses frames in place from the front of a caller-owned
+//! buffer. A message that fits in one frame is handed out as a slice of that
+//! buffer with no copy; only a fragmented message is assembled into a `Vec`,
+//! held only while the message is in progress. Control frames may arrive
+//! between fragments (§5.4) and are handed out at once.
+//!
+//! Everything is checked as early as the bytes allow: sequencing and size
+//! limits from the header alone, and UTF-8 of a text frame on each partial
+//! read, so a bad client is failed before its whole message is buffered.
+
+use super::close::CloseFrame;
+use super::error::ProtocolError;
+use super::frame::{FrameHeader, OpCode};
+use super::mask::apply_mask_offset;
+use super::utf8::Utf8Validator;
+use std::ops::Deref;
+
+/// Which end of the connection this is: servers require masked frames,
+/// clients require unmasked ones (§5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Accepts masked frames, sends unmasked ones.
+    Server,
+    /// Accepts unmasked frames, sends masked ones.
+    Client,
+}
+
+/// Size caps for incoming data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// Largest accepted frame payload.
+    pub max_frame_size: usize,
+    /// Largest accepted message, summed over its fragments.
+    pub max_message_size: usize,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            max_frame_size: 16 << 20,
+            max_message_size: 16 << 20,
+        }
+    }
+}
+
+/// Data message type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// UTF-8 text (opcode 1).
+    Text,
+    /// Binary data (opcode 2).
+    Binary,
+}
+
+impl MessageKind {
+    /// The opcode of the first frame of such a message.
+    pub fn opcode(self) -> OpCode {
+        match self {
+            MessageKind::Text => OpCode::Text,
+            MessageKind::Binary => OpCode::Binary,
+        }
+    }
+}
+
+/// A complete message's payload: borrowed from the read buffer when the
+/// message was one frame, owned when it was assembled from fragments.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Payload<'a> {
+    /// Unmasked in place in the caller's buffer.
+    Borrowed(&'a [u8]),
+    /// Assembled from several frames.
+    Owned(Vec<u8>),
+}
+
+impl Deref for Payload<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Payload::Borrowed(b) => b,
+            Payload::Owned(v) => v,
+        }
+    }
+}
+
+/// Something the peer sent.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A complete data message (text already validated as UTF-8).
+    Message(MessageKind, Payload<'a>),
+    /// A ping; its payload must be echoed in a pong (§5.5.2).
+    Ping(&'a [u8]),
+    /// A pong.
+    Pong(&'a [u8]),
+    /// A close frame, already validated (§5.5.1).
+    Close(CloseFrame<'a>),
+}
+
+/// The result of one [`MessageReader::read`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Read<'a> {
+    /// The buffer does not hold a whole frame yet. `frame_len`, once the
+    /// header is known, is the whole frame's size (header and payload), so
+    /// the caller can make room for it.
+    Incomplete {
+        /// Header plus payload length of the frame in progress, if known.
+        frame_len: Option<usize>,
+    },
+    /// One frame was consumed from the front of the buffer.
+    Frame {
+        /// Bytes to drop from the front of the buffer.
+        consumed: usize,
+        /// What it completed, if anything (a non-final fragment completes nothing).
+        event: Option<Event<'a>>,
+    },
+}
+
+/// A fragmented message in progress.
+#[derive(Debug)]
+struct Assembly {
+    kind: MessageKind,
+    payload: Vec<u8>,
+}
+
+/// Incoming half of a WebSocket endpoint: parses frames, enforces the
+/// framing rules and limits, and assembles messages.
+#[derive(Debug)]
+pub struct MessageReader {
+    role: Role,
+    limits: ReadLimits,
+    /// RSV bits a negotiated extension gives meaning to (none without one).
+    allowed_rsv: u8,
+    assembly: Option<Assembly>,
+    /// UTF-8 state of the text message in progress (fragmented or not).
+    utf8: Utf8Validator,
+    /// Payload bytes of the data frame at the front of the buffer already
+    /// unmasked and validated by an earlier call that returned `Incomplete`.
+    progress: usize,
+}
+
+impl MessageReader {
+    /// A reader for the given role and limits.
+    pub fn new(role: Role, limits: ReadLimits) -> Self {
+        MessageReader {
+            role,
+            limits,
+            allowed_rsv: 0,
+            assembly: None,
+            utf8: Utf8Validator::new(),
+            progress: 0,
+        }
+    }
+
+    /// Is a fragmented message being assembled?
+    pub fn in_message(&self) -> bool {
+        self.assembly.is_some()
+    }
+
+    /// Parse the frame at the front of `buf`, unmasking it in place.
+    ///
+    /// Between a call that returns `Incomplete` and the next one, the caller
+    /// may append to the buffer but must pass it starting at the same byte:
+    /// the part of the frame already unmasked is remembered.
+    pub fn read<'a>(&mut self, buf: &'a mut [u8]) -> Result<Read<'a>, ProtocolError> {
+        let Some((header, header_len)) = FrameHeader::decode(buf)? else {
+            return Ok(Read::Incomplete { frame_len: None });
+        };
+        self.check_header(&header)?;
+        // check_header bounded payload_len by max_frame_size, a usize.
+        let payload_len = header.payload_len as usize;
+        let frame_len = header_len + payload_len;
+        let key = header.mask.unwrap_or([0; 4]);
+        let available = (buf.len() - header_len).min(payload_len);
+
+        if !header.opcode.is_control() {
+            // Unmask and validate what has arrived so far (fail fast, §8.1).
+            let start = self.progress;
+            let fresh = &mut buf[header_len + start..header_len + available];
+            if header.mask.is_some() {
+                apply_mask_offset(fresh, key, start);
+            }
+            if self.current_kind(header.opcode) == MessageKind::Text {
+                self.utf8.feed(fresh).map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+            self.progress = available;
+        }
+        if available < payload_len {
+            return Ok(Read::Incomplete {
+                frame_len: Some(frame_len),
+            });
+        }
+        self.progress = 0;
+        let payload = &mut buf[header_len..frame_len];
+        let event = if header.opcode.is_control() {
+            if header.mask.is_some() {
+                apply_mask_offset(payload, key, 0);
+            }
+            Some(control_event(header.opcode, payload)?)
+        } else {
+            self.data_frame(&header, payload)?
+        };
+        Ok(Read::Frame {
+            consumed: frame_len,
+            event,
+        })
+    }
+
+    /// Rules decidable from the header alone.
+    fn check_header(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        // §5.2: RSV bits MUST be 0 unless an extension defines them; RFC 7692
+        // uses RSV1 on the first frame of a message only.
+        let first_data_frame = matches!(header.opcode, OpCode::Text | OpCode::Binary);
+        if header.rsv & !self.allowed_rsv != 0 || (header.rsv != 0 && !first_data_frame) {
+            return Err(ProtocolError::ReservedBits);
+        }
+        // §5.1: clients MUST mask, servers MUST NOT.
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        if header.payload_len > self.limits.max_frame_size as u64 {
+            return Err(ProtocolError::FrameTooLarge);
+        }
+        // §5.4: fragments of one message are not interleaved with another.
+        let so_far = match (header.opcode, &self.assembly) {
+            (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+            (OpCode::Text | OpCode::Binary, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
+            (OpCode::Continuation, Some(a)) => a.payload.len() as u64,
+            _ => 0,
+        };
+        if !header.opcode.is_control() && so_far + header.payload_len > self.limits.max_message_size as u64 {
+            return Err(ProtocolError::MessageTooLarge);
+        }
+        Ok(())
+    }
+
+    /// The kind of message a data frame with this opcode belongs to.
+    fn current_kind(&self, opcode: OpCode) -> MessageKind {
+        match (opcode, &self.assembly) {
+            (OpCode::Text, _) => MessageKind::Text,
+            (OpCode::Continuation, Some(a)) => a.kind,
+            _ => MessageKind::Binary,
+        }
+    }
+
+    /// A complete, unmasked, validated data frame.
+    fn data_frame<'a>(&mut self, header: &FrameHeader, payload: &'a [u8]) -> Result<Option<Event<'a>>, ProtocolError> {
+        let kind = self.current_kind(header.opcode);
+        match (header.fin, self.assembly.take()) {
+            // A whole message in one frame: hand out the slice, no copy.
+            (true, None) => {
+                self.finish_text(kind)?;
+                Ok(Some(Event::Message(kind, Payload::Borrowed(payload))))
+            }
+            // First fragment (§5.4).
+            (false, None) => {
+                self.assembly = Some(Assembly {
+                    kind,
+                    payload: payload.to_vec(),
+                });
+                Ok(None)
+            }
+            (fin, Some(mut assembly)) => {
+                assembly.payload.extend_from_slice(payload);
+                if fin {
+                    self.finish_text(kind)?;
+                    Ok(Some(Event::Message(kind, Payload::Owned(assembly.payload))))
+                } else {
+                    self.assembly = Some(assembly);
+                    Ok(None)
+                }
+            }
+        }
+    }
+
+    fn finish_text(&mut self, kind: MessageKind) -> Result<(), ProtocolError> {
+        if kind == MessageKind::Text {
+            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok(())
+    }
+}
+
+fn control_event(opcode: OpCode, payload: &[u8]) -> Result<Event<'_>, ProtocolError> {
+    Ok(match opcode {
+        OpCode::Ping => Event::Ping(payload),
+        OpCode::Pong => Event::Pong(payload),
+        OpCode::Close => Event::Close(CloseFrame::parse(payload)?),
+        OpCode::Continuation | OpCode::Text | OpCode::Binary => {
+            unreachable!("not a control opcode")
+        }
+    })
+}
+
+#[cfg(test)]
+#[path = "message_tests.rs"]
+mod tests;

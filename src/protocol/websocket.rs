@@ -1,0 +1,177 @@
+//! One WebSocket endpoint, sans I/O: bytes in, events and bytes to send out.
+//!
+//! [`WebSocket`] wraps the [`MessageReader`] with what the protocol itself
+//! requires an endpoint to answer, so that neither the server nor the load
+//! generator can forget it: a pong for every ping (§5.5.2), a close frame in
+//! reply to a close (§5.5.1), and no data after our own close. The close
+//! handshake is tracked per direction (§7.1).
+//!
+//! Outgoing frames are appended to a caller-owned `Vec<u8>`; the caller
+//! decides when to flush it. Clients mask with keys from a small generator
+//! seeded by the caller (the protocol never reads a clock or an OS RNG).
+
+use super::close::{close_payload, CloseCode};
+use super::error::ProtocolError;
+use super::frame::{FrameHeader, OpCode};
+use super::mask::apply_mask;
+use super::message::{Event, MessageKind, MessageReader, Read, ReadLimits, Role};
+
+/// Close handshake progress, one flag per direction (§7.1.2-§7.1.4).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CloseState {
+    /// We have queued a close frame.
+    pub sent: bool,
+    /// The peer's close frame has arrived.
+    pub received: bool,
+}
+
+/// A WebSocket endpoint after the opening handshake.
+#[derive(Debug)]
+pub struct WebSocket {
+    role: Role,
+    reader: MessageReader,
+    close: CloseState,
+    /// xorshift64 state for client masking keys (§5.3 asks for unpredictable
+    /// keys; the seed comes from the caller).
+    mask_state: u64,
+}
+
+impl WebSocket {
+    /// A server endpoint.
+    pub fn server(limits: ReadLimits) -> Self {
+        WebSocket {
+            role: Role::Server,
+            reader: MessageReader::new(Role::Server, limits),
+            close: CloseState::default(),
+            mask_state: 0,
+        }
+    }
+
+    /// A client endpoint; `mask_seed` seeds the masking keys (any nonzero-ish
+    /// random value: a zero seed is replaced).
+    pub fn client(limits: ReadLimits, mask_seed: u64) -> Self {
+        WebSocket {
+            role: Role::Client,
+            reader: MessageReader::new(Role::Client, limits),
+            close: CloseState::default(),
+            mask_state: mask_seed | 1,
+        }
+    }
+
+    /// Which end this is.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Close handshake progress.
+    pub fn close_state(&self) -> CloseState {
+        self.close
+    }
+
+    /// Both close frames have been exchanged: the TCP connection may go (§7.1.1).
+    pub fn is_closed(&self) -> bool {
+        self.close.sent && self.close.received
+    }
+
+    /// Parse one frame from the front of `buf` (see [`MessageReader::read`]).
+    /// Replies the protocol requires (pong, close) are appended to `out`.
+    /// Data after the peer's close is ignored (§5.5.1: the close is the last
+    /// frame); messages after our own close are still returned, marked by
+    /// [`CloseState::sent`], and are the caller's to drop.
+    pub fn read<'a>(&mut self, buf: &'a mut [u8], out: &mut Vec<u8>) -> Result<Read<'a>, ProtocolError> {
+        if self.close.received {
+            return Ok(Read::Frame {
+                consumed: buf.len(),
+                event: None,
+            });
+        }
+        let read = self.reader.read(buf)?;
+        if let Read::Frame {
+            event: Some(ref event), ..
+        } = read
+        {
+            match event {
+                Event::Ping(payload) if !self.close.sent => self.write_frame(OpCode::Pong, payload, out),
+                Event::Close(frame) => {
+                    self.close.received = true;
+                    if !self.close.sent {
+                        // §5.5.1: reply with a close, typically echoing the code.
+                        self.send_close_frame(frame.code, "", out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(read)
+    }
+
+    /// Queue a data message as one frame. Ignored once we sent a close.
+    pub fn send(&mut self, kind: MessageKind, payload: &[u8], out: &mut Vec<u8>) {
+        if !self.close.sent {
+            self.write_frame(kind.opcode(), payload, out);
+        }
+    }
+
+    /// Queue a ping (payload of at most 125 bytes; longer is cut).
+    pub fn send_ping(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        if !self.close.sent {
+            let len = payload.len().min(super::frame::MAX_CONTROL_PAYLOAD);
+            self.write_frame(OpCode::Ping, &payload[..len], out);
+        }
+    }
+
+    /// Start the close handshake (§7.1.2). Does nothing if already started.
+    pub fn close(&mut self, code: CloseCode, reason: &str, out: &mut Vec<u8>) {
+        if !self.close.sent {
+            self.send_close_frame(Some(code), reason, out);
+        }
+    }
+
+    /// Fail the connection for a protocol error (§7.1.7): queue a close with
+    /// the error's code, if a close can still be sent.
+    pub fn fail(&mut self, error: &ProtocolError, out: &mut Vec<u8>) {
+        let reason = error.to_string();
+        self.close(CloseCode::from(error), &reason, out);
+        // Nothing more will be read: treat the input direction as done.
+        self.close.received = true;
+    }
+
+    fn send_close_frame(&mut self, code: Option<CloseCode>, reason: &str, out: &mut Vec<u8>) {
+        let mut payload = Vec::with_capacity(2 + reason.len());
+        if let Some(code) = code {
+            close_payload(code, reason, &mut payload);
+        }
+        self.write_frame(OpCode::Close, &payload, out);
+        self.close.sent = true;
+    }
+
+    /// Append one final frame; clients mask a copy of the payload.
+    fn write_frame(&mut self, opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) {
+        let mut header = FrameHeader::new(opcode, payload.len() as u64);
+        match self.role {
+            Role::Server => {
+                out.reserve(header.encoded_len() + payload.len());
+                header.write_to(out);
+                out.extend_from_slice(payload);
+            }
+            Role::Client => {
+                let key = self.next_mask_key();
+                header.mask = Some(key);
+                out.reserve(header.encoded_len() + payload.len());
+                header.write_to(out);
+                let start = out.len();
+                out.extend_from_slice(payload);
+                apply_mask(&mut out[start..], key);
+            }
+        }
+    }
+
+    fn next_mask_key(&mut self) -> [u8; 4] {
+        let mut x = self.mask_state;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.mask_state = x;
+        (x as u32).to_ne_bytes()
+    }
+}
