@@ -1,0 +1,221 @@
+//! Per-worker buffer pool and the two buffer shapes a connection borrows from it.
+//!
+//! An idle connection holds no buffer at all: a [`ReadBuf`] is taken from
+//! the pool when bytes arrive and given back as soon as every byte has been
+//! consumed; a [`WriteBuf`] likewise lives only while output is pending. So
+//! memory follows the data in flight, not the number of connections, and a
+//! pool of a few hundred buffers serves any number of mostly idle sockets.
+//! Buffers that grew for a large frame are freed instead of pooled, so one
+//! big message does not pin megabytes per worker.
+
+/// Idle buffers kept by one worker for reuse.
+#[derive(Debug)]
+pub struct BufferPool {
+    free: Vec<Vec<u8>>,
+    size: usize,
+    max_free: usize,
+}
+
+impl BufferPool {
+    /// A pool of `size`-byte buffers keeping at most `max_free` idle ones.
+    pub fn new(size: usize, max_free: usize) -> Self {
+        BufferPool {
+            free: Vec::new(),
+            size,
+            max_free,
+        }
+    }
+
+    /// The standard buffer size.
+    pub fn buffer_size(&self) -> usize {
+        self.size
+    }
+
+    /// Number of idle buffers held.
+    pub fn idle(&self) -> usize {
+        self.free.len()
+    }
+
+    /// A zero-length `Vec` with at least the standard capacity.
+    fn take(&mut self) -> Vec<u8> {
+        self.free.pop().unwrap_or_else(|| Vec::with_capacity(self.size))
+    }
+
+    /// Give a buffer back; oversized ones and any beyond `max_free` are freed.
+    fn give(&mut self, mut v: Vec<u8>) {
+        if v.capacity() >= self.size && v.capacity() <= 2 * self.size && self.free.len() < self.max_free {
+            v.clear();
+            self.free.push(v);
+        }
+    }
+}
+
+/// Received bytes not yet consumed, `data[start..end]`. The vector is kept
+/// fully initialised (`len == capacity`) so reads go straight into it.
+#[derive(Debug)]
+pub struct ReadBuf {
+    data: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuf {
+    /// Borrow a buffer from the pool.
+    pub fn take(pool: &mut BufferPool) -> ReadBuf {
+        let mut data = pool.take();
+        let cap = data.capacity();
+        data.resize(cap, 0);
+        ReadBuf { data, start: 0, end: 0 }
+    }
+
+    /// Give the buffer back to the pool.
+    pub fn give(self, pool: &mut BufferPool) {
+        pool.give(self.data);
+    }
+
+    /// Unconsumed bytes.
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Nothing left to consume.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// The unconsumed bytes, mutable (frames are unmasked in place).
+    pub fn filled_mut(&mut self) -> &mut [u8] {
+        &mut self.data[self.start..self.end]
+    }
+
+    /// The unconsumed bytes.
+    pub fn filled(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+
+    /// Drop `n` consumed bytes from the front.
+    pub fn consume(&mut self, n: usize) {
+        self.start += n;
+        debug_assert!(self.start <= self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Room to read into, never empty. `want` is how many bytes from the
+    /// first unconsumed one the caller needs together (the frame or head in
+    /// progress; bounded by the caller's limits): unconsumed bytes move to
+    /// the front when the tail is short, and the buffer grows if `want`
+    /// cannot fit otherwise.
+    pub fn spare(&mut self, want: usize) -> &mut [u8] {
+        if self.start > 0 && (self.end == self.data.len() || self.start + want > self.data.len()) {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let need = (self.start + want).max(self.end + 1);
+        if need > self.data.len() {
+            self.data.resize(need, 0);
+        }
+        &mut self.data[self.end..]
+    }
+
+    /// Mark `n` bytes of [`spare`](Self::spare) as received.
+    pub fn filled_by(&mut self, n: usize) {
+        self.end += n;
+        debug_assert!(self.end <= self.data.len());
+    }
+}
+
+/// Bytes queued for the socket, `data[pos..]`.
+#[derive(Debug)]
+pub struct WriteBuf {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+impl WriteBuf {
+    /// Borrow a buffer from the pool.
+    pub fn take(pool: &mut BufferPool) -> WriteBuf {
+        WriteBuf {
+            data: pool.take(),
+            pos: 0,
+        }
+    }
+
+    /// Give the buffer back to the pool.
+    pub fn give(self, pool: &mut BufferPool) {
+        pool.give(self.data);
+    }
+
+    /// Where protocol code appends output. Written-out bytes at the front
+    /// are dropped first if they are the larger part, so the vector does not
+    /// grow while a slow peer drains it.
+    pub fn out(&mut self) -> &mut Vec<u8> {
+        if self.pos > 0 && self.pos >= self.data.len() / 2 {
+            self.data.drain(..self.pos);
+            self.pos = 0;
+        }
+        &mut self.data
+    }
+
+    /// Bytes waiting to be written.
+    pub fn pending(&self) -> &[u8] {
+        &self.data[self.pos..]
+    }
+
+    /// Mark `n` pending bytes as written.
+    pub fn advance(&mut self, n: usize) {
+        self.pos += n;
+        if self.pos == self.data.len() {
+            self.data.clear();
+            self.pos = 0;
+        }
+    }
+
+    /// Nothing left to write.
+    pub fn is_empty(&self) -> bool {
+        self.pos == self.data.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_buf_compacts_and_grows() {
+        let mut pool = BufferPool::new(16, 4);
+        let mut r = ReadBuf::take(&mut pool);
+        let n = r.spare(0).len();
+        assert_eq!(n, 16);
+        r.spare(0)[..10].copy_from_slice(b"0123456789");
+        r.filled_by(10);
+        r.consume(8);
+        // Asking for a 30-byte frame: compacted to the front and grown.
+        let spare = r.spare(30);
+        assert_eq!(spare.len(), 28);
+        assert_eq!(r.filled(), b"89");
+        r.consume(2);
+        assert!(r.is_empty());
+        r.give(&mut pool);
+        // Grown past twice the standard size: freed, not pooled.
+        assert_eq!(pool.idle(), 0);
+    }
+
+    #[test]
+    fn write_buf_tracks_position() {
+        let mut pool = BufferPool::new(16, 4);
+        let mut w = WriteBuf::take(&mut pool);
+        w.out().extend_from_slice(b"hello world");
+        w.advance(6);
+        assert_eq!(w.pending(), b"world");
+        w.out().extend_from_slice(b"!");
+        assert_eq!(w.pending(), b"world!");
+        w.advance(6);
+        assert!(w.is_empty());
+        w.give(&mut pool);
+        assert_eq!(pool.idle(), 1);
+    }
+}

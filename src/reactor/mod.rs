@@ -1,0 +1,125 @@
+//! The reactor: worker threads, each a mio event loop over its own
+//! SO_REUSEPORT listener and slab of connection state machines.
+//!
+//! ```text
+//!            ┌──────────── kernel: SO_REUSEPORT hash over listeners ───────────┐
+//!            ▼                                 ▼                               ▼
+//!  worker 0: Poll + listener + Slab<Connection> + BufferPool + Waker   worker 1: ...
+//!            └── Connection: Handshake → Open(WebSocket) → Closing ──┘
+//! ```
+//!
+//! Workers share only the shutdown flag and the process-wide connection
+//! count. [`start`] returns a handle (tests run servers in-process with it);
+//! [`serve`] runs until SIGINT or SIGTERM and then shuts down gracefully.
+
+pub mod buffer;
+pub mod connection;
+pub mod listener;
+pub mod settings;
+pub mod stats;
+pub mod worker;
+
+use mio::{Poll, Waker};
+use settings::Settings;
+use stats::WorkerStats;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use worker::{Worker, WAKER};
+
+/// State shared by all workers.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Set once to stop: workers stop accepting and close their connections.
+    pub shutdown: AtomicBool,
+    /// Connections open in the whole process (for `max_connections`).
+    pub connections: AtomicUsize,
+}
+
+/// A running server.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    wakers: Vec<Arc<Waker>>,
+    threads: Vec<JoinHandle<io::Result<()>>>,
+    stats: Vec<Arc<WorkerStats>>,
+}
+
+impl ServerHandle {
+    /// The address the workers listen on (the real port when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Each worker's counters, by worker index.
+    pub fn stats(&self) -> &[Arc<WorkerStats>] {
+        &self.stats
+    }
+
+    /// Begin a graceful shutdown (returns at once; see [`join`](Self::join)).
+    pub fn shutdown(&self) {
+        signal_shutdown(&self.shared, &self.wakers);
+    }
+
+    /// A function that begins the shutdown, for a signal thread.
+    pub fn shutdown_trigger(&self) -> impl Fn() + Send + 'static {
+        let shared = self.shared.clone();
+        let wakers = self.wakers.clone();
+        move || signal_shutdown(&shared, &wakers)
+    }
+
+    /// Wait for every worker to finish.
+    pub fn join(self) -> io::Result<()> {
+        let mut result = Ok(());
+        for t in self.threads {
+            match t.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(e),
+                Err(_) => result = Err(io::Error::other("worker thread panicked")),
+            }
+        }
+        result
+    }
+}
+
+fn signal_shutdown(shared: &Shared, wakers: &[Arc<Waker>]) {
+    shared.shutdown.store(true, SeqCst);
+    for w in wakers {
+        let _ = w.wake();
+    }
+}
+
+/// Bind `threads` listeners on `addr` and start one worker on each.
+pub fn start(addr: SocketAddr, threads: usize, backlog: u32, settings: Settings) -> io::Result<ServerHandle> {
+    let threads = threads.max(1);
+    let listeners = listener::bind_all(addr, threads, backlog)?;
+    let addr = listeners[0].local_addr()?;
+    let settings = Arc::new(settings);
+    let shared = Arc::new(Shared::default());
+    let mut workers = Vec::new();
+    let mut wakers = Vec::new();
+    let mut stats = Vec::new();
+    for (id, listener) in listeners.into_iter().enumerate() {
+        let poll = Poll::new()?;
+        wakers.push(Arc::new(Waker::new(poll.registry(), WAKER)?));
+        let s = Arc::new(WorkerStats::default());
+        stats.push(s.clone());
+        workers.push(Worker::new(id, poll, listener, settings.clone(), shared.clone(), s)?);
+    }
+    let mut handles = Vec::new();
+    for (id, worker) in workers.into_iter().enumerate() {
+        let t = std::thread::Builder::new()
+            .name(format!("worker-{id}"))
+            .spawn(move || worker.run())?;
+        handles.push(t);
+    }
+    Ok(ServerHandle {
+        addr,
+        shared,
+        wakers,
+        threads: handles,
+        stats,
+    })
+}
