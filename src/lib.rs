@@ -1,6 +1,8 @@
 //! wsreactor: an RFC 6455 WebSocket server on a hand-written mio reactor.
 //!
 //! - [`config`]: the TOML configuration, its defaults and validation.
+//! - [`sys`]: process setup the server needs from the OS (descriptor limit).
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod sys;
