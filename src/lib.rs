@@ -1,6 +1,22 @@
 //! wsreactor: an RFC 6455 WebSocket server on a hand-written mio reactor.
+//!
+//! ```text
+//!  main.rs ── config ──► reactor::serve ──► N × Worker (thread)
+//!                                             │  mio::Poll, SO_REUSEPORT listener, Slab<Connection>, BufferPool
+//!                                             ▼
+//!                          Connection: Handshake ─► Open ─► Closing
+//!                                │ http::route     │ protocol::WebSocket (sans-IO)
+//! ```
+//!
+//! - [`protocol`]: RFC 6455 without I/O: handshake, frames, masking, UTF-8, close codes, messages.
+//! - [`reactor`]: the worker threads that accept and serve connections.
+//! - [`http`]: what each request target means.
+//! - [`config`]: the TOML configuration, its defaults and validation.
+//! - [`sys`]: process setup the server needs from the OS (descriptor limit).
 #![deny(missing_docs)]
 
+pub mod config;
 pub mod http;
 pub mod protocol;
 pub mod reactor;
+pub mod sys;

@@ -10,7 +10,9 @@
 //!
 //! Workers share only the shutdown flag and the process-wide connection
 //! count. [`start`] returns a handle (tests run servers in-process with it);
-//! [`serve`] runs until SIGINT or SIGTERM and then shuts down gracefully.
+//! [`serve`] runs until SIGINT or SIGTERM and then shuts down gracefully:
+//! no new connections, a 1001 close to every WebSocket, at most the close
+//! timeout to finish, exit status 0.
 
 pub mod buffer;
 pub mod connection;
@@ -19,6 +21,7 @@ pub mod settings;
 pub mod stats;
 pub mod worker;
 
+use crate::config::Config;
 use mio::{Poll, Waker};
 use settings::Settings;
 use stats::WorkerStats;
@@ -122,4 +125,49 @@ pub fn start(addr: SocketAddr, threads: usize, backlog: u32, settings: Settings)
         threads: handles,
         stats,
     })
+}
+
+impl From<&Config> for Settings {
+    fn from(c: &Config) -> Settings {
+        Settings {
+            read_limits: crate::protocol::ReadLimits {
+                max_frame_size: c.limits.max_frame_size,
+                max_message_size: c.limits.max_message_size,
+            },
+            max_request_head: c.limits.max_request_head,
+            write_buffer_limit: c.limits.write_buffer_limit,
+            read_buffer_size: c.limits.read_buffer_size,
+            buffer_pool_size: c.limits.buffer_pool_size,
+            max_connections: c.server.max_connections,
+            handshake_timeout: c.timeouts.handshake,
+            idle_timeout: c.timeouts.idle,
+            close_timeout: c.timeouts.close,
+            write_stall: c.timeouts.write_stall,
+        }
+    }
+}
+
+/// Serve with `config` until SIGINT or SIGTERM, then shut down gracefully.
+/// A second signal during the shutdown exits at once.
+pub fn serve(config: Config) -> io::Result<()> {
+    let threads = config.worker_threads();
+    let server = start(config.server.bind, threads, config.server.backlog, Settings::from(&config))?;
+    log::info!("listening on {} with {threads} worker thread(s)", server.local_addr());
+    let trigger = server.shutdown_trigger();
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        let mut seen = false;
+        for signal in signals.forever() {
+            if seen {
+                log::warn!("second signal {signal}: exiting now");
+                std::process::exit(1);
+            }
+            seen = true;
+            log::info!("signal {signal}: closing connections (1001) and stopping");
+            trigger();
+        }
+    })?;
+    server.join()?;
+    log::info!("stopped");
+    Ok(())
 }
