@@ -107,7 +107,8 @@ server_alive() {
     [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null || return 1
     # a zombie (exited, not yet reaped) is not alive
     local state
-    state=$(awk '{print $3}' "/proc/$SERVER_PID/stat" 2>/dev/null) || return 1
+    state=$(sed 's/.*) //' "/proc/$SERVER_PID/stat" 2>/dev/null) || return 1
+    state=${state%% *}
     [ "$state" != Z ]
 }
 
