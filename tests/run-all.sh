@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Runs every test of wsreactor: the one command for CI and for a fresh machine.
+#
+#   1. cargo build --release
+#   2. cargo test --release --all-targets   (unit, integration, bins, benches in test mode)
+#      cargo test --release --doc           (doc tests; --all-targets leaves them out)
+#   3. cargo bench --no-run                 (the benches compile)
+#   4. bash tests/autobahn.sh               (Autobahn TestSuite against the release binary)
+#
+# Installs what it needs on a fresh Debian machine: python3 venv support via
+# apt-get (only when missing, and only as root); tests/autobahn.sh makes its own
+# virtualenv with kosoku. Each step is bounded in time (STEP_TIMEOUT seconds,
+# default 1200); exits non-zero on the first failure.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+STEP_TIMEOUT=${STEP_TIMEOUT:-1200}
+RUN_START=$(date +%s)
+STEP_TIMES=()
+
+step() {
+    echo
+    echo "=== run-all: [$(date +%H:%M:%S)] $*"
+}
+
+# run NAME CMD...: one step, bounded in time, reported with its duration
+run() {
+    local name=$1; shift
+    step "$name: $*"
+    local t0 rc=0
+    t0=$(date +%s)
+    timeout -k 30 "$STEP_TIMEOUT" "$@" || rc=$?
+    local dt=$(( $(date +%s) - t0 ))
+    STEP_TIMES+=("$name ${dt}s")
+    if [ "$rc" != 0 ]; then
+        [ "$rc" = 124 ] && echo "=== run-all: $name did not finish within ${STEP_TIMEOUT}s" >&2
+        echo "=== run-all: FAILED at step '$name' (exit status $rc, ${dt}s)" >&2
+        exit "$rc"
+    fi
+    echo "=== run-all: $name passed (${dt}s)"
+}
+
+# --- what a fresh Debian machine may lack ------------------------------------------
+apt_install() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "=== run-all: missing $*; install it (apt-get install -y $*) or run as root" >&2
+        exit 1
+    fi
+    if [ -z "${APT_UPDATED:-}" ]; then
+        DEBIAN_FRONTEND=noninteractive timeout 600 apt-get update -q
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -q "$@"
+}
+
+step "checking the tools"
+command -v cargo >/dev/null || { echo "=== run-all: cargo not found (a Rust toolchain is needed)" >&2; exit 1; }
+command -v timeout >/dev/null || { echo "=== run-all: timeout (coreutils) not found" >&2; exit 1; }
+if ! command -v python3 >/dev/null; then
+    step "installing python3"
+    apt_install python3 python3-venv
+fi
+# Debian's python3 has venv but not ensurepip (so no working `python3 -m venv`)
+# until python3-venv is installed.
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    step "installing python3-venv (python3 -m venv is not usable)"
+    apt_install python3-venv
+    python3 -c 'import venv, ensurepip' || {
+        echo "=== run-all: python3 -m venv still unusable after installing python3-venv" >&2; exit 1; }
+fi
+cargo --version
+python3 --version
+
+# --- the steps -----------------------------------------------------------------------
+run build cargo build --release
+run test cargo test --release --all-targets
+if cargo metadata --no-deps --format-version 1 \
+    | python3 -c 'import json, sys; pkgs = json.load(sys.stdin)["packages"]; sys.exit(0 if any("lib" in t["kind"] for p in pkgs for t in p["targets"]) else 1)'
+then
+    run doctest cargo test --release --doc
+else
+    step "doctest: skipped (the package has no library target)"
+fi
+run bench-build cargo bench --no-run
+run autobahn bash tests/autobahn.sh
+
+step "all steps passed in $(( $(date +%s) - RUN_START ))s: ${STEP_TIMES[*]}"
