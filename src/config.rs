@@ -223,10 +223,7 @@ impl fmt::Display for ConfigError {
                 line,
                 expected,
             } => {
-                write!(
-                    f,
-                    "{origin}: unknown key `{key}` at line {line}; expected one of "
-                )?;
+                write!(f, "{origin}: unknown key `{key}` at line {line}; expected one of ")?;
                 for (i, name) in expected.iter().enumerate() {
                     let sep = if i == 0 { "" } else { ", " };
                     write!(f, "{sep}`{name}`")?;
@@ -238,15 +235,8 @@ impl fmt::Display for ConfigError {
                 key,
                 line,
                 message,
-            } => write!(
-                f,
-                "{origin}: bad value for `{key}` at line {line}: {message}"
-            ),
-            ConfigError::Invalid {
-                origin,
-                key,
-                message,
-            } => write!(f, "{origin}: `{key}` {message}"),
+            } => write!(f, "{origin}: bad value for `{key}` at line {line}: {message}"),
+            ConfigError::Invalid { origin, key, message } => write!(f, "{origin}: `{key}` {message}"),
         }
     }
 }
@@ -320,10 +310,7 @@ impl Config {
         // often it costs more than the dead connections it finds.
         if timeouts.idle < Duration::from_secs(2) {
             let got = humantime_serde::re::humantime::format_duration(timeouts.idle);
-            return Err(invalid(
-                "timeouts.idle",
-                format!("must be at least 2s, got {got}"),
-            ));
+            return Err(invalid("timeouts.idle", format!("must be at least 2s, got {got}")));
         }
         Ok(())
     }
@@ -425,12 +412,7 @@ fn check_one(section: &str, key: &str, value: &toml::Value) -> Result<(), String
     result.map_err(|e| e.message().to_owned())
 }
 
-fn unknown(
-    origin: &str,
-    key: String,
-    line: usize,
-    expected: &'static [&'static str],
-) -> ConfigError {
+fn unknown(origin: &str, key: String, line: usize, expected: &'static [&'static str]) -> ConfigError {
     ConfigError::UnknownKey {
         origin: origin.to_owned(),
         key,
@@ -484,12 +466,7 @@ mod tests {
         sections.sort_unstable();
         assert_eq!(names, sections);
         for (section, keys) in SECTIONS {
-            let found: Vec<&str> = table[*section]
-                .as_table()
-                .unwrap()
-                .keys()
-                .map(String::as_str)
-                .collect();
+            let found: Vec<&str> = table[*section].as_table().unwrap().keys().map(String::as_str).collect();
             let mut keys = keys.to_vec();
             keys.sort_unstable();
             assert_eq!(found, keys, "[{section}]");
@@ -521,18 +498,10 @@ mod tests {
     #[test]
     fn unknown_key_is_named_with_its_section_and_line() {
         let msg = message("[limits]\nmax_frame_size = 1000\nmax_frame = 1\n");
-        assert!(
-            msg.contains("unknown key `limits.max_frame` at line 3"),
-            "{msg}"
-        );
-        assert!(
-            msg.contains("`max_frame_size`"),
-            "lists the known keys: {msg}"
-        );
+        assert!(msg.contains("unknown key `limits.max_frame` at line 3"), "{msg}");
+        assert!(msg.contains("`max_frame_size`"), "lists the known keys: {msg}");
         let err = parse("[limits]\nmax_frame = 1\n").unwrap_err();
-        assert!(
-            matches!(err, ConfigError::UnknownKey { ref key, line: 2, .. } if key == "limits.max_frame")
-        );
+        assert!(matches!(err, ConfigError::UnknownKey { ref key, line: 2, .. } if key == "limits.max_frame"));
     }
 
     #[test]
@@ -553,15 +522,10 @@ mod tests {
     #[test]
     fn wrong_type_is_named_with_its_section_and_line() {
         let msg = message("[server]\nbind = \"127.0.0.1:1\"\nthreads = \"four\"\n");
-        assert!(
-            msg.contains("bad value for `server.threads` at line 3"),
-            "{msg}"
-        );
+        assert!(msg.contains("bad value for `server.threads` at line 3"), "{msg}");
         assert!(msg.contains("expected usize"), "{msg}");
         let err = parse("[server]\nthreads = \"four\"\n").unwrap_err();
-        assert!(
-            matches!(err, ConfigError::BadValue { ref key, line: 2, .. } if key == "server.threads")
-        );
+        assert!(matches!(err, ConfigError::BadValue { ref key, line: 2, .. } if key == "server.threads"));
     }
 
     #[test]
@@ -587,17 +551,11 @@ mod tests {
     #[test]
     fn table_where_a_value_belongs_is_named() {
         let msg = message("[server]\nbind.port = 1\n");
-        assert!(
-            msg.contains("bad value for `server.bind` at line 2"),
-            "{msg}"
-        );
+        assert!(msg.contains("bad value for `server.bind` at line 2"), "{msg}");
         let msg = message("limits.read_buffer_size.x = 1\n");
         assert!(msg.contains("`limits.read_buffer_size` at line 1"), "{msg}");
         let msg = message("[server.extra]\na = 1\n");
-        assert!(
-            msg.contains("unknown key `server.extra` at line 1"),
-            "{msg}"
-        );
+        assert!(msg.contains("unknown key `server.extra` at line 1"), "{msg}");
     }
 
     #[test]
@@ -610,10 +568,7 @@ mod tests {
     fn syntax_error_names_file_and_line() {
         let msg = message("[server]\nthreads = = 2\n");
         assert!(msg.contains("line 2"), "{msg}");
-        assert!(matches!(
-            parse("[server\n").unwrap_err(),
-            ConfigError::Syntax { .. }
-        ));
+        assert!(matches!(parse("[server\n").unwrap_err(), ConfigError::Syntax { .. }));
     }
 
     #[test]
@@ -646,10 +601,7 @@ mod tests {
             "config/x.toml: `limits.read_buffer_size` must be at least 1024, got 10"
         );
         let msg = invalid(|c| c.timeouts.idle = Duration::from_millis(1500));
-        assert_eq!(
-            msg,
-            "config/x.toml: `timeouts.idle` must be at least 2s, got 1s 500ms"
-        );
+        assert_eq!(msg, "config/x.toml: `timeouts.idle` must be at least 2s, got 1s 500ms");
     }
 
     #[test]
@@ -660,17 +612,11 @@ mod tests {
             ("limits.max_request_head", |c| c.limits.max_request_head = 0),
             ("limits.max_frame_size", |c| c.limits.max_frame_size = 124),
             ("limits.max_message_size", |c| c.limits.max_message_size = 0),
-            ("limits.write_buffer_limit", |c| {
-                c.limits.write_buffer_limit = 0
-            }),
-            ("timeouts.handshake", |c| {
-                c.timeouts.handshake = Duration::ZERO
-            }),
+            ("limits.write_buffer_limit", |c| c.limits.write_buffer_limit = 0),
+            ("timeouts.handshake", |c| c.timeouts.handshake = Duration::ZERO),
             ("timeouts.idle", |c| c.timeouts.idle = Duration::ZERO),
             ("timeouts.close", |c| c.timeouts.close = Duration::ZERO),
-            ("timeouts.write_stall", |c| {
-                c.timeouts.write_stall = Duration::ZERO
-            }),
+            ("timeouts.write_stall", |c| c.timeouts.write_stall = Duration::ZERO),
         ];
         for (key, edit) in cases {
             let msg = invalid(edit);

@@ -44,10 +44,7 @@ mod tests {
             rlim_max: 0,
         };
         // SAFETY: as in raise_fd_limit.
-        assert_eq!(
-            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-            0
-        );
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
         limit
     }
 

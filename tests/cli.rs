@@ -33,10 +33,7 @@ fn refused(name: &str, text: &str) -> String {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(
-        stderr.contains(&path.display().to_string()),
-        "no file in {stderr}"
-    );
+    assert!(stderr.contains(&path.display().to_string()), "no file in {stderr}");
     stderr
 }
 

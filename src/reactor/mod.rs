@@ -151,7 +151,12 @@ impl From<&Config> for Settings {
 /// A second signal during the shutdown exits at once.
 pub fn serve(config: Config) -> io::Result<()> {
     let threads = config.worker_threads();
-    let server = start(config.server.bind, threads, config.server.backlog, Settings::from(&config))?;
+    let server = start(
+        config.server.bind,
+        threads,
+        config.server.backlog,
+        Settings::from(&config),
+    )?;
     log::info!("listening on {} with {threads} worker thread(s)", server.local_addr());
     let trigger = server.shutdown_trigger();
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
