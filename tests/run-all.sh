@@ -5,7 +5,8 @@
 #   2. cargo test --release --all-targets   (unit, integration, bins, benches in test mode)
 #      cargo test --release --doc           (doc tests; --all-targets leaves them out)
 #   3. cargo bench --no-run                 (the benches compile)
-#   4. bash tests/autobahn.sh               (Autobahn TestSuite against the release binary)
+#   4. python3 benches/idle_rss.py ...      (10,000 idle connections cost < 1 KiB of server RSS each)
+#   5. bash tests/autobahn.sh               (Autobahn TestSuite against the release binary)
 #
 # Installs what it needs on a fresh Debian machine: python3 venv support via
 # apt-get (only when missing, and only as root); tests/autobahn.sh makes its own
@@ -83,6 +84,7 @@ else
     step "doctest: skipped (the package has no library target)"
 fi
 run bench-build cargo bench --no-run
+run idle-rss python3 benches/idle_rss.py --spawn target/release/wsreactor --connections 10000 --max-bytes-per-conn 1024
 run autobahn bash tests/autobahn.sh
 
 step "all steps passed in $(( $(date +%s) - RUN_START ))s: ${STEP_TIMES[*]}"
