@@ -26,7 +26,9 @@ pub fn apply_mask_offset(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let k64 = (u64::from(k32) << 32) | u64::from(k32);
     let mut chunks = buf.chunks_exact_mut(8);
     for chunk in &mut chunks {
-        let word = u64::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]]);
+        let word = u64::from_ne_bytes([
+            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+        ]);
         chunk.copy_from_slice(&(word ^ k64).to_ne_bytes());
     }
     // Whole chunks are a multiple of 4 long: the tail starts where the key does.

@@ -145,14 +145,17 @@ impl Connection {
     }
 
     /// Handle readiness.
-    pub fn on_ready(&mut self, writable: bool, ctx: &mut Ctx<'_>) -> Life {
+    pub fn on_ready(&mut self, readable: bool, writable: bool, ctx: &mut Ctx<'_>) -> Life {
         let step = (|| {
+            let was_blocked = !self.wants_read(ctx.settings);
             if writable {
                 self.flush(ctx)?;
             }
-            // Read even without a readable event: after backpressure lifts,
-            // bytes left in the socket raise no new edge.
-            self.read_all(ctx)?;
+            // Also read when backpressure just lifted: bytes left in the
+            // socket then raise no new readable edge.
+            if readable || (was_blocked && self.wants_read(ctx.settings)) {
+                self.read_all(ctx)?;
+            }
             self.after_io(ctx)
         })();
         self.life(step, ctx)
@@ -255,41 +258,50 @@ impl Connection {
 
     /// Consume what the read buffer holds, according to the state.
     fn process(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        match self.state {
-            State::Handshake { .. } => self.process_head(ctx),
-            State::Open { .. } => {
-                self.process_frames(ctx);
-                Ok(())
-            }
-            State::Closing { .. } => {
-                // Input after our last word is read only to reach EOF.
-                if let Some(r) = self.rbuf.as_mut() {
-                    r.consume(r.len());
+        loop {
+            let more = match self.state {
+                State::Handshake { .. } => self.process_head(ctx),
+                State::Open { .. } => {
+                    self.process_frames(ctx);
+                    false
                 }
-                Ok(())
+                State::Closing { .. } => {
+                    // Input after our last word is read only to reach EOF.
+                    if let Some(r) = self.rbuf.as_mut() {
+                        r.consume(r.len());
+                    }
+                    false
+                }
+            };
+            // A head was consumed: pipelined bytes (frames after the 101,
+            // or the next keep-alive request) are handled now, not on the
+            // next readiness edge, which may never come.
+            if !more || self.rbuf.as_ref().is_none_or(|r| r.is_empty()) {
+                return Ok(());
             }
         }
     }
 
-    /// Handshake: find the end of the head, then route it.
-    fn process_head(&mut self, ctx: &mut Ctx<'_>) -> Step {
+    /// Handshake: find the end of the head, then route it. True when a
+    /// head was consumed and what follows it must be processed too.
+    fn process_head(&mut self, ctx: &mut Ctx<'_>) -> bool {
         let State::Handshake { scanner } = &mut self.state else {
-            return Ok(());
+            return false;
         };
         let Some(rbuf) = self.rbuf.as_mut() else {
-            return Ok(());
+            return false;
         };
         let limit = ctx.settings.max_request_head;
         self.want = limit;
         let head_len = match scanner.scan(rbuf.filled(), limit) {
-            Ok(None) => return Ok(()),
+            Ok(None) => return false,
             Ok(Some(n)) => n,
-            Err(e) => return self.refuse_http(e.status(), &[], e.to_string(), ctx),
+            Err(e) => return self.refuse(e.status(), &[], e.to_string(), ctx),
         };
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let head = match RequestHead::parse(&rbuf.filled()[..head_len], &mut headers) {
             Ok(head) => head,
-            Err(e) => return self.refuse_http(e.status(), &[], e.to_string(), ctx),
+            Err(e) => return self.refuse(e.status(), &[], e.to_string(), ctx),
         };
         let wbuf = self.wbuf.get_or_insert_with(|| WriteBuf::take(ctx.pool));
         match route(head.path()) {
@@ -304,15 +316,15 @@ impl Connection {
                     };
                     self.want = 0;
                     ctx.stats.upgrades.fetch_add(1, Relaxed);
-                    self.process(ctx)
+                    true
                 }
                 Err(e) => {
                     log::debug!("handshake refused: {e}");
-                    self.refuse_http(e.status(), e.headers(), e.to_string(), ctx)
+                    self.refuse(e.status(), e.headers(), e.to_string(), ctx)
                 }
             },
             Route::Health if head.method != "GET" => {
-                self.refuse_http(Status::METHOD_NOT_ALLOWED, &[("Allow", "GET")], "use GET".into(), ctx)
+                self.refuse(Status::METHOD_NOT_ALLOWED, &[("Allow", "GET")], "use GET".into(), ctx)
             }
             Route::Health => {
                 // Keep-alive unless asked otherwise or a body would follow.
@@ -324,20 +336,20 @@ impl Connection {
                 if !close {
                     self.since = ctx.now;
                 }
-                Ok(())
+                !close
             }
-            Route::NotFound => self.refuse_http(Status::NOT_FOUND, &[], "no such endpoint".into(), ctx),
+            Route::NotFound => self.refuse(Status::NOT_FOUND, &[], "no such endpoint".into(), ctx),
         }
     }
 
-    /// Answer a refused request and close.
-    fn refuse_http(&mut self, status: Status, headers: &[(&str, &str)], why: String, ctx: &mut Ctx<'_>) -> Step {
+    /// Answer a refused request and close; nothing after it is processed.
+    fn refuse(&mut self, status: Status, headers: &[(&str, &str)], why: String, ctx: &mut Ctx<'_>) -> bool {
         ctx.stats.handshake_errors.fetch_add(1, Relaxed);
         let mut all: Vec<(&str, &str)> = vec![("Content-Type", "text/plain")];
         all.extend_from_slice(headers);
         let body = format!("{} {}: {why}\n", status.0, status.reason());
         self.respond(status, &all, body.as_bytes(), true, ctx);
-        Ok(())
+        false
     }
 
     /// Queue a plain HTTP response; with `close`, move to Closing.

@@ -94,7 +94,11 @@ impl Worker {
                 match event.token() {
                     LISTENER => self.accept(now),
                     WAKER => {}
-                    Token(key) => self.on_event(key, event.is_writable(), now),
+                    Token(key) => {
+                        // Errors and hang-ups surface through read/write.
+                        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+                        self.on_event(key, readable, event.is_writable() || event.is_write_closed(), now)
+                    }
                 }
             }
             if self.stop_deadline.is_none() && self.shared.shutdown.load(SeqCst) {
@@ -129,13 +133,13 @@ impl Worker {
         )
     }
 
-    fn on_event(&mut self, key: usize, writable: bool, now: Instant) {
+    fn on_event(&mut self, key: usize, readable: bool, writable: bool, now: Instant) {
         let (conns, mut ctx) = self.ctx(now);
         // A stale token (connection already gone) is ignored.
         let Some(conn) = conns.get_mut(key) else {
             return;
         };
-        let life = conn.on_ready(writable, &mut ctx);
+        let life = conn.on_ready(readable, writable, &mut ctx);
         self.settle(key, life);
     }
 
@@ -233,7 +237,7 @@ impl Worker {
             self.stats.open.fetch_add(1, Relaxed);
             if !counted {
                 // Write the 503 now; the connection then drains and goes.
-                self.on_event(key, true, now);
+                self.on_event(key, false, true, now);
             }
         }
     }
