@@ -10,11 +10,13 @@
 //! - [`mask`]: payload masking (§5.3), a word at a time.
 //! - [`utf8`]: incremental UTF-8 validation (§8.1).
 //! - [`close`]: close codes and payloads (§5.5.1, §7.4).
+//! - [`deflate`]: permessage-deflate (RFC 7692): negotiation and per-message compression.
 //! - [`message`]: frames to messages: fragmentation, limits, interleaved control frames (§5.4).
 //! - [`websocket`]: an endpoint: automatic pong, close handshake per direction (§5.5, §7).
 //! - [`error`]: protocol violations and their one mapping to close codes.
 
 pub mod close;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;
