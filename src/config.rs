@@ -35,6 +35,8 @@ pub struct Config {
     pub limits: Limits,
     /// `[timeouts]`: how long each phase of a connection may take.
     pub timeouts: Timeouts,
+    /// `[deflate]`: permessage-deflate (RFC 7692).
+    pub deflate: Deflate,
 }
 
 /// The `[server]` section.
@@ -99,6 +101,58 @@ pub struct Timeouts {
     pub write_stall: Duration,
 }
 
+/// The `[deflate]` section: permessage-deflate (RFC 7692). The defaults
+/// keep no compression state between messages, so an idle connection holds
+/// none; context takeover compresses small repetitive messages better but
+/// keeps ~370 KiB (compressor) and ~47 KiB (decompressor) per connection
+/// that has used them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(default, deny_unknown_fields)]
+pub struct Deflate {
+    /// Accept a client's permessage-deflate offer. Default true.
+    pub enabled: bool,
+    /// Largest window our compressor uses, 9..=15. Default 15.
+    pub server_max_window_bits: u8,
+    /// Largest window we ask the client to use, 8..=15 (only when it
+    /// offers `client_max_window_bits`). Default 15.
+    pub client_max_window_bits: u8,
+    /// Reset (and free) our compressor after every message. Default true.
+    pub server_no_context_takeover: bool,
+    /// Ask the client to reset its compressor after every message, so our
+    /// decompressor is freed between messages. Default true.
+    pub client_no_context_takeover: bool,
+    /// Messages shorter than this many bytes go uncompressed. Default 64.
+    pub min_size: usize,
+}
+
+impl Default for Deflate {
+    fn default() -> Self {
+        Deflate {
+            enabled: true,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            min_size: 64,
+        }
+    }
+}
+
+impl Deflate {
+    /// The protocol layer's view of this section.
+    pub fn to_protocol(&self) -> crate::protocol::deflate::DeflateConfig {
+        crate::protocol::deflate::DeflateConfig {
+            enabled: self.enabled,
+            server_max_window_bits: self.server_max_window_bits,
+            client_max_window_bits: self.client_max_window_bits,
+            server_no_context_takeover: self.server_no_context_takeover,
+            client_no_context_takeover: self.client_no_context_takeover,
+            min_size: self.min_size,
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -151,9 +205,20 @@ const SECTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     ("timeouts", &["handshake", "idle", "close", "write_stall"]),
+    (
+        "deflate",
+        &[
+            "enabled",
+            "server_max_window_bits",
+            "client_max_window_bits",
+            "server_no_context_takeover",
+            "client_no_context_takeover",
+            "min_size",
+        ],
+    ),
 ];
 
-const SECTION_NAMES: &[&str] = &["server", "limits", "timeouts"];
+const SECTION_NAMES: &[&str] = &["server", "limits", "timeouts", "deflate"];
 
 /// Why a configuration was refused. Every message starts with the origin
 /// (the file, or whatever the caller named) and names the key where there is
@@ -312,6 +377,16 @@ impl Config {
             let got = humantime_serde::re::humantime::format_duration(timeouts.idle);
             return Err(invalid("timeouts.idle", format!("must be at least 2s, got {got}")));
         }
+        // zlib cannot write a raw stream with an 8-bit window (RFC 7692 §7.1.2.1).
+        let bits = |key, min: u8, got: u8| {
+            if (min..=15).contains(&got) {
+                Ok(())
+            } else {
+                Err(invalid(key, format!("must be from {min} to 15, got {got}")))
+            }
+        };
+        bits("deflate.server_max_window_bits", 9, self.deflate.server_max_window_bits)?;
+        bits("deflate.client_max_window_bits", 8, self.deflate.client_max_window_bits)?;
         Ok(())
     }
 
@@ -407,6 +482,7 @@ fn check_one(section: &str, key: &str, value: &toml::Value) -> Result<(), String
         "server" => table.try_into::<ServerConfig>().map(drop),
         "limits" => table.try_into::<Limits>().map(drop),
         "timeouts" => table.try_into::<Timeouts>().map(drop),
+        "deflate" => table.try_into::<Deflate>().map(drop),
         _ => Ok(()),
     };
     result.map_err(|e| e.message().to_owned())

@@ -35,12 +35,14 @@ pub enum ProtocolError {
     InvalidCloseCode(u16),
     /// A close payload of exactly one byte (§5.5.1).
     InvalidClosePayload,
+    /// A compressed message that does not inflate (RFC 7692 §8).
+    BadCompression,
 }
 
 impl From<&ProtocolError> for CloseCode {
     fn from(e: &ProtocolError) -> CloseCode {
         match e {
-            ProtocolError::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            ProtocolError::InvalidUtf8 | ProtocolError::BadCompression => CloseCode::INVALID_PAYLOAD,
             ProtocolError::FrameTooLarge | ProtocolError::MessageTooLarge => CloseCode::MESSAGE_TOO_BIG,
             ProtocolError::ReservedOpcode(_)
             | ProtocolError::ReservedBits
@@ -74,6 +76,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::InvalidUtf8 => f.write_str("invalid UTF-8"),
             ProtocolError::InvalidCloseCode(c) => write!(f, "invalid close code {c}"),
             ProtocolError::InvalidClosePayload => f.write_str("one-byte close payload"),
+            ProtocolError::BadCompression => f.write_str("compressed data does not inflate"),
         }
     }
 }
@@ -98,6 +101,7 @@ impl ProtocolError {
             ProtocolError::InvalidUtf8 => "invalid_utf8",
             ProtocolError::InvalidCloseCode(_) => "invalid_close_code",
             ProtocolError::InvalidClosePayload => "invalid_close_payload",
+            ProtocolError::BadCompression => "bad_compression",
         }
     }
 }

@@ -106,6 +106,8 @@ pub struct Upgrade<'b> {
     pub accept: [u8; ACCEPT_LEN],
     /// Subprotocols the client offers, in its order of preference (§4.1 item 10).
     pub protocols: Vec<&'b str>,
+    /// Each `Sec-WebSocket-Extensions` value, in order (§9.1).
+    pub extensions: Vec<&'b str>,
 }
 
 /// Check a request head against §4.2.1.
@@ -139,9 +141,14 @@ pub fn validate_upgrade<'b>(head: &RequestHead<'b, '_>) -> Result<Upgrade<'b>, H
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .collect();
+    let extensions = head
+        .values("sec-websocket-extensions")
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .collect();
     Ok(Upgrade {
         accept: accept_key(key),
         protocols,
+        extensions,
     })
 }
 
@@ -370,6 +377,7 @@ mod tests {
         let upgrade = Upgrade {
             accept: accept_key(other.key().as_bytes()),
             protocols: vec![],
+            extensions: vec![],
         };
         let mut response = Vec::new();
         write_switching_protocols(&mut response, &upgrade, None, None);

@@ -11,8 +11,9 @@
 //! read, so a bad client is failed before its whole message is buffered.
 
 use super::close::CloseFrame;
+use super::deflate::{DeflateError, Inflater};
 use super::error::ProtocolError;
-use super::frame::{FrameHeader, OpCode};
+use super::frame::{FrameHeader, OpCode, RSV1};
 use super::mask::apply_mask_offset;
 use super::utf8::Utf8Validator;
 use std::ops::Deref;
@@ -116,10 +117,13 @@ pub enum Read<'a> {
     },
 }
 
-/// A fragmented message in progress.
+/// A fragmented or compressed message in progress.
 #[derive(Debug)]
 struct Assembly {
     kind: MessageKind,
+    /// RSV1 was set on the first frame (RFC 7692 §6.1): `payload` holds
+    /// the inflated bytes so far.
+    compressed: bool,
     payload: Vec<u8>,
 }
 
@@ -137,6 +141,8 @@ pub struct MessageReader {
     /// Payload bytes of the data frame at the front of the buffer already
     /// unmasked and validated by an earlier call that returned `Incomplete`.
     progress: usize,
+    /// permessage-deflate, when negotiated (RFC 7692).
+    inflater: Option<Inflater>,
 }
 
 impl MessageReader {
@@ -149,7 +155,26 @@ impl MessageReader {
             assembly: None,
             utf8: Utf8Validator::new(),
             progress: 0,
+            inflater: None,
         }
+    }
+
+    /// Accept compressed messages (RSV1 on a first frame) and inflate them
+    /// with `inflater` (RFC 7692 §6).
+    pub fn with_inflater(mut self, inflater: Inflater) -> Self {
+        self.allowed_rsv = RSV1;
+        self.inflater = Some(inflater);
+        self
+    }
+
+    /// Does the decompressor hold zlib state right now?
+    pub fn holds_inflate_state(&self) -> bool {
+        self.inflater.as_ref().is_some_and(Inflater::holds_state)
+    }
+
+    /// The size caps in force.
+    pub fn limits(&self) -> ReadLimits {
+        self.limits
     }
 
     /// Is a fragmented message being assembled?
@@ -180,7 +205,8 @@ impl MessageReader {
             if header.mask.is_some() {
                 apply_mask_offset(fresh, key, start);
             }
-            if self.current_kind(header.opcode) == MessageKind::Text {
+            // Compressed text is validated once inflated.
+            if self.current_kind(header.opcode) == MessageKind::Text && !self.is_compressed(&header) {
                 self.utf8.feed(fresh).map_err(|_| ProtocolError::InvalidUtf8)?;
             }
             self.progress = available;
@@ -230,7 +256,11 @@ impl MessageReader {
             (OpCode::Continuation, Some(a)) => a.payload.len() as u64,
             _ => 0,
         };
-        if !header.opcode.is_control() && so_far + header.payload_len > self.limits.max_message_size as u64 {
+        // Compressed frames are bounded by the inflated size instead (data_frame).
+        if !header.opcode.is_control()
+            && !self.is_compressed(header)
+            && so_far + header.payload_len > self.limits.max_message_size as u64
+        {
             return Err(ProtocolError::MessageTooLarge);
         }
         Ok(())
@@ -245,9 +275,20 @@ impl MessageReader {
         }
     }
 
+    /// Does this data frame belong to a compressed message?
+    fn is_compressed(&self, header: &FrameHeader) -> bool {
+        match &self.assembly {
+            Some(a) if header.opcode == OpCode::Continuation => a.compressed,
+            _ => header.rsv & RSV1 != 0,
+        }
+    }
+
     /// A complete, unmasked, validated data frame.
     fn data_frame<'a>(&mut self, header: &FrameHeader, payload: &'a [u8]) -> Result<Option<Event<'a>>, ProtocolError> {
         let kind = self.current_kind(header.opcode);
+        if self.is_compressed(header) {
+            return self.compressed_frame(kind, header.fin, payload);
+        }
         match (header.fin, self.assembly.take()) {
             // A whole message in one frame: hand out the slice, no copy.
             (true, None) => {
@@ -258,6 +299,7 @@ impl MessageReader {
             (false, None) => {
                 self.assembly = Some(Assembly {
                     kind,
+                    compressed: false,
                     payload: payload.to_vec(),
                 });
                 Ok(None)
@@ -273,6 +315,41 @@ impl MessageReader {
                 }
             }
         }
+    }
+
+    /// A frame of a compressed message: inflate it at once, so the size
+    /// limit (decompression bombs) and UTF-8 are checked frame by frame.
+    fn compressed_frame<'a>(
+        &mut self,
+        kind: MessageKind,
+        fin: bool,
+        payload: &[u8],
+    ) -> Result<Option<Event<'a>>, ProtocolError> {
+        let mut assembly = self.assembly.take().unwrap_or(Assembly {
+            kind,
+            compressed: true,
+            payload: Vec::new(),
+        });
+        let before = assembly.payload.len();
+        // RSV1 is only accepted when an inflater was configured.
+        let inflater = self.inflater.as_mut().ok_or(ProtocolError::ReservedBits)?;
+        inflater
+            .decompress_part(payload, fin, &mut assembly.payload, self.limits.max_message_size)
+            .map_err(|e| match e {
+                DeflateError::TooLarge => ProtocolError::MessageTooLarge,
+                DeflateError::Corrupt => ProtocolError::BadCompression,
+            })?;
+        if kind == MessageKind::Text {
+            self.utf8
+                .feed(&assembly.payload[before..])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        if !fin {
+            self.assembly = Some(assembly);
+            return Ok(None);
+        }
+        self.finish_text(kind)?;
+        Ok(Some(Event::Message(kind, Payload::Owned(assembly.payload))))
     }
 
     fn finish_text(&mut self, kind: MessageKind) -> Result<(), ProtocolError> {

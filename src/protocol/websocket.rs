@@ -11,8 +11,9 @@
 //! seeded by the caller (the protocol never reads a clock or an OS RNG).
 
 use super::close::{close_payload, CloseCode};
+use super::deflate::{DeflateParams, Deflater, PerMessageDeflate};
 use super::error::ProtocolError;
-use super::frame::{FrameHeader, OpCode};
+use super::frame::{FrameHeader, OpCode, RSV1};
 use super::mask::apply_mask;
 use super::message::{Event, MessageKind, MessageReader, Read, ReadLimits, Role};
 
@@ -34,6 +35,8 @@ pub struct WebSocket {
     /// xorshift64 state for client masking keys (§5.3 asks for unpredictable
     /// keys; the seed comes from the caller).
     mask_state: u64,
+    /// permessage-deflate for what we send, with its size threshold.
+    deflater: Option<(Deflater, usize)>,
 }
 
 impl WebSocket {
@@ -44,6 +47,7 @@ impl WebSocket {
             reader: MessageReader::new(Role::Server, limits),
             close: CloseState::default(),
             mask_state: 0,
+            deflater: None,
         }
     }
 
@@ -55,7 +59,24 @@ impl WebSocket {
             reader: MessageReader::new(Role::Client, limits),
             close: CloseState::default(),
             mask_state: mask_seed | 1,
+            deflater: None,
         }
+    }
+
+    /// Use permessage-deflate as negotiated (RFC 7692): incoming messages
+    /// with RSV1 are inflated; outgoing ones of at least `min_size` bytes
+    /// are compressed.
+    pub fn with_deflate(mut self, params: &DeflateParams, min_size: usize) -> Self {
+        let PerMessageDeflate { deflater, inflater } = PerMessageDeflate::new(params, self.role);
+        let limits = self.reader.limits();
+        self.reader = MessageReader::new(self.role, limits).with_inflater(inflater);
+        self.deflater = Some((deflater, min_size));
+        self
+    }
+
+    /// Does either direction's compressor hold zlib state now?
+    pub fn holds_deflate_state(&self) -> bool {
+        self.reader.holds_inflate_state() || self.deflater.as_ref().is_some_and(|(d, _)| d.holds_state())
     }
 
     /// Which end this is.
@@ -91,7 +112,7 @@ impl WebSocket {
         } = read
         {
             match event {
-                Event::Ping(payload) if !self.close.sent => self.write_frame(OpCode::Pong, payload, out),
+                Event::Ping(payload) if !self.close.sent => self.write_frame(OpCode::Pong, 0, payload, out),
                 Event::Close(frame) => {
                     self.close.received = true;
                     if !self.close.sent {
@@ -105,10 +126,20 @@ impl WebSocket {
         Ok(read)
     }
 
-    /// Queue a data message as one frame. Ignored once we sent a close.
+    /// Queue a data message as one frame, compressed if deflate was
+    /// negotiated and it is at least the threshold. Ignored once we sent a close.
     pub fn send(&mut self, kind: MessageKind, payload: &[u8], out: &mut Vec<u8>) {
-        if !self.close.sent {
-            self.write_frame(kind.opcode(), payload, out);
+        if self.close.sent {
+            return;
+        }
+        match &mut self.deflater {
+            Some((deflater, min_size)) if payload.len() >= *min_size => {
+                let mut compressed = Vec::with_capacity(payload.len() / 2 + 16);
+                deflater.compress(payload, &mut compressed);
+                // RFC 7692 §6: RSV1 marks the first frame of a compressed message.
+                self.write_frame(kind.opcode(), RSV1, &compressed, out);
+            }
+            _ => self.write_frame(kind.opcode(), 0, payload, out),
         }
     }
 
@@ -116,7 +147,7 @@ impl WebSocket {
     pub fn send_ping(&mut self, payload: &[u8], out: &mut Vec<u8>) {
         if !self.close.sent {
             let len = payload.len().min(super::frame::MAX_CONTROL_PAYLOAD);
-            self.write_frame(OpCode::Ping, &payload[..len], out);
+            self.write_frame(OpCode::Ping, 0, &payload[..len], out);
         }
     }
 
@@ -141,13 +172,14 @@ impl WebSocket {
         if let Some(code) = code {
             close_payload(code, reason, &mut payload);
         }
-        self.write_frame(OpCode::Close, &payload, out);
+        self.write_frame(OpCode::Close, 0, &payload, out);
         self.close.sent = true;
     }
 
     /// Append one final frame; clients mask a copy of the payload.
-    fn write_frame(&mut self, opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) {
+    fn write_frame(&mut self, opcode: OpCode, rsv: u8, payload: &[u8], out: &mut Vec<u8>) {
         let mut header = FrameHeader::new(opcode, payload.len() as u64);
+        header.rsv = rsv;
         match self.role {
             Role::Server => {
                 out.reserve(header.encoded_len() + payload.len());

@@ -18,6 +18,7 @@ use super::buffer::{BufferPool, ReadBuf, WriteBuf};
 use super::settings::Settings;
 use super::stats::WorkerStats;
 use crate::http::{route, Route};
+use crate::protocol::deflate::{negotiate, DeflateParams};
 use crate::protocol::handshake::{validate_upgrade, write_switching_protocols};
 use crate::protocol::http::{write_response, HeadScanner, RequestHead, Status, MAX_HEADERS};
 use crate::protocol::{CloseCode, Event, MessageKind, Read as FrameRead, WebSocket};
@@ -307,11 +308,21 @@ impl Connection {
         match route(head.path()) {
             Route::Echo => match validate_upgrade(&head) {
                 Ok(upgrade) => {
-                    write_switching_protocols(wbuf.out(), &upgrade, None, None);
+                    let mut ws = WebSocket::server(ctx.settings.read_limits);
+                    let deflate = &ctx.settings.deflate;
+                    let params = deflate
+                        .enabled
+                        .then(|| negotiate(&upgrade.extensions, deflate))
+                        .flatten();
+                    let extension = params.as_ref().map(DeflateParams::response_header);
+                    if let Some(params) = &params {
+                        ws = ws.with_deflate(params, deflate.min_size);
+                    }
+                    write_switching_protocols(wbuf.out(), &upgrade, None, extension.as_deref());
                     // The upgrade hands its leftover bytes to the next state.
                     rbuf.consume(head_len);
                     self.state = State::Open {
-                        ws: Box::new(WebSocket::server(ctx.settings.read_limits)),
+                        ws: Box::new(ws),
                         pinged: false,
                     };
                     self.want = 0;

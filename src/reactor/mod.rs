@@ -143,6 +143,7 @@ impl From<&Config> for Settings {
             idle_timeout: c.timeouts.idle,
             close_timeout: c.timeouts.close,
             write_stall: c.timeouts.write_stall,
+            deflate: c.deflate.to_protocol(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The reactor's view of the configuration: limits and timeouts resolved
 //! once at start, shared read-only by every worker.
 
+use crate::protocol::deflate::DeflateConfig;
 use crate::protocol::ReadLimits;
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ pub struct Settings {
     pub close_timeout: Duration,
     /// How long a connection may stay over `write_buffer_limit`.
     pub write_stall: Duration,
+    /// permessage-deflate policy.
+    pub deflate: DeflateConfig,
 }
 
 impl Default for Settings {
@@ -42,6 +45,7 @@ impl Default for Settings {
             idle_timeout: Duration::from_secs(120),
             close_timeout: Duration::from_secs(5),
             write_stall: Duration::from_secs(30),
+            deflate: crate::config::Deflate::default().to_protocol(),
         }
     }
 }
