@@ -294,6 +294,25 @@ impl Client {
         }
     }
 
+    /// Wait up to `within` for a frame; `None` if no byte of one arrived.
+    pub fn recv_within(&mut self, within: Duration) -> Option<Frame> {
+        if self.buf.is_empty() {
+            self.stream
+                .set_read_timeout(Some(within.max(Duration::from_millis(1))))
+                .unwrap();
+            let mut chunk = [0u8; 4096];
+            let got = self.stream.read(&mut chunk);
+            self.stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+            match got {
+                Ok(0) => panic!("EOF while waiting for a frame"),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return None,
+                Err(e) => panic!("waiting for a frame: {e}"),
+            }
+        }
+        Some(self.recv())
+    }
+
     /// The next frame must be a close with `code`; returns it.
     pub fn expect_close(&mut self, code: u16) -> Frame {
         let f = self.recv();
