@@ -152,10 +152,18 @@ fn handle_shutdown_closes_websockets_with_1001() {
     for c in &mut clients {
         c.echo(BINARY, b"before shutdown");
     }
-    // A connection still in its handshake is simply dropped.
+    // A connection still in its handshake is simply dropped. Wait until the
+    // server has read its bytes: a socket closed with unread input sends a
+    // reset instead of a FIN (RFC 1122 §4.2.2.13), which is not the point here.
     let mut pending = Client::connect(addr);
-    pending.write(b"GET / HTTP/1.1\r\n");
-    assert!(server.wait_for(|s| &s.accepted, 4, IO_TIMEOUT));
+    let before = server.total(|s| &s.bytes_in);
+    let partial = b"GET / HTTP/1.1\r\n";
+    pending.write(partial);
+    let read = before + partial.len() as u64;
+    assert!(
+        server.wait_for(|s| &s.bytes_in, read, IO_TIMEOUT),
+        "partial head not read"
+    );
     server.handle().shutdown();
     expect_going_away(&mut clients);
     reply_close(clients);
