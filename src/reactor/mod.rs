@@ -151,6 +151,10 @@ impl From<&Config> for Settings {
 /// Serve with `config` until SIGINT or SIGTERM, then shut down gracefully.
 /// A second signal during the shutdown exits at once.
 pub fn serve(config: Config) -> io::Result<()> {
+    // Handlers first: once a worker accepts, a SIGTERM must be the graceful
+    // shutdown, not the default action that kills the process. Signals that
+    // arrive before the thread below runs are kept for it.
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
     let threads = config.worker_threads();
     let server = start(
         config.server.bind,
@@ -160,7 +164,6 @@ pub fn serve(config: Config) -> io::Result<()> {
     )?;
     log::info!("listening on {} with {threads} worker thread(s)", server.local_addr());
     let trigger = server.shutdown_trigger();
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         let mut seen = false;
         for signal in signals.forever() {
