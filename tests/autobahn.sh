@@ -11,8 +11,9 @@
 #                          [--port PORT]
 #
 # Environment (each option above wins over its variable):
-#   AUTOBAHN_EXCLUDE      case globs to skip, space separated (default "12.* 13.*":
-#                         the permessage-deflate sections; set to "" to run them)
+#   AUTOBAHN_EXCLUDE      case globs to skip, space separated (default "": the
+#                         whole suite, permessage-deflate sections 12.* 13.* included)
+#   WSREACTOR_CONFIG      server config file (default config/autobahn.toml)
 #   AUTOBAHN_INCLUDE      case globs to run, space separated (default: all)
 #   AUTOBAHN_STRICT_CLOSE 1 = also fail on a closing-handshake verdict other than
 #                         OK / INFORMATIONAL (default 0: only behaviorClose FAILED fails)
@@ -42,7 +43,8 @@ RUN_TIMEOUT=${AUTOBAHN_TIMEOUT:-900}
 OUTDIR=${AUTOBAHN_OUTDIR:-reports/clients}
 VENV=${AUTOBAHN_VENV:-target/autobahn-venv}
 KOSOKU_VERSION=${KOSOKU_VERSION:-0.1.0}
-EXCLUDE=${AUTOBAHN_EXCLUDE-12.* 13.*}
+EXCLUDE=${AUTOBAHN_EXCLUDE-}
+SERVER_CONFIG=${WSREACTOR_CONFIG:-config/autobahn.toml}
 INCLUDE=${AUTOBAHN_INCLUDE:-}
 STRICT_CLOSE=${AUTOBAHN_STRICT_CLOSE:-0}
 PORT=
@@ -151,6 +153,7 @@ port_accepts() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 start_server() {
     local args=(serve --bind "127.0.0.1:$PORT")
+    [ -n "$SERVER_CONFIG" ] && args+=(--config "$SERVER_CONFIG")
     [ -n "$THREADS" ] && args+=(--threads "$THREADS")
     log "starting $SERVER_BIN ${args[*]} (log: $SERVER_LOG)"
     "$SERVER_BIN" "${args[@]}" </dev/null >"$SERVER_LOG" 2>&1 &

@@ -155,6 +155,20 @@ fn handshake_garbage_is_400() {
 }
 
 #[test]
+fn handshake_tls_client_hello_is_400_at_once() {
+    // No blank line ever comes: the answer must not wait for the handshake
+    // timeout (10 s by default).
+    let server = Server::start(wsreactor::reactor::settings::Settings::default());
+    let started = std::time::Instant::now();
+    refused(&server, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn handshake_not_an_upgrade_is_400() {
     let server = Server::start(common::settings());
     refused(&server, &with("Upgrade: websocket\r\n", ""), 400);

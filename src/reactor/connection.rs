@@ -294,6 +294,12 @@ impl Connection {
         };
         let limit = ctx.settings.max_request_head;
         self.want = limit;
+        // Every method token starts with a letter (RFC 9110 §9.1); anything
+        // else (a TLS ClientHello, binary noise) is refused at once instead
+        // of waiting for a blank line that will never come.
+        if rbuf.filled().first().is_some_and(|b| !b.is_ascii_alphabetic()) {
+            return self.refuse(Status::BAD_REQUEST, &[], "not an HTTP/1.1 request".into(), ctx);
+        }
         let head_len = match scanner.scan(rbuf.filled(), limit) {
             Ok(None) => return false,
             Ok(Some(n)) => n,
