@@ -5,7 +5,7 @@
 //!  run(options) ─► Plan ─► T × Worker (thread): Poll + timerfd + Slab<Client> + heap of send times
 //!      │                     Client: Connecting ─► Handshake ─► Open ─► Closing
 //!      ├─ progress line (Live counters, interval histograms)
-//!      └─ merge Stats ─► report::Summary ─► table / JSON
+//!      └─ merge Stats ─► report::Summary ─► table / JSON / SVG
 //! ```
 //!
 //! A run has four phases. Ramp: connection `i` opens at `i / connect_rate`
@@ -31,9 +31,11 @@
 //! - [`stats`]: HDR histograms and error counters.
 //! - [`target`]: the `ws://` URL and `--source-ips`.
 //! - [`report`]: the summary as a table and JSON, and the progress line.
+//! - [`plot`]: the latency percentile chart (SVG).
 
 pub mod client;
 pub mod echo;
+pub mod plot;
 pub mod report;
 pub mod schedule;
 pub mod stats;

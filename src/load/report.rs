@@ -1,5 +1,5 @@
 //! What a run tells: the live progress line, the end summary as a table,
-//! and the same as JSON.
+//! and the same as JSON (the chart is [`super::plot`]).
 //!
 //! Latencies in the summary are in microseconds. The JSON fields:
 //!
