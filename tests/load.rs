@@ -116,7 +116,13 @@ fn refused_connections_are_counted() {
 
 /// Accept `n` connections on a std listener; answer each request head with
 /// `answer(key)` and close.
-fn fake_server(n: usize, answer: fn(&str) -> String) -> SocketAddr {
+fn fake_server(n: usize, answer: fn(&str) -> Vec<u8>) -> SocketAddr {
+    fake_server_holding(n, answer, Duration::ZERO)
+}
+
+/// As [`fake_server`], keeping each connection open for `hold` after the
+/// answer (the connections are held one after another).
+fn fake_server_holding(n: usize, answer: fn(&str) -> Vec<u8>, hold: Duration) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -135,7 +141,8 @@ fn fake_server(n: usize, answer: fn(&str) -> String) -> SocketAddr {
                 line.clear();
             }
             let mut stream = reader.into_inner();
-            let _ = stream.write_all(answer(&key).as_bytes());
+            let _ = stream.write_all(&answer(&key));
+            std::thread::sleep(hold);
             // Dropped here: the TCP connection closes.
         }
     });
@@ -144,7 +151,7 @@ fn fake_server(n: usize, answer: fn(&str) -> String) -> SocketAddr {
 
 #[test]
 fn handshake_status_is_counted() {
-    let addr = fake_server(4, |_| "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into());
+    let addr = fake_server(4, |_| b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec());
     let s = run(&Options {
         connections: 4,
         ..options(addr)
@@ -156,13 +163,7 @@ fn handshake_status_is_counted() {
 
 #[test]
 fn close_without_a_close_frame_counts_as_1006() {
-    let addr = fake_server(3, |key| {
-        let accept = accept_key(key.as_bytes());
-        format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-            std::str::from_utf8(&accept).unwrap()
-        )
-    });
+    let addr = fake_server(3, switching_protocols);
     let s = run(&Options {
         connections: 3,
         ..options(addr)
@@ -170,6 +171,66 @@ fn close_without_a_close_frame_counts_as_1006() {
     assert_eq!(s.connections.opened, 3);
     assert_eq!(s.errors.by_kind.close_codes.get(&1006), Some(&3), "{:?}", s.errors);
     assert_eq!(s.errors.total, 3);
+}
+
+fn switching_protocols(key: &str) -> Vec<u8> {
+    let accept = accept_key(key.as_bytes());
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        std::str::from_utf8(&accept).unwrap()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_handshake_never_answered_times_out() {
+    // Accepts one connection and keeps it without a word for 3 s.
+    let addr = fake_server_holding(1, |_| Vec::new(), Duration::from_secs(3));
+    let s = run(&Options {
+        connections: 1,
+        threads: 1,
+        timeout: Duration::from_millis(300),
+        ..options(addr)
+    });
+    assert_eq!(s.errors.by_kind.timed_out.handshake, 1, "{:?}", s.errors);
+    assert_eq!(s.errors.total, 1);
+    assert!(s.time.elapsed_s < 2.0, "{:?}", s.time);
+}
+
+#[test]
+fn a_masked_frame_from_the_server_is_a_protocol_error() {
+    // §5.1: a server must not mask; an empty masked text frame follows the 101.
+    let addr = fake_server(2, |key| {
+        let mut answer = switching_protocols(key);
+        answer.extend_from_slice(b"\x81\x80\0\0\0\0");
+        answer
+    });
+    let s = run(&Options {
+        connections: 2,
+        ..options(addr)
+    });
+    assert_eq!(s.connections.opened, 2);
+    assert_eq!(
+        s.errors.by_kind.protocol.get("masked_frame"),
+        Some(&2),
+        "{:?}",
+        s.errors
+    );
+    assert_eq!(s.errors.total, 2);
+}
+
+#[test]
+fn source_addresses_are_used_in_turn() {
+    let server = server();
+    let s = run(&Options {
+        mode: Mode::Connect,
+        connections: 30,
+        duration: Duration::from_millis(100),
+        source_ips: load::parse_source_ips("127.0.0.2-127.0.0.4").unwrap(),
+        ..options(server.local_addr())
+    });
+    stop(server);
+    assert_eq!((s.connections.opened, s.errors.total), (30, 0), "{:?}", s.errors);
 }
 
 /// An echo server on std threads (tungstenite) that stalls once, for
