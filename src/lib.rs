@@ -11,12 +11,14 @@
 //! - [`protocol`]: RFC 6455 without I/O: handshake, frames, masking, UTF-8, close codes, messages.
 //! - [`reactor`]: the worker threads that accept and serve connections.
 //! - [`http`]: what each request target means.
+//! - [`load`]: the load generator (`wsreactor load`), a client reactor on the same protocol code.
 //! - [`config`]: the TOML configuration, its defaults and validation.
 //! - [`sys`]: process setup the server needs from the OS (descriptor limit).
 #![deny(missing_docs)]
 
 pub mod config;
 pub mod http;
+pub mod load;
 pub mod protocol;
 pub mod reactor;
 pub mod sys;

@@ -1,5 +1,9 @@
 //! The `wsreactor` command line.
 //!
+//! `wsreactor load` runs the load generator ([`wsreactor::load`]) and prints
+//! its summary; bad options are usage errors (status 2) too, while errors met
+//! during a run are counted in the summary and do not change the status.
+//!
 //! `wsreactor serve` loads the configuration (a TOML file, or the built-in
 //! defaults when there is none), applies the flags on top, validates the
 //! result once, raises the descriptor limit and runs the reactor. A bad
@@ -7,13 +11,19 @@
 //! same status clap uses for bad flags, so scripts can tell it from a server
 //! that failed while running (status 1).
 
-use std::net::SocketAddr;
+use std::io::IsTerminal;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use log::{info, warn};
 use wsreactor::config::{Config, ConfigError};
+use wsreactor::load::{self, LoadError, Mode};
+use wsreactor::protocol::MessageKind;
 
 /// An RFC 6455 WebSocket server on a hand-written mio reactor.
 #[derive(Debug, Parser)]
@@ -29,6 +39,8 @@ struct Cli {
 enum Command {
     /// Run the WebSocket server.
     Serve(ServeArgs),
+    /// Load a WebSocket server with many connections and measure it.
+    Load(LoadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +61,108 @@ struct ServeArgs {
     max_connections: Option<usize>,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ModeArg {
+    /// Send messages, await each echo, measure the round trip.
+    Echo,
+    /// Open and hold connections; measure connect and handshake time.
+    Connect,
+    /// Subscribe to the push server (not available yet).
+    Subscribe,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Latency is measured from each message's scheduled time when --rate is given \
+(coordinated omission), from its actual send otherwise. Errors (refused, timed out, handshake status, \
+close codes, protocol errors) are counted and reported; they never stop the run. Ctrl-C ends the \
+measurement early and still prints the summary."
+)]
+struct LoadArgs {
+    /// The server: ws://HOST[:PORT][/PATH] (no wss).
+    #[arg(long, value_name = "URL")]
+    url: String,
+    /// What each connection does.
+    #[arg(long, value_enum, default_value_t = ModeArg::Echo)]
+    mode: ModeArg,
+    /// Connections to open (no limit of our own below the descriptor limit).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    connections: usize,
+    /// New connections per second during the ramp, 0 for all at once.
+    #[arg(long, value_name = "R", default_value_t = 1000.0)]
+    connect_rate: f64,
+    /// Worker threads, 0 for one per core.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    threads: usize,
+    /// Length of the measurement, which starts once every connection is
+    /// open or has failed (e.g. 10s, 1m).
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Payload bytes per message.
+    #[arg(long, value_name = "BYTES", default_value_t = 32)]
+    size: usize,
+    /// Send text messages.
+    #[arg(long, conflicts_with = "binary")]
+    text: bool,
+    /// Send binary messages (the default).
+    #[arg(long)]
+    binary: bool,
+    /// Messages per second in TOTAL over all connections (each sends
+    /// R/connections per second). Without it each connection sends as fast
+    /// as its echoes come back.
+    #[arg(long, value_name = "R")]
+    rate: Option<f64>,
+    /// Messages in flight per connection at most.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pipeline: usize,
+    /// Local addresses to connect from, in turn: 127.0.0.1-127.0.0.32 or a
+    /// comma-separated list (each gives its own ~28,000 ephemeral ports).
+    #[arg(long, value_name = "IPS", value_parser = load::parse_source_ips)]
+    // Spelled out so clap takes the parsed list as one value.
+    source_ips: Option<::std::vec::Vec<IpAddr>>,
+    /// Connect, handshake and echo time-out; also how long to wait for the
+    /// last echoes.
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Also write the summary as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Also write a latency percentile chart (SVG) to this file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// No progress line (there is none either when stderr is not a terminal).
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl LoadArgs {
+    fn options(&self) -> load::Options {
+        load::Options {
+            url: self.url.clone(),
+            mode: match self.mode {
+                ModeArg::Echo => Mode::Echo,
+                ModeArg::Connect => Mode::Connect,
+                ModeArg::Subscribe => Mode::Subscribe,
+            },
+            connections: self.connections,
+            connect_rate: self.connect_rate,
+            threads: self.threads,
+            duration: self.duration,
+            size: self.size,
+            kind: if self.text {
+                MessageKind::Text
+            } else {
+                MessageKind::Binary
+            },
+            rate: self.rate,
+            pipeline: self.pipeline,
+            source_ips: self.source_ips.clone().unwrap_or_default(),
+            timeout: self.timeout,
+            progress: !self.quiet && std::io::stderr().is_terminal(),
+        }
+    }
+}
+
 /// Exit status for a configuration the server refuses.
 const EXIT_CONFIG: u8 = 2;
 
@@ -57,7 +171,52 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Load(args) => load_command(args),
     }
+}
+
+fn load_command(args: LoadArgs) -> ExitCode {
+    let options = args.options();
+    match wsreactor::sys::raise_fd_limit() {
+        Ok(limit) if (limit as usize) < options.connections + 64 => {
+            warn!("open file limit {limit} is below --connections {}", options.connections)
+        }
+        Ok(_) => {}
+        Err(err) => warn!("could not raise the open file limit: {err}"),
+    }
+    // The first Ctrl-C ends the measurement and still reports; a second
+    // one exits at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone());
+        let _ = signal_hook::flag::register(signal, stop.clone());
+    }
+    let summary = match load::run_until(&options, &stop) {
+        Ok(summary) => summary,
+        Err(LoadError::Invalid(why)) => {
+            eprintln!("wsreactor load: {why}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        Err(err) => {
+            eprintln!("wsreactor load: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print!("{}", summary.table());
+    let mut status = ExitCode::SUCCESS;
+    if let Some(path) = &args.json {
+        if let Err(err) = summary.write_json(path) {
+            eprintln!("wsreactor load: cannot write {}: {err}", path.display());
+            status = ExitCode::FAILURE;
+        }
+    }
+    if let Some(path) = &args.plot {
+        if let Err(err) = load::plot::write_svg(&summary, path) {
+            eprintln!("wsreactor load: no chart written to {}: {err}", path.display());
+            status = ExitCode::FAILURE;
+        }
+    }
+    status
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -111,7 +270,58 @@ mod tests {
         let cli = Cli::try_parse_from(args).unwrap();
         match cli.command {
             Command::Serve(args) => args,
+            Command::Load(_) => panic!("not serve"),
         }
+    }
+
+    fn parse_load(args: &[&str]) -> LoadArgs {
+        match Cli::try_parse_from(args).unwrap().command {
+            Command::Load(args) => args,
+            Command::Serve(_) => panic!("not load"),
+        }
+    }
+
+    #[test]
+    fn load_flags_map_to_options() {
+        let args = parse_load(&[
+            "wsreactor",
+            "load",
+            "--url",
+            "ws://127.0.0.1:9/x",
+            "--connections",
+            "5000",
+            "--connect-rate",
+            "250",
+            "--duration",
+            "1m 30s",
+            "--text",
+            "--rate",
+            "1000",
+            "--pipeline",
+            "4",
+            "--source-ips",
+            "127.0.0.1-127.0.0.4",
+            "--mode",
+            "connect",
+            "--quiet",
+        ]);
+        let o = args.options();
+        assert_eq!((o.connections, o.connect_rate, o.pipeline), (5000, 250.0, 4));
+        assert_eq!(o.duration, Duration::from_secs(90));
+        assert_eq!(
+            (o.kind, o.rate, o.mode),
+            (MessageKind::Text, Some(1000.0), Mode::Connect)
+        );
+        assert_eq!(o.source_ips.len(), 4);
+        assert!(!o.progress);
+        let defaults = parse_load(&["wsreactor", "load", "--url", "ws://127.0.0.1:9/"]).options();
+        assert_eq!(
+            (defaults.kind, defaults.rate, defaults.mode),
+            (MessageKind::Binary, None, Mode::Echo)
+        );
+        assert!(Cli::try_parse_from(["wsreactor", "load", "--url", "ws://h/", "--text", "--binary"]).is_err());
+        assert!(Cli::try_parse_from(["wsreactor", "load", "--url", "ws://h/", "--source-ips", "x"]).is_err());
+        assert!(Cli::try_parse_from(["wsreactor", "load"]).is_err());
     }
 
     #[test]

@@ -205,6 +205,19 @@ impl fmt::Display for ClientHandshakeError {
 
 impl std::error::Error for ClientHandshakeError {}
 
+impl ClientHandshakeError {
+    /// A short stable name for metrics and reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientHandshakeError::Http(HttpError::Malformed) => "malformed_http",
+            ClientHandshakeError::Http(HttpError::HeadTooLarge) => "head_too_large",
+            ClientHandshakeError::Status(_) => "status",
+            ClientHandshakeError::NotUpgrade => "not_upgrade",
+            ClientHandshakeError::BadAccept => "bad_accept",
+        }
+    }
+}
+
 /// The server's accepted answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientAccepted {

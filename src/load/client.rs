@@ -1,0 +1,440 @@
+//! One client connection as a state machine, driven by readiness and timers.
+//!
+//! ```text
+//!  connect() ─► Connecting ──established──► Handshake ──101──► Open ──both closes──► Closing ──EOF──► (dropped)
+//!                  │                           │                 │
+//!                  └─ refused, timeout ────────┴─ status ≠ 101 ──┴─ EOF / reset without a close (1006),
+//!                                                                    protocol error, echo timeout ──► (dropped, counted)
+//! ```
+//!
+//! `Connecting` waits for a non-blocking `connect()` (EINPROGRESS) to
+//! finish; `Handshake` has sent the upgrade request and checks the 101
+//! against its key (RFC 6455 §4.1); `Open` sends messages when they are due
+//! and matches echoes to them in order; the close handshake is tracked per
+//! direction inside the [`WebSocket`]; `Closing` waits for the server to
+//! close the TCP connection first (§7.1.1), so the client's ports do not
+//! pile up in TIME_WAIT across runs.
+//!
+//! Every error is counted where it is found, by kind, and ends only this
+//! connection: the run goes on.
+
+use super::echo::EchoFlow;
+use super::stats::{record, Stats};
+use super::transport::Transport;
+use super::{Mode, Plan};
+use crate::protocol::handshake::{ClientHandshake, ClientHandshakeError};
+use crate::protocol::{CloseCode, Event, Read as FrameRead, WebSocket};
+use crate::reactor::buffer::BufferPool;
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::Interest;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+/// Largest response head accepted for the upgrade.
+const MAX_RESPONSE_HEAD: usize = 8192;
+
+/// What the worker lends a client while it handles an event.
+pub struct Ctx<'a> {
+    /// What the run does.
+    pub plan: &'a Plan,
+    /// The worker's figures.
+    pub stats: &'a mut Stats,
+    /// Latencies for the progress line.
+    pub interval: &'a mut Histogram<u64>,
+    /// The worker's buffers.
+    pub pool: &'a mut BufferPool,
+    /// The worker's random numbers (nonces, masking seeds).
+    pub rng: &'a mut u64,
+    /// The time of this step.
+    pub now: Instant,
+    /// The measurement window (start, end), once every connection is open
+    /// or has failed.
+    pub window: Option<(Instant, Instant)>,
+}
+
+/// Whether a client lives on after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Life {
+    /// Keep it.
+    Alive,
+    /// Deregister and drop it.
+    Dead,
+}
+
+/// The connection is finished; whatever ended it has been counted.
+struct Dead;
+
+type Step = Result<(), Dead>;
+
+enum State {
+    /// Non-blocking `connect()` in progress.
+    Connecting,
+    /// Upgrade request queued; waiting for the 101 (§4.1).
+    Handshake { hs: ClientHandshake },
+    /// The WebSocket is open (§4.1: "_The WebSocket Connection is Established_").
+    Open { ws: Box<WebSocket> },
+    /// Both close frames exchanged (or the server failed us): wait for EOF.
+    Closing,
+}
+
+/// One client connection.
+pub struct Client {
+    /// Index over the whole run (its place in the schedules).
+    index: usize,
+    io: Transport,
+    state: State,
+    /// When the state began, or when our close frame was sent.
+    since: Instant,
+    /// Echo mode's messages.
+    echo: EchoFlow,
+    /// Reached `Open` at some point.
+    opened: bool,
+    /// The time of this client's entry in the worker's timer heap.
+    pub armed: Option<Instant>,
+}
+
+impl Client {
+    /// Start connecting client `index` to `addr`, from `source` if given.
+    pub fn connect(index: usize, addr: SocketAddr, source: Option<IpAddr>, now: Instant) -> io::Result<Client> {
+        Ok(Client {
+            index,
+            io: Transport::connect(addr, source)?,
+            state: State::Connecting,
+            since: now,
+            echo: EchoFlow::new(index),
+            opened: false,
+            armed: None,
+        })
+    }
+
+    /// The socket, for (de)registration.
+    pub fn stream(&mut self) -> &mut TcpStream {
+        self.io.stream()
+    }
+
+    /// Index over the whole run.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Still connecting or in the opening handshake.
+    pub fn pending(&self) -> bool {
+        matches!(self.state, State::Connecting | State::Handshake { .. })
+    }
+
+    /// Completed the opening handshake at some point.
+    pub fn opened(&self) -> bool {
+        self.opened
+    }
+
+    /// Messages awaiting their echo.
+    pub fn in_flight(&self) -> usize {
+        self.echo.in_flight()
+    }
+
+    /// Sent its close frame and still waits for the server's.
+    pub fn awaits_close(&self) -> bool {
+        matches!(&self.state, State::Open { ws } if ws.close_state().sent && !ws.close_state().received)
+    }
+
+    /// The interest registered with the poll.
+    pub fn registered(&self) -> Interest {
+        self.io.registered()
+    }
+
+    /// Record what was registered.
+    pub fn set_registered(&mut self, interest: Interest) {
+        self.io.set_registered(interest);
+    }
+
+    /// Interest from state: writable while connecting (completion is a
+    /// writable event) or while output is pending.
+    pub fn interest(&self) -> Interest {
+        if self.io.has_output() || matches!(self.state, State::Connecting) {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        }
+    }
+
+    /// When the next message is due, if one is and the pipeline has room.
+    pub fn wake_at(&self, plan: &Plan, window: Option<(Instant, Instant)>, now: Instant) -> Option<Instant> {
+        let State::Open { ws } = &self.state else {
+            return None;
+        };
+        let sending = plan.mode == Mode::Echo && !ws.close_state().sent && !ws.close_state().received;
+        self.echo.wake_at(plan, window?, now).filter(|_| sending)
+    }
+
+    /// Handle readiness.
+    pub fn on_ready(&mut self, readable: bool, writable: bool, ctx: &mut Ctx<'_>) -> Life {
+        let step = (|| {
+            if matches!(self.state, State::Connecting) && !self.finish_connect(ctx)? {
+                return Ok(());
+            }
+            if writable {
+                self.flush(ctx)?;
+            }
+            if readable {
+                self.read_all(ctx)?;
+            }
+            self.pump(ctx);
+            self.flush(ctx)
+        })();
+        self.life(step, ctx)
+    }
+
+    /// A timer fired: send what is due.
+    pub fn on_timer(&mut self, ctx: &mut Ctx<'_>) -> Life {
+        self.pump(ctx);
+        let step = self.flush(ctx);
+        self.life(step, ctx)
+    }
+
+    /// Check time-outs.
+    pub fn on_tick(&mut self, ctx: &mut Ctx<'_>) -> Life {
+        let (plan, now) = (ctx.plan, ctx.now);
+        let waited = now.saturating_duration_since(self.since);
+        let t = &mut ctx.stats.errors.timed_out;
+        let step = match &self.state {
+            State::Connecting if waited >= plan.timeout => {
+                t.connect += 1;
+                Err(Dead)
+            }
+            State::Handshake { .. } if waited >= plan.timeout => {
+                t.handshake += 1;
+                Err(Dead)
+            }
+            State::Open { ws } if ws.close_state().sent && waited >= plan.close_timeout => {
+                t.close += 1;
+                Err(Dead)
+            }
+            State::Open { .. }
+                if self
+                    .echo
+                    .oldest_sent()
+                    .is_some_and(|sent| now.saturating_duration_since(sent) >= plan.timeout) =>
+            {
+                t.message += 1;
+                Err(Dead)
+            }
+            State::Closing if waited >= plan.close_timeout => Err(Dead),
+            _ => Ok(()),
+        };
+        self.life(step, ctx)
+    }
+
+    /// The run is over: start the close handshake (§7.1.2, code 1000).
+    pub fn begin_close(&mut self, ctx: &mut Ctx<'_>) -> Life {
+        let step = match &mut self.state {
+            State::Open { ws } if !ws.close_state().sent => {
+                ws.close(CloseCode::NORMAL, "", self.io.out(ctx.pool));
+                self.since = ctx.now;
+                self.flush(ctx)
+            }
+            State::Open { .. } | State::Closing => Ok(()),
+            // Only after an early stop: nothing to close yet.
+            State::Connecting | State::Handshake { .. } => Err(Dead),
+        };
+        self.life(step, ctx)
+    }
+
+    /// Give the buffers back to the pool (the client is going away).
+    pub fn release(&mut self, pool: &mut BufferPool) {
+        self.io.release(pool);
+    }
+
+    fn life(&mut self, step: Step, ctx: &mut Ctx<'_>) -> Life {
+        match step {
+            Ok(()) => Life::Alive,
+            Err(Dead) => {
+                self.release(ctx.pool);
+                Life::Dead
+            }
+        }
+    }
+
+    /// Connecting: once established, queue the upgrade request (§4.1).
+    fn finish_connect(&mut self, ctx: &mut Ctx<'_>) -> Result<bool, Dead> {
+        match self.io.connected() {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(e) => return Err(self.fail(&e, ctx)),
+        }
+        record(&mut ctx.stats.connect, ctx.now.saturating_duration_since(self.since));
+        let mut nonce = [0u8; 16];
+        nonce[..8].copy_from_slice(&next_random(ctx.rng).to_ne_bytes());
+        nonce[8..].copy_from_slice(&next_random(ctx.rng).to_ne_bytes());
+        let hs = ClientHandshake::new(nonce);
+        let target = &ctx.plan.target;
+        hs.write_request(self.io.out(ctx.pool), &target.host, &target.path, &[]);
+        self.state = State::Handshake { hs };
+        self.since = ctx.now;
+        Ok(true)
+    }
+
+    /// Read until WouldBlock (mio's edge-triggered rule), processing as we go.
+    fn read_all(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        loop {
+            if self.io.has_input() {
+                self.process(ctx)?;
+            }
+            match self.io.read_some(ctx.pool) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => return Err(self.fail(&e, ctx)),
+            }
+        }
+        self.io.tidy(ctx.pool);
+        Ok(())
+    }
+
+    /// Consume what the read buffer holds, according to the state.
+    fn process(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        if matches!(self.state, State::Handshake { .. }) {
+            self.process_head(ctx)?;
+        }
+        match self.state {
+            State::Open { .. } => self.process_frames(ctx),
+            // After the close handshake input is read only to reach EOF.
+            State::Closing => self.io.discard_input(),
+            State::Connecting | State::Handshake { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Handshake: check the answer; the bytes after a 101 are frames and
+    /// stay in the buffer for `Open` (the upgrade hands its leftover on).
+    fn process_head(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let (State::Handshake { hs }, Some((rbuf, _))) = (&self.state, self.io.buffers(ctx.pool)) else {
+            return Ok(());
+        };
+        let errors = &mut ctx.stats.errors;
+        match hs.read_response(rbuf.filled(), MAX_RESPONSE_HEAD) {
+            Ok(None) => {
+                self.io.want = MAX_RESPONSE_HEAD;
+                Ok(())
+            }
+            Ok(Some(accepted)) => {
+                rbuf.consume(accepted.head_len);
+                record(&mut ctx.stats.handshake, ctx.now.saturating_duration_since(self.since));
+                ctx.stats.opened += 1;
+                let ws = WebSocket::client(ctx.plan.read_limits, next_random(ctx.rng));
+                self.state = State::Open { ws: Box::new(ws) };
+                self.opened = true;
+                self.since = ctx.now;
+                self.io.want = 0;
+                Ok(())
+            }
+            Err(ClientHandshakeError::Status(code)) => {
+                *errors.handshake_status.entry(code).or_default() += 1;
+                Err(Dead)
+            }
+            Err(e) => {
+                *errors.handshake_invalid.entry(e.kind()).or_default() += 1;
+                Err(Dead)
+            }
+        }
+    }
+
+    /// Open: parse frames and match echoes to the messages in flight.
+    fn process_frames(&mut self, ctx: &mut Ctx<'_>) {
+        let (State::Open { ws }, Some((rbuf, out))) = (&mut self.state, self.io.buffers(ctx.pool)) else {
+            return;
+        };
+        let mut want = 0;
+        while !rbuf.is_empty() {
+            let closing = ws.close_state().sent;
+            match ws.read(rbuf.filled_mut(), out) {
+                Ok(FrameRead::Incomplete { frame_len }) => {
+                    want = frame_len.unwrap_or(0);
+                    break;
+                }
+                Ok(FrameRead::Frame { consumed, event }) => {
+                    match event {
+                        Some(Event::Message(_, payload)) if ctx.plan.mode == Mode::Echo && !closing => {
+                            self.echo.on_echo(payload.len(), ctx.plan, ctx.stats, ctx.interval)
+                        }
+                        Some(Event::Message(..)) => ctx.stats.received += 1,
+                        // The server closed first: §7.1.5, its code is the
+                        // connection's close code (1005 when it gave none).
+                        Some(Event::Close(frame)) if !closing => {
+                            let code = frame.code.unwrap_or(CloseCode::NO_STATUS).0;
+                            *ctx.stats.errors.close_codes.entry(code).or_default() += 1;
+                        }
+                        _ => {}
+                    }
+                    rbuf.consume(consumed);
+                }
+                Err(e) => {
+                    *ctx.stats.errors.protocol.entry(e.kind()).or_default() += 1;
+                    ws.fail(&e, out);
+                    rbuf.consume(rbuf.len());
+                    break;
+                }
+            }
+        }
+        self.io.want = want;
+        if ws.is_closed() {
+            self.state = State::Closing;
+            self.since = ctx.now;
+        }
+    }
+
+    /// Open: queue the messages that are due.
+    fn pump(&mut self, ctx: &mut Ctx<'_>) {
+        let (State::Open { ws }, Some(window)) = (&mut self.state, ctx.window) else {
+            return;
+        };
+        if ctx.plan.mode != Mode::Echo || ws.close_state().sent || ws.close_state().received {
+            return;
+        }
+        let out = self.io.out(ctx.pool);
+        self.echo.pump(ws, out, ctx.plan, window, ctx.now, ctx.stats);
+    }
+
+    /// Write what is queued (not before the connection exists).
+    fn flush(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        if matches!(self.state, State::Connecting) {
+            return Ok(());
+        }
+        if let Err(e) = self.io.flush() {
+            return Err(self.fail(&e, ctx));
+        }
+        self.io.tidy(ctx.pool);
+        Ok(())
+    }
+
+    /// The connection broke (EOF or a socket error): count it as what it
+    /// means in this state, and end it.
+    fn fail(&mut self, e: &io::Error, ctx: &mut Ctx<'_>) -> Dead {
+        let errors = &mut ctx.stats.errors;
+        match &self.state {
+            State::Connecting => errors.socket(e),
+            State::Handshake { .. } if e.kind() == io::ErrorKind::UnexpectedEof => {
+                *errors.handshake_invalid.entry("no_response").or_default() += 1
+            }
+            State::Handshake { .. } => errors.socket(e),
+            // §7.1.5: closed with no close frame received: 1006.
+            State::Open { ws } if !ws.close_state().received => {
+                *errors.close_codes.entry(CloseCode::ABNORMAL.0).or_default() += 1
+            }
+            // The close handshake is done: EOF is what Closing waits for.
+            State::Open { .. } | State::Closing => {}
+        }
+        Dead
+    }
+}
+
+/// xorshift64: nonces and masking seeds need to be unpredictable to a
+/// proxy, not cryptographic (§10.3).
+pub fn next_random(state: &mut u64) -> u64 {
+    let mut x = *state | 1;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    x
+}

@@ -1,0 +1,374 @@
+//! What a run tells: the live progress line, the end summary as a table,
+//! and the same as JSON (the chart is [`super::plot`]).
+//!
+//! Latencies in the summary are in microseconds. The JSON fields:
+//!
+//! ```text
+//! url, mode, threads,
+//! connections { target, attempted, opened, failed, peak_open },
+//! time        { ramp_s, duration_s, measured_s, elapsed_s },
+//! messages    { kind, size, pipeline, rate, rate_per_connection, sent, received, lost, per_second },
+//! latency_from: "schedule" (with --rate) | "send",
+//! latency_us, service_us, connect_us, handshake_us:
+//!             { count, min, mean, p50, p90, p99, p99_9, max },
+//! errors      { total, refused, timed_out { connect, handshake, message, close },
+//!               handshake_status { "404": n }, handshake_invalid { kind: n },
+//!               close_codes { "1006": n }, protocol { kind: n }, echo { kind: n }, io { kind: n } }
+//! ```
+
+use super::stats::{Errors, Stats, TimedOut};
+use super::{Mode, Options, Plan};
+use crate::protocol::MessageKind;
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+/// The end-of-run summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// The target.
+    pub url: String,
+    /// `echo` or `connect`.
+    pub mode: &'static str,
+    /// Worker threads.
+    pub threads: usize,
+    /// Connection counts.
+    pub connections: Connections,
+    /// Where the time went.
+    pub time: Timing,
+    /// Message counts.
+    pub messages: Messages,
+    /// What latency is measured from: `schedule` (with a rate) or `send`.
+    pub latency_from: &'static str,
+    /// Round trips, from `latency_from`.
+    pub latency_us: Percentiles,
+    /// Round trips from the actual send.
+    pub service_us: Percentiles,
+    /// TCP connect times.
+    pub connect_us: Percentiles,
+    /// Upgrade request to 101.
+    pub handshake_us: Percentiles,
+    /// Errors by kind.
+    pub errors: ErrorReport,
+    /// The histograms behind `latency_us` and `service_us`, for the chart.
+    #[serde(skip)]
+    pub histograms: (Histogram<u64>, Histogram<u64>),
+}
+
+/// Connection counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Connections {
+    /// Asked for.
+    pub target: usize,
+    /// Tried.
+    pub attempted: u64,
+    /// Completed the opening handshake.
+    pub opened: u64,
+    /// Tried but never opened.
+    pub failed: u64,
+    /// Open at once, at most.
+    pub peak_open: usize,
+}
+
+/// Where the time went, in seconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timing {
+    /// From the first connect to the start of the window.
+    pub ramp_s: f64,
+    /// The window asked for.
+    pub duration_s: f64,
+    /// The window as run (shorter after a stop or with nothing open).
+    pub measured_s: f64,
+    /// The whole run, closing included.
+    pub elapsed_s: f64,
+}
+
+/// Message counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Messages {
+    /// `text` or `binary`.
+    pub kind: &'static str,
+    /// Payload bytes.
+    pub size: usize,
+    /// Messages in flight per connection at most.
+    pub pipeline: usize,
+    /// Messages per second asked for, over all connections (null: unpaced).
+    pub rate: Option<f64>,
+    /// The same per connection.
+    pub rate_per_connection: Option<f64>,
+    /// Sent.
+    pub sent: u64,
+    /// Received (echoes in echo mode).
+    pub received: u64,
+    /// Sent and never echoed.
+    pub lost: u64,
+    /// Received per second of the window.
+    pub per_second: f64,
+}
+
+/// A latency distribution in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Samples.
+    pub count: u64,
+    /// Smallest.
+    pub min: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p99_9: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl Percentiles {
+    /// Summarise a histogram (all zero when empty).
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            count: h.len(),
+            min: h.min(),
+            mean: h.mean(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p99_9: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+/// Errors with their total.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorReport {
+    /// All errors counted.
+    pub total: u64,
+    /// By kind.
+    #[serde(flatten)]
+    pub by_kind: Errors,
+}
+
+impl Summary {
+    /// Build the summary from the merged figures. `window` is the
+    /// measurement window as offsets from the start of the run.
+    pub fn new(
+        o: &Options,
+        plan: &Plan,
+        stats: Stats,
+        window: Option<(Duration, Duration)>,
+        elapsed: Duration,
+        peak_open: usize,
+    ) -> Summary {
+        let (ramp, measured) = window.map_or((elapsed, Duration::ZERO), |(s, e)| (s, e.saturating_sub(s)));
+        let per_second = if measured.is_zero() {
+            0.0
+        } else {
+            stats.received as f64 / measured.as_secs_f64()
+        };
+        Summary {
+            url: o.url.clone(),
+            mode: plan.mode.name(),
+            threads: plan.threads,
+            connections: Connections {
+                target: plan.connections,
+                attempted: stats.attempted,
+                opened: stats.opened,
+                failed: stats.attempted - stats.opened,
+                peak_open,
+            },
+            time: Timing {
+                ramp_s: ramp.as_secs_f64(),
+                duration_s: o.duration.as_secs_f64(),
+                measured_s: measured.as_secs_f64(),
+                elapsed_s: elapsed.as_secs_f64(),
+            },
+            messages: Messages {
+                kind: match plan.kind {
+                    MessageKind::Text => "text",
+                    MessageKind::Binary => "binary",
+                },
+                size: plan.payload.len(),
+                pipeline: plan.pipeline,
+                rate: o.rate,
+                rate_per_connection: o.rate.map(|r| r / plan.connections as f64),
+                sent: stats.sent,
+                received: stats.received,
+                lost: stats.sent.saturating_sub(stats.received),
+                per_second,
+            },
+            latency_from: if plan.schedule.is_some() { "schedule" } else { "send" },
+            latency_us: Percentiles::of(&stats.latency),
+            service_us: Percentiles::of(&stats.service),
+            connect_us: Percentiles::of(&stats.connect),
+            handshake_us: Percentiles::of(&stats.handshake),
+            errors: ErrorReport {
+                total: stats.errors.total(),
+                by_kind: stats.errors,
+            },
+            histograms: (stats.latency, stats.service),
+        }
+    }
+
+    /// The summary as a plain-text table.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let c = &self.connections;
+        let m = &self.messages;
+        let t = &self.time;
+        let _ = writeln!(
+            s,
+            "wsreactor load: {} {}, worker threads: {}",
+            self.mode, self.url, self.threads
+        );
+        let _ = writeln!(
+            s,
+            "connections  {} asked, {} tried, {} opened, {} failed, {} open at most",
+            c.target, c.attempted, c.opened, c.failed, c.peak_open
+        );
+        let _ = writeln!(
+            s,
+            "time         ramp {:.2} s, measured {:.2} s of {:.2} s, {:.2} s in all",
+            t.ramp_s, t.measured_s, t.duration_s, t.elapsed_s
+        );
+        if self.mode == Mode::Echo.name() {
+            let rate = m.rate.map_or("unpaced".into(), |r| {
+                format!("{r}/s in all, {:.3}/s per connection", r / c.target as f64)
+            });
+            let _ = writeln!(
+                s,
+                "messages     {} B {}, pipeline {}, rate {rate}",
+                m.size, m.kind, m.pipeline
+            );
+            let _ = writeln!(
+                s,
+                "             {} sent, {} received, {} lost, {:.1}/s",
+                m.sent, m.received, m.lost, m.per_second
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\n{:<28}{:>9}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
+            "(ms)", "count", "mean", "p50", "p90", "p99", "p99.9", "max"
+        );
+        let mut rows = Vec::new();
+        if self.mode == Mode::Echo.name() {
+            rows.push((format!("round trip (from {})", self.latency_from), self.latency_us));
+            if self.latency_from == "schedule" {
+                rows.push(("round trip (from send)".into(), self.service_us));
+            }
+        }
+        rows.push(("connect".into(), self.connect_us));
+        rows.push(("handshake".into(), self.handshake_us));
+        for (name, p) in rows {
+            let ms = |us: u64| us as f64 / 1000.0;
+            let _ = writeln!(
+                s,
+                "{name:<28}{:>9}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}",
+                p.count,
+                p.mean / 1000.0,
+                ms(p.p50),
+                ms(p.p90),
+                ms(p.p99),
+                ms(p.p99_9),
+                ms(p.max)
+            );
+        }
+        s.push('\n');
+        s.push_str(&error_lines(&self.errors));
+        s
+    }
+
+    /// Write the summary as JSON.
+    pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
+        let mut text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        text.push('\n');
+        std::fs::write(path, text)
+    }
+}
+
+fn error_lines(errors: &ErrorReport) -> String {
+    if errors.total == 0 {
+        return "errors       none\n".into();
+    }
+    let mut s = format!("errors       {} in all\n", errors.total);
+    let e = &errors.by_kind;
+    let TimedOut {
+        connect,
+        handshake,
+        message,
+        close,
+    } = e.timed_out;
+    let mut line = |name: String, n: u64| {
+        if n > 0 {
+            let _ = writeln!(s, "  {name:<32}{n:>10}");
+        }
+    };
+    line("refused".into(), e.refused);
+    line("timed out: connect".into(), connect);
+    line("timed out: handshake".into(), handshake);
+    line("timed out: echo".into(), message);
+    line("timed out: close".into(), close);
+    e.handshake_status
+        .iter()
+        .for_each(|(k, n)| line(format!("handshake status {k}"), *n));
+    e.handshake_invalid
+        .iter()
+        .for_each(|(k, n)| line(format!("handshake: {k}"), *n));
+    e.close_codes
+        .iter()
+        .for_each(|(k, n)| line(format!("close code {k}"), *n));
+    e.protocol.iter().for_each(|(k, n)| line(format!("protocol: {k}"), *n));
+    e.echo.iter().for_each(|(k, n)| line(format!("echo: {k}"), *n));
+    e.io.iter().for_each(|(k, n)| line(format!("socket: {k}"), *n));
+    s
+}
+
+/// The live progress line on stderr (a no-op when hidden).
+pub struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    /// A spinner line on stderr when `show`, else nothing.
+    pub fn new(show: bool) -> Progress {
+        if !show {
+            return Progress {
+                bar: ProgressBar::hidden(),
+            };
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}") {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Progress { bar }
+    }
+
+    /// Show the current figures.
+    pub fn update(&self, phase: &str, open: usize, target: usize, rate: f64, interval: &Histogram<u64>, errors: u64) {
+        let p99 = if interval.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.3} ms", interval.value_at_quantile(0.99) as f64 / 1000.0)
+        };
+        self.bar.set_message(format!(
+            "{phase:<7} open {open}/{target}  {rate:.0} msg/s  p99 {p99}  errors {errors}"
+        ));
+    }
+
+    /// Remove the line.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

@@ -1,0 +1,268 @@
+//! What a load run measures: HDR histograms and error counters.
+//!
+//! Each worker thread owns a [`Stats`] and writes it without sharing; the
+//! run merges them once at the end, so the hot path touches no atomics for
+//! the figures that go in the report. The live progress line reads [`Live`]
+//! instead: a few relaxed counters per thread and a latency histogram for the
+//! last interval that the worker hands over a few times a second.
+//!
+//! Latencies are recorded in microseconds from 1 µs to one hour with three
+//! significant digits; a longer value is recorded as the maximum.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Largest latency a histogram tells apart, in microseconds (one hour).
+const HIGHEST_US: u64 = 3_600_000_000;
+
+/// An empty latency histogram (microseconds, 3 significant digits).
+pub fn histogram() -> Histogram<u64> {
+    // The bounds are constants that hdrhistogram accepts.
+    Histogram::new_with_bounds(1, HIGHEST_US, 3).expect("valid histogram bounds")
+}
+
+/// Record `d` in microseconds (at least 1, so a sub-microsecond round trip
+/// is not lost below the histogram's lowest value).
+pub fn record(h: &mut Histogram<u64>, d: Duration) {
+    h.saturating_record((d.as_micros() as u64).max(1));
+}
+
+/// Time-outs, by what was being waited for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TimedOut {
+    /// The TCP connection did not complete.
+    pub connect: u64,
+    /// No complete answer to the upgrade request.
+    pub handshake: u64,
+    /// A message's echo did not come back (the connection is then dropped).
+    pub message: u64,
+    /// Our close frame got no close frame back (RFC 6455 §7.1.2).
+    pub close: u64,
+}
+
+/// Errors by kind. The run counts them and goes on; none stops it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Errors {
+    /// `ECONNREFUSED`: nothing listens on the port (or its backlog is full).
+    pub refused: u64,
+    /// Time-outs.
+    pub timed_out: TimedOut,
+    /// Upgrade requests answered with a status other than 101, by status.
+    pub handshake_status: BTreeMap<u16, u64>,
+    /// 101 answers that break RFC 6455 §4.1 (or no answer at all), by kind.
+    pub handshake_invalid: BTreeMap<&'static str, u64>,
+    /// Close codes the server ended a connection with while we were not
+    /// closing; 1006 when the TCP connection ended without a close frame
+    /// (§7.1.5), 1005 for a close frame without a code.
+    pub close_codes: BTreeMap<u16, u64>,
+    /// Protocol violations by the server (§7.1.7), by kind.
+    pub protocol: BTreeMap<&'static str, u64>,
+    /// Echo mode: a message that was not the echo of one we sent.
+    pub echo: BTreeMap<&'static str, u64>,
+    /// Other socket errors, by kind (reset, address unavailable, EMFILE...).
+    pub io: BTreeMap<&'static str, u64>,
+}
+
+impl Errors {
+    /// All errors counted.
+    pub fn total(&self) -> u64 {
+        let t = &self.timed_out;
+        self.refused
+            + t.connect
+            + t.handshake
+            + t.message
+            + t.close
+            + sum(&self.handshake_status)
+            + sum(&self.handshake_invalid)
+            + sum(&self.close_codes)
+            + sum(&self.protocol)
+            + sum(&self.echo)
+            + sum(&self.io)
+    }
+
+    /// Count a socket error: refusals on their own, the rest by kind.
+    pub fn socket(&mut self, e: &io::Error) {
+        match e.raw_os_error() {
+            Some(libc::ECONNREFUSED) => self.refused += 1,
+            _ => *self.io.entry(io_kind(e)).or_default() += 1,
+        }
+    }
+
+    fn merge(&mut self, other: &Errors) {
+        self.refused += other.refused;
+        self.timed_out.connect += other.timed_out.connect;
+        self.timed_out.handshake += other.timed_out.handshake;
+        self.timed_out.message += other.timed_out.message;
+        self.timed_out.close += other.timed_out.close;
+        add_all(&mut self.handshake_status, &other.handshake_status);
+        add_all(&mut self.handshake_invalid, &other.handshake_invalid);
+        add_all(&mut self.close_codes, &other.close_codes);
+        add_all(&mut self.protocol, &other.protocol);
+        add_all(&mut self.echo, &other.echo);
+        add_all(&mut self.io, &other.io);
+    }
+}
+
+fn sum<K>(m: &BTreeMap<K, u64>) -> u64 {
+    m.values().sum()
+}
+
+fn add_all<K: Ord + Copy>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
+    for (k, v) in from {
+        *into.entry(*k).or_default() += v;
+    }
+}
+
+/// A short stable name for a socket error.
+pub fn io_kind(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::ECONNREFUSED) => "refused",
+        Some(libc::ECONNRESET) => "reset",
+        Some(libc::EPIPE) => "broken_pipe",
+        Some(libc::ETIMEDOUT) => "timed_out",
+        Some(libc::EADDRNOTAVAIL) => "address_unavailable",
+        Some(libc::EADDRINUSE) => "address_in_use",
+        Some(libc::EMFILE | libc::ENFILE) => "too_many_open_files",
+        Some(libc::ENOBUFS | libc::ENOMEM) => "out_of_memory",
+        Some(libc::ENETUNREACH | libc::EHOSTUNREACH) => "unreachable",
+        _ if e.kind() == io::ErrorKind::UnexpectedEof => "eof",
+        _ => "other",
+    }
+}
+
+/// One worker's figures, merged into the run's at the end.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Round trips: from the scheduled send time with `--rate`, else from
+    /// the actual send.
+    pub latency: Histogram<u64>,
+    /// Round trips from the actual send (equal to `latency` without `--rate`).
+    pub service: Histogram<u64>,
+    /// From `connect()` to the connection being established.
+    pub connect: Histogram<u64>,
+    /// From the upgrade request to a valid 101.
+    pub handshake: Histogram<u64>,
+    /// Connections tried.
+    pub attempted: u64,
+    /// Connections that completed the opening handshake.
+    pub opened: u64,
+    /// Data messages sent.
+    pub sent: u64,
+    /// Data messages received (echoes in echo mode).
+    pub received: u64,
+    /// Errors by kind.
+    pub errors: Errors,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            latency: histogram(),
+            service: histogram(),
+            connect: histogram(),
+            handshake: histogram(),
+            attempted: 0,
+            opened: 0,
+            sent: 0,
+            received: 0,
+            errors: Errors::default(),
+        }
+    }
+}
+
+impl Stats {
+    /// Add another worker's figures to these.
+    pub fn merge(&mut self, other: &Stats) {
+        // Same bounds on both sides: adding cannot fail.
+        let _ = self.latency.add(&other.latency);
+        let _ = self.service.add(&other.service);
+        let _ = self.connect.add(&other.connect);
+        let _ = self.handshake.add(&other.handshake);
+        self.attempted += other.attempted;
+        self.opened += other.opened;
+        self.sent += other.sent;
+        self.received += other.received;
+        self.errors.merge(&other.errors);
+    }
+}
+
+/// One worker's live counters for the progress line.
+#[derive(Debug)]
+pub struct Live {
+    /// Messages received so far.
+    pub received: AtomicU64,
+    /// Errors so far.
+    pub errors: AtomicU64,
+    /// Latencies since the progress line last took them.
+    pub interval: Mutex<Histogram<u64>>,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Live {
+            received: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            interval: Mutex::new(histogram()),
+        }
+    }
+}
+
+impl Live {
+    /// Hand the worker's interval histogram over, and empty it.
+    pub fn publish(&self, stats: &Stats, interval: &mut Histogram<u64>) {
+        self.received.store(stats.received, Relaxed);
+        self.errors.store(stats.errors.total(), Relaxed);
+        if let Ok(mut h) = self.interval.lock() {
+            let _ = h.add(&*interval);
+        }
+        interval.reset();
+    }
+
+    /// Take the latencies published since the last call.
+    pub fn take_interval(&self, into: &mut Histogram<u64>) {
+        if let Ok(mut h) = self.interval.lock() {
+            let _ = into.add(&*h);
+            h.reset();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_merge_and_total() {
+        let mut a = Errors::default();
+        a.socket(&io::Error::from_raw_os_error(libc::ECONNREFUSED));
+        a.socket(&io::Error::from_raw_os_error(libc::ECONNRESET));
+        *a.close_codes.entry(1006).or_default() += 1;
+        let mut b = Errors::default();
+        b.timed_out.handshake = 2;
+        *b.handshake_status.entry(404).or_default() += 3;
+        *b.close_codes.entry(1006).or_default() += 1;
+        a.merge(&b);
+        assert_eq!(a.refused, 1);
+        assert_eq!(a.io["reset"], 1);
+        assert_eq!(a.close_codes[&1006], 2);
+        assert_eq!(a.total(), 1 + 1 + 2 + 2 + 3);
+    }
+
+    #[test]
+    fn histograms_merge_and_saturate() {
+        let mut a = Stats::default();
+        record(&mut a.latency, Duration::from_nanos(10));
+        record(&mut a.latency, Duration::from_secs(7200));
+        let mut b = Stats::default();
+        record(&mut b.latency, Duration::from_millis(5));
+        a.merge(&b);
+        assert_eq!(a.latency.len(), 3);
+        assert_eq!(a.latency.min(), 1);
+        assert!(a.latency.max() >= HIGHEST_US);
+    }
+}

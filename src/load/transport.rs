@@ -1,0 +1,222 @@
+//! A client's TCP side: the socket, bound to a source address and
+//! connecting without blocking, and its read and write buffers. It knows
+//! nothing of WebSocket; [`super::client`] decides what the bytes mean.
+//!
+//! Buffers come from the worker's [`BufferPool`] only while bytes are in
+//! flight, as in the server, so thousands of idle connections hold none.
+
+use crate::reactor::buffer::{BufferPool, ReadBuf, WriteBuf};
+use mio::net::TcpStream;
+use mio::Interest;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+
+/// A socket and the bytes in flight on it.
+#[derive(Debug)]
+pub struct Transport {
+    stream: TcpStream,
+    rbuf: Option<ReadBuf>,
+    wbuf: Option<WriteBuf>,
+    /// Bytes needed together at the front of the read buffer (the frame
+    /// or head in progress), so the buffer can make room for them.
+    pub want: usize,
+    registered: Interest,
+}
+
+impl Transport {
+    /// Start a non-blocking connect to `addr`, from `source` if given.
+    /// `connect()` returns EINPROGRESS; [`connected`](Self::connected) says
+    /// when it is done.
+    pub fn connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<Transport> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_nonblocking(true)?;
+        socket.set_nodelay(true)?;
+        if let Some(ip) = source {
+            #[cfg(target_os = "linux")]
+            set_bind_address_no_port(&socket);
+            socket.bind(&SocketAddr::new(ip, 0).into())?;
+        }
+        match socket.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(Transport {
+            stream: TcpStream::from_std(socket.into()),
+            rbuf: None,
+            wbuf: None,
+            want: 0,
+            registered: Interest::READABLE | Interest::WRITABLE,
+        })
+    }
+
+    /// Has the connect finished? mio's recipe: a pending error first, then
+    /// `peer_addr`, which fails with `NotConnected` while in progress.
+    pub fn connected(&mut self) -> io::Result<bool> {
+        if let Some(e) = self.stream.take_error()? {
+            return Err(e);
+        }
+        match self.stream.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The socket, for (de)registration.
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// The interest registered with the poll.
+    pub fn registered(&self) -> Interest {
+        self.registered
+    }
+
+    /// Record what was registered.
+    pub fn set_registered(&mut self, interest: Interest) {
+        self.registered = interest;
+    }
+
+    /// Bytes are waiting to be written.
+    pub fn has_output(&self) -> bool {
+        self.wbuf.as_ref().is_some_and(|w| !w.is_empty())
+    }
+
+    /// Bytes have been read and not consumed.
+    pub fn has_input(&self) -> bool {
+        self.rbuf.as_ref().is_some_and(|r| !r.is_empty())
+    }
+
+    /// Where output is queued.
+    pub fn out(&mut self, pool: &mut BufferPool) -> &mut Vec<u8> {
+        self.wbuf.get_or_insert_with(|| WriteBuf::take(pool)).out()
+    }
+
+    /// The unconsumed input and the output queue together, if there is input.
+    pub fn buffers(&mut self, pool: &mut BufferPool) -> Option<(&mut ReadBuf, &mut Vec<u8>)> {
+        let rbuf = self.rbuf.as_mut().filter(|r| !r.is_empty())?;
+        Some((rbuf, self.wbuf.get_or_insert_with(|| WriteBuf::take(pool)).out()))
+    }
+
+    /// Read once: `Ok(true)` when bytes came, `Ok(false)` on WouldBlock.
+    /// EOF is an `UnexpectedEof` error.
+    pub fn read_some(&mut self, pool: &mut BufferPool) -> io::Result<bool> {
+        let rbuf = self.rbuf.get_or_insert_with(|| ReadBuf::take(pool));
+        loop {
+            match self.stream.read(rbuf.spare(self.want)) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    rbuf.filled_by(n);
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Drop all unconsumed input.
+    pub fn discard_input(&mut self) {
+        if let Some(r) = self.rbuf.as_mut() {
+            r.consume(r.len());
+        }
+    }
+
+    /// Write until WouldBlock or done.
+    pub fn flush(&mut self) -> io::Result<()> {
+        let Some(wbuf) = self.wbuf.as_mut() else {
+            return Ok(());
+        };
+        while !wbuf.is_empty() {
+            match self.stream.write(wbuf.pending()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => wbuf.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Give drained buffers back to the pool.
+    pub fn tidy(&mut self, pool: &mut BufferPool) {
+        if let Some(r) = self.rbuf.take_if(|r| r.is_empty()) {
+            r.give(pool);
+        }
+        if let Some(w) = self.wbuf.take_if(|w| w.is_empty()) {
+            w.give(pool);
+        }
+    }
+
+    /// Give every buffer back (the connection is going away).
+    pub fn release(&mut self, pool: &mut BufferPool) {
+        if let Some(r) = self.rbuf.take() {
+            r.give(pool);
+        }
+        if let Some(w) = self.wbuf.take() {
+            w.give(pool);
+        }
+    }
+}
+
+/// With `IP_BIND_ADDRESS_NO_PORT` the port is picked at connect time from
+/// the whole 4-tuple instead of at bind time, so each source address has
+/// its full range of ephemeral ports towards the destination.
+#[cfg(target_os = "linux")]
+fn set_bind_address_no_port(socket: &Socket) {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads `on` (an int that lives across the call)
+    // for the size given; the descriptor is the socket's own. A kernel
+    // without the option refuses it, and bind then picks the port instead.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// Poll `t` until connected (or fail the test after a second).
+    fn wait_connected(t: &mut Transport) -> io::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !t.connected()? {
+            assert!(Instant::now() < deadline, "connect did not finish");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn connects_from_the_source_address_given() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let source: IpAddr = "127.0.0.7".parse().unwrap();
+        let mut t = Transport::connect(listener.local_addr().unwrap(), Some(source)).unwrap();
+        wait_connected(&mut t).unwrap();
+        let (_, peer) = listener.accept().unwrap();
+        assert_eq!(peer.ip(), source);
+        assert_eq!(t.stream().local_addr().unwrap().ip(), source);
+    }
+
+    #[test]
+    fn a_closed_port_is_refused() {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let err = Transport::connect(addr, None).and_then(|mut t| wait_connected(&mut t));
+        assert_eq!(err.unwrap_err().raw_os_error(), Some(libc::ECONNREFUSED));
+    }
+}

@@ -1,0 +1,320 @@
+//! One load worker thread: its own `mio::Poll`, slab of clients, heap of
+//! send times and figures. Workers share only the run's phase ([`Shared`])
+//! and their live counters; the figures are merged after they finish.
+//!
+//! mio's rules as in the server's reactor: sockets are read and written
+//! until `WouldBlock`, stale tokens and spurious events are harmless, and a
+//! socket is deregistered before its slab entry is removed. Each client has
+//! at most one live entry in the timer heap (`Client::armed`); entries that
+//! no longer match are skipped when they come up.
+//!
+//! A worker goes through four phases: `Ramp` (open its connections at the
+//! connect rate, wait until every connection of the run is open or has
+//! failed), `Run` (the measurement window: messages flow), `Drain` (wait
+//! for the echoes still in flight, at most `--timeout`), `Close` (close
+//! handshakes, at most the close timeout). Then it drops what is left.
+
+use super::client::{Client, Ctx, Life};
+use super::stats::{histogram, Live, Stats};
+use super::timer::Timer;
+use super::{Plan, Shared};
+use crate::reactor::buffer::BufferPool;
+use hdrhistogram::Histogram;
+use mio::{Events, Poll, Token};
+use slab::Slab;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The timerfd's token; client tokens are slab keys, far below.
+const TIMER: Token = Token(usize::MAX - 1);
+/// How often phases, the ramp and the stop flag are checked.
+const TICK: Duration = Duration::from_millis(10);
+/// How often time-outs are checked.
+const TIMEOUT_CHECK: Duration = Duration::from_millis(100);
+/// How often the progress line's figures are handed over.
+const PUBLISH: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Ramp,
+    Run,
+    Drain { until: Instant },
+    Close { until: Instant },
+}
+
+/// A load worker's state.
+pub struct Worker {
+    id: usize,
+    poll: Poll,
+    timer: Timer,
+    clients: Slab<Client>,
+    /// (due, slab key, client index): a min-heap of send times.
+    timers: BinaryHeap<Reverse<(Instant, usize, usize)>>,
+    plan: Arc<Plan>,
+    shared: Arc<Shared>,
+    live: Arc<Live>,
+    stats: Stats,
+    interval: Histogram<u64>,
+    pool: BufferPool,
+    rng: u64,
+    /// The next client index this worker opens.
+    next: usize,
+    phase: Phase,
+    window: Option<(Instant, Instant)>,
+}
+
+impl Worker {
+    /// Worker `id` of the run.
+    pub fn new(id: usize, plan: Arc<Plan>, shared: Arc<Shared>, live: Arc<Live>, seed: u64) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let timer = Timer::new(poll.registry(), TIMER)?;
+        Ok(Worker {
+            id,
+            poll,
+            timer,
+            clients: Slab::new(),
+            timers: BinaryHeap::new(),
+            pool: BufferPool::new(plan.buffer_size, 256),
+            plan,
+            shared,
+            live,
+            stats: Stats::default(),
+            interval: histogram(),
+            rng: seed,
+            next: id,
+            phase: Phase::Ramp,
+            window: None,
+        })
+    }
+
+    /// Run all phases; return this worker's figures.
+    pub fn run(mut self) -> io::Result<Stats> {
+        let mut events = Events::with_capacity(1024);
+        let mut next_tick = Instant::now();
+        let mut next_check = next_tick + TIMEOUT_CHECK;
+        let mut next_publish = next_tick + PUBLISH;
+        loop {
+            let now = Instant::now();
+            if now >= next_tick {
+                if self.advance(now) {
+                    break;
+                }
+                next_tick = now + TICK;
+            }
+            if matches!(self.phase, Phase::Ramp) {
+                self.open_due(now);
+            }
+            self.fire_timers(now);
+            if now >= next_check {
+                self.for_each(now, Client::on_tick);
+                next_check = now + TIMEOUT_CHECK;
+            }
+            if now >= next_publish {
+                self.publish();
+                next_publish = now + PUBLISH;
+            }
+            let mut wake = next_tick.min(next_check);
+            if matches!(self.phase, Phase::Ramp) && self.next < self.plan.connections {
+                wake = wake.min(self.plan.connect.due(self.next));
+            }
+            let now = Instant::now();
+            let mut timeout = wake.saturating_duration_since(now);
+            if let Some(&Reverse((due, ..))) = self.timers.peek() {
+                if due <= now {
+                    timeout = Duration::ZERO;
+                } else if due < wake {
+                    self.timer.arm(due, now)?;
+                }
+            }
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    TIMER => self.timer.fired(),
+                    Token(key) => {
+                        // Errors and hang-ups surface through read/write.
+                        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+                        let writable = event.is_writable() || event.is_write_closed();
+                        let now = Instant::now();
+                        self.step(key, now, |c, ctx| c.on_ready(readable, writable, ctx));
+                    }
+                }
+            }
+        }
+        self.finish();
+        Ok(self.stats)
+    }
+
+    /// Move through the phases; true when the worker is done.
+    fn advance(&mut self, now: Instant) -> bool {
+        match self.phase {
+            Phase::Ramp => {
+                if let Some(window) = self.shared.window() {
+                    self.window = Some(window);
+                    self.phase = Phase::Run;
+                    // Every open client gets its first send time.
+                    self.for_each(now, |_, _| Life::Alive);
+                }
+            }
+            Phase::Run => {
+                // A stop (Ctrl-C) may have moved the end closer.
+                self.window = self.shared.window();
+                if let Some((_, end)) = self.window.filter(|&(_, end)| now >= end) {
+                    self.phase = Phase::Drain {
+                        until: end + self.plan.timeout,
+                    };
+                }
+            }
+            Phase::Drain { until } => {
+                if now >= until || self.clients.iter().all(|(_, c)| c.in_flight() == 0) {
+                    self.phase = Phase::Close {
+                        until: now + self.plan.close_timeout,
+                    };
+                    self.for_each(now, Client::begin_close);
+                }
+            }
+            Phase::Close { until } => return self.clients.is_empty() || now >= until,
+        }
+        false
+    }
+
+    /// Ramp: open the connections that are due.
+    fn open_due(&mut self, now: Instant) {
+        let plan = self.plan.clone();
+        while self.next < plan.connections && plan.connect.due(self.next) <= now {
+            let index = self.next;
+            self.next += plan.threads;
+            self.stats.attempted += 1;
+            let source = plan.source_for(index);
+            let result = Client::connect(index, plan.target.addr, source, now).and_then(|mut client| {
+                let entry = self.clients.vacant_entry();
+                let interest = client.interest();
+                self.poll
+                    .registry()
+                    .register(client.stream(), Token(entry.key()), interest)?;
+                client.set_registered(interest);
+                entry.insert(client);
+                Ok(())
+            });
+            if let Err(e) = result {
+                self.stats.errors.socket(&e);
+                self.shared.resolve(false, now);
+            }
+        }
+    }
+
+    /// Run the clients whose send time has come.
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(&Reverse((due, key, index))) = self.timers.peek() {
+            if due > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(client) = self.clients.get_mut(key) else {
+                continue;
+            };
+            if client.index() != index || client.armed != Some(due) {
+                continue;
+            }
+            client.armed = None;
+            self.step(key, Instant::now(), Client::on_timer);
+        }
+    }
+
+    /// Run `f` on client `key`, then settle it.
+    fn step(&mut self, key: usize, now: Instant, f: impl FnOnce(&mut Client, &mut Ctx<'_>) -> Life) {
+        let mut ctx = Ctx {
+            plan: &self.plan,
+            stats: &mut self.stats,
+            interval: &mut self.interval,
+            pool: &mut self.pool,
+            rng: &mut self.rng,
+            now,
+            window: self.window,
+        };
+        // A stale token (client already gone) is ignored.
+        let Some(client) = self.clients.get_mut(key) else {
+            return;
+        };
+        let was_pending = client.pending();
+        let life = f(client, &mut ctx);
+        if was_pending && (life == Life::Dead || !client.pending()) {
+            self.shared.resolve(client.opened(), now);
+        }
+        match life {
+            Life::Dead => self.remove(key),
+            Life::Alive => self.settle(key, now),
+        }
+    }
+
+    /// Update a live client's registration and its entry in the timer heap.
+    fn settle(&mut self, key: usize, now: Instant) {
+        let client = &mut self.clients[key];
+        let want = client.interest();
+        if want != client.registered() {
+            if self
+                .poll
+                .registry()
+                .reregister(client.stream(), Token(key), want)
+                .is_err()
+            {
+                if client.pending() {
+                    self.shared.resolve(false, now);
+                }
+                self.remove(key);
+                return;
+            }
+            client.set_registered(want);
+        }
+        let wake = client.wake_at(&self.plan, self.window, now);
+        if wake.is_some() && wake != client.armed {
+            client.armed = wake;
+            self.timers.push(Reverse((wake.unwrap_or(now), key, client.index())));
+        }
+    }
+
+    fn remove(&mut self, key: usize) {
+        let mut client = self.clients.remove(key);
+        // Deregister before the slot can be reused (dropping closes the fd).
+        let _ = self.poll.registry().deregister(client.stream());
+        client.release(&mut self.pool);
+        if client.opened() {
+            self.shared.closed();
+        }
+    }
+
+    /// Run `step` on every client (phase changes, time-outs).
+    fn for_each(&mut self, now: Instant, step: fn(&mut Client, &mut Ctx<'_>) -> Life) {
+        // Slab keys are below its capacity; removal during the walk is fine.
+        for key in 0..self.clients.capacity() {
+            if self.clients.contains(key) {
+                self.step(key, now, step);
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        self.live.publish(&self.stats, &mut self.interval);
+    }
+
+    /// The close timeout is over: drop what is left. A client still waiting
+    /// for the answer to its close frame has timed out on it.
+    fn finish(&mut self) {
+        let keys: Vec<usize> = self.clients.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            if self.clients[key].awaits_close() {
+                self.stats.errors.timed_out.close += 1;
+            }
+            self.remove(key);
+        }
+        self.publish();
+        log::debug!("load worker {} done", self.id);
+    }
+}

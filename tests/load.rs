@@ -1,0 +1,373 @@
+//! The load generator against real sockets on 127.0.0.1: our own server
+//! in-process, and tiny misbehaving servers on std threads. Every run is
+//! bounded by its duration and time-outs.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+use wsreactor::load::{self, report::Summary, Mode, Options};
+use wsreactor::protocol::handshake::accept_key;
+use wsreactor::protocol::MessageKind;
+use wsreactor::reactor::{self, settings::Settings, ServerHandle};
+
+fn server() -> ServerHandle {
+    reactor::start("127.0.0.1:0".parse().unwrap(), 1, 1024, Settings::default()).unwrap()
+}
+
+fn stop(server: ServerHandle) {
+    server.shutdown();
+    server.join().unwrap();
+}
+
+fn options(addr: SocketAddr) -> Options {
+    Options {
+        url: format!("ws://{addr}/"),
+        connections: 10,
+        connect_rate: 0.0,
+        threads: 2,
+        duration: Duration::from_secs(1),
+        timeout: Duration::from_secs(5),
+        ..Options::default()
+    }
+}
+
+fn run(o: &Options) -> Summary {
+    let summary = load::run(o).unwrap();
+    eprintln!("{}", summary.table());
+    summary
+}
+
+#[test]
+fn echo_counts_round_trips_without_errors() {
+    let server = server();
+    let s = run(&Options {
+        connections: 20,
+        pipeline: 2,
+        ..options(server.local_addr())
+    });
+    stop(server);
+    assert_eq!(s.connections.opened, 20);
+    assert_eq!(s.connections.peak_open, 20);
+    assert_eq!(s.errors.total, 0, "{:?}", s.errors);
+    assert!(s.messages.sent > 100, "{:?}", s.messages);
+    assert_eq!(s.messages.received, s.messages.sent);
+    assert_eq!(s.latency_us.count, s.messages.received);
+    assert_eq!(s.latency_from, "send");
+    assert_eq!(s.handshake_us.count, 20);
+    assert!(s.latency_us.p50 > 0 && s.latency_us.p50 <= s.latency_us.max);
+}
+
+#[test]
+fn rate_times_duration_messages_are_sent() {
+    let server = server();
+    let (rate, secs) = (400.0, 2.0);
+    let s = run(&Options {
+        connections: 8,
+        rate: Some(rate),
+        duration: Duration::from_secs_f64(secs),
+        kind: MessageKind::Text,
+        ..options(server.local_addr())
+    });
+    stop(server);
+    let expected = rate * secs;
+    let sent = s.messages.sent as f64;
+    assert!(
+        (sent - expected).abs() <= expected * 0.05,
+        "sent {sent}, expected {expected}"
+    );
+    assert_eq!(s.messages.received, s.messages.sent);
+    assert_eq!(s.errors.total, 0, "{:?}", s.errors);
+    assert_eq!(s.latency_from, "schedule");
+}
+
+#[test]
+fn connect_mode_opens_and_holds() {
+    let server = server();
+    let s = run(&Options {
+        mode: Mode::Connect,
+        connections: 50,
+        connect_rate: 500.0,
+        duration: Duration::from_millis(300),
+        ..options(server.local_addr())
+    });
+    stop(server);
+    assert_eq!((s.connections.opened, s.connections.peak_open), (50, 50));
+    assert_eq!((s.connect_us.count, s.handshake_us.count), (50, 50));
+    // 50 connections at 500/s: the ramp takes about 0.1 s.
+    assert!(s.time.ramp_s >= 0.09, "{:?}", s.time);
+    assert_eq!(s.messages.sent, 0);
+    assert_eq!(s.errors.total, 0, "{:?}", s.errors);
+}
+
+#[test]
+fn refused_connections_are_counted() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // The listener is gone: nothing listens on the port.
+    let s = run(&Options {
+        connections: 5,
+        ..options(port)
+    });
+    assert_eq!(s.errors.by_kind.refused, 5, "{:?}", s.errors);
+    assert_eq!(s.errors.total, 5);
+    assert_eq!((s.connections.attempted, s.connections.opened), (5, 0));
+    // Nothing opened: no window to wait out.
+    assert_eq!(s.time.measured_s, 0.0);
+}
+
+/// Accept `n` connections on a std listener; answer each request head with
+/// `answer(key)` and close.
+fn fake_server(n: usize, answer: fn(&str) -> Vec<u8>) -> SocketAddr {
+    fake_server_holding(n, answer, Duration::ZERO)
+}
+
+/// As [`fake_server`], keeping each connection open for `hold` after the
+/// answer (the connections are held one after another).
+fn fake_server_holding(n: usize, answer: fn(&str) -> Vec<u8>, hold: Duration) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for _ in 0..n {
+            let Ok((stream, _)) = listener.accept() else { return };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut reader = BufReader::new(stream);
+            let mut key = String::new();
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.eq_ignore_ascii_case("sec-websocket-key") {
+                        key = value.trim().to_string();
+                    }
+                }
+                line.clear();
+            }
+            let mut stream = reader.into_inner();
+            let _ = stream.write_all(&answer(&key));
+            std::thread::sleep(hold);
+            // Dropped here: the TCP connection closes.
+        }
+    });
+    addr
+}
+
+#[test]
+fn handshake_status_is_counted() {
+    let addr = fake_server(4, |_| b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec());
+    let s = run(&Options {
+        connections: 4,
+        ..options(addr)
+    });
+    assert_eq!(s.errors.by_kind.handshake_status.get(&404), Some(&4), "{:?}", s.errors);
+    assert_eq!(s.errors.total, 4);
+    assert_eq!(s.connections.opened, 0);
+}
+
+#[test]
+fn close_without_a_close_frame_counts_as_1006() {
+    let addr = fake_server(3, switching_protocols);
+    let s = run(&Options {
+        connections: 3,
+        ..options(addr)
+    });
+    assert_eq!(s.connections.opened, 3);
+    assert_eq!(s.errors.by_kind.close_codes.get(&1006), Some(&3), "{:?}", s.errors);
+    assert_eq!(s.errors.total, 3);
+}
+
+fn switching_protocols(key: &str) -> Vec<u8> {
+    let accept = accept_key(key.as_bytes());
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        std::str::from_utf8(&accept).unwrap()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_handshake_never_answered_times_out() {
+    // Accepts one connection and keeps it without a word for 3 s.
+    let addr = fake_server_holding(1, |_| Vec::new(), Duration::from_secs(3));
+    let s = run(&Options {
+        connections: 1,
+        threads: 1,
+        timeout: Duration::from_millis(300),
+        ..options(addr)
+    });
+    assert_eq!(s.errors.by_kind.timed_out.handshake, 1, "{:?}", s.errors);
+    assert_eq!(s.errors.total, 1);
+    assert!(s.time.elapsed_s < 2.0, "{:?}", s.time);
+}
+
+#[test]
+fn a_masked_frame_from_the_server_is_a_protocol_error() {
+    // §5.1: a server must not mask; an empty masked text frame follows the 101.
+    let addr = fake_server(2, |key| {
+        let mut answer = switching_protocols(key);
+        answer.extend_from_slice(b"\x81\x80\0\0\0\0");
+        answer
+    });
+    let s = run(&Options {
+        connections: 2,
+        ..options(addr)
+    });
+    assert_eq!(s.connections.opened, 2);
+    assert_eq!(
+        s.errors.by_kind.protocol.get("masked_frame"),
+        Some(&2),
+        "{:?}",
+        s.errors
+    );
+    assert_eq!(s.errors.total, 2);
+}
+
+#[test]
+fn source_addresses_are_used_in_turn() {
+    let server = server();
+    let s = run(&Options {
+        mode: Mode::Connect,
+        connections: 30,
+        duration: Duration::from_millis(100),
+        source_ips: load::parse_source_ips("127.0.0.2-127.0.0.4").unwrap(),
+        ..options(server.local_addr())
+    });
+    stop(server);
+    assert_eq!((s.connections.opened, s.errors.total), (30, 0), "{:?}", s.errors);
+}
+
+/// An echo server on std threads (tungstenite) that stalls once, for
+/// `stall`, before echoing message number `at`.
+fn stalling_echo_server(at: usize, stall: Duration) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else { return };
+        stream.set_nodelay(true).unwrap();
+        let Ok(mut ws) = tungstenite::accept(stream) else {
+            return;
+        };
+        let mut count = 0;
+        while let Ok(msg) = ws.read() {
+            if msg.is_text() || msg.is_binary() {
+                count += 1;
+                if count == at {
+                    std::thread::sleep(stall);
+                }
+                if ws.send(msg).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_stall_shows_in_p99_when_measured_from_the_schedule() {
+    let stall = Duration::from_secs(1);
+    let addr = stalling_echo_server(30, stall);
+    // One message every 10 ms for 3 s: about 100 of the 300 are due during
+    // the stall and wait for it.
+    let s = run(&Options {
+        connections: 1,
+        threads: 1,
+        rate: Some(100.0),
+        duration: Duration::from_secs(3),
+        ..options(addr)
+    });
+    assert_eq!(s.errors.total, 0, "{:?}", s.errors);
+    assert_eq!(s.messages.received, 300);
+    let stall_us = stall.as_micros() as u64;
+    // From the schedule, the stall is in the tail...
+    assert!(s.latency_us.p99 >= stall_us * 9 / 10, "{:?}", s.latency_us);
+    assert!(s.latency_us.max >= stall_us, "{:?}", s.latency_us);
+    assert!(s.latency_us.p90 >= stall_us / 2, "{:?}", s.latency_us);
+    // ...while from the send only the one stalled message saw it.
+    assert!(s.service_us.max >= stall_us, "{:?}", s.service_us);
+    assert!(s.service_us.p99 < stall_us / 2, "{:?}", s.service_us);
+}
+
+#[test]
+fn the_binary_writes_the_documented_json_and_a_chart() {
+    let server = server();
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let (json, svg) = (dir.join("load-summary.json"), dir.join("load-latency.svg"));
+    let _ = std::fs::remove_file(&json);
+    let _ = std::fs::remove_file(&svg);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsreactor"))
+        .args(["load", "--url", &format!("ws://{}/", server.local_addr())])
+        .args(["--connections", "4", "--duration", "500ms", "--rate", "200", "--quiet"])
+        .arg("--json")
+        .arg(&json)
+        .arg("--plot")
+        .arg(&svg)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    stop(server);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("round trip (from schedule)"), "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for field in [
+        "url",
+        "mode",
+        "threads",
+        "connections",
+        "time",
+        "messages",
+        "latency_from",
+        "errors",
+    ] {
+        assert!(v.get(field).is_some(), "no {field} in {v}");
+    }
+    for h in ["latency_us", "service_us", "connect_us", "handshake_us"] {
+        for p in ["count", "min", "mean", "p50", "p90", "p99", "p99_9", "max"] {
+            assert!(v[h][p].is_number(), "no {h}.{p} in {v}");
+        }
+    }
+    for f in ["target", "attempted", "opened", "failed", "peak_open"] {
+        assert!(v["connections"][f].is_number(), "no connections.{f}");
+    }
+    for f in ["sent", "received", "lost", "per_second", "rate", "size", "pipeline"] {
+        assert!(v["messages"][f].is_number(), "no messages.{f}");
+    }
+    let errors = &v["errors"];
+    for f in ["total", "refused"] {
+        assert!(errors[f].is_number(), "no errors.{f}");
+    }
+    for f in ["connect", "handshake", "message", "close"] {
+        assert!(errors["timed_out"][f].is_number(), "no errors.timed_out.{f}");
+    }
+    for f in [
+        "handshake_status",
+        "handshake_invalid",
+        "close_codes",
+        "protocol",
+        "echo",
+        "io",
+    ] {
+        assert!(errors[f].is_object(), "no errors.{f}");
+    }
+    assert_eq!(v["messages"]["sent"], 100);
+    assert_eq!(v["latency_from"], "schedule");
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        chart.starts_with("<svg") && chart.contains("percentile"),
+        "{}",
+        &chart[..200.min(chart.len())]
+    );
+}
+
+#[test]
+fn the_binary_refuses_bad_options_with_status_2() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsreactor"))
+        .args(["load", "--url", "wss://127.0.0.1:1/", "--quiet"])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wss"));
+}
