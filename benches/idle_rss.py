@@ -20,6 +20,17 @@ or let the script start one (`BINARY serve --bind 127.0.0.1:PORT --threads N`)
 and stop it afterwards (SIGTERM, then SIGKILL after 10 s):
     benches/idle_rss.py --spawn target/release/wsreactor
 
+With --deflate, each handshake offers permessage-deflate (RFC 7692:
+"permessage-deflate; client_max_window_bits") and the 101 must accept it;
+the echoed message is then a compressible JSON text of a few hundred bytes,
+sent compressed (RSV1, raw DEFLATE without its 00 00 ff ff tail), and its
+echo must come back compressed and inflate to the same text. So each
+connection has used its compressor and decompressor once, and what it keeps
+of them (per the server's context-takeover policy) is in the figure. Pass
+the server a configuration with --config FILE (only with --spawn), e.g. a
+[deflate] section that turns context takeover on:
+    benches/idle_rss.py --spawn target/release/wsreactor --deflate --config takeover.toml
+
 Exit status: 0 on success; 1 if fewer than N connections completed (or a
 connection was closed while idle), or if --max-bytes-per-conn is exceeded;
 2 on a usage or setup error. Standard library only; loopback only; every run
@@ -43,6 +54,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections import Counter
 
 HOST = "127.0.0.1"
@@ -173,8 +185,11 @@ def port_accepts(port: int) -> bool:
         return False
 
 
-def spawn_server(binary: str, port: int, threads: int, deadline: float, log_path: str):
+def spawn_server(binary: str, port: int, threads: int, deadline: float, log_path: str,
+                 config: str | None = None):
     args = [binary, "serve", "--bind", f"{HOST}:{port}", "--threads", str(threads)]
+    if config:
+        args += ["--config", config]
     log(f"starting {' '.join(args)} (stderr to {log_path})")
     logf = open(log_path, "wb")
     try:
@@ -214,7 +229,7 @@ CONNECTING, SENDING_HANDSHAKE, READ_HEAD, SENDING_FRAME, READ_ECHO, DONE = range
 
 
 class Conn:
-    __slots__ = ("sock", "state", "out", "inbuf", "key", "payload")
+    __slots__ = ("sock", "state", "out", "inbuf", "key", "payload", "extensions")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
@@ -223,9 +238,14 @@ class Conn:
         self.inbuf = b""
         self.key = b""
         self.payload = b""
+        self.extensions = None
 
 
-def handshake_request(port: int, key: bytes) -> bytes:
+DEFLATE_OFFER = "permessage-deflate; client_max_window_bits"
+DEFLATE_TAIL = b"\x00\x00\xff\xff"
+
+
+def handshake_request(port: int, key: bytes, deflate: bool = False) -> bytes:
     return (
         f"GET / HTTP/1.1\r\n"
         f"Host: {HOST}:{port}\r\n"
@@ -233,16 +253,40 @@ def handshake_request(port: int, key: bytes) -> bytes:
         f"Connection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {key.decode()}\r\n"
         f"Sec-WebSocket-Version: 13\r\n"
-        f"\r\n"
+        + (f"Sec-WebSocket-Extensions: {DEFLATE_OFFER}\r\n" if deflate else "")
+        + "\r\n"
     ).encode()
+
+
+def json_message(i: int) -> bytes:
+    """A compressible JSON text of a few hundred bytes, different on each connection."""
+    return json.dumps({
+        "type": "price_update", "connection": i, "sequence": i * 7,
+        "quotes": [{"symbol": s, "bid": 100.25 + k, "ask": 100.5 + k, "currency": "EUR"}
+                   for k, s in enumerate(["ABC", "DEF", "GHI", "JKL"])],
+    }).encode()
+
+
+def deflate_message(payload: bytes) -> bytes:
+    """Raw DEFLATE of one message (RFC 7692 §7.2.1): sync flush, tail removed."""
+    c = zlib.compressobj(wbits=-15)
+    data = c.compress(payload) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert data.endswith(DEFLATE_TAIL)
+    return data[:-4]
+
+
+def inflate_message(data: bytes) -> bytes:
+    d = zlib.decompressobj(wbits=-15)
+    return d.decompress(data + DEFLATE_TAIL) + d.flush()
 
 
 def expected_accept(key: bytes) -> str:
     return base64.b64encode(hashlib.sha1(key + WS_GUID).digest()).decode()
 
 
-def check_response(head: bytes, key: bytes) -> str | None:
-    """None if HEAD is a valid 101 answer to KEY, else why not."""
+def check_response(head: bytes, key: bytes, c: Conn | None = None, deflate: bool = False) -> str | None:
+    """None if HEAD is a valid 101 answer to KEY, else why not. With DEFLATE,
+    it must accept permessage-deflate; the value goes to C.extensions."""
     lines = head.decode("latin-1").split("\r\n")
     status = lines[0].split(" ", 2)
     if len(status) < 2 or not status[0].startswith("HTTP/1.") or status[1] != "101":
@@ -258,18 +302,30 @@ def check_response(head: bytes, key: bytes) -> str | None:
         return "missing Connection: Upgrade"
     if headers.get("sec-websocket-accept") != expected_accept(key):
         return "wrong Sec-WebSocket-Accept"
+    ext = headers.get("sec-websocket-extensions")
+    if c is not None:
+        c.extensions = ext
+    if deflate and (ext is None or ext.split(";")[0].strip() != "permessage-deflate"):
+        return f"permessage-deflate not accepted (Sec-WebSocket-Extensions: {ext})"
+    if not deflate and ext is not None:
+        return f"an extension accepted that was not offered ({ext})"
     return None
 
 
-def masked_text_frame(payload: bytes) -> bytes:
-    assert len(payload) < 126
+def masked_text_frame(payload: bytes, rsv1: bool = False) -> bytes:
+    assert len(payload) < 65536
     mask = os.urandom(4)
     body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return bytes([0x81, 0x80 | len(payload)]) + mask + body
+    head = bytes([0xC1 if rsv1 else 0x81])
+    if len(payload) < 126:
+        head += bytes([0x80 | len(payload)])
+    else:
+        head += bytes([0x80 | 126]) + struct.pack("!H", len(payload))
+    return head + mask + body
 
 
 def parse_frame(buf: bytes):
-    """(fin, opcode, payload, rest) for a complete unmasked frame at the start of BUF, or None."""
+    """(fin, rsv, opcode, payload, rest) for a complete unmasked frame at the start of BUF, or None."""
     if len(buf) < 2:
         return None
     b0, b1 = buf[0], buf[1]
@@ -286,15 +342,17 @@ def parse_frame(buf: bytes):
         n, pos = struct.unpack("!Q", buf[2:10])[0], 10
     if len(buf) < pos + n:
         return None
-    return bool(b0 & 0x80), b0 & 0x0F, buf[pos:pos + n], buf[pos + n:]
+    return bool(b0 & 0x80), (b0 >> 4) & 0x7, b0 & 0x0F, buf[pos:pos + n], buf[pos + n:]
 
 
 def open_connections(port: int, n: int, batch: int, echo: bool, deadline: float,
-                     server_alive) -> tuple[list[socket.socket], Counter]:
-    """Open N WebSocket connections; return the established sockets and the failure reasons."""
+                     server_alive, deflate: bool = False) -> tuple[list[socket.socket], Counter, Counter]:
+    """Open N WebSocket connections; return the established sockets, the
+    failure reasons and the Sec-WebSocket-Extensions values of the 101s."""
     sel = selectors.DefaultSelector()
     done: list[socket.socket] = []
     failures: Counter = Counter()
+    extensions: Counter = Counter()
     started = 0
     in_flight = 0
     last_report = time.monotonic()
@@ -315,6 +373,7 @@ def open_connections(port: int, n: int, batch: int, echo: bool, deadline: float,
         sel.unregister(c.sock)
         c.state = DONE
         done.append(c.sock)
+        extensions[c.extensions] += 1
 
     def start_one(i: int) -> None:
         nonlocal in_flight
@@ -322,7 +381,7 @@ def open_connections(port: int, n: int, batch: int, echo: bool, deadline: float,
         s.setblocking(False)
         c = Conn(s)
         c.key = base64.b64encode(os.urandom(16))
-        c.payload = b"idle-rss %d" % i
+        c.payload = json_message(i) if deflate else b"idle-rss %d" % i
         in_flight += 1
         err = s.connect_ex((HOST, port))
         if err not in (0, errno.EINPROGRESS):
@@ -337,7 +396,7 @@ def open_connections(port: int, n: int, batch: int, echo: bool, deadline: float,
                 fail(c, f"connect: {os.strerror(err)}")
                 return
             c.state = SENDING_HANDSHAKE
-            c.out = handshake_request(port, c.key)
+            c.out = handshake_request(port, c.key, deflate)
         sent = c.sock.send(c.out)
         c.out = c.out[sent:]
         if not c.out:
@@ -357,7 +416,7 @@ def open_connections(port: int, n: int, batch: int, echo: bool, deadline: float,
                     fail(c, "response head too long")
                 return
             head, c.inbuf = c.inbuf[:end], c.inbuf[end + 4:]
-            why = check_response(head, c.key)
+            why = check_response(head, c.key, c, deflate)
             if why:
                 fail(c, f"handshake: {why}")
                 return
@@ -365,7 +424,10 @@ def open_connections(port: int, n: int, batch: int, echo: bool, deadline: float,
                 finish(c)
                 return
             c.state = SENDING_FRAME
-            c.out = masked_text_frame(c.payload)
+            if deflate:
+                c.out = masked_text_frame(deflate_message(c.payload), rsv1=True)
+            else:
+                c.out = masked_text_frame(c.payload)
             sel.modify(c.sock, selectors.EVENT_WRITE, c)
             return
         # READ_ECHO: skip pings/pongs, expect our text back
@@ -377,14 +439,24 @@ def open_connections(port: int, n: int, batch: int, echo: bool, deadline: float,
                 return
             if frame is None:
                 return
-            fin, opcode, payload, c.inbuf = frame
+            fin, rsv, opcode, payload, c.inbuf = frame
             if opcode in (0x9, 0xA):
                 continue
             if opcode == 0x8:
                 code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
                 fail(c, f"echo: server sent close ({code})")
-            elif opcode != 0x1 or not fin or payload != c.payload:
-                fail(c, f"echo: unexpected frame (opcode {opcode}, fin {fin})")
+                return
+            if opcode != 0x1 or not fin or rsv != (4 if deflate else 0):
+                fail(c, f"echo: unexpected frame (opcode {opcode}, fin {fin}, rsv {rsv})")
+                return
+            if deflate:
+                try:
+                    payload = inflate_message(payload)
+                except zlib.error as e:
+                    fail(c, f"echo: does not inflate: {e}")
+                    return
+            if payload != c.payload:
+                fail(c, "echo: payload differs")
             else:
                 finish(c)
             return
@@ -425,7 +497,7 @@ def open_connections(port: int, n: int, batch: int, echo: bool, deadline: float,
     if unstarted:
         failures["not attempted (--timeout)"] += unstarted
     sel.close()
-    return done, failures
+    return done, failures, extensions
 
 
 def count_closed(socks: list[socket.socket]) -> int:
@@ -470,7 +542,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-bytes-per-conn", type=float, metavar="B",
                    help="exit 1 if the VmRSS growth per connection exceeds B bytes (target: 1024)")
     p.add_argument("--server-log", metavar="FILE", help="stderr of the spawned server (default: a temp file)")
+    p.add_argument("--deflate", action="store_true",
+                   help="offer permessage-deflate, require it accepted, and echo a compressed JSON text")
+    p.add_argument("--config", metavar="FILE", help="--config FILE for the spawned server")
     args = p.parse_args(argv)
+    if args.config is not None and not args.spawn:
+        p.error("--config needs --spawn")
+    if args.deflate and not args.echo:
+        p.error("--deflate needs the echo (leave out --no-echo)")
     if args.server_pid is not None and args.port is None:
         p.error("--server-pid needs --port")
     if args.connections < 1 or args.batch < 1 or args.threads < 1:
@@ -503,7 +582,7 @@ def main(argv=None) -> int:
                 fd, log_path = tempfile.mkstemp(prefix="idle_rss-server-", suffix=".log")
                 os.close(fd)
                 temp_log = log_path
-            proc = spawn_server(args.spawn, port, args.threads, deadline, log_path)
+            proc = spawn_server(args.spawn, port, args.threads, deadline, log_path, args.config)
             pid = proc.pid
             time.sleep(0.5)  # let it finish starting up before the baseline
         else:
@@ -524,10 +603,11 @@ def main(argv=None) -> int:
             f"RssAnon {fmt_bytes(before.get('RssAnon', 0))} before")
 
         log(f"opening {args.connections} connections ({args.batch} at a time"
-            f"{', with one echoed text frame each' if args.echo else ''})")
+            f"{', with one echoed text frame each' if args.echo else ''}"
+            f"{', permessage-deflate' if args.deflate else ''})")
         t0 = time.monotonic()
-        socks, failures = open_connections(port, args.connections, args.batch, args.echo,
-                                           deadline, lambda: process_alive(pid))
+        socks, failures, extensions = open_connections(port, args.connections, args.batch, args.echo,
+                                                       deadline, lambda: process_alive(pid), args.deflate)
         connect_s = time.monotonic() - t0
         log(f"{len(socks)} connections established in {connect_s:.1f} s")
 
@@ -555,7 +635,10 @@ def main(argv=None) -> int:
         per_conn = delta / ok
         per_conn_anon = delta_anon / ok
         print(f"idle_rss: connections        {ok} idle (echo {'on' if args.echo else 'off'}), "
-              f"server pid {pid}, {after.get('Threads', '?')} threads")
+              f"server pid {pid}, {after.get('Threads', '?')} threads"
+              f"{', config ' + args.config if args.config else ''}")
+        for ext, count in extensions.most_common():
+            print(f"idle_rss: extensions         {count} x {ext if ext is not None else '(none)'}")
         print(f"idle_rss: VmRSS   before {fmt_bytes(before['VmRSS']):>10}  after {fmt_bytes(after['VmRSS']):>10}"
               f"  delta {fmt_bytes(delta):>10}")
         print(f"idle_rss: RssAnon before {fmt_bytes(before.get('RssAnon', 0)):>10}  after "
@@ -565,6 +648,9 @@ def main(argv=None) -> int:
         result = {
             "connections": ok,
             "echo": args.echo,
+            "deflate": args.deflate,
+            "config": args.config,
+            "extensions": {str(k): v for k, v in extensions.items()},
             "server_pid": pid,
             "spawned": bool(args.spawn),
             "threads_arg": args.threads if args.spawn else None,

@@ -2,7 +2,8 @@
 # Runs every test of wsreactor: the one command for CI and for a fresh machine.
 #
 #   1. cargo build --release
-#   2. cargo test --release --all-targets   (unit, integration, bins, benches in test mode)
+#   2. target/test-venv                     (Python `websockets` for tests/deflate.rs)
+#      cargo test --release --all-targets   (unit, integration, bins, benches in test mode)
 #      cargo test --release --doc           (doc tests; --all-targets leaves them out)
 #   3. cargo bench --no-run                 (the benches compile)
 #   4. python3 benches/idle_rss.py ...      (10,000 idle connections cost < 1 KiB of server RSS each)
@@ -75,6 +76,13 @@ python3 --version
 
 # --- the steps -----------------------------------------------------------------------
 run build cargo build --release
+# The Python `websockets` client of tests/deflate.rs (the test creates this
+# virtualenv itself when it is missing; done here as a step of its own so that
+# a PyPI failure is reported as such).
+run test-venv bash -c '
+    [ -x target/test-venv/bin/python ] || python3 -m venv target/test-venv
+    target/test-venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements-deflate.txt
+    target/test-venv/bin/python -c "import websockets.sync.client, websockets; print(\"websockets\", websockets.__version__)"'
 run test cargo test --release --all-targets
 if cargo metadata --no-deps --format-version 1 \
     | python3 -c 'import json, sys; pkgs = json.load(sys.stdin)["packages"]; sys.exit(0 if any("lib" in t["kind"] for p in pkgs for t in p["targets"]) else 1)'
