@@ -157,7 +157,7 @@ impl Connection {
             if readable || (was_blocked && self.wants_read(ctx.settings)) {
                 self.read_all(ctx)?;
             }
-            self.after_io(ctx)
+            self.after_io()
         })();
         self.life(step, ctx)
     }
@@ -177,7 +177,7 @@ impl Connection {
                 let out = self.wbuf.get_or_insert_with(|| WriteBuf::take(ctx.pool)).out();
                 ws.close(CloseCode::GOING_AWAY, "server shutting down", out);
                 self.since = ctx.now;
-                self.flush(ctx).and_then(|_| self.after_io(ctx))
+                self.flush(ctx).and_then(|_| self.after_io())
             }
             State::Open { .. } | State::Closing { .. } => Ok(()),
         };
@@ -218,7 +218,7 @@ impl Connection {
         loop {
             // Bytes kept from before (backpressure, or a partial frame).
             if self.rbuf.as_ref().is_some_and(|r| !r.is_empty()) {
-                self.process(ctx)?;
+                self.process(ctx);
                 self.flush(ctx)?;
             }
             if !self.wants_read(ctx.settings) {
@@ -258,7 +258,7 @@ impl Connection {
     }
 
     /// Consume what the read buffer holds, according to the state.
-    fn process(&mut self, ctx: &mut Ctx<'_>) -> Step {
+    fn process(&mut self, ctx: &mut Ctx<'_>) {
         loop {
             let more = match self.state {
                 State::Handshake { .. } => self.process_head(ctx),
@@ -278,7 +278,7 @@ impl Connection {
             // or the next keep-alive request) are handled now, not on the
             // next readiness edge, which may never come.
             if !more || self.rbuf.as_ref().is_none_or(|r| r.is_empty()) {
-                return Ok(());
+                return;
             }
         }
     }
@@ -451,7 +451,7 @@ impl Connection {
     }
 
     /// After I/O: once Closing has flushed, shut the write side.
-    fn after_io(&mut self, _ctx: &mut Ctx<'_>) -> Step {
+    fn after_io(&mut self) -> Step {
         if let State::Closing { shut: shut @ false } = &mut self.state {
             if self.wbuf.is_none() {
                 self.stream.shutdown(Shutdown::Write).map_err(|_| Dead)?;
@@ -476,7 +476,7 @@ impl Connection {
                 ctx.stats.handshake_errors.fetch_add(1, Relaxed);
                 self.respond(Status::REQUEST_TIMEOUT, &[], b"", true, ctx);
                 self.flush(ctx)?;
-                self.after_io(ctx)
+                self.after_io()
             }
             State::Handshake { .. } => Ok(()),
             State::Open { ws, .. } if ws.close_state().sent => {
