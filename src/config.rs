@@ -437,6 +437,21 @@ impl Config {
                 Ok(())
             }
         };
+        // Connection timers measure with 32-bit millisecond stamps.
+        let max = crate::reactor::stamp::MAX_TIMEOUT;
+        for (key, d) in [
+            ("timeouts.handshake", timeouts.handshake),
+            ("timeouts.idle", timeouts.idle),
+            ("timeouts.close", timeouts.close),
+            ("timeouts.write_stall", timeouts.write_stall),
+            ("pubsub.poll_timeout", self.pubsub.poll_timeout),
+            ("pubsub.sse_heartbeat", self.pubsub.sse_heartbeat),
+        ] {
+            if d > max {
+                let got = humantime_serde::re::humantime::format_duration(d);
+                return Err(invalid(key, format!("must be at most 24 days, got {got}")));
+            }
+        }
         nonzero("timeouts.handshake", timeouts.handshake)?;
         nonzero("timeouts.close", timeouts.close)?;
         nonzero("timeouts.write_stall", timeouts.write_stall)?;

@@ -142,7 +142,7 @@ pub struct MessageReader {
     /// unmasked and validated by an earlier call that returned `Incomplete`.
     progress: usize,
     /// permessage-deflate, when negotiated (RFC 7692).
-    inflater: Option<Inflater>,
+    inflater: Option<Box<Inflater>>,
 }
 
 impl MessageReader {
@@ -163,13 +163,13 @@ impl MessageReader {
     /// with `inflater` (RFC 7692 §6).
     pub fn with_inflater(mut self, inflater: Inflater) -> Self {
         self.allowed_rsv = RSV1;
-        self.inflater = Some(inflater);
+        self.inflater = Some(Box::new(inflater));
         self
     }
 
     /// Does the decompressor hold zlib state right now?
     pub fn holds_inflate_state(&self) -> bool {
-        self.inflater.as_ref().is_some_and(Inflater::holds_state)
+        self.inflater.as_ref().is_some_and(|i| i.holds_state())
     }
 
     /// The size caps in force.

@@ -35,8 +35,9 @@ pub struct WebSocket {
     /// xorshift64 state for client masking keys (§5.3 asks for unpredictable
     /// keys; the seed comes from the caller).
     mask_state: u64,
-    /// permessage-deflate for what we send, with its size threshold.
-    deflater: Option<(Deflater, usize)>,
+    /// permessage-deflate for what we send, with its size threshold; boxed
+    /// so that an endpoint without it pays one pointer.
+    deflater: Option<Box<(Deflater, usize)>>,
 }
 
 impl WebSocket {
@@ -70,13 +71,13 @@ impl WebSocket {
         let PerMessageDeflate { deflater, inflater } = PerMessageDeflate::new(params, self.role);
         let limits = self.reader.limits();
         self.reader = MessageReader::new(self.role, limits).with_inflater(inflater);
-        self.deflater = Some((deflater, min_size));
+        self.deflater = Some(Box::new((deflater, min_size)));
         self
     }
 
     /// Does either direction's compressor hold zlib state now?
     pub fn holds_deflate_state(&self) -> bool {
-        self.reader.holds_inflate_state() || self.deflater.as_ref().is_some_and(|(d, _)| d.holds_state())
+        self.reader.holds_inflate_state() || self.deflater.as_ref().is_some_and(|d| d.0.holds_state())
     }
 
     /// Which end this is.
@@ -132,7 +133,7 @@ impl WebSocket {
         if self.close.sent {
             return;
         }
-        match &mut self.deflater {
+        match self.deflater.as_deref_mut() {
             Some((deflater, min_size)) if payload.len() >= *min_size => {
                 let mut compressed = Vec::with_capacity(payload.len() / 2 + 16);
                 deflater.compress(payload, &mut compressed);

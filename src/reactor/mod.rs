@@ -20,6 +20,7 @@ pub mod connection;
 pub mod listener;
 pub mod output;
 pub mod settings;
+pub mod stamp;
 pub mod stats;
 pub mod subscribers;
 pub mod worker;

@@ -9,6 +9,7 @@
 use super::buffer::BufferPool;
 use super::connection::{Connection, Ctx, Delivered, Life};
 use super::settings::Settings;
+use super::stamp::Stamp;
 use super::stats::WorkerStats;
 use super::subscribers::Subscribers;
 use super::Shared;
@@ -54,6 +55,8 @@ pub struct Worker {
     keys: Vec<usize>,
     touched: Vec<usize>,
     next_sweep: Instant,
+    /// What the connections' timer stamps count from.
+    epoch: Instant,
     /// Accepting is paused (descriptors exhausted) until this time.
     accept_paused_until: Option<Instant>,
     /// Set once shutdown began: the time by which to be done.
@@ -89,6 +92,7 @@ impl Worker {
             keys: Vec::new(),
             touched: Vec::new(),
             next_sweep: Instant::now() + SWEEP_EVERY,
+            epoch: Instant::now(),
             accept_paused_until: None,
             stop_deadline: None,
         })
@@ -161,6 +165,7 @@ impl Worker {
                 worker: self.id,
                 key,
                 now,
+                stamp: Stamp::at(self.epoch, now),
             },
         )
     }
@@ -288,7 +293,7 @@ impl Worker {
             let counted = self.take_connection_slot();
             let key = self.conns.vacant_key();
             let mut conn = if counted {
-                Connection::new(stream, now, true)
+                Connection::new(stream, Stamp::at(self.epoch, now), true)
             } else {
                 self.stats.refused.fetch_add(1, Relaxed);
                 let (_, mut ctx) = self.ctx(now, key);

@@ -160,7 +160,7 @@ impl Connection {
         feed.close = close;
         if snapshot.replay.is_empty() && snapshot.gap.is_none() {
             self.state = State::Poll { feed };
-            self.since = ctx.now;
+            self.since = ctx.stamp;
             return false;
         }
         feed.pending = snapshot.replay;
@@ -210,7 +210,7 @@ impl Connection {
         self.state = State::Sse {
             feed: Box::new(Feed::new(channel, snapshot.last_id, Encoding::SseEvent)),
         };
-        self.since = ctx.now;
+        self.since = ctx.stamp;
         self.want = 0;
         false
     }
@@ -255,7 +255,7 @@ impl Connection {
                 // and it may resume with ?since.
                 ctx.stats.count_slow(transport);
                 ws.close(CloseCode::TRY_AGAIN_LATER, "slow subscriber", self.out.buf(ctx.pool));
-                self.since = ctx.now;
+                self.since = ctx.stamp;
                 self.end_feed(ctx);
             }
             (_, Some(ws)) => {
@@ -273,7 +273,7 @@ impl Connection {
                 ctx.stats.count_slow(transport);
                 self.end_feed(ctx);
                 self.state = State::Closing { shut: false };
-                self.since = ctx.now;
+                self.since = ctx.stamp;
                 // Nothing more is worth sending: drop what is queued too.
                 self.out.release(ctx.pool);
             }
@@ -283,7 +283,7 @@ impl Connection {
                 }
                 self.out.push_shared(msg, feed.encoding, ctx.pool);
                 ctx.stats.count_delivered(transport, 1);
-                self.since = ctx.now;
+                self.since = ctx.stamp;
             }
         }
         if std::mem::replace(&mut self.dirty, true) {
@@ -316,7 +316,7 @@ impl Connection {
             scanner: Default::default(),
         };
         self.respond(Status::NO_CONTENT, &[("Cache-Control", "no-store")], b"", close, ctx);
-        self.since = ctx.now;
+        self.since = ctx.stamp;
     }
 
     /// Answer a poll with its gathered messages and return to `Request`
@@ -353,7 +353,7 @@ impl Connection {
         if close {
             self.enter_closing(ctx);
         } else {
-            self.since = ctx.now;
+            self.since = ctx.stamp;
         }
         !close
     }

@@ -24,6 +24,7 @@ mod request;
 use super::buffer::{BufferPool, ReadBuf};
 use super::output::Output;
 use super::settings::Settings;
+use super::stamp::Stamp;
 use super::stats::{Transport, WorkerStats};
 use super::subscribers::Subscribers;
 use crate::protocol::http::{write_response, HeadScanner, Status};
@@ -61,6 +62,8 @@ pub struct Ctx<'a> {
     pub key: usize,
     /// The time the current loop iteration began.
     pub now: Instant,
+    /// The same, as a compact stamp for the connection's timers.
+    pub stamp: Stamp,
 }
 
 /// Whether the connection lives on after a step.
@@ -110,12 +113,13 @@ pub struct Connection {
     out: Output,
     /// When the state began (Request, Poll, Closing), our close was sent
     /// (Open), or the last event went out (Sse).
-    since: Instant,
-    last_input: Instant,
+    since: Stamp,
+    last_input: Stamp,
     /// Since when pending output has been over the limit.
-    over_limit_since: Option<Instant>,
-    /// Bytes needed together at the front of the read buffer (frame, head, body).
-    want: usize,
+    over_limit_since: Option<Stamp>,
+    /// Bytes needed together at the front of the read buffer (frame, head,
+    /// body); bounded by the limits, which are below 4 GiB.
+    want: u32,
     /// The interest currently registered with the poll.
     registered: Interest,
     /// Counts against `max_connections` (a rejected connection does not).
@@ -126,7 +130,7 @@ pub struct Connection {
 
 impl Connection {
     /// A freshly accepted connection, registered for reading.
-    pub fn new(stream: TcpStream, now: Instant, counted: bool) -> Self {
+    pub fn new(stream: TcpStream, now: Stamp, counted: bool) -> Self {
         Connection {
             stream,
             state: State::Request {
@@ -147,7 +151,7 @@ impl Connection {
     /// An accepted connection refused with `status` before anything is read
     /// (over `max_connections`): the answer is queued and the connection closes.
     pub fn refused(stream: TcpStream, status: Status, ctx: &mut Ctx<'_>) -> Self {
-        let mut conn = Connection::new(stream, ctx.now, false);
+        let mut conn = Connection::new(stream, ctx.stamp, false);
         conn.respond(status, &[], b"", true, ctx);
         conn
     }
@@ -228,7 +232,7 @@ impl Connection {
             State::Request { .. } | State::Body { .. } | State::Poll { .. } | State::Sse { .. } => Err(Dead),
             State::Open { ws, .. } if !ws.close_state().sent => {
                 ws.close(CloseCode::GOING_AWAY, "server shutting down", self.out.buf(ctx.pool));
-                self.since = ctx.now;
+                self.since = ctx.stamp;
                 self.flush(ctx).and_then(|_| self.after_io())
             }
             State::Open { .. } | State::Closing { .. } => Ok(()),
@@ -274,7 +278,7 @@ impl Connection {
                 break;
             }
             let mut rbuf = self.rbuf.take().unwrap_or_else(|| ReadBuf::take(ctx.pool));
-            let result = self.stream.read(rbuf.spare(self.want));
+            let result = self.stream.read(rbuf.spare(self.want as usize));
             match result {
                 Ok(0) => {
                     rbuf.give(ctx.pool);
@@ -283,7 +287,7 @@ impl Connection {
                 Ok(n) => {
                     rbuf.filled_by(n);
                     ctx.stats.bytes_in.fetch_add(n as u64, Relaxed);
-                    self.last_input = ctx.now;
+                    self.last_input = ctx.stamp;
                     if let State::Open { pinged, .. } = &mut self.state {
                         *pinged = false;
                     }
@@ -357,7 +361,7 @@ impl Connection {
             let out = self.out.buf(ctx.pool);
             match ws.read(rbuf.filled_mut(), out) {
                 Ok(FrameRead::Incomplete { frame_len }) => {
-                    self.want = frame_len.unwrap_or(0);
+                    self.want = want(frame_len.unwrap_or(0));
                     break;
                 }
                 Ok(FrameRead::Frame { consumed, event }) => {
@@ -389,7 +393,7 @@ impl Connection {
     fn enter_closing(&mut self, ctx: &mut Ctx<'_>) {
         self.end_feed(ctx);
         self.state = State::Closing { shut: false };
-        self.since = ctx.now;
+        self.since = ctx.stamp;
         self.want = 0;
     }
 
@@ -408,7 +412,7 @@ impl Connection {
             }
         }
         if self.out.len() > ctx.settings.write_buffer_limit {
-            self.over_limit_since.get_or_insert(ctx.now);
+            self.over_limit_since.get_or_insert(ctx.stamp);
         } else {
             self.over_limit_since = None;
         }
@@ -429,28 +433,25 @@ impl Connection {
 
     fn check_timers(&mut self, ctx: &mut Ctx<'_>) -> Step {
         let s = ctx.settings;
-        let now = ctx.now;
-        if self
-            .over_limit_since
-            .is_some_and(|t| now.duration_since(t) >= s.write_stall)
-        {
+        let now = ctx.stamp;
+        if self.over_limit_since.is_some_and(|t| now.since(t) >= s.write_stall) {
             ctx.stats.count_slow(self.transport());
             return Err(Dead);
         }
         match &mut self.state {
-            State::Request { .. } if now.duration_since(self.since) >= s.handshake_timeout => self.timed_out(ctx),
-            State::Body { .. } if now.duration_since(self.last_input) >= s.handshake_timeout => self.timed_out(ctx),
+            State::Request { .. } if now.since(self.since) >= s.handshake_timeout => self.timed_out(ctx),
+            State::Body { .. } if now.since(self.last_input) >= s.handshake_timeout => self.timed_out(ctx),
             State::Request { .. } | State::Body { .. } => Ok(()),
             State::Open { ws, .. } if ws.close_state().sent => {
                 // §7.1.1: the peer had its chance to answer our close.
-                if now.duration_since(self.since) >= s.close_timeout {
+                if now.since(self.since) >= s.close_timeout {
                     Err(Dead)
                 } else {
                     Ok(())
                 }
             }
             State::Open { ws, pinged, .. } => {
-                let quiet = now.duration_since(self.last_input);
+                let quiet = now.since(self.last_input);
                 let idle = quiet >= s.idle_timeout;
                 if !idle && (*pinged || quiet < s.idle_timeout / 2) {
                     return Ok(());
@@ -466,11 +467,11 @@ impl Connection {
                 }
                 self.flush(ctx)
             }
-            State::Poll { .. } if now.duration_since(self.since) >= s.pubsub.poll_timeout => {
+            State::Poll { .. } if now.since(self.since) >= s.pubsub.poll_timeout => {
                 self.poll_timed_out(ctx);
                 self.flush(ctx).and_then(|_| self.after_io())
             }
-            State::Sse { .. } if now.duration_since(self.since) >= s.pubsub.sse_heartbeat => {
+            State::Sse { .. } if now.since(self.since) >= s.pubsub.sse_heartbeat => {
                 // A comment line (WHATWG HTML §9.2.6) keeps proxies from
                 // timing the stream out and reveals a vanished client.
                 self.out.buf(ctx.pool).extend_from_slice(b": heartbeat\n\n");
@@ -478,7 +479,7 @@ impl Connection {
                 self.flush(ctx)
             }
             State::Poll { .. } | State::Sse { .. } => Ok(()),
-            State::Closing { .. } if now.duration_since(self.since) >= s.close_timeout => Err(Dead),
+            State::Closing { .. } if now.since(self.since) >= s.close_timeout => Err(Dead),
             State::Closing { .. } => Ok(()),
         }
     }
@@ -490,6 +491,11 @@ impl Connection {
         self.flush(ctx)?;
         self.after_io()
     }
+}
+
+/// How many bytes must sit together at the front of the read buffer, as stored.
+fn want(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// The echo endpoint: send each complete message back whole, same type.

@@ -1,7 +1,7 @@
 //! The `Request` and `Body` states: read a request head, route it, and
 //! answer it, upgrade it, read a publish's body, or hand it to a feed.
 
-use super::{Connection, Ctx, State};
+use super::{want, Connection, Ctx, State};
 use crate::http::{self, metrics, route, Route};
 use crate::protocol::http::{HeadScanner, RequestHead, Status, MAX_HEADERS};
 use crate::protocol::MessageKind;
@@ -47,7 +47,7 @@ impl Connection {
             return false;
         };
         let limit = ctx.settings.max_request_head;
-        self.want = limit;
+        self.want = want(limit);
         // Every method token starts with a letter (RFC 9110 §9.1); anything
         // else (a TLS ClientHello, binary noise) is refused at once instead
         // of waiting for a blank line that will never come.
@@ -121,7 +121,7 @@ impl Connection {
         let body = if head.method == "HEAD" { &[][..] } else { body };
         self.respond(Status::OK, headers, body, close, ctx);
         if !close {
-            self.since = ctx.now;
+            self.since = ctx.stamp;
         }
         !close
     }
@@ -196,7 +196,7 @@ impl Connection {
                 close: head.wants_close(),
             }),
         };
-        self.want = len;
+        self.want = want(len);
         true
     }
 
@@ -205,7 +205,7 @@ impl Connection {
             return false;
         };
         if rbuf.len() < publish.len {
-            self.want = publish.len;
+            self.want = want(publish.len);
             return false;
         }
         let Publish {
@@ -240,7 +240,7 @@ impl Connection {
                     ctx,
                 );
                 if !close {
-                    self.since = ctx.now;
+                    self.since = ctx.stamp;
                 }
                 !close
             }
