@@ -414,6 +414,12 @@ fn check_ws_bytes(cdp: &mut Cdp, id: u64, text: &str, frame: &common::Frame) -> 
     let n = numbers(&s.wire_text);
     assert_eq!(n.len(), 3, "ws #{id}: {s:?}");
     let (header, payload, total) = (n[0], n[1], n[2]);
+    // The page says channel frames go uncompressed even with permessage-deflate
+    // agreed (as with Chromium), so that its counts are the wire's.
+    assert_eq!(
+        frame.rsv, 0,
+        "ws #{id}: a compressed channel frame; the page's note is wrong"
+    );
     assert_eq!(
         payload,
         frame.payload.len() as u64,
@@ -472,11 +478,16 @@ fn demo_page_shows_each_message_over_websocket_and_long_polling() {
         wait_shown_in_both(&mut cdp, i as u64 + 1, text);
     }
 
-    let (mut raw, _) = Client::upgrade_at(
+    // Chromium offers permessage-deflate, and the page notes it was agreed;
+    // the raw subscriber offers it too.
+    assert_eq!(cdp.eval("!document.getElementById('ws-deflate').hidden"), json!(true));
+    let (mut raw, r) = Client::upgrade_at(
         server.addr,
         &format!("/ws/{channel}?since=0"),
-        "Sec-WebSocket-Protocol: wsreactor.json\r\n",
+        "Sec-WebSocket-Protocol: wsreactor.json\r\nSec-WebSocket-Extensions: permessage-deflate\r\n",
     );
+    let agreed = r.header("sec-websocket-extensions").unwrap_or_default();
+    assert!(agreed.starts_with("permessage-deflate"), "{r:?}");
     let mut ws_sum = 0;
     for (i, text) in messages.iter().enumerate() {
         ws_sum += check_ws_bytes(&mut cdp, i as u64 + 1, text, &raw.recv());
