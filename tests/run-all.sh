@@ -9,8 +9,9 @@
 #   4. python3 benches/idle_rss.py ...      (10,000 idle connections cost < 1 KiB of server RSS each)
 #   5. bash tests/autobahn.sh               (Autobahn TestSuite against the release binary)
 #
-# Installs what it needs on a fresh Debian machine: python3 venv support via
-# apt-get (only when missing, and only as root); tests/autobahn.sh makes its own
+# Installs what it needs on a fresh Debian machine: python3 venv support and
+# Chromium (for tests/browser.rs, which drives it headless) via apt-get (only
+# when missing, and only as root); tests/autobahn.sh makes its own
 # virtualenv with kosoku. Each step is bounded in time (STEP_TIMEOUT seconds,
 # default 1200); exits non-zero on the first failure.
 set -euo pipefail
@@ -71,8 +72,16 @@ if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     python3 -c 'import venv, ensurepip' || {
         echo "=== run-all: python3 -m venv still unusable after installing python3-venv" >&2; exit 1; }
 fi
+# tests/browser.rs drives Debian's Chromium headless against the demo page, and
+# fails (rather than skipping) without it.
+if [ ! -x /usr/bin/chromium ]; then
+    step "installing chromium (tests/browser.rs drives it headless)"
+    apt_install chromium
+    [ -x /usr/bin/chromium ] || { echo "=== run-all: /usr/bin/chromium still missing after installing chromium" >&2; exit 1; }
+fi
 cargo --version
 python3 --version
+/usr/bin/chromium --version 2>/dev/null
 
 # --- the steps -----------------------------------------------------------------------
 run build cargo build --release
