@@ -221,6 +221,9 @@ fn long_polling_sees_every_id_exactly_once_on_one_connection() {
     let t0 = Instant::now();
     assert_eq!(poller.poll("lp"), 204);
     assert!(t0.elapsed() >= Duration::from_millis(250), "{:?}", t0.elapsed());
+    // A poll without since learns the cursor from the 204.
+    let r = poller.client.request("GET", "/poll/lp", &[], b"");
+    assert_eq!((r.status, r.header("x-last-id")), (204, Some("3")));
 
     // Published while parked and between polls, from another thread.
     const N: u64 = 300;
@@ -421,15 +424,24 @@ fn a_slow_subscriber_is_dropped_while_others_get_everything() {
     const N: usize = 1000;
     let payload = Arc::new("x".repeat(16 << 10));
     let p = payload.clone();
+    // The reader that keeps up is at most two messages (32 KiB, under the
+    // limit) behind, however the machine schedules the threads.
+    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let r = received.clone();
     let publisher = std::thread::spawn(move || {
         let mut c = Client::connect(addr);
-        for _ in 0..N {
+        for i in 0..N {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while r.load(Relaxed) + 2 < i && Instant::now() < deadline {
+                std::thread::yield_now();
+            }
             publish(&mut c, "big", &p);
         }
     });
     for i in 0..N {
         let f = good.recv();
-        assert_eq!(f.payload.len(), payload.len(), "message {i}");
+        assert_eq!(f.payload.len(), payload.len(), "message {i}: {f:?}");
+        received.store(i + 1, Relaxed);
     }
     publisher.join().unwrap();
     assert!(server.wait_for(|s| &s.slow_consumers, 1, Duration::from_secs(5)));
@@ -482,7 +494,13 @@ fn metrics_and_demo_page() {
     let r = c.request("GET", "/", &[], b"");
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    let page_len = r.body.len();
     assert!(String::from_utf8(r.body).unwrap().contains("<html"));
+    // HEAD: the same length, no body (the next response follows at once).
+    c.write(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = String::from_utf8(c.read_until(b"\r\n\r\n")).unwrap();
+    assert!(head.contains(&format!("Content-Length: {page_len}\r\n")), "{head}");
+    assert_eq!(c.request("GET", "/healthz", &[], b"").body, b"ok\n");
     // The echo endpoint is still there for upgrades.
     let mut echo = Client::upgrade(server.addr);
     echo.echo(TEXT, b"still echoing");

@@ -309,13 +309,20 @@ impl Connection {
     }
 
     /// Nothing came within `poll_timeout`: 204, and the client asks again.
+    /// `X-Last-Id` gives a client that polled without `since` the cursor to
+    /// ask from, so nothing published before its next poll is missed.
     pub(super) fn poll_timed_out(&mut self, ctx: &mut Ctx<'_>) {
-        let close = matches!(&self.state, State::Poll { feed } if feed.close);
+        let (close, cursor) = match &self.state {
+            State::Poll { feed } => (feed.close, feed.cursor),
+            _ => (false, 0),
+        };
         self.end_feed(ctx);
         self.state = State::Request {
             scanner: Default::default(),
         };
-        self.respond(Status::NO_CONTENT, &[("Cache-Control", "no-store")], b"", close, ctx);
+        let cursor = cursor.to_string();
+        let headers = [("Cache-Control", "no-store"), ("X-Last-Id", cursor.as_str())];
+        self.respond(Status::NO_CONTENT, &headers, b"", close, ctx);
         self.since = ctx.stamp;
     }
 

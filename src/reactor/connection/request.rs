@@ -75,18 +75,15 @@ impl Connection {
     fn route(&mut self, head: &RequestHead<'_, '_>, ctx: &mut Ctx<'_>) -> bool {
         match route(head.path()) {
             Route::Root if is_upgrade_attempt(head) => self.upgrade(head, None, ctx),
-            Route::Root => match head.method {
-                "GET" | "HEAD" => self.reply(
-                    head,
-                    &[("Content-Type", "text/html; charset=utf-8")],
-                    http::DEMO_PAGE.as_bytes(),
-                    ctx,
-                ),
-                _ => self.refuse(Status::METHOD_NOT_ALLOWED, &[("Allow", "GET")], "use GET", ctx),
-            },
-            Route::Health | Route::Metrics if head.method != "GET" => {
-                self.refuse(Status::METHOD_NOT_ALLOWED, &[("Allow", "GET")], "use GET", ctx)
+            Route::Root | Route::Health | Route::Metrics if !matches!(head.method, "GET" | "HEAD") => {
+                self.refuse(Status::METHOD_NOT_ALLOWED, &[("Allow", "GET, HEAD")], "use GET", ctx)
             }
+            Route::Root => self.reply(
+                head,
+                &[("Content-Type", "text/html; charset=utf-8")],
+                http::DEMO_PAGE.as_bytes(),
+                ctx,
+            ),
             Route::Health => self.reply(head, &[("Content-Type", "text/plain")], b"ok\n", ctx),
             Route::Metrics => {
                 let body = metrics::render(ctx.all_stats, ctx.hub);
@@ -118,8 +115,13 @@ impl Connection {
         let close = head.wants_close()
             || head.single("content-length").ok().flatten().is_some_and(|v| v != b"0")
             || head.values("transfer-encoding").next().is_some();
-        let body = if head.method == "HEAD" { &[][..] } else { body };
         self.respond(Status::OK, headers, body, close, ctx);
+        // HEAD: the GET's head, Content-Length included, without the body
+        // (RFC 9110 §9.3.2).
+        if head.method == "HEAD" {
+            let out = self.out.buf(ctx.pool);
+            out.truncate(out.len() - body.len());
+        }
         if !close {
             self.since = ctx.stamp;
         }
