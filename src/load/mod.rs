@@ -24,6 +24,8 @@
 //!
 //! - [`client`]: one connection's state machine.
 //! - [`echo`]: echo mode's messages on one connection: due, in flight, answered.
+//! - [`subscribe`]: subscribe mode's payload stamp and per-subscriber order.
+//! - [`publish`]: subscribe mode's HTTP/1.1 publish request and response.
 //! - [`transport`]: its socket (source address, non-blocking connect) and buffers.
 //! - [`worker`]: the event loop of one thread.
 //! - [`schedule`]: connect and message pacing.
@@ -36,9 +38,11 @@
 pub mod client;
 pub mod echo;
 pub mod plot;
+pub mod publish;
 pub mod report;
 pub mod schedule;
 pub mod stats;
+pub mod subscribe;
 pub mod target;
 pub mod timer;
 pub mod transport;
