@@ -290,14 +290,23 @@ impl Publisher {
         if let Err(e) = io.flush() {
             return self.lost(i, &e, now);
         }
+        let mut broken = None;
         loop {
             match io.read_some(&mut self.pool) {
                 Ok(true) => {}
                 Ok(false) => break,
-                Err(e) => return self.lost(i, &e, now),
+                Err(e) => {
+                    broken = Some(e);
+                    break;
+                }
             }
         }
+        // A response may come with the end of the connection (a refusal
+        // with `Connection: close`): read it before counting the loss.
         self.read_responses(i, now);
+        if let Some(e) = broken.filter(|_| self.lanes[i].io.is_some()) {
+            self.lost(i, &e, now);
+        }
     }
 
     /// Handle the responses in lane `i`'s read buffer.
