@@ -37,6 +37,64 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// `[deflate]`: permessage-deflate (RFC 7692).
     pub deflate: Deflate,
+    /// `[pubsub]`: channels, history, long polling and event streams.
+    pub pubsub: PubSub,
+}
+
+/// The `[pubsub]` section: the push server.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(default, deny_unknown_fields)]
+pub struct PubSub {
+    /// Messages kept per channel for `since` / `Last-Event-ID` resumes;
+    /// 0 keeps none. Default 1000.
+    pub history_size: usize,
+    /// Messages older than this leave the history. Default 1h.
+    #[serde(with = "humantime_serde")]
+    pub history_ttl: Duration,
+    /// Channels that may exist at once (a channel exists while it has
+    /// history or subscribers); beyond it a publish or subscribe gets 503.
+    /// Default 100000.
+    pub max_channels: usize,
+    /// A long poll with nothing new answers 204 after this. Default 30s.
+    #[serde(with = "humantime_serde")]
+    pub poll_timeout: Duration,
+    /// An event stream gets a comment line after this much silence.
+    /// Default 15s.
+    #[serde(with = "humantime_serde")]
+    pub sse_heartbeat: Duration,
+    /// When not empty, `POST /pub/...` needs `Authorization: Bearer <token>`.
+    /// Default "" (anyone on the network may publish).
+    pub publish_token: String,
+}
+
+impl Default for PubSub {
+    fn default() -> Self {
+        PubSub {
+            history_size: 1000,
+            history_ttl: Duration::from_secs(3600),
+            max_channels: 100_000,
+            poll_timeout: Duration::from_secs(30),
+            sse_heartbeat: Duration::from_secs(15),
+            publish_token: String::new(),
+        }
+    }
+}
+
+impl PubSub {
+    /// The reactor's view of this section.
+    pub fn to_settings(&self) -> crate::reactor::settings::PubSubSettings {
+        crate::reactor::settings::PubSubSettings {
+            hub: crate::pubsub::HubSettings {
+                history_size: self.history_size,
+                history_ttl: self.history_ttl,
+                max_channels: self.max_channels,
+            },
+            poll_timeout: self.poll_timeout,
+            sse_heartbeat: self.sse_heartbeat,
+            publish_token: (!self.publish_token.is_empty()).then(|| self.publish_token.clone()),
+        }
+    }
 }
 
 /// The `[server]` section.
@@ -216,9 +274,20 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "min_size",
         ],
     ),
+    (
+        "pubsub",
+        &[
+            "history_size",
+            "history_ttl",
+            "max_channels",
+            "poll_timeout",
+            "sse_heartbeat",
+            "publish_token",
+        ],
+    ),
 ];
 
-const SECTION_NAMES: &[&str] = &["server", "limits", "timeouts", "deflate"];
+const SECTION_NAMES: &[&str] = &["server", "limits", "timeouts", "deflate", "pubsub"];
 
 /// Why a configuration was refused. Every message starts with the origin
 /// (the file, or whatever the caller named) and names the key where there is
@@ -387,6 +456,18 @@ impl Config {
         };
         bits("deflate.server_max_window_bits", 9, self.deflate.server_max_window_bits)?;
         bits("deflate.client_max_window_bits", 8, self.deflate.client_max_window_bits)?;
+        let pubsub = &self.pubsub;
+        at_least("pubsub.max_channels", 1, pubsub.max_channels)?;
+        nonzero("pubsub.poll_timeout", pubsub.poll_timeout)?;
+        nonzero("pubsub.sse_heartbeat", pubsub.sse_heartbeat)?;
+        nonzero("pubsub.history_ttl", pubsub.history_ttl)?;
+        // The token travels in a header value: visible ASCII only (RFC 9110 §5.5).
+        if !pubsub.publish_token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(
+                "pubsub.publish_token",
+                "must be printable ASCII without spaces".to_owned(),
+            ));
+        }
         Ok(())
     }
 
@@ -483,6 +564,7 @@ fn check_one(section: &str, key: &str, value: &toml::Value) -> Result<(), String
         "limits" => table.try_into::<Limits>().map(drop),
         "timeouts" => table.try_into::<Timeouts>().map(drop),
         "deflate" => table.try_into::<Deflate>().map(drop),
+        "pubsub" => table.try_into::<PubSub>().map(drop),
         _ => Ok(()),
     };
     result.map_err(|e| e.message().to_owned())

@@ -59,6 +59,10 @@ struct ServeArgs {
     /// server.max_connections).
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// Token that `POST /pub/...` must carry as `Authorization: Bearer
+    /// <token>` (overrides pubsub.publish_token).
+    #[arg(long, value_name = "TOKEN")]
+    publish_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -266,6 +270,9 @@ fn configure(args: &ServeArgs) -> Result<Config, ConfigError> {
     }
     if let Some(max) = args.max_connections {
         config.server.max_connections = max;
+    }
+    if let Some(token) = &args.publish_token {
+        config.pubsub.publish_token = token.clone();
     }
     config.validate(&origin)?;
     Ok(config)

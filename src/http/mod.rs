@@ -1,26 +1,83 @@
-//! Plain HTTP on the server's connections: which request target is what.
+//! Plain HTTP on the server's connections: which request target is what,
+//! the metrics page and the demo page.
 //!
 //! The reactor parses a request head and asks [`route`] what it means; the
 //! protocol layer ([`crate::protocol::handshake`]) then validates upgrades.
 
+pub mod metrics;
+
+use crate::pubsub::valid_channel;
+
+/// The demo page served at `GET /`, embedded in the binary.
+pub const DEMO_PAGE: &str = include_str!("demo.html");
+
 /// What a request target names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    /// `/`: the WebSocket echo endpoint.
-    Echo,
+pub enum Route<'a> {
+    /// `/`: the WebSocket echo endpoint, or the demo page for a plain GET.
+    Root,
     /// `/healthz`: liveness, a plain 200.
     Health,
+    /// `/metrics`: Prometheus text format.
+    Metrics,
+    /// `POST /pub/{channel}`.
+    Publish(&'a str),
+    /// `/ws/{channel}`: a WebSocket subscriber.
+    Subscribe(&'a str),
+    /// `/poll/{channel}`: long polling.
+    Poll(&'a str),
+    /// `/sse/{channel}`: Server-Sent Events.
+    Events(&'a str),
+    /// A channel endpoint with a name outside `[A-Za-z0-9_.:-]{1,128}`.
+    BadChannel,
     /// Anything else: 404.
     NotFound,
 }
 
 /// Map a request path (without query) to its route.
-pub fn route(path: &str) -> Route {
+pub fn route<'a>(path: &'a str) -> Route<'a> {
     match path {
-        "/" => Route::Echo,
-        "/healthz" => Route::Health,
-        _ => Route::NotFound,
+        "/" => return Route::Root,
+        "/healthz" => return Route::Health,
+        "/metrics" => return Route::Metrics,
+        _ => {}
     }
+    type Make<'a> = fn(&'a str) -> Route<'a>;
+    let routes: [(&str, Make<'a>); 4] = [
+        ("/pub/", Route::Publish),
+        ("/ws/", Route::Subscribe),
+        ("/poll/", Route::Poll),
+        ("/sse/", Route::Events),
+    ];
+    for (prefix, make) in routes {
+        if let Some(name) = path.strip_prefix(prefix) {
+            return if valid_channel(name) {
+                make(name)
+            } else {
+                Route::BadChannel
+            };
+        }
+    }
+    Route::NotFound
+}
+
+/// A query parameter that should be a number is not one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotANumber;
+
+/// The value of `key` in a query string as a number: `Ok(None)` when absent,
+/// `Err` when present but not a non-negative integer.
+pub fn query_u64(query: Option<&str>, key: &str) -> Result<Option<u64>, NotANumber> {
+    let Some(query) = query else {
+        return Ok(None);
+    };
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k == key {
+            return v.parse().map(Some).map_err(|_| NotANumber);
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -29,9 +86,27 @@ mod tests {
 
     #[test]
     fn routes_paths() {
-        assert_eq!(route("/"), Route::Echo);
+        assert_eq!(route("/"), Route::Root);
         assert_eq!(route("/healthz"), Route::Health);
+        assert_eq!(route("/metrics"), Route::Metrics);
         assert_eq!(route("/nope"), Route::NotFound);
         assert_eq!(route("/healthz/"), Route::NotFound);
+        assert_eq!(route("/pub/news"), Route::Publish("news"));
+        assert_eq!(route("/ws/a.b:c-d_1"), Route::Subscribe("a.b:c-d_1"));
+        assert_eq!(route("/poll/x"), Route::Poll("x"));
+        assert_eq!(route("/sse/x"), Route::Events("x"));
+        assert_eq!(route("/pub/"), Route::BadChannel);
+        assert_eq!(route("/ws/a/b"), Route::BadChannel);
+        assert_eq!(route("/sse/%20"), Route::BadChannel);
+    }
+
+    #[test]
+    fn query_numbers() {
+        assert_eq!(query_u64(None, "since"), Ok(None));
+        assert_eq!(query_u64(Some("since=5"), "since"), Ok(Some(5)));
+        assert_eq!(query_u64(Some("a=1&since=0&b"), "since"), Ok(Some(0)));
+        assert_eq!(query_u64(Some("sincere=1"), "since"), Ok(None));
+        assert_eq!(query_u64(Some("since="), "since"), Err(NotANumber));
+        assert_eq!(query_u64(Some("since=-1"), "since"), Err(NotANumber));
     }
 }

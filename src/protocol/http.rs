@@ -166,6 +166,8 @@ impl Status {
     pub const METHOD_NOT_ALLOWED: Status = Status(405);
     /// 408
     pub const REQUEST_TIMEOUT: Status = Status(408);
+    /// 411
+    pub const LENGTH_REQUIRED: Status = Status(411);
     /// 413
     pub const PAYLOAD_TOO_LARGE: Status = Status(413);
     /// 426
@@ -189,6 +191,7 @@ impl Status {
             404 => "Not Found",
             405 => "Method Not Allowed",
             408 => "Request Timeout",
+            411 => "Length Required",
             413 => "Content Too Large",
             426 => "Upgrade Required",
             431 => "Request Header Fields Too Large",

@@ -5,11 +5,12 @@
 //!            ┌──────────── kernel: SO_REUSEPORT hash over listeners ───────────┐
 //!            ▼                                 ▼                               ▼
 //!  worker 0: Poll + listener + Slab<Connection> + BufferPool + Waker   worker 1: ...
-//!            └── Connection: Handshake → Open(WebSocket) → Closing ──┘
+//!            └── Connection: Request → Open(WebSocket) / Body / Poll / Sse → Closing ──┘
 //! ```
 //!
-//! Workers share only the shutdown flag and the process-wide connection
-//! count. [`start`] returns a handle (tests run servers in-process with it);
+//! Workers share the shutdown flag, the process-wide connection count and
+//! the push server's hub ([`crate::pubsub`]), which reaches each worker
+//! through its inbox and waker. [`start`] returns a handle (tests run servers in-process with it);
 //! [`serve`] runs until SIGINT or SIGTERM and then shuts down gracefully:
 //! no new connections, a 1001 close to every WebSocket, at most the close
 //! timeout to finish, exit status 0.
@@ -17,11 +18,14 @@
 pub mod buffer;
 pub mod connection;
 pub mod listener;
+pub mod output;
 pub mod settings;
 pub mod stats;
+pub mod subscribers;
 pub mod worker;
 
 use crate::config::Config;
+use crate::pubsub::{Broker, Inbox, LocalHub};
 use mio::{Poll, Waker};
 use settings::Settings;
 use stats::WorkerStats;
@@ -101,15 +105,28 @@ pub fn start(addr: SocketAddr, threads: usize, backlog: u32, settings: Settings)
     let addr = listeners[0].local_addr()?;
     let settings = Arc::new(settings);
     let shared = Arc::new(Shared::default());
-    let mut workers = Vec::new();
+    let mut polls = Vec::new();
     let mut wakers = Vec::new();
-    let mut stats = Vec::new();
-    for (id, listener) in listeners.into_iter().enumerate() {
+    for _ in 0..listeners.len() {
         let poll = Poll::new()?;
         wakers.push(Arc::new(Waker::new(poll.registry(), WAKER)?));
-        let s = Arc::new(WorkerStats::default());
-        stats.push(s.clone());
-        workers.push(Worker::new(id, poll, listener, settings.clone(), shared.clone(), s)?);
+        polls.push(poll);
+    }
+    let inboxes = wakers.iter().map(|w| Inbox::new(w.clone())).collect();
+    let hub: Arc<dyn Broker> = Arc::new(LocalHub::new(settings.pubsub.hub.clone(), inboxes));
+    let stats: Vec<Arc<WorkerStats>> = (0..listeners.len()).map(|_| Arc::default()).collect();
+    let all_stats: Arc<[Arc<WorkerStats>]> = stats.clone().into();
+    let mut workers = Vec::new();
+    for (id, (listener, poll)) in listeners.into_iter().zip(polls).enumerate() {
+        workers.push(Worker::new(
+            id,
+            poll,
+            listener,
+            settings.clone(),
+            shared.clone(),
+            all_stats.clone(),
+            hub.clone(),
+        )?);
     }
     let mut handles = Vec::new();
     for (id, worker) in workers.into_iter().enumerate() {
@@ -144,6 +161,7 @@ impl From<&Config> for Settings {
             close_timeout: c.timeouts.close,
             write_stall: c.timeouts.write_stall,
             deflate: c.deflate.to_protocol(),
+            pubsub: c.pubsub.to_settings(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::protocol::deflate::DeflateConfig;
 use crate::protocol::ReadLimits;
+use crate::pubsub::HubSettings;
 use std::time::Duration;
 
 /// Everything a worker needs to know from the configuration.
@@ -30,6 +31,32 @@ pub struct Settings {
     pub write_stall: Duration,
     /// permessage-deflate policy.
     pub deflate: DeflateConfig,
+    /// The push server's channels, polls and event streams.
+    pub pubsub: PubSubSettings,
+}
+
+/// The push server's part of the settings.
+#[derive(Debug, Clone)]
+pub struct PubSubSettings {
+    /// History and channel limits, for the hub.
+    pub hub: HubSettings,
+    /// A parked long poll answers 204 after this.
+    pub poll_timeout: Duration,
+    /// An event stream gets a comment line after this much silence.
+    pub sse_heartbeat: Duration,
+    /// When set, `POST /pub` needs `Authorization: Bearer <token>`.
+    pub publish_token: Option<String>,
+}
+
+impl Default for PubSubSettings {
+    fn default() -> Self {
+        PubSubSettings {
+            hub: HubSettings::default(),
+            poll_timeout: Duration::from_secs(30),
+            sse_heartbeat: Duration::from_secs(15),
+            publish_token: None,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -46,6 +73,7 @@ impl Default for Settings {
             close_timeout: Duration::from_secs(5),
             write_stall: Duration::from_secs(30),
             deflate: crate::config::Deflate::default().to_protocol(),
+            pubsub: PubSubSettings::default(),
         }
     }
 }
@@ -58,6 +86,8 @@ impl Settings {
             self.idle_timeout / 2,
             self.close_timeout,
             self.write_stall,
+            self.pubsub.poll_timeout,
+            self.pubsub.sse_heartbeat,
         ]
         .into_iter()
         .min()

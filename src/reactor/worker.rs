@@ -7,11 +7,13 @@
 //! deregistered before its slab entry is removed.
 
 use super::buffer::BufferPool;
-use super::connection::{Connection, Ctx, Life};
+use super::connection::{Connection, Ctx, Delivered, Life};
 use super::settings::Settings;
 use super::stats::WorkerStats;
+use super::subscribers::Subscribers;
 use super::Shared;
 use crate::protocol::http::Status;
+use crate::pubsub::{Broker, Message};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -22,13 +24,16 @@ use std::time::{Duration, Instant};
 
 /// The listener's token; connection tokens are slab keys, far below.
 pub const LISTENER: Token = Token(usize::MAX - 1);
-/// The waker's token (shutdown and, later, cross-worker messages).
+/// The waker's token: shutdown, and messages in the worker's inbox.
 pub const WAKER: Token = Token(usize::MAX - 2);
 
 /// After EMFILE/ENFILE, how long to wait before accepting again, unless a
 /// connection closes first. Without the pause an edge-triggered listener
 /// with a full backlog would be retried in a busy loop.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How often worker 0 expires history and forgets idle channels.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// A worker thread's state.
 pub struct Worker {
@@ -40,6 +45,15 @@ pub struct Worker {
     settings: Arc<Settings>,
     shared: Arc<Shared>,
     stats: Arc<WorkerStats>,
+    /// Every worker's counters, for `/metrics`.
+    all_stats: Arc<[Arc<WorkerStats>]>,
+    hub: Arc<dyn Broker>,
+    subscribers: Subscribers,
+    /// Reused for inbox batches and the subscriber keys of one message.
+    batch: Vec<Arc<Message>>,
+    keys: Vec<usize>,
+    touched: Vec<usize>,
+    next_sweep: Instant,
     /// Accepting is paused (descriptors exhausted) until this time.
     accept_paused_until: Option<Instant>,
     /// Set once shutdown began: the time by which to be done.
@@ -47,14 +61,16 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker owning `poll` (with the waker registered) and `listener`.
+    /// A worker owning `poll` (with the waker registered) and `listener`;
+    /// its counters are `all_stats[id]`.
     pub fn new(
         id: usize,
         poll: Poll,
         mut listener: TcpListener,
         settings: Arc<Settings>,
         shared: Arc<Shared>,
-        stats: Arc<WorkerStats>,
+        all_stats: Arc<[Arc<WorkerStats>]>,
+        hub: Arc<dyn Broker>,
     ) -> io::Result<Self> {
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         Ok(Worker {
@@ -65,7 +81,14 @@ impl Worker {
             pool: BufferPool::new(settings.read_buffer_size, settings.buffer_pool_size),
             settings,
             shared,
-            stats,
+            stats: all_stats[id].clone(),
+            all_stats,
+            hub,
+            subscribers: Subscribers::default(),
+            batch: Vec::new(),
+            keys: Vec::new(),
+            touched: Vec::new(),
+            next_sweep: Instant::now() + SWEEP_EVERY,
             accept_paused_until: None,
             stop_deadline: None,
         })
@@ -90,16 +113,20 @@ impl Worker {
                 return Err(e);
             }
             let now = Instant::now();
+            let mut woken = false;
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(now),
-                    WAKER => {}
+                    WAKER => woken = true,
                     Token(key) => {
                         // Errors and hang-ups surface through read/write.
                         let readable = event.is_readable() || event.is_read_closed() || event.is_error();
                         self.on_event(key, readable, event.is_writable() || event.is_write_closed(), now)
                     }
                 }
+            }
+            if woken {
+                self.deliver_inbox(now);
             }
             if self.stop_deadline.is_none() && self.shared.shutdown.load(SeqCst) {
                 self.begin_shutdown(now);
@@ -121,26 +148,71 @@ impl Worker {
         }
     }
 
-    fn ctx(&mut self, now: Instant) -> (&mut Slab<Connection>, Ctx<'_>) {
+    fn ctx(&mut self, now: Instant, key: usize) -> (&mut Slab<Connection>, Ctx<'_>) {
         (
             &mut self.conns,
             Ctx {
                 pool: &mut self.pool,
                 settings: &self.settings,
                 stats: &self.stats,
+                all_stats: &self.all_stats,
+                hub: &*self.hub,
+                subscribers: &mut self.subscribers,
+                worker: self.id,
+                key,
                 now,
             },
         )
     }
 
-    fn on_event(&mut self, key: usize, readable: bool, writable: bool, now: Instant) {
-        let (conns, mut ctx) = self.ctx(now);
+    /// Run one step of connection `key` (if it still exists), keep the
+    /// per-transport gauges right, and settle it.
+    fn step(&mut self, key: usize, now: Instant, f: impl FnOnce(&mut Connection, &mut Ctx<'_>) -> Life) {
+        let (conns, mut ctx) = self.ctx(now, key);
         // A stale token (connection already gone) is ignored.
         let Some(conn) = conns.get_mut(key) else {
             return;
         };
-        let life = conn.on_ready(readable, writable, &mut ctx);
+        let before = conn.transport();
+        let life = f(conn, &mut ctx);
+        let after = (life == Life::Alive).then(|| conn.transport());
+        ctx.stats.moved(Some(before), after);
         self.settle(key, life);
+    }
+
+    fn on_event(&mut self, key: usize, readable: bool, writable: bool, now: Instant) {
+        self.step(key, now, |conn, ctx| conn.on_ready(readable, writable, ctx));
+    }
+
+    /// Hand every message in the inbox to this worker's subscribers of its
+    /// channel, then flush each connection that got something once.
+    fn deliver_inbox(&mut self, now: Instant) {
+        let mut batch = self.hub.inbox(self.id).drain(std::mem::take(&mut self.batch));
+        for msg in &batch {
+            let mut keys = std::mem::take(&mut self.keys);
+            self.subscribers.copy_into(&msg.channel, &mut keys);
+            for &key in &keys {
+                let (conns, mut ctx) = self.ctx(now, key);
+                let Some(conn) = conns.get_mut(key) else {
+                    continue;
+                };
+                let before = conn.transport();
+                let delivered = conn.deliver(msg, &mut ctx);
+                ctx.stats.moved(Some(before), Some(conn.transport()));
+                if delivered == Delivered::Queued {
+                    self.touched.push(key);
+                }
+            }
+            self.keys = keys;
+        }
+        batch.clear();
+        self.batch = batch;
+        let touched = std::mem::take(&mut self.touched);
+        for &key in &touched {
+            self.step(key, now, Connection::after_delivery);
+        }
+        self.touched = touched;
+        self.touched.clear();
     }
 
     /// After a step: drop a dead connection, or update its registration.
@@ -171,6 +243,10 @@ impl Worker {
         // Deregister before the slot can be reused (dropping closes the fd).
         let _ = self.poll.registry().deregister(conn.stream());
         conn.release(&mut self.pool);
+        if let Some(channel) = conn.channel() {
+            self.hub.unsubscribe(channel, self.id);
+            self.subscribers.remove(channel, key);
+        }
         if conn.counted() {
             self.shared.connections.fetch_sub(1, SeqCst);
         }
@@ -210,17 +286,16 @@ impl Worker {
             let _ = stream.set_nodelay(true);
             self.stats.accepted.fetch_add(1, Relaxed);
             let counted = self.take_connection_slot();
+            let key = self.conns.vacant_key();
             let mut conn = if counted {
                 Connection::new(stream, now, true)
             } else {
                 self.stats.refused.fetch_add(1, Relaxed);
-                let (_, mut ctx) = self.ctx(now);
+                let (_, mut ctx) = self.ctx(now, key);
                 Connection::refused(stream, Status::SERVICE_UNAVAILABLE, &mut ctx)
             };
             let interest = conn.interest(&self.settings);
             conn.set_registered(interest);
-            let entry = self.conns.vacant_entry();
-            let key = entry.key();
             if self
                 .poll
                 .registry()
@@ -233,7 +308,8 @@ impl Worker {
                 }
                 continue;
             }
-            entry.insert(conn);
+            self.stats.moved(None, Some(conn.transport()));
+            self.conns.insert(conn);
             self.stats.open.fetch_add(1, Relaxed);
             if !counted {
                 // Write the 503 now; the connection then drains and goes.
@@ -258,16 +334,16 @@ impl Worker {
     fn for_each(&mut self, now: Instant, step: fn(&mut Connection, &mut Ctx<'_>) -> Life) {
         // Slab keys are below its capacity; removal during the walk is fine.
         for key in 0..self.conns.capacity() {
-            let (conns, mut ctx) = self.ctx(now);
-            if let Some(conn) = conns.get_mut(key) {
-                let life = step(conn, &mut ctx);
-                self.settle(key, life);
-            }
+            self.step(key, now, step);
         }
     }
 
     fn on_tick(&mut self, now: Instant) {
         self.for_each(now, Connection::on_tick);
+        if self.id == 0 && now >= self.next_sweep {
+            self.hub.sweep(now);
+            self.next_sweep = now + SWEEP_EVERY;
+        }
     }
 
     /// Stop accepting, close every WebSocket with 1001, and give them the

@@ -244,6 +244,49 @@ impl Client {
         self.buf.drain(..n).collect()
     }
 
+    /// Read up to and including the first `delim`.
+    pub fn read_until(&mut self, delim: &[u8]) -> Vec<u8> {
+        let end = loop {
+            if let Some(i) = self.buf.windows(delim.len()).position(|w| w == delim) {
+                break i + delim.len();
+            }
+            let have = self.buf.len();
+            self.fill(have + 1);
+        };
+        self.take(end)
+    }
+
+    /// Connect and upgrade at `path` with `extra` header lines (each ending
+    /// in CRLF); returns the client and the 101 response, checked.
+    pub fn upgrade_at(addr: SocketAddr, path: &str, extra: &str) -> (Client, Response) {
+        let mut c = Client::connect(addr);
+        let request = upgrade_request().replacen("GET / ", &format!("GET {path} "), 1);
+        let request = request.replacen("\r\n\r\n", &format!("\r\n{extra}\r\n"), 1);
+        c.write(request.as_bytes());
+        let r = c.read_response();
+        assert_eq!(r.status, 101, "{r:?}");
+        assert_eq!(r.header("sec-websocket-accept"), Some(ACCEPT), "{r:?}");
+        (c, r)
+    }
+
+    /// Send one HTTP/1.1 request on this connection (kept alive) and read
+    /// the response. `headers` are whole lines without CRLF.
+    pub fn request(&mut self, method: &str, target: &str, headers: &[&str], body: &[u8]) -> Response {
+        let mut req = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        for h in headers {
+            req.push_str(h);
+            req.push_str("\r\n");
+        }
+        if !body.is_empty() || method == "POST" {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(body);
+        self.write(&bytes);
+        self.read_response()
+    }
+
     /// Read one HTTP response head and its `Content-Length` body.
     pub fn read_response(&mut self) -> Response {
         let end = loop {

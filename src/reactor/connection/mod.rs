@@ -1,33 +1,45 @@
 //! One TCP connection's life as a state machine, driven by readiness.
 //!
 //! ```text
-//!  accept ─► Handshake ──101──► Open ──close handshake done / failure──► Closing ──EOF/timeout──► (dropped)
-//!               │                 ▲                                        ▲
-//!               └─ plain HTTP ────┴── error status (400/404/405/426/431) ──┘
+//!  accept ─► Request ──101──► Open (echo, or a channel's WebSocket subscriber)
+//!              │ ▲ ▲──200 (keep-alive)── Body (POST /pub) ◄─┤
+//!              │ └───200/204 (keep-alive)── Poll (parked) ◄─┤
+//!              │                              Sse ◄─────────┘
+//!              └─ error status, Connection: close, close handshake done ─► Closing ──EOF/timeout──► (dropped)
 //! ```
 //!
-//! `Handshake` reads an HTTP/1.1 request head; `Open` runs the WebSocket
-//! endpoint (the close handshake is tracked per direction inside it);
-//! `Closing` flushes what is queued, shuts the write side and reads until the
-//! peer's EOF, so a final status or close frame is not destroyed by a reset
-//! (RFC 6455 §7.1.1: the server closes the TCP connection first).
+//! `Request` reads an HTTP/1.1 request head and routes it ([`request`]);
+//! `Open` runs the WebSocket endpoint (the close handshake is tracked per
+//! direction inside it); `Poll` and `Sse` hold a channel subscription
+//! ([`feed`]); `Closing` flushes what is queued, shuts the write side and
+//! reads until the peer's EOF, so a final status or close frame is not
+//! destroyed by a reset (RFC 6455 §7.1.1: the server closes the TCP
+//! connection first).
 //!
 //! Buffers are borrowed from the worker's pool only while bytes are in flight.
 
-use super::buffer::{BufferPool, ReadBuf, WriteBuf};
+mod feed;
+mod request;
+
+use super::buffer::{BufferPool, ReadBuf};
+use super::output::Output;
 use super::settings::Settings;
-use super::stats::WorkerStats;
-use crate::http::{route, Route};
-use crate::protocol::deflate::{negotiate, DeflateParams};
-use crate::protocol::handshake::{validate_upgrade, write_switching_protocols};
-use crate::protocol::http::{write_response, HeadScanner, RequestHead, Status, MAX_HEADERS};
+use super::stats::{Transport, WorkerStats};
+use super::subscribers::Subscribers;
+use crate::protocol::http::{write_response, HeadScanner, Status};
 use crate::protocol::{CloseCode, Event, MessageKind, Read as FrameRead, WebSocket};
+use crate::pubsub::Broker;
+use feed::Feed;
 use mio::net::TcpStream;
 use mio::Interest;
-use std::io::{self, Read, Write};
+use request::Publish;
+use std::io::{self, Read};
 use std::net::Shutdown;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::Instant;
+
+pub use feed::Delivered;
 
 /// What the worker lends a connection while it handles an event.
 pub struct Ctx<'a> {
@@ -37,6 +49,16 @@ pub struct Ctx<'a> {
     pub settings: &'a Settings,
     /// The worker's counters.
     pub stats: &'a WorkerStats,
+    /// Every worker's counters (for `/metrics`).
+    pub all_stats: &'a [Arc<WorkerStats>],
+    /// Where channels live.
+    pub hub: &'a dyn Broker,
+    /// The worker's subscriber lists.
+    pub subscribers: &'a mut Subscribers,
+    /// The worker's index.
+    pub worker: usize,
+    /// The connection's slab key.
+    pub key: usize,
     /// The time the current loop iteration began.
     pub now: Instant,
 }
@@ -60,10 +82,21 @@ pub struct Dead;
 #[derive(Debug)]
 enum State {
     /// Reading an HTTP request head (RFC 9112 §2).
-    Handshake { scanner: HeadScanner },
+    Request { scanner: HeadScanner },
+    /// Reading the body of a publish.
+    Body { publish: Box<Publish> },
     /// WebSocket open (RFC 6455 §4.2.2 step 5 done). `pinged`: a keep-alive
-    /// ping is out since the last input.
-    Open { ws: Box<WebSocket>, pinged: bool },
+    /// ping is out since the last input. `feed`: the channel it subscribes
+    /// to (`None`: the echo endpoint).
+    Open {
+        ws: Box<WebSocket>,
+        pinged: bool,
+        feed: Option<Box<Feed>>,
+    },
+    /// A long poll parked until a message or the poll timeout.
+    Poll { feed: Box<Feed> },
+    /// A Server-Sent Events stream.
+    Sse { feed: Box<Feed> },
     /// Last bytes queued: flush, shut the write side (`shut`), read to EOF.
     Closing { shut: bool },
 }
@@ -74,18 +107,21 @@ pub struct Connection {
     stream: TcpStream,
     state: State,
     rbuf: Option<ReadBuf>,
-    wbuf: Option<WriteBuf>,
-    /// When the state began (Handshake, Closing) or our close was sent (Open).
+    out: Output,
+    /// When the state began (Request, Poll, Closing), our close was sent
+    /// (Open), or the last event went out (Sse).
     since: Instant,
     last_input: Instant,
     /// Since when pending output has been over the limit.
     over_limit_since: Option<Instant>,
-    /// Bytes needed together at the front of the read buffer (frame or head).
+    /// Bytes needed together at the front of the read buffer (frame, head, body).
     want: usize,
     /// The interest currently registered with the poll.
     registered: Interest,
     /// Counts against `max_connections` (a rejected connection does not).
     counted: bool,
+    /// Output was queued by a delivery and not yet flushed.
+    dirty: bool,
 }
 
 impl Connection {
@@ -93,17 +129,18 @@ impl Connection {
     pub fn new(stream: TcpStream, now: Instant, counted: bool) -> Self {
         Connection {
             stream,
-            state: State::Handshake {
+            state: State::Request {
                 scanner: HeadScanner::default(),
             },
             rbuf: None,
-            wbuf: None,
+            out: Output::default(),
             since: now,
             last_input: now,
             over_limit_since: None,
             want: 0,
             registered: Interest::READABLE,
             counted,
+            dirty: false,
         }
     }
 
@@ -135,10 +172,26 @@ impl Connection {
         self.registered = interest;
     }
 
+    /// What this connection is, for the per-transport gauges.
+    pub fn transport(&self) -> Transport {
+        match self.state {
+            State::Request { .. } | State::Body { .. } => Transport::Http,
+            State::Open { .. } => Transport::WebSocket,
+            State::Poll { .. } => Transport::Poll,
+            State::Sse { .. } => Transport::Sse,
+            State::Closing { .. } => Transport::Closing,
+        }
+    }
+
+    /// The channel this connection is subscribed to, if any.
+    pub fn channel(&self) -> Option<&Arc<str>> {
+        self.feed().map(|f| &f.channel)
+    }
+
     /// Interest from state (rustls's `event_set`): readable while input is
     /// wanted, writable only while output is pending.
     pub fn interest(&self, settings: &Settings) -> Interest {
-        match (self.wants_read(settings), self.has_output()) {
+        match (self.wants_read(settings), !self.out.is_empty()) {
             (_, false) => Interest::READABLE,
             (true, true) => Interest::READABLE | Interest::WRITABLE,
             (false, true) => Interest::WRITABLE,
@@ -169,13 +222,12 @@ impl Connection {
     }
 
     /// The server is stopping: close WebSockets with 1001 (RFC 6455 §7.4.1),
-    /// drop connections still in the handshake.
+    /// drop plain HTTP connections, polls and event streams.
     pub fn on_shutdown(&mut self, ctx: &mut Ctx<'_>) -> Life {
         let step = match &mut self.state {
-            State::Handshake { .. } => Err(Dead),
+            State::Request { .. } | State::Body { .. } | State::Poll { .. } | State::Sse { .. } => Err(Dead),
             State::Open { ws, .. } if !ws.close_state().sent => {
-                let out = self.wbuf.get_or_insert_with(|| WriteBuf::take(ctx.pool)).out();
-                ws.close(CloseCode::GOING_AWAY, "server shutting down", out);
+                ws.close(CloseCode::GOING_AWAY, "server shutting down", self.out.buf(ctx.pool));
                 self.since = ctx.now;
                 self.flush(ctx).and_then(|_| self.after_io())
             }
@@ -189,9 +241,7 @@ impl Connection {
         if let Some(r) = self.rbuf.take() {
             r.give(pool);
         }
-        if let Some(w) = self.wbuf.take() {
-            w.give(pool);
-        }
+        self.out.release(pool);
     }
 
     fn life(&mut self, step: Step, ctx: &mut Ctx<'_>) -> Life {
@@ -204,13 +254,12 @@ impl Connection {
         }
     }
 
-    fn has_output(&self) -> bool {
-        self.wbuf.as_ref().is_some_and(|w| !w.is_empty())
-    }
-
-    /// Backpressure: a peer that does not read its output is not read from.
+    /// Backpressure: a peer that does not read its output is not read from;
+    /// a parked poll reads only as much as one pipelined request head.
     fn wants_read(&self, settings: &Settings) -> bool {
-        self.wbuf.as_ref().map_or(0, |w| w.pending().len()) <= settings.write_buffer_limit
+        let parked_full = matches!(self.state, State::Poll { .. })
+            && self.rbuf.as_ref().map_or(0, ReadBuf::len) >= settings.max_request_head;
+        self.out.len() <= settings.write_buffer_limit && !parked_full
     }
 
     /// Read until WouldBlock (mio's edge-triggered rule), processing as we go.
@@ -261,135 +310,52 @@ impl Connection {
     fn process(&mut self, ctx: &mut Ctx<'_>) {
         loop {
             let more = match self.state {
-                State::Handshake { .. } => self.process_head(ctx),
+                State::Request { .. } => self.process_head(ctx),
+                State::Body { .. } => self.process_body(ctx),
                 State::Open { .. } => {
                     self.process_frames(ctx);
                     false
                 }
-                State::Closing { .. } => {
-                    // Input after our last word is read only to reach EOF.
+                // A pipelined request waits until the poll is answered.
+                State::Poll { .. } => false,
+                State::Sse { .. } | State::Closing { .. } => {
+                    // An event stream expects no input; after our last word,
+                    // input is read only to reach EOF.
                     if let Some(r) = self.rbuf.as_mut() {
                         r.consume(r.len());
                     }
                     false
                 }
             };
-            // A head was consumed: pipelined bytes (frames after the 101,
-            // or the next keep-alive request) are handled now, not on the
-            // next readiness edge, which may never come.
+            // A head or body was consumed: pipelined bytes (frames after the
+            // 101, or the next keep-alive request) are handled now, not on
+            // the next readiness edge, which may never come.
             if !more || self.rbuf.as_ref().is_none_or(|r| r.is_empty()) {
                 return;
             }
         }
     }
 
-    /// Handshake: find the end of the head, then route it. True when a
-    /// head was consumed and what follows it must be processed too.
-    fn process_head(&mut self, ctx: &mut Ctx<'_>) -> bool {
-        let State::Handshake { scanner } = &mut self.state else {
-            return false;
-        };
-        let Some(rbuf) = self.rbuf.as_mut() else {
-            return false;
-        };
-        let limit = ctx.settings.max_request_head;
-        self.want = limit;
-        // Every method token starts with a letter (RFC 9110 §9.1); anything
-        // else (a TLS ClientHello, binary noise) is refused at once instead
-        // of waiting for a blank line that will never come.
-        if rbuf.filled().first().is_some_and(|b| !b.is_ascii_alphabetic()) {
-            return self.refuse(Status::BAD_REQUEST, &[], "not an HTTP/1.1 request".into(), ctx);
-        }
-        let head_len = match scanner.scan(rbuf.filled(), limit) {
-            Ok(None) => return false,
-            Ok(Some(n)) => n,
-            Err(e) => return self.refuse(e.status(), &[], e.to_string(), ctx),
-        };
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let head = match RequestHead::parse(&rbuf.filled()[..head_len], &mut headers) {
-            Ok(head) => head,
-            Err(e) => return self.refuse(e.status(), &[], e.to_string(), ctx),
-        };
-        let wbuf = self.wbuf.get_or_insert_with(|| WriteBuf::take(ctx.pool));
-        match route(head.path()) {
-            Route::Echo => match validate_upgrade(&head) {
-                Ok(upgrade) => {
-                    let mut ws = WebSocket::server(ctx.settings.read_limits);
-                    let deflate = &ctx.settings.deflate;
-                    let params = deflate
-                        .enabled
-                        .then(|| negotiate(&upgrade.extensions, deflate))
-                        .flatten();
-                    let extension = params.as_ref().map(DeflateParams::response_header);
-                    if let Some(params) = &params {
-                        ws = ws.with_deflate(params, deflate.min_size);
-                    }
-                    write_switching_protocols(wbuf.out(), &upgrade, None, extension.as_deref());
-                    // The upgrade hands its leftover bytes to the next state.
-                    rbuf.consume(head_len);
-                    self.state = State::Open {
-                        ws: Box::new(ws),
-                        pinged: false,
-                    };
-                    self.want = 0;
-                    ctx.stats.upgrades.fetch_add(1, Relaxed);
-                    true
-                }
-                Err(e) => {
-                    log::debug!("handshake refused: {e}");
-                    self.refuse(e.status(), e.headers(), e.to_string(), ctx)
-                }
-            },
-            Route::Health if head.method != "GET" => {
-                self.refuse(Status::METHOD_NOT_ALLOWED, &[("Allow", "GET")], "use GET".into(), ctx)
-            }
-            Route::Health => {
-                // Keep-alive unless asked otherwise or a body would follow.
-                let close = head.wants_close()
-                    || head.single("content-length").ok().flatten().is_some_and(|v| v != b"0")
-                    || head.values("transfer-encoding").next().is_some();
-                rbuf.consume(head_len);
-                self.respond(Status::OK, &[("Content-Type", "text/plain")], b"ok\n", close, ctx);
-                if !close {
-                    self.since = ctx.now;
-                }
-                !close
-            }
-            Route::NotFound => self.refuse(Status::NOT_FOUND, &[], "no such endpoint".into(), ctx),
-        }
-    }
-
-    /// Answer a refused request and close; nothing after it is processed.
-    fn refuse(&mut self, status: Status, headers: &[(&str, &str)], why: String, ctx: &mut Ctx<'_>) -> bool {
-        ctx.stats.handshake_errors.fetch_add(1, Relaxed);
-        let mut all: Vec<(&str, &str)> = vec![("Content-Type", "text/plain")];
-        all.extend_from_slice(headers);
-        let body = format!("{} {}: {why}\n", status.0, status.reason());
-        self.respond(status, &all, body.as_bytes(), true, ctx);
-        false
-    }
-
     /// Queue a plain HTTP response; with `close`, move to Closing.
     fn respond(&mut self, status: Status, headers: &[(&str, &str)], body: &[u8], close: bool, ctx: &mut Ctx<'_>) {
-        let wbuf = self.wbuf.get_or_insert_with(|| WriteBuf::take(ctx.pool));
-        write_response(wbuf.out(), status, headers, body, close);
+        write_response(self.out.buf(ctx.pool), status, headers, body, close);
         if close {
-            self.enter_closing(ctx.now);
+            self.enter_closing(ctx);
         }
     }
 
-    /// Open: parse frames, echo messages, until input runs out or the peer
-    /// must read before we go on.
+    /// Open: parse frames, echo messages (or drop a subscriber's), until
+    /// input runs out or the peer must read before we go on.
     fn process_frames(&mut self, ctx: &mut Ctx<'_>) {
-        let State::Open { ws, .. } = &mut self.state else {
+        let State::Open { ws, feed, .. } = &mut self.state else {
             return;
         };
-        let (Some(rbuf), wbuf) = (self.rbuf.as_mut(), &mut self.wbuf) else {
+        let Some(rbuf) = self.rbuf.as_mut() else {
             return;
         };
-        let wbuf = wbuf.get_or_insert_with(|| WriteBuf::take(ctx.pool));
-        while !rbuf.is_empty() && wbuf.pending().len() <= ctx.settings.write_buffer_limit {
-            match ws.read(rbuf.filled_mut(), wbuf.out()) {
+        while !rbuf.is_empty() && self.out.len() <= ctx.settings.write_buffer_limit {
+            let out = self.out.buf(ctx.pool);
+            match ws.read(rbuf.filled_mut(), out) {
                 Ok(FrameRead::Incomplete { frame_len }) => {
                     self.want = frame_len.unwrap_or(0);
                     break;
@@ -397,41 +363,43 @@ impl Connection {
                 Ok(FrameRead::Frame { consumed, event }) => {
                     if let Some(Event::Message(kind, payload)) = event {
                         ctx.stats.messages_in.fetch_add(1, Relaxed);
-                        echo(ws, kind, &payload, wbuf.out(), ctx.stats);
+                        // A subscriber's own messages have nowhere to go.
+                        if feed.is_none() {
+                            echo(ws, kind, &payload, out, ctx.stats);
+                        }
                     }
                     rbuf.consume(consumed);
                     self.want = 0;
                 }
                 Err(e) => {
                     log::debug!("protocol error: {e}");
-                    ctx.stats.protocol_errors.fetch_add(1, Relaxed);
-                    ws.fail(&e, wbuf.out());
+                    ctx.stats.count_protocol_error(e.kind());
+                    ws.fail(&e, out);
                     rbuf.consume(rbuf.len());
                     break;
                 }
             }
         }
         if ws.is_closed() {
-            self.enter_closing(ctx.now);
+            self.enter_closing(ctx);
         }
     }
 
-    fn enter_closing(&mut self, now: Instant) {
+    /// Move to Closing; a subscription ends here.
+    fn enter_closing(&mut self, ctx: &mut Ctx<'_>) {
+        self.end_feed(ctx);
         self.state = State::Closing { shut: false };
-        self.since = now;
+        self.since = ctx.now;
         self.want = 0;
     }
 
-    /// Write until WouldBlock or done; give the buffer back when drained.
+    /// Write until WouldBlock or done; give buffers back when drained.
     fn flush(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        let Some(wbuf) = self.wbuf.as_mut() else {
-            return Ok(());
-        };
-        while !wbuf.is_empty() {
-            match self.stream.write(wbuf.pending()) {
+        self.dirty = false;
+        while !self.out.is_empty() {
+            match self.out.write_to(&mut self.stream, ctx.pool) {
                 Ok(0) => return Err(Dead),
                 Ok(n) => {
-                    wbuf.advance(n);
                     ctx.stats.bytes_out.fetch_add(n as u64, Relaxed);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -439,21 +407,19 @@ impl Connection {
                 Err(_) => return Err(Dead),
             }
         }
-        if wbuf.pending().len() > ctx.settings.write_buffer_limit {
+        if self.out.len() > ctx.settings.write_buffer_limit {
             self.over_limit_since.get_or_insert(ctx.now);
         } else {
             self.over_limit_since = None;
         }
-        if let Some(w) = self.wbuf.take_if(|w| w.is_empty()) {
-            w.give(ctx.pool);
-        }
+        self.out.trim(ctx.pool);
         Ok(())
     }
 
     /// After I/O: once Closing has flushed, shut the write side.
     fn after_io(&mut self) -> Step {
         if let State::Closing { shut: shut @ false } = &mut self.state {
-            if self.wbuf.is_none() {
+            if self.out.is_empty() {
                 self.stream.shutdown(Shutdown::Write).map_err(|_| Dead)?;
                 *shut = true;
             }
@@ -468,17 +434,13 @@ impl Connection {
             .over_limit_since
             .is_some_and(|t| now.duration_since(t) >= s.write_stall)
         {
-            ctx.stats.slow_consumers.fetch_add(1, Relaxed);
+            ctx.stats.count_slow(self.transport());
             return Err(Dead);
         }
         match &mut self.state {
-            State::Handshake { .. } if now.duration_since(self.since) >= s.handshake_timeout => {
-                ctx.stats.handshake_errors.fetch_add(1, Relaxed);
-                self.respond(Status::REQUEST_TIMEOUT, &[], b"", true, ctx);
-                self.flush(ctx)?;
-                self.after_io()
-            }
-            State::Handshake { .. } => Ok(()),
+            State::Request { .. } if now.duration_since(self.since) >= s.handshake_timeout => self.timed_out(ctx),
+            State::Body { .. } if now.duration_since(self.last_input) >= s.handshake_timeout => self.timed_out(ctx),
+            State::Request { .. } | State::Body { .. } => Ok(()),
             State::Open { ws, .. } if ws.close_state().sent => {
                 // §7.1.1: the peer had its chance to answer our close.
                 if now.duration_since(self.since) >= s.close_timeout {
@@ -487,13 +449,13 @@ impl Connection {
                     Ok(())
                 }
             }
-            State::Open { ws, pinged } => {
+            State::Open { ws, pinged, .. } => {
                 let quiet = now.duration_since(self.last_input);
                 let idle = quiet >= s.idle_timeout;
                 if !idle && (*pinged || quiet < s.idle_timeout / 2) {
                     return Ok(());
                 }
-                let out = self.wbuf.get_or_insert_with(|| WriteBuf::take(ctx.pool)).out();
+                let out = self.out.buf(ctx.pool);
                 if idle {
                     ws.close(CloseCode::GOING_AWAY, "idle timeout", out);
                     self.since = now;
@@ -504,9 +466,29 @@ impl Connection {
                 }
                 self.flush(ctx)
             }
+            State::Poll { .. } if now.duration_since(self.since) >= s.pubsub.poll_timeout => {
+                self.poll_timed_out(ctx);
+                self.flush(ctx).and_then(|_| self.after_io())
+            }
+            State::Sse { .. } if now.duration_since(self.since) >= s.pubsub.sse_heartbeat => {
+                // A comment line (WHATWG HTML §9.2.6) keeps proxies from
+                // timing the stream out and reveals a vanished client.
+                self.out.buf(ctx.pool).extend_from_slice(b": heartbeat\n\n");
+                self.since = now;
+                self.flush(ctx)
+            }
+            State::Poll { .. } | State::Sse { .. } => Ok(()),
             State::Closing { .. } if now.duration_since(self.since) >= s.close_timeout => Err(Dead),
             State::Closing { .. } => Ok(()),
         }
+    }
+
+    /// The request did not arrive in time: 408 and close.
+    fn timed_out(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        ctx.stats.count_http_error(Status::REQUEST_TIMEOUT);
+        self.respond(Status::REQUEST_TIMEOUT, &[], b"", true, ctx);
+        self.flush(ctx)?;
+        self.after_io()
     }
 }
 

@@ -1,0 +1,307 @@
+//! The in-process hub: every channel's sequence and history, and the
+//! per-worker inboxes through which a publish on one worker reaches
+//! subscribers on all of them.
+//!
+//! Locking: a publish holds its channel's mutex while it numbers the message,
+//! appends it to the history and pushes it into the inbox of each worker that
+//! has subscribers on the channel, and nothing else; no lock is held while any
+//! socket is written. Numbering and inbox pushes under one lock keep each
+//! inbox in id order per channel, which is what makes "no gap, no duplicate"
+//! hold for a subscriber that joins while messages are in flight (see
+//! [`Broker::subscribe`]).
+
+use super::message::Message;
+use super::{Broker, HubError, HubSettings, Receipt, Snapshot};
+use crate::protocol::MessageKind;
+use mio::Waker;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+/// One worker's inbox: messages for its subscribers, and the waker that
+/// interrupts its `poll` when the inbox stops being empty.
+#[derive(Debug)]
+pub struct Inbox {
+    queue: Mutex<Vec<Arc<Message>>>,
+    waker: Arc<Waker>,
+}
+
+impl Inbox {
+    /// An empty inbox that wakes its worker through `waker`.
+    pub fn new(waker: Arc<Waker>) -> Self {
+        Inbox {
+            queue: Mutex::new(Vec::new()),
+            waker,
+        }
+    }
+
+    fn push(&self, msg: Arc<Message>) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.push(msg);
+        // One wake per batch: the worker swaps the whole queue out.
+        if q.len() == 1 {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Take everything queued (in order), leaving `spare` (emptied) in its place.
+    pub fn drain(&self, spare: Vec<Arc<Message>>) -> Vec<Arc<Message>> {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        debug_assert!(spare.is_empty());
+        std::mem::replace(&mut *q, spare)
+    }
+}
+
+#[derive(Debug)]
+struct Channel {
+    name: Arc<str>,
+    next_id: u64,
+    history: VecDeque<Arc<Message>>,
+    /// Subscribers per worker; a publish goes to the inboxes of those > 0.
+    subscribers: Vec<u32>,
+}
+
+impl Channel {
+    fn new(name: Arc<str>, workers: usize) -> Self {
+        Channel {
+            name,
+            next_id: 1,
+            history: VecDeque::new(),
+            subscribers: vec![0; workers],
+        }
+    }
+
+    fn last_id(&self) -> u64 {
+        self.next_id - 1
+    }
+
+    /// Drop messages past the size or age limit.
+    fn trim(&mut self, settings: &HubSettings, now: Instant) {
+        while self.history.len() > settings.history_size {
+            self.history.pop_front();
+        }
+        while self
+            .history
+            .front()
+            .is_some_and(|m| now.duration_since(m.published) > settings.history_ttl)
+        {
+            self.history.pop_front();
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.history.is_empty() && self.subscribers.iter().all(|&n| n == 0)
+    }
+}
+
+/// The default broker: channels in this process.
+#[derive(Debug)]
+pub struct LocalHub {
+    settings: HubSettings,
+    channels: RwLock<HashMap<Arc<str>, Arc<Mutex<Channel>>>>,
+    inboxes: Vec<Inbox>,
+}
+
+impl LocalHub {
+    /// A hub delivering to one inbox per worker, in worker order.
+    pub fn new(settings: HubSettings, inboxes: Vec<Inbox>) -> Self {
+        LocalHub {
+            settings,
+            channels: RwLock::new(HashMap::new()),
+            inboxes,
+        }
+    }
+
+    /// The channel, created if `create` (and the channel limit allows).
+    fn channel(&self, name: &str, create: bool) -> Result<Option<Arc<Mutex<Channel>>>, HubError> {
+        if let Some(c) = self.channels.read().unwrap_or_else(|e| e.into_inner()).get(name) {
+            return Ok(Some(c.clone()));
+        }
+        if !create {
+            return Ok(None);
+        }
+        let mut map = self.channels.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = map.get(name) {
+            return Ok(Some(c.clone()));
+        }
+        if map.len() >= self.settings.max_channels {
+            return Err(HubError::TooManyChannels);
+        }
+        let name: Arc<str> = name.into();
+        let c = Arc::new(Mutex::new(Channel::new(name.clone(), self.inboxes.len())));
+        map.insert(name, c.clone());
+        Ok(Some(c))
+    }
+}
+
+fn lock(c: &Mutex<Channel>) -> std::sync::MutexGuard<'_, Channel> {
+    c.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Broker for LocalHub {
+    fn publish(&self, channel: &str, kind: MessageKind, payload: Box<[u8]>, now: Instant) -> Result<Receipt, HubError> {
+        let c = self.channel(channel, true)?.ok_or(HubError::TooManyChannels)?;
+        let mut c = lock(&c);
+        let msg = Arc::new(Message::new(c.next_id, c.name.clone(), kind, payload, now));
+        c.next_id += 1;
+        let mut subscribers = 0;
+        for (worker, &n) in c.subscribers.iter().enumerate() {
+            if n > 0 {
+                subscribers += n as usize;
+                self.inboxes[worker].push(msg.clone());
+            }
+        }
+        let id = msg.id;
+        if self.settings.history_size > 0 {
+            c.history.push_back(msg);
+        }
+        c.trim(&self.settings, now);
+        Ok(Receipt { id, subscribers })
+    }
+
+    fn subscribe(&self, channel: &str, worker: usize, since: Option<u64>, now: Instant) -> Result<Snapshot, HubError> {
+        let c = self.channel(channel, true)?.ok_or(HubError::TooManyChannels)?;
+        let mut c = lock(&c);
+        c.trim(&self.settings, now);
+        c.subscribers[worker] += 1;
+        Ok(snapshot(&c, since))
+    }
+
+    fn history(&self, channel: &str, since: Option<u64>, now: Instant) -> Result<Snapshot, HubError> {
+        let Some(c) = self.channel(channel, false)? else {
+            return Ok(Snapshot::default());
+        };
+        let mut c = lock(&c);
+        c.trim(&self.settings, now);
+        Ok(snapshot(&c, since))
+    }
+
+    fn unsubscribe(&self, channel: &str, worker: usize) {
+        if let Ok(Some(c)) = self.channel(channel, false) {
+            let mut c = lock(&c);
+            c.subscribers[worker] = c.subscribers[worker].saturating_sub(1);
+        }
+    }
+
+    fn sweep(&self, now: Instant) {
+        let mut map = self.channels.write().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, c| {
+            let mut c = lock(c);
+            c.trim(&self.settings, now);
+            !c.idle()
+        });
+    }
+
+    fn channels(&self) -> usize {
+        self.channels.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn inbox(&self, worker: usize) -> &Inbox {
+        &self.inboxes[worker]
+    }
+}
+
+/// What a subscriber starting after `since` must be given first.
+fn snapshot(c: &Channel, since: Option<u64>) -> Snapshot {
+    let last_id = c.last_id();
+    let Some(since) = since.filter(|&s| s < last_id) else {
+        // Nothing missed (or a cursor from the future: start from now).
+        return Snapshot {
+            replay: Vec::new(),
+            gap: None,
+            last_id,
+        };
+    };
+    let first_kept = c.history.front().map_or(c.next_id, |m| m.id);
+    let gap = (since + 1 < first_kept).then(|| (since + 1, first_kept - 1));
+    let skip = c.history.partition_point(|m| m.id <= since);
+    Snapshot {
+        replay: c.history.iter().skip(skip).cloned().collect(),
+        gap,
+        last_id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn hub(history: usize, workers: usize) -> (LocalHub, mio::Poll) {
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        let inboxes = (0..workers).map(|_| Inbox::new(waker.clone())).collect();
+        let settings = HubSettings {
+            history_size: history,
+            ..HubSettings::default()
+        };
+        (LocalHub::new(settings, inboxes), poll)
+    }
+
+    fn publish(h: &LocalHub, text: &str) -> Receipt {
+        h.publish("c", MessageKind::Text, text.as_bytes().into(), Instant::now())
+            .unwrap()
+    }
+
+    #[test]
+    fn ids_start_at_one_and_count_subscribers() {
+        let (h, _p) = hub(10, 2);
+        assert_eq!(publish(&h, "a"), Receipt { id: 1, subscribers: 0 });
+        h.subscribe("c", 1, None, Instant::now()).unwrap();
+        h.subscribe("c", 1, None, Instant::now()).unwrap();
+        assert_eq!(publish(&h, "b"), Receipt { id: 2, subscribers: 2 });
+        // Only the worker with subscribers gets it, once.
+        assert!(h.inbox(0).drain(Vec::new()).is_empty());
+        let got = h.inbox(1).drain(Vec::new());
+        assert_eq!(got.iter().map(|m| m.id).collect::<Vec<_>>(), [2]);
+        h.unsubscribe("c", 1);
+        h.unsubscribe("c", 1);
+        assert_eq!(publish(&h, "c").subscribers, 0);
+    }
+
+    #[test]
+    fn snapshot_replays_after_since_and_reports_gaps() {
+        let (h, _p) = hub(3, 1);
+        for i in 0..5 {
+            publish(&h, &i.to_string());
+        }
+        // History holds 3, 4, 5.
+        let s = h.history("c", Some(3), Instant::now()).unwrap();
+        assert_eq!(s.replay.iter().map(|m| m.id).collect::<Vec<_>>(), [4, 5]);
+        assert_eq!((s.gap, s.last_id), (None, 5));
+        let s = h.history("c", Some(0), Instant::now()).unwrap();
+        assert_eq!(s.replay.iter().map(|m| m.id).collect::<Vec<_>>(), [3, 4, 5]);
+        assert_eq!(s.gap, Some((1, 2)));
+        let s = h.history("c", Some(5), Instant::now()).unwrap();
+        assert!(s.replay.is_empty() && s.gap.is_none());
+        let s = h.history("c", None, Instant::now()).unwrap();
+        assert!(s.replay.is_empty() && s.gap.is_none() && s.last_id == 5);
+        // Unknown channel: empty, and not created by looking.
+        assert_eq!(h.history("other", Some(0), Instant::now()).unwrap().last_id, 0);
+        assert_eq!(h.channels(), 1);
+    }
+
+    #[test]
+    fn history_expires_by_age_and_idle_channels_are_swept() {
+        let (mut h, _p) = hub(10, 1);
+        h.settings.history_ttl = Duration::from_millis(50);
+        let t0 = Instant::now();
+        h.publish("c", MessageKind::Text, b"x".as_slice().into(), t0).unwrap();
+        let s = h.history("c", Some(0), t0 + Duration::from_millis(100)).unwrap();
+        assert!(s.replay.is_empty());
+        assert_eq!(s.gap, Some((1, 1)));
+        h.sweep(t0 + Duration::from_millis(100));
+        assert_eq!(h.channels(), 0);
+    }
+
+    #[test]
+    fn channel_limit_refuses_new_channels() {
+        let (mut h, _p) = hub(10, 1);
+        h.settings.max_channels = 1;
+        publish(&h, "a");
+        let err = h.publish("d", MessageKind::Text, b"x".as_slice().into(), Instant::now());
+        assert_eq!(err, Err(HubError::TooManyChannels));
+        assert!(h.subscribe("d", 0, None, Instant::now()).is_err());
+        assert_eq!(publish(&h, "b").id, 2);
+    }
+}

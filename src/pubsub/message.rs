@@ -1,0 +1,215 @@
+//! A published message and the wire forms it takes, each encoded once.
+//!
+//! Every subscriber of one encoding gets the same bytes: the reactor queues
+//! an `Arc<Message>` and writes [`Message::encoded`] straight from it, so a
+//! publish to 10,000 subscribers encodes each form at most once and copies
+//! the payload into no subscriber's buffer.
+
+use crate::protocol::{FrameHeader, MessageKind, OpCode};
+use base64::Engine;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+/// The wire forms of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// A WebSocket frame carrying the raw payload (text or binary as published).
+    Frame,
+    /// A WebSocket text frame carrying the `wsreactor.json` envelope.
+    JsonFrame,
+    /// A Server-Sent Events event: `id:` and `data:` lines.
+    SseEvent,
+    /// One element of a long-poll answer's `messages` array.
+    PollItem,
+}
+
+const ENCODINGS: usize = 4;
+
+/// One message of one channel.
+#[derive(Debug)]
+pub struct Message {
+    /// Its id: per channel, from 1, one more per accepted publish.
+    pub id: u64,
+    /// The channel it was published to.
+    pub channel: Arc<str>,
+    /// Text (valid UTF-8) or binary.
+    pub kind: MessageKind,
+    /// The payload as published.
+    pub payload: Box<[u8]>,
+    /// When it was published (for the history's age limit).
+    pub published: Instant,
+    forms: [OnceLock<Box<[u8]>>; ENCODINGS],
+}
+
+impl Message {
+    /// A new message; its wire forms are made when first asked for.
+    pub fn new(id: u64, channel: Arc<str>, kind: MessageKind, payload: Box<[u8]>, published: Instant) -> Self {
+        Message {
+            id,
+            channel,
+            kind,
+            payload,
+            published,
+            forms: Default::default(),
+        }
+    }
+
+    /// The bytes of one wire form, made by the first caller and shared after.
+    pub fn encoded(&self, encoding: Encoding) -> &[u8] {
+        self.forms[encoding as usize].get_or_init(|| {
+            let mut out = Vec::new();
+            match encoding {
+                Encoding::Frame => write_frame(self.kind.opcode(), &self.payload, &mut out),
+                Encoding::JsonFrame => {
+                    let json = self.json_envelope();
+                    write_frame(OpCode::Text, json.as_bytes(), &mut out);
+                }
+                Encoding::SseEvent => self.write_sse(&mut out),
+                Encoding::PollItem => self.write_poll_item(&mut out),
+            }
+            out.into_boxed_slice()
+        })
+    }
+
+    /// `data` as a JSON value plus its `encoding` member for binary data.
+    fn json_data(&self, out: &mut String) {
+        match self.kind {
+            MessageKind::Text => {
+                // Published text was checked to be UTF-8.
+                let text = std::str::from_utf8(&self.payload).unwrap_or_default();
+                push_json_string(text, out);
+            }
+            MessageKind::Binary => {
+                out.push('"');
+                base64::engine::general_purpose::STANDARD.encode_string(&self.payload, out);
+                out.push_str("\",\"encoding\":\"base64\"");
+            }
+        }
+    }
+
+    fn json_envelope(&self) -> String {
+        let mut s = format!("{{\"id\":{},\"channel\":", self.id);
+        push_json_string(&self.channel, &mut s);
+        s.push_str(",\"data\":");
+        self.json_data(&mut s);
+        s.push('}');
+        s
+    }
+
+    fn write_poll_item(&self, out: &mut Vec<u8>) {
+        let mut s = format!("{{\"id\":{},\"data\":", self.id);
+        self.json_data(&mut s);
+        s.push('}');
+        out.extend_from_slice(s.as_bytes());
+    }
+
+    /// An SSE event (WHATWG HTML §9.2.6): one `data:` line per payload line,
+    /// since a line break inside a field would end it. Binary payloads go as
+    /// base64 under `event: base64`, as the stream is UTF-8 text.
+    fn write_sse(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(format!("id: {}\n", self.id).as_bytes());
+        match self.kind {
+            MessageKind::Text => {
+                let text = std::str::from_utf8(&self.payload).unwrap_or_default();
+                // `lines()` drops a final empty line; an empty payload still
+                // needs one data line to dispatch an event.
+                let mut any = false;
+                for line in text.split('\n') {
+                    let line = line.strip_suffix('\r').unwrap_or(line);
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(line.as_bytes());
+                    out.push(b'\n');
+                    any = true;
+                }
+                if !any {
+                    out.extend_from_slice(b"data: \n");
+                }
+            }
+            MessageKind::Binary => {
+                out.extend_from_slice(b"event: base64\ndata: ");
+                let b64 = base64::engine::general_purpose::STANDARD.encode(&self.payload);
+                out.extend_from_slice(b64.as_bytes());
+                out.push(b'\n');
+            }
+        }
+        out.push(b'\n');
+    }
+}
+
+/// An unmasked, uncompressed server frame (RFC 6455 §5.2): a server may
+/// leave any message uncompressed even when permessage-deflate was agreed
+/// (RFC 7692 §6.1), so one frame suits every subscriber.
+fn write_frame(opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) {
+    out.reserve(FrameHeader::MAX_LEN + payload.len());
+    FrameHeader::new(opcode, payload.len() as u64).write_to(out);
+    out.extend_from_slice(payload);
+}
+
+/// Append `s` as a JSON string literal (RFC 8259 §7).
+pub fn push_json_string(s: &str, out: &mut String) {
+    // serde_json escapes exactly what RFC 8259 requires.
+    out.push_str(&serde_json::to_string(s).unwrap_or_default());
+}
+
+/// The `wsreactor.json` message telling a subscriber that ids `from..=to`
+/// are no longer in the history.
+pub fn gap_json(from: u64, to: u64) -> String {
+    format!("{{\"gap\":{{\"from\":{from},\"to\":{to}}}}}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::FrameHeader;
+
+    fn msg(kind: MessageKind, payload: &[u8]) -> Message {
+        Message::new(7, "news".into(), kind, payload.into(), Instant::now())
+    }
+
+    #[test]
+    fn frame_carries_the_raw_payload() {
+        let m = msg(MessageKind::Binary, &[1, 2, 3]);
+        let bytes = m.encoded(Encoding::Frame);
+        let (header, len) = FrameHeader::decode(bytes).unwrap().unwrap();
+        assert_eq!(header.opcode, OpCode::Binary);
+        assert!(header.fin);
+        assert_eq!(&bytes[len..], &[1, 2, 3]);
+        // Encoded once: the same bytes on every call.
+        assert!(std::ptr::eq(bytes, m.encoded(Encoding::Frame)));
+    }
+
+    #[test]
+    fn json_envelope_escapes_and_base64s() {
+        let m = msg(MessageKind::Text, b"say \"hi\"\n");
+        let frame = m.encoded(Encoding::JsonFrame);
+        let (_, len) = FrameHeader::decode(frame).unwrap().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&frame[len..]).unwrap();
+        assert_eq!(v["id"], 7);
+        assert_eq!(v["channel"], "news");
+        assert_eq!(v["data"], "say \"hi\"\n");
+        assert!(v.get("encoding").is_none());
+
+        let m = msg(MessageKind::Binary, &[0, 255]);
+        let item: serde_json::Value = serde_json::from_slice(m.encoded(Encoding::PollItem)).unwrap();
+        assert_eq!(item, serde_json::json!({"id": 7, "data": "AP8=", "encoding": "base64"}));
+    }
+
+    #[test]
+    fn sse_event_has_a_data_line_per_payload_line() {
+        let m = msg(MessageKind::Text, b"one\r\ntwo\nthree");
+        assert_eq!(
+            m.encoded(Encoding::SseEvent),
+            b"id: 7\ndata: one\ndata: two\ndata: three\n\n"
+        );
+        let m = msg(MessageKind::Text, b"");
+        assert_eq!(m.encoded(Encoding::SseEvent), b"id: 7\ndata: \n\n");
+        let m = msg(MessageKind::Binary, &[0, 255]);
+        assert_eq!(m.encoded(Encoding::SseEvent), b"id: 7\nevent: base64\ndata: AP8=\n\n");
+    }
+
+    #[test]
+    fn gap_message_is_json() {
+        let v: serde_json::Value = serde_json::from_str(&gap_json(3, 9)).unwrap();
+        assert_eq!(v, serde_json::json!({"gap": {"from": 3, "to": 9}}));
+    }
+}

@@ -1,0 +1,131 @@
+//! Channels for the push server: publish, subscribe, history.
+//!
+//! ```text
+//!  POST /pub/c on worker 1 ──► Broker::publish ──► channel c: id, history
+//!                                                   └─► inbox of each worker with subscribers of c ─► Waker
+//!  worker k wakes ──► drains its inbox ──► writes the shared bytes to its subscribers of c
+//! ```
+//!
+//! The [`Broker`] trait is the seam between the reactor and where channels
+//! live. [`LocalHub`] keeps them in this process (the default); a broker for
+//! several nodes (e.g. over Redis) implements the same trait and still hands
+//! messages to the workers through their [`Inbox`]es.
+
+pub mod hub;
+pub mod message;
+
+pub use hub::{Inbox, LocalHub};
+pub use message::{Encoding, Message};
+
+use crate::protocol::MessageKind;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The answer to an accepted publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    /// The message's id in its channel.
+    pub id: u64,
+    /// Subscribers it was handed to.
+    pub subscribers: usize,
+}
+
+/// What a new subscriber must be given before live messages.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Messages after the subscriber's cursor still in the history, in order.
+    pub replay: Vec<Arc<Message>>,
+    /// Ids after the cursor that the history no longer holds (`from..=to`).
+    pub gap: Option<(u64, u64)>,
+    /// The channel's last id when the snapshot was taken: every later
+    /// message reaches the subscriber through its worker's inbox.
+    pub last_id: u64,
+}
+
+/// Why the broker refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HubError {
+    /// `[pubsub] max_channels` channels exist already.
+    TooManyChannels,
+}
+
+impl fmt::Display for HubError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HubError::TooManyChannels => f.write_str("too many channels"),
+        }
+    }
+}
+
+impl std::error::Error for HubError {}
+
+/// History and capacity limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubSettings {
+    /// Messages kept per channel.
+    pub history_size: usize,
+    /// Messages older than this leave the history.
+    pub history_ttl: Duration,
+    /// Channels that may exist at once.
+    pub max_channels: usize,
+}
+
+impl Default for HubSettings {
+    fn default() -> Self {
+        HubSettings {
+            history_size: 1000,
+            history_ttl: Duration::from_secs(3600),
+            max_channels: 100_000,
+        }
+    }
+}
+
+/// Where channels live. Every method is called from worker threads.
+///
+/// The contract that makes delivery gap-free: a message published after
+/// [`subscribe`](Broker::subscribe) returned (its id is above the snapshot's
+/// `last_id`) is pushed to the subscriber's worker inbox, and messages of one
+/// channel enter an inbox in id order.
+pub trait Broker: Send + Sync + fmt::Debug {
+    /// Number and store a message and hand it to every subscribed worker.
+    fn publish(&self, channel: &str, kind: MessageKind, payload: Box<[u8]>, now: Instant) -> Result<Receipt, HubError>;
+    /// Count a subscriber on `worker` and return what it missed after `since`
+    /// (`None`: only what comes next).
+    fn subscribe(&self, channel: &str, worker: usize, since: Option<u64>, now: Instant) -> Result<Snapshot, HubError>;
+    /// What the history holds after `since`, without subscribing.
+    fn history(&self, channel: &str, since: Option<u64>, now: Instant) -> Result<Snapshot, HubError>;
+    /// Undo one [`subscribe`](Broker::subscribe).
+    fn unsubscribe(&self, channel: &str, worker: usize);
+    /// Expire old history and forget channels with neither history nor subscribers.
+    fn sweep(&self, now: Instant);
+    /// Channels that exist now.
+    fn channels(&self) -> usize;
+    /// The inbox of `worker`.
+    fn inbox(&self, worker: usize) -> &Inbox;
+}
+
+/// Channel names: `[A-Za-z0-9_.:-]{1,128}`.
+pub fn valid_channel(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_names() {
+        assert!(valid_channel("news"));
+        assert!(valid_channel("a.b:c-d_9"));
+        assert!(valid_channel(&"x".repeat(128)));
+        assert!(!valid_channel(""));
+        assert!(!valid_channel(&"x".repeat(129)));
+        assert!(!valid_channel("a/b"));
+        assert!(!valid_channel("a b"));
+        assert!(!valid_channel("é"));
+    }
+}
