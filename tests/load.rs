@@ -566,3 +566,20 @@ fn the_binary_writes_subscribe_figures_as_json() {
     }
     assert_eq!(v["errors"]["total"], 0);
 }
+
+#[test]
+fn subscribe_reconnects_publishers_the_server_timed_out_while_idle() {
+    // The server answers a keep-alive connection idle past the request
+    // time-out with 408 and closes it; at 10/s the first publisher
+    // connection takes every message and the other three sit idle.
+    let config = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("short-request-timeout.toml");
+    std::fs::write(&config, "[timeouts]\nhandshake = \"300ms\"\n").unwrap();
+    let server = Serve::start(&["--config", config.to_str().unwrap()]);
+    let s = run(&subscribe(server.url("idle"), 5, 10.0, 1.5));
+    drop(server);
+    let sub = s.subscribe.as_ref().unwrap();
+    assert_eq!(s.errors.total, 0, "{:?}", s.errors);
+    assert!(sub.published.reconnects >= 3, "{:?}", sub.published);
+    assert_eq!((sub.published.accepted, sub.deliveries.missing), (15, 0));
+    assert_eq!(sub.deliveries.received, 15 * 5);
+}

@@ -11,8 +11,8 @@
 //! Without `--rate` each lane posts the next message as soon as the last
 //! one is answered, and the due time is the send time.
 //!
-//! A lane whose connection the server closes while it is idle connects
-//! again. A request that gets no answer (connection lost, `--timeout`) is
+//! A lane whose connection the server closes while it is idle (silently,
+//! or with a 408 and `Connection: close`) connects again. A request that gets no answer (connection lost, `--timeout`) is
 //! *unconfirmed*: it may or may not have been published.
 
 use super::publish::{self, ResponseError};
@@ -322,6 +322,13 @@ impl Publisher {
                 Err(e) => return self.fail(i, e.kind(), now),
             };
             let State::Waiting { seq, sent } = lane.state else {
+                // Our server answers a keep-alive connection left idle past
+                // its request time-out with 408 and closes it: no request
+                // was lost, so connect again like after a silent close.
+                if response.status == 408 && response.close {
+                    self.out.reconnects += 1;
+                    return self.drop_connection(i, now);
+                }
                 return self.fail(i, "unsolicited_response", now);
             };
             record(&mut self.out.round_trip, now.saturating_duration_since(sent));

@@ -485,9 +485,13 @@ fn subscribe_lines(s: &mut String, sub: &SubscribeReport, m: &Messages) {
         (Some(a), Some(b)) => format!(", ids {a}..{b}"),
         _ => String::new(),
     };
+    let reconnects = match p.reconnects {
+        0 => String::new(),
+        n => format!(", {n} reconnects after idle closes"),
+    };
     let _ = writeln!(
         s,
-        "             {due}{} sent, {} accepted, {} rejected, {} unconfirmed, {:.1}/s{ids}",
+        "             {due}{} sent, {} accepted, {} rejected, {} unconfirmed, {:.1}/s{ids}{reconnects}",
         p.sent, p.accepted, p.rejected, p.unconfirmed, p.per_second
     );
     if p.unsent > 0 {
