@@ -5,7 +5,7 @@
 #   bash benches/connections.sh            # 19,000 connections from 127.0.0.1-127.0.0.4
 #   N=5000 SOURCE_IPS=127.0.0.1-127.0.0.8 CONNECT_RATE=10000 bash benches/connections.sh
 #
-# It starts `$BIN serve` on a free loopback port, then runs
+# It starts `$SERVER_BIN serve` (default: $BIN) on a free loopback port, then runs
 #
 #   $BIN load --mode echo --connections N --connect-rate CONNECT_RATE --rate N
 #             --duration DURATION --source-ips SOURCE_IPS
@@ -27,6 +27,8 @@
 set -euo pipefail
 
 BIN=${BIN:-target/release/wsreactor}
+# The server measured (another build of it, say); the load generator is $BIN.
+SERVER_BIN=${SERVER_BIN:-$BIN}
 N=${N:-19000}
 N0=${N0:-100}
 SOURCE_IPS=${SOURCE_IPS:-127.0.0.1-127.0.0.4}
@@ -56,7 +58,7 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 established() { ss -Htn state established "( sport = :$port )" | wc -l; }
 
-"$BIN" serve --bind "127.0.0.1:$port" --threads "$SERVER_THREADS" >"$work/serve.log" 2>&1 &
+"$SERVER_BIN" serve --bind "127.0.0.1:$port" --threads "$SERVER_THREADS" >"$work/serve.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do
     curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
@@ -111,6 +113,7 @@ count=$(wc -l <"$work/ss.txt")
 awk '{ sub(/:[0-9]+$/, "", $4); print $4 }' "$work/ss.txt" | sort | uniq -c | sort -k2 >"$work/peers.txt"
 sources=$(wc -l <"$work/peers.txt")
 
+sed -n '/^errors/,$p' "$work/load-$N.txt"
 python3 - "$work/load-$N.json" "$N" "$N0" "$count" "$sources" "$MIN_SOURCES" "$held" \
     "$server_idle" "$server_held" "$client_small" "$client_held" "$work/peers.txt" <<'EOF'
 import json, sys
