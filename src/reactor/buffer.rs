@@ -8,12 +8,18 @@
 //! Buffers that grew for a large frame are freed instead of pooled, so one
 //! big message does not pin megabytes per worker.
 
+use super::output::Segment;
+use std::collections::VecDeque;
+
 /// Idle buffers kept by one worker for reuse.
 #[derive(Debug)]
 pub struct BufferPool {
     free: Vec<Vec<u8>>,
     size: usize,
     max_free: usize,
+    /// Emptied output queues, so a connection with output in flight does not
+    /// allocate one per burst.
+    queues: Vec<VecDeque<Segment>>,
 }
 
 impl BufferPool {
@@ -23,6 +29,20 @@ impl BufferPool {
             free: Vec::new(),
             size,
             max_free,
+            queues: Vec::new(),
+        }
+    }
+
+    /// An empty output queue, with room for a few segments.
+    pub fn take_queue(&mut self) -> VecDeque<Segment> {
+        self.queues.pop().unwrap_or_else(|| VecDeque::with_capacity(4))
+    }
+
+    /// Give an emptied output queue back (a grown one is freed).
+    pub fn give_queue(&mut self, q: VecDeque<Segment>) {
+        debug_assert!(q.is_empty());
+        if q.capacity() > 0 && q.capacity() <= 16 && self.queues.len() < self.max_free {
+            self.queues.push(q);
         }
     }
 

@@ -17,12 +17,18 @@ use std::sync::Arc;
 /// fill a socket buffer).
 const MAX_IOV: usize = 64;
 
+/// One piece of pending output.
 #[derive(Debug)]
-enum Segment {
+pub enum Segment {
+    /// Bytes of the connection's own, in a pooled buffer.
     Owned(WriteBuf),
+    /// A wire form of a published message, shared with other subscribers.
     Shared {
+        /// The message.
         msg: Arc<Message>,
+        /// Which of its forms.
         encoding: Encoding,
+        /// Bytes of it already written.
         pos: usize,
     },
 }
@@ -61,6 +67,9 @@ impl Output {
 
     /// Where this connection appends bytes of its own.
     pub fn buf(&mut self, pool: &mut BufferPool) -> &mut Vec<u8> {
+        if self.segs.capacity() == 0 {
+            self.segs = pool.take_queue();
+        }
         if !matches!(self.segs.back(), Some(Segment::Owned(_))) {
             self.segs.push_back(Segment::Owned(WriteBuf::take(pool)));
         }
@@ -71,7 +80,10 @@ impl Output {
     }
 
     /// Queue a shared wire form of `msg`.
-    pub fn push_shared(&mut self, msg: &Arc<Message>, encoding: Encoding) {
+    pub fn push_shared(&mut self, msg: &Arc<Message>, encoding: Encoding, pool: &mut BufferPool) {
+        if self.segs.capacity() == 0 {
+            self.segs = pool.take_queue();
+        }
         if let Some(Segment::Owned(w)) = self.segs.back() {
             self.sealed += w.pending().len();
         }
@@ -138,7 +150,7 @@ impl Output {
             }
         }
         self.sealed = 0;
-        self.segs = VecDeque::new();
+        pool.give_queue(std::mem::take(&mut self.segs));
     }
 
     /// Drop a trailing owned buffer that holds nothing, keeping memory for
@@ -186,16 +198,16 @@ mod tests {
         let frame = msg.encoded(Encoding::Frame).to_vec();
         let mut out = Output::default();
         out.buf(&mut pool).extend_from_slice(b"head;");
-        out.push_shared(&msg, Encoding::Frame);
-        out.push_shared(&msg, Encoding::Frame);
+        out.push_shared(&msg, Encoding::Frame, &mut pool);
+        out.push_shared(&msg, Encoding::Frame, &mut pool);
         out.buf(&mut pool).extend_from_slice(b";tail");
         let total = 5 + 2 * frame.len() + 5;
         assert_eq!(out.len(), total);
         for max in [1, 3, 7, 1000] {
             let mut o = Output::default();
             o.buf(&mut pool).extend_from_slice(b"head;");
-            o.push_shared(&msg, Encoding::Frame);
-            o.push_shared(&msg, Encoding::Frame);
+            o.push_shared(&msg, Encoding::Frame, &mut pool);
+            o.push_shared(&msg, Encoding::Frame, &mut pool);
             o.buf(&mut pool).extend_from_slice(b";tail");
             let mut w = Trickle { got: Vec::new(), max };
             while !o.is_empty() {

@@ -217,7 +217,7 @@ impl Connection {
 
     fn replay(&mut self, messages: &[Arc<Message>], encoding: Encoding, transport: Transport, ctx: &mut Ctx<'_>) {
         for m in messages {
-            self.out.push_shared(m, encoding);
+            self.out.push_shared(m, encoding, ctx.pool);
         }
         ctx.stats.count_delivered(transport, messages.len() as u64);
     }
@@ -262,7 +262,7 @@ impl Connection {
                 if let (Encoding::JsonFrame, Some((from, to))) = (feed.encoding, gap) {
                     ws.send(MessageKind::Text, gap_json(from, to).as_bytes(), self.out.buf(ctx.pool));
                 }
-                self.out.push_shared(msg, feed.encoding);
+                self.out.push_shared(msg, feed.encoding, ctx.pool);
                 ctx.stats.count_delivered(transport, 1);
             }
             (Transport::Poll, None) => {
@@ -281,7 +281,7 @@ impl Connection {
                 if let Some((from, to)) = gap {
                     write_sse_gap(self.out.buf(ctx.pool), from, to);
                 }
-                self.out.push_shared(msg, feed.encoding);
+                self.out.push_shared(msg, feed.encoding, ctx.pool);
                 ctx.stats.count_delivered(transport, 1);
                 self.since = ctx.now;
             }
@@ -346,7 +346,7 @@ impl Connection {
             if i > 0 {
                 self.out.buf(ctx.pool).push(b',');
             }
-            self.out.push_shared(m, Encoding::PollItem);
+            self.out.push_shared(m, Encoding::PollItem, ctx.pool);
         }
         self.out.buf(ctx.pool).extend_from_slice(tail.as_bytes());
         ctx.stats.count_delivered(Transport::Poll, messages.len() as u64);
