@@ -71,7 +71,9 @@ enum ModeArg {
     Echo,
     /// Open and hold connections; measure connect and handshake time.
     Connect,
-    /// Subscribe to the push server (not available yet).
+    /// Subscribe every connection to the push server's channel (--url
+    /// ws://HOST:PORT/ws/CHANNEL), publish to it over HTTP at --rate and
+    /// measure each delivery.
     Subscribe,
 }
 
@@ -83,7 +85,8 @@ close codes, protocol errors) are counted and reported; they never stop the run.
 measurement early and still prints the summary."
 )]
 struct LoadArgs {
-    /// The server: ws://HOST[:PORT][/PATH] (no wss).
+    /// The server: ws://HOST[:PORT][/PATH] (no wss). In subscribe mode
+    /// ws://HOST:PORT/ws/CHANNEL: the channel is taken from the path.
     #[arg(long, value_name = "URL")]
     url: String,
     /// What each connection does.
@@ -113,12 +116,17 @@ struct LoadArgs {
     binary: bool,
     /// Messages per second in TOTAL over all connections (each sends
     /// R/connections per second). Without it each connection sends as fast
-    /// as its echoes come back.
+    /// as its echoes come back. In subscribe mode: messages published per
+    /// second (without it, as fast as the publishes are answered).
     #[arg(long, value_name = "R")]
     rate: Option<f64>,
     /// Messages in flight per connection at most.
     #[arg(long, value_name = "K", default_value_t = 1)]
     pipeline: usize,
+    /// Subscribe mode: keep-alive HTTP connections the publisher posts
+    /// over, one request in flight on each.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    publishers: usize,
     /// Local addresses to connect from, in turn: 127.0.0.1-127.0.0.32 or a
     /// comma-separated list (each gives its own ~28,000 ephemeral ports).
     #[arg(long, value_name = "IPS", value_parser = load::parse_source_ips)]
@@ -159,6 +167,7 @@ impl LoadArgs {
                 MessageKind::Binary
             },
             rate: self.rate,
+            publishers: self.publishers,
             pipeline: self.pipeline,
             source_ips: self.source_ips.clone().unwrap_or_default(),
             timeout: self.timeout,
@@ -326,6 +335,19 @@ mod tests {
             (defaults.kind, defaults.rate, defaults.mode),
             (MessageKind::Binary, None, Mode::Echo)
         );
+        assert_eq!(defaults.publishers, 4);
+        let sub = parse_load(&[
+            "wsreactor",
+            "load",
+            "--url",
+            "ws://127.0.0.1:9/ws/news",
+            "--mode",
+            "subscribe",
+            "--publishers",
+            "2",
+        ])
+        .options();
+        assert_eq!((sub.mode, sub.publishers), (Mode::Subscribe, 2));
         assert!(Cli::try_parse_from(["wsreactor", "load", "--url", "ws://h/", "--text", "--binary"]).is_err());
         assert!(Cli::try_parse_from(["wsreactor", "load", "--url", "ws://h/", "--source-ips", "x"]).is_err());
         assert!(Cli::try_parse_from(["wsreactor", "load"]).is_err());

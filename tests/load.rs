@@ -371,3 +371,215 @@ fn the_binary_refuses_bad_options_with_status_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("wss"));
 }
+
+/// `wsreactor serve` (the binary this test was built with, release under
+/// `cargo test --release`) on a free loopback port; killed when dropped.
+struct Serve {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Serve {
+    fn start(args: &[&str]) -> Serve {
+        // A port nobody holds now; the server binds it a moment later.
+        let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_wsreactor"))
+            .args(["serve", "--bind", &addr.to_string(), "--threads", "2"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .unwrap();
+        let serve = Serve { child, addr };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "wsreactor serve did not listen on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        serve
+    }
+
+    fn url(&self, channel: &str) -> String {
+        format!("ws://{}/ws/{channel}", self.addr)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn subscribe(url: String, subscribers: usize, rate: f64, secs: f64) -> Options {
+    Options {
+        url,
+        mode: Mode::Subscribe,
+        connections: subscribers,
+        connect_rate: 0.0,
+        threads: 2,
+        rate: Some(rate),
+        duration: Duration::from_secs_f64(secs),
+        timeout: Duration::from_secs(5),
+        ..Options::default()
+    }
+}
+
+#[test]
+fn subscribe_every_subscriber_gets_every_message_in_order() {
+    let server = Serve::start(&[]);
+    let (subscribers, rate, secs) = (50, 200.0, 2.0);
+    let s = run(&subscribe(server.url("load-test"), subscribers, rate, secs));
+    drop(server);
+    let sub = s.subscribe.as_ref().unwrap();
+    let (p, d) = (&sub.published, &sub.deliveries);
+    assert_eq!(s.errors.total, 0, "{:?}", s.errors);
+    assert_eq!(s.connections.opened, subscribers as u64);
+    // rate × duration messages due, all sent and accepted...
+    assert_eq!(p.due, Some((rate * secs) as u64));
+    assert_eq!((p.sent, p.accepted, p.unsent), (400, 400, 0), "{p:?}");
+    assert_eq!(p.last_id.unwrap() - p.first_id.unwrap() + 1, 400, "{p:?}");
+    assert_eq!((p.subscribers_min, p.subscribers_max), (Some(50), Some(50)));
+    // ...and every subscriber got every one, once, in each lane's order.
+    assert_eq!(d.subscribers, subscribers as u64);
+    assert_eq!(d.expected, 400 * subscribers as u64);
+    assert_eq!(d.received, d.expected, "{d:?}");
+    assert_eq!((d.missing, d.duplicates, d.out_of_order), (0, 0, 0));
+    assert_eq!(d.complete_subscribers, subscribers as u64);
+    assert_eq!(s.latency_from, "schedule");
+    assert_eq!(s.latency_us.count, d.received);
+    assert!(s.latency_us.p50 > 0 && s.latency_us.p99 <= s.latency_us.max);
+}
+
+#[test]
+fn subscribe_counts_refused_publishes_and_misses_none() {
+    // With a publish token and none sent, every publish is refused with 401
+    // and delivered to nobody.
+    let server = Serve::start(&["--publish-token", "secret"]);
+    let s = run(&subscribe(server.url("closed"), 5, 50.0, 0.5));
+    drop(server);
+    let sub = s.subscribe.as_ref().unwrap();
+    assert_eq!(
+        (sub.published.sent, sub.published.accepted),
+        (25, 0),
+        "{:?}",
+        sub.published
+    );
+    assert_eq!(sub.published.rejected, 25);
+    assert_eq!(s.errors.by_kind.publish_status.get(&401), Some(&25), "{:?}", s.errors);
+    assert_eq!(s.errors.total, 25, "{:?}", s.errors);
+    assert_eq!((sub.deliveries.received, sub.deliveries.missing), (0, 0));
+}
+
+#[test]
+fn subscribe_reports_a_publisher_that_falls_behind() {
+    // One connection, one request at a time, cannot post a million a second:
+    // the due messages it never sent are reported, and the ones it sent
+    // are charged the wait from their scheduled time.
+    let server = Serve::start(&[]);
+    let s = run(&Options {
+        publishers: 1,
+        ..subscribe(server.url("behind"), 10, 1_000_000.0, 0.5)
+    });
+    drop(server);
+    let p = &s.subscribe.as_ref().unwrap().published;
+    assert_eq!(p.due, Some(500_000));
+    assert!(p.fell_behind, "{p:?}");
+    assert_eq!(p.unsent, 500_000 - p.sent);
+    assert!(p.sent > 0 && p.per_second < 500_000.0, "{p:?}");
+    assert!(s.latency_us.p50 >= 50_000, "{:?}", s.latency_us);
+    assert!(s.service_us.p50 < s.latency_us.p50, "{:?}", s.service_us);
+    assert!(s.table().contains("FELL BEHIND"), "{}", s.table());
+    let d = &s.subscribe.as_ref().unwrap().deliveries;
+    assert_eq!((d.missing, d.received), (0, p.accepted * 10), "{d:?}");
+}
+
+#[test]
+fn the_binary_writes_subscribe_figures_as_json() {
+    let server = Serve::start(&[]);
+    let json = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("load-subscribe.json");
+    let _ = std::fs::remove_file(&json);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsreactor"))
+        .args(["load", "--url", &server.url("json"), "--mode", "subscribe"])
+        .args(["--connections", "4", "--duration", "500ms", "--rate", "100"])
+        .args(["--size", "64", "--publishers", "1", "--quiet", "--json"])
+        .arg(&json)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let addr = server.addr;
+    drop(server);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("delivery (from schedule)"), "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["mode"], "subscribe");
+    let sub = &v["subscribe"];
+    assert_eq!(sub["channel"], "json");
+    assert_eq!(sub["publish_url"], format!("http://{addr}/pub/json"));
+    assert_eq!(sub["publishers"], 1);
+    for f in [
+        "due",
+        "sent",
+        "unsent",
+        "accepted",
+        "rejected",
+        "unconfirmed",
+        "per_second",
+        "first_id",
+        "last_id",
+        "subscribers_min",
+        "subscribers_max",
+        "reconnects",
+    ] {
+        assert!(sub["published"][f].is_number(), "no subscribe.published.{f} in {sub}");
+    }
+    assert_eq!(sub["published"]["fell_behind"], false);
+    for f in [
+        "subscribers",
+        "expected",
+        "received",
+        "missing",
+        "duplicates",
+        "out_of_order",
+        "complete_subscribers",
+        "per_second",
+    ] {
+        assert!(sub["deliveries"][f].is_number(), "no subscribe.deliveries.{f} in {sub}");
+    }
+    for p in ["count", "min", "mean", "p50", "p90", "p99", "p99_9", "max"] {
+        assert!(sub["publish_us"][p].is_number(), "no subscribe.publish_us.{p}");
+        assert!(v["latency_us"][p].is_number(), "no latency_us.{p}");
+    }
+    assert_eq!(sub["published"]["accepted"], 50);
+    assert_eq!(sub["deliveries"]["expected"], 200);
+    assert_eq!(sub["deliveries"]["received"], 200);
+    assert_eq!(v["messages"]["lost"], 0);
+    for f in ["publish_status", "publish", "delivery"] {
+        assert!(v["errors"][f].is_object(), "no errors.{f}");
+    }
+    assert_eq!(v["errors"]["total"], 0);
+}
+
+#[test]
+fn subscribe_reconnects_publishers_the_server_timed_out_while_idle() {
+    // The server answers a keep-alive connection idle past the request
+    // time-out with 408 and closes it; at 10/s the first publisher
+    // connection takes every message and the other three sit idle.
+    let config = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("short-request-timeout.toml");
+    std::fs::write(&config, "[timeouts]\nhandshake = \"300ms\"\n").unwrap();
+    let server = Serve::start(&["--config", config.to_str().unwrap()]);
+    let s = run(&subscribe(server.url("idle"), 5, 10.0, 1.5));
+    drop(server);
+    let sub = s.subscribe.as_ref().unwrap();
+    assert_eq!(s.errors.total, 0, "{:?}", s.errors);
+    assert!(sub.published.reconnects >= 3, "{:?}", sub.published);
+    assert_eq!((sub.published.accepted, sub.deliveries.missing), (15, 0));
+    assert_eq!(sub.deliveries.received, 15 * 5);
+}

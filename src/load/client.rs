@@ -10,7 +10,8 @@
 //! `Connecting` waits for a non-blocking `connect()` (EINPROGRESS) to
 //! finish; `Handshake` has sent the upgrade request and checks the 101
 //! against its key (RFC 6455 §4.1); `Open` sends messages when they are due
-//! and matches echoes to them in order; the close handshake is tracked per
+//! and matches echoes to them in order (echo mode), or checks and times
+//! each published message it receives (subscribe mode); the close handshake is tracked per
 //! direction inside the [`WebSocket`]; `Closing` waits for the server to
 //! close the TCP connection first (§7.1.1), so the client's ports do not
 //! pile up in TIME_WAIT across runs.
@@ -20,6 +21,7 @@
 
 use super::echo::EchoFlow;
 use super::stats::{record, Stats};
+use super::subscribe::{Order, Seen, Stamp};
 use super::transport::Transport;
 use super::{Mode, Plan};
 use crate::protocol::handshake::{ClientHandshake, ClientHandshakeError};
@@ -30,7 +32,7 @@ use mio::net::TcpStream;
 use mio::Interest;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Largest response head accepted for the upgrade.
 const MAX_RESPONSE_HEAD: usize = 8192;
@@ -89,6 +91,8 @@ pub struct Client {
     since: Instant,
     /// Echo mode's messages.
     echo: EchoFlow,
+    /// Subscribe mode: what this subscriber received, once open.
+    order: Option<Box<Order>>,
     /// Reached `Open` at some point.
     opened: bool,
     /// The time of this client's entry in the worker's timer heap.
@@ -104,6 +108,7 @@ impl Client {
             state: State::Connecting,
             since: now,
             echo: EchoFlow::new(index),
+            order: None,
             opened: false,
             armed: None,
         })
@@ -132,6 +137,17 @@ impl Client {
     /// Messages awaiting their echo.
     pub fn in_flight(&self) -> usize {
         self.echo.in_flight()
+    }
+
+    /// Subscribe mode: has every one of the `accepted` messages, or will
+    /// get no more (not open).
+    pub fn caught_up(&self, accepted: u64) -> bool {
+        !matches!(self.state, State::Open { .. }) || self.order.as_ref().is_none_or(|o| o.unique >= accepted)
+    }
+
+    /// Subscribe mode: what this subscriber received (once, as it goes).
+    pub fn take_order(&mut self) -> Option<Order> {
+        self.order.take().map(|o| *o)
     }
 
     /// Sent its close frame and still waits for the server's.
@@ -324,6 +340,9 @@ impl Client {
                 let ws = WebSocket::client(ctx.plan.read_limits, next_random(ctx.rng));
                 self.state = State::Open { ws: Box::new(ws) };
                 self.opened = true;
+                if let Some(p) = &ctx.plan.publish {
+                    self.order = Some(Box::new(Order::new(p.lanes)));
+                }
                 self.since = ctx.now;
                 self.io.want = 0;
                 Ok(())
@@ -356,6 +375,12 @@ impl Client {
                     match event {
                         Some(Event::Message(_, payload)) if ctx.plan.mode == Mode::Echo && !closing => {
                             self.echo.on_echo(payload.len(), ctx.plan, ctx.stats, ctx.interval)
+                        }
+                        // A delivery counts until the channel is closed.
+                        Some(Event::Message(_, payload)) if self.order.is_some() => {
+                            if let Some(order) = self.order.as_mut() {
+                                on_delivery(order, &payload, ctx);
+                            }
                         }
                         Some(Event::Message(..)) => ctx.stats.received += 1,
                         // The server closed first: §7.1.5, its code is the
@@ -425,6 +450,38 @@ impl Client {
             State::Open { .. } | State::Closing => {}
         }
         Dead
+    }
+}
+
+/// Subscribe mode: check a delivered message's place in its lane and
+/// record its latency from the time it was due to be published.
+fn on_delivery(order: &mut Order, payload: &[u8], ctx: &mut Ctx<'_>) {
+    let errors = &mut ctx.stats.errors;
+    let Some(stamp) = Stamp::read(payload) else {
+        return errors.delivery("bad_payload", 1);
+    };
+    if payload.len() != ctx.plan.payload.len() {
+        errors.delivery("wrong_size", 1);
+    }
+    match order.see(&stamp) {
+        None => return errors.delivery("bad_payload", 1),
+        Some(Seen::Duplicate) => {
+            ctx.stats.received += 1;
+            return errors.delivery("duplicate", 1);
+        }
+        Some(Seen::Late) => errors.delivery("out_of_order", 1),
+        Some(Seen::InOrder | Seen::Ahead) => {}
+    }
+    ctx.stats.received += 1;
+    let now = Instant::now();
+    let at = |ns: u64| ctx.plan.t0 + Duration::from_nanos(ns);
+    let latency = now.saturating_duration_since(at(stamp.scheduled_ns));
+    record(&mut ctx.stats.latency, latency);
+    if let Some(sent) = stamp.sent_ns {
+        record(&mut ctx.stats.service, now.saturating_duration_since(at(sent)));
+    }
+    if ctx.plan.progress {
+        record(ctx.interval, latency);
     }
 }
 

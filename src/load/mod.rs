@@ -22,8 +22,19 @@
 //! connection keeps `pipeline` messages in flight and latency is measured
 //! from the actual send.
 //!
+//! In subscribe mode the connections are subscribers of the push server's
+//! channel `/ws/{channel}` (the channel is the URL's path) and send nothing;
+//! a [`publisher`] thread posts to `/pub/{channel}` at `rate` messages per
+//! second during the window, and each subscriber measures every message
+//! from the time it was due to be published to its arrival ([`subscribe`]).
+//! The drain then waits until every subscriber has every message the
+//! server accepted (at most twice `timeout`), and the deliveries are
+//! reconciled with what was accepted: missing, duplicates, out of order.
+//!
 //! - [`client`]: one connection's state machine.
 //! - [`echo`]: echo mode's messages on one connection: due, in flight, answered.
+//! - [`subscribe`]: subscribe mode's payload stamp and per-subscriber order.
+//! - [`publisher`]: subscribe mode's publisher thread; [`publish`] its HTTP/1.1.
 //! - [`transport`]: its socket (source address, non-blocking connect) and buffers.
 //! - [`worker`]: the event loop of one thread.
 //! - [`schedule`]: connect and message pacing.
@@ -36,9 +47,12 @@
 pub mod client;
 pub mod echo;
 pub mod plot;
+pub mod publish;
+pub mod publisher;
 pub mod report;
 pub mod schedule;
 pub mod stats;
+pub mod subscribe;
 pub mod target;
 pub mod timer;
 pub mod transport;
@@ -62,8 +76,8 @@ pub enum Mode {
     Echo,
     /// Open and hold connections; measure connect and handshake time.
     Connect,
-    /// Subscribe to a channel of the push server and measure delivery.
-    /// Not available yet: it needs the push server.
+    /// Subscribe to a channel of the push server, publish to it over HTTP
+    /// and measure each delivery from the time it was due to be published.
     Subscribe,
 }
 
@@ -97,8 +111,11 @@ pub struct Options {
     pub size: usize,
     /// Text or binary messages.
     pub kind: MessageKind,
-    /// Messages per second over all connections; `None` for a closed loop.
+    /// Messages per second over all connections (published per second in
+    /// subscribe mode); `None` for a closed loop.
     pub rate: Option<f64>,
+    /// Subscribe mode: HTTP connections the publisher posts over.
+    pub publishers: usize,
     /// Messages in flight per connection at most.
     pub pipeline: usize,
     /// Local addresses to connect from, in turn; empty lets the kernel pick.
@@ -121,6 +138,7 @@ impl Default for Options {
             size: 32,
             kind: MessageKind::Binary,
             rate: None,
+            publishers: 4,
             pipeline: 1,
             source_ips: Vec::new(),
             timeout: Duration::from_secs(10),
@@ -155,9 +173,60 @@ impl From<std::io::Error> for LoadError {
     }
 }
 
+/// Subscribe mode's publishing, resolved.
+#[derive(Debug, Clone)]
+pub struct PublishPlan {
+    /// The channel, from the URL's `/ws/{channel}`.
+    pub channel: String,
+    /// `/pub/{channel}`.
+    pub path: String,
+    /// The `Host` header.
+    pub host: String,
+    /// HTTP connections to post over.
+    pub lanes: usize,
+    /// Messages per second in all; `None` posts as fast as answers come.
+    pub rate: Option<f64>,
+}
+
+impl PublishPlan {
+    fn new(o: &Options, target: &Target) -> Result<PublishPlan, String> {
+        let path = target.path.split('?').next().unwrap_or_default();
+        let channel = path
+            .strip_prefix("/ws/")
+            .filter(|c| valid_channel(c))
+            .ok_or("subscribe mode needs --url ws://HOST:PORT/ws/CHANNEL (CHANNEL: 1 to 128 of A-Z a-z 0-9 _ . : -)")?;
+        if o.publishers == 0 || o.publishers > subscribe::MAX_LANES {
+            return Err(format!("--publishers must be 1 to {}", subscribe::MAX_LANES));
+        }
+        if o.size < subscribe::HEADER || o.kind == MessageKind::Text {
+            return Err(format!(
+                "subscribe mode publishes binary payloads of at least {} bytes",
+                subscribe::HEADER
+            ));
+        }
+        Ok(PublishPlan {
+            channel: channel.to_string(),
+            path: format!("/pub/{channel}"),
+            host: target.host.clone(),
+            lanes: o.publishers,
+            rate: o.rate,
+        })
+    }
+}
+
+/// A channel name the push server takes: `[A-Za-z0-9_.:-]{1,128}`.
+fn valid_channel(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+}
+
 /// Options resolved for the workers, shared read-only.
 #[derive(Debug)]
 pub struct Plan {
+    /// The run's epoch: published payloads carry times relative to it.
+    pub t0: Instant,
     /// Where to connect.
     pub target: Target,
     /// What each connection does.
@@ -188,14 +257,13 @@ pub struct Plan {
     pub buffer_size: usize,
     /// Feed the progress line.
     pub progress: bool,
+    /// Subscribe mode's publishing.
+    pub publish: Option<PublishPlan>,
 }
 
 impl Plan {
     fn new(o: &Options, t0: Instant) -> Result<Plan, LoadError> {
         let invalid = |why: &str| Err(LoadError::Invalid(why.into()));
-        if o.mode == Mode::Subscribe {
-            return invalid("subscribe mode needs the push server, which does not exist yet");
-        }
         if o.connections == 0 || o.pipeline == 0 {
             return invalid("--connections and --pipeline must be at least 1");
         }
@@ -210,6 +278,10 @@ impl Plan {
         if o.source_ips.iter().any(|ip| ip.is_ipv4() != target.addr.is_ipv4()) {
             return invalid("--source-ips must be of the same family as the target");
         }
+        let publish = match o.mode {
+            Mode::Subscribe => Some(PublishPlan::new(o, &target).map_err(LoadError::Invalid)?),
+            Mode::Echo | Mode::Connect => None,
+        };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = if o.threads == 0 { cores } else { o.threads }.min(o.connections);
         let payload = match o.kind {
@@ -218,12 +290,16 @@ impl Plan {
         };
         let defaults = ReadLimits::default();
         Ok(Plan {
+            t0,
             target,
             mode: o.mode,
             connections: o.connections,
             threads,
             pipeline: o.pipeline,
-            schedule: o.rate.map(|r| MessageSchedule::new(r, o.connections)),
+            schedule: o
+                .rate
+                .filter(|_| o.mode == Mode::Echo)
+                .map(|r| MessageSchedule::new(r, o.connections)),
             connect: ConnectSchedule::new(t0, o.connect_rate),
             timeout: o.timeout,
             close_timeout: o.timeout.min(Duration::from_secs(2)),
@@ -236,6 +312,7 @@ impl Plan {
             source_ips: o.source_ips.clone(),
             buffer_size: (o.size + 14).clamp(4096, 1 << 16),
             progress: o.progress,
+            publish,
         })
     }
 
@@ -264,6 +341,9 @@ pub struct Shared {
     /// The window, in nanoseconds after `t0`; `u64::MAX` until decided.
     start_ns: AtomicU64,
     end_ns: AtomicU64,
+    /// Subscribe mode: messages the server accepted, once the publisher is
+    /// done; `u64::MAX` until then.
+    published: AtomicU64,
 }
 
 impl Shared {
@@ -277,10 +357,12 @@ impl Shared {
             peak_open: AtomicUsize::new(0),
             start_ns: AtomicU64::new(u64::MAX),
             end_ns: AtomicU64::new(u64::MAX),
+            published: AtomicU64::new(u64::MAX),
         }
     }
 
-    fn nanos(&self, t: Instant) -> u64 {
+    /// `t` in nanoseconds since the run's epoch.
+    pub fn nanos(&self, t: Instant) -> u64 {
         t.saturating_duration_since(self.t0).as_nanos() as u64
     }
 
@@ -302,6 +384,16 @@ impl Shared {
             self.end_ns.fetch_min(start.saturating_add(length), AcqRel);
             let _ = self.start_ns.compare_exchange(u64::MAX, start, AcqRel, Acquire);
         }
+    }
+
+    /// The publisher is done: the server accepted `accepted` messages.
+    pub fn published(&self, accepted: u64) {
+        self.published.store(accepted.min(u64::MAX - 1), Release);
+    }
+
+    /// Messages the server accepted, once the publisher is done.
+    pub fn accepted(&self) -> Option<u64> {
+        Some(self.published.load(Acquire)).filter(|&n| n != u64::MAX)
     }
 
     /// An open connection is gone.
@@ -354,6 +446,16 @@ pub fn run_until(options: &Options, stop: &AtomicBool) -> Result<Summary, LoadEr
                 .spawn(move || worker.run())?,
         );
     }
+    let publisher = match plan.publish {
+        Some(_) => {
+            let publisher = publisher::Publisher::new(plan.clone(), shared.clone())?;
+            let spawned = std::thread::Builder::new()
+                .name("load-publisher".into())
+                .spawn(move || publisher.run());
+            Some(spawned?)
+        }
+        None => None,
+    };
     let progress = report::Progress::new(plan.progress);
     let mut interval = histogram();
     let mut last = (t0, 0u64);
@@ -386,12 +488,19 @@ pub fn run_until(options: &Options, stop: &AtomicBool) -> Result<Summary, LoadEr
         let worker_stats = h.join().map_err(|_| std::io::Error::other("load worker panicked"))??;
         stats.merge(&worker_stats);
     }
+    let published = match publisher {
+        Some(h) => Some(
+            h.join()
+                .map_err(|_| std::io::Error::other("load publisher panicked"))??,
+        ),
+        None => None,
+    };
     let elapsed = t0.elapsed();
     let window = shared
         .window()
         .map(|(start, end)| (start - t0, end.min(t0 + elapsed) - t0));
     let peak = shared.peak_open.load(Acquire);
-    Ok(Summary::new(options, &plan, stats, window, elapsed, peak))
+    Ok(Summary::new(options, &plan, stats, published, window, elapsed, peak))
 }
 
 #[cfg(test)]
@@ -429,10 +538,31 @@ mod tests {
     #[test]
     fn plans_refuse_bad_options() {
         let t0 = Instant::now();
+        let subscribe = Options {
+            mode: Mode::Subscribe,
+            url: "ws://127.0.0.1:9001/ws/news".into(),
+            ..Options::default()
+        };
         let bad = [
             Options {
                 mode: Mode::Subscribe,
                 ..Options::default()
+            },
+            Options {
+                url: "ws://127.0.0.1:9001/ws/a b".into(),
+                ..subscribe.clone()
+            },
+            Options {
+                size: 15,
+                ..subscribe.clone()
+            },
+            Options {
+                kind: MessageKind::Text,
+                ..subscribe.clone()
+            },
+            Options {
+                publishers: 0,
+                ..subscribe.clone()
             },
             Options {
                 connections: 0,
@@ -452,5 +582,22 @@ mod tests {
         }
         let plan = Plan::new(&Options::default(), t0).unwrap();
         assert_eq!(plan.payload.len(), 32);
+        let plan = Plan::new(
+            &Options {
+                url: "ws://127.0.0.1:9001/ws/a.b:C-9_?since=3".into(),
+                rate: Some(10.0),
+                ..subscribe
+            },
+            t0,
+        )
+        .unwrap();
+        let publish = plan.publish.unwrap();
+        assert_eq!(
+            (publish.channel.as_str(), publish.path.as_str()),
+            ("a.b:C-9_", "/pub/a.b:C-9_")
+        );
+        assert_eq!(publish.lanes, 4);
+        // Subscribers send nothing: no per-connection schedule.
+        assert!(plan.schedule.is_none());
     }
 }

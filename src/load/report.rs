@@ -13,10 +13,28 @@
 //!             { count, min, mean, p50, p90, p99, p99_9, max },
 //! errors      { total, refused, timed_out { connect, handshake, message, close },
 //!               handshake_status { "404": n }, handshake_invalid { kind: n },
-//!               close_codes { "1006": n }, protocol { kind: n }, echo { kind: n }, io { kind: n } }
+//!               close_codes { "1006": n }, protocol { kind: n }, echo { kind: n }, io { kind: n },
+//!               publish_status { "500": n }, publish { kind: n }, delivery { kind: n } },
+//! subscribe   null, or in subscribe mode:
+//!             { channel, publish_url, publishers,
+//!               published  { rate, due, sent, unsent, accepted, rejected, unconfirmed, per_second,
+//!                            first_id, last_id, subscribers_min, subscribers_max, reconnects, fell_behind },
+//!               deliveries { subscribers, expected, received, missing, duplicates, out_of_order,
+//!                            complete_subscribers, per_second },
+//!               publish_us { count, min, ... } }
 //! ```
+//!
+//! In subscribe mode `latency_us` is from the time a message was due to be
+//! published to its arrival at a subscriber, `service_us` from its actual
+//! send (when `--size` is at least 24), `publish_us` the POST round trip;
+//! `messages.sent` counts publishes, `messages.received` deliveries
+//! (duplicates included) and `messages.lost` the missing ones. Deliveries
+//! per second are over the window; those that arrive in the drain after it
+//! count too.
 
+use super::publisher::PublishOutcome;
 use super::stats::{Errors, Stats, TimedOut};
+use super::subscribe::reconcile;
 use super::{Mode, Options, Plan};
 use crate::protocol::MessageKind;
 use hdrhistogram::Histogram;
@@ -53,6 +71,8 @@ pub struct Summary {
     pub handshake_us: Percentiles,
     /// Errors by kind.
     pub errors: ErrorReport,
+    /// Subscribe mode's publishing and deliveries.
+    pub subscribe: Option<SubscribeReport>,
     /// The histograms behind `latency_us` and `service_us`, for the chart.
     #[serde(skip)]
     pub histograms: (Histogram<u64>, Histogram<u64>),
@@ -105,6 +125,77 @@ pub struct Messages {
     pub received: u64,
     /// Sent and never echoed.
     pub lost: u64,
+    /// Received per second of the window.
+    pub per_second: f64,
+}
+
+/// Subscribe mode: what was published and what the subscribers received.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscribeReport {
+    /// The channel.
+    pub channel: String,
+    /// Where the publisher posted.
+    pub publish_url: String,
+    /// HTTP connections it posted over.
+    pub publishers: usize,
+    /// The publisher's side.
+    pub published: Published,
+    /// The subscribers' side.
+    pub deliveries: Deliveries,
+    /// POST round trips: from a request's send to its answer.
+    pub publish_us: Percentiles,
+}
+
+/// The publisher's side.
+#[derive(Debug, Clone, Serialize)]
+pub struct Published {
+    /// Messages per second asked for (null: as fast as answered).
+    pub rate: Option<f64>,
+    /// Due within the window: rate × window (null unpaced).
+    pub due: Option<u64>,
+    /// Sent.
+    pub sent: u64,
+    /// Due and never sent: the publisher fell behind (0 unpaced).
+    pub unsent: u64,
+    /// Answered 200 with an id.
+    pub accepted: u64,
+    /// Answered with another status (see errors.publish_status).
+    pub rejected: u64,
+    /// Never answered: published or not, nobody knows.
+    pub unconfirmed: u64,
+    /// Sent per second of the window.
+    pub per_second: f64,
+    /// The smallest and largest id answered.
+    pub first_id: Option<u64>,
+    /// See `first_id`.
+    pub last_id: Option<u64>,
+    /// The fewest subscribers an accepted message went to, as answered.
+    pub subscribers_min: Option<u64>,
+    /// The most.
+    pub subscribers_max: Option<u64>,
+    /// Connections opened again after the server closed an idle one.
+    pub reconnects: u64,
+    /// Over 1 % of the due messages never went.
+    pub fell_behind: bool,
+}
+
+/// The subscribers' side.
+#[derive(Debug, Clone, Serialize)]
+pub struct Deliveries {
+    /// Subscribers that opened.
+    pub subscribers: u64,
+    /// Accepted messages × subscribers.
+    pub expected: u64,
+    /// Messages received, duplicates included.
+    pub received: u64,
+    /// Accepted messages a subscriber never received, summed.
+    pub missing: u64,
+    /// Messages a subscriber received again.
+    pub duplicates: u64,
+    /// Messages a subscriber received after a later one of the same lane.
+    pub out_of_order: u64,
+    /// Subscribers that received every accepted message.
+    pub complete_subscribers: u64,
     /// Received per second of the window.
     pub per_second: f64,
 }
@@ -165,17 +256,31 @@ impl Summary {
     pub fn new(
         o: &Options,
         plan: &Plan,
-        stats: Stats,
+        mut stats: Stats,
+        published: Option<PublishOutcome>,
         window: Option<(Duration, Duration)>,
         elapsed: Duration,
         peak_open: usize,
     ) -> Summary {
         let (ramp, measured) = window.map_or((elapsed, Duration::ZERO), |(s, e)| (s, e.saturating_sub(s)));
-        let per_second = if measured.is_zero() {
-            0.0
-        } else {
-            stats.received as f64 / measured.as_secs_f64()
+        let per_second_of = |n: u64| {
+            if measured.is_zero() {
+                0.0
+            } else {
+                n as f64 / measured.as_secs_f64()
+            }
         };
+        let per_second = per_second_of(stats.received);
+        let subscribe = published.map(|p| {
+            let report = subscribe_report(plan, &mut stats, &p, per_second_of);
+            stats.errors.merge(&p.errors);
+            report
+        });
+        let (sent, lost) = match &subscribe {
+            Some(s) => (s.published.sent, s.deliveries.missing),
+            None => (stats.sent, stats.sent.saturating_sub(stats.received)),
+        };
+        let paced = plan.schedule.is_some() || (plan.publish.is_some() && o.rate.is_some());
         Summary {
             url: o.url.clone(),
             mode: plan.mode.name(),
@@ -201,13 +306,16 @@ impl Summary {
                 size: plan.payload.len(),
                 pipeline: plan.pipeline,
                 rate: o.rate,
-                rate_per_connection: o.rate.map(|r| r / plan.connections as f64),
-                sent: stats.sent,
+                rate_per_connection: o
+                    .rate
+                    .filter(|_| plan.mode == Mode::Echo)
+                    .map(|r| r / plan.connections as f64),
+                sent,
                 received: stats.received,
-                lost: stats.sent.saturating_sub(stats.received),
+                lost,
                 per_second,
             },
-            latency_from: if plan.schedule.is_some() { "schedule" } else { "send" },
+            latency_from: if paced { "schedule" } else { "send" },
             latency_us: Percentiles::of(&stats.latency),
             service_us: Percentiles::of(&stats.service),
             connect_us: Percentiles::of(&stats.connect),
@@ -216,6 +324,7 @@ impl Summary {
                 total: stats.errors.total(),
                 by_kind: stats.errors,
             },
+            subscribe,
             histograms: (stats.latency, stats.service),
         }
     }
@@ -241,6 +350,9 @@ impl Summary {
             "time         ramp {:.2} s, measured {:.2} s of {:.2} s, {:.2} s in all",
             t.ramp_s, t.measured_s, t.duration_s, t.elapsed_s
         );
+        if let Some(sub) = &self.subscribe {
+            subscribe_lines(&mut s, sub, m);
+        }
         if self.mode == Mode::Echo.name() {
             let rate = m.rate.map_or("unpaced".into(), |r| {
                 format!("{r}/s in all, {:.3}/s per connection", r / c.target as f64)
@@ -267,6 +379,13 @@ impl Summary {
             if self.latency_from == "schedule" {
                 rows.push(("round trip (from send)".into(), self.service_us));
             }
+        }
+        if let Some(sub) = &self.subscribe {
+            rows.push((format!("delivery (from {})", self.latency_from), self.latency_us));
+            if self.latency_from == "schedule" && self.service_us.count > 0 {
+                rows.push(("delivery (from send)".into(), self.service_us));
+            }
+            rows.push(("publish POST to answer".into(), sub.publish_us));
         }
         rows.push(("connect".into(), self.connect_us));
         rows.push(("handshake".into(), self.handshake_us));
@@ -295,6 +414,107 @@ impl Summary {
         text.push('\n');
         std::fs::write(path, text)
     }
+}
+
+/// Reconcile the deliveries with what was published.
+fn subscribe_report(
+    plan: &Plan,
+    stats: &mut Stats,
+    p: &PublishOutcome,
+    per_second: impl Fn(u64) -> f64,
+) -> SubscribeReport {
+    let pp = plan.publish.as_ref();
+    let r = reconcile(&stats.orders, &p.lanes);
+    let errors = &mut stats.errors;
+    errors.delivery("missing", r.missing);
+    errors.delivery("delivered_rejected", r.delivered_rejected);
+    errors.delivery("unexpected", r.unexpected);
+    let count = |k: &str| errors.delivery.get(k).copied().unwrap_or(0);
+    let sent: u64 = p.lanes.iter().map(|l| l.sent).sum();
+    let accepted: u64 = p.lanes.iter().map(|l| l.accepted()).sum();
+    let unsent = p.due.map_or(0, |due| due.saturating_sub(sent));
+    let subscribers = stats.orders.len() as u64;
+    SubscribeReport {
+        channel: pp.map_or(String::new(), |p| p.channel.clone()),
+        publish_url: pp.map_or(String::new(), |p| format!("http://{}{}", p.host, p.path)),
+        publishers: p.lanes.len(),
+        published: Published {
+            rate: pp.and_then(|p| p.rate),
+            due: p.due,
+            sent,
+            unsent,
+            accepted,
+            rejected: p.lanes.iter().map(|l| l.rejected.len() as u64).sum(),
+            unconfirmed: p.lanes.iter().map(|l| l.unconfirmed.len() as u64).sum(),
+            per_second: per_second(sent),
+            first_id: p.ids.iter().min().copied(),
+            last_id: p.ids.iter().max().copied(),
+            subscribers_min: p.subscribers.map(|s| s.0),
+            subscribers_max: p.subscribers.map(|s| s.1),
+            reconnects: p.reconnects,
+            fell_behind: p.due.is_some_and(|due| unsent * 100 > due),
+        },
+        deliveries: Deliveries {
+            subscribers,
+            expected: accepted * subscribers,
+            received: stats.received,
+            missing: r.missing,
+            duplicates: count("duplicate"),
+            out_of_order: count("out_of_order"),
+            complete_subscribers: r.complete,
+            per_second: per_second(stats.received),
+        },
+        publish_us: Percentiles::of(&p.round_trip),
+    }
+}
+
+fn subscribe_lines(s: &mut String, sub: &SubscribeReport, m: &Messages) {
+    let p = &sub.published;
+    let rate = p.rate.map_or("unpaced".into(), |r| format!("rate {r}/s"));
+    let _ = writeln!(
+        s,
+        "published    {} B {} to {} over {} connection{}, {rate}",
+        m.size,
+        m.kind,
+        sub.publish_url,
+        sub.publishers,
+        if sub.publishers == 1 { "" } else { "s" }
+    );
+    let due = p.due.map_or(String::new(), |d| format!("{d} due, "));
+    let ids = match (p.first_id, p.last_id) {
+        (Some(a), Some(b)) => format!(", ids {a}..{b}"),
+        _ => String::new(),
+    };
+    let reconnects = match p.reconnects {
+        0 => String::new(),
+        n => format!(", {n} reconnects after idle closes"),
+    };
+    let _ = writeln!(
+        s,
+        "             {due}{} sent, {} accepted, {} rejected, {} unconfirmed, {:.1}/s{ids}{reconnects}",
+        p.sent, p.accepted, p.rejected, p.unconfirmed, p.per_second
+    );
+    if p.unsent > 0 {
+        let asked = p.rate.unwrap_or(0.0);
+        let _ = writeln!(
+            s,
+            "             {}publisher behind: {} due messages never sent ({:.1}/s sent of {asked}/s asked)",
+            if p.fell_behind { "FELL BEHIND, " } else { "" },
+            p.unsent,
+            p.per_second
+        );
+    }
+    let d = &sub.deliveries;
+    let _ = writeln!(
+        s,
+        "deliveries   {} subscribers: {} expected, {} received, {} missing, {} duplicate, {} out of order, {:.1}/s",
+        d.subscribers, d.expected, d.received, d.missing, d.duplicates, d.out_of_order, d.per_second
+    );
+    let _ = writeln!(
+        s,
+        "             {} of {} subscribers got every accepted message",
+        d.complete_subscribers, d.subscribers
+    );
 }
 
 fn error_lines(errors: &ErrorReport) -> String {
@@ -331,6 +551,11 @@ fn error_lines(errors: &ErrorReport) -> String {
     e.protocol.iter().for_each(|(k, n)| line(format!("protocol: {k}"), *n));
     e.echo.iter().for_each(|(k, n)| line(format!("echo: {k}"), *n));
     e.io.iter().for_each(|(k, n)| line(format!("socket: {k}"), *n));
+    e.publish_status
+        .iter()
+        .for_each(|(k, n)| line(format!("publish status {k}"), *n));
+    e.publish.iter().for_each(|(k, n)| line(format!("publish: {k}"), *n));
+    e.delivery.iter().for_each(|(k, n)| line(format!("delivery: {k}"), *n));
     s
 }
 

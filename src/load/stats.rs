@@ -9,6 +9,7 @@
 //! Latencies are recorded in microseconds from 1 µs to one hour with three
 //! significant digits; a longer value is recorded as the maximum.
 
+use super::subscribe::Order;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -66,6 +67,16 @@ pub struct Errors {
     pub echo: BTreeMap<&'static str, u64>,
     /// Other socket errors, by kind (reset, address unavailable, EMFILE...).
     pub io: BTreeMap<&'static str, u64>,
+    /// Subscribe mode: publish requests answered with a status other than
+    /// 200, by status.
+    pub publish_status: BTreeMap<u16, u64>,
+    /// Subscribe mode: publish requests that failed otherwise, by kind
+    /// (socket errors, time-outs, answers that break the API).
+    pub publish: BTreeMap<&'static str, u64>,
+    /// Subscribe mode: deliveries that break the channel's promise, by kind
+    /// (missing, duplicate, out_of_order, delivered_rejected, unexpected,
+    /// bad_payload, wrong_size).
+    pub delivery: BTreeMap<&'static str, u64>,
 }
 
 impl Errors {
@@ -83,6 +94,9 @@ impl Errors {
             + sum(&self.protocol)
             + sum(&self.echo)
             + sum(&self.io)
+            + sum(&self.publish_status)
+            + sum(&self.publish)
+            + sum(&self.delivery)
     }
 
     /// Count a socket error: refusals on their own, the rest by kind.
@@ -93,7 +107,20 @@ impl Errors {
         }
     }
 
-    fn merge(&mut self, other: &Errors) {
+    /// Count a publisher's socket error by kind.
+    pub fn publish_socket(&mut self, e: &io::Error) {
+        *self.publish.entry(io_kind(e)).or_default() += 1;
+    }
+
+    /// Count `n` deliveries of `kind` (no entry for zero).
+    pub fn delivery(&mut self, kind: &'static str, n: u64) {
+        if n > 0 {
+            *self.delivery.entry(kind).or_default() += n;
+        }
+    }
+
+    /// Add another set of counts to these.
+    pub fn merge(&mut self, other: &Errors) {
         self.refused += other.refused;
         self.timed_out.connect += other.timed_out.connect;
         self.timed_out.handshake += other.timed_out.handshake;
@@ -105,6 +132,9 @@ impl Errors {
         add_all(&mut self.protocol, &other.protocol);
         add_all(&mut self.echo, &other.echo);
         add_all(&mut self.io, &other.io);
+        add_all(&mut self.publish_status, &other.publish_status);
+        add_all(&mut self.publish, &other.publish);
+        add_all(&mut self.delivery, &other.delivery);
     }
 }
 
@@ -153,10 +183,14 @@ pub struct Stats {
     pub opened: u64,
     /// Data messages sent.
     pub sent: u64,
-    /// Data messages received (echoes in echo mode).
+    /// Data messages received (echoes in echo mode, deliveries in
+    /// subscribe mode, duplicates included).
     pub received: u64,
     /// Errors by kind.
     pub errors: Errors,
+    /// Subscribe mode: what each subscriber that opened received, for
+    /// [`super::subscribe::reconcile`].
+    pub orders: Vec<Order>,
 }
 
 impl Default for Stats {
@@ -171,6 +205,7 @@ impl Default for Stats {
             sent: 0,
             received: 0,
             errors: Errors::default(),
+            orders: Vec::new(),
         }
     }
 }
@@ -188,6 +223,7 @@ impl Stats {
         self.sent += other.sent;
         self.received += other.received;
         self.errors.merge(&other.errors);
+        self.orders.extend_from_slice(&other.orders);
     }
 }
 

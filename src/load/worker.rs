@@ -11,13 +11,15 @@
 //! A worker goes through four phases: `Ramp` (open its connections at the
 //! connect rate, wait until every connection of the run is open or has
 //! failed), `Run` (the measurement window: messages flow), `Drain` (wait
-//! for the echoes still in flight, at most `--timeout`), `Close` (close
-//! handshakes, at most the close timeout). Then it drops what is left.
+//! for the echoes still in flight, at most `--timeout`; in subscribe mode
+//! for the publisher to finish and every subscriber to have every accepted
+//! message, at most twice `--timeout`), `Close` (close handshakes, at most
+//! the close timeout). Then it drops what is left.
 
 use super::client::{Client, Ctx, Life};
 use super::stats::{histogram, Live, Stats};
 use super::timer::Timer;
-use super::{Plan, Shared};
+use super::{Mode, Plan, Shared};
 use crate::reactor::buffer::BufferPool;
 use hdrhistogram::Histogram;
 use mio::{Events, Poll, Token};
@@ -167,13 +169,23 @@ impl Worker {
                 // A stop (Ctrl-C) may have moved the end closer.
                 self.window = self.shared.window();
                 if let Some((_, end)) = self.window.filter(|&(_, end)| now >= end) {
-                    self.phase = Phase::Drain {
-                        until: end + self.plan.timeout,
+                    // The publisher may wait `timeout` for its last answers.
+                    let drain = match self.plan.mode {
+                        Mode::Subscribe => 2 * self.plan.timeout,
+                        Mode::Echo | Mode::Connect => self.plan.timeout,
                     };
+                    self.phase = Phase::Drain { until: end + drain };
                 }
             }
             Phase::Drain { until } => {
-                if now >= until || self.clients.iter().all(|(_, c)| c.in_flight() == 0) {
+                let drained = match self.plan.mode {
+                    Mode::Subscribe => self
+                        .shared
+                        .accepted()
+                        .is_some_and(|n| self.clients.iter().all(|(_, c)| c.caught_up(n))),
+                    Mode::Echo | Mode::Connect => self.clients.iter().all(|(_, c)| c.in_flight() == 0),
+                };
+                if now >= until || drained {
                     self.phase = Phase::Close {
                         until: now + self.plan.close_timeout,
                     };
@@ -285,6 +297,9 @@ impl Worker {
         // Deregister before the slot can be reused (dropping closes the fd).
         let _ = self.poll.registry().deregister(client.stream());
         client.release(&mut self.pool);
+        if let Some(order) = client.take_order() {
+            self.stats.orders.push(order);
+        }
         if client.opened() {
             self.shared.closed();
         }
