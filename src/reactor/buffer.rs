@@ -14,7 +14,11 @@ use std::collections::VecDeque;
 /// Idle buffers kept by one worker for reuse.
 #[derive(Debug)]
 pub struct BufferPool {
+    /// Write buffers: empty (`len == 0`).
     free: Vec<Vec<u8>>,
+    /// Read buffers: kept initialised (`len == capacity`), so taking one
+    /// does not zero 16 KiB again.
+    free_read: Vec<Vec<u8>>,
     size: usize,
     max_free: usize,
     /// Emptied output queues, so a connection with output in flight does not
@@ -27,6 +31,7 @@ impl BufferPool {
     pub fn new(size: usize, max_free: usize) -> Self {
         BufferPool {
             free: Vec::new(),
+            free_read: Vec::new(),
             size,
             max_free,
             queues: Vec::new(),
@@ -53,7 +58,27 @@ impl BufferPool {
 
     /// Number of idle buffers held.
     pub fn idle(&self) -> usize {
-        self.free.len()
+        self.free.len() + self.free_read.len()
+    }
+
+    /// A buffer for reading: fully initialised, at least the standard size.
+    fn take_read(&mut self) -> Vec<u8> {
+        if let Some(v) = self.free_read.pop() {
+            return v;
+        }
+        let mut v = self.take();
+        v.resize(v.capacity(), 0);
+        v
+    }
+
+    /// Give a read buffer back; it stays initialised.
+    fn give_read(&mut self, v: Vec<u8>) {
+        if v.capacity() >= self.size && v.capacity() <= 2 * self.size && self.idle() < self.max_free {
+            let mut v = v;
+            // Bytes past `len` (if the vector shrank) are not initialised.
+            v.resize(v.capacity(), 0);
+            self.free_read.push(v);
+        }
     }
 
     /// A zero-length `Vec` with at least the standard capacity.
@@ -63,7 +88,7 @@ impl BufferPool {
 
     /// Give a buffer back; oversized ones and any beyond `max_free` are freed.
     fn give(&mut self, mut v: Vec<u8>) {
-        if v.capacity() >= self.size && v.capacity() <= 2 * self.size && self.free.len() < self.max_free {
+        if v.capacity() >= self.size && v.capacity() <= 2 * self.size && self.idle() < self.max_free {
             v.clear();
             self.free.push(v);
         }
@@ -82,15 +107,16 @@ pub struct ReadBuf {
 impl ReadBuf {
     /// Borrow a buffer from the pool.
     pub fn take(pool: &mut BufferPool) -> ReadBuf {
-        let mut data = pool.take();
-        let cap = data.capacity();
-        data.resize(cap, 0);
-        ReadBuf { data, start: 0, end: 0 }
+        ReadBuf {
+            data: pool.take_read(),
+            start: 0,
+            end: 0,
+        }
     }
 
     /// Give the buffer back to the pool.
     pub fn give(self, pool: &mut BufferPool) {
-        pool.give(self.data);
+        pool.give_read(self.data);
     }
 
     /// Unconsumed bytes.

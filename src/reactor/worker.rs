@@ -124,8 +124,15 @@ impl Worker {
                     WAKER => woken = true,
                     Token(key) => {
                         // Errors and hang-ups surface through read/write.
-                        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-                        self.on_event(key, readable, event.is_writable() || event.is_write_closed(), now)
+                        let closed = event.is_read_closed() || event.is_error();
+                        let readable = event.is_readable() || closed;
+                        self.on_event(
+                            key,
+                            readable,
+                            closed,
+                            event.is_writable() || event.is_write_closed(),
+                            now,
+                        )
                     }
                 }
             }
@@ -185,8 +192,8 @@ impl Worker {
         self.settle(key, life);
     }
 
-    fn on_event(&mut self, key: usize, readable: bool, writable: bool, now: Instant) {
-        self.step(key, now, |conn, ctx| conn.on_ready(readable, writable, ctx));
+    fn on_event(&mut self, key: usize, readable: bool, closed: bool, writable: bool, now: Instant) {
+        self.step(key, now, |conn, ctx| conn.on_ready(readable, closed, writable, ctx));
     }
 
     /// Hand every message in the inbox to this worker's subscribers of its
@@ -318,7 +325,7 @@ impl Worker {
             self.stats.open.fetch_add(1, Relaxed);
             if !counted {
                 // Write the 503 now; the connection then drains and goes.
-                self.on_event(key, false, true, now);
+                self.on_event(key, false, false, true, now);
             }
         }
     }

@@ -203,7 +203,9 @@ impl Connection {
     }
 
     /// Handle readiness.
-    pub fn on_ready(&mut self, readable: bool, writable: bool, ctx: &mut Ctx<'_>) -> Life {
+    /// `read_closed`: the peer has shut its side (`EPOLLRDHUP`), so reading
+    /// must go on to the EOF.
+    pub fn on_ready(&mut self, readable: bool, read_closed: bool, writable: bool, ctx: &mut Ctx<'_>) -> Life {
         let step = (|| {
             let was_blocked = !self.wants_read(ctx.settings);
             if writable {
@@ -212,7 +214,7 @@ impl Connection {
             // Also read when backpressure just lifted: bytes left in the
             // socket then raise no new readable edge.
             if readable || (was_blocked && self.wants_read(ctx.settings)) {
-                self.read_all(ctx)?;
+                self.read_all(read_closed, ctx)?;
             }
             self.after_io()
         })();
@@ -267,24 +269,33 @@ impl Connection {
     }
 
     /// Read until WouldBlock (mio's edge-triggered rule), processing as we go.
-    fn read_all(&mut self, ctx: &mut Ctx<'_>) -> Step {
+    fn read_all(&mut self, read_closed: bool, ctx: &mut Ctx<'_>) -> Step {
+        let mut drained = false;
         loop {
             // Bytes kept from before (backpressure, or a partial frame).
             if self.rbuf.as_ref().is_some_and(|r| !r.is_empty()) {
                 self.process(ctx);
                 self.flush(ctx)?;
             }
-            if !self.wants_read(ctx.settings) {
+            if drained || !self.wants_read(ctx.settings) {
                 break;
             }
             let mut rbuf = self.rbuf.take().unwrap_or_else(|| ReadBuf::take(ctx.pool));
-            let result = self.stream.read(rbuf.spare(self.want as usize));
+            let spare = rbuf.spare(self.want as usize);
+            let room = spare.len();
+            let result = self.stream.read(spare);
             match result {
                 Ok(0) => {
                     rbuf.give(ctx.pool);
                     return Err(Dead);
                 }
                 Ok(n) => {
+                    // A short read emptied the socket's queue: bytes that
+                    // arrive later raise a new edge, so the read that would
+                    // only say WouldBlock is skipped (a syscall per message).
+                    // Not when the peer has half-closed: its EOF raises no
+                    // further edge and must be read now.
+                    drained = n < room && !read_closed;
                     rbuf.filled_by(n);
                     ctx.stats.bytes_in.fetch_add(n as u64, Relaxed);
                     self.last_input = ctx.stamp;
@@ -439,6 +450,14 @@ impl Connection {
             return Err(Dead);
         }
         match &mut self.state {
+            // No byte of a request yet (a kept-alive connection between
+            // requests, or one that never spoke): close without a word, as
+            // a 408 would race the client's next request.
+            State::Request { .. }
+                if now.since(self.since) >= s.handshake_timeout && self.rbuf.as_ref().is_none_or(|r| r.is_empty()) =>
+            {
+                Err(Dead)
+            }
             State::Request { .. } if now.since(self.since) >= s.handshake_timeout => self.timed_out(ctx),
             State::Body { .. } if now.since(self.last_input) >= s.handshake_timeout => self.timed_out(ctx),
             State::Request { .. } | State::Body { .. } => Ok(()),
