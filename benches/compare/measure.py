@@ -110,7 +110,7 @@ def net_counters() -> dict[str, int]:
 
 def at(samples: list[tuple[float, float | None]], t: float) -> float | None:
     """The CPU time at wall time t, interpolated between samples."""
-    known = [(ts, v) for ts, v in samples if v is not None]
+    known = sorted((ts, v) for ts, v in samples if v is not None)
     if not known or t < known[0][0] or t > known[-1][0]:
         return None
     for (t0, v0), (t1, v1) in zip(known, known[1:]):
@@ -172,10 +172,15 @@ def main() -> int:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        rc = proc.wait()
+        # wait4 hands back the client's final CPU time, which /proc no longer
+        # shows once it has been reaped: the last sample, at its exit.
+        _, status, rusage = os.wait4(proc.pid, 0)
+        end = time.monotonic()
+        proc.returncode = rc = os.waitstatus_to_exitcode(status)
         done.set()
         sampler.join()
-        end = time.monotonic()
+        client.append((end, rusage.ru_utime + rusage.ru_stime))
+        server.append((end, cpu_seconds(args.server_pid)))
 
     record = {
         "server": args.server,
