@@ -22,6 +22,7 @@ SERVERS = ("wsreactor", "tokio-tungstenite", "fastwebsockets")
 PEERS = SERVERS[1:]
 SATURATED = 90.0  # % of one core: the client is the limit
 CORE_FULL = 95.0  # % busy of the client's core, whoever used it
+EVEN = 0.03  # a ratio within 3 % of 1 is told as even
 
 
 def per_second(r):
@@ -164,7 +165,8 @@ def main() -> int:
             if best:
                 q = values["wsreactor"] / best
                 wins = q > 1 if higher else q < 1
-                ratio = f"{q:.2f}× ({'better' if wins else 'worse'})"
+                verdict = "even" if abs(q - 1) < EVEN else "better" if wins else "worse"
+                ratio = f"{q:.2f}× ({verdict})"
         name = label + (" ↑" if higher else " ↓")
         rows.append([name, *cells, ratio, " / ".join(cpu_c), " / ".join(cpu_s)])
 
@@ -174,7 +176,7 @@ def main() -> int:
         return "\n".join(out)
 
     legend = (f"Medians of {rounds} interleaved rounds. ↑ higher is better, ↓ lower is better; "
-              "the ratio is wsreactor's figure divided by the best peer's. CPU is % of one core over "
+              "the ratio is wsreactor's figure divided by the best peer's (even: within 3 %). CPU is % of one core over "
               "the measurement window (for d*, over the ramp). † the client used "
               f"≥ {SATURATED:.0f} % of its core (median): it, not the server, may be the limit. "
               f"‡ the client used less, but its core was ≥ {CORE_FULL:.0f} % busy (median, from "
@@ -201,9 +203,10 @@ def main() -> int:
         if minor:
             md += ["Not counted against a figure:", ""] + [f"- {n}" for n in minor] + [""]
         md += ["Every measurement, in the order run (d* has several bursts a round). CPU: % of one "
-               "core used by the client / the server process; core busy: % of core 1 (client) / "
-               "core 0 (server) busy over the window, from /proc/stat, which also counts softirq "
-               "work (loopback TCP) and other jobs on the machine.", "",
+               "core used by the client / the server process; core busy: % of the client's core / "
+               "the server's core busy over the window, from /proc/stat in 10 ms ticks (rough "
+               "over short windows), which also counts softirq work (loopback TCP) and other "
+               "jobs on the machine.", "",
                table(["figure", "server", "values", "CPU client/server", "core busy client/server",
                       "load average (1 min)"], detail), ""]
         with open(args.markdown, "w") as f:
