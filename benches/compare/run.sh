@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# wsreactor side by side with tokio-tungstenite and fastwebsockets (issue 6).
+#
+#   bash benches/compare/run.sh            # ROUNDS=3 DURATION=5 by default
+#   ROUNDS=5 DURATION=10 bash benches/compare/run.sh
+#   WORKLOADS="a c" bash benches/compare/run.sh   # a subset
+#
+# Builds wsreactor and the peers' echo servers (release), then for each
+# workload runs every server in turn, interleaved (A B C A B C ...), ROUNDS
+# rounds, each measurement on a freshly started server: the server pinned to
+# core 0 with one worker thread, the client (`wsreactor load`, one thread, or
+# benches/idle_rss.py for memory) pinned to core 1. measure.py samples both
+# processes' CPU time; table.py prints the medians, wsreactor's ratio to the
+# best peer, and writes them to benches/compare/results.md.
+#
+# Workloads (all on 127.0.0.1):
+#   a  100 connections, 20 B text, 1 in flight each: messages/s, p99
+#   b  the same with 16 in flight each (pipelined): messages/s
+#   c  10 connections, 16 KiB binary, 1 in flight each: MB/s of echoed payload
+#   d  NOT what issue 6 asks (handshake + one echo + close per connection:
+#      the load generator has no such mode): connect mode, 1,000 connections
+#      offered at 50,000/s, handshakes/s until all are open (fewer than the
+#      1,024 of every server's listen backlog, so no SYN is ever dropped and
+#      no 1 s retransmission counts; a bigger burst measures the backlog);
+#      D_REPEATS (default 5) bursts a round, each on the same fresh server
+#   e  server RSS per idle connection at 1,000 and 19,000 connections, each
+#      echoed once (benches/idle_rss.py): VmRSS growth / connections
+#   f  10,000 connections at 1 message/s each (20 B text): p99, p99.9 from
+#      the scheduled send time; opened at 2,000/s, which every server keeps
+#      up with, and measured once all are open
+#
+# Everything it starts is stopped by pid on exit. Raw records go to
+# benches/compare/out/ (git-ignored).
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5}
+WORKLOADS=${WORKLOADS:-"a b c d e f"}
+D_REPEATS=${D_REPEATS:-5}
+SERVER_CORE=${SERVER_CORE:-0}
+CLIENT_CORE=${CLIENT_CORE:-1}
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+wsr=$root/target/release/wsreactor
+peers=$here/target/release
+out=$here/out/$(date +%Y%m%d-%H%M%S)
+records=$out/records.jsonl
+mkdir -p "$out"
+
+die() { echo "run.sh: $*" >&2; exit 2; }
+log() { echo "run.sh: $*" >&2; }
+
+command -v taskset >/dev/null || die "taskset is needed (util-linux)"
+command -v prlimit >/dev/null || die "prlimit is needed (util-linux)"
+command -v python3 >/dev/null || die "python3 is needed"
+[ "$(nproc)" -ge 2 ] || die "two cores are needed (server on one, client on the other)"
+nofile=$(ulimit -Hn)
+[ "$nofile" = unlimited ] && nofile=1048576
+[ "$nofile" -ge 20000 ] || die "the descriptor hard limit is $nofile; workload e needs 20000"
+
+log "building wsreactor and the peers (release)"
+(cd "$root" && cargo build --release --quiet --bin wsreactor)
+(cd "$here" && cargo build --release --quiet)
+
+# name -> port; each server has its own port so that TIME_WAIT entries left
+# by one never meet another's connections.
+servers=(wsreactor tokio-tungstenite fastwebsockets)
+declare -A port=([wsreactor]=19501 [tokio-tungstenite]=19502 [fastwebsockets]=19503)
+
+server_pid=
+cleanup() {
+    if [ -n "$server_pid" ]; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Start server $1 on core SERVER_CORE with one worker thread; set server_pid.
+# taskset and prlimit exec the server, so $! is the server's own pid.
+start_server() {
+    local name=$1 p=${port[$1]} cmd
+    case $name in
+        wsreactor) cmd=("$wsr" serve --bind "127.0.0.1:$p" --threads 1) ;;
+        tokio-tungstenite) cmd=("$peers/tokio_tungstenite_echo" --port "$p" --threads 1) ;;
+        fastwebsockets) cmd=("$peers/fastwebsockets_echo" --port "$p" --threads 1) ;;
+    esac
+    # wsreactor raises its soft limit itself; the peers get it here.
+    taskset -c "$SERVER_CORE" prlimit --nofile=20000:20000 "${cmd[@]}" \
+        >"$out/$name.server.log" 2>&1 &
+    server_pid=$!
+    local i
+    for i in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            return 0
+        fi
+        kill -0 "$server_pid" 2>/dev/null || die "$name exited at start (see $out/$name.server.log)"
+        sleep 0.05
+    done
+    die "$name does not accept on 127.0.0.1:$p"
+}
+
+stop_server() {
+    kill -TERM "$server_pid" 2>/dev/null || true
+    # wsreactor closes its connections with 1001 and waits up to 5 s.
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+}
+
+# measure WORKLOAD ROUND SERVER KIND WINDOW SAMPLE CLIENT-ARGS...
+measure() {
+    local w=$1 r=$2 name=$3 kind=$4 window=$5 sample=$6 p=${port[$3]}
+    shift 6
+    local json=$out/$w.$name.$r.$((++nrec)).json cmd
+    if [ "$kind" = rss ]; then
+        cmd=(python3 "$root/benches/idle_rss.py" --server-pid "$server_pid" --port "$p" --json "$json" "$@")
+    else
+        cmd=("$wsr" load --url "ws://127.0.0.1:$p/" --threads 1 --quiet --json "$json" "$@")
+    fi
+    # The sampler runs on the client's core, so that it never takes the server's.
+    taskset -c "$CLIENT_CORE" python3 "$here/measure.py" --server-pid "$server_pid" \
+        --server "$name" --workload "$w" --round "$r" --kind "$kind" --window "$window" \
+        --server-core "$SERVER_CORE" --client-core "$CLIENT_CORE" --sample "$sample" --client-json "$json" --out "$records" \
+        -- taskset -c "$CLIENT_CORE" "${cmd[@]}" ||
+        log "$w/$name round $r: the client exited with $? (see $json.log)"
+}
+
+nrec=0
+d=${DURATION}s
+workload() {
+    local w=$1 r=$2 name=$3 i
+    case $w in
+        a) measure a "$r" "$name" load run 0.05 --connections 100 --connect-rate 0 --duration "$d" \
+               --size 20 --text --pipeline 1 ;;
+        b) measure b "$r" "$name" load run 0.05 --connections 100 --connect-rate 0 --duration "$d" \
+               --size 20 --text --pipeline 16 ;;
+        c) measure c "$r" "$name" load run 0.05 --connections 10 --connect-rate 0 --duration "$d" \
+               --size 16384 --binary --pipeline 1 ;;
+        d) for i in $(seq "$D_REPEATS"); do
+               measure d "$r" "$name" load ramp 0.005 --mode connect --connections 1000 \
+                   --connect-rate 50000 --duration 100ms
+           done ;;
+        e) measure e1k "$r" "$name" rss run 0.05 --connections 1000
+           measure e19k "$r" "$name" rss run 0.05 --connections 19000 ;;
+        f) measure f "$r" "$name" load run 0.05 --connections 10000 --connect-rate 2000 \
+               --duration "$d" --size 20 --text --rate 10000 --source-ips 127.0.0.1-127.0.0.4 ;;
+        *) die "unknown workload $w" ;;
+    esac
+}
+
+{
+    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "commit: $(cd "$root" && git rev-parse --short HEAD)$(cd "$root" && git diff --quiet HEAD -- src || echo ' (src modified)')"
+    echo "nproc: $(nproc)"
+    lscpu | grep -E '^(Model name|CPU\(s\)|Thread|Core|Socket|CPU max MHz)' || true
+    echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "rounds: $ROUNDS, duration: $DURATION s, server on core $SERVER_CORE, client on core $CLIENT_CORE"
+} >"$out/machine.txt"
+cat "$out/machine.txt" >&2
+if awk '{ exit !($1 > 1.0) }' /proc/loadavg; then
+    log "warning: load average $(cut -d' ' -f1 /proc/loadavg) with $(nproc) cores: other jobs share the" \
+        "cores the server and client are pinned to, and the figures will show it"
+fi
+
+for w in $WORKLOADS; do
+    for r in $(seq "$ROUNDS"); do
+        for name in "${servers[@]}"; do
+            log "workload $w, round $r/$ROUNDS: $name"
+            start_server "$name"
+            workload "$w" "$r" "$name"
+            stop_server
+        done
+    done
+done
+
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
+python3 "$here/table.py" "$records" --machine "$out/machine.txt" --markdown "$here/results.md"
+log "records in $records; table in $here/results.md"

@@ -1,0 +1,42 @@
+//! Echo server on fastwebsockets with the hyper upgrade, as in its own
+//! `echo_server` example: a `FragmentCollector` (whole messages, UTF-8
+//! checked), every text or binary message written back. fastwebsockets
+//! answers pings and close frames itself (`auto_pong`, `auto_close`).
+
+use fastwebsockets::{upgrade, FragmentCollector, OpCode, WebSocketError};
+use http_body_util::Empty;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+async fn echo(fut: upgrade::UpgradeFut) -> Result<(), WebSocketError> {
+    let mut ws = FragmentCollector::new(fut.await?);
+    loop {
+        let frame = ws.read_frame().await?;
+        match frame.opcode {
+            OpCode::Close => return Ok(()),
+            OpCode::Text | OpCode::Binary => ws.write_frame(frame).await?,
+            _ => {}
+        }
+    }
+}
+
+async fn upgrade(mut req: Request<Incoming>) -> Result<Response<Empty<Bytes>>, WebSocketError> {
+    let (response, fut) = upgrade::upgrade(&mut req)?;
+    tokio::spawn(async move {
+        let _ = echo(fut).await;
+    });
+    Ok(response)
+}
+
+fn main() {
+    let args = compare_peers::Args::parse();
+    compare_peers::serve(args, |stream| async move {
+        let _ = http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service_fn(upgrade))
+            .with_upgrades()
+            .await;
+    });
+}

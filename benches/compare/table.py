@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""The comparison table from run.sh's records (one JSON object a line, as
+measure.py writes them): the median of each figure per server over the
+rounds, wsreactor's ratio to the best peer, the median CPU use of client
+and server, and marks for rounds that cannot be trusted as they stand.
+
+    table.py records.jsonl [--machine machine.txt] [--markdown results.md]
+
+Prints the table (markdown) on stdout; --markdown also writes it, with the
+machine's description and every round's figure, to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+SERVERS = ("wsreactor", "tokio-tungstenite", "fastwebsockets")
+PEERS = SERVERS[1:]
+SATURATED = 90.0  # % of one core: the client is the limit
+CORE_FULL = 95.0  # % busy of the client's core, whoever used it
+EVEN = 0.03  # a ratio within 3 % of 1 is told as even
+
+
+def per_second(r):
+    return r["client"]["messages"]["per_second"]
+
+
+def mb_per_second(r):
+    m = r["client"]["messages"]
+    return m["per_second"] * m["size"] / 1e6
+
+
+def handshakes_per_second(r):
+    c, t = r["client"]["connections"], r["client"]["time"]
+    return c["opened"] / max(t["ramp_s"] - 0.02, 1e-9)
+
+
+def ms(field, pct):
+    return lambda r: r["client"][field][pct] / 1000.0
+
+
+def rss_per_conn(r):
+    return r["client"]["bytes_per_conn"]
+
+
+# (workload, label, higher is better, extract, format)
+FIGURES = [
+    ("a", "(a) 100 conns, 20 B text, 1 in flight: messages/s", True, per_second, "{:,.0f}"),
+    ("a", "(a) the same: p99 round trip, ms", False, ms("latency_us", "p99"), "{:.2f}"),
+    ("b", "(b) 100 conns, 20 B text, 16 in flight: messages/s", True, per_second, "{:,.0f}"),
+    ("c", "(c) 10 conns, 16 KiB binary, 1 in flight: MB/s echoed", True, mb_per_second, "{:,.0f}"),
+    ("d", "(d*) NOT handshake+echo+close: connect mode, 1,000 conns offered at 50,000/s: handshakes/s", True,
+     handshakes_per_second, "{:,.0f}"),
+    ("e1k", "(e) RSS per idle conn (echoed once), 1,000 conns: bytes", False, rss_per_conn, "{:,.0f}"),
+    ("e19k", "(e) the same, 19,000 conns: bytes", False, rss_per_conn, "{:,.0f}"),
+    ("f", "(f) 10,000 conns at 1 msg/s each: p99 from schedule, ms", False,
+     ms("latency_us", "p99"), "{:.2f}"),
+    ("f", "(f) the same: p99.9, ms", False, ms("latency_us", "p99_9"), "{:.2f}"),
+]
+
+
+def trouble(r) -> list[str]:
+    """Why a round's figure is suspect, if it is."""
+    why = []
+    if r.get("rc") not in (0, None):
+        why.append(f"client exit {r['rc']}")
+    c = r.get("client")
+    if c is None:
+        return why + [r.get("error", "no summary")]
+    if r["kind"] == "rss":
+        return why  # idle_rss.py fails (exit 1) unless every connection opened and echoed
+    e = c["errors"]
+    # Close handshakes that time out come after the window and do not touch its figures.
+    during = e["total"] - e["timed_out"]["close"]
+    if during:
+        why.append(f"{during} errors")
+    if c["connections"]["failed"]:
+        why.append(f"{c['connections']['failed']} conns failed")
+    if c["messages"]["lost"]:
+        why.append(f"{c['messages']['lost']} lost")
+    drops = r.get("net", {}).get("ListenOverflows", 0)
+    if drops:
+        why.append(f"{drops} listen overflows (machine-wide counter)")
+    return why
+
+
+def after_window(r) -> str | None:
+    """What went wrong after the window: close handshakes that timed out."""
+    c = r.get("client")
+    if r["kind"] == "load" and c and c["errors"]["timed_out"]["close"]:
+        return f"{c['errors']['timed_out']['close']} close handshakes timed out after the window"
+    return None
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("records")
+    p.add_argument("--machine")
+    p.add_argument("--markdown")
+    args = p.parse_args()
+
+    by = defaultdict(list)  # (workload, server) -> records
+    with open(args.records) as f:
+        for line in f:
+            if line.strip():
+                r = json.loads(line)
+                by[(r["workload"], r["server"])].append(r)
+    rounds = max((r["round"] for v in by.values() for r in v), default=0)
+
+    head = ["figure", *SERVERS, "wsreactor ÷ best peer", "client CPU % (wsr / tt / fws)",
+            "server CPU % (wsr / tt / fws)"]
+    rows, detail, notes, minor = [], [], [], []
+    for w, label, higher, get, fmt in FIGURES:
+        cells, values, cpu_c, cpu_s = [], {}, [], []
+        for s in SERVERS:
+            recs = [r for r in by.get((w, s), []) if r.get("client") is not None]
+            vals = []
+            for r in recs:
+                try:
+                    vals.append(get(r))
+                except (KeyError, TypeError):
+                    vals.append(None)
+            v = median(vals)
+            values[s] = v
+            cc = median([r.get("client_cpu") for r in recs])
+            sc = median([r.get("server_cpu") for r in recs])
+            busy = median([r.get("client_core_busy") for r in recs])
+            mark = ""
+            if recs and recs[0]["kind"] == "load":
+                if cc is not None and cc >= SATURATED:
+                    mark += " †"
+                elif busy is not None and busy >= CORE_FULL:
+                    mark += " ‡"
+            bad = sorted({f"round {r['round']}: " + ", ".join(t) for r in recs if (t := trouble(r))})
+            if bad:
+                mark += " !"
+                notes.extend(f"{label} — {s}, {b}" for b in bad)
+            later = sorted({f"round {r['round']}: {t}" for r in recs if (t := after_window(r))})
+            minor.extend(f"{label} — {s}, {b}" for b in later)
+            cells.append("n/a" if v is None else fmt.format(v) + mark)
+            kind_load = recs and recs[0]["kind"] == "load"
+            cpu_c.append(f"{cc:.0f}" if cc is not None and kind_load else "–")
+            cpu_s.append(f"{sc:.0f}" if sc is not None and kind_load else "–")
+            detail.append([
+                label, s,
+                ", ".join(fmt.format(x) if x is not None else "n/a" for x in vals),
+                ", ".join(f"{r.get('client_cpu')}/{r.get('server_cpu')}" for r in recs) if kind_load else "–",
+                ", ".join(f"{r.get('client_core_busy')}/{r.get('server_core_busy')}" for r in recs)
+                if kind_load else "–",
+                ", ".join(r["loadavg"][0] for r in recs),
+            ])
+        peer_vals = [values[s] for s in PEERS if values[s] is not None]
+        ratio = "n/a"
+        if values["wsreactor"] is not None and peer_vals:
+            best = max(peer_vals) if higher else min(peer_vals)
+            if best:
+                q = values["wsreactor"] / best
+                wins = q > 1 if higher else q < 1
+                verdict = "even" if abs(q - 1) < EVEN else "better" if wins else "worse"
+                ratio = f"{q:.2f}× ({verdict})"
+        name = label + (" ↑" if higher else " ↓")
+        rows.append([name, *cells, ratio, " / ".join(cpu_c), " / ".join(cpu_s)])
+
+    def table(header, body):
+        out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
+        return "\n".join(out)
+
+    legend = (f"Medians of {rounds} interleaved rounds. ↑ higher is better, ↓ lower is better; "
+              "the ratio is wsreactor's figure divided by the best peer's (even: within 3 %). CPU is % of one core over "
+              "the measurement window (for d*, over the ramp). † the client used "
+              f"≥ {SATURATED:.0f} % of its core (median): it, not the server, may be the limit. "
+              f"‡ the client used less, but its core was ≥ {CORE_FULL:.0f} % busy (median, from "
+              "/proc/stat: softirq work for loopback TCP and other jobs on the machine count): "
+              "the client may have been short of CPU all the same. "
+              "! at least one round had errors, lost messages, failed connections or listen-queue "
+              "overflows (listed below).")
+    main_table = table(head, rows)
+    print(main_table)
+    print()
+    print(legend)
+    for n in notes:
+        print("!", n)
+    for n in minor:
+        print("-", n)
+
+    if args.markdown:
+        md = ["# wsreactor compared with tokio-tungstenite and fastwebsockets", ""]
+        if args.machine:
+            md += ["```", open(args.machine).read().rstrip(), "```", ""]
+        md += [main_table, "", legend, ""]
+        if notes:
+            md += ["Rounds marked !:", ""] + [f"- {n}" for n in notes] + [""]
+        if minor:
+            md += ["Not counted against a figure:", ""] + [f"- {n}" for n in minor] + [""]
+        md += ["Every measurement, in the order run (d* has several bursts a round). CPU: % of one "
+               "core used by the client / the server process; core busy: % of the client's core / "
+               "the server's core busy over the window, from /proc/stat in 10 ms ticks (rough "
+               "over short windows), which also counts softirq work (loopback TCP) and other "
+               "jobs on the machine.", "",
+               table(["figure", "server", "values", "CPU client/server", "core busy client/server",
+                      "load average (1 min)"], detail), ""]
+        with open(args.markdown, "w") as f:
+            f.write("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
