@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 /// The longest timeout a [`Stamp`] difference can measure with room to spare.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 24 * 3600);
 
-/// Milliseconds since a worker's epoch, wrapping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Milliseconds since a worker's epoch, wrapping (the default is the epoch).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stamp(u32);
 
 impl Stamp {

@@ -57,6 +57,8 @@ pub struct Worker {
     next_sweep: Instant,
     /// What the connections' timer stamps count from.
     epoch: Instant,
+    /// This loop iteration's time as a stamp, made once per iteration.
+    stamp: Stamp,
     /// Accepting is paused (descriptors exhausted) until this time.
     accept_paused_until: Option<Instant>,
     /// Set once shutdown began: the time by which to be done.
@@ -93,6 +95,7 @@ impl Worker {
             touched: Vec::new(),
             next_sweep: Instant::now() + SWEEP_EVERY,
             epoch: Instant::now(),
+            stamp: Stamp::default(),
             accept_paused_until: None,
             stop_deadline: None,
         })
@@ -117,6 +120,7 @@ impl Worker {
                 return Err(e);
             }
             let now = Instant::now();
+            self.stamp = Stamp::at(self.epoch, now);
             let mut woken = false;
             for event in events.iter() {
                 match event.token() {
@@ -172,7 +176,7 @@ impl Worker {
                 worker: self.id,
                 key,
                 now,
-                stamp: Stamp::at(self.epoch, now),
+                stamp: self.stamp,
             },
         )
     }
@@ -300,7 +304,7 @@ impl Worker {
             let counted = self.take_connection_slot();
             let key = self.conns.vacant_key();
             let mut conn = if counted {
-                Connection::new(stream, Stamp::at(self.epoch, now), true)
+                Connection::new(stream, self.stamp, true)
             } else {
                 self.stats.refused.fetch_add(1, Relaxed);
                 let (_, mut ctx) = self.ctx(now, key);

@@ -271,9 +271,7 @@ impl Connection {
             }
             (_, None) if over => {
                 ctx.stats.count_slow(transport);
-                self.end_feed(ctx);
-                self.state = State::Closing { shut: false };
-                self.since = ctx.stamp;
+                self.enter_closing(ctx);
                 // Nothing more is worth sending: drop what is queued too.
                 self.out.release(ctx.pool);
             }
@@ -323,7 +321,6 @@ impl Connection {
         let cursor = cursor.to_string();
         let headers = [("Cache-Control", "no-store"), ("X-Last-Id", cursor.as_str())];
         self.respond(Status::NO_CONTENT, &headers, b"", close, ctx);
-        self.since = ctx.stamp;
     }
 
     /// Answer a poll with its gathered messages and return to `Request`

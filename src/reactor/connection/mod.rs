@@ -351,11 +351,14 @@ impl Connection {
         }
     }
 
-    /// Queue a plain HTTP response; with `close`, move to Closing.
+    /// Queue a plain HTTP response; with `close`, move to Closing, else the
+    /// request timer starts again for the next request on this connection.
     fn respond(&mut self, status: Status, headers: &[(&str, &str)], body: &[u8], close: bool, ctx: &mut Ctx<'_>) {
         write_response(self.out.buf(ctx.pool), status, headers, body, close);
         if close {
             self.enter_closing(ctx);
+        } else {
+            self.since = ctx.stamp;
         }
     }
 

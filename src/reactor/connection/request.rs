@@ -122,9 +122,6 @@ impl Connection {
             let out = self.out.buf(ctx.pool);
             out.truncate(out.len() - body.len());
         }
-        if !close {
-            self.since = ctx.stamp;
-        }
         !close
     }
 
@@ -241,9 +238,6 @@ impl Connection {
                     close,
                     ctx,
                 );
-                if !close {
-                    self.since = ctx.stamp;
-                }
                 !close
             }
             Err(e) => self.refuse(Status::SERVICE_UNAVAILABLE, &[], &e.to_string(), ctx),
