@@ -8,13 +8,15 @@
 //!            └── Connection: Request → Open(WebSocket) / Body / Poll / Sse → Closing ──┘
 //! ```
 //!
-//! Workers share the shutdown flag, the process-wide connection count and
+//! Workers share the shutdown flag, the process-wide connection count, the
+//! queues that even out connections between them ([`balance`]), and
 //! the push server's hub ([`crate::pubsub`]), which reaches each worker
 //! through its inbox and waker. [`start`] returns a handle (tests run servers in-process with it);
 //! [`serve`] runs until SIGINT or SIGTERM and then shuts down gracefully:
 //! no new connections, a 1001 close to every WebSocket, at most the close
 //! timeout to finish, exit status 0.
 
+pub mod balance;
 pub mod buffer;
 pub mod connection;
 pub mod listener;
@@ -27,6 +29,7 @@ pub mod worker;
 
 use crate::config::Config;
 use crate::pubsub::{Broker, Inbox, LocalHub};
+use balance::Handoff;
 use mio::{Poll, Waker};
 use settings::Settings;
 use stats::WorkerStats;
@@ -38,12 +41,14 @@ use std::thread::JoinHandle;
 use worker::{Worker, WAKER};
 
 /// State shared by all workers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Shared {
     /// Set once to stop: workers stop accepting and close their connections.
     pub shutdown: AtomicBool,
     /// Connections open in the whole process (for `max_connections`).
     pub connections: AtomicUsize,
+    /// Accepted connections moving to a less loaded worker.
+    pub handoff: Handoff,
 }
 
 /// A running server.
@@ -105,7 +110,6 @@ pub fn start(addr: SocketAddr, threads: usize, backlog: u32, settings: Settings)
     let listeners = listener::bind_all(addr, threads, backlog)?;
     let addr = listeners[0].local_addr()?;
     let settings = Arc::new(settings);
-    let shared = Arc::new(Shared::default());
     let mut polls = Vec::new();
     let mut wakers = Vec::new();
     for _ in 0..listeners.len() {
@@ -113,6 +117,11 @@ pub fn start(addr: SocketAddr, threads: usize, backlog: u32, settings: Settings)
         wakers.push(Arc::new(Waker::new(poll.registry(), WAKER)?));
         polls.push(poll);
     }
+    let shared = Arc::new(Shared {
+        shutdown: AtomicBool::new(false),
+        connections: AtomicUsize::new(0),
+        handoff: Handoff::new(wakers.clone()),
+    });
     let inboxes = wakers.iter().map(|w| Inbox::new(w.clone())).collect();
     let hub: Arc<dyn Broker> = Arc::new(LocalHub::new(settings.pubsub.hub.clone(), inboxes));
     let stats: Vec<Arc<WorkerStats>> = (0..listeners.len()).map(|_| Arc::default()).collect();

@@ -15,7 +15,7 @@ use super::subscribers::Subscribers;
 use super::Shared;
 use crate::protocol::http::Status;
 use crate::pubsub::{Broker, Message};
-use mio::net::TcpListener;
+use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use std::io;
@@ -141,6 +141,7 @@ impl Worker {
                 }
             }
             if woken {
+                self.take_handoffs(now);
                 self.deliver_inbox(now);
             }
             if self.stop_deadline.is_none() && self.shared.shutdown.load(SeqCst) {
@@ -302,35 +303,56 @@ impl Worker {
             let _ = stream.set_nodelay(true);
             self.stats.accepted.fetch_add(1, Relaxed);
             let counted = self.take_connection_slot();
-            let key = self.conns.vacant_key();
-            let mut conn = if counted {
-                Connection::new(stream, self.stamp, true)
-            } else {
-                self.stats.refused.fetch_add(1, Relaxed);
-                let (_, mut ctx) = self.ctx(now, key);
-                Connection::refused(stream, Status::SERVICE_UNAVAILABLE, &mut ctx)
-            };
-            let interest = conn.interest(&self.settings);
-            conn.set_registered(interest);
-            if self
-                .poll
-                .registry()
-                .register(conn.stream(), Token(key), interest)
-                .is_err()
-            {
-                conn.release(&mut self.pool);
-                if counted {
-                    self.shared.connections.fetch_sub(1, SeqCst);
-                }
+            match self.shared.handoff.target(self.id, &self.all_stats) {
+                Some(to) if counted => self.shared.handoff.send(to, stream),
+                _ => self.admit(stream, counted, now),
+            }
+        }
+    }
+
+    /// Take the connections other workers handed over ([`super::balance`]).
+    fn take_handoffs(&mut self, now: Instant) {
+        for stream in self.shared.handoff.take(self.id) {
+            if self.stop_deadline.is_some() {
+                // Stopping: no new connections here either.
+                self.shared.connections.fetch_sub(1, SeqCst);
                 continue;
             }
-            self.stats.moved(None, Some(conn.transport()));
-            self.conns.insert(conn);
-            self.stats.open.fetch_add(1, Relaxed);
-            if !counted {
-                // Write the 503 now; the connection then drains and goes.
-                self.on_event(key, false, false, true, now);
+            self.admit(stream, true, now);
+        }
+    }
+
+    /// Register an accepted connection and add it to the slab; `counted`:
+    /// it holds a `max_connections` slot, else it is refused with a 503.
+    fn admit(&mut self, stream: TcpStream, counted: bool, now: Instant) {
+        let key = self.conns.vacant_key();
+        let mut conn = if counted {
+            Connection::new(stream, self.stamp, true)
+        } else {
+            self.stats.refused.fetch_add(1, Relaxed);
+            let (_, mut ctx) = self.ctx(now, key);
+            Connection::refused(stream, Status::SERVICE_UNAVAILABLE, &mut ctx)
+        };
+        let interest = conn.interest(&self.settings);
+        conn.set_registered(interest);
+        if self
+            .poll
+            .registry()
+            .register(conn.stream(), Token(key), interest)
+            .is_err()
+        {
+            conn.release(&mut self.pool);
+            if counted {
+                self.shared.connections.fetch_sub(1, SeqCst);
             }
+            return;
+        }
+        self.stats.moved(None, Some(conn.transport()));
+        self.conns.insert(conn);
+        self.stats.open.fetch_add(1, Relaxed);
+        if !counted {
+            // Write the 503 now; the connection then drains and goes.
+            self.on_event(key, false, false, true, now);
         }
     }
 
@@ -369,6 +391,7 @@ impl Worker {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         self.stop_deadline = Some(now + self.settings.close_timeout);
+        self.take_handoffs(now);
         self.for_each(now, Connection::on_shutdown);
     }
 }
