@@ -21,7 +21,7 @@
 
 use super::echo::EchoFlow;
 use super::stats::{record, Stats};
-use super::subscribe::{Order, Seen, Stamp};
+use super::subscribe::{self, Order};
 use super::transport::Transport;
 use super::{Mode, Plan};
 use crate::protocol::handshake::{ClientHandshake, ClientHandshakeError};
@@ -32,7 +32,7 @@ use mio::net::TcpStream;
 use mio::Interest;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Largest response head accepted for the upgrade.
 const MAX_RESPONSE_HEAD: usize = 8192;
@@ -379,7 +379,7 @@ impl Client {
                         // A delivery counts until the channel is closed.
                         Some(Event::Message(_, payload)) if self.order.is_some() => {
                             if let Some(order) = self.order.as_mut() {
-                                on_delivery(order, &payload, ctx);
+                                subscribe::on_delivery(order, &payload, ctx);
                             }
                         }
                         Some(Event::Message(..)) => ctx.stats.received += 1,
@@ -450,38 +450,6 @@ impl Client {
             State::Open { .. } | State::Closing => {}
         }
         Dead
-    }
-}
-
-/// Subscribe mode: check a delivered message's place in its lane and
-/// record its latency from the time it was due to be published.
-fn on_delivery(order: &mut Order, payload: &[u8], ctx: &mut Ctx<'_>) {
-    let errors = &mut ctx.stats.errors;
-    let Some(stamp) = Stamp::read(payload) else {
-        return errors.delivery("bad_payload", 1);
-    };
-    if payload.len() != ctx.plan.payload.len() {
-        errors.delivery("wrong_size", 1);
-    }
-    match order.see(&stamp) {
-        None => return errors.delivery("bad_payload", 1),
-        Some(Seen::Duplicate) => {
-            ctx.stats.received += 1;
-            return errors.delivery("duplicate", 1);
-        }
-        Some(Seen::Late) => errors.delivery("out_of_order", 1),
-        Some(Seen::InOrder | Seen::Ahead) => {}
-    }
-    ctx.stats.received += 1;
-    let now = Instant::now();
-    let at = |ns: u64| ctx.plan.t0 + Duration::from_nanos(ns);
-    let latency = now.saturating_duration_since(at(stamp.scheduled_ns));
-    record(&mut ctx.stats.latency, latency);
-    if let Some(sent) = stamp.sent_ns {
-        record(&mut ctx.stats.service, now.saturating_duration_since(at(sent)));
-    }
-    if ctx.plan.progress {
-        record(ctx.interval, latency);
     }
 }
 
