@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use std::io::Write;
 
 /// Send `bytes` after the handshake; the server must answer with a close
 /// `code`, then close the connection.
@@ -104,6 +105,48 @@ fn open_frame_split_across_writes_is_reassembled() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     assert_eq!(c.recv().payload, payload(70_000));
+}
+
+#[test]
+fn open_large_echoes_stay_in_order_behind_backpressure() {
+    let server = Server::start(settings());
+    let mut c = Client::upgrade(server.addr);
+    // Large messages are echoed out of the buffer they arrived in; small
+    // ones and pongs are copied. Mixed in one burst, and then 300 of 16 KiB
+    // (4.8 MB) written before any echo is read, so replies queue behind each
+    // other and the server stops reading until the client catches up.
+    let mut burst = frame(PING, b"p");
+    burst.extend(frame(BINARY, &payload(20_000)));
+    burst.extend(frame(TEXT, b"small"));
+    burst.extend(frame(BINARY, &payload(30_000)));
+    c.write(&burst);
+    let got: Vec<(u8, usize)> = (0..4).map(|_| c.recv()).map(|f| (f.opcode, f.payload.len())).collect();
+    assert_eq!(got, [(PONG, 1), (BINARY, 20_000), (TEXT, 5), (BINARY, 30_000)]);
+    let messages: Vec<Vec<u8>> = (0..300u32)
+        .map(|i| {
+            let mut p = payload(16 * 1024);
+            p[..4].copy_from_slice(&i.to_be_bytes());
+            p
+        })
+        .collect();
+    let writer = {
+        let mut w = c.stream.try_clone().unwrap();
+        let bytes: Vec<u8> = messages.iter().flat_map(|m| frame(BINARY, m)).collect();
+        std::thread::spawn(move || w.write_all(&bytes).unwrap())
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for m in &messages {
+        let f = c.recv();
+        assert_eq!(f.opcode, BINARY);
+        assert!(
+            f.payload == *m,
+            "echo {} differs",
+            u32::from_be_bytes(f.payload[..4].try_into().unwrap())
+        );
+    }
+    writer.join().unwrap();
+    c.close(1000);
+    assert_eq!(server.total(|s| &s.messages_out), 303);
 }
 
 #[test]

@@ -24,7 +24,7 @@ use super::churn::Cycle;
 use super::echo::EchoFlow;
 use super::stats::{record, Stats};
 use super::subscribe::{self, Order};
-use super::transport::Transport;
+use super::transport::{Received, Transport};
 use super::{Mode, Plan};
 use crate::protocol::handshake::{ClientHandshake, ClientHandshakeError};
 use crate::protocol::{CloseCode, Event, Read as FrameRead, WebSocket};
@@ -200,8 +200,9 @@ impl Client {
         self.echo.wake_at(plan, window?, now).filter(|_| sending)
     }
 
-    /// Handle readiness.
-    pub fn on_ready(&mut self, readable: bool, writable: bool, ctx: &mut Ctx<'_>) -> Life {
+    /// Handle readiness. `read_closed`: the peer has shut its side
+    /// (`EPOLLRDHUP`), so reading must go on to the EOF.
+    pub fn on_ready(&mut self, readable: bool, read_closed: bool, writable: bool, ctx: &mut Ctx<'_>) -> Life {
         let step = (|| {
             if matches!(self.state, State::Connecting) && !self.finish_connect(ctx)? {
                 return Ok(());
@@ -210,7 +211,7 @@ impl Client {
                 self.flush(ctx)?;
             }
             if readable {
-                self.read_all(ctx)?;
+                self.read_all(read_closed, ctx)?;
             }
             self.pump(ctx);
             self.flush(ctx)
@@ -315,14 +316,22 @@ impl Client {
     }
 
     /// Read until WouldBlock (mio's edge-triggered rule), processing as we go.
-    fn read_all(&mut self, ctx: &mut Ctx<'_>) -> Step {
+    fn read_all(&mut self, read_closed: bool, ctx: &mut Ctx<'_>) -> Step {
         loop {
             if self.io.has_input() {
                 self.process(ctx)?;
             }
             match self.io.read_some(ctx.pool) {
-                Ok(true) => {}
-                Ok(false) => break,
+                // A short read emptied the socket's queue: later bytes raise
+                // a new edge, so the read that would only say WouldBlock is
+                // skipped (a syscall per message, as in the server). Not
+                // after the peer's FIN, which raises no further edge.
+                Ok(Received::Bytes { short: true }) if !read_closed => {
+                    self.process(ctx)?;
+                    break;
+                }
+                Ok(Received::Bytes { .. }) => {}
+                Ok(Received::Blocked) => break,
                 Err(e) => return Err(self.fail(&e, ctx)),
             }
         }

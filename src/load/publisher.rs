@@ -19,7 +19,7 @@ use super::publish::{self, ResponseError};
 use super::stats::{histogram, record, Errors};
 use super::subscribe::{LaneOutcome, Stamp};
 use super::timer::Timer;
-use super::transport::Transport;
+use super::transport::{Received, Transport};
 use super::{Plan, Shared};
 use crate::reactor::buffer::BufferPool;
 use hdrhistogram::Histogram;
@@ -293,8 +293,9 @@ impl Publisher {
         let mut broken = None;
         loop {
             match io.read_some(&mut self.pool) {
-                Ok(true) => {}
-                Ok(false) => break,
+                // Publishes are few: read on to WouldBlock, simply.
+                Ok(Received::Bytes { .. }) => {}
+                Ok(Received::Blocked) => break,
                 Err(e) => {
                     broken = Some(e);
                     break;

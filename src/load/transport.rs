@@ -12,6 +12,19 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 
+/// What one [`Transport::read_some`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// Bytes; `short`: fewer than there was room for, so the socket's queue
+    /// is empty and later bytes raise a new readiness edge.
+    Bytes {
+        /// The read did not fill the room offered.
+        short: bool,
+    },
+    /// Nothing to read (WouldBlock).
+    Blocked,
+}
+
 /// A socket and the bytes in flight on it.
 #[derive(Debug)]
 pub struct Transport {
@@ -107,18 +120,19 @@ impl Transport {
         Some((rbuf, self.wbuf.get_or_insert_with(|| WriteBuf::take(pool)).out()))
     }
 
-    /// Read once: `Ok(true)` when bytes came, `Ok(false)` on WouldBlock.
-    /// EOF is an `UnexpectedEof` error.
-    pub fn read_some(&mut self, pool: &mut BufferPool) -> io::Result<bool> {
+    /// Read once. EOF is an `UnexpectedEof` error.
+    pub fn read_some(&mut self, pool: &mut BufferPool) -> io::Result<Received> {
         let rbuf = self.rbuf.get_or_insert_with(|| ReadBuf::take(pool));
         loop {
-            match self.stream.read(rbuf.spare(self.want)) {
+            let spare = rbuf.spare(self.want);
+            let room = spare.len();
+            match self.stream.read(spare) {
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(n) => {
                     rbuf.filled_by(n);
-                    return Ok(true);
+                    return Ok(Received::Bytes { short: n < room });
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Received::Blocked),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }

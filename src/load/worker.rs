@@ -161,9 +161,10 @@ impl Worker {
                     Token(key) => {
                         // Errors and hang-ups surface through read/write.
                         let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+                        let read_closed = event.is_read_closed() || event.is_error();
                         let writable = event.is_writable() || event.is_write_closed();
                         let now = Instant::now();
-                        self.step(key, now, |c, ctx| c.on_ready(readable, writable, ctx));
+                        self.step(key, now, |c, ctx| c.on_ready(readable, read_closed, writable, ctx));
                     }
                 }
             }

@@ -144,6 +144,29 @@ impl WebSocket {
         }
     }
 
+    /// Turn a frame just read into our reply carrying the same message, in
+    /// place, so a large echo is not copied. `frame` is the whole frame as
+    /// [`read`](Self::read) consumed it, and its message must have come out
+    /// as [`Payload::Borrowed`](super::message::Payload) (one frame, not
+    /// compressed): the payload, already unmasked, is the frame's tail. Our
+    /// header is written just before it, where the peer's longer masked
+    /// header was (§5.2: a server's frames carry no masking key). Returns
+    /// where the reply starts in `frame`, or `None` when it must be built by
+    /// [`send`](Self::send) instead: we are a client, we sent a close, or
+    /// the message is to be compressed.
+    pub fn echo_in_place(&mut self, frame: &mut [u8], kind: MessageKind, payload_len: usize) -> Option<usize> {
+        let compress = self.deflater.as_ref().is_some_and(|d| payload_len >= d.1);
+        if self.role != Role::Server || self.close.sent || compress {
+            return None;
+        }
+        let header_len = frame.len().checked_sub(payload_len)?;
+        let mut bytes = [0u8; FrameHeader::MAX_LEN];
+        let n = FrameHeader::new(kind.opcode(), payload_len as u64).encode(&mut bytes);
+        let start = header_len.checked_sub(n)?;
+        frame[start..header_len].copy_from_slice(&bytes[..n]);
+        Some(start)
+    }
+
     /// Queue a ping (payload of at most 125 bytes; longer is cut).
     pub fn send_ping(&mut self, payload: &[u8], out: &mut Vec<u8>) {
         if !self.close.sent {
@@ -206,5 +229,75 @@ impl WebSocket {
         x ^= x << 17;
         self.mask_state = x;
         (x as u32).to_ne_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::message::Payload;
+
+    /// A client's masked frame carrying `payload` as one `kind` message.
+    fn client_frame(kind: MessageKind, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        WebSocket::client(ReadLimits::default(), 42).send(kind, payload, &mut out);
+        out
+    }
+
+    /// Read one frame with `ws`; the consumed length and payload length.
+    fn read_one(ws: &mut WebSocket, frame: &mut [u8]) -> (usize, usize) {
+        match ws.read(frame, &mut Vec::new()).unwrap() {
+            Read::Frame {
+                consumed,
+                event: Some(Event::Message(_, Payload::Borrowed(p))),
+            } => (consumed, p.len()),
+            other => panic!("expected one borrowed message, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn echo_in_place_equals_a_sent_echo() {
+        // Every length encoding (§5.2: 7-bit, 16-bit, 64-bit) and its edges.
+        for len in [0usize, 1, 125, 126, 1000, 65535, 65536, 70000] {
+            for kind in [MessageKind::Text, MessageKind::Binary] {
+                let payload: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                let mut frame = client_frame(kind, &payload);
+                let mut server = WebSocket::server(ReadLimits::default());
+                let (consumed, payload_len) = read_one(&mut server, &mut frame);
+                assert_eq!(consumed, frame.len());
+                let start = server.echo_in_place(&mut frame, kind, payload_len).unwrap();
+                let mut sent = Vec::new();
+                WebSocket::server(ReadLimits::default()).send(kind, &payload, &mut sent);
+                assert_eq!(&frame[start..], &sent[..], "len {len} {kind:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn echo_in_place_declines_when_send_would_differ() {
+        let payload = vec![7u8; 300];
+        // After our close no data may go out (§5.5.1).
+        let mut frame = client_frame(MessageKind::Binary, &payload);
+        let mut server = WebSocket::server(ReadLimits::default());
+        let (_, n) = read_one(&mut server, &mut frame);
+        server.close(CloseCode::NORMAL, "", &mut Vec::new());
+        assert_eq!(server.echo_in_place(&mut frame, MessageKind::Binary, n), None);
+        // A message at or over the compression threshold is compressed.
+        let params = DeflateParams::default();
+        let mut frame = client_frame(MessageKind::Binary, &payload);
+        let mut server = WebSocket::server(ReadLimits::default()).with_deflate(&params, 256);
+        let (_, n) = read_one(&mut server, &mut frame);
+        assert_eq!(server.echo_in_place(&mut frame, MessageKind::Binary, n), None);
+        // Under the threshold it goes out as is.
+        let mut frame = client_frame(MessageKind::Binary, &payload[..100]);
+        let mut server = WebSocket::server(ReadLimits::default()).with_deflate(&params, 256);
+        let (_, n) = read_one(&mut server, &mut frame);
+        assert!(server.echo_in_place(&mut frame, MessageKind::Binary, n).is_some());
+        // A client never echoes in place (its frames must be masked).
+        let mut client = WebSocket::client(ReadLimits::default(), 1);
+        let mut unmasked = Vec::new();
+        WebSocket::server(ReadLimits::default()).send(MessageKind::Binary, &payload, &mut unmasked);
+        let (_, n) = read_one(&mut client, &mut unmasked);
+        assert_eq!(client.echo_in_place(&mut unmasked, MessageKind::Binary, n), None);
     }
 }

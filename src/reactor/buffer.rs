@@ -129,6 +129,11 @@ impl ReadBuf {
         self.start == self.end
     }
 
+    /// Bytes the buffer holds room for.
+    pub fn size(&self) -> usize {
+        self.data.len()
+    }
+
     /// The unconsumed bytes, mutable (frames are unmasked in place).
     pub fn filled_mut(&mut self) -> &mut [u8] {
         &mut self.data[self.start..self.end]

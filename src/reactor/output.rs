@@ -5,9 +5,10 @@
 //! an HTTP head), in a buffer borrowed from the worker's pool, or one wire
 //! form of a published message shared by every subscriber
 //! ([`Message::encoded`]): fan-out queues an `Arc`, not a copy of the payload.
-//! An idle connection's queue is empty and holds no allocation.
+//! A large echo goes out of the read buffer it arrived in ([`Segment::Read`]),
+//! without a copy. An idle connection's queue is empty and holds no allocation.
 
-use super::buffer::{BufferPool, WriteBuf};
+use super::buffer::{BufferPool, ReadBuf, WriteBuf};
 use crate::pubsub::{Encoding, Message};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
@@ -22,6 +23,9 @@ const MAX_IOV: usize = 64;
 pub enum Segment {
     /// Bytes of the connection's own, in a pooled buffer.
     Owned(WriteBuf),
+    /// A read buffer whose unconsumed bytes are a reply built in place
+    /// (an echo); it goes back to the pool's read buffers once written.
+    Read(ReadBuf),
     /// A wire form of a published message, shared with other subscribers.
     Shared {
         /// The message.
@@ -37,6 +41,7 @@ impl Segment {
     fn pending(&self) -> &[u8] {
         match self {
             Segment::Owned(w) => w.pending(),
+            Segment::Read(r) => r.filled(),
             Segment::Shared { msg, encoding, pos } => &msg.encoded(*encoding)[*pos..],
         }
     }
@@ -95,6 +100,25 @@ impl Output {
         });
     }
 
+    /// Queue a read buffer whose unconsumed bytes are to be sent as they are.
+    pub fn push_read(&mut self, buf: ReadBuf, pool: &mut BufferPool) {
+        if self.segs.capacity() == 0 {
+            self.segs = pool.take_queue();
+        }
+        match self.segs.back() {
+            // An empty trailing buffer would only add an empty iovec.
+            Some(Segment::Owned(w)) if w.is_empty() => {
+                if let Some(Segment::Owned(w)) = self.segs.pop_back() {
+                    w.give(pool);
+                }
+            }
+            Some(Segment::Owned(w)) => self.sealed += w.pending().len(),
+            _ => {}
+        }
+        self.sealed += buf.len();
+        self.segs.push_back(Segment::Read(buf));
+    }
+
     /// One vectored write of the front segments; returns the bytes written.
     pub fn write_to<W: Write>(&mut self, w: &mut W, pool: &mut BufferPool) -> io::Result<usize> {
         let n = if self.segs.len() == 1 {
@@ -121,6 +145,7 @@ impl Output {
             let step = n.min(len);
             match front {
                 Segment::Owned(w) => w.advance(step),
+                Segment::Read(r) => r.consume(step),
                 Segment::Shared { pos, .. } => *pos += step,
             }
             if !trailing_owned {
@@ -130,10 +155,12 @@ impl Output {
             if step < len {
                 break;
             }
-            // Drained: an owned buffer goes back to the pool; an empty
-            // trailing one is kept only while bytes remain to be written.
-            if let Some(Segment::Owned(w)) = self.segs.pop_front() {
-                w.give(pool);
+            // Drained: a buffer goes back to the pool; an empty trailing
+            // one is kept only while bytes remain to be written.
+            match self.segs.pop_front() {
+                Some(Segment::Owned(w)) => w.give(pool),
+                Some(Segment::Read(r)) => r.give(pool),
+                _ => {}
             }
             if n == 0 {
                 break;
@@ -145,8 +172,10 @@ impl Output {
     /// Give every owned buffer back (the connection is going away).
     pub fn release(&mut self, pool: &mut BufferPool) {
         for seg in self.segs.drain(..) {
-            if let Segment::Owned(w) = seg {
-                w.give(pool);
+            match seg {
+                Segment::Owned(w) => w.give(pool),
+                Segment::Read(r) => r.give(pool),
+                Segment::Shared { .. } => {}
             }
         }
         self.sealed = 0;

@@ -28,7 +28,7 @@ use super::stamp::Stamp;
 use super::stats::{Transport, WorkerStats};
 use super::subscribers::Subscribers;
 use crate::protocol::http::{write_response, HeadScanner, Status};
-use crate::protocol::{CloseCode, Event, MessageKind, Read as FrameRead, WebSocket};
+use crate::protocol::{CloseCode, Event, MessageKind, Payload, Read as FrameRead, WebSocket};
 use crate::pubsub::Broker;
 use feed::Feed;
 use mio::net::TcpStream;
@@ -371,7 +371,10 @@ impl Connection {
         let Some(rbuf) = self.rbuf.as_mut() else {
             return;
         };
+        // Where, in the read buffer, an echo built in place begins.
+        let mut reply_at = None;
         while !rbuf.is_empty() && self.out.len() <= ctx.settings.write_buffer_limit {
+            let (buffered, size) = (rbuf.len(), rbuf.size());
             let out = self.out.buf(ctx.pool);
             match ws.read(rbuf.filled_mut(), out) {
                 Ok(FrameRead::Incomplete { frame_len }) => {
@@ -383,7 +386,17 @@ impl Connection {
                         ctx.stats.messages_in.fetch_add(1, Relaxed);
                         // A subscriber's own messages have nowhere to go.
                         if feed.is_none() {
-                            echo(ws, kind, &payload, out, ctx.stats);
+                            match in_place(&payload, consumed, buffered, size) {
+                                Some(len) => match ws.echo_in_place(&mut rbuf.filled_mut()[..consumed], kind, len) {
+                                    Some(start) => {
+                                        ctx.stats.messages_out.fetch_add(1, Relaxed);
+                                        reply_at = Some(start);
+                                        break;
+                                    }
+                                    None => echo(ws, kind, &rbuf.filled()[consumed - len..consumed], out, ctx.stats),
+                                },
+                                None => echo(ws, kind, &payload, out, ctx.stats),
+                            }
                         }
                     }
                     rbuf.consume(consumed);
@@ -396,6 +409,15 @@ impl Connection {
                     rbuf.consume(rbuf.len());
                     break;
                 }
+            }
+        }
+        // The frame was all the buffer held: the buffer itself is queued,
+        // and the next read takes another from the pool.
+        if let Some(start) = reply_at {
+            if let Some(mut rbuf) = self.rbuf.take() {
+                rbuf.consume(start);
+                self.out.push_read(rbuf, ctx.pool);
+                self.want = 0;
             }
         }
         if ws.is_closed() {
@@ -518,6 +540,19 @@ impl Connection {
 /// How many bytes must sit together at the front of the read buffer, as stored.
 fn want(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Should an echo be built in the read buffer instead of copied out of it?
+/// Only for a message that was one frame (its payload is the frame's tail),
+/// when that frame is all the buffer holds, and is at least a quarter of the
+/// buffer: a queued buffer then pins at most four times the bytes it sends,
+/// so `write_buffer_limit` still bounds memory. Short messages are copied,
+/// so that the replies to a burst of them leave together in one buffer.
+fn in_place(payload: &Payload<'_>, consumed: usize, buffered: usize, size: usize) -> Option<usize> {
+    match payload {
+        Payload::Borrowed(p) if consumed == buffered && 4 * p.len() >= size => Some(p.len()),
+        _ => None,
+    }
 }
 
 /// The echo endpoint: send each complete message back whole, same type.
