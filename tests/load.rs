@@ -665,6 +665,8 @@ fn churn_cycles_are_what_the_server_saw() {
     assert_eq!(n(&v["connections"]["opened"]), attempted);
     assert_eq!(cycles + n(&c["completed_after_window"]), attempted, "{c}");
     assert_eq!(n(&c["failed"]), 0);
+    // The server closed TCP first, and the client saw it at once.
+    assert_eq!(n(&c["server_kept_open"]), 0);
     assert_eq!(n(&v["latency_us"]["count"]), attempted);
     assert_eq!(n(&c["echo_us"]["count"]), attempted);
     assert!(n(&v["connections"]["peak_open"]) <= 20);
