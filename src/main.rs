@@ -75,6 +75,10 @@ enum ModeArg {
     /// ws://HOST:PORT/ws/CHANNEL), publish to it over HTTP at --rate and
     /// measure each delivery.
     Subscribe,
+    /// New connections back to back: --connections slots, each running
+    /// cycles of connect, handshake, one echo and a close (1000); measure
+    /// cycles per second and cycle time (--rate: cycles per second in all).
+    Churn,
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +97,7 @@ struct LoadArgs {
     #[arg(long, value_enum, default_value_t = ModeArg::Echo)]
     mode: ModeArg,
     /// Connections to open (no limit of our own below the descriptor limit).
+    /// In churn mode: cycles in progress at once.
     #[arg(long, value_name = "N", default_value_t = 100)]
     connections: usize,
     /// New connections per second during the ramp, 0 for all at once.
@@ -102,7 +107,7 @@ struct LoadArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
     /// Length of the measurement, which starts once every connection is
-    /// open or has failed (e.g. 10s, 1m).
+    /// open or has failed (in churn mode, at once) (e.g. 10s, 1m).
     #[arg(long, value_name = "D", default_value = "10s", value_parser = humantime::parse_duration)]
     duration: Duration,
     /// Payload bytes per message.
@@ -117,7 +122,9 @@ struct LoadArgs {
     /// Messages per second in TOTAL over all connections (each sends
     /// R/connections per second). Without it each connection sends as fast
     /// as its echoes come back. In subscribe mode: messages published per
-    /// second (without it, as fast as the publishes are answered).
+    /// second (without it, as fast as the publishes are answered). In churn
+    /// mode: cycles started per second in total (without it, each slot
+    /// starts its next cycle as soon as the last one ends).
     #[arg(long, value_name = "R")]
     rate: Option<f64>,
     /// Messages in flight per connection at most.
@@ -155,6 +162,7 @@ impl LoadArgs {
                 ModeArg::Echo => Mode::Echo,
                 ModeArg::Connect => Mode::Connect,
                 ModeArg::Subscribe => Mode::Subscribe,
+                ModeArg::Churn => Mode::Churn,
             },
             connections: self.connections,
             connect_rate: self.connect_rate,
@@ -348,6 +356,8 @@ mod tests {
         ])
         .options();
         assert_eq!((sub.mode, sub.publishers), (Mode::Subscribe, 2));
+        let churn = parse_load(&["wsreactor", "load", "--url", "ws://127.0.0.1:9/", "--mode", "churn"]).options();
+        assert_eq!((churn.mode, churn.rate), (Mode::Churn, None));
         assert!(Cli::try_parse_from(["wsreactor", "load", "--url", "ws://h/", "--text", "--binary"]).is_err());
         assert!(Cli::try_parse_from(["wsreactor", "load", "--url", "ws://h/", "--source-ips", "x"]).is_err());
         assert!(Cli::try_parse_from(["wsreactor", "load"]).is_err());

@@ -583,3 +583,173 @@ fn subscribe_reconnects_publishers_the_server_timed_out_while_idle() {
     assert_eq!((sub.published.accepted, sub.deliveries.missing), (15, 0));
     assert_eq!(sub.deliveries.received, 15 * 5);
 }
+
+/// Counters from the server's `/metrics` (one request), each summed over
+/// the workers.
+fn metrics<const N: usize>(addr: SocketAddr, names: [&str; N]) -> [u64; N] {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut page = String::new();
+    stream.read_to_string(&mut page).unwrap();
+    names.map(|name| {
+        let values: Vec<u64> = page
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")))
+            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect();
+        assert!(!values.is_empty(), "no {name} in {page}");
+        values.iter().sum()
+    })
+}
+
+fn churn(addr: SocketAddr, slots: usize) -> Options {
+    Options {
+        mode: Mode::Churn,
+        connections: slots,
+        ..options(addr)
+    }
+}
+
+#[test]
+fn churn_cycles_are_what_the_server_saw() {
+    let server = Serve::start(&[]);
+    let counters = [
+        "wsreactor_connections_accepted_total",
+        "wsreactor_websocket_upgrades_total",
+        "wsreactor_messages_echoed_total",
+    ];
+    let before = metrics(server.addr, counters);
+    let json = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("load-churn.json");
+    let _ = std::fs::remove_file(&json);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsreactor"))
+        .args(["load", "--url", &format!("ws://{}/", server.addr), "--mode", "churn"])
+        .args([
+            "--connections",
+            "20",
+            "--duration",
+            "1s",
+            "--threads",
+            "2",
+            "--quiet",
+            "--json",
+        ])
+        .arg(&json)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let after = metrics(server.addr, counters);
+    drop(server);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("cycle (from connect)"), "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"));
+    let c = &v["churn"];
+    let cycles = n(&c["cycles"]);
+    assert_eq!(v["mode"], "churn");
+    assert_eq!(v["errors"]["total"], 0, "{}", v["errors"]);
+    assert!(cycles > 0, "{c}");
+    let per_sec = c["cycles_per_sec"].as_f64().unwrap();
+    let measured = v["time"]["measured_s"].as_f64().unwrap();
+    assert!((per_sec * measured - cycles as f64).abs() < 1.0, "{c}");
+    // Every cycle started was one connection, opened, echoed once and
+    // completed, in the window or just after it.
+    let attempted = n(&v["connections"]["attempted"]);
+    assert_eq!(n(&c["started"]), attempted);
+    assert_eq!(n(&v["connections"]["opened"]), attempted);
+    assert_eq!(cycles + n(&c["completed_after_window"]), attempted, "{c}");
+    assert_eq!(n(&c["failed"]), 0);
+    // The server closed TCP first, and the client saw it at once.
+    assert_eq!(n(&c["server_kept_open"]), 0);
+    assert_eq!(n(&v["latency_us"]["count"]), attempted);
+    assert_eq!(n(&c["echo_us"]["count"]), attempted);
+    assert!(n(&v["connections"]["peak_open"]) <= 20);
+    assert_eq!(v["latency_from"], "connect");
+    // The server's own counters. Its accepts also count the second
+    // /metrics request, and maybe the probe Serve::start made (taken by the
+    // other worker, perhaps after the first /metrics was answered).
+    let [accepted, upgrades, echoed] = [0, 1, 2].map(|i| after[i] - before[i]);
+    eprintln!("server: {before:?} -> {after:?}; client: {attempted} connections");
+    assert!(accepted >= cycles, "server accepted {accepted}, client cycles {cycles}");
+    assert!(
+        (attempted + 1..=attempted + 2).contains(&accepted),
+        "accepted {accepted}"
+    );
+    assert_eq!(upgrades, attempted);
+    assert_eq!(echoed, n(&v["messages"]["received"]));
+}
+
+#[test]
+fn churn_at_a_rate_starts_cycles_at_that_rate() {
+    let server = server();
+    let (rate, secs) = (200.0, 2.0);
+    let s = run(&Options {
+        rate: Some(rate),
+        duration: Duration::from_secs_f64(secs),
+        ..churn(server.local_addr(), 20)
+    });
+    stop(server);
+    let c = s.churn.as_ref().unwrap();
+    assert_eq!(s.errors.total, 0, "{:?}", s.errors);
+    assert_eq!(c.due, Some(400));
+    assert_eq!((c.started, c.unstarted, c.late), (400, 0, 0), "{c:?}");
+    assert!(!c.fell_behind);
+    assert!((c.cycles_per_sec - rate).abs() <= rate * 0.1, "{c:?}");
+    assert_eq!(s.latency_from, "schedule");
+    assert_eq!(s.latency_us.count, c.cycles + c.completed_after_window);
+    // Well under capacity: a cycle is short and slots are mostly idle.
+    assert!(s.connections.peak_open < 20, "{:?}", s.connections);
+}
+
+#[test]
+fn churn_against_a_refused_port_backs_off_and_ends() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let s = run(&churn(port, 20));
+    let c = s.churn.as_ref().unwrap();
+    assert_eq!(c.cycles, 0);
+    assert!(s.errors.by_kind.refused > 0, "{:?}", s.errors);
+    assert_eq!(s.errors.total, s.errors.by_kind.refused);
+    assert_eq!(
+        (c.failed, c.started),
+        (s.connections.attempted, s.connections.attempted)
+    );
+    // Each slot rests 10 ms after a failure: at most about 100 tries a
+    // second each, not a busy loop.
+    assert!(s.connections.attempted <= 20 * 110, "{:?}", s.connections);
+    assert!(s.time.elapsed_s < 2.0, "{:?}", s.time);
+}
+
+#[test]
+fn churn_counts_a_404_and_an_unusable_source_address() {
+    let server = server();
+    let addr = server.local_addr();
+    let s = run(&Options {
+        url: format!("ws://{addr}/nowhere"),
+        duration: Duration::from_millis(500),
+        ..churn(addr, 4)
+    });
+    let c = s.churn.as_ref().unwrap();
+    assert_eq!(c.cycles, 0);
+    let status = s.errors.by_kind.handshake_status.get(&404).copied().unwrap_or(0);
+    assert!(status > 0 && status == c.failed, "{:?} {c:?}", s.errors);
+    assert_eq!(s.errors.total, status);
+    // A source address that is not this machine's: bind fails at once
+    // with EADDRNOTAVAIL, as it does when the ephemeral ports run out.
+    let s = run(&Options {
+        source_ips: vec!["192.0.2.1".parse().unwrap()],
+        duration: Duration::from_millis(500),
+        ..churn(addr, 4)
+    });
+    stop(server);
+    let unavailable = s.errors.by_kind.io.get("address_unavailable").copied().unwrap_or(0);
+    assert!(unavailable > 0, "{:?}", s.errors);
+    assert_eq!(s.errors.total, unavailable);
+    assert!(unavailable <= 4 * 60, "{:?}", s.connections);
+    assert!(s.time.elapsed_s < 1.5, "{:?}", s.time);
+}

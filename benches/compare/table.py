@@ -34,9 +34,8 @@ def mb_per_second(r):
     return m["per_second"] * m["size"] / 1e6
 
 
-def handshakes_per_second(r):
-    c, t = r["client"]["connections"], r["client"]["time"]
-    return c["opened"] / max(t["ramp_s"] - 0.02, 1e-9)
+def cycles_per_second(r):
+    return r["client"]["churn"]["cycles_per_sec"]
 
 
 def ms(field, pct):
@@ -53,8 +52,8 @@ FIGURES = [
     ("a", "(a) the same: p99 round trip, ms", False, ms("latency_us", "p99"), "{:.2f}"),
     ("b", "(b) 100 conns, 20 B text, 16 in flight: messages/s", True, per_second, "{:,.0f}"),
     ("c", "(c) 10 conns, 16 KiB binary, 1 in flight: MB/s echoed", True, mb_per_second, "{:,.0f}"),
-    ("d", "(d*) NOT handshake+echo+close: connect mode, 1,000 conns offered at 50,000/s: handshakes/s", True,
-     handshakes_per_second, "{:,.0f}"),
+    ("d", "(d) new connections/s (handshake + echo + close), 50 at once", True, cycles_per_second, "{:,.0f}"),
+    ("d", "(d) the same: p99 connect to server's close, ms", False, ms("latency_us", "p99"), "{:.2f}"),
     ("e1k", "(e) RSS per idle conn (echoed once), 1,000 conns: bytes", False, rss_per_conn, "{:,.0f}"),
     ("e19k", "(e) the same, 19,000 conns: bytes", False, rss_per_conn, "{:,.0f}"),
     ("f", "(f) 10,000 conns at 1 msg/s each: p99 from schedule, ms", False,
@@ -85,6 +84,9 @@ def trouble(r) -> list[str]:
     drops = r.get("net", {}).get("ListenOverflows", 0)
     if drops:
         why.append(f"{drops} listen overflows (machine-wide counter)")
+    kept = (c.get("churn") or {}).get("server_kept_open", 0)
+    if kept:
+        why.append(f"{kept} times the server kept TCP open after the close handshake")
     return why
 
 
@@ -177,7 +179,7 @@ def main() -> int:
 
     legend = (f"Medians of {rounds} interleaved rounds. ↑ higher is better, ↓ lower is better; "
               "the ratio is wsreactor's figure divided by the best peer's (even: within 3 %). CPU is % of one core over "
-              "the measurement window (for d*, over the ramp). † the client used "
+              "the measurement window. † the client used "
               f"≥ {SATURATED:.0f} % of its core (median): it, not the server, may be the limit. "
               f"‡ the client used less, but its core was ≥ {CORE_FULL:.0f} % busy (median, from "
               "/proc/stat: softirq work for loopback TCP and other jobs on the machine count): "
@@ -202,7 +204,7 @@ def main() -> int:
             md += ["Rounds marked !:", ""] + [f"- {n}" for n in notes] + [""]
         if minor:
             md += ["Not counted against a figure:", ""] + [f"- {n}" for n in minor] + [""]
-        md += ["Every measurement, in the order run (d* has several bursts a round). CPU: % of one "
+        md += ["Every measurement, in the order run. CPU: % of one "
                "core used by the client / the server process; core busy: % of the client's core / "
                "the server's core busy over the window, from /proc/stat in 10 ms ticks (rough "
                "over short windows), which also counts softirq work (loopback TCP) and other "

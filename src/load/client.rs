@@ -11,7 +11,8 @@
 //! finish; `Handshake` has sent the upgrade request and checks the 101
 //! against its key (RFC 6455 §4.1); `Open` sends messages when they are due
 //! and matches echoes to them in order (echo mode), or checks and times
-//! each published message it receives (subscribe mode); the close handshake is tracked per
+//! each published message it receives (subscribe mode), or sends one message
+//! and closes on its echo (churn mode, [`Cycle`]); the close handshake is tracked per
 //! direction inside the [`WebSocket`]; `Closing` waits for the server to
 //! close the TCP connection first (§7.1.1), so the client's ports do not
 //! pile up in TIME_WAIT across runs.
@@ -19,9 +20,10 @@
 //! Every error is counted where it is found, by kind, and ends only this
 //! connection: the run goes on.
 
+use super::churn::Cycle;
 use super::echo::EchoFlow;
 use super::stats::{record, Stats};
-use super::subscribe::{Order, Seen, Stamp};
+use super::subscribe::{self, Order};
 use super::transport::{Received, Transport};
 use super::{Mode, Plan};
 use crate::protocol::handshake::{ClientHandshake, ClientHandshakeError};
@@ -32,7 +34,7 @@ use mio::net::TcpStream;
 use mio::Interest;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Largest response head accepted for the upgrade.
 const MAX_RESPONSE_HEAD: usize = 8192;
@@ -93,6 +95,8 @@ pub struct Client {
     echo: EchoFlow,
     /// Subscribe mode: what this subscriber received, once open.
     order: Option<Box<Order>>,
+    /// Churn mode: the cycle this connection is.
+    cycle: Option<Box<Cycle>>,
     /// Reached `Open` at some point.
     opened: bool,
     /// The time of this client's entry in the worker's timer heap.
@@ -109,9 +113,21 @@ impl Client {
             since: now,
             echo: EchoFlow::new(index),
             order: None,
+            cycle: None,
             opened: false,
             armed: None,
         })
+    }
+
+    /// Churn mode: this connection is one cycle, due at `due`.
+    pub fn with_cycle(mut self, due: Instant) -> Client {
+        self.cycle = Some(Box::new(Cycle::new(due, self.since)));
+        self
+    }
+
+    /// Churn mode: this connection's cycle, if it is one.
+    pub fn cycle(&self) -> Option<&Cycle> {
+        self.cycle.as_deref()
     }
 
     /// The socket, for (de)registration.
@@ -232,12 +248,19 @@ impl Client {
                 if self
                     .echo
                     .oldest_sent()
+                    .or_else(|| self.cycle.as_ref()?.awaiting_echo())
                     .is_some_and(|sent| now.saturating_duration_since(sent) >= plan.timeout) =>
             {
                 t.message += 1;
                 Err(Dead)
             }
-            State::Closing if waited >= plan.close_timeout => Err(Dead),
+            State::Closing if waited >= plan.close_timeout => {
+                // §7.1.1: the server should have closed the TCP connection.
+                if self.cycle.as_ref().is_some_and(|c| c.done()) {
+                    ctx.stats.churn.server_kept_open += 1;
+                }
+                Err(Dead)
+            }
             _ => Ok(()),
         };
         self.life(step, ctx)
@@ -381,20 +404,26 @@ impl Client {
                     break;
                 }
                 Ok(FrameRead::Frame { consumed, event }) => {
-                    match event {
-                        Some(Event::Message(_, payload)) if ctx.plan.mode == Mode::Echo && !closing => {
+                    match (event, self.cycle.as_deref_mut(), self.order.as_deref_mut()) {
+                        (Some(Event::Message(_, payload)), Some(cycle), _) if !closing => {
+                            cycle.on_echo(payload.len(), ws, out, ctx.plan, ctx.stats);
+                            self.since = ctx.now;
+                        }
+                        // The server's answer to our close ends a cycle.
+                        (Some(Event::Close(frame)), Some(cycle), _) if closing => {
+                            cycle.on_close_answer(frame.code, ctx)
+                        }
+                        (Some(Event::Message(_, payload)), ..) if ctx.plan.mode == Mode::Echo && !closing => {
                             self.echo.on_echo(payload.len(), ctx.plan, ctx.stats, ctx.interval)
                         }
                         // A delivery counts until the channel is closed.
-                        Some(Event::Message(_, payload)) if self.order.is_some() => {
-                            if let Some(order) = self.order.as_mut() {
-                                on_delivery(order, &payload, ctx);
-                            }
+                        (Some(Event::Message(_, payload)), _, Some(order)) => {
+                            subscribe::on_delivery(order, &payload, ctx)
                         }
-                        Some(Event::Message(..)) => ctx.stats.received += 1,
+                        (Some(Event::Message(..)), ..) => ctx.stats.received += 1,
                         // The server closed first: §7.1.5, its code is the
                         // connection's close code (1005 when it gave none).
-                        Some(Event::Close(frame)) if !closing => {
+                        (Some(Event::Close(frame)), ..) if !closing => {
                             let code = frame.code.unwrap_or(CloseCode::NO_STATUS).0;
                             *ctx.stats.errors.close_codes.entry(code).or_default() += 1;
                         }
@@ -419,12 +448,18 @@ impl Client {
 
     /// Open: queue the messages that are due.
     fn pump(&mut self, ctx: &mut Ctx<'_>) {
-        let (State::Open { ws }, Some(window)) = (&mut self.state, ctx.window) else {
+        let State::Open { ws } = &mut self.state else {
             return;
         };
-        if ctx.plan.mode != Mode::Echo || ws.close_state().sent || ws.close_state().received {
+        if ws.close_state().sent || ws.close_state().received {
             return;
         }
+        if let Some(cycle) = self.cycle.as_deref_mut() {
+            return cycle.send(ws, self.io.out(ctx.pool), ctx.plan, ctx.now, ctx.stats);
+        }
+        let Some(window) = ctx.window.filter(|_| ctx.plan.mode == Mode::Echo) else {
+            return;
+        };
         let out = self.io.out(ctx.pool);
         self.echo.pump(ws, out, ctx.plan, window, ctx.now, ctx.stats);
     }
@@ -459,38 +494,6 @@ impl Client {
             State::Open { .. } | State::Closing => {}
         }
         Dead
-    }
-}
-
-/// Subscribe mode: check a delivered message's place in its lane and
-/// record its latency from the time it was due to be published.
-fn on_delivery(order: &mut Order, payload: &[u8], ctx: &mut Ctx<'_>) {
-    let errors = &mut ctx.stats.errors;
-    let Some(stamp) = Stamp::read(payload) else {
-        return errors.delivery("bad_payload", 1);
-    };
-    if payload.len() != ctx.plan.payload.len() {
-        errors.delivery("wrong_size", 1);
-    }
-    match order.see(&stamp) {
-        None => return errors.delivery("bad_payload", 1),
-        Some(Seen::Duplicate) => {
-            ctx.stats.received += 1;
-            return errors.delivery("duplicate", 1);
-        }
-        Some(Seen::Late) => errors.delivery("out_of_order", 1),
-        Some(Seen::InOrder | Seen::Ahead) => {}
-    }
-    ctx.stats.received += 1;
-    let now = Instant::now();
-    let at = |ns: u64| ctx.plan.t0 + Duration::from_nanos(ns);
-    let latency = now.saturating_duration_since(at(stamp.scheduled_ns));
-    record(&mut ctx.stats.latency, latency);
-    if let Some(sent) = stamp.sent_ns {
-        record(&mut ctx.stats.service, now.saturating_duration_since(at(sent)));
-    }
-    if ctx.plan.progress {
-        record(ctx.interval, latency);
     }
 }
 

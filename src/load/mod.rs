@@ -22,6 +22,13 @@
 //! connection keeps `pipeline` messages in flight and latency is measured
 //! from the actual send.
 //!
+//! In churn mode ([`churn`]) `connections` is a number of slots, each
+//! running cycles back to back: connect, handshake, one message and its
+//! echo, close with 1000, the server's close and its TCP close; the window
+//! starts at once (there is no ramp) and cycles per second are what is
+//! measured. With `rate`, cycles start when due (`rate` per second in all)
+//! and are timed from then.
+//!
 //! In subscribe mode the connections are subscribers of the push server's
 //! channel `/ws/{channel}` (the channel is the URL's path) and send nothing;
 //! a [`publisher`] thread posts to `/pub/{channel}` at `rate` messages per
@@ -32,6 +39,7 @@
 //! reconciled with what was accepted: missing, duplicates, out of order.
 //!
 //! - [`client`]: one connection's state machine.
+//! - [`churn`]: churn mode's cycles, slots and figures.
 //! - [`echo`]: echo mode's messages on one connection: due, in flight, answered.
 //! - [`subscribe`]: subscribe mode's payload stamp and per-subscriber order.
 //! - [`publisher`]: subscribe mode's publisher thread; [`publish`] its HTTP/1.1.
@@ -44,6 +52,7 @@
 //! - [`report`]: the summary as a table and JSON, and the progress line.
 //! - [`plot`]: the latency percentile chart (SVG).
 
+pub mod churn;
 pub mod client;
 pub mod echo;
 pub mod plot;
@@ -79,6 +88,9 @@ pub enum Mode {
     /// Subscribe to a channel of the push server, publish to it over HTTP
     /// and measure each delivery from the time it was due to be published.
     Subscribe,
+    /// New connections back to back on `connections` slots, each doing a
+    /// handshake, one echo and a close; measure cycles per second.
+    Churn,
 }
 
 impl Mode {
@@ -88,6 +100,7 @@ impl Mode {
             Mode::Echo => "echo",
             Mode::Connect => "connect",
             Mode::Subscribe => "subscribe",
+            Mode::Churn => "churn",
         }
     }
 }
@@ -99,7 +112,7 @@ pub struct Options {
     pub url: String,
     /// What each connection does.
     pub mode: Mode,
-    /// Connections to open.
+    /// Connections to open; in churn mode, cycles in progress at once.
     pub connections: usize,
     /// New connections per second during the ramp; 0 opens all at once.
     pub connect_rate: f64,
@@ -112,7 +125,8 @@ pub struct Options {
     /// Text or binary messages.
     pub kind: MessageKind,
     /// Messages per second over all connections (published per second in
-    /// subscribe mode); `None` for a closed loop.
+    /// subscribe mode, cycles started per second in churn mode); `None`
+    /// for a closed loop.
     pub rate: Option<f64>,
     /// Subscribe mode: HTTP connections the publisher posts over.
     pub publishers: usize,
@@ -237,7 +251,9 @@ pub struct Plan {
     pub threads: usize,
     /// Messages in flight per connection at most.
     pub pipeline: usize,
-    /// Send times when paced.
+    /// Send times when paced. In churn mode, cycle start times, with the
+    /// workers in place of connections: cycle `k` of worker `w` is due at
+    /// `offset(w, k)`, so that the run's cycles are due one every `1 / rate`.
     pub schedule: Option<MessageSchedule>,
     /// Connect times.
     pub connect: ConnectSchedule,
@@ -280,7 +296,7 @@ impl Plan {
         }
         let publish = match o.mode {
             Mode::Subscribe => Some(PublishPlan::new(o, &target).map_err(LoadError::Invalid)?),
-            Mode::Echo | Mode::Connect => None,
+            Mode::Echo | Mode::Connect | Mode::Churn => None,
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = if o.threads == 0 { cores } else { o.threads }.min(o.connections);
@@ -296,10 +312,11 @@ impl Plan {
             connections: o.connections,
             threads,
             pipeline: o.pipeline,
-            schedule: o
-                .rate
-                .filter(|_| o.mode == Mode::Echo)
-                .map(|r| MessageSchedule::new(r, o.connections)),
+            schedule: o.rate.and_then(|r| match o.mode {
+                Mode::Echo => Some(MessageSchedule::new(r, o.connections)),
+                Mode::Churn => Some(MessageSchedule::new(r, threads)),
+                Mode::Connect | Mode::Subscribe => None,
+            }),
             connect: ConnectSchedule::new(t0, o.connect_rate),
             timeout: o.timeout,
             close_timeout: o.timeout.min(Duration::from_secs(2)),
@@ -361,6 +378,18 @@ impl Shared {
         }
     }
 
+    /// Churn mode: no ramp to wait for, the window starts at once (after
+    /// the margin that lets every worker see it first).
+    fn at_once(t0: Instant, duration: Duration) -> Self {
+        let shared = Shared::new(t0, duration, 0);
+        let start = shared.nanos(t0 + START_MARGIN);
+        shared.start_ns.store(start, Release);
+        shared
+            .end_ns
+            .store(start.saturating_add(duration.as_nanos() as u64), Release);
+        shared
+    }
+
     /// `t` in nanoseconds since the run's epoch.
     pub fn nanos(&self, t: Instant) -> u64 {
         t.saturating_duration_since(self.t0).as_nanos() as u64
@@ -374,7 +403,9 @@ impl Shared {
             let open = self.open.fetch_add(1, AcqRel) + 1;
             self.peak_open.fetch_max(open, AcqRel);
         }
-        if self.unresolved.fetch_sub(1, AcqRel) == 1 {
+        // Churn mode resolves connections all run long, with none counted.
+        let left = self.unresolved.fetch_update(AcqRel, Acquire, |n| n.checked_sub(1));
+        if left == Ok(1) {
             let start = self.nanos(now + START_MARGIN);
             let length = if self.opened.load(Acquire) == 0 {
                 0
@@ -431,7 +462,10 @@ pub fn run(options: &Options) -> Result<Summary, LoadError> {
 pub fn run_until(options: &Options, stop: &AtomicBool) -> Result<Summary, LoadError> {
     let t0 = Instant::now();
     let plan = Arc::new(Plan::new(options, t0)?);
-    let shared = Arc::new(Shared::new(t0, options.duration, plan.connections));
+    let shared = Arc::new(match plan.mode {
+        Mode::Churn => Shared::at_once(t0, options.duration),
+        _ => Shared::new(t0, options.duration, plan.connections),
+    });
     let seed = t0.elapsed().as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32);
     let mut lives = Vec::new();
     let mut handles = Vec::new();
@@ -523,6 +557,21 @@ mod tests {
         // A stop ends it early.
         shared.stop(start + Duration::from_secs(2));
         assert_eq!(shared.window().unwrap().1 - start, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn churn_has_its_window_at_once_and_connections_do_not_move_it() {
+        let t0 = Instant::now();
+        let shared = Shared::at_once(t0, Duration::from_secs(3));
+        let (start, end) = shared.window().unwrap();
+        assert_eq!((start, end - start), (t0 + START_MARGIN, Duration::from_secs(3)));
+        for _ in 0..3 {
+            shared.resolve(true, t0 + Duration::from_secs(1));
+            shared.closed();
+        }
+        shared.resolve(false, t0 + Duration::from_secs(2));
+        assert_eq!(shared.window(), Some((start, end)));
+        assert_eq!(shared.peak_open.load(Relaxed), 1);
     }
 
     #[test]

@@ -46,7 +46,8 @@ pub fn write_svg(summary: &Summary, path: &Path) -> Result<(), String> {
         .x_label_formatter(&|x| format!("{}%", 100.0 - 100.0 * 10f64.powf(-x)))
         .draw()
         .map_err(|e| err(&e))?;
-    let label = format!("round trip from {}", summary.latency_from);
+    let what = if summary.churn.is_some() { "cycle" } else { "round trip" };
+    let label = format!("{what} from {}", summary.latency_from);
     chart
         .draw_series(LineSeries::new(lat, BLUE.stroke_width(2)))
         .map_err(|e| err(&e))?
@@ -56,7 +57,11 @@ pub fn write_svg(summary: &Summary, path: &Path) -> Result<(), String> {
         chart
             .draw_series(LineSeries::new(clip(points(service)), RED.stroke_width(2)))
             .map_err(|e| err(&e))?
-            .label("round trip from send")
+            .label(if summary.churn.is_some() {
+                "cycle from connect"
+            } else {
+                "round trip from send"
+            })
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
     }
     chart

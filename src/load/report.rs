@@ -8,7 +8,7 @@
 //! connections { target, attempted, opened, failed, peak_open },
 //! time        { ramp_s, duration_s, measured_s, elapsed_s },
 //! messages    { kind, size, pipeline, rate, rate_per_connection, sent, received, lost, per_second },
-//! latency_from: "schedule" (with --rate) | "send",
+//! latency_from: "schedule" (with --rate) | "send" | "connect" (churn mode without --rate),
 //! latency_us, service_us, connect_us, handshake_us:
 //!             { count, min, mean, p50, p90, p99, p99_9, max },
 //! errors      { total, refused, timed_out { connect, handshake, message, close },
@@ -21,8 +21,17 @@
 //!                            first_id, last_id, subscribers_min, subscribers_max, reconnects, fell_behind },
 //!               deliveries { subscribers, expected, received, missing, duplicates, out_of_order,
 //!                            complete_subscribers, per_second },
-//!               publish_us { count, min, ... } }
+//!               publish_us { count, min, ... } },
+//! churn       null, or in churn mode:
+//!             { slots, rate, due, started, unstarted, late, fell_behind, cycles, cycles_per_sec,
+//!               completed_after_window, failed, server_kept_open, echo_us { count, min, ... } }
 //! ```
+//!
+//! In churn mode `latency_us` is the cycle time (connect to the server's
+//! close frame) from the cycle's due time with `--rate`, else from its
+//! connect; `service_us` from its connect; `cycles` counts the cycles
+//! completed inside the window and `cycles_per_sec` is the figure;
+//! `connections` counts every cycle's connection (`target` is the slots).
 //!
 //! In subscribe mode `latency_us` is from the time a message was due to be
 //! published to its arrival at a subscriber, `service_us` from its actual
@@ -32,6 +41,7 @@
 //! per second are over the window; those that arrive in the drain after it
 //! count too.
 
+use super::churn::ChurnReport;
 use super::publisher::PublishOutcome;
 use super::stats::{Errors, Stats, TimedOut};
 use super::subscribe::reconcile;
@@ -49,7 +59,7 @@ use std::time::Duration;
 pub struct Summary {
     /// The target.
     pub url: String,
-    /// `echo` or `connect`.
+    /// `echo`, `connect`, `subscribe` or `churn`.
     pub mode: &'static str,
     /// Worker threads.
     pub threads: usize,
@@ -73,6 +83,8 @@ pub struct Summary {
     pub errors: ErrorReport,
     /// Subscribe mode's publishing and deliveries.
     pub subscribe: Option<SubscribeReport>,
+    /// Churn mode's cycles.
+    pub churn: Option<ChurnReport>,
     /// The histograms behind `latency_us` and `service_us`, for the chart.
     #[serde(skip)]
     pub histograms: (Histogram<u64>, Histogram<u64>),
@@ -281,6 +293,12 @@ impl Summary {
             None => (stats.sent, stats.sent.saturating_sub(stats.received)),
         };
         let paced = plan.schedule.is_some() || (plan.publish.is_some() && o.rate.is_some());
+        let churn = (plan.mode == Mode::Churn).then(|| ChurnReport::new(plan, &stats.churn, measured));
+        let latency_from = match (paced, plan.mode) {
+            (true, _) => "schedule",
+            (false, Mode::Churn) => "connect",
+            (false, _) => "send",
+        };
         Summary {
             url: o.url.clone(),
             mode: plan.mode.name(),
@@ -315,7 +333,7 @@ impl Summary {
                 lost,
                 per_second,
             },
-            latency_from: if paced { "schedule" } else { "send" },
+            latency_from,
             latency_us: Percentiles::of(&stats.latency),
             service_us: Percentiles::of(&stats.service),
             connect_us: Percentiles::of(&stats.connect),
@@ -325,6 +343,7 @@ impl Summary {
                 by_kind: stats.errors,
             },
             subscribe,
+            churn,
             histograms: (stats.latency, stats.service),
         }
     }
@@ -352,6 +371,9 @@ impl Summary {
         );
         if let Some(sub) = &self.subscribe {
             subscribe_lines(&mut s, sub, m);
+        }
+        if let Some(churn) = &self.churn {
+            churn.lines(&mut s, m.size, m.kind);
         }
         if self.mode == Mode::Echo.name() {
             let rate = m.rate.map_or("unpaced".into(), |r| {
@@ -386,6 +408,13 @@ impl Summary {
                 rows.push(("delivery (from send)".into(), self.service_us));
             }
             rows.push(("publish POST to answer".into(), sub.publish_us));
+        }
+        if let Some(churn) = &self.churn {
+            rows.push((format!("cycle (from {})", self.latency_from), self.latency_us));
+            if self.latency_from == "schedule" {
+                rows.push(("cycle (from connect)".into(), self.service_us));
+            }
+            rows.push(("echo round trip".into(), churn.echo_us));
         }
         rows.push(("connect".into(), self.connect_us));
         rows.push(("handshake".into(), self.handshake_us));

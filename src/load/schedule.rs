@@ -60,6 +60,11 @@ impl MessageSchedule {
         }
     }
 
+    /// Messages per second in all.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
     /// Offset from the start of message `k` of connection `conn`.
     pub fn offset(&self, conn: usize, k: u64) -> Duration {
         let slot = conn as f64 + k as f64 * self.connections as f64;

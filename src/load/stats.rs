@@ -9,6 +9,7 @@
 //! Latencies are recorded in microseconds from 1 µs to one hour with three
 //! significant digits; a longer value is recorded as the maximum.
 
+use super::churn::ChurnStats;
 use super::subscribe::Order;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -169,9 +170,11 @@ pub fn io_kind(e: &io::Error) -> &'static str {
 #[derive(Debug, Clone)]
 pub struct Stats {
     /// Round trips: from the scheduled send time with `--rate`, else from
-    /// the actual send.
+    /// the actual send. Churn mode: cycle times, from the due time with
+    /// `--rate`, else from the connect.
     pub latency: Histogram<u64>,
-    /// Round trips from the actual send (equal to `latency` without `--rate`).
+    /// Round trips from the actual send (equal to `latency` without
+    /// `--rate`). Churn mode: cycle times from the connect.
     pub service: Histogram<u64>,
     /// From `connect()` to the connection being established.
     pub connect: Histogram<u64>,
@@ -191,6 +194,8 @@ pub struct Stats {
     /// Subscribe mode: what each subscriber that opened received, for
     /// [`super::subscribe::reconcile`].
     pub orders: Vec<Order>,
+    /// Churn mode's cycles.
+    pub churn: ChurnStats,
 }
 
 impl Default for Stats {
@@ -206,6 +211,7 @@ impl Default for Stats {
             received: 0,
             errors: Errors::default(),
             orders: Vec::new(),
+            churn: ChurnStats::default(),
         }
     }
 }
@@ -224,6 +230,7 @@ impl Stats {
         self.received += other.received;
         self.errors.merge(&other.errors);
         self.orders.extend_from_slice(&other.orders);
+        self.churn.merge(&other.churn);
     }
 }
 

@@ -42,8 +42,13 @@ impl Transport {
     /// `connect()` returns EINPROGRESS; [`connected`](Self::connected) says
     /// when it is done.
     pub fn connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<Transport> {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        socket.set_nonblocking(true)?;
+        // Non-blocking from birth (SOCK_NONBLOCK): two fcntl calls fewer per
+        // connection, which churn mode opens by the thousand a second.
+        let socket = Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking(),
+            Some(Protocol::TCP),
+        )?;
         socket.set_nodelay(true)?;
         if let Some(ip) = source {
             #[cfg(target_os = "linux")]
@@ -64,15 +69,17 @@ impl Transport {
         })
     }
 
-    /// Has the connect finished? mio's recipe: a pending error first, then
-    /// `peer_addr`, which fails with `NotConnected` while in progress.
+    /// Has the connect finished? `peer_addr` succeeds once it has; while it
+    /// fails with `NotConnected` the connect is in progress or failed, and
+    /// the pending error tells which (mio's recipe, in the other order, so
+    /// that a connect that succeeded costs one system call, not two).
     pub fn connected(&mut self) -> io::Result<bool> {
-        if let Some(e) = self.stream.take_error()? {
-            return Err(e);
-        }
         match self.stream.peer_addr() {
             Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => match self.stream.take_error()? {
+                Some(e) => Err(e),
+                None => Ok(false),
+            },
             Err(e) => Err(e),
         }
     }

@@ -15,7 +15,13 @@
 //! for the publisher to finish and every subscriber to have every accepted
 //! message, at most twice `--timeout`), `Close` (close handshakes, at most
 //! the close timeout). Then it drops what is left.
+//!
+//! In churn mode there is no ramp (the window is set from the start) and
+//! each worker starts cycles on its [`Slots`] during `Run`: a new client
+//! per cycle, in a new slab entry; when a cycle's client is removed its slot
+//! is free again. `Drain` waits for the cycles in progress to finish.
 
+use super::churn::Slots;
 use super::client::{Client, Ctx, Life};
 use super::stats::{histogram, Live, Stats};
 use super::timer::Timer;
@@ -64,6 +70,8 @@ pub struct Worker {
     rng: u64,
     /// The next client index this worker opens.
     next: usize,
+    /// Churn mode: this worker's slots.
+    slots: Option<Slots>,
     phase: Phase,
     window: Option<(Instant, Instant)>,
 }
@@ -73,6 +81,7 @@ impl Worker {
     pub fn new(id: usize, plan: Arc<Plan>, shared: Arc<Shared>, live: Arc<Live>, seed: u64) -> io::Result<Self> {
         let poll = Poll::new()?;
         let timer = Timer::new(poll.registry(), TIMER)?;
+        let slots = (plan.mode == Mode::Churn).then(|| Slots::new(id, plan.threads, plan.connections, Instant::now()));
         Ok(Worker {
             id,
             poll,
@@ -87,6 +96,7 @@ impl Worker {
             interval: histogram(),
             rng: seed,
             next: id,
+            slots,
             phase: Phase::Ramp,
             window: None,
         })
@@ -106,8 +116,10 @@ impl Worker {
                 }
                 next_tick = now + TICK;
             }
-            if matches!(self.phase, Phase::Ramp) {
-                self.open_due(now);
+            match self.phase {
+                Phase::Ramp if self.slots.is_none() => self.open_due(now),
+                Phase::Run if self.slots.is_some() => self.start_cycles(now),
+                _ => {}
             }
             self.fire_timers(now);
             if now >= next_check {
@@ -119,12 +131,18 @@ impl Worker {
                 next_publish = now + PUBLISH;
             }
             let mut wake = next_tick.min(next_check);
-            if matches!(self.phase, Phase::Ramp) && self.next < self.plan.connections {
+            if matches!(self.phase, Phase::Ramp) && self.slots.is_none() && self.next < self.plan.connections {
                 wake = wake.min(self.plan.connect.due(self.next));
             }
             let now = Instant::now();
             let mut timeout = wake.saturating_duration_since(now);
-            if let Some(&Reverse((due, ..))) = self.timers.peek() {
+            // Send times and paced cycles want better than poll's milliseconds.
+            let cycle = match (&self.slots, self.window, self.phase) {
+                (Some(slots), Some(window), Phase::Run) => slots.wake_at(&self.plan, window, now),
+                _ => None,
+            };
+            let precise = self.timers.peek().map(|&Reverse((due, ..))| due);
+            if let Some(due) = precise.into_iter().chain(cycle).min() {
                 if due <= now {
                     timeout = Duration::ZERO;
                 } else if due < wake {
@@ -173,7 +191,7 @@ impl Worker {
                     // The publisher may wait `timeout` for its last answers.
                     let drain = match self.plan.mode {
                         Mode::Subscribe => 2 * self.plan.timeout,
-                        Mode::Echo | Mode::Connect => self.plan.timeout,
+                        Mode::Echo | Mode::Connect | Mode::Churn => self.plan.timeout,
                     };
                     self.phase = Phase::Drain { until: end + drain };
                 }
@@ -185,6 +203,8 @@ impl Worker {
                         .accepted()
                         .is_some_and(|n| self.clients.iter().all(|(_, c)| c.caught_up(n))),
                     Mode::Echo | Mode::Connect => self.clients.iter().all(|(_, c)| c.in_flight() == 0),
+                    // The cycles in progress finish (or time out).
+                    Mode::Churn => self.clients.is_empty(),
                 };
                 if now >= until || drained {
                     self.phase = Phase::Close {
@@ -206,21 +226,50 @@ impl Worker {
             self.next += plan.threads;
             self.stats.attempted += 1;
             let source = plan.source_for(index);
-            let result = Client::connect(index, plan.target.addr, source, now).and_then(|mut client| {
-                let entry = self.clients.vacant_entry();
-                let interest = client.interest();
-                self.poll
-                    .registry()
-                    .register(client.stream(), Token(entry.key()), interest)?;
-                client.set_registered(interest);
-                entry.insert(client);
-                Ok(())
-            });
+            let result = Client::connect(index, plan.target.addr, source, now).and_then(|c| self.add(c));
             if let Err(e) = result {
                 self.stats.errors.socket(&e);
                 self.shared.resolve(false, now);
             }
         }
+    }
+
+    /// Churn mode: start the cycles that are due on the slots that are free.
+    /// A connect that fails at once (EADDRNOTAVAIL when the ephemeral ports
+    /// are used up, EMFILE...) is counted and rests its slot like any failure.
+    fn start_cycles(&mut self, now: Instant) {
+        let (plan, Some(window)) = (self.plan.clone(), self.window) else {
+            return;
+        };
+        while let Some(start) = self
+            .slots
+            .as_mut()
+            .and_then(|s| s.take(&plan, window, now, &mut self.stats))
+        {
+            self.stats.attempted += 1;
+            let source = plan.source_for(start.index);
+            let result = Client::connect(start.index, plan.target.addr, source, now)
+                .and_then(|c| self.add(c.with_cycle(start.due)));
+            if let Err(e) = result {
+                self.stats.errors.socket(&e);
+                self.stats.churn.failed += 1;
+                if let Some(slots) = self.slots.as_mut() {
+                    slots.free(now, true);
+                }
+            }
+        }
+    }
+
+    /// Register a new client and give it a slab entry.
+    fn add(&mut self, mut client: Client) -> io::Result<()> {
+        let entry = self.clients.vacant_entry();
+        let interest = client.interest();
+        self.poll
+            .registry()
+            .register(client.stream(), Token(entry.key()), interest)?;
+        client.set_registered(interest);
+        entry.insert(client);
+        Ok(())
     }
 
     /// Run the clients whose send time has come.
@@ -262,7 +311,7 @@ impl Worker {
             self.shared.resolve(client.opened(), now);
         }
         match life {
-            Life::Dead => self.remove(key),
+            Life::Dead => self.remove(key, now),
             Life::Alive => self.settle(key, now),
         }
     }
@@ -281,7 +330,7 @@ impl Worker {
                 if client.pending() {
                     self.shared.resolve(false, now);
                 }
-                self.remove(key);
+                self.remove(key, now);
                 return;
             }
             client.set_registered(want);
@@ -293,8 +342,15 @@ impl Worker {
         }
     }
 
-    fn remove(&mut self, key: usize) {
+    fn remove(&mut self, key: usize, now: Instant) {
         let mut client = self.clients.remove(key);
+        // Churn mode: the cycle is over, its slot free (after a rest if it failed).
+        if let (Some(cycle), Some(slots)) = (client.cycle(), self.slots.as_mut()) {
+            if !cycle.done() {
+                self.stats.churn.failed += 1;
+            }
+            slots.free(now, !cycle.done());
+        }
         // Deregister before the slot can be reused (dropping closes the fd).
         let _ = self.poll.registry().deregister(client.stream());
         client.release(&mut self.pool);
@@ -328,7 +384,7 @@ impl Worker {
             if self.clients[key].awaits_close() {
                 self.stats.errors.timed_out.close += 1;
             }
-            self.remove(key);
+            self.remove(key, Instant::now());
         }
         self.publish();
         log::debug!("load worker {} done", self.id);
