@@ -42,6 +42,12 @@ def ms(field, pct):
     return lambda r: r["client"][field][pct] / 1000.0
 
 
+def server_us(rate):
+    """Server CPU time per message (or per connection), in µs: how much the
+    server spent on each, whether or not the client was the limit."""
+    return lambda r: r["server_cpu"] * 1e4 / rate(r)
+
+
 def rss_per_conn(r):
     return r["client"]["bytes_per_conn"]
 
@@ -50,10 +56,14 @@ def rss_per_conn(r):
 FIGURES = [
     ("a", "(a) 100 conns, 20 B text, 1 in flight: messages/s", True, per_second, "{:,.0f}"),
     ("a", "(a) the same: p99 round trip, ms", False, ms("latency_us", "p99"), "{:.2f}"),
+    ("a", "(a) the same: server CPU per message, µs", False, server_us(per_second), "{:.2f}"),
     ("b", "(b) 100 conns, 20 B text, 16 in flight: messages/s", True, per_second, "{:,.0f}"),
+    ("b", "(b) the same: server CPU per message, µs", False, server_us(per_second), "{:.2f}"),
     ("c", "(c) 10 conns, 16 KiB binary, 1 in flight: MB/s echoed", True, mb_per_second, "{:,.0f}"),
+    ("c", "(c) the same: server CPU per message, µs", False, server_us(per_second), "{:.2f}"),
     ("d", "(d) new connections/s (handshake + echo + close), 50 at once", True, cycles_per_second, "{:,.0f}"),
     ("d", "(d) the same: p99 connect to server's close, ms", False, ms("latency_us", "p99"), "{:.2f}"),
+    ("d", "(d) the same: server CPU per connection, µs", False, server_us(cycles_per_second), "{:.1f}"),
     ("e1k", "(e) RSS per idle conn (echoed once), 1,000 conns: bytes", False, rss_per_conn, "{:,.0f}"),
     ("e19k", "(e) the same, 19,000 conns: bytes", False, rss_per_conn, "{:,.0f}"),
     ("f", "(f) 10,000 conns at 1 msg/s each: p99 from schedule, ms", False,
