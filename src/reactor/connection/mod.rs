@@ -9,7 +9,7 @@
 //! ```
 //!
 //! `Request` reads an HTTP/1.1 request head and routes it ([`request`]);
-//! `Open` runs the WebSocket endpoint (the close handshake is tracked per
+//! `Open` runs the WebSocket endpoint ([`open`]; the close handshake is tracked per
 //! direction inside it); `Poll` and `Sse` hold a channel subscription
 //! ([`feed`]); `Closing` flushes what is queued, shuts the write side and
 //! reads until the peer's EOF, so a final status or close frame is not
@@ -19,6 +19,7 @@
 //! Buffers are borrowed from the worker's pool only while bytes are in flight.
 
 mod feed;
+mod open;
 mod request;
 
 use super::buffer::{BufferPool, ReadBuf};
@@ -28,7 +29,7 @@ use super::stamp::Stamp;
 use super::stats::{Transport, WorkerStats};
 use super::subscribers::Subscribers;
 use crate::protocol::http::{write_response, HeadScanner, Status};
-use crate::protocol::{CloseCode, Event, MessageKind, Payload, Read as FrameRead, WebSocket};
+use crate::protocol::{CloseCode, WebSocket};
 use crate::pubsub::Broker;
 use feed::Feed;
 use mio::net::TcpStream;
@@ -362,69 +363,6 @@ impl Connection {
         }
     }
 
-    /// Open: parse frames, echo messages (or drop a subscriber's), until
-    /// input runs out or the peer must read before we go on.
-    fn process_frames(&mut self, ctx: &mut Ctx<'_>) {
-        let State::Open { ws, feed, .. } = &mut self.state else {
-            return;
-        };
-        let Some(rbuf) = self.rbuf.as_mut() else {
-            return;
-        };
-        // Where, in the read buffer, an echo built in place begins.
-        let mut reply_at = None;
-        while !rbuf.is_empty() && self.out.len() <= ctx.settings.write_buffer_limit {
-            let (buffered, size) = (rbuf.len(), rbuf.size());
-            let out = self.out.buf(ctx.pool);
-            match ws.read(rbuf.filled_mut(), out) {
-                Ok(FrameRead::Incomplete { frame_len }) => {
-                    self.want = want(frame_len.unwrap_or(0));
-                    break;
-                }
-                Ok(FrameRead::Frame { consumed, event }) => {
-                    if let Some(Event::Message(kind, payload)) = event {
-                        ctx.stats.messages_in.fetch_add(1, Relaxed);
-                        // A subscriber's own messages have nowhere to go.
-                        if feed.is_none() {
-                            match in_place(&payload, consumed, buffered, size) {
-                                Some(len) => match ws.echo_in_place(&mut rbuf.filled_mut()[..consumed], kind, len) {
-                                    Some(start) => {
-                                        ctx.stats.messages_out.fetch_add(1, Relaxed);
-                                        reply_at = Some(start);
-                                        break;
-                                    }
-                                    None => echo(ws, kind, &rbuf.filled()[consumed - len..consumed], out, ctx.stats),
-                                },
-                                None => echo(ws, kind, &payload, out, ctx.stats),
-                            }
-                        }
-                    }
-                    rbuf.consume(consumed);
-                    self.want = 0;
-                }
-                Err(e) => {
-                    log::debug!("protocol error: {e}");
-                    ctx.stats.count_protocol_error(e.kind());
-                    ws.fail(&e, out);
-                    rbuf.consume(rbuf.len());
-                    break;
-                }
-            }
-        }
-        // The frame was all the buffer held: the buffer itself is queued,
-        // and the next read takes another from the pool.
-        if let Some(start) = reply_at {
-            if let Some(mut rbuf) = self.rbuf.take() {
-                rbuf.consume(start);
-                self.out.push_read(rbuf, ctx.pool);
-                self.want = 0;
-            }
-        }
-        if ws.is_closed() {
-            self.enter_closing(ctx);
-        }
-    }
-
     /// Move to Closing; a subscription ends here.
     fn enter_closing(&mut self, ctx: &mut Ctx<'_>) {
         self.end_feed(ctx);
@@ -540,25 +478,4 @@ impl Connection {
 /// How many bytes must sit together at the front of the read buffer, as stored.
 fn want(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-/// Should an echo be built in the read buffer instead of copied out of it?
-/// Only for a message that was one frame (its payload is the frame's tail),
-/// when that frame is all the buffer holds, and is at least a quarter of the
-/// buffer: a queued buffer then pins at most four times the bytes it sends,
-/// so `write_buffer_limit` still bounds memory. Short messages are copied,
-/// so that the replies to a burst of them leave together in one buffer.
-fn in_place(payload: &Payload<'_>, consumed: usize, buffered: usize, size: usize) -> Option<usize> {
-    match payload {
-        Payload::Borrowed(p) if consumed == buffered && 4 * p.len() >= size => Some(p.len()),
-        _ => None,
-    }
-}
-
-/// The echo endpoint: send each complete message back whole, same type.
-fn echo(ws: &mut WebSocket, kind: MessageKind, payload: &[u8], out: &mut Vec<u8>, stats: &WorkerStats) {
-    if !ws.close_state().sent {
-        ws.send(kind, payload, out);
-        stats.messages_out.fetch_add(1, Relaxed);
-    }
 }

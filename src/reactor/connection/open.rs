@@ -1,0 +1,94 @@
+//! The `Open` state's input: frames parsed from the read buffer, messages
+//! echoed (a large one out of the very buffer it arrived in) or, for a
+//! channel's subscriber, dropped.
+
+use super::{want, Connection, Ctx, State};
+use crate::protocol::{Event, MessageKind, Payload, Read as FrameRead, WebSocket};
+use crate::reactor::stats::WorkerStats;
+use std::sync::atomic::Ordering::Relaxed;
+
+impl Connection {
+    /// Open: parse frames, echo messages (or drop a subscriber's), until
+    /// input runs out or the peer must read before we go on.
+    pub(super) fn process_frames(&mut self, ctx: &mut Ctx<'_>) {
+        let State::Open { ws, feed, .. } = &mut self.state else {
+            return;
+        };
+        let Some(rbuf) = self.rbuf.as_mut() else {
+            return;
+        };
+        // Where, in the read buffer, an echo built in place begins.
+        let mut reply_at = None;
+        while !rbuf.is_empty() && self.out.len() <= ctx.settings.write_buffer_limit {
+            let (buffered, size) = (rbuf.len(), rbuf.size());
+            let out = self.out.buf(ctx.pool);
+            match ws.read(rbuf.filled_mut(), out) {
+                Ok(FrameRead::Incomplete { frame_len }) => {
+                    self.want = want(frame_len.unwrap_or(0));
+                    break;
+                }
+                Ok(FrameRead::Frame { consumed, event }) => {
+                    if let Some(Event::Message(kind, payload)) = event {
+                        ctx.stats.messages_in.fetch_add(1, Relaxed);
+                        // A subscriber's own messages have nowhere to go.
+                        if feed.is_none() {
+                            match in_place(&payload, consumed, buffered, size) {
+                                Some(len) => match ws.echo_in_place(&mut rbuf.filled_mut()[..consumed], kind, len) {
+                                    Some(start) => {
+                                        ctx.stats.messages_out.fetch_add(1, Relaxed);
+                                        reply_at = Some(start);
+                                        break;
+                                    }
+                                    None => echo(ws, kind, &rbuf.filled()[consumed - len..consumed], out, ctx.stats),
+                                },
+                                None => echo(ws, kind, &payload, out, ctx.stats),
+                            }
+                        }
+                    }
+                    rbuf.consume(consumed);
+                    self.want = 0;
+                }
+                Err(e) => {
+                    log::debug!("protocol error: {e}");
+                    ctx.stats.count_protocol_error(e.kind());
+                    ws.fail(&e, out);
+                    rbuf.consume(rbuf.len());
+                    break;
+                }
+            }
+        }
+        // The frame was all the buffer held: the buffer itself is queued,
+        // and the next read takes another from the pool.
+        if let Some(start) = reply_at {
+            if let Some(mut rbuf) = self.rbuf.take() {
+                rbuf.consume(start);
+                self.out.push_read(rbuf, ctx.pool);
+                self.want = 0;
+            }
+        }
+        if ws.is_closed() {
+            self.enter_closing(ctx);
+        }
+    }
+}
+
+/// Should an echo be built in the read buffer instead of copied out of it?
+/// Only for a message that was one frame (its payload is the frame's tail),
+/// when that frame is all the buffer holds, and is at least a quarter of the
+/// buffer: a queued buffer then pins at most four times the bytes it sends,
+/// so `write_buffer_limit` still bounds memory. Short messages are copied,
+/// so that the replies to a burst of them leave together in one buffer.
+fn in_place(payload: &Payload<'_>, consumed: usize, buffered: usize, size: usize) -> Option<usize> {
+    match payload {
+        Payload::Borrowed(p) if consumed == buffered && 4 * p.len() >= size => Some(p.len()),
+        _ => None,
+    }
+}
+
+/// The echo endpoint: send each complete message back whole, same type.
+fn echo(ws: &mut WebSocket, kind: MessageKind, payload: &[u8], out: &mut Vec<u8>, stats: &WorkerStats) {
+    if !ws.close_state().sent {
+        ws.send(kind, payload, out);
+        stats.messages_out.fetch_add(1, Relaxed);
+    }
+}
