@@ -413,9 +413,9 @@ impl Client {
                         (Some(Event::Close(frame)), Some(cycle), _) if closing => {
                             cycle.on_close_answer(frame.code, ctx)
                         }
-                        (Some(Event::Message(_, payload)), ..) if ctx.plan.mode == Mode::Echo && !closing => {
-                            self.echo.on_echo(payload.len(), ctx.plan, ctx.stats, ctx.interval)
-                        }
+                        (Some(Event::Message(_, payload)), ..) if ctx.plan.mode == Mode::Echo && !closing => self
+                            .echo
+                            .on_echo(payload.len(), ctx.now, ctx.plan, ctx.stats, ctx.interval),
                         // A delivery counts until the channel is closed.
                         (Some(Event::Message(_, payload)), _, Some(order)) => {
                             subscribe::on_delivery(order, &payload, ctx)

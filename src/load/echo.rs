@@ -91,8 +91,9 @@ impl EchoFlow {
         }
     }
 
-    /// A message of `len` bytes came back: the echo of the oldest in flight.
-    pub fn on_echo(&mut self, len: usize, plan: &Plan, stats: &mut Stats, interval: &mut Histogram<u64>) {
+    /// A message of `len` bytes came back at `now` (when its readiness was
+    /// seen, so after it arrived): the echo of the oldest in flight.
+    pub fn on_echo(&mut self, len: usize, now: Instant, plan: &Plan, stats: &mut Stats, interval: &mut Histogram<u64>) {
         stats.received += 1;
         let Some(m) = self.in_flight.pop_front() else {
             *stats.errors.echo.entry("unsolicited").or_default() += 1;
@@ -101,7 +102,6 @@ impl EchoFlow {
         if len != plan.payload.len() {
             *stats.errors.echo.entry("wrong_size").or_default() += 1;
         }
-        let now = Instant::now();
         let latency = now.saturating_duration_since(m.due);
         record(&mut stats.latency, latency);
         record(&mut stats.service, now.saturating_duration_since(m.sent));
@@ -181,7 +181,7 @@ mod tests {
         assert_eq!(flow.wake_at(&f.plan, f.window, start + ms(55)), None);
         // The echo is charged from the first message's due time (10 ms).
         let mut interval = histogram();
-        flow.on_echo(32, &f.plan, &mut f.stats, &mut interval);
+        flow.on_echo(32, Instant::now(), &f.plan, &mut f.stats, &mut interval);
         assert!(f.stats.latency.min() >= 1_900_000, "{}", f.stats.latency.min());
         assert!(f.stats.latency.min() > f.stats.service.min());
         // Room again: the third message (50 ms) is overdue.
@@ -208,16 +208,16 @@ mod tests {
         assert_eq!(flow.wake_at(&f.plan, f.window, start), Some(start));
         f.pump(&mut flow, ms(1));
         assert_eq!(flow.in_flight(), 3);
-        flow.on_echo(32, &f.plan, &mut f.stats, &mut histogram());
+        flow.on_echo(32, Instant::now(), &f.plan, &mut f.stats, &mut histogram());
         f.pump(&mut flow, ms(2));
         assert_eq!((f.stats.sent, flow.in_flight()), (4, 3));
-        flow.on_echo(32, &f.plan, &mut f.stats, &mut histogram());
+        flow.on_echo(32, Instant::now(), &f.plan, &mut f.stats, &mut histogram());
         f.pump(&mut flow, Duration::from_secs(1));
         assert_eq!(f.stats.sent, 4);
         // An echo nobody asked for, and one of the wrong size, are counted.
-        flow.on_echo(31, &f.plan, &mut f.stats, &mut histogram());
-        flow.on_echo(32, &f.plan, &mut f.stats, &mut histogram());
-        flow.on_echo(32, &f.plan, &mut f.stats, &mut histogram());
+        flow.on_echo(31, Instant::now(), &f.plan, &mut f.stats, &mut histogram());
+        flow.on_echo(32, Instant::now(), &f.plan, &mut f.stats, &mut histogram());
+        flow.on_echo(32, Instant::now(), &f.plan, &mut f.stats, &mut histogram());
         assert_eq!(f.stats.errors.echo.get("wrong_size"), Some(&1));
         assert_eq!(f.stats.errors.echo.get("unsolicited"), Some(&1));
     }
