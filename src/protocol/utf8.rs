@@ -47,6 +47,9 @@ impl Utf8Validator {
                 Err(_) => {}
             }
         }
+        // Most text (JSON above all) is ASCII: skip that part 32 bytes at a
+        // time, and leave the rest to the standard library.
+        let bytes = &bytes[ascii_prefix_len(bytes)..];
         match str::from_utf8(bytes) {
             Ok(_) => Ok(()),
             Err(e) if e.error_len().is_some() => Err(InvalidUtf8),
@@ -73,8 +76,27 @@ impl Utf8Validator {
 
     /// Validate a whole message in one go.
     pub fn validate(bytes: &[u8]) -> Result<(), InvalidUtf8> {
-        str::from_utf8(bytes).map(|_| ()).map_err(|_| InvalidUtf8)
+        let rest = &bytes[ascii_prefix_len(bytes)..];
+        str::from_utf8(rest).map(|_| ()).map_err(|_| InvalidUtf8)
     }
+}
+
+/// The length of a prefix of `bytes` that is ASCII (every byte below 0x80),
+/// a multiple of 32: four words ORed together and their high bits tested
+/// at once. ASCII bytes are whole code points, so validation may resume
+/// right after them.
+fn ascii_prefix_len(bytes: &[u8]) -> usize {
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    let word = |b: &[u8]| u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    let mut len = 0;
+    for chunk in bytes.chunks_exact(32) {
+        let any = word(&chunk[..8]) | word(&chunk[8..16]) | word(&chunk[16..24]) | word(&chunk[24..]);
+        if any & HIGH_BITS != 0 {
+            break;
+        }
+        len += 32;
+    }
+    len
 }
 
 #[cfg(test)]
@@ -143,6 +165,28 @@ mod tests {
             let mut cuts = cuts;
             cuts.sort_unstable();
             prop_assert_eq!(feed_split(s.as_bytes(), &cuts), Ok(()));
+        }
+
+        #[test]
+        fn ascii_runs_with_stray_bytes_agree_with_std(
+            len in 0usize..300,
+            strays in proptest::collection::vec((0usize..300, any::<u8>()), 0..3),
+            cuts in proptest::collection::vec(0usize..300, 0..4),
+        ) {
+            // Long ASCII runs take the 32-byte skip; a stray byte anywhere
+            // (invalid alone, or the lead of a code point cut short) must
+            // be judged as the standard library judges it.
+            let mut bytes: Vec<u8> = (0..len).map(|i| b' ' + (i % 90) as u8).collect();
+            for (at, b) in strays {
+                if at < bytes.len() {
+                    bytes[at] = b;
+                }
+            }
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            let expected = std::str::from_utf8(&bytes).is_ok();
+            prop_assert_eq!(feed_split(&bytes, &cuts).is_ok(), expected);
+            prop_assert_eq!(Utf8Validator::validate(&bytes).is_ok(), expected);
         }
     }
 }
