@@ -22,10 +22,20 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
 pub fn apply_mask_offset(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let mut key = key;
     key.rotate_left(offset % 4);
+    if buf.len() >= 256 {
+        return mask_long(buf, key);
+    }
+    mask_words(buf, key);
+}
+
+/// Masking of a long payload, kept out of line so that the short path
+/// inlined into the frame parser stays as small as it was.
+#[inline(never)]
+fn mask_long(buf: &mut [u8], key: [u8; 4]) {
     // The baseline x86-64 target vectorises the word loop 16 bytes wide;
-    // with AVX2 it goes 32 wide. Short payloads are not worth the check.
+    // with AVX2 it goes 32 wide.
     #[cfg(target_arch = "x86_64")]
-    if buf.len() >= 256 && std::arch::is_x86_feature_detected!("avx2") {
+    if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above (the detection is cached).
         unsafe { mask_words_avx2(buf, key) };
         return;

@@ -85,6 +85,7 @@ impl Utf8Validator {
 /// a multiple of 32: four words ORed together and their high bits tested
 /// at once. ASCII bytes are whole code points, so validation may resume
 /// right after them.
+#[inline]
 fn ascii_prefix_len(bytes: &[u8]) -> usize {
     const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
     let word = |b: &[u8]| u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
