@@ -49,7 +49,12 @@ impl Utf8Validator {
         }
         // Most text (JSON above all) is ASCII: skip that part 32 bytes at a
         // time, and leave the rest to the standard library.
-        let bytes = &bytes[ascii_prefix_len(bytes)..];
+        // (Short pieces go straight to std: the skip would only cost.)
+        let bytes = if bytes.len() >= 64 {
+            &bytes[ascii_prefix_len(bytes)..]
+        } else {
+            bytes
+        };
         match str::from_utf8(bytes) {
             Ok(_) => Ok(()),
             Err(e) if e.error_len().is_some() => Err(InvalidUtf8),
