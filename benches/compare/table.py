@@ -52,6 +52,12 @@ def rss_per_conn(r):
     return r["client"]["bytes_per_conn"]
 
 
+def anon_per_conn(r):
+    """RssAnon growth per connection: VmRSS less the file-backed pages (the
+    binary's code faulted in by the first connections, not per connection)."""
+    return r["client"]["rssanon_bytes_per_conn"]
+
+
 # (workload, label, higher is better, extract, format)
 FIGURES = [
     ("a", "(a) 100 conns, 20 B text, 1 in flight: messages/s", True, per_second, "{:,.0f}"),
@@ -65,7 +71,9 @@ FIGURES = [
     ("d", "(d) the same: p99 connect to server's close, ms", False, ms("latency_us", "p99"), "{:.2f}"),
     ("d", "(d) the same: server CPU per connection, µs", False, server_us(cycles_per_second), "{:.1f}"),
     ("e1k", "(e) RSS per idle conn (echoed once), 1,000 conns: bytes", False, rss_per_conn, "{:,.0f}"),
-    ("e19k", "(e) the same, 19,000 conns: bytes", False, rss_per_conn, "{:,.0f}"),
+    ("e1k", "(e) the same, anonymous memory only (RssAnon): bytes", False, anon_per_conn, "{:,.0f}"),
+    ("e19k", "(e) RSS per idle conn, 19,000 conns: bytes", False, rss_per_conn, "{:,.0f}"),
+    ("e19k", "(e) the same, anonymous memory only (RssAnon): bytes", False, anon_per_conn, "{:,.0f}"),
     ("f", "(f) 10,000 conns at 1 msg/s each: p99 from schedule, ms", False,
      ms("latency_us", "p99"), "{:.2f}"),
     ("f", "(f) the same: p99.9, ms", False, ms("latency_us", "p99_9"), "{:.2f}"),
