@@ -251,8 +251,9 @@ fn workers_all_accept_connections() {
 #[test]
 fn workers_hold_even_shares_of_connections() {
     // SO_REUSEPORT's hash alone leaves 100 connections on two workers more
-    // than one apart three times in four; handing accepted connections to
-    // the least loaded worker keeps them within one of each other.
+    // than two apart about three times in four; handing an accepted
+    // connection to the least loaded worker when the acceptor is two or
+    // more over it keeps them within two of each other.
     let server = Server::with_threads(2, settings());
     let mut clients: Vec<Client> = (0..100).map(|_| Client::upgrade(server.addr)).collect();
     for (i, c) in clients.iter_mut().enumerate() {
@@ -266,7 +267,7 @@ fn workers_hold_even_shares_of_connections() {
         .collect();
     assert_eq!(open.iter().sum::<u64>(), 100);
     assert!(
-        open.iter().max().unwrap() - open.iter().min().unwrap() <= 1,
+        open.iter().max().unwrap() - open.iter().min().unwrap() <= 2,
         "open per worker: {open:?}"
     );
     for c in &mut clients {

@@ -7,8 +7,10 @@
 //! it holds at least two more than the least loaded worker hands the
 //! connection over: the socket goes into that worker's queue, its waker
 //! wakes it, and it registers the socket with its own poll. Counts then stay
-//! within one of each other, at the cost of a wake-up for the accepts that
-//! correct the hash; no bytes have been read yet, so nothing else moves.
+//! within two of each other (the slack of two keeps a worker one ahead from
+//! handing over every other accept), at the cost of a wake-up for the
+//! accepts that correct the hash; no bytes have been read yet, so nothing
+//! else moves.
 
 use super::stats::WorkerStats;
 use mio::net::TcpStream;
