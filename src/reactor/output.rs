@@ -70,11 +70,17 @@ impl Output {
         self.len() == 0
     }
 
-    /// Where this connection appends bytes of its own.
-    pub fn buf(&mut self, pool: &mut BufferPool) -> &mut Vec<u8> {
+    /// An idle connection's queue holds no allocation: borrow one from the
+    /// pool before the first segment.
+    fn ready(&mut self, pool: &mut BufferPool) {
         if self.segs.capacity() == 0 {
             self.segs = pool.take_queue();
         }
+    }
+
+    /// Where this connection appends bytes of its own.
+    pub fn buf(&mut self, pool: &mut BufferPool) -> &mut Vec<u8> {
+        self.ready(pool);
         if !matches!(self.segs.back(), Some(Segment::Owned(_))) {
             self.segs.push_back(Segment::Owned(WriteBuf::take(pool)));
         }
@@ -86,9 +92,7 @@ impl Output {
 
     /// Queue a shared wire form of `msg`.
     pub fn push_shared(&mut self, msg: &Arc<Message>, encoding: Encoding, pool: &mut BufferPool) {
-        if self.segs.capacity() == 0 {
-            self.segs = pool.take_queue();
-        }
+        self.ready(pool);
         if let Some(Segment::Owned(w)) = self.segs.back() {
             self.sealed += w.pending().len();
         }
@@ -102,9 +106,7 @@ impl Output {
 
     /// Queue a read buffer whose unconsumed bytes are to be sent as they are.
     pub fn push_read(&mut self, buf: ReadBuf, pool: &mut BufferPool) {
-        if self.segs.capacity() == 0 {
-            self.segs = pool.take_queue();
-        }
+        self.ready(pool);
         match self.segs.back() {
             // An empty trailing buffer would only add an empty iovec.
             Some(Segment::Owned(w)) if w.is_empty() => {
