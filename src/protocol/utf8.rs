@@ -48,10 +48,14 @@ impl Utf8Validator {
             }
         }
         // Most text (JSON above all) is ASCII: skip that part 32 bytes at a
-        // time, and leave the rest to the standard library.
-        // (Short pieces go straight to std: the skip would only cost.)
+        // time, and leave the rest to the standard library. A short piece
+        // that is all ASCII needs no more than the word-wide `is_ascii`
+        // (callgrind: about a fifth of `from_utf8`'s instructions on a
+        // 20-byte message).
         let bytes = if bytes.len() >= 64 {
             &bytes[ascii_prefix_len(bytes)..]
+        } else if bytes.is_ascii() {
+            return Ok(());
         } else {
             bytes
         };
