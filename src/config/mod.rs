@@ -1,0 +1,364 @@
+//! The server's configuration: a TOML file, its defaults, and the checks on it.
+//!
+//! Every limit and timeout the server applies lives here with a documented
+//! default, so nothing is hard-coded elsewhere. `config/wsreactor.toml` lists
+//! every key set to its default, and a test keeps that file and
+//! [`Config::default`] identical.
+//!
+//! A file may set only some keys, and may leave out whole sections: what it
+//! does not set keeps its default. A key the server does not know is an error
+//! rather than ignored, because a misspelt limit that silently keeps its
+//! default is worse than a refusal to start. Every error names the file and,
+//! where it is about one key, the key as `section.key` and its line.
+//!
+//! Loading is split in two: [`Config::from_toml`] / [`Config::load`] only parse,
+//! and [`Config::validate`] checks ranges, so the command line can override
+//! values in between and the result is checked once.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+mod error;
+
+use error::explain;
+pub use error::ConfigError;
+
+/// The whole configuration, one field per TOML section.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: where to listen and how many workers.
+    pub server: ServerConfig,
+    /// `[limits]`: the byte caps on every buffer.
+    pub limits: Limits,
+    /// `[timeouts]`: how long each phase of a connection may take.
+    pub timeouts: Timeouts,
+    /// `[deflate]`: permessage-deflate (RFC 7692).
+    pub deflate: Deflate,
+    /// `[pubsub]`: channels, history, long polling and event streams.
+    pub pubsub: PubSub,
+}
+
+/// The `[pubsub]` section: the push server.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(default, deny_unknown_fields)]
+pub struct PubSub {
+    /// Messages kept per channel for `since` / `Last-Event-ID` resumes;
+    /// 0 keeps none. Default 1000.
+    pub history_size: usize,
+    /// Messages older than this leave the history. Default 1h.
+    #[serde(with = "humantime_serde")]
+    pub history_ttl: Duration,
+    /// Channels that may exist at once (a channel exists while it has
+    /// history or subscribers); beyond it a publish or subscribe gets 503.
+    /// Default 100000.
+    pub max_channels: usize,
+    /// A long poll with nothing new answers 204 after this. Default 30s.
+    #[serde(with = "humantime_serde")]
+    pub poll_timeout: Duration,
+    /// An event stream gets a comment line after this much silence.
+    /// Default 15s.
+    #[serde(with = "humantime_serde")]
+    pub sse_heartbeat: Duration,
+    /// When not empty, `POST /pub/...` needs `Authorization: Bearer <token>`.
+    /// Default "" (anyone on the network may publish).
+    pub publish_token: String,
+}
+
+impl Default for PubSub {
+    fn default() -> Self {
+        PubSub {
+            history_size: 1000,
+            history_ttl: Duration::from_secs(3600),
+            max_channels: 100_000,
+            poll_timeout: Duration::from_secs(30),
+            sse_heartbeat: Duration::from_secs(15),
+            publish_token: String::new(),
+        }
+    }
+}
+
+impl PubSub {
+    /// The reactor's view of this section.
+    pub fn to_settings(&self) -> crate::reactor::settings::PubSubSettings {
+        crate::reactor::settings::PubSubSettings {
+            hub: crate::pubsub::HubSettings {
+                history_size: self.history_size,
+                history_ttl: self.history_ttl,
+                max_channels: self.max_channels,
+            },
+            poll_timeout: self.poll_timeout,
+            sse_heartbeat: self.sse_heartbeat,
+            publish_token: (!self.publish_token.is_empty()).then(|| self.publish_token.clone()),
+        }
+    }
+}
+
+/// The `[server]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on. Default `127.0.0.1:9001`.
+    pub bind: SocketAddr,
+    /// Worker threads; 0 means one per core. Default 0.
+    pub threads: usize,
+    /// Connections open at once across all workers; beyond it a new
+    /// connection gets `503`. 0 means no limit of our own (the descriptor
+    /// limit is the limit). Default 0.
+    pub max_connections: usize,
+    /// The `listen(2)` backlog of each worker's listener. Default 1024.
+    pub backlog: u32,
+}
+
+/// The `[limits]` section: byte caps, so no buffer grows without bound.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest HTTP request head; a larger one gets `431`. Default 8192.
+    pub max_request_head: usize,
+    /// Largest frame payload; a larger frame closes with 1009. Default 16 MiB.
+    pub max_frame_size: usize,
+    /// Largest reassembled message; a larger one closes with 1009.
+    /// Default 16 MiB.
+    pub max_message_size: usize,
+    /// Pending output per connection. Over it the server stops reading from
+    /// that connection, and closes it if it stays over for
+    /// [`Timeouts::write_stall`]. Default 1 MiB.
+    pub write_buffer_limit: usize,
+    /// Size of one pooled read/write buffer. Default 16384.
+    pub read_buffer_size: usize,
+    /// Idle buffers each worker keeps for reuse. Default 1024.
+    pub buffer_pool_size: usize,
+}
+
+/// The `[timeouts]` section. In the TOML each is a humantime string such as
+/// `"10s"`, `"500ms"` or `"2m"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(default, deny_unknown_fields)]
+pub struct Timeouts {
+    /// The whole request head must arrive within it. Default 10s.
+    #[serde(with = "humantime_serde")]
+    pub handshake: Duration,
+    /// No input for this long closes the connection; the server pings at half
+    /// of it. Default 120s.
+    #[serde(with = "humantime_serde")]
+    pub idle: Duration,
+    /// How long to wait for the peer's close frame or EOF, and for a graceful
+    /// shutdown. Default 5s.
+    #[serde(with = "humantime_serde")]
+    pub close: Duration,
+    /// How long a connection may stay over [`Limits::write_buffer_limit`]
+    /// before it is closed. Default 30s.
+    #[serde(with = "humantime_serde")]
+    pub write_stall: Duration,
+}
+
+/// The `[deflate]` section: permessage-deflate (RFC 7692). The defaults
+/// keep no compression state between messages, so an idle connection holds
+/// none; context takeover compresses small repetitive messages better but
+/// keeps ~370 KiB (compressor) and ~47 KiB (decompressor) per connection
+/// that has used them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(default, deny_unknown_fields)]
+pub struct Deflate {
+    /// Accept a client's permessage-deflate offer. Default true.
+    pub enabled: bool,
+    /// Largest window our compressor uses, 9..=15. Default 15.
+    pub server_max_window_bits: u8,
+    /// Largest window we ask the client to use, 8..=15 (only when it
+    /// offers `client_max_window_bits`). Default 15.
+    pub client_max_window_bits: u8,
+    /// Reset (and free) our compressor after every message. Default true.
+    pub server_no_context_takeover: bool,
+    /// Ask the client to reset its compressor after every message, so our
+    /// decompressor is freed between messages. Default true.
+    pub client_no_context_takeover: bool,
+    /// Messages shorter than this many bytes go uncompressed. Default 64.
+    pub min_size: usize,
+}
+
+impl Default for Deflate {
+    fn default() -> Self {
+        Deflate {
+            enabled: true,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            min_size: 64,
+        }
+    }
+}
+
+impl Deflate {
+    /// The protocol layer's view of this section.
+    pub fn to_protocol(&self) -> crate::protocol::deflate::DeflateConfig {
+        crate::protocol::deflate::DeflateConfig {
+            enabled: self.enabled,
+            server_max_window_bits: self.server_max_window_bits,
+            client_max_window_bits: self.client_max_window_bits,
+            server_no_context_takeover: self.server_no_context_takeover,
+            client_no_context_takeover: self.client_no_context_takeover,
+            min_size: self.min_size,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9001)),
+            threads: 0,
+            max_connections: 0,
+            backlog: 1024,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_head: 8192,
+            max_frame_size: 16 << 20,
+            max_message_size: 16 << 20,
+            write_buffer_limit: 1 << 20,
+            read_buffer_size: 16384,
+            buffer_pool_size: 1024,
+        }
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            handshake: Duration::from_secs(10),
+            idle: Duration::from_secs(120),
+            close: Duration::from_secs(5),
+            write_stall: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Config {
+    /// Parse TOML text; `origin` names the file in errors. Only parses:
+    /// call [`Config::validate`] once any overrides are applied.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|err| explain(text, origin, err))
+    }
+
+    /// Read and parse the file at `path` (see [`Config::from_toml`]).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            origin: origin.clone(),
+            source,
+        })?;
+        Config::from_toml(&text, &origin)
+    }
+
+    /// Check that the values make sense together; the first problem found is
+    /// returned, naming the key as `section.key`.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            key,
+            message,
+        };
+        let at_least = |key, min: usize, got: usize| {
+            if got < min {
+                Err(invalid(key, format!("must be at least {min}, got {got}")))
+            } else {
+                Ok(())
+            }
+        };
+        let (server, limits, timeouts) = (&self.server, &self.limits, &self.timeouts);
+
+        at_least("server.backlog", 1, server.backlog as usize)?;
+        // The smallest upgrade request is about 200 bytes and browsers send
+        // 400 to 1500; a cap below 512 would refuse real clients.
+        at_least("limits.max_request_head", 512, limits.max_request_head)?;
+        // Control frames may carry 125 bytes and cannot be fragmented
+        // (RFC 6455 section 5.5), so a smaller frame cap would break ping/close.
+        at_least("limits.max_frame_size", 125, limits.max_frame_size)?;
+        at_least("limits.max_message_size", 1, limits.max_message_size)?;
+        at_least("limits.write_buffer_limit", 1, limits.write_buffer_limit)?;
+        // Below 1 KiB each read returns so little that syscalls dominate.
+        at_least("limits.read_buffer_size", 1024, limits.read_buffer_size)?;
+
+        let nonzero = |key, d: Duration| {
+            if d.is_zero() {
+                Err(invalid(key, "must be more than zero".to_owned()))
+            } else {
+                Ok(())
+            }
+        };
+        // Connection timers measure with 32-bit millisecond stamps.
+        let max = crate::reactor::stamp::MAX_TIMEOUT;
+        for (key, d) in [
+            ("timeouts.handshake", timeouts.handshake),
+            ("timeouts.idle", timeouts.idle),
+            ("timeouts.close", timeouts.close),
+            ("timeouts.write_stall", timeouts.write_stall),
+            ("pubsub.poll_timeout", self.pubsub.poll_timeout),
+            ("pubsub.sse_heartbeat", self.pubsub.sse_heartbeat),
+        ] {
+            if d > max {
+                let got = humantime_serde::re::humantime::format_duration(d);
+                return Err(invalid(key, format!("must be at most 24 days, got {got}")));
+            }
+        }
+        nonzero("timeouts.handshake", timeouts.handshake)?;
+        nonzero("timeouts.close", timeouts.close)?;
+        nonzero("timeouts.write_stall", timeouts.write_stall)?;
+        // The server pings at idle / 2; under 2s that ping would be sent so
+        // often it costs more than the dead connections it finds.
+        if timeouts.idle < Duration::from_secs(2) {
+            let got = humantime_serde::re::humantime::format_duration(timeouts.idle);
+            return Err(invalid("timeouts.idle", format!("must be at least 2s, got {got}")));
+        }
+        // zlib cannot write a raw stream with an 8-bit window (RFC 7692 §7.1.2.1).
+        let bits = |key, min: u8, got: u8| {
+            if (min..=15).contains(&got) {
+                Ok(())
+            } else {
+                Err(invalid(key, format!("must be from {min} to 15, got {got}")))
+            }
+        };
+        bits("deflate.server_max_window_bits", 9, self.deflate.server_max_window_bits)?;
+        bits("deflate.client_max_window_bits", 8, self.deflate.client_max_window_bits)?;
+        let pubsub = &self.pubsub;
+        at_least("pubsub.max_channels", 1, pubsub.max_channels)?;
+        nonzero("pubsub.poll_timeout", pubsub.poll_timeout)?;
+        nonzero("pubsub.sse_heartbeat", pubsub.sse_heartbeat)?;
+        nonzero("pubsub.history_ttl", pubsub.history_ttl)?;
+        // The token travels in a header value: visible ASCII only (RFC 9110 §5.5).
+        if !pubsub.publish_token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(
+                "pubsub.publish_token",
+                "must be printable ASCII without spaces".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Effective worker thread count: `server.threads`, or one per core when
+    /// it is 0 (one if the core count cannot be found).
+    pub fn worker_threads(&self) -> usize {
+        match self.server.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,212 @@
+use super::error::{SECTIONS, SECTION_NAMES};
+use super::*;
+
+const ORIGIN: &str = "config/x.toml";
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, ORIGIN)
+}
+
+/// The error's message, checked to name the file as every message must.
+fn message(text: &str) -> String {
+    let msg = parse(text).expect_err("should be refused").to_string();
+    assert!(msg.starts_with(ORIGIN), "no file in {msg:?}");
+    msg
+}
+
+#[test]
+fn shipped_file_is_exactly_the_defaults() {
+    let text = include_str!("../../config/wsreactor.toml");
+    let config = Config::from_toml(text, "config/wsreactor.toml").unwrap();
+    assert_eq!(config, Config::default());
+    config.validate("config/wsreactor.toml").unwrap();
+}
+
+#[test]
+fn key_lists_match_the_structs() {
+    // Serializing the defaults gives the keys serde knows; SECTIONS must
+    // list the same ones, or a real key would be called unknown.
+    let text = toml::to_string(&Config::default()).unwrap();
+    let table: toml::Table = text.parse().unwrap();
+    let names: Vec<&str> = table.keys().map(String::as_str).collect();
+    let mut sections = SECTION_NAMES.to_vec();
+    sections.sort_unstable();
+    assert_eq!(names, sections);
+    for (section, keys) in SECTIONS {
+        let found: Vec<&str> = table[*section].as_table().unwrap().keys().map(String::as_str).collect();
+        let mut keys = keys.to_vec();
+        keys.sort_unstable();
+        assert_eq!(found, keys, "[{section}]");
+    }
+}
+
+#[test]
+fn empty_text_is_the_defaults() {
+    assert_eq!(parse("").unwrap(), Config::default());
+}
+
+#[test]
+fn partial_section_keeps_other_defaults() {
+    let config = parse("[limits]\nmax_frame_size = 4096\n").unwrap();
+    let mut expected = Config::default();
+    expected.limits.max_frame_size = 4096;
+    assert_eq!(config, expected);
+}
+
+#[test]
+fn durations_and_address_parse() {
+    let text = "server.bind = \"[::1]:80\"\n[timeouts]\nidle = \"1m 30s\"\nclose = \"500ms\"\n";
+    let config = parse(text).unwrap();
+    assert_eq!(config.server.bind, "[::1]:80".parse().unwrap());
+    assert_eq!(config.timeouts.idle, Duration::from_secs(90));
+    assert_eq!(config.timeouts.close, Duration::from_millis(500));
+}
+
+#[test]
+fn unknown_key_is_named_with_its_section_and_line() {
+    let msg = message("[limits]\nmax_frame_size = 1000\nmax_frame = 1\n");
+    assert!(msg.contains("unknown key `limits.max_frame` at line 3"), "{msg}");
+    assert!(msg.contains("`max_frame_size`"), "lists the known keys: {msg}");
+    let err = parse("[limits]\nmax_frame = 1\n").unwrap_err();
+    assert!(matches!(err, ConfigError::UnknownKey { ref key, line: 2, .. } if key == "limits.max_frame"));
+}
+
+#[test]
+fn unknown_dotted_and_inline_keys_are_named() {
+    let msg = message("limits.max_frame = 1\n");
+    assert!(msg.contains("`limits.max_frame` at line 1"), "{msg}");
+    let msg = message("\n\nserver = { bind = \"127.0.0.1:1\", thread = 2 }\n");
+    assert!(msg.contains("`server.thread` at line 3"), "{msg}");
+}
+
+#[test]
+fn unknown_section_is_named() {
+    let msg = message("[server]\nthreads = 2\n[limit]\nmax_frame_size = 1\n");
+    assert!(msg.contains("unknown key `limit` at line 3"), "{msg}");
+    assert!(msg.contains("`limits`"), "lists the sections: {msg}");
+}
+
+#[test]
+fn wrong_type_is_named_with_its_section_and_line() {
+    let msg = message("[server]\nbind = \"127.0.0.1:1\"\nthreads = \"four\"\n");
+    assert!(msg.contains("bad value for `server.threads` at line 3"), "{msg}");
+    assert!(msg.contains("expected usize"), "{msg}");
+    let err = parse("[server]\nthreads = \"four\"\n").unwrap_err();
+    assert!(matches!(err, ConfigError::BadValue { ref key, line: 2, .. } if key == "server.threads"));
+}
+
+#[test]
+fn unparsable_values_are_named() {
+    let msg = message("[server]\nbind = \"localhost\"\n");
+    assert!(msg.contains("`server.bind` at line 2"), "{msg}");
+    let msg = message("[timeouts]\nidle = \"2 fortnights\"\n");
+    assert!(msg.contains("`timeouts.idle` at line 2"), "{msg}");
+    let msg = message("[timeouts]\nidle = 120\n");
+    assert!(msg.contains("`timeouts.idle` at line 2"), "{msg}");
+    let msg = message("[limits]\nmax_frame_size = -1\n");
+    assert!(msg.contains("`limits.max_frame_size` at line 2"), "{msg}");
+}
+
+#[test]
+fn section_that_is_not_a_table_is_named() {
+    let msg = message("server = 3\n");
+    assert!(msg.contains("bad value for `server` at line 1"), "{msg}");
+    let msg = message("[[server]]\n");
+    assert!(msg.contains("bad value for `server` at line 1"), "{msg}");
+}
+
+#[test]
+fn table_where_a_value_belongs_is_named() {
+    let msg = message("[server]\nbind.port = 1\n");
+    assert!(msg.contains("bad value for `server.bind` at line 2"), "{msg}");
+    let msg = message("limits.read_buffer_size.x = 1\n");
+    assert!(msg.contains("`limits.read_buffer_size` at line 1"), "{msg}");
+    let msg = message("[server.extra]\na = 1\n");
+    assert!(msg.contains("unknown key `server.extra` at line 1"), "{msg}");
+}
+
+#[test]
+fn first_problem_in_the_file_is_reported() {
+    let msg = message("[timeouts]\nidle = 5\n[limits]\nbogus = 1\n");
+    assert!(msg.contains("`timeouts.idle` at line 2"), "{msg}");
+}
+
+#[test]
+fn syntax_error_names_file_and_line() {
+    let msg = message("[server]\nthreads = = 2\n");
+    assert!(msg.contains("line 2"), "{msg}");
+    assert!(matches!(parse("[server\n").unwrap_err(), ConfigError::Syntax { .. }));
+}
+
+#[test]
+fn load_reads_a_file_and_names_a_missing_one() {
+    let dir = std::env::temp_dir().join(format!("wsreactor-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("partial.toml");
+    std::fs::write(&path, "[server]\nthreads = 3\n").unwrap();
+    assert_eq!(Config::load(&path).unwrap().server.threads, 3);
+    let missing = dir.join("missing.toml");
+    let err = Config::load(&missing).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert!(err.to_string().contains("missing.toml"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn invalid(edit: impl FnOnce(&mut Config)) -> String {
+    let mut config = Config::default();
+    edit(&mut config);
+    let err = config.validate(ORIGIN).expect_err("should be invalid");
+    assert!(matches!(err, ConfigError::Invalid { .. }));
+    err.to_string()
+}
+
+#[test]
+fn validate_names_the_key_and_the_value() {
+    let msg = invalid(|c| c.limits.read_buffer_size = 10);
+    assert_eq!(
+        msg,
+        "config/x.toml: `limits.read_buffer_size` must be at least 1024, got 10"
+    );
+    let msg = invalid(|c| c.timeouts.idle = Duration::from_millis(1500));
+    assert_eq!(msg, "config/x.toml: `timeouts.idle` must be at least 2s, got 1s 500ms");
+}
+
+#[test]
+fn validate_refuses_zero_sizes_and_timeouts() {
+    type Edit = fn(&mut Config);
+    let cases: [(&str, Edit); 9] = [
+        ("server.backlog", |c| c.server.backlog = 0),
+        ("limits.max_request_head", |c| c.limits.max_request_head = 0),
+        ("limits.max_frame_size", |c| c.limits.max_frame_size = 124),
+        ("limits.max_message_size", |c| c.limits.max_message_size = 0),
+        ("limits.write_buffer_limit", |c| c.limits.write_buffer_limit = 0),
+        ("timeouts.handshake", |c| c.timeouts.handshake = Duration::ZERO),
+        ("timeouts.idle", |c| c.timeouts.idle = Duration::ZERO),
+        ("timeouts.close", |c| c.timeouts.close = Duration::ZERO),
+        ("timeouts.write_stall", |c| c.timeouts.write_stall = Duration::ZERO),
+    ];
+    for (key, edit) in cases {
+        let msg = invalid(edit);
+        assert!(msg.contains(&format!("`{key}`")), "{key}: {msg}");
+    }
+}
+
+#[test]
+fn validate_accepts_the_edges() {
+    let mut config = Config::default();
+    config.limits.read_buffer_size = 1024;
+    config.limits.max_frame_size = 125;
+    config.limits.buffer_pool_size = 0;
+    config.timeouts.idle = Duration::from_secs(2);
+    config.validate(ORIGIN).unwrap();
+}
+
+#[test]
+fn worker_threads_resolves_zero_to_the_core_count() {
+    let mut config = Config::default();
+    config.server.threads = 3;
+    assert_eq!(config.worker_threads(), 3);
+    config.server.threads = 0;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(config.worker_threads(), cores);
+}
