@@ -41,16 +41,19 @@
 //! per second are over the window; those that arrive in the drain after it
 //! count too.
 
+mod progress;
+mod table;
+
+pub use progress::Progress;
+
 use super::churn::ChurnReport;
 use super::publisher::PublishOutcome;
-use super::stats::{Errors, Stats, TimedOut};
+use super::stats::{Errors, Stats};
 use super::subscribe::reconcile;
 use super::{Mode, Options, Plan};
 use crate::protocol::MessageKind;
 use hdrhistogram::Histogram;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
-use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -348,95 +351,6 @@ impl Summary {
         }
     }
 
-    /// The summary as a plain-text table.
-    pub fn table(&self) -> String {
-        let mut s = String::new();
-        let c = &self.connections;
-        let m = &self.messages;
-        let t = &self.time;
-        let _ = writeln!(
-            s,
-            "wsreactor load: {} {}, worker threads: {}",
-            self.mode, self.url, self.threads
-        );
-        let _ = writeln!(
-            s,
-            "connections  {} asked, {} tried, {} opened, {} failed, {} open at most",
-            c.target, c.attempted, c.opened, c.failed, c.peak_open
-        );
-        let _ = writeln!(
-            s,
-            "time         ramp {:.2} s, measured {:.2} s of {:.2} s, {:.2} s in all",
-            t.ramp_s, t.measured_s, t.duration_s, t.elapsed_s
-        );
-        if let Some(sub) = &self.subscribe {
-            subscribe_lines(&mut s, sub, m);
-        }
-        if let Some(churn) = &self.churn {
-            churn.lines(&mut s, m.size, m.kind);
-        }
-        if self.mode == Mode::Echo.name() {
-            let rate = m.rate.map_or("unpaced".into(), |r| {
-                format!("{r}/s in all, {:.3}/s per connection", r / c.target as f64)
-            });
-            let _ = writeln!(
-                s,
-                "messages     {} B {}, pipeline {}, rate {rate}",
-                m.size, m.kind, m.pipeline
-            );
-            let _ = writeln!(
-                s,
-                "             {} sent, {} received, {} lost, {:.1}/s",
-                m.sent, m.received, m.lost, m.per_second
-            );
-        }
-        let _ = writeln!(
-            s,
-            "\n{:<28}{:>9}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
-            "(ms)", "count", "mean", "p50", "p90", "p99", "p99.9", "max"
-        );
-        let mut rows = Vec::new();
-        if self.mode == Mode::Echo.name() {
-            rows.push((format!("round trip (from {})", self.latency_from), self.latency_us));
-            if self.latency_from == "schedule" {
-                rows.push(("round trip (from send)".into(), self.service_us));
-            }
-        }
-        if let Some(sub) = &self.subscribe {
-            rows.push((format!("delivery (from {})", self.latency_from), self.latency_us));
-            if self.latency_from == "schedule" && self.service_us.count > 0 {
-                rows.push(("delivery (from send)".into(), self.service_us));
-            }
-            rows.push(("publish POST to answer".into(), sub.publish_us));
-        }
-        if let Some(churn) = &self.churn {
-            rows.push((format!("cycle (from {})", self.latency_from), self.latency_us));
-            if self.latency_from == "schedule" {
-                rows.push(("cycle (from connect)".into(), self.service_us));
-            }
-            rows.push(("echo round trip".into(), churn.echo_us));
-        }
-        rows.push(("connect".into(), self.connect_us));
-        rows.push(("handshake".into(), self.handshake_us));
-        for (name, p) in rows {
-            let ms = |us: u64| us as f64 / 1000.0;
-            let _ = writeln!(
-                s,
-                "{name:<28}{:>9}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}",
-                p.count,
-                p.mean / 1000.0,
-                ms(p.p50),
-                ms(p.p90),
-                ms(p.p99),
-                ms(p.p99_9),
-                ms(p.max)
-            );
-        }
-        s.push('\n');
-        s.push_str(&error_lines(&self.errors));
-        s
-    }
-
     /// Write the summary as JSON.
     pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
         let mut text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
@@ -494,135 +408,5 @@ fn subscribe_report(
             per_second: per_second(stats.received),
         },
         publish_us: Percentiles::of(&p.round_trip),
-    }
-}
-
-fn subscribe_lines(s: &mut String, sub: &SubscribeReport, m: &Messages) {
-    let p = &sub.published;
-    let rate = p.rate.map_or("unpaced".into(), |r| format!("rate {r}/s"));
-    let _ = writeln!(
-        s,
-        "published    {} B {} to {} over {} connection{}, {rate}",
-        m.size,
-        m.kind,
-        sub.publish_url,
-        sub.publishers,
-        if sub.publishers == 1 { "" } else { "s" }
-    );
-    let due = p.due.map_or(String::new(), |d| format!("{d} due, "));
-    let ids = match (p.first_id, p.last_id) {
-        (Some(a), Some(b)) => format!(", ids {a}..{b}"),
-        _ => String::new(),
-    };
-    let reconnects = match p.reconnects {
-        0 => String::new(),
-        n => format!(", {n} reconnects after idle closes"),
-    };
-    let _ = writeln!(
-        s,
-        "             {due}{} sent, {} accepted, {} rejected, {} unconfirmed, {:.1}/s{ids}{reconnects}",
-        p.sent, p.accepted, p.rejected, p.unconfirmed, p.per_second
-    );
-    if p.unsent > 0 {
-        let asked = p.rate.unwrap_or(0.0);
-        let _ = writeln!(
-            s,
-            "             {}publisher behind: {} due messages never sent ({:.1}/s sent of {asked}/s asked)",
-            if p.fell_behind { "FELL BEHIND, " } else { "" },
-            p.unsent,
-            p.per_second
-        );
-    }
-    let d = &sub.deliveries;
-    let _ = writeln!(
-        s,
-        "deliveries   {} subscribers: {} expected, {} received, {} missing, {} duplicate, {} out of order, {:.1}/s",
-        d.subscribers, d.expected, d.received, d.missing, d.duplicates, d.out_of_order, d.per_second
-    );
-    let _ = writeln!(
-        s,
-        "             {} of {} subscribers got every accepted message",
-        d.complete_subscribers, d.subscribers
-    );
-}
-
-fn error_lines(errors: &ErrorReport) -> String {
-    if errors.total == 0 {
-        return "errors       none\n".into();
-    }
-    let mut s = format!("errors       {} in all\n", errors.total);
-    let e = &errors.by_kind;
-    let TimedOut {
-        connect,
-        handshake,
-        message,
-        close,
-    } = e.timed_out;
-    let mut line = |name: String, n: u64| {
-        if n > 0 {
-            let _ = writeln!(s, "  {name:<32}{n:>10}");
-        }
-    };
-    line("refused".into(), e.refused);
-    line("timed out: connect".into(), connect);
-    line("timed out: handshake".into(), handshake);
-    line("timed out: echo".into(), message);
-    line("timed out: close".into(), close);
-    e.handshake_status
-        .iter()
-        .for_each(|(k, n)| line(format!("handshake status {k}"), *n));
-    e.handshake_invalid
-        .iter()
-        .for_each(|(k, n)| line(format!("handshake: {k}"), *n));
-    e.close_codes
-        .iter()
-        .for_each(|(k, n)| line(format!("close code {k}"), *n));
-    e.protocol.iter().for_each(|(k, n)| line(format!("protocol: {k}"), *n));
-    e.echo.iter().for_each(|(k, n)| line(format!("echo: {k}"), *n));
-    e.io.iter().for_each(|(k, n)| line(format!("socket: {k}"), *n));
-    e.publish_status
-        .iter()
-        .for_each(|(k, n)| line(format!("publish status {k}"), *n));
-    e.publish.iter().for_each(|(k, n)| line(format!("publish: {k}"), *n));
-    e.delivery.iter().for_each(|(k, n)| line(format!("delivery: {k}"), *n));
-    s
-}
-
-/// The live progress line on stderr (a no-op when hidden).
-pub struct Progress {
-    bar: ProgressBar,
-}
-
-impl Progress {
-    /// A spinner line on stderr when `show`, else nothing.
-    pub fn new(show: bool) -> Progress {
-        if !show {
-            return Progress {
-                bar: ProgressBar::hidden(),
-            };
-        }
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}") {
-            bar.set_style(style);
-        }
-        bar.enable_steady_tick(Duration::from_millis(200));
-        Progress { bar }
-    }
-
-    /// Show the current figures.
-    pub fn update(&self, phase: &str, open: usize, target: usize, rate: f64, interval: &Histogram<u64>, errors: u64) {
-        let p99 = if interval.is_empty() {
-            "-".to_string()
-        } else {
-            format!("{:.3} ms", interval.value_at_quantile(0.99) as f64 / 1000.0)
-        };
-        self.bar.set_message(format!(
-            "{phase:<7} open {open}/{target}  {rate:.0} msg/s  p99 {p99}  errors {errors}"
-        ));
-    }
-
-    /// Remove the line.
-    pub fn finish(&self) {
-        self.bar.finish_and_clear();
     }
 }

@@ -1,0 +1,116 @@
+//! What `wsreactor load` is asked to do, as given (see the module docs of
+//! [`crate::load`] for what each knob means), and why a run can fail.
+
+use crate::protocol::MessageKind;
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// What each connection does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Send messages, await each echo, measure the round trip.
+    Echo,
+    /// Open and hold connections; measure connect and handshake time.
+    Connect,
+    /// Subscribe to a channel of the push server, publish to it over HTTP
+    /// and measure each delivery from the time it was due to be published.
+    Subscribe,
+    /// New connections back to back on `connections` slots, each doing a
+    /// handshake, one echo and a close; measure cycles per second.
+    Churn,
+}
+
+impl Mode {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Echo => "echo",
+            Mode::Connect => "connect",
+            Mode::Subscribe => "subscribe",
+            Mode::Churn => "churn",
+        }
+    }
+}
+
+/// What to run. See the module docs for what each knob means.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `ws://HOST[:PORT][/PATH]`.
+    pub url: String,
+    /// What each connection does.
+    pub mode: Mode,
+    /// Connections to open; in churn mode, cycles in progress at once.
+    pub connections: usize,
+    /// New connections per second during the ramp; 0 opens all at once.
+    pub connect_rate: f64,
+    /// Worker threads; 0 for one per core.
+    pub threads: usize,
+    /// Length of the measurement window.
+    pub duration: Duration,
+    /// Payload bytes per message.
+    pub size: usize,
+    /// Text or binary messages.
+    pub kind: MessageKind,
+    /// Messages per second over all connections (published per second in
+    /// subscribe mode, cycles started per second in churn mode); `None`
+    /// for a closed loop.
+    pub rate: Option<f64>,
+    /// Subscribe mode: HTTP connections the publisher posts over.
+    pub publishers: usize,
+    /// Messages in flight per connection at most.
+    pub pipeline: usize,
+    /// Local addresses to connect from, in turn; empty lets the kernel pick.
+    pub source_ips: Vec<IpAddr>,
+    /// Connect, handshake and echo time-out; also bounds the drain.
+    pub timeout: Duration,
+    /// Draw the live progress line on stderr.
+    pub progress: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            url: "ws://127.0.0.1:9001/".into(),
+            mode: Mode::Echo,
+            connections: 100,
+            connect_rate: 1000.0,
+            threads: 0,
+            duration: Duration::from_secs(10),
+            size: 32,
+            kind: MessageKind::Binary,
+            rate: None,
+            publishers: 4,
+            pipeline: 1,
+            source_ips: Vec::new(),
+            timeout: Duration::from_secs(10),
+            progress: false,
+        }
+    }
+}
+
+/// Why a run could not start or finish.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The options are unusable (a usage error).
+    Invalid(String),
+    /// The generator itself failed (threads, poll).
+    Io(std::io::Error),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Invalid(why) => f.write_str(why),
+            LoadError::Io(e) => write!(f, "load generator failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl From<std::io::Error> for LoadError {
+    fn from(e: std::io::Error) -> Self {
+        LoadError::Io(e)
+    }
+}

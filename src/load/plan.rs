@@ -1,0 +1,231 @@
+//! The options checked and resolved into what the workers and the
+//! publisher share read-only.
+
+use super::schedule::{ConnectSchedule, MessageSchedule};
+use super::{subscribe, LoadError, Mode, Options, Target};
+use crate::protocol::{MessageKind, ReadLimits};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// Subscribe mode's publishing, resolved.
+#[derive(Debug, Clone)]
+pub struct PublishPlan {
+    /// The channel, from the URL's `/ws/{channel}`.
+    pub channel: String,
+    /// `/pub/{channel}`.
+    pub path: String,
+    /// The `Host` header.
+    pub host: String,
+    /// HTTP connections to post over.
+    pub lanes: usize,
+    /// Messages per second in all; `None` posts as fast as answers come.
+    pub rate: Option<f64>,
+}
+
+impl PublishPlan {
+    fn new(o: &Options, target: &Target) -> Result<PublishPlan, String> {
+        let path = target.path.split('?').next().unwrap_or_default();
+        let channel = path
+            .strip_prefix("/ws/")
+            .filter(|c| valid_channel(c))
+            .ok_or("subscribe mode needs --url ws://HOST:PORT/ws/CHANNEL (CHANNEL: 1 to 128 of A-Z a-z 0-9 _ . : -)")?;
+        if o.publishers == 0 || o.publishers > subscribe::MAX_LANES {
+            return Err(format!("--publishers must be 1 to {}", subscribe::MAX_LANES));
+        }
+        if o.size < subscribe::HEADER || o.kind == MessageKind::Text {
+            return Err(format!(
+                "subscribe mode publishes binary payloads of at least {} bytes",
+                subscribe::HEADER
+            ));
+        }
+        Ok(PublishPlan {
+            channel: channel.to_string(),
+            path: format!("/pub/{channel}"),
+            host: target.host.clone(),
+            lanes: o.publishers,
+            rate: o.rate,
+        })
+    }
+}
+
+/// A channel name the push server takes: `[A-Za-z0-9_.:-]{1,128}`.
+fn valid_channel(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+}
+
+/// Options resolved for the workers, shared read-only.
+#[derive(Debug)]
+pub struct Plan {
+    /// The run's epoch: published payloads carry times relative to it.
+    pub t0: Instant,
+    /// Where to connect.
+    pub target: Target,
+    /// What each connection does.
+    pub mode: Mode,
+    /// Connections over the whole run.
+    pub connections: usize,
+    /// Worker threads.
+    pub threads: usize,
+    /// Messages in flight per connection at most.
+    pub pipeline: usize,
+    /// Send times when paced. In churn mode, cycle start times, with the
+    /// workers in place of connections: cycle `k` of worker `w` is due at
+    /// `offset(w, k)`, so that the run's cycles are due one every `1 / rate`.
+    pub schedule: Option<MessageSchedule>,
+    /// Connect times.
+    pub connect: ConnectSchedule,
+    /// Connect, handshake, echo and drain time-out.
+    pub timeout: Duration,
+    /// How long a close handshake and the server's EOF may take.
+    pub close_timeout: Duration,
+    /// Limits for what the server sends.
+    pub read_limits: ReadLimits,
+    /// Text or binary.
+    pub kind: MessageKind,
+    /// The message payload.
+    pub payload: Vec<u8>,
+    /// Source addresses, in turn.
+    pub source_ips: Vec<IpAddr>,
+    /// Size of the workers' pooled buffers.
+    pub buffer_size: usize,
+    /// Feed the progress line.
+    pub progress: bool,
+    /// Subscribe mode's publishing.
+    pub publish: Option<PublishPlan>,
+}
+
+impl Plan {
+    pub(super) fn new(o: &Options, t0: Instant) -> Result<Plan, LoadError> {
+        let invalid = |why: &str| Err(LoadError::Invalid(why.into()));
+        if o.connections == 0 || o.pipeline == 0 {
+            return invalid("--connections and --pipeline must be at least 1");
+        }
+        let positive = |r: f64| r > 0.0 && r.is_finite();
+        if o.rate.is_some_and(|r| !positive(r)) || o.connect_rate.is_nan() || o.connect_rate < 0.0 {
+            return invalid("--rate must be above 0 and --connect-rate at least 0");
+        }
+        if o.size > 1 << 30 {
+            return invalid("--size is at most 1 GiB");
+        }
+        let target = Target::parse(&o.url).map_err(LoadError::Invalid)?;
+        if o.source_ips.iter().any(|ip| ip.is_ipv4() != target.addr.is_ipv4()) {
+            return invalid("--source-ips must be of the same family as the target");
+        }
+        let publish = match o.mode {
+            Mode::Subscribe => Some(PublishPlan::new(o, &target).map_err(LoadError::Invalid)?),
+            Mode::Echo | Mode::Connect | Mode::Churn => None,
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = if o.threads == 0 { cores } else { o.threads }.min(o.connections);
+        let payload = match o.kind {
+            MessageKind::Text => (0..o.size).map(|i| b'a' + (i % 26) as u8).collect(),
+            MessageKind::Binary => (0..o.size).map(|i| (i * 31 + 7) as u8).collect(),
+        };
+        let defaults = ReadLimits::default();
+        Ok(Plan {
+            t0,
+            target,
+            mode: o.mode,
+            connections: o.connections,
+            threads,
+            pipeline: o.pipeline,
+            schedule: o.rate.and_then(|r| match o.mode {
+                Mode::Echo => Some(MessageSchedule::new(r, o.connections)),
+                Mode::Churn => Some(MessageSchedule::new(r, threads)),
+                Mode::Connect | Mode::Subscribe => None,
+            }),
+            connect: ConnectSchedule::new(t0, o.connect_rate),
+            timeout: o.timeout,
+            close_timeout: o.timeout.min(Duration::from_secs(2)),
+            read_limits: ReadLimits {
+                max_frame_size: defaults.max_frame_size.max(o.size),
+                max_message_size: defaults.max_message_size.max(o.size),
+            },
+            kind: o.kind,
+            payload,
+            source_ips: o.source_ips.clone(),
+            buffer_size: (o.size + 14).clamp(4096, 1 << 16),
+            progress: o.progress,
+            publish,
+        })
+    }
+
+    /// The source address for connection `index`.
+    pub fn source_for(&self, index: usize) -> Option<IpAddr> {
+        (!self.source_ips.is_empty()).then(|| self.source_ips[index % self.source_ips.len()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_refuse_bad_options() {
+        let t0 = Instant::now();
+        let subscribe = Options {
+            mode: Mode::Subscribe,
+            url: "ws://127.0.0.1:9001/ws/news".into(),
+            ..Options::default()
+        };
+        let bad = [
+            Options {
+                mode: Mode::Subscribe,
+                ..Options::default()
+            },
+            Options {
+                url: "ws://127.0.0.1:9001/ws/a b".into(),
+                ..subscribe.clone()
+            },
+            Options {
+                size: 15,
+                ..subscribe.clone()
+            },
+            Options {
+                kind: MessageKind::Text,
+                ..subscribe.clone()
+            },
+            Options {
+                publishers: 0,
+                ..subscribe.clone()
+            },
+            Options {
+                connections: 0,
+                ..Options::default()
+            },
+            Options {
+                rate: Some(0.0),
+                ..Options::default()
+            },
+            Options {
+                url: "wss://127.0.0.1/".into(),
+                ..Options::default()
+            },
+        ];
+        for o in bad {
+            assert!(matches!(Plan::new(&o, t0), Err(LoadError::Invalid(_))), "{o:?}");
+        }
+        let plan = Plan::new(&Options::default(), t0).unwrap();
+        assert_eq!(plan.payload.len(), 32);
+        let plan = Plan::new(
+            &Options {
+                url: "ws://127.0.0.1:9001/ws/a.b:C-9_?since=3".into(),
+                rate: Some(10.0),
+                ..subscribe
+            },
+            t0,
+        )
+        .unwrap();
+        let publish = plan.publish.unwrap();
+        assert_eq!(
+            (publish.channel.as_str(), publish.path.as_str()),
+            ("a.b:C-9_", "/pub/a.b:C-9_")
+        );
+        assert_eq!(publish.lanes, 4);
+        // Subscribers send nothing: no per-connection schedule.
+        assert!(plan.schedule.is_none());
+    }
+}

@@ -1,0 +1,44 @@
+//! The live progress line on stderr.
+
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::time::Duration;
+
+/// The live progress line on stderr (a no-op when hidden).
+pub struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    /// A spinner line on stderr when `show`, else nothing.
+    pub fn new(show: bool) -> Progress {
+        if !show {
+            return Progress {
+                bar: ProgressBar::hidden(),
+            };
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}") {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Progress { bar }
+    }
+
+    /// Show the current figures.
+    pub fn update(&self, phase: &str, open: usize, target: usize, rate: f64, interval: &Histogram<u64>, errors: u64) {
+        let p99 = if interval.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.3} ms", interval.value_at_quantile(0.99) as f64 / 1000.0)
+        };
+        self.bar.set_message(format!(
+            "{phase:<7} open {open}/{target}  {rate:.0} msg/s  p99 {p99}  errors {errors}"
+        ));
+    }
+
+    /// Remove the line.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
