@@ -285,32 +285,54 @@ fn a_stall_shows_in_p99_when_measured_from_the_schedule() {
     assert!(s.service_us.p99 < stall_us / 2, "{:?}", s.service_us);
 }
 
-#[test]
-fn the_binary_writes_the_documented_json_and_a_chart() {
-    let server = server();
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let (json, svg) = (dir.join("load-summary.json"), dir.join("load-latency.svg"));
+/// Run the binary, `wsreactor load ARGS --quiet --json FILE`, and assert
+/// that it exits 0 (with its output if not). Its stdout, and the JSON file
+/// parsed.
+fn load_json(file: &str, args: &[&str]) -> (String, serde_json::Value) {
+    let json = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(file);
     let _ = std::fs::remove_file(&json);
-    let _ = std::fs::remove_file(&svg);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsreactor"))
-        .args(["load", "--url", &format!("ws://{}/", server.local_addr())])
-        .args(["--connections", "4", "--duration", "500ms", "--rate", "200", "--quiet"])
+        .arg("load")
+        .args(args)
+        .arg("--quiet")
         .arg("--json")
         .arg(&json)
-        .arg("--plot")
-        .arg(&svg)
         .env("RUST_LOG", "off")
         .output()
         .unwrap();
-    stop(server);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let text = std::fs::read_to_string(&json).unwrap();
+    (stdout, serde_json::from_str(&text).unwrap())
+}
+
+#[test]
+fn the_binary_writes_the_documented_json_and_a_chart() {
+    let server = server();
+    let svg = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("load-latency.svg");
+    let _ = std::fs::remove_file(&svg);
+    let url = format!("ws://{}/", server.local_addr());
+    let (stdout, v) = load_json(
+        "load-summary.json",
+        &[
+            "--url",
+            &url,
+            "--connections",
+            "4",
+            "--duration",
+            "500ms",
+            "--rate",
+            "200",
+            "--plot",
+            svg.to_str().unwrap(),
+        ],
+    );
+    stop(server);
     assert!(stdout.contains("round trip (from schedule)"), "{stdout}");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     for field in [
         "url",
         "mode",
@@ -499,26 +521,29 @@ fn subscribe_reports_a_publisher_that_falls_behind() {
 #[test]
 fn the_binary_writes_subscribe_figures_as_json() {
     let server = Serve::start(&[]);
-    let json = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("load-subscribe.json");
-    let _ = std::fs::remove_file(&json);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsreactor"))
-        .args(["load", "--url", &server.url("json"), "--mode", "subscribe"])
-        .args(["--connections", "4", "--duration", "500ms", "--rate", "100"])
-        .args(["--size", "64", "--publishers", "1", "--quiet", "--json"])
-        .arg(&json)
-        .env("RUST_LOG", "off")
-        .output()
-        .unwrap();
+    let url = server.url("json");
+    let (stdout, v) = load_json(
+        "load-subscribe.json",
+        &[
+            "--url",
+            &url,
+            "--mode",
+            "subscribe",
+            "--connections",
+            "4",
+            "--duration",
+            "500ms",
+            "--rate",
+            "100",
+            "--size",
+            "64",
+            "--publishers",
+            "1",
+        ],
+    );
     let addr = server.addr;
     drop(server);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(stdout.contains("delivery (from schedule)"), "{stdout}");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["mode"], "subscribe");
     let sub = &v["subscribe"];
     assert_eq!(sub["channel"], "json");
@@ -621,34 +646,25 @@ fn churn_cycles_are_what_the_server_saw() {
         "wsreactor_messages_echoed_total",
     ];
     let before = metrics(server.addr, counters);
-    let json = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("load-churn.json");
-    let _ = std::fs::remove_file(&json);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsreactor"))
-        .args(["load", "--url", &format!("ws://{}/", server.addr), "--mode", "churn"])
-        .args([
+    let url = format!("ws://{}/", server.addr);
+    let (stdout, v) = load_json(
+        "load-churn.json",
+        &[
+            "--url",
+            &url,
+            "--mode",
+            "churn",
             "--connections",
             "20",
             "--duration",
             "1s",
             "--threads",
             "2",
-            "--quiet",
-            "--json",
-        ])
-        .arg(&json)
-        .env("RUST_LOG", "off")
-        .output()
-        .unwrap();
+        ],
+    );
     let after = metrics(server.addr, counters);
     drop(server);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(stdout.contains("cycle (from connect)"), "{stdout}");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let n = |v: &serde_json::Value| v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"));
     let c = &v["churn"];
     let cycles = n(&c["cycles"]);
