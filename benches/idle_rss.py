@@ -11,6 +11,10 @@ reads the RSS again:
 
     bytes per connection = (VmRSS after - VmRSS before) / N
 
+With --warmup W, W connections are first opened (and echoed) and closed
+before the first reading, so that what a fresh server does once (paging in
+its code, setting up its runtime) is not counted per connection.
+
 Kernel socket buffers are not part of a process's RSS, so this is the
 server's own per-connection memory (its connection table, buffers, etc.).
 
@@ -535,6 +539,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="connections in progress at once (default 500)")
     p.add_argument("--no-echo", dest="echo", action="store_false",
                    help="do not send a text frame and read its echo on each connection")
+    p.add_argument("--warmup", type=int, default=0, metavar="N",
+                   help="first open (and echo, unless --no-echo), then close N connections before "
+                        "the baseline, so that what a fresh server sets up once is not counted (default 0)")
     p.add_argument("--settle", type=float, default=2.0,
                    help="seconds to let the connections sit idle before the second reading (default 2)")
     p.add_argument("--timeout", type=float, default=120.0, help="bound on the whole run, seconds (default 120)")
@@ -552,6 +559,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--deflate needs the echo (leave out --no-echo)")
     if args.server_pid is not None and args.port is None:
         p.error("--server-pid needs --port")
+    if args.warmup < 0:
+        p.error("--warmup must be 0 or more")
     if args.connections < 1 or args.batch < 1 or args.threads < 1:
         p.error("--connections, --batch and --threads must be positive")
     return args
@@ -597,6 +606,19 @@ def main(argv=None) -> int:
         server_limit = nofile_soft_limit(pid)
         if server_limit is not None and server_limit < args.connections + 16:
             log(f"warning: the server's open-files limit is {server_limit}, below {args.connections} connections")
+
+        if args.warmup:
+            # A fresh server pages in its code and sets up its runtime on its
+            # first connections; that one-time cost is not per connection.
+            log(f"warm-up: {args.warmup} connections opened and closed before the baseline")
+            warm, failures, _ = open_connections(port, args.warmup, args.batch, args.echo, deadline,
+                                                 lambda: process_alive(pid), args.deflate)
+            for s in warm:
+                s.close()
+            if len(warm) < args.warmup:
+                reasons = ", ".join(f"{n} x {r}" for r, n in failures.most_common())
+                raise RuntimeError(f"only {len(warm)} of {args.warmup} warm-up connections opened: {reasons}")
+            time.sleep(1.0)  # let the server see the EOFs and drop them
 
         before = read_status(pid)
         log(f"server pid {pid} on {HOST}:{port}: VmRSS {fmt_bytes(before['VmRSS'])}, "
@@ -657,6 +679,7 @@ def main(argv=None) -> int:
             "server_threads": after.get("Threads"),
             "port": port,
             "connect_seconds": round(connect_s, 3),
+            "warmup_connections": args.warmup,
             "settle_seconds": settle,
             "before": before,
             "after": after,

@@ -28,7 +28,10 @@
 #      not (churn.server_kept_open), and --source-ips would spread its ports
 #      over more addresses if one ever did
 #   e  server RSS per idle connection at 1,000 and 19,000 connections, each
-#      echoed once (benches/idle_rss.py): VmRSS growth / connections
+#      echoed once (benches/idle_rss.py): VmRSS growth / connections, after
+#      100 warm-up connections opened, echoed and closed, so that what a
+#      fresh server does once (page in its code, start its runtime) is not
+#      counted per connection
 #   f  10,000 connections at 1 message/s each (20 B text): p99, p99.9 from
 #      the scheduled send time; opened at 2,000/s, which every server keeps
 #      up with, and measured once all are open
@@ -144,8 +147,8 @@ workload() {
                --size 16384 --binary --pipeline 1 ;;
         d) measure d "$r" "$name" load run 0.05 --mode churn --connections 50 --duration "$d" \
                --size 20 --text ;;
-        e) measure e1k "$r" "$name" rss run 0.05 --connections 1000
-           measure e19k "$r" "$name" rss run 0.05 --connections 19000 ;;
+        e) measure e1k "$r" "$name" rss run 0.05 --connections 1000 --warmup 100
+           measure e19k "$r" "$name" rss run 0.05 --connections 19000 --warmup 100 ;;
         f) measure f "$r" "$name" load run 0.05 --connections 10000 --connect-rate 2000 \
                --duration "$d" --size 20 --text --rate 10000 --source-ips 127.0.0.1-127.0.0.4 ;;
         *) die "unknown workload $w" ;;

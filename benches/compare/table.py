@@ -70,7 +70,7 @@ FIGURES = [
     ("d", "(d) new connections/s (handshake + echo + close), 50 at once", True, cycles_per_second, "{:,.0f}"),
     ("d", "(d) the same: p99 connect to server's close, ms", False, ms("latency_us", "p99"), "{:.2f}"),
     ("d", "(d) the same: server CPU per connection, µs", False, server_us(cycles_per_second), "{:.1f}"),
-    ("e1k", "(e) RSS per idle conn (echoed once), 1,000 conns: bytes", False, rss_per_conn, "{:,.0f}"),
+    ("e1k", "(e) RSS per idle conn (echoed once, after 100 warm-up conns), 1,000 conns: bytes", False, rss_per_conn, "{:,.0f}"),
     ("e1k", "(e) the same, anonymous memory only (RssAnon): bytes", False, anon_per_conn, "{:,.0f}"),
     ("e19k", "(e) RSS per idle conn, 19,000 conns: bytes", False, rss_per_conn, "{:,.0f}"),
     ("e19k", "(e) the same, anonymous memory only (RssAnon): bytes", False, anon_per_conn, "{:,.0f}"),
