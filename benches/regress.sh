@@ -8,9 +8,13 @@
 #   bash benches/regress.sh BASE [HEAD]     # e.g. 190e8fa; HEAD by default
 #   ROUNDS=5 TIME=3 BENCHES="mask frame" bash benches/regress.sh BASE
 #
-# Each commit is checked out in a detached worktree under /tmp (so edits to
-# the working tree during a run change nothing) and built there with its own
-# benches, so an API change between the commits does not matter.
+# Each commit is exported (git archive) to its own directory under /tmp (so
+# edits to the working tree during a run change nothing) and built there
+# with its own benches, so an API change between the commits does not
+# matter. The export and the build directory are kept, keyed by commit: the
+# files carry the commit's time, so a later run of the same commits finds
+# the build up to date (a fresh checkout's new file times made cargo rebuild
+# the crate and its benches, about 10 minutes).
 # Only benchmarks present at both sides are compared. Each bench gets TIME
 # seconds of measurement (and 1 s of warm-up) per benchmark and round.
 set -euo pipefail
@@ -23,31 +27,30 @@ TOLERANCE=${TOLERANCE:-0.05}
 BENCHES=${BENCHES:-"mask frame handshake utf8 deflate"}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-# side -> short commit id, its checkout, and its build directory (kept
-# between runs, so a second run of the same commits builds nothing).
+# side -> short commit id, its exported source, and its build directory.
 declare -A sha dir target
 for side in base head; do
     commit=$([ $side = base ] && echo "$base" || echo "$head")
     sha[$side]=$(cd "$root" && git rev-parse --short "$commit")
-    dir[$side]=/tmp/wsreactor-regress-$side-${sha[$side]}
+    dir[$side]=/tmp/wsreactor-regress-src-${sha[$side]}
     target[$side]=/tmp/wsreactor-regress-target-${sha[$side]}
 done
 out=$root/target/regress/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
 
-cleanup() {
-    for side in base head; do
-        (cd "$root" && git worktree remove --force "${dir[$side]}" 2>/dev/null) || true
-    done
-}
-trap cleanup EXIT
 for side in base head; do
-    [ -d "${dir[$side]}" ] || (cd "$root" && git worktree add --detach "${dir[$side]}" "${sha[$side]}" >/dev/null)
+    d=${dir[$side]}
+    if [ ! -f "$d/Cargo.toml" ]; then
+        rm -rf "$d.part" && mkdir -p "$d.part"
+        (cd "$root" && git archive --format=tar "${sha[$side]}") | tar -x -C "$d.part"
+        mv "$d.part" "$d"
+    fi
 done
 
 for side in base head; do
     echo "regress.sh: building the benches at $side" >&2
-    (cd "${dir[$side]}" && CARGO_TARGET_DIR=${target[$side]} cargo bench --quiet --no-run $(printf -- '--bench %s ' $BENCHES) >/dev/null 2>&1)
+    (cd "${dir[$side]}" && CARGO_TARGET_DIR=${target[$side]} cargo bench --quiet --no-run $(printf -- '--bench %s ' $BENCHES) \
+        >"$out/build.$side.log" 2>&1) || { echo "regress.sh: the build at $side failed: $out/build.$side.log" >&2; exit 2; }
 done
 
 for r in $(seq "$ROUNDS"); do
