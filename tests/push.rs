@@ -246,6 +246,23 @@ fn long_polling_sees_every_id_exactly_once_on_one_connection() {
 }
 
 #[test]
+fn a_percent_encoded_channel_name_is_the_same_channel() {
+    // encodeURIComponent("market:btc") is "market%3Abtc".
+    let server = Server::start(settings());
+    let (mut sub, _) = Client::upgrade_at(server.addr, "/ws/market%3Abtc", "");
+    let mut publisher = Client::connect(server.addr);
+    let receipt = publish(&mut publisher, "market:btc", "one");
+    assert_eq!(receipt["subscribers"], 1);
+    assert_eq!(text(&sub.recv()), "one");
+    let receipt = publish(&mut publisher, "market%3abtc", "two");
+    assert_eq!(receipt["id"], 2);
+    assert_eq!(text(&sub.recv()), "two");
+    // An escape that decodes outside the name set is refused.
+    let r = publisher.request("POST", "/pub/a%2Fb", &[], b"x");
+    assert_eq!(r.status, 400, "{r:?}");
+}
+
+#[test]
 fn a_parked_poll_is_answered_by_a_publish() {
     let server = Server::start(settings());
     let mut poller = Client::connect(server.addr);

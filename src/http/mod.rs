@@ -6,13 +6,16 @@
 
 pub mod metrics;
 
-use crate::pubsub::valid_channel;
+use crate::pubsub::channel_name;
+use std::borrow::Cow;
 
 /// The demo page served at `GET /`, embedded in the binary.
 pub const DEMO_PAGE: &str = include_str!("demo.html");
 
-/// What a request target names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a request target names. Channel names are percent-decoded
+/// ([`channel_name`]), so they borrow from the path only when they had no
+/// escape.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route<'a> {
     /// `/`: the WebSocket echo endpoint, or the demo page for a plain GET.
     Root,
@@ -21,14 +24,15 @@ pub enum Route<'a> {
     /// `/metrics`: Prometheus text format.
     Metrics,
     /// `POST /pub/{channel}`.
-    Publish(&'a str),
+    Publish(Cow<'a, str>),
     /// `/ws/{channel}`: a WebSocket subscriber.
-    Subscribe(&'a str),
+    Subscribe(Cow<'a, str>),
     /// `/poll/{channel}`: long polling.
-    Poll(&'a str),
+    Poll(Cow<'a, str>),
     /// `/sse/{channel}`: Server-Sent Events.
-    Events(&'a str),
-    /// A channel endpoint with a name outside `[A-Za-z0-9_.:-]{1,128}`.
+    Events(Cow<'a, str>),
+    /// A channel endpoint with a name outside `[A-Za-z0-9_.:-]{1,128}`
+    /// (after percent-decoding), or a bad escape.
     BadChannel,
     /// Anything else: 404.
     NotFound,
@@ -42,7 +46,7 @@ pub fn route<'a>(path: &'a str) -> Route<'a> {
         "/metrics" => return Route::Metrics,
         _ => {}
     }
-    type Make<'a> = fn(&'a str) -> Route<'a>;
+    type Make<'a> = fn(Cow<'a, str>) -> Route<'a>;
     let routes: [(&str, Make<'a>); 4] = [
         ("/pub/", Route::Publish),
         ("/ws/", Route::Subscribe),
@@ -50,12 +54,8 @@ pub fn route<'a>(path: &'a str) -> Route<'a> {
         ("/sse/", Route::Events),
     ];
     for (prefix, make) in routes {
-        if let Some(name) = path.strip_prefix(prefix) {
-            return if valid_channel(name) {
-                make(name)
-            } else {
-                Route::BadChannel
-            };
+        if let Some(segment) = path.strip_prefix(prefix) {
+            return channel_name(segment).map_or(Route::BadChannel, make);
         }
     }
     Route::NotFound
@@ -91,13 +91,16 @@ mod tests {
         assert_eq!(route("/metrics"), Route::Metrics);
         assert_eq!(route("/nope"), Route::NotFound);
         assert_eq!(route("/healthz/"), Route::NotFound);
-        assert_eq!(route("/pub/news"), Route::Publish("news"));
-        assert_eq!(route("/ws/a.b:c-d_1"), Route::Subscribe("a.b:c-d_1"));
-        assert_eq!(route("/poll/x"), Route::Poll("x"));
-        assert_eq!(route("/sse/x"), Route::Events("x"));
+        assert_eq!(route("/pub/news"), Route::Publish("news".into()));
+        assert_eq!(route("/ws/a.b:c-d_1"), Route::Subscribe("a.b:c-d_1".into()));
+        assert_eq!(route("/ws/a.b%3Ac-d_1"), Route::Subscribe("a.b:c-d_1".into()));
+        assert_eq!(route("/poll/x"), Route::Poll("x".into()));
+        assert_eq!(route("/sse/x"), Route::Events("x".into()));
         assert_eq!(route("/pub/"), Route::BadChannel);
         assert_eq!(route("/ws/a/b"), Route::BadChannel);
         assert_eq!(route("/sse/%20"), Route::BadChannel);
+        assert_eq!(route("/sse/a%2Fb"), Route::BadChannel);
+        assert_eq!(route("/pub/a%4"), Route::BadChannel);
     }
 
     #[test]

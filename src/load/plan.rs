@@ -4,6 +4,7 @@
 use super::schedule::{ConnectSchedule, MessageSchedule};
 use super::{subscribe, LoadError, Mode, Options, Target};
 use crate::protocol::{MessageKind, ReadLimits};
+use crate::pubsub::channel_name;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,7 @@ impl PublishPlan {
         let path = target.path.split('?').next().unwrap_or_default();
         let channel = path
             .strip_prefix("/ws/")
-            .filter(|c| valid_channel(c))
+            .and_then(channel_name)
             .ok_or("subscribe mode needs --url ws://HOST:PORT/ws/CHANNEL (CHANNEL: 1 to 128 of A-Z a-z 0-9 _ . : -)")?;
         if o.publishers == 0 || o.publishers > subscribe::MAX_LANES {
             return Err(format!("--publishers must be 1 to {}", subscribe::MAX_LANES));
@@ -46,14 +47,6 @@ impl PublishPlan {
             rate: o.rate,
         })
     }
-}
-
-/// A channel name the push server takes: `[A-Za-z0-9_.:-]{1,128}`.
-fn valid_channel(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
 }
 
 /// Options resolved for the workers, shared read-only.
@@ -210,9 +203,10 @@ mod tests {
         }
         let plan = Plan::new(&Options::default(), t0).unwrap();
         assert_eq!(plan.payload.len(), 32);
+        // The channel is percent-decoded, as the server decodes it.
         let plan = Plan::new(
             &Options {
-                url: "ws://127.0.0.1:9001/ws/a.b:C-9_?since=3".into(),
+                url: "ws://127.0.0.1:9001/ws/a.b%3AC-9_?since=3".into(),
                 rate: Some(10.0),
                 ..subscribe
             },

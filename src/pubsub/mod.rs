@@ -18,6 +18,7 @@ pub use hub::{Inbox, LocalHub};
 pub use message::{Encoding, Message};
 
 use crate::protocol::MessageKind;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -105,6 +106,37 @@ pub trait Broker: Send + Sync + fmt::Debug {
     fn inbox(&self, worker: usize) -> &Inbox;
 }
 
+/// The channel a request path's last segment names, or `None` if it names
+/// none: the segment is percent-decoded first (RFC 3986 §2.1, §6.2.2.2:
+/// `%3A` and `:` are the same character, and `encodeURIComponent` writes
+/// the former), then checked with [`valid_channel`]. A bad escape, or one
+/// that decodes to a character outside the name set (`%2F`), names nothing.
+pub fn channel_name(segment: &str) -> Option<Cow<'_, str>> {
+    let name = if segment.contains('%') {
+        Cow::Owned(percent_decode(segment)?)
+    } else {
+        Cow::Borrowed(segment)
+    };
+    valid_channel(&name).then_some(name)
+}
+
+/// `%XX` escapes decoded; `None` for a `%` not followed by two hex digits or
+/// a result that is not UTF-8 (no channel name could be either).
+fn percent_decode(s: &str) -> Option<String> {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let (hi, lo) = (hex(bytes.next()?)?, hex(bytes.next()?)?);
+            out.push((hi * 16 + lo) as u8);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Channel names: `[A-Za-z0-9_.:-]{1,128}`.
 pub fn valid_channel(name: &str) -> bool {
     (1..=128).contains(&name.len())
@@ -127,5 +159,27 @@ mod tests {
         assert!(!valid_channel("a/b"));
         assert!(!valid_channel("a b"));
         assert!(!valid_channel("é"));
+    }
+
+    #[test]
+    fn channel_names_are_percent_decoded() {
+        assert_eq!(channel_name("news").as_deref(), Some("news"));
+        assert!(matches!(channel_name("news"), Some(Cow::Borrowed(_))));
+        assert_eq!(channel_name("market%3Abtc").as_deref(), Some("market:btc"));
+        assert_eq!(channel_name("market%3abtc").as_deref(), Some("market:btc"));
+        assert_eq!(channel_name("%6E%65%77%73").as_deref(), Some("news"));
+        // Decoded, the name must still be in the set.
+        assert_eq!(channel_name("a%2Fb"), None);
+        assert_eq!(channel_name("a%20b"), None);
+        assert_eq!(channel_name("%C3%A9"), None);
+        // Bad escapes name nothing.
+        assert_eq!(channel_name("a%"), None);
+        assert_eq!(channel_name("a%3"), None);
+        assert_eq!(channel_name("a%zz"), None);
+        assert_eq!(channel_name("%FF"), None);
+        // The length limit applies to the decoded name.
+        assert!(channel_name(&"%61".repeat(128)).is_some());
+        assert_eq!(channel_name(&"%61".repeat(129)), None);
+        assert_eq!(channel_name(""), None);
     }
 }

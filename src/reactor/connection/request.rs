@@ -89,14 +89,14 @@ impl Connection {
                 let body = metrics::render(ctx.all_stats, ctx.hub);
                 self.reply(head, &[("Content-Type", metrics::CONTENT_TYPE)], body.as_bytes(), ctx)
             }
-            Route::Publish(channel) => self.start_publish(head, channel, ctx),
-            Route::Subscribe(channel) => self.upgrade(head, Some(channel), ctx),
-            Route::Poll(channel) => self.start_poll(head, channel, ctx),
-            Route::Events(channel) => self.start_events(head, channel, ctx),
+            Route::Publish(channel) => self.start_publish(head, &channel, ctx),
+            Route::Subscribe(channel) => self.upgrade(head, Some(&channel), ctx),
+            Route::Poll(channel) => self.start_poll(head, &channel, ctx),
+            Route::Events(channel) => self.start_events(head, &channel, ctx),
             Route::BadChannel => self.refuse(
                 Status::BAD_REQUEST,
                 &[],
-                "channel names are 1 to 128 of A-Z a-z 0-9 _ . : -",
+                "channel names are 1 to 128 of A-Z a-z 0-9 _ . : - (percent-encoded or not)",
                 ctx,
             ),
             Route::NotFound => self.refuse(Status::NOT_FOUND, &[], "no such endpoint", ctx),
