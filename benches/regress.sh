@@ -47,6 +47,15 @@ for side in base head; do
     fi
 done
 
+# The table is read from the saved baselines r1..rROUNDS: drop those of
+# earlier runs first, or benches left out of BENCHES this time would be
+# reported with old figures.
+for side in base head; do
+    if [ -d "${target[$side]}/criterion" ]; then
+        find "${target[$side]}/criterion" -type d -name 'r[0-9]*' -prune -exec rm -rf {} +
+    fi
+done
+
 for side in base head; do
     echo "regress.sh: building the benches at $side" >&2
     (cd "${dir[$side]}" && CARGO_TARGET_DIR=${target[$side]} cargo bench --quiet --no-run $(printf -- '--bench %s ' $BENCHES) \
