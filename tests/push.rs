@@ -407,7 +407,8 @@ fn bad_publishes_get_clear_statuses() {
             400,
         ),
         ("POST", "/pub/a", vec![], vec![b'x'; 101], 413),
-        ("POST", "/pub/a", vec!["Transfer-Encoding: chunked"], vec![], 411),
+        // No transfer coding is implemented (RFC 9112 §6.1).
+        ("POST", "/pub/a", vec!["Transfer-Encoding: chunked"], vec![], 501),
         ("GET", "/poll/a?since=x", vec![], vec![], 400),
         ("GET", "/sse/a?since=-1", vec![], vec![], 400),
         ("POST", "/poll/a", vec![], vec![], 405),

@@ -24,7 +24,7 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
             "buffer_pool_size",
         ],
     ),
-    ("timeouts", &["handshake", "idle", "close", "write_stall"]),
+    ("timeouts", &["handshake", "request", "idle", "close", "write_stall"]),
     (
         "deflate",
         &[
@@ -45,6 +45,8 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
             "poll_timeout",
             "sse_heartbeat",
             "publish_token",
+            "id_memory",
+            "id_memory_channels",
         ],
     ),
 ];

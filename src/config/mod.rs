@@ -26,6 +26,14 @@ mod error;
 use error::explain;
 pub use error::ConfigError;
 
+/// The largest any byte size may be: buffers index their bytes with 32 bits
+/// (`u32` lengths), and no single message, head or queue needs more.
+pub const MAX_SIZE: usize = 1 << 30;
+
+/// The most worker threads: each holds three descriptors (poll, waker,
+/// listener) and a stack, and no machine has more cores than this.
+pub const MAX_THREADS: usize = 1024;
+
 /// The whole configuration, one field per TOML section.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[cfg_attr(test, derive(serde::Serialize))]
@@ -68,6 +76,15 @@ pub struct PubSub {
     /// When not empty, `POST /pub/...` needs `Authorization: Bearer <token>`.
     /// Default "" (anyone on the network may publish).
     pub publish_token: String,
+    /// How long a forgotten channel (no history, no subscriber) keeps its
+    /// last id, so that its next publish continues from it instead of
+    /// reusing ids a client may hold as its cursor. Default 30days.
+    #[serde(with = "humantime_serde")]
+    pub id_memory: Duration,
+    /// How many forgotten channels keep their last id at most; the oldest is
+    /// forgotten first. They do not count against `max_channels`.
+    /// Default 100000.
+    pub id_memory_channels: usize,
 }
 
 impl Default for PubSub {
@@ -79,6 +96,8 @@ impl Default for PubSub {
             poll_timeout: Duration::from_secs(30),
             sse_heartbeat: Duration::from_secs(15),
             publish_token: String::new(),
+            id_memory: Duration::from_secs(30 * 24 * 3600),
+            id_memory_channels: 100_000,
         }
     }
 }
@@ -91,6 +110,8 @@ impl PubSub {
                 history_size: self.history_size,
                 history_ttl: self.history_ttl,
                 max_channels: self.max_channels,
+                id_memory: self.id_memory,
+                id_memory_channels: self.id_memory_channels,
             },
             poll_timeout: self.poll_timeout,
             sse_heartbeat: self.sse_heartbeat,
@@ -106,7 +127,8 @@ impl PubSub {
 pub struct ServerConfig {
     /// Address to listen on. Default `127.0.0.1:9001`.
     pub bind: SocketAddr,
-    /// Worker threads; 0 means one per core. Default 0.
+    /// Worker threads; 0 means one per core. At most [`MAX_THREADS`].
+    /// Default 0.
     pub threads: usize,
     /// Connections open at once across all workers; beyond it a new
     /// connection gets `503`. 0 means no limit of our own (the descriptor
@@ -147,6 +169,11 @@ pub struct Timeouts {
     /// The whole request head must arrive within it. Default 10s.
     #[serde(with = "humantime_serde")]
     pub handshake: Duration,
+    /// The whole request, head and body (a publish), must arrive within
+    /// it, counted from the same start as `handshake`; at least
+    /// `handshake`. Default 30s.
+    #[serde(with = "humantime_serde")]
+    pub request: Duration,
     /// No input for this long closes the connection; the server pings at half
     /// of it. Default 120s.
     #[serde(with = "humantime_serde")]
@@ -241,6 +268,7 @@ impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
             handshake: Duration::from_secs(10),
+            request: Duration::from_secs(30),
             idle: Duration::from_secs(120),
             close: Duration::from_secs(5),
             write_stall: Duration::from_secs(30),
@@ -281,6 +309,23 @@ impl Config {
             }
         };
         let (server, limits, timeouts) = (&self.server, &self.limits, &self.timeouts);
+        let at_most = |key, max: usize, got: usize| {
+            if got > max {
+                Err(invalid(key, format!("must be at most {max}, got {got}")))
+            } else {
+                Ok(())
+            }
+        };
+        at_most("server.threads", MAX_THREADS, server.threads)?;
+        for (key, got) in [
+            ("limits.max_request_head", limits.max_request_head),
+            ("limits.max_frame_size", limits.max_frame_size),
+            ("limits.max_message_size", limits.max_message_size),
+            ("limits.write_buffer_limit", limits.write_buffer_limit),
+            ("limits.read_buffer_size", limits.read_buffer_size),
+        ] {
+            at_most(key, MAX_SIZE, got)?;
+        }
 
         at_least("server.backlog", 1, server.backlog as usize)?;
         // The smallest upgrade request is about 200 bytes and browsers send
@@ -305,6 +350,7 @@ impl Config {
         let max = crate::reactor::stamp::MAX_TIMEOUT;
         for (key, d) in [
             ("timeouts.handshake", timeouts.handshake),
+            ("timeouts.request", timeouts.request),
             ("timeouts.idle", timeouts.idle),
             ("timeouts.close", timeouts.close),
             ("timeouts.write_stall", timeouts.write_stall),
@@ -317,6 +363,12 @@ impl Config {
             }
         }
         nonzero("timeouts.handshake", timeouts.handshake)?;
+        if timeouts.request < timeouts.handshake {
+            return Err(invalid(
+                "timeouts.request",
+                "must be at least timeouts.handshake (a request includes its head)".to_owned(),
+            ));
+        }
         nonzero("timeouts.close", timeouts.close)?;
         nonzero("timeouts.write_stall", timeouts.write_stall)?;
         // The server pings at idle / 2; under 2s that ping would be sent so
@@ -340,6 +392,7 @@ impl Config {
         nonzero("pubsub.poll_timeout", pubsub.poll_timeout)?;
         nonzero("pubsub.sse_heartbeat", pubsub.sse_heartbeat)?;
         nonzero("pubsub.history_ttl", pubsub.history_ttl)?;
+        nonzero("pubsub.id_memory", pubsub.id_memory)?;
         // The token travels in a header value: visible ASCII only (RFC 9110 §5.5).
         if !pubsub.publish_token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(invalid(

@@ -192,12 +192,49 @@ fn validate_refuses_zero_sizes_and_timeouts() {
 }
 
 #[test]
+fn validate_refuses_sizes_past_what_buffers_index_and_absurd_thread_counts() {
+    // From a file, as an operator would write them.
+    let cases = [
+        (
+            "[limits]\nmax_message_size = 9223372036854775807",
+            "limits.max_message_size",
+        ),
+        ("[limits]\nmax_frame_size = 4294967296", "limits.max_frame_size"),
+        ("[limits]\nmax_request_head = 1073741825", "limits.max_request_head"),
+        (
+            "[limits]\nwrite_buffer_limit = 9223372036854775807",
+            "limits.write_buffer_limit",
+        ),
+        (
+            "[limits]\nread_buffer_size = 9223372036854775807",
+            "limits.read_buffer_size",
+        ),
+        ("[server]\nthreads = 1000000", "server.threads"),
+    ];
+    for (text, key) in cases {
+        let err = parse(text).unwrap().validate(ORIGIN).expect_err(text).to_string();
+        assert!(
+            err.starts_with(ORIGIN) && err.contains(&format!("`{key}` must be at most")),
+            "{text}: {err}"
+        );
+    }
+    let msg = invalid(|c| c.timeouts.request = Duration::from_secs(5));
+    assert!(
+        msg.contains("`timeouts.request` must be at least timeouts.handshake"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn validate_accepts_the_edges() {
     let mut config = Config::default();
     config.limits.read_buffer_size = 1024;
     config.limits.max_frame_size = 125;
     config.limits.buffer_pool_size = 0;
     config.timeouts.idle = Duration::from_secs(2);
+    config.timeouts.request = config.timeouts.handshake;
+    config.server.threads = MAX_THREADS;
+    config.limits.max_message_size = MAX_SIZE;
     config.validate(ORIGIN).unwrap();
 }
 

@@ -69,8 +69,7 @@ impl HandshakeError {
     /// A short stable name for metrics and logs.
     pub fn kind(self) -> &'static str {
         match self {
-            HandshakeError::Http(HttpError::Malformed) => "malformed_http",
-            HandshakeError::Http(HttpError::HeadTooLarge) => "head_too_large",
+            HandshakeError::Http(e) => e.kind(),
             HandshakeError::MethodNotAllowed => "method_not_allowed",
             HandshakeError::NotUpgrade => "not_upgrade",
             HandshakeError::UnsupportedVersion => "unsupported_version",
@@ -209,8 +208,7 @@ impl ClientHandshakeError {
     /// A short stable name for metrics and reports.
     pub fn kind(&self) -> &'static str {
         match self {
-            ClientHandshakeError::Http(HttpError::Malformed) => "malformed_http",
-            ClientHandshakeError::Http(HttpError::HeadTooLarge) => "head_too_large",
+            ClientHandshakeError::Http(e) => e.kind(),
             ClientHandshakeError::Status(_) => "status",
             ClientHandshakeError::NotUpgrade => "not_upgrade",
             ClientHandshakeError::BadAccept => "bad_accept",

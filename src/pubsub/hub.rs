@@ -11,7 +11,7 @@
 //! [`Broker::subscribe`]).
 
 use super::message::Message;
-use super::{Broker, HubError, HubSettings, Receipt, Snapshot};
+use super::{Broker, Gap, HubError, HubSettings, Receipt, Snapshot};
 use crate::protocol::MessageKind;
 use mio::Waker;
 use std::collections::{HashMap, VecDeque};
@@ -62,10 +62,11 @@ struct Channel {
 }
 
 impl Channel {
-    fn new(name: Arc<str>, workers: usize) -> Self {
+    /// A channel whose last id was `last_id` (0: a new name).
+    fn new(name: Arc<str>, workers: usize, last_id: u64) -> Self {
         Channel {
             name,
-            next_id: 1,
+            next_id: last_id + 1,
             history: VecDeque::new(),
             subscribers: vec![0; workers],
         }
@@ -94,11 +95,81 @@ impl Channel {
     }
 }
 
+/// The last ids of forgotten channels: within one server's life a
+/// channel's ids never repeat, so a client's cursor never names two
+/// messages. Bounded in number (`id_memory_channels`, oldest dropped first)
+/// and in age (`id_memory`); a channel past either starts again at 1, and a
+/// client whose cursor is then above its last id is told so as a reset gap.
+#[derive(Debug, Default)]
+struct Retired {
+    /// Name to (last id, the `seq` of its entry in `order`).
+    last_ids: HashMap<Arc<str>, (u64, u64)>,
+    /// Names in the order they were forgotten: (name, when, seq). An entry
+    /// whose name was revived (or forgotten again later, under a newer seq)
+    /// is stale and only waits its turn to leave; stale entries count
+    /// against the bound too, so `order` and the map never outgrow it.
+    order: VecDeque<(Arc<str>, Instant, u64)>,
+    seq: u64,
+}
+
+impl Retired {
+    fn remember(&mut self, name: Arc<str>, last_id: u64, now: Instant, settings: &HubSettings) {
+        if last_id == 0 {
+            return;
+        }
+        while !self.order.is_empty() && self.order.len() >= settings.id_memory_channels {
+            self.pop_oldest();
+        }
+        if settings.id_memory_channels == 0 {
+            return;
+        }
+        self.seq += 1;
+        self.last_ids.insert(name.clone(), (last_id, self.seq));
+        self.order.push_back((name, now, self.seq));
+    }
+
+    /// The last id of `name` if it was forgotten, taken out of the memory
+    /// (the channel lives again); 0 for a name never seen or forgotten.
+    fn revive(&mut self, name: &str) -> u64 {
+        self.last_ids.remove(name).map_or(0, |(id, _)| id)
+    }
+
+    /// The same, leaving it remembered.
+    fn get(&self, name: &str) -> u64 {
+        self.last_ids.get(name).map_or(0, |&(id, _)| id)
+    }
+
+    /// Forget what is older than `id_memory`.
+    fn expire(&mut self, now: Instant, settings: &HubSettings) {
+        while self
+            .order
+            .front()
+            .is_some_and(|(_, at, _)| now.duration_since(*at) >= settings.id_memory)
+        {
+            self.pop_oldest();
+        }
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some((name, _, seq)) = self.order.pop_front() {
+            if self.last_ids.get(&name).is_some_and(|&(_, s)| s == seq) {
+                self.last_ids.remove(&name);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.last_ids.len()
+    }
+}
+
 /// The default broker: channels in this process.
 #[derive(Debug)]
 pub struct LocalHub {
     settings: HubSettings,
     channels: RwLock<HashMap<Arc<str>, Arc<Mutex<Channel>>>>,
+    /// Lock order: `channels`, then `retired`.
+    retired: Mutex<Retired>,
     inboxes: Vec<Inbox>,
 }
 
@@ -108,6 +179,7 @@ impl LocalHub {
         LocalHub {
             settings,
             channels: RwLock::new(HashMap::new()),
+            retired: Mutex::new(Retired::default()),
             inboxes,
         }
     }
@@ -127,10 +199,22 @@ impl LocalHub {
         if map.len() >= self.settings.max_channels {
             return Err(HubError::TooManyChannels);
         }
+        let last_id = self.retired().revive(name);
         let name: Arc<str> = name.into();
-        let c = Arc::new(Mutex::new(Channel::new(name.clone(), self.inboxes.len())));
+        let c = Arc::new(Mutex::new(Channel::new(name.clone(), self.inboxes.len(), last_id)));
         map.insert(name, c.clone());
         Ok(Some(c))
+    }
+}
+
+impl LocalHub {
+    fn retired(&self) -> std::sync::MutexGuard<'_, Retired> {
+        self.retired.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgotten channels whose last id is still remembered.
+    pub fn remembered(&self) -> usize {
+        self.retired().len()
     }
 }
 
@@ -169,7 +253,10 @@ impl Broker for LocalHub {
 
     fn history(&self, channel: &str, since: Option<u64>, now: Instant) -> Result<Snapshot, HubError> {
         let Some(c) = self.channel(channel, false)? else {
-            return Ok(Snapshot::default());
+            // Not created by looking: as the channel would be, empty.
+            let last_id = self.retired().get(channel);
+            let c = Channel::new(channel.into(), 0, last_id);
+            return Ok(snapshot(&c, since));
         };
         let mut c = lock(&c);
         c.trim(&self.settings, now);
@@ -185,10 +272,16 @@ impl Broker for LocalHub {
 
     fn sweep(&self, now: Instant) {
         let mut map = self.channels.write().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, c| {
+        let mut retired = self.retired();
+        retired.expire(now, &self.settings);
+        map.retain(|name, c| {
             let mut c = lock(c);
             c.trim(&self.settings, now);
-            !c.idle()
+            let idle = c.idle();
+            if idle {
+                retired.remember(name.clone(), c.last_id(), now, &self.settings);
+            }
+            !idle
         });
     }
 
@@ -204,16 +297,22 @@ impl Broker for LocalHub {
 /// What a subscriber starting after `since` must be given first.
 fn snapshot(c: &Channel, since: Option<u64>) -> Snapshot {
     let last_id = c.last_id();
-    let Some(since) = since.filter(|&s| s < last_id) else {
-        // Nothing missed (or a cursor from the future: start from now).
-        return Snapshot {
-            replay: Vec::new(),
-            gap: None,
-            last_id,
-        };
-    };
     let first_kept = c.history.front().map_or(c.next_id, |m| m.id);
-    let gap = (since + 1 < first_kept).then(|| (since + 1, first_kept - 1));
+    let (since, reset) = match since {
+        // Only what comes next.
+        None => (last_id, false),
+        // A cursor from the future (a restart, or a channel forgotten past
+        // the id memory): not one of ours. Start it over from what the
+        // history holds, and say so; staying silent would starve it until
+        // the ids pass its cursor.
+        Some(s) if s > last_id => (0, true),
+        Some(s) => (s, false),
+    };
+    let gap = (reset || since + 1 < first_kept).then(|| Gap {
+        from: since + 1,
+        to: first_kept - 1,
+        reset,
+    });
     let skip = c.history.partition_point(|m| m.id <= since);
     Snapshot {
         replay: c.history.iter().skip(skip).cloned().collect(),
@@ -271,7 +370,7 @@ mod tests {
         assert_eq!((s.gap, s.last_id), (None, 5));
         let s = h.history("c", Some(0), Instant::now()).unwrap();
         assert_eq!(s.replay.iter().map(|m| m.id).collect::<Vec<_>>(), [3, 4, 5]);
-        assert_eq!(s.gap, Some((1, 2)));
+        assert_eq!(s.gap, Some(Gap::trimmed(1, 2)));
         let s = h.history("c", Some(5), Instant::now()).unwrap();
         assert!(s.replay.is_empty() && s.gap.is_none());
         let s = h.history("c", None, Instant::now()).unwrap();
@@ -289,9 +388,83 @@ mod tests {
         h.publish("c", MessageKind::Text, b"x".as_slice().into(), t0).unwrap();
         let s = h.history("c", Some(0), t0 + Duration::from_millis(100)).unwrap();
         assert!(s.replay.is_empty());
-        assert_eq!(s.gap, Some((1, 1)));
+        assert_eq!(s.gap, Some(Gap::trimmed(1, 1)));
         h.sweep(t0 + Duration::from_millis(100));
         assert_eq!(h.channels(), 0);
+    }
+
+    #[test]
+    fn a_forgotten_channel_keeps_its_last_id_within_bounds() {
+        let (mut h, _p) = hub(0, 1);
+        h.settings.id_memory_channels = 2;
+        h.settings.id_memory = Duration::from_secs(60);
+        let t0 = Instant::now();
+        for name in ["a", "a", "b", "c"] {
+            h.publish(name, MessageKind::Text, b"x".as_slice().into(), t0).unwrap();
+            // One sweep each, so they are forgotten in that order.
+            h.sweep(t0);
+        }
+        assert_eq!((h.channels(), h.remembered()), (0, 2));
+        // "a" was the oldest and is gone: a cursor on it is not vouched for.
+        let s = h.history("a", Some(2), t0).unwrap();
+        assert_eq!((s.last_id, s.gap.map(|g| g.reset)), (0, Some(true)));
+        // "c" goes on from 1, and is not remembered while it lives.
+        assert_eq!(h.history("c", Some(1), t0).unwrap().gap, None);
+        let r = h.publish("c", MessageKind::Text, b"x".as_slice().into(), t0).unwrap();
+        assert_eq!((r.id, h.remembered()), (2, 1));
+        // Forgotten again, then the memory's age runs out.
+        h.sweep(t0);
+        h.sweep(t0 + Duration::from_secs(61));
+        assert_eq!(h.remembered(), 0);
+        let r = h.publish("b", MessageKind::Text, b"x".as_slice().into(), t0).unwrap();
+        assert_eq!(r.id, 1);
+    }
+
+    #[test]
+    fn the_memory_stays_bounded_when_one_name_churns() {
+        let (mut h, _p) = hub(0, 1);
+        h.settings.id_memory_channels = 4;
+        let t0 = Instant::now();
+        for i in 1..=100u64 {
+            let r = h
+                .publish("churn", MessageKind::Text, b"x".as_slice().into(), t0)
+                .unwrap();
+            assert_eq!(r.id, i);
+            h.sweep(t0);
+        }
+        let retired = h.retired();
+        assert!(retired.order.len() <= 4 && retired.last_ids.len() == 1);
+    }
+
+    #[test]
+    fn a_cursor_beyond_the_last_id_is_a_reset_gap() {
+        let (h, _p) = hub(10, 1);
+        publish(&h, "a");
+        publish(&h, "b");
+        let s = h.subscribe("c", 0, Some(7), Instant::now()).unwrap();
+        assert_eq!(s.replay.iter().map(|m| m.id).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            s.gap,
+            Some(Gap {
+                from: 1,
+                to: 0,
+                reset: true
+            })
+        );
+        assert_eq!(s.last_id, 2);
+        // The last id itself is a cursor we gave: nothing to tell.
+        let s = h.subscribe("c", 0, Some(2), Instant::now()).unwrap();
+        assert!(s.gap.is_none() && s.replay.is_empty());
+        // An unknown channel, a cursor from a previous life.
+        let s = h.history("fresh", Some(3), Instant::now()).unwrap();
+        assert_eq!(
+            s.gap,
+            Some(Gap {
+                from: 1,
+                to: 0,
+                reset: true
+            })
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! publish to 10,000 subscribers encodes each form at most once and copies
 //! the payload into no subscriber's buffer.
 
+use super::Gap;
 use crate::protocol::{FrameHeader, MessageKind, OpCode};
 use base64::Engine;
 use std::sync::{Arc, OnceLock};
@@ -111,18 +112,13 @@ impl Message {
         match self.kind {
             MessageKind::Text => {
                 let text = std::str::from_utf8(&self.payload).unwrap_or_default();
-                // `lines()` drops a final empty line; an empty payload still
-                // needs one data line to dispatch an event.
-                let mut any = false;
-                for line in text.split('\n') {
-                    let line = line.strip_suffix('\r').unwrap_or(line);
+                // Split where an EventSource would: a CR left inside a data
+                // line would end it there, and a publisher could append
+                // forged `id:` and `event:` fields after it.
+                for line in event_stream_lines(text) {
                     out.extend_from_slice(b"data: ");
                     out.extend_from_slice(line.as_bytes());
                     out.push(b'\n');
-                    any = true;
-                }
-                if !any {
-                    out.extend_from_slice(b"data: \n");
                 }
             }
             MessageKind::Binary => {
@@ -134,6 +130,23 @@ impl Message {
         }
         out.push(b'\n');
     }
+}
+
+/// The lines of `text` as an event stream's reader takes them (WHATWG HTML,
+/// "interpreting an event stream": CRLF, LF and a lone CR each end a line).
+/// Always at least one line, so an empty payload still dispatches an event.
+fn event_stream_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let s = rest?;
+        let Some(i) = s.find(['\r', '\n']) else {
+            rest = None;
+            return Some(s);
+        };
+        let end = if s[i..].starts_with("\r\n") { 2 } else { 1 };
+        rest = Some(&s[i + end..]);
+        Some(&s[..i])
+    })
 }
 
 /// An unmasked, uncompressed server frame (RFC 6455 §5.2): a server may
@@ -151,10 +164,18 @@ pub fn push_json_string(s: &str, out: &mut String) {
     out.push_str(&serde_json::to_string(s).unwrap_or_default());
 }
 
-/// The `wsreactor.json` message telling a subscriber that ids `from..=to`
-/// are no longer in the history.
-pub fn gap_json(from: u64, to: u64) -> String {
-    format!("{{\"gap\":{{\"from\":{from},\"to\":{to}}}}}")
+/// The `wsreactor.json` message telling a subscriber of a [`Gap`]:
+/// `{"gap":{"from":A,"to":B}}`, with `"reset":true` inside when its cursor
+/// was not vouched for.
+pub fn gap_json(gap: Gap) -> String {
+    format!("{{\"gap\":{}}}", gap_object(gap))
+}
+
+/// The gap as a JSON object, `{"from":A,"to":B}` (and `"reset":true`): the
+/// same on every transport.
+pub fn gap_object(gap: Gap) -> String {
+    let reset = if gap.reset { ",\"reset\":true" } else { "" };
+    format!("{{\"from\":{},\"to\":{}{reset}}}", gap.from, gap.to)
 }
 
 #[cfg(test)]
@@ -203,13 +224,26 @@ mod tests {
         );
         let m = msg(MessageKind::Text, b"");
         assert_eq!(m.encoded(Encoding::SseEvent), b"id: 7\ndata: \n\n");
+        // A lone CR ends a line for an EventSource: no field can be forged.
+        let m = msg(MessageKind::Text, b"hello\rid: 999\revent: evil\r\rdata: x\n");
+        assert_eq!(
+            m.encoded(Encoding::SseEvent),
+            &b"id: 7\ndata: hello\ndata: id: 999\ndata: event: evil\ndata: \ndata: data: x\ndata: \n\n"[..]
+        );
         let m = msg(MessageKind::Binary, &[0, 255]);
         assert_eq!(m.encoded(Encoding::SseEvent), b"id: 7\nevent: base64\ndata: AP8=\n\n");
     }
 
     #[test]
     fn gap_message_is_json() {
-        let v: serde_json::Value = serde_json::from_str(&gap_json(3, 9)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&gap_json(Gap::trimmed(3, 9))).unwrap();
         assert_eq!(v, serde_json::json!({"gap": {"from": 3, "to": 9}}));
+        let reset = Gap {
+            from: 1,
+            to: 0,
+            reset: true,
+        };
+        let v: serde_json::Value = serde_json::from_str(&gap_json(reset)).unwrap();
+        assert_eq!(v, serde_json::json!({"gap": {"from": 1, "to": 0, "reset": true}}));
     }
 }

@@ -32,13 +32,35 @@ pub struct Receipt {
     pub subscribers: usize,
 }
 
+/// Ids a subscriber will not be given: told to it, never silently skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// The first id missed.
+    pub from: u64,
+    /// The last id missed; below `from` when no id of the channel's
+    /// numbering is missing but `reset` is.
+    pub to: u64,
+    /// The subscriber's cursor is not one the server can vouch for: above
+    /// the channel's last id (as after a restart), or from before the server
+    /// forgot the channel. It is dropped; `from..=to` are the ids of the
+    /// channel's numbering that are gone, and what the history holds follows.
+    pub reset: bool,
+}
+
+impl Gap {
+    /// Ids `from..=to` were trimmed from the history.
+    pub fn trimmed(from: u64, to: u64) -> Gap {
+        Gap { from, to, reset: false }
+    }
+}
+
 /// What a new subscriber must be given before live messages.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     /// Messages after the subscriber's cursor still in the history, in order.
     pub replay: Vec<Arc<Message>>,
-    /// Ids after the cursor that the history no longer holds (`from..=to`).
-    pub gap: Option<(u64, u64)>,
+    /// Ids after the cursor that it will not be given.
+    pub gap: Option<Gap>,
     /// The channel's last id when the snapshot was taken: every later
     /// message reaches the subscriber through its worker's inbox.
     pub last_id: u64,
@@ -70,6 +92,12 @@ pub struct HubSettings {
     pub history_ttl: Duration,
     /// Channels that may exist at once.
     pub max_channels: usize,
+    /// How long a forgotten channel's last id is remembered, so that its ids
+    /// continue instead of starting again at 1.
+    pub id_memory: Duration,
+    /// How many forgotten channels' last ids are remembered at most (the
+    /// oldest is forgotten first).
+    pub id_memory_channels: usize,
 }
 
 impl Default for HubSettings {
@@ -78,6 +106,8 @@ impl Default for HubSettings {
             history_size: 1000,
             history_ttl: Duration::from_secs(3600),
             max_channels: 100_000,
+            id_memory: Duration::from_secs(30 * 24 * 3600),
+            id_memory_channels: 100_000,
         }
     }
 }

@@ -156,18 +156,24 @@ impl ReadBuf {
 
     /// Room to read into, never empty. `want` is how many bytes from the
     /// first unconsumed one the caller needs together (the frame or head in
-    /// progress; bounded by the caller's limits): unconsumed bytes move to
-    /// the front when the tail is short, and the buffer grows if `want`
-    /// cannot fit otherwise.
+    /// progress): unconsumed bytes move to the front when the tail is short,
+    /// and a full buffer grows, at most doubling, towards `want`.
+    ///
+    /// `want` comes from a length the peer declared (a `Content-Length`, a
+    /// frame header), which is a claim, not a size to allocate: the buffer
+    /// grows only when bytes that actually arrived have filled it, so a peer
+    /// that declares 16 MiB and sends one byte costs one standard buffer,
+    /// and one that sends it all costs at most twice what it sent.
     pub fn spare(&mut self, want: usize) -> &mut [u8] {
         if self.start > 0 && (self.end == self.data.len() || self.start + want > self.data.len()) {
             self.data.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
-        let need = (self.start + want).max(self.end + 1);
-        if need > self.data.len() {
-            self.data.resize(need, 0);
+        if self.end == self.data.len() {
+            let need = (self.start + want).max(self.end + 1);
+            let grown = need.min(self.data.len().saturating_mul(2)).max(self.end + 1);
+            self.data.resize(grown, 0);
         }
         &mut self.data[self.end..]
     }
@@ -244,15 +250,34 @@ mod tests {
         r.spare(0)[..10].copy_from_slice(b"0123456789");
         r.filled_by(10);
         r.consume(8);
-        // Asking for a 40-byte frame: compacted to the front and grown.
+        // Asking for a 40-byte frame: compacted to the front, not grown
+        // while there is room for bytes that have not arrived.
         let spare = r.spare(40);
-        assert_eq!(spare.len(), 38);
+        assert_eq!(spare.len(), 14);
         assert_eq!(r.filled(), b"89");
-        r.consume(2);
+        // Filled: it doubles towards the frame, never straight to it.
+        r.filled_by(14);
+        assert_eq!(r.spare(40).len(), 16);
+        r.filled_by(16);
+        assert_eq!(r.spare(40).len(), 8);
+        r.filled_by(8);
+        assert_eq!(r.len(), 40);
+        r.consume(40);
         assert!(r.is_empty());
         r.give(&mut pool);
         // Grown past twice the standard size: freed, not pooled.
         assert_eq!(pool.idle(), 0);
+    }
+
+    #[test]
+    fn a_declared_length_alone_never_grows_the_buffer() {
+        let mut pool = BufferPool::new(16, 4);
+        let mut r = ReadBuf::take(&mut pool);
+        // A peer announced 16 MiB and sent 3 bytes.
+        assert_eq!(r.spare(16 << 20).len(), 16);
+        r.filled_by(3);
+        assert_eq!(r.spare(16 << 20).len(), 13);
+        assert_eq!(r.size(), 16);
     }
 
     #[test]

@@ -167,6 +167,7 @@ impl From<&Config> for Settings {
             buffer_pool_size: c.limits.buffer_pool_size,
             max_connections: c.server.max_connections,
             handshake_timeout: c.timeouts.handshake,
+            request_timeout: c.timeouts.request,
             idle_timeout: c.timeouts.idle,
             close_timeout: c.timeouts.close,
             write_stall: c.timeouts.write_stall,

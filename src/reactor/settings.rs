@@ -23,6 +23,8 @@ pub struct Settings {
     pub max_connections: usize,
     /// The whole request head must arrive within this.
     pub handshake_timeout: Duration,
+    /// The whole request, head and body, must arrive within this.
+    pub request_timeout: Duration,
     /// No input for this long closes the connection; a ping goes at half.
     pub idle_timeout: Duration,
     /// Wait for the peer's close frame or EOF this long.
@@ -69,6 +71,7 @@ impl Default for Settings {
             buffer_pool_size: 1024,
             max_connections: 0,
             handshake_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(120),
             close_timeout: Duration::from_secs(5),
             write_stall: Duration::from_secs(30),
@@ -83,6 +86,7 @@ impl Settings {
     pub fn tick(&self) -> Duration {
         let shortest = [
             self.handshake_timeout,
+            self.request_timeout,
             self.idle_timeout / 2,
             self.close_timeout,
             self.write_stall,

@@ -13,7 +13,7 @@ use super::stamp::Stamp;
 use super::stats::WorkerStats;
 use super::subscribers::Subscribers;
 use super::Shared;
-use crate::protocol::http::Status;
+use crate::protocol::http::{HttpDate, Status};
 use crate::pubsub::{Broker, Message};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -21,7 +21,7 @@ use slab::Slab;
 use std::io;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The listener's token; connection tokens are slab keys, far below.
 pub const LISTENER: Token = Token(usize::MAX - 1);
@@ -59,6 +59,8 @@ pub struct Worker {
     epoch: Instant,
     /// This loop iteration's time as a stamp, made once per iteration.
     stamp: Stamp,
+    /// The `Date` of responses, made again when the second changes.
+    date: HttpDate,
     /// Accepting is paused (descriptors exhausted) until this time.
     accept_paused_until: Option<Instant>,
     /// Set once shutdown began: the time by which to be done.
@@ -96,6 +98,7 @@ impl Worker {
             next_sweep: Instant::now() + SWEEP_EVERY,
             epoch: Instant::now(),
             stamp: Stamp::default(),
+            date: HttpDate::default(),
             accept_paused_until: None,
             stop_deadline: None,
         })
@@ -121,6 +124,7 @@ impl Worker {
             }
             let now = Instant::now();
             self.stamp = Stamp::at(self.epoch, now);
+            self.refresh_date();
             let mut woken = false;
             for event in events.iter() {
                 match event.token() {
@@ -178,8 +182,20 @@ impl Worker {
                 key,
                 now,
                 stamp: self.stamp,
+                date: &self.date,
             },
         )
+    }
+
+    /// The wall clock, read once per loop iteration (a vDSO call); the
+    /// text is made only when the second changed.
+    fn refresh_date(&mut self) {
+        let secs = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if secs != self.date.secs() {
+            self.date = HttpDate::from_unix(secs);
+        }
     }
 
     /// Run one step of connection `key` (if it still exists), keep the

@@ -12,10 +12,10 @@ use super::{Connection, Ctx, Life, State};
 use crate::http::{query_u64, NotANumber};
 use crate::protocol::deflate::{negotiate, DeflateParams};
 use crate::protocol::handshake::{validate_upgrade, write_switching_protocols};
-use crate::protocol::http::{RequestHead, Status};
+use crate::protocol::http::{write_head, RequestHead, Status};
 use crate::protocol::{CloseCode, MessageKind, WebSocket};
-use crate::pubsub::message::gap_json;
-use crate::pubsub::{Encoding, Message, Snapshot};
+use crate::pubsub::message::{gap_json, gap_object};
+use crate::pubsub::{Encoding, Gap, Message, Snapshot};
 use crate::reactor::stats::Transport;
 use std::io::Write;
 use std::sync::atomic::Ordering::Relaxed;
@@ -33,9 +33,11 @@ pub struct Feed {
     cursor: u64,
     /// How messages are put on this connection's wire.
     encoding: Encoding,
-    /// A poll's answer being gathered: messages and whether ids were missed.
+    /// A poll's answer being gathered: messages and whether ids were
+    /// missed (and whether the cursor asked from was not vouched for).
     pending: Vec<Arc<Message>>,
     gap: bool,
+    reset: bool,
     /// The poll asked for `Connection: close`.
     close: bool,
 }
@@ -129,8 +131,8 @@ impl Connection {
         self.want = 0;
         let feed = subscription.map(|(channel, snapshot)| {
             let encoding = if json { Encoding::JsonFrame } else { Encoding::Frame };
-            if let (true, Some((from, to))) = (json, snapshot.gap) {
-                ws.send(MessageKind::Text, gap_json(from, to).as_bytes(), self.out.buf(ctx.pool));
+            if let (true, Some(gap)) = (json, snapshot.gap) {
+                ws.send(MessageKind::Text, gap_json(gap).as_bytes(), self.out.buf(ctx.pool));
             }
             self.replay(&snapshot.replay, encoding, Transport::WebSocket, ctx);
             Box::new(Feed::new(channel, snapshot.last_id, encoding))
@@ -165,6 +167,7 @@ impl Connection {
         }
         feed.pending = snapshot.replay;
         feed.gap = snapshot.gap.is_some();
+        feed.reset = snapshot.gap.is_some_and(|g| g.reset);
         let last_id = snapshot.last_id;
         self.state = State::Poll { feed };
         self.answer_poll(last_id, ctx)
@@ -199,12 +202,14 @@ impl Connection {
             return false;
         };
         // The body runs until the connection closes, so the head says so.
-        self.out.buf(ctx.pool).extend_from_slice(
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
-              X-Accel-Buffering: no\r\nConnection: close\r\n\r\n",
-        );
-        if let Some((from, to)) = snapshot.gap {
-            write_sse_gap(self.out.buf(ctx.pool), from, to);
+        let headers = [
+            ("Content-Type", "text/event-stream"),
+            ("Cache-Control", "no-cache"),
+            ("X-Accel-Buffering", "no"),
+        ];
+        write_head(self.out.buf(ctx.pool), Status::OK, &headers, None, true, ctx.date);
+        if let Some(gap) = snapshot.gap {
+            write_sse_gap(self.out.buf(ctx.pool), gap);
         }
         self.replay(&snapshot.replay, Encoding::SseEvent, Transport::Sse, ctx);
         self.state = State::Sse {
@@ -246,7 +251,7 @@ impl Connection {
             return Delivered::Nothing;
         }
         // The local hub never skips; a broker across nodes might.
-        let gap = (msg.id > feed.cursor + 1).then(|| (feed.cursor + 1, msg.id - 1));
+        let gap = (msg.id > feed.cursor + 1).then(|| Gap::trimmed(feed.cursor + 1, msg.id - 1));
         feed.cursor = msg.id;
         match (transport, ws) {
             (_, Some(ws)) if over => {
@@ -259,8 +264,8 @@ impl Connection {
                 self.end_feed(ctx);
             }
             (_, Some(ws)) => {
-                if let (Encoding::JsonFrame, Some((from, to))) = (feed.encoding, gap) {
-                    ws.send(MessageKind::Text, gap_json(from, to).as_bytes(), self.out.buf(ctx.pool));
+                if let (Encoding::JsonFrame, Some(gap)) = (feed.encoding, gap) {
+                    ws.send(MessageKind::Text, gap_json(gap).as_bytes(), self.out.buf(ctx.pool));
                 }
                 self.out.push_shared(msg, feed.encoding, ctx.pool);
                 ctx.stats.count_delivered(transport, 1);
@@ -276,8 +281,8 @@ impl Connection {
                 self.out.release(ctx.pool);
             }
             (_, None) => {
-                if let Some((from, to)) = gap {
-                    write_sse_gap(self.out.buf(ctx.pool), from, to);
+                if let Some(gap) = gap {
+                    write_sse_gap(self.out.buf(ctx.pool), gap);
                 }
                 self.out.push_shared(msg, feed.encoding, ctx.pool);
                 ctx.stats.count_delivered(transport, 1);
@@ -297,7 +302,9 @@ impl Connection {
             if let State::Poll { feed } = &self.state {
                 if !feed.pending.is_empty() {
                     let last_id = feed.cursor;
-                    self.answer_poll(last_id, ctx);
+                    if self.answer_poll(last_id, ctx) {
+                        self.resume_requests(ctx)?;
+                    }
                 }
             }
             self.flush(ctx)?;
@@ -309,7 +316,8 @@ impl Connection {
     /// Nothing came within `poll_timeout`: 204, and the client asks again.
     /// `X-Last-Id` gives a client that polled without `since` the cursor to
     /// ask from, so nothing published before its next poll is missed.
-    pub(super) fn poll_timed_out(&mut self, ctx: &mut Ctx<'_>) {
+    /// True when the connection stays for the next request.
+    pub(super) fn poll_timed_out(&mut self, ctx: &mut Ctx<'_>) -> bool {
         let (close, cursor) = match &self.state {
             State::Poll { feed } => (feed.close, feed.cursor),
             _ => (false, 0),
@@ -321,6 +329,19 @@ impl Connection {
         let cursor = cursor.to_string();
         let headers = [("Cache-Control", "no-store"), ("X-Last-Id", cursor.as_str())];
         self.respond(Status::NO_CONTENT, &headers, b"", close, ctx);
+        !close
+    }
+
+    /// Back in `Request` after a poll was answered: requests pipelined
+    /// behind it were read (as far as one head) while it was parked, and no
+    /// readiness edge will come for them (RFC 9112 §9.3.2: a server MUST
+    /// answer pipelined requests in order). Handle them, and read what
+    /// the parked poll left in the socket.
+    pub(super) fn resume_requests(&mut self, ctx: &mut Ctx<'_>) -> super::Step {
+        if self.rbuf.as_ref().is_some_and(|r| !r.is_empty()) {
+            self.read_all(false, ctx)?;
+        }
+        Ok(())
     }
 
     /// Answer a poll with its gathered messages and return to `Request`
@@ -330,21 +351,19 @@ impl Connection {
             return false;
         };
         let messages = std::mem::take(&mut feed.pending);
-        let (gap, close) = (feed.gap, feed.close);
+        let (gap, reset, close) = (feed.gap, feed.reset, feed.close);
         self.end_feed(ctx);
         self.state = State::Request {
             scanner: Default::default(),
         };
-        let tail = format!("],\"last_id\":{last_id},\"gap\":{gap}}}");
+        let reset = if reset { ",\"reset\":true" } else { "" };
+        let tail = format!("],\"last_id\":{last_id},\"gap\":{gap}{reset}}}");
         const OPEN: &[u8] = b"{\"messages\":[";
         let items: usize = messages.iter().map(|m| m.encoded(Encoding::PollItem).len()).sum();
         let body_len = OPEN.len() + items + messages.len().saturating_sub(1) + tail.len();
         let out = self.out.buf(ctx.pool);
-        let _ = write!(
-            out,
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: {body_len}\r\n{}\r\n",
-            if close { "Connection: close\r\n" } else { "" }
-        );
+        let headers = [("Content-Type", "application/json"), ("Cache-Control", "no-store")];
+        write_head(out, Status::OK, &headers, Some(body_len), close, ctx.date);
         out.extend_from_slice(OPEN);
         for (i, m) in messages.iter().enumerate() {
             if i > 0 {
@@ -371,12 +390,14 @@ impl Feed {
             encoding,
             pending: Vec::new(),
             gap: false,
+            reset: false,
             close: false,
         }
     }
 }
 
-/// An SSE event telling the client that ids `from..=to` are gone.
-fn write_sse_gap(out: &mut Vec<u8>, from: u64, to: u64) {
-    let _ = write!(out, "event: gap\ndata: {{\"from\":{from},\"to\":{to}}}\n\n");
+/// An SSE event telling the client of a gap (the same object as the
+/// JSON subprotocol's).
+fn write_sse_gap(out: &mut Vec<u8>, gap: Gap) {
+    let _ = write!(out, "event: gap\ndata: {}\n\n", gap_object(gap));
 }

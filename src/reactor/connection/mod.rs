@@ -28,7 +28,7 @@ use super::settings::Settings;
 use super::stamp::Stamp;
 use super::stats::{Transport, WorkerStats};
 use super::subscribers::Subscribers;
-use crate::protocol::http::{write_response, HeadScanner, Status};
+use crate::protocol::http::{write_head, HeadScanner, HttpDate, Status};
 use crate::protocol::{CloseCode, WebSocket};
 use crate::pubsub::Broker;
 use feed::Feed;
@@ -65,6 +65,8 @@ pub struct Ctx<'a> {
     pub now: Instant,
     /// The same, as a compact stamp for the connection's timers.
     pub stamp: Stamp,
+    /// The same, as the `Date` of a response.
+    pub date: &'a HttpDate,
 }
 
 /// Whether the connection lives on after a step.
@@ -127,6 +129,8 @@ pub struct Connection {
     counted: bool,
     /// Output was queued by a delivery and not yet flushed.
     dirty: bool,
+    /// The request being answered is a HEAD: responses carry no body.
+    head_only: bool,
 }
 
 impl Connection {
@@ -146,6 +150,7 @@ impl Connection {
             registered: Interest::READABLE,
             counted,
             dirty: false,
+            head_only: false,
         }
     }
 
@@ -354,8 +359,15 @@ impl Connection {
 
     /// Queue a plain HTTP response; with `close`, move to Closing, else the
     /// request timer starts again for the next request on this connection.
+    /// The answer to a HEAD is the head alone, `Content-Length` included
+    /// (RFC 9110 §9.3.2).
     fn respond(&mut self, status: Status, headers: &[(&str, &str)], body: &[u8], close: bool, ctx: &mut Ctx<'_>) {
-        write_response(self.out.buf(ctx.pool), status, headers, body, close);
+        let out = self.out.buf(ctx.pool);
+        let length = (status.0 >= 200 && status != Status::NO_CONTENT).then_some(body.len());
+        write_head(out, status, headers, length, close, ctx.date);
+        if !self.head_only {
+            out.extend_from_slice(body);
+        }
         if close {
             self.enter_closing(ctx);
         } else {
@@ -422,7 +434,9 @@ impl Connection {
                 Err(Dead)
             }
             State::Request { .. } if now.since(self.since) >= s.handshake_timeout => self.timed_out(ctx),
-            State::Body { .. } if now.since(self.last_input) >= s.handshake_timeout => self.timed_out(ctx),
+            // The whole request, head and body, from when it could begin:
+            // a body trickled a byte at a time is not given more time.
+            State::Body { .. } if now.since(self.since) >= s.request_timeout => self.timed_out(ctx),
             State::Request { .. } | State::Body { .. } => Ok(()),
             State::Open { ws, .. } if ws.close_state().sent => {
                 // §7.1.1: the peer had its chance to answer our close.
@@ -450,7 +464,9 @@ impl Connection {
                 self.flush(ctx)
             }
             State::Poll { .. } if now.since(self.since) >= s.pubsub.poll_timeout => {
-                self.poll_timed_out(ctx);
+                if self.poll_timed_out(ctx) {
+                    self.resume_requests(ctx)?;
+                }
                 self.flush(ctx).and_then(|_| self.after_io())
             }
             State::Sse { .. } if now.since(self.since) >= s.pubsub.sse_heartbeat => {

@@ -3,7 +3,7 @@
 
 use super::{want, Connection, Ctx, State};
 use crate::http::{self, metrics, route, Route};
-use crate::protocol::http::{HeadScanner, RequestHead, Status, MAX_HEADERS};
+use crate::protocol::http::{BodyFraming, HeadScanner, RequestHead, Status, MAX_HEADERS};
 use crate::protocol::MessageKind;
 use crate::reactor::buffer::ReadBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -62,7 +62,17 @@ impl Connection {
         let more = {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             match RequestHead::parse(&rbuf.filled()[..head_len], &mut headers) {
-                Ok(head) => self.route(&head, ctx),
+                Ok(head) => {
+                    // RFC 9110 §9.3.2: the answer to HEAD is the GET's head
+                    // alone, whatever the status.
+                    self.head_only = head.method == "HEAD";
+                    let more = match head.check() {
+                        Ok(framing) => self.route(&head, framing, ctx),
+                        Err(e) => self.refuse(e.status(), &[], &e.to_string(), ctx),
+                    };
+                    self.head_only = false;
+                    more
+                }
                 Err(e) => self.refuse(e.status(), &[], &e.to_string(), ctx),
             }
         };
@@ -72,8 +82,20 @@ impl Connection {
         more
     }
 
-    fn route(&mut self, head: &RequestHead<'_, '_>, ctx: &mut Ctx<'_>) -> bool {
-        match route(head.path()) {
+    /// Answer, upgrade or start a request whose head passed
+    /// [`RequestHead::check`]. Only a publish takes a body: any other
+    /// request that declares one is refused and the connection closed, so
+    /// its body is never read as a request (RFC 9112 §6.3; RFC 9110 §9.3.1
+    /// gives a GET's body no meaning). Every other method on those routes,
+    /// and every unknown route, is refused (and closed) below anyway.
+    fn route(&mut self, head: &RequestHead<'_, '_>, framing: BodyFraming, ctx: &mut Ctx<'_>) -> bool {
+        let route = route(head.path());
+        let answered = !matches!(route, Route::Publish(_) | Route::BadChannel | Route::NotFound);
+        if !framing.is_empty() && answered && matches!(head.method, "GET" | "HEAD") {
+            let why = format!("{} {} takes no body", head.method, head.path());
+            return self.refuse(Status::PAYLOAD_TOO_LARGE, &[], &why, ctx);
+        }
+        match route {
             Route::Root if is_upgrade_attempt(head) => self.upgrade(head, None, ctx),
             Route::Root | Route::Health | Route::Metrics if !matches!(head.method, "GET" | "HEAD") => {
                 self.refuse(Status::METHOD_NOT_ALLOWED, &[("Allow", "GET, HEAD")], "use GET", ctx)
@@ -89,7 +111,7 @@ impl Connection {
                 let body = metrics::render(ctx.all_stats, ctx.hub);
                 self.reply(head, &[("Content-Type", metrics::CONTENT_TYPE)], body.as_bytes(), ctx)
             }
-            Route::Publish(channel) => self.start_publish(head, &channel, ctx),
+            Route::Publish(channel) => self.start_publish(head, framing, &channel, ctx),
             Route::Subscribe(channel) => self.upgrade(head, Some(&channel), ctx),
             Route::Poll(channel) => self.start_poll(head, &channel, ctx),
             Route::Events(channel) => self.start_events(head, &channel, ctx),
@@ -104,7 +126,7 @@ impl Connection {
     }
 
     /// Answer 200 and keep the connection for the next request unless the
-    /// client asked to close or sent a body we did not read.
+    /// client asked to close.
     pub(super) fn reply(
         &mut self,
         head: &RequestHead<'_, '_>,
@@ -112,16 +134,8 @@ impl Connection {
         body: &[u8],
         ctx: &mut Ctx<'_>,
     ) -> bool {
-        let close = head.wants_close()
-            || head.single("content-length").ok().flatten().is_some_and(|v| v != b"0")
-            || head.values("transfer-encoding").next().is_some();
+        let close = head.wants_close();
         self.respond(Status::OK, headers, body, close, ctx);
-        // HEAD: the GET's head, Content-Length included, without the body
-        // (RFC 9110 §9.3.2).
-        if head.method == "HEAD" {
-            let out = self.out.buf(ctx.pool);
-            out.truncate(out.len() - body.len());
-        }
         !close
     }
 
@@ -137,7 +151,13 @@ impl Connection {
 
     /// `POST /pub/{channel}`: check the method, the token and the length,
     /// then read the body.
-    fn start_publish(&mut self, head: &RequestHead<'_, '_>, channel: &str, ctx: &mut Ctx<'_>) -> bool {
+    fn start_publish(
+        &mut self,
+        head: &RequestHead<'_, '_>,
+        framing: BodyFraming,
+        channel: &str,
+        ctx: &mut Ctx<'_>,
+    ) -> bool {
         if head.method != "POST" {
             return self.refuse(Status::METHOD_NOT_ALLOWED, &[("Allow", "POST")], "use POST", ctx);
         }
@@ -157,32 +177,29 @@ impl Connection {
                 Some(_) => {}
             }
         }
-        // Chunked bodies are not supported: say so (RFC 9110 §15.5.12).
-        if head.values("transfer-encoding").next().is_some() {
-            return self.refuse(Status::LENGTH_REQUIRED, &[], "send the body with Content-Length", ctx);
-        }
-        let len = match head.single("content-length") {
-            Ok(Some(v)) => match std::str::from_utf8(v).ok().and_then(|s| s.trim().parse::<usize>().ok()) {
-                Some(n) => n,
-                None => return self.refuse(Status::BAD_REQUEST, &[], "bad Content-Length", ctx),
-            },
-            Ok(None) => return self.refuse(Status::LENGTH_REQUIRED, &[], "send the body with Content-Length", ctx),
-            Err(_) => return self.refuse(Status::BAD_REQUEST, &[], "repeated Content-Length", ctx),
+        let len = match framing {
+            BodyFraming::Length(n) => n,
+            BodyFraming::None => {
+                return self.refuse(Status::LENGTH_REQUIRED, &[], "send the body with Content-Length", ctx)
+            }
         };
-        if len > ctx.settings.read_limits.max_message_size {
+        let max = ctx.settings.read_limits.max_message_size;
+        let Some(len) = usize::try_from(len).ok().filter(|&n| n <= max) else {
             return self.refuse(
                 Status::PAYLOAD_TOO_LARGE,
                 &[],
                 "message larger than max_message_size",
                 ctx,
             );
-        }
+        };
         let kind = match head.single("content-type").ok().flatten() {
             Some(ct) if is_text(ct) => MessageKind::Text,
             _ => MessageKind::Binary,
         };
-        // RFC 9110 §10.1.1: a client waiting for 100 sends the body after it.
-        if head.has_token("expect", "100-continue") {
+        // RFC 9110 §10.1.1: a client waiting for 100 sends the body after
+        // it; an HTTP/1.0 client knows no 100, and its expectation MUST be
+        // ignored.
+        if head.minor_version >= 1 && head.has_token("expect", "100-continue") {
             self.out
                 .buf(ctx.pool)
                 .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");

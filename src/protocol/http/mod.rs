@@ -3,7 +3,15 @@
 //!
 //! The end of a head is found incrementally ([`HeadScanner`]) so that a head
 //! trickling in a byte at a time is not re-scanned from its start on every
-//! read; httparse then parses the complete head once.
+//! read; httparse then parses the complete head once. [`framing`] holds the
+//! checks every request passes before it is routed (its `Host`, its body's
+//! length), [`date`] the `Date` header's format.
+
+pub mod date;
+pub mod framing;
+
+pub use date::HttpDate;
+pub use framing::BodyFraming;
 
 use std::fmt;
 
@@ -17,14 +25,36 @@ pub enum HttpError {
     Malformed,
     /// The head is larger than the configured limit, or has too many headers.
     HeadTooLarge,
+    /// No `Host` in HTTP/1.1, or more than one (RFC 9112 §3.2).
+    Host,
+    /// A `Content-Length` that is not one number (RFC 9110 §8.6, RFC 9112 §6.3).
+    ContentLength,
+    /// A `Transfer-Encoding`, which we do not implement (RFC 9112 §6.1).
+    TransferEncoding,
+    /// A body declared larger than anything we would read.
+    BodyTooLarge,
 }
 
 impl HttpError {
+    /// A short stable name for metrics and logs.
+    pub fn kind(self) -> &'static str {
+        match self {
+            HttpError::Malformed => "malformed_http",
+            HttpError::HeadTooLarge => "head_too_large",
+            HttpError::Host => "bad_host",
+            HttpError::ContentLength => "bad_content_length",
+            HttpError::TransferEncoding => "transfer_encoding",
+            HttpError::BodyTooLarge => "body_too_large",
+        }
+    }
+
     /// The status this error is answered with.
     pub fn status(self) -> Status {
         match self {
-            HttpError::Malformed => Status::BAD_REQUEST,
+            HttpError::Malformed | HttpError::Host | HttpError::ContentLength => Status::BAD_REQUEST,
             HttpError::HeadTooLarge => Status::HEADERS_TOO_LARGE,
+            HttpError::TransferEncoding => Status::NOT_IMPLEMENTED,
+            HttpError::BodyTooLarge => Status::PAYLOAD_TOO_LARGE,
         }
     }
 }
@@ -34,6 +64,10 @@ impl fmt::Display for HttpError {
         f.write_str(match self {
             HttpError::Malformed => "malformed request head",
             HttpError::HeadTooLarge => "request head too large",
+            HttpError::Host => "an HTTP/1.1 request needs exactly one Host header",
+            HttpError::ContentLength => "Content-Length must be one number of digits",
+            HttpError::TransferEncoding => "Transfer-Encoding is not supported: send the body with Content-Length",
+            HttpError::BodyTooLarge => "request body too large",
         })
     }
 }
@@ -101,12 +135,32 @@ impl<'b, 'h> RequestHead<'b, 'h> {
         })
     }
 
-    /// The path, without the query.
-    pub fn path(&self) -> &'b str {
-        self.target.split_once('?').map_or(self.target, |(p, _)| p)
+    /// The target in origin form: an absolute-form target
+    /// (`http://host:port/path?q`, RFC 9112 §3.2.2, which a server MUST
+    /// accept) without its scheme and authority.
+    fn origin_form(&self) -> &'b str {
+        let t = self.target;
+        let Some((scheme, rest)) = t.split_once("://") else {
+            return t;
+        };
+        if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+            return t;
+        }
+        match rest.find(['/', '?']) {
+            Some(i) if rest.as_bytes()[i] == b'/' => &rest[i..],
+            // `http://host?q` and `http://host` name the path `/`.
+            _ => "/",
+        }
     }
 
-    /// The query string, without `?`.
+    /// The path, without the query.
+    pub fn path(&self) -> &'b str {
+        let t = self.origin_form();
+        t.split_once('?').map_or(t, |(p, _)| p)
+    }
+
+    /// The query string, without `?` (an authority holds no `?`, so this
+    /// is the same in absolute form).
     pub fn query(&self) -> Option<&'b str> {
         self.target.split_once('?').map(|(_, q)| q)
     }
@@ -176,6 +230,8 @@ impl Status {
     pub const HEADERS_TOO_LARGE: Status = Status(431);
     /// 500
     pub const INTERNAL_ERROR: Status = Status(500);
+    /// 501
+    pub const NOT_IMPLEMENTED: Status = Status(501);
     /// 503
     pub const SERVICE_UNAVAILABLE: Status = Status(503);
 
@@ -196,29 +252,41 @@ impl Status {
             426 => "Upgrade Required",
             431 => "Request Header Fields Too Large",
             500 => "Internal Server Error",
+            501 => "Not Implemented",
             503 => "Service Unavailable",
             _ => "Unknown",
         }
     }
 }
 
-/// Append a complete response: status line, `headers`, `Content-Length`,
-/// `Connection: close` when `close`, and `body`.
-pub fn write_response(out: &mut Vec<u8>, status: Status, headers: &[(&str, &str)], body: &[u8], close: bool) {
+/// Append a response head: status line, `headers`, `Date` (RFC 9110
+/// §6.6.1: an origin server with a clock MUST send it in 2xx to 4xx
+/// responses), `Content-Length` if given, `Connection: close` when `close`,
+/// and the blank line. For a response whose body is queued separately.
+pub fn write_head(
+    out: &mut Vec<u8>,
+    status: Status,
+    headers: &[(&str, &str)],
+    content_length: Option<usize>,
+    close: bool,
+    date: &HttpDate,
+) {
     use std::io::Write;
     // Writing to a Vec cannot fail.
     let _ = write!(out, "HTTP/1.1 {} {}\r\n", status.0, status.reason());
     for (name, value) in headers {
         let _ = write!(out, "{name}: {value}\r\n");
     }
-    if status.0 >= 200 && status != Status::NO_CONTENT {
-        let _ = write!(out, "Content-Length: {}\r\n", body.len());
+    if status.0 >= 200 {
+        let _ = write!(out, "Date: {}\r\n", date.as_str());
+    }
+    if let Some(n) = content_length {
+        let _ = write!(out, "Content-Length: {n}\r\n");
     }
     if close {
         out.extend_from_slice(b"Connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
 }
 
 #[cfg(test)]
@@ -279,16 +347,39 @@ mod tests {
     #[test]
     fn writes_response() {
         let mut out = Vec::new();
-        write_response(
+        let date = HttpDate::from_unix(784_111_777);
+        write_head(
             &mut out,
             Status::NOT_FOUND,
             &[("Content-Type", "text/plain")],
-            b"no\n",
+            Some(3),
             true,
+            &date,
         );
         assert_eq!(
             out,
-            b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nno\n"
+            &b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+               Content-Length: 3\r\nConnection: close\r\n\r\n"[..]
         );
+    }
+
+    #[test]
+    fn absolute_form_targets_are_origin_form_underneath() {
+        let cases = [
+            ("/a?b=1", "/a", Some("b=1")),
+            ("http://h:1/a?b=1", "/a", Some("b=1")),
+            ("HTTPS://h/a/b", "/a/b", None),
+            ("http://h", "/", None),
+            ("http://h?x=1", "/", Some("x=1")),
+            ("http://h/?since=5", "/", Some("since=5")),
+            ("ftp://h/a", "ftp://h/a", None),
+            ("*", "*", None),
+        ];
+        for (target, path, query) in cases {
+            let raw = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let head = RequestHead::parse(raw.as_bytes(), &mut headers).unwrap();
+            assert_eq!((head.path(), head.query()), (path, query), "{target}");
+        }
     }
 }
