@@ -7,6 +7,8 @@
 #      cargo test --release --doc           (doc tests; --all-targets leaves them out)
 #   3. cargo bench --no-run                 (the benches compile)
 #   4. python3 benches/idle_rss.py ...      (10,000 idle connections cost < 1 KiB of server RSS each)
+#      python3 benches/declared_length.py   (1,000 connections declaring 16 MiB and sending 1 byte
+#                                            cost < 64 KiB of server RSS each)
 #   5. bash tests/autobahn.sh               (Autobahn TestSuite against the release binary)
 #
 # Installs what it needs on a fresh Debian machine: python3 venv support and
@@ -102,6 +104,7 @@ else
 fi
 run bench-build cargo bench --no-run
 run idle-rss python3 benches/idle_rss.py --spawn target/release/wsreactor --connections 10000 --max-bytes-per-conn 1024
+run declared-length python3 benches/declared_length.py --spawn target/release/wsreactor --connections 1000
 run autobahn bash tests/autobahn.sh
 
 step "all steps passed in $(( $(date +%s) - RUN_START ))s: ${STEP_TIMES[*]}"
