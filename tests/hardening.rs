@@ -22,16 +22,9 @@ fn with(f: impl FnOnce(&mut Settings)) -> Settings {
     s
 }
 
-fn publish(addr: std::net::SocketAddr, channel: &str, body: &str) -> Value {
-    let mut c = Client::connect(addr);
-    let r = c.request(
-        "POST",
-        &format!("/pub/{channel}"),
-        &["Content-Type: text/plain"],
-        body.as_bytes(),
-    );
-    assert_eq!(r.status, 200, "{r:?}");
-    serde_json::from_slice(&r.body).unwrap()
+/// Publish on a connection of its own.
+fn publish_at(addr: std::net::SocketAddr, channel: &str, body: &str) -> Value {
+    publish(&mut Client::connect(addr), channel, body)
 }
 
 /// Everything the server sends until it closes (at most `within`).
@@ -48,7 +41,7 @@ fn responses(text: &str) -> usize {
 /// The channel has had no accepted publish: its first publish gets id 1.
 fn assert_never_published(addr: std::net::SocketAddr, channel: &str) {
     assert_eq!(
-        publish(addr, channel, "probe")["id"],
+        publish_at(addr, channel, "probe")["id"],
         1,
         "{channel} had been published to"
     );
@@ -167,7 +160,7 @@ fn a_published_carriage_return_cannot_forge_sse_fields() {
     let head = c.read_until(b"\r\n\r\n");
     assert!(head.starts_with(b"HTTP/1.1 200 "));
     let payload = "hello\rid: 999\revent: evil\rdata: forged\r\nline2\nline3";
-    assert_eq!(publish(server.addr, "cr", payload)["id"], 1);
+    assert_eq!(publish_at(server.addr, "cr", payload)["id"], 1);
     let event = String::from_utf8(c.read_until(b"\n\n")).unwrap();
     let fields: Vec<&str> = browser_lines(&event).into_iter().filter(|l| !l.is_empty()).collect();
     assert_eq!(
@@ -192,10 +185,10 @@ fn a_forgotten_channel_continues_its_ids() {
     // No history: the channel is idle (and swept, within a second) as soon
     // as its publish is done.
     let server = Server::start(with(|s| s.pubsub.hub.history_size = 0));
-    assert_eq!(publish(server.addr, "gone", "a")["id"], 1);
-    assert_eq!(publish(server.addr, "gone", "b")["id"], 2);
+    assert_eq!(publish_at(server.addr, "gone", "a")["id"], 1);
+    assert_eq!(publish_at(server.addr, "gone", "b")["id"], 2);
     std::thread::sleep(Duration::from_millis(2500));
-    assert_eq!(publish(server.addr, "gone", "c")["id"], 3);
+    assert_eq!(publish_at(server.addr, "gone", "c")["id"], 3);
     // It does not count against max_channels meanwhile: /metrics shows 0.
     std::thread::sleep(Duration::from_millis(2500));
     let mut m = Client::connect(server.addr);
@@ -206,9 +199,9 @@ fn a_forgotten_channel_continues_its_ids() {
 #[test]
 fn history_expiry_does_not_restart_ids() {
     let server = Server::start(with(|s| s.pubsub.hub.history_ttl = Duration::from_millis(200)));
-    assert_eq!(publish(server.addr, "ttl", "a")["id"], 1);
+    assert_eq!(publish_at(server.addr, "ttl", "a")["id"], 1);
     std::thread::sleep(Duration::from_millis(2500));
-    assert_eq!(publish(server.addr, "ttl", "b")["id"], 2);
+    assert_eq!(publish_at(server.addr, "ttl", "b")["id"], 2);
 }
 
 #[test]
@@ -216,7 +209,7 @@ fn a_cursor_beyond_the_last_id_is_told_as_a_gap_on_every_transport() {
     // As after a restart: the client's cursor is above anything this
     // server numbered.
     let server = Server::start(with(|s| s.pubsub.poll_timeout = Duration::from_secs(3)));
-    assert_eq!(publish(server.addr, "fut", "one")["id"], 1);
+    assert_eq!(publish_at(server.addr, "fut", "one")["id"], 1);
 
     // Long poll: answered at once with the gap, not parked, never a 204.
     let mut c = Client::connect(server.addr);
@@ -257,7 +250,7 @@ fn a_request_pipelined_behind_a_long_poll_is_answered() {
     let mut c = Client::connect(server.addr);
     c.write(b"GET /poll/q HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     std::thread::sleep(Duration::from_millis(100));
-    publish(server.addr, "q", "m");
+    publish_at(server.addr, "q", "m");
     let t0 = Instant::now();
     assert_eq!(c.read_response().status, 200);
     let r = c.read_response();

@@ -13,17 +13,6 @@ use std::time::{Duration, Instant};
 use wsreactor::reactor::settings::Settings;
 use wsreactor::reactor::stats::Transport;
 
-fn publish(c: &mut Client, channel: &str, body: &str) -> Value {
-    let r = c.request(
-        "POST",
-        &format!("/pub/{channel}"),
-        &["Content-Type: text/plain"],
-        body.as_bytes(),
-    );
-    assert_eq!(r.status, 200, "{r:?}");
-    serde_json::from_slice(&r.body).unwrap()
-}
-
 fn text(frame: &Frame) -> &str {
     assert_eq!(frame.opcode, TEXT, "{frame:?}");
     std::str::from_utf8(&frame.payload).unwrap()

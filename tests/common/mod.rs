@@ -186,6 +186,19 @@ pub fn upgrade_request() -> String {
     )
 }
 
+/// Publish `body` as text to `channel` on `c`'s connection; the 200's JSON
+/// receipt (`{"id":N,"subscribers":K}`).
+pub fn publish(c: &mut Client, channel: &str, body: &str) -> serde_json::Value {
+    let r = c.request(
+        "POST",
+        &format!("/pub/{channel}"),
+        &["Content-Type: text/plain"],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    serde_json::from_slice(&r.body).unwrap()
+}
+
 /// A blocking client: a socket with timeouts and the bytes read but not yet used.
 pub struct Client {
     pub stream: TcpStream,
