@@ -98,8 +98,11 @@ impl Channel {
 /// The last ids of forgotten channels: within one server's life a
 /// channel's ids never repeat, so a client's cursor never names two
 /// messages. Bounded in number (`id_memory_channels`, oldest dropped first)
-/// and in age (`id_memory`); a channel past either starts again at 1, and a
-/// client whose cursor is then above its last id is told so as a reset gap.
+/// and in age (`id_memory`). What leaves the memory raises `floor`, the
+/// highest id any dropped name had: a name not remembered (new, or dropped)
+/// starts after it, so even a channel forgotten past the memory never hands
+/// out an id it gave before, and a client's old cursor on it falls below
+/// the channel's first id, which the snapshot tells as a gap.
 #[derive(Debug, Default)]
 struct Retired {
     /// Name to (last id, the `seq` of its entry in `order`).
@@ -110,6 +113,8 @@ struct Retired {
     /// against the bound too, so `order` and the map never outgrow it.
     order: VecDeque<(Arc<str>, Instant, u64)>,
     seq: u64,
+    /// The highest last id of the names dropped from the memory.
+    floor: u64,
 }
 
 impl Retired {
@@ -121,6 +126,7 @@ impl Retired {
             self.pop_oldest();
         }
         if settings.id_memory_channels == 0 {
+            self.floor = self.floor.max(last_id);
             return;
         }
         self.seq += 1;
@@ -128,15 +134,16 @@ impl Retired {
         self.order.push_back((name, now, self.seq));
     }
 
-    /// The last id of `name` if it was forgotten, taken out of the memory
-    /// (the channel lives again); 0 for a name never seen or forgotten.
+    /// The id a channel named `name` continues from, taken out of the
+    /// memory (the channel lives again): its own last id if remembered,
+    /// else the floor (0 until a name was dropped).
     fn revive(&mut self, name: &str) -> u64 {
-        self.last_ids.remove(name).map_or(0, |(id, _)| id)
+        self.last_ids.remove(name).map_or(self.floor, |(id, _)| id)
     }
 
     /// The same, leaving it remembered.
     fn get(&self, name: &str) -> u64 {
-        self.last_ids.get(name).map_or(0, |&(id, _)| id)
+        self.last_ids.get(name).map_or(self.floor, |&(id, _)| id)
     }
 
     /// Forget what is older than `id_memory`.
@@ -152,8 +159,11 @@ impl Retired {
 
     fn pop_oldest(&mut self) {
         if let Some((name, _, seq)) = self.order.pop_front() {
-            if self.last_ids.get(&name).is_some_and(|&(_, s)| s == seq) {
-                self.last_ids.remove(&name);
+            if let Some(&(last_id, s)) = self.last_ids.get(&name) {
+                if s == seq {
+                    self.last_ids.remove(&name);
+                    self.floor = self.floor.max(last_id);
+                }
             }
         }
     }
@@ -405,19 +415,28 @@ mod tests {
             h.sweep(t0);
         }
         assert_eq!((h.channels(), h.remembered()), (0, 2));
-        // "a" was the oldest and is gone: a cursor on it is not vouched for.
+        // "a" was the oldest and is gone, but its last id (2) is the floor:
+        // a cursor on it stays a cursor, and nothing is numbered 1 or 2 again.
         let s = h.history("a", Some(2), t0).unwrap();
-        assert_eq!((s.last_id, s.gap.map(|g| g.reset)), (0, Some(true)));
+        assert_eq!((s.last_id, s.gap), (2, None));
+        let r = h.publish("a", MessageKind::Text, b"x".as_slice().into(), t0).unwrap();
+        assert_eq!(r.id, 3);
+        // A cursor from before the floor is a gap, not silence.
+        let s = h.history("a", Some(1), t0).unwrap();
+        assert_eq!(s.gap, Some(Gap::trimmed(2, 3)));
         // "c" goes on from 1, and is not remembered while it lives.
         assert_eq!(h.history("c", Some(1), t0).unwrap().gap, None);
         let r = h.publish("c", MessageKind::Text, b"x".as_slice().into(), t0).unwrap();
         assert_eq!((r.id, h.remembered()), (2, 1));
-        // Forgotten again, then the memory's age runs out.
+        // Forgotten again, then the memory's age runs out: the floor holds.
         h.sweep(t0);
         h.sweep(t0 + Duration::from_secs(61));
         assert_eq!(h.remembered(), 0);
         let r = h.publish("b", MessageKind::Text, b"x".as_slice().into(), t0).unwrap();
-        assert_eq!(r.id, 1);
+        assert_eq!(r.id, 4);
+        // A name never seen starts after the floor too.
+        let r = h.publish("new", MessageKind::Text, b"x".as_slice().into(), t0).unwrap();
+        assert_eq!(r.id, 4);
     }
 
     #[test]
