@@ -14,6 +14,10 @@
 //! Loading is split in two: [`Config::from_toml`] / [`Config::load`] only parse,
 //! and [`Config::validate`] checks ranges, so the command line can override
 //! values in between and the result is checked once.
+//!
+//! This module is a leaf: it knows nothing of the reactor. The reactor turns
+//! a `Config` into its own view once (`reactor::settings`), and its
+//! defaults are this module's: one source for every default.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
@@ -29,6 +33,10 @@ pub use error::ConfigError;
 /// The largest any byte size may be: buffers index their bytes with 32 bits
 /// (`u32` lengths), and no single message, head or queue needs more.
 pub const MAX_SIZE: usize = 1 << 30;
+
+/// The longest timeout: connection timers measure with 32-bit millisecond
+/// stamps, which wrap after ~49 days; half of that leaves room to spare.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 24 * 3600);
 
 /// The most worker threads: each holds three descriptors (poll, waker,
 /// listener) and a stack, and no machine has more cores than this.
@@ -98,24 +106,6 @@ impl Default for PubSub {
             publish_token: String::new(),
             id_memory: Duration::from_secs(30 * 24 * 3600),
             id_memory_channels: 100_000,
-        }
-    }
-}
-
-impl PubSub {
-    /// The reactor's view of this section.
-    pub fn to_settings(&self) -> crate::reactor::settings::PubSubSettings {
-        crate::reactor::settings::PubSubSettings {
-            hub: crate::pubsub::HubSettings {
-                history_size: self.history_size,
-                history_ttl: self.history_ttl,
-                max_channels: self.max_channels,
-                id_memory: self.id_memory,
-                id_memory_channels: self.id_memory_channels,
-            },
-            poll_timeout: self.poll_timeout,
-            sse_heartbeat: self.sse_heartbeat,
-            publish_token: (!self.publish_token.is_empty()).then(|| self.publish_token.clone()),
         }
     }
 }
@@ -346,8 +336,7 @@ impl Config {
                 Ok(())
             }
         };
-        // Connection timers measure with 32-bit millisecond stamps.
-        let max = crate::reactor::stamp::MAX_TIMEOUT;
+        let max = MAX_TIMEOUT;
         for (key, d) in [
             ("timeouts.handshake", timeouts.handshake),
             ("timeouts.request", timeouts.request),

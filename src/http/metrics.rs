@@ -205,7 +205,7 @@ pub fn render(stats: &[Arc<WorkerStats>], hub: &dyn Broker) -> String {
 mod tests {
     use super::*;
     use crate::protocol::http::Status;
-    use crate::pubsub::{HubSettings, Inbox, LocalHub};
+    use crate::pubsub::{Inbox, LocalHub};
 
     #[test]
     fn renders_every_family_with_worker_labels() {
@@ -217,7 +217,7 @@ mod tests {
         let poll = mio::Poll::new().unwrap();
         let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
         let hub = LocalHub::new(
-            HubSettings::default(),
+            crate::reactor::settings::Settings::default().pubsub.hub,
             vec![Inbox::new(waker.clone()), Inbox::new(waker)],
         );
         let page = render(&stats, &hub);

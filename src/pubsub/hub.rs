@@ -342,7 +342,10 @@ mod tests {
         let inboxes = (0..workers).map(|_| Inbox::new(waker.clone())).collect();
         let settings = HubSettings {
             history_size: history,
-            ..HubSettings::default()
+            history_ttl: Duration::from_secs(3600),
+            max_channels: 100,
+            id_memory: Duration::from_secs(3600),
+            id_memory_channels: 100,
         };
         (LocalHub::new(settings, inboxes), poll)
     }

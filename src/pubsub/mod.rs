@@ -83,7 +83,8 @@ impl fmt::Display for HubError {
 
 impl std::error::Error for HubError {}
 
-/// History and capacity limits.
+/// History and capacity limits (from `[pubsub]`; the defaults are the
+/// configuration's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HubSettings {
     /// Messages kept per channel.
@@ -98,18 +99,6 @@ pub struct HubSettings {
     /// How many forgotten channels' last ids are remembered at most (the
     /// oldest is forgotten first).
     pub id_memory_channels: usize,
-}
-
-impl Default for HubSettings {
-    fn default() -> Self {
-        HubSettings {
-            history_size: 1000,
-            history_ttl: Duration::from_secs(3600),
-            max_channels: 100_000,
-            id_memory: Duration::from_secs(30 * 24 * 3600),
-            id_memory_channels: 100_000,
-        }
-    }
 }
 
 /// Where channels live. Every method is called from worker threads.

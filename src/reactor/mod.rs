@@ -154,29 +154,6 @@ pub fn start(addr: SocketAddr, threads: usize, backlog: u32, settings: Settings)
     })
 }
 
-impl From<&Config> for Settings {
-    fn from(c: &Config) -> Settings {
-        Settings {
-            read_limits: crate::protocol::ReadLimits {
-                max_frame_size: c.limits.max_frame_size,
-                max_message_size: c.limits.max_message_size,
-            },
-            max_request_head: c.limits.max_request_head,
-            write_buffer_limit: c.limits.write_buffer_limit,
-            read_buffer_size: c.limits.read_buffer_size,
-            buffer_pool_size: c.limits.buffer_pool_size,
-            max_connections: c.server.max_connections,
-            handshake_timeout: c.timeouts.handshake,
-            request_timeout: c.timeouts.request,
-            idle_timeout: c.timeouts.idle,
-            close_timeout: c.timeouts.close,
-            write_stall: c.timeouts.write_stall,
-            deflate: c.deflate.to_protocol(),
-            pubsub: c.pubsub.to_settings(),
-        }
-    }
-}
-
 /// Serve with `config` until SIGINT or SIGTERM, then shut down gracefully.
 /// A second signal during the shutdown exits at once.
 pub fn serve(config: Config) -> io::Result<()> {

@@ -1,13 +1,18 @@
 //! The reactor's view of the configuration: limits and timeouts resolved
 //! once at start, shared read-only by every worker.
+//!
+//! Made from a [`Config`] one way only (the configuration knows nothing of
+//! the reactor), and [`Settings::default`] is the conversion of
+//! [`Config::default`]: the defaults are written once, in `config`.
 
+use crate::config::Config;
 use crate::protocol::deflate::DeflateConfig;
 use crate::protocol::ReadLimits;
 use crate::pubsub::HubSettings;
 use std::time::Duration;
 
 /// Everything a worker needs to know from the configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Frame and message size caps.
     pub read_limits: ReadLimits,
@@ -38,7 +43,7 @@ pub struct Settings {
 }
 
 /// The push server's part of the settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PubSubSettings {
     /// History and channel limits, for the hub.
     pub hub: HubSettings,
@@ -50,33 +55,44 @@ pub struct PubSubSettings {
     pub publish_token: Option<String>,
 }
 
-impl Default for PubSubSettings {
+impl Default for Settings {
+    /// The built-in configuration's settings.
     fn default() -> Self {
-        PubSubSettings {
-            hub: HubSettings::default(),
-            poll_timeout: Duration::from_secs(30),
-            sse_heartbeat: Duration::from_secs(15),
-            publish_token: None,
-        }
+        Settings::from(&Config::default())
     }
 }
 
-impl Default for Settings {
-    fn default() -> Self {
+impl From<&Config> for Settings {
+    fn from(c: &Config) -> Settings {
+        let p = &c.pubsub;
         Settings {
-            read_limits: ReadLimits::default(),
-            max_request_head: 8192,
-            write_buffer_limit: 1 << 20,
-            read_buffer_size: 16384,
-            buffer_pool_size: 1024,
-            max_connections: 0,
-            handshake_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(120),
-            close_timeout: Duration::from_secs(5),
-            write_stall: Duration::from_secs(30),
-            deflate: crate::config::Deflate::default().to_protocol(),
-            pubsub: PubSubSettings::default(),
+            read_limits: ReadLimits {
+                max_frame_size: c.limits.max_frame_size,
+                max_message_size: c.limits.max_message_size,
+            },
+            max_request_head: c.limits.max_request_head,
+            write_buffer_limit: c.limits.write_buffer_limit,
+            read_buffer_size: c.limits.read_buffer_size,
+            buffer_pool_size: c.limits.buffer_pool_size,
+            max_connections: c.server.max_connections,
+            handshake_timeout: c.timeouts.handshake,
+            request_timeout: c.timeouts.request,
+            idle_timeout: c.timeouts.idle,
+            close_timeout: c.timeouts.close,
+            write_stall: c.timeouts.write_stall,
+            deflate: c.deflate.to_protocol(),
+            pubsub: PubSubSettings {
+                hub: HubSettings {
+                    history_size: p.history_size,
+                    history_ttl: p.history_ttl,
+                    max_channels: p.max_channels,
+                    id_memory: p.id_memory,
+                    id_memory_channels: p.id_memory_channels,
+                },
+                poll_timeout: p.poll_timeout,
+                sse_heartbeat: p.sse_heartbeat,
+                publish_token: (!p.publish_token.is_empty()).then(|| p.publish_token.clone()),
+            },
         }
     }
 }
@@ -97,5 +113,27 @@ impl Settings {
         .min()
         .unwrap_or(Duration::from_secs(1));
         (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_the_configs_and_the_shipped_files() {
+        let shipped = include_str!("../../config/wsreactor.toml");
+        let from_file = Settings::from(&Config::from_toml(shipped, "config/wsreactor.toml").unwrap());
+        assert_eq!(Settings::default(), from_file);
+        // Spot checks that the conversion takes each section's value.
+        let mut c = Config::default();
+        c.timeouts.request = Duration::from_secs(77);
+        c.pubsub.id_memory_channels = 5;
+        c.limits.max_message_size = 1234;
+        let s = Settings::from(&c);
+        assert_eq!(s.request_timeout, Duration::from_secs(77));
+        assert_eq!(s.pubsub.hub.id_memory_channels, 5);
+        assert_eq!(s.read_limits.max_message_size, 1234);
+        assert_ne!(s, Settings::default());
     }
 }

@@ -9,8 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-/// The longest timeout a [`Stamp`] difference can measure with room to spare.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 24 * 3600);
+/// The longest timeout a [`Stamp`] difference must measure: the
+/// configuration caps every timeout at it.
+pub use crate::config::MAX_TIMEOUT;
 
 /// Milliseconds since a worker's epoch, wrapping (the default is the epoch).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
