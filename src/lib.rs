@@ -16,6 +16,8 @@
 //! - [`load`]: the load generator (`wsreactor load`), a client reactor on the same protocol code.
 //! - [`config`]: the TOML configuration, its defaults and validation.
 //! - [`sys`]: process setup the server needs from the OS (descriptor limit).
+//! - [`stats`]: the workers' counters and gauges, a leaf that the reactor
+//!   writes and `/metrics` reads.
 #![deny(missing_docs)]
 
 pub mod config;
@@ -24,4 +26,5 @@ pub mod load;
 pub mod protocol;
 pub mod pubsub;
 pub mod reactor;
+pub mod stats;
 pub mod sys;

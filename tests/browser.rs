@@ -26,7 +26,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tungstenite::{Message, WebSocket};
-use wsreactor::reactor::stats::Transport;
+use wsreactor::stats::Transport;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 

@@ -237,7 +237,7 @@ fn workers_all_accept_connections() {
         .handle()
         .stats()
         .iter()
-        .map(|s| wsreactor::reactor::stats::WorkerStats::get(&s.accepted))
+        .map(|s| wsreactor::stats::WorkerStats::get(&s.accepted))
         .collect();
     assert_eq!(accepted.len(), 4);
     assert!(accepted.iter().all(|&n| n > 0), "accepted per worker: {accepted:?}");
@@ -263,7 +263,7 @@ fn workers_hold_even_shares_of_connections() {
         .handle()
         .stats()
         .iter()
-        .map(|s| wsreactor::reactor::stats::WorkerStats::get(&s.open))
+        .map(|s| wsreactor::stats::WorkerStats::get(&s.open))
         .collect();
     assert_eq!(open.iter().sum::<u64>(), 100);
     assert!(

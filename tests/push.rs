@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wsreactor::reactor::settings::Settings;
-use wsreactor::reactor::stats::Transport;
+use wsreactor::stats::Transport;
 
 fn text(frame: &Frame) -> &str {
     assert_eq!(frame.opcode, TEXT, "{frame:?}");

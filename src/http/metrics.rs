@@ -3,7 +3,7 @@
 //! connections over SO_REUSEPORT listeners shows.
 
 use crate::pubsub::Broker;
-use crate::reactor::stats::{Transport, WorkerStats};
+use crate::stats::{Transport, WorkerStats};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;

@@ -12,7 +12,7 @@
 //! accepts that correct the hash; no bytes have been read yet, so nothing
 //! else moves.
 
-use super::stats::WorkerStats;
+use crate::stats::WorkerStats;
 use mio::net::TcpStream;
 use mio::Waker;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};

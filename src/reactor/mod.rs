@@ -23,16 +23,15 @@ pub mod listener;
 pub mod output;
 pub mod settings;
 pub mod stamp;
-pub mod stats;
 pub mod subscribers;
 pub mod worker;
 
 use crate::config::Config;
 use crate::pubsub::{Broker, Inbox, LocalHub};
+use crate::stats::WorkerStats;
 use balance::Handoff;
 use mio::{Poll, Waker};
 use settings::Settings;
-use stats::WorkerStats;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};

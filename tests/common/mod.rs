@@ -15,8 +15,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 use wsreactor::reactor::settings::Settings;
-use wsreactor::reactor::stats::WorkerStats;
 use wsreactor::reactor::ServerHandle;
+use wsreactor::stats::WorkerStats;
 
 /// How long any single read or write may block.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);

@@ -16,7 +16,7 @@ use crate::protocol::http::{write_head, RequestHead, Status};
 use crate::protocol::{CloseCode, MessageKind, WebSocket};
 use crate::pubsub::message::{gap_json, gap_object};
 use crate::pubsub::{Encoding, Gap, Message, Snapshot};
-use crate::reactor::stats::Transport;
+use crate::stats::Transport;
 use std::io::Write;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;

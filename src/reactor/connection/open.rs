@@ -4,7 +4,7 @@
 
 use super::{want, Connection, Ctx, State};
 use crate::protocol::{Event, MessageKind, Payload, Read as FrameRead, WebSocket};
-use crate::reactor::stats::WorkerStats;
+use crate::stats::WorkerStats;
 use std::sync::atomic::Ordering::Relaxed;
 
 impl Connection {
