@@ -39,7 +39,8 @@ pub struct Message {
     pub payload: Box<[u8]>,
     /// When it was published (for the history's age limit).
     pub published: Instant,
-    forms: [OnceLock<Box<[u8]>>; ENCODINGS],
+    /// Shared as they are by every output queue that sends them.
+    forms: [OnceLock<Arc<[u8]>>; ENCODINGS],
 }
 
 impl Message {
@@ -57,6 +58,16 @@ impl Message {
 
     /// The bytes of one wire form, made by the first caller and shared after.
     pub fn encoded(&self, encoding: Encoding) -> &[u8] {
+        self.form(encoding)
+    }
+
+    /// One wire form as shared bytes, for an output queue: a reference
+    /// count, never a copy of the payload.
+    pub fn shared(&self, encoding: Encoding) -> Arc<[u8]> {
+        self.form(encoding).clone()
+    }
+
+    fn form(&self, encoding: Encoding) -> &Arc<[u8]> {
         self.forms[encoding as usize].get_or_init(|| {
             let mut out = Vec::new();
             match encoding {
@@ -68,7 +79,7 @@ impl Message {
                 Encoding::SseEvent => self.write_sse(&mut out),
                 Encoding::PollItem => self.write_poll_item(&mut out),
             }
-            out.into_boxed_slice()
+            Arc::from(out)
         })
     }
 

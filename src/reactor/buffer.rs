@@ -1,4 +1,6 @@
-//! Per-worker buffer pool and the two buffer shapes a connection borrows from it.
+//! Per-worker buffer pool, the two buffer shapes a connection borrows from
+//! it, and the [`Segment`]s an output queue is made of (those two, or bytes
+//! shared with other connections).
 //!
 //! An idle connection holds no buffer at all: a [`ReadBuf`] is taken from
 //! the pool when bytes arrive and given back as soon as every byte has been
@@ -8,8 +10,8 @@
 //! Buffers that grew for a large frame are freed instead of pooled, so one
 //! big message does not pin megabytes per worker.
 
-use super::output::Segment;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Idle buffers kept by one worker for reuse.
 #[derive(Debug)]
@@ -182,6 +184,35 @@ impl ReadBuf {
     pub fn filled_by(&mut self, n: usize) {
         self.end += n;
         debug_assert!(self.end <= self.data.len());
+    }
+}
+
+/// One piece of pending output.
+#[derive(Debug)]
+pub enum Segment {
+    /// Bytes of the connection's own, in a pooled buffer.
+    Owned(WriteBuf),
+    /// A read buffer whose unconsumed bytes are a reply built in place
+    /// (an echo); it goes back to the pool's read buffers once written.
+    Read(ReadBuf),
+    /// Bytes shared with other connections (a published message's wire
+    /// form), sent as they are.
+    Shared {
+        /// The bytes.
+        bytes: Arc<[u8]>,
+        /// Bytes of them already written.
+        pos: usize,
+    },
+}
+
+impl Segment {
+    /// The bytes still to be written.
+    pub fn pending(&self) -> &[u8] {
+        match self {
+            Segment::Owned(w) => w.pending(),
+            Segment::Read(r) => r.filled(),
+            Segment::Shared { bytes, pos } => &bytes[*pos..],
+        }
     }
 }
 

@@ -1,15 +1,15 @@
 //! A connection's pending output: a queue of segments written with one
 //! `writev` per attempt.
 //!
-//! A segment is either bytes this connection wrote itself (an echo, a pong,
-//! an HTTP head), in a buffer borrowed from the worker's pool, or one wire
-//! form of a published message shared by every subscriber
-//! ([`Message::encoded`]): fan-out queues an `Arc`, not a copy of the payload.
+//! A segment ([`Segment`]) is either bytes this connection wrote itself (an
+//! echo, a pong, an HTTP head), in a buffer borrowed from the worker's pool,
+//! or shared bytes (one wire form of a published message, the same for
+//! every subscriber): fan-out queues an `Arc`, not a copy of the payload.
 //! A large echo goes out of the read buffer it arrived in ([`Segment::Read`]),
 //! without a copy. An idle connection's queue is empty and holds no allocation.
+//! What the shared bytes are is not this module's business: it knows bytes.
 
-use super::buffer::{BufferPool, ReadBuf, WriteBuf};
-use crate::pubsub::{Encoding, Message};
+use super::buffer::{BufferPool, ReadBuf, Segment, WriteBuf};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
@@ -17,35 +17,6 @@ use std::sync::Arc;
 /// Segments passed to one `writev` (Linux allows 1024; a few dozen already
 /// fill a socket buffer).
 const MAX_IOV: usize = 64;
-
-/// One piece of pending output.
-#[derive(Debug)]
-pub enum Segment {
-    /// Bytes of the connection's own, in a pooled buffer.
-    Owned(WriteBuf),
-    /// A read buffer whose unconsumed bytes are a reply built in place
-    /// (an echo); it goes back to the pool's read buffers once written.
-    Read(ReadBuf),
-    /// A wire form of a published message, shared with other subscribers.
-    Shared {
-        /// The message.
-        msg: Arc<Message>,
-        /// Which of its forms.
-        encoding: Encoding,
-        /// Bytes of it already written.
-        pos: usize,
-    },
-}
-
-impl Segment {
-    fn pending(&self) -> &[u8] {
-        match self {
-            Segment::Owned(w) => w.pending(),
-            Segment::Read(r) => r.filled(),
-            Segment::Shared { msg, encoding, pos } => &msg.encoded(*encoding)[*pos..],
-        }
-    }
-}
 
 /// Pending output, in order.
 #[derive(Debug, Default)]
@@ -90,18 +61,14 @@ impl Output {
         }
     }
 
-    /// Queue a shared wire form of `msg`.
-    pub fn push_shared(&mut self, msg: &Arc<Message>, encoding: Encoding, pool: &mut BufferPool) {
+    /// Queue bytes shared with other connections, sent as they are.
+    pub fn push_shared(&mut self, bytes: Arc<[u8]>, pool: &mut BufferPool) {
         self.ready(pool);
         if let Some(Segment::Owned(w)) = self.segs.back() {
             self.sealed += w.pending().len();
         }
-        self.sealed += msg.encoded(encoding).len();
-        self.segs.push_back(Segment::Shared {
-            msg: msg.clone(),
-            encoding,
-            pos: 0,
-        });
+        self.sealed += bytes.len();
+        self.segs.push_back(Segment::Shared { bytes, pos: 0 });
     }
 
     /// Queue a read buffer whose unconsumed bytes are to be sent as they are.
@@ -196,8 +163,6 @@ impl Output {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::MessageKind;
-    use std::time::Instant;
 
     /// A writer that takes at most `max` bytes per call.
     struct Trickle {
@@ -219,26 +184,19 @@ mod tests {
     #[test]
     fn owned_and_shared_segments_come_out_in_order() {
         let mut pool = BufferPool::new(64, 4);
-        let msg = Arc::new(Message::new(
-            1,
-            "c".into(),
-            MessageKind::Text,
-            b"hello".as_slice().into(),
-            Instant::now(),
-        ));
-        let frame = msg.encoded(Encoding::Frame).to_vec();
+        let frame: Arc<[u8]> = Arc::from(&b"\x81\x05hello"[..]);
         let mut out = Output::default();
         out.buf(&mut pool).extend_from_slice(b"head;");
-        out.push_shared(&msg, Encoding::Frame, &mut pool);
-        out.push_shared(&msg, Encoding::Frame, &mut pool);
+        out.push_shared(frame.clone(), &mut pool);
+        out.push_shared(frame.clone(), &mut pool);
         out.buf(&mut pool).extend_from_slice(b";tail");
         let total = 5 + 2 * frame.len() + 5;
         assert_eq!(out.len(), total);
         for max in [1, 3, 7, 1000] {
             let mut o = Output::default();
             o.buf(&mut pool).extend_from_slice(b"head;");
-            o.push_shared(&msg, Encoding::Frame, &mut pool);
-            o.push_shared(&msg, Encoding::Frame, &mut pool);
+            o.push_shared(frame.clone(), &mut pool);
+            o.push_shared(frame.clone(), &mut pool);
             o.buf(&mut pool).extend_from_slice(b";tail");
             let mut w = Trickle { got: Vec::new(), max };
             while !o.is_empty() {

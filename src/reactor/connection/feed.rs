@@ -222,7 +222,7 @@ impl Connection {
 
     fn replay(&mut self, messages: &[Arc<Message>], encoding: Encoding, transport: Transport, ctx: &mut Ctx<'_>) {
         for m in messages {
-            self.out.push_shared(m, encoding, ctx.pool);
+            self.out.push_shared(m.shared(encoding), ctx.pool);
         }
         ctx.stats.count_delivered(transport, messages.len() as u64);
     }
@@ -267,7 +267,7 @@ impl Connection {
                 if let (Encoding::JsonFrame, Some(gap)) = (feed.encoding, gap) {
                     ws.send(MessageKind::Text, gap_json(gap).as_bytes(), self.out.buf(ctx.pool));
                 }
-                self.out.push_shared(msg, feed.encoding, ctx.pool);
+                self.out.push_shared(msg.shared(feed.encoding), ctx.pool);
                 ctx.stats.count_delivered(transport, 1);
             }
             (Transport::Poll, None) => {
@@ -284,7 +284,7 @@ impl Connection {
                 if let Some(gap) = gap {
                     write_sse_gap(self.out.buf(ctx.pool), gap);
                 }
-                self.out.push_shared(msg, feed.encoding, ctx.pool);
+                self.out.push_shared(msg.shared(feed.encoding), ctx.pool);
                 ctx.stats.count_delivered(transport, 1);
                 self.since = ctx.stamp;
             }
@@ -369,7 +369,7 @@ impl Connection {
             if i > 0 {
                 self.out.buf(ctx.pool).push(b',');
             }
-            self.out.push_shared(m, Encoding::PollItem, ctx.pool);
+            self.out.push_shared(m.shared(Encoding::PollItem), ctx.pool);
         }
         self.out.buf(ctx.pool).extend_from_slice(tail.as_bytes());
         ctx.stats.count_delivered(Transport::Poll, messages.len() as u64);
