@@ -24,6 +24,7 @@ pub mod output;
 pub mod settings;
 pub mod stamp;
 pub mod subscribers;
+pub mod timers;
 pub mod worker;
 
 use crate::config::Config;

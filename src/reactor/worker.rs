@@ -11,6 +11,7 @@ use super::connection::{Connection, Ctx, Delivered, Life};
 use super::settings::Settings;
 use super::stamp::Stamp;
 use super::subscribers::Subscribers;
+use super::timers::TimerWheel;
 use super::Shared;
 use crate::protocol::http::{HttpDate, Status};
 use crate::pubsub::{Broker, Message};
@@ -61,6 +62,10 @@ pub struct Worker {
     stamp: Stamp,
     /// The `Date` of responses, made again when the second changes.
     date: HttpDate,
+    /// Which connections have a timer due when ([`super::timers`]).
+    timers: TimerWheel,
+    /// Reused for the keys a tick finds due.
+    due: Vec<usize>,
     /// Accepting is paused (descriptors exhausted) until this time.
     accept_paused_until: Option<Instant>,
     /// Set once shutdown began: the time by which to be done.
@@ -80,6 +85,7 @@ impl Worker {
         hub: Arc<dyn Broker>,
     ) -> io::Result<Self> {
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let settings_tick = settings.tick();
         Ok(Worker {
             id,
             poll,
@@ -99,6 +105,8 @@ impl Worker {
             epoch: Instant::now(),
             stamp: Stamp::default(),
             date: HttpDate::default(),
+            timers: TimerWheel::new(settings_tick, Stamp::default()),
+            due: Vec::new(),
             accept_paused_until: None,
             stop_deadline: None,
         })
@@ -248,12 +256,18 @@ impl Worker {
         self.touched.clear();
     }
 
-    /// After a step: drop a dead connection, or update its registration.
+    /// After a step: drop a dead connection, or update its registration
+    /// and, if its next deadline came earlier, file it there in the wheel
+    /// (a later one waits for the entry it has).
     fn settle(&mut self, key: usize, life: Life) {
         match life {
             Life::Dead => self.remove(key),
             Life::Alive => {
                 let conn = &mut self.conns[key];
+                let deadline = conn.deadline(&self.settings);
+                if deadline.is_before(conn.scheduled()) {
+                    conn.set_scheduled(self.timers.insert(key, deadline));
+                }
                 let want = conn.interest(&self.settings);
                 if want != conn.registered() {
                     if self
@@ -364,6 +378,8 @@ impl Worker {
             return;
         }
         self.stats.moved(None, Some(conn.transport()));
+        let deadline = conn.deadline(&self.settings);
+        conn.set_scheduled(self.timers.insert(key, deadline));
         self.conns.insert(conn);
         self.stats.open.fetch_add(1, Relaxed);
         if !counted {
@@ -392,8 +408,22 @@ impl Worker {
         }
     }
 
+    /// The connections whose deadline has come check their timers; the
+    /// others are not visited (an idle connection costs nothing per tick).
     fn on_tick(&mut self, now: Instant) {
-        self.for_each(now, Connection::on_tick);
+        let mut due = std::mem::take(&mut self.due);
+        let conns = &self.conns;
+        self.timers
+            .expire(self.stamp, |key| conns.get(key).map(Connection::scheduled), &mut due);
+        for &key in &due {
+            // Its wheel entry is spent: the step's settle files it again.
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.set_scheduled(self.stamp.far_after());
+            }
+            self.step(key, now, Connection::on_tick);
+        }
+        due.clear();
+        self.due = due;
         if self.id == 0 && now >= self.next_sweep {
             self.hub.sweep(now);
             self.next_sweep = now + SWEEP_EVERY;

@@ -131,6 +131,9 @@ pub struct Connection {
     dirty: bool,
     /// The request being answered is a HEAD: responses carry no body.
     head_only: bool,
+    /// When the worker's timer wheel will next look at this connection
+    /// ([`deadline`](Self::deadline) or earlier).
+    scheduled: Stamp,
 }
 
 impl Connection {
@@ -151,6 +154,7 @@ impl Connection {
             counted,
             dirty: false,
             head_only: false,
+            scheduled: now.far_after(),
         }
     }
 
@@ -227,7 +231,37 @@ impl Connection {
         self.life(step, ctx)
     }
 
-    /// Check timeouts; called every tick.
+    /// The next moment a timer of this connection may act, from its state:
+    /// never later than the time [`on_tick`](Self::on_tick) would do
+    /// something, so the worker need not look before then.
+    pub fn deadline(&self, s: &Settings) -> Stamp {
+        let state = match &self.state {
+            State::Request { .. } => self.since.plus(s.handshake_timeout),
+            State::Body { .. } => self.since.plus(s.request_timeout),
+            State::Open { ws, .. } if ws.close_state().sent => self.since.plus(s.close_timeout),
+            State::Open { pinged: true, .. } => self.last_input.plus(s.idle_timeout),
+            State::Open { .. } => self.last_input.plus(s.idle_timeout / 2),
+            State::Poll { .. } => self.since.plus(s.pubsub.poll_timeout),
+            State::Sse { .. } => self.since.plus(s.pubsub.sse_heartbeat),
+            State::Closing { .. } => self.since.plus(s.close_timeout),
+        };
+        match self.over_limit_since {
+            Some(t) => state.min(t.plus(s.write_stall)),
+            None => state,
+        }
+    }
+
+    /// When the timer wheel holds this connection for.
+    pub fn scheduled(&self) -> Stamp {
+        self.scheduled
+    }
+
+    /// Record when the timer wheel holds this connection for.
+    pub fn set_scheduled(&mut self, at: Stamp) {
+        self.scheduled = at;
+    }
+
+    /// Check timeouts; called when the connection's deadline comes.
     pub fn on_tick(&mut self, ctx: &mut Ctx<'_>) -> Life {
         let step = self.check_timers(ctx);
         self.life(step, ctx)
