@@ -21,42 +21,23 @@
 //! connection: the run goes on.
 
 use super::churn::Cycle;
+pub use super::ctx::Ctx;
 use super::echo::EchoFlow;
-use super::stats::{record, Stats};
-use super::subscribe::{self, Order};
+use super::stats::record;
+use super::subscribe::{Order, Seen, Stamp};
 use super::transport::{Received, Transport};
 use super::{Mode, Plan};
 use crate::protocol::handshake::{ClientHandshake, ClientHandshakeError};
 use crate::protocol::{CloseCode, Event, Read as FrameRead, WebSocket};
 use crate::reactor::buffer::BufferPool;
-use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::Interest;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Largest response head accepted for the upgrade.
 const MAX_RESPONSE_HEAD: usize = 8192;
-
-/// What the worker lends a client while it handles an event.
-pub struct Ctx<'a> {
-    /// What the run does.
-    pub plan: &'a Plan,
-    /// The worker's figures.
-    pub stats: &'a mut Stats,
-    /// Latencies for the progress line.
-    pub interval: &'a mut Histogram<u64>,
-    /// The worker's buffers.
-    pub pool: &'a mut BufferPool,
-    /// The worker's random numbers (nonces, masking seeds).
-    pub rng: &'a mut u64,
-    /// The time of this step.
-    pub now: Instant,
-    /// The measurement window (start, end), once every connection is open
-    /// or has failed.
-    pub window: Option<(Instant, Instant)>,
-}
 
 /// Whether a client lives on after a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -417,9 +398,7 @@ impl Client {
                             .echo
                             .on_echo(payload.len(), ctx.now, ctx.plan, ctx.stats, ctx.interval),
                         // A delivery counts until the channel is closed.
-                        (Some(Event::Message(_, payload)), _, Some(order)) => {
-                            subscribe::on_delivery(order, &payload, ctx)
-                        }
+                        (Some(Event::Message(_, payload)), _, Some(order)) => on_delivery(order, &payload, ctx),
                         (Some(Event::Message(..)), ..) => ctx.stats.received += 1,
                         // The server closed first: §7.1.5, its code is the
                         // connection's close code (1005 when it gave none).
@@ -506,4 +485,36 @@ pub fn next_random(state: &mut u64) -> u64 {
     x ^= x << 17;
     *state = x;
     x
+}
+
+/// Subscribe mode: check a delivered message's place in its lane and
+/// record its latency from the time it was due to be published.
+fn on_delivery(order: &mut Order, payload: &[u8], ctx: &mut Ctx<'_>) {
+    let errors = &mut ctx.stats.errors;
+    let Some(stamp) = Stamp::read(payload) else {
+        return errors.delivery("bad_payload", 1);
+    };
+    if payload.len() != ctx.plan.payload.len() {
+        errors.delivery("wrong_size", 1);
+    }
+    match order.see(&stamp) {
+        None => return errors.delivery("bad_payload", 1),
+        Some(Seen::Duplicate) => {
+            ctx.stats.received += 1;
+            return errors.delivery("duplicate", 1);
+        }
+        Some(Seen::Late) => errors.delivery("out_of_order", 1),
+        Some(Seen::InOrder | Seen::Ahead) => {}
+    }
+    ctx.stats.received += 1;
+    let now = Instant::now();
+    let at = |ns: u64| ctx.plan.t0 + Duration::from_nanos(ns);
+    let latency = now.saturating_duration_since(at(stamp.scheduled_ns));
+    record(&mut ctx.stats.latency, latency);
+    if let Some(sent) = stamp.sent_ns {
+        record(&mut ctx.stats.service, now.saturating_duration_since(at(sent)));
+    }
+    if ctx.plan.progress {
+        record(ctx.interval, latency);
+    }
 }

@@ -56,6 +56,7 @@
 
 pub mod churn;
 pub mod client;
+pub mod ctx;
 pub mod echo;
 mod options;
 mod plan;

@@ -9,7 +9,6 @@
 //! Latencies are recorded in microseconds from 1 µs to one hour with three
 //! significant digits; a longer value is recorded as the maximum.
 
-use super::churn::ChurnStats;
 use super::subscribe::Order;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -272,6 +271,55 @@ impl Live {
             let _ = into.add(&*h);
             h.reset();
         }
+    }
+}
+
+/// One worker's churn figures (the cycle times themselves are the
+/// `latency` and `service` histograms of [`Stats`]).
+#[derive(Debug, Clone)]
+pub struct ChurnStats {
+    /// Cycles started (each a connection attempt).
+    pub started: u64,
+    /// Cycles that were due while every slot was busy, and waited.
+    pub late: u64,
+    /// Cycles completed inside the window.
+    pub cycles: u64,
+    /// Cycles completed after the window's end, in the drain.
+    pub after_window: u64,
+    /// Cycles that ended without completing (their errors are counted by kind).
+    pub failed: u64,
+    /// Completed cycles whose server did not close the TCP connection
+    /// within the close timeout (§7.1.1 says it should close first).
+    pub server_kept_open: u64,
+    /// The echo's round trip, from the send.
+    pub echo: Histogram<u64>,
+}
+
+impl Default for ChurnStats {
+    fn default() -> Self {
+        ChurnStats {
+            started: 0,
+            late: 0,
+            cycles: 0,
+            after_window: 0,
+            failed: 0,
+            server_kept_open: 0,
+            echo: histogram(),
+        }
+    }
+}
+
+impl ChurnStats {
+    /// Add another worker's figures to these.
+    pub fn merge(&mut self, other: &ChurnStats) {
+        self.started += other.started;
+        self.late += other.late;
+        self.cycles += other.cycles;
+        self.after_window += other.after_window;
+        self.failed += other.failed;
+        self.server_kept_open += other.server_kept_open;
+        // Same bounds on both sides: adding cannot fail.
+        let _ = self.echo.add(&other.echo);
     }
 }
 

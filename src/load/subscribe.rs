@@ -28,10 +28,7 @@
 //! ([`reconcile`]): a rejected or unanswered publish leaves a gap that is
 //! no loss.
 
-use super::client::Ctx;
-use super::stats::record;
 use std::ops::Range;
-use std::time::{Duration, Instant};
 
 /// Bytes of the header every payload carries; the least `--size`.
 pub const HEADER: usize = 16;
@@ -239,38 +236,6 @@ fn within(values: &[u64], range: &Range<u64>) -> u64 {
         return 0;
     }
     (values.partition_point(|&v| v < range.end) - values.partition_point(|&v| v < range.start)) as u64
-}
-
-/// Subscribe mode: check a delivered message's place in its lane and
-/// record its latency from the time it was due to be published.
-pub fn on_delivery(order: &mut Order, payload: &[u8], ctx: &mut Ctx<'_>) {
-    let errors = &mut ctx.stats.errors;
-    let Some(stamp) = Stamp::read(payload) else {
-        return errors.delivery("bad_payload", 1);
-    };
-    if payload.len() != ctx.plan.payload.len() {
-        errors.delivery("wrong_size", 1);
-    }
-    match order.see(&stamp) {
-        None => return errors.delivery("bad_payload", 1),
-        Some(Seen::Duplicate) => {
-            ctx.stats.received += 1;
-            return errors.delivery("duplicate", 1);
-        }
-        Some(Seen::Late) => errors.delivery("out_of_order", 1),
-        Some(Seen::InOrder | Seen::Ahead) => {}
-    }
-    ctx.stats.received += 1;
-    let now = Instant::now();
-    let at = |ns: u64| ctx.plan.t0 + Duration::from_nanos(ns);
-    let latency = now.saturating_duration_since(at(stamp.scheduled_ns));
-    record(&mut ctx.stats.latency, latency);
-    if let Some(sent) = stamp.sent_ns {
-        record(&mut ctx.stats.service, now.saturating_duration_since(at(sent)));
-    }
-    if ctx.plan.progress {
-        record(ctx.interval, latency);
-    }
 }
 
 #[cfg(test)]
