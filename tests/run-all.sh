@@ -6,6 +6,7 @@
 #      cargo test --release --all-targets   (unit, integration, bins, benches in test mode)
 #      cargo test --release --doc           (doc tests; --all-targets leaves them out)
 #   3. cargo bench --no-run                 (the benches compile)
+#      cargo build --lib --no-default-features (the library without the CLI's dependencies)
 #   4. python3 benches/idle_rss.py ...      (10,000 idle connections cost < 1 KiB of server RSS each)
 #      python3 benches/declared_length.py   (1,000 connections declaring 16 MiB and sending 1 byte
 #                                            cost < 64 KiB of server RSS each)
@@ -103,6 +104,9 @@ else
     step "doctest: skipped (the package has no library target)"
 fi
 run bench-build cargo bench --no-run
+# A library user's build: none of the command line's dependencies
+# (clap, env_logger, humantime, indicatif, plotters) are needed.
+run lib-only cargo build --release --lib --no-default-features
 run idle-rss python3 benches/idle_rss.py --spawn target/release/wsreactor --connections 10000 --max-bytes-per-conn 1024
 run declared-length python3 benches/declared_length.py --spawn target/release/wsreactor --connections 1000
 run autobahn bash tests/autobahn.sh

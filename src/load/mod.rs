@@ -60,6 +60,7 @@ pub mod ctx;
 pub mod echo;
 mod options;
 mod plan;
+#[cfg(feature = "cli")]
 pub mod plot;
 pub mod publish;
 pub mod publisher;

@@ -1,14 +1,42 @@
-//! The live progress line on stderr.
+//! The live progress line on stderr (indicatif's, with the `cli` feature;
+//! without it the line is never drawn).
 
 use hdrhistogram::Histogram;
+#[cfg(feature = "cli")]
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+#[cfg(feature = "cli")]
 use std::time::Duration;
 
 /// The live progress line on stderr (a no-op when hidden).
 pub struct Progress {
+    #[cfg(feature = "cli")]
     bar: ProgressBar,
 }
 
+#[cfg(not(feature = "cli"))]
+impl Progress {
+    /// Nothing is drawn without the `cli` feature.
+    pub fn new(_show: bool) -> Progress {
+        Progress {}
+    }
+
+    /// Nothing is drawn without the `cli` feature.
+    pub fn update(
+        &self,
+        _phase: &str,
+        _open: usize,
+        _target: usize,
+        _rate: f64,
+        _interval: &Histogram<u64>,
+        _errors: u64,
+    ) {
+    }
+
+    /// Nothing is drawn without the `cli` feature.
+    pub fn finish(&self) {}
+}
+
+#[cfg(feature = "cli")]
 impl Progress {
     /// A spinner line on stderr when `show`, else nothing.
     pub fn new(show: bool) -> Progress {
