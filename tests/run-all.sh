@@ -7,6 +7,7 @@
 #      cargo test --release --doc           (doc tests; --all-targets leaves them out)
 #   3. cargo bench --no-run                 (the benches compile)
 #      cargo build --lib --no-default-features (the library without the CLI's dependencies)
+#      cargo doc --no-deps                  (the API docs build without a warning)
 #   4. python3 benches/idle_rss.py ...      (10,000 idle connections cost < 1 KiB of server RSS each)
 #      python3 benches/declared_length.py   (1,000 connections declaring 16 MiB and sending 1 byte
 #                                            cost < 64 KiB of server RSS each)
@@ -107,6 +108,7 @@ run bench-build cargo bench --no-run
 # A library user's build: none of the command line's dependencies
 # (clap, env_logger, humantime, indicatif, plotters) are needed.
 run lib-only cargo build --release --lib --no-default-features
+run doc env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 run idle-rss python3 benches/idle_rss.py --spawn target/release/wsreactor --connections 10000 --max-bytes-per-conn 1024
 run declared-length python3 benches/declared_length.py --spawn target/release/wsreactor --connections 1000
 run autobahn bash tests/autobahn.sh

@@ -8,10 +8,10 @@
 //!              └─ error status, Connection: close, close handshake done ─► Closing ──EOF/timeout──► (dropped)
 //! ```
 //!
-//! `Request` reads an HTTP/1.1 request head and routes it ([`request`]);
-//! `Open` runs the WebSocket endpoint ([`open`]; the close handshake is tracked per
+//! `Request` reads an HTTP/1.1 request head and routes it (`request.rs`);
+//! `Open` runs the WebSocket endpoint (`open.rs`; the close handshake is tracked per
 //! direction inside it); `Poll` and `Sse` hold a channel subscription
-//! ([`feed`]); `Closing` flushes what is queued, shuts the write side and
+//! (`feed.rs`); `Closing` flushes what is queued, shuts the write side and
 //! reads until the peer's EOF, so a final status or close frame is not
 //! destroyed by a reset (RFC 6455 §7.1.1: the server closes the TCP
 //! connection first).
