@@ -28,6 +28,7 @@ use super::subscribe::{Order, Seen, Stamp};
 use super::transport::{Received, Transport};
 use super::{Mode, Plan};
 use crate::protocol::handshake::{ClientHandshake, ClientHandshakeError};
+use crate::protocol::mask::xorshift64;
 use crate::protocol::{CloseCode, Event, Read as FrameRead, WebSocket};
 use crate::reactor::buffer::BufferPool;
 use mio::net::TcpStream;
@@ -286,8 +287,8 @@ impl Client {
         }
         record(&mut ctx.stats.connect, ctx.now.saturating_duration_since(self.since));
         let mut nonce = [0u8; 16];
-        nonce[..8].copy_from_slice(&next_random(ctx.rng).to_ne_bytes());
-        nonce[8..].copy_from_slice(&next_random(ctx.rng).to_ne_bytes());
+        nonce[..8].copy_from_slice(&xorshift64(ctx.rng).to_ne_bytes());
+        nonce[8..].copy_from_slice(&xorshift64(ctx.rng).to_ne_bytes());
         let hs = ClientHandshake::new(nonce);
         let target = &ctx.plan.target;
         hs.write_request(self.io.out(ctx.pool), &target.host, &target.path, &[]);
@@ -350,7 +351,7 @@ impl Client {
                 rbuf.consume(accepted.head_len);
                 record(&mut ctx.stats.handshake, ctx.now.saturating_duration_since(self.since));
                 ctx.stats.opened += 1;
-                let ws = WebSocket::client(ctx.plan.read_limits, next_random(ctx.rng));
+                let ws = WebSocket::client(ctx.plan.read_limits, xorshift64(ctx.rng));
                 self.state = State::Open { ws: Box::new(ws) };
                 self.opened = true;
                 if let Some(p) = &ctx.plan.publish {
@@ -474,17 +475,6 @@ impl Client {
         }
         Dead
     }
-}
-
-/// xorshift64: nonces and masking seeds need to be unpredictable to a
-/// proxy, not cryptographic (§10.3).
-pub fn next_random(state: &mut u64) -> u64 {
-    let mut x = *state | 1;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *state = x;
-    x
 }
 
 /// Subscribe mode: check a delivered message's place in its lane and

@@ -10,6 +10,19 @@
 //! fast path is tested and benchmarked against. Where the CPU has AVX2
 //! (detected at run time), the same loop is compiled 32 bytes wide.
 
+/// xorshift64 (Marsaglia), the one generator of the server and the load
+/// generator: masking keys (§5.3) and handshake nonces (§4.1) need to be
+/// unpredictable to an intermediary, not cryptographic (§10.3). The caller
+/// seeds it; a zero state is replaced (it would stay zero).
+pub fn xorshift64(state: &mut u64) -> u64 {
+    let mut x = *state | 1;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    x
+}
+
 /// XOR `buf` in place with `key`, as if the key started at payload offset 0.
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {

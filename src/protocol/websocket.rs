@@ -14,7 +14,7 @@ use super::close::{close_payload, CloseCode};
 use super::deflate::{DeflateParams, Deflater, PerMessageDeflate};
 use super::error::ProtocolError;
 use super::frame::{FrameHeader, OpCode, RSV1};
-use super::mask::apply_mask;
+use super::mask::{apply_mask, xorshift64};
 use super::message::{Event, MessageKind, MessageReader, Read, ReadLimits, Role};
 
 /// Close handshake progress, one flag per direction (§7.1.2-§7.1.4).
@@ -223,12 +223,7 @@ impl WebSocket {
     }
 
     fn next_mask_key(&mut self) -> [u8; 4] {
-        let mut x = self.mask_state;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.mask_state = x;
-        (x as u32).to_ne_bytes()
+        (xorshift64(&mut self.mask_state) as u32).to_ne_bytes()
     }
 }
 
