@@ -51,10 +51,28 @@ fn assert_never_published(addr: std::net::SocketAddr, channel: &str) {
 
 #[test]
 fn a_trickled_publish_body_times_out_as_a_whole() {
-    let server = Server::start(with(|s| {
-        s.handshake_timeout = Duration::from_secs(1);
-        s.request_timeout = Duration::from_secs(2);
-    }));
+    trickle_times_out(
+        with(|s| {
+            s.handshake_timeout = Duration::from_secs(1);
+            s.request_timeout = Duration::from_secs(2);
+        }),
+        Duration::from_secs(4),
+    );
+}
+
+#[test]
+fn without_timeouts_request_the_handshake_deadline_covers_the_body() {
+    // As an operator would configure it: only `timeouts.handshake`.
+    let mut config = wsreactor::config::Config::default();
+    config.timeouts.handshake = Duration::from_secs(1);
+    config.timeouts.close = Duration::from_secs(1);
+    trickle_times_out(Settings::from(&config), Duration::from_secs(3));
+}
+
+/// A publish whose body comes a byte every 100 ms is answered 408 and
+/// closed within `within`, and publishes nothing.
+fn trickle_times_out(settings: Settings, within: Duration) {
+    let server = Server::start(settings);
     let mut c = Client::connect(server.addr);
     c.write(b"POST /pub/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n");
     let mut writer = c.stream.try_clone().unwrap();
@@ -71,7 +89,7 @@ fn a_trickled_publish_body_times_out_as_a_whole() {
     let text = all_until_eof(&mut c, Duration::from_secs(6));
     let took = t0.elapsed();
     assert!(text.starts_with("HTTP/1.1 408 "), "{text:?}");
-    assert!(took < Duration::from_secs(4), "closed after {took:?}");
+    assert!(took < within, "closed after {took:?}");
     trickle.join().unwrap();
     assert_never_published(server.addr, "slow");
 }

@@ -161,9 +161,11 @@ pub struct Timeouts {
     pub handshake: Duration,
     /// The whole request, head and body (a publish), must arrive within
     /// it, counted from the same start as `handshake`; at least
-    /// `handshake`. Default 30s.
-    #[serde(with = "humantime_serde")]
-    pub request: Duration,
+    /// `handshake`. Default: not set, the value of `handshake` (so one
+    /// deadline covers the whole request unless a longer one is asked for
+    /// bodies); see [`Timeouts::request`].
+    #[serde(default, with = "humantime_serde")]
+    pub request: Option<Duration>,
     /// No input for this long closes the connection; the server pings at half
     /// of it. Default 120s.
     #[serde(with = "humantime_serde")]
@@ -258,11 +260,19 @@ impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
             handshake: Duration::from_secs(10),
-            request: Duration::from_secs(30),
+            request: None,
             idle: Duration::from_secs(120),
             close: Duration::from_secs(5),
             write_stall: Duration::from_secs(30),
         }
+    }
+}
+
+impl Timeouts {
+    /// The deadline of a whole request: `request`, or `handshake` when it
+    /// is not set.
+    pub fn request(&self) -> Duration {
+        self.request.unwrap_or(self.handshake)
     }
 }
 
@@ -339,7 +349,7 @@ impl Config {
         let max = MAX_TIMEOUT;
         for (key, d) in [
             ("timeouts.handshake", timeouts.handshake),
-            ("timeouts.request", timeouts.request),
+            ("timeouts.request", timeouts.request()),
             ("timeouts.idle", timeouts.idle),
             ("timeouts.close", timeouts.close),
             ("timeouts.write_stall", timeouts.write_stall),
@@ -352,7 +362,7 @@ impl Config {
             }
         }
         nonzero("timeouts.handshake", timeouts.handshake)?;
-        if timeouts.request < timeouts.handshake {
+        if timeouts.request() < timeouts.handshake {
             return Err(invalid(
                 "timeouts.request",
                 "must be at least timeouts.handshake (a request includes its head)".to_owned(),

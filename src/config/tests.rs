@@ -26,7 +26,10 @@ fn shipped_file_is_exactly_the_defaults() {
 fn key_lists_match_the_structs() {
     // Serializing the defaults gives the keys serde knows; SECTIONS must
     // list the same ones, or a real key would be called unknown.
-    let text = toml::to_string(&Config::default()).unwrap();
+    // Optional keys are set, so that they are serialized too.
+    let mut config = Config::default();
+    config.timeouts.request = Some(Duration::from_secs(30));
+    let text = toml::to_string(&config).unwrap();
     let table: toml::Table = text.parse().unwrap();
     let names: Vec<&str> = table.keys().map(String::as_str).collect();
     let mut sections = SECTION_NAMES.to_vec();
@@ -218,11 +221,23 @@ fn validate_refuses_sizes_past_what_buffers_index_and_absurd_thread_counts() {
             "{text}: {err}"
         );
     }
-    let msg = invalid(|c| c.timeouts.request = Duration::from_secs(5));
+    let msg = invalid(|c| c.timeouts.request = Some(Duration::from_secs(5)));
     assert!(
         msg.contains("`timeouts.request` must be at least timeouts.handshake"),
         "{msg}"
     );
+}
+
+#[test]
+fn the_request_deadline_follows_handshake_unless_set() {
+    let c = parse("[timeouts]\nhandshake = \"3s\"").unwrap();
+    assert_eq!(
+        (c.timeouts.request, c.timeouts.request()),
+        (None, Duration::from_secs(3))
+    );
+    let c = parse("[timeouts]\nrequest = \"1m\"").unwrap();
+    assert_eq!(c.timeouts.request(), Duration::from_secs(60));
+    c.validate(ORIGIN).unwrap();
 }
 
 #[test]
@@ -232,7 +247,7 @@ fn validate_accepts_the_edges() {
     config.limits.max_frame_size = 125;
     config.limits.buffer_pool_size = 0;
     config.timeouts.idle = Duration::from_secs(2);
-    config.timeouts.request = config.timeouts.handshake;
+    config.timeouts.request = Some(config.timeouts.handshake);
     config.server.threads = MAX_THREADS;
     config.limits.max_message_size = MAX_SIZE;
     config.validate(ORIGIN).unwrap();

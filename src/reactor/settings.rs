@@ -76,7 +76,7 @@ impl From<&Config> for Settings {
             buffer_pool_size: c.limits.buffer_pool_size,
             max_connections: c.server.max_connections,
             handshake_timeout: c.timeouts.handshake,
-            request_timeout: c.timeouts.request,
+            request_timeout: c.timeouts.request(),
             idle_timeout: c.timeouts.idle,
             close_timeout: c.timeouts.close,
             write_stall: c.timeouts.write_stall,
@@ -127,7 +127,7 @@ mod tests {
         assert_eq!(Settings::default(), from_file);
         // Spot checks that the conversion takes each section's value.
         let mut c = Config::default();
-        c.timeouts.request = Duration::from_secs(77);
+        c.timeouts.request = Some(Duration::from_secs(77));
         c.pubsub.id_memory_channels = 5;
         c.limits.max_message_size = 1234;
         let s = Settings::from(&c);
