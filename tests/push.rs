@@ -512,3 +512,74 @@ fn metrics_and_demo_page() {
     let mut echo = Client::upgrade(server.addr);
     echo.echo(TEXT, b"still echoing");
 }
+
+/// A broker put between the workers and the hub: it counts what it is
+/// asked and hands everything to a `LocalHub` on the reactor's inboxes.
+#[derive(Debug)]
+struct Counting {
+    hub: wsreactor::pubsub::LocalHub,
+    publishes: std::sync::atomic::AtomicUsize,
+}
+
+impl wsreactor::pubsub::Broker for Counting {
+    fn publish(
+        &self,
+        channel: &str,
+        kind: wsreactor::protocol::MessageKind,
+        payload: Box<[u8]>,
+        now: Instant,
+    ) -> Result<wsreactor::pubsub::Receipt, wsreactor::pubsub::HubError> {
+        self.publishes.fetch_add(1, Relaxed);
+        self.hub.publish(channel, kind, payload, now)
+    }
+    fn subscribe(
+        &self,
+        channel: &str,
+        worker: usize,
+        since: Option<u64>,
+        now: Instant,
+    ) -> Result<wsreactor::pubsub::Snapshot, wsreactor::pubsub::HubError> {
+        self.hub.subscribe(channel, worker, since, now)
+    }
+    fn history(
+        &self,
+        channel: &str,
+        since: Option<u64>,
+        now: Instant,
+    ) -> Result<wsreactor::pubsub::Snapshot, wsreactor::pubsub::HubError> {
+        self.hub.history(channel, since, now)
+    }
+    fn unsubscribe(&self, channel: &str, worker: usize) {
+        self.hub.unsubscribe(channel, worker)
+    }
+    fn sweep(&self, now: Instant) {
+        self.hub.sweep(now)
+    }
+    fn channels(&self) -> usize {
+        self.hub.channels()
+    }
+}
+
+#[test]
+fn the_broker_is_injected_and_delivers_through_the_reactors_inboxes() {
+    let settings = settings();
+    let hub_settings = settings.pubsub.hub.clone();
+    let counting = Arc::new(std::sync::OnceLock::<Arc<Counting>>::new());
+    let keep = counting.clone();
+    let handle =
+        wsreactor::reactor::start_with_broker("127.0.0.1:0".parse().unwrap(), 2, 128, settings, move |inboxes| {
+            let broker = Arc::new(Counting {
+                hub: wsreactor::pubsub::LocalHub::new(hub_settings, inboxes),
+                publishes: Default::default(),
+            });
+            let _ = keep.set(broker.clone());
+            broker
+        })
+        .unwrap();
+    let server = Server::from_handle(handle);
+    let (mut sub, _) = Client::upgrade_at(server.addr, "/ws/injected", "");
+    let mut publisher = Client::connect(server.addr);
+    assert_eq!(publish(&mut publisher, "injected", "through it")["subscribers"], 1);
+    assert_eq!(text(&sub.recv()), "through it");
+    assert_eq!(counting.get().unwrap().publishes.load(Relaxed), 1);
+}

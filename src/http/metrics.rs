@@ -218,7 +218,7 @@ mod tests {
         let waker = Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
         let hub = LocalHub::new(
             crate::reactor::settings::Settings::default().pubsub.hub,
-            vec![Inbox::new(waker.clone()), Inbox::new(waker)],
+            vec![Inbox::new(waker.clone()), Inbox::new(waker)].into(),
         );
         let page = render(&stats, &hub);
         assert!(page.contains("wsreactor_connections{worker=\"0\",transport=\"websocket\"} 1\n"));

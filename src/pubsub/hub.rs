@@ -180,12 +180,13 @@ pub struct LocalHub {
     channels: RwLock<HashMap<Arc<str>, Arc<Mutex<Channel>>>>,
     /// Lock order: `channels`, then `retired`.
     retired: Mutex<Retired>,
-    inboxes: Vec<Inbox>,
+    /// The workers' inboxes, owned by the reactor.
+    inboxes: Arc<[Inbox]>,
 }
 
 impl LocalHub {
     /// A hub delivering to one inbox per worker, in worker order.
-    pub fn new(settings: HubSettings, inboxes: Vec<Inbox>) -> Self {
+    pub fn new(settings: HubSettings, inboxes: Arc<[Inbox]>) -> Self {
         LocalHub {
             settings,
             channels: RwLock::new(HashMap::new()),
@@ -298,10 +299,6 @@ impl Broker for LocalHub {
     fn channels(&self) -> usize {
         self.channels.read().unwrap_or_else(|e| e.into_inner()).len()
     }
-
-    fn inbox(&self, worker: usize) -> &Inbox {
-        &self.inboxes[worker]
-    }
 }
 
 /// What a subscriber starting after `since` must be given first.
@@ -336,10 +333,10 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn hub(history: usize, workers: usize) -> (LocalHub, mio::Poll) {
+    fn hub(history: usize, workers: usize) -> (LocalHub, mio::Poll, Arc<[Inbox]>) {
         let poll = mio::Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
-        let inboxes = (0..workers).map(|_| Inbox::new(waker.clone())).collect();
+        let inboxes: Arc<[Inbox]> = (0..workers).map(|_| Inbox::new(waker.clone())).collect();
         let settings = HubSettings {
             history_size: history,
             history_ttl: Duration::from_secs(3600),
@@ -347,7 +344,7 @@ mod tests {
             id_memory: Duration::from_secs(3600),
             id_memory_channels: 100,
         };
-        (LocalHub::new(settings, inboxes), poll)
+        (LocalHub::new(settings, inboxes.clone()), poll, inboxes)
     }
 
     fn publish(h: &LocalHub, text: &str) -> Receipt {
@@ -357,14 +354,14 @@ mod tests {
 
     #[test]
     fn ids_start_at_one_and_count_subscribers() {
-        let (h, _p) = hub(10, 2);
+        let (h, _p, inboxes) = hub(10, 2);
         assert_eq!(publish(&h, "a"), Receipt { id: 1, subscribers: 0 });
         h.subscribe("c", 1, None, Instant::now()).unwrap();
         h.subscribe("c", 1, None, Instant::now()).unwrap();
         assert_eq!(publish(&h, "b"), Receipt { id: 2, subscribers: 2 });
         // Only the worker with subscribers gets it, once.
-        assert!(h.inbox(0).drain(Vec::new()).is_empty());
-        let got = h.inbox(1).drain(Vec::new());
+        assert!(inboxes[0].drain(Vec::new()).is_empty());
+        let got = inboxes[1].drain(Vec::new());
         assert_eq!(got.iter().map(|m| m.id).collect::<Vec<_>>(), [2]);
         h.unsubscribe("c", 1);
         h.unsubscribe("c", 1);
@@ -373,7 +370,7 @@ mod tests {
 
     #[test]
     fn snapshot_replays_after_since_and_reports_gaps() {
-        let (h, _p) = hub(3, 1);
+        let (h, _p, _i) = hub(3, 1);
         for i in 0..5 {
             publish(&h, &i.to_string());
         }
@@ -395,7 +392,7 @@ mod tests {
 
     #[test]
     fn history_expires_by_age_and_idle_channels_are_swept() {
-        let (mut h, _p) = hub(10, 1);
+        let (mut h, _p, _i) = hub(10, 1);
         h.settings.history_ttl = Duration::from_millis(50);
         let t0 = Instant::now();
         h.publish("c", MessageKind::Text, b"x".as_slice().into(), t0).unwrap();
@@ -408,7 +405,7 @@ mod tests {
 
     #[test]
     fn a_forgotten_channel_keeps_its_last_id_within_bounds() {
-        let (mut h, _p) = hub(0, 1);
+        let (mut h, _p, _i) = hub(0, 1);
         h.settings.id_memory_channels = 2;
         h.settings.id_memory = Duration::from_secs(60);
         let t0 = Instant::now();
@@ -444,7 +441,7 @@ mod tests {
 
     #[test]
     fn the_memory_stays_bounded_when_one_name_churns() {
-        let (mut h, _p) = hub(0, 1);
+        let (mut h, _p, _i) = hub(0, 1);
         h.settings.id_memory_channels = 4;
         let t0 = Instant::now();
         for i in 1..=100u64 {
@@ -460,7 +457,7 @@ mod tests {
 
     #[test]
     fn a_cursor_beyond_the_last_id_is_a_reset_gap() {
-        let (h, _p) = hub(10, 1);
+        let (h, _p, _i) = hub(10, 1);
         publish(&h, "a");
         publish(&h, "b");
         let s = h.subscribe("c", 0, Some(7), Instant::now()).unwrap();
@@ -491,7 +488,7 @@ mod tests {
 
     #[test]
     fn channel_limit_refuses_new_channels() {
-        let (mut h, _p) = hub(10, 1);
+        let (mut h, _p, _i) = hub(10, 1);
         h.settings.max_channels = 1;
         publish(&h, "a");
         let err = h.publish("d", MessageKind::Text, b"x".as_slice().into(), Instant::now());

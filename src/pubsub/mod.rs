@@ -9,7 +9,9 @@
 //! The [`Broker`] trait is the seam between the reactor and where channels
 //! live. [`LocalHub`] keeps them in this process (the default); a broker for
 //! several nodes (e.g. over Redis) implements the same trait and still hands
-//! messages to the workers through their [`Inbox`]es.
+//! messages to the workers through their [`Inbox`]es. The reactor owns the
+//! inboxes (and the wakers in them) and lends them to the broker it is
+//! started with ([`crate::reactor::start_with_broker`]).
 
 pub mod hub;
 pub mod message;
@@ -121,8 +123,6 @@ pub trait Broker: Send + Sync + fmt::Debug {
     fn sweep(&self, now: Instant);
     /// Channels that exist now.
     fn channels(&self) -> usize;
-    /// The inbox of `worker`.
-    fn inbox(&self, worker: usize) -> &Inbox;
 }
 
 /// The channel a request path's last segment names, or `None` if it names

@@ -49,6 +49,9 @@ pub struct Shared {
     pub connections: AtomicUsize,
     /// Accepted connections moving to a less loaded worker.
     pub handoff: Handoff,
+    /// Each worker's inbox (by worker index): published messages for its
+    /// subscribers. The reactor owns them; the broker pushes into them.
+    pub inboxes: Arc<[Inbox]>,
 }
 
 /// A running server.
@@ -104,8 +107,26 @@ fn signal_shutdown(shared: &Shared, wakers: &[Arc<Waker>]) {
     }
 }
 
-/// Bind `threads` listeners on `addr` and start one worker on each.
+/// Bind `threads` listeners on `addr` and start one worker on each, with
+/// channels in this process ([`LocalHub`]).
 pub fn start(addr: SocketAddr, threads: usize, backlog: u32, settings: Settings) -> io::Result<ServerHandle> {
+    let hub = settings.pubsub.hub.clone();
+    start_with_broker(addr, threads, backlog, settings, move |inboxes| {
+        Arc::new(LocalHub::new(hub, inboxes))
+    })
+}
+
+/// [`start`] with the broker `make_broker` builds: it is given the
+/// workers' inboxes, which the reactor owns (each wakes its worker), and
+/// returns where channels live. The seam for a broker across nodes, and for
+/// tests that put their own between the workers and the hub.
+pub fn start_with_broker(
+    addr: SocketAddr,
+    threads: usize,
+    backlog: u32,
+    settings: Settings,
+    make_broker: impl FnOnce(Arc<[Inbox]>) -> Arc<dyn Broker>,
+) -> io::Result<ServerHandle> {
     let threads = threads.max(1);
     let listeners = listener::bind_all(addr, threads, backlog)?;
     let addr = listeners[0].local_addr()?;
@@ -117,13 +138,14 @@ pub fn start(addr: SocketAddr, threads: usize, backlog: u32, settings: Settings)
         wakers.push(Arc::new(Waker::new(poll.registry(), WAKER)?));
         polls.push(poll);
     }
+    let inboxes: Arc<[Inbox]> = wakers.iter().map(|w| Inbox::new(w.clone())).collect();
+    let hub = make_broker(inboxes.clone());
     let shared = Arc::new(Shared {
         shutdown: AtomicBool::new(false),
         connections: AtomicUsize::new(0),
         handoff: Handoff::new(wakers.clone()),
+        inboxes,
     });
-    let inboxes = wakers.iter().map(|w| Inbox::new(w.clone())).collect();
-    let hub: Arc<dyn Broker> = Arc::new(LocalHub::new(settings.pubsub.hub.clone(), inboxes));
     let stats: Vec<Arc<WorkerStats>> = (0..listeners.len()).map(|_| Arc::default()).collect();
     let all_stats: Arc<[Arc<WorkerStats>]> = stats.clone().into();
     let mut workers = Vec::new();

@@ -228,7 +228,7 @@ impl Worker {
     /// Hand every message in the inbox to this worker's subscribers of its
     /// channel, then flush each connection that got something once.
     fn deliver_inbox(&mut self, now: Instant) {
-        let mut batch = self.hub.inbox(self.id).drain(std::mem::take(&mut self.batch));
+        let mut batch = self.shared.inboxes[self.id].drain(std::mem::take(&mut self.batch));
         for msg in &batch {
             let mut keys = std::mem::take(&mut self.keys);
             self.subscribers.copy_into(&msg.channel, &mut keys);

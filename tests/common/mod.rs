@@ -67,6 +67,15 @@ impl Server {
         }
     }
 
+    /// A server started on a handle made elsewhere (e.g. with its own broker).
+    pub fn from_handle(handle: ServerHandle) -> Server {
+        let addr = handle.local_addr();
+        Server {
+            handle: Some(handle),
+            addr,
+        }
+    }
+
     pub fn handle(&self) -> &ServerHandle {
         self.handle.as_ref().unwrap()
     }
