@@ -216,9 +216,7 @@ impl LocalHub {
         map.insert(name, c.clone());
         Ok(Some(c))
     }
-}
 
-impl LocalHub {
     fn retired(&self) -> std::sync::MutexGuard<'_, Retired> {
         self.retired.lock().unwrap_or_else(|e| e.into_inner())
     }

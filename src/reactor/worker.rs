@@ -400,7 +400,8 @@ impl Worker {
         true
     }
 
-    /// Run `step` on every connection (timers, shutdown), settling each.
+    /// Run `step` on every connection (the shutdown), settling each;
+    /// timers go through the wheel instead ([`Worker::on_tick`]).
     fn for_each(&mut self, now: Instant, step: fn(&mut Connection, &mut Ctx<'_>) -> Life) {
         // Slab keys are below its capacity; removal during the walk is fine.
         for key in 0..self.conns.capacity() {
