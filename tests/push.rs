@@ -522,24 +522,11 @@ struct Counting {
 }
 
 impl wsreactor::pubsub::Broker for Counting {
-    fn publish(
-        &self,
-        channel: &str,
-        kind: wsreactor::protocol::MessageKind,
-        payload: Box<[u8]>,
-        now: Instant,
-    ) -> Result<wsreactor::pubsub::Receipt, wsreactor::pubsub::HubError> {
-        self.publishes.fetch_add(1, Relaxed);
-        self.hub.publish(channel, kind, payload, now)
-    }
-    fn subscribe(
-        &self,
-        channel: &str,
-        worker: usize,
-        since: Option<u64>,
-        now: Instant,
-    ) -> Result<wsreactor::pubsub::Snapshot, wsreactor::pubsub::HubError> {
-        self.hub.subscribe(channel, worker, since, now)
+    fn submit(&self, from: wsreactor::pubsub::Address, request: wsreactor::pubsub::Request, now: Instant) {
+        if matches!(request, wsreactor::pubsub::Request::Publish { .. }) {
+            self.publishes.fetch_add(1, Relaxed);
+        }
+        self.hub.submit(from, request, now)
     }
     fn history(
         &self,
@@ -549,8 +536,8 @@ impl wsreactor::pubsub::Broker for Counting {
     ) -> Result<wsreactor::pubsub::Snapshot, wsreactor::pubsub::HubError> {
         self.hub.history(channel, since, now)
     }
-    fn unsubscribe(&self, channel: &str, worker: usize) {
-        self.hub.unsubscribe(channel, worker)
+    fn unsubscribe(&self, subscription: wsreactor::pubsub::Subscription) {
+        self.hub.unsubscribe(subscription)
     }
     fn sweep(&self, now: Instant) {
         self.hub.sweep(now)

@@ -8,21 +8,44 @@
 //! socket is written. Numbering and inbox pushes under one lock keep each
 //! inbox in id order per channel, which is what makes "no gap, no duplicate"
 //! hold for a subscriber that joins while messages are in flight (see
-//! [`Broker::subscribe`]).
+//! [`Broker`] and [`Inbox`]).
 
 use super::message::Message;
-use super::{Broker, Gap, HubError, HubSettings, Receipt, Snapshot};
+use super::{Address, Answer, Broker, Gap, HubError, HubSettings, Receipt, Request, Snapshot, Subscription};
 use crate::protocol::MessageKind;
 use mio::Waker;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-/// One worker's inbox: messages for its subscribers, and the waker that
-/// interrupts its `poll` when the inbox stops being empty.
+/// What an inbox holds: answers to this worker's connections, and
+/// published messages for its subscribers (per channel in id order).
+#[derive(Debug, Default)]
+pub struct Mail {
+    /// Broker answers, in the order they were given.
+    pub answers: Vec<(Address, Answer)>,
+    /// Messages for this worker's subscribers.
+    pub messages: Vec<Arc<Message>>,
+}
+
+impl Mail {
+    /// Nothing in it.
+    pub fn is_empty(&self) -> bool {
+        self.answers.is_empty() && self.messages.is_empty()
+    }
+}
+
+/// One worker's inbox: answers and messages for its connections, and the
+/// waker that interrupts its `poll` when the inbox stops being empty.
+///
+/// The worker takes answers before messages from each batch it drains. A
+/// message published after a subscribe's snapshot is pushed after that
+/// subscribe's answer (the broker's contract), so it is in the same batch
+/// or a later one, and the new subscriber, in place by then, gets it;
+/// messages at or below the snapshot's last id are skipped by its cursor.
 #[derive(Debug)]
 pub struct Inbox {
-    queue: Mutex<Vec<Arc<Message>>>,
+    queue: Mutex<Mail>,
     waker: Arc<Waker>,
 }
 
@@ -30,25 +53,47 @@ impl Inbox {
     /// An empty inbox that wakes its worker through `waker`.
     pub fn new(waker: Arc<Waker>) -> Self {
         Inbox {
-            queue: Mutex::new(Vec::new()),
+            queue: Mutex::new(Mail::default()),
             waker,
         }
     }
 
-    fn push(&self, msg: Arc<Message>) {
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        q.push(msg);
+    fn lock(&self) -> std::sync::MutexGuard<'_, Mail> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue a published message for this worker's subscribers.
+    pub fn push(&self, msg: Arc<Message>) {
+        let mut q = self.lock();
+        let wake = q.is_empty();
+        q.messages.push(msg);
         // One wake per batch: the worker swaps the whole queue out.
-        if q.len() == 1 {
+        if wake {
             let _ = self.waker.wake();
         }
     }
 
+    /// Queue the answer to a request of connection `to`, from any thread.
+    pub fn answer(&self, to: Address, answer: Answer) {
+        let mut q = self.lock();
+        let wake = q.is_empty();
+        q.answers.push((to, answer));
+        if wake {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// [`answer`](Self::answer) without waking: only on the worker's own
+    /// thread, inside [`Broker::submit`], as the worker drains its inbox
+    /// before it polls again.
+    pub fn answer_here(&self, to: Address, answer: Answer) {
+        self.lock().answers.push((to, answer));
+    }
+
     /// Take everything queued (in order), leaving `spare` (emptied) in its place.
-    pub fn drain(&self, spare: Vec<Arc<Message>>) -> Vec<Arc<Message>> {
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+    pub fn drain(&self, spare: Mail) -> Mail {
         debug_assert!(spare.is_empty());
-        std::mem::replace(&mut *q, spare)
+        std::mem::replace(&mut *self.lock(), spare)
     }
 }
 
@@ -231,8 +276,15 @@ fn lock(c: &Mutex<Channel>) -> std::sync::MutexGuard<'_, Channel> {
     c.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl Broker for LocalHub {
-    fn publish(&self, channel: &str, kind: MessageKind, payload: Box<[u8]>, now: Instant) -> Result<Receipt, HubError> {
+impl LocalHub {
+    /// Number and store a message and hand it to every subscribed worker.
+    pub fn publish(
+        &self,
+        channel: &str,
+        kind: MessageKind,
+        payload: Box<[u8]>,
+        now: Instant,
+    ) -> Result<Receipt, HubError> {
         let c = self.channel(channel, true)?.ok_or(HubError::TooManyChannels)?;
         let mut c = lock(&c);
         let msg = Arc::new(Message::new(c.next_id, c.name.clone(), kind, payload, now));
@@ -252,12 +304,37 @@ impl Broker for LocalHub {
         Ok(Receipt { id, subscribers })
     }
 
-    fn subscribe(&self, channel: &str, worker: usize, since: Option<u64>, now: Instant) -> Result<Snapshot, HubError> {
+    /// Count a subscriber on `worker` and return its handle and what it
+    /// missed after `since` (`None`: only what comes next).
+    pub fn subscribe(
+        &self,
+        channel: &str,
+        worker: usize,
+        since: Option<u64>,
+        now: Instant,
+    ) -> Result<(Subscription, Snapshot), HubError> {
         let c = self.channel(channel, true)?.ok_or(HubError::TooManyChannels)?;
         let mut c = lock(&c);
         c.trim(&self.settings, now);
         c.subscribers[worker] += 1;
-        Ok(snapshot(&c, since))
+        Ok((Subscription::new(c.name.clone(), worker), snapshot(&c, since)))
+    }
+}
+
+impl Broker for LocalHub {
+    /// Answers at once, on the caller's thread: the subscribe's answer is
+    /// queued before the submitting worker can drain any message published
+    /// after its snapshot.
+    fn submit(&self, from: Address, request: Request, now: Instant) {
+        let answer = match request {
+            Request::Publish { channel, kind, payload } => {
+                Answer::Published(self.publish(&channel, kind, payload, now))
+            }
+            Request::Subscribe { channel, since } => {
+                Answer::Subscribed(self.subscribe(&channel, from.worker, since, now))
+            }
+        };
+        self.inboxes[from.worker].answer_here(from, answer);
     }
 
     fn history(&self, channel: &str, since: Option<u64>, now: Instant) -> Result<Snapshot, HubError> {
@@ -272,10 +349,11 @@ impl Broker for LocalHub {
         Ok(snapshot(&c, since))
     }
 
-    fn unsubscribe(&self, channel: &str, worker: usize) {
-        if let Ok(Some(c)) = self.channel(channel, false) {
+    fn unsubscribe(&self, subscription: Subscription) {
+        if let Ok(Some(c)) = self.channel(subscription.channel(), false) {
             let mut c = lock(&c);
-            c.subscribers[worker] = c.subscribers[worker].saturating_sub(1);
+            let n = &mut c.subscribers[subscription.worker()];
+            *n = n.saturating_sub(1);
         }
     }
 
@@ -354,15 +432,16 @@ mod tests {
     fn ids_start_at_one_and_count_subscribers() {
         let (h, _p, inboxes) = hub(10, 2);
         assert_eq!(publish(&h, "a"), Receipt { id: 1, subscribers: 0 });
-        h.subscribe("c", 1, None, Instant::now()).unwrap();
-        h.subscribe("c", 1, None, Instant::now()).unwrap();
+        let (a, _) = h.subscribe("c", 1, None, Instant::now()).unwrap();
+        let (b, _) = h.subscribe("c", 1, None, Instant::now()).unwrap();
         assert_eq!(publish(&h, "b"), Receipt { id: 2, subscribers: 2 });
         // Only the worker with subscribers gets it, once.
-        assert!(inboxes[0].drain(Vec::new()).is_empty());
-        let got = inboxes[1].drain(Vec::new());
+        assert!(inboxes[0].drain(Mail::default()).is_empty());
+        let got = inboxes[1].drain(Mail::default()).messages;
         assert_eq!(got.iter().map(|m| m.id).collect::<Vec<_>>(), [2]);
-        h.unsubscribe("c", 1);
-        h.unsubscribe("c", 1);
+        assert_eq!((a.channel().as_ref(), a.worker()), ("c", 1));
+        h.unsubscribe(a);
+        h.unsubscribe(b);
         assert_eq!(publish(&h, "c").subscribers, 0);
     }
 
@@ -458,7 +537,8 @@ mod tests {
         let (h, _p, _i) = hub(10, 1);
         publish(&h, "a");
         publish(&h, "b");
-        let s = h.subscribe("c", 0, Some(7), Instant::now()).unwrap();
+        let (sub, s) = h.subscribe("c", 0, Some(7), Instant::now()).unwrap();
+        h.unsubscribe(sub);
         assert_eq!(s.replay.iter().map(|m| m.id).collect::<Vec<_>>(), [1, 2]);
         assert_eq!(
             s.gap,
@@ -470,7 +550,7 @@ mod tests {
         );
         assert_eq!(s.last_id, 2);
         // The last id itself is a cursor we gave: nothing to tell.
-        let s = h.subscribe("c", 0, Some(2), Instant::now()).unwrap();
+        let (_, s) = h.subscribe("c", 0, Some(2), Instant::now()).unwrap();
         assert!(s.gap.is_none() && s.replay.is_empty());
         // An unknown channel, a cursor from a previous life.
         let s = h.history("fresh", Some(3), Instant::now()).unwrap();
@@ -493,5 +573,41 @@ mod tests {
         assert_eq!(err, Err(HubError::TooManyChannels));
         assert!(h.subscribe("d", 0, None, Instant::now()).is_err());
         assert_eq!(publish(&h, "b").id, 2);
+    }
+
+    #[test]
+    fn submit_answers_through_the_inbox_of_the_asking_worker() {
+        let (h, _p, inboxes) = hub(10, 2);
+        let from = Address {
+            worker: 1,
+            key: 7,
+            generation: 3,
+        };
+        let subscribe = Request::Subscribe {
+            channel: "c".into(),
+            since: Some(0),
+        };
+        publish(&h, "before");
+        h.submit(from, subscribe, Instant::now());
+        let publish = Request::Publish {
+            channel: "c".into(),
+            kind: MessageKind::Text,
+            payload: b"after".as_slice().into(),
+        };
+        h.submit(from, publish, Instant::now());
+        assert!(inboxes[0].drain(Mail::default()).is_empty());
+        let mail = inboxes[1].drain(Mail::default());
+        let [(to_sub, Answer::Subscribed(Ok((sub, snapshot)))), (to_pub, Answer::Published(Ok(receipt)))] =
+            <[_; 2]>::try_from(mail.answers).unwrap()
+        else {
+            panic!("a subscribe and a publish answer, in order");
+        };
+        assert_eq!((to_sub, to_pub), (from, from));
+        assert_eq!(snapshot.replay.iter().map(|m| m.id).collect::<Vec<_>>(), [1]);
+        assert_eq!(snapshot.last_id, 1);
+        assert_eq!(receipt, Receipt { id: 2, subscribers: 1 });
+        assert_eq!(mail.messages.iter().map(|m| m.id).collect::<Vec<_>>(), [2]);
+        h.unsubscribe(sub);
+        assert_eq!(self::publish(&h, "gone").subscribers, 0);
     }
 }

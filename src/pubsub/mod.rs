@@ -1,22 +1,25 @@
 //! Channels for the push server: publish, subscribe, history.
 //!
 //! ```text
-//!  POST /pub/c on worker 1 ──► Broker::publish ──► channel c: id, history
-//!                                                   └─► inbox of each worker with subscribers of c ─► Waker
-//!  worker k wakes ──► drains its inbox ──► writes the shared bytes to its subscribers of c
+//!  POST /pub/c on worker 1 ──► Request::Publish ──► Broker::submit ──► channel c: id, history
+//!                                                     ├─► inbox of each worker with subscribers of c ─► Waker
+//!                                                     └─► Answer::Published to worker 1's inbox, addressed to the connection
+//!  worker k wakes ──► drains its inbox ──► answers to their connections, messages to its subscribers of c
 //! ```
 //!
 //! The [`Broker`] trait is the seam between the reactor and where channels
-//! live. [`LocalHub`] keeps them in this process (the default); a broker for
-//! several nodes (e.g. over Redis) implements the same trait and still hands
-//! messages to the workers through their [`Inbox`]es. The reactor owns the
+//! live. It is asynchronous: a worker submits a [`Request`] for one of its
+//! connections ([`Address`]) and the [`Answer`] comes back through the
+//! worker's [`Inbox`], like the messages. [`LocalHub`] keeps channels in this
+//! process (the default) and answers at once through the same path; a broker
+//! for several nodes (e.g. over Redis) answers later. The reactor owns the
 //! inboxes (and the wakers in them) and lends them to the broker it is
 //! started with ([`crate::reactor::start_with_broker`]).
 
 pub mod hub;
 pub mod message;
 
-pub use hub::{Inbox, LocalHub};
+pub use hub::{Inbox, LocalHub, Mail};
 pub use message::{Encoding, Message};
 
 use crate::protocol::MessageKind;
@@ -103,22 +106,95 @@ pub struct HubSettings {
     pub id_memory_channels: usize,
 }
 
+/// Which connection a request came from, and its answer goes to: the
+/// worker, the connection's slab key and the generation of that slot. A
+/// connection that is gone by the time its answer comes may have had its
+/// slot reused; the generation tells the two apart, and the answer is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Address {
+    /// The worker's index (and so its inbox).
+    pub worker: usize,
+    /// The connection's slab key in that worker.
+    pub key: usize,
+    /// Which use of that slab slot.
+    pub generation: u32,
+}
+
+/// What a connection asks of the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Number and store a message and hand it to every subscriber.
+    Publish {
+        /// The channel.
+        channel: Box<str>,
+        /// Text or binary.
+        kind: MessageKind,
+        /// The message.
+        payload: Box<[u8]>,
+    },
+    /// Subscribe the connection and tell it what it missed after `since`
+    /// (`None`: only what comes next).
+    Subscribe {
+        /// The channel.
+        channel: Box<str>,
+        /// The last id the client has.
+        since: Option<u64>,
+    },
+}
+
+/// A live subscription: the one handle of one subscriber. The broker makes
+/// it when a subscribe succeeds; whoever holds it last gives it back to
+/// [`Broker::unsubscribe`], once. Not `Clone`, so it cannot be counted twice.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Subscription {
+    channel: Arc<str>,
+    worker: usize,
+}
+
+impl Subscription {
+    /// A subscriber of `channel` on `worker` (for brokers).
+    pub fn new(channel: Arc<str>, worker: usize) -> Self {
+        Subscription { channel, worker }
+    }
+
+    /// The channel (the broker's shared copy of the name).
+    pub fn channel(&self) -> &Arc<str> {
+        &self.channel
+    }
+
+    /// The worker whose connection holds it.
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+}
+
+/// The broker's answer to a [`Request`].
+#[derive(Debug)]
+pub enum Answer {
+    /// To [`Request::Publish`].
+    Published(Result<Receipt, HubError>),
+    /// To [`Request::Subscribe`]: the handle, and what to give first.
+    Subscribed(Result<(Subscription, Snapshot), HubError>),
+}
+
 /// Where channels live. Every method is called from worker threads.
 ///
-/// The contract that makes delivery gap-free: a message published after
-/// [`subscribe`](Broker::subscribe) returned (its id is above the snapshot's
-/// `last_id`) is pushed to the subscriber's worker inbox, and messages of one
+/// The contract that makes delivery gap-free: the answer to a subscribe
+/// enters the worker's inbox no later than any message published after the
+/// snapshot was taken (its id is above the snapshot's `last_id`); every such
+/// message is pushed to the subscriber's worker inbox; and messages of one
 /// channel enter an inbox in id order.
 pub trait Broker: Send + Sync + fmt::Debug {
-    /// Number and store a message and hand it to every subscribed worker.
-    fn publish(&self, channel: &str, kind: MessageKind, payload: Box<[u8]>, now: Instant) -> Result<Receipt, HubError>;
-    /// Count a subscriber on `worker` and return what it missed after `since`
-    /// (`None`: only what comes next).
-    fn subscribe(&self, channel: &str, worker: usize, since: Option<u64>, now: Instant) -> Result<Snapshot, HubError>;
+    /// Take `request` from connection `from`; its [`Answer`] goes to
+    /// `from.worker`'s inbox ([`Inbox::answer`]). Called on the thread of
+    /// worker `from.worker`, which drains its inbox before it polls again,
+    /// so an answer given during the call needs no wake
+    /// ([`Inbox::answer_here`]).
+    fn submit(&self, from: Address, request: Request, now: Instant);
     /// What the history holds after `since`, without subscribing.
     fn history(&self, channel: &str, since: Option<u64>, now: Instant) -> Result<Snapshot, HubError>;
-    /// Undo one [`subscribe`](Broker::subscribe).
-    fn unsubscribe(&self, channel: &str, worker: usize);
+    /// End a subscription the broker made.
+    fn unsubscribe(&self, subscription: Subscription);
     /// Expire old history and forget channels with neither history nor subscribers.
     fn sweep(&self, now: Instant);
     /// Channels that exist now.

@@ -102,8 +102,10 @@ impl BufferPool {
 #[derive(Debug)]
 pub struct ReadBuf {
     data: Vec<u8>,
-    start: usize,
-    end: usize,
+    /// Offsets as `u32`: a buffer never reaches 4 GiB (every limit is at
+    /// most 1 GiB), and an idle connection's slab entry stays small.
+    start: u32,
+    end: u32,
 }
 
 impl ReadBuf {
@@ -123,7 +125,7 @@ impl ReadBuf {
 
     /// Unconsumed bytes.
     pub fn len(&self) -> usize {
-        self.end - self.start
+        (self.end - self.start) as usize
     }
 
     /// Nothing left to consume.
@@ -138,17 +140,17 @@ impl ReadBuf {
 
     /// The unconsumed bytes, mutable (frames are unmasked in place).
     pub fn filled_mut(&mut self) -> &mut [u8] {
-        &mut self.data[self.start..self.end]
+        &mut self.data[self.start as usize..self.end as usize]
     }
 
     /// The unconsumed bytes.
     pub fn filled(&self) -> &[u8] {
-        &self.data[self.start..self.end]
+        &self.data[self.start as usize..self.end as usize]
     }
 
     /// Drop `n` consumed bytes from the front.
     pub fn consume(&mut self, n: usize) {
-        self.start += n;
+        self.start += offset(n);
         debug_assert!(self.start <= self.end);
         if self.start == self.end {
             self.start = 0;
@@ -167,24 +169,32 @@ impl ReadBuf {
     /// that declares 16 MiB and sends one byte costs one standard buffer,
     /// and one that sends it all costs at most twice what it sent.
     pub fn spare(&mut self, want: usize) -> &mut [u8] {
-        if self.start > 0 && (self.end == self.data.len() || self.start + want > self.data.len()) {
-            self.data.copy_within(self.start..self.end, 0);
+        let (start, end) = (self.start as usize, self.end as usize);
+        if start > 0 && (end == self.data.len() || start + want > self.data.len()) {
+            self.data.copy_within(start..end, 0);
             self.end -= self.start;
             self.start = 0;
         }
-        if self.end == self.data.len() {
-            let need = (self.start + want).max(self.end + 1);
-            let grown = need.min(self.data.len().saturating_mul(2)).max(self.end + 1);
-            self.data.resize(grown, 0);
+        let (start, end) = (self.start as usize, self.end as usize);
+        if end == self.data.len() {
+            let need = (start + want).max(end + 1);
+            let grown = need.min(self.data.len().saturating_mul(2)).max(end + 1);
+            // Stay addressable by the u32 offsets.
+            self.data.resize(grown.min(u32::MAX as usize), 0);
         }
-        &mut self.data[self.end..]
+        &mut self.data[end..]
     }
 
     /// Mark `n` bytes of [`spare`](Self::spare) as received.
     pub fn filled_by(&mut self, n: usize) {
-        self.end += n;
-        debug_assert!(self.end <= self.data.len());
+        self.end += offset(n);
+        debug_assert!(self.end as usize <= self.data.len());
     }
+}
+
+/// A length within a buffer, as an offset (buffers stay below 4 GiB).
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).expect("buffers stay below 4 GiB")
 }
 
 /// One piece of pending output.

@@ -4,13 +4,20 @@
 //! ```text
 //!            ┌──────────── kernel: SO_REUSEPORT hash over listeners ───────────┐
 //!            ▼                                 ▼                               ▼
-//!  worker 0: Poll + listener + Slab<Connection> + BufferPool + Waker   worker 1: ...
-//!            └── Connection: Request → Open(WebSocket) / Body / Poll / Sse → Closing ──┘
+//!  worker 0: Poll + listener + Slab<Connection> + BufferPool + Waker + Inbox   worker 1: ...
+//!            └── Connection = Transport (Tcp) + Session (sans-IO: Request → Open / Body / Waiting / Poll / Sse → Closing)
 //! ```
+//!
+//! A [`connection::Connection`] is where I/O meets the sans-IO
+//! [`session::Session`]: its [`transport::Transport`] reads into the
+//! session's buffer and writes its output; the session's broker
+//! [`session::Action`]s are carried out by the [`worker::Worker`], and the
+//! broker's answers come back through the worker's inbox, addressed by slab
+//! key and generation.
 //!
 //! Workers share the shutdown flag, the process-wide connection count, the
 //! queues that even out connections between them ([`balance`]), and
-//! the push server's hub ([`crate::pubsub`]), which reaches each worker
+//! the push server's broker ([`crate::pubsub`]), which reaches each worker
 //! through its inbox and waker. [`start`] returns a handle (tests run servers in-process with it);
 //! [`serve`] runs until SIGINT or SIGTERM and then shuts down gracefully:
 //! no new connections, a 1001 close to every WebSocket, at most the close
@@ -21,10 +28,12 @@ pub mod buffer;
 pub mod connection;
 pub mod listener;
 pub mod output;
+pub mod session;
 pub mod settings;
 pub mod stamp;
 pub mod subscribers;
 pub mod timers;
+pub mod transport;
 pub mod worker;
 
 use crate::config::Config;

@@ -7,14 +7,15 @@
 //! deregistered before its slab entry is removed.
 
 use super::buffer::BufferPool;
-use super::connection::{Connection, Ctx, Delivered, Life};
+use super::connection::Connection;
+use super::session::{Action, Delivered, Env, Life};
 use super::settings::Settings;
 use super::stamp::Stamp;
 use super::subscribers::Subscribers;
 use super::timers::TimerWheel;
 use super::Shared;
 use crate::protocol::http::{HttpDate, Status};
-use crate::pubsub::{Broker, Message};
+use crate::pubsub::{Address, Answer, Broker, Mail};
 use crate::stats::WorkerStats;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -51,8 +52,17 @@ pub struct Worker {
     all_stats: Arc<[Arc<WorkerStats>]>,
     hub: Arc<dyn Broker>,
     subscribers: Subscribers,
+    /// `/metrics` asks the broker how many channels exist.
+    channels: Box<dyn Fn() -> usize + Send>,
+    /// What the session of the current step asks of the broker.
+    actions: Vec<Action>,
+    /// A request went to the broker: its answer is in the inbox, to be
+    /// handed out before the next poll.
+    submitted: bool,
+    /// The generation of the next connection admitted.
+    next_generation: u32,
     /// Reused for inbox batches and the subscriber keys of one message.
-    batch: Vec<Arc<Message>>,
+    batch: Mail,
     keys: Vec<usize>,
     touched: Vec<usize>,
     next_sweep: Instant,
@@ -86,6 +96,10 @@ impl Worker {
     ) -> io::Result<Self> {
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let settings_tick = settings.tick();
+        let channels: Box<dyn Fn() -> usize + Send> = {
+            let hub = hub.clone();
+            Box::new(move || hub.channels())
+        };
         Ok(Worker {
             id,
             poll,
@@ -98,7 +112,11 @@ impl Worker {
             all_stats,
             hub,
             subscribers: Subscribers::default(),
-            batch: Vec::new(),
+            channels,
+            actions: Vec::new(),
+            submitted: false,
+            next_generation: 0,
+            batch: Mail::default(),
             keys: Vec::new(),
             touched: Vec::new(),
             next_sweep: Instant::now() + SWEEP_EVERY,
@@ -154,7 +172,6 @@ impl Worker {
             }
             if woken {
                 self.take_handoffs(now);
-                self.deliver_inbox(now);
             }
             if self.stop_deadline.is_none() && self.shared.shutdown.load(SeqCst) {
                 self.begin_shutdown(now);
@@ -167,6 +184,13 @@ impl Worker {
                 self.on_tick(now);
                 next_tick = now + tick;
             }
+            // Answers to what this iteration submitted, and messages; what
+            // they make connections submit is answered in the next round.
+            while woken || self.submitted {
+                woken = false;
+                self.submitted = false;
+                self.deliver_inbox(now);
+            }
             if let Some(deadline) = self.stop_deadline {
                 if self.conns.is_empty() || now >= deadline {
                     log::debug!("worker {} stopped with {} connections left", self.id, self.conns.len());
@@ -176,21 +200,18 @@ impl Worker {
         }
     }
 
-    fn ctx(&mut self, now: Instant, key: usize) -> (&mut Slab<Connection>, Ctx<'_>) {
+    fn env(&mut self) -> (&mut Slab<Connection>, Env<'_>) {
         (
             &mut self.conns,
-            Ctx {
+            Env {
                 pool: &mut self.pool,
                 settings: &self.settings,
                 stats: &self.stats,
                 all_stats: &self.all_stats,
-                hub: &*self.hub,
-                subscribers: &mut self.subscribers,
-                worker: self.id,
-                key,
-                now,
+                channels: &*self.channels,
                 stamp: self.stamp,
                 date: &self.date,
+                actions: &mut self.actions,
             },
         )
     }
@@ -207,46 +228,96 @@ impl Worker {
     }
 
     /// Run one step of connection `key` (if it still exists), keep the
-    /// per-transport gauges right, and settle it.
-    fn step(&mut self, key: usize, now: Instant, f: impl FnOnce(&mut Connection, &mut Ctx<'_>) -> Life) {
-        let (conns, mut ctx) = self.ctx(now, key);
+    /// per-transport gauges right, carry out what it asked of the broker,
+    /// and settle it.
+    fn step(&mut self, key: usize, now: Instant, f: impl FnOnce(&mut Connection, &mut Env<'_>) -> Life) {
+        let id = self.id;
+        let (conns, mut env) = self.env();
         // A stale token (connection already gone) is ignored.
         let Some(conn) = conns.get_mut(key) else {
             return;
         };
-        let before = conn.transport();
-        let life = f(conn, &mut ctx);
-        let after = (life == Life::Alive).then(|| conn.transport());
-        ctx.stats.moved(Some(before), after);
+        let before = conn.kind();
+        let life = f(conn, &mut env);
+        let after = (life == Life::Alive).then(|| conn.kind());
+        env.stats.moved(Some(before), after);
+        let from = Address {
+            worker: id,
+            key,
+            generation: conn.generation(),
+        };
+        self.carry_out(from, now);
         self.settle(key, life);
     }
 
-    fn on_event(&mut self, key: usize, readable: bool, closed: bool, writable: bool, now: Instant) {
-        self.step(key, now, |conn, ctx| conn.on_ready(readable, closed, writable, ctx));
+    /// Do what a step's session asked: submit its requests (the answers
+    /// come through the inbox) and end the subscriptions it gave back.
+    fn carry_out(&mut self, from: Address, now: Instant) {
+        let mut actions = std::mem::take(&mut self.actions);
+        for action in actions.drain(..) {
+            match action {
+                Action::Submit(request) => {
+                    self.submitted = true;
+                    self.hub.submit(from, request, now);
+                }
+                Action::Unsubscribe(sub) => {
+                    self.subscribers.remove(sub.channel(), from.key);
+                    self.hub.unsubscribe(sub);
+                }
+            }
+        }
+        self.actions = actions;
     }
 
-    /// Hand every message in the inbox to this worker's subscribers of its
-    /// channel, then flush each connection that got something once.
+    fn on_event(&mut self, key: usize, readable: bool, closed: bool, writable: bool, now: Instant) {
+        self.step(key, now, |conn, env| conn.on_ready(readable, closed, writable, env));
+    }
+
+    /// Hand the inbox's answers to their connections (one gone, or whose
+    /// slot holds another by now, has its subscription given back), then
+    /// every message to this worker's subscribers of its channel, then
+    /// flush each connection that got something once.
     fn deliver_inbox(&mut self, now: Instant) {
         let mut batch = self.shared.inboxes[self.id].drain(std::mem::take(&mut self.batch));
-        for msg in &batch {
+        for (to, answer) in batch.answers.drain(..) {
+            let live = self.conns.get(to.key).is_some_and(|c| c.generation() == to.generation);
+            match answer {
+                Answer::Subscribed(Ok((sub, _))) if !live => self.hub.unsubscribe(sub),
+                _ if !live => {}
+                answer => {
+                    if let Answer::Subscribed(Ok((sub, _))) = &answer {
+                        self.subscribers.add(sub.channel(), to.key);
+                    }
+                    self.step(to.key, now, |conn, env| conn.on_answer(answer, env));
+                }
+            }
+        }
+        for msg in &batch.messages {
             let mut keys = std::mem::take(&mut self.keys);
             self.subscribers.copy_into(&msg.channel, &mut keys);
             for &key in &keys {
-                let (conns, mut ctx) = self.ctx(now, key);
+                let id = self.id;
+                let (conns, mut env) = self.env();
                 let Some(conn) = conns.get_mut(key) else {
                     continue;
                 };
-                let before = conn.transport();
-                let delivered = conn.deliver(msg, &mut ctx);
-                ctx.stats.moved(Some(before), Some(conn.transport()));
+                let before = conn.kind();
+                let delivered = conn.deliver(msg, &mut env);
+                env.stats.moved(Some(before), Some(conn.kind()));
+                let from = Address {
+                    worker: id,
+                    key,
+                    generation: conn.generation(),
+                };
+                // A slow subscriber gives its subscription back.
+                self.carry_out(from, now);
                 if delivered == Delivered::Queued {
                     self.touched.push(key);
                 }
             }
             self.keys = keys;
         }
-        batch.clear();
+        batch.messages.clear();
         self.batch = batch;
         let touched = std::mem::take(&mut self.touched);
         for &key in &touched {
@@ -273,7 +344,7 @@ impl Worker {
                     if self
                         .poll
                         .registry()
-                        .reregister(conn.stream(), Token(key), want)
+                        .reregister(conn.socket(), Token(key), want)
                         .is_err()
                     {
                         self.remove(key);
@@ -288,11 +359,11 @@ impl Worker {
     fn remove(&mut self, key: usize) {
         let mut conn = self.conns.remove(key);
         // Deregister before the slot can be reused (dropping closes the fd).
-        let _ = self.poll.registry().deregister(conn.stream());
+        let _ = self.poll.registry().deregister(conn.socket());
         conn.release(&mut self.pool);
-        if let Some(channel) = conn.channel() {
-            self.hub.unsubscribe(channel, self.id);
-            self.subscribers.remove(channel, key);
+        if let Some(sub) = conn.take_subscription() {
+            self.subscribers.remove(sub.channel(), key);
+            self.hub.unsubscribe(sub);
         }
         if conn.counted() {
             self.shared.connections.fetch_sub(1, SeqCst);
@@ -355,20 +426,22 @@ impl Worker {
     /// Register an accepted connection and add it to the slab; `counted`:
     /// it holds a `max_connections` slot, else it is refused with a 503.
     fn admit(&mut self, stream: TcpStream, counted: bool, now: Instant) {
-        let key = self.conns.vacant_key();
+        let generation = self.next_generation;
+        self.next_generation = generation.wrapping_add(1);
         let mut conn = if counted {
-            Connection::new(stream, self.stamp, true)
+            Connection::new(stream, self.stamp, true, generation)
         } else {
             self.stats.refused.fetch_add(1, Relaxed);
-            let (_, mut ctx) = self.ctx(now, key);
-            Connection::refused(stream, Status::SERVICE_UNAVAILABLE, &mut ctx)
+            let (_, mut env) = self.env();
+            Connection::refused(stream, Status::SERVICE_UNAVAILABLE, generation, &mut env)
         };
+        let key = self.conns.vacant_key();
         let interest = conn.interest(&self.settings);
         conn.set_registered(interest);
         if self
             .poll
             .registry()
-            .register(conn.stream(), Token(key), interest)
+            .register(conn.socket(), Token(key), interest)
             .is_err()
         {
             conn.release(&mut self.pool);
@@ -377,7 +450,7 @@ impl Worker {
             }
             return;
         }
-        self.stats.moved(None, Some(conn.transport()));
+        self.stats.moved(None, Some(conn.kind()));
         let deadline = conn.deadline(&self.settings);
         conn.set_scheduled(self.timers.insert(key, deadline));
         self.conns.insert(conn);
@@ -402,7 +475,7 @@ impl Worker {
 
     /// Run `step` on every connection (the shutdown), settling each;
     /// timers go through the wheel instead ([`Worker::on_tick`]).
-    fn for_each(&mut self, now: Instant, step: fn(&mut Connection, &mut Ctx<'_>) -> Life) {
+    fn for_each(&mut self, now: Instant, step: fn(&mut Connection, &mut Env<'_>) -> Life) {
         // Slab keys are below its capacity; removal during the walk is fine.
         for key in 0..self.conns.capacity() {
             self.step(key, now, step);

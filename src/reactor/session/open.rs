@@ -2,55 +2,57 @@
 //! echoed (a large one out of the very buffer it arrived in) or, for a
 //! channel's subscriber, dropped.
 
-use super::{want, Connection, Ctx, State};
+use super::{want, Env, Open, Session, State};
 use crate::protocol::{Event, MessageKind, Payload, Read as FrameRead, WebSocket};
 use crate::stats::WorkerStats;
 use std::sync::atomic::Ordering::Relaxed;
 
-impl Connection {
+impl Session {
     /// Open: parse frames, echo messages (or drop a subscriber's), until
     /// input runs out or the peer must read before we go on.
-    pub(super) fn process_frames(&mut self, ctx: &mut Ctx<'_>) {
-        let State::Open { ws, feed, .. } = &mut self.state else {
+    pub(super) fn on_frames(&mut self, env: &mut Env<'_>) {
+        let State::Open(open) = &mut self.state else {
             return;
         };
-        let Some(rbuf) = self.rbuf.as_mut() else {
+        let Open { ws, feed, .. } = &mut **open;
+        let io = &mut self.io;
+        let Some(rbuf) = io.rbuf.as_mut() else {
             return;
         };
         // Where, in the read buffer, an echo built in place begins.
         let mut reply_at = None;
-        while !rbuf.is_empty() && self.out.len() <= ctx.settings.write_buffer_limit {
+        while !rbuf.is_empty() && io.out.len() <= env.settings.write_buffer_limit {
             let (buffered, size) = (rbuf.len(), rbuf.size());
-            let out = self.out.buf(ctx.pool);
+            let out = io.out.buf(env.pool);
             match ws.read(rbuf.filled_mut(), out) {
                 Ok(FrameRead::Incomplete { frame_len }) => {
-                    self.want = want(frame_len.unwrap_or(0));
+                    io.want = want(frame_len.unwrap_or(0));
                     break;
                 }
                 Ok(FrameRead::Frame { consumed, event }) => {
                     if let Some(Event::Message(kind, payload)) = event {
-                        ctx.stats.messages_in.fetch_add(1, Relaxed);
+                        env.stats.messages_in.fetch_add(1, Relaxed);
                         // A subscriber's own messages have nowhere to go.
                         if feed.is_none() {
                             match in_place(&payload, consumed, buffered, size) {
                                 Some(len) => match ws.echo_in_place(&mut rbuf.filled_mut()[..consumed], kind, len) {
                                     Some(start) => {
-                                        ctx.stats.messages_out.fetch_add(1, Relaxed);
+                                        env.stats.messages_out.fetch_add(1, Relaxed);
                                         reply_at = Some(start);
                                         break;
                                     }
-                                    None => echo(ws, kind, &rbuf.filled()[consumed - len..consumed], out, ctx.stats),
+                                    None => echo(ws, kind, &rbuf.filled()[consumed - len..consumed], out, env.stats),
                                 },
-                                None => echo(ws, kind, &payload, out, ctx.stats),
+                                None => echo(ws, kind, &payload, out, env.stats),
                             }
                         }
                     }
                     rbuf.consume(consumed);
-                    self.want = 0;
+                    io.want = 0;
                 }
                 Err(e) => {
                     log::debug!("protocol error: {e}");
-                    ctx.stats.count_protocol_error(e.kind());
+                    env.stats.count_protocol_error(e.kind());
                     ws.fail(&e, out);
                     rbuf.consume(rbuf.len());
                     break;
@@ -60,14 +62,14 @@ impl Connection {
         // The frame was all the buffer held: the buffer itself is queued,
         // and the next read takes another from the pool.
         if let Some(start) = reply_at {
-            if let Some(mut rbuf) = self.rbuf.take() {
+            if let Some(mut rbuf) = io.rbuf.take() {
                 rbuf.consume(start);
-                self.out.push_read(rbuf, ctx.pool);
-                self.want = 0;
+                io.out.push_read(rbuf, env.pool);
+                io.want = 0;
             }
         }
         if ws.is_closed() {
-            self.enter_closing(ctx);
+            self.enter_closing(env);
         }
     }
 }

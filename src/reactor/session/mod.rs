@@ -1,0 +1,529 @@
+//! One connection's application state machine, without I/O and without a
+//! clock (quinn-proto's shape): bytes, deliveries, broker answers and the
+//! time go in through `handle_*`; bytes to send ([`Session::output`]), the
+//! next deadline ([`Session::deadline`]), whether to shut the write side
+//! ([`Session::poll_shutdown`]) and broker [`Action`]s come out.
+//!
+//! ```text
+//!  accept ─► Request ──101 (echo)──────────────────────────────► Open
+//!              │ │ ├─GET /ws/c, /poll/c, /sse/c ─► Waiting ──subscribed──► Open (subscriber) / Poll / Sse
+//!              │ │ └─POST /pub/c ─► Body ──body in─► Waiting ──published──► Request (keep-alive)
+//!              │ └──200 (keep-alive)──► Request          Poll ──messages / timeout──► Request
+//!              └─ refused, Connection: close, close handshake done ─► Closing ──EOF/timeout──► (dropped)
+//! ```
+//!
+//! Each state's data, its timer's start included, lives in its variant;
+//! each transition is a function that returns the next state. `Closing`
+//! flushes what is queued, shuts the write side and reads until the peer's
+//! EOF, so a final status or close frame is not destroyed by a reset
+//! (RFC 6455 §7.1.1: the server closes the TCP connection first).
+//!
+//! The session never calls the broker: it queues a [`Request`] as an
+//! [`Action::Submit`] and waits in `Waiting` for the [`Answer`], which the
+//! worker hands to [`Session::handle_answer`]; a subscription it no longer
+//! needs goes back as [`Action::Unsubscribe`]. The reactor owns the socket
+//! ([`super::connection`]); this module's tests drive a session with byte
+//! slices and made-up stamps.
+
+mod feed;
+mod open;
+mod request;
+#[cfg(test)]
+mod tests;
+
+use super::buffer::{BufferPool, ReadBuf};
+use super::output::Output;
+use super::settings::Settings;
+use super::stamp::Stamp;
+use crate::protocol::http::{write_head, HeadScanner, HttpDate, Status};
+use crate::protocol::{CloseCode, WebSocket};
+use crate::pubsub::{Answer, Request, Subscription};
+use crate::stats::{Transport, WorkerStats};
+use feed::Feed;
+use request::{Publish, Wait};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+pub use feed::{Delivered, JSON_PROTOCOL};
+
+/// What the worker lends a session for one step: buffers, limits,
+/// counters, the time, and where the session's actions go.
+pub struct Env<'a> {
+    /// The worker's buffers.
+    pub pool: &'a mut BufferPool,
+    /// Limits and timeouts.
+    pub settings: &'a Settings,
+    /// The worker's counters.
+    pub stats: &'a WorkerStats,
+    /// Every worker's counters (for `/metrics`).
+    pub all_stats: &'a [Arc<WorkerStats>],
+    /// How many channels exist (for `/metrics`).
+    pub channels: &'a dyn Fn() -> usize,
+    /// The time the current loop iteration began.
+    pub stamp: Stamp,
+    /// The same, as the `Date` of a response.
+    pub date: &'a HttpDate,
+    /// Broker actions queued by this step, for the worker to carry out.
+    pub actions: &'a mut Vec<Action>,
+}
+
+/// What a session asks the worker to do with the broker.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Submit this request; the answer comes to [`Session::handle_answer`].
+    Submit(Request),
+    /// This subscription is over.
+    Unsubscribe(Subscription),
+}
+
+/// Whether the session lives on after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Life {
+    /// Keep it.
+    Alive,
+    /// Drop the connection.
+    Dead,
+}
+
+/// The connection is finished (EOF, I/O error, or timeout).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Dead;
+
+/// Shorthand for "stop here, the connection is finished".
+pub type Step = Result<(), Dead>;
+
+#[derive(Debug)]
+enum State {
+    /// Reading an HTTP request head (RFC 9112 §2), since `since` (the
+    /// connection's start, or the previous answer on a kept-alive one).
+    Request { scanner: HeadScanner, since: Stamp },
+    /// Reading the body of a publish; `since`: when its request could begin.
+    Body { publish: Box<Publish>, since: Stamp },
+    /// A broker request is out; what to do with its answer.
+    Waiting { wait: Box<Wait>, since: Stamp },
+    /// WebSocket open (RFC 6455 §4.2.2 step 5 done).
+    Open(Box<Open>),
+    /// A long poll parked since `since` until a message or the poll timeout.
+    Poll { feed: Box<Feed>, since: Stamp },
+    /// A Server-Sent Events stream; `last_event`: when bytes last went out.
+    Sse { feed: Box<Feed>, last_event: Stamp },
+    /// Last bytes queued at `since`: flush, shut the write side (`shut`),
+    /// read to EOF.
+    Closing { shut: bool, since: Stamp },
+}
+
+/// The `Open` state's data, in one allocation.
+#[derive(Debug)]
+struct Open {
+    ws: WebSocket,
+    /// The channel it subscribes to (`None`: the echo endpoint).
+    feed: Option<Box<Feed>>,
+    /// When the last input came.
+    last_input: Stamp,
+    /// When our close frame went out.
+    close_sent: Option<Stamp>,
+    /// A keep-alive ping is out since `last_input`.
+    pinged: bool,
+}
+
+impl State {
+    fn request(since: Stamp) -> State {
+        State::Request {
+            scanner: HeadScanner::default(),
+            since,
+        }
+    }
+
+    fn closing(since: Stamp) -> State {
+        State::Closing { shut: false, since }
+    }
+}
+
+/// A session's buffers and the flags its states share.
+#[derive(Debug, Default)]
+struct Io {
+    rbuf: Option<ReadBuf>,
+    out: Output,
+    /// Since when pending output has been over the limit.
+    over_limit_since: Option<Stamp>,
+    /// Bytes needed together at the front of the read buffer (frame, head,
+    /// body); bounded by the limits, which are below 4 GiB.
+    want: u32,
+    /// Output was queued by a delivery and not yet flushed.
+    dirty: bool,
+    /// The request being answered is a HEAD: responses carry no body.
+    head_only: bool,
+    /// Back in `Request` with input held while a poll or a broker request
+    /// was pending: the reactor must process it and read again.
+    resume: bool,
+}
+
+/// One connection's application state: its state machine and buffers.
+#[derive(Debug)]
+pub struct Session {
+    state: State,
+    io: Io,
+}
+
+impl Session {
+    /// A fresh connection at `now`, waiting for a request.
+    pub fn new(now: Stamp) -> Self {
+        Session {
+            state: State::request(now),
+            io: Io::default(),
+        }
+    }
+
+    /// A connection refused with `status` before anything is read (over
+    /// `max_connections`): the answer is queued and the session closes.
+    pub fn refused(status: Status, env: &mut Env<'_>) -> Self {
+        let mut s = Session::new(env.stamp);
+        s.state = s.io.respond(status, &[], b"", true, env);
+        s
+    }
+
+    /// What this connection is, for the per-transport gauges.
+    pub fn transport(&self) -> Transport {
+        match self.state {
+            State::Request { .. } | State::Body { .. } | State::Waiting { .. } => Transport::Http,
+            State::Open(_) => Transport::WebSocket,
+            State::Poll { .. } => Transport::Poll,
+            State::Sse { .. } => Transport::Sse,
+            State::Closing { .. } => Transport::Closing,
+        }
+    }
+
+    /// The subscription this session holds, if any.
+    pub fn subscription(&self) -> Option<&Subscription> {
+        self.feed().map(|f| &f.sub)
+    }
+
+    /// Take the subscription out (the connection is going away).
+    pub fn take_subscription(&mut self) -> Option<Subscription> {
+        match &mut self.state {
+            State::Open(open) => open.feed.take().map(|f| f.sub),
+            State::Poll { .. } | State::Sse { .. } => {
+                let since = self.state_since();
+                match std::mem::replace(&mut self.state, State::closing(since)) {
+                    State::Poll { feed, .. } | State::Sse { feed, .. } => Some(feed.sub),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn state_since(&self) -> Stamp {
+        match self.state {
+            State::Poll { since, .. } => since,
+            State::Sse { last_event, .. } => last_event,
+            _ => Stamp::default(),
+        }
+    }
+
+    fn feed(&self) -> Option<&Feed> {
+        match &self.state {
+            State::Open(open) => open.feed.as_deref(),
+            State::Poll { feed, .. } | State::Sse { feed, .. } => Some(feed),
+            _ => None,
+        }
+    }
+
+    /// The bytes waiting to be sent.
+    pub fn output(&mut self) -> &mut Output {
+        &mut self.io.out
+    }
+
+    /// Backpressure: a peer that does not read its output is not read from;
+    /// a parked poll or a pending broker request reads only as much as one
+    /// pipelined request head.
+    pub fn wants_read(&self, settings: &Settings) -> bool {
+        let parked = matches!(self.state, State::Poll { .. } | State::Waiting { .. });
+        let parked_full = parked && self.io.rbuf.as_ref().map_or(0, ReadBuf::len) >= settings.max_request_head;
+        self.io.out.len() <= settings.write_buffer_limit && !parked_full
+    }
+
+    /// Bytes are held that the session has not consumed.
+    pub fn has_input(&self) -> bool {
+        self.io.rbuf.as_ref().is_some_and(|r| !r.is_empty())
+    }
+
+    /// Where the next read goes: the spare room of the read buffer (taken
+    /// from the pool if none is held), sized towards what the state needs.
+    pub fn receive_buffer(&mut self, pool: &mut BufferPool) -> &mut [u8] {
+        let want = self.io.want as usize;
+        self.io.rbuf.get_or_insert_with(|| ReadBuf::take(pool)).spare(want)
+    }
+
+    /// `n` bytes were read into [`receive_buffer`](Self::receive_buffer).
+    pub fn handle_received(&mut self, n: usize, env: &mut Env<'_>) {
+        if let Some(r) = self.io.rbuf.as_mut() {
+            r.filled_by(n);
+        }
+        env.stats.bytes_in.fetch_add(n as u64, Relaxed);
+        if let State::Open(open) = &mut self.state {
+            open.pinged = false;
+            open.last_input = env.stamp;
+        }
+    }
+
+    /// Input stopped for now: an empty read buffer goes back to the pool.
+    pub fn input_paused(&mut self, pool: &mut BufferPool) {
+        if let Some(r) = self.io.rbuf.take_if(|r| r.is_empty()) {
+            r.give(pool);
+        }
+    }
+
+    /// True once after a parked poll or a broker request was answered and
+    /// input is held behind it: process it and read the socket again, as no
+    /// readiness edge will come for it (RFC 9112 §9.3.2: a server MUST
+    /// answer pipelined requests in order).
+    pub fn poll_resume(&mut self) -> bool {
+        std::mem::take(&mut self.io.resume)
+    }
+
+    /// Consume what the read buffer holds, according to the state.
+    pub fn handle_input(&mut self, env: &mut Env<'_>) {
+        loop {
+            let more = match self.state {
+                State::Request { .. } => self.on_head(env),
+                State::Body { .. } => self.on_body(env),
+                State::Open(_) => {
+                    self.on_frames(env);
+                    false
+                }
+                // A pipelined request waits until the answer.
+                State::Poll { .. } | State::Waiting { .. } => false,
+                State::Sse { .. } | State::Closing { .. } => {
+                    // An event stream expects no input; after our last word,
+                    // input is read only to reach EOF.
+                    if let Some(r) = self.io.rbuf.as_mut() {
+                        r.consume(r.len());
+                    }
+                    false
+                }
+            };
+            // A head or body was consumed: pipelined bytes (frames after the
+            // 101, or the next keep-alive request) are handled now, not on
+            // the next readiness edge, which may never come.
+            // A body of length 0 completes without input.
+            let body = matches!(self.state, State::Body { .. });
+            if !more || !(self.has_input() || body) {
+                return;
+            }
+        }
+    }
+
+    /// Output was written: track how long it has been over the limit, and
+    /// give drained buffers back.
+    pub fn handle_flushed(&mut self, env: &mut Env<'_>) {
+        self.io.dirty = false;
+        if self.io.out.len() > env.settings.write_buffer_limit {
+            self.io.over_limit_since.get_or_insert(env.stamp);
+        } else {
+            self.io.over_limit_since = None;
+        }
+        self.io.out.trim(env.pool);
+    }
+
+    /// True once when the write side must be shut now: `Closing` has
+    /// flushed its last bytes.
+    pub fn poll_shutdown(&mut self) -> bool {
+        match &mut self.state {
+            State::Closing { shut: shut @ false, .. } if self.io.out.is_empty() => {
+                *shut = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The next moment a timer of this session may act, from its state:
+    /// never later than the time [`handle_timeout`](Self::handle_timeout)
+    /// would do something, so the worker need not look before then.
+    pub fn deadline(&self, s: &Settings) -> Stamp {
+        let state = match &self.state {
+            State::Request { since, .. } => since.plus(s.handshake_timeout),
+            State::Body { since, .. } | State::Waiting { since, .. } => since.plus(s.request_timeout),
+            State::Open(open) => match (open.close_sent, open.pinged) {
+                (Some(at), _) => at.plus(s.close_timeout),
+                (None, true) => open.last_input.plus(s.idle_timeout),
+                (None, false) => open.last_input.plus(s.idle_timeout / 2),
+            },
+            State::Poll { since, .. } => since.plus(s.pubsub.poll_timeout),
+            State::Sse { last_event, .. } => last_event.plus(s.pubsub.sse_heartbeat),
+            State::Closing { since, .. } => since.plus(s.close_timeout),
+        };
+        match self.io.over_limit_since {
+            Some(t) => state.min(t.plus(s.write_stall)),
+            None => state,
+        }
+    }
+
+    /// Check the timers at `env.stamp`; the reactor flushes after.
+    pub fn handle_timeout(&mut self, env: &mut Env<'_>) -> Step {
+        let s = env.settings;
+        let now = env.stamp;
+        if self.io.over_limit_since.is_some_and(|t| now.since(t) >= s.write_stall) {
+            env.stats.count_slow(self.transport());
+            return Err(Dead);
+        }
+        let io = &mut self.io;
+        match &mut self.state {
+            // No byte of a request yet (a kept-alive connection between
+            // requests, or one that never spoke): close without a word, as
+            // a 408 would race the client's next request.
+            State::Request { since, .. } if now.since(*since) >= s.handshake_timeout => {
+                if io.rbuf.as_ref().is_none_or(|r| r.is_empty()) {
+                    return Err(Dead);
+                }
+                self.state = io.timed_out(env);
+            }
+            // The whole request, head and body, from when it could begin:
+            // a body trickled a byte at a time is not given more time.
+            State::Body { since, .. } if now.since(*since) >= s.request_timeout => self.state = io.timed_out(env),
+            // The broker did not answer; a late answer is given back.
+            State::Waiting { since, .. } if now.since(*since) >= s.request_timeout => {
+                let why = "the broker did not answer in time";
+                self.state = io.refuse(Status::SERVICE_UNAVAILABLE, &[], why, env);
+            }
+            // §7.1.1: the peer had its chance to answer our close.
+            State::Open(open) if open.close_sent.is_some_and(|at| now.since(at) >= s.close_timeout) => {
+                return Err(Dead)
+            }
+            State::Open(open) if open.close_sent.is_none() => {
+                let quiet = now.since(open.last_input);
+                if quiet >= s.idle_timeout {
+                    open.ws
+                        .close(CloseCode::GOING_AWAY, "idle timeout", io.out.buf(env.pool));
+                    open.close_sent = Some(now);
+                } else if !open.pinged && quiet >= s.idle_timeout / 2 {
+                    // Half the idle time without input: a pong proves the peer alive.
+                    open.ws.send_ping(b"", io.out.buf(env.pool));
+                    open.pinged = true;
+                }
+            }
+            State::Poll { since, .. } if now.since(*since) >= s.pubsub.poll_timeout => self.poll_timed_out(env),
+            State::Sse { last_event, .. } if now.since(*last_event) >= s.pubsub.sse_heartbeat => {
+                // A comment line (WHATWG HTML §9.2.6) keeps proxies from
+                // timing the stream out and reveals a vanished client.
+                io.out.buf(env.pool).extend_from_slice(b": heartbeat\n\n");
+                *last_event = now;
+            }
+            State::Closing { since, .. } if now.since(*since) >= s.close_timeout => return Err(Dead),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The server is stopping: close WebSockets with 1001 (RFC 6455 §7.4.1),
+    /// drop plain HTTP connections, polls and event streams.
+    pub fn handle_server_shutdown(&mut self, env: &mut Env<'_>) -> Step {
+        match &mut self.state {
+            State::Request { .. }
+            | State::Body { .. }
+            | State::Waiting { .. }
+            | State::Poll { .. }
+            | State::Sse { .. } => Err(Dead),
+            State::Open(open) if open.close_sent.is_none() => {
+                open.ws
+                    .close(CloseCode::GOING_AWAY, "server shutting down", self.io.out.buf(env.pool));
+                open.close_sent = Some(env.stamp);
+                Ok(())
+            }
+            State::Open(_) | State::Closing { .. } => Ok(()),
+        }
+    }
+
+    /// The broker's answer to this session's request.
+    pub fn handle_answer(&mut self, answer: Answer, env: &mut Env<'_>) {
+        let since = match &self.state {
+            State::Waiting { since, .. } => *since,
+            // Not waiting (timed out, or closed): a subscription made for
+            // it is given back.
+            _ => {
+                if let Answer::Subscribed(Ok((sub, _))) = answer {
+                    env.actions.push(Action::Unsubscribe(sub));
+                }
+                return;
+            }
+        };
+        let State::Waiting { wait, .. } = std::mem::replace(&mut self.state, State::request(since)) else {
+            unreachable!("matched above");
+        };
+        self.state = self.on_answer(*wait, answer, env);
+        // Input held while waiting is the next state's (frames after the
+        // 101, the next request): the reactor processes it now.
+        self.io.resume |= self.has_input() && !matches!(self.state, State::Closing { .. });
+    }
+
+    /// Give the buffers back to the pool (the connection is going away).
+    pub fn release(&mut self, pool: &mut BufferPool) {
+        if let Some(r) = self.io.rbuf.take() {
+            r.give(pool);
+        }
+        self.io.out.release(pool);
+    }
+
+    /// Move to Closing; a subscription ends here.
+    fn enter_closing(&mut self, env: &mut Env<'_>) {
+        self.end_feed(env);
+        self.state = State::closing(env.stamp);
+        self.io.want = 0;
+    }
+
+    /// End the subscription, if any: it goes back to the broker.
+    fn end_feed(&mut self, env: &mut Env<'_>) {
+        if let Some(sub) = self.take_subscription() {
+            env.actions.push(Action::Unsubscribe(sub));
+        }
+    }
+}
+
+impl Io {
+    /// Queue a plain HTTP response; the next state is `Closing` with
+    /// `close`, else `Request` again with its timer started now. The answer
+    /// to a HEAD is the head alone, `Content-Length` included (RFC 9110
+    /// §9.3.2).
+    fn respond(
+        &mut self,
+        status: Status,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        close: bool,
+        env: &mut Env<'_>,
+    ) -> State {
+        let out = self.out.buf(env.pool);
+        let length = (status.0 >= 200 && status != Status::NO_CONTENT).then_some(body.len());
+        write_head(out, status, headers, length, close, env.date);
+        if !self.head_only {
+            out.extend_from_slice(body);
+        }
+        if close {
+            self.want = 0;
+            State::closing(env.stamp)
+        } else {
+            State::request(env.stamp)
+        }
+    }
+
+    /// Answer a refused request and close; nothing after it is processed.
+    fn refuse(&mut self, status: Status, headers: &[(&str, &str)], why: &str, env: &mut Env<'_>) -> State {
+        env.stats.count_http_error(status);
+        let mut all: Vec<(&str, &str)> = vec![("Content-Type", "text/plain")];
+        all.extend_from_slice(headers);
+        let body = format!("{} {}: {why}\n", status.0, status.reason());
+        self.respond(status, &all, body.as_bytes(), true, env)
+    }
+
+    /// The request did not arrive in time: 408 and close.
+    fn timed_out(&mut self, env: &mut Env<'_>) -> State {
+        env.stats.count_http_error(Status::REQUEST_TIMEOUT);
+        self.respond(Status::REQUEST_TIMEOUT, &[], b"", true, env)
+    }
+}
+
+/// How many bytes must sit together at the front of the read buffer, as stored.
+fn want(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}

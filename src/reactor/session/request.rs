@@ -1,0 +1,347 @@
+//! The `Request` and `Body` states: read a request head, route it, and
+//! answer it, upgrade it, read a publish's body, or ask the broker.
+
+use super::{want, Action, Env, Io, Session, State};
+use crate::http::{self, metrics, route, Route};
+use crate::protocol::http::{BodyFraming, RequestHead, Status, MAX_HEADERS};
+use crate::protocol::{MessageKind, WebSocket};
+use crate::pubsub::{Answer, Request};
+use crate::reactor::buffer::ReadBuf;
+use crate::reactor::stamp::Stamp;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// A publish whose body is being read.
+#[derive(Debug)]
+pub struct Publish {
+    channel: Box<str>,
+    kind: MessageKind,
+    len: usize,
+    close: bool,
+}
+
+/// What a session waiting for the broker does with the answer.
+#[derive(Debug)]
+pub enum Wait {
+    /// A publish: answer its id, then keep alive or `close`.
+    Publish { close: bool },
+    /// A channel's WebSocket subscriber: the 101 (written once the
+    /// subscription is live), and the session it opens.
+    Upgrade {
+        response: Vec<u8>,
+        ws: WebSocket,
+        json: bool,
+    },
+    /// A long poll.
+    Poll { close: bool },
+    /// An event stream.
+    Events,
+}
+
+impl Session {
+    /// Request: find the end of the head, then route it. True when a head
+    /// was consumed and what follows it must be processed too.
+    pub(super) fn on_head(&mut self, env: &mut Env<'_>) -> bool {
+        let State::Request { scanner, since } = &mut self.state else {
+            return false;
+        };
+        let since = *since;
+        let Some(mut rbuf) = self.io.rbuf.take() else {
+            return false;
+        };
+        let limit = env.settings.max_request_head;
+        self.io.want = want(limit);
+        // Every method token starts with a letter (RFC 9110 §9.1); anything
+        // else (a TLS ClientHello, binary noise) is refused at once instead
+        // of waiting for a blank line that will never come.
+        let next = if rbuf.filled().first().is_some_and(|b| !b.is_ascii_alphabetic()) {
+            Some(self.io.refuse(Status::BAD_REQUEST, &[], "not an HTTP/1.1 request", env))
+        } else {
+            match scanner.scan(rbuf.filled(), limit) {
+                Ok(None) => None,
+                Ok(Some(head_len)) => {
+                    let next = self.on_complete_head(&rbuf.filled()[..head_len], since, env);
+                    // Bytes after the head belong to the next state (frames
+                    // after a 101, a body, the next keep-alive request).
+                    rbuf.consume(head_len);
+                    Some(next)
+                }
+                Err(e) => Some(self.io.refuse(e.status(), &[], &e.to_string(), env)),
+            }
+        };
+        self.io.rbuf = Some(rbuf);
+        match next {
+            None => false,
+            Some(next) => {
+                self.state = next;
+                matches!(self.state, State::Request { .. } | State::Body { .. } | State::Open(_))
+            }
+        }
+    }
+
+    /// A whole head: parse it, frame its body, route it.
+    fn on_complete_head(&mut self, bytes: &[u8], since: Stamp, env: &mut Env<'_>) -> State {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        match RequestHead::parse(bytes, &mut headers) {
+            Ok(head) => {
+                // RFC 9110 §9.3.2: the answer to HEAD is the GET's head
+                // alone, whatever the status.
+                self.io.head_only = head.method == "HEAD";
+                let next = match head.check() {
+                    Ok(framing) => self.route(&head, framing, since, env),
+                    Err(e) => self.io.refuse(e.status(), &[], &e.to_string(), env),
+                };
+                self.io.head_only = false;
+                next
+            }
+            Err(e) => self.io.refuse(e.status(), &[], &e.to_string(), env),
+        }
+    }
+
+    /// Answer, upgrade or start a request whose head passed
+    /// [`RequestHead::check`]. Only a publish takes a body: any other
+    /// request that declares one is refused and the connection closed, so
+    /// its body is never read as a request (RFC 9112 §6.3; RFC 9110 §9.3.1
+    /// gives a GET's body no meaning). Every other method on those routes,
+    /// and every unknown route, is refused (and closed) below anyway.
+    fn route(&mut self, head: &RequestHead<'_, '_>, framing: BodyFraming, since: Stamp, env: &mut Env<'_>) -> State {
+        let io = &mut self.io;
+        let route = route(head.path());
+        let answered = !matches!(route, Route::Publish(_) | Route::BadChannel | Route::NotFound);
+        if !framing.is_empty() && answered && matches!(head.method, "GET" | "HEAD") {
+            let why = format!("{} {} takes no body", head.method, head.path());
+            return io.refuse(Status::PAYLOAD_TOO_LARGE, &[], &why, env);
+        }
+        match route {
+            Route::Root if is_upgrade_attempt(head) => io.upgrade(head, None, env),
+            Route::Root | Route::Health | Route::Metrics if !matches!(head.method, "GET" | "HEAD") => {
+                io.refuse(Status::METHOD_NOT_ALLOWED, &[("Allow", "GET, HEAD")], "use GET", env)
+            }
+            Route::Root => io.reply(
+                head,
+                &[("Content-Type", "text/html; charset=utf-8")],
+                http::DEMO_PAGE.as_bytes(),
+                env,
+            ),
+            Route::Health => io.reply(head, &[("Content-Type", "text/plain")], b"ok\n", env),
+            Route::Metrics => {
+                let body = metrics::render(env.all_stats, (env.channels)());
+                io.reply(head, &[("Content-Type", metrics::CONTENT_TYPE)], body.as_bytes(), env)
+            }
+            Route::Publish(channel) => io.start_publish(head, framing, &channel, since, env),
+            Route::Subscribe(channel) => io.upgrade(head, Some(&channel), env),
+            Route::Poll(channel) => io.start_poll(head, &channel, env),
+            Route::Events(channel) => io.start_events(head, &channel, env),
+            Route::BadChannel => io.refuse(
+                Status::BAD_REQUEST,
+                &[],
+                "channel names are 1 to 128 of A-Z a-z 0-9 _ . : - (percent-encoded or not)",
+                env,
+            ),
+            Route::NotFound => io.refuse(Status::NOT_FOUND, &[], "no such endpoint", env),
+        }
+    }
+
+    /// Body: once the whole body is in, submit the publish.
+    pub(super) fn on_body(&mut self, env: &mut Env<'_>) -> bool {
+        let State::Body { publish, since } = &self.state else {
+            return false;
+        };
+        let (len, since) = (publish.len, *since);
+        let buffered = self.io.rbuf.as_ref().map_or(0, ReadBuf::len);
+        if buffered < len {
+            self.io.want = want(len);
+            return false;
+        }
+        let State::Body { publish, .. } = std::mem::replace(&mut self.state, State::request(since)) else {
+            unreachable!("matched above");
+        };
+        let Publish {
+            channel, kind, close, ..
+        } = *publish;
+        self.io.want = 0;
+        let body: Box<[u8]> = match self.io.rbuf.as_mut() {
+            Some(rbuf) => {
+                let body = rbuf.filled()[..len].into();
+                rbuf.consume(len);
+                body
+            }
+            None => Box::default(),
+        };
+        if kind == MessageKind::Text && std::str::from_utf8(&body).is_err() {
+            self.state = self
+                .io
+                .refuse(Status::BAD_REQUEST, &[], "a text message must be UTF-8", env);
+            return false;
+        }
+        let request = Request::Publish {
+            channel,
+            kind,
+            payload: body,
+        };
+        env.actions.push(Action::Submit(request));
+        self.state = State::Waiting {
+            wait: Box::new(Wait::Publish { close }),
+            since,
+        };
+        false
+    }
+
+    /// What the broker said to a request this session waited for.
+    pub(super) fn on_answer(&mut self, wait: Wait, answer: Answer, env: &mut Env<'_>) -> State {
+        match (wait, answer) {
+            (Wait::Publish { close }, Answer::Published(Ok(receipt))) => {
+                env.stats.published.fetch_add(1, Relaxed);
+                let body = format!("{{\"id\":{},\"subscribers\":{}}}", receipt.id, receipt.subscribers);
+                let headers = [("Content-Type", "application/json")];
+                self.io.respond(Status::OK, &headers, body.as_bytes(), close, env)
+            }
+            (_, Answer::Published(Err(e)) | Answer::Subscribed(Err(e))) => {
+                self.io.refuse(Status::SERVICE_UNAVAILABLE, &[], &e.to_string(), env)
+            }
+            (wait, Answer::Subscribed(Ok((sub, snapshot)))) => match wait {
+                Wait::Upgrade { response, ws, json } => {
+                    self.io.subscribed_upgrade(response, ws, json, sub, snapshot, env)
+                }
+                Wait::Poll { close } => self.io.subscribed_poll(close, sub, snapshot, env),
+                Wait::Events => self.io.subscribed_events(sub, snapshot, env),
+                Wait::Publish { .. } => {
+                    env.actions.push(Action::Unsubscribe(sub));
+                    self.io
+                        .refuse(Status::INTERNAL_ERROR, &[], "the broker answered another request", env)
+                }
+            },
+            (_, Answer::Published(Ok(_))) => {
+                self.io
+                    .refuse(Status::INTERNAL_ERROR, &[], "the broker answered another request", env)
+            }
+        }
+    }
+}
+
+impl Io {
+    /// Answer 200 and keep the connection for the next request unless the
+    /// client asked to close.
+    fn reply(&mut self, head: &RequestHead<'_, '_>, headers: &[(&str, &str)], body: &[u8], env: &mut Env<'_>) -> State {
+        self.respond(Status::OK, headers, body, head.wants_close(), env)
+    }
+
+    /// `POST /pub/{channel}`: check the method, the token and the length,
+    /// then read the body.
+    fn start_publish(
+        &mut self,
+        head: &RequestHead<'_, '_>,
+        framing: BodyFraming,
+        channel: &str,
+        since: Stamp,
+        env: &mut Env<'_>,
+    ) -> State {
+        if head.method != "POST" {
+            return self.refuse(Status::METHOD_NOT_ALLOWED, &[("Allow", "POST")], "use POST", env);
+        }
+        if let Some(token) = &env.settings.pubsub.publish_token {
+            match bearer(head) {
+                None => {
+                    return self.refuse(
+                        Status::UNAUTHORIZED,
+                        &[("WWW-Authenticate", "Bearer realm=\"wsreactor\"")],
+                        "publishing needs Authorization: Bearer <token>",
+                        env,
+                    )
+                }
+                Some(given) if !same_token(given, token.as_bytes()) => {
+                    return self.refuse(Status::FORBIDDEN, &[], "wrong publish token", env)
+                }
+                Some(_) => {}
+            }
+        }
+        let len = match framing {
+            BodyFraming::Length(n) => n,
+            BodyFraming::None => {
+                return self.refuse(Status::LENGTH_REQUIRED, &[], "send the body with Content-Length", env)
+            }
+        };
+        let max = env.settings.read_limits.max_message_size;
+        let Some(len) = usize::try_from(len).ok().filter(|&n| n <= max) else {
+            return self.refuse(
+                Status::PAYLOAD_TOO_LARGE,
+                &[],
+                "message larger than max_message_size",
+                env,
+            );
+        };
+        let kind = match head.single("content-type").ok().flatten() {
+            Some(ct) if is_text(ct) => MessageKind::Text,
+            _ => MessageKind::Binary,
+        };
+        // RFC 9110 §10.1.1: a client waiting for 100 sends the body after
+        // it; an HTTP/1.0 client knows no 100, and its expectation MUST be
+        // ignored.
+        if head.minor_version >= 1 && head.has_token("expect", "100-continue") {
+            self.out
+                .buf(env.pool)
+                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        self.want = want(len);
+        State::Body {
+            publish: Box::new(Publish {
+                channel: channel.into(),
+                kind,
+                len,
+                close: head.wants_close(),
+            }),
+            since,
+        }
+    }
+}
+
+/// Does the request try to be a WebSocket upgrade at all? One that does is
+/// validated (and refused with the RFC's status if wrong); a plain GET is not.
+fn is_upgrade_attempt(head: &RequestHead<'_, '_>) -> bool {
+    head.values("upgrade").next().is_some()
+        || head.values("sec-websocket-key").next().is_some()
+        || head.has_token("connection", "upgrade")
+}
+
+/// `text/*` and JSON are text; everything else is binary.
+fn is_text(content_type: &[u8]) -> bool {
+    let mime = content_type
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    mime.len() >= 5 && mime[..5].eq_ignore_ascii_case(b"text/") || mime.eq_ignore_ascii_case(b"application/json")
+}
+
+/// The token of `Authorization: Bearer <token>` (RFC 6750 §2.1).
+fn bearer<'b>(head: &RequestHead<'b, '_>) -> Option<&'b [u8]> {
+    let value = head.single("authorization").ok().flatten()?.trim_ascii();
+    let (scheme, token) = value.split_at(value.iter().position(|&b| b == b' ')?);
+    scheme.eq_ignore_ascii_case(b"bearer").then(|| token.trim_ascii())
+}
+
+/// Compare without an early exit, so timing does not reveal a prefix.
+fn same_token(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_content_types() {
+        assert!(is_text(b"text/plain"));
+        assert!(is_text(b"Text/HTML; charset=utf-8"));
+        assert!(is_text(b"application/json"));
+        assert!(!is_text(b"application/octet-stream"));
+        assert!(!is_text(b"application/jsonx"));
+        assert!(!is_text(b""));
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same_token(b"secret", b"secret"));
+        assert!(!same_token(b"secret", b"secreT"));
+        assert!(!same_token(b"secret", b"secret2"));
+    }
+}

@@ -1,0 +1,66 @@
+//! What carries a connection's bytes: the reactor's side of the seam
+//! between the socket and the sans-IO session. Plain TCP today; TLS will
+//! be another [`Transport`] that decrypts into the session's read buffer
+//! and encrypts its output.
+
+use super::buffer::BufferPool;
+use super::output::Output;
+use mio::net::TcpStream;
+use mio::Interest;
+use std::io::{self, Read};
+use std::net::Shutdown;
+
+/// Moves bytes between a socket and a session's buffers.
+pub trait Transport {
+    /// Read into `buf`: `Ok(0)` is the peer's EOF.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Write from the front of `out` (segments it has written are given
+    /// back to `pool`); the bytes taken from `out`.
+    fn write(&mut self, out: &mut Output, pool: &mut BufferPool) -> io::Result<usize>;
+    /// Shut the write side (after the last bytes, RFC 6455 §7.1.1).
+    fn shutdown_write(&mut self) -> io::Result<()>;
+    /// The socket, to (de)register with the poll.
+    fn socket(&mut self) -> &mut TcpStream;
+    /// Interest from what the session wants (rustls's `event_set`):
+    /// readable while input is wanted, writable only while output is
+    /// pending. A transport with state of its own (a TLS handshake) adds
+    /// what it needs.
+    fn interest(&self, wants_read: bool, has_output: bool) -> Interest {
+        match (wants_read, has_output) {
+            (_, false) => Interest::READABLE,
+            (true, true) => Interest::READABLE | Interest::WRITABLE,
+            (false, true) => Interest::WRITABLE,
+        }
+    }
+}
+
+/// Plain TCP: the session's bytes are the socket's. Output goes out with
+/// one `writev` over its segments, shared fan-out bytes and in-place echo
+/// buffers included, without a copy.
+#[derive(Debug)]
+pub struct Tcp(TcpStream);
+
+impl Tcp {
+    /// Carry a connection over `stream`.
+    pub fn new(stream: TcpStream) -> Self {
+        Tcp(stream)
+    }
+}
+
+impl Transport for Tcp {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+
+    fn write(&mut self, out: &mut Output, pool: &mut BufferPool) -> io::Result<usize> {
+        out.write_to(&mut self.0, pool)
+    }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.0.shutdown(Shutdown::Write)
+    }
+
+    fn socket(&mut self) -> &mut TcpStream {
+        &mut self.0
+    }
+}
