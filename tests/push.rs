@@ -570,3 +570,76 @@ fn the_broker_is_injected_and_delivers_through_the_reactors_inboxes() {
     assert_eq!(text(&sub.recv()), "through it");
     assert_eq!(counting.get().unwrap().publishes.load(Relaxed), 1);
 }
+
+/// A broker that answers subscribes late, from another thread, as one
+/// across the network would.
+#[derive(Debug)]
+struct Late {
+    hub: wsreactor::pubsub::LocalHub,
+    inboxes: Arc<[wsreactor::pubsub::Inbox]>,
+    delay: Duration,
+}
+
+impl wsreactor::pubsub::Broker for Late {
+    fn submit(&self, from: wsreactor::pubsub::Address, request: wsreactor::pubsub::Request, now: Instant) {
+        let wsreactor::pubsub::Request::Subscribe { channel, since } = request else {
+            return self.hub.submit(from, request, now);
+        };
+        let answer = wsreactor::pubsub::Answer::Subscribed(self.hub.subscribe(&channel, from.worker, since, now));
+        let (inboxes, delay) = (self.inboxes.clone(), self.delay);
+        std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            inboxes[from.worker].answer(from, answer);
+        });
+    }
+    fn history(
+        &self,
+        channel: &str,
+        since: Option<u64>,
+        now: Instant,
+    ) -> Result<wsreactor::pubsub::Snapshot, wsreactor::pubsub::HubError> {
+        self.hub.history(channel, since, now)
+    }
+    fn unsubscribe(&self, subscription: wsreactor::pubsub::Subscription) {
+        self.hub.unsubscribe(subscription)
+    }
+    fn sweep(&self, now: Instant) {
+        self.hub.sweep(now)
+    }
+    fn channels(&self) -> usize {
+        self.hub.channels()
+    }
+}
+
+#[test]
+fn a_late_answer_for_a_gone_connection_is_not_given_to_the_slots_next_user() {
+    let settings = settings();
+    let hub_settings = settings.pubsub.hub.clone();
+    // One worker, so the second connection takes the first one's slab slot.
+    let handle =
+        wsreactor::reactor::start_with_broker("127.0.0.1:0".parse().unwrap(), 1, 128, settings, move |inboxes| {
+            Arc::new(Late {
+                hub: wsreactor::pubsub::LocalHub::new(hub_settings, inboxes.clone()),
+                inboxes,
+                delay: Duration::from_millis(500),
+            })
+        })
+        .unwrap();
+    let server = Server::from_handle(handle);
+    let mut gone = Client::connect(server.addr);
+    gone.write(b"GET /sse/late HTTP/1.1\r\nHost: t\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(50));
+    drop(gone);
+    std::thread::sleep(Duration::from_millis(150));
+    let mut next = Client::connect(server.addr);
+    next.write(b"GET /sse/other HTTP/1.1\r\nHost: t\r\n\r\n");
+    // The gone connection's answer comes first, to the same slot: it is
+    // dropped and its subscription given back, not opened on "other"'s client.
+    let head = next.read_response();
+    assert_eq!(head.status, 200, "{head:?}");
+    let mut publisher = Client::connect(server.addr);
+    assert_eq!(publish(&mut publisher, "late", "not yours")["subscribers"], 0);
+    assert_eq!(publish(&mut publisher, "other", "yours")["subscribers"], 1);
+    let event = String::from_utf8(next.read_until(b"\n\n")).unwrap();
+    assert_eq!(event, "id: 1\ndata: yours\n\n");
+}
