@@ -4,6 +4,9 @@
 #   bash benches/compare/run.sh            # ROUNDS=3 DURATION=5 by default
 #   ROUNDS=5 DURATION=10 bash benches/compare/run.sh
 #   WORKLOADS="a c" bash benches/compare/run.sh   # a subset
+#   BEFORE=/tmp/old/wsreactor SERVERS="wsreactor wsreactor-before" bash benches/compare/run.sh
+#                                          # this build against an older one (no regression check);
+#                                          # the table then goes to the run's out/ directory
 #
 # Builds wsreactor and the peers' echo servers (release), then for each
 # workload runs every server in turn, interleaved (A B C A B C ...), ROUNDS
@@ -43,6 +46,8 @@ set -euo pipefail
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
 WORKLOADS=${WORKLOADS:-"a b c d e f"}
+SERVERS=${SERVERS:-"wsreactor tokio-tungstenite fastwebsockets"}
+BEFORE=${BEFORE:-}
 SERVER_CORE=${SERVER_CORE:-0}
 CLIENT_CORE=${CLIENT_CORE:-1}
 
@@ -71,8 +76,14 @@ log "building wsreactor and the peers (release)"
 
 # name -> port; each server has its own port so that TIME_WAIT entries left
 # by one never meet another's connections.
-servers=(wsreactor tokio-tungstenite fastwebsockets)
-declare -A port=([wsreactor]=19501 [tokio-tungstenite]=19502 [fastwebsockets]=19503)
+read -ra servers <<<"$SERVERS"
+declare -A port=([wsreactor]=19501 [tokio-tungstenite]=19502 [fastwebsockets]=19503 [wsreactor-before]=19504)
+for name in "${servers[@]}"; do
+    [ -n "${port[$name]:-}" ] || die "unknown server $name"
+done
+if [[ " ${servers[*]} " == *" wsreactor-before "* ]]; then
+    [ -x "$BEFORE" ] || die "wsreactor-before needs BEFORE=path to an older wsreactor binary"
+fi
 
 server_pid=
 cleanup() {
@@ -91,6 +102,7 @@ start_server() {
     local name=$1 p=${port[$1]} cmd
     case $name in
         wsreactor) cmd=("$wsr" serve --bind "127.0.0.1:$p" --threads 1) ;;
+        wsreactor-before) cmd=("$BEFORE" serve --bind "127.0.0.1:$p" --threads 1) ;;
         tokio-tungstenite) cmd=("$peers/tokio_tungstenite_echo" --port "$p" --threads 1) ;;
         fastwebsockets) cmd=("$peers/fastwebsockets_echo" --port "$p" --threads 1) ;;
     esac
@@ -181,5 +193,9 @@ for w in $WORKLOADS; do
 done
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
-python3 "$here/table.py" "$records" --machine "$out/machine.txt" --markdown "$here/results.md"
-log "records in $records; table in $here/results.md"
+# The checked-in results are the comparison with the peers; any other set
+# of servers keeps its table in the run's directory.
+results=$here/results.md
+[ "$SERVERS" = "wsreactor tokio-tungstenite fastwebsockets" ] || results=$out/results.md
+python3 "$here/table.py" "$records" --servers "$SERVERS" --machine "$out/machine.txt" --markdown "$results"
+log "records in $records; table in $results"

@@ -19,7 +19,6 @@ import sys
 from collections import defaultdict
 
 SERVERS = ("wsreactor", "tokio-tungstenite", "fastwebsockets")
-PEERS = SERVERS[1:]
 SATURATED = 90.0  # % of one core: the client is the limit
 CORE_FULL = 95.0  # % busy of the client's core, whoever used it
 EVEN = 0.03  # a ratio within 3 % of 1 is told as even
@@ -126,7 +125,11 @@ def main() -> int:
     p.add_argument("records")
     p.add_argument("--machine")
     p.add_argument("--markdown")
+    p.add_argument("--servers", default=" ".join(SERVERS),
+                   help="the servers measured, wsreactor first (the ratio is to the best of the others)")
     args = p.parse_args()
+    servers = tuple(args.servers.split())
+    peers = servers[1:]
 
     by = defaultdict(list)  # (workload, server) -> records
     with open(args.records) as f:
@@ -136,12 +139,12 @@ def main() -> int:
                 by[(r["workload"], r["server"])].append(r)
     rounds = max((r["round"] for v in by.values() for r in v), default=0)
 
-    head = ["figure", *SERVERS, "wsreactor ÷ best peer", "client CPU % (wsr / tt / fws)",
-            "server CPU % (wsr / tt / fws)"]
+    head = ["figure", *servers, "wsreactor ÷ best peer", f"client CPU % ({' / '.join(servers)})",
+            f"server CPU % ({' / '.join(servers)})"]
     rows, detail, notes, minor = [], [], [], []
     for w, label, higher, get, fmt in FIGURES:
         cells, values, cpu_c, cpu_s = [], {}, [], []
-        for s in SERVERS:
+        for s in servers:
             recs = [r for r in by.get((w, s), []) if r.get("client") is not None]
             vals = []
             for r in recs:
@@ -178,7 +181,7 @@ def main() -> int:
                 if kind_load else "–",
                 ", ".join(r["loadavg"][0] for r in recs),
             ])
-        peer_vals = [values[s] for s in PEERS if values[s] is not None]
+        peer_vals = [values[s] for s in peers if values[s] is not None]
         ratio = "n/a"
         if values["wsreactor"] is not None and peer_vals:
             best = max(peer_vals) if higher else min(peer_vals)
