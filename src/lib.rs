@@ -9,6 +9,7 @@
 //!                                                  │ pubsub::Broker: channels, history, per-worker inboxes
 //! ```
 //!
+//! - [`app`]: applications on the reactor: WebSocket handlers by path, the built-in endpoints.
 //! - [`protocol`]: RFC 6455 without I/O: handshake, frames, masking, UTF-8, close codes, messages.
 //! - [`reactor`]: the worker threads that accept and serve connections.
 //! - [`http`]: what each request target means, `/metrics`, the demo page.
@@ -20,6 +21,7 @@
 //!   writes and `/metrics` reads.
 #![deny(missing_docs)]
 
+pub mod app;
 pub mod config;
 pub mod http;
 pub mod load;

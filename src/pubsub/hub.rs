@@ -18,21 +18,41 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-/// What an inbox holds: answers to this worker's connections, and
-/// published messages for its subscribers (per channel in id order).
+/// What an inbox holds: answers to this worker's connections, published
+/// messages for its subscribers (per channel in id order), and commands
+/// from other threads.
 #[derive(Debug, Default)]
 pub struct Mail {
     /// Broker answers, in the order they were given.
     pub answers: Vec<(Address, Answer)>,
     /// Messages for this worker's subscribers.
     pub messages: Vec<Arc<Message>>,
+    /// What other threads asked this worker to do.
+    pub commands: Vec<Command>,
 }
 
 impl Mail {
     /// Nothing in it.
     pub fn is_empty(&self) -> bool {
-        self.answers.is_empty() && self.messages.is_empty()
+        self.answers.is_empty() && self.messages.is_empty() && self.commands.is_empty()
     }
+}
+
+/// Work another thread hands a worker (see [`crate::app::Sender`]).
+#[derive(Debug)]
+pub enum Command {
+    /// Send a message to one of the worker's connections.
+    Send {
+        /// The connection.
+        to: Address,
+        /// Text or binary.
+        kind: MessageKind,
+        /// The message.
+        payload: Box<[u8]>,
+    },
+    /// Submit a request to the broker on nobody's behalf (its answer is
+    /// dropped).
+    Submit(Request),
 }
 
 /// One worker's inbox: answers and messages for its connections, and the
@@ -88,6 +108,16 @@ impl Inbox {
     /// before it polls again.
     pub fn answer_here(&self, to: Address, answer: Answer) {
         self.lock().answers.push((to, answer));
+    }
+
+    /// Queue a command from another thread.
+    pub fn command(&self, command: Command) {
+        let mut q = self.lock();
+        let wake = q.is_empty();
+        q.commands.push(command);
+        if wake {
+            let _ = self.waker.wake();
+        }
     }
 
     /// Take everything queued (in order), leaving `spare` (emptied) in its place.

@@ -19,7 +19,7 @@
 pub mod hub;
 pub mod message;
 
-pub use hub::{Inbox, LocalHub, Mail};
+pub use hub::{Command, Inbox, LocalHub, Mail};
 pub use message::{Encoding, Message};
 
 use crate::protocol::MessageKind;

@@ -12,6 +12,7 @@ use super::settings::Settings;
 use super::stamp::Stamp;
 use super::transport::{Tcp, Transport};
 use crate::protocol::http::Status;
+use crate::protocol::MessageKind;
 use crate::pubsub::{Answer, Message, Subscription};
 use crate::stats::Transport as Kind;
 use mio::net::TcpStream;
@@ -170,6 +171,13 @@ impl<T: Transport> Connection<T> {
         self.life(step, env)
     }
 
+    /// A message for this connection from another thread.
+    pub fn on_send(&mut self, kind: MessageKind, payload: &[u8], env: &mut Env<'_>) -> Life {
+        self.session.handle_send(kind, payload, env);
+        let step = self.settle_output(env);
+        self.life(step, env)
+    }
+
     /// A message from the worker's inbox for this connection's channel.
     pub fn deliver(&mut self, msg: &Arc<Message>, env: &mut Env<'_>) -> Delivered {
         // A batch of deliveries queues before it flushes: before calling
@@ -197,6 +205,7 @@ impl<T: Transport> Connection<T> {
         match step {
             Ok(()) => Life::Alive,
             Err(Dead) => {
+                self.session.handle_gone(env);
                 self.release(env.pool);
                 Life::Dead
             }

@@ -36,6 +36,7 @@ pub mod timers;
 pub mod transport;
 pub mod worker;
 
+use crate::app::{App, Sender};
 use crate::config::Config;
 use crate::pubsub::{Broker, Inbox, LocalHub};
 use crate::stats::WorkerStats;
@@ -61,6 +62,8 @@ pub struct Shared {
     /// Each worker's inbox (by worker index): published messages for its
     /// subscribers. The reactor owns them; the broker pushes into them.
     pub inboxes: Arc<[Inbox]>,
+    /// What runs on the connections.
+    pub app: Arc<App>,
 }
 
 /// A running server.
@@ -81,6 +84,11 @@ impl ServerHandle {
     /// Each worker's counters, by worker index.
     pub fn stats(&self) -> &[Arc<WorkerStats>] {
         &self.stats
+    }
+
+    /// Reaches the server's connections and topics from any thread.
+    pub fn sender(&self) -> Sender {
+        Sender::new(self.shared.inboxes.clone())
     }
 
     /// Begin a graceful shutdown (returns at once; see [`join`](Self::join)).
@@ -116,25 +124,102 @@ fn signal_shutdown(shared: &Shared, wakers: &[Arc<Waker>]) {
     }
 }
 
-/// Bind `threads` listeners on `addr` and start one worker on each, with
-/// channels in this process ([`LocalHub`]).
-pub fn start(addr: SocketAddr, threads: usize, backlog: u32, settings: Settings) -> io::Result<ServerHandle> {
-    let hub = settings.pubsub.hub.clone();
-    start_with_broker(addr, threads, backlog, settings, move |inboxes| {
-        Arc::new(LocalHub::new(hub, inboxes))
-    })
+/// What a broker is made from: the workers' inboxes, which the reactor
+/// owns (each wakes its worker).
+pub type MakeBroker = Box<dyn FnOnce(Arc<[Inbox]>) -> Arc<dyn Broker>>;
+
+/// How to start a server: its settings, what it runs ([`App`]), where its
+/// channels live ([`Broker`]), its threads and listen backlog.
+pub struct Builder {
+    settings: Settings,
+    app: App,
+    threads: usize,
+    backlog: u32,
+    broker: Option<MakeBroker>,
 }
 
-/// [`start`] with the broker `make_broker` builds: it is given the
-/// workers' inboxes, which the reactor owns (each wakes its worker), and
-/// returns where channels live. The seam for a broker across nodes, and for
-/// tests that put their own between the workers and the hub.
+impl Builder {
+    /// `wsreactor serve`'s application ([`App::standard`]) with channels in
+    /// this process ([`LocalHub`]), one worker, the configuration's backlog.
+    pub fn new(settings: Settings) -> Self {
+        Builder {
+            settings,
+            app: App::standard(),
+            threads: 1,
+            backlog: Config::default().server.backlog,
+            broker: None,
+        }
+    }
+
+    /// Run `app` instead.
+    pub fn app(mut self, app: App) -> Self {
+        self.app = app;
+        self
+    }
+
+    /// Worker threads, each with its own listener (at least one).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    /// The listen backlog of each listener.
+    pub fn backlog(mut self, backlog: u32) -> Self {
+        self.backlog = backlog;
+        self
+    }
+
+    /// Keep channels in the broker `make` builds from the workers'
+    /// inboxes: the seam for a broker across nodes, and for tests that put
+    /// their own between the workers and the hub.
+    pub fn broker(mut self, make: impl FnOnce(Arc<[Inbox]>) -> Arc<dyn Broker> + 'static) -> Self {
+        self.broker = Some(Box::new(make));
+        self
+    }
+
+    /// Bind the listeners on `addr` and start one worker on each.
+    pub fn start(self, addr: SocketAddr) -> io::Result<ServerHandle> {
+        let Builder {
+            settings,
+            app,
+            threads,
+            backlog,
+            broker,
+        } = self;
+        let hub_settings = settings.pubsub.hub.clone();
+        let make = broker.unwrap_or_else(|| Box::new(move |inboxes| Arc::new(LocalHub::new(hub_settings, inboxes))));
+        launch(addr, threads, backlog, settings, Arc::new(app), make)
+    }
+}
+
+/// Bind `threads` listeners on `addr` and start one worker on each, with
+/// [`App::standard`] and channels in this process ([`LocalHub`]).
+pub fn start(addr: SocketAddr, threads: usize, backlog: u32, settings: Settings) -> io::Result<ServerHandle> {
+    Builder::new(settings).threads(threads).backlog(backlog).start(addr)
+}
+
+/// [`start`] with the broker `make_broker` builds (see [`Builder::broker`]).
 pub fn start_with_broker(
     addr: SocketAddr,
     threads: usize,
     backlog: u32,
     settings: Settings,
-    make_broker: impl FnOnce(Arc<[Inbox]>) -> Arc<dyn Broker>,
+    make_broker: impl FnOnce(Arc<[Inbox]>) -> Arc<dyn Broker> + 'static,
+) -> io::Result<ServerHandle> {
+    Builder::new(settings)
+        .threads(threads)
+        .backlog(backlog)
+        .broker(make_broker)
+        .start(addr)
+}
+
+fn launch(
+    addr: SocketAddr,
+    threads: usize,
+    backlog: u32,
+    settings: Settings,
+    app: Arc<App>,
+    make_broker: MakeBroker,
 ) -> io::Result<ServerHandle> {
     let threads = threads.max(1);
     let listeners = listener::bind_all(addr, threads, backlog)?;
@@ -154,6 +239,7 @@ pub fn start_with_broker(
         connections: AtomicUsize::new(0),
         handoff: Handoff::new(wakers.clone()),
         inboxes,
+        app,
     });
     let stats: Vec<Arc<WorkerStats>> = (0..listeners.len()).map(|_| Arc::default()).collect();
     let all_stats: Arc<[Arc<WorkerStats>]> = stats.clone().into();

@@ -14,8 +14,9 @@ use super::stamp::Stamp;
 use super::subscribers::Subscribers;
 use super::timers::TimerWheel;
 use super::Shared;
+use crate::app::App;
 use crate::protocol::http::{HttpDate, Status};
-use crate::pubsub::{Address, Answer, Broker, Mail};
+use crate::pubsub::{Address, Answer, Broker, Command, Mail};
 use crate::stats::WorkerStats;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -51,6 +52,8 @@ pub struct Worker {
     /// Every worker's counters, for `/metrics`.
     all_stats: Arc<[Arc<WorkerStats>]>,
     hub: Arc<dyn Broker>,
+    /// What runs on the connections.
+    app: Arc<App>,
     subscribers: Subscribers,
     /// `/metrics` asks the broker how many channels exist.
     channels: Box<dyn Fn() -> usize + Send>,
@@ -96,6 +99,7 @@ impl Worker {
     ) -> io::Result<Self> {
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let settings_tick = settings.tick();
+        let app = shared.app.clone();
         let channels: Box<dyn Fn() -> usize + Send> = {
             let hub = hub.clone();
             Box::new(move || hub.channels())
@@ -111,6 +115,7 @@ impl Worker {
             stats: all_stats[id].clone(),
             all_stats,
             hub,
+            app,
             subscribers: Subscribers::default(),
             channels,
             actions: Vec::new(),
@@ -200,7 +205,7 @@ impl Worker {
         }
     }
 
-    fn env(&mut self) -> (&mut Slab<Connection>, Env<'_>) {
+    fn env(&mut self, me: Address) -> (&mut Slab<Connection>, Env<'_>) {
         (
             &mut self.conns,
             Env {
@@ -212,6 +217,8 @@ impl Worker {
                 stamp: self.stamp,
                 date: &self.date,
                 actions: &mut self.actions,
+                app: &self.app,
+                me,
             },
         )
     }
@@ -231,23 +238,33 @@ impl Worker {
     /// per-transport gauges right, carry out what it asked of the broker,
     /// and settle it.
     fn step(&mut self, key: usize, now: Instant, f: impl FnOnce(&mut Connection, &mut Env<'_>) -> Life) {
-        let id = self.id;
-        let (conns, mut env) = self.env();
         // A stale token (connection already gone) is ignored.
-        let Some(conn) = conns.get_mut(key) else {
+        let Some(from) = self.address(key) else {
             return;
         };
+        let (conns, mut env) = self.env(from);
+        let conn = &mut conns[key];
         let before = conn.kind();
         let life = f(conn, &mut env);
         let after = (life == Life::Alive).then(|| conn.kind());
         env.stats.moved(Some(before), after);
-        let from = Address {
-            worker: id,
-            key,
-            generation: conn.generation(),
-        };
         self.carry_out(from, now);
         self.settle(key, life);
+    }
+
+    /// The address of connection `key`, if it exists.
+    fn address(&self, key: usize) -> Option<Address> {
+        let conn = self.conns.get(key)?;
+        Some(Address {
+            worker: self.id,
+            key,
+            generation: conn.generation(),
+        })
+    }
+
+    /// Is `to` a connection of this worker that still exists?
+    fn lives(&self, to: Address) -> bool {
+        self.conns.get(to.key).is_some_and(|c| c.generation() == to.generation)
     }
 
     /// Do what a step's session asked: submit its requests (the answers
@@ -279,8 +296,26 @@ impl Worker {
     /// flush each connection that got something once.
     fn deliver_inbox(&mut self, now: Instant) {
         let mut batch = self.shared.inboxes[self.id].drain(std::mem::take(&mut self.batch));
+        for command in batch.commands.drain(..) {
+            match command {
+                Command::Send { to, kind, payload } if self.lives(to) => {
+                    self.step(to.key, now, |conn, env| conn.on_send(kind, &payload, env));
+                }
+                Command::Send { .. } => {}
+                Command::Submit(request) => {
+                    // On nobody's behalf: the answer finds no connection.
+                    let nobody = Address {
+                        worker: self.id,
+                        key: usize::MAX,
+                        generation: 0,
+                    };
+                    self.submitted = true;
+                    self.hub.submit(nobody, request, now);
+                }
+            }
+        }
         for (to, answer) in batch.answers.drain(..) {
-            let live = self.conns.get(to.key).is_some_and(|c| c.generation() == to.generation);
+            let live = self.lives(to);
             match answer {
                 Answer::Subscribed(Ok((sub, _))) if !live => self.hub.unsubscribe(sub),
                 _ if !live => {}
@@ -296,19 +331,14 @@ impl Worker {
             let mut keys = std::mem::take(&mut self.keys);
             self.subscribers.copy_into(&msg.channel, &mut keys);
             for &key in &keys {
-                let id = self.id;
-                let (conns, mut env) = self.env();
-                let Some(conn) = conns.get_mut(key) else {
+                let Some(from) = self.address(key) else {
                     continue;
                 };
+                let (conns, mut env) = self.env(from);
+                let conn = &mut conns[key];
                 let before = conn.kind();
                 let delivered = conn.deliver(msg, &mut env);
                 env.stats.moved(Some(before), Some(conn.kind()));
-                let from = Address {
-                    worker: id,
-                    key,
-                    generation: conn.generation(),
-                };
                 // A slow subscriber gives its subscription back.
                 self.carry_out(from, now);
                 if delivered == Delivered::Queued {
@@ -432,7 +462,12 @@ impl Worker {
             Connection::new(stream, self.stamp, true, generation)
         } else {
             self.stats.refused.fetch_add(1, Relaxed);
-            let (_, mut env) = self.env();
+            let me = Address {
+                worker: self.id,
+                key: self.conns.vacant_key(),
+                generation,
+            };
+            let (_, mut env) = self.env(me);
             Connection::refused(stream, Status::SERVICE_UNAVAILABLE, generation, &mut env)
         };
         let key = self.conns.vacant_key();

@@ -11,20 +11,18 @@
 
 use super::request::Wait;
 use super::{Action, Env, Io, Open, Session, State};
+use crate::app::{Upgrade, UserData};
 use crate::http::{query_u64, NotANumber};
 use crate::protocol::deflate::{negotiate, DeflateParams};
 use crate::protocol::handshake::{validate_upgrade, write_switching_protocols};
 use crate::protocol::http::{write_head, RequestHead, Status};
 use crate::protocol::{CloseCode, MessageKind, WebSocket};
 use crate::pubsub::message::{gap_json, gap_object};
-use crate::pubsub::{Encoding, Gap, Message, Request, Snapshot, Subscription};
+use crate::pubsub::{valid_channel, Encoding, Gap, Message, Request, Snapshot, Subscription};
 use crate::stats::Transport;
 use std::io::Write;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-
-/// The `wsreactor.json` subprotocol: messages in a JSON envelope, gaps told.
-pub const JSON_PROTOCOL: &str = "wsreactor.json";
 
 /// A session's subscription to one channel.
 #[derive(Debug)]
@@ -168,10 +166,10 @@ impl Session {
 }
 
 impl Io {
-    /// A WebSocket upgrade: the echo endpoint (`channel` None) or a
-    /// channel's subscriber (RFC 6455 §4.2.2), which first waits for its
+    /// A WebSocket upgrade for `handler` (RFC 6455 §4.2.2): it accepts or
+    /// refuses; a connection it subscribes to a topic first waits for the
     /// subscription.
-    pub(super) fn upgrade(&mut self, head: &RequestHead<'_, '_>, channel: Option<&str>, env: &mut Env<'_>) -> State {
+    pub(super) fn upgrade(&mut self, head: &RequestHead<'_, '_>, handler: u16, env: &mut Env<'_>) -> State {
         let upgrade = match validate_upgrade(head) {
             Ok(upgrade) => upgrade,
             Err(e) => {
@@ -179,12 +177,20 @@ impl Io {
                 return self.refuse(e.status(), e.headers(), &e.to_string(), env);
             }
         };
-        let since = match channel.map(|_| query_u64(head.query(), "since")).transpose() {
-            Ok(since) => since.flatten(),
-            Err(NotANumber) => return self.refuse(Status::BAD_REQUEST, &[], "since must be a message id", env),
+        let asked = Upgrade {
+            head,
+            protocols: &upgrade.protocols,
         };
-        // §4.2.2 step 5: echo one of the offered subprotocols, or none.
-        let json = channel.is_some() && upgrade.protocols.contains(&JSON_PROTOCOL);
+        let accept = match env.app.handler(handler).open(&asked) {
+            Ok(accept) => accept,
+            Err(refusal) => return self.refuse(refusal.status, &[], &refusal.why, env),
+        };
+        // §4.2.2 step 5: one of the offered subprotocols, or none.
+        let protocol = accept.protocol.as_deref();
+        if protocol.is_some_and(|p| !upgrade.protocols.contains(&p)) {
+            let why = "the handler chose a subprotocol the client did not offer";
+            return self.refuse(Status::INTERNAL_ERROR, &[], why, env);
+        }
         let mut ws = WebSocket::server(env.settings.read_limits);
         let deflate = &env.settings.deflate;
         let params = deflate
@@ -195,15 +201,26 @@ impl Io {
         if let Some(params) = &params {
             ws = ws.with_deflate(params, deflate.min_size);
         }
-        let protocol = json.then_some(JSON_PROTOCOL);
-        let Some(channel) = channel else {
+        let data = accept.data.map(Box::new);
+        let Some(topic) = accept.topic else {
             write_switching_protocols(self.out.buf(env.pool), &upgrade, protocol, extension.as_deref());
-            return self.opened(ws, None, env);
+            return self.opened(ws, None, handler, data, env);
         };
+        if !valid_channel(&topic.name) {
+            let why = "topic names are 1 to 128 of A-Z a-z 0-9 _ . : -";
+            return self.refuse(Status::BAD_REQUEST, &[], why, env);
+        }
         // Live before the 101 is queued: the 101 waits for the answer.
         let mut response = Vec::new();
         write_switching_protocols(&mut response, &upgrade, protocol, extension.as_deref());
-        self.submit_subscribe(channel, since, Wait::Upgrade { response, ws, json }, env)
+        let wait = Wait::Upgrade {
+            response,
+            ws,
+            json: topic.envelope,
+            handler,
+            data,
+        };
+        self.submit_subscribe(&topic.name, topic.since, wait, env)
     }
 
     fn submit_subscribe(&mut self, channel: &str, since: Option<u64>, wait: Wait, env: &mut Env<'_>) -> State {
@@ -215,26 +232,39 @@ impl Io {
         }
     }
 
-    /// The 101 is queued: the session speaks WebSocket from here.
-    fn opened(&mut self, ws: WebSocket, feed: Option<Box<Feed>>, env: &mut Env<'_>) -> State {
+    /// The 101 is queued: the session speaks WebSocket from here (and its
+    /// handler hears of it once the state is in place).
+    fn opened(
+        &mut self,
+        ws: WebSocket,
+        feed: Option<Box<Feed>>,
+        handler: u16,
+        data: Option<Box<UserData>>,
+        env: &mut Env<'_>,
+    ) -> State {
         env.stats.upgrades.fetch_add(1, Relaxed);
         self.want = 0;
+        self.just_opened = true;
         State::Open(Box::new(Open {
             ws,
             feed,
             last_input: env.stamp,
             close_sent: None,
             pinged: false,
+            told_close: false,
+            handler,
+            data,
         }))
     }
 
     /// A subscriber's subscription is live: the 101, the gap if any, what
     /// it missed, then live messages.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn subscribed_upgrade(
         &mut self,
-        response: Vec<u8>,
-        mut ws: WebSocket,
-        json: bool,
+        (response, mut ws, json): (Vec<u8>, WebSocket, bool),
+        handler: u16,
+        data: Option<Box<UserData>>,
         sub: Subscription,
         snapshot: Snapshot,
         env: &mut Env<'_>,
@@ -246,7 +276,7 @@ impl Io {
         }
         self.replay(&snapshot.replay, encoding, Transport::WebSocket, env);
         let feed = Box::new(Feed::new(sub, snapshot.last_id, encoding));
-        self.opened(ws, Some(feed), env)
+        self.opened(ws, Some(feed), handler, data, env)
     }
 
     /// `GET /poll/{channel}?since=N`: subscribe, then answer at once if the

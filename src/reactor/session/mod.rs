@@ -25,6 +25,7 @@
 //! ([`super::connection`]); this module's tests drive a session with byte
 //! slices and made-up stamps.
 
+mod conn;
 mod feed;
 mod open;
 mod request;
@@ -35,16 +36,17 @@ use super::buffer::{BufferPool, ReadBuf};
 use super::output::Output;
 use super::settings::Settings;
 use super::stamp::Stamp;
+use crate::app::{App, UserData};
 use crate::protocol::http::{write_head, HeadScanner, HttpDate, Status};
 use crate::protocol::{CloseCode, WebSocket};
-use crate::pubsub::{Answer, Request, Subscription};
+use crate::pubsub::{Address, Answer, Request, Subscription};
 use crate::stats::{Transport, WorkerStats};
 use feed::Feed;
 use request::{Publish, Wait};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-pub use feed::{Delivered, JSON_PROTOCOL};
+pub use feed::Delivered;
 
 /// What the worker lends a session for one step: buffers, limits,
 /// counters, the time, and where the session's actions go.
@@ -65,6 +67,10 @@ pub struct Env<'a> {
     pub date: &'a HttpDate,
     /// Broker actions queued by this step, for the worker to carry out.
     pub actions: &'a mut Vec<Action>,
+    /// What runs on the connections: handlers and routes.
+    pub app: &'a App,
+    /// The connection's address (for its handler).
+    pub me: Address,
 }
 
 /// What a session asks the worker to do with the broker.
@@ -124,6 +130,12 @@ struct Open {
     close_sent: Option<Stamp>,
     /// A keep-alive ping is out since `last_input`.
     pinged: bool,
+    /// The handler's close was called.
+    told_close: bool,
+    /// The handler, in `env.app`.
+    handler: u16,
+    /// The handler's per-connection data.
+    data: Option<Box<UserData>>,
 }
 
 impl State {
@@ -156,6 +168,8 @@ struct Io {
     /// Back in `Request` with input held while a poll or a broker request
     /// was pending: the reactor must process it and read again.
     resume: bool,
+    /// The session just opened: its handler is to hear of it.
+    just_opened: bool,
 }
 
 /// One connection's application state: its state machine and buffers.
@@ -320,8 +334,8 @@ impl Session {
         self.io.dirty = false;
         if self.io.out.len() > env.settings.write_buffer_limit {
             self.io.over_limit_since.get_or_insert(env.stamp);
-        } else {
-            self.io.over_limit_since = None;
+        } else if self.io.over_limit_since.take().is_some() {
+            self.drained(env);
         }
         self.io.out.trim(env.pool);
     }
@@ -452,9 +466,15 @@ impl Session {
             unreachable!("matched above");
         };
         self.state = self.on_answer(*wait, answer, env);
+        self.tell_opened(env);
         // Input held while waiting is the next state's (frames after the
         // 101, the next request): the reactor processes it now.
         self.io.resume |= self.has_input() && !matches!(self.state, State::Closing { .. });
+    }
+
+    /// The connection is gone (EOF, error, timeout): a handler hears of it.
+    pub fn handle_gone(&mut self, env: &mut Env<'_>) {
+        self.tell_close(None, env);
     }
 
     /// Give the buffers back to the pool (the connection is going away).
@@ -467,6 +487,7 @@ impl Session {
 
     /// Move to Closing; a subscription ends here.
     fn enter_closing(&mut self, env: &mut Env<'_>) {
+        self.tell_close(None, env);
         self.end_feed(env);
         self.state = State::closing(env.stamp);
         self.io.want = 0;

@@ -1,51 +1,80 @@
 //! The `Open` state's input: frames parsed from the read buffer, messages
-//! echoed (a large one out of the very buffer it arrived in) or, for a
-//! channel's subscriber, dropped.
+//! handed to the connection's handler, and echoed when it says so (a large
+//! one out of the very buffer it arrived in).
 
+use super::conn::View;
 use super::{want, Env, Open, Session, State};
+use crate::app::Reply;
 use crate::protocol::{Event, MessageKind, Payload, Read as FrameRead, WebSocket};
 use crate::stats::WorkerStats;
 use std::sync::atomic::Ordering::Relaxed;
 
 impl Session {
-    /// Open: parse frames, echo messages (or drop a subscriber's), until
-    /// input runs out or the peer must read before we go on.
+    /// Open: parse frames and hand messages to the handler (echoing them
+    /// when it says so), until input runs out or the peer must read before
+    /// we go on.
     pub(super) fn on_frames(&mut self, env: &mut Env<'_>) {
         let State::Open(open) = &mut self.state else {
             return;
         };
-        let Open { ws, feed, .. } = &mut **open;
+        let Open {
+            ws,
+            close_sent,
+            data,
+            handler,
+            ..
+        } = &mut **open;
+        let app = env.app;
         let io = &mut self.io;
         let Some(rbuf) = io.rbuf.as_mut() else {
             return;
         };
         // Where, in the read buffer, an echo built in place begins.
         let mut reply_at = None;
+        let mut peer_code = None;
         while !rbuf.is_empty() && io.out.len() <= env.settings.write_buffer_limit {
             let (buffered, size) = (rbuf.len(), rbuf.size());
-            let out = io.out.buf(env.pool);
-            match ws.read(rbuf.filled_mut(), out) {
+            match ws.read(rbuf.filled_mut(), io.out.buf(env.pool)) {
                 Ok(FrameRead::Incomplete { frame_len }) => {
                     io.want = want(frame_len.unwrap_or(0));
                     break;
                 }
                 Ok(FrameRead::Frame { consumed, event }) => {
-                    if let Some(Event::Message(kind, payload)) = event {
-                        env.stats.messages_in.fetch_add(1, Relaxed);
-                        // A subscriber's own messages have nowhere to go.
-                        if feed.is_none() {
-                            match in_place(&payload, consumed, buffered, size) {
-                                Some(len) => match ws.echo_in_place(&mut rbuf.filled_mut()[..consumed], kind, len) {
-                                    Some(start) => {
-                                        env.stats.messages_out.fetch_add(1, Relaxed);
-                                        reply_at = Some(start);
-                                        break;
+                    match event {
+                        Some(Event::Message(kind, payload)) => {
+                            env.stats.messages_in.fetch_add(1, Relaxed);
+                            let mut view = View {
+                                ws: &mut *ws,
+                                close_sent: &mut *close_sent,
+                                data: &mut *data,
+                                out: &mut io.out,
+                                pool: &mut *env.pool,
+                                actions: &mut *env.actions,
+                                me: env.me,
+                                now: env.stamp,
+                            };
+                            let reply = app.handler(*handler).message(&mut view, kind, &payload);
+                            if reply == Reply::Echo {
+                                let out = io.out.buf(env.pool);
+                                match in_place(&payload, consumed, buffered, size) {
+                                    Some(len) => {
+                                        match ws.echo_in_place(&mut rbuf.filled_mut()[..consumed], kind, len) {
+                                            Some(start) => {
+                                                env.stats.messages_out.fetch_add(1, Relaxed);
+                                                reply_at = Some(start);
+                                                break;
+                                            }
+                                            None => {
+                                                echo(ws, kind, &rbuf.filled()[consumed - len..consumed], out, env.stats)
+                                            }
+                                        }
                                     }
-                                    None => echo(ws, kind, &rbuf.filled()[consumed - len..consumed], out, env.stats),
-                                },
-                                None => echo(ws, kind, &payload, out, env.stats),
+                                    None => echo(ws, kind, &payload, out, env.stats),
+                                }
                             }
                         }
+                        Some(Event::Close(frame)) => peer_code = frame.code,
+                        _ => {}
                     }
                     rbuf.consume(consumed);
                     io.want = 0;
@@ -53,7 +82,7 @@ impl Session {
                 Err(e) => {
                     log::debug!("protocol error: {e}");
                     env.stats.count_protocol_error(e.kind());
-                    ws.fail(&e, out);
+                    ws.fail(&e, io.out.buf(env.pool));
                     rbuf.consume(rbuf.len());
                     break;
                 }
@@ -69,6 +98,7 @@ impl Session {
             }
         }
         if ws.is_closed() {
+            self.tell_close(peer_code, env);
             self.enter_closing(env);
         }
     }

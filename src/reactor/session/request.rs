@@ -2,6 +2,7 @@
 //! answer it, upgrade it, read a publish's body, or ask the broker.
 
 use super::{want, Action, Env, Io, Session, State};
+use crate::app::UserData;
 use crate::http::{self, metrics, route, Route};
 use crate::protocol::http::{BodyFraming, RequestHead, Status, MAX_HEADERS};
 use crate::protocol::{MessageKind, WebSocket};
@@ -24,12 +25,14 @@ pub struct Publish {
 pub enum Wait {
     /// A publish: answer its id, then keep alive or `close`.
     Publish { close: bool },
-    /// A channel's WebSocket subscriber: the 101 (written once the
-    /// subscription is live), and the session it opens.
+    /// A WebSocket subscribed to a topic: the 101 (written once the
+    /// subscription is live), the session it opens, its handler and data.
     Upgrade {
         response: Vec<u8>,
         ws: WebSocket,
         json: bool,
+        handler: u16,
+        data: Option<Box<UserData>>,
     },
     /// A long poll.
     Poll { close: bool },
@@ -73,6 +76,7 @@ impl Session {
             None => false,
             Some(next) => {
                 self.state = next;
+                self.tell_opened(env);
                 matches!(self.state, State::Request { .. } | State::Body { .. } | State::Open(_))
             }
         }
@@ -105,14 +109,31 @@ impl Session {
     /// and every unknown route, is refused (and closed) below anyway.
     fn route(&mut self, head: &RequestHead<'_, '_>, framing: BodyFraming, since: Stamp, env: &mut Env<'_>) -> State {
         let io = &mut self.io;
-        let route = route(head.path());
+        let app = env.app;
+        let path = head.path();
+        // A WebSocket handler's path: every request to it is an upgrade
+        // (refused if it is not one), but `GET /` stays the demo page
+        // unless it asks for an upgrade.
+        let page = app.pages && path == "/";
+        if let Some(handler) = app.route(path).filter(|_| !page || is_upgrade_attempt(head)) {
+            if !framing.is_empty() {
+                return io.refuse(Status::PAYLOAD_TOO_LARGE, &[], "an upgrade takes no body", env);
+            }
+            return io.upgrade(head, handler, env);
+        }
+        let route = match route(path) {
+            Route::Root | Route::Health | Route::Metrics if !app.pages => Route::NotFound,
+            Route::Publish(_) | Route::Poll(_) | Route::Events(_) | Route::BadChannel if !app.push => Route::NotFound,
+            // Subscribers are the `/ws/` handler's.
+            Route::Subscribe(_) => Route::NotFound,
+            route => route,
+        };
         let answered = !matches!(route, Route::Publish(_) | Route::BadChannel | Route::NotFound);
         if !framing.is_empty() && answered && matches!(head.method, "GET" | "HEAD") {
             let why = format!("{} {} takes no body", head.method, head.path());
             return io.refuse(Status::PAYLOAD_TOO_LARGE, &[], &why, env);
         }
         match route {
-            Route::Root if is_upgrade_attempt(head) => io.upgrade(head, None, env),
             Route::Root | Route::Health | Route::Metrics if !matches!(head.method, "GET" | "HEAD") => {
                 io.refuse(Status::METHOD_NOT_ALLOWED, &[("Allow", "GET, HEAD")], "use GET", env)
             }
@@ -128,7 +149,6 @@ impl Session {
                 io.reply(head, &[("Content-Type", metrics::CONTENT_TYPE)], body.as_bytes(), env)
             }
             Route::Publish(channel) => io.start_publish(head, framing, &channel, since, env),
-            Route::Subscribe(channel) => io.upgrade(head, Some(&channel), env),
             Route::Poll(channel) => io.start_poll(head, &channel, env),
             Route::Events(channel) => io.start_events(head, &channel, env),
             Route::BadChannel => io.refuse(
@@ -137,7 +157,7 @@ impl Session {
                 "channel names are 1 to 128 of A-Z a-z 0-9 _ . : - (percent-encoded or not)",
                 env,
             ),
-            Route::NotFound => io.refuse(Status::NOT_FOUND, &[], "no such endpoint", env),
+            Route::Subscribe(_) | Route::NotFound => io.refuse(Status::NOT_FOUND, &[], "no such endpoint", env),
         }
     }
 
@@ -199,9 +219,15 @@ impl Session {
                 self.io.refuse(Status::SERVICE_UNAVAILABLE, &[], &e.to_string(), env)
             }
             (wait, Answer::Subscribed(Ok((sub, snapshot)))) => match wait {
-                Wait::Upgrade { response, ws, json } => {
-                    self.io.subscribed_upgrade(response, ws, json, sub, snapshot, env)
-                }
+                Wait::Upgrade {
+                    response,
+                    ws,
+                    json,
+                    handler,
+                    data,
+                } => self
+                    .io
+                    .subscribed_upgrade((response, ws, json), handler, data, sub, snapshot, env),
                 Wait::Poll { close } => self.io.subscribed_poll(close, sub, snapshot, env),
                 Wait::Events => self.io.subscribed_events(sub, snapshot, env),
                 Wait::Publish { .. } => {

@@ -15,6 +15,7 @@ struct Bench {
     all_stats: Vec<Arc<WorkerStats>>,
     date: HttpDate,
     actions: Vec<Action>,
+    app: App,
     now: Stamp,
 }
 
@@ -28,6 +29,7 @@ impl Bench {
             all_stats: vec![Arc::default()],
             date: HttpDate::from_unix(0),
             actions: Vec::new(),
+            app: App::standard(),
             now: Stamp::default(),
         }
     }
@@ -42,6 +44,12 @@ impl Bench {
             stamp: self.now,
             date: &self.date,
             actions: &mut self.actions,
+            app: &self.app,
+            me: Address {
+                worker: 0,
+                key: 0,
+                generation: 0,
+            },
         }
     }
 

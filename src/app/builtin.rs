@@ -1,0 +1,61 @@
+//! The server's own WebSocket endpoints, as handlers on the public API.
+
+use super::{Accept, Conn, Handler, Refusal, Reply, Topic, Upgrade};
+use crate::http::query_u64;
+use crate::protocol::http::Status;
+use crate::protocol::MessageKind;
+use crate::pubsub::channel_name;
+
+/// The `wsreactor.json` subprotocol: messages in a JSON envelope, gaps told.
+pub const JSON_PROTOCOL: &str = "wsreactor.json";
+
+/// The echo endpoint: every message goes back whole, same type (what
+/// Autobahn and the load generator's echo mode expect).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Echo;
+
+impl Handler for Echo {
+    fn open(&self, _: &Upgrade<'_, '_>) -> Result<Accept, Refusal> {
+        Ok(Accept::new())
+    }
+
+    fn message(&self, _: &mut dyn Conn, _: MessageKind, _: &[u8]) -> Reply {
+        Reply::Echo
+    }
+}
+
+/// A channel's WebSocket subscriber at `/ws/{channel}?since=N`: what it
+/// missed after N, then every message published to the channel; with the
+/// `wsreactor.json` subprotocol, messages in a JSON envelope with their
+/// ids, and gaps told. What the subscriber sends is dropped.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Subscriber;
+
+impl Handler for Subscriber {
+    fn open(&self, upgrade: &Upgrade<'_, '_>) -> Result<Accept, Refusal> {
+        let segment = upgrade.path().rsplit('/').next().unwrap_or_default();
+        let Some(channel) = channel_name(segment) else {
+            let why = "channel names are 1 to 128 of A-Z a-z 0-9 _ . : - (percent-encoded or not)";
+            return Err(Refusal::new(Status::BAD_REQUEST, why));
+        };
+        let since = query_u64(upgrade.query(), "since")
+            .map_err(|_| Refusal::new(Status::BAD_REQUEST, "since must be a message id"))?;
+        // RFC 6455 §4.2.2 step 5: echo one of the offered subprotocols, or none.
+        let envelope = upgrade.protocols().contains(&JSON_PROTOCOL);
+        let mut accept = Accept::new();
+        if envelope {
+            accept = accept.protocol(JSON_PROTOCOL);
+        }
+        accept.topic = Some(Topic {
+            name: channel.into_owned(),
+            since,
+            envelope,
+        });
+        Ok(accept)
+    }
+
+    fn message(&self, _: &mut dyn Conn, _: MessageKind, _: &[u8]) -> Reply {
+        // A subscriber's own messages have nowhere to go.
+        Reply::Done
+    }
+}

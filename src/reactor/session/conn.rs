@@ -1,0 +1,110 @@
+//! The handler's view of an open session ([`crate::app::Conn`]), and the
+//! calls into the handler.
+
+use super::{Action, Env, Open, Session, State};
+use crate::app::{Conn, ConnId, Handler, UserData};
+use crate::protocol::{CloseCode, MessageKind, WebSocket};
+use crate::pubsub::{Address, Request};
+use crate::reactor::buffer::BufferPool;
+use crate::reactor::output::Output;
+use crate::reactor::stamp::Stamp;
+
+/// What a handler is lent while it is called.
+pub(super) struct View<'a> {
+    pub(super) ws: &'a mut WebSocket,
+    pub(super) close_sent: &'a mut Option<Stamp>,
+    pub(super) data: &'a mut Option<Box<UserData>>,
+    pub(super) out: &'a mut Output,
+    pub(super) pool: &'a mut BufferPool,
+    pub(super) actions: &'a mut Vec<Action>,
+    pub(super) me: Address,
+    pub(super) now: Stamp,
+}
+
+impl Conn for View<'_> {
+    fn id(&self) -> ConnId {
+        self.me
+    }
+
+    fn send(&mut self, kind: MessageKind, payload: &[u8]) {
+        // After our close frame nothing more may be sent (RFC 6455 §5.5.1).
+        if !self.ws.close_state().sent {
+            self.ws.send(kind, payload, self.out.buf(self.pool));
+        }
+    }
+
+    fn publish(&mut self, topic: &str, kind: MessageKind, payload: &[u8]) {
+        let request = Request::Publish {
+            channel: topic.into(),
+            kind,
+            payload: payload.into(),
+        };
+        self.actions.push(Action::Submit(request));
+    }
+
+    fn close(&mut self, code: CloseCode, reason: &str) {
+        if !self.ws.close_state().sent {
+            self.ws.close(code, reason, self.out.buf(self.pool));
+            *self.close_sent = Some(self.now);
+        }
+    }
+
+    fn user_data(&mut self) -> Option<&mut UserData> {
+        self.data.as_deref_mut()
+    }
+}
+
+impl Session {
+    /// Call the handler of an open session, lending it a view.
+    pub(super) fn with_handler(&mut self, env: &mut Env<'_>, f: impl FnOnce(&dyn Handler, &mut dyn Conn)) {
+        let State::Open(open) = &mut self.state else {
+            return;
+        };
+        let Open {
+            ws,
+            close_sent,
+            data,
+            handler,
+            ..
+        } = &mut **open;
+        let app = env.app;
+        let mut view = View {
+            ws,
+            close_sent,
+            data,
+            out: &mut self.io.out,
+            pool: env.pool,
+            actions: env.actions,
+            me: env.me,
+            now: env.stamp,
+        };
+        f(app.handler(*handler), &mut view);
+    }
+
+    /// Tell the handler the connection is closing (once).
+    pub(super) fn tell_close(&mut self, code: Option<CloseCode>, env: &mut Env<'_>) {
+        match &mut self.state {
+            State::Open(open) if !open.told_close => open.told_close = true,
+            _ => return,
+        }
+        self.with_handler(env, |h, conn| h.close(conn, code));
+    }
+
+    /// The session just opened: its handler hears of it.
+    pub(super) fn tell_opened(&mut self, env: &mut Env<'_>) {
+        if std::mem::take(&mut self.io.just_opened) {
+            self.with_handler(env, |h, conn| h.opened(conn));
+        }
+    }
+
+    /// Output went below the limit again.
+    pub(super) fn drained(&mut self, env: &mut Env<'_>) {
+        self.with_handler(env, |h, conn| h.drain(conn));
+    }
+
+    /// A message for this connection from another thread
+    /// ([`crate::app::Sender::send`]): sent if the WebSocket is open.
+    pub fn handle_send(&mut self, kind: MessageKind, payload: &[u8], env: &mut Env<'_>) {
+        self.with_handler(env, |_, conn| conn.send(kind, payload));
+    }
+}

@@ -1,0 +1,113 @@
+//! The handler API in-process: user data, a subprotocol choice, and a
+//! `Sender` reaching a connection and a topic from another thread.
+
+mod common;
+
+use common::*;
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::time::Duration;
+use wsreactor::app::{Accept, App, Conn, ConnId, Handler, Refusal, Reply, Upgrade};
+use wsreactor::protocol::http::Status;
+use wsreactor::protocol::{CloseCode, MessageKind};
+use wsreactor::reactor::Builder;
+
+/// Counts each connection's messages in its user data, answers with the
+/// count, and tells the test each connection's id and close.
+struct Counter {
+    ids: Mutex<mpsc::Sender<ConnId>>,
+    closes: Mutex<mpsc::Sender<Option<u16>>>,
+}
+
+impl Handler for Counter {
+    fn open(&self, upgrade: &Upgrade<'_, '_>) -> Result<Accept, Refusal> {
+        if upgrade.query() == Some("no") {
+            return Err(Refusal::new(Status::FORBIDDEN, "not you"));
+        }
+        let mut accept = Accept::new().data(0u32).subscribe("news");
+        if upgrade.protocols().contains(&"count.v1") {
+            accept = accept.protocol("count.v1");
+        }
+        Ok(accept)
+    }
+
+    fn opened(&self, conn: &mut dyn Conn) {
+        self.ids.lock().unwrap().send(conn.id()).unwrap();
+    }
+
+    fn message(&self, conn: &mut dyn Conn, _: MessageKind, _: &[u8]) -> Reply {
+        let n = conn.data::<u32>().map(|n| {
+            *n += 1;
+            *n
+        });
+        conn.send(MessageKind::Text, format!("{}", n.unwrap_or(0)).as_bytes());
+        Reply::Done
+    }
+
+    fn close(&self, _: &mut dyn Conn, code: Option<CloseCode>) {
+        self.closes.lock().unwrap().send(code.map(|c| c.0)).unwrap();
+    }
+}
+
+#[test]
+fn a_handler_keeps_data_per_connection_and_is_reached_from_any_thread() {
+    let (ids_tx, ids) = mpsc::channel();
+    let (closes_tx, closes) = mpsc::channel();
+    let app = App::new().websocket(
+        "/count",
+        Counter {
+            ids: Mutex::new(ids_tx),
+            closes: Mutex::new(closes_tx),
+        },
+    );
+    let handle = Builder::new(settings())
+        .app(app)
+        .threads(2)
+        .start("127.0.0.1:0".parse().unwrap())
+        .unwrap();
+    let sender = handle.sender();
+    let server = Server::from_handle(handle);
+    let (mut a, r) = Client::upgrade_at(server.addr, "/count", "Sec-WebSocket-Protocol: other, count.v1\r\n");
+    assert_eq!(r.header("sec-websocket-protocol"), Some("count.v1"));
+    let (mut b, r) = Client::upgrade_at(server.addr, "/count", "");
+    assert_eq!(r.header("sec-websocket-protocol"), None);
+    let a_id = ids.recv_timeout(Duration::from_secs(5)).unwrap();
+    let _b_id = ids.recv_timeout(Duration::from_secs(5)).unwrap();
+
+    // Each connection counts its own messages.
+    for want in ["1", "2"] {
+        a.send(TEXT, b"x");
+        assert_eq!(a.recv().payload, want.as_bytes());
+    }
+    b.send(TEXT, b"x");
+    assert_eq!(b.recv().payload, b"1");
+
+    // From another thread: to one connection, and to a topic.
+    std::thread::spawn(move || {
+        sender.send(a_id, MessageKind::Text, b"just you");
+        sender.publish("news", MessageKind::Binary, b"everyone");
+    })
+    .join()
+    .unwrap();
+    assert_eq!(a.recv().payload, b"just you");
+    let news = a.recv();
+    assert_eq!((news.opcode, news.payload.as_slice()), (BINARY, b"everyone".as_slice()));
+    let news = b.recv();
+    assert_eq!((news.opcode, news.payload.as_slice()), (BINARY, b"everyone".as_slice()));
+    assert!(
+        b.recv_within(Duration::from_millis(200)).is_none(),
+        "the send was to a only"
+    );
+
+    // The handler hears the peer's close code once.
+    a.close(1000);
+    assert_eq!(closes.recv_timeout(Duration::from_secs(5)).unwrap(), Some(1000));
+    drop(b);
+    assert_eq!(closes.recv_timeout(Duration::from_secs(5)).unwrap(), None);
+    assert!(closes.recv_timeout(Duration::from_millis(200)).is_err(), "once each");
+
+    // A refusal is the handler's status.
+    let mut c = Client::connect(server.addr);
+    c.write(upgrade_request().replacen("GET / ", "GET /count?no ", 1).as_bytes());
+    assert_eq!(c.read_response().status, 403);
+}
