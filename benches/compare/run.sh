@@ -72,7 +72,9 @@ nofile=$(ulimit -Hn)
 
 log "building wsreactor and the peers (release)"
 (cd "$root" && cargo build --release --quiet --bin wsreactor)
-(cd "$here" && cargo build --release --quiet)
+if [[ " $SERVERS " == *" tokio-tungstenite "* || " $SERVERS " == *" fastwebsockets "* ]]; then
+    (cd "$here" && cargo build --release --quiet)
+fi
 
 # name -> port; each server has its own port so that TIME_WAIT entries left
 # by one never meet another's connections.

@@ -47,6 +47,7 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
             "publish_token",
             "id_memory",
             "id_memory_channels",
+            "broker",
         ],
     ),
 ];

@@ -93,6 +93,18 @@ pub struct PubSub {
     /// forgotten first. They do not count against `max_channels`.
     /// Default 100000.
     pub id_memory_channels: usize,
+    /// Where channels live. Default `local` (in this process).
+    pub broker: BrokerKind,
+}
+
+/// The brokers the server can be started with (`[pubsub] broker`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(rename_all = "lowercase")]
+pub enum BrokerKind {
+    /// Channels in this process ([`crate::pubsub::LocalHub`]).
+    #[default]
+    Local,
 }
 
 impl Default for PubSub {
@@ -106,6 +118,7 @@ impl Default for PubSub {
             publish_token: String::new(),
             id_memory: Duration::from_secs(30 * 24 * 3600),
             id_memory_channels: 100_000,
+            broker: BrokerKind::Local,
         }
     }
 }

@@ -262,3 +262,14 @@ fn worker_threads_resolves_zero_to_the_core_count() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     assert_eq!(config.worker_threads(), cores);
 }
+
+#[test]
+fn an_unknown_broker_is_named() {
+    assert_eq!(
+        parse("[pubsub]\nbroker = \"local\"\n").unwrap().pubsub.broker,
+        BrokerKind::Local
+    );
+    let msg = message("[pubsub]\nbroker = \"carrier-pigeon\"\n");
+    assert!(msg.contains("bad value for `pubsub.broker` at line 2"), "{msg}");
+    assert!(msg.contains("`local`"), "names what is known: {msg}");
+}

@@ -9,7 +9,7 @@
 //! ```
 //!
 //! A run has four phases. Ramp: connection `i` opens at `i / connect_rate`
-//! ([`schedule`]). When every connection is open or has failed, the
+//! (`schedule`). When every connection is open or has failed, the
 //! measurement window begins (shared by all workers) and lasts `duration`:
 //! in echo mode each connection sends messages and measures the round trip
 //! of each echo, in connect mode it holds its connection. Then the workers
@@ -22,7 +22,7 @@
 //! connection keeps `pipeline` messages in flight and latency is measured
 //! from the actual send.
 //!
-//! In churn mode ([`churn`]) `connections` is a number of slots, each
+//! In churn mode (`churn`) `connections` is a number of slots, each
 //! running cycles back to back: connect, handshake, one message and its
 //! echo, close with 1000, the server's close and its TCP close; the window
 //! starts at once (there is no ramp) and cycles per second are what is
@@ -31,48 +31,48 @@
 //!
 //! In subscribe mode the connections are subscribers of the push server's
 //! channel `/ws/{channel}` (the channel is the URL's path) and send nothing;
-//! a [`publisher`] thread posts to `/pub/{channel}` at `rate` messages per
+//! a `publisher` thread posts to `/pub/{channel}` at `rate` messages per
 //! second during the window, and each subscriber measures every message
-//! from the time it was due to be published to its arrival ([`subscribe`]).
+//! from the time it was due to be published to its arrival (`subscribe`).
 //! The drain then waits until every subscriber has every message the
 //! server accepted (at most twice `timeout`), and the deliveries are
 //! reconciled with what was accepted: missing, duplicates, out of order.
 //!
 //! - [`Options`] what was asked, [`Plan`] the same checked and resolved,
 //!   [`Shared`] the run's phase and window across threads.
-//! - [`client`]: one connection's state machine.
-//! - [`churn`]: churn mode's cycles, slots and figures.
-//! - [`echo`]: echo mode's messages on one connection: due, in flight, answered.
-//! - [`subscribe`]: subscribe mode's payload stamp and per-subscriber order.
-//! - [`publisher`]: subscribe mode's publisher thread; [`publish`] its HTTP/1.1.
-//! - [`transport`]: its socket (source address, non-blocking connect) and buffers.
-//! - [`worker`]: the event loop of one thread.
-//! - [`schedule`]: connect and message pacing.
-//! - [`timer`]: sub-millisecond wake-ups for due messages.
-//! - [`stats`]: HDR histograms and error counters.
+//! - `client`: one connection's state machine.
+//! - `churn`: churn mode's cycles, slots and figures.
+//! - `echo`: echo mode's messages on one connection: due, in flight, answered.
+//! - `subscribe`: subscribe mode's payload stamp and per-subscriber order.
+//! - `publisher`: subscribe mode's publisher thread; [`publish`] its HTTP/1.1.
+//! - `transport`: its socket (source address, non-blocking connect) and buffers.
+//! - `worker`: the event loop of one thread.
+//! - `schedule`: connect and message pacing.
+//! - `timer`: sub-millisecond wake-ups for due messages.
+//! - `stats`: HDR histograms and error counters.
 //! - [`target`]: the `ws://` URL and `--source-ips`.
 //! - [`report`]: the summary as a table and JSON, and the progress line.
 //! - [`plot`]: the latency percentile chart (SVG).
 
-pub mod churn;
-pub mod client;
-pub mod ctx;
-pub mod echo;
+pub(crate) mod churn;
+pub(crate) mod client;
+pub(crate) mod ctx;
+pub(crate) mod echo;
 mod options;
 mod plan;
 #[cfg(feature = "cli")]
 pub mod plot;
 pub mod publish;
-pub mod publisher;
+pub(crate) mod publisher;
 pub mod report;
-pub mod schedule;
+pub(crate) mod schedule;
 mod shared;
-pub mod stats;
-pub mod subscribe;
+pub(crate) mod stats;
+pub(crate) mod subscribe;
 pub mod target;
-pub mod timer;
-pub mod transport;
-pub mod worker;
+pub(crate) mod timer;
+pub(crate) mod transport;
+pub(crate) mod worker;
 
 pub use options::{LoadError, Mode, Options};
 pub use plan::{Plan, PublishPlan};

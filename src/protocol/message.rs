@@ -135,7 +135,9 @@ pub struct MessageReader {
     limits: ReadLimits,
     /// RSV bits a negotiated extension gives meaning to (none without one).
     allowed_rsv: u8,
-    assembly: Option<Assembly>,
+    /// A fragmented message in progress; boxed, as it is rare and an idle
+    /// endpoint should pay one pointer for it.
+    assembly: Option<Box<Assembly>>,
     /// UTF-8 state of the text message in progress (fragmented or not).
     utf8: Utf8Validator,
     /// Payload bytes of the data frame at the front of the buffer already
@@ -297,11 +299,11 @@ impl MessageReader {
             }
             // First fragment (§5.4).
             (false, None) => {
-                self.assembly = Some(Assembly {
+                self.assembly = Some(Box::new(Assembly {
                     kind,
                     compressed: false,
                     payload: payload.to_vec(),
-                });
+                }));
                 Ok(None)
             }
             (fin, Some(mut assembly)) => {
@@ -325,11 +327,14 @@ impl MessageReader {
         fin: bool,
         payload: &[u8],
     ) -> Result<Option<Event<'a>>, ProtocolError> {
-        let mut assembly = self.assembly.take().unwrap_or(Assembly {
-            kind,
-            compressed: true,
-            payload: Vec::new(),
-        });
+        let mut assembly = self.assembly.take().map_or(
+            Assembly {
+                kind,
+                compressed: true,
+                payload: Vec::new(),
+            },
+            |a| *a,
+        );
         let before = assembly.payload.len();
         // RSV1 is only accepted when an inflater was configured.
         let inflater = self.inflater.as_mut().ok_or(ProtocolError::ReservedBits)?;
@@ -345,7 +350,7 @@ impl MessageReader {
                 .map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         if !fin {
-            self.assembly = Some(assembly);
+            self.assembly = Some(Box::new(assembly));
             return Ok(None);
         }
         self.finish_text(kind)?;

@@ -53,11 +53,6 @@ impl BufferPool {
         }
     }
 
-    /// The standard buffer size.
-    pub fn buffer_size(&self) -> usize {
-        self.size
-    }
-
     /// Number of idle buffers held.
     pub fn idle(&self) -> usize {
         self.free.len() + self.free_read.len()

@@ -98,11 +98,6 @@ impl<T: Transport> Connection<T> {
         self.session.transport()
     }
 
-    /// The subscription this connection holds, if any.
-    pub fn subscription(&self) -> Option<&Subscription> {
-        self.session.subscription()
-    }
-
     /// Take the subscription out (the connection is going away).
     pub fn take_subscription(&mut self) -> Option<Subscription> {
         self.session.take_subscription()

@@ -8,36 +8,39 @@
 //!            └── Connection = Transport (Tcp) + Session (sans-IO: Request → Open / Body / Waiting / Poll / Sse → Closing)
 //! ```
 //!
-//! A [`connection::Connection`] is where I/O meets the sans-IO
-//! [`session::Session`]: its [`transport::Transport`] reads into the
-//! session's buffer and writes its output; the session's broker
-//! [`session::Action`]s are carried out by the [`worker::Worker`], and the
-//! broker's answers come back through the worker's inbox, addressed by slab
-//! key and generation.
+//! A `Connection` (`connection.rs`) is where I/O meets the sans-IO
+//! `Session` (`session/`): its `Transport` (`transport.rs`) reads into the
+//! session's buffer and writes its output; the session's broker `Action`s
+//! are carried out by the `Worker` (`worker.rs`), and the broker's answers
+//! come back through the worker's inbox, addressed by slab key and
+//! generation. These are the crate's own; a library user starts a server
+//! with a [`Builder`] and an [`App`].
 //!
 //! Workers share the shutdown flag, the process-wide connection count, the
-//! queues that even out connections between them ([`balance`]), and
+//! queues that even out connections between them (`balance.rs`), and
 //! the push server's broker ([`crate::pubsub`]), which reaches each worker
 //! through its inbox and waker. [`start`] returns a handle (tests run servers in-process with it);
 //! [`serve`] runs until SIGINT or SIGTERM and then shuts down gracefully:
 //! no new connections, a 1001 close to every WebSocket, at most the close
 //! timeout to finish, exit status 0.
 
-pub mod balance;
-pub mod buffer;
-pub mod connection;
-pub mod listener;
-pub mod output;
-pub mod session;
+// The public API is the settings, the builder and the handle; the event
+// loop's parts are the crate's own (the load generator borrows the buffers).
+mod balance;
+pub(crate) mod buffer;
+mod connection;
+mod listener;
+pub(crate) mod output;
+pub(crate) mod session;
 pub mod settings;
-pub mod stamp;
-pub mod subscribers;
-pub mod timers;
-pub mod transport;
-pub mod worker;
+pub(crate) mod stamp;
+mod subscribers;
+mod timers;
+mod transport;
+mod worker;
 
 use crate::app::{App, Sender};
-use crate::config::Config;
+use crate::config::{BrokerKind, Config};
 use crate::pubsub::{Broker, Inbox, LocalHub};
 use crate::stats::WorkerStats;
 use balance::Handoff;
@@ -52,7 +55,7 @@ use worker::{Worker, WAKER};
 
 /// State shared by all workers.
 #[derive(Debug)]
-pub struct Shared {
+pub(crate) struct Shared {
     /// Set once to stop: workers stop accepting and close their connections.
     pub shutdown: AtomicBool,
     /// Connections open in the whole process (for `max_connections`).
@@ -279,12 +282,16 @@ pub fn serve(config: Config) -> io::Result<()> {
     // arrive before the thread below runs are kept for it.
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
     let threads = config.worker_threads();
-    let server = start(
-        config.server.bind,
-        threads,
-        config.server.backlog,
-        Settings::from(&config),
-    )?;
+    let settings = Settings::from(&config);
+    let hub = settings.pubsub.hub.clone();
+    let make_broker: MakeBroker = match config.pubsub.broker {
+        BrokerKind::Local => Box::new(move |inboxes| Arc::new(LocalHub::new(hub, inboxes))),
+    };
+    let server = Builder::new(settings)
+        .threads(threads)
+        .backlog(config.server.backlog)
+        .broker(make_broker)
+        .start(config.server.bind)?;
     log::info!("listening on {} with {threads} worker thread(s)", server.local_addr());
     let trigger = server.shutdown_trigger();
     std::thread::Builder::new().name("signals".into()).spawn(move || {

@@ -5,13 +5,14 @@
 //! [`Stamp`] is milliseconds since its worker started, in 4 bytes, wrapping
 //! every ~49 days: differences stay right as long as the real interval is
 //! shorter than that, which every timer guarantees by firing first (the
-//! configuration caps timeouts at [`MAX_TIMEOUT`]).
+//! configuration caps timeouts at [`MAX_TIMEOUT`](crate::config::MAX_TIMEOUT)).
 
 use std::time::{Duration, Instant};
 
 /// The longest timeout a [`Stamp`] difference must measure: the
 /// configuration caps every timeout at it.
-pub use crate::config::MAX_TIMEOUT;
+#[cfg(test)]
+use crate::config::MAX_TIMEOUT;
 
 /// Milliseconds since a worker's epoch, wrapping (the default is the epoch).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,7 +30,7 @@ impl Stamp {
         Duration::from_millis(u64::from(self.0.wrapping_sub(earlier.0)))
     }
 
-    /// This stamp moved `d` later (at most [`MAX_TIMEOUT`] apart stays exact).
+    /// This stamp moved `d` later (at most [`MAX_TIMEOUT`](crate::config::MAX_TIMEOUT) apart stays exact).
     pub fn plus(self, d: Duration) -> Stamp {
         self.plus_millis(d.as_millis().min(u128::from(u32::MAX)) as u32)
     }

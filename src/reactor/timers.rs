@@ -120,12 +120,14 @@ impl TimerWheel {
         }
     }
 
-    /// Entries held (for tests and metrics).
+    /// Entries held.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.slots.iter().map(Vec::len).sum()
     }
 
     /// No entries at all.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -269,7 +269,16 @@ impl Worker {
 
     /// Do what a step's session asked: submit its requests (the answers
     /// come through the inbox) and end the subscriptions it gave back.
+    #[inline]
     fn carry_out(&mut self, from: Address, now: Instant) {
+        // Most steps (an echo, a delivery) ask nothing of the broker.
+        if !self.actions.is_empty() {
+            self.carry_out_actions(from, now);
+        }
+    }
+
+    #[cold]
+    fn carry_out_actions(&mut self, from: Address, now: Instant) {
         let mut actions = std::mem::take(&mut self.actions);
         for action in actions.drain(..) {
             match action {

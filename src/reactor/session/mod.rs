@@ -197,6 +197,7 @@ impl Session {
     }
 
     /// What this connection is, for the per-transport gauges.
+    #[inline]
     pub fn transport(&self) -> Transport {
         match self.state {
             State::Request { .. } | State::Body { .. } | State::Waiting { .. } => Transport::Http,
@@ -208,6 +209,7 @@ impl Session {
     }
 
     /// The subscription this session holds, if any.
+    #[cfg(test)]
     pub fn subscription(&self) -> Option<&Subscription> {
         self.feed().map(|f| &f.sub)
     }
@@ -235,6 +237,7 @@ impl Session {
         }
     }
 
+    #[cfg(test)]
     fn feed(&self) -> Option<&Feed> {
         match &self.state {
             State::Open(open) => open.feed.as_deref(),
@@ -244,6 +247,7 @@ impl Session {
     }
 
     /// The bytes waiting to be sent.
+    #[inline]
     pub fn output(&mut self) -> &mut Output {
         &mut self.io.out
     }
@@ -251,6 +255,7 @@ impl Session {
     /// Backpressure: a peer that does not read its output is not read from;
     /// a parked poll or a pending broker request reads only as much as one
     /// pipelined request head.
+    #[inline]
     pub fn wants_read(&self, settings: &Settings) -> bool {
         let parked = matches!(self.state, State::Poll { .. } | State::Waiting { .. });
         let parked_full = parked && self.io.rbuf.as_ref().map_or(0, ReadBuf::len) >= settings.max_request_head;
@@ -258,18 +263,21 @@ impl Session {
     }
 
     /// Bytes are held that the session has not consumed.
+    #[inline]
     pub fn has_input(&self) -> bool {
         self.io.rbuf.as_ref().is_some_and(|r| !r.is_empty())
     }
 
     /// Where the next read goes: the spare room of the read buffer (taken
     /// from the pool if none is held), sized towards what the state needs.
+    #[inline]
     pub fn receive_buffer(&mut self, pool: &mut BufferPool) -> &mut [u8] {
         let want = self.io.want as usize;
         self.io.rbuf.get_or_insert_with(|| ReadBuf::take(pool)).spare(want)
     }
 
     /// `n` bytes were read into [`receive_buffer`](Self::receive_buffer).
+    #[inline]
     pub fn handle_received(&mut self, n: usize, env: &mut Env<'_>) {
         if let Some(r) = self.io.rbuf.as_mut() {
             r.filled_by(n);
@@ -282,6 +290,7 @@ impl Session {
     }
 
     /// Input stopped for now: an empty read buffer goes back to the pool.
+    #[inline]
     pub fn input_paused(&mut self, pool: &mut BufferPool) {
         if let Some(r) = self.io.rbuf.take_if(|r| r.is_empty()) {
             r.give(pool);
@@ -292,6 +301,7 @@ impl Session {
     /// input is held behind it: process it and read the socket again, as no
     /// readiness edge will come for it (RFC 9112 §9.3.2: a server MUST
     /// answer pipelined requests in order).
+    #[inline]
     pub fn poll_resume(&mut self) -> bool {
         std::mem::take(&mut self.io.resume)
     }
@@ -330,6 +340,7 @@ impl Session {
 
     /// Output was written: track how long it has been over the limit, and
     /// give drained buffers back.
+    #[inline]
     pub fn handle_flushed(&mut self, env: &mut Env<'_>) {
         self.io.dirty = false;
         if self.io.out.len() > env.settings.write_buffer_limit {
@@ -342,6 +353,7 @@ impl Session {
 
     /// True once when the write side must be shut now: `Closing` has
     /// flushed its last bytes.
+    #[inline]
     pub fn poll_shutdown(&mut self) -> bool {
         match &mut self.state {
             State::Closing { shut: shut @ false, .. } if self.io.out.is_empty() => {
@@ -355,6 +367,7 @@ impl Session {
     /// The next moment a timer of this session may act, from its state:
     /// never later than the time [`handle_timeout`](Self::handle_timeout)
     /// would do something, so the worker need not look before then.
+    #[inline]
     pub fn deadline(&self, s: &Settings) -> Stamp {
         let state = match &self.state {
             State::Request { since, .. } => since.plus(s.handshake_timeout),

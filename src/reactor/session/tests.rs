@@ -742,3 +742,12 @@ fn test_any_state_stalled_output_is_dropped() {
     assert_eq!(s.deadline(&b.settings), b.now);
     assert_eq!(b.timeout(&mut s), Err(Dead));
 }
+
+/// Idle memory: an open WebSocket's state is one allocation that fits
+/// glibc's 112-byte chunk (a 104-byte request), what a bare `WebSocket`
+/// took before the session had handlers and timers of its own
+/// (`benches/idle_rss.py` measures the whole).
+#[test]
+fn test_open_state_fits_its_allocation_budget() {
+    assert!(std::mem::size_of::<Open>() <= 104, "{}", std::mem::size_of::<Open>());
+}
