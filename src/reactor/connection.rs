@@ -69,31 +69,37 @@ impl<T: Transport> Connection<T> {
     }
 
     /// The socket, for (de)registration.
+    #[inline]
     pub fn socket(&mut self) -> &mut TcpStream {
         self.transport.socket()
     }
 
     /// Does this connection count against `max_connections`?
+    #[inline]
     pub fn counted(&self) -> bool {
         self.counted
     }
 
     /// Which use of its slab slot this is.
+    #[inline]
     pub fn generation(&self) -> u32 {
         self.generation
     }
 
     /// The interest registered with the poll.
+    #[inline]
     pub fn registered(&self) -> Interest {
         self.registered
     }
 
     /// Record what was registered.
+    #[inline]
     pub fn set_registered(&mut self, interest: Interest) {
         self.registered = interest;
     }
 
     /// What this connection is, for the per-transport gauges.
+    #[inline]
     pub fn kind(&self) -> Kind {
         self.session.transport()
     }
@@ -104,6 +110,7 @@ impl<T: Transport> Connection<T> {
     }
 
     /// The interest the transport and the session want now.
+    #[inline]
     pub fn interest(&mut self, settings: &Settings) -> Interest {
         let wants_read = self.session.wants_read(settings);
         let has_output = !self.session.output().is_empty();
@@ -130,16 +137,19 @@ impl<T: Transport> Connection<T> {
     }
 
     /// The session's next deadline.
+    #[inline]
     pub fn deadline(&self, s: &Settings) -> Stamp {
         self.session.deadline(s)
     }
 
     /// When the timer wheel holds this connection for.
+    #[inline]
     pub fn scheduled(&self) -> Stamp {
         self.scheduled
     }
 
     /// Record when the timer wheel holds this connection for.
+    #[inline]
     pub fn set_scheduled(&mut self, at: Stamp) {
         self.scheduled = at;
     }

@@ -16,7 +16,7 @@ use super::timers::TimerWheel;
 use super::Shared;
 use crate::app::App;
 use crate::protocol::http::{HttpDate, Status};
-use crate::pubsub::{Address, Answer, Broker, Command, Mail};
+use crate::pubsub::{Address, Answer, Broker, Command, Mail, Message};
 use crate::stats::WorkerStats;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -66,6 +66,9 @@ pub struct Worker {
     next_generation: u32,
     /// Reused for inbox batches and the subscriber keys of one message.
     batch: Mail,
+    /// Messages drained with this worker's own answers, delivered in the
+    /// next iteration (see [`Worker::deliver_inbox`]).
+    later: Vec<Arc<Message>>,
     keys: Vec<usize>,
     touched: Vec<usize>,
     next_sweep: Instant,
@@ -122,6 +125,7 @@ impl Worker {
             submitted: false,
             next_generation: 0,
             batch: Mail::default(),
+            later: Vec::new(),
             keys: Vec::new(),
             touched: Vec::new(),
             next_sweep: Instant::now() + SWEEP_EVERY,
@@ -144,6 +148,11 @@ impl Worker {
         loop {
             let now = Instant::now();
             let mut timeout = next_tick.saturating_duration_since(now);
+            // Answers or messages are waiting in the inbox: look at the
+            // sockets without sleeping, then hand them out.
+            if self.submitted || !self.later.is_empty() {
+                timeout = Duration::ZERO;
+            }
             if let Some(t) = self.accept_paused_until {
                 timeout = timeout.min(t.saturating_duration_since(now));
             }
@@ -191,10 +200,10 @@ impl Worker {
             }
             // Answers to what this iteration submitted, and messages; what
             // they make connections submit is answered in the next round.
-            while woken || self.submitted {
-                woken = false;
+            let overdue = !self.later.is_empty();
+            if woken || self.submitted || overdue {
                 self.submitted = false;
-                self.deliver_inbox(now);
+                self.deliver_inbox(now, woken || overdue);
             }
             if let Some(deadline) = self.stop_deadline {
                 if self.conns.is_empty() || now >= deadline {
@@ -303,7 +312,14 @@ impl Worker {
     /// slot holds another by now, has its subscription given back), then
     /// every message to this worker's subscribers of its channel, then
     /// flush each connection that got something once.
-    fn deliver_inbox(&mut self, now: Instant) {
+    ///
+    /// Messages wait for the next iteration (which polls without sleeping)
+    /// unless `messages_now`: a publish answered on this worker's own
+    /// thread puts its message in the inbox at once, and the publishes that
+    /// arrive meanwhile join it, so a burst reaches each subscriber in one
+    /// batch and one `writev` (the wake-up a publish once cost did the
+    /// same). An answer waits for no one.
+    fn deliver_inbox(&mut self, now: Instant, messages_now: bool) {
         let mut batch = self.shared.inboxes[self.id].drain(std::mem::take(&mut self.batch));
         for command in batch.commands.drain(..) {
             match command {
@@ -336,7 +352,13 @@ impl Worker {
                 }
             }
         }
-        for msg in &batch.messages {
+        self.later.append(&mut batch.messages);
+        self.batch = batch;
+        if !messages_now {
+            return;
+        }
+        let later = std::mem::take(&mut self.later);
+        for msg in &later {
             let mut keys = std::mem::take(&mut self.keys);
             self.subscribers.copy_into(&msg.channel, &mut keys);
             for &key in &keys {
@@ -356,8 +378,8 @@ impl Worker {
             }
             self.keys = keys;
         }
-        batch.messages.clear();
-        self.batch = batch;
+        self.later = later;
+        self.later.clear();
         let touched = std::mem::take(&mut self.touched);
         for &key in &touched {
             self.step(key, now, Connection::after_delivery);

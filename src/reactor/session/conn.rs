@@ -5,8 +5,6 @@ use super::{Action, Env, Open, Session, State};
 use crate::app::{Conn, ConnId, Handler, UserData};
 use crate::protocol::{CloseCode, MessageKind, WebSocket};
 use crate::pubsub::{Address, Request};
-use crate::reactor::buffer::BufferPool;
-use crate::reactor::output::Output;
 use crate::reactor::stamp::Stamp;
 
 /// What a handler is lent while it is called.
@@ -14,8 +12,8 @@ pub(super) struct View<'a> {
     pub(super) ws: &'a mut WebSocket,
     pub(super) close_sent: &'a mut Option<Stamp>,
     pub(super) data: &'a mut Option<Box<UserData>>,
-    pub(super) out: &'a mut Output,
-    pub(super) pool: &'a mut BufferPool,
+    /// Where the connection's own bytes go (the output's owned segment).
+    pub(super) out: &'a mut Vec<u8>,
     pub(super) actions: &'a mut Vec<Action>,
     pub(super) me: Address,
     pub(super) now: Stamp,
@@ -29,7 +27,7 @@ impl Conn for View<'_> {
     fn send(&mut self, kind: MessageKind, payload: &[u8]) {
         // After our close frame nothing more may be sent (RFC 6455 §5.5.1).
         if !self.ws.close_state().sent {
-            self.ws.send(kind, payload, self.out.buf(self.pool));
+            self.ws.send(kind, payload, self.out);
         }
     }
 
@@ -44,7 +42,7 @@ impl Conn for View<'_> {
 
     fn close(&mut self, code: CloseCode, reason: &str) {
         if !self.ws.close_state().sent {
-            self.ws.close(code, reason, self.out.buf(self.pool));
+            self.ws.close(code, reason, self.out);
             *self.close_sent = Some(self.now);
         }
     }
@@ -72,8 +70,7 @@ impl Session {
             ws,
             close_sent,
             data,
-            out: &mut self.io.out,
-            pool: env.pool,
+            out: self.io.out.buf(env.pool),
             actions: env.actions,
             me: env.me,
             now: env.stamp,

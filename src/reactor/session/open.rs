@@ -34,7 +34,10 @@ impl Session {
         let mut peer_code = None;
         while !rbuf.is_empty() && io.out.len() <= env.settings.write_buffer_limit {
             let (buffered, size) = (rbuf.len(), rbuf.size());
-            match ws.read(rbuf.filled_mut(), io.out.buf(env.pool)) {
+            // One owned segment serves the protocol's replies, the
+            // handler's sends and the echo.
+            let out = io.out.buf(env.pool);
+            match ws.read(rbuf.filled_mut(), out) {
                 Ok(FrameRead::Incomplete { frame_len }) => {
                     io.want = want(frame_len.unwrap_or(0));
                     break;
@@ -47,15 +50,13 @@ impl Session {
                                 ws: &mut *ws,
                                 close_sent: &mut *close_sent,
                                 data: &mut *data,
-                                out: &mut io.out,
-                                pool: &mut *env.pool,
+                                out: &mut *out,
                                 actions: &mut *env.actions,
                                 me: env.me,
                                 now: env.stamp,
                             };
                             let reply = app.handler(*handler).message(&mut view, kind, &payload);
                             if reply == Reply::Echo {
-                                let out = io.out.buf(env.pool);
                                 match in_place(&payload, consumed, buffered, size) {
                                     Some(len) => {
                                         match ws.echo_in_place(&mut rbuf.filled_mut()[..consumed], kind, len) {
@@ -82,7 +83,7 @@ impl Session {
                 Err(e) => {
                     log::debug!("protocol error: {e}");
                     env.stats.count_protocol_error(e.kind());
-                    ws.fail(&e, io.out.buf(env.pool));
+                    ws.fail(&e, out);
                     rbuf.consume(rbuf.len());
                     break;
                 }
