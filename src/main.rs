@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use log::{info, warn};
-use wsreactor::config::{Config, ConfigError};
+use wsreactor::config::{BrokerKind, Config, ConfigError};
 use wsreactor::load::{self, LoadError, Mode};
 use wsreactor::protocol::MessageKind;
 
@@ -63,6 +63,11 @@ struct ServeArgs {
     /// <token>` (overrides pubsub.publish_token).
     #[arg(long, value_name = "TOKEN")]
     publish_token: Option<String>,
+    /// Where channels live: `local` (this process) or a Redis URL,
+    /// `redis://HOST:PORT/DB`, shared by every node that names it
+    /// (overrides pubsub.broker).
+    #[arg(long, value_name = "URL")]
+    broker: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -281,6 +286,13 @@ fn configure(args: &ServeArgs) -> Result<Config, ConfigError> {
     }
     if let Some(token) = &args.publish_token {
         config.pubsub.publish_token = token.clone();
+    }
+    if let Some(broker) = &args.broker {
+        config.pubsub.broker = BrokerKind::try_from(broker.clone()).map_err(|message| ConfigError::Invalid {
+            origin: "--broker".to_owned(),
+            key: "pubsub.broker",
+            message,
+        })?;
     }
     config.validate(&origin)?;
     Ok(config)

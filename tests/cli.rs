@@ -63,3 +63,38 @@ fn missing_file_exits_2_naming_it() {
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
     assert!(stderr.contains("cli-does-not-exist.toml"), "{stderr}");
 }
+
+#[test]
+fn a_bad_broker_flag_exits_2_naming_the_flag_and_the_key() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wsreactor"))
+        .args(["serve", "--broker", "memcached://127.0.0.1:11211"])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(
+        stderr.contains("--broker") && stderr.contains("`pubsub.broker`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreachable_redis_keeps_the_server_from_starting() {
+    // A port nothing listens on (bound, then closed).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(env!("CARGO_BIN_EXE_wsreactor"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--broker"])
+        .arg(format!("redis://127.0.0.1:{port}/0"))
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_ne!(out.status.code(), Some(0), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+}

@@ -13,8 +13,9 @@
 #                                            cost < 64 KiB of server RSS each)
 #   5. bash tests/autobahn.sh               (Autobahn TestSuite against the release binary)
 #
-# Installs what it needs on a fresh Debian machine: python3 venv support and
-# Chromium (for tests/browser.rs, which drives it headless) via apt-get (only
+# Installs what it needs on a fresh Debian machine: python3 venv support,
+# Chromium (for tests/browser.rs, which drives it headless) and redis-server
+# (tests/redis.rs starts its own on a free loopback port) via apt-get (only
 # when missing, and only as root); tests/autobahn.sh makes its own
 # virtualenv with kosoku. Each step is bounded in time (STEP_TIMEOUT seconds,
 # default 1200); exits non-zero on the first failure.
@@ -83,9 +84,17 @@ if [ ! -x /usr/bin/chromium ]; then
     apt_install chromium
     [ -x /usr/bin/chromium ] || { echo "=== run-all: /usr/bin/chromium still missing after installing chromium" >&2; exit 1; }
 fi
+# tests/redis.rs starts redis-server itself (a loopback port of its own,
+# stopped by pid), and fails rather than skipping without it.
+if ! command -v redis-server >/dev/null; then
+    step "installing redis-server (tests/redis.rs runs nodes on one Redis)"
+    apt_install redis-server
+    command -v redis-server >/dev/null || { echo "=== run-all: redis-server still missing after installing it" >&2; exit 1; }
+fi
 cargo --version
 python3 --version
 /usr/bin/chromium --version 2>/dev/null
+redis-server --version
 
 # --- the steps -----------------------------------------------------------------------
 run build cargo build --release

@@ -97,14 +97,40 @@ pub struct PubSub {
     pub broker: BrokerKind,
 }
 
-/// The brokers the server can be started with (`[pubsub] broker`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
-#[serde(rename_all = "lowercase")]
+/// The brokers the server can be started with (`[pubsub] broker`):
+/// `"local"`, or a Redis URL (`redis://HOST:PORT/DB`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "String")]
 pub enum BrokerKind {
     /// Channels in this process ([`crate::pubsub::LocalHub`]).
     #[default]
     Local,
+    /// Channels in Redis, shared by every node that names the same server.
+    Redis(String),
+}
+
+impl TryFrom<String> for BrokerKind {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        if value == "local" {
+            Ok(BrokerKind::Local)
+        } else if value.starts_with("redis://") || value.starts_with("rediss://") {
+            Ok(BrokerKind::Redis(value))
+        } else {
+            Err(format!("expected `local` or a redis:// URL, got {value:?}"))
+        }
+    }
+}
+
+#[cfg(test)]
+impl serde::Serialize for BrokerKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            BrokerKind::Local => s.serialize_str("local"),
+            BrokerKind::Redis(url) => s.serialize_str(url),
+        }
+    }
 }
 
 impl Default for PubSub {

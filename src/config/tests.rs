@@ -271,5 +271,10 @@ fn an_unknown_broker_is_named() {
     );
     let msg = message("[pubsub]\nbroker = \"carrier-pigeon\"\n");
     assert!(msg.contains("bad value for `pubsub.broker` at line 2"), "{msg}");
-    assert!(msg.contains("`local`"), "names what is known: {msg}");
+    assert!(msg.contains("`local` or a redis:// URL"), "names what is known: {msg}");
+    let redis = parse("[pubsub]\nbroker = \"redis://127.0.0.1:6379/0\"\n").unwrap();
+    assert_eq!(
+        redis.pubsub.broker,
+        BrokerKind::Redis("redis://127.0.0.1:6379/0".into())
+    );
 }

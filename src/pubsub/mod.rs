@@ -18,6 +18,8 @@
 
 pub mod hub;
 pub mod message;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 pub use hub::{Command, Inbox, LocalHub, Mail};
 pub use message::{Encoding, Message};
@@ -76,12 +78,15 @@ pub struct Snapshot {
 pub enum HubError {
     /// `[pubsub] max_channels` channels exist already.
     TooManyChannels,
+    /// The broker cannot be reached (a network broker's server is down).
+    Unavailable,
 }
 
 impl fmt::Display for HubError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HubError::TooManyChannels => f.write_str("too many channels"),
+            HubError::Unavailable => f.write_str("the broker is unavailable"),
         }
     }
 }

@@ -128,8 +128,9 @@ fn signal_shutdown(shared: &Shared, wakers: &[Arc<Waker>]) {
 }
 
 /// What a broker is made from: the workers' inboxes, which the reactor
-/// owns (each wakes its worker).
-pub type MakeBroker = Box<dyn FnOnce(Arc<[Inbox]>) -> Arc<dyn Broker>>;
+/// owns (each wakes its worker). A broker that cannot start (its server
+/// unreachable) keeps the server from starting.
+pub type MakeBroker = Box<dyn FnOnce(Arc<[Inbox]>) -> io::Result<Arc<dyn Broker>>>;
 
 /// How to start a server: its settings, what it runs ([`App`]), where its
 /// channels live ([`Broker`]), its threads and listen backlog.
@@ -175,8 +176,13 @@ impl Builder {
     /// Keep channels in the broker `make` builds from the workers'
     /// inboxes: the seam for a broker across nodes, and for tests that put
     /// their own between the workers and the hub.
-    pub fn broker(mut self, make: impl FnOnce(Arc<[Inbox]>) -> Arc<dyn Broker> + 'static) -> Self {
-        self.broker = Some(Box::new(make));
+    pub fn broker(self, make: impl FnOnce(Arc<[Inbox]>) -> Arc<dyn Broker> + 'static) -> Self {
+        self.try_broker(Box::new(move |inboxes| Ok(make(inboxes))))
+    }
+
+    /// [`broker`](Self::broker) for a broker that may fail to start.
+    pub fn try_broker(mut self, make: MakeBroker) -> Self {
+        self.broker = Some(make);
         self
     }
 
@@ -190,7 +196,9 @@ impl Builder {
             broker,
         } = self;
         let hub_settings = settings.pubsub.hub.clone();
-        let make = broker.unwrap_or_else(|| Box::new(move |inboxes| Arc::new(LocalHub::new(hub_settings, inboxes))));
+        let make = broker.unwrap_or_else(|| {
+            Box::new(move |inboxes| Ok(Arc::new(LocalHub::new(hub_settings, inboxes)) as Arc<dyn Broker>))
+        });
         launch(addr, threads, backlog, settings, Arc::new(app), make)
     }
 }
@@ -236,7 +244,7 @@ fn launch(
         polls.push(poll);
     }
     let inboxes: Arc<[Inbox]> = wakers.iter().map(|w| Inbox::new(w.clone())).collect();
-    let hub = make_broker(inboxes.clone());
+    let hub = make_broker(inboxes.clone())?;
     let shared = Arc::new(Shared {
         shutdown: AtomicBool::new(false),
         connections: AtomicUsize::new(0),
@@ -284,13 +292,27 @@ pub fn serve(config: Config) -> io::Result<()> {
     let threads = config.worker_threads();
     let settings = Settings::from(&config);
     let hub = settings.pubsub.hub.clone();
-    let make_broker: MakeBroker = match config.pubsub.broker {
-        BrokerKind::Local => Box::new(move |inboxes| Arc::new(LocalHub::new(hub, inboxes))),
+    let make_broker: MakeBroker = match &config.pubsub.broker {
+        BrokerKind::Local => Box::new(move |inboxes| Ok(Arc::new(LocalHub::new(hub, inboxes)) as Arc<dyn Broker>)),
+        #[cfg(feature = "redis")]
+        BrokerKind::Redis(url) => {
+            let url = url.clone();
+            Box::new(move |inboxes| {
+                let broker = crate::pubsub::redis::RedisBroker::start(&url, hub, inboxes).map_err(io::Error::other)?;
+                Ok(Arc::new(broker) as Arc<dyn Broker>)
+            })
+        }
+        #[cfg(not(feature = "redis"))]
+        BrokerKind::Redis(url) => {
+            return Err(io::Error::other(format!(
+                "broker {url}: built without the redis feature"
+            )));
+        }
     };
     let server = Builder::new(settings)
         .threads(threads)
         .backlog(config.server.backlog)
-        .broker(make_broker)
+        .try_broker(make_broker)
         .start(config.server.bind)?;
     log::info!("listening on {} with {threads} worker thread(s)", server.local_addr());
     let trigger = server.shutdown_trigger();

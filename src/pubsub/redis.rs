@@ -1,0 +1,590 @@
+//! A broker for several nodes: channels live in Redis, and every wsreactor
+//! process that names the same Redis shares one id sequence and one
+//! history per channel (Centrifugo's Redis engine is the model).
+//!
+//! ```text
+//!  worker ─submit─► jobs (mpsc) ─► command thread ─Lua: HINCRBY id, XADD, PUBLISH─► Redis
+//!                                        └─ Answer ─► Inbox of the asking worker (+ Waker)
+//!  Redis ─PUBLISH wsr:{c}─► pubsub thread ─► Message ─► Inbox of each worker with subscribers of c
+//! ```
+//!
+//! Per channel `c`, Redis holds `wsr:{c}:meta` (a hash: the last `id` and
+//! the channel's `epoch`, a random token made with the channel) and
+//! `wsr:{c}:stream` (the history, `XADD` with the id as the entry id,
+//! `MAXLEN history_size`); messages go out on the topic `wsr:{c}`. The
+//! `{c}` hash tag keeps one channel's keys in one Redis Cluster slot. A
+//! publish is one Lua script, so numbering, history and fan-out are atomic.
+//!
+//! A worker never waits for Redis: requests go to the command thread and
+//! answers come back through the worker's inbox. The node holds one Redis
+//! subscription per channel it has local subscribers for. A subscribe
+//! counts the subscriber, makes sure the node listens to the channel,
+//! reads the history after the cursor (atomically with the last id), and
+//! merges in what arrived live meanwhile, so the new subscriber gets every
+//! message once, in order (the contract of [`Broker`]).
+
+use super::{
+    Address, Answer, Broker, Gap, HubError, HubSettings, Inbox, Message, Receipt, Request, Snapshot, Subscription,
+};
+use crate::protocol::mask::xorshift64;
+use crate::protocol::MessageKind;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Numbers, stores and publishes one message; returns `{id, epoch, nodes}`.
+/// KEYS: meta, stream. ARGV: topic, kind, payload, new epoch, history
+/// size, meta TTL (ms), stream TTL (ms), now (unix ms).
+const PUBLISH: &str = r"
+local id = redis.call('HINCRBY', KEYS[1], 'id', 1)
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+if tonumber(ARGV[5]) > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], '0-' .. id, 'k', ARGV[2], 't', ARGV[8], 'p', ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], ARGV[7])
+end
+local nodes = redis.call('PUBLISH', ARGV[1], id .. ':' .. epoch .. ':' .. ARGV[2] .. ':' .. ARGV[3])
+return {id, epoch, nodes}
+";
+
+/// The last id, the epoch and the history after a cursor, read at once.
+/// KEYS: meta, stream. ARGV: the cursor, and "1" if the client gave one
+/// (none: nothing to read; one above the last id: all of it, as a reset).
+/// Returns `{id, epoch, first, entries}`.
+const READ: &str = r"
+local id = tonumber(redis.call('HGET', KEYS[1], 'id') or '0')
+local epoch = redis.call('HGET', KEYS[1], 'epoch') or ''
+local after = tonumber(ARGV[1])
+if ARGV[2] == '0' then
+  after = id
+elseif after > id then
+  after = 0
+end
+local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+local entries = redis.call('XRANGE', KEYS[2], '(0-' .. after, '+')
+return {id, epoch, first, entries}
+";
+
+/// How long a subscribe waits for the node's Redis subscription.
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
+
+/// Connection and read timeouts towards Redis.
+const IO_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the pubsub thread blocks on a read before it looks at its
+/// control queue.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Channels in Redis ([`Broker`] for several nodes).
+#[derive(Debug)]
+pub struct RedisBroker {
+    jobs: mpsc::Sender<Job>,
+    local: Arc<Local>,
+}
+
+/// This node's subscribers, by channel, shared with the pubsub thread.
+#[derive(Debug)]
+struct Local {
+    inboxes: Arc<[Inbox]>,
+    channels: Mutex<HashMap<Arc<str>, Listeners>>,
+    control: Mutex<mpsc::Sender<Control>>,
+}
+
+/// One channel's subscribers on this node.
+#[derive(Debug)]
+struct Listeners {
+    name: Arc<str>,
+    per_worker: Vec<u32>,
+    /// Subscribes in flight: live messages are kept for them in `buffer`.
+    pending: u32,
+    buffer: Vec<Arc<Message>>,
+}
+
+impl Listeners {
+    fn total(&self) -> u32 {
+        self.per_worker.iter().sum::<u32>() + self.pending
+    }
+}
+
+enum Job {
+    Request {
+        from: Address,
+        request: Request,
+    },
+    History {
+        channel: Box<str>,
+        since: Option<u64>,
+        reply: mpsc::Sender<Result<Snapshot, HubError>>,
+    },
+}
+
+enum Control {
+    Subscribe(Arc<str>, mpsc::Sender<bool>),
+    Unsubscribe(Arc<str>),
+}
+
+impl RedisBroker {
+    /// Connect to the Redis at `url` and start the broker's two threads
+    /// (commands, and the node's subscriptions) for the workers' `inboxes`.
+    pub fn start(url: &str, settings: HubSettings, inboxes: Arc<[Inbox]>) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("broker {url}: {e}"))?;
+        let commands = connect(&client).map_err(|e| format!("broker {url}: {e}"))?;
+        let pubsub = connect(&client).map_err(|e| format!("broker {url}: {e}"))?;
+        let listen_client = client.clone();
+        let (control_tx, control_rx) = mpsc::channel();
+        let local = Arc::new(Local {
+            inboxes,
+            channels: Mutex::new(HashMap::new()),
+            control: Mutex::new(control_tx),
+        });
+        let (jobs, jobs_rx) = mpsc::channel();
+        let worker_local = local.clone();
+        std::thread::Builder::new()
+            .name("redis-commands".into())
+            .spawn(move || command_thread(client, commands, jobs_rx, worker_local, settings))
+            .map_err(|e| e.to_string())?;
+        let listen_local = local.clone();
+        std::thread::Builder::new()
+            .name("redis-pubsub".into())
+            .spawn(move || pubsub_thread(listen_client, pubsub, control_rx, listen_local))
+            .map_err(|e| e.to_string())?;
+        Ok(RedisBroker { jobs, local })
+    }
+}
+
+fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
+    let con = client.get_connection_with_timeout(IO_TIMEOUT)?;
+    con.set_read_timeout(Some(IO_TIMEOUT))?;
+    con.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(con)
+}
+
+impl Broker for RedisBroker {
+    fn submit(&self, from: Address, request: Request, _now: Instant) {
+        if let Err(mpsc::SendError(Job::Request { from, request })) = self.jobs.send(Job::Request { from, request }) {
+            // The command thread is gone: nothing can be answered by Redis.
+            refuse(&self.local, from, &request);
+        }
+    }
+
+    fn history(&self, channel: &str, since: Option<u64>, _now: Instant) -> Result<Snapshot, HubError> {
+        let (reply, answer) = mpsc::channel();
+        let job = Job::History {
+            channel: channel.into(),
+            since,
+            reply,
+        };
+        self.jobs.send(job).map_err(|_| HubError::Unavailable)?;
+        answer.recv_timeout(IO_TIMEOUT * 2).map_err(|_| HubError::Unavailable)?
+    }
+
+    fn unsubscribe(&self, subscription: Subscription) {
+        let mut channels = lock(&self.local.channels);
+        let Some(l) = channels.get_mut(subscription.channel()) else {
+            return;
+        };
+        let n = &mut l.per_worker[subscription.worker()];
+        *n = n.saturating_sub(1);
+        if l.total() == 0 {
+            let name = l.name.clone();
+            channels.remove(&name);
+            let _ = lock(&self.local.control).send(Control::Unsubscribe(name));
+        }
+    }
+
+    fn sweep(&self, _now: Instant) {
+        // Redis expires history and forgets channels (key TTLs).
+    }
+
+    fn channels(&self) -> usize {
+        // The channels this node listens to; Redis holds the rest.
+        lock(&self.local.channels).len()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Answer a request the broker could not carry out: 503.
+fn refuse(local: &Local, from: Address, request: &Request) {
+    let answer = match request {
+        Request::Publish { .. } => Answer::Published(Err(HubError::Unavailable)),
+        Request::Subscribe { .. } => Answer::Subscribed(Err(HubError::Unavailable)),
+    };
+    if let Some(inbox) = local.inboxes.get(from.worker) {
+        inbox.answer(from, answer);
+    }
+}
+
+fn keys(channel: &str) -> (String, String, String) {
+    (
+        format!("wsr:{{{channel}}}:meta"),
+        format!("wsr:{{{channel}}}:stream"),
+        format!("wsr:{{{channel}}}"),
+    )
+}
+
+fn kind_tag(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Text => "t",
+        MessageKind::Binary => "b",
+    }
+}
+
+fn tag_kind(tag: &[u8]) -> MessageKind {
+    if tag == b"t" {
+        MessageKind::Text
+    } else {
+        MessageKind::Binary
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A channel's epoch token, made with it: different for every channel
+/// Redis makes again after losing it.
+fn new_epoch() -> String {
+    static MADE: AtomicU64 = AtomicU64::new(0);
+    let mut state = unix_ms().rotate_left(20) ^ (u64::from(std::process::id()) << 40) ^ MADE.fetch_add(1, Relaxed) | 1;
+    format!("{:016x}", xorshift64(&mut state))
+}
+
+/// Waits before connecting again: from 250 ms, doubling up to 10 s, with
+/// jitter so that nodes do not come back in step.
+struct Backoff {
+    next: Duration,
+    state: u64,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff {
+            next: Duration::from_millis(250),
+            state: unix_ms() | 1,
+        }
+    }
+
+    fn wait(&mut self) {
+        let jitter = xorshift64(&mut self.state) % (self.next.as_millis() as u64 / 2 + 1);
+        std::thread::sleep(self.next / 2 + Duration::from_millis(jitter));
+        self.next = (self.next * 2).min(Duration::from_secs(10));
+    }
+}
+
+fn command_thread(
+    client: redis::Client,
+    con: redis::Connection,
+    jobs: mpsc::Receiver<Job>,
+    local: Arc<Local>,
+    settings: HubSettings,
+) {
+    let publish = redis::Script::new(PUBLISH);
+    let read = redis::Script::new(READ);
+    let mut con = Some(con);
+    for job in jobs {
+        // A broken connection is made again for the next job; until Redis
+        // answers, every request is refused at once (503), never queued.
+        if con.as_ref().is_none_or(|c| !redis::ConnectionLike::is_open(c)) {
+            con = connect(&client).ok();
+        }
+        let Some(con) = con.as_mut() else {
+            match job {
+                Job::Request { from, request } => refuse(&local, from, &request),
+                Job::History { reply, .. } => {
+                    let _ = reply.send(Err(HubError::Unavailable));
+                }
+            }
+            continue;
+        };
+        match job {
+            Job::Request {
+                from,
+                request: Request::Publish { channel, kind, payload },
+            } => {
+                let (meta, stream, topic) = keys(&channel);
+                let result: redis::RedisResult<(u64, String, u64)> = publish
+                    .key(meta)
+                    .key(stream)
+                    .arg(topic)
+                    .arg(kind_tag(kind))
+                    .arg(&*payload)
+                    .arg(new_epoch())
+                    .arg(settings.history_size)
+                    .arg(settings.id_memory.as_millis() as u64)
+                    .arg(settings.history_ttl.as_millis().max(1) as u64)
+                    .arg(unix_ms())
+                    .invoke(con);
+                let answer = match result {
+                    Ok((id, _epoch, nodes)) => Answer::Published(Ok(Receipt {
+                        id,
+                        subscribers: nodes as usize,
+                    })),
+                    Err(e) => {
+                        log::warn!("redis publish to {channel}: {e}");
+                        Answer::Published(Err(HubError::Unavailable))
+                    }
+                };
+                local.inboxes[from.worker].answer(from, answer);
+            }
+            Job::Request {
+                from,
+                request: Request::Subscribe { channel, since },
+            } => subscribe(con, &read, &local, &settings, from, &channel, since),
+            Job::History { channel, since, reply } => {
+                let _ = reply.send(snapshot(con, &read, &settings, &channel, since));
+            }
+        }
+    }
+}
+
+/// Count the subscriber, make sure this node listens to the channel, read
+/// the history, merge what came live meanwhile, answer.
+fn subscribe(
+    con: &mut redis::Connection,
+    read: &redis::Script,
+    local: &Local,
+    settings: &HubSettings,
+    from: Address,
+    channel: &str,
+    since: Option<u64>,
+) {
+    let workers = local.inboxes.len();
+    let (name, first) = {
+        let mut channels = lock(&local.channels);
+        let l = channels.entry(channel.into()).or_insert_with_key(|name| Listeners {
+            name: name.clone(),
+            per_worker: vec![0; workers],
+            pending: 0,
+            buffer: Vec::new(),
+        });
+        let first = l.total() == 0;
+        l.pending += 1;
+        (l.name.clone(), first)
+    };
+    let listening = !first || {
+        let (ack, acked) = mpsc::channel();
+        let _ = lock(&local.control).send(Control::Subscribe(name.clone(), ack));
+        acked.recv_timeout(SUBSCRIBE_WAIT).unwrap_or(false)
+    };
+    let read = if listening {
+        snapshot(con, read, settings, channel, since)
+    } else {
+        Err(HubError::Unavailable)
+    };
+    let mut channels = lock(&local.channels);
+    let Some(l) = channels.get_mut(&name) else {
+        return;
+    };
+    l.pending -= 1;
+    let answer = match read {
+        Ok(mut snap) => {
+            // What arrived live while the history was read: the part after
+            // the snapshot joins it (the rest is in it already).
+            let after: Vec<_> = l.buffer.iter().filter(|m| m.id > snap.last_id).cloned().collect();
+            if let Some(last) = after.last() {
+                snap.last_id = last.id;
+            }
+            snap.replay.extend(after);
+            l.per_worker[from.worker] += 1;
+            Answer::Subscribed(Ok((Subscription::new(name.clone(), from.worker), snap)))
+        }
+        Err(e) => Answer::Subscribed(Err(e)),
+    };
+    if l.pending == 0 {
+        l.buffer.clear();
+    }
+    if l.total() == 0 {
+        channels.remove(&name);
+        let _ = lock(&local.control).send(Control::Unsubscribe(name));
+    }
+    // Under the lock: a live message after this is pushed after the answer.
+    local.inboxes[from.worker].answer(from, answer);
+}
+
+type Entry = (String, Vec<Vec<u8>>);
+
+/// What a subscriber starting after `since` must be given first (the
+/// local hub's rules: no cursor, only what comes next; a cursor above the
+/// last id is reset; ids trimmed from the history are a gap).
+fn snapshot(
+    con: &mut redis::Connection,
+    read: &redis::Script,
+    settings: &HubSettings,
+    channel: &str,
+    since: Option<u64>,
+) -> Result<Snapshot, HubError> {
+    let (meta, stream, _) = keys(channel);
+    let (last_id, _epoch, first, entries): (u64, String, Vec<Entry>, Vec<Entry>) = read
+        .key(meta)
+        .key(stream)
+        .arg(since.unwrap_or(0))
+        .arg(if since.is_some() { "1" } else { "0" })
+        .invoke(con)
+        .map_err(|e| {
+            log::warn!("redis history of {channel}: {e}");
+            HubError::Unavailable
+        })?;
+    let oldest = unix_ms().saturating_sub(settings.history_ttl.as_millis() as u64);
+    let name: Arc<str> = channel.into();
+    let now = Instant::now();
+    let fresh = |e: &Entry| field(e, b"t").and_then(parse_u64).is_some_and(|t| t >= oldest);
+    let first_kept = first
+        .iter()
+        .chain(entries.iter())
+        .find(|e| fresh(e))
+        .and_then(|e| entry_id(&e.0))
+        .unwrap_or(last_id + 1);
+    let (since, reset) = match since {
+        None => (last_id, false),
+        Some(s) if s > last_id => (0, true),
+        Some(s) => (s, false),
+    };
+    let gap = (reset || since + 1 < first_kept).then(|| Gap {
+        from: since + 1,
+        to: first_kept - 1,
+        reset,
+    });
+    let replay = entries
+        .iter()
+        .filter(|e| fresh(e))
+        .filter_map(|e| {
+            let id = entry_id(&e.0)?;
+            (id > since).then(|| {
+                let kind = field(e, b"k").map_or(MessageKind::Binary, tag_kind);
+                let payload = field(e, b"p").unwrap_or_default();
+                Arc::new(Message::new(id, name.clone(), kind, payload.into(), now))
+            })
+        })
+        .collect();
+    Ok(Snapshot { replay, gap, last_id })
+}
+
+fn entry_id(id: &str) -> Option<u64> {
+    id.strip_prefix("0-")?.parse().ok()
+}
+
+fn field<'e>(e: &'e Entry, name: &[u8]) -> Option<&'e [u8]> {
+    e.1.chunks(2)
+        .find(|kv| kv[0] == name)
+        .and_then(|kv| kv.get(1))
+        .map(Vec::as_slice)
+}
+
+fn parse_u64(b: &[u8]) -> Option<u64> {
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// A message from the channel's topic: `id:epoch:kind:payload`.
+fn parse_published(name: &Arc<str>, raw: &[u8]) -> Option<Message> {
+    let mut parts = raw.splitn(4, |&b| b == b':');
+    let id = parse_u64(parts.next()?)?;
+    let _epoch = parts.next()?;
+    let kind = tag_kind(parts.next()?);
+    let payload = parts.next()?;
+    Some(Message::new(id, name.clone(), kind, payload.into(), Instant::now()))
+}
+
+/// Listens to the node's channels; a lost connection is made again (with
+/// backoff) and every channel subscribed again.
+fn pubsub_thread(client: redis::Client, con: redis::Connection, control: mpsc::Receiver<Control>, local: Arc<Local>) {
+    let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    let mut con = Some(con);
+    let mut backoff = Backoff::new();
+    loop {
+        let Some(mut c) = con.take().or_else(|| connect(&client).ok()) else {
+            // Subscribes wait for no one meanwhile: they are refused.
+            drain_refusing(&control);
+            backoff.wait();
+            continue;
+        };
+        backoff = Backoff::new();
+        match listen(&mut c, &control, &local, &mut topics) {
+            Ok(()) => return,
+            Err(e) => {
+                log::warn!("redis pubsub: {e}; connecting again");
+            }
+        }
+    }
+}
+
+/// While there is no connection: subscribe requests fail at once.
+fn drain_refusing(control: &mpsc::Receiver<Control>) {
+    while let Ok(c) = control.try_recv() {
+        if let Control::Subscribe(_, ack) = c {
+            let _ = ack.send(false);
+        }
+    }
+}
+
+/// Serve the control queue and hand out messages until the connection
+/// fails (`Err`) or the broker is dropped (`Ok`).
+fn listen(
+    con: &mut redis::Connection,
+    control: &mpsc::Receiver<Control>,
+    local: &Local,
+    topics: &mut HashMap<String, Arc<str>>,
+) -> redis::RedisResult<()> {
+    let mut pubsub = con.as_pubsub();
+    pubsub.set_read_timeout(Some(POLL))?;
+    for topic in topics.keys() {
+        pubsub.subscribe(topic)?;
+    }
+    loop {
+        loop {
+            match control.try_recv() {
+                Ok(Control::Subscribe(name, ack)) => {
+                    let (_, _, topic) = keys(&name);
+                    let result = pubsub.subscribe(&topic);
+                    let _ = ack.send(result.is_ok());
+                    result?;
+                    topics.insert(topic, name);
+                }
+                Ok(Control::Unsubscribe(name)) => {
+                    let (_, _, topic) = keys(&name);
+                    topics.remove(&topic);
+                    pubsub.unsubscribe(&topic)?;
+                }
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => return Ok(()),
+            }
+        }
+        let msg = match pubsub.get_message() {
+            Ok(msg) => msg,
+            Err(e) if e.is_timeout() => continue,
+            Err(e) => return Err(e),
+        };
+        let Some(name) = topics.get(msg.get_channel_name()) else {
+            continue;
+        };
+        let Ok(raw) = msg.get_payload::<Vec<u8>>() else {
+            continue;
+        };
+        let Some(message) = parse_published(name, &raw) else {
+            continue;
+        };
+        let message = Arc::new(message);
+        let mut channels = lock(&local.channels);
+        let Some(l) = channels.get_mut(name) else {
+            continue;
+        };
+        for (worker, &n) in l.per_worker.iter().enumerate() {
+            if n > 0 {
+                local.inboxes[worker].push(message.clone());
+            }
+        }
+        if l.pending > 0 {
+            l.buffer.push(message);
+        }
+    }
+}

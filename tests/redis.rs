@@ -1,0 +1,268 @@
+//! Several nodes through one Redis: every node's subscribers, on every
+//! transport, get every message published on any node, once and in id
+//! order, from one id sequence. The test starts its own `redis-server` on a
+//! free loopback port (CI installs it: tests/run-all.sh) and stops it by
+//! its pid.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wsreactor::pubsub::redis::RedisBroker;
+use wsreactor::pubsub::Broker;
+use wsreactor::reactor::Builder;
+
+/// A `redis-server` of this test's own, stopped (by pid) when dropped.
+struct Redis {
+    child: Child,
+    url: String,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        // The probe listener is closed before redis-server binds the port.
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Redis::start_on(port)
+    }
+
+    fn start_on(port: u16) -> Redis {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is needed (Debian: apt-get install redis-server; tests/run-all.sh does it)");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let t0 = Instant::now();
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "redis-server did not start on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis {
+            child,
+            url: format!("redis://127.0.0.1:{port}/0"),
+        }
+    }
+}
+
+impl Redis {
+    /// SIGKILL, as a crash would; returns the port to start it again on.
+    fn crash(mut self) -> u16 {
+        let port = self
+            .url
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        port
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A node: an in-process server whose channels live in `redis`.
+fn node(redis: &Redis) -> Server {
+    let settings = settings();
+    let hub = settings.pubsub.hub.clone();
+    let url = redis.url.clone();
+    let handle = Builder::new(settings)
+        .threads(2)
+        .try_broker(Box::new(move |inboxes| {
+            let broker = RedisBroker::start(&url, hub, inboxes).map_err(io::Error::other)?;
+            Ok(Arc::new(broker) as Arc<dyn Broker>)
+        }))
+        .start("127.0.0.1:0".parse().unwrap())
+        .unwrap();
+    Server::from_handle(handle)
+}
+
+const EACH: usize = 100;
+
+#[test]
+fn two_nodes_share_one_id_sequence_and_every_transport_gets_every_message() {
+    let redis = Redis::start();
+    let (a, b) = (node(&redis), node(&redis));
+    let (mut raw_a, _) = Client::upgrade_at(a.addr, "/ws/news", "");
+    let (mut json_b, r) = Client::upgrade_at(b.addr, "/ws/news", "Sec-WebSocket-Protocol: wsreactor.json\r\n");
+    assert_eq!(r.header("sec-websocket-protocol"), Some("wsreactor.json"));
+    let mut sse_a = Client::connect(a.addr);
+    sse_a.write(b"GET /sse/news HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(sse_a.read_response().status, 200);
+
+    // Two publishers at once, one on each node.
+    let publishers: Vec<_> = [(a.addr, 'a'), (b.addr, 'b')]
+        .into_iter()
+        .map(|(addr, tag)| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                (0..EACH)
+                    .map(|i| publish(&mut c, "news", &format!("{tag}{i}"))["id"].as_u64().unwrap())
+                    .collect::<Vec<u64>>()
+            })
+        })
+        .collect();
+    let mut ids: Vec<u64> = publishers.into_iter().flat_map(|p| p.join().unwrap()).collect();
+    ids.sort_unstable();
+    let total = 2 * EACH as u64;
+    assert_eq!(ids, (1..=total).collect::<Vec<_>>(), "one sequence, none repeated");
+
+    // The raw subscriber on node a: every payload once, each publisher's in order.
+    let payloads: Vec<String> = (0..total)
+        .map(|_| String::from_utf8(raw_a.recv().payload).unwrap())
+        .collect();
+    for tag in ['a', 'b'] {
+        let mine: Vec<&String> = payloads.iter().filter(|p| p.starts_with(tag)).collect();
+        let want: Vec<String> = (0..EACH).map(|i| format!("{tag}{i}")).collect();
+        assert_eq!(
+            mine,
+            want.iter().collect::<Vec<_>>(),
+            "publisher {tag}'s messages, in order, once"
+        );
+    }
+    // The envelope on node b: ids 1..total in order.
+    let got: Vec<u64> = (0..total)
+        .map(|_| {
+            let v: Value = serde_json::from_slice(&json_b.recv().payload).unwrap();
+            v["id"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(got, (1..=total).collect::<Vec<_>>());
+    // The event stream on node a: `id:` lines 1..total in order.
+    let mut sse_ids = Vec::new();
+    while sse_ids.len() < total as usize {
+        let event = String::from_utf8(sse_a.read_until(b"\n\n")).unwrap();
+        if let Some(id) = event.strip_prefix("id: ").and_then(|r| r.split('\n').next()) {
+            sse_ids.push(id.parse::<u64>().unwrap());
+        }
+    }
+    assert_eq!(sse_ids, (1..=total).collect::<Vec<_>>());
+
+    // A long poll on node b from a cursor: the history that Redis keeps.
+    let mut poller = Client::connect(b.addr);
+    let r = poller.request("GET", &format!("/poll/news?since={}", total - 5), &[], b"");
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    let polled: Vec<u64> = v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(polled, (total - 4..=total).collect::<Vec<_>>(), "{v}");
+    assert_eq!((v["last_id"].as_u64(), v["gap"].as_bool()), (Some(total), Some(false)));
+}
+
+#[test]
+fn a_subscriber_resumes_on_another_node_from_its_cursor() {
+    let redis = Redis::start();
+    let (a, b) = (node(&redis), node(&redis));
+    let mut publisher = Client::connect(a.addr);
+    for i in 1..=5 {
+        assert_eq!(publish(&mut publisher, "resume", &format!("m{i}"))["id"], i);
+    }
+    // Its cursor is 2: node b replays 3..5 from Redis's history, then live.
+    let (mut json, _) = Client::upgrade_at(
+        b.addr,
+        "/ws/resume?since=2",
+        "Sec-WebSocket-Protocol: wsreactor.json\r\n",
+    );
+    let ids = |c: &mut Client, n: usize| -> Vec<u64> {
+        (0..n)
+            .map(|_| {
+                serde_json::from_slice::<Value>(&c.recv().payload).unwrap()["id"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(ids(&mut json, 3), [3, 4, 5]);
+    assert_eq!(publish(&mut publisher, "resume", "m6")["id"], 6);
+    assert_eq!(ids(&mut json, 1), [6]);
+    // A cursor from the future (a Redis that lost this channel) is a reset.
+    let (mut late, _) = Client::upgrade_at(
+        b.addr,
+        "/ws/resume?since=99",
+        "Sec-WebSocket-Protocol: wsreactor.json\r\n",
+    );
+    let first: Value = serde_json::from_slice(&late.recv().payload).unwrap();
+    assert_eq!(first["gap"]["reset"], true, "{first}");
+}
+
+#[test]
+fn without_its_redis_a_node_does_not_start() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let settings = settings();
+    let hub = settings.pubsub.hub.clone();
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let started = Builder::new(settings)
+        .try_broker(Box::new(move |inboxes| {
+            let broker = RedisBroker::start(&url, hub, inboxes).map_err(io::Error::other)?;
+            Ok(Arc::new(broker) as Arc<dyn Broker>)
+        }))
+        .start("127.0.0.1:0".parse().unwrap());
+    let err = started.err().expect("no Redis on that port");
+    assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
+}
+
+#[test]
+fn while_redis_is_down_publishing_is_refused_and_then_delivery_resumes() {
+    let redis = Redis::start();
+    let a = node(&redis);
+    let (mut sub, _) = Client::upgrade_at(a.addr, "/ws/outage", "");
+    let mut publisher = Client::connect(a.addr);
+    assert_eq!(publish(&mut publisher, "outage", "before")["id"], 1);
+    assert_eq!(sub.recv().payload, b"before");
+
+    let port = redis.crash();
+    // Never a false 200: the node cannot store or number the message.
+    let r = publisher.request("POST", "/pub/outage", &[], b"during");
+    assert_eq!(r.status, 503, "{r:?}");
+    let mut subscriber = Client::connect(a.addr);
+    subscriber.write(b"GET /sse/outage HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(
+        subscriber.read_response().status,
+        503,
+        "no new subscriber without Redis"
+    );
+
+    let _redis = Redis::start_on(port);
+    // The node connects again by itself (backoff from 250 ms) and listens
+    // to its channels again: the subscriber that stayed gets what follows.
+    // This Redis restarted empty and numbers from 1 again; telling
+    // subscribers of that (the channel's epoch) is not done yet, so the
+    // cursor skips ids it has seen and the loop publishes until one that
+    // is new arrives.
+    let t0 = Instant::now();
+    loop {
+        assert!(t0.elapsed() < Duration::from_secs(20), "delivery did not resume");
+        let mut c = Client::connect(a.addr);
+        let r = c.request("POST", "/pub/outage", &["Content-Type: text/plain"], b"after");
+        if r.status == 200 {
+            if let Some(f) = sub.recv_within(Duration::from_millis(300)) {
+                assert_eq!(f.payload, b"after");
+                break;
+            }
+        } else {
+            assert_eq!(r.status, 503, "{r:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
