@@ -104,6 +104,9 @@ struct Listeners {
     /// Subscribes in flight: live messages are kept for them in `buffer`.
     pending: u32,
     buffer: Vec<Arc<Message>>,
+    /// The highest id handed to this node's inboxes: after an outage, the
+    /// history after it is what this node's subscribers may have missed.
+    delivered: u64,
 }
 
 impl Listeners {
@@ -367,6 +370,7 @@ fn subscribe(
             per_worker: vec![0; workers],
             pending: 0,
             buffer: Vec::new(),
+            delivered: 0,
         });
         let first = l.total() == 0;
         l.pending += 1;
@@ -396,6 +400,7 @@ fn subscribe(
                 snap.last_id = last.id;
             }
             snap.replay.extend(after);
+            l.delivered = l.delivered.max(snap.last_id);
             l.per_worker[from.worker] += 1;
             Answer::Subscribed(Ok((Subscription::new(name.clone(), from.worker), snap)))
         }
@@ -501,6 +506,7 @@ fn pubsub_thread(client: redis::Client, con: redis::Connection, control: mpsc::R
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
     let mut con = Some(con);
     let mut backoff = Backoff::new();
+    let mut again = false;
     loop {
         let Some(mut c) = con.take().or_else(|| connect(&client).ok()) else {
             // Subscribes wait for no one meanwhile: they are refused.
@@ -509,10 +515,12 @@ fn pubsub_thread(client: redis::Client, con: redis::Connection, control: mpsc::R
             continue;
         };
         backoff = Backoff::new();
-        match listen(&mut c, &control, &local, &mut topics) {
+        let catch_up = again.then_some(&client);
+        match listen(&mut c, &control, &local, &mut topics, catch_up) {
             Ok(()) => return,
             Err(e) => {
                 log::warn!("redis pubsub: {e}; connecting again");
+                again = true;
             }
         }
     }
@@ -534,11 +542,18 @@ fn listen(
     control: &mpsc::Receiver<Control>,
     local: &Local,
     topics: &mut HashMap<String, Arc<str>>,
+    catch_up: Option<&redis::Client>,
 ) -> redis::RedisResult<()> {
     let mut pubsub = con.as_pubsub();
     pubsub.set_read_timeout(Some(POLL))?;
     for topic in topics.keys() {
         pubsub.subscribe(topic)?;
+    }
+    // Listening again after an outage: what Redis stored meanwhile goes to
+    // the subscribers first (what also comes live is skipped by their
+    // cursors; what the history lost is a gap they are told of).
+    if let Some(client) = catch_up {
+        replay_missed(client, local, topics)?;
     }
     loop {
         loop {
@@ -573,18 +588,56 @@ fn listen(
         let Some(message) = parse_published(name, &raw) else {
             continue;
         };
-        let message = Arc::new(message);
+        if let Some(l) = lock(&local.channels).get_mut(name) {
+            hand_out(local, l, Arc::new(message));
+        }
+    }
+}
+
+/// A message for this node's subscribers of its channel.
+fn hand_out(local: &Local, l: &mut Listeners, message: Arc<Message>) {
+    for (worker, &n) in l.per_worker.iter().enumerate() {
+        if n > 0 {
+            local.inboxes[worker].push(message.clone());
+        }
+    }
+    l.delivered = l.delivered.max(message.id);
+    if l.pending > 0 {
+        l.buffer.push(message);
+    }
+}
+
+/// Hand out, per channel, what the history holds after the last id this
+/// node handed out.
+fn replay_missed(client: &redis::Client, local: &Local, topics: &HashMap<String, Arc<str>>) -> redis::RedisResult<()> {
+    let mut con = connect(client)?;
+    for name in topics.values() {
+        let Some(after) = lock(&local.channels).get(name).map(|l| l.delivered) else {
+            continue;
+        };
+        let (_, stream, _) = keys(name);
+        let entries: Vec<Entry> = redis::cmd("XRANGE")
+            .arg(&stream)
+            .arg(format!("(0-{after}"))
+            .arg("+")
+            .query(&mut con)?;
         let mut channels = lock(&local.channels);
         let Some(l) = channels.get_mut(name) else {
             continue;
         };
-        for (worker, &n) in l.per_worker.iter().enumerate() {
-            if n > 0 {
-                local.inboxes[worker].push(message.clone());
-            }
-        }
-        if l.pending > 0 {
-            l.buffer.push(message);
+        let now = Instant::now();
+        for e in &entries {
+            let Some(id) = entry_id(&e.0).filter(|&id| id > l.delivered) else {
+                continue;
+            };
+            let kind = field(e, b"k").map_or(MessageKind::Binary, tag_kind);
+            let payload = field(e, b"p").unwrap_or_default();
+            hand_out(
+                local,
+                l,
+                Arc::new(Message::new(id, name.clone(), kind, payload.into(), now)),
+            );
         }
     }
+    Ok(())
 }
