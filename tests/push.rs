@@ -468,9 +468,12 @@ fn a_slow_subscriber_is_dropped_while_others_get_everything() {
 #[test]
 fn metrics_and_demo_page() {
     let server = Server::with_threads(2, settings());
-    let (_sub, _) = Client::upgrade_at(server.addr, "/ws/m", "");
+    let (mut sub, _) = Client::upgrade_at(server.addr, "/ws/m", "");
     let mut c = Client::connect(server.addr);
     publish(&mut c, "m", "x");
+    // Delivery is asynchronous to the publish's answer: once the subscriber
+    // has the message, the counters have it too.
+    assert_eq!(sub.recv().payload, b"x");
     let _ = Client::connect(server.addr).request("GET", "/nope", &[], b"");
     assert!(server.wait_for(|s| &s.handshake_errors, 1, Duration::from_secs(5)));
     let r = c.request("GET", "/metrics", &[], b"");
