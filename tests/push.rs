@@ -516,6 +516,29 @@ fn metrics_and_demo_page() {
     echo.echo(TEXT, b"still echoing");
 }
 
+/// The `Broker` methods a test broker hands to its `LocalHub` unchanged.
+macro_rules! delegate_to_hub {
+    () => {
+        fn history(
+            &self,
+            channel: &str,
+            since: Option<u64>,
+            now: Instant,
+        ) -> Result<wsreactor::pubsub::Snapshot, wsreactor::pubsub::HubError> {
+            self.hub.history(channel, since, now)
+        }
+        fn unsubscribe(&self, subscription: wsreactor::pubsub::Subscription) {
+            self.hub.unsubscribe(subscription)
+        }
+        fn sweep(&self, now: Instant) {
+            self.hub.sweep(now)
+        }
+        fn channels(&self) -> usize {
+            self.hub.channels()
+        }
+    };
+}
+
 /// A broker put between the workers and the hub: it counts what it is
 /// asked and hands everything to a `LocalHub` on the reactor's inboxes.
 #[derive(Debug)]
@@ -531,23 +554,7 @@ impl wsreactor::pubsub::Broker for Counting {
         }
         self.hub.submit(from, request, now)
     }
-    fn history(
-        &self,
-        channel: &str,
-        since: Option<u64>,
-        now: Instant,
-    ) -> Result<wsreactor::pubsub::Snapshot, wsreactor::pubsub::HubError> {
-        self.hub.history(channel, since, now)
-    }
-    fn unsubscribe(&self, subscription: wsreactor::pubsub::Subscription) {
-        self.hub.unsubscribe(subscription)
-    }
-    fn sweep(&self, now: Instant) {
-        self.hub.sweep(now)
-    }
-    fn channels(&self) -> usize {
-        self.hub.channels()
-    }
+    delegate_to_hub!();
 }
 
 #[test]
@@ -595,23 +602,7 @@ impl wsreactor::pubsub::Broker for Late {
             inboxes[from.worker].answer(from, answer);
         });
     }
-    fn history(
-        &self,
-        channel: &str,
-        since: Option<u64>,
-        now: Instant,
-    ) -> Result<wsreactor::pubsub::Snapshot, wsreactor::pubsub::HubError> {
-        self.hub.history(channel, since, now)
-    }
-    fn unsubscribe(&self, subscription: wsreactor::pubsub::Subscription) {
-        self.hub.unsubscribe(subscription)
-    }
-    fn sweep(&self, now: Instant) {
-        self.hub.sweep(now)
-    }
-    fn channels(&self) -> usize {
-        self.hub.channels()
-    }
+    delegate_to_hub!();
 }
 
 #[test]

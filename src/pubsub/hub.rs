@@ -411,21 +411,7 @@ impl Broker for LocalHub {
 fn snapshot(c: &Channel, since: Option<u64>) -> Snapshot {
     let last_id = c.last_id();
     let first_kept = c.history.front().map_or(c.next_id, |m| m.id);
-    let (since, reset) = match since {
-        // Only what comes next.
-        None => (last_id, false),
-        // A cursor from the future (a restart, or a channel forgotten past
-        // the id memory): not one of ours. Start it over from what the
-        // history holds, and say so; staying silent would starve it until
-        // the ids pass its cursor.
-        Some(s) if s > last_id => (0, true),
-        Some(s) => (s, false),
-    };
-    let gap = (reset || since + 1 < first_kept).then(|| Gap {
-        from: since + 1,
-        to: first_kept - 1,
-        reset,
-    });
+    let (since, gap) = Gap::resume(since, last_id, first_kept);
     let skip = c.history.partition_point(|m| m.id <= since);
     Snapshot {
         replay: c.history.iter().skip(skip).cloned().collect(),

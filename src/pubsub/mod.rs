@@ -59,6 +59,29 @@ impl Gap {
     pub fn trimmed(from: u64, to: u64) -> Gap {
         Gap { from, to, reset: false }
     }
+
+    /// Where a subscriber whose cursor is `since` starts, by the rule every
+    /// broker keeps, given the channel's last id and the first id its
+    /// history still holds (`last_id + 1` when it holds none): the id after
+    /// which it is given the history, and the gap it is told of, if any.
+    pub fn resume(since: Option<u64>, last_id: u64, first_kept: u64) -> (u64, Option<Gap>) {
+        let (since, reset) = match since {
+            // Only what comes next.
+            None => (last_id, false),
+            // A cursor from the future (a restart, or a channel forgotten
+            // past the id memory): not one of ours. Start it over from what
+            // the history holds, and say so; staying silent would starve it
+            // until the ids pass its cursor.
+            Some(s) if s > last_id => (0, true),
+            Some(s) => (s, false),
+        };
+        let gap = (reset || since + 1 < first_kept).then(|| Gap {
+            from: since + 1,
+            to: first_kept - 1,
+            reset,
+        });
+        (since, gap)
+    }
 }
 
 /// What a new subscriber must be given before live messages.

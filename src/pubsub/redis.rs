@@ -450,16 +450,7 @@ fn snapshot(
         .find(|e| fresh(e))
         .and_then(|e| entry_id(&e.0))
         .unwrap_or(last_id + 1);
-    let (since, reset) = match since {
-        None => (last_id, false),
-        Some(s) if s > last_id => (0, true),
-        Some(s) => (s, false),
-    };
-    let gap = (reset || since + 1 < first_kept).then(|| Gap {
-        from: since + 1,
-        to: first_kept - 1,
-        reset,
-    });
+    let (since, gap) = Gap::resume(since, last_id, first_kept);
     let replay = entries
         .iter()
         .filter(|e| fresh(e))
