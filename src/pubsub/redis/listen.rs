@@ -1,0 +1,163 @@
+//! The node's subscriptions: one Redis subscription per channel with
+//! local subscribers, its messages handed to the workers' inboxes, and the
+//! catch-up after an outage.
+
+use super::store::{entry_id, field, keys, parse_published, tag_kind, Entry};
+use super::{connect, lock, Backoff, Control, Listeners, Local, POLL};
+use crate::protocol::MessageKind;
+use crate::pubsub::Message;
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Listens to the node's channels; a lost connection is made again (with
+/// backoff) and every channel subscribed again.
+pub(super) fn pubsub_thread(
+    client: redis::Client,
+    con: redis::Connection,
+    control: mpsc::Receiver<Control>,
+    local: Arc<Local>,
+) {
+    let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    let mut con = Some(con);
+    let mut backoff = Backoff::new();
+    let mut again = false;
+    loop {
+        let Some(mut c) = con.take().or_else(|| connect(&client).ok()) else {
+            // Subscribes wait for no one meanwhile: they are refused.
+            drain_refusing(&control);
+            backoff.wait();
+            continue;
+        };
+        backoff = Backoff::new();
+        let catch_up = again.then_some(&client);
+        match listen(&mut c, &control, &local, &mut topics, catch_up) {
+            Ok(()) => return,
+            Err(e) => {
+                log::warn!("redis pubsub: {e}; connecting again");
+                again = true;
+            }
+        }
+    }
+}
+
+/// While there is no connection: subscribe requests fail at once.
+pub(super) fn drain_refusing(control: &mpsc::Receiver<Control>) {
+    while let Ok(c) = control.try_recv() {
+        if let Control::Subscribe(_, ack) = c {
+            let _ = ack.send(false);
+        }
+    }
+}
+
+/// Serve the control queue and hand out messages until the connection
+/// fails (`Err`) or the broker is dropped (`Ok`).
+pub(super) fn listen(
+    con: &mut redis::Connection,
+    control: &mpsc::Receiver<Control>,
+    local: &Local,
+    topics: &mut HashMap<String, Arc<str>>,
+    catch_up: Option<&redis::Client>,
+) -> redis::RedisResult<()> {
+    let mut pubsub = con.as_pubsub();
+    pubsub.set_read_timeout(Some(POLL))?;
+    for topic in topics.keys() {
+        pubsub.subscribe(topic)?;
+    }
+    // Listening again after an outage: what Redis stored meanwhile goes to
+    // the subscribers first (what also comes live is skipped by their
+    // cursors; what the history lost is a gap they are told of).
+    if let Some(client) = catch_up {
+        replay_missed(client, local, topics)?;
+    }
+    loop {
+        loop {
+            match control.try_recv() {
+                Ok(Control::Subscribe(name, ack)) => {
+                    let (_, _, topic) = keys(&name);
+                    let result = pubsub.subscribe(&topic);
+                    let _ = ack.send(result.is_ok());
+                    result?;
+                    topics.insert(topic, name);
+                }
+                Ok(Control::Unsubscribe(name)) => {
+                    let (_, _, topic) = keys(&name);
+                    topics.remove(&topic);
+                    pubsub.unsubscribe(&topic)?;
+                }
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => return Ok(()),
+            }
+        }
+        let msg = match pubsub.get_message() {
+            Ok(msg) => msg,
+            Err(e) if e.is_timeout() => continue,
+            Err(e) => return Err(e),
+        };
+        let Some(name) = topics.get(msg.get_channel_name()) else {
+            continue;
+        };
+        let Ok(raw) = msg.get_payload::<Vec<u8>>() else {
+            continue;
+        };
+        let Some(message) = parse_published(name, &raw) else {
+            continue;
+        };
+        if let Some(l) = lock(&local.channels).get_mut(name) {
+            hand_out(local, l, Arc::new(message));
+        }
+    }
+}
+
+/// A message for this node's subscribers of its channel.
+pub(super) fn hand_out(local: &Local, l: &mut Listeners, message: Arc<Message>) {
+    for (worker, &n) in l.per_worker.iter().enumerate() {
+        if n > 0 {
+            local.inboxes[worker].push(message.clone());
+        }
+    }
+    l.delivered = l.delivered.max(message.id);
+    if l.pending > 0 {
+        l.buffer.push(message);
+    }
+}
+
+/// Hand out, per channel, what the history holds after the last id this
+/// node handed out.
+pub(super) fn replay_missed(
+    client: &redis::Client,
+    local: &Local,
+    topics: &HashMap<String, Arc<str>>,
+) -> redis::RedisResult<()> {
+    let mut con = connect(client)?;
+    for name in topics.values() {
+        let Some(after) = lock(&local.channels).get(name).map(|l| l.delivered) else {
+            continue;
+        };
+        let (_, stream, _) = keys(name);
+        let entries: Vec<Entry> = redis::cmd("XRANGE")
+            .arg(&stream)
+            .arg(format!("(0-{after}"))
+            .arg("+")
+            .query(&mut con)?;
+        let mut channels = lock(&local.channels);
+        let Some(l) = channels.get_mut(name) else {
+            continue;
+        };
+        let now = Instant::now();
+        for e in &entries {
+            let Some(id) = entry_id(&e.0).filter(|&id| id > l.delivered) else {
+                continue;
+            };
+            let kind = field(e, b"k").map_or(MessageKind::Binary, tag_kind);
+            let payload = field(e, b"p").unwrap_or_default();
+            hand_out(
+                local,
+                l,
+                Arc::new(Message::new(id, name.clone(), kind, payload.into(), now)),
+            );
+        }
+    }
+    Ok(())
+}
