@@ -325,3 +325,155 @@ fn a_subscriber_that_stayed_connected_misses_nothing_redis_stored_across_a_crash
     drop(redis);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A `wsreactor serve --broker` process on a free port, stopped by pid.
+struct Node {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Node {
+    fn spawn(redis: &Redis) -> Node {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wsreactor"))
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--threads",
+                "2",
+                "--broker",
+                &redis.url,
+            ])
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "the node exited");
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.split(' ').next().unwrap().parse().unwrap();
+            }
+        };
+        // Keep reading its log so that it never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        Node { child, addr }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Ids a long-poll client collects on one keep-alive connection until it
+/// has `last`.
+fn poll_until(addr: SocketAddr, channel: &str, last: u64) -> std::thread::JoinHandle<Vec<u64>> {
+    let channel = channel.to_string();
+    let mut c = Client::connect(addr);
+    // From cursor 0: what is published before a poll is parked comes from
+    // the history (history_size is 1000).
+    std::thread::spawn(move || {
+        let (mut cursor, mut seen) = (0u64, Vec::new());
+        while cursor < last {
+            let r = c.request("GET", &format!("/poll/{channel}?since={cursor}"), &[], b"");
+            if r.status == 204 {
+                continue;
+            }
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(v["gap"], false, "{v}");
+            seen.extend(
+                v["messages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m["id"].as_u64().unwrap()),
+            );
+            cursor = v["last_id"].as_u64().unwrap();
+        }
+        seen
+    })
+}
+
+#[test]
+fn two_processes_one_redis_a_thousand_messages_every_transport_once_in_order() {
+    const TOTAL: u64 = 1000;
+    let redis = Redis::start();
+    let nodes = [Node::spawn(&redis), Node::spawn(&redis)];
+    let mut raw = Vec::new();
+    let mut json = Vec::new();
+    let mut sse = Vec::new();
+    let mut polls = Vec::new();
+    for n in &nodes {
+        raw.push(Client::upgrade_at(n.addr, "/ws/k", "").0);
+        json.push(Client::upgrade_at(n.addr, "/ws/k", "Sec-WebSocket-Protocol: wsreactor.json\r\n").0);
+        let mut s = Client::connect(n.addr);
+        s.write(b"GET /sse/k HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(s.read_response().status, 200);
+        sse.push(s);
+        polls.push(poll_until(n.addr, "k", TOTAL));
+    }
+    // Alternately to both nodes, from two threads at once.
+    let publishers: Vec<_> = (0..2)
+        .map(|t| {
+            let addrs = [nodes[0].addr, nodes[1].addr];
+            std::thread::spawn(move || {
+                let mut cs = addrs.map(Client::connect);
+                (0..TOTAL / 2)
+                    .map(|i| {
+                        publish(&mut cs[(i % 2) as usize], "k", &format!("{t}-{i}"))["id"]
+                            .as_u64()
+                            .unwrap()
+                    })
+                    .collect::<Vec<u64>>()
+            })
+        })
+        .collect();
+    let mut ids: Vec<u64> = publishers.into_iter().flat_map(|p| p.join().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=TOTAL).collect::<Vec<_>>(), "ids 1..1000, none repeated");
+    let all: Vec<u64> = (1..=TOTAL).collect();
+    for c in &mut json {
+        let got: Vec<u64> = (0..TOTAL)
+            .map(|_| {
+                serde_json::from_slice::<Value>(&c.recv().payload).unwrap()["id"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(got, all, "wsreactor.json: every id once, in order");
+    }
+    for c in &mut raw {
+        let got: Vec<String> = (0..TOTAL)
+            .map(|_| String::from_utf8(c.recv().payload).unwrap())
+            .collect();
+        for t in 0..2 {
+            let mine: Vec<&String> = got.iter().filter(|p| p.starts_with(&format!("{t}-"))).collect();
+            let want: Vec<String> = (0..TOTAL / 2).map(|i| format!("{t}-{i}")).collect();
+            assert_eq!(
+                mine,
+                want.iter().collect::<Vec<_>>(),
+                "raw: each publisher's messages once, in order"
+            );
+        }
+        assert!(c.recv_within(Duration::from_millis(100)).is_none(), "nothing twice");
+    }
+    for c in &mut sse {
+        let mut got = Vec::new();
+        while got.len() < TOTAL as usize {
+            let event = String::from_utf8(c.read_until(b"\n\n")).unwrap();
+            if let Some(id) = event.strip_prefix("id: ").and_then(|r| r.split('\n').next()) {
+                got.push(id.parse::<u64>().unwrap());
+            }
+        }
+        assert_eq!(got, all, "SSE: every id once, in order");
+    }
+    for p in polls {
+        assert_eq!(p.join().unwrap(), all, "long polling: every id once, in order");
+    }
+}
