@@ -477,3 +477,52 @@ fn two_processes_one_redis_a_thousand_messages_every_transport_once_in_order() {
         assert_eq!(p.join().unwrap(), all, "long polling: every id once, in order");
     }
 }
+
+#[test]
+fn when_a_node_dies_its_subscribers_resume_on_another_with_their_cursor() {
+    const TOTAL: u64 = 300;
+    let redis = Redis::start();
+    let doomed = Node::spawn(&redis);
+    let other = Node::spawn(&redis);
+    let (mut sub, _) = Client::upgrade_at(doomed.addr, "/ws/moving", "Sec-WebSocket-Protocol: wsreactor.json\r\n");
+    // Publishing goes on through the other node the whole time.
+    let addr = other.addr;
+    let publisher = std::thread::spawn(move || {
+        let mut c = Client::connect(addr);
+        for i in 1..=TOTAL {
+            assert_eq!(publish(&mut c, "moving", &format!("m{i}"))["id"], i);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
+    let next = |c: &mut Client| -> Option<Value> {
+        let f = c.recv_within(Duration::from_secs(2))?;
+        (f.opcode == TEXT).then(|| serde_json::from_slice(&f.payload).unwrap())
+    };
+    let mut seen = Vec::new();
+    while seen.len() < 50 {
+        seen.push(next(&mut sub).unwrap()["id"].as_u64().unwrap());
+    }
+    drop(doomed); // SIGKILL, mid-stream
+                  // What the dead node had sent may still be in flight; then EOF, which
+                  // the test client reports by panicking (caught here: it is expected).
+    while let Some(v) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| next(&mut sub)))
+        .ok()
+        .flatten()
+    {
+        seen.push(v["id"].as_u64().unwrap());
+    }
+    let cursor = *seen.last().unwrap();
+    let path = format!("/ws/moving?since={cursor}");
+    let (mut again, _) = Client::upgrade_at(other.addr, &path, "Sec-WebSocket-Protocol: wsreactor.json\r\n");
+    while *seen.last().unwrap() < TOTAL {
+        let v = next(&mut again).expect("the rest arrives");
+        assert!(v.get("gap").is_none(), "nothing was lost: {v}");
+        seen.push(v["id"].as_u64().unwrap());
+    }
+    publisher.join().unwrap();
+    assert_eq!(
+        seen,
+        (1..=TOTAL).collect::<Vec<_>>(),
+        "every id once, in order, across the move"
+    );
+}
