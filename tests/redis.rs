@@ -258,10 +258,7 @@ fn while_redis_is_down_publishing_is_refused_and_then_delivery_resumes() {
     let _redis = Redis::start_on(port);
     // The node connects again by itself (backoff from 250 ms) and listens
     // to its channels again: the subscriber that stayed gets what follows.
-    // This Redis restarted empty and numbers from 1 again; telling
-    // subscribers of that (the channel's epoch) is not done yet, so the
-    // cursor skips ids it has seen and the loop publishes until one that
-    // is new arrives.
+    // (This Redis restarted empty: the reset is the next test's subject.)
     let t0 = Instant::now();
     loop {
         assert!(t0.elapsed() < Duration::from_secs(20), "delivery did not resume");
@@ -525,4 +522,47 @@ fn when_a_node_dies_its_subscribers_resume_on_another_with_their_cursor() {
         (1..=TOTAL).collect::<Vec<_>>(),
         "every id once, in order, across the move"
     );
+}
+
+#[test]
+fn redis_restarted_empty_is_told_as_a_reset_and_ids_go_on_past_every_cursor() {
+    let redis = Redis::start();
+    let (a, b) = (node(&redis), node(&redis));
+    let (mut sub, _) = Client::upgrade_at(a.addr, "/ws/lost", "Sec-WebSocket-Protocol: wsreactor.json\r\n");
+    let mut publisher = Client::connect(b.addr);
+    let envelope = |c: &mut Client| -> Value { serde_json::from_slice(&c.recv().payload).unwrap() };
+    for i in 1..=5 {
+        assert_eq!(publish(&mut publisher, "lost", &format!("m{i}"))["id"], i);
+        assert_eq!(envelope(&mut sub)["id"], i);
+    }
+    let port = redis.crash();
+    let _empty = Redis::start_on(port);
+    // Node a, which delivered up to 5, comes back first (its backoff is
+    // well under this) and makes the channel again numbered after 5.
+    std::thread::sleep(Duration::from_millis(1500));
+    let t0 = Instant::now();
+    let id = loop {
+        assert!(t0.elapsed() < Duration::from_secs(10), "publishing did not resume");
+        let r = publisher.request("POST", "/pub/lost", &["Content-Type: text/plain"], b"new");
+        if r.status == 200 {
+            break serde_json::from_slice::<Value>(&r.body).unwrap()["id"]
+                .as_u64()
+                .unwrap();
+        }
+        publisher = Client::connect(b.addr);
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(id, 6, "the numbering goes on after what subscribers hold");
+    // The subscriber that stayed is told its cursor is from another life.
+    let told = envelope(&mut sub);
+    assert_eq!(told["gap"]["reset"], true, "{told}");
+    let next = envelope(&mut sub);
+    assert_eq!(
+        (next["id"].as_u64(), next["data"].as_str()),
+        (Some(6), Some("new")),
+        "{next}"
+    );
+    // A client that comes back with its old cursor misses nothing either.
+    let (mut back, _) = Client::upgrade_at(b.addr, "/ws/lost?since=5", "Sec-WebSocket-Protocol: wsreactor.json\r\n");
+    assert_eq!(envelope(&mut back)["id"], 6);
 }

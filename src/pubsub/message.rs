@@ -39,6 +39,10 @@ pub struct Message {
     pub payload: Box<[u8]>,
     /// When it was published (for the history's age limit).
     pub published: Instant,
+    /// The first message a node saw after the channel's state was lost
+    /// and made again (a new epoch): its numbering may have started over,
+    /// so a subscriber's cursor is not to be trusted and it is told.
+    pub reset: bool,
     /// Shared as they are by every output queue that sends them.
     forms: [OnceLock<Arc<[u8]>>; ENCODINGS],
 }
@@ -52,6 +56,7 @@ impl Message {
             kind,
             payload,
             published,
+            reset: false,
             forms: Default::default(),
         }
     }

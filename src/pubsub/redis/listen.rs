@@ -2,8 +2,8 @@
 //! local subscribers, its messages handed to the workers' inboxes, and the
 //! catch-up after an outage.
 
-use super::store::{entry_id, field, keys, parse_published, tag_kind, Entry};
-use super::{connect, lock, Backoff, Control, Listeners, Local, POLL};
+use super::store::{entry_id, field, keys, parse_published, tag_kind, Entry, SEED};
+use super::{connect, lock, new_epoch, Backoff, Control, Job, Listeners, Local, POLL};
 use crate::protocol::MessageKind;
 use crate::pubsub::Message;
 use std::collections::HashMap;
@@ -101,13 +101,41 @@ pub(super) fn listen(
         let Ok(raw) = msg.get_payload::<Vec<u8>>() else {
             continue;
         };
-        let Some(message) = parse_published(name, &raw) else {
+        let Some((mut message, epoch)) = parse_published(name, &raw) else {
             continue;
         };
         if let Some(l) = lock(&local.channels).get_mut(name) {
+            new_epoch_check(local, l, &mut message, epoch);
             hand_out(local, l, Arc::new(message));
         }
     }
+}
+
+/// A message of an epoch other than the one this node knows: Redis lost
+/// the channel and made it again. The message is marked, so that every
+/// subscriber is told its cursor is from another numbering; if the new
+/// epoch began below ids this node delivered, its numbering is raised past
+/// them (by the command thread), so later ids meet no client's cursor.
+fn new_epoch_check(local: &Local, l: &mut Listeners, message: &mut Message, epoch: &[u8]) {
+    let epoch = String::from_utf8_lossy(epoch);
+    match &l.epoch {
+        Some(known) if **known == *epoch => return,
+        Some(_) => {
+            message.reset = true;
+            if message.id <= l.delivered {
+                let raise = Job::Raise {
+                    channel: l.name.clone(),
+                    epoch: epoch.as_ref().into(),
+                    floor: l.delivered,
+                };
+                let _ = lock(&local.jobs).send(raise);
+            }
+            // The new numbering: what follows is counted from here.
+            l.delivered = message.id;
+        }
+        None => {}
+    }
+    l.epoch = Some(epoch.as_ref().into());
 }
 
 /// A message for this node's subscribers of its channel.
@@ -131,11 +159,27 @@ pub(super) fn replay_missed(
     topics: &HashMap<String, Arc<str>>,
 ) -> redis::RedisResult<()> {
     let mut con = connect(client)?;
+    let seed = redis::Script::new(SEED);
     for name in topics.values() {
         let Some(after) = lock(&local.channels).get(name).map(|l| l.delivered) else {
             continue;
         };
-        let (_, stream, _) = keys(name);
+        let (meta, stream, _) = keys(name);
+        // Redis came back without the channel (restarted empty, or an old
+        // snapshot): make it again with a numbering that goes on after what
+        // this node delivered, before anyone publishes to it anew. The new
+        // epoch tells the subscribers, with its first message.
+        if after > 0 {
+            let made: u64 = seed
+                .key(meta)
+                .arg(new_epoch())
+                .arg(after)
+                .arg(local.meta_ttl_ms)
+                .invoke(&mut con)?;
+            if made == 1 {
+                log::warn!("redis lost channel {name}: made again after id {after}");
+            }
+        }
         let entries: Vec<Entry> = redis::cmd("XRANGE")
             .arg(&stream)
             .arg(format!("(0-{after}"))

@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use store::{keys, kind_tag, snapshot, PUBLISH, READ};
+use store::{keys, kind_tag, snapshot, PUBLISH, RAISE, READ};
 
 /// How long a subscribe waits for the node's Redis subscription.
 const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
@@ -59,6 +59,10 @@ struct Local {
     inboxes: Arc<[Inbox]>,
     channels: Mutex<HashMap<Arc<str>, Listeners>>,
     control: Mutex<mpsc::Sender<Control>>,
+    /// The command thread's queue, for the pubsub thread's repairs.
+    jobs: Mutex<mpsc::Sender<Job>>,
+    /// How long a channel's meta hash lives (`id_memory`).
+    meta_ttl_ms: u64,
 }
 
 /// One channel's subscribers on this node.
@@ -72,6 +76,9 @@ struct Listeners {
     /// The highest id handed to this node's inboxes: after an outage, the
     /// history after it is what this node's subscribers may have missed.
     delivered: u64,
+    /// The channel's epoch as this node knows it: a message of another
+    /// epoch means Redis lost the channel and made it again.
+    epoch: Option<Box<str>>,
 }
 
 impl Listeners {
@@ -90,6 +97,13 @@ enum Job {
         since: Option<u64>,
         reply: mpsc::Sender<Result<Snapshot, HubError>>,
     },
+    /// A new epoch of `channel` began below `floor`, the highest id this
+    /// node delivered: its numbering is to go on after it.
+    Raise {
+        channel: Arc<str>,
+        epoch: Box<str>,
+        floor: u64,
+    },
 }
 
 enum Control {
@@ -106,12 +120,14 @@ impl RedisBroker {
         let pubsub = connect(&client).map_err(|e| format!("broker {url}: {e}"))?;
         let listen_client = client.clone();
         let (control_tx, control_rx) = mpsc::channel();
+        let (jobs, jobs_rx) = mpsc::channel();
         let local = Arc::new(Local {
             inboxes,
             channels: Mutex::new(HashMap::new()),
             control: Mutex::new(control_tx),
+            jobs: Mutex::new(jobs.clone()),
+            meta_ttl_ms: settings.id_memory.as_millis() as u64,
         });
-        let (jobs, jobs_rx) = mpsc::channel();
         let worker_local = local.clone();
         std::thread::Builder::new()
             .name("redis-commands".into())
@@ -236,6 +252,7 @@ fn command_thread(
 ) {
     let publish = redis::Script::new(PUBLISH);
     let read = redis::Script::new(READ);
+    let raise = redis::Script::new(RAISE);
     let mut con = Some(con);
     for job in jobs {
         // A broken connection is made again for the next job; until Redis
@@ -249,6 +266,7 @@ fn command_thread(
                 Job::History { reply, .. } => {
                     let _ = reply.send(Err(HubError::Unavailable));
                 }
+                Job::Raise { .. } => {}
             }
             continue;
         };
@@ -258,6 +276,7 @@ fn command_thread(
                 request: Request::Publish { channel, kind, payload },
             } => {
                 let (meta, stream, topic) = keys(&channel);
+                let known = lock(&local.channels).get(&*channel).map_or(0, |l| l.delivered);
                 let result: redis::RedisResult<(u64, String, u64)> = publish
                     .key(meta)
                     .key(stream)
@@ -269,6 +288,7 @@ fn command_thread(
                     .arg(settings.id_memory.as_millis() as u64)
                     .arg(settings.history_ttl.as_millis().max(1) as u64)
                     .arg(unix_ms())
+                    .arg(known)
                     .invoke(con);
                 let answer = match result {
                     Ok((id, _epoch, nodes)) => Answer::Published(Ok(Receipt {
@@ -287,7 +307,14 @@ fn command_thread(
                 request: Request::Subscribe { channel, since },
             } => subscribe(con, &read, &local, &settings, from, &channel, since),
             Job::History { channel, since, reply } => {
-                let _ = reply.send(snapshot(con, &read, &settings, &channel, since));
+                let _ = reply.send(snapshot(con, &read, &settings, &channel, since).map(|(s, _)| s));
+            }
+            Job::Raise { channel, epoch, floor } => {
+                let (meta, _, _) = keys(&channel);
+                let raised: redis::RedisResult<u64> = raise.key(meta).arg(&*epoch).arg(floor).invoke(con);
+                if let Err(e) = raised {
+                    log::warn!("redis numbering of {channel} after a new epoch: {e}");
+                }
             }
         }
     }
@@ -313,6 +340,7 @@ fn subscribe(
             pending: 0,
             buffer: Vec::new(),
             delivered: 0,
+            epoch: None,
         });
         let first = l.total() == 0;
         l.pending += 1;
@@ -334,7 +362,10 @@ fn subscribe(
     };
     l.pending -= 1;
     let answer = match read {
-        Ok(mut snap) => {
+        Ok((mut snap, epoch)) => {
+            if l.epoch.is_none() && !epoch.is_empty() {
+                l.epoch = Some(epoch.into());
+            }
             // What arrived live while the history was read: the part after
             // the snapshot joins it (the rest is in it already).
             let after: Vec<_> = l.buffer.iter().filter(|m| m.id > snap.last_id).cloned().collect();

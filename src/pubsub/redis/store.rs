@@ -10,14 +10,21 @@ use std::time::Instant;
 
 /// Numbers, stores and publishes one message; returns `{id, epoch, nodes}`.
 /// KEYS: meta, stream. ARGV: topic, kind, payload, new epoch, history
-/// size, meta TTL (ms), stream TTL (ms), now (unix ms).
+/// size, meta TTL (ms), stream TTL (ms), now (unix ms), the highest id the
+/// publishing node knows of (where a new epoch's numbering starts after).
 pub(super) const PUBLISH: &str = r"
-local id = redis.call('HINCRBY', KEYS[1], 'id', 1)
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
+  -- A channel Redis does not know (new, or lost): a new epoch, numbered
+  -- after the highest id the publishing node knows of.
   epoch = ARGV[4]
   redis.call('HSET', KEYS[1], 'epoch', epoch)
+  local known = tonumber(redis.call('HGET', KEYS[1], 'id') or '0')
+  if tonumber(ARGV[9]) > known then
+    redis.call('HSET', KEYS[1], 'id', ARGV[9])
+  end
 end
+local id = redis.call('HINCRBY', KEYS[1], 'id', 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 if tonumber(ARGV[5]) > 0 then
   redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], '0-' .. id, 'k', ARGV[2], 't', ARGV[8], 'p', ARGV[3])
@@ -79,9 +86,9 @@ pub(super) fn snapshot(
     settings: &HubSettings,
     channel: &str,
     since: Option<u64>,
-) -> Result<Snapshot, HubError> {
+) -> Result<(Snapshot, String), HubError> {
     let (meta, stream, _) = keys(channel);
-    let (last_id, _epoch, first, entries): (u64, String, Vec<Entry>, Vec<Entry>) = read
+    let (last_id, epoch, first, entries): (u64, String, Vec<Entry>, Vec<Entry>) = read
         .key(meta)
         .key(stream)
         .arg(since.unwrap_or(0))
@@ -114,7 +121,7 @@ pub(super) fn snapshot(
             })
         })
         .collect();
-    Ok(Snapshot { replay, gap, last_id })
+    Ok((Snapshot { replay, gap, last_id }, epoch))
 }
 
 pub(super) fn entry_id(id: &str) -> Option<u64> {
@@ -132,12 +139,41 @@ pub(super) fn parse_u64(b: &[u8]) -> Option<u64> {
     std::str::from_utf8(b).ok()?.parse().ok()
 }
 
-/// A message from the channel's topic: `id:epoch:kind:payload`.
-pub(super) fn parse_published(name: &Arc<str>, raw: &[u8]) -> Option<Message> {
+/// A message from the channel's topic (`id:epoch:kind:payload`), and its epoch.
+pub(super) fn parse_published<'r>(name: &Arc<str>, raw: &'r [u8]) -> Option<(Message, &'r [u8])> {
     let mut parts = raw.splitn(4, |&b| b == b':');
     let id = parse_u64(parts.next()?)?;
-    let _epoch = parts.next()?;
+    let epoch = parts.next()?;
     let kind = tag_kind(parts.next()?);
     let payload = parts.next()?;
-    Some(Message::new(id, name.clone(), kind, payload.into(), Instant::now()))
+    Some((
+        Message::new(id, name.clone(), kind, payload.into(), Instant::now()),
+        epoch,
+    ))
 }
+
+/// A channel whose state Redis lost, made again by a node that knew it:
+/// a new epoch whose numbering goes on after the highest id the node
+/// knows, so no client's cursor meets a reused id. KEYS: meta. ARGV: new
+/// epoch, the highest known id, meta TTL (ms). Returns 1 if it made it.
+pub(super) const SEED: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'id', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+";
+
+/// After a node saw a new epoch start below ids it had delivered: the
+/// numbering of that epoch goes on after them. KEYS: meta. ARGV: the
+/// epoch, the highest id the node delivered.
+pub(super) const RAISE: &str = r"
+if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then
+  local id = tonumber(redis.call('HGET', KEYS[1], 'id') or '0')
+  if id < tonumber(ARGV[2]) then
+    redis.call('HSET', KEYS[1], 'id', ARGV[2])
+  end
+end
+return 1
+";

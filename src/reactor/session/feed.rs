@@ -71,7 +71,7 @@ impl Session {
                 let Some(feed) = feed else {
                     return Delivered::Nothing;
                 };
-                let Some(gap) = feed.advance(msg.id) else {
+                let Some(gap) = feed.advance(msg) else {
                     return Delivered::Nothing;
                 };
                 if over {
@@ -90,15 +90,16 @@ impl Session {
                 over
             }
             State::Poll { feed, .. } => {
-                let Some(gap) = feed.advance(msg.id) else {
+                let Some(gap) = feed.advance(msg) else {
                     return Delivered::Nothing;
                 };
                 feed.gap |= gap.is_some();
+                feed.reset |= gap.is_some_and(|g| g.reset);
                 feed.pending.push(msg.clone());
                 false
             }
             State::Sse { feed, last_event } => {
-                let Some(gap) = feed.advance(msg.id) else {
+                let Some(gap) = feed.advance(msg) else {
                     return Delivered::Nothing;
                 };
                 if !over {
@@ -413,10 +414,21 @@ impl Feed {
         }
     }
 
-    /// Take message `id`: `None` if the client has it already, else the
+    /// Take message `msg`: `None` if the client has it already, else the
     /// ids it skips, if any (the local hub never skips; a broker across
-    /// nodes might).
-    fn advance(&mut self, id: u64) -> Option<Option<Gap>> {
+    /// nodes might). After a reset (the broker lost the channel and made it
+    /// again) the cursor is from another numbering: the client is told, as
+    /// for a cursor the server cannot vouch for, and follows the new one.
+    fn advance(&mut self, msg: &Message) -> Option<Option<Gap>> {
+        let id = msg.id;
+        if msg.reset {
+            self.cursor = id;
+            return Some(Some(Gap {
+                from: 1,
+                to: id - 1,
+                reset: true,
+            }));
+        }
         if id <= self.cursor {
             return None;
         }

@@ -607,6 +607,30 @@ fn test_open_delivery_reaches_a_subscriber_once() {
 }
 
 #[test]
+fn test_open_delivery_after_a_reset_is_told_and_followed() {
+    let mut b = Bench::new();
+    let proto = format!("{UPGRADE}Sec-WebSocket-Protocol: wsreactor.json\r\n");
+    let mut s = subscriber(&mut b, "/ws/c", &proto, subscribed(5, vec![], None));
+    b.output(&mut s);
+    // The broker lost the channel: its new numbering starts below the cursor.
+    let mut first = Message::new(
+        2,
+        "c".into(),
+        MessageKind::Text,
+        b"new".as_slice().into(),
+        Instant::now(),
+    );
+    first.reset = true;
+    b.deliver(&mut s, &Arc::new(first));
+    let got = frames(b.output(&mut s));
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(String::from_utf8_lossy(&got[0].1).contains("\"reset\":true"), "{got:?}");
+    assert!(String::from_utf8_lossy(&got[1].1).contains("\"id\":2"), "{got:?}");
+    // And the new numbering is followed.
+    assert_eq!(b.deliver(&mut s, &message(3, "three")), Delivered::Queued);
+}
+
+#[test]
 fn test_open_slow_subscriber_is_closed_with_1013() {
     let mut b = Bench::new();
     b.settings.write_buffer_limit = 8;
