@@ -476,6 +476,11 @@ fn metrics_and_demo_page() {
     assert_eq!(sub.recv().payload, b"x");
     let _ = Client::connect(server.addr).request("GET", "/nope", &[], b"");
     assert!(server.wait_for(|s| &s.handshake_errors, 1, Duration::from_secs(5)));
+    assert_eq!(
+        c.request("GET", "/readyz", &[], b"").status,
+        200,
+        "the local hub is always ready"
+    );
     let r = c.request("GET", "/metrics", &[], b"");
     assert_eq!(r.status, 200);
     assert!(r

@@ -243,7 +243,16 @@ fn while_redis_is_down_publishing_is_refused_and_then_delivery_resumes() {
     assert_eq!(publish(&mut publisher, "outage", "before")["id"], 1);
     assert_eq!(sub.recv().payload, b"before");
 
+    let ready = |addr| Client::connect(addr).request("GET", "/readyz", &[], b"").status;
+    assert_eq!(ready(a.addr), 200);
     let port = redis.crash();
+    // /readyz says so (/healthz stays 200: the node itself is fine).
+    let t0 = Instant::now();
+    while ready(a.addr) != 503 {
+        assert!(t0.elapsed() < Duration::from_secs(5), "/readyz still 200 without Redis");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(Client::connect(a.addr).request("GET", "/healthz", &[], b"").status, 200);
     // Never a false 200: the node cannot store or number the message.
     let r = publisher.request("POST", "/pub/outage", &[], b"during");
     assert_eq!(r.status, 503, "{r:?}");
@@ -267,6 +276,7 @@ fn while_redis_is_down_publishing_is_refused_and_then_delivery_resumes() {
         if r.status == 200 {
             if let Some(f) = sub.recv_within(Duration::from_millis(300)) {
                 assert_eq!(f.payload, b"after");
+                assert_eq!(ready(a.addr), 200, "ready again");
                 break;
             }
         } else {

@@ -21,6 +21,8 @@ pub enum Route<'a> {
     Root,
     /// `/healthz`: liveness, a plain 200.
     Health,
+    /// `GET /readyz`: 200 while the broker is reachable, else 503.
+    Ready,
     /// `/metrics`: Prometheus text format.
     Metrics,
     /// `POST /pub/{channel}`.
@@ -43,6 +45,7 @@ pub fn route<'a>(path: &'a str) -> Route<'a> {
     match path {
         "/" => return Route::Root,
         "/healthz" => return Route::Health,
+        "/readyz" => return Route::Ready,
         "/metrics" => return Route::Metrics,
         _ => {}
     }
@@ -88,6 +91,7 @@ mod tests {
     fn routes_paths() {
         assert_eq!(route("/"), Route::Root);
         assert_eq!(route("/healthz"), Route::Health);
+        assert_eq!(route("/readyz"), Route::Ready);
         assert_eq!(route("/metrics"), Route::Metrics);
         assert_eq!(route("/nope"), Route::NotFound);
         assert_eq!(route("/healthz/"), Route::NotFound);

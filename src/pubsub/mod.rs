@@ -227,6 +227,11 @@ pub trait Broker: Send + Sync + fmt::Debug {
     fn sweep(&self, now: Instant);
     /// Channels that exist now.
     fn channels(&self) -> usize;
+    /// Whether the broker can carry out requests now (a network broker's
+    /// server is reachable). `/readyz` answers from it.
+    fn ready(&self) -> bool {
+        true
+    }
 }
 
 /// The channel a request path's last segment names, or `None` if it names

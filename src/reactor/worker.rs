@@ -57,6 +57,8 @@ pub struct Worker {
     subscribers: Subscribers,
     /// `/metrics` asks the broker how many channels exist.
     channels: Box<dyn Fn() -> usize + Send>,
+    /// `/readyz` asks the broker whether it is reachable.
+    ready: Box<dyn Fn() -> bool + Send>,
     /// What the session of the current step asks of the broker.
     actions: Vec<Action>,
     /// A request went to the broker: its answer is in the inbox, to be
@@ -107,6 +109,10 @@ impl Worker {
             let hub = hub.clone();
             Box::new(move || hub.channels())
         };
+        let ready: Box<dyn Fn() -> bool + Send> = {
+            let hub = hub.clone();
+            Box::new(move || hub.ready())
+        };
         Ok(Worker {
             id,
             poll,
@@ -121,6 +127,7 @@ impl Worker {
             app,
             subscribers: Subscribers::default(),
             channels,
+            ready,
             actions: Vec::new(),
             submitted: false,
             next_generation: 0,
@@ -223,6 +230,7 @@ impl Worker {
                 stats: &self.stats,
                 all_stats: &self.all_stats,
                 channels: &*self.channels,
+                ready: &*self.ready,
                 stamp: self.stamp,
                 date: &self.date,
                 actions: &mut self.actions,

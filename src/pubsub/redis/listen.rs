@@ -7,6 +7,7 @@ use super::{connect, lock, new_epoch, Backoff, Control, Job, Listeners, Local, P
 use crate::protocol::MessageKind;
 use crate::pubsub::Message;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,6 +26,7 @@ pub(super) fn pubsub_thread(
     let mut again = false;
     loop {
         let Some(mut c) = con.take().or_else(|| connect(&client).ok()) else {
+            local.pubsub_up.store(false, Relaxed);
             // Subscribes wait for no one meanwhile: they are refused.
             drain_refusing(&control);
             backoff.wait();
@@ -36,6 +38,7 @@ pub(super) fn pubsub_thread(
             Ok(()) => return,
             Err(e) => {
                 log::warn!("redis pubsub: {e}; connecting again");
+                local.pubsub_up.store(false, Relaxed);
                 again = true;
             }
         }
@@ -71,6 +74,7 @@ pub(super) fn listen(
     if let Some(client) = catch_up {
         replay_missed(client, local, topics)?;
     }
+    local.pubsub_up.store(true, Relaxed);
     loop {
         loop {
             match control.try_recv() {

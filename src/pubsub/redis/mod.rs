@@ -30,7 +30,7 @@ use super::{Address, Answer, Broker, HubError, HubSettings, Inbox, Message, Rece
 use crate::protocol::mask::xorshift64;
 use listen::pubsub_thread;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -63,6 +63,10 @@ struct Local {
     jobs: Mutex<mpsc::Sender<Job>>,
     /// How long a channel's meta hash lives (`id_memory`).
     meta_ttl_ms: u64,
+    /// The last command reached Redis, and the subscription connection is
+    /// up: what `/readyz` reports.
+    commands_up: AtomicBool,
+    pubsub_up: AtomicBool,
 }
 
 /// One channel's subscribers on this node.
@@ -127,6 +131,8 @@ impl RedisBroker {
             control: Mutex::new(control_tx),
             jobs: Mutex::new(jobs.clone()),
             meta_ttl_ms: settings.id_memory.as_millis() as u64,
+            commands_up: AtomicBool::new(true),
+            pubsub_up: AtomicBool::new(true),
         });
         let worker_local = local.clone();
         std::thread::Builder::new()
@@ -189,6 +195,10 @@ impl Broker for RedisBroker {
     fn channels(&self) -> usize {
         // The channels this node listens to; Redis holds the rest.
         lock(&self.local.channels).len()
+    }
+
+    fn ready(&self) -> bool {
+        self.local.commands_up.load(Relaxed) && self.local.pubsub_up.load(Relaxed)
     }
 }
 
@@ -260,6 +270,7 @@ fn command_thread(
         if con.as_ref().is_none_or(|c| !redis::ConnectionLike::is_open(c)) {
             con = connect(&client).ok();
         }
+        local.commands_up.store(con.is_some(), Relaxed);
         let Some(con) = con.as_mut() else {
             match job {
                 Job::Request { from, request } => refuse(&local, from, &request),
@@ -297,6 +308,7 @@ fn command_thread(
                     })),
                     Err(e) => {
                         log::warn!("redis publish to {channel}: {e}");
+                        local.commands_up.store(false, Relaxed);
                         Answer::Published(Err(HubError::Unavailable))
                     }
                 };

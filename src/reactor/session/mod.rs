@@ -61,6 +61,8 @@ pub struct Env<'a> {
     pub all_stats: &'a [Arc<WorkerStats>],
     /// How many channels exist (for `/metrics`).
     pub channels: &'a dyn Fn() -> usize,
+    /// Whether the broker is reachable (for `/readyz`).
+    pub ready: &'a dyn Fn() -> bool,
     /// The time the current loop iteration began.
     pub stamp: Stamp,
     /// The same, as the `Date` of a response.

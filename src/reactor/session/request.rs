@@ -122,7 +122,7 @@ impl Session {
             return io.upgrade(head, handler, env);
         }
         let route = match route(path) {
-            Route::Root | Route::Health | Route::Metrics if !app.pages => Route::NotFound,
+            Route::Root | Route::Health | Route::Ready | Route::Metrics if !app.pages => Route::NotFound,
             Route::Publish(_) | Route::Poll(_) | Route::Events(_) | Route::BadChannel if !app.push => Route::NotFound,
             // Subscribers are the `/ws/` handler's.
             Route::Subscribe(_) => Route::NotFound,
@@ -134,7 +134,7 @@ impl Session {
             return io.refuse(Status::PAYLOAD_TOO_LARGE, &[], &why, env);
         }
         match route {
-            Route::Root | Route::Health | Route::Metrics if !matches!(head.method, "GET" | "HEAD") => {
+            Route::Root | Route::Health | Route::Ready | Route::Metrics if !matches!(head.method, "GET" | "HEAD") => {
                 io.refuse(Status::METHOD_NOT_ALLOWED, &[("Allow", "GET, HEAD")], "use GET", env)
             }
             Route::Root => io.reply(
@@ -144,6 +144,15 @@ impl Session {
                 env,
             ),
             Route::Health => io.reply(head, &[("Content-Type", "text/plain")], b"ok\n", env),
+            // A probe's answer, not a refusal: the connection stays.
+            Route::Ready if (env.ready)() => io.reply(head, &[("Content-Type", "text/plain")], b"ready\n", env),
+            Route::Ready => io.respond(
+                Status::SERVICE_UNAVAILABLE,
+                &[("Content-Type", "text/plain")],
+                b"the broker is unreachable\n",
+                head.wants_close(),
+                env,
+            ),
             Route::Metrics => {
                 let body = metrics::render(env.all_stats, (env.channels)());
                 io.reply(head, &[("Content-Type", metrics::CONTENT_TYPE)], body.as_bytes(), env)

@@ -41,6 +41,7 @@ impl Bench {
             stats: &self.stats,
             all_stats: &self.all_stats,
             channels: &|| 3,
+            ready: &|| true,
             stamp: self.now,
             date: &self.date,
             actions: &mut self.actions,
