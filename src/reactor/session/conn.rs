@@ -52,30 +52,39 @@ impl Conn for View<'_> {
     }
 }
 
+impl Open {
+    /// This session's handler (its index in the app) and the view of the
+    /// session to lend it, writing to `out`.
+    #[inline]
+    pub(super) fn view<'a>(
+        &'a mut self,
+        out: &'a mut Vec<u8>,
+        actions: &'a mut Vec<Action>,
+        me: Address,
+        now: Stamp,
+    ) -> (u16, View<'a>) {
+        let view = View {
+            ws: &mut self.ws,
+            close_sent: &mut self.close_sent,
+            data: &mut self.data,
+            out,
+            actions,
+            me,
+            now,
+        };
+        (self.handler, view)
+    }
+}
+
 impl Session {
     /// Call the handler of an open session, lending it a view.
     pub(super) fn with_handler(&mut self, env: &mut Env<'_>, f: impl FnOnce(&dyn Handler, &mut dyn Conn)) {
         let State::Open(open) = &mut self.state else {
             return;
         };
-        let Open {
-            ws,
-            close_sent,
-            data,
-            handler,
-            ..
-        } = &mut **open;
         let app = env.app;
-        let mut view = View {
-            ws,
-            close_sent,
-            data,
-            out: self.io.out.buf(env.pool),
-            actions: env.actions,
-            me: env.me,
-            now: env.stamp,
-        };
-        f(app.handler(*handler), &mut view);
+        let (handler, mut view) = open.view(self.io.out.buf(env.pool), env.actions, env.me, env.stamp);
+        f(app.handler(handler), &mut view);
     }
 
     /// Tell the handler the connection is closing (once).

@@ -2,8 +2,7 @@
 //! handed to the connection's handler, and echoed when it says so (a large
 //! one out of the very buffer it arrived in).
 
-use super::conn::View;
-use super::{want, Env, Open, Session, State};
+use super::{want, Env, Session, State};
 use crate::app::Reply;
 use crate::protocol::{Event, MessageKind, Payload, Read as FrameRead, WebSocket};
 use crate::stats::WorkerStats;
@@ -17,13 +16,6 @@ impl Session {
         let State::Open(open) = &mut self.state else {
             return;
         };
-        let Open {
-            ws,
-            close_sent,
-            data,
-            handler,
-            ..
-        } = &mut **open;
         let app = env.app;
         let io = &mut self.io;
         let Some(rbuf) = io.rbuf.as_mut() else {
@@ -37,7 +29,7 @@ impl Session {
             // One owned segment serves the protocol's replies, the
             // handler's sends and the echo.
             let out = io.out.buf(env.pool);
-            match ws.read(rbuf.filled_mut(), out) {
+            match open.ws.read(rbuf.filled_mut(), out) {
                 Ok(FrameRead::Incomplete { frame_len }) => {
                     io.want = want(frame_len.unwrap_or(0));
                     break;
@@ -46,16 +38,9 @@ impl Session {
                     match event {
                         Some(Event::Message(kind, payload)) => {
                             env.stats.messages_in.fetch_add(1, Relaxed);
-                            let mut view = View {
-                                ws: &mut *ws,
-                                close_sent: &mut *close_sent,
-                                data: &mut *data,
-                                out: &mut *out,
-                                actions: &mut *env.actions,
-                                me: env.me,
-                                now: env.stamp,
-                            };
-                            let reply = app.handler(*handler).message(&mut view, kind, &payload);
+                            let (handler, mut view) = open.view(out, env.actions, env.me, env.stamp);
+                            let reply = app.handler(handler).message(&mut view, kind, &payload);
+                            let ws = &mut open.ws;
                             if reply == Reply::Echo {
                                 match in_place(&payload, consumed, buffered, size) {
                                     Some(len) => {
@@ -83,7 +68,7 @@ impl Session {
                 Err(e) => {
                     log::debug!("protocol error: {e}");
                     env.stats.count_protocol_error(e.kind());
-                    ws.fail(&e, out);
+                    open.ws.fail(&e, out);
                     rbuf.consume(rbuf.len());
                     break;
                 }
@@ -98,7 +83,7 @@ impl Session {
                 io.want = 0;
             }
         }
-        if ws.is_closed() {
+        if open.ws.is_closed() {
             self.tell_close(peer_code, env);
             self.enter_closing(env);
         }
