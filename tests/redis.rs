@@ -93,7 +93,10 @@ impl Drop for Redis {
 
 /// A node: an in-process server whose channels live in `redis`.
 fn node(redis: &Redis) -> Server {
-    let settings = settings();
+    node_with(redis, settings())
+}
+
+fn node_with(redis: &Redis, settings: wsreactor::reactor::settings::Settings) -> Server {
     let hub = settings.pubsub.hub.clone();
     let url = redis.url.clone();
     let handle = Builder::new(settings)
@@ -575,4 +578,47 @@ fn redis_restarted_empty_is_told_as_a_reset_and_ids_go_on_past_every_cursor() {
     // A client that comes back with its old cursor misses nothing either.
     let (mut back, _) = Client::upgrade_at(b.addr, "/ws/lost?since=5", "Sec-WebSocket-Protocol: wsreactor.json\r\n");
     assert_eq!(envelope(&mut back)["id"], 6);
+}
+
+#[test]
+fn max_channels_holds_over_every_node_and_forgotten_ids_are_not_reused() {
+    let redis = Redis::start();
+    let mut s = settings();
+    s.pubsub.hub.max_channels = 2;
+    s.pubsub.hub.id_memory_channels = 1;
+    s.pubsub.hub.history_ttl = Duration::from_millis(600);
+    let (a, b) = (node_with(&redis, s.clone()), node_with(&redis, s));
+    // A refusal closes its connection: each publish on a new one.
+    let (pa, pb) = (a.addr, b.addr);
+    let post = |addr, channel: &str| Client::connect(addr).request("POST", &format!("/pub/{channel}"), &[], b"x");
+    for _ in 0..3 {
+        assert_eq!(post(pa, "one").status, 200);
+    }
+    assert_eq!(post(pb, "two").status, 200);
+    // Two channels exist, made on two nodes: a third is refused on both,
+    // to a publisher and to a subscriber, while the two go on.
+    for addr in [pa, pb] {
+        let r = post(addr, "three");
+        assert_eq!(r.status, 503, "{r:?}");
+        assert!(String::from_utf8_lossy(&r.body).contains("too many channels"), "{r:?}");
+    }
+    let mut sub = Client::connect(b.addr);
+    let r = sub.request("GET", "/sse/four", &[], b"");
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(post(pb, "two").status, 200);
+
+    // Their history expires: they leave the table, and new channels fit.
+    std::thread::sleep(Duration::from_millis(800));
+    let id = |r: Response| {
+        serde_json::from_slice::<Value>(&r.body).unwrap()["id"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(id(post(pa, "three")), 1);
+    // A fourth name passes the memory of 2 + 1 ids: the oldest (one, at
+    // 3) is forgotten, and a channel made anew starts after its last id.
+    assert_eq!(id(post(pb, "four")), 4, "after the forgotten channel's last id");
+    let (mut raw, _) = Client::upgrade_at(a.addr, "/ws/four", "");
+    assert_eq!(id(post(pa, "four")), 5);
+    assert_eq!(raw.recv().payload, b"x");
 }

@@ -2,8 +2,9 @@
 //! local subscribers, its messages handed to the workers' inboxes, and the
 //! catch-up after an outage.
 
-use super::store::{entry_id, field, keys, parse_published, tag_kind, Entry, SEED};
-use super::{connect, lock, new_epoch, Backoff, Control, Job, Listeners, Local, POLL};
+use super::scripts::SEED;
+use super::store::{entry_id, field, keys, parse_published, tag_kind, Entry, KNOWN};
+use super::{connect, lock, new_epoch, unix_ms, Backoff, Control, Job, Listeners, Local, POLL};
 use crate::protocol::MessageKind;
 use crate::pubsub::Message;
 use std::collections::HashMap;
@@ -176,9 +177,12 @@ pub(super) fn replay_missed(
         if after > 0 {
             let made: u64 = seed
                 .key(meta)
+                .key(KNOWN)
                 .arg(new_epoch())
                 .arg(after)
                 .arg(local.meta_ttl_ms)
+                .arg(&**name)
+                .arg(unix_ms())
                 .invoke(&mut con)?;
             if made == 1 {
                 log::warn!("redis lost channel {name}: made again after id {after}");

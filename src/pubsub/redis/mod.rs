@@ -24,6 +24,7 @@
 //! message once, in order (the contract of [`Broker`]).
 
 mod listen;
+mod scripts;
 mod store;
 
 use super::{Address, Answer, Broker, HubError, HubSettings, Inbox, Message, Receipt, Request, Snapshot, Subscription};
@@ -34,7 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use store::{keys, kind_tag, snapshot, PUBLISH, RAISE, READ};
+use store::{hub_error, keys, kind_tag, snapshot, CHANNELS, FLOOR, KNOWN, LEASE_MS};
 
 /// How long a subscribe waits for the node's Redis subscription.
 const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
@@ -260,17 +261,33 @@ fn command_thread(
     local: Arc<Local>,
     settings: HubSettings,
 ) {
-    let publish = redis::Script::new(PUBLISH);
-    let read = redis::Script::new(READ);
-    let raise = redis::Script::new(RAISE);
+    let publish = redis::Script::new(&scripts::publish());
+    let read = redis::Script::new(&scripts::read());
+    let raise = redis::Script::new(scripts::RAISE);
+    let keep = redis::Script::new(scripts::KEEP);
     let mut con = Some(con);
-    for job in jobs {
+    let mut renew = Instant::now();
+    loop {
+        let job = match jobs.recv_timeout(renew.saturating_duration_since(Instant::now())) {
+            Ok(job) => Some(job),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         // A broken connection is made again for the next job; until Redis
         // answers, every request is refused at once (503), never queued.
         if con.as_ref().is_none_or(|c| !redis::ConnectionLike::is_open(c)) {
             con = connect(&client).ok();
         }
         local.commands_up.store(con.is_some(), Relaxed);
+        if Instant::now() >= renew {
+            if let Some(con) = con.as_mut() {
+                keep_channels(con, &keep, &local, &settings);
+            }
+            renew = Instant::now() + Duration::from_millis(LEASE_MS / 3);
+        }
+        let Some(job) = job else {
+            continue;
+        };
         let Some(con) = con.as_mut() else {
             match job {
                 Job::Request { from, request } => refuse(&local, from, &request),
@@ -291,6 +308,9 @@ fn command_thread(
                 let result: redis::RedisResult<(u64, String, u64)> = publish
                     .key(meta)
                     .key(stream)
+                    .key(CHANNELS)
+                    .key(KNOWN)
+                    .key(FLOOR)
                     .arg(topic)
                     .arg(kind_tag(kind))
                     .arg(&*payload)
@@ -300,6 +320,9 @@ fn command_thread(
                     .arg(settings.history_ttl.as_millis().max(1) as u64)
                     .arg(unix_ms())
                     .arg(known)
+                    .arg(&*channel)
+                    .arg(settings.max_channels)
+                    .arg(settings.id_memory_channels)
                     .invoke(con);
                 let answer = match result {
                     Ok((id, _epoch, nodes)) => Answer::Published(Ok(Receipt {
@@ -307,9 +330,11 @@ fn command_thread(
                         subscribers: nodes as usize,
                     })),
                     Err(e) => {
-                        log::warn!("redis publish to {channel}: {e}");
-                        local.commands_up.store(false, Relaxed);
-                        Answer::Published(Err(HubError::Unavailable))
+                        let e = hub_error("publish to", &channel, &e);
+                        if e == HubError::Unavailable {
+                            local.commands_up.store(false, Relaxed);
+                        }
+                        Answer::Published(Err(e))
                     }
                 };
                 local.inboxes[from.worker].answer(from, answer);
@@ -319,7 +344,7 @@ fn command_thread(
                 request: Request::Subscribe { channel, since },
             } => subscribe(con, &read, &local, &settings, from, &channel, since),
             Job::History { channel, since, reply } => {
-                let _ = reply.send(snapshot(con, &read, &settings, &channel, since).map(|(s, _)| s));
+                let _ = reply.send(snapshot(con, &read, &settings, &channel, since, 0).map(|(s, _)| s));
             }
             Job::Raise { channel, epoch, floor } => {
                 let (meta, _, _) = keys(&channel);
@@ -328,6 +353,26 @@ fn command_thread(
                     log::warn!("redis numbering of {channel} after a new epoch: {e}");
                 }
             }
+        }
+    }
+}
+
+/// The channels this node has subscribers for go on existing in
+/// `wsr:channels` (a lease of [`LEASE_MS`], renewed every third of it).
+fn keep_channels(con: &mut redis::Connection, keep: &redis::Script, local: &Local, settings: &HubSettings) {
+    let names: Vec<Arc<str>> = lock(&local.channels).keys().cloned().collect();
+    let now = unix_ms();
+    for chunk in names.chunks(512) {
+        let mut call = keep.key(CHANNELS);
+        call.key(KNOWN)
+            .arg(now + LEASE_MS)
+            .arg(now + settings.id_memory.as_millis() as u64);
+        for name in chunk {
+            call.arg(&**name);
+        }
+        if let Err(e) = call.invoke::<u64>(con) {
+            log::warn!("redis renewing this node's channels: {e}");
+            return;
         }
     }
 }
@@ -364,7 +409,7 @@ fn subscribe(
         acked.recv_timeout(SUBSCRIBE_WAIT).unwrap_or(false)
     };
     let read = if listening {
-        snapshot(con, read, settings, channel, since)
+        snapshot(con, read, settings, channel, since, LEASE_MS)
     } else {
         Err(HubError::Unavailable)
     };
