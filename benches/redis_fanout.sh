@@ -7,6 +7,7 @@
 #   bash benches/redis_fanout.sh                       # 1,000 and 10,000 subscribers, 3 rounds, 100/s for 15 s
 #   SUBSCRIBERS="200 1000" ROUNDS=1 DURATION=4s bash benches/redis_fanout.sh    # smoke test
 #   RATE=500 SAT_PUBLISHERS=16 bash benches/redis_fanout.sh
+#   KEEP_WORK=1 bash benches/redis_fanout.sh          # keep each run's JSON summary and server log
 #
 # It starts its own `redis-server` on a free loopback port (no persistence,
 # its own temporary directory) and, for every measurement, a fresh
@@ -57,6 +58,7 @@ LOAD_CPU=${LOAD_CPU:-1}
 REDIS_CPU=${REDIS_CPU:-1}
 REDIS_SERVER=${REDIS_SERVER:-redis-server}
 REDIS_CLI=${REDIS_CLI:-redis-cli}
+KEEP_WORK=${KEEP_WORK:-}
 
 setup_error() { echo "redis_fanout: $*" >&2; exit 2; }
 [ -x "$BIN" ] || setup_error "no $BIN: cargo build --release first"
@@ -93,7 +95,11 @@ stop_pid() {
 cleanup() {
     if [ -n "$server_pid" ]; then stop_pid "$server_pid"; fi
     if [ -n "$redis_pid" ]; then stop_pid "$redis_pid"; fi
-    rm -rf "$work"
+    if [ -n "$KEEP_WORK" ]; then
+        echo "redis_fanout: summaries and logs kept in $work" >&2
+    else
+        rm -rf "$work"
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -181,7 +187,16 @@ if r:
     s, e = r["subscribe"], r["errors"]
     p, d = s["published"], s["deliveries"]
     if e["total"]:
-        problems.append(f"{e['total']} errors")
+        kinds = []
+        for key, value in e.items():
+            if key == "total" or not value:
+                continue
+            if isinstance(value, dict):
+                value = {k: v for k, v in value.items() if v}
+                if not value:
+                    continue
+            kinds.append(f"{key} {value}")
+        problems.append(f"{e['total']} errors ({', '.join(kinds)})")
     if r["connections"]["opened"] != r["connections"]["target"]:
         problems.append(f"{r['connections']['opened']} of {r['connections']['target']} connections opened")
     if d["missing"]:

@@ -139,6 +139,12 @@ struct LoadArgs {
     /// over, one request in flight on each.
     #[arg(long, value_name = "N", default_value_t = 4)]
     publishers: usize,
+    /// Subscribe mode: subscribe only; another `load` process publishes
+    /// to the channel (give its --publishers). Payload times are wall
+    /// clock, so latency is measured across processes on one machine;
+    /// `accepted` is then what any subscriber of this run saw.
+    #[arg(long)]
+    observe: bool,
     /// Local addresses to connect from, in turn: 127.0.0.1-127.0.0.32 or a
     /// comma-separated list (each gives its own ~28,000 ephemeral ports).
     #[arg(long, value_name = "IPS", value_parser = load::parse_source_ips)]
@@ -181,6 +187,7 @@ impl LoadArgs {
             },
             rate: self.rate,
             publishers: self.publishers,
+            observe: self.observe,
             pipeline: self.pipeline,
             source_ips: self.source_ips.clone().unwrap_or_default(),
             timeout: self.timeout,

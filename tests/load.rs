@@ -476,6 +476,54 @@ fn subscribe_every_subscriber_gets_every_message_in_order() {
 }
 
 #[test]
+fn observe_subscribes_to_what_another_run_publishes_and_measures_it() {
+    let server = Serve::start(&[]);
+    let url = server.url("watched");
+    // The observer subscribes first and for longer; the publishing run
+    // comes once it is open, and ends first.
+    let observer = {
+        let o = Options {
+            observe: true,
+            publishers: 2,
+            size: 64,
+            // Its drain (twice this) cannot end early: it does not know
+            // what was accepted.
+            timeout: Duration::from_secs(1),
+            ..subscribe(url.clone(), 20, 1.0, 3.0)
+        };
+        std::thread::spawn(move || run(&o))
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let publisher = Options {
+        publishers: 2,
+        size: 64,
+        ..subscribe(url, 10, 50.0, 1.0)
+    };
+    let published = run(&publisher);
+    let observed = observer.join().unwrap();
+    drop(server);
+    let (p, o) = (
+        published.subscribe.as_ref().unwrap(),
+        observed.subscribe.as_ref().unwrap(),
+    );
+    assert_eq!(p.published.accepted, 50, "{:?}", p.published);
+    assert!(o.observed && !p.observed);
+    assert_eq!(observed.errors.total, 0, "{:?}", observed.errors);
+    // Every one of the 50, to every one of the observer's 20 subscribers.
+    assert_eq!(o.published.accepted, 50, "{:?}", o.published);
+    assert_eq!(o.deliveries.received, 50 * 20, "{:?}", o.deliveries);
+    assert_eq!(o.deliveries.complete_subscribers, 20);
+    // Latency across the two runs, from the publisher's schedule: the
+    // wall clock, not either run's own start.
+    assert_eq!(observed.latency_from, "schedule");
+    assert!(
+        observed.latency_us.count == 1000 && observed.latency_us.max < 1_000_000,
+        "{:?}",
+        observed.latency_us
+    );
+}
+
+#[test]
 fn subscribe_counts_refused_publishes_and_misses_none() {
     // With a publish token and none sent, every publish is refused with 401
     // and delivered to nobody.

@@ -497,12 +497,14 @@ fn on_delivery(order: &mut Order, payload: &[u8], ctx: &mut Ctx<'_>) {
         Some(Seen::InOrder | Seen::Ahead) => {}
     }
     ctx.stats.received += 1;
-    let now = Instant::now();
-    let at = |ns: u64| ctx.plan.t0 + Duration::from_nanos(ns);
-    let latency = now.saturating_duration_since(at(stamp.scheduled_ns));
+    // Payload times are the wall clock's: the publisher may be another
+    // process (--observe).
+    let now = ctx.plan.unix_ns(Instant::now());
+    let since = |ns: u64| Duration::from_nanos(now.saturating_sub(ns));
+    let latency = since(stamp.scheduled_ns);
     record(&mut ctx.stats.latency, latency);
     if let Some(sent) = stamp.sent_ns {
-        record(&mut ctx.stats.service, now.saturating_duration_since(at(sent)));
+        record(&mut ctx.stats.service, since(sent));
     }
     if ctx.plan.progress {
         record(ctx.interval, latency);

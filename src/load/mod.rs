@@ -112,14 +112,14 @@ pub fn run_until(options: &Options, stop: &AtomicBool) -> Result<Summary, LoadEr
         );
     }
     let publisher = match plan.publish {
-        Some(_) => {
+        Some(ref p) if !p.observe => {
             let publisher = publisher::Publisher::new(plan.clone(), shared.clone())?;
             let spawned = std::thread::Builder::new()
                 .name("load-publisher".into())
                 .spawn(move || publisher.run());
             Some(spawned?)
         }
-        None => None,
+        _ => None,
     };
     let progress = report::Progress::new(plan.progress);
     let mut interval = histogram();
@@ -158,7 +158,10 @@ pub fn run_until(options: &Options, stop: &AtomicBool) -> Result<Summary, LoadEr
             h.join()
                 .map_err(|_| std::io::Error::other("load publisher panicked"))??,
         ),
-        None => None,
+        None => plan
+            .publish
+            .as_ref()
+            .map(|p| publisher::PublishOutcome::observed(&stats.orders, p.lanes)),
     };
     let elapsed = t0.elapsed();
     let window = shared

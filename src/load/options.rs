@@ -58,6 +58,9 @@ pub struct Options {
     pub rate: Option<f64>,
     /// Subscribe mode: HTTP connections the publisher posts over.
     pub publishers: usize,
+    /// Subscribe mode: do not publish (another process does, with
+    /// `publishers` lanes); reconcile with what any subscriber saw.
+    pub observe: bool,
     /// Messages in flight per connection at most.
     pub pipeline: usize,
     /// Local addresses to connect from, in turn; empty lets the kernel pick.
@@ -81,6 +84,7 @@ impl Default for Options {
             kind: MessageKind::Binary,
             rate: None,
             publishers: 4,
+            observe: false,
             pipeline: 1,
             source_ips: Vec::new(),
             timeout: Duration::from_secs(10),

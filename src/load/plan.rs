@@ -21,6 +21,8 @@ pub struct PublishPlan {
     pub lanes: usize,
     /// Messages per second in all; `None` posts as fast as answers come.
     pub rate: Option<f64>,
+    /// Another process publishes: this run only subscribes.
+    pub observe: bool,
 }
 
 impl PublishPlan {
@@ -45,6 +47,7 @@ impl PublishPlan {
             host: target.host.clone(),
             lanes: o.publishers,
             rate: o.rate,
+            observe: o.observe,
         })
     }
 }
@@ -52,8 +55,12 @@ impl PublishPlan {
 /// Options resolved for the workers, shared read-only.
 #[derive(Debug)]
 pub struct Plan {
-    /// The run's epoch: published payloads carry times relative to it.
+    /// The run's epoch.
     pub t0: Instant,
+    /// `t0` as nanoseconds since the unix epoch: published payloads carry
+    /// wall-clock times, so that a subscriber in another process on the
+    /// same machine can measure them.
+    pub t0_unix_ns: u64,
     /// Where to connect.
     pub target: Target,
     /// What each connection does.
@@ -90,6 +97,14 @@ pub struct Plan {
     pub publish: Option<PublishPlan>,
 }
 
+/// The wall clock at `t`, in nanoseconds since the unix epoch.
+fn unix_ns_at(t: Instant) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    now.saturating_sub(t.elapsed().as_nanos() as u64)
+}
+
 impl Plan {
     pub(super) fn new(o: &Options, t0: Instant) -> Result<Plan, LoadError> {
         let invalid = |why: &str| Err(LoadError::Invalid(why.into()));
@@ -120,6 +135,7 @@ impl Plan {
         let defaults = ReadLimits::default();
         Ok(Plan {
             t0,
+            t0_unix_ns: unix_ns_at(t0),
             target,
             mode: o.mode,
             connections: o.connections,
@@ -144,6 +160,11 @@ impl Plan {
             progress: o.progress,
             publish,
         })
+    }
+
+    /// `t` as nanoseconds since the unix epoch (the payloads' clock).
+    pub fn unix_ns(&self, t: Instant) -> u64 {
+        self.t0_unix_ns + t.saturating_duration_since(self.t0).as_nanos() as u64
     }
 
     /// The source address for connection `index`.

@@ -53,6 +53,36 @@ pub struct PublishOutcome {
     pub errors: Errors,
 }
 
+impl PublishOutcome {
+    /// `--observe`: another process published over `lanes` lanes. What it
+    /// sent is taken to be what any of this run's subscribers received,
+    /// per lane; a message none of them got is not counted (the run that
+    /// published knows how many it had accepted).
+    pub fn observed(orders: &[super::subscribe::Order], lanes: usize) -> PublishOutcome {
+        let mut reached = vec![0u64; lanes];
+        for order in orders {
+            for (r, n) in reached.iter_mut().zip(order.reached()) {
+                *r = (*r).max(n);
+            }
+        }
+        PublishOutcome {
+            lanes: reached
+                .into_iter()
+                .map(|sent| LaneOutcome {
+                    sent,
+                    ..LaneOutcome::default()
+                })
+                .collect(),
+            due: None,
+            ids: Vec::new(),
+            round_trip: histogram(),
+            subscribers: None,
+            reconnects: 0,
+            errors: Errors::default(),
+        }
+    }
+}
+
 enum State {
     /// Not connected; connect at `retry`.
     Down { retry: Instant },
@@ -223,8 +253,8 @@ impl Publisher {
         let stamp = Stamp {
             lane: i,
             seq,
-            scheduled_ns: self.shared.nanos(due),
-            sent_ns: Some(self.shared.nanos(now)),
+            scheduled_ns: self.plan.unix_ns(due),
+            sent_ns: Some(self.plan.unix_ns(now)),
         };
         let size = self.plan.payload.len();
         let out = io.out(&mut self.pool);

@@ -13,13 +13,15 @@
 //!
 //! ```text
 //!  0..8    lane << 48 | sequence number within the lane
-//!  8..16   scheduled send time, ns since the run's epoch (Plan::t0)
-//! 16..24   actual send time, ns since the epoch (only when --size >= 24)
+//!  8..16   scheduled send time, ns since the unix epoch (wall clock)
+//! 16..24   actual send time, ns since the unix epoch (only when --size >= 24)
 //! ```
 //!
 //! The rest is filler. Latency is measured from the scheduled time, so a
 //! publisher held up by a slow server is charged for the wait (coordinated
 //! omission), and, when the payload has room, also from the actual send.
+//! The clock is the wall clock, so that subscribers in other processes on
+//! the same machine (`--observe`) measure the same messages.
 //!
 //! Each subscriber keeps, per lane, the next sequence number it expects and
 //! the gaps it has seen; a number below that is either a gap being filled
@@ -158,6 +160,11 @@ impl Order {
             lanes: vec![LaneOrder::default(); lanes],
             unique: 0,
         }
+    }
+
+    /// Per lane, one past the highest sequence number received.
+    pub fn reached(&self) -> impl Iterator<Item = u64> + '_ {
+        self.lanes.iter().map(|l| l.next)
     }
 
     /// Note a received stamp; `None` when its lane is not one of ours.

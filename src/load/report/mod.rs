@@ -153,6 +153,9 @@ pub struct SubscribeReport {
     pub publish_url: String,
     /// HTTP connections it posted over.
     pub publishers: usize,
+    /// `--observe`: another process published; `published.accepted` is
+    /// what any subscriber of this run received.
+    pub observed: bool,
     /// The publisher's side.
     pub published: Published,
     /// The subscribers' side.
@@ -297,7 +300,8 @@ impl Summary {
         };
         let paced = plan.schedule.is_some() || (plan.publish.is_some() && o.rate.is_some());
         let churn = (plan.mode == Mode::Churn).then(|| ChurnReport::new(plan, &stats.churn, measured));
-        let latency_from = match (paced, plan.mode) {
+        let observed = plan.publish.as_ref().is_some_and(|p| p.observe);
+        let latency_from = match (paced || observed, plan.mode) {
             (true, _) => "schedule",
             (false, Mode::Churn) => "connect",
             (false, _) => "send",
@@ -381,6 +385,7 @@ fn subscribe_report(
         channel: pp.map_or(String::new(), |p| p.channel.clone()),
         publish_url: pp.map_or(String::new(), |p| format!("http://{}{}", p.host, p.path)),
         publishers: p.lanes.len(),
+        observed: pp.is_some_and(|p| p.observe),
         published: Published {
             rate: pp.and_then(|p| p.rate),
             due: p.due,

@@ -96,7 +96,7 @@ impl Summary {
     }
 }
 
-fn subscribe_lines(s: &mut String, sub: &SubscribeReport, m: &Messages) {
+fn published_lines(s: &mut String, sub: &SubscribeReport, m: &Messages) {
     let p = &sub.published;
     let rate = p.rate.map_or("unpaced".into(), |r| format!("rate {r}/s"));
     let _ = writeln!(
@@ -131,6 +131,24 @@ fn subscribe_lines(s: &mut String, sub: &SubscribeReport, m: &Messages) {
             p.unsent,
             p.per_second
         );
+    }
+}
+
+fn subscribe_lines(s: &mut String, sub: &SubscribeReport, m: &Messages) {
+    let p = &sub.published;
+    if sub.observed {
+        let _ = writeln!(
+            s,
+            "observed     {} B {} published by another process over {} lane{}: {} messages seen, {:.1}/s",
+            m.size,
+            m.kind,
+            sub.publishers,
+            if sub.publishers == 1 { "" } else { "s" },
+            p.accepted,
+            p.per_second
+        );
+    } else {
+        published_lines(s, sub, m);
     }
     let d = &sub.deliveries;
     let _ = writeln!(
