@@ -169,6 +169,10 @@ for name, r in runs:
     print(f"| {name} | {d['subscribers']:,} | {seen} | {d['received']:,} | {d['missing']} | {d['duplicates']} | "
           f"{d['out_of_order']} | {d['complete_subscribers']:,} | {lat['p50']/1000:.1f} | {lat['p99']/1000:.1f} | "
           f"{lat['max']/1000:.1f} | {r['errors']['total']} |")
+for name, r in runs:
+    if r["errors"]["total"]:
+        kinds = {k: v for k, v in r["errors"]["by_kind"].items() if v}
+        print(f"{name} errors: {json.dumps(kinds)}")
 p50 = max(r["latency_us"]["p50"] for _, r in runs) / 1000
 p99 = max(r["latency_us"]["p99"] for _, r in runs) / 1000
 n = max(subscribers, 1)

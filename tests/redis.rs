@@ -622,3 +622,150 @@ fn max_channels_holds_over_every_node_and_forgotten_ids_are_not_reused() {
     assert_eq!(id(post(pa, "four")), 5);
     assert_eq!(raw.recv().payload, b"x");
 }
+
+/// Subscriptions to `topic` that Redis counts.
+fn numsub(redis: &Redis, topic: &str) -> u64 {
+    let mut con = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let (_, n): (String, u64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(topic)
+        .query::<Vec<(String, u64)>>(&mut con)
+        .unwrap()
+        .remove(0);
+    n
+}
+
+#[test]
+fn a_node_lingers_about_a_second_before_it_lets_go_of_an_idle_channel() {
+    let redis = Redis::start();
+    let a = node(&redis);
+    let (sub, _) = Client::upgrade_at(a.addr, "/ws/warm", "");
+    assert_eq!(numsub(&redis, "wsr:{warm}"), 1);
+    drop(sub);
+    // A subscriber that comes back at once finds the channel still heard.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(numsub(&redis, "wsr:{warm}"), 1, "lingering");
+    let t0 = Instant::now();
+    while numsub(&redis, "wsr:{warm}") == 1 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "the node never let go of the channel"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let after = t0.elapsed() + Duration::from_millis(300);
+    assert!(after >= Duration::from_millis(900), "let go after {after:?}");
+}
+
+/// A TCP relay to Redis whose connections can be wedged: they stay open
+/// and carry nothing more, as a connection left by a failover can.
+/// Connections made after the wedge work.
+struct Wedge {
+    url: String,
+    wedged: Arc<std::sync::atomic::AtomicU64>,
+    made: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Wedge {
+    fn to(redis: &Redis) -> Wedge {
+        use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+        let upstream: SocketAddr = redis.url["redis://".len()..]
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (wedged, made) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (w, m) = (wedged.clone(), made.clone());
+        std::thread::spawn(move || {
+            for down in listener.incoming() {
+                let Ok(down) = down else { return };
+                let generation = m.fetch_add(1, SeqCst) + 1;
+                let Ok(up) = TcpStream::connect(upstream) else { return };
+                for (mut from, mut to) in [(down.try_clone().unwrap(), up.try_clone().unwrap()), (up, down)] {
+                    let w = w.clone();
+                    std::thread::spawn(move || {
+                        use std::io::{Read, Write};
+                        let mut buf = [0u8; 16384];
+                        loop {
+                            if w.load(SeqCst) >= generation {
+                                // Wedged: open, and deaf, for the rest of the test.
+                                std::thread::sleep(Duration::from_millis(50));
+                                continue;
+                            }
+                            from.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+                            match from.read(&mut buf) {
+                                Ok(0) => return,
+                                Ok(n) if w.load(SeqCst) < generation => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        return;
+                                    }
+                                }
+                                Ok(_) => {}
+                                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                                Err(_) => return,
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Wedge {
+            url: format!("redis://127.0.0.1:{port}/0"),
+            wedged,
+            made,
+        }
+    }
+
+    /// Every connection made so far goes deaf.
+    fn wedge(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.wedged.store(self.made.load(SeqCst), SeqCst);
+    }
+}
+
+#[test]
+fn a_wedged_subscription_connection_is_found_by_its_probe_and_made_again() {
+    let redis = Redis::start();
+    let relay = Wedge::to(&redis);
+    let settings = settings();
+    let hub = settings.pubsub.hub.clone();
+    let url = relay.url.clone();
+    let a = Server::from_handle(
+        Builder::new(settings)
+            .threads(1)
+            .try_broker(Box::new(move |inboxes| {
+                let broker = RedisBroker::start(&url, hub, inboxes).map_err(io::Error::other)?;
+                Ok(Arc::new(broker) as Arc<dyn Broker>)
+            }))
+            .start("127.0.0.1:0".parse().unwrap())
+            .unwrap(),
+    );
+    let b = node(&redis);
+    let (mut sub, _) = Client::upgrade_at(a.addr, "/ws/deaf", "");
+    let mut publisher = Client::connect(b.addr);
+    publish(&mut publisher, "deaf", "m1");
+    assert_eq!(sub.recv().payload, b"m1");
+    // Node a's connections to Redis stay open and hear nothing: m2 is in
+    // Redis, and a does not know it missed it until its probe is lost.
+    relay.wedge();
+    let t0 = Instant::now();
+    publish(&mut publisher, "deaf", "m2");
+    let got = sub
+        .recv_within(Duration::from_secs(15))
+        .expect("m2 after the probe was lost");
+    assert_eq!(got.payload, b"m2");
+    let took = t0.elapsed();
+    // Silence (3 s), the probe's time-out (2 s), then a new connection.
+    assert!(
+        took >= Duration::from_secs(4),
+        "m2 after {took:?}: the relay did not wedge"
+    );
+    publish(&mut publisher, "deaf", "m3");
+    assert_eq!(sub.recv().payload, b"m3");
+}

@@ -4,14 +4,14 @@
 
 use super::scripts::SEED;
 use super::store::{entry_id, field, keys, parse_published, tag_kind, Entry, KNOWN};
-use super::{connect, lock, new_epoch, unix_ms, Backoff, Control, Job, Listeners, Local, POLL};
+use super::{connect, lock, new_epoch, unix_ms, Backoff, Control, Job, Listeners, Local, LINGER, POLL};
 use crate::protocol::MessageKind;
 use crate::pubsub::Message;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Listens to the node's channels; a lost connection is made again (with
 /// backoff) and every channel subscribed again.
@@ -66,6 +66,7 @@ pub(super) fn listen(
 ) -> redis::RedisResult<()> {
     let mut pubsub = con.as_pubsub();
     pubsub.set_read_timeout(Some(POLL))?;
+    pubsub.subscribe(&local.probe_topic)?;
     for topic in topics.keys() {
         pubsub.subscribe(topic)?;
     }
@@ -76,7 +77,18 @@ pub(super) fn listen(
         replay_missed(client, local, topics)?;
     }
     local.pubsub_up.store(true, Relaxed);
+    let mut swept = Instant::now();
+    let mut probe = Probe::new(swept);
     loop {
+        probe.due(Instant::now(), local)?;
+        if swept.elapsed() >= LINGER / 4 {
+            swept = Instant::now();
+            for name in idle_channels(local, swept) {
+                let (_, _, topic) = keys(&name);
+                topics.remove(&topic);
+                pubsub.unsubscribe(&topic)?;
+            }
+        }
         loop {
             match control.try_recv() {
                 Ok(Control::Subscribe(name, ack)) => {
@@ -100,6 +112,7 @@ pub(super) fn listen(
             Err(e) if e.is_timeout() => continue,
             Err(e) => return Err(e),
         };
+        probe.heard(Instant::now());
         let Some(name) = topics.get(msg.get_channel_name()) else {
             continue;
         };
@@ -114,6 +127,65 @@ pub(super) fn listen(
             hand_out(local, l, Arc::new(message));
         }
     }
+}
+
+/// A subscription connection that has heard nothing for [`SILENCE`] is
+/// asked to prove it is alive: the command connection publishes to this
+/// node's own topic, and if that does not come back within
+/// [`PROBE_TIMEOUT`], the connection is taken for wedged (a failover can
+/// leave one open and deaf: centrifugo#1189) and made again, with the
+/// catch-up from the history that follows any reconnect.
+struct Probe {
+    heard: Instant,
+    sent: Option<Instant>,
+}
+
+/// Quiet this long, a subscription connection is probed.
+const SILENCE: Duration = Duration::from_secs(3);
+/// A probe not back after this long: the connection is made again.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Probe {
+    fn new(now: Instant) -> Probe {
+        Probe { heard: now, sent: None }
+    }
+
+    /// Anything from Redis (a probe's echo too) shows the connection works.
+    fn heard(&mut self, now: Instant) {
+        self.heard = now;
+        self.sent = None;
+    }
+
+    /// Send a probe when due; `Err` when the last one never came back.
+    fn due(&mut self, now: Instant, local: &Local) -> redis::RedisResult<()> {
+        match self.sent {
+            Some(at) if now.duration_since(at) >= PROBE_TIMEOUT => Err(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the subscription connection did not hear its probe",
+            ))),
+            None if now.duration_since(self.heard) >= SILENCE => {
+                self.sent = Some(now);
+                let _ = lock(&local.jobs).send(Job::Probe);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The channels whose last subscriber left more than [`LINGER`] ago: no
+/// longer this node's.
+fn idle_channels(local: &Local, now: Instant) -> Vec<Arc<str>> {
+    let mut channels = lock(&local.channels);
+    let idle: Vec<Arc<str>> = channels
+        .values()
+        .filter(|l| l.total() == 0 && l.idle_since.is_some_and(|t| now.duration_since(t) >= LINGER))
+        .map(|l| l.name.clone())
+        .collect();
+    for name in &idle {
+        channels.remove(name);
+    }
+    idle
 }
 
 /// A message of an epoch other than the one this node knows: Redis lost

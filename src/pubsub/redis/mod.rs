@@ -37,6 +37,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use store::{hub_error, keys, kind_tag, snapshot, CHANNELS, FLOOR, KNOWN, LEASE_MS};
 
+/// How long a node goes on listening to a channel after its last local
+/// subscriber left (a page reload, a reconnect) before it lets go.
+pub(super) const LINGER: Duration = Duration::from_secs(1);
+
 /// How long a subscribe waits for the node's Redis subscription.
 const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
 
@@ -68,6 +72,9 @@ struct Local {
     /// up: what `/readyz` reports.
     commands_up: AtomicBool,
     pubsub_up: AtomicBool,
+    /// This node's own topic: published to when the subscription
+    /// connection has been silent, to tell a quiet one from a wedged one.
+    probe_topic: String,
 }
 
 /// One channel's subscribers on this node.
@@ -84,6 +91,9 @@ struct Listeners {
     /// The channel's epoch as this node knows it: a message of another
     /// epoch means Redis lost the channel and made it again.
     epoch: Option<Box<str>>,
+    /// When its last subscriber left: the node keeps listening for
+    /// [`LINGER`], so a subscriber that reconnects at once finds it warm.
+    idle_since: Option<Instant>,
 }
 
 impl Listeners {
@@ -109,6 +119,8 @@ enum Job {
         epoch: Box<str>,
         floor: u64,
     },
+    /// Publish to this node's probe topic.
+    Probe,
 }
 
 enum Control {
@@ -134,6 +146,7 @@ impl RedisBroker {
             meta_ttl_ms: settings.id_memory.as_millis() as u64,
             commands_up: AtomicBool::new(true),
             pubsub_up: AtomicBool::new(true),
+            probe_topic: format!("wsr:probe:{}", new_epoch()),
         });
         let worker_local = local.clone();
         std::thread::Builder::new()
@@ -183,9 +196,8 @@ impl Broker for RedisBroker {
         let n = &mut l.per_worker[subscription.worker()];
         *n = n.saturating_sub(1);
         if l.total() == 0 {
-            let name = l.name.clone();
-            channels.remove(&name);
-            let _ = lock(&self.local.control).send(Control::Unsubscribe(name));
+            // The pubsub thread lets go of it after the linger.
+            l.idle_since = Some(Instant::now());
         }
     }
 
@@ -294,7 +306,7 @@ fn command_thread(
                 Job::History { reply, .. } => {
                     let _ = reply.send(Err(HubError::Unavailable));
                 }
-                Job::Raise { .. } => {}
+                Job::Raise { .. } | Job::Probe => {}
             }
             continue;
         };
@@ -353,6 +365,12 @@ fn command_thread(
                     log::warn!("redis numbering of {channel} after a new epoch: {e}");
                 }
             }
+            Job::Probe => {
+                let sent: redis::RedisResult<u64> = redis::cmd("PUBLISH").arg(&local.probe_topic).arg(1).query(con);
+                if let Err(e) = sent {
+                    log::warn!("redis probe: {e}");
+                }
+            }
         }
     }
 }
@@ -391,15 +409,21 @@ fn subscribe(
     let workers = local.inboxes.len();
     let (name, first) = {
         let mut channels = lock(&local.channels);
-        let l = channels.entry(channel.into()).or_insert_with_key(|name| Listeners {
-            name: name.clone(),
-            per_worker: vec![0; workers],
-            pending: 0,
-            buffer: Vec::new(),
-            delivered: 0,
-            epoch: None,
+        let mut first = false;
+        let l = channels.entry(channel.into()).or_insert_with_key(|name| {
+            first = true;
+            Listeners {
+                name: name.clone(),
+                per_worker: vec![0; workers],
+                pending: 0,
+                buffer: Vec::new(),
+                delivered: 0,
+                epoch: None,
+                idle_since: None,
+            }
         });
-        let first = l.total() == 0;
+        // Lingering or in use: the node listens to it already.
+        l.idle_since = None;
         l.pending += 1;
         (l.name.clone(), first)
     };
@@ -440,8 +464,12 @@ fn subscribe(
         l.buffer.clear();
     }
     if l.total() == 0 {
-        channels.remove(&name);
-        let _ = lock(&local.control).send(Control::Unsubscribe(name));
+        if listening {
+            l.idle_since = Some(Instant::now());
+        } else {
+            channels.remove(&name);
+            let _ = lock(&local.control).send(Control::Unsubscribe(name));
+        }
     }
     // Under the lock: a live message after this is pushed after the answer.
     local.inboxes[from.worker].answer(from, answer);
