@@ -769,3 +769,44 @@ fn a_wedged_subscription_connection_is_found_by_its_probe_and_made_again() {
     publish(&mut publisher, "deaf", "m3");
     assert_eq!(sub.recv().payload, b"m3");
 }
+
+#[test]
+fn metrics_count_the_broker() {
+    let redis = Redis::start();
+    let a = node(&redis);
+    let (mut sub, _) = Client::upgrade_at(a.addr, "/ws/counted", "");
+    let mut c = Client::connect(a.addr);
+    publish(&mut c, "counted", "1");
+    publish(&mut c, "counted", "2");
+    assert_eq!(sub.recv().payload, b"1");
+    assert_eq!(sub.recv().payload, b"2");
+    let page = String::from_utf8(c.request("GET", "/metrics", &[], b"").body).unwrap();
+    let value = |name: &str| -> f64 {
+        page.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{page}"))
+    };
+    assert_eq!(value("wsreactor_broker_connected"), 1.0);
+    assert_eq!(value("wsreactor_broker_publishes_total"), 2.0);
+    assert_eq!(value("wsreactor_broker_messages_in_total"), 2.0);
+    assert_eq!(value("wsreactor_broker_publish_errors_total"), 0.0);
+    assert!(value("wsreactor_broker_publish_seconds_total") > 0.0);
+    // A message in the channel's topic that is not wsreactor's is dropped, and counted.
+    let mut con = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: u64 = redis::cmd("PUBLISH")
+        .arg("wsr:{counted}")
+        .arg("junk")
+        .query(&mut con)
+        .unwrap();
+    publish(&mut c, "counted", "3");
+    assert_eq!(sub.recv().payload, b"3");
+    let page = String::from_utf8(c.request("GET", "/metrics", &[], b"").body).unwrap();
+    assert!(page.contains("\nwsreactor_broker_dropped_total 1\n"), "{page}");
+    // The local hub has no broker families.
+    let local = Server::start(settings());
+    let page = String::from_utf8(Client::connect(local.addr).request("GET", "/metrics", &[], b"").body).unwrap();
+    assert!(!page.contains("wsreactor_broker_"), "{page}");
+}

@@ -2,6 +2,7 @@
 //! format (version 0.0.4), one series per worker so an uneven spread of
 //! connections over SO_REUSEPORT listeners shows.
 
+use crate::pubsub::BrokerStats;
 use crate::stats::{Transport, WorkerStats};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -87,7 +88,7 @@ impl Load for AtomicI64 {
 }
 
 /// The whole page.
-pub fn render(stats: &[Arc<WorkerStats>], channels: usize) -> String {
+pub fn render(stats: &[Arc<WorkerStats>], channels: usize, broker: Option<BrokerStats>) -> String {
     let mut out = String::with_capacity(4096);
     let subscriber_transports = [Transport::WebSocket, Transport::Poll, Transport::Sse];
     per_transport(
@@ -197,7 +198,61 @@ pub fn render(stats: &[Arc<WorkerStats>], channels: usize) -> String {
     }
     let name = "wsreactor_channels";
     Family::new(&mut out, name, "gauge", "Channels with history or subscribers.").sample(name, &[], channels);
+    if let Some(b) = broker {
+        broker_families(&mut out, &b);
+    }
     out
+}
+
+/// A network broker's (Redis's) gauges and counters.
+fn broker_families(out: &mut String, b: &BrokerStats) {
+    let families: [(&str, &str, &str, f64); 7] = [
+        (
+            "wsreactor_broker_connected",
+            "gauge",
+            "1 while both connections to the broker's server are up.",
+            f64::from(u8::from(b.connected)),
+        ),
+        (
+            "wsreactor_broker_reconnects_total",
+            "counter",
+            "Connections to the broker's server made again after one failed.",
+            b.reconnects as f64,
+        ),
+        (
+            "wsreactor_broker_publishes_total",
+            "counter",
+            "Publishes the broker's server carried out.",
+            b.publishes as f64,
+        ),
+        (
+            "wsreactor_broker_publish_seconds_total",
+            "counter",
+            "Round trips of those publishes, in all (divide by the count for the mean).",
+            b.publish_seconds,
+        ),
+        (
+            "wsreactor_broker_publish_errors_total",
+            "counter",
+            "Publishes refused (503) because the broker's server could not be reached.",
+            b.publish_errors as f64,
+        ),
+        (
+            "wsreactor_broker_messages_in_total",
+            "counter",
+            "Messages from the broker's server for this node's subscribers.",
+            b.messages_in as f64,
+        ),
+        (
+            "wsreactor_broker_dropped_total",
+            "counter",
+            "Messages from the broker's server that could not be read, dropped.",
+            b.dropped as f64,
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    }
 }
 
 #[cfg(test)]
@@ -212,7 +267,7 @@ mod tests {
         stats[0].count_protocol_error("invalid_utf8");
         stats[0].moved(None, Some(Transport::WebSocket));
         stats[0].count_delivered(Transport::Sse, 3);
-        let page = render(&stats, 7);
+        let page = render(&stats, 7, None);
         assert!(page.contains("wsreactor_connections{worker=\"0\",transport=\"websocket\"} 1\n"));
         assert!(page.contains("wsreactor_http_errors_total{worker=\"1\",status=\"404\"} 1\n"));
         assert!(page.contains("wsreactor_protocol_errors_total{worker=\"0\",kind=\"invalid_utf8\"} 1\n"));

@@ -232,6 +232,29 @@ pub trait Broker: Send + Sync + fmt::Debug {
     fn ready(&self) -> bool {
         true
     }
+    /// A network broker's counters, for `/metrics` (the local hub has none).
+    fn stats(&self) -> Option<BrokerStats> {
+        None
+    }
+}
+
+/// What a network broker counts, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BrokerStats {
+    /// Both connections to the server are up.
+    pub connected: bool,
+    /// Connections to the server made again after one failed.
+    pub reconnects: u64,
+    /// Publishes the server carried out.
+    pub publishes: u64,
+    /// Their round trips, in all.
+    pub publish_seconds: f64,
+    /// Publishes refused because the server could not be reached (503).
+    pub publish_errors: u64,
+    /// Messages that came from the server for this node's subscribers.
+    pub messages_in: u64,
+    /// Messages from the server this node could not read, dropped.
+    pub dropped: u64,
 }
 
 /// The channel a request path's last segment names, or `None` if it names

@@ -16,7 +16,7 @@ use super::timers::TimerWheel;
 use super::Shared;
 use crate::app::App;
 use crate::protocol::http::{HttpDate, Status};
-use crate::pubsub::{Address, Answer, Broker, Command, Mail, Message};
+use crate::pubsub::{Address, Answer, Broker, BrokerStats, Command, Mail, Message};
 use crate::stats::WorkerStats;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -59,6 +59,7 @@ pub struct Worker {
     channels: Box<dyn Fn() -> usize + Send>,
     /// `/readyz` asks the broker whether it is reachable.
     ready: Box<dyn Fn() -> bool + Send>,
+    broker_stats: Box<dyn Fn() -> Option<BrokerStats> + Send>,
     /// What the session of the current step asks of the broker.
     actions: Vec<Action>,
     /// A request went to the broker: its answer is in the inbox, to be
@@ -113,6 +114,10 @@ impl Worker {
             let hub = hub.clone();
             Box::new(move || hub.ready())
         };
+        let broker_stats: Box<dyn Fn() -> Option<BrokerStats> + Send> = {
+            let hub = hub.clone();
+            Box::new(move || hub.stats())
+        };
         Ok(Worker {
             id,
             poll,
@@ -128,6 +133,7 @@ impl Worker {
             subscribers: Subscribers::default(),
             channels,
             ready,
+            broker_stats,
             actions: Vec::new(),
             submitted: false,
             next_generation: 0,
@@ -231,6 +237,7 @@ impl Worker {
                 all_stats: &self.all_stats,
                 channels: &*self.channels,
                 ready: &*self.ready,
+                broker_stats: &*self.broker_stats,
                 stamp: self.stamp,
                 date: &self.date,
                 actions: &mut self.actions,

@@ -34,6 +34,9 @@ pub(super) fn pubsub_thread(
             continue;
         };
         backoff = Backoff::new();
+        if again {
+            local.counters.reconnects.fetch_add(1, Relaxed);
+        }
         let catch_up = again.then_some(&client);
         match listen(&mut c, &control, &local, &mut topics, catch_up) {
             Ok(()) => return,
@@ -116,12 +119,19 @@ pub(super) fn listen(
         let Some(name) = topics.get(msg.get_channel_name()) else {
             continue;
         };
-        let Ok(raw) = msg.get_payload::<Vec<u8>>() else {
+        let parsed = msg.get_payload::<Vec<u8>>().ok();
+        let Some((mut message, epoch)) = parsed.as_deref().and_then(|raw| parse_published(name, raw)) else {
+            // Logged at 1, 2, 4, 8... so that a flood cannot flood the log.
+            let n = local.counters.dropped.fetch_add(1, Relaxed) + 1;
+            if n.is_power_of_two() {
+                log::warn!(
+                    "redis: a message on {} that is not wsreactor's, dropped ({n} so far)",
+                    msg.get_channel_name()
+                );
+            }
             continue;
         };
-        let Some((mut message, epoch)) = parse_published(name, &raw) else {
-            continue;
-        };
+        local.counters.messages_in.fetch_add(1, Relaxed);
         if let Some(l) = lock(&local.channels).get_mut(name) {
             new_epoch_check(local, l, &mut message, epoch);
             hand_out(local, l, Arc::new(message));

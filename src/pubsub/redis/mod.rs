@@ -27,7 +27,10 @@ mod listen;
 mod scripts;
 mod store;
 
-use super::{Address, Answer, Broker, HubError, HubSettings, Inbox, Message, Receipt, Request, Snapshot, Subscription};
+use super::{
+    Address, Answer, Broker, BrokerStats, HubError, HubSettings, Inbox, Message, Receipt, Request, Snapshot,
+    Subscription,
+};
 use crate::protocol::mask::xorshift64;
 use listen::pubsub_thread;
 use std::collections::HashMap;
@@ -75,6 +78,19 @@ struct Local {
     /// This node's own topic: published to when the subscription
     /// connection has been silent, to tell a quiet one from a wedged one.
     probe_topic: String,
+    /// For `/metrics`.
+    counters: Counters,
+}
+
+/// What the broker counts ([`BrokerStats`]).
+#[derive(Debug, Default)]
+struct Counters {
+    reconnects: AtomicU64,
+    publishes: AtomicU64,
+    publish_ns: AtomicU64,
+    publish_errors: AtomicU64,
+    messages_in: AtomicU64,
+    dropped: AtomicU64,
 }
 
 /// One channel's subscribers on this node.
@@ -147,6 +163,7 @@ impl RedisBroker {
             commands_up: AtomicBool::new(true),
             pubsub_up: AtomicBool::new(true),
             probe_topic: format!("wsr:probe:{}", new_epoch()),
+            counters: Counters::default(),
         });
         let worker_local = local.clone();
         std::thread::Builder::new()
@@ -213,6 +230,19 @@ impl Broker for RedisBroker {
     fn ready(&self) -> bool {
         self.local.commands_up.load(Relaxed) && self.local.pubsub_up.load(Relaxed)
     }
+
+    fn stats(&self) -> Option<BrokerStats> {
+        let c = &self.local.counters;
+        Some(BrokerStats {
+            connected: self.ready(),
+            reconnects: c.reconnects.load(Relaxed),
+            publishes: c.publishes.load(Relaxed),
+            publish_seconds: c.publish_ns.load(Relaxed) as f64 / 1e9,
+            publish_errors: c.publish_errors.load(Relaxed),
+            messages_in: c.messages_in.load(Relaxed),
+            dropped: c.dropped.load(Relaxed),
+        })
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -222,7 +252,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Answer a request the broker could not carry out: 503.
 fn refuse(local: &Local, from: Address, request: &Request) {
     let answer = match request {
-        Request::Publish { .. } => Answer::Published(Err(HubError::Unavailable)),
+        Request::Publish { .. } => {
+            local.counters.publish_errors.fetch_add(1, Relaxed);
+            Answer::Published(Err(HubError::Unavailable))
+        }
         Request::Subscribe { .. } => Answer::Subscribed(Err(HubError::Unavailable)),
     };
     if let Some(inbox) = local.inboxes.get(from.worker) {
@@ -289,6 +322,9 @@ fn command_thread(
         // answers, every request is refused at once (503), never queued.
         if con.as_ref().is_none_or(|c| !redis::ConnectionLike::is_open(c)) {
             con = connect(&client).ok();
+            if con.is_some() {
+                local.counters.reconnects.fetch_add(1, Relaxed);
+            }
         }
         local.commands_up.store(con.is_some(), Relaxed);
         if Instant::now() >= renew {
@@ -317,6 +353,7 @@ fn command_thread(
             } => {
                 let (meta, stream, topic) = keys(&channel);
                 let known = lock(&local.channels).get(&*channel).map_or(0, |l| l.delivered);
+                let started = Instant::now();
                 let result: redis::RedisResult<(u64, String, u64)> = publish
                     .key(meta)
                     .key(stream)
@@ -336,15 +373,21 @@ fn command_thread(
                     .arg(settings.max_channels)
                     .arg(settings.id_memory_channels)
                     .invoke(con);
+                let c = &local.counters;
                 let answer = match result {
-                    Ok((id, _epoch, nodes)) => Answer::Published(Ok(Receipt {
-                        id,
-                        subscribers: nodes as usize,
-                    })),
+                    Ok((id, _epoch, nodes)) => {
+                        c.publishes.fetch_add(1, Relaxed);
+                        c.publish_ns.fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+                        Answer::Published(Ok(Receipt {
+                            id,
+                            subscribers: nodes as usize,
+                        }))
+                    }
                     Err(e) => {
                         let e = hub_error("publish to", &channel, &e);
                         if e == HubError::Unavailable {
                             local.commands_up.store(false, Relaxed);
+                            c.publish_errors.fetch_add(1, Relaxed);
                         }
                         Answer::Published(Err(e))
                     }

@@ -39,7 +39,7 @@ use super::stamp::Stamp;
 use crate::app::{App, UserData};
 use crate::protocol::http::{write_head, HeadScanner, HttpDate, Status};
 use crate::protocol::{CloseCode, WebSocket};
-use crate::pubsub::{Address, Answer, Request, Subscription};
+use crate::pubsub::{Address, Answer, BrokerStats, Request, Subscription};
 use crate::stats::{Transport, WorkerStats};
 use feed::Feed;
 use request::{Publish, Wait};
@@ -63,6 +63,8 @@ pub struct Env<'a> {
     pub channels: &'a dyn Fn() -> usize,
     /// Whether the broker is reachable (for `/readyz`).
     pub ready: &'a dyn Fn() -> bool,
+    /// A network broker's counters (for `/metrics`).
+    pub broker_stats: &'a dyn Fn() -> Option<BrokerStats>,
     /// The time the current loop iteration began.
     pub stamp: Stamp,
     /// The same, as the `Date` of a response.

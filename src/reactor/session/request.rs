@@ -154,7 +154,7 @@ impl Session {
                 env,
             ),
             Route::Metrics => {
-                let body = metrics::render(env.all_stats, (env.channels)());
+                let body = metrics::render(env.all_stats, (env.channels)(), (env.broker_stats)());
                 io.reply(head, &[("Content-Type", metrics::CONTENT_TYPE)], body.as_bytes(), env)
             }
             Route::Publish(channel) => io.start_publish(head, framing, &channel, since, env),

@@ -42,6 +42,7 @@ impl Bench {
             all_stats: &self.all_stats,
             channels: &|| 3,
             ready: &|| true,
+            broker_stats: &|| None,
             stamp: self.now,
             date: &self.date,
             actions: &mut self.actions,
