@@ -344,33 +344,35 @@ struct Node {
 
 impl Node {
     fn spawn(redis: &Redis) -> Node {
+        Node::spawn_with(&redis.url, &[]).unwrap()
+    }
+
+    /// Started with `env`; `Err` with its log if it exited instead.
+    fn spawn_with(url: &str, env: &[(&str, &str)]) -> Result<Node, String> {
         use std::io::{BufRead, BufReader};
         let mut child = Command::new(env!("CARGO_BIN_EXE_wsreactor"))
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--threads",
-                "2",
-                "--broker",
-                &redis.url,
-            ])
+            .args(["serve", "--bind", "127.0.0.1:0", "--threads", "2", "--broker", url])
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
+        let (mut line, mut log) = (String::new(), String::new());
         let addr = loop {
             line.clear();
-            assert!(stderr.read_line(&mut line).unwrap() > 0, "the node exited");
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                let _ = child.wait();
+                return Err(log);
+            }
+            log.push_str(&line);
             if let Some(rest) = line.split("listening on ").nth(1) {
                 break rest.split(' ').next().unwrap().parse().unwrap();
             }
         };
         // Keep reading its log so that it never blocks on a full pipe.
         std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Node { child, addr }
+        Ok(Node { child, addr })
     }
 }
 
@@ -809,4 +811,22 @@ fn metrics_count_the_broker() {
     let local = Server::start(settings());
     let page = String::from_utf8(Client::connect(local.addr).request("GET", "/metrics", &[], b"").body).unwrap();
     assert!(!page.contains("wsreactor_broker_"), "{page}");
+}
+
+#[test]
+fn a_redis_password_can_come_from_the_environment_and_is_never_logged() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let redis = Redis::launch(port, &["--appendonly", "no", "--requirepass", "s3cret-pw"]);
+    // Without it: the node does not start, and says why.
+    let log = Node::spawn_with(&redis.url, &[]).err().expect("no password: no start");
+    assert!(log.contains("NOAUTH") || log.to_lowercase().contains("auth"), "{log}");
+    // A wrong one in the URL: refused, and the log does not show it.
+    let wrong = format!("redis://:not-it-pw@127.0.0.1:{port}/0");
+    let log = Node::spawn_with(&wrong, &[]).err().expect("a wrong password: no start");
+    assert!(!log.contains("not-it-pw") && log.contains(":***@"), "{log}");
+    // From the environment: it starts, and works.
+    let node = Node::spawn_with(&redis.url, &[("WSREACTOR_REDIS_PASSWORD", "s3cret-pw")]).unwrap();
+    let (mut sub, _) = Client::upgrade_at(node.addr, "/ws/guarded", "");
+    publish(&mut Client::connect(node.addr), "guarded", "in");
+    assert_eq!(sub.recv().payload, b"in");
 }

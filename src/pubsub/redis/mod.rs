@@ -147,10 +147,16 @@ enum Control {
 impl RedisBroker {
     /// Connect to the Redis at `url` and start the broker's two threads
     /// (commands, and the node's subscriptions) for the workers' `inboxes`.
+    ///
+    /// A URL without a password takes the one in the environment variable
+    /// [`PASSWORD_VAR`], if set, so that it shows in no config file and no
+    /// `ps`. Messages name the URL with its password hidden.
     pub fn start(url: &str, settings: HubSettings, inboxes: Arc<[Inbox]>) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("broker {url}: {e}"))?;
-        let commands = connect(&client).map_err(|e| format!("broker {url}: {e}"))?;
-        let pubsub = connect(&client).map_err(|e| format!("broker {url}: {e}"))?;
+        let shown = redacted(url);
+        let fail = |e: redis::RedisError| format!("broker {shown}: {e}");
+        let client = redis::Client::open(connection_info(url).map_err(fail)?).map_err(fail)?;
+        let commands = connect(&client).map_err(fail)?;
+        let pubsub = connect(&client).map_err(fail)?;
         let listen_client = client.clone();
         let (control_tx, control_rx) = mpsc::channel();
         let (jobs, jobs_rx) = mpsc::channel();
@@ -179,10 +185,42 @@ impl RedisBroker {
     }
 }
 
+/// The environment variable a Redis password may come from.
+pub const PASSWORD_VAR: &str = "WSREACTOR_REDIS_PASSWORD";
+
+fn connection_info(url: &str) -> redis::RedisResult<redis::ConnectionInfo> {
+    let info = redis::IntoConnectionInfo::into_connection_info(url)?;
+    match std::env::var(PASSWORD_VAR) {
+        Ok(password) if info.redis_settings().password().is_none() && !password.is_empty() => {
+            let settings = info.redis_settings().clone().set_password(password);
+            Ok(info.set_redis_settings(settings))
+        }
+        _ => Ok(info),
+    }
+}
+
+/// `url` with the password in its user information, if any, hidden.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{}", &rest[at + 1..])
+        }
+        None => url.to_owned(),
+    }
+}
+
 fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
-    let con = client.get_connection_with_timeout(IO_TIMEOUT)?;
+    let mut con = client.get_connection_with_timeout(IO_TIMEOUT)?;
     con.set_read_timeout(Some(IO_TIMEOUT))?;
     con.set_write_timeout(Some(IO_TIMEOUT))?;
+    // A server that wants a password (or another one) says so here, at
+    // connect, not at the first publish.
+    redis::cmd("PING").query::<String>(&mut con)?;
     Ok(con)
 }
 
@@ -516,4 +554,20 @@ fn subscribe(
     }
     // Under the lock: a live message after this is pushed after the answer.
     local.inboxes[from.worker].answer(from, answer);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn a_password_in_the_url_is_never_shown() {
+        assert_eq!(
+            redacted("redis://:s3cret@127.0.0.1:6379/0"),
+            "redis://:***@127.0.0.1:6379/0"
+        );
+        assert_eq!(redacted("rediss://bob:p@ss@h:1/2"), "rediss://bob:***@h:1/2");
+        assert_eq!(redacted("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+        assert_eq!(redacted("redis://h/0?x=a@b"), "redis://h/0?x=a@b");
+    }
 }
