@@ -302,6 +302,15 @@ fn configure(args: &ServeArgs) -> Result<Config, ConfigError> {
         })?;
     }
     config.validate(&origin)?;
+    // Read at start so that a missing file is a configuration error (exit 2).
+    let ca = &config.pubsub.broker_ca;
+    if !ca.is_empty() {
+        std::fs::File::open(ca).map_err(|e| ConfigError::Invalid {
+            origin,
+            key: "pubsub.broker_ca",
+            message: format!("cannot read {ca}: {e}"),
+        })?;
+    }
     Ok(config)
 }
 

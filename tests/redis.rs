@@ -830,3 +830,76 @@ fn a_redis_password_can_come_from_the_environment_and_is_never_logged() {
     publish(&mut Client::connect(node.addr), "guarded", "in");
     assert_eq!(sub.recv().payload, b"in");
 }
+
+/// A certificate authority and a server certificate for 127.0.0.1 it
+/// signed, as PEM files in `dir`: (ca, cert, key).
+fn certificates(dir: &std::path::Path, name: &str) -> [std::path::PathBuf; 3] {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let paths = ["ca", "cert", "key"].map(|k| dir.join(format!("{name}-{k}.pem")));
+    std::fs::write(&paths[0], ca.pem()).unwrap();
+    std::fs::write(&paths[1], cert.pem()).unwrap();
+    std::fs::write(&paths[2], key.serialize_pem()).unwrap();
+    paths
+}
+
+#[test]
+fn rediss_checks_the_servers_certificate_against_the_configured_authority() {
+    let dir = std::env::temp_dir().join(format!("wsreactor-rediss-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let [ca, cert, key] = certificates(&dir, "redis");
+    let [other_ca, _, _] = certificates(&dir, "other");
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let s = |p: &std::path::PathBuf| p.to_str().unwrap().to_owned();
+    let tls = [
+        "--appendonly".into(),
+        "no".into(),
+        "--port".into(),
+        "0".into(),
+        "--tls-port".into(),
+        port.to_string(),
+        "--tls-cert-file".into(),
+        s(&cert),
+        "--tls-key-file".into(),
+        s(&key),
+        "--tls-ca-cert-file".into(),
+        s(&ca),
+        "--tls-auth-clients".into(),
+        "no".into(),
+    ];
+    let redis = Redis::launch(port, &tls.iter().map(String::as_str).collect::<Vec<_>>());
+    let url = format!("rediss://127.0.0.1:{port}/0");
+    let start = |ca: &std::path::PathBuf| {
+        let settings = settings();
+        let hub = settings.pubsub.hub.clone();
+        let (url, pem) = (url.clone(), std::fs::read(ca).unwrap());
+        Builder::new(settings)
+            .threads(1)
+            .try_broker(Box::new(move |inboxes| {
+                let broker = RedisBroker::start_with_ca(&url, Some(pem), hub, inboxes).map_err(io::Error::other)?;
+                Ok(Arc::new(broker) as Arc<dyn Broker>)
+            }))
+            .start("127.0.0.1:0".parse().unwrap())
+    };
+    // Signed by another authority: no start.
+    let err = start(&other_ca).err().expect("a certificate from another authority");
+    assert!(
+        err.to_string().contains(&format!("rediss://127.0.0.1:{port}/0")),
+        "{err}"
+    );
+    // Signed by the configured one: one channel space over TLS.
+    let a = Server::from_handle(start(&ca).unwrap());
+    let b = Server::from_handle(start(&ca).unwrap());
+    let (mut sub, _) = Client::upgrade_at(a.addr, "/ws/sealed", "");
+    assert_eq!(publish(&mut Client::connect(b.addr), "sealed", "over tls")["id"], 1);
+    assert_eq!(sub.recv().payload, b"over tls");
+    drop((a, b, redis));
+    let _ = std::fs::remove_dir_all(&dir);
+}

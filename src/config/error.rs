@@ -48,6 +48,7 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
             "id_memory",
             "id_memory_channels",
             "broker",
+            "broker_ca",
         ],
     ),
 ];

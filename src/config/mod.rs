@@ -95,6 +95,10 @@ pub struct PubSub {
     pub id_memory_channels: usize,
     /// Where channels live. Default `local` (in this process).
     pub broker: BrokerKind,
+    /// With a `rediss://` broker: a PEM file of the certificate authority
+    /// that signed the Redis server's certificate. Empty (the default):
+    /// the system's roots.
+    pub broker_ca: String,
 }
 
 /// The brokers the server can be started with (`[pubsub] broker`):
@@ -145,6 +149,7 @@ impl Default for PubSub {
             id_memory: Duration::from_secs(30 * 24 * 3600),
             id_memory_channels: 100_000,
             broker: BrokerKind::Local,
+            broker_ca: String::new(),
         }
     }
 }
@@ -436,6 +441,14 @@ impl Config {
             return Err(invalid(
                 "pubsub.publish_token",
                 "must be printable ASCII without spaces".to_owned(),
+            ));
+        }
+        // A CA for a broker that is not TLS would promise what it does not do.
+        let tls = matches!(&pubsub.broker, BrokerKind::Redis(url) if url.starts_with("rediss://"));
+        if !pubsub.broker_ca.is_empty() && !tls {
+            return Err(invalid(
+                "pubsub.broker_ca",
+                "is set, but pubsub.broker is not a rediss:// URL".to_owned(),
             ));
         }
         Ok(())

@@ -277,4 +277,11 @@ fn an_unknown_broker_is_named() {
         redis.pubsub.broker,
         BrokerKind::Redis("redis://127.0.0.1:6379/0".into())
     );
+    // A CA file says TLS: with a broker that is not TLS, it is refused.
+    let plain = parse("[pubsub]\nbroker = \"redis://h:1/0\"\nbroker_ca = \"ca.pem\"\n").unwrap();
+    let msg = plain.validate(ORIGIN).unwrap_err().to_string();
+    assert!(msg.starts_with(ORIGIN) && msg.contains("pubsub.broker_ca"), "{msg}");
+    let tls = parse("[pubsub]\nbroker = \"rediss://h:1/0\"\nbroker_ca = \"ca.pem\"\n").unwrap();
+    assert_eq!(tls.pubsub.broker_ca, "ca.pem");
+    tls.validate(ORIGIN).unwrap();
 }

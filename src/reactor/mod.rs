@@ -297,8 +297,16 @@ pub fn serve(config: Config) -> io::Result<()> {
         #[cfg(feature = "redis")]
         BrokerKind::Redis(url) => {
             let url = url.clone();
+            let ca = match config.pubsub.broker_ca.as_str() {
+                "" => None,
+                path => Some(
+                    std::fs::read(path)
+                        .map_err(|e| io::Error::new(e.kind(), format!("pubsub.broker_ca: cannot read {path}: {e}")))?,
+                ),
+            };
             Box::new(move |inboxes| {
-                let broker = crate::pubsub::redis::RedisBroker::start(&url, hub, inboxes).map_err(io::Error::other)?;
+                let broker = crate::pubsub::redis::RedisBroker::start_with_ca(&url, ca, hub, inboxes)
+                    .map_err(io::Error::other)?;
                 Ok(Arc::new(broker) as Arc<dyn Broker>)
             })
         }

@@ -152,9 +152,32 @@ impl RedisBroker {
     /// [`PASSWORD_VAR`], if set, so that it shows in no config file and no
     /// `ps`. Messages name the URL with its password hidden.
     pub fn start(url: &str, settings: HubSettings, inboxes: Arc<[Inbox]>) -> Result<Self, String> {
+        RedisBroker::start_with_ca(url, None, settings, inboxes)
+    }
+
+    /// As [`RedisBroker::start`]; with a `rediss://` URL, the server's
+    /// certificate is checked against `ca_pem` (PEM: the authority that
+    /// signed it) instead of the system's roots.
+    pub fn start_with_ca(
+        url: &str,
+        ca_pem: Option<Vec<u8>>,
+        settings: HubSettings,
+        inboxes: Arc<[Inbox]>,
+    ) -> Result<Self, String> {
         let shown = redacted(url);
         let fail = |e: redis::RedisError| format!("broker {shown}: {e}");
-        let client = redis::Client::open(connection_info(url).map_err(fail)?).map_err(fail)?;
+        let info = connection_info(url).map_err(fail)?;
+        let client = match ca_pem {
+            Some(pem) => {
+                let roots = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                redis::Client::build_with_tls(info, roots)
+            }
+            None => redis::Client::open(info),
+        }
+        .map_err(fail)?;
         let commands = connect(&client).map_err(fail)?;
         let pubsub = connect(&client).map_err(fail)?;
         let listen_client = client.clone();
