@@ -4,7 +4,7 @@
 # interleaved rounds, so that the two are measured on the same machine
 # state. A bench script, not a test.
 #
-#   bash benches/redis_fanout.sh                       # 1,000 and 10,000 subscribers, 3 rounds, 100/s for 15 s
+#   bash benches/redis_fanout.sh                       # 1,000 and 10,000 subscribers, 3 rounds, 20/s for 15 s
 #   SUBSCRIBERS="200 1000" ROUNDS=1 DURATION=4s bash benches/redis_fanout.sh    # smoke test
 #   RATE=500 SAT_PUBLISHERS=16 bash benches/redis_fanout.sh
 #   KEEP_WORK=1 bash benches/redis_fanout.sh          # keep each run's JSON summary and server log
@@ -47,7 +47,7 @@ set -euo pipefail
 BIN=${BIN:-target/release/wsreactor}
 SUBSCRIBERS=${SUBSCRIBERS:-1000 10000}
 ROUNDS=${ROUNDS:-3}
-RATE=${RATE:-100}
+RATE=${RATE:-20}
 DURATION=${DURATION:-15s}
 SIZE=${SIZE:-64}
 CONNECT_RATE=${CONNECT_RATE:-5000}

@@ -486,9 +486,9 @@ fn observe_subscribes_to_what_another_run_publishes_and_measures_it() {
             observe: true,
             publishers: 2,
             size: 64,
-            // Its drain (twice this) cannot end early: it does not know
-            // what was accepted.
-            timeout: Duration::from_secs(1),
+            // Its drain ends once every subscriber has what the best one
+            // has (after a grace of 1 s), or after twice this.
+            timeout: Duration::from_secs(2),
             ..subscribe(url.clone(), 20, 1.0, 3.0)
         };
         std::thread::spawn(move || run(&o))

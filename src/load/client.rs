@@ -143,6 +143,11 @@ impl Client {
         !matches!(self.state, State::Open { .. }) || self.order.as_ref().is_none_or(|o| o.unique >= accepted)
     }
 
+    /// Subscribe mode: distinct messages received so far.
+    pub fn received_unique(&self) -> u64 {
+        self.order.as_ref().map_or(0, |o| o.unique)
+    }
+
     /// Subscribe mode: what this subscriber received (once, as it goes).
     pub fn take_order(&mut self) -> Option<Order> {
         self.order.take().map(|o| *o)

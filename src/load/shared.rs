@@ -26,6 +26,9 @@ pub struct Shared {
     /// Subscribe mode: messages the server accepted, once the publisher is
     /// done; `u64::MAX` until then.
     published: AtomicU64,
+    /// `--observe`: the most distinct messages any subscriber received, as
+    /// the workers report it while draining.
+    seen: AtomicU64,
 }
 
 impl Shared {
@@ -40,6 +43,7 @@ impl Shared {
             start_ns: AtomicU64::new(u64::MAX),
             end_ns: AtomicU64::new(u64::MAX),
             published: AtomicU64::new(u64::MAX),
+            seen: AtomicU64::new(0),
         }
     }
 
@@ -90,6 +94,12 @@ impl Shared {
     /// Messages the server accepted, once the publisher is done.
     pub fn accepted(&self) -> Option<u64> {
         Some(self.published.load(Acquire)).filter(|&n| n != u64::MAX)
+    }
+
+    /// `--observe`: a worker's subscribers have seen up to `n` distinct
+    /// messages; the most any worker reported.
+    pub fn seen(&self, n: u64) -> u64 {
+        self.seen.fetch_max(n, AcqRel).max(n)
     }
 
     /// Connections open now.

@@ -53,6 +53,10 @@ enum Phase {
     Close { until: Instant },
 }
 
+/// `--observe`: how long the drain waits at least for messages still on
+/// their way before it takes the best subscriber's count as the total.
+const OBSERVE_GRACE: Duration = Duration::from_secs(1);
+
 /// A load worker's state.
 pub struct Worker {
     id: usize,
@@ -198,6 +202,15 @@ impl Worker {
             }
             Phase::Drain { until } => {
                 let drained = match self.plan.mode {
+                    Mode::Subscribe if self.plan.publish.as_ref().is_some_and(|p| p.observe) => {
+                        // No publisher here to say what was accepted: done
+                        // once every subscriber has what the best one has,
+                        // after a grace for what is still on its way.
+                        let best = self.clients.iter().map(|(_, c)| c.received_unique()).max();
+                        let all = self.shared.seen(best.unwrap_or(0));
+                        let drain = 2 * self.plan.timeout;
+                        now + drain >= until + OBSERVE_GRACE && self.clients.iter().all(|(_, c)| c.caught_up(all))
+                    }
                     Mode::Subscribe => self
                         .shared
                         .accepted()
