@@ -62,6 +62,14 @@ kernel_kib() { # Slab + TCP buffer pages, KiB
     pages=$(awk '$1 == "TCP:" { for (i = 2; i < NF; i++) if ($i == "mem") print $(i + 1) }' /proc/net/sockstat)
     echo $((slab + pages * $(getconf PAGESIZE) / 1024))
 }
+nodes_kib() { # VmRSS and RssAnon of all the nodes, KiB
+    local rss=0 anon=0 pid
+    for pid in "${node_pids[@]}"; do
+        rss=$((rss + $(rss_kib "$pid" VmRSS)))
+        anon=$((anon + $(rss_kib "$pid" RssAnon)))
+    done
+    echo "$rss $anon"
+}
 open_ws() { # node index -> open WebSocket connections, from /metrics
     curl -sf "http://127.0.0.1:${ports[$1]}/metrics" |
         awk '/^wsreactor_connections\{.*transport="websocket"\}/ { n += $2 } END { print n + 0 }'
@@ -88,11 +96,7 @@ for i in $(seq 0 $((NODES - 1))); do
 done
 sleep 1
 kernel_before=$(kernel_kib)
-rss_before=0 anon_before=0
-for pid in "${node_pids[@]}"; do
-    rss_before=$((rss_before + $(rss_kib "$pid" VmRSS)))
-    anon_before=$((anon_before + $(rss_kib "$pid" RssAnon)))
-done
+read -r rss_before anon_before <<<"$(nodes_kib)"
 redis_before=$(rss_kib "$redis_pid" VmRSS)
 
 # Each load process connects from its own loopback addresses.
@@ -140,11 +144,7 @@ while [ "$(open_ws 0)" -lt "$PER_NODE" ]; do
 done
 sleep 2
 kernel_after=$(kernel_kib)
-rss_after=0 anon_after=0
-for pid in "${node_pids[@]}"; do
-    rss_after=$((rss_after + $(rss_kib "$pid" VmRSS)))
-    anon_after=$((anon_after + $(rss_kib "$pid" RssAnon)))
-done
+read -r rss_after anon_after <<<"$(nodes_kib)"
 redis_after=$(rss_kib "$redis_pid" VmRSS)
 total=0
 for i in $(seq 0 $((NODES - 1))); do total=$((total + $(open_ws "$i"))); done

@@ -73,6 +73,14 @@ impl PublishOutcome {
                     ..LaneOutcome::default()
                 })
                 .collect(),
+            ..PublishOutcome::empty()
+        }
+    }
+
+    /// Nothing published yet.
+    fn empty() -> PublishOutcome {
+        PublishOutcome {
+            lanes: Vec::new(),
             due: None,
             ids: Vec::new(),
             round_trip: histogram(),
@@ -138,15 +146,7 @@ impl Publisher {
             plan,
             shared,
             next: 0,
-            out: PublishOutcome {
-                lanes: Vec::new(),
-                due: None,
-                ids: Vec::new(),
-                round_trip: histogram(),
-                subscribers: None,
-                reconnects: 0,
-                errors: Errors::default(),
-            },
+            out: PublishOutcome::empty(),
         })
     }
 
