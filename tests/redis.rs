@@ -903,3 +903,37 @@ fn rediss_checks_the_servers_certificate_against_the_configured_authority() {
     drop((a, b, redis));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn after_redis_lost_its_data_a_node_that_knew_nothing_does_not_restart_the_numbering() {
+    let redis = Redis::start();
+    let (a, b) = (node(&redis), node(&redis));
+    let (mut sub, _) = Client::upgrade_at(a.addr, "/ws/window", "Sec-WebSocket-Protocol: wsreactor.json\r\n");
+    let envelope = |c: &mut Client| -> Value { serde_json::from_slice(&c.recv().payload).unwrap() };
+    // Node b never touches the channel: it has no ids to remember.
+    let mut pa = Client::connect(a.addr);
+    for i in 1..=5 {
+        assert_eq!(publish(&mut pa, "window", &format!("m{i}"))["id"], i);
+        assert_eq!(envelope(&mut sub)["id"], i);
+    }
+    let port = redis.crash();
+    let _empty = Redis::start_on(port);
+    // Node b publishes into the channel it knows nothing of at once, before
+    // node a (which delivered up to 5) is back: it must not start at 1.
+    let t0 = Instant::now();
+    let id = loop {
+        assert!(t0.elapsed() < Duration::from_secs(30), "publishing did not resume");
+        let r = Client::connect(b.addr).request("POST", "/pub/window", &["Content-Type: text/plain"], b"new");
+        if r.status == 200 {
+            break serde_json::from_slice::<Value>(&r.body).unwrap()["id"]
+                .as_u64()
+                .unwrap();
+        }
+        assert_eq!(r.status, 503, "{r:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(id, 6, "numbered after what a's subscriber holds");
+    let told = envelope(&mut sub);
+    assert_eq!(told["gap"]["reset"], true, "{told}");
+    assert_eq!(envelope(&mut sub)["id"], 6);
+}

@@ -2,8 +2,8 @@
 //! local subscribers, its messages handed to the workers' inboxes, and the
 //! catch-up after an outage.
 
-use super::scripts::SEED;
-use super::store::{entry_id, field, keys, parse_published, tag_kind, Entry, KNOWN};
+use super::scripts;
+use super::store::{entry_id, field, keys, parse_published, tag_kind, Entry, INSTANCE, KNOWN, RECOVERING, RECOVERY_MS};
 use super::{connect, lock, new_epoch, unix_ms, Backoff, Control, Job, Listeners, Local, LINGER, POLL};
 use crate::protocol::MessageKind;
 use crate::pubsub::Message;
@@ -246,7 +246,7 @@ pub(super) fn replay_missed(
     topics: &HashMap<String, Arc<str>>,
 ) -> redis::RedisResult<()> {
     let mut con = connect(client)?;
-    let seed = redis::Script::new(SEED);
+    let seed = redis::Script::new(&scripts::seed());
     for name in topics.values() {
         let Some(after) = lock(&local.channels).get(name).map(|l| l.delivered) else {
             continue;
@@ -257,15 +257,27 @@ pub(super) fn replay_missed(
         // this node delivered, before anyone publishes to it anew. The new
         // epoch tells the subscribers, with its first message.
         if after > 0 {
-            let made: u64 = seed
+            let known = lock(&local.instance).clone();
+            let (made, instance): (u64, String) = seed
                 .key(meta)
                 .key(KNOWN)
+                .key(INSTANCE)
+                .key(RECOVERING)
                 .arg(new_epoch())
                 .arg(after)
                 .arg(local.meta_ttl_ms)
                 .arg(&**name)
                 .arg(unix_ms())
+                .arg(&known)
+                .arg(new_epoch())
+                .arg(RECOVERY_MS)
                 .invoke(&mut con)?;
+            if instance != known {
+                log::warn!(
+                    "redis lost its data: channels unknown to it are made for 20 s only by nodes that knew them"
+                );
+                *lock(&local.instance) = instance;
+            }
             if made == 1 {
                 log::warn!("redis lost channel {name}: made again after id {after}");
             }

@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use store::{hub_error, keys, kind_tag, snapshot, CHANNELS, FLOOR, KNOWN, LEASE_MS};
+use store::{hub_error, keys, kind_tag, snapshot, CHANNELS, FLOOR, INSTANCE, KNOWN, LEASE_MS, RECOVERING, RECOVERY_MS};
 
 /// How long a node goes on listening to a channel after its last local
 /// subscriber left (a page reload, a reconnect) before it lets go.
@@ -80,6 +80,8 @@ struct Local {
     probe_topic: String,
     /// For `/metrics`.
     counters: Counters,
+    /// The token of Redis's data as this node knows it (`wsr:instance`).
+    instance: Mutex<String>,
 }
 
 /// What the broker counts ([`BrokerStats`]).
@@ -178,8 +180,16 @@ impl RedisBroker {
             None => redis::Client::open(info),
         }
         .map_err(fail)?;
-        let commands = connect(&client).map_err(fail)?;
+        let mut commands = connect(&client).map_err(fail)?;
         let pubsub = connect(&client).map_err(fail)?;
+        // Learn the token of Redis's data, to know a loss of it later.
+        let _: Option<String> = redis::cmd("SET")
+            .arg(INSTANCE)
+            .arg(new_epoch())
+            .arg("NX")
+            .query(&mut commands)
+            .map_err(fail)?;
+        let instance: String = redis::cmd("GET").arg(INSTANCE).query(&mut commands).map_err(fail)?;
         let listen_client = client.clone();
         let (control_tx, control_rx) = mpsc::channel();
         let (jobs, jobs_rx) = mpsc::channel();
@@ -193,6 +203,7 @@ impl RedisBroker {
             pubsub_up: AtomicBool::new(true),
             probe_topic: format!("wsr:probe:{}", new_epoch()),
             counters: Counters::default(),
+            instance: Mutex::new(instance),
         });
         let worker_local = local.clone();
         std::thread::Builder::new()
@@ -415,12 +426,15 @@ fn command_thread(
                 let (meta, stream, topic) = keys(&channel);
                 let known = lock(&local.channels).get(&*channel).map_or(0, |l| l.delivered);
                 let started = Instant::now();
-                let result: redis::RedisResult<(u64, String, u64)> = publish
+                let instance = lock(&local.instance).clone();
+                let result: redis::RedisResult<(u64, String, u64, String)> = publish
                     .key(meta)
                     .key(stream)
                     .key(CHANNELS)
                     .key(KNOWN)
                     .key(FLOOR)
+                    .key(INSTANCE)
+                    .key(RECOVERING)
                     .arg(topic)
                     .arg(kind_tag(kind))
                     .arg(&*payload)
@@ -433,10 +447,16 @@ fn command_thread(
                     .arg(&*channel)
                     .arg(settings.max_channels)
                     .arg(settings.id_memory_channels)
+                    .arg(&instance)
+                    .arg(new_epoch())
+                    .arg(RECOVERY_MS)
                     .invoke(con);
                 let c = &local.counters;
                 let answer = match result {
-                    Ok((id, _epoch, nodes)) => {
+                    Ok((id, _epoch, nodes, now_instance)) => {
+                        if now_instance != instance {
+                            *lock(&local.instance) = now_instance;
+                        }
                         c.publishes.fetch_add(1, Relaxed);
                         c.publish_ns.fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
                         Answer::Published(Ok(Receipt {

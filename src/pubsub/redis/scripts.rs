@@ -13,14 +13,38 @@
 //!   id_memory_channels`, the oldest forgotten first;
 //! - `wsr:floor`, the highest id a forgotten channel had: a channel Redis
 //!   makes anew starts after it, so no forgotten channel's ids come back
-//!   (the local hub's rule, [`crate::pubsub`]).
+//!   (the local hub's rule, [`crate::pubsub`]);
+//! - `wsr:instance`, a token made with Redis's data, which every node
+//!   learns at start: a node that finds it missing knows Redis lost its
+//!   data, and sets `wsr:recovering` for [`super::store::RECOVERY_MS`],
+//!   while which a channel Redis does not know is made only by a node that
+//!   knows its last id (a knowing node makes its channels again as it
+//!   reconnects); a publish by a node that knows none is refused (503), so
+//!   that it cannot start a lost channel's numbering again at 1.
 
 /// The error a script answers when `max_channels` channels exist.
 pub(super) const FULL: &str = "WSRFULL";
 
+/// The error a publish gets into a channel Redis does not know, from a
+/// node that does not know it either, while Redis recovers from a loss.
+pub(super) const RECOVERING: &str = "WSRRECOVERING";
+
 /// Shared by the scripts: drop what has expired from the tables, and tell
 /// whether `name` may exist (it does already, or there is room).
 const PRELUDE: &str = r"
+-- The token of Redis's data (made if missing); a node that knew one and
+-- finds none has found a loss, and opens the recovery.
+local function instance(key, flag, known, new, recovery)
+  local current = redis.call('GET', key)
+  if current then
+    return current
+  end
+  redis.call('SET', key, new)
+  if known ~= '' then
+    redis.call('SET', flag, '1', 'PX', recovery)
+  end
+  return new
+end
 local function room(live, name, now, max)
   redis.call('ZREMRANGEBYSCORE', live, '-inf', now)
   if redis.call('ZSCORE', live, name) then
@@ -46,16 +70,19 @@ local function remember(known, floor, name, now, expires, bound)
 end
 ";
 
-/// Numbers, stores and publishes one message; returns `{id, epoch, nodes}`,
-/// or the error [`FULL`]. KEYS: meta, stream, `wsr:channels`, `wsr:known`,
-/// `wsr:floor`. ARGV: topic, kind, payload, new epoch, history size, meta
-/// TTL (ms), stream TTL (ms), now (unix ms), the highest id the publishing
-/// node knows of (where a new epoch's numbering starts after), the
-/// channel's name, `max_channels`, `id_memory_channels`.
+/// Numbers, stores and publishes one message; returns `{id, epoch, nodes,
+/// instance}`, or the error [`FULL`] or [`RECOVERING`]. KEYS: meta,
+/// stream, `wsr:channels`, `wsr:known`, `wsr:floor`, `wsr:instance`,
+/// `wsr:recovering`. ARGV: topic, kind, payload, new epoch, history size,
+/// meta TTL (ms), stream TTL (ms), now (unix ms), the highest id the
+/// publishing node knows of (where a new epoch's numbering starts after),
+/// the channel's name, `max_channels`, `id_memory_channels`, the instance
+/// the node knows, a new instance token, the recovery (ms).
 pub(super) fn publish() -> String {
     PRELUDE.to_owned()
         + r"
 local now = tonumber(ARGV[8])
+local inst = instance(KEYS[6], KEYS[7], ARGV[13], ARGV[14], ARGV[15])
 if not room(KEYS[3], ARGV[10], now, tonumber(ARGV[11])) then
   return redis.error_reply('WSRFULL too many channels')
 end
@@ -65,7 +92,11 @@ remember(KEYS[4], KEYS[5], ARGV[10], now, now + tonumber(ARGV[6]), tonumber(ARGV
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   -- A channel Redis does not know (new, or lost): a new epoch, numbered
-  -- after the highest id the publishing node knows of and the floor.
+  -- after the highest id the publishing node knows of and the floor;
+  -- while Redis recovers from a loss, only by a node that knows one.
+  if tonumber(ARGV[9]) == 0 and redis.call('EXISTS', KEYS[7]) == 1 then
+    return redis.error_reply('WSRRECOVERING redis lost its data: its channels are being made again')
+  end
   epoch = ARGV[4]
   local start = math.max(tonumber(ARGV[9]), tonumber(redis.call('GET', KEYS[5]) or '0'))
   redis.call('HSET', KEYS[1], 'epoch', epoch)
@@ -81,7 +112,7 @@ if tonumber(ARGV[5]) > 0 then
   redis.call('ZADD', KEYS[3], 'GT', now + tonumber(ARGV[7]), ARGV[10])
 end
 local nodes = redis.call('PUBLISH', ARGV[1], id .. ':' .. epoch .. ':' .. ARGV[2] .. ':' .. ARGV[3])
-return {id, epoch, nodes}
+return {id, epoch, nodes, inst}
 "
 }
 
@@ -133,17 +164,23 @@ return #ARGV - 2
 /// A channel whose state Redis lost, made again by a node that knew it:
 /// a new epoch whose numbering goes on after the highest id the node
 /// knows, so no client's cursor meets a reused id. KEYS: meta,
-/// `wsr:known`. ARGV: new epoch, the highest known id, meta TTL (ms), the
-/// channel's name, now (unix ms). Returns 1 if it made it.
-pub(super) const SEED: &str = r"
+/// `wsr:known`, `wsr:instance`, `wsr:recovering`. ARGV: new epoch, the
+/// highest known id, meta TTL (ms), the channel's name, now (unix ms), the
+/// instance the node knows, a new instance token, the recovery (ms).
+/// Returns `{made (1 or 0), instance}`.
+pub(super) fn seed() -> String {
+    PRELUDE.to_owned()
+        + r"
+local inst = instance(KEYS[3], KEYS[4], ARGV[6], ARGV[7], ARGV[8])
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  return 0
+  return {0, inst}
 end
 redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'id', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], tonumber(ARGV[5]) + tonumber(ARGV[3]), ARGV[4])
-return 1
-";
+return {1, inst}
+"
+}
 
 /// After a node saw a new epoch start below ids it had delivered: the
 /// numbering of that epoch goes on after them. KEYS: meta. ARGV: the

@@ -12,6 +12,14 @@ use std::time::Instant;
 pub(super) const CHANNELS: &str = "wsr:channels";
 pub(super) const KNOWN: &str = "wsr:known";
 pub(super) const FLOOR: &str = "wsr:floor";
+pub(super) const INSTANCE: &str = "wsr:instance";
+pub(super) const RECOVERING: &str = "wsr:recovering";
+
+/// How long, after a node found Redis's data lost, a channel Redis does
+/// not know can be made only by a node that knows its last id: longer
+/// than any node's reconnect backoff (10 s at most, with jitter), so every
+/// node that delivered ids is back and has made its channels again.
+pub(super) const RECOVERY_MS: u64 = 20_000;
 
 /// How long a subscribe keeps its channel in `wsr:channels`; a node
 /// renews the channels it has subscribers for every third of it.
@@ -22,6 +30,10 @@ pub(super) const LEASE_MS: u64 = 60_000;
 pub(super) fn hub_error(what: &str, channel: &str, e: &redis::RedisError) -> HubError {
     if e.code() == Some(super::scripts::FULL) {
         return HubError::TooManyChannels;
+    }
+    if e.code() == Some(super::scripts::RECOVERING) {
+        // Said once, by the node that found the loss; not per refusal.
+        return HubError::Unavailable;
     }
     log::warn!("redis {what} {channel}: {e}");
     HubError::Unavailable
