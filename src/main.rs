@@ -68,6 +68,13 @@ struct ServeArgs {
     /// (overrides pubsub.broker).
     #[arg(long, value_name = "URL")]
     broker: Option<String>,
+    /// PEM certificate chain: with --tls-key, the listener speaks TLS
+    /// (wss://, https://) (overrides tls.cert).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<String>,
+    /// PEM private key of --tls-cert (overrides tls.key).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -301,7 +308,22 @@ fn configure(args: &ServeArgs) -> Result<Config, ConfigError> {
             message,
         })?;
     }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls.cert = cert.clone();
+        config.tls.key = key.clone();
+    }
     config.validate(&origin)?;
+    // Certificates are read at start: a bad one is a configuration error
+    // (exit 2) that names the file.
+    if !config.tls.cert.is_empty() {
+        wsreactor::reactor::tls::server_config(config.tls.cert.as_ref(), config.tls.key.as_ref()).map_err(
+            |message| ConfigError::Invalid {
+                origin: origin.clone(),
+                key: "tls.cert",
+                message,
+            },
+        )?;
+    }
     // Read at start so that a missing file is a configuration error (exit 2).
     let ca = &config.pubsub.broker_ca;
     if !ca.is_empty() {

@@ -6,7 +6,7 @@ use std::fmt;
 
 use toml::Spanned;
 
-use super::{Deflate, Limits, PubSub, ServerConfig, Timeouts};
+use super::{Deflate, Limits, PubSub, ServerConfig, Timeouts, TlsConfig};
 
 /// The sections and their keys, to tell an unknown key from a bad value and
 /// to list the right names in the error. A test checks these against the
@@ -51,9 +51,10 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
             "broker_ca",
         ],
     ),
+    ("tls", &["cert", "key"]),
 ];
 
-pub(super) const SECTION_NAMES: &[&str] = &["server", "limits", "timeouts", "deflate", "pubsub"];
+pub(super) const SECTION_NAMES: &[&str] = &["server", "limits", "timeouts", "deflate", "pubsub", "tls"];
 
 /// Why a configuration was refused. Every message starts with the origin
 /// (the file, or whatever the caller named) and names the key where there is
@@ -234,6 +235,7 @@ fn check_one(section: &str, key: &str, value: &toml::Value) -> Result<(), String
         "timeouts" => table.try_into::<Timeouts>().map(drop),
         "deflate" => table.try_into::<Deflate>().map(drop),
         "pubsub" => table.try_into::<PubSub>().map(drop),
+        "tls" => table.try_into::<TlsConfig>().map(drop),
         _ => Ok(()),
     };
     result.map_err(|e| e.message().to_owned())

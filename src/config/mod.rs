@@ -57,6 +57,20 @@ pub struct Config {
     pub deflate: Deflate,
     /// `[pubsub]`: channels, history, long polling and event streams.
     pub pubsub: PubSub,
+    /// `[tls]`: TLS on the listener.
+    pub tls: TlsConfig,
+}
+
+/// `[tls]`: with a certificate and its key, the listener speaks TLS
+/// (`wss://`, `https://`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file of the certificate chain (the server's first). Empty: no TLS.
+    pub cert: String,
+    /// PEM file of its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
 }
 
 /// The `[pubsub]` section: the push server.
@@ -442,6 +456,14 @@ impl Config {
                 "pubsub.publish_token",
                 "must be printable ASCII without spaces".to_owned(),
             ));
+        }
+        if self.tls.cert.is_empty() != self.tls.key.is_empty() {
+            let (key, missing) = if self.tls.cert.is_empty() {
+                ("tls.cert", "tls.key is set")
+            } else {
+                ("tls.key", "tls.cert is set")
+            };
+            return Err(invalid(key, format!("must be set too: {missing}")));
         }
         // A CA for a broker that is not TLS would promise what it does not do.
         let tls = matches!(&pubsub.broker, BrokerKind::Redis(url) if url.starts_with("rediss://"));

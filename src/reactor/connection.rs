@@ -10,7 +10,8 @@ use super::buffer::BufferPool;
 use super::session::{Dead, Delivered, Env, Life, Session, Step};
 use super::settings::Settings;
 use super::stamp::Stamp;
-use super::transport::{Tcp, Transport};
+use super::tls::Tls;
+use super::transport::{Stream, Tcp, Transport};
 use crate::protocol::http::Status;
 use crate::protocol::MessageKind;
 use crate::pubsub::{Answer, Message, Subscription};
@@ -23,7 +24,7 @@ use std::sync::Arc;
 
 /// A connection: its transport, its session, and the worker's records of it.
 #[derive(Debug)]
-pub struct Connection<T = Tcp> {
+pub struct Connection<T = Stream> {
     transport: T,
     session: Session,
     /// The interest currently registered with the poll.
@@ -38,16 +39,29 @@ pub struct Connection<T = Tcp> {
 }
 
 impl Connection {
-    /// A freshly accepted TCP connection, registered for reading.
-    pub fn new(stream: TcpStream, now: Stamp, counted: bool, generation: u32) -> Self {
-        Connection::over(Tcp::new(stream), Session::new(now), counted, generation, now)
+    /// A freshly accepted connection, registered for reading: TLS when
+    /// `tls` is given.
+    pub fn new(
+        stream: TcpStream,
+        tls: Option<&Arc<rustls::ServerConfig>>,
+        now: Stamp,
+        counted: bool,
+        generation: u32,
+    ) -> io::Result<Self> {
+        let transport = match tls {
+            Some(config) => Stream::Tls(Box::new(Tls::new(stream, config)?)),
+            None => Stream::Tcp(Tcp::new(stream)),
+        };
+        Ok(Connection::over(transport, Session::new(now), counted, generation, now))
     }
 
     /// An accepted connection refused with `status` before anything is read
-    /// (over `max_connections`): the answer is queued and the connection closes.
+    /// (over `max_connections`): the answer is queued and the connection
+    /// closes. Over plain TCP even on a TLS listener: a refusal costs no
+    /// handshake.
     pub fn refused(stream: TcpStream, status: Status, generation: u32, env: &mut Env<'_>) -> Self {
         Connection::over(
-            Tcp::new(stream),
+            Stream::Tcp(Tcp::new(stream)),
             Session::refused(status, env),
             false,
             generation,
@@ -250,7 +264,7 @@ impl<T: Transport> Connection<T> {
                     // only say WouldBlock is skipped (a syscall per message).
                     // Not when the peer has half-closed: its EOF raises no
                     // further edge and must be read now.
-                    drained = n < room && !read_closed;
+                    drained = n < room && !read_closed && !self.transport.more_to_read();
                     self.session.handle_received(n, env);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -274,6 +288,12 @@ impl<T: Transport> Connection<T> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Err(Dead),
             }
+        }
+        // What the transport holds of its own (TLS records).
+        match self.transport.flush_pending() {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return Err(Dead),
         }
         self.session.handle_flushed(env);
         Ok(())

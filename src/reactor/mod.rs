@@ -36,6 +36,7 @@ pub mod settings;
 pub(crate) mod stamp;
 mod subscribers;
 mod timers;
+pub mod tls;
 mod transport;
 mod worker;
 
@@ -67,6 +68,8 @@ pub(crate) struct Shared {
     pub inboxes: Arc<[Inbox]>,
     /// What runs on the connections.
     pub app: Arc<App>,
+    /// TLS on the listeners, when configured.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A running server.
@@ -140,6 +143,7 @@ pub struct Builder {
     threads: usize,
     backlog: u32,
     broker: Option<MakeBroker>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Builder {
@@ -152,7 +156,15 @@ impl Builder {
             threads: 1,
             backlog: Config::default().server.backlog,
             broker: None,
+            tls: None,
         }
+    }
+
+    /// Speak TLS on the listeners (`wss://`, `https://`) with `config`
+    /// (see [`tls::server_config`]).
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
     }
 
     /// Run `app` instead.
@@ -194,12 +206,13 @@ impl Builder {
             threads,
             backlog,
             broker,
+            tls,
         } = self;
         let hub_settings = settings.pubsub.hub.clone();
         let make = broker.unwrap_or_else(|| {
             Box::new(move |inboxes| Ok(Arc::new(LocalHub::new(hub_settings, inboxes)) as Arc<dyn Broker>))
         });
-        launch(addr, threads, backlog, settings, Arc::new(app), make)
+        launch(addr, threads, backlog, settings, Arc::new(app), make, tls)
     }
 }
 
@@ -231,6 +244,7 @@ fn launch(
     settings: Settings,
     app: Arc<App>,
     make_broker: MakeBroker,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> io::Result<ServerHandle> {
     let threads = threads.max(1);
     let listeners = listener::bind_all(addr, threads, backlog)?;
@@ -251,6 +265,7 @@ fn launch(
         handoff: Handoff::new(wakers.clone()),
         inboxes,
         app,
+        tls,
     });
     let stats: Vec<Arc<WorkerStats>> = (0..listeners.len()).map(|_| Arc::default()).collect();
     let all_stats: Arc<[Arc<WorkerStats>]> = stats.clone().into();
@@ -317,12 +332,20 @@ pub fn serve(config: Config) -> io::Result<()> {
             )));
         }
     };
-    let server = Builder::new(settings)
+    let mut builder = Builder::new(settings)
         .threads(threads)
         .backlog(config.server.backlog)
-        .try_broker(make_broker)
-        .start(config.server.bind)?;
-    log::info!("listening on {} with {threads} worker thread(s)", server.local_addr());
+        .try_broker(make_broker);
+    if !config.tls.cert.is_empty() {
+        let tls = tls::server_config(config.tls.cert.as_ref(), config.tls.key.as_ref()).map_err(io::Error::other)?;
+        builder = builder.tls(tls);
+    }
+    let server = builder.start(config.server.bind)?;
+    let scheme = if config.tls.cert.is_empty() { "" } else { " (TLS)" };
+    log::info!(
+        "listening on {}{scheme} with {threads} worker thread(s)",
+        server.local_addr()
+    );
     let trigger = server.shutdown_trigger();
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         let mut seen = false;

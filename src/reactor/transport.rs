@@ -1,10 +1,11 @@
 //! What carries a connection's bytes: the reactor's side of the seam
-//! between the socket and the sans-IO session. Plain TCP today; TLS will
-//! be another [`Transport`] that decrypts into the session's read buffer
-//! and encrypts its output.
+//! between the socket and the sans-IO session: plain TCP ([`Tcp`]) or TLS
+//! ([`super::tls::Tls`]), which decrypts into the session's read buffer
+//! and encrypts its output. A worker's slab holds either ([`Stream`]).
 
 use super::buffer::BufferPool;
 use super::output::Output;
+use super::tls::Tls;
 use mio::net::TcpStream;
 use mio::Interest;
 use std::io::{self, Read};
@@ -19,6 +20,16 @@ pub trait Transport {
     fn write(&mut self, out: &mut Output, pool: &mut BufferPool) -> io::Result<usize>;
     /// Shut the write side (after the last bytes, RFC 6455 §7.1.1).
     fn shutdown_write(&mut self) -> io::Result<()>;
+    /// Send what the transport holds of its own (TLS records the socket
+    /// could not take yet).
+    fn flush_pending(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// After a short read: the transport has more to say (its end) though
+    /// the socket raises no new edge for it.
+    fn more_to_read(&self) -> bool {
+        false
+    }
     /// The socket, to (de)register with the poll.
     fn socket(&mut self) -> &mut TcpStream;
     /// Interest from what the session wants (rustls's `event_set`):
@@ -62,5 +73,72 @@ impl Transport for Tcp {
 
     fn socket(&mut self) -> &mut TcpStream {
         &mut self.0
+    }
+}
+
+/// What a connection is carried over: plain TCP or TLS, chosen by the
+/// listener it came from.
+#[derive(Debug)]
+pub enum Stream {
+    /// Plain TCP.
+    Tcp(Tcp),
+    /// TLS (boxed: rustls's state is large, and most connections are plain).
+    Tls(Box<Tls>),
+}
+
+impl Transport for Stream {
+    #[inline]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(t) => t.read(buf),
+            Stream::Tls(t) => t.read(buf),
+        }
+    }
+
+    #[inline]
+    fn write(&mut self, out: &mut Output, pool: &mut BufferPool) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(t) => t.write(out, pool),
+            Stream::Tls(t) => t.write(out, pool),
+        }
+    }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(t) => t.shutdown_write(),
+            Stream::Tls(t) => t.shutdown_write(),
+        }
+    }
+
+    #[inline]
+    fn flush_pending(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(t) => t.flush_pending(),
+            Stream::Tls(t) => t.flush_pending(),
+        }
+    }
+
+    #[inline]
+    fn more_to_read(&self) -> bool {
+        match self {
+            Stream::Tcp(t) => t.more_to_read(),
+            Stream::Tls(t) => t.more_to_read(),
+        }
+    }
+
+    #[inline]
+    fn socket(&mut self) -> &mut TcpStream {
+        match self {
+            Stream::Tcp(t) => t.socket(),
+            Stream::Tls(t) => t.socket(),
+        }
+    }
+
+    #[inline]
+    fn interest(&self, wants_read: bool, has_output: bool) -> Interest {
+        match self {
+            Stream::Tcp(t) => t.interest(wants_read, has_output),
+            Stream::Tls(t) => t.interest(wants_read, has_output),
+        }
     }
 }

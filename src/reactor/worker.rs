@@ -505,7 +505,14 @@ impl Worker {
         let generation = self.next_generation;
         self.next_generation = generation.wrapping_add(1);
         let mut conn = if counted {
-            Connection::new(stream, self.stamp, true, generation)
+            match Connection::new(stream, self.shared.tls.as_ref(), self.stamp, true, generation) {
+                Ok(conn) => conn,
+                Err(e) => {
+                    log::warn!("cannot serve a connection: {e}");
+                    self.shared.connections.fetch_sub(1, SeqCst);
+                    return;
+                }
+            }
         } else {
             self.stats.refused.fetch_add(1, Relaxed);
             let me = Address {
