@@ -1,4 +1,4 @@
-//! TLS, the second [`Transport`]: rustls, sans-IO like our protocol,
+//! TLS, the second transport (`Transport`): rustls, sans-IO like our protocol,
 //! between the socket and the unchanged session (rustls's `tlsserver-mio`
 //! is the pattern). Ciphertext is read from the socket into rustls and the
 //! plaintext into the session's buffer; the session's output is written
@@ -7,7 +7,7 @@
 //!
 //! What the transport keeps to itself: the handshake (its records go out
 //! from `read` and `flush_pending`), the records rustls holds while the
-//! socket is full (at most [`SEND_LIMIT`] of plaintext, so the session's
+//! socket is full (at most `SEND_LIMIT` of plaintext, so the session's
 //! write-buffer limit and slow-consumer policy still see the rest), and
 //! the close: `close_notify` is sent before the TCP write side is shut,
 //! and only once every record before it has gone.
