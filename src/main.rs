@@ -157,6 +157,10 @@ struct LoadArgs {
     #[arg(long, value_name = "IPS", value_parser = load::parse_source_ips)]
     // Spelled out so clap takes the parsed list as one value.
     source_ips: Option<::std::vec::Vec<IpAddr>>,
+    /// wss://: accept any server certificate, for self-signed test
+    /// certificates (the server is not authenticated).
+    #[arg(long)]
+    insecure: bool,
     /// Connect, handshake and echo time-out; also how long to wait for the
     /// last echoes.
     #[arg(long, value_name = "D", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -197,6 +201,7 @@ impl LoadArgs {
             observe: self.observe,
             pipeline: self.pipeline,
             source_ips: self.source_ips.clone().unwrap_or_default(),
+            insecure: self.insecure,
             timeout: self.timeout,
             progress: !self.quiet && std::io::stderr().is_terminal(),
         }

@@ -353,3 +353,47 @@ fn serve_refuses_a_bad_certificate_naming_the_file_with_exit_2() {
         "{err}"
     );
 }
+
+fn load(url: String, mode: wsreactor::load::Mode, insecure: bool) -> wsreactor::load::report::Summary {
+    let options = wsreactor::load::Options {
+        url,
+        mode,
+        connections: 20,
+        connect_rate: 0.0,
+        threads: 2,
+        duration: Duration::from_secs(1),
+        size: 64,
+        rate: Some(200.0),
+        insecure,
+        timeout: Duration::from_secs(3),
+        ..wsreactor::load::Options::default()
+    };
+    wsreactor::load::run(&options).unwrap()
+}
+
+#[test]
+fn the_load_generator_speaks_wss_for_echo_and_for_subscribe_over_https() {
+    use wsreactor::load::Mode;
+    let server = TlsServer::start("load", settings());
+    let echo = load(format!("wss://{}/", server.addr), Mode::Echo, true);
+    assert_eq!(echo.errors.total, 0, "{:?}", echo.errors);
+    assert_eq!(echo.connections.opened, 20);
+    assert_eq!(
+        (echo.messages.sent, echo.messages.received),
+        (200, 200),
+        "{:?}",
+        echo.messages
+    );
+    let sub = load(format!("wss://{}/ws/over-tls", server.addr), Mode::Subscribe, true);
+    assert_eq!(sub.errors.total, 0, "{:?}", sub.errors);
+    let s = sub.subscribe.as_ref().unwrap();
+    assert!(s.publish_url.starts_with("https://"), "{}", s.publish_url);
+    assert_eq!(s.published.accepted, 200, "{:?}", s.published);
+    assert_eq!(s.deliveries.received, 200 * 20, "{:?}", s.deliveries);
+    assert_eq!(s.deliveries.missing, 0);
+    // Without --insecure the test authority is no system root: every
+    // handshake fails, and the run says so.
+    let refused = load(format!("wss://{}/", server.addr), Mode::Echo, false);
+    assert_eq!(refused.connections.opened, 0, "{:?}", refused.connections);
+    assert!(refused.errors.total >= 20, "{:?}", refused.errors);
+}

@@ -25,7 +25,7 @@ pub use super::ctx::Ctx;
 use super::echo::EchoFlow;
 use super::stats::record;
 use super::subscribe::{Order, Seen, Stamp};
-use super::transport::{Received, Transport};
+use super::transport::{Received, TlsTarget, Transport};
 use super::{Mode, Plan};
 use crate::protocol::handshake::{ClientHandshake, ClientHandshakeError};
 use crate::protocol::mask::xorshift64;
@@ -87,10 +87,16 @@ pub struct Client {
 
 impl Client {
     /// Start connecting client `index` to `addr`, from `source` if given.
-    pub fn connect(index: usize, addr: SocketAddr, source: Option<IpAddr>, now: Instant) -> io::Result<Client> {
+    pub fn connect(
+        index: usize,
+        addr: SocketAddr,
+        source: Option<IpAddr>,
+        tls: Option<&TlsTarget>,
+        now: Instant,
+    ) -> io::Result<Client> {
         Ok(Client {
             index,
-            io: Transport::connect(addr, source)?,
+            io: Transport::connect(addr, source, tls)?,
             state: State::Connecting,
             since: now,
             echo: EchoFlow::new(index),

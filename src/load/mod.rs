@@ -71,6 +71,7 @@ pub(crate) mod stats;
 pub(crate) mod subscribe;
 pub mod target;
 pub(crate) mod timer;
+pub(crate) mod tls;
 pub(crate) mod transport;
 pub(crate) mod worker;
 

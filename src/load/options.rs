@@ -65,6 +65,8 @@ pub struct Options {
     pub pipeline: usize,
     /// Local addresses to connect from, in turn; empty lets the kernel pick.
     pub source_ips: Vec<IpAddr>,
+    /// `wss://`: accept any server certificate (self-signed test ones).
+    pub insecure: bool,
     /// Connect, handshake and echo time-out; also bounds the drain.
     pub timeout: Duration,
     /// Draw the live progress line on stderr.
@@ -87,6 +89,7 @@ impl Default for Options {
             observe: false,
             pipeline: 1,
             source_ips: Vec::new(),
+            insecure: false,
             timeout: Duration::from_secs(10),
             progress: false,
         }

@@ -2,6 +2,7 @@
 //! publisher share read-only.
 
 use super::schedule::{ConnectSchedule, MessageSchedule};
+use super::transport::TlsTarget;
 use super::{subscribe, LoadError, Mode, Options, Target};
 use crate::protocol::{MessageKind, ReadLimits};
 use crate::pubsub::channel_name;
@@ -95,6 +96,8 @@ pub struct Plan {
     pub progress: bool,
     /// Subscribe mode's publishing.
     pub publish: Option<PublishPlan>,
+    /// `wss://`: TLS for every connection (and the publisher's).
+    pub tls: Option<TlsTarget>,
 }
 
 /// The wall clock at `t`, in nanoseconds since the unix epoch.
@@ -119,6 +122,10 @@ impl Plan {
             return invalid("--size is at most 1 GiB");
         }
         let target = Target::parse(&o.url).map_err(LoadError::Invalid)?;
+        let tls = match target.tls {
+            true => Some(super::tls::client(&target.name, o.insecure).map_err(LoadError::Invalid)?),
+            false => None,
+        };
         if o.source_ips.iter().any(|ip| ip.is_ipv4() != target.addr.is_ipv4()) {
             return invalid("--source-ips must be of the same family as the target");
         }
@@ -159,6 +166,7 @@ impl Plan {
             buffer_size: (o.size + 14).clamp(4096, 1 << 16),
             progress: o.progress,
             publish,
+            tls,
         })
     }
 
@@ -215,7 +223,7 @@ mod tests {
                 ..Options::default()
             },
             Options {
-                url: "wss://127.0.0.1/".into(),
+                url: "http://127.0.0.1/".into(),
                 ..Options::default()
             },
         ];

@@ -282,7 +282,7 @@ impl Publisher {
 
     fn connect(&mut self, i: usize, now: Instant) {
         let addr = self.plan.target.addr;
-        let result = Transport::connect(addr, None).and_then(|mut io| {
+        let result = Transport::connect(addr, None, self.plan.tls.as_ref()).and_then(|mut io| {
             let interest = io.registered();
             self.poll.registry().register(io.stream(), Token(i), interest)?;
             Ok(io)

@@ -1,5 +1,5 @@
-//! Where the load goes: the `ws://` URL (RFC 6455 §3), and the local
-//! addresses it comes from (`--source-ips`).
+//! Where the load goes: the `ws://` or `wss://` URL (RFC 6455 §3), and
+//! the local addresses it comes from (`--source-ips`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 
@@ -12,17 +12,19 @@ pub struct Target {
     pub host: String,
     /// The request target: path and query.
     pub path: String,
+    /// `wss://`: TLS, for the certificate of `name`.
+    pub tls: bool,
+    /// The host as the certificate names it (no port, no brackets).
+    pub name: String,
 }
 
 impl Target {
-    /// Parse `ws://HOST[:PORT][/PATH]` and resolve the host.
+    /// Parse `ws://HOST[:PORT][/PATH]` (or `wss://`) and resolve the host.
     pub fn parse(url: &str) -> Result<Target, String> {
         let (scheme, rest) = url.split_once("://").ok_or_else(|| format!("not a ws:// URL: {url}"))?;
-        if scheme.eq_ignore_ascii_case("wss") {
-            return Err("wss:// (TLS) is not supported; use ws://".into());
-        }
-        if !scheme.eq_ignore_ascii_case("ws") {
-            return Err(format!("not a ws:// URL: {url}"));
+        let tls = scheme.eq_ignore_ascii_case("wss");
+        if !tls && !scheme.eq_ignore_ascii_case("ws") {
+            return Err(format!("not a ws:// or wss:// URL: {url}"));
         }
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_string()),
@@ -35,7 +37,7 @@ impl Target {
         // "[::1]:8080", "[::1]", "host:8080", "host".
         let (host, port) = match authority.rsplit_once(':') {
             Some((h, p)) if !p.contains(']') => (h, p.parse::<u16>().map_err(|_| format!("bad port in {url}"))?),
-            _ => (authority, 80),
+            _ => (authority, if tls { 443 } else { 80 }),
         };
         let host_name = host.trim_start_matches('[').trim_end_matches(']');
         let addr = (host_name, port)
@@ -47,6 +49,8 @@ impl Target {
             addr,
             host: authority.to_string(),
             path,
+            tls,
+            name: host_name.to_string(),
         })
     }
 }
@@ -92,7 +96,10 @@ mod tests {
         let t = Target::parse("ws://[::1]:8080?q").unwrap();
         assert_eq!(t.addr, "[::1]:8080".parse().unwrap());
         assert_eq!(t.path, "/?q");
-        assert!(Target::parse("wss://127.0.0.1/").unwrap_err().contains("not supported"));
+        let t = Target::parse("wss://localhost/").unwrap();
+        assert_eq!((t.addr.port(), t.tls, t.name.as_str()), (443, true, "localhost"));
+        assert!(!Target::parse("ws://[::1]/").unwrap().tls);
+        assert_eq!(Target::parse("wss://[::1]:9/").unwrap().name, "::1");
         assert!(Target::parse("http://127.0.0.1/").is_err());
         assert!(Target::parse("ws://127.0.0.1:x/").is_err());
         assert!(Target::parse("ws:///").is_err());

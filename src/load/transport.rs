@@ -1,6 +1,8 @@
 //! A client's TCP side: the socket, bound to a source address and
-//! connecting without blocking, and its read and write buffers. It knows
-//! nothing of WebSocket; [`super::client`] decides what the bytes mean.
+//! connecting without blocking, its read and write buffers, and TLS for
+//! `wss://` (rustls: plaintext in the buffers, records on the socket). It
+//! knows nothing of WebSocket; [`super::client`] decides what the bytes
+//! mean.
 //!
 //! Buffers come from the worker's [`BufferPool`] only while bytes are in
 //! flight, as in the server, so thousands of idle connections hold none.
@@ -8,9 +10,16 @@
 use crate::reactor::buffer::{BufferPool, ReadBuf, WriteBuf};
 use mio::net::TcpStream;
 use mio::Interest;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// TLS for a connection: the client configuration and the name the
+/// server's certificate must be for.
+pub type TlsTarget = (Arc<ClientConfig>, ServerName<'static>);
 
 /// What one [`Transport::read_some`] got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,13 +44,15 @@ pub struct Transport {
     /// or head in progress), so the buffer can make room for them.
     pub want: usize,
     registered: Interest,
+    /// `wss://`: the TLS state between the buffers and the socket.
+    tls: Option<Box<ClientConnection>>,
 }
 
 impl Transport {
     /// Start a non-blocking connect to `addr`, from `source` if given.
     /// `connect()` returns EINPROGRESS; [`connected`](Self::connected) says
     /// when it is done.
-    pub fn connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<Transport> {
+    pub fn connect(addr: SocketAddr, source: Option<IpAddr>, tls: Option<&TlsTarget>) -> io::Result<Transport> {
         // Non-blocking from birth (SOCK_NONBLOCK): two fcntl calls fewer per
         // connection, which churn mode opens by the thousand a second.
         let socket = Socket::new(
@@ -66,6 +77,12 @@ impl Transport {
             wbuf: None,
             want: 0,
             registered: Interest::READABLE | Interest::WRITABLE,
+            tls: match tls {
+                Some((config, name)) => Some(Box::new(
+                    ClientConnection::new(config.clone(), name.clone()).map_err(io::Error::other)?,
+                )),
+                None => None,
+            },
         })
     }
 
@@ -99,9 +116,9 @@ impl Transport {
         self.registered = interest;
     }
 
-    /// Bytes are waiting to be written.
+    /// Bytes are waiting to be written (TLS records too).
     pub fn has_output(&self) -> bool {
-        self.wbuf.as_ref().is_some_and(|w| !w.is_empty())
+        self.wbuf.as_ref().is_some_and(|w| !w.is_empty()) || self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     /// Bytes have been read and not consumed.
@@ -123,6 +140,9 @@ impl Transport {
     /// Read once. EOF is an `UnexpectedEof` error.
     pub fn read_some(&mut self, pool: &mut BufferPool) -> io::Result<Received> {
         let rbuf = self.rbuf.get_or_insert_with(|| ReadBuf::take(pool));
+        if let Some(tls) = self.tls.as_mut() {
+            return read_tls(tls, &mut self.stream, rbuf, self.want);
+        }
         loop {
             let spare = rbuf.spare(self.want);
             let room = spare.len();
@@ -148,6 +168,14 @@ impl Transport {
 
     /// Write until WouldBlock or done.
     pub fn flush(&mut self) -> io::Result<()> {
+        if let Some(tls) = self.tls.as_mut() {
+            if let Some(wbuf) = self.wbuf.as_mut().filter(|w| !w.is_empty()) {
+                // rustls keeps what it takes until the handshake is done.
+                let n = tls.writer().write(wbuf.pending())?;
+                wbuf.advance(n);
+            }
+            return send_records(tls, &mut self.stream);
+        }
         let Some(wbuf) = self.wbuf.as_mut() else {
             return Ok(());
         };
@@ -205,6 +233,80 @@ fn set_bind_address_no_port(socket: &Socket) {
     }
 }
 
+/// Send the records rustls holds until the socket is full.
+fn send_records(tls: &mut ClientConnection, stream: &mut TcpStream) -> io::Result<()> {
+    while tls.wants_write() {
+        match tls.write_tls(stream) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Plaintext into `rbuf`: records are read until the socket says
+/// WouldBlock, so a short read means what it means over plain TCP (no
+/// edge is owed). EOF, with or without `close_notify`, is an
+/// `UnexpectedEof` error, as over TCP.
+fn read_tls(
+    tls: &mut ClientConnection,
+    stream: &mut TcpStream,
+    rbuf: &mut ReadBuf,
+    want: usize,
+) -> io::Result<Received> {
+    let mut got = 0;
+    loop {
+        let spare = rbuf.spare(want);
+        let room = spare.len();
+        // The end comes after the bytes before it: with some read, the
+        // next read (which a full read promises) finds it again.
+        let end = || match got {
+            0 => Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+            _ => Ok(Received::Bytes { short: false }),
+        };
+        match tls.reader().read(spare) {
+            Ok(0) if room > 0 => return end(),
+            Ok(n) => {
+                rbuf.filled_by(n);
+                got += n;
+                if n == room {
+                    return Ok(Received::Bytes { short: false });
+                }
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return end(),
+            Err(e) => return Err(e),
+        }
+        match tls.read_tls(stream) {
+            Ok(0) => {
+                // rustls now knows of the EOF: its reader says so next.
+                if got == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                return Ok(Received::Bytes { short: false });
+            }
+            Ok(_) => {
+                tls.process_new_packets()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                // Handshake records, and the request rustls kept for it.
+                send_records(tls, stream)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(if got > 0 {
+        Received::Bytes { short: true }
+    } else {
+        Received::Blocked
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,7 +326,7 @@ mod tests {
     fn connects_from_the_source_address_given() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let source: IpAddr = "127.0.0.7".parse().unwrap();
-        let mut t = Transport::connect(listener.local_addr().unwrap(), Some(source)).unwrap();
+        let mut t = Transport::connect(listener.local_addr().unwrap(), Some(source), None).unwrap();
         wait_connected(&mut t).unwrap();
         let (_, peer) = listener.accept().unwrap();
         assert_eq!(peer.ip(), source);
@@ -237,7 +339,7 @@ mod tests {
             .unwrap()
             .local_addr()
             .unwrap();
-        let err = Transport::connect(addr, None).and_then(|mut t| wait_connected(&mut t));
+        let err = Transport::connect(addr, None, None).and_then(|mut t| wait_connected(&mut t));
         assert_eq!(err.unwrap_err().raw_os_error(), Some(libc::ECONNREFUSED));
     }
 }

@@ -239,7 +239,8 @@ impl Worker {
             self.next += plan.threads;
             self.stats.attempted += 1;
             let source = plan.source_for(index);
-            let result = Client::connect(index, plan.target.addr, source, now).and_then(|c| self.add(c));
+            let result =
+                Client::connect(index, plan.target.addr, source, plan.tls.as_ref(), now).and_then(|c| self.add(c));
             if let Err(e) = result {
                 self.stats.errors.socket(&e);
                 self.shared.resolve(false, now);
@@ -261,7 +262,7 @@ impl Worker {
         {
             self.stats.attempted += 1;
             let source = plan.source_for(start.index);
-            let result = Client::connect(start.index, plan.target.addr, source, now)
+            let result = Client::connect(start.index, plan.target.addr, source, plan.tls.as_ref(), now)
                 .and_then(|c| self.add(c.with_cycle(start.due)));
             if let Err(e) = result {
                 self.stats.errors.socket(&e);

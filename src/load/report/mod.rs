@@ -383,7 +383,10 @@ fn subscribe_report(
     let subscribers = stats.orders.len() as u64;
     SubscribeReport {
         channel: pp.map_or(String::new(), |p| p.channel.clone()),
-        publish_url: pp.map_or(String::new(), |p| format!("http://{}{}", p.host, p.path)),
+        publish_url: pp.map_or(String::new(), |p| {
+            let scheme = if plan.tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{}{}", p.host, p.path)
+        }),
         publishers: p.lanes.len(),
         observed: pp.is_some_and(|p| p.observe),
         published: Published {
