@@ -397,3 +397,49 @@ fn the_load_generator_speaks_wss_for_echo_and_for_subscribe_over_https() {
     assert_eq!(refused.connections.opened, 0, "{:?}", refused.connections);
     assert!(refused.errors.total >= 20, "{:?}", refused.errors);
 }
+
+#[test]
+fn a_tls_listener_beside_the_plain_one_shares_the_workers_and_the_channels() {
+    let (ca, cert, key) = certificates("beside");
+    let config = tls::server_config(&cert, &key).unwrap();
+    let handle = Builder::new(settings())
+        .threads(2)
+        .tls_listener("127.0.0.1:0".parse().unwrap(), config)
+        .start("127.0.0.1:0".parse().unwrap())
+        .unwrap();
+    let tls_addr = handle.tls_addr().expect("a TLS listener");
+    assert_ne!(tls_addr, handle.local_addr());
+    let mut server = TlsServer::start("beside-client", settings());
+    // Reuse the client side of a TlsServer, pointed at this server.
+    let mut roots = RootCertStore::empty();
+    roots.add(ca).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    server.client = Arc::new(client);
+    server.addr = tls_addr;
+    let mut wss = server.connect();
+    wss.upgrade("/ws/both");
+    // Plain on the main address: a publish there reaches the TLS subscriber.
+    let mut plain = TcpStream::connect(handle.local_addr()).unwrap();
+    plain.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    plain
+        .write_all(
+            b"POST /pub/both HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nmixed",
+        )
+        .unwrap();
+    let mut answer = [0u8; 512];
+    let n = plain.read(&mut answer).unwrap();
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 200 "),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    assert_eq!(wss.recv(), (0x1, b"mixed".to_vec()));
+    drop(wss);
+    handle.shutdown();
+    handle.join().unwrap();
+}

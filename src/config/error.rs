@@ -51,7 +51,7 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
             "broker_ca",
         ],
     ),
-    ("tls", &["cert", "key"]),
+    ("tls", &["cert", "key", "bind"]),
 ];
 
 pub(super) const SECTION_NAMES: &[&str] = &["server", "limits", "timeouts", "deflate", "pubsub", "tls"];

@@ -71,6 +71,16 @@ pub struct TlsConfig {
     pub cert: String,
     /// PEM file of its private key (PKCS#8, PKCS#1 or SEC1).
     pub key: String,
+    /// Empty: `server.bind` speaks TLS. An address: `server.bind` stays
+    /// plain and TLS gets a listener of its own there, on the same workers.
+    pub bind: String,
+}
+
+impl TlsConfig {
+    /// `bind` as an address (checked by [`Config::validate`]).
+    pub fn bind_addr(&self) -> Option<SocketAddr> {
+        self.bind.parse().ok()
+    }
 }
 
 /// The `[pubsub]` section: the push server.
@@ -464,6 +474,23 @@ impl Config {
                 ("tls.key", "tls.cert is set")
             };
             return Err(invalid(key, format!("must be set too: {missing}")));
+        }
+        if !self.tls.bind.is_empty() {
+            if self.tls.cert.is_empty() {
+                return Err(invalid("tls.bind", "needs tls.cert and tls.key".to_owned()));
+            }
+            match self.tls.bind.parse::<SocketAddr>() {
+                Ok(addr) if addr == self.server.bind => {
+                    return Err(invalid("tls.bind", format!("{addr} is server.bind already")));
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    return Err(invalid(
+                        "tls.bind",
+                        format!("expected an address like 0.0.0.0:443, got {:?}", self.tls.bind),
+                    ))
+                }
+            }
         }
         // A CA for a broker that is not TLS would promise what it does not do.
         let tls = matches!(&pubsub.broker, BrokerKind::Redis(url) if url.starts_with("rediss://"));

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 /// Per-worker queues of accepted connections handed over by other workers.
 #[derive(Debug)]
 pub struct Handoff {
-    queues: Vec<Mutex<Vec<TcpStream>>>,
+    queues: Vec<Mutex<Vec<(TcpStream, bool)>>>,
     /// Connections queued for each worker and not yet taken: part of its load.
     queued: Vec<AtomicUsize>,
     wakers: Vec<Arc<Waker>>,
@@ -46,12 +46,12 @@ impl Handoff {
         (least != me && load(me) >= min + 2).then_some(least)
     }
 
-    /// Queue `stream` for worker `to` and wake it.
-    pub fn send(&self, to: usize, stream: TcpStream) {
+    /// Queue `stream` (from a TLS listener: `tls`) for worker `to` and wake it.
+    pub fn send(&self, to: usize, stream: TcpStream, tls: bool) {
         self.queued[to].fetch_add(1, Relaxed);
         let was_empty = {
             let mut q = self.queues[to].lock().unwrap_or_else(|e| e.into_inner());
-            q.push(stream);
+            q.push((stream, tls));
             q.len() == 1
         };
         // The worker takes the whole queue when woken: one wake per batch.
@@ -61,7 +61,7 @@ impl Handoff {
     }
 
     /// Take everything queued for worker `me`.
-    pub fn take(&self, me: usize) -> Vec<TcpStream> {
+    pub fn take(&self, me: usize) -> Vec<(TcpStream, bool)> {
         let taken = std::mem::take(&mut *self.queues[me].lock().unwrap_or_else(|e| e.into_inner()));
         self.queued[me].fetch_sub(taken.len(), Relaxed);
         taken
@@ -94,7 +94,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         for _ in 0..2 {
             let s = std::net::TcpStream::connect(addr).unwrap();
-            handoff.send(1, TcpStream::from_std(s));
+            handoff.send(1, TcpStream::from_std(s), false);
         }
         assert_eq!(handoff.target(2, &stats), None);
         assert_eq!(handoff.take(1).len(), 2);

@@ -68,13 +68,16 @@ pub(crate) struct Shared {
     pub inboxes: Arc<[Inbox]>,
     /// What runs on the connections.
     pub app: Arc<App>,
-    /// TLS on the listeners, when configured.
+    /// TLS, when configured: on the main listener, or (`tls_beside`) on
+    /// a listener of its own beside the plain one.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub tls_beside: bool,
 }
 
 /// A running server.
 pub struct ServerHandle {
     addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     wakers: Vec<Arc<Waker>>,
     threads: Vec<JoinHandle<io::Result<()>>>,
@@ -85,6 +88,11 @@ impl ServerHandle {
     /// The address the workers listen on (the real port when 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the TLS listener beside the plain one, if any.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// Each worker's counters, by worker index.
@@ -144,6 +152,7 @@ pub struct Builder {
     backlog: u32,
     broker: Option<MakeBroker>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    tls_bind: Option<SocketAddr>,
 }
 
 impl Builder {
@@ -157,6 +166,7 @@ impl Builder {
             backlog: Config::default().server.backlog,
             broker: None,
             tls: None,
+            tls_bind: None,
         }
     }
 
@@ -164,6 +174,15 @@ impl Builder {
     /// (see [`tls::server_config`]).
     pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
         self.tls = Some(config);
+        self.tls_bind = None;
+        self
+    }
+
+    /// Keep the main listener plain and speak TLS with `config` on listeners
+    /// of their own on `addr` (`[tls] bind`), on the same workers.
+    pub fn tls_listener(mut self, addr: SocketAddr, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self.tls_bind = Some(addr);
         self
     }
 
@@ -207,11 +226,13 @@ impl Builder {
             backlog,
             broker,
             tls,
+            tls_bind,
         } = self;
         let hub_settings = settings.pubsub.hub.clone();
         let make = broker.unwrap_or_else(|| {
             Box::new(move |inboxes| Ok(Arc::new(LocalHub::new(hub_settings, inboxes)) as Arc<dyn Broker>))
         });
+        let tls = tls.map(|config| (config, tls_bind));
         launch(addr, threads, backlog, settings, Arc::new(app), make, tls)
     }
 }
@@ -244,11 +265,26 @@ fn launch(
     settings: Settings,
     app: Arc<App>,
     make_broker: MakeBroker,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<(Arc<rustls::ServerConfig>, Option<SocketAddr>)>,
 ) -> io::Result<ServerHandle> {
     let threads = threads.max(1);
     let listeners = listener::bind_all(addr, threads, backlog)?;
     let addr = listeners[0].local_addr()?;
+    let (tls, tls_bind) = match tls {
+        Some((config, bind)) => (Some(config), bind),
+        None => (None, None),
+    };
+    let mut tls_listeners: Vec<Option<mio::net::TcpListener>> = match tls_bind {
+        Some(bind) => listener::bind_all(bind, threads, backlog)?
+            .into_iter()
+            .map(Some)
+            .collect(),
+        None => (0..threads).map(|_| None).collect(),
+    };
+    let tls_addr = match tls_listeners.first() {
+        Some(Some(l)) => Some(l.local_addr()?),
+        _ => None,
+    };
     let settings = Arc::new(settings);
     let mut polls = Vec::new();
     let mut wakers = Vec::new();
@@ -266,6 +302,7 @@ fn launch(
         inboxes,
         app,
         tls,
+        tls_beside: tls_addr.is_some(),
     });
     let stats: Vec<Arc<WorkerStats>> = (0..listeners.len()).map(|_| Arc::default()).collect();
     let all_stats: Arc<[Arc<WorkerStats>]> = stats.clone().into();
@@ -274,7 +311,7 @@ fn launch(
         workers.push(Worker::new(
             id,
             poll,
-            listener,
+            (listener, tls_listeners[id].take()),
             settings.clone(),
             shared.clone(),
             all_stats.clone(),
@@ -290,6 +327,7 @@ fn launch(
     }
     Ok(ServerHandle {
         addr,
+        tls_addr,
         shared,
         wakers,
         threads: handles,
@@ -338,14 +376,24 @@ pub fn serve(config: Config) -> io::Result<()> {
         .try_broker(make_broker);
     if !config.tls.cert.is_empty() {
         let tls = tls::server_config(config.tls.cert.as_ref(), config.tls.key.as_ref()).map_err(io::Error::other)?;
-        builder = builder.tls(tls);
+        builder = match config.tls.bind_addr() {
+            Some(addr) => builder.tls_listener(addr, tls),
+            None => builder.tls(tls),
+        };
     }
     let server = builder.start(config.server.bind)?;
-    let scheme = if config.tls.cert.is_empty() { "" } else { " (TLS)" };
+    let scheme = if config.tls.cert.is_empty() || server.tls_addr().is_some() {
+        ""
+    } else {
+        " (TLS)"
+    };
     log::info!(
         "listening on {}{scheme} with {threads} worker thread(s)",
         server.local_addr()
     );
+    if let Some(addr) = server.tls_addr() {
+        log::info!("listening on {addr} (TLS) on the same workers");
+    }
     let trigger = server.shutdown_trigger();
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         let mut seen = false;

@@ -30,6 +30,8 @@ use std::time::{Duration, Instant, SystemTime};
 pub const LISTENER: Token = Token(usize::MAX - 1);
 /// The waker's token: shutdown, and messages in the worker's inbox.
 pub const WAKER: Token = Token(usize::MAX - 2);
+/// The TLS listener's token, when there is one beside the plain one.
+pub const TLS_LISTENER: Token = Token(usize::MAX - 3);
 
 /// After EMFILE/ENFILE, how long to wait before accepting again, unless a
 /// connection closes first. Without the pause an edge-triggered listener
@@ -44,6 +46,8 @@ pub struct Worker {
     id: usize,
     poll: Poll,
     listener: Option<TcpListener>,
+    /// `[tls] bind`: a TLS listener beside the plain one.
+    tls_listener: Option<TcpListener>,
     conns: Slab<Connection>,
     pool: BufferPool,
     settings: Arc<Settings>,
@@ -92,18 +96,22 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker owning `poll` (with the waker registered) and `listener`;
+    /// A worker owning `poll` (with the waker registered), its listener and the
+    /// TLS listener beside it if any;
     /// its counters are `all_stats[id]`.
     pub fn new(
         id: usize,
         poll: Poll,
-        mut listener: TcpListener,
+        (mut listener, mut tls_listener): (TcpListener, Option<TcpListener>),
         settings: Arc<Settings>,
         shared: Arc<Shared>,
         all_stats: Arc<[Arc<WorkerStats>]>,
         hub: Arc<dyn Broker>,
     ) -> io::Result<Self> {
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        if let Some(l) = tls_listener.as_mut() {
+            poll.registry().register(l, TLS_LISTENER, Interest::READABLE)?;
+        }
         let settings_tick = settings.tick();
         let app = shared.app.clone();
         let channels: Box<dyn Fn() -> usize + Send> = {
@@ -122,6 +130,7 @@ impl Worker {
             id,
             poll,
             listener: Some(listener),
+            tls_listener,
             conns: Slab::new(),
             pool: BufferPool::new(settings.read_buffer_size, settings.buffer_pool_size),
             settings,
@@ -181,7 +190,8 @@ impl Worker {
             let mut woken = false;
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(now),
+                    LISTENER => self.accept_from(now, false),
+                    TLS_LISTENER => self.accept_from(now, true),
                     WAKER => woken = true,
                     Token(key) => {
                         // Errors and hang-ups surface through read/write.
@@ -451,10 +461,20 @@ impl Worker {
         }
     }
 
-    /// Accept until WouldBlock.
+    /// Accept on every listener until WouldBlock.
     fn accept(&mut self, now: Instant) {
+        self.accept_from(now, false);
+        self.accept_from(now, true);
+    }
+
+    /// Accept until WouldBlock on the main listener, or on the TLS one
+    /// beside it (`side`).
+    fn accept_from(&mut self, now: Instant, side: bool) {
+        // The main listener speaks TLS when it is the only one configured.
+        let tls = side || (self.shared.tls.is_some() && !self.shared.tls_beside);
         loop {
-            let Some(listener) = self.listener.as_ref() else {
+            let listener = if side { &self.tls_listener } else { &self.listener };
+            let Some(listener) = listener.as_ref() else {
                 return;
             };
             let stream = match listener.accept() {
@@ -481,31 +501,32 @@ impl Worker {
             self.stats.accepted.fetch_add(1, Relaxed);
             let counted = self.take_connection_slot();
             match self.shared.handoff.target(self.id, &self.all_stats) {
-                Some(to) if counted => self.shared.handoff.send(to, stream),
-                _ => self.admit(stream, counted, now),
+                Some(to) if counted => self.shared.handoff.send(to, stream, tls),
+                _ => self.admit(stream, tls, counted, now),
             }
         }
     }
 
     /// Take the connections other workers handed over ([`super::balance`]).
     fn take_handoffs(&mut self, now: Instant) {
-        for stream in self.shared.handoff.take(self.id) {
+        for (stream, tls) in self.shared.handoff.take(self.id) {
             if self.stop_deadline.is_some() {
                 // Stopping: no new connections here either.
                 self.shared.connections.fetch_sub(1, SeqCst);
                 continue;
             }
-            self.admit(stream, true, now);
+            self.admit(stream, tls, true, now);
         }
     }
 
     /// Register an accepted connection and add it to the slab; `counted`:
     /// it holds a `max_connections` slot, else it is refused with a 503.
-    fn admit(&mut self, stream: TcpStream, counted: bool, now: Instant) {
+    fn admit(&mut self, stream: TcpStream, tls: bool, counted: bool, now: Instant) {
         let generation = self.next_generation;
         self.next_generation = generation.wrapping_add(1);
         let mut conn = if counted {
-            match Connection::new(stream, self.shared.tls.as_ref(), self.stamp, true, generation) {
+            let config = self.shared.tls.as_ref().filter(|_| tls);
+            match Connection::new(stream, config, self.stamp, true, generation) {
                 Ok(conn) => conn,
                 Err(e) => {
                     log::warn!("cannot serve a connection: {e}");
@@ -595,7 +616,7 @@ impl Worker {
     /// Stop accepting, close every WebSocket with 1001, and give them the
     /// close timeout to finish.
     fn begin_shutdown(&mut self, now: Instant) {
-        if let Some(mut listener) = self.listener.take() {
+        for mut listener in [self.listener.take(), self.tls_listener.take()].into_iter().flatten() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         self.stop_deadline = Some(now + self.settings.close_timeout);
