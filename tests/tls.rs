@@ -18,22 +18,30 @@ use wsreactor::reactor::settings::Settings;
 use wsreactor::reactor::{tls, Builder, ServerHandle};
 
 /// An authority, and a certificate for 127.0.0.1 it signed, written as PEM
-/// files in a directory of the test's own: (authority DER, cert, key).
+/// files (`ca.pem`, `cert.pem`, `key.pem`) in a directory of the test's
+/// own: (authority DER, cert, key).
 fn certificates(name: &str) -> (CertificateDer<'static>, PathBuf, PathBuf) {
     let dir = std::env::temp_dir().join(format!("wsreactor-tls-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    // Names of their own: OpenSSL takes a certificate whose issuer is its
+    // subject for self-signed (rcgen names both alike by default).
+    ca_params.distinguished_name = rcgen::DistinguishedName::new();
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "wsreactor test authority");
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "127.0.0.1");
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
     let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert_path, cert.pem()).unwrap();
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
     (ca.der().clone(), cert_path, key_path)
 }
 
@@ -41,6 +49,8 @@ struct TlsServer {
     handle: Option<ServerHandle>,
     addr: SocketAddr,
     client: Arc<ClientConfig>,
+    /// The authority's PEM file, for other clients (Python, curl).
+    ca_file: PathBuf,
 }
 
 impl TlsServer {
@@ -65,6 +75,7 @@ impl TlsServer {
             addr: handle.local_addr(),
             handle: Some(handle),
             client: Arc::new(client),
+            ca_file: cert.with_file_name("ca.pem"),
         }
     }
 
@@ -442,4 +453,64 @@ fn a_tls_listener_beside_the_plain_one_shares_the_workers_and_the_channels() {
     drop(wss);
     handle.shutdown();
     handle.join().unwrap();
+}
+
+/// `curl` over https, trusting the test's authority, bounded in time:
+/// (exit status, stdout).
+fn curl(server: &TlsServer, args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "3", "--cacert"])
+        .arg(&server.ca_file)
+        .args(args)
+        .output()
+        .expect("curl is needed (Debian: apt-get install curl)");
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn python_websockets_and_curl_are_peers_over_tls() {
+    let server = TlsServer::start("peers", settings());
+    // Python's websockets client over ssl: echoes on wss://.
+    let python = common::venv::venv_python();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls_client.py");
+    let url = format!("wss://{}", server.addr);
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(&script).arg(&url).arg(&server.ca_file);
+    let (ok, out, err) = common::venv::run_bounded(&mut cmd, Duration::from_secs(30));
+    assert!(ok && out.trim() == "ok", "python wss client:\n{out}\n{err}");
+    // curl publishes over https; a wss subscriber gets it.
+    let mut sub = server.connect();
+    sub.upgrade("/ws/curled");
+    let base = format!("https://{}", server.addr);
+    let (code, body) = curl(
+        &server,
+        &[
+            "-H",
+            "Content-Type: text/plain",
+            "--data-binary",
+            "from curl",
+            &format!("{base}/pub/curled"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{body}");
+    assert!(body.contains("\"id\":1"), "{body}");
+    assert_eq!(sub.recv(), (0x1, b"from curl".to_vec()));
+    // curl long-polls from a cursor, and reads the event stream from its
+    // history (until its --max-time: exit 28).
+    let (code, body) = curl(&server, &[&format!("{base}/poll/curled?since=0")]);
+    assert_eq!(code, Some(0), "{body}");
+    assert!(body.contains("from curl"), "{body}");
+    let (code, body) = curl(
+        &server,
+        &[
+            "-N",
+            "-H",
+            "Last-Event-ID: 0",
+            "--max-time",
+            "1",
+            &format!("{base}/sse/curled"),
+        ],
+    );
+    assert_eq!(code, Some(28), "{body}");
+    assert!(body.contains("id: 1\ndata: from curl\n"), "{body:?}");
 }
