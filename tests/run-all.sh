@@ -91,6 +91,12 @@ if ! command -v redis-server >/dev/null; then
     apt_install redis-server
     command -v redis-server >/dev/null || { echo "=== run-all: redis-server still missing after installing it" >&2; exit 1; }
 fi
+# tests/tls.rs uses curl as an https peer.
+if ! command -v curl >/dev/null; then
+    step "installing curl (tests/tls.rs publishes, polls and streams over https with it)"
+    apt_install curl
+    command -v curl >/dev/null || { echo "=== run-all: curl still missing after installing it" >&2; exit 1; }
+fi
 cargo --version
 python3 --version
 /usr/bin/chromium --version 2>/dev/null
