@@ -60,7 +60,8 @@ struct ServeArgs {
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
     /// Token that `POST /pub/...` must carry as `Authorization: Bearer
-    /// <token>` (overrides pubsub.publish_token).
+    /// <token>` (overrides pubsub.publish_token and the environment
+    /// variable WSREACTOR_PUBLISH_TOKEN, which keeps it out of `ps`).
     #[arg(long, value_name = "TOKEN")]
     publish_token: Option<String>,
     /// Where channels live: `local` (this process) or a Redis URL,
@@ -208,6 +209,9 @@ impl LoadArgs {
     }
 }
 
+/// The environment variable the publish token may come from.
+const PUBLISH_TOKEN_VAR: &str = "WSREACTOR_PUBLISH_TOKEN";
+
 /// Exit status for a configuration the server refuses.
 const EXIT_CONFIG: u8 = 2;
 
@@ -303,7 +307,27 @@ fn configure(args: &ServeArgs) -> Result<Config, ConfigError> {
     if let Some(max) = args.max_connections {
         config.server.max_connections = max;
     }
+    // The environment (out of `ps` and of config files), then the flag.
+    match std::env::var(PUBLISH_TOKEN_VAR) {
+        Ok(token) if token.is_empty() => {
+            return Err(ConfigError::Invalid {
+                origin: PUBLISH_TOKEN_VAR.to_owned(),
+                key: "pubsub.publish_token",
+                message: "is set but empty: unset it for no token".to_owned(),
+            })
+        }
+        Ok(token) => config.pubsub.publish_token = token,
+        Err(_) => {}
+    }
     if let Some(token) = &args.publish_token {
+        // An empty token would silently mean "no token".
+        if token.is_empty() {
+            return Err(ConfigError::Invalid {
+                origin: "--publish-token".to_owned(),
+                key: "pubsub.publish_token",
+                message: "is empty: leave the flag out for no token".to_owned(),
+            });
+        }
         config.pubsub.publish_token = token.clone();
     }
     if let Some(broker) = &args.broker {

@@ -98,3 +98,70 @@ fn an_unreachable_redis_keeps_the_server_from_starting() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
 }
+
+#[test]
+fn an_empty_publish_token_is_refused_not_taken_for_none() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wsreactor"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--publish-token="])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--publish-token") && stderr.contains("pubsub.publish_token"),
+        "{stderr}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_wsreactor"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("WSREACTOR_PUBLISH_TOKEN", "")
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("WSREACTOR_PUBLISH_TOKEN"), "{stderr}");
+}
+
+#[test]
+fn the_publish_token_can_come_from_the_environment_and_is_not_logged() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsreactor"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--threads", "1"])
+        .env("WSREACTOR_PUBLISH_TOKEN", "env-s3cret")
+        .env("RUST_LOG", "debug")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let (mut line, mut log) = (String::new(), String::new());
+    let addr: std::net::SocketAddr = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "the server exited:\n{log}");
+        log.push_str(&line);
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split(' ').next().unwrap().parse().unwrap();
+        }
+    };
+    let post = |auth: &str| -> String {
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        write!(
+            c,
+            "POST /pub/t HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 1\r\nConnection: close\r\n\r\nx"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = c.read_to_string(&mut answer);
+        answer
+    };
+    assert!(post("").starts_with("HTTP/1.1 401 "));
+    assert!(post("Authorization: Bearer wrong\r\n").starts_with("HTTP/1.1 403 "));
+    assert!(post("Authorization: Bearer env-s3cret\r\n").starts_with("HTTP/1.1 200 "));
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut rest = String::new();
+    let _ = stderr.read_to_string(&mut rest);
+    log.push_str(&rest);
+    assert!(!log.contains("env-s3cret"), "the token is in the log:\n{log}");
+}
