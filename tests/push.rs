@@ -642,3 +642,57 @@ fn a_late_answer_for_a_gone_connection_is_not_given_to_the_slots_next_user() {
     let event = String::from_utf8(next.read_until(b"\n\n")).unwrap();
     assert_eq!(event, "id: 1\ndata: yours\n\n");
 }
+
+#[test]
+fn allowed_origins_refuse_other_pages_on_every_subscribing_route() {
+    let server = Server::start(Settings {
+        allowed_origins: Some(vec!["https://app.example".into(), "http://localhost:8080".into()]),
+        ..settings()
+    });
+    let upgrade = |origin: Option<&str>| -> u16 {
+        let mut c = Client::connect(server.addr);
+        let request = upgrade_request().replacen("GET / ", "GET /ws/o ", 1);
+        let extra = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+        c.write(request.replacen("\r\n\r\n", &format!("\r\n{extra}\r\n"), 1).as_bytes());
+        c.read_response().status
+    };
+    assert_eq!(upgrade(Some("https://app.example")), 101);
+    assert_eq!(
+        upgrade(Some("HTTPS://APP.EXAMPLE")),
+        101,
+        "origins compare without case"
+    );
+    assert_eq!(upgrade(Some("http://localhost:8080")), 101);
+    assert_eq!(upgrade(None), 101, "not a browser: not checked");
+    for other in [
+        "https://evil.example",
+        "https://app.example.evil",
+        "null",
+        "http://localhost:8081",
+    ] {
+        assert_eq!(upgrade(Some(other)), 403, "{other}");
+    }
+    // The echo endpoint at / too: any WebSocket handshake.
+    let mut c = Client::connect(server.addr);
+    c.write(
+        upgrade_request()
+            .replacen("\r\n\r\n", "\r\nOrigin: https://evil.example\r\n\r\n", 1)
+            .as_bytes(),
+    );
+    assert_eq!(c.read_response().status, 403);
+    // Long polling and event streams alike; publishing is not a page's.
+    for path in ["/poll/o?since=0", "/sse/o"] {
+        let r = Client::connect(server.addr).request("GET", path, &["Origin: https://evil.example"], b"");
+        assert_eq!(r.status, 403, "{path}: {r:?}");
+    }
+    let r = Client::connect(server.addr).request("GET", "/sse/o", &["Origin: https://app.example"], b"");
+    assert_eq!(r.status, 200);
+    // Two Origin headers are none allowed.
+    let r = Client::connect(server.addr).request(
+        "GET",
+        "/sse/o",
+        &["Origin: https://app.example", "Origin: https://evil.example"],
+        b"",
+    );
+    assert_eq!(r.status, 403);
+}

@@ -6,7 +6,7 @@ use std::fmt;
 
 use toml::Spanned;
 
-use super::{Deflate, Limits, PubSub, ServerConfig, Timeouts, TlsConfig};
+use super::{Deflate, HttpConfig, Limits, PubSub, ServerConfig, Timeouts, TlsConfig};
 
 /// The sections and their keys, to tell an unknown key from a bad value and
 /// to list the right names in the error. A test checks these against the
@@ -52,9 +52,10 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     ("tls", &["cert", "key", "bind"]),
+    ("http", &["allowed_origins"]),
 ];
 
-pub(super) const SECTION_NAMES: &[&str] = &["server", "limits", "timeouts", "deflate", "pubsub", "tls"];
+pub(super) const SECTION_NAMES: &[&str] = &["server", "limits", "timeouts", "deflate", "pubsub", "tls", "http"];
 
 /// Why a configuration was refused. Every message starts with the origin
 /// (the file, or whatever the caller named) and names the key where there is
@@ -236,6 +237,7 @@ fn check_one(section: &str, key: &str, value: &toml::Value) -> Result<(), String
         "deflate" => table.try_into::<Deflate>().map(drop),
         "pubsub" => table.try_into::<PubSub>().map(drop),
         "tls" => table.try_into::<TlsConfig>().map(drop),
+        "http" => table.try_into::<HttpConfig>().map(drop),
         _ => Ok(()),
     };
     result.map_err(|e| e.message().to_owned())

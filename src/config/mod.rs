@@ -59,6 +59,19 @@ pub struct Config {
     pub pubsub: PubSub,
     /// `[tls]`: TLS on the listener.
     pub tls: TlsConfig,
+    /// `[http]`: what browsers may do.
+    pub http: HttpConfig,
+}
+
+/// `[http]`: which web pages may use the server from a browser.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Origins (`https://app.example`, `http://localhost:8080`) whose pages
+    /// may open a WebSocket, a long poll or an event stream; empty or
+    /// `"*"`: any.
+    pub allowed_origins: Vec<String>,
 }
 
 /// `[tls]`: with a certificate and its key, the listener speaks TLS
@@ -492,6 +505,14 @@ impl Config {
                 }
             }
         }
+        for origin in &self.http.allowed_origins {
+            if origin != "*" && !is_origin(origin) {
+                return Err(invalid(
+                    "http.allowed_origins",
+                    format!("expected \"*\" or an origin like \"https://app.example\" (scheme, host, port; no path), got {origin:?}"),
+                ));
+            }
+        }
         // A CA for a broker that is not TLS would promise what it does not do.
         let tls = matches!(&pubsub.broker, BrokerKind::Redis(url) if url.starts_with("rediss://"));
         if !pubsub.broker_ca.is_empty() && !tls {
@@ -511,6 +532,18 @@ impl Config {
             n => n,
         }
     }
+}
+
+/// `scheme://host[:port]` with nothing after (RFC 6454 §6.1's
+/// serialization, as browsers send it in `Origin`).
+fn is_origin(s: &str) -> bool {
+    let Some((scheme, authority)) = s.split_once("://") else {
+        return false;
+    };
+    !scheme.is_empty()
+        && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        && !authority.is_empty()
+        && !authority.contains(['/', '?', '#', '@', ' '])
 }
 
 #[cfg(test)]

@@ -285,3 +285,23 @@ fn an_unknown_broker_is_named() {
     assert_eq!(tls.pubsub.broker_ca, "ca.pem");
     tls.validate(ORIGIN).unwrap();
 }
+
+#[test]
+fn allowed_origins_are_origins() {
+    let ok = parse("[http]\nallowed_origins = [\"https://app.example\", \"http://localhost:8080\"]\n").unwrap();
+    ok.validate(ORIGIN).unwrap();
+    parse("[http]\nallowed_origins = [\"*\"]\n")
+        .unwrap()
+        .validate(ORIGIN)
+        .unwrap();
+    for bad in [
+        "app.example",
+        "https://app.example/",
+        "https://",
+        "https://a.example/path",
+    ] {
+        let config = parse(&format!("[http]\nallowed_origins = [\"{bad}\"]\n")).unwrap();
+        let msg = config.validate(ORIGIN).unwrap_err().to_string();
+        assert!(msg.contains("http.allowed_origins") && msg.contains(bad), "{msg}");
+    }
+}

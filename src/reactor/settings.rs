@@ -40,6 +40,9 @@ pub struct Settings {
     pub deflate: DeflateConfig,
     /// The push server's channels, polls and event streams.
     pub pubsub: PubSubSettings,
+    /// The browser origins whose pages may open a WebSocket, a long poll or
+    /// an event stream (`[http] allowed_origins`, lowercase); `None`: any.
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// The push server's part of the settings.
@@ -92,6 +95,11 @@ impl From<&Config> for Settings {
                 poll_timeout: p.poll_timeout,
                 sse_heartbeat: p.sse_heartbeat,
                 publish_token: (!p.publish_token.is_empty()).then(|| p.publish_token.clone()),
+            },
+            allowed_origins: {
+                let list = &c.http.allowed_origins;
+                (!list.is_empty() && !list.iter().any(|o| o == "*"))
+                    .then(|| list.iter().map(|o| o.to_ascii_lowercase()).collect())
             },
         }
     }

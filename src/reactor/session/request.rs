@@ -8,6 +8,7 @@ use crate::protocol::http::{BodyFraming, RequestHead, Status, MAX_HEADERS};
 use crate::protocol::{MessageKind, WebSocket};
 use crate::pubsub::{Answer, Request};
 use crate::reactor::buffer::ReadBuf;
+use crate::reactor::settings::Settings;
 use crate::reactor::stamp::Stamp;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -116,6 +117,9 @@ impl Session {
         // unless it asks for an upgrade.
         let page = app.pages && path == "/";
         if let Some(handler) = app.route(path).filter(|_| !page || is_upgrade_attempt(head)) {
+            if !origin_allowed(head, env.settings) {
+                return io.refuse(Status::FORBIDDEN, &[], "this origin may not open a WebSocket here", env);
+            }
             if !framing.is_empty() {
                 return io.refuse(Status::PAYLOAD_TOO_LARGE, &[], "an upgrade takes no body", env);
             }
@@ -158,6 +162,9 @@ impl Session {
                 io.reply(head, &[("Content-Type", metrics::CONTENT_TYPE)], body.as_bytes(), env)
             }
             Route::Publish(channel) => io.start_publish(head, framing, &channel, since, env),
+            Route::Poll(_) | Route::Events(_) if !origin_allowed(head, env.settings) => {
+                io.refuse(Status::FORBIDDEN, &[], "this origin may not subscribe here", env)
+            }
             Route::Poll(channel) => io.start_poll(head, &channel, env),
             Route::Events(channel) => io.start_events(head, &channel, env),
             Route::BadChannel => io.refuse(
@@ -331,6 +338,22 @@ impl Io {
 
 /// Does the request try to be a WebSocket upgrade at all? One that does is
 /// validated (and refused with the RFC's status if wrong); a plain GET is not.
+/// A browser page's origin (`Origin`, RFC 6454 §7) may use a subscribing
+/// route: any while no list is configured; a request without `Origin` is
+/// not a browser's page and is not checked; two `Origin` headers are
+/// taken for none allowed.
+fn origin_allowed(head: &RequestHead<'_, '_>, settings: &Settings) -> bool {
+    let Some(allowed) = &settings.allowed_origins else {
+        return true;
+    };
+    let mut origins = head.values("origin");
+    match (origins.next(), origins.next()) {
+        (None, _) => true,
+        (Some(origin), None) => allowed.iter().any(|a| a.as_bytes().eq_ignore_ascii_case(origin)),
+        (Some(_), Some(_)) => false,
+    }
+}
+
 fn is_upgrade_attempt(head: &RequestHead<'_, '_>) -> bool {
     head.values("upgrade").next().is_some()
         || head.values("sec-websocket-key").next().is_some()
