@@ -25,9 +25,7 @@ struct Redis {
 
 impl Redis {
     fn start() -> Redis {
-        // The probe listener is closed before redis-server binds the port.
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Redis::start_on(port)
+        Redis::start_free(&["--appendonly", "no"], true).0
     }
 
     fn start_on(port: u16) -> Redis {
@@ -41,8 +39,28 @@ impl Redis {
         Redis::launch(port, &["--appendonly", "yes", "--appendfsync", "always", "--dir", dir])
     }
 
+    /// On a free port: (the server, its port). The probe listener is closed
+    /// before redis-server binds the port, so another test may take the
+    /// port meanwhile: then redis-server exits, and another port is tried.
+    /// `plain`: the port speaks plain RESP (answers PING); else (TLS) only
+    /// its being open and redis-server alive are checked.
+    fn start_free(extra: &[&str], plain: bool) -> (Redis, u16) {
+        for _ in 0..10 {
+            let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            if let Some(redis) = Redis::try_launch(port, extra, plain) {
+                return (redis, port);
+            }
+        }
+        panic!("redis-server found no free port in 10 tries");
+    }
+
     fn launch(port: u16, extra: &[&str]) -> Redis {
-        let child = Command::new("redis-server")
+        Redis::try_launch(port, extra, true).unwrap_or_else(|| panic!("redis-server exited: port {port} in use?"))
+    }
+
+    /// `None` if redis-server exited before it served the port.
+    fn try_launch(port: u16, extra: &[&str], plain: bool) -> Option<Redis> {
+        let mut child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--protected-mode", "yes"])
             .args(extra)
@@ -51,17 +69,45 @@ impl Redis {
             .expect("redis-server is needed (Debian: apt-get install redis-server; tests/run-all.sh does it)");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let t0 = Instant::now();
-        while TcpStream::connect(addr).is_err() {
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                return None;
+            }
+            if Redis::serves(addr, plain) {
+                // Still ours: not a listener of another test's that
+                // redis-server lost the port to.
+                std::thread::sleep(Duration::from_millis(20));
+                if child.try_wait().unwrap().is_none() {
+                    break;
+                }
+                return None;
+            }
             assert!(
                 t0.elapsed() < Duration::from_secs(10),
                 "redis-server did not start on {addr}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Redis {
+        Some(Redis {
             child,
             url: format!("redis://127.0.0.1:{port}/0"),
+        })
+    }
+
+    /// Something listens on `addr` and, if `plain`, answers PING as Redis
+    /// does (`+PONG`, or `-NOAUTH` when it wants a password).
+    fn serves(addr: SocketAddr, plain: bool) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut c) = TcpStream::connect(addr) else {
+            return false;
+        };
+        if !plain {
+            return true;
         }
+        let _ = c.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut reply = [0u8; 8];
+        c.write_all(b"PING\r\n").is_ok()
+            && matches!(c.read(&mut reply), Ok(n) if n > 0 && matches!(reply[0], b'+' | b'-'))
     }
 }
 
@@ -815,8 +861,7 @@ fn metrics_count_the_broker() {
 
 #[test]
 fn a_redis_password_can_come_from_the_environment_and_is_never_logged() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let redis = Redis::launch(port, &["--appendonly", "no", "--requirepass", "s3cret-pw"]);
+    let (redis, port) = Redis::start_free(&["--appendonly", "no", "--requirepass", "s3cret-pw"], true);
     // Without it: the node does not start, and says why.
     let log = Node::spawn_with(&redis.url, &[]).err().expect("no password: no start");
     assert!(log.contains("NOAUTH") || log.to_lowercase().contains("auth"), "{log}");
@@ -856,25 +901,32 @@ fn rediss_checks_the_servers_certificate_against_the_configured_authority() {
     std::fs::create_dir_all(&dir).unwrap();
     let [ca, cert, key] = certificates(&dir, "redis");
     let [other_ca, _, _] = certificates(&dir, "other");
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let s = |p: &std::path::PathBuf| p.to_str().unwrap().to_owned();
-    let tls = [
-        "--appendonly".into(),
-        "no".into(),
-        "--port".into(),
-        "0".into(),
-        "--tls-port".into(),
-        port.to_string(),
-        "--tls-cert-file".into(),
-        s(&cert),
-        "--tls-key-file".into(),
-        s(&key),
-        "--tls-ca-cert-file".into(),
-        s(&ca),
-        "--tls-auth-clients".into(),
-        "no".into(),
-    ];
-    let redis = Redis::launch(port, &tls.iter().map(String::as_str).collect::<Vec<_>>());
+    // A free port for the TLS one (the plain port is off); tried again if
+    // another test took it first.
+    let (redis, port) = (0..10)
+        .find_map(|_| {
+            let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let tls = [
+                "--appendonly".into(),
+                "no".into(),
+                "--port".into(),
+                "0".into(),
+                "--tls-port".into(),
+                port.to_string(),
+                "--tls-cert-file".into(),
+                s(&cert),
+                "--tls-key-file".into(),
+                s(&key),
+                "--tls-ca-cert-file".into(),
+                s(&ca),
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ];
+            let args: Vec<&str> = tls.iter().map(String::as_str).collect();
+            Redis::try_launch(port, &args, false).map(|r| (r, port))
+        })
+        .expect("a free port for redis-server in 10 tries");
     let url = format!("rediss://127.0.0.1:{port}/0");
     let start = |ca: &std::path::PathBuf| {
         let settings = settings();
