@@ -35,6 +35,7 @@
 //! chat room in under a hundred lines.
 //!
 //! - [`app`]: applications on the reactor: WebSocket handlers by path, the built-in endpoints.
+//! - [`auth`]: private channels and the JWTs that open them.
 //! - [`protocol`]: RFC 6455 without I/O: handshake, frames, masking, UTF-8, close codes, messages.
 //! - [`reactor`]: the worker threads that accept and serve connections.
 //! - [`http`]: what each request target means, `/metrics`, the demo page.
@@ -47,6 +48,7 @@
 #![deny(missing_docs)]
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod http;
 pub mod load;

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use log::{info, warn};
-use wsreactor::config::{BrokerKind, Config, ConfigError};
+use wsreactor::config::{secret_from_env, BrokerKind, Config, ConfigError};
 use wsreactor::load::{self, LoadError, Mode};
 use wsreactor::protocol::MessageKind;
 
@@ -308,17 +308,15 @@ fn configure(args: &ServeArgs) -> Result<Config, ConfigError> {
         config.server.max_connections = max;
     }
     // The environment (out of `ps` and of config files), then the flag.
-    match std::env::var(PUBLISH_TOKEN_VAR) {
-        Ok(token) if token.is_empty() => {
-            return Err(ConfigError::Invalid {
-                origin: PUBLISH_TOKEN_VAR.to_owned(),
-                key: "pubsub.publish_token",
-                message: "is set but empty: unset it for no token".to_owned(),
-            })
-        }
-        Ok(token) => config.pubsub.publish_token = token,
-        Err(_) => {}
+    if let Some(token) = secret_from_env(PUBLISH_TOKEN_VAR, "pubsub.publish_token")? {
+        config.pubsub.publish_token = token;
     }
+    if let Some(secret) = secret_from_env(wsreactor::auth::SECRET_VAR, "auth.secret")? {
+        config.auth.secret = secret;
+    }
+    // Read here so that an unreadable file stops the start (exit 2).
+    #[cfg(feature = "redis")]
+    secret_from_env(wsreactor::pubsub::redis::PASSWORD_VAR, "pubsub.broker")?;
     if let Some(token) = &args.publish_token {
         // An empty token would silently mean "no token".
         if token.is_empty() {

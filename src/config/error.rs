@@ -6,7 +6,7 @@ use std::fmt;
 
 use toml::Spanned;
 
-use super::{Deflate, HttpConfig, Limits, PubSub, ServerConfig, Timeouts, TlsConfig};
+use super::{AuthConfig, Deflate, HttpConfig, Limits, PubSub, ServerConfig, Timeouts, TlsConfig};
 
 /// The sections and their keys, to tell an unknown key from a bad value and
 /// to list the right names in the error. A test checks these against the
@@ -53,9 +53,12 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
     ),
     ("tls", &["cert", "key", "bind"]),
     ("http", &["allowed_origins"]),
+    ("auth", &["secret", "private_channels"]),
 ];
 
-pub(super) const SECTION_NAMES: &[&str] = &["server", "limits", "timeouts", "deflate", "pubsub", "tls", "http"];
+pub(super) const SECTION_NAMES: &[&str] = &[
+    "server", "limits", "timeouts", "deflate", "pubsub", "tls", "http", "auth",
+];
 
 /// Why a configuration was refused. Every message starts with the origin
 /// (the file, or whatever the caller named) and names the key where there is
@@ -238,6 +241,7 @@ fn check_one(section: &str, key: &str, value: &toml::Value) -> Result<(), String
         "pubsub" => table.try_into::<PubSub>().map(drop),
         "tls" => table.try_into::<TlsConfig>().map(drop),
         "http" => table.try_into::<HttpConfig>().map(drop),
+        "auth" => table.try_into::<AuthConfig>().map(drop),
         _ => Ok(()),
     };
     result.map_err(|e| e.message().to_owned())

@@ -26,9 +26,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod error;
+mod secret;
 
 use error::explain;
 pub use error::ConfigError;
+pub use secret::secret_from_env;
 
 /// The largest any byte size may be: buffers index their bytes with 32 bits
 /// (`u32` lengths), and no single message, head or queue needs more.
@@ -61,6 +63,32 @@ pub struct Config {
     pub tls: TlsConfig,
     /// `[http]`: what browsers may do.
     pub http: HttpConfig,
+    /// `[auth]`: private channels and the secret of their tokens.
+    pub auth: AuthConfig,
+}
+
+/// `[auth]`: channels that need a subscriber token (a JWT), and the key
+/// that signs those tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The HS256 secret of subscriber (and publisher) tokens; better from
+    /// the environment variable WSREACTOR_AUTH_SECRET. Empty: no token is
+    /// good, so private channels cannot be subscribed.
+    pub secret: String,
+    /// Glob patterns (`*`: any run of characters) of the channels that
+    /// need a token. Default `["private-*"]`.
+    pub private_channels: Vec<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            secret: String::new(),
+            private_channels: vec!["private-*".to_owned()],
+        }
+    }
 }
 
 /// `[http]`: which web pages may use the server from a browser.
@@ -510,6 +538,24 @@ impl Config {
                 return Err(invalid(
                     "http.allowed_origins",
                     format!("expected \"*\" or an origin like \"https://app.example\" (scheme, host, port; no path), got {origin:?}"),
+                ));
+            }
+        }
+        // RFC 7518 §3.2: an HS256 key MUST be at least the hash's size.
+        if !self.auth.secret.is_empty() && self.auth.secret.len() < 32 {
+            return Err(invalid(
+                "auth.secret",
+                format!(
+                    "must be at least 32 bytes for HS256 (RFC 7518 §3.2), got {}",
+                    self.auth.secret.len()
+                ),
+            ));
+        }
+        for pattern in &self.auth.private_channels {
+            if !crate::auth::valid_pattern(pattern) {
+                return Err(invalid(
+                    "auth.private_channels",
+                    format!("expected channel names with * (1 to 128 of A-Z a-z 0-9 _ . : - *), got {pattern:?}"),
                 ));
             }
         }

@@ -305,3 +305,14 @@ fn allowed_origins_are_origins() {
         assert!(msg.contains("http.allowed_origins") && msg.contains(bad), "{msg}");
     }
 }
+
+#[test]
+fn auth_secrets_and_patterns_are_checked() {
+    let msg = invalid(|c| c.auth.secret = "short".into());
+    assert!(msg.contains("auth.secret") && msg.contains("32 bytes"), "{msg}");
+    let msg = invalid(|c| c.auth.private_channels = vec!["private/*".into()]);
+    assert!(msg.contains("auth.private_channels") && msg.contains("private/*"), "{msg}");
+    let config = parse("[auth]\nsecret = \"0123456789abcdef0123456789abcdef\"\nprivate_channels = [\"vip-*\", \"admin\"]\n").unwrap();
+    config.validate(ORIGIN).unwrap();
+    assert_eq!(config.auth.private_channels, ["vip-*", "admin"]);
+}

@@ -394,6 +394,12 @@ pub fn serve(config: Config) -> io::Result<()> {
     if let Some(addr) = server.tls_addr() {
         log::info!("listening on {addr} (TLS) on the same workers");
     }
+    let private = &config.auth.private_channels;
+    match (private.is_empty(), config.auth.secret.is_empty()) {
+        (true, _) => {}
+        (false, false) => log::info!("channels {private:?} need a token (HS256)"),
+        (false, true) => log::info!("channels {private:?} cannot be subscribed: no auth.secret"),
+    }
     let trigger = server.shutdown_trigger();
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         let mut seen = false;

@@ -5,6 +5,7 @@
 //! the reactor), and [`Settings::default`] is the conversion of
 //! [`Config::default`]: the defaults are written once, in `config`.
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::protocol::deflate::DeflateConfig;
 use crate::protocol::ReadLimits;
@@ -43,6 +44,8 @@ pub struct Settings {
     /// The browser origins whose pages may open a WebSocket, a long poll or
     /// an event stream (`[http] allowed_origins`, lowercase); `None`: any.
     pub allowed_origins: Option<Vec<String>>,
+    /// Private channels and the secret of their tokens (`[auth]`).
+    pub auth: Auth,
 }
 
 /// The push server's part of the settings.
@@ -101,6 +104,7 @@ impl From<&Config> for Settings {
                 (!list.is_empty() && !list.iter().any(|o| o == "*"))
                     .then(|| list.iter().map(|o| o.to_ascii_lowercase()).collect())
             },
+            auth: Auth::new(c.auth.private_channels.clone(), c.auth.secret.as_bytes()),
         }
     }
 }

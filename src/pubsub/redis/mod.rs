@@ -151,7 +151,8 @@ impl RedisBroker {
     /// (commands, and the node's subscriptions) for the workers' `inboxes`.
     ///
     /// A URL without a password takes the one in the environment variable
-    /// [`PASSWORD_VAR`], if set, so that it shows in no config file and no
+    /// [`PASSWORD_VAR`] (or in the file `WSREACTOR_REDIS_PASSWORD_FILE`
+    /// names), if set, so that it shows in no config file and no
     /// `ps`. Messages name the URL with its password hidden.
     pub fn start(url: &str, settings: HubSettings, inboxes: Arc<[Inbox]>) -> Result<Self, String> {
         RedisBroker::start_with_ca(url, None, settings, inboxes)
@@ -224,12 +225,17 @@ pub const PASSWORD_VAR: &str = "WSREACTOR_REDIS_PASSWORD";
 
 fn connection_info(url: &str) -> redis::RedisResult<redis::ConnectionInfo> {
     let info = redis::IntoConnectionInfo::into_connection_info(url)?;
-    match std::env::var(PASSWORD_VAR) {
-        Ok(password) if info.redis_settings().password().is_none() && !password.is_empty() => {
+    if info.redis_settings().password().is_some() {
+        return Ok(info);
+    }
+    let password = crate::config::secret_from_env(PASSWORD_VAR, "pubsub.broker")
+        .map_err(|e| redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "password", e.to_string())))?;
+    match password {
+        Some(password) => {
             let settings = info.redis_settings().clone().set_password(password);
             Ok(info.set_redis_settings(settings))
         }
-        _ => Ok(info),
+        None => Ok(info),
     }
 }
 

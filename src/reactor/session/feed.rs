@@ -10,8 +10,10 @@
 //! duplicates.
 
 use super::request::Wait;
+use super::token::Expiry;
 use super::{Action, Env, Io, Open, Session, State};
 use crate::app::{Upgrade, UserData};
+use crate::auth::Grant;
 use crate::http::{query_u64, NotANumber};
 use crate::protocol::deflate::{negotiate, DeflateParams};
 use crate::protocol::handshake::{validate_upgrade, write_switching_protocols};
@@ -40,6 +42,8 @@ pub struct Feed {
     reset: bool,
     /// The poll asked for `Connection: close`.
     close: bool,
+    /// When the token of a private channel ends.
+    pub(super) expiry: Option<Expiry>,
 }
 
 /// What a delivery did to a session.
@@ -58,6 +62,10 @@ impl Session {
     /// The reactor gives the socket what it takes first when output is over
     /// the limit, so that only a subscriber that does not read is slow.
     pub fn handle_delivery(&mut self, msg: &Arc<Message>, env: &mut Env<'_>) -> Delivered {
+        // Nothing goes out on a token past its exp.
+        if self.expire_token(env) {
+            return self.queued();
+        }
         let over = self.io.out.len() > env.settings.write_buffer_limit;
         let transport = self.transport();
         let io = &mut self.io;
@@ -124,6 +132,11 @@ impl Session {
                 self.io.out.release(env.pool);
             }
         }
+        self.queued()
+    }
+
+    /// Output was queued by a delivery: flushed once after the batch.
+    fn queued(&mut self) -> Delivered {
         if std::mem::replace(&mut self.io.dirty, true) {
             Delivered::AlreadyQueued
         } else {
@@ -211,6 +224,10 @@ impl Io {
             let why = "topic names are 1 to 128 of A-Z a-z 0-9 _ . : -";
             return self.refuse(Status::BAD_REQUEST, &[], why, env);
         }
+        let grant = match self.grant(head, &topic.name, env) {
+            Ok(grant) => grant,
+            Err(refused) => return refused,
+        };
         // Live before the 101 is queued: the 101 waits for the answer.
         let mut response = Vec::new();
         write_switching_protocols(&mut response, &upgrade, protocol, extension.as_deref());
@@ -220,6 +237,7 @@ impl Io {
             json: topic.envelope,
             handler,
             data,
+            grant,
         };
         self.submit_subscribe(&topic.name, topic.since, wait, env)
     }
@@ -263,7 +281,7 @@ impl Io {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn subscribed_upgrade(
         &mut self,
-        (response, mut ws, json): (Vec<u8>, WebSocket, bool),
+        (response, mut ws, json, grant): (Vec<u8>, WebSocket, bool, Option<Grant>),
         handler: u16,
         data: Option<Box<UserData>>,
         sub: Subscription,
@@ -276,7 +294,8 @@ impl Io {
             ws.send(MessageKind::Text, gap_json(gap).as_bytes(), self.out.buf(env.pool));
         }
         self.replay(&snapshot.replay, encoding, Transport::WebSocket, env);
-        let feed = Box::new(Feed::new(sub, snapshot.last_id, encoding));
+        let mut feed = Box::new(Feed::new(sub, snapshot.last_id, encoding));
+        feed.expiry = grant.map(|g| Expiry::new(g, env));
         self.opened(ws, Some(feed), handler, data, env)
     }
 
@@ -289,8 +308,12 @@ impl Io {
         let Ok(since) = query_u64(head.query(), "since") else {
             return self.refuse(Status::BAD_REQUEST, &[], "since must be a message id", env);
         };
+        let grant = match self.grant(head, channel, env) {
+            Ok(grant) => grant,
+            Err(refused) => return refused,
+        };
         let close = head.wants_close();
-        self.submit_subscribe(channel, since, Wait::Poll { close }, env)
+        self.submit_subscribe(channel, since, Wait::Poll { close, grant }, env)
     }
 
     /// A poll's subscription is live: park until a publish or the poll
@@ -298,12 +321,14 @@ impl Io {
     pub(super) fn subscribed_poll(
         &mut self,
         close: bool,
+        grant: Option<Grant>,
         sub: Subscription,
         snapshot: Snapshot,
         env: &mut Env<'_>,
     ) -> State {
         let mut feed = Box::new(Feed::new(sub, snapshot.last_id, Encoding::PollItem));
         feed.close = close;
+        feed.expiry = grant.map(|g| Expiry::new(g, env));
         if snapshot.replay.is_empty() && snapshot.gap.is_none() {
             return State::Poll { feed, since: env.stamp };
         }
@@ -338,12 +363,22 @@ impl Io {
                 env,
             );
         };
-        self.submit_subscribe(channel, since, Wait::Events, env)
+        let grant = match self.grant(head, channel, env) {
+            Ok(grant) => grant,
+            Err(refused) => return refused,
+        };
+        self.submit_subscribe(channel, since, Wait::Events { grant }, env)
     }
 
     /// An event stream's subscription is live: the head, the gap if any,
     /// what it missed, then live events.
-    pub(super) fn subscribed_events(&mut self, sub: Subscription, snapshot: Snapshot, env: &mut Env<'_>) -> State {
+    pub(super) fn subscribed_events(
+        &mut self,
+        grant: Option<Grant>,
+        sub: Subscription,
+        snapshot: Snapshot,
+        env: &mut Env<'_>,
+    ) -> State {
         // The body runs until the connection closes, so the head says so.
         let headers = [
             ("Content-Type", "text/event-stream"),
@@ -356,8 +391,10 @@ impl Io {
         }
         self.replay(&snapshot.replay, Encoding::SseEvent, Transport::Sse, env);
         self.want = 0;
+        let mut feed = Box::new(Feed::new(sub, snapshot.last_id, Encoding::SseEvent));
+        feed.expiry = grant.map(|g| Expiry::new(g, env));
         State::Sse {
-            feed: Box::new(Feed::new(sub, snapshot.last_id, Encoding::SseEvent)),
+            feed,
             last_event: env.stamp,
         }
     }
@@ -411,6 +448,7 @@ impl Feed {
             gap: false,
             reset: false,
             close: false,
+            expiry: None,
         }
     }
 

@@ -31,6 +31,7 @@ mod open;
 mod request;
 #[cfg(test)]
 mod tests;
+mod token;
 
 use super::buffer::{BufferPool, ReadBuf};
 use super::output::Output;
@@ -241,7 +242,6 @@ impl Session {
         }
     }
 
-    #[cfg(test)]
     fn feed(&self) -> Option<&Feed> {
         match &self.state {
             State::Open(open) => open.feed.as_deref(),
@@ -385,6 +385,10 @@ impl Session {
             State::Sse { last_event, .. } => last_event.plus(s.pubsub.sse_heartbeat),
             State::Closing { since, .. } => since.plus(s.close_timeout),
         };
+        let state = match self.feed().and_then(|f| f.expiry) {
+            Some(expiry) => state.min(expiry.at()),
+            None => state,
+        };
         match self.io.over_limit_since {
             Some(t) => state.min(t.plus(s.write_stall)),
             None => state,
@@ -398,6 +402,9 @@ impl Session {
         if self.io.over_limit_since.is_some_and(|t| now.since(t) >= s.write_stall) {
             env.stats.count_slow(self.transport());
             return Err(Dead);
+        }
+        if self.expire_token(env) {
+            return Ok(());
         }
         let io = &mut self.io;
         match &mut self.state {

@@ -36,6 +36,10 @@ impl Session {
                 }
                 Ok(FrameRead::Frame { consumed, event }) => {
                     match event {
+                        // A private channel's subscriber may send a newer token.
+                        Some(Event::Message(MessageKind::Text, payload)) if open.refresh(&payload, out, env) => {
+                            env.stats.messages_in.fetch_add(1, Relaxed);
+                        }
                         Some(Event::Message(kind, payload)) => {
                             env.stats.messages_in.fetch_add(1, Relaxed);
                             let (handler, mut view) = open.view(out, env.actions, env.me, env.stamp);

@@ -1,8 +1,10 @@
 //! The `Request` and `Body` states: read a request head, route it, and
 //! answer it, upgrade it, read a publish's body, or ask the broker.
 
+use super::token::bearer;
 use super::{want, Action, Env, Io, Session, State};
 use crate::app::UserData;
+use crate::auth::{Denied, Grant};
 use crate::http::{self, metrics, route, Route};
 use crate::protocol::http::{BodyFraming, RequestHead, Status, MAX_HEADERS};
 use crate::protocol::{MessageKind, WebSocket};
@@ -34,11 +36,12 @@ pub enum Wait {
         json: bool,
         handler: u16,
         data: Option<Box<UserData>>,
+        grant: Option<Grant>,
     },
     /// A long poll.
-    Poll { close: bool },
+    Poll { close: bool, grant: Option<Grant> },
     /// An event stream.
-    Events,
+    Events { grant: Option<Grant> },
 }
 
 impl Session {
@@ -241,11 +244,12 @@ impl Session {
                     json,
                     handler,
                     data,
+                    grant,
                 } => self
                     .io
-                    .subscribed_upgrade((response, ws, json), handler, data, sub, snapshot, env),
-                Wait::Poll { close } => self.io.subscribed_poll(close, sub, snapshot, env),
-                Wait::Events => self.io.subscribed_events(sub, snapshot, env),
+                    .subscribed_upgrade((response, ws, json, grant), handler, data, sub, snapshot, env),
+                Wait::Poll { close, grant } => self.io.subscribed_poll(close, grant, sub, snapshot, env),
+                Wait::Events { grant } => self.io.subscribed_events(grant, sub, snapshot, env),
                 Wait::Publish { .. } => {
                     env.actions.push(Action::Unsubscribe(sub));
                     self.io
@@ -290,10 +294,15 @@ impl Io {
                         env,
                     )
                 }
-                Some(given) if !same_token(given, token.as_bytes()) => {
-                    return self.refuse(Status::FORBIDDEN, &[], "wrong publish token", env)
-                }
-                Some(_) => {}
+                Some(given) if same_token(given, token.as_bytes()) => {}
+                // Not the static token: a JWT with the `pub` scope may do.
+                Some(given) => match env.settings.auth.publish(given, channel, env.date.secs()) {
+                    Ok(_) => {}
+                    Err(Denied::Malformed | Denied::NoSecret) => {
+                        return self.refuse(Status::FORBIDDEN, &[], "wrong publish token", env)
+                    }
+                    Err(denied) => return self.refuse(Status::FORBIDDEN, &[], &denied.to_string(), env),
+                },
             }
         }
         let len = match framing {
@@ -368,13 +377,6 @@ fn is_text(content_type: &[u8]) -> bool {
         .unwrap_or_default()
         .trim_ascii();
     mime.len() >= 5 && mime[..5].eq_ignore_ascii_case(b"text/") || mime.eq_ignore_ascii_case(b"application/json")
-}
-
-/// The token of `Authorization: Bearer <token>` (RFC 6750 §2.1).
-fn bearer<'b>(head: &RequestHead<'b, '_>) -> Option<&'b [u8]> {
-    let value = head.single("authorization").ok().flatten()?.trim_ascii();
-    let (scheme, token) = value.split_at(value.iter().position(|&b| b == b' ')?);
-    scheme.eq_ignore_ascii_case(b"bearer").then(|| token.trim_ascii())
 }
 
 /// Compare without an early exit, so timing does not reveal a prefix.

@@ -17,6 +17,7 @@ struct Bench {
     actions: Vec<Action>,
     app: App,
     now: Stamp,
+    wall: Duration,
 }
 
 impl Bench {
@@ -31,6 +32,7 @@ impl Bench {
             actions: Vec::new(),
             app: App::standard(),
             now: Stamp::default(),
+            wall: Duration::ZERO,
         }
     }
 
@@ -55,8 +57,12 @@ impl Bench {
         }
     }
 
+    /// Time passes, on the worker's clock and on the wall clock (whose
+    /// date, in whole seconds, is what tokens are checked against).
     fn later(&mut self, d: Duration) {
         self.now = self.now.plus(d);
+        self.wall += d;
+        self.date = HttpDate::from_unix(self.wall.as_secs());
     }
 
     /// Bytes arrive, in pieces as small as the buffer asks for.
@@ -777,3 +783,6 @@ fn test_any_state_stalled_output_is_dropped() {
 fn test_open_state_fits_its_allocation_budget() {
     assert!(std::mem::size_of::<Open>() <= 104, "{}", std::mem::size_of::<Open>());
 }
+
+#[path = "token_tests.rs"]
+mod token;

@@ -1,0 +1,35 @@
+//! Secrets from the environment, so that they show in no config file and
+//! in no `ps`: a variable, or a file named by the same variable with
+//! `_FILE` appended (the convention of Docker secrets and of systemd's
+//! credentials).
+
+use super::ConfigError;
+
+/// The secret in `var`, or in the file named by `{var}_FILE`, without its
+/// final line break. `Ok(None)`: neither is set. An empty secret, both set,
+/// or a file that cannot be read is an error naming the variable and `key`,
+/// the setting it stands for.
+pub fn secret_from_env(var: &str, key: &'static str) -> Result<Option<String>, ConfigError> {
+    let file_var = format!("{var}_FILE");
+    let invalid = |origin: &str, message: String| ConfigError::Invalid {
+        origin: origin.to_owned(),
+        key,
+        message,
+    };
+    let secret = match (std::env::var(var), std::env::var(&file_var)) {
+        (Ok(_), Ok(_)) => return Err(invalid(var, format!("is set, and so is {file_var}: set one"))),
+        (Ok(value), Err(_)) => (value, var.to_owned()),
+        (Err(_), Ok(path)) => {
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| invalid(&file_var, format!("cannot read {path}: {e}")))?;
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            let text = text.strip_suffix('\r').unwrap_or(text);
+            (text.to_owned(), format!("{file_var} ({path})"))
+        }
+        (Err(_), Err(_)) => return Ok(None),
+    };
+    match secret {
+        (value, origin) if value.is_empty() => Err(invalid(&origin, "is set but empty: unset it for none".to_owned())),
+        (value, _) => Ok(Some(value)),
+    }
+}

@@ -1,0 +1,168 @@
+//! Subscriber tokens on a session ([`crate::auth`]): a private channel's
+//! subscription lasts until its token's `exp`, on every transport, unless
+//! a WebSocket subscriber refreshes it by sending a newer token.
+//!
+//! When the token ends, a WebSocket subscriber is closed with
+//! [`TOKEN_EXPIRED`] (4001), an event stream gets an `expired` event and ends, a
+//! parked long poll answers 204 (its next poll is refused with 403). The
+//! client's rule: fetch a new token, then reconnect with it; reconnecting
+//! with the old one is refused.
+
+use super::{Env, Io, Open, Session, State};
+use crate::auth::{Grant, TOKEN_EXPIRED};
+use crate::config::MAX_TIMEOUT;
+use crate::protocol::http::{RequestHead, Status};
+use crate::protocol::CloseCode;
+use crate::reactor::stamp::Stamp;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// When a subscription's token ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Expiry {
+    /// The token's `exp`, in seconds since the Unix epoch.
+    exp: u64,
+    /// When to look again: `exp` on the worker's clock, or as far as a
+    /// stamp can measure for a token that lasts longer.
+    at: Stamp,
+}
+
+impl Expiry {
+    pub(super) fn new(grant: Grant, env: &Env<'_>) -> Expiry {
+        let left = Duration::from_secs(grant.exp.saturating_sub(env.date.secs()));
+        Expiry {
+            exp: grant.exp,
+            at: env.stamp.plus(left.min(MAX_TIMEOUT)),
+        }
+    }
+
+    /// The next time the session must look.
+    pub(super) fn at(&self) -> Stamp {
+        self.at
+    }
+
+    /// Has `exp` come at `env`'s time? If not and the look was early (a
+    /// token longer than a stamp measures), the next look is set.
+    fn passed(&mut self, env: &Env<'_>) -> bool {
+        if env.date.secs() >= self.exp {
+            return true;
+        }
+        if !env.stamp.is_before(self.at) {
+            *self = Expiry::new(Grant { exp: self.exp }, env);
+        }
+        false
+    }
+}
+
+/// The token a request carries: `?token=` (all a browser's WebSocket and
+/// EventSource can send), else `Authorization: Bearer` (RFC 6750 §2.1).
+pub(super) fn request_token<'b>(head: &RequestHead<'b, '_>) -> Option<&'b [u8]> {
+    let query = head.query().and_then(|q| {
+        q.split('&')
+            .find_map(|pair| pair.strip_prefix("token="))
+            .map(str::as_bytes)
+    });
+    query.or_else(|| bearer(head))
+}
+
+/// The token of `Authorization: Bearer <token>` (RFC 6750 §2.1).
+pub(super) fn bearer<'b>(head: &RequestHead<'b, '_>) -> Option<&'b [u8]> {
+    let value = head.single("authorization").ok().flatten()?.trim_ascii();
+    let (scheme, token) = value.split_at(value.iter().position(|&b| b == b' ')?);
+    scheme.eq_ignore_ascii_case(b"bearer").then(|| token.trim_ascii())
+}
+
+/// A WebSocket subscriber's text message `{"token": "..."}`: a newer token
+/// for its channel.
+#[derive(Deserialize)]
+struct Refresh<'a> {
+    #[serde(borrow)]
+    token: &'a str,
+}
+
+impl Open {
+    /// A text message from a subscriber of a private channel: if it is a
+    /// refresh, check the new token and extend the subscription (or close
+    /// with 1008 and the reason). False: not a refresh, the handler's.
+    pub(super) fn refresh(&mut self, payload: &[u8], out: &mut Vec<u8>, env: &Env<'_>) -> bool {
+        let Some(feed) = self.feed.as_mut().filter(|f| f.expiry.is_some()) else {
+            return false;
+        };
+        let Some(refresh) = payload
+            .starts_with(b"{")
+            .then(|| serde_json::from_slice::<Refresh<'_>>(payload).ok())
+            .flatten()
+        else {
+            return false;
+        };
+        let channel = feed.sub.channel().clone();
+        match env
+            .settings
+            .auth
+            .subscribe(Some(refresh.token.as_bytes()), &channel, env.date.secs())
+        {
+            Ok(Some(grant)) => feed.expiry = Some(Expiry::new(grant, env)),
+            // The channel stopped being private: nothing to refresh.
+            Ok(None) => {}
+            Err(denied) => {
+                if !self.ws.close_state().sent {
+                    self.ws.close(CloseCode::POLICY_VIOLATION, &denied.to_string(), out);
+                    self.close_sent = Some(env.stamp);
+                }
+            }
+        }
+        true
+    }
+}
+
+impl Io {
+    /// May this request subscribe to `channel`? `Ok(Some(grant))` for a
+    /// private channel and a good token, `Ok(None)` for a public channel;
+    /// else the 403 with the reason, before any answer head.
+    pub(super) fn grant(
+        &mut self,
+        head: &RequestHead<'_, '_>,
+        channel: &str,
+        env: &mut Env<'_>,
+    ) -> Result<Option<Grant>, State> {
+        env.settings
+            .auth
+            .subscribe(request_token(head), channel, env.date.secs())
+            .map_err(|denied| self.refuse(Status::FORBIDDEN, &[], &denied.to_string(), env))
+    }
+}
+
+impl Session {
+    /// End a subscription whose token's `exp` has come; true if it ended.
+    pub(super) fn expire_token(&mut self, env: &mut Env<'_>) -> bool {
+        let expiry = match &mut self.state {
+            State::Open(open) => open.feed.as_mut().and_then(|f| f.expiry.as_mut()),
+            State::Poll { feed, .. } | State::Sse { feed, .. } => feed.expiry.as_mut(),
+            _ => None,
+        };
+        if !expiry.is_some_and(|e| e.passed(env)) {
+            return false;
+        }
+        match &mut self.state {
+            State::Open(open) => {
+                if !open.ws.close_state().sent {
+                    open.ws.close(TOKEN_EXPIRED, "token expired", self.io.out.buf(env.pool));
+                    open.close_sent = Some(env.stamp);
+                }
+                self.end_feed(env);
+            }
+            State::Sse { .. } => {
+                // An event the page can listen for, to fetch a new token
+                // rather than let EventSource retry with the old one.
+                self.io
+                    .out
+                    .buf(env.pool)
+                    .extend_from_slice(b"event: expired\ndata: token expired\n\n");
+                self.enter_closing(env);
+            }
+            State::Poll { .. } => self.poll_timed_out(env),
+            _ => {}
+        }
+        true
+    }
+}
