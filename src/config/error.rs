@@ -52,7 +52,7 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     ("tls", &["cert", "key", "bind"]),
-    ("http", &["allowed_origins"]),
+    ("http", &["allowed_origins", "allow_credentials"]),
     ("auth", &["secret", "private_channels"]),
 ];
 

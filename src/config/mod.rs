@@ -100,6 +100,10 @@ pub struct HttpConfig {
     /// may open a WebSocket, a long poll or an event stream; empty or
     /// `"*"`: any.
     pub allowed_origins: Vec<String>,
+    /// CORS answers say `Access-Control-Allow-Credentials: true`, so that
+    /// a page may send cookies or HTTP authentication with its requests.
+    /// Only with listed origins. Default false.
+    pub allow_credentials: bool,
 }
 
 /// `[tls]`: with a certificate and its key, the listener speaks TLS
@@ -548,6 +552,22 @@ impl Config {
                 format!(
                     "must be at least 32 bytes for HS256 (RFC 7518 §3.2), got {}",
                     self.auth.secret.len()
+                ),
+            ));
+        }
+        let any_origin = self.http.allowed_origins.is_empty() || self.http.allowed_origins.iter().any(|o| o == "*");
+        if self.http.allow_credentials && any_origin {
+            return Err(invalid(
+                "http.allow_credentials",
+                "needs http.allowed_origins to list origins: credentials for any origin would let every site use a visitor's".to_owned(),
+            ));
+        }
+        if self.http.allowed_origins.len() > 1000 {
+            return Err(invalid(
+                "http.allowed_origins",
+                format!(
+                    "must list at most 1000 origins, got {}",
+                    self.http.allowed_origins.len()
                 ),
             ));
         }

@@ -311,8 +311,29 @@ fn auth_secrets_and_patterns_are_checked() {
     let msg = invalid(|c| c.auth.secret = "short".into());
     assert!(msg.contains("auth.secret") && msg.contains("32 bytes"), "{msg}");
     let msg = invalid(|c| c.auth.private_channels = vec!["private/*".into()]);
-    assert!(msg.contains("auth.private_channels") && msg.contains("private/*"), "{msg}");
-    let config = parse("[auth]\nsecret = \"0123456789abcdef0123456789abcdef\"\nprivate_channels = [\"vip-*\", \"admin\"]\n").unwrap();
+    assert!(
+        msg.contains("auth.private_channels") && msg.contains("private/*"),
+        "{msg}"
+    );
+    let config =
+        parse("[auth]\nsecret = \"0123456789abcdef0123456789abcdef\"\nprivate_channels = [\"vip-*\", \"admin\"]\n")
+            .unwrap();
     config.validate(ORIGIN).unwrap();
     assert_eq!(config.auth.private_channels, ["vip-*", "admin"]);
+}
+
+#[test]
+fn credentials_need_listed_origins() {
+    let msg = invalid(|c| c.http.allow_credentials = true);
+    assert!(
+        msg.contains("http.allow_credentials") && msg.contains("allowed_origins"),
+        "{msg}"
+    );
+    let msg = invalid(|c| {
+        c.http.allow_credentials = true;
+        c.http.allowed_origins = vec!["*".into()];
+    });
+    assert!(msg.contains("http.allow_credentials"), "{msg}");
+    let config = parse("[http]\nallowed_origins = [\"https://app.example\"]\nallow_credentials = true\n").unwrap();
+    config.validate(ORIGIN).unwrap();
 }

@@ -44,6 +44,9 @@ pub struct Settings {
     /// The browser origins whose pages may open a WebSocket, a long poll or
     /// an event stream (`[http] allowed_origins`, lowercase); `None`: any.
     pub allowed_origins: Option<Vec<String>>,
+    /// CORS answers say `Access-Control-Allow-Credentials: true`
+    /// (`[http] allow_credentials`; only with listed origins).
+    pub allow_credentials: bool,
     /// Private channels and the secret of their tokens (`[auth]`).
     pub auth: Auth,
 }
@@ -104,6 +107,7 @@ impl From<&Config> for Settings {
                 (!list.is_empty() && !list.iter().any(|o| o == "*"))
                     .then(|| list.iter().map(|o| o.to_ascii_lowercase()).collect())
             },
+            allow_credentials: c.http.allow_credentials,
             auth: Auth::new(c.auth.private_channels.clone(), c.auth.secret.as_bytes()),
         }
     }

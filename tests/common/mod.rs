@@ -10,6 +10,7 @@
 // Each test binary compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod venv;
 
 use std::io::{ErrorKind, Read, Write};

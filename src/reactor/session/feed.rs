@@ -17,7 +17,7 @@ use crate::auth::Grant;
 use crate::http::{query_u64, NotANumber};
 use crate::protocol::deflate::{negotiate, DeflateParams};
 use crate::protocol::handshake::{validate_upgrade, write_switching_protocols};
-use crate::protocol::http::{write_head, RequestHead, Status};
+use crate::protocol::http::{RequestHead, Status};
 use crate::protocol::{CloseCode, MessageKind, WebSocket};
 use crate::pubsub::message::{gap_json, gap_object};
 use crate::pubsub::{valid_channel, Encoding, Gap, Message, Request, Snapshot, Subscription};
@@ -385,7 +385,7 @@ impl Io {
             ("Cache-Control", "no-cache"),
             ("X-Accel-Buffering", "no"),
         ];
-        write_head(self.out.buf(env.pool), Status::OK, &headers, None, true, env.date);
+        self.write_head(Status::OK, &headers, None, true, env);
         if let Some(gap) = snapshot.gap {
             write_sse_gap(self.out.buf(env.pool), gap);
         }
@@ -417,10 +417,9 @@ impl Io {
         const OPEN: &[u8] = b"{\"messages\":[";
         let items: usize = messages.iter().map(|m| m.encoded(Encoding::PollItem).len()).sum();
         let body_len = OPEN.len() + items + messages.len().saturating_sub(1) + tail.len();
-        let out = self.out.buf(env.pool);
         let headers = [("Content-Type", "application/json"), ("Cache-Control", "no-store")];
-        write_head(out, Status::OK, &headers, Some(body_len), close, env.date);
-        out.extend_from_slice(OPEN);
+        self.write_head(Status::OK, &headers, Some(body_len), close, env);
+        self.out.buf(env.pool).extend_from_slice(OPEN);
         for (i, m) in messages.iter().enumerate() {
             if i > 0 {
                 self.out.buf(env.pool).push(b',');

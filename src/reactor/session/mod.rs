@@ -26,6 +26,7 @@
 //! slices and made-up stamps.
 
 mod conn;
+mod cors;
 mod feed;
 mod open;
 mod request;
@@ -38,7 +39,7 @@ use super::output::Output;
 use super::settings::Settings;
 use super::stamp::Stamp;
 use crate::app::{App, UserData};
-use crate::protocol::http::{write_head, HeadScanner, HttpDate, Status};
+use crate::protocol::http::{HeadScanner, HttpDate, Status};
 use crate::protocol::{CloseCode, WebSocket};
 use crate::pubsub::{Address, Answer, BrokerStats, Request, Subscription};
 use crate::stats::{Transport, WorkerStats};
@@ -175,6 +176,8 @@ struct Io {
     resume: bool,
     /// The session just opened: its handler is to hear of it.
     just_opened: bool,
+    /// The CORS headers the current request's answers carry.
+    cors: cors::Cors,
 }
 
 /// One connection's application state: its state machine and buffers.
@@ -538,11 +541,10 @@ impl Io {
         close: bool,
         env: &mut Env<'_>,
     ) -> State {
-        let out = self.out.buf(env.pool);
         let length = (status.0 >= 200 && status != Status::NO_CONTENT).then_some(body.len());
-        write_head(out, status, headers, length, close, env.date);
+        self.write_head(status, headers, length, close, env);
         if !self.head_only {
-            out.extend_from_slice(body);
+            self.out.buf(env.pool).extend_from_slice(body);
         }
         if close {
             self.want = 0;

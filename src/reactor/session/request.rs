@@ -1,6 +1,7 @@
 //! The `Request` and `Body` states: read a request head, route it, and
 //! answer it, upgrade it, read a publish's body, or ask the broker.
 
+use super::cors::{origin, Cors, Origin};
 use super::token::bearer;
 use super::{want, Action, Env, Io, Session, State};
 use crate::app::UserData;
@@ -10,7 +11,6 @@ use crate::protocol::http::{BodyFraming, RequestHead, Status, MAX_HEADERS};
 use crate::protocol::{MessageKind, WebSocket};
 use crate::pubsub::{Answer, Request};
 use crate::reactor::buffer::ReadBuf;
-use crate::reactor::settings::Settings;
 use crate::reactor::stamp::Stamp;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -66,6 +66,7 @@ impl Session {
             match scanner.scan(rbuf.filled(), limit) {
                 Ok(None) => None,
                 Ok(Some(head_len)) => {
+                    self.io.cors = Cors::None;
                     let next = self.on_complete_head(&rbuf.filled()[..head_len], since, env);
                     // Bytes after the head belong to the next state (frames
                     // after a 101, a body, the next keep-alive request).
@@ -120,7 +121,7 @@ impl Session {
         // unless it asks for an upgrade.
         let page = app.pages && path == "/";
         if let Some(handler) = app.route(path).filter(|_| !page || is_upgrade_attempt(head)) {
-            if !origin_allowed(head, env.settings) {
+            if origin(head, env.settings) == Origin::Refused {
                 return io.refuse(Status::FORBIDDEN, &[], "this origin may not open a WebSocket here", env);
             }
             if !framing.is_empty() {
@@ -139,6 +140,23 @@ impl Session {
         if !framing.is_empty() && answered && matches!(head.method, "GET" | "HEAD") {
             let why = format!("{} {} takes no body", head.method, head.path());
             return io.refuse(Status::PAYLOAD_TOO_LARGE, &[], &why, env);
+        }
+        // The routes a page on another origin may use (CORS).
+        if let Route::Publish(_) | Route::Poll(_) | Route::Events(_) = &route {
+            match origin(head, env.settings) {
+                Origin::Refused => return io.refuse(Status::FORBIDDEN, &[], "this origin may not use this route", env),
+                Origin::Allowed(cors) => io.cors = cors,
+                Origin::Absent => {}
+            }
+            if head.method == "OPTIONS" {
+                // A preflight has no body; one that declares it is refused,
+                // so that the body is never read as the next request.
+                if !framing.is_empty() {
+                    return io.refuse(Status::PAYLOAD_TOO_LARGE, &[], "OPTIONS takes no body", env);
+                }
+                let methods = if let Route::Publish(_) = route { "POST" } else { "GET" };
+                return io.preflight(head, methods, env);
+            }
         }
         match route {
             Route::Root | Route::Health | Route::Ready | Route::Metrics if !matches!(head.method, "GET" | "HEAD") => {
@@ -165,9 +183,6 @@ impl Session {
                 io.reply(head, &[("Content-Type", metrics::CONTENT_TYPE)], body.as_bytes(), env)
             }
             Route::Publish(channel) => io.start_publish(head, framing, &channel, since, env),
-            Route::Poll(_) | Route::Events(_) if !origin_allowed(head, env.settings) => {
-                io.refuse(Status::FORBIDDEN, &[], "this origin may not subscribe here", env)
-            }
             Route::Poll(channel) => io.start_poll(head, &channel, env),
             Route::Events(channel) => io.start_events(head, &channel, env),
             Route::BadChannel => io.refuse(
@@ -347,22 +362,6 @@ impl Io {
 
 /// Does the request try to be a WebSocket upgrade at all? One that does is
 /// validated (and refused with the RFC's status if wrong); a plain GET is not.
-/// A browser page's origin (`Origin`, RFC 6454 §7) may use a subscribing
-/// route: any while no list is configured; a request without `Origin` is
-/// not a browser's page and is not checked; two `Origin` headers are
-/// taken for none allowed.
-fn origin_allowed(head: &RequestHead<'_, '_>, settings: &Settings) -> bool {
-    let Some(allowed) = &settings.allowed_origins else {
-        return true;
-    };
-    let mut origins = head.values("origin");
-    match (origins.next(), origins.next()) {
-        (None, _) => true,
-        (Some(origin), None) => allowed.iter().any(|a| a.as_bytes().eq_ignore_ascii_case(origin)),
-        (Some(_), Some(_)) => false,
-    }
-}
-
 fn is_upgrade_attempt(head: &RequestHead<'_, '_>) -> bool {
     head.values("upgrade").next().is_some()
         || head.values("sec-websocket-key").next().is_some()

@@ -786,3 +786,6 @@ fn test_open_state_fits_its_allocation_budget() {
 
 #[path = "token_tests.rs"]
 mod token;
+
+#[path = "cors_tests.rs"]
+mod cors;
