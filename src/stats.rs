@@ -139,3 +139,14 @@ impl WorkerStats {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// The per-address limits' counters, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PerIpStats {
+    /// Refused over `per_ip_connections`.
+    pub refused_connections: u64,
+    /// Refused over `per_ip_connect_rate`.
+    pub refused_rate: u64,
+    /// Client addresses in the table.
+    pub addresses: usize,
+}

@@ -261,6 +261,28 @@ pub struct Limits {
     pub read_buffer_size: usize,
     /// Idle buffers each worker keeps for reuse. Default 1024.
     pub buffer_pool_size: usize,
+    /// Open connections one client address (an IPv6 /64) may hold; over it
+    /// a new one gets 429. 0: no limit (the default).
+    pub per_ip_connections: u32,
+    /// New connections per second one client address may open (a token
+    /// bucket, a second's worth of burst); over it 429. 0: no limit (the
+    /// default).
+    pub per_ip_connect_rate: u32,
+    /// Addresses or networks (CIDR) the per-address limits leave alone.
+    /// Default ["127.0.0.0/8", "::1"], so that local load tests work.
+    pub per_ip_exempt: Vec<String>,
+    /// Proxies (addresses or CIDR) whose `Forwarded` or `X-Forwarded-For`
+    /// header names the client the limits count. Default [] (the header of
+    /// anyone else is ignored: it is the client's to forge).
+    pub trusted_proxies: Vec<String>,
+}
+
+/// An address or network as the limits take it: `192.0.2.0/24`,
+/// `2001:db8::/32`, or a bare address.
+pub fn parse_net(s: &str) -> Option<ipnet::IpNet> {
+    s.parse()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 /// The `[timeouts]` section. In the TOML each is a humantime string such as
@@ -365,6 +387,10 @@ impl Default for Limits {
             write_buffer_limit: 1 << 20,
             read_buffer_size: 16384,
             buffer_pool_size: 1024,
+            per_ip_connections: 0,
+            per_ip_connect_rate: 0,
+            per_ip_exempt: vec!["127.0.0.0/8".to_owned(), "::1".to_owned()],
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -542,6 +568,17 @@ impl Config {
                 return Err(invalid(
                     "http.allowed_origins",
                     format!("expected \"*\" or an origin like \"https://app.example\" (scheme, host, port; no path), got {origin:?}"),
+                ));
+            }
+        }
+        for (key, list) in [
+            ("limits.per_ip_exempt", &limits.per_ip_exempt),
+            ("limits.trusted_proxies", &limits.trusted_proxies),
+        ] {
+            if let Some(bad) = list.iter().find(|s| parse_net(s).is_none()) {
+                return Err(invalid(
+                    key,
+                    format!("expected addresses or networks like \"10.0.0.0/8\" or \"::1\", got {bad:?}"),
                 ));
             }
         }

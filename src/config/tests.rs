@@ -337,3 +337,25 @@ fn credentials_need_listed_origins() {
     let config = parse("[http]\nallowed_origins = [\"https://app.example\"]\nallow_credentials = true\n").unwrap();
     config.validate(ORIGIN).unwrap();
 }
+
+#[test]
+fn per_ip_lists_are_addresses_or_networks() {
+    let config =
+        parse("[limits]\nper_ip_connections = 100\nper_ip_exempt = []\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n")
+            .unwrap();
+    config.validate(ORIGIN).unwrap();
+    let s = crate::reactor::settings::Settings::from(&config);
+    assert_eq!(s.per_ip.connections, 100);
+    assert!(s.per_ip.exempt.is_empty() && s.per_ip.trusted_proxies.len() == 2);
+    let mut defaults = crate::reactor::settings::Settings::default().per_ip;
+    defaults.connections = 1;
+    assert!(!defaults.applies("127.0.0.1".parse().unwrap()) && !defaults.applies("::1".parse().unwrap()));
+    assert!(defaults.applies("192.0.2.1".parse().unwrap()));
+    let msg = invalid(|c| c.limits.trusted_proxies = vec!["10.0.0.0/33".into()]);
+    assert!(
+        msg.contains("limits.trusted_proxies") && msg.contains("10.0.0.0/33"),
+        "{msg}"
+    );
+    let msg = invalid(|c| c.limits.per_ip_exempt = vec!["localhost".into()]);
+    assert!(msg.contains("limits.per_ip_exempt"), "{msg}");
+}

@@ -3,7 +3,7 @@
 //! connections over SO_REUSEPORT listeners shows.
 
 use crate::pubsub::BrokerStats;
-use crate::stats::{Transport, WorkerStats};
+use crate::stats::{PerIpStats, Transport, WorkerStats};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -88,7 +88,7 @@ impl Load for AtomicI64 {
 }
 
 /// The whole page.
-pub fn render(stats: &[Arc<WorkerStats>], channels: usize, broker: Option<BrokerStats>) -> String {
+pub fn render(stats: &[Arc<WorkerStats>], channels: usize, broker: Option<BrokerStats>, per_ip: PerIpStats) -> String {
     let mut out = String::with_capacity(4096);
     let subscriber_transports = [Transport::WebSocket, Transport::Poll, Transport::Sse];
     per_transport(
@@ -198,6 +198,21 @@ pub fn render(stats: &[Arc<WorkerStats>], channels: usize, broker: Option<Broker
     }
     let name = "wsreactor_channels";
     Family::new(&mut out, name, "gauge", "Channels with history or subscribers.").sample(name, &[], channels);
+    let name = "wsreactor_per_ip_refused_total";
+    let mut f = Family::new(
+        &mut out,
+        name,
+        "counter",
+        "Connections refused with 429 over a per-address limit ([limits] per_ip_connections, per_ip_connect_rate).",
+    );
+    f.sample(name, &[("limit", "connections")], per_ip.refused_connections);
+    f.sample(name, &[("limit", "rate")], per_ip.refused_rate);
+    let name = "wsreactor_per_ip_addresses";
+    Family::new(&mut out, name, "gauge", "Client addresses the per-address limits keep.").sample(
+        name,
+        &[],
+        per_ip.addresses,
+    );
     if let Some(b) = broker {
         broker_families(&mut out, &b);
     }
@@ -267,7 +282,15 @@ mod tests {
         stats[0].count_protocol_error("invalid_utf8");
         stats[0].moved(None, Some(Transport::WebSocket));
         stats[0].count_delivered(Transport::Sse, 3);
-        let page = render(&stats, 7, None);
+        let per_ip = PerIpStats {
+            refused_rate: 3,
+            ..PerIpStats::default()
+        };
+        let page = render(&stats, 7, None, per_ip);
+        assert!(
+            page.contains("wsreactor_per_ip_refused_total{limit=\"rate\"} 3\n"),
+            "{page}"
+        );
         assert!(page.contains("wsreactor_connections{worker=\"0\",transport=\"websocket\"} 1\n"));
         assert!(page.contains("wsreactor_http_errors_total{worker=\"1\",status=\"404\"} 1\n"));
         assert!(page.contains("wsreactor_protocol_errors_total{worker=\"0\",kind=\"invalid_utf8\"} 1\n"));

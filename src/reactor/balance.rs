@@ -12,16 +12,41 @@
 //! accepts that correct the hash; no bytes have been read yet, so nothing
 //! else moves.
 
+use super::per_ip::Slot;
 use crate::stats::WorkerStats;
 use mio::net::TcpStream;
 use mio::Waker;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+/// An accepted connection not yet in a slab: its socket, whether it came
+/// to the TLS listener, and how the per-address limits counted it.
+#[derive(Debug)]
+pub struct Accepted {
+    pub stream: TcpStream,
+    pub tls: bool,
+    /// The client's hold under the per-address limits, if counted.
+    pub client: Option<Slot>,
+    /// From a trusted proxy: each request names its client.
+    pub proxied: bool,
+}
+
+impl Accepted {
+    /// A connection the limits do not count.
+    pub fn new(stream: TcpStream, tls: bool) -> Accepted {
+        Accepted {
+            stream,
+            tls,
+            client: None,
+            proxied: false,
+        }
+    }
+}
+
 /// Per-worker queues of accepted connections handed over by other workers.
 #[derive(Debug)]
 pub struct Handoff {
-    queues: Vec<Mutex<Vec<(TcpStream, bool)>>>,
+    queues: Vec<Mutex<Vec<Accepted>>>,
     /// Connections queued for each worker and not yet taken: part of its load.
     queued: Vec<AtomicUsize>,
     wakers: Vec<Arc<Waker>>,
@@ -47,11 +72,11 @@ impl Handoff {
     }
 
     /// Queue `stream` (from a TLS listener: `tls`) for worker `to` and wake it.
-    pub fn send(&self, to: usize, stream: TcpStream, tls: bool) {
+    pub fn send(&self, to: usize, accepted: Accepted) {
         self.queued[to].fetch_add(1, Relaxed);
         let was_empty = {
             let mut q = self.queues[to].lock().unwrap_or_else(|e| e.into_inner());
-            q.push((stream, tls));
+            q.push(accepted);
             q.len() == 1
         };
         // The worker takes the whole queue when woken: one wake per batch.
@@ -61,7 +86,7 @@ impl Handoff {
     }
 
     /// Take everything queued for worker `me`.
-    pub fn take(&self, me: usize) -> Vec<(TcpStream, bool)> {
+    pub fn take(&self, me: usize) -> Vec<Accepted> {
         let taken = std::mem::take(&mut *self.queues[me].lock().unwrap_or_else(|e| e.into_inner()));
         self.queued[me].fetch_sub(taken.len(), Relaxed);
         taken
@@ -94,7 +119,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         for _ in 0..2 {
             let s = std::net::TcpStream::connect(addr).unwrap();
-            handoff.send(1, TcpStream::from_std(s), false);
+            handoff.send(1, Accepted::new(TcpStream::from_std(s), false));
         }
         assert_eq!(handoff.target(2, &stats), None);
         assert_eq!(handoff.take(1).len(), 2);

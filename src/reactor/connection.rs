@@ -6,7 +6,9 @@
 //! write side when it says so, and computing the readiness interest from
 //! what both want. What the bytes mean is the session's business.
 
+use super::balance::Accepted;
 use super::buffer::BufferPool;
+use super::per_ip::Slot;
 use super::session::{Dead, Delivered, Env, Life, Session, Step};
 use super::settings::Settings;
 use super::stamp::Stamp;
@@ -33,6 +35,8 @@ pub struct Connection<T = Stream> {
     generation: u32,
     /// Counts against `max_connections` (a rejected connection does not).
     counted: bool,
+    /// Its client's hold under the per-address limits.
+    client: Option<Slot>,
     /// When the worker's timer wheel will next look at this connection
     /// ([`deadline`](Self::deadline) or earlier).
     scheduled: Stamp,
@@ -40,29 +44,34 @@ pub struct Connection<T = Stream> {
 
 impl Connection {
     /// A freshly accepted connection, registered for reading: TLS when
-    /// `tls` is given.
+    /// `tls` is given. It counts against `max_connections`.
     pub fn new(
-        stream: TcpStream,
+        accepted: Accepted,
         tls: Option<&Arc<rustls::ServerConfig>>,
         now: Stamp,
-        counted: bool,
         generation: u32,
     ) -> io::Result<Self> {
         let transport = match tls {
-            Some(config) => Stream::Tls(Box::new(Tls::new(stream, config)?)),
-            None => Stream::Tcp(Tcp::new(stream)),
+            Some(config) => Stream::Tls(Box::new(Tls::new(accepted.stream, config)?)),
+            None => Stream::Tcp(Tcp::new(accepted.stream)),
         };
-        Ok(Connection::over(transport, Session::new(now), counted, generation, now))
+        let mut session = Session::new(now);
+        if accepted.proxied {
+            session.set_behind_proxy();
+        }
+        let mut conn = Connection::over(transport, session, true, generation, now);
+        conn.client = accepted.client;
+        Ok(conn)
     }
 
     /// An accepted connection refused with `status` before anything is read
-    /// (over `max_connections`): the answer is queued and the connection
-    /// closes. Over plain TCP even on a TLS listener: a refusal costs no
-    /// handshake.
-    pub fn refused(stream: TcpStream, status: Status, generation: u32, env: &mut Env<'_>) -> Self {
+    /// (over `max_connections`, or a client over its per-address limits):
+    /// the answer is queued and the connection closes. Over plain TCP even
+    /// on a TLS listener: a refusal costs no handshake.
+    pub fn refused(stream: TcpStream, status: Status, why: &str, generation: u32, env: &mut Env<'_>) -> Self {
         Connection::over(
             Stream::Tcp(Tcp::new(stream)),
-            Session::refused(status, env),
+            Session::refused(status, why, env),
             false,
             generation,
             env.stamp,
@@ -78,6 +87,7 @@ impl<T: Transport> Connection<T> {
             registered: Interest::READABLE,
             generation,
             counted,
+            client: None,
             scheduled: now.far_after(),
         }
     }
@@ -92,6 +102,11 @@ impl<T: Transport> Connection<T> {
     #[inline]
     pub fn counted(&self) -> bool {
         self.counted
+    }
+
+    /// Its client's hold under the per-address limits, replaced by `client`.
+    pub fn set_client(&mut self, client: Option<Slot>) -> Option<Slot> {
+        std::mem::replace(&mut self.client, client)
     }
 
     /// Which use of its slab slot this is.

@@ -31,6 +31,7 @@ pub(crate) mod buffer;
 mod connection;
 mod listener;
 pub(crate) mod output;
+pub mod per_ip;
 pub(crate) mod session;
 pub mod settings;
 pub(crate) mod stamp;
@@ -72,6 +73,8 @@ pub(crate) struct Shared {
     /// a listener of its own beside the plain one.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub tls_beside: bool,
+    /// Per-address connection limits, over every worker.
+    pub per_ip: per_ip::PerIp,
 }
 
 /// A running server.
@@ -303,6 +306,7 @@ fn launch(
         app,
         tls,
         tls_beside: tls_addr.is_some(),
+        per_ip: per_ip::PerIp::new(settings.per_ip.clone()),
     });
     let stats: Vec<Arc<WorkerStats>> = (0..listeners.len()).map(|_| Arc::default()).collect();
     let all_stats: Arc<[Arc<WorkerStats>]> = stats.clone().into();

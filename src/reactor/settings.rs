@@ -6,10 +6,11 @@
 //! [`Config::default`]: the defaults are written once, in `config`.
 
 use crate::auth::Auth;
-use crate::config::Config;
+use crate::config::{parse_net, Config};
 use crate::protocol::deflate::DeflateConfig;
 use crate::protocol::ReadLimits;
 use crate::pubsub::HubSettings;
+use crate::reactor::per_ip::PerIpSettings;
 use std::time::Duration;
 
 /// Everything a worker needs to know from the configuration.
@@ -49,6 +50,8 @@ pub struct Settings {
     pub allow_credentials: bool,
     /// Private channels and the secret of their tokens (`[auth]`).
     pub auth: Auth,
+    /// Per-address connection limits.
+    pub per_ip: PerIpSettings,
 }
 
 /// The push server's part of the settings.
@@ -109,6 +112,13 @@ impl From<&Config> for Settings {
             },
             allow_credentials: c.http.allow_credentials,
             auth: Auth::new(c.auth.private_channels.clone(), c.auth.secret.as_bytes()),
+            per_ip: PerIpSettings {
+                connections: c.limits.per_ip_connections,
+                connect_rate: c.limits.per_ip_connect_rate,
+                // Checked by `Config::validate`.
+                exempt: c.limits.per_ip_exempt.iter().filter_map(|s| parse_net(s)).collect(),
+                trusted_proxies: c.limits.trusted_proxies.iter().filter_map(|s| parse_net(s)).collect(),
+            },
         }
     }
 }

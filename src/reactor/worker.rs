@@ -6,6 +6,7 @@
 //! events for tokens no longer in the slab are ignored, and a socket is
 //! deregistered before its slab entry is removed.
 
+use super::balance::Accepted;
 use super::buffer::BufferPool;
 use super::connection::Connection;
 use super::session::{Action, Delivered, Env, Life};
@@ -83,6 +84,8 @@ pub struct Worker {
     epoch: Instant,
     /// This loop iteration's time as a stamp, made once per iteration.
     stamp: Stamp,
+    /// The same, as an instant (for the per-address limits' buckets).
+    now: Instant,
     /// The `Date` of responses, made again when the second changes.
     date: HttpDate,
     /// Which connections have a timer due when ([`super::timers`]).
@@ -153,6 +156,7 @@ impl Worker {
             next_sweep: Instant::now() + SWEEP_EVERY,
             epoch: Instant::now(),
             stamp: Stamp::default(),
+            now: Instant::now(),
             date: HttpDate::default(),
             timers: TimerWheel::new(settings_tick, Stamp::default()),
             due: Vec::new(),
@@ -185,6 +189,7 @@ impl Worker {
                 return Err(e);
             }
             let now = Instant::now();
+            self.now = now;
             self.stamp = Stamp::at(self.epoch, now);
             self.refresh_date();
             let mut woken = false;
@@ -253,6 +258,8 @@ impl Worker {
                 actions: &mut self.actions,
                 app: &self.app,
                 me,
+                per_ip: &self.shared.per_ip,
+                instant: self.now,
             },
         )
     }
@@ -324,6 +331,20 @@ impl Worker {
                     self.subscribers.remove(sub.channel(), from.key);
                     self.hub.unsubscribe(sub);
                 }
+                // The client a proxied request came from holds the
+                // connection now; the previous one lets go.
+                Action::Client(client) => match self.conns.get_mut(from.key) {
+                    Some(conn) => {
+                        if let Some(old) = conn.set_client(client) {
+                            self.shared.per_ip.release(old);
+                        }
+                    }
+                    None => {
+                        if let Some(client) = client {
+                            self.shared.per_ip.release(client);
+                        }
+                    }
+                },
             }
         }
         self.actions = actions;
@@ -454,6 +475,9 @@ impl Worker {
         if conn.counted() {
             self.shared.connections.fetch_sub(1, SeqCst);
         }
+        if let Some(client) = conn.set_client(None) {
+            self.shared.per_ip.release(client);
+        }
         self.stats.open.fetch_sub(1, Relaxed);
         // A descriptor came free: retry a paused accept now.
         if self.accept_paused_until.is_some() {
@@ -477,8 +501,8 @@ impl Worker {
             let Some(listener) = listener.as_ref() else {
                 return;
             };
-            let stream = match listener.accept() {
-                Ok((stream, _addr)) => stream,
+            let (stream, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e)
@@ -499,51 +523,91 @@ impl Worker {
             };
             let _ = stream.set_nodelay(true);
             self.stats.accepted.fetch_add(1, Relaxed);
-            let counted = self.take_connection_slot();
+            let mut accepted = Accepted::new(stream, tls);
+            if !self.take_connection_slot() {
+                self.stats.refused.fetch_add(1, Relaxed);
+                self.refuse(
+                    accepted.stream,
+                    Status::SERVICE_UNAVAILABLE,
+                    "too many connections",
+                    now,
+                );
+                continue;
+            }
+            // A trusted proxy's requests name their clients; any other
+            // peer is the client.
+            let per_ip = &self.shared.per_ip;
+            if per_ip.settings().is_trusted_proxy(peer.ip()) {
+                accepted.proxied = true;
+            } else {
+                match per_ip.admit(peer.ip(), now) {
+                    Ok(client) => accepted.client = client,
+                    Err(over) => {
+                        self.shared.connections.fetch_sub(1, SeqCst);
+                        self.refuse(accepted.stream, Status::TOO_MANY_REQUESTS, over.reason(), now);
+                        continue;
+                    }
+                }
+            }
             match self.shared.handoff.target(self.id, &self.all_stats) {
-                Some(to) if counted => self.shared.handoff.send(to, stream, tls),
-                _ => self.admit(stream, tls, counted, now),
+                Some(to) => self.shared.handoff.send(to, accepted),
+                None => self.admit(accepted, now),
             }
         }
     }
 
     /// Take the connections other workers handed over ([`super::balance`]).
     fn take_handoffs(&mut self, now: Instant) {
-        for (stream, tls) in self.shared.handoff.take(self.id) {
+        for accepted in self.shared.handoff.take(self.id) {
             if self.stop_deadline.is_some() {
                 // Stopping: no new connections here either.
                 self.shared.connections.fetch_sub(1, SeqCst);
+                if let Some(client) = accepted.client {
+                    self.shared.per_ip.release(client);
+                }
                 continue;
             }
-            self.admit(stream, tls, true, now);
+            self.admit(accepted, now);
         }
     }
 
-    /// Register an accepted connection and add it to the slab; `counted`:
-    /// it holds a `max_connections` slot, else it is refused with a 503.
-    fn admit(&mut self, stream: TcpStream, tls: bool, counted: bool, now: Instant) {
+    /// Register an accepted connection (holding a `max_connections` slot
+    /// and its client's per-address hold) and add it to the slab.
+    fn admit(&mut self, accepted: Accepted, now: Instant) {
         let generation = self.next_generation;
         self.next_generation = generation.wrapping_add(1);
-        let mut conn = if counted {
-            let config = self.shared.tls.as_ref().filter(|_| tls);
-            match Connection::new(stream, config, self.stamp, true, generation) {
-                Ok(conn) => conn,
-                Err(e) => {
-                    log::warn!("cannot serve a connection: {e}");
-                    self.shared.connections.fetch_sub(1, SeqCst);
-                    return;
+        let client = accepted.client;
+        let config = self.shared.tls.as_ref().filter(|_| accepted.tls);
+        match Connection::new(accepted, config, self.stamp, generation) {
+            Ok(conn) => self.register(conn, now),
+            Err(e) => {
+                log::warn!("cannot serve a connection: {e}");
+                self.shared.connections.fetch_sub(1, SeqCst);
+                if let Some(client) = client {
+                    self.shared.per_ip.release(client);
                 }
             }
-        } else {
-            self.stats.refused.fetch_add(1, Relaxed);
-            let me = Address {
-                worker: self.id,
-                key: self.conns.vacant_key(),
-                generation,
-            };
-            let (_, mut env) = self.env(me);
-            Connection::refused(stream, Status::SERVICE_UNAVAILABLE, generation, &mut env)
+        }
+    }
+
+    /// Answer `status` on a connection that is not served, then close it.
+    fn refuse(&mut self, stream: TcpStream, status: Status, why: &str, now: Instant) {
+        let generation = self.next_generation;
+        self.next_generation = generation.wrapping_add(1);
+        let me = Address {
+            worker: self.id,
+            key: self.conns.vacant_key(),
+            generation,
         };
+        let (_, mut env) = self.env(me);
+        let conn = Connection::refused(stream, status, why, generation, &mut env);
+        self.register(conn, now);
+    }
+
+    /// Put a connection in the slab and the poll; one that is not counted
+    /// (refused) writes its answer at once, then drains and goes.
+    fn register(&mut self, mut conn: Connection, now: Instant) {
+        let counted = conn.counted();
         let key = self.conns.vacant_key();
         let interest = conn.interest(&self.settings);
         conn.set_registered(interest);
@@ -557,6 +621,9 @@ impl Worker {
             if counted {
                 self.shared.connections.fetch_sub(1, SeqCst);
             }
+            if let Some(client) = conn.set_client(None) {
+                self.shared.per_ip.release(client);
+            }
             return;
         }
         self.stats.moved(None, Some(conn.kind()));
@@ -565,7 +632,6 @@ impl Worker {
         self.conns.insert(conn);
         self.stats.open.fetch_add(1, Relaxed);
         if !counted {
-            // Write the 503 now; the connection then drains and goes.
             self.on_event(key, false, false, true, now);
         }
     }

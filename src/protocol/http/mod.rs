@@ -226,6 +226,8 @@ impl Status {
     pub const PAYLOAD_TOO_LARGE: Status = Status(413);
     /// 426
     pub const UPGRADE_REQUIRED: Status = Status(426);
+    /// 429 (RFC 6585 §4)
+    pub const TOO_MANY_REQUESTS: Status = Status(429);
     /// 431
     pub const HEADERS_TOO_LARGE: Status = Status(431);
     /// 500
@@ -254,6 +256,7 @@ impl Status {
             500 => "Internal Server Error",
             501 => "Not Implemented",
             503 => "Service Unavailable",
+            429 => "Too Many Requests",
             _ => "Unknown",
         }
     }

@@ -25,6 +25,7 @@
 //! ([`super::connection`]); this module's tests drive a session with byte
 //! slices and made-up stamps.
 
+mod client;
 mod conn;
 mod cors;
 mod feed;
@@ -36,6 +37,7 @@ mod token;
 
 use super::buffer::{BufferPool, ReadBuf};
 use super::output::Output;
+use super::per_ip::{PerIp, Slot};
 use super::settings::Settings;
 use super::stamp::Stamp;
 use crate::app::{App, UserData};
@@ -47,6 +49,7 @@ use feed::Feed;
 use request::{Publish, Wait};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Instant;
 
 pub use feed::Delivered;
 
@@ -77,6 +80,10 @@ pub struct Env<'a> {
     pub app: &'a App,
     /// The connection's address (for its handler).
     pub me: Address,
+    /// The per-address limits (for a proxied request's client).
+    pub per_ip: &'a PerIp,
+    /// The time the current loop iteration began, as an instant.
+    pub instant: Instant,
 }
 
 /// What a session asks the worker to do with the broker.
@@ -86,6 +93,9 @@ pub enum Action {
     Submit(Request),
     /// This subscription is over.
     Unsubscribe(Subscription),
+    /// A proxied request's client holds the connection now (`None`: a
+    /// client the limits do not count); the previous hold is let go.
+    Client(Option<Slot>),
 }
 
 /// Whether the session lives on after a step.
@@ -178,6 +188,8 @@ struct Io {
     just_opened: bool,
     /// The CORS headers the current request's answers carry.
     cors: cors::Cors,
+    /// The peer is a trusted proxy ([`Session::set_behind_proxy`]).
+    behind_proxy: bool,
 }
 
 /// One connection's application state: its state machine and buffers.
@@ -197,15 +209,21 @@ impl Session {
     }
 
     /// A connection refused with `status` before anything is read (over
-    /// `max_connections`): the answer is queued and the session closes.
-    pub fn refused(status: Status, env: &mut Env<'_>) -> Self {
+    /// `max_connections` or a per-address limit): the answer, with
+    /// `Retry-After`, is queued and the session closes.
+    pub fn refused(status: Status, why: &str, env: &mut Env<'_>) -> Self {
         let mut s = Session::new(env.stamp);
-        s.state = s.io.respond(status, &[], b"", true, env);
+        s.state = s.io.refuse(status, &[("Retry-After", "1")], why, env);
         s
     }
 
-    /// What this connection is, for the per-transport gauges.
-    #[inline]
+    /// Its peer is a trusted proxy: each request's `Forwarded` or
+    /// `X-Forwarded-For` names the client the per-address limits count.
+    pub fn set_behind_proxy(&mut self) {
+        self.io.behind_proxy = true;
+    }
+
+    /// What this session is, for the per-transport gauges.
     pub fn transport(&self) -> Transport {
         match self.state {
             State::Request { .. } | State::Body { .. } | State::Waiting { .. } => Transport::Http,

@@ -96,6 +96,10 @@ impl Session {
                 // alone, whatever the status.
                 self.io.head_only = head.method == "HEAD";
                 let next = match head.check() {
+                    Ok(framing) if self.io.behind_proxy => match self.io.count_client(&head, env) {
+                        Ok(()) => self.route(&head, framing, since, env),
+                        Err(refused) => refused,
+                    },
                     Ok(framing) => self.route(&head, framing, since, env),
                     Err(e) => self.io.refuse(e.status(), &[], &e.to_string(), env),
                 };
@@ -179,7 +183,12 @@ impl Session {
                 env,
             ),
             Route::Metrics => {
-                let body = metrics::render(env.all_stats, (env.channels)(), (env.broker_stats)());
+                let body = metrics::render(
+                    env.all_stats,
+                    (env.channels)(),
+                    (env.broker_stats)(),
+                    env.per_ip.stats(),
+                );
                 io.reply(head, &[("Content-Type", metrics::CONTENT_TYPE)], body.as_bytes(), env)
             }
             Route::Publish(channel) => io.start_publish(head, framing, &channel, since, env),

@@ -18,11 +18,14 @@ struct Bench {
     app: App,
     now: Stamp,
     wall: Duration,
+    per_ip: PerIp,
+    epoch: Instant,
 }
 
 impl Bench {
     fn new() -> Self {
         let settings = Settings::default();
+        let per_ip = PerIp::new(settings.per_ip.clone());
         Bench {
             pool: BufferPool::new(settings.read_buffer_size, 4),
             settings,
@@ -33,6 +36,8 @@ impl Bench {
             app: App::standard(),
             now: Stamp::default(),
             wall: Duration::ZERO,
+            per_ip,
+            epoch: Instant::now(),
         }
     }
 
@@ -54,6 +59,8 @@ impl Bench {
                 key: 0,
                 generation: 0,
             },
+            per_ip: &self.per_ip,
+            instant: self.epoch + self.wall,
         }
     }
 
@@ -759,7 +766,7 @@ fn test_closing_waits_for_output_before_shutting() {
 #[test]
 fn test_refused_connection_answers_then_closes() {
     let mut b = Bench::new();
-    let mut s = Session::refused(Status::SERVICE_UNAVAILABLE, &mut b.env());
+    let mut s = Session::refused(Status::SERVICE_UNAVAILABLE, "too many connections", &mut b.env());
     assert!(b.text(&mut s).starts_with("HTTP/1.1 503 "));
     assert!(is(&s, Transport::Closing));
 }
@@ -789,3 +796,6 @@ mod token;
 
 #[path = "cors_tests.rs"]
 mod cors;
+
+#[path = "client_tests.rs"]
+mod client;

@@ -1,0 +1,361 @@
+//! Per-address limits: how many connections one client may hold open
+//! (`[limits] per_ip_connections`) and how many it may open per second
+//! (`per_ip_connect_rate`, a token bucket whose burst is one second's
+//! worth), shared by every worker, since `SO_REUSEPORT` spreads one
+//! client's connections over all of them.
+//!
+//! The table is keyed by what a peer chooses, so it is bounded: an address
+//! is in it while it holds a connection (bounded by the connections
+//! themselves) or while its bucket is refilling, and at most
+//! [`IDLE_ENTRIES`] of the latter are kept; beyond that the one idle
+//! longest is forgotten (its bucket starts full again). An IPv6 client is
+//! counted by its /64, since one host commonly holds a whole /64.
+
+use crate::stats::PerIpStats;
+use ipnet::IpNet;
+use slab::Slab;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Addresses kept without an open connection, for their buckets.
+pub const IDLE_ENTRIES: usize = 65_536;
+
+/// The limits, from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PerIpSettings {
+    /// Open connections per client; 0: no limit.
+    pub connections: u32,
+    /// New connections per second per client; 0: no limit.
+    pub connect_rate: u32,
+    /// Clients the limits do not apply to.
+    pub exempt: Vec<IpNet>,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` name the client.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl PerIpSettings {
+    /// Is either limit on?
+    pub fn enabled(&self) -> bool {
+        self.connections != 0 || self.connect_rate != 0
+    }
+
+    /// Does the limit apply to `client`?
+    pub fn applies(&self, client: IpAddr) -> bool {
+        self.enabled() && !self.exempt.iter().any(|n| n.contains(&canonical(client)))
+    }
+
+    /// Is `peer` a proxy whose forwarding headers are believed?
+    pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|n| n.contains(&canonical(peer)))
+    }
+}
+
+/// An IPv4 address mapped into IPv6 (a dual-stack socket's) as itself.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Which limit a client is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Over {
+    /// `per_ip_connections`.
+    Connections,
+    /// `per_ip_connect_rate`.
+    Rate,
+}
+
+impl Over {
+    /// What the refused client is told.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Over::Connections => "too many connections from your address",
+            Over::Rate => "too many new connections from your address",
+        }
+    }
+}
+
+/// A client's hold on one open connection; given back with
+/// [`PerIp::release`] when the connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot(NonZeroU32);
+
+/// The key of a client: its IPv4 address, or its IPv6 /64.
+type Key = u128;
+
+fn key(ip: IpAddr) -> Key {
+    match canonical(ip) {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => (u128::from(v6) >> 64 << 64) | 1,
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    key: Key,
+    /// Open connections.
+    open: u32,
+    /// Tokens in the bucket, as of `at`.
+    tokens: f32,
+    at: Instant,
+    /// In `Table::idle` (at most once, so that it is no longer than the table).
+    queued: bool,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    entries: Slab<Entry>,
+    index: HashMap<Key, usize>,
+    /// Entries that went idle (no connection), oldest first, each at most
+    /// once; one may have become busy since: checked when popped.
+    idle: VecDeque<usize>,
+    idle_count: usize,
+}
+
+/// The shared table of clients and the refusals counted.
+#[derive(Debug)]
+pub struct PerIp {
+    settings: PerIpSettings,
+    table: Mutex<Table>,
+    /// Refused for `per_ip_connections`.
+    pub refused_connections: AtomicU64,
+    /// Refused for `per_ip_connect_rate`.
+    pub refused_rate: AtomicU64,
+}
+
+impl PerIp {
+    /// An empty table for these limits.
+    pub fn new(settings: PerIpSettings) -> PerIp {
+        PerIp {
+            settings,
+            table: Mutex::default(),
+            refused_connections: AtomicU64::new(0),
+            refused_rate: AtomicU64::new(0),
+        }
+    }
+
+    /// The limits.
+    pub fn settings(&self) -> &PerIpSettings {
+        &self.settings
+    }
+
+    /// Addresses in the table.
+    pub fn addresses(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// The counters, for `/metrics`.
+    pub fn stats(&self) -> PerIpStats {
+        PerIpStats {
+            refused_connections: self.refused_connections.load(Relaxed),
+            refused_rate: self.refused_rate.load(Relaxed),
+            addresses: self.addresses(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new connection from `client` at `now`: `Ok(None)` if no limit
+    /// applies, `Ok(Some(slot))` if it is counted, or the limit it is over
+    /// (and the refusal is counted).
+    pub fn admit(&self, client: IpAddr, now: Instant) -> Result<Option<Slot>, Over> {
+        if !self.settings.applies(client) {
+            return Ok(None);
+        }
+        let (max_open, rate) = (self.settings.connections, self.settings.connect_rate);
+        let mut guard = self.lock();
+        let t = &mut *guard;
+        let k = key(client);
+        let at = match t.index.get(&k) {
+            Some(&at) => at,
+            None => {
+                t.make_room(now, rate);
+                let at = t.entries.insert(Entry {
+                    key: k,
+                    open: 0,
+                    tokens: rate as f32,
+                    at: now,
+                    queued: true,
+                });
+                t.index.insert(k, at);
+                t.idle.push_back(at);
+                t.idle_count += 1;
+                at
+            }
+        };
+        let e = &mut t.entries[at];
+        if rate != 0 {
+            let elapsed = now.saturating_duration_since(e.at).as_secs_f32();
+            e.tokens = (e.tokens + elapsed * rate as f32).min(rate as f32);
+            e.at = now;
+        }
+        if max_open != 0 && e.open >= max_open {
+            self.refused_connections.fetch_add(1, Relaxed);
+            return Err(Over::Connections);
+        }
+        if rate != 0 {
+            if e.tokens < 1.0 {
+                self.refused_rate.fetch_add(1, Relaxed);
+                return Err(Over::Rate);
+            }
+            e.tokens -= 1.0;
+        }
+        e.open += 1;
+        if e.open == 1 {
+            t.idle_count -= 1;
+        }
+        let id = u32::try_from(at + 1)
+            .ok()
+            .and_then(NonZeroU32::new)
+            .expect("fewer than 4e9 clients");
+        Ok(Some(Slot(id)))
+    }
+
+    /// The connection holding `slot` ended.
+    pub fn release(&self, slot: Slot) {
+        let mut guard = self.lock();
+        let t = &mut *guard;
+        let at = slot.0.get() as usize - 1;
+        let Some(e) = t.entries.get_mut(at) else {
+            return;
+        };
+        e.open = e.open.saturating_sub(1);
+        if e.open == 0 {
+            t.idle_count += 1;
+            if !std::mem::replace(&mut e.queued, true) {
+                t.idle.push_back(at);
+            }
+        }
+    }
+}
+
+impl Table {
+    /// Before adding an entry: forget idle entries whose bucket is full
+    /// again (they are as good as absent), and the oldest idle ones while
+    /// more than [`IDLE_ENTRIES`] are kept.
+    fn make_room(&mut self, now: Instant, rate: u32) {
+        while let Some(&at) = self.idle.front() {
+            let e = &mut self.entries[at];
+            if e.open != 0 {
+                // Busy again since it was queued; queued anew when idle.
+                e.queued = false;
+                self.idle.pop_front();
+                continue;
+            }
+            let refilled =
+                rate == 0 || e.tokens + now.saturating_duration_since(e.at).as_secs_f32() * rate as f32 >= rate as f32;
+            if !refilled && self.idle_count < IDLE_ENTRIES {
+                return;
+            }
+            self.idle.pop_front();
+            let e = self.entries.remove(at);
+            self.index.remove(&e.key);
+            self.idle_count -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn limits(connections: u32, connect_rate: u32) -> PerIp {
+        PerIp::new(PerIpSettings {
+            connections,
+            connect_rate,
+            exempt: vec!["127.0.0.0/8".parse().unwrap()],
+            trusted_proxies: vec![],
+        })
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn open_connections_are_capped_and_released() {
+        let p = limits(2, 0);
+        let now = Instant::now();
+        let a = p.admit(ip("192.0.2.1"), now).unwrap().unwrap();
+        p.admit(ip("192.0.2.1"), now).unwrap().unwrap();
+        assert_eq!(p.admit(ip("192.0.2.1"), now), Err(Over::Connections));
+        assert!(p.admit(ip("192.0.2.2"), now).unwrap().is_some());
+        p.release(a);
+        assert!(p.admit(ip("192.0.2.1"), now).is_ok());
+        assert_eq!(p.refused_connections.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn the_bucket_refills_at_the_rate() {
+        let p = limits(0, 2);
+        let t0 = Instant::now();
+        let c = ip("198.51.100.7");
+        for _ in 0..2 {
+            p.release(p.admit(c, t0).unwrap().unwrap());
+        }
+        assert_eq!(p.admit(c, t0), Err(Over::Rate));
+        assert_eq!(p.admit(c, t0 + Duration::from_millis(400)), Err(Over::Rate));
+        assert!(p.admit(c, t0 + Duration::from_millis(600)).is_ok());
+        assert_eq!(p.refused_rate.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn exempt_and_disabled_count_nothing() {
+        let p = limits(1, 1);
+        let now = Instant::now();
+        for _ in 0..10 {
+            assert_eq!(p.admit(ip("127.0.0.1"), now), Ok(None));
+            assert_eq!(p.admit(ip("::ffff:127.0.0.9"), now), Ok(None));
+        }
+        let off = limits(0, 0);
+        assert_eq!(off.admit(ip("192.0.2.1"), now), Ok(None));
+        assert_eq!(off.addresses(), 0);
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_slash_64() {
+        let p = limits(1, 0);
+        let now = Instant::now();
+        p.admit(ip("2001:db8:1:2::1"), now).unwrap().unwrap();
+        assert_eq!(p.admit(ip("2001:db8:1:2:ffff::9"), now), Err(Over::Connections));
+        assert!(p.admit(ip("2001:db8:1:3::1"), now).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_table_stays_bounded_under_a_flood_of_addresses() {
+        let p = limits(0, 1);
+        let now = Instant::now();
+        for i in 0..(IDLE_ENTRIES as u32 + 10_000) {
+            let slot = p.admit(IpAddr::from((0x0a00_0000u32 + i).to_be_bytes()), now).unwrap();
+            p.release(slot.unwrap());
+        }
+        assert!(p.addresses() <= IDLE_ENTRIES + 1, "{}", p.addresses());
+        // Refilled entries are forgotten first.
+        p.admit(ip("192.0.2.1"), now + Duration::from_secs(2)).unwrap();
+        assert!(p.addresses() <= 2, "{}", p.addresses());
+    }
+
+    #[test]
+    fn one_churning_client_is_queued_once() {
+        let p = limits(0, 0);
+        let p = PerIp::new(PerIpSettings {
+            connections: 5,
+            ..p.settings.clone()
+        });
+        let now = Instant::now();
+        for _ in 0..10_000 {
+            p.release(p.admit(ip("192.0.2.1"), now).unwrap().unwrap());
+        }
+        assert_eq!(p.lock().idle.len(), 1);
+        assert_eq!(p.addresses(), 1);
+    }
+}

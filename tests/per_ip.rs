@@ -1,0 +1,122 @@
+//! Per-address limits over real sockets: open connections and new
+//! connections per second from one address get 429 over the limit, the
+//! loopback is exempt by default, and only a trusted proxy's
+//! `X-Forwarded-For` names the client.
+
+mod common;
+
+use common::*;
+use std::io::Read;
+use std::time::{Duration, Instant};
+use wsreactor::reactor::per_ip::PerIpSettings;
+use wsreactor::reactor::settings::Settings;
+
+fn limited(connections: u32, connect_rate: u32, trusted: &[&str]) -> Server {
+    Server::start(Settings {
+        per_ip: PerIpSettings {
+            connections,
+            connect_rate,
+            // Nobody exempt: the tests' own loopback is counted.
+            exempt: vec![],
+            trusted_proxies: trusted
+                .iter()
+                .map(|t| wsreactor::config::parse_net(t).unwrap())
+                .collect(),
+        },
+        ..settings()
+    })
+}
+
+/// The whole answer to `GET /healthz` on a new connection.
+fn healthz(server: &Server, extra: &str) -> String {
+    let mut c = Client::connect(server.addr);
+    c.write(format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n").as_bytes());
+    let mut text = String::new();
+    let _ = c.stream.read_to_string(&mut text);
+    text
+}
+
+fn metric(server: &Server, line: &str) -> bool {
+    let mut c = Client::connect(server.addr);
+    let r = c.request("GET", "/metrics", &[], b"");
+    String::from_utf8(r.body).unwrap().lines().any(|l| l == line)
+}
+
+#[test]
+fn open_connections_are_capped_per_address_and_freed_on_close() {
+    let server = limited(2, 0, &[]);
+    let (a, _) = Client::upgrade_at(server.addr, "/ws/news", "");
+    let (_b, _) = Client::upgrade_at(server.addr, "/", "");
+    let refused = healthz(&server, "");
+    assert!(refused.starts_with("HTTP/1.1 429 "), "{refused}");
+    assert!(
+        refused.contains("Retry-After: 1\r\n") && refused.contains("too many connections"),
+        "{refused}"
+    );
+    drop(a);
+    // The server notices the close on its next loop.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = healthz(&server, "");
+        if answer.starts_with("HTTP/1.1 200 ") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slot was never freed: {answer}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(_b);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(metric(
+        &server,
+        "wsreactor_per_ip_refused_total{limit=\"connections\"} 1"
+    ));
+}
+
+#[test]
+fn new_connections_per_second_are_a_token_bucket() {
+    let server = limited(0, 3, &[]);
+    let started = Instant::now();
+    for i in 0..3 {
+        assert!(healthz(&server, "").starts_with("HTTP/1.1 200 "), "connection {i}");
+    }
+    // Three more within a second find at most two tokens refilled.
+    let refused = (0..3)
+        .filter(|_| healthz(&server, "").starts_with("HTTP/1.1 429 "))
+        .count();
+    if started.elapsed() < Duration::from_secs(1) {
+        assert!(refused >= 1, "none of three refused");
+    }
+    std::thread::sleep(Duration::from_millis(1_100));
+    assert!(healthz(&server, "").starts_with("HTTP/1.1 200 "));
+}
+
+#[test]
+fn the_loopback_is_exempt_by_default() {
+    let server = Server::start(Settings {
+        per_ip: PerIpSettings {
+            connections: 1,
+            connect_rate: 1,
+            ..Settings::default().per_ip
+        },
+        ..settings()
+    });
+    let held: Vec<_> = (0..10).map(|_| Client::upgrade_at(server.addr, "/", "")).collect();
+    assert!(healthz(&server, "").starts_with("HTTP/1.1 200 "));
+    drop(held);
+}
+
+#[test]
+fn only_a_trusted_proxy_names_the_client() {
+    let via = |ip: &str| format!("X-Forwarded-For: {ip}\r\n");
+    // 127.0.0.1 is the proxy: its clients are counted one by one.
+    let server = limited(1, 0, &["127.0.0.1"]);
+    let (_a, _) = Client::upgrade_at(server.addr, "/ws/news", &via("203.0.113.1"));
+    let refused = healthz(&server, &via("203.0.113.1"));
+    assert!(refused.starts_with("HTTP/1.1 429 "), "{refused}");
+    assert!(healthz(&server, &via("203.0.113.2")).starts_with("HTTP/1.1 200 "));
+    // Not trusted: the header is the client's own claim, and ignored.
+    let server = limited(1, 0, &[]);
+    let (_b, _) = Client::upgrade_at(server.addr, "/ws/news", &via("203.0.113.1"));
+    let refused = healthz(&server, &via("203.0.113.2"));
+    assert!(refused.starts_with("HTTP/1.1 429 "), "{refused}");
+}
