@@ -1,7 +1,7 @@
 //! The handler's view of an open session ([`crate::app::Conn`]), and the
 //! calls into the handler.
 
-use super::{Action, Env, Open, Session, State};
+use super::{Action, Env, Flags, Open, Session, State};
 use crate::app::{Conn, ConnId, Handler, UserData};
 use crate::protocol::{CloseCode, MessageKind, WebSocket};
 use crate::pubsub::{Address, Request};
@@ -98,7 +98,7 @@ impl Session {
 
     /// The session just opened: its handler hears of it.
     pub(super) fn tell_opened(&mut self, env: &mut Env<'_>) {
-        if std::mem::take(&mut self.io.just_opened) {
+        if self.io.flags.replace(Flags::JUST_OPENED, false) {
             self.with_handler(env, |h, conn| h.opened(conn));
         }
     }

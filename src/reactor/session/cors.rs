@@ -14,16 +14,27 @@ use super::{Env, Io, State};
 use crate::protocol::http::{write_head, RequestHead, Status};
 use crate::reactor::settings::Settings;
 
-/// Which `Access-Control-Allow-Origin` the current request's answers carry.
+/// Which `Access-Control-Allow-Origin` the current request's answers
+/// carry, in two bytes (every connection holds one): none, `*`, or the
+/// listed origin at index `n - 2`, echoed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) enum Cors {
-    /// None: not a cross-origin route, or no `Origin`.
-    #[default]
-    None,
+pub(super) struct Cors(u16);
+
+impl Cors {
+    /// Not a cross-origin route, or no `Origin`.
+    pub(super) const NONE: Cors = Cors(0);
     /// `*`: any origin may read it.
-    Any,
-    /// The listed origin at this index, echoed.
-    Listed(u16),
+    const ANY: Cors = Cors(1);
+
+    /// The listed origin at `index` (a list is at most 1000 long).
+    fn listed(index: usize) -> Cors {
+        u16::try_from(index + 2).map_or(Cors::NONE, Cors)
+    }
+
+    /// The listed origin's index, if it is one.
+    fn index(self) -> Option<usize> {
+        (self.0 >= 2).then(|| usize::from(self.0 - 2))
+    }
 }
 
 /// What a request's `Origin` (RFC 6454 §7) says.
@@ -46,10 +57,10 @@ pub(super) fn origin(head: &RequestHead<'_, '_>, settings: &Settings) -> Origin 
         (Some(_), Some(_)) => return Origin::Refused,
     };
     let Some(allowed) = &settings.allowed_origins else {
-        return Origin::Allowed(Cors::Any);
+        return Origin::Allowed(Cors::ANY);
     };
     match allowed.iter().position(|a| a.as_bytes().eq_ignore_ascii_case(origin)) {
-        Some(i) => Origin::Allowed(u16::try_from(i).map_or(Cors::None, Cors::Listed)),
+        Some(i) => Origin::Allowed(Cors::listed(i)),
         None => Origin::Refused,
     }
 }
@@ -61,16 +72,16 @@ const ALLOW_HEADERS: &str = "Authorization, Content-Type, Last-Event-ID";
 impl Io {
     /// The CORS headers of the current request's answers.
     fn cors_headers<'s>(&self, settings: &'s Settings, out: &mut Vec<(&'s str, &'s str)>) {
-        let origin = match self.cors {
-            Cors::None => return,
-            Cors::Any => "*",
-            Cors::Listed(i) => match settings.allowed_origins.as_deref().and_then(|a| a.get(usize::from(i))) {
+        let origin = match self.cors.index() {
+            _ if self.cors == Cors::NONE => return,
+            None => "*",
+            Some(i) => match settings.allowed_origins.as_deref().and_then(|a| a.get(i)) {
                 Some(o) => o.as_str(),
                 None => return,
             },
         };
         out.push(("Access-Control-Allow-Origin", origin));
-        if let Cors::Listed(_) = self.cors {
+        if self.cors.index().is_some() {
             // Caches must not give one origin's answer to another.
             out.push(("Vary", "Origin"));
             if settings.allow_credentials {
@@ -89,7 +100,7 @@ impl Io {
         close: bool,
         env: &mut Env<'_>,
     ) {
-        if self.cors == Cors::None {
+        if self.cors == Cors::NONE {
             write_head(self.out.buf(env.pool), status, headers, length, close, env.date);
             return;
         }
@@ -102,7 +113,7 @@ impl Io {
     /// `OPTIONS` on a cross-origin route: the preflight of a request with
     /// a token or a Last-Event-ID, answered for `methods`.
     pub(super) fn preflight(&mut self, head: &RequestHead<'_, '_>, methods: &'static str, env: &mut Env<'_>) -> State {
-        if self.cors == Cors::None {
+        if self.cors == Cors::NONE {
             // Not a browser's preflight: OPTIONS as a plain request.
             let allow = format!("{methods}, OPTIONS");
             return self.respond(Status::NO_CONTENT, &[("Allow", &allow)], b"", head.wants_close(), env);

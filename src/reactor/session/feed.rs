@@ -11,7 +11,7 @@
 
 use super::request::Wait;
 use super::token::Expiry;
-use super::{Action, Env, Io, Open, Session, State};
+use super::{Action, Env, Flags, Io, Open, Session, State};
 use crate::app::{Upgrade, UserData};
 use crate::auth::Grant;
 use crate::http::{query_u64, NotANumber};
@@ -137,7 +137,7 @@ impl Session {
 
     /// Output was queued by a delivery: flushed once after the batch.
     fn queued(&mut self) -> Delivered {
-        if std::mem::replace(&mut self.io.dirty, true) {
+        if self.io.flags.replace(Flags::DIRTY, true) {
             Delivered::AlreadyQueued
         } else {
             Delivered::Queued
@@ -158,7 +158,9 @@ impl Session {
         };
         let last_id = feed.cursor;
         self.state = self.io.answer_poll(*feed, last_id, env);
-        self.io.resume |= self.has_input() && matches!(self.state, State::Request { .. });
+        if self.has_input() && matches!(self.state, State::Request { .. }) {
+            self.io.flags.replace(Flags::RESUME, true);
+        }
     }
 
     /// Nothing came within `poll_timeout`: 204, and the client asks again.
@@ -175,7 +177,9 @@ impl Session {
         env.actions.push(Action::Unsubscribe(feed.sub));
         let headers = [("Cache-Control", "no-store"), ("X-Last-Id", cursor.as_str())];
         self.state = self.io.respond(Status::NO_CONTENT, &headers, b"", close, env);
-        self.io.resume |= !close && self.has_input();
+        if !close && self.has_input() {
+            self.io.flags.replace(Flags::RESUME, true);
+        }
     }
 }
 
@@ -263,7 +267,7 @@ impl Io {
     ) -> State {
         env.stats.upgrades.fetch_add(1, Relaxed);
         self.want = 0;
-        self.just_opened = true;
+        self.flags.replace(Flags::JUST_OPENED, true);
         State::Open(Box::new(Open {
             ws,
             feed,

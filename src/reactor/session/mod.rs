@@ -177,19 +177,43 @@ struct Io {
     /// Bytes needed together at the front of the read buffer (frame, head,
     /// body); bounded by the limits, which are below 4 GiB.
     want: u32,
-    /// Output was queued by a delivery and not yet flushed.
-    dirty: bool,
-    /// The request being answered is a HEAD: responses carry no body.
-    head_only: bool,
-    /// Back in `Request` with input held while a poll or a broker request
-    /// was pending: the reactor must process it and read again.
-    resume: bool,
-    /// The session just opened: its handler is to hear of it.
-    just_opened: bool,
+    /// One bit each: [`Flags`].
+    flags: Flags,
     /// The CORS headers the current request's answers carry.
     cors: cors::Cors,
+}
+
+/// A session's yes-or-no facts, in one byte (every connection holds them).
+#[derive(Debug, Default, Clone, Copy)]
+struct Flags(u8);
+
+impl Flags {
+    /// Output was queued by a delivery and not yet flushed.
+    const DIRTY: u8 = 1;
+    /// The request being answered is a HEAD: responses carry no body.
+    const HEAD_ONLY: u8 = 2;
+    /// Back in `Request` with input held while a poll or a broker request
+    /// was pending: the reactor must process it and read again.
+    const RESUME: u8 = 4;
+    /// The session just opened: its handler is to hear of it.
+    const JUST_OPENED: u8 = 8;
     /// The peer is a trusted proxy ([`Session::set_behind_proxy`]).
-    behind_proxy: bool,
+    const BEHIND_PROXY: u8 = 16;
+
+    fn get(self, flag: u8) -> bool {
+        self.0 & flag != 0
+    }
+
+    /// Set `flag` to `on`; what it was.
+    fn replace(&mut self, flag: u8, on: bool) -> bool {
+        let was = self.get(flag);
+        if on {
+            self.0 |= flag;
+        } else {
+            self.0 &= !flag;
+        }
+        was
+    }
 }
 
 /// One connection's application state: its state machine and buffers.
@@ -220,7 +244,7 @@ impl Session {
     /// Its peer is a trusted proxy: each request's `Forwarded` or
     /// `X-Forwarded-For` names the client the per-address limits count.
     pub fn set_behind_proxy(&mut self) {
-        self.io.behind_proxy = true;
+        self.io.flags.replace(Flags::BEHIND_PROXY, true);
     }
 
     /// What this session is, for the per-transport gauges.
@@ -328,7 +352,7 @@ impl Session {
     /// answer pipelined requests in order).
     #[inline]
     pub fn poll_resume(&mut self) -> bool {
-        std::mem::take(&mut self.io.resume)
+        self.io.flags.replace(Flags::RESUME, false)
     }
 
     /// Consume what the read buffer holds, according to the state.
@@ -367,7 +391,7 @@ impl Session {
     /// give drained buffers back.
     #[inline]
     pub fn handle_flushed(&mut self, env: &mut Env<'_>) {
-        self.io.dirty = false;
+        self.io.flags.replace(Flags::DIRTY, false);
         if self.io.out.len() > env.settings.write_buffer_limit {
             self.io.over_limit_since.get_or_insert(env.stamp);
         } else if self.io.over_limit_since.take().is_some() {
@@ -514,7 +538,9 @@ impl Session {
         self.tell_opened(env);
         // Input held while waiting is the next state's (frames after the
         // 101, the next request): the reactor processes it now.
-        self.io.resume |= self.has_input() && !matches!(self.state, State::Closing { .. });
+        if self.has_input() && !matches!(self.state, State::Closing { .. }) {
+            self.io.flags.replace(Flags::RESUME, true);
+        }
     }
 
     /// The connection is gone (EOF, error, timeout): a handler hears of it.
@@ -561,7 +587,7 @@ impl Io {
     ) -> State {
         let length = (status.0 >= 200 && status != Status::NO_CONTENT).then_some(body.len());
         self.write_head(status, headers, length, close, env);
-        if !self.head_only {
+        if !self.flags.get(Flags::HEAD_ONLY) {
             self.out.buf(env.pool).extend_from_slice(body);
         }
         if close {

@@ -3,7 +3,7 @@
 
 use super::cors::{origin, Cors, Origin};
 use super::token::bearer;
-use super::{want, Action, Env, Io, Session, State};
+use super::{want, Action, Env, Flags, Io, Session, State};
 use crate::app::UserData;
 use crate::auth::{Denied, Grant};
 use crate::http::{self, metrics, route, Route};
@@ -66,7 +66,7 @@ impl Session {
             match scanner.scan(rbuf.filled(), limit) {
                 Ok(None) => None,
                 Ok(Some(head_len)) => {
-                    self.io.cors = Cors::None;
+                    self.io.cors = Cors::NONE;
                     let next = self.on_complete_head(&rbuf.filled()[..head_len], since, env);
                     // Bytes after the head belong to the next state (frames
                     // after a 101, a body, the next keep-alive request).
@@ -94,16 +94,16 @@ impl Session {
             Ok(head) => {
                 // RFC 9110 §9.3.2: the answer to HEAD is the GET's head
                 // alone, whatever the status.
-                self.io.head_only = head.method == "HEAD";
+                self.io.flags.replace(Flags::HEAD_ONLY, head.method == "HEAD");
                 let next = match head.check() {
-                    Ok(framing) if self.io.behind_proxy => match self.io.count_client(&head, env) {
+                    Ok(framing) if self.io.flags.get(Flags::BEHIND_PROXY) => match self.io.count_client(&head, env) {
                         Ok(()) => self.route(&head, framing, since, env),
                         Err(refused) => refused,
                     },
                     Ok(framing) => self.route(&head, framing, since, env),
                     Err(e) => self.io.refuse(e.status(), &[], &e.to_string(), env),
                 };
-                self.io.head_only = false;
+                self.io.flags.replace(Flags::HEAD_ONLY, false);
                 next
             }
             Err(e) => self.io.refuse(e.status(), &[], &e.to_string(), env),

@@ -791,6 +791,17 @@ fn test_open_state_fits_its_allocation_budget() {
     assert!(std::mem::size_of::<Open>() <= 104, "{}", std::mem::size_of::<Open>());
 }
 
+/// Every connection, idle or not, holds a session inline: its flags and
+/// small fields are packed so that it stays at 104 bytes.
+#[test]
+fn test_session_fits_its_budget() {
+    assert!(
+        std::mem::size_of::<Session>() <= 104,
+        "{}",
+        std::mem::size_of::<Session>()
+    );
+}
+
 #[path = "token_tests.rs"]
 mod token;
 
