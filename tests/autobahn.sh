@@ -8,7 +8,12 @@
 #
 # Usage: tests/autobahn.sh [--build] [--server BIN] [--threads N]
 #                          [--parallelism P] [--timeout SECS] [--outdir DIR]
-#                          [--port PORT]
+#                          [--port PORT] [--tls]
+#
+# --tls: the server speaks TLS (a certificate made at run time with
+# openssl), and kosoku (which knows only ws://) reaches it through
+# tests/tls_relay.py, which carries each of its connections over a TLS
+# connection of its own: the cases run through the server's TLS transport.
 #
 # Environment (each option above wins over its variable):
 #   AUTOBAHN_EXCLUDE      case globs to skip, space separated (default "": the
@@ -48,6 +53,8 @@ SERVER_CONFIG=${WSREACTOR_CONFIG:-config/autobahn.toml}
 INCLUDE=${AUTOBAHN_INCLUDE:-}
 STRICT_CLOSE=${AUTOBAHN_STRICT_CLOSE:-0}
 PORT=
+TLS=${AUTOBAHN_TLS:-0}
+RELAY_PID=
 GRACE=10            # seconds between SIGTERM and SIGKILL when stopping the server
 STARTUP_TIMEOUT=30  # seconds for the server to accept on its port
 
@@ -63,6 +70,7 @@ while [ $# -gt 0 ]; do
         --timeout) RUN_TIMEOUT=${2:?}; shift ;;
         --outdir|-o) OUTDIR=${2:?}; shift ;;
         --port) PORT=${2:?}; shift ;;
+        --tls) TLS=1 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "autobahn: unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -99,6 +107,12 @@ SERVER_LOG="$OUTDIR/server.log"
 KOSOKU_LOG="$OUTDIR/kosoku.log"
 # Only files named by a fresh index.json are read, so stale case files are harmless.
 rm -f "$OUTDIR/index.json"
+if [ "$TLS" = 1 ]; then
+    command -v openssl >/dev/null || die "--tls needs the openssl command"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1,DNS:localhost \
+        -keyout "$OUTDIR/key.pem" -out "$OUTDIR/cert.pem" 2>/dev/null || die "openssl could not make a certificate"
+fi
 
 # --- start the server, and make sure it is stopped whatever happens -------------
 SERVER_PID=
@@ -134,11 +148,20 @@ stop_server() {
     SERVER_PID=
 }
 KOSOKU_PID=
+stop_relay() {
+    if [ -n "$RELAY_PID" ]; then
+        kill -TERM "$RELAY_PID" 2>/dev/null || true
+        wait "$RELAY_PID" 2>/dev/null || true
+        RELAY_PID=
+    fi
+}
+
 cleanup() {
     if [ -n "$KOSOKU_PID" ]; then  # `timeout` passes the TERM on to kosoku
         kill -TERM "$KOSOKU_PID" 2>/dev/null || true
         wait "$KOSOKU_PID" 2>/dev/null || true
     fi
+    stop_relay
     stop_server
 }
 trap cleanup EXIT
@@ -155,6 +178,7 @@ start_server() {
     local args=(serve --bind "127.0.0.1:$PORT")
     [ -n "$SERVER_CONFIG" ] && args+=(--config "$SERVER_CONFIG")
     [ -n "$THREADS" ] && args+=(--threads "$THREADS")
+    [ "$TLS" = 1 ] && args+=(--tls-cert "$OUTDIR/cert.pem" --tls-key "$OUTDIR/key.pem")
     log "starting $SERVER_BIN ${args[*]} (log: $SERVER_LOG)"
     "$SERVER_BIN" "${args[@]}" </dev/null >"$SERVER_LOG" 2>&1 &
     SERVER_PID=$!
@@ -179,6 +203,19 @@ for attempt in 1 2 3; do
 done
 [ "$started" = 1 ] || { echo "autobahn: could not start the server" >&2; echo "autobahn: 0 passed, 1 failed"; exit 1; }
 log "server pid $SERVER_PID listening on 127.0.0.1:$PORT"
+TARGET_PORT=$PORT
+if [ "$TLS" = 1 ]; then
+    TARGET_PORT=$(free_port)
+    "$VENV/bin/python" tests/tls_relay.py "$TARGET_PORT" 127.0.0.1 "$PORT" </dev/null >"$OUTDIR/relay.log" 2>&1 &
+    RELAY_PID=$!
+    waited=0
+    until port_accepts "$TARGET_PORT"; do
+        kill -0 "$RELAY_PID" 2>/dev/null || die "the TLS relay did not start: $(cat "$OUTDIR/relay.log")"
+        [ "$waited" -lt 100 ] || die "the TLS relay did not listen on $TARGET_PORT"
+        sleep 0.1; waited=$((waited + 1))
+    done
+    log "relay pid $RELAY_PID: kosoku -> 127.0.0.1:$TARGET_PORT -> TLS 127.0.0.1:$PORT"
+fi
 
 # --- run the cases -----------------------------------------------------------
 set -f  # the case globs must reach kosoku unexpanded
@@ -186,12 +223,12 @@ kosoku_args=(-p "$PARALLELISM" -o "$OUTDIR")
 for pat in $INCLUDE; do kosoku_args+=(-i "$pat"); done
 for pat in $EXCLUDE; do kosoku_args+=(-x "$pat"); done
 set +f
-log "kosoku ${kosoku_args[*]} 127.0.0.1:$PORT (time bound ${RUN_TIMEOUT}s)"
+log "kosoku ${kosoku_args[*]} 127.0.0.1:$TARGET_PORT (time bound ${RUN_TIMEOUT}s)"
 start_time=$(date +%s)
 kosoku_rc=0
 # In the background + wait, so that a signal to this script is acted on at
 # once (bash defers traps while a foreground child runs).
-timeout -k 10 "$RUN_TIMEOUT" "$VENV/bin/kosoku" "${kosoku_args[@]}" "127.0.0.1:$PORT" \
+timeout -k 10 "$RUN_TIMEOUT" "$VENV/bin/kosoku" "${kosoku_args[@]}" "127.0.0.1:$TARGET_PORT" \
     </dev/null >"$KOSOKU_LOG" 2>&1 &
 KOSOKU_PID=$!
 wait "$KOSOKU_PID" || kosoku_rc=$?
@@ -204,6 +241,8 @@ fi
 # kosoku exits 1 when a case did not pass by its own (stricter) rule; the
 # verdict below is taken from the report. Show its last words if it failed.
 if [ "$kosoku_rc" != 0 ]; then tail -n 5 "$KOSOKU_LOG" | cut -c1-300 >&2 || true; fi
+
+stop_relay
 
 # --- did the server survive the run? --------------------------------------------
 server_crashed=0

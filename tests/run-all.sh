@@ -12,6 +12,8 @@
 #      python3 benches/declared_length.py   (1,000 connections declaring 16 MiB and sending 1 byte
 #                                            cost < 64 KiB of server RSS each)
 #   5. bash tests/autobahn.sh               (Autobahn TestSuite against the release binary)
+#      bash tests/autobahn.sh --tls         (the same over TLS, through tests/tls_relay.py, without
+#                                            the permessage-deflate sections 12 and 13)
 #
 # Installs what it needs on a fresh Debian machine: python3 venv support,
 # Chromium (for tests/browser.rs, which drives it headless) and redis-server
@@ -97,6 +99,12 @@ if ! command -v curl >/dev/null; then
     apt_install curl
     command -v curl >/dev/null || { echo "=== run-all: curl still missing after installing it" >&2; exit 1; }
 fi
+# tests/autobahn.sh --tls makes its certificate with openssl.
+if ! command -v openssl >/dev/null; then
+    step "installing openssl (tests/autobahn.sh --tls makes a certificate with it)"
+    apt_install openssl
+    command -v openssl >/dev/null || { echo "=== run-all: openssl still missing after installing it" >&2; exit 1; }
+fi
 cargo --version
 python3 --version
 /usr/bin/chromium --version 2>/dev/null
@@ -127,5 +135,9 @@ run doc env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 run idle-rss python3 benches/idle_rss.py --spawn target/release/wsreactor --connections 10000 --max-bytes-per-conn 1024
 run declared-length python3 benches/declared_length.py --spawn target/release/wsreactor --connections 1000
 run autobahn bash tests/autobahn.sh
+# Over TLS: every section but permessage-deflate's (12, 13), which add six
+# minutes and nothing TLS would change (compression sits above framing).
+run autobahn-tls env AUTOBAHN_INCLUDE="1.* 2.* 3.* 4.* 5.* 6.* 7.* 9.* 10.*" AUTOBAHN_OUTDIR=reports/clients-tls \
+    bash tests/autobahn.sh --tls
 
 step "all steps passed in $(( $(date +%s) - RUN_START ))s: ${STEP_TIMES[*]}"
