@@ -55,21 +55,22 @@ fn open_connections_are_capped_per_address_and_freed_on_close() {
     );
     drop(a);
     // The server notices the close on its next loop.
+    let mut refusals = 1;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let answer = healthz(&server, "");
         if answer.starts_with("HTTP/1.1 200 ") {
             break;
         }
+        assert!(answer.starts_with("HTTP/1.1 429 "), "{answer}");
+        refusals += 1;
         assert!(Instant::now() < deadline, "the slot was never freed: {answer}");
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(_b);
     std::thread::sleep(Duration::from_millis(100));
-    assert!(metric(
-        &server,
-        "wsreactor_per_ip_refused_total{limit=\"connections\"} 1"
-    ));
+    let line = format!("wsreactor_per_ip_refused_total{{limit=\"connections\"}} {refusals}");
+    assert!(metric(&server, &line), "{line}");
 }
 
 #[test]
@@ -119,4 +120,29 @@ fn only_a_trusted_proxy_names_the_client() {
     let (_b, _) = Client::upgrade_at(server.addr, "/ws/news", &via("203.0.113.1"));
     let refused = healthz(&server, &via("203.0.113.2"));
     assert!(refused.starts_with("HTTP/1.1 429 "), "{refused}");
+}
+
+#[test]
+fn a_refused_client_holds_no_descriptor() {
+    let server = Server::start(Settings {
+        per_ip: PerIpSettings {
+            connections: 1,
+            connect_rate: 0,
+            exempt: vec![],
+            trusted_proxies: vec![],
+        },
+        // A lingering refusal would keep its socket this long.
+        close_timeout: Duration::from_secs(10),
+        ..settings()
+    });
+    let (_held, _) = Client::upgrade_at(server.addr, "/", "");
+    let started = Instant::now();
+    // Silent clients that never close: each gets its 429 and the server's EOF.
+    let mut silent: Vec<_> = (0..50).map(|_| Client::connect(server.addr)).collect();
+    for c in &mut silent {
+        let mut text = String::new();
+        c.stream.read_to_string(&mut text).unwrap();
+        assert!(text.starts_with("HTTP/1.1 429 "), "{text}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }

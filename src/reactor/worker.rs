@@ -544,7 +544,7 @@ impl Worker {
                     Ok(client) => accepted.client = client,
                     Err(over) => {
                         self.shared.connections.fetch_sub(1, SeqCst);
-                        self.refuse(accepted.stream, Status::TOO_MANY_REQUESTS, over.reason(), now);
+                        self.refuse_at_once(accepted.stream, over.reason());
                         continue;
                     }
                 }
@@ -602,6 +602,34 @@ impl Worker {
         let (_, mut env) = self.env(me);
         let conn = Connection::refused(stream, status, why, generation, &mut env);
         self.register(conn, now);
+    }
+
+    /// A client over its per-address limits: `429` written at once and the
+    /// connection closed, so that it holds no descriptor and no slot while
+    /// it takes its time to read (a refusal that lingered like an answer
+    /// would give back what the limit takes). What it already sent is read
+    /// first (at most 64 KiB), so that closing does not reset the answer
+    /// away.
+    fn refuse_at_once(&mut self, mut stream: TcpStream, why: &str) {
+        use std::io::{Read, Write};
+        let mut scratch = [0u8; 4096];
+        for _ in 0..16 {
+            match stream.read(&mut scratch) {
+                Ok(n) if n > 0 => continue,
+                _ => break,
+            }
+        }
+        let status = Status::TOO_MANY_REQUESTS;
+        let body = format!("{} {}: {why}\n", status.0, status.reason());
+        let mut answer = Vec::with_capacity(256);
+        let headers = [("Content-Type", "text/plain"), ("Retry-After", "1")];
+        crate::protocol::http::write_head(&mut answer, status, &headers, Some(body.len()), true, &self.date);
+        answer.extend_from_slice(body.as_bytes());
+        // A fresh socket's send buffer takes this whole; if not, the client
+        // gets less of a refusal, never more of our time.
+        let _ = stream.write(&answer);
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        self.stats.count_http_error(status);
     }
 
     /// Put a connection in the slab and the poll; one that is not counted

@@ -72,6 +72,9 @@ pub(super) fn bearer<'b>(head: &RequestHead<'b, '_>) -> Option<&'b [u8]> {
     scheme.eq_ignore_ascii_case(b"bearer").then(|| token.trim_ascii())
 }
 
+/// The longest refresh message read.
+const MAX_REFRESH: usize = 8192;
+
 /// A WebSocket subscriber's text message `{"token": "..."}`: a newer token
 /// for its channel.
 #[derive(Deserialize)]
@@ -88,8 +91,9 @@ impl Open {
         let Some(feed) = self.feed.as_mut().filter(|f| f.expiry.is_some()) else {
             return false;
         };
-        let Some(refresh) = payload
-            .starts_with(b"{")
+        // A token is no longer than a request head may be; a larger
+        // message is not parsed (it is the handler's, which drops it).
+        let Some(refresh) = (payload.starts_with(b"{") && payload.len() <= MAX_REFRESH)
             .then(|| serde_json::from_slice::<Refresh<'_>>(payload).ok())
             .flatten()
         else {
