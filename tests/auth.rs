@@ -6,7 +6,6 @@
 mod common;
 
 use common::*;
-use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::json;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
@@ -28,13 +27,7 @@ fn now() -> u64 {
 }
 
 fn token(channel: &str, exp: u64) -> String {
-    let claims = json!({"exp": exp, "channel": channel});
-    encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    jwt(SECRET, json!({"exp": exp, "channel": channel}))
 }
 
 /// The first status line a raw request gets.

@@ -9,8 +9,7 @@
 mod common;
 
 use common::chromium::{Cdp, Chromium};
-use common::{publish, settings, Client, Server};
-use jsonwebtoken::{encode, EncodingKey, Header};
+use common::{jwt, publish, settings, Client, Server};
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wsreactor::auth::Auth;
@@ -29,13 +28,7 @@ fn push_server(allowed: &str) -> Server {
 
 fn token(channel: &str) -> String {
     let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 300;
-    let claims = json!({"exp": exp, "channel": channel});
-    encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    jwt(SECRET, json!({"exp": exp, "channel": channel}))
 }
 
 #[test]

@@ -879,20 +879,8 @@ fn a_redis_password_can_come_from_the_environment_and_is_never_logged() {
 /// A certificate authority and a server certificate for 127.0.0.1 it
 /// signed, as PEM files in `dir`: (ca, cert, key).
 fn certificates(dir: &std::path::Path, name: &str) -> [std::path::PathBuf; 3] {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    let paths = ["ca", "cert", "key"].map(|k| dir.join(format!("{name}-{k}.pem")));
-    std::fs::write(&paths[0], ca.pem()).unwrap();
-    std::fs::write(&paths[1], cert.pem()).unwrap();
-    std::fs::write(&paths[2], key.serialize_pem()).unwrap();
-    paths
+    let c = common::certs::make(dir, name);
+    [c.ca, c.cert, c.key]
 }
 
 #[test]

@@ -17,32 +17,12 @@ use std::time::{Duration, Instant};
 use wsreactor::reactor::settings::Settings;
 use wsreactor::reactor::{tls, Builder, ServerHandle};
 
-/// An authority, and a certificate for 127.0.0.1 it signed, written as PEM
-/// files (`ca.pem`, `cert.pem`, `key.pem`) in a directory of the test's
-/// own: (authority DER, cert, key).
+/// An authority, and a certificate for 127.0.0.1 it signed, as PEM files
+/// in a directory of the test's own: (authority DER, cert, key).
 fn certificates(name: &str) -> (CertificateDer<'static>, PathBuf, PathBuf) {
     let dir = std::env::temp_dir().join(format!("wsreactor-tls-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    // Names of their own: OpenSSL takes a certificate whose issuer is its
-    // subject for self-signed (rcgen names both alike by default).
-    ca_params.distinguished_name = rcgen::DistinguishedName::new();
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "wsreactor test authority");
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(rcgen::DnType::CommonName, "127.0.0.1");
-    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
-    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    (ca.der().clone(), cert_path, key_path)
+    let c = common::certs::make(&dir, "test");
+    (c.ca_der, c.cert, c.key)
 }
 
 struct TlsServer {
@@ -75,7 +55,7 @@ impl TlsServer {
             addr: handle.local_addr(),
             handle: Some(handle),
             client: Arc::new(client),
-            ca_file: cert.with_file_name("ca.pem"),
+            ca_file: cert.with_file_name("test-ca.pem"),
         }
     }
 

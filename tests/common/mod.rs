@@ -10,6 +10,7 @@
 // Each test binary compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod chromium;
 pub mod venv;
 
@@ -188,6 +189,17 @@ impl Response {
             .find(|(n, _)| n == &name.to_ascii_lowercase())
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// A JWT (HS256) with `claims`, signed with `secret`.
+pub fn jwt(secret: &str, claims: serde_json::Value) -> String {
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
 }
 
 /// An upgrade request for `/` with the RFC's example key.
