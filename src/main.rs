@@ -15,7 +15,7 @@ use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,7 +121,7 @@ struct LoadArgs {
     threads: usize,
     /// Length of the measurement, which starts once every connection is
     /// open or has failed (in churn mode, at once) (e.g. 10s, 1m).
-    #[arg(long, value_name = "D", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
     duration: Duration,
     /// Payload bytes per message.
     #[arg(long, value_name = "BYTES", default_value_t = 32)]
@@ -164,7 +164,7 @@ struct LoadArgs {
     insecure: bool,
     /// Connect, handshake and echo time-out; also how long to wait for the
     /// last echoes.
-    #[arg(long, value_name = "D", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
     timeout: Duration,
     /// Also write the summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
@@ -175,6 +175,37 @@ struct LoadArgs {
     /// No progress line (there is none either when stderr is not a terminal).
     #[arg(long)]
     quiet: bool,
+    /// A header for every opening handshake and publish, as 'Name: value'
+    /// (repeatable), e.g. --header 'Authorization: Bearer TOKEN'.
+    #[arg(long = "header", short = 'H', value_name = "'NAME: VALUE'", value_parser = load::parse_header)]
+    headers: Vec<(String, String)>,
+    /// Subscribe mode: publish with `Authorization: Bearer TOKEN`, for a
+    /// server with a publish token (or the environment variable
+    /// WSREACTOR_PUBLISH_TOKEN).
+    #[arg(long, value_name = "TOKEN")]
+    publish_token: Option<String>,
+    /// Fail (exit 3) when more errors than this were counted.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    max_errors: u64,
+    /// Fail (exit 4) when the latency's p99 is over this (e.g. 5ms).
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    max_p99: Option<Duration>,
+    /// Fail (exit 4) when the latency's p99.9 is over this.
+    #[arg(long = "max-p99.9", value_name = "D", value_parser = parse_duration)]
+    max_p99_9: Option<Duration>,
+    /// Fail (exit 4) when the rate is under this: echoes/s, deliveries/s
+    /// (subscribe), cycles/s (churn), connections opened/s (connect).
+    #[arg(long, value_name = "R")]
+    min_rate: Option<f64>,
+}
+
+/// A duration as people type it: `10s`, `1m30s`, `250ms`, or a bare number
+/// of seconds (`5`, `0.5`).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.trim().parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is not a duration"));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 10s, 1m30s, 250ms, or seconds: 5)"))
 }
 
 impl LoadArgs {
@@ -205,6 +236,20 @@ impl LoadArgs {
             insecure: self.insecure,
             timeout: self.timeout,
             progress: !self.quiet && std::io::stderr().is_terminal(),
+            headers: self.headers.clone(),
+            publish_token: self
+                .publish_token
+                .clone()
+                .or_else(|| std::env::var(PUBLISH_TOKEN_VAR).ok().filter(|t| !t.is_empty())),
+        }
+    }
+
+    fn thresholds(&self) -> load::report::Thresholds {
+        load::report::Thresholds {
+            max_errors: self.max_errors,
+            max_p99: self.max_p99,
+            max_p99_9: self.max_p99_9,
+            min_rate: self.min_rate,
         }
     }
 }
@@ -240,7 +285,7 @@ fn load_command(args: LoadArgs) -> ExitCode {
         let _ = signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone());
         let _ = signal_hook::flag::register(signal, stop.clone());
     }
-    let summary = match load::run_until(&options, &stop) {
+    let mut summary = match load::run_until(&options, &stop) {
         Ok(summary) => summary,
         Err(LoadError::Invalid(why)) => {
             eprintln!("wsreactor load: {why}");
@@ -251,21 +296,31 @@ fn load_command(args: LoadArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    summary.command_line = std::env::args().collect();
+    let verdict = summary.judge(&args.thresholds(), stop.load(Relaxed));
+    summary.verdict = Some(verdict.clone());
     print!("{}", summary.table());
-    let mut status = ExitCode::SUCCESS;
+    let mut status = verdict.exit_code;
     if let Some(path) = &args.json {
         if let Err(err) = summary.write_json(path) {
             eprintln!("wsreactor load: cannot write {}: {err}", path.display());
-            status = ExitCode::FAILURE;
+            status = status.max(1);
         }
     }
     if let Some(path) = &args.plot {
-        if let Err(err) = load::plot::write_svg(&summary, path) {
-            eprintln!("wsreactor load: no chart written to {}: {err}", path.display());
-            status = ExitCode::FAILURE;
+        match load::plot::write_svg(&summary, path) {
+            Ok(over_time) => eprintln!(
+                "wsreactor load: charts in {} and {}",
+                path.display(),
+                over_time.display()
+            ),
+            Err(err) => {
+                eprintln!("wsreactor load: no chart written to {}: {err}", path.display());
+                status = status.max(1);
+            }
         }
     }
-    status
+    ExitCode::from(status)
 }
 
 fn serve(args: ServeArgs) -> ExitCode {

@@ -332,7 +332,7 @@ fn the_binary_writes_the_documented_json_and_a_chart() {
         ],
     );
     stop(server);
-    assert!(stdout.contains("round trip (from schedule)"), "{stdout}");
+    assert!(stdout.contains("round trip from schedule [latency_us]"), "{stdout}");
     for field in [
         "url",
         "mode",
@@ -591,7 +591,7 @@ fn the_binary_writes_subscribe_figures_as_json() {
     );
     let addr = server.addr;
     drop(server);
-    assert!(stdout.contains("delivery (from schedule)"), "{stdout}");
+    assert!(stdout.contains("delivery from schedule [latency_us]"), "{stdout}");
     assert_eq!(v["mode"], "subscribe");
     let sub = &v["subscribe"];
     assert_eq!(sub["channel"], "json");
@@ -712,7 +712,7 @@ fn churn_cycles_are_what_the_server_saw() {
     );
     let after = metrics(server.addr, counters);
     drop(server);
-    assert!(stdout.contains("cycle (from connect)"), "{stdout}");
+    assert!(stdout.contains("cycle from connect [latency_us]"), "{stdout}");
     let n = |v: &serde_json::Value| v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"));
     let c = &v["churn"];
     let cycles = n(&c["cycles"]);

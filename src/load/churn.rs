@@ -126,9 +126,8 @@ impl Cycle {
         let latency = now.saturating_duration_since(self.due);
         record(&mut ctx.stats.latency, latency);
         record(&mut ctx.stats.service, now.saturating_duration_since(self.started));
-        if ctx.plan.progress {
-            record(ctx.interval, latency);
-        }
+        // For the progress line and the run's seconds (`series`).
+        record(ctx.interval, latency);
     }
 }
 

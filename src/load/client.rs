@@ -302,7 +302,8 @@ impl Client {
         nonce[8..].copy_from_slice(&xorshift64(ctx.rng).to_ne_bytes());
         let hs = ClientHandshake::new(nonce);
         let target = &ctx.plan.target;
-        hs.write_request(self.io.out(ctx.pool), &target.host, &target.path, &[]);
+        let headers: Vec<(&str, &str)> = ctx.plan.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        hs.write_request(self.io.out(ctx.pool), &target.host, &target.path, &headers);
         self.state = State::Handshake { hs };
         self.since = ctx.now;
         Ok(true)
@@ -517,7 +518,6 @@ fn on_delivery(order: &mut Order, payload: &[u8], ctx: &mut Ctx<'_>) {
     if let Some(sent) = stamp.sent_ns {
         record(&mut ctx.stats.service, since(sent));
     }
-    if ctx.plan.progress {
-        record(ctx.interval, latency);
-    }
+    // For the progress line and the run's seconds (`series`).
+    record(ctx.interval, latency);
 }

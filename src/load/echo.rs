@@ -105,9 +105,8 @@ impl EchoFlow {
         let latency = now.saturating_duration_since(m.due);
         record(&mut stats.latency, latency);
         record(&mut stats.service, now.saturating_duration_since(m.sent));
-        if plan.progress {
-            record(interval, latency);
-        }
+        // For the progress line and the run's seconds (`series`).
+        record(interval, latency);
     }
 }
 

@@ -75,7 +75,7 @@ pub(crate) mod tls;
 pub(crate) mod transport;
 pub(crate) mod worker;
 
-pub use options::{LoadError, Mode, Options};
+pub use options::{parse_header, LoadError, Mode, Options};
 pub use plan::{Plan, PublishPlan};
 use report::Summary;
 pub use shared::Shared;
@@ -124,28 +124,50 @@ pub fn run_until(options: &Options, stop: &AtomicBool) -> Result<Summary, LoadEr
     };
     let progress = report::Progress::new(plan.progress);
     let mut interval = histogram();
-    let mut last = (t0, 0u64);
-    while !handles.iter().all(|h| h.is_finished()) {
-        std::thread::sleep(Duration::from_millis(50));
-        let now = Instant::now();
-        if stop.load(Relaxed) {
-            shared.stop(now);
+    let mut last = (t0, 0u64, 0u64);
+    let mut series = Vec::new();
+    let mut stopped = false;
+    loop {
+        let finished = handles.iter().all(|h| h.is_finished());
+        if !finished {
+            std::thread::sleep(Duration::from_millis(50));
         }
-        if now - last.0 >= Duration::from_secs(1) {
+        let now = Instant::now();
+        if stop.load(Relaxed) && !stopped {
+            stopped = true;
+            shared.stop(now);
+            // The line goes at once: what follows is the summary.
+            progress.finish();
+        }
+        // One sample a second, and the last (shorter) one at the end.
+        if now - last.0 >= Duration::from_secs(1) || (finished && now - last.0 >= Duration::from_millis(10)) {
             lives.iter().for_each(|l| l.take_interval(&mut interval));
             let received: u64 = lives.iter().map(|l| l.received.load(Relaxed)).sum();
             let errors: u64 = lives.iter().map(|l| l.errors.load(Relaxed)).sum();
             let rate = (received - last.1) as f64 / (now - last.0).as_secs_f64();
-            let phase = match shared.window() {
-                None => "ramp",
-                Some((start, _)) if now < start => "ramp",
-                Some((_, end)) if now < end => "run",
-                Some(_) => "closing",
+            let (phase, left) = match shared.window() {
+                None => ("ramp", None),
+                Some((start, _)) if now < start => ("ramp", None),
+                Some((_, end)) if now < end => ("run", Some(end - now)),
+                Some(_) => ("closing", None),
             };
             let open = shared.open_now();
-            progress.update(phase, open, plan.connections, rate, &interval, errors);
+            progress.update(phase, left, open, plan.connections, rate, &interval, errors);
+            let quantile = |q| (!interval.is_empty()).then(|| interval.value_at_quantile(q));
+            series.push(report::Sample {
+                t_s: (now - t0).as_secs_f64(),
+                phase,
+                open,
+                per_second: rate,
+                p50_us: quantile(0.5),
+                p99_us: quantile(0.99),
+                errors: errors - last.2,
+            });
             interval.reset();
-            last = (now, received);
+            last = (now, received, errors);
+        }
+        if finished {
+            break;
         }
     }
     progress.finish();
@@ -169,5 +191,7 @@ pub fn run_until(options: &Options, stop: &AtomicBool) -> Result<Summary, LoadEr
         .window()
         .map(|(start, end)| (start - t0, end.min(t0 + elapsed) - t0));
     let peak = shared.peak_open();
-    Ok(Summary::new(options, &plan, stats, published, window, elapsed, peak))
+    let mut summary = Summary::new(options, &plan, stats, published, window, elapsed, peak);
+    summary.series = series;
+    Ok(summary)
 }

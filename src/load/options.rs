@@ -71,6 +71,27 @@ pub struct Options {
     pub timeout: Duration,
     /// Draw the live progress line on stderr.
     pub progress: bool,
+    /// Headers sent with every opening handshake and publish (`--header`).
+    pub headers: Vec<(String, String)>,
+    /// Subscribe mode: `Authorization: Bearer` of every publish.
+    pub publish_token: Option<String>,
+}
+
+/// A `--header 'Name: value'`: a field name of token characters and a value
+/// without line breaks (RFC 9110 §5), so that no header can inject another.
+pub fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("expected 'Name: value', got {s:?}"))?;
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(tchar) {
+        return Err(format!("{name:?} is not a header name"));
+    }
+    let value = value.trim_matches([' ', '\t']);
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(format!("the value of {name} holds a line break"));
+    }
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 impl Default for Options {
@@ -92,6 +113,8 @@ impl Default for Options {
             insecure: false,
             timeout: Duration::from_secs(10),
             progress: false,
+            headers: Vec::new(),
+            publish_token: None,
         }
     }
 }

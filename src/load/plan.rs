@@ -24,6 +24,8 @@ pub struct PublishPlan {
     pub rate: Option<f64>,
     /// Another process publishes: this run only subscribes.
     pub observe: bool,
+    /// Headers of every publish: `--header`s and the token's.
+    pub headers: Vec<(String, String)>,
 }
 
 impl PublishPlan {
@@ -49,6 +51,13 @@ impl PublishPlan {
             lanes: o.publishers,
             rate: o.rate,
             observe: o.observe,
+            headers: {
+                let mut headers = o.headers.clone();
+                if let Some(token) = &o.publish_token {
+                    headers.push(("Authorization".into(), format!("Bearer {token}")));
+                }
+                headers
+            },
         })
     }
 }
@@ -96,6 +105,8 @@ pub struct Plan {
     pub progress: bool,
     /// Subscribe mode's publishing.
     pub publish: Option<PublishPlan>,
+    /// Headers of every opening handshake (`--header`).
+    pub headers: Vec<(String, String)>,
     /// `wss://`: TLS for every connection (and the publisher's).
     pub tls: Option<TlsTarget>,
 }
@@ -167,6 +178,7 @@ impl Plan {
             progress: o.progress,
             publish,
             tls,
+            headers: o.headers.clone(),
         })
     }
 

@@ -1,13 +1,38 @@
-//! The latency percentile chart, as SVG (plotters' SVG backend alone, so
-//! no font or system libraries: text is left to the SVG viewer).
+//! The charts, as SVG (plotters' SVG backend alone, so no font or system
+//! libraries: text is left to the SVG viewer): the latency percentile
+//! curve, and the run over time (throughput, p50 and p99, open connections
+//! and errors, second by second), since a stall shows over time, not in a
+//! percentile.
 
-use super::report::Summary;
+use super::report::{Sample, Summary};
 use hdrhistogram::Histogram;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Write the latency percentile chart as SVG: latency against percentile on
-/// a log scale of 1/(1 - p), so the tail gets as much room as the median.
-pub fn write_svg(summary: &Summary, path: &Path) -> Result<(), String> {
+/// Write the latency percentile chart to `path`, and the over-time chart
+/// beside it (`NAME-over-time.svg`), whose path is returned.
+pub fn write_svg(summary: &Summary, path: &Path) -> Result<PathBuf, String> {
+    percentiles(summary, path)?;
+    let stem = path
+        .file_stem()
+        .map_or("load".into(), |s| s.to_string_lossy().into_owned());
+    let over_time = path.with_file_name(format!("{stem}-over-time.svg"));
+    over_time_chart(summary, &over_time)?;
+    Ok(over_time)
+}
+
+/// What the latency is of: a delivery (subscribe mode), a cycle (churn),
+/// a round trip (echo).
+fn measured(summary: &Summary) -> &'static str {
+    match (&summary.subscribe, &summary.churn) {
+        (Some(_), _) => "delivery",
+        (_, Some(_)) => "cycle",
+        _ => "round trip",
+    }
+}
+
+/// The latency percentile chart: latency against percentile on a log scale
+/// of 1/(1 - p), so the tail gets as much room as the median.
+fn percentiles(summary: &Summary, path: &Path) -> Result<(), String> {
     use plotters::prelude::*;
     let (latency, service) = &summary.histograms;
     if latency.is_empty() {
@@ -46,8 +71,7 @@ pub fn write_svg(summary: &Summary, path: &Path) -> Result<(), String> {
         .x_label_formatter(&|x| format!("{}%", 100.0 - 100.0 * 10f64.powf(-x)))
         .draw()
         .map_err(|e| err(&e))?;
-    let what = if summary.churn.is_some() { "cycle" } else { "round trip" };
-    let label = format!("{what} from {}", summary.latency_from);
+    let label = format!("{} from {}", measured(summary), summary.latency_from);
     chart
         .draw_series(LineSeries::new(lat, BLUE.stroke_width(2)))
         .map_err(|e| err(&e))?
@@ -57,10 +81,15 @@ pub fn write_svg(summary: &Summary, path: &Path) -> Result<(), String> {
         chart
             .draw_series(LineSeries::new(clip(points(service)), RED.stroke_width(2)))
             .map_err(|e| err(&e))?
-            .label(if summary.churn.is_some() {
-                "cycle from connect"
-            } else {
-                "round trip from send"
+            .label(match measured(summary) {
+                "cycle" => "cycle from connect",
+                what => {
+                    if what == "delivery" {
+                        "delivery from publish"
+                    } else {
+                        "round trip from send"
+                    }
+                }
             })
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
     }
@@ -71,6 +100,92 @@ pub fn write_svg(summary: &Summary, path: &Path) -> Result<(), String> {
         .background_style(WHITE.mix(0.8))
         .draw()
         .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+/// A line of the over-time chart: its label, colour and value per second.
+type Line<'a> = (&'a str, plotters::style::RGBColor, &'a dyn Fn(&Sample) -> Option<f64>);
+
+/// The run second by second, in three panels sharing the time axis:
+/// messages per second; p50 and p99 (ms); open connections and errors.
+fn over_time_chart(summary: &Summary, path: &Path) -> Result<(), String> {
+    use plotters::prelude::*;
+    let series = &summary.series;
+    if series.is_empty() {
+        return Err("no second of the run to plot".into());
+    }
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let t_max = series.last().map_or(1.0, |s| s.t_s).max(1.0);
+    let root = SVGBackend::new(path, (960, 720)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let title = format!("{} {}: over time", summary.mode, summary.url);
+    let root = root.titled(&title, ("sans-serif", 20)).map_err(|e| err(&e))?;
+    let panels = root.split_evenly((3, 1));
+    let max_of = |f: &dyn Fn(&Sample) -> f64| series.iter().map(f).fold(0.0, f64::max) * 1.1 + 1e-9;
+    let line = |area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+                y_desc: &str,
+                lines: &[Line<'_>]|
+     -> Result<(), String> {
+        let y_max = lines
+            .iter()
+            .map(|(_, _, f)| max_of(&|s| f(s).unwrap_or(0.0)))
+            .fold(1e-9, f64::max);
+        let mut chart = ChartBuilder::on(area)
+            .margin(10)
+            .margin_right(40)
+            .x_label_area_size(30)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..t_max, 0.0..y_max)
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds from the start")
+            .y_desc(y_desc)
+            .draw()
+            .map_err(|e| err(&e))?;
+        for (label, color, f) in lines {
+            let points: Vec<(f64, f64)> = series.iter().filter_map(|s| f(s).map(|v| (s.t_s, v))).collect();
+            let color = *color;
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                .map_err(|e| err(&e))?
+                .label(*label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.8))
+            .draw()
+            .map_err(|e| err(&e))
+    };
+    let what = measured(summary);
+    let per_second = format!("{what}s per second");
+    line(
+        &panels[0],
+        "per second",
+        &[(per_second.as_str(), BLUE, &|s| Some(s.per_second))],
+    )?;
+    let p50 = format!("{what} p50 (ms)");
+    let p99 = format!("{what} p99 (ms)");
+    line(
+        &panels[1],
+        "latency (ms)",
+        &[
+            (p50.as_str(), GREEN, &|s| s.p50_us.map(|v| v as f64 / 1000.0)),
+            (p99.as_str(), RED, &|s| s.p99_us.map(|v| v as f64 / 1000.0)),
+        ],
+    )?;
+    line(
+        &panels[2],
+        "count",
+        &[
+            ("open connections", BLACK, &|s| Some(s.open as f64)),
+            ("errors in the second", MAGENTA, &|s| Some(s.errors as f64)),
+        ],
+    )?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }

@@ -13,13 +13,18 @@ pub const MAX_HEAD: usize = 8192;
 pub const MAX_BODY: usize = 64 * 1024;
 const MAX_HEADERS: usize = 32;
 
-/// Append a publish request's head for a body of `len` bytes; the body
+/// Append a publish request's head for a body of `len` bytes, with
+/// `headers` (checked by [`super::options::parse_header`]); the body
 /// follows it.
-pub fn write_head(out: &mut Vec<u8>, host: &str, path: &str, len: usize) {
+pub fn write_head(out: &mut Vec<u8>, host: &str, path: &str, len: usize, headers: &[(String, String)]) {
     let _ = write!(
         out,
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\n"
     );
+    for (name, value) in headers {
+        let _ = write!(out, "{name}: {value}\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// A complete response at the front of the buffer.
@@ -144,7 +149,7 @@ mod tests {
     #[test]
     fn request_head_has_the_length() {
         let mut out = Vec::new();
-        write_head(&mut out, "127.0.0.1:9001", "/pub/news", 64);
+        write_head(&mut out, "127.0.0.1:9001", "/pub/news", 64, &[]);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("POST /pub/news HTTP/1.1\r\nHost: 127.0.0.1:9001\r\n"));
         assert!(text.ends_with("Content-Length: 64\r\n\r\n"));

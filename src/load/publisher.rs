@@ -258,7 +258,7 @@ impl Publisher {
         };
         let size = self.plan.payload.len();
         let out = io.out(&mut self.pool);
-        publish::write_head(out, &p.host, &p.path, size);
+        publish::write_head(out, &p.host, &p.path, size, &p.headers);
         stamp.write(size, out);
         lane.outcome.sent += 1;
         lane.state = State::Waiting { seq, sent: now };

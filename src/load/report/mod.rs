@@ -4,7 +4,7 @@
 //! Latencies in the summary are in microseconds. The JSON fields:
 //!
 //! ```text
-//! url, mode, threads,
+//! tool, started_at, command_line, url, mode, threads,
 //! connections { target, attempted, opened, failed, peak_open },
 //! time        { ramp_s, duration_s, measured_s, elapsed_s },
 //! messages    { kind, size, pipeline, rate, rate_per_connection, sent, received, lost, per_second },
@@ -24,7 +24,9 @@
 //!               publish_us { count, min, ... } },
 //! churn       null, or in churn mode:
 //!             { slots, rate, due, started, unstarted, late, fell_behind, cycles, cycles_per_sec,
-//!               completed_after_window, failed, server_kept_open, echo_us { count, min, ... } }
+//!               completed_after_window, failed, server_kept_open, echo_us { count, min, ... } },
+//! series      [ { t_s, phase, open, per_second, p50_us, p99_us, errors } ] one per second,
+//! verdict     { passed, exit_code, failures: [ "..." ] }
 //! ```
 //!
 //! In churn mode `latency_us` is the cycle time (connect to the server's
@@ -43,8 +45,10 @@
 
 mod progress;
 mod table;
+mod verdict;
 
 pub use progress::Progress;
+pub use verdict::{Thresholds, Verdict, EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_THRESHOLD};
 
 use super::churn::ChurnReport;
 use super::publisher::PublishOutcome;
@@ -60,6 +64,12 @@ use std::time::Duration;
 /// The end-of-run summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
+    /// `wsreactor VERSION`.
+    pub tool: String,
+    /// When the run began, UTC, RFC 3339.
+    pub started_at: String,
+    /// The command line, as given (the caller fills it in).
+    pub command_line: Vec<String>,
     /// The target.
     pub url: String,
     /// `echo`, `connect`, `subscribe` or `churn`.
@@ -88,6 +98,11 @@ pub struct Summary {
     pub subscribe: Option<SubscribeReport>,
     /// Churn mode's cycles.
     pub churn: Option<ChurnReport>,
+    /// Second by second: throughput, percentiles, open connections, errors
+    /// (the caller, who sampled them, fills them in).
+    pub series: Vec<Sample>,
+    /// Whether the run passed (the caller judges it, see [`Summary::judge`]).
+    pub verdict: Option<Verdict>,
     /// The histograms behind `latency_us` and `service_us`, for the chart.
     #[serde(skip)]
     pub histograms: (Histogram<u64>, Histogram<u64>),
@@ -218,6 +233,27 @@ pub struct Deliveries {
     pub per_second: f64,
 }
 
+/// One second of the run, as the progress line saw it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sample {
+    /// Seconds from the start of the run to the end of this sample.
+    pub t_s: f64,
+    /// `ramp`, `run`, `closing`.
+    pub phase: &'static str,
+    /// Connections open.
+    pub open: usize,
+    /// Messages received per second over the sample (echoes, deliveries,
+    /// cycles' echoes).
+    pub per_second: f64,
+    /// Latency percentiles of the sample's messages, from `latency_from`
+    /// (null: none arrived).
+    pub p50_us: Option<u64>,
+    /// See `p50_us`.
+    pub p99_us: Option<u64>,
+    /// Errors counted during the sample.
+    pub errors: u64,
+}
+
 /// A latency distribution in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Percentiles {
@@ -307,6 +343,9 @@ impl Summary {
             (false, _) => "send",
         };
         Summary {
+            tool: format!("wsreactor {}", env!("CARGO_PKG_VERSION")),
+            started_at: crate::protocol::http::rfc3339(plan.t0_unix_ns / 1_000_000_000),
+            command_line: Vec::new(),
             url: o.url.clone(),
             mode: plan.mode.name(),
             threads: plan.threads,
@@ -351,6 +390,8 @@ impl Summary {
             },
             subscribe,
             churn,
+            series: Vec::new(),
+            verdict: None,
             histograms: (stats.latency, stats.service),
         }
     }

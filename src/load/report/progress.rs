@@ -21,9 +21,11 @@ impl Progress {
     }
 
     /// Nothing is drawn without the `cli` feature.
+    #[allow(clippy::too_many_arguments)]
     pub fn update(
         &self,
         _phase: &str,
+        _left: Option<std::time::Duration>,
         _open: usize,
         _target: usize,
         _rate: f64,
@@ -53,15 +55,28 @@ impl Progress {
         Progress { bar }
     }
 
-    /// Show the current figures.
-    pub fn update(&self, phase: &str, open: usize, target: usize, rate: f64, interval: &Histogram<u64>, errors: u64) {
+    /// Show the current figures; `left`: the window's remaining time.
+    #[allow(clippy::too_many_arguments)]
+    pub fn update(
+        &self,
+        phase: &str,
+        left: Option<Duration>,
+        open: usize,
+        target: usize,
+        rate: f64,
+        interval: &Histogram<u64>,
+        errors: u64,
+    ) {
         let p99 = if interval.is_empty() {
             "-".to_string()
         } else {
             format!("{:.3} ms", interval.value_at_quantile(0.99) as f64 / 1000.0)
         };
+        let left = left.map_or(String::new(), |l| {
+            format!(" {:>3}s left", l.as_secs_f64().ceil() as u64)
+        });
         self.bar.set_message(format!(
-            "{phase:<7} open {open}/{target}  {rate:.0} msg/s  p99 {p99}  errors {errors}"
+            "{phase:<7}{left} open {open}/{target}  {rate:.0} msg/s  p99 {p99}  errors {errors}"
         ));
     }
 

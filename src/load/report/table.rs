@@ -50,37 +50,46 @@ impl Summary {
         }
         let _ = writeln!(
             s,
-            "\n{:<28}{:>9}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
+            "\n{:<40}{:>9}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
             "(ms)", "count", "mean", "p50", "p90", "p99", "p99.9", "max"
         );
         let mut rows = Vec::new();
         if self.mode == Mode::Echo.name() {
-            rows.push((format!("round trip (from {})", self.latency_from), self.latency_us));
+            rows.push((
+                format!("round trip from {} [latency_us]", self.latency_from),
+                self.latency_us,
+            ));
             if self.latency_from == "schedule" {
-                rows.push(("round trip (from send)".into(), self.service_us));
+                rows.push(("round trip from send [service_us]".into(), self.service_us));
             }
         }
         if let Some(sub) = &self.subscribe {
-            rows.push((format!("delivery (from {})", self.latency_from), self.latency_us));
+            rows.push((
+                format!("delivery from {} [latency_us]", self.latency_from),
+                self.latency_us,
+            ));
             if self.latency_from == "schedule" && self.service_us.count > 0 {
-                rows.push(("delivery (from send)".into(), self.service_us));
+                rows.push(("delivery from send [service_us]".into(), self.service_us));
             }
-            rows.push(("publish POST to answer".into(), sub.publish_us));
+            rows.push(("publish POST to answer [publish_us]".into(), sub.publish_us));
         }
         if let Some(churn) = &self.churn {
-            rows.push((format!("cycle (from {})", self.latency_from), self.latency_us));
+            rows.push((
+                format!("cycle from {} [latency_us]", self.latency_from),
+                self.latency_us,
+            ));
             if self.latency_from == "schedule" {
-                rows.push(("cycle (from connect)".into(), self.service_us));
+                rows.push(("cycle from connect [service_us]".into(), self.service_us));
             }
-            rows.push(("echo round trip".into(), churn.echo_us));
+            rows.push(("echo round trip [churn.echo_us]".into(), churn.echo_us));
         }
-        rows.push(("connect".into(), self.connect_us));
-        rows.push(("handshake".into(), self.handshake_us));
+        rows.push(("connect [connect_us]".into(), self.connect_us));
+        rows.push(("handshake [handshake_us]".into(), self.handshake_us));
         for (name, p) in rows {
             let ms = |us: u64| us as f64 / 1000.0;
             let _ = writeln!(
                 s,
-                "{name:<28}{:>9}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}",
+                "{name:<40}{:>9}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}",
                 p.count,
                 p.mean / 1000.0,
                 ms(p.p50),
@@ -92,6 +101,16 @@ impl Summary {
         }
         s.push('\n');
         s.push_str(&error_lines(&self.errors));
+        if let Some(v) = &self.verdict {
+            if v.passed {
+                s.push_str("verdict      passed\n");
+            } else {
+                let _ = writeln!(s, "verdict      FAILED (exit {})", v.exit_code);
+                for f in &v.failures {
+                    let _ = writeln!(s, "  {f}");
+                }
+            }
+        }
         s
     }
 }
@@ -156,11 +175,15 @@ fn subscribe_lines(s: &mut String, sub: &SubscribeReport, m: &Messages) {
         "deliveries   {} subscribers: {} expected, {} received, {} missing, {} duplicate, {} out of order, {:.1}/s",
         d.subscribers, d.expected, d.received, d.missing, d.duplicates, d.out_of_order, d.per_second
     );
-    let _ = writeln!(
-        s,
-        "             {} of {} subscribers got every accepted message",
-        d.complete_subscribers, d.subscribers
-    );
+    if p.accepted == 0 {
+        let _ = writeln!(s, "             no publish was accepted: nothing was there to deliver");
+    } else {
+        let _ = writeln!(
+            s,
+            "             {} of {} subscribers got every accepted message",
+            d.complete_subscribers, d.subscribers
+        );
+    }
 }
 
 fn error_lines(errors: &ErrorReport) -> String {

@@ -59,6 +59,18 @@ fn two(out: &mut [u8], n: u64) {
     out[1] = b'0' + (n % 10) as u8;
 }
 
+/// `secs` after the Unix epoch as RFC 3339 in UTC: `2026-12-01T17:10:16Z`.
+pub fn rfc3339(secs: u64) -> String {
+    let (y, m, d) = civil_from_days(secs / 86_400);
+    let rem = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
 /// Days since 1970-01-01 to (year, month 1-12, day 1-31), proleptic
 /// Gregorian (Howard Hinnant's `civil_from_days`).
 fn civil_from_days(days: u64) -> (u64, u64, u64) {

@@ -10,7 +10,7 @@
 pub mod date;
 pub mod framing;
 
-pub use date::HttpDate;
+pub use date::{rfc3339, HttpDate};
 pub use framing::BodyFraming;
 
 use std::fmt;
