@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use log::{info, warn};
 use wsreactor::config::{secret_from_env, BrokerKind, Config, ConfigError};
 use wsreactor::load::{self, LoadError, Mode};
@@ -29,8 +29,36 @@ use wsreactor::protocol::MessageKind;
 #[derive(Debug, Parser)]
 #[command(name = "wsreactor", version)]
 struct Cli {
+    /// Log lines as text, or as one JSON object each for log shippers
+    /// (`ts`, `level`, `target`, `msg`). RUST_LOG sets the level (default
+    /// info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `--config PATH`, for the subcommands that read a configuration.
+#[derive(Debug, Args)]
+struct ConfigArg {
+    /// TOML configuration file; without it the built-in defaults.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
 }
 
 // Subcommands rather than flags on the top level, so the load generator can
@@ -41,22 +69,41 @@ enum Command {
     Serve(ServeArgs),
     /// Load a WebSocket server with many connections and measure it.
     Load(LoadArgs),
+    /// Check a configuration (the file, the environment's secrets, the
+    /// certificates it names): exit 0 if the server would start with it,
+    /// 2 with the reason if not.
+    CheckConfig(ConfigArg),
+    /// Print the effective configuration as TOML, every key with its value
+    /// (defaults filled in); the output is a configuration file that
+    /// changes nothing. Secrets from the environment are not shown.
+    PrintConfig(ConfigArg),
+    /// Print a shell completion script, e.g.
+    /// `wsreactor completions bash > /etc/bash_completion.d/wsreactor`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the manual page (roff), e.g. `wsreactor man | man -l -`.
+    Man,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 struct ServeArgs {
     /// TOML configuration file; without it the built-in defaults are used
     /// (config/wsreactor.toml lists them).
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
-    /// Address to listen on (overrides server.bind).
-    #[arg(long, value_name = "ADDR")]
+    /// Address to listen on: 0.0.0.0:9001, [::1]:9001, localhost:9001
+    /// (overrides server.bind; default 127.0.0.1:9001).
+    #[arg(long, value_name = "ADDR", value_parser = parse_bind)]
     bind: Option<SocketAddr>,
-    /// Worker threads, 0 for one per core (overrides server.threads).
+    /// Worker threads, 0 for one per core (overrides server.threads;
+    /// default 0).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// Connections open at once, 0 for no limit of our own (overrides
-    /// server.max_connections).
+    /// server.max_connections; default 0).
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
     /// Token that `POST /pub/...` must carry as `Authorization: Bearer
@@ -66,7 +113,7 @@ struct ServeArgs {
     publish_token: Option<String>,
     /// Where channels live: `local` (this process) or a Redis URL,
     /// `redis://HOST:PORT/DB`, shared by every node that names it
-    /// (overrides pubsub.broker).
+    /// (overrides pubsub.broker; default local).
     #[arg(long, value_name = "URL")]
     broker: Option<String>,
     /// PEM certificate chain: with --tls-key, the listener speaks TLS
@@ -199,6 +246,29 @@ struct LoadArgs {
     min_rate: Option<f64>,
 }
 
+/// `--bind`: an address, or a host name and port resolved now (the first
+/// address it has).
+fn parse_bind(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    let mut addrs = s
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {s:?} ({e}); expected HOST:PORT, e.g. 127.0.0.1:9001 or [::1]:9001"))?;
+    addrs.next().ok_or_else(|| format!("{s:?} resolves to no address"))
+}
+
+impl ServeArgs {
+    /// `serve --config PATH` and nothing else.
+    fn from_config(config: Option<PathBuf>) -> ServeArgs {
+        ServeArgs {
+            config,
+            ..ServeArgs::default()
+        }
+    }
+}
+
 /// A duration as people type it: `10s`, `1m30s`, `250ms`, or a bare number
 /// of seconds (`5`, `0.5`).
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -261,11 +331,100 @@ const PUBLISH_TOKEN_VAR: &str = "WSREACTOR_PUBLISH_TOKEN";
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    init_logger(cli.log_format);
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Load(args) => load_command(args),
+        Command::CheckConfig(args) => check_config(&args),
+        Command::PrintConfig(args) => print_config(&args),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            let out = &mut std::io::stdout();
+            match shell {
+                Shell::Bash => clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, "wsreactor", out),
+                Shell::Zsh => clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, "wsreactor", out),
+                Shell::Fish => clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, "wsreactor", out),
+                Shell::Elvish => clap_complete::generate(clap_complete::Shell::Elvish, &mut cmd, "wsreactor", out),
+                Shell::Powershell => {
+                    clap_complete::generate(clap_complete::Shell::PowerShell, &mut cmd, "wsreactor", out)
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Man => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("wsreactor: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// env_logger, as text or as one JSON object per line.
+fn init_logger(format: LogFormat) {
+    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if format == LogFormat::Json {
+        builder.format(|buf, record| {
+            use std::io::Write;
+            let ts = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let line = serde_json::json!({
+                "ts": format!("{}", humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + ts)),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "msg": record.args().to_string(),
+            });
+            writeln!(buf, "{line}")
+        });
+    }
+    builder.init();
+}
+
+/// `check-config`: the configuration as `serve` would take it.
+fn check_config(args: &ConfigArg) -> ExitCode {
+    let serve = ServeArgs::from_config(args.config.clone());
+    match configure(&serve) {
+        Ok(_) => {
+            let origin = args
+                .config
+                .as_ref()
+                .map_or("built-in defaults".to_owned(), |p| p.display().to_string());
+            println!("{origin}: ok");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("wsreactor: {err}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+/// `print-config`: the file (or the defaults), validated, as TOML.
+fn print_config(args: &ConfigArg) -> ExitCode {
+    let config = match &args.config {
+        Some(path) => Config::load(path),
+        None => Ok(Config::default()),
+    };
+    let origin = args
+        .config
+        .as_ref()
+        .map_or("built-in defaults".to_owned(), |p| p.display().to_string());
+    match config.and_then(|c| c.validate(&origin).map(|()| c)) {
+        Ok(config) => {
+            println!(
+                "# wsreactor {}: the effective configuration of {origin}",
+                env!("CARGO_PKG_VERSION")
+            );
+            print!("{}", config.to_toml());
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("wsreactor: {err}");
+            ExitCode::from(EXIT_CONFIG)
+        }
     }
 }
 
@@ -324,6 +483,10 @@ fn load_command(args: LoadArgs) -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
+    let origin = args
+        .config
+        .as_ref()
+        .map_or("built-in defaults".to_owned(), |p| p.display().to_string());
     let config = match configure(&args) {
         Ok(config) => config,
         Err(err) => {
@@ -337,7 +500,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         Ok(limit) => info!("open file limit: {limit}"),
         Err(err) => warn!("could not raise the open file limit: {err}"),
     }
-    match wsreactor::reactor::serve(config) {
+    match wsreactor::reactor::serve_from(config, &origin) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("wsreactor: {err}");
@@ -426,14 +589,14 @@ mod tests {
         let cli = Cli::try_parse_from(args).unwrap();
         match cli.command {
             Command::Serve(args) => args,
-            Command::Load(_) => panic!("not serve"),
+            other => panic!("not serve: {other:?}"),
         }
     }
 
     fn parse_load(args: &[&str]) -> LoadArgs {
         match Cli::try_parse_from(args).unwrap().command {
             Command::Load(args) => args,
-            Command::Serve(_) => panic!("not load"),
+            other => panic!("not load: {other:?}"),
         }
     }
 

@@ -45,8 +45,7 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 24 * 3600);
 pub const MAX_THREADS: usize = 1024;
 
 /// The whole configuration, one field per TOML section.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// `[server]`: where to listen and how many workers.
@@ -69,8 +68,7 @@ pub struct Config {
 
 /// `[auth]`: channels that need a subscriber token (a JWT), and the key
 /// that signs those tokens.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// The HS256 secret of subscriber (and publisher) tokens; better from
@@ -92,8 +90,7 @@ impl Default for AuthConfig {
 }
 
 /// `[http]`: which web pages may use the server from a browser.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Origins (`https://app.example`, `http://localhost:8080`) whose pages
@@ -108,8 +105,7 @@ pub struct HttpConfig {
 
 /// `[tls]`: with a certificate and its key, the listener speaks TLS
 /// (`wss://`, `https://`).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM file of the certificate chain (the server's first). Empty: no TLS.
@@ -129,8 +125,7 @@ impl TlsConfig {
 }
 
 /// The `[pubsub]` section: the push server.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PubSub {
     /// Messages kept per channel for `since` / `Last-Event-ID` resumes;
@@ -196,7 +191,6 @@ impl TryFrom<String> for BrokerKind {
     }
 }
 
-#[cfg(test)]
 impl serde::Serialize for BrokerKind {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -224,8 +218,7 @@ impl Default for PubSub {
 }
 
 /// The `[server]` section.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address to listen on. Default `127.0.0.1:9001`.
@@ -242,8 +235,7 @@ pub struct ServerConfig {
 }
 
 /// The `[limits]` section: byte caps, so no buffer grows without bound.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest HTTP request head; a larger one gets `431`. Default 8192.
@@ -287,8 +279,7 @@ pub fn parse_net(s: &str) -> Option<ipnet::IpNet> {
 
 /// The `[timeouts]` section. In the TOML each is a humantime string such as
 /// `"10s"`, `"500ms"` or `"2m"`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Timeouts {
     /// The whole request head must arrive within it. Default 10s.
@@ -320,8 +311,7 @@ pub struct Timeouts {
 /// none; context takeover compresses small repetitive messages better but
 /// keeps ~370 KiB (compressor) and ~47 KiB (decompressor) per connection
 /// that has used them.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Deflate {
     /// Accept a client's permessage-deflate offer. Default true.
@@ -625,6 +615,12 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The configuration as TOML, every key written out (defaults
+    /// included); read back with [`Config::from_toml`] it is this one again.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot be written as TOML: {e}\n"))
     }
 
     /// Effective worker thread count: `server.threads`, or one per core when

@@ -196,6 +196,12 @@ pub fn render(stats: &[Arc<WorkerStats>], channels: usize, broker: Option<Broker
             f.sample(name, &[("worker", &i.to_string()), ("kind", kind)], n);
         }
     }
+    let name = "wsreactor_build_info";
+    Family::new(&mut out, name, "gauge", "The server's version, as a label; always 1.").sample(
+        name,
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1,
+    );
     let name = "wsreactor_channels";
     Family::new(&mut out, name, "gauge", "Channels with history or subscribers.").sample(name, &[], channels);
     let name = "wsreactor_per_ip_refused_total";
@@ -287,6 +293,8 @@ mod tests {
             ..PerIpStats::default()
         };
         let page = render(&stats, 7, None, per_ip);
+        let build = format!("wsreactor_build_info{{version=\"{}\"}} 1\n", env!("CARGO_PKG_VERSION"));
+        assert!(page.contains(&build), "{page}");
         assert!(
             page.contains("wsreactor_per_ip_refused_total{limit=\"rate\"} 3\n"),
             "{page}"

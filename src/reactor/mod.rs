@@ -339,9 +339,46 @@ fn launch(
     })
 }
 
+/// The one line that says what started: the version, where the
+/// configuration came from, the addresses, workers, broker, whether a
+/// publish token is set (never its value) and the demo page.
+fn start_line(config: &Config, origin: &str, server: &ServerHandle, threads: usize) -> String {
+    let tls_main = !config.tls.cert.is_empty() && server.tls_addr().is_none();
+    let addr = server.local_addr();
+    // The address comes first after "listening on": scripts read it there.
+    let mut listening = format!("{addr}{}", if tls_main { " (TLS)" } else { "" });
+    listening.push_str(&format!(" with {threads} worker thread(s)"));
+    if let Some(tls) = server.tls_addr() {
+        listening.push_str(&format!(", TLS on {tls}"));
+    }
+    let broker = match &config.pubsub.broker {
+        BrokerKind::Local => "local".to_owned(),
+        #[cfg(feature = "redis")]
+        BrokerKind::Redis(url) => crate::pubsub::redis::redacted(url),
+        #[cfg(not(feature = "redis"))]
+        BrokerKind::Redis(url) => url.clone(),
+    };
+    let token = if config.pubsub.publish_token.is_empty() {
+        "none"
+    } else {
+        "set"
+    };
+    let page = if tls_main { "https" } else { "http" };
+    format!(
+        "wsreactor {} listening on {listening}; config: {origin}; broker: {broker}; publish token: {token}; demo page: {page}://{addr}/",
+        env!("CARGO_PKG_VERSION"),
+    )
+}
+
 /// Serve with `config` until SIGINT or SIGTERM, then shut down gracefully.
 /// A second signal during the shutdown exits at once.
 pub fn serve(config: Config) -> io::Result<()> {
+    serve_from(config, "built-in defaults")
+}
+
+/// [`serve`], saying in the start line where the configuration came from
+/// (`origin`: a file's path, or "built-in defaults").
+pub fn serve_from(config: Config, origin: &str) -> io::Result<()> {
     // Handlers first: once a worker accepts, a SIGTERM must be the graceful
     // shutdown, not the default action that kills the process. Signals that
     // arrive before the thread below runs are kept for it.
@@ -386,18 +423,7 @@ pub fn serve(config: Config) -> io::Result<()> {
         };
     }
     let server = builder.start(config.server.bind)?;
-    let scheme = if config.tls.cert.is_empty() || server.tls_addr().is_some() {
-        ""
-    } else {
-        " (TLS)"
-    };
-    log::info!(
-        "listening on {}{scheme} with {threads} worker thread(s)",
-        server.local_addr()
-    );
-    if let Some(addr) = server.tls_addr() {
-        log::info!("listening on {addr} (TLS) on the same workers");
-    }
+    log::info!("{}", start_line(&config, origin, &server, threads));
     let private = &config.auth.private_channels;
     match (private.is_empty(), config.auth.secret.is_empty()) {
         (true, _) => {}
