@@ -26,6 +26,10 @@ less `time.elapsed_s`. For --kind rss the window is the
 client's whole life. The kernel's TCP counters that tell of dropped
 connection attempts (ListenOverflows, ListenDrops, TCPSynRetrans) are read
 before and after; they are machine-wide, so other jobs can add to them.
+The server's rchar and wchar of /proc/PID/io (bytes through read/write
+system calls, sockets included, over the client's whole life) are read
+before and after too: over TLS they tell how many bytes of handshake
+records the server sent.
 
 Standard library only. Exit status: the client's.
 """
@@ -96,6 +100,20 @@ def rss_bytes(pid: int) -> int | None:
     return None
 
 
+def io_bytes(pid: int) -> dict[str, int]:
+    """rchar and wchar of /proc/PID/io (empty if it cannot be read)."""
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                if name in ("rchar", "wchar"):
+                    out[name] = int(value)
+    except (OSError, ValueError):
+        pass
+    return out
+
+
 def net_counters() -> dict[str, int]:
     out: dict[str, int] = {}
     with open("/proc/net/netstat") as f:
@@ -150,6 +168,7 @@ def main() -> int:
 
     net_before = net_counters()
     rss_before = rss_bytes(args.server_pid)
+    io_before = io_bytes(args.server_pid)
     server: list[tuple[float, float | None]] = []
     client: list[tuple[float, float | None]] = []
     cores: list[tuple[float, dict[str, tuple[int, int]]]] = []
@@ -181,6 +200,7 @@ def main() -> int:
         sampler.join()
         client.append((end, rusage.ru_utime + rusage.ru_stime))
         server.append((end, cpu_seconds(args.server_pid)))
+        io_after = io_bytes(args.server_pid)
 
     record = {
         "server": args.server,
@@ -192,6 +212,7 @@ def main() -> int:
         "server_rss_before": rss_before,
         "server_rss_after": rss_bytes(args.server_pid),
         "net": {k: net_counters().get(k, 0) - v for k, v in net_before.items()},
+        "server_io": {k: io_after[k] - v for k, v in io_before.items() if k in io_after},
         "loadavg": open("/proc/loadavg").read().split()[:3],
     }
     try:

@@ -4,6 +4,7 @@
 #   bash benches/compare/run.sh            # ROUNDS=3 DURATION=5 by default
 #   ROUNDS=5 DURATION=10 bash benches/compare/run.sh
 #   WORKLOADS="a c" bash benches/compare/run.sh   # a subset
+#   WORKLOADS="ta tc td te" bash benches/compare/run.sh   # the TLS ones only
 #   BEFORE=/tmp/old/wsreactor SERVERS="wsreactor wsreactor-before" bash benches/compare/run.sh
 #                                          # this build against an older one (no regression check);
 #                                          # the table then goes to the run's out/ directory
@@ -14,7 +15,10 @@
 # core 0 with one worker thread, the client (`wsreactor load`, one thread, or
 # benches/idle_rss.py for memory) pinned to core 1. measure.py samples both
 # processes' CPU time; table.py prints the medians, wsreactor's ratio to the
-# best peer, and writes them to benches/compare/results.md.
+# best peer, and writes them to benches/compare/results.md (the plain
+# workloads) and benches/compare/results-tls.md (the TLS ones), each file
+# only when the run measured some of its workloads, each with its own date,
+# commit and load average.
 #
 # Workloads (all on 127.0.0.1):
 #   a  100 connections, 20 B text, 1 in flight each: messages/s, p99
@@ -39,13 +43,35 @@
 #      the scheduled send time; opened at 2,000/s, which every server keeps
 #      up with, and measured once all are open
 #
+# The same over TLS (wss://), in the same run and interleaved alike: every
+# server serves TLS on its listener with one certificate made for the run
+# (openssl: self-signed, ECDSA P-256 key, ecdsa-with-SHA256, in out/), the
+# peers through tokio-rustls, wsreactor with its own rustls; all three with
+# rustls 0.23 and the ring provider, rustls's defaults (TLS 1.3 and 1.2,
+# its cipher suites, key exchange groups and session cache), ALPN http/1.1.
+# The client is `wsreactor load wss://... --insecure` (rustls, ring, its
+# default session resumption), so TLS 1.3, X25519 and TLS_AES_256_GCM_SHA384
+# are what is negotiated:
+#   ta  (a) over TLS: 100 connections, 20 B text, 1 in flight: messages/s, p99
+#   tc  (c) over TLS: 10 connections, 16 KiB binary: MB/s echoed
+#   td  (d) over TLS: new connections/s, each a TCP connect, TLS handshake,
+#      WebSocket handshake, one echo and a close, 50 slots in a closed loop.
+#      The client's rustls resumes a session whenever its cache holds one of
+#      the tickets every server sends (TLS 1.3 PSK with X25519: no
+#      certificate, no server signature), so part of the handshakes are
+#      resumed ones; measure.py's server_io (bytes the server wrote) tells
+#      how many, and table.py prints it per cycle
+#   te  server RSS per idle TLS connection at 10,000 connections, each
+#      echoed once, after 100 warm-up connections (idle_rss_tls.py here: the
+#      idle_rss.py measurement with Python's ssl as the TLS client)
+#
 # Everything it starts is stopped by pid on exit. Raw records go to
 # benches/compare/out/ (git-ignored).
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
-WORKLOADS=${WORKLOADS:-"a b c d e f"}
+WORKLOADS=${WORKLOADS:-"a b c d e f ta tc td te"}
 SERVERS=${SERVERS:-"wsreactor tokio-tungstenite fastwebsockets"}
 BEFORE=${BEFORE:-}
 SERVER_CORE=${SERVER_CORE:-0}
@@ -69,6 +95,27 @@ command -v python3 >/dev/null || die "python3 is needed"
 nofile=$(ulimit -Hn)
 [ "$nofile" = unlimited ] && nofile=1048576
 [ "$nofile" -ge 20000 ] || die "the descriptor hard limit is $nofile; workload e needs 20000"
+
+is_tls() { [[ $1 == t* ]]; }
+plain_workloads= tls_workloads=
+for w in $WORKLOADS; do
+    if is_tls "$w"; then tls_workloads+=" $w"; else plain_workloads+=" $w"; fi
+done
+
+# One certificate for every server, so that the handshakes cost the same
+# to make: self-signed, an ECDSA key on P-256 (prime256v1). The client
+# (--insecure, Python's ssl with CERT_NONE) does not check the chain, but it
+# still verifies the handshake's signature.
+tls_cert=$out/tls-cert.pem tls_key=$out/tls-key.pem tls_desc=
+if [ -n "$tls_workloads" ]; then
+    command -v openssl >/dev/null || die "openssl is needed for the TLS workloads' certificate"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+        -addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout "$tls_key" -out "$tls_cert" 2>"$out/openssl.log" ||
+        die "openssl could not make the certificate (see $out/openssl.log)"
+    tls_desc="self-signed, $(openssl x509 -in "$tls_cert" -noout -text |
+        awk -F': *' '/Public Key Algorithm/ { k = $2 } /ASN1 OID/ { o = $2 } /NIST CURVE/ { c = $2 }
+                     /Signature Algorithm/ { s = $2 } END { printf "%s %s (%s) key, signed %s", k, c, o, s }')"
+fi
 
 log "building wsreactor and the peers (release)"
 (cd "$root" && cargo build --release --quiet --bin wsreactor)
@@ -98,15 +145,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Start server $1 on core SERVER_CORE with one worker thread; set server_pid.
-# taskset and prlimit exec the server, so $! is the server's own pid.
+# Start server $1 on core SERVER_CORE with one worker thread, serving TLS
+# for a TLS workload $2; set server_pid. taskset and prlimit exec the
+# server, so $! is the server's own pid.
 start_server() {
-    local name=$1 p=${port[$1]} cmd
+    local name=$1 w=$2 p=${port[$1]} cmd tls=()
+    is_tls "$w" && tls=(--tls-cert "$tls_cert" --tls-key "$tls_key")
     case $name in
-        wsreactor) cmd=("$wsr" serve --bind "127.0.0.1:$p" --threads 1) ;;
-        wsreactor-before) cmd=("$BEFORE" serve --bind "127.0.0.1:$p" --threads 1) ;;
-        tokio-tungstenite) cmd=("$peers/tokio_tungstenite_echo" --port "$p" --threads 1) ;;
-        fastwebsockets) cmd=("$peers/fastwebsockets_echo" --port "$p" --threads 1) ;;
+        wsreactor) cmd=("$wsr" serve --bind "127.0.0.1:$p" --threads 1 "${tls[@]}") ;;
+        wsreactor-before) cmd=("$BEFORE" serve --bind "127.0.0.1:$p" --threads 1 "${tls[@]}") ;;
+        tokio-tungstenite) cmd=("$peers/tokio_tungstenite_echo" --port "$p" --threads 1 "${tls[@]}") ;;
+        fastwebsockets) cmd=("$peers/fastwebsockets_echo" --port "$p" --threads 1 "${tls[@]}") ;;
     esac
     # wsreactor raises its soft limit itself; the peers get it here.
     taskset -c "$SERVER_CORE" prlimit --nofile=20000:20000 "${cmd[@]}" \
@@ -135,8 +184,12 @@ measure() {
     local w=$1 r=$2 name=$3 kind=$4 window=$5 sample=$6 p=${port[$3]}
     shift 6
     local json=$out/$w.$name.$r.$((++nrec)).json cmd
-    if [ "$kind" = rss ]; then
+    if [ "$kind" = rss ] && is_tls "$w"; then
+        cmd=(python3 "$here/idle_rss_tls.py" --server-pid "$server_pid" --port "$p" --json "$json" "$@")
+    elif [ "$kind" = rss ]; then
         cmd=(python3 "$root/benches/idle_rss.py" --server-pid "$server_pid" --port "$p" --json "$json" "$@")
+    elif is_tls "$w"; then
+        cmd=("$wsr" load --url "wss://127.0.0.1:$p/" --insecure --threads 1 --quiet --json "$json" "$@")
     else
         cmd=("$wsr" load --url "ws://127.0.0.1:$p/" --threads 1 --quiet --json "$json" "$@")
     fi
@@ -165,6 +218,14 @@ workload() {
            measure e19k "$r" "$name" rss run 0.05 --connections 19000 --warmup 100 ;;
         f) measure f "$r" "$name" load run 0.05 --connections 10000 --connect-rate 2000 \
                --duration "$d" --size 20 --text --rate 10000 --source-ips 127.0.0.1-127.0.0.4 ;;
+        # The same flags as a, c, d and e; the URL is wss:// (measure).
+        ta) measure ta "$r" "$name" load run 0.05 --connections 100 --connect-rate 0 --duration "$d" \
+               --size 20 --text --pipeline 1 ;;
+        tc) measure tc "$r" "$name" load run 0.05 --connections 10 --connect-rate 0 --duration "$d" \
+               --size 16384 --binary --pipeline 1 ;;
+        td) measure td "$r" "$name" load run 0.05 --mode churn --connections 50 --duration "$d" \
+               --size 20 --text ;;
+        te) measure te "$r" "$name" rss run 0.05 --connections 10000 --warmup 100 ;;
         *) die "unknown workload $w" ;;
     esac
 }
@@ -176,6 +237,8 @@ workload() {
     lscpu | grep -E '^(Model name|CPU\(s\)|Thread|Core|Socket|CPU max MHz)' || true
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "rounds: $ROUNDS, duration: $DURATION s, server on core $SERVER_CORE, client on core $CLIENT_CORE"
+    echo "workloads:$WORKLOADS"
+    [ -z "$tls_desc" ] || echo "tls certificate: $tls_desc, the same for every server"
 } >"$out/machine.txt"
 cat "$out/machine.txt" >&2
 if awk '{ exit !($1 > 1.0) }' /proc/loadavg; then
@@ -187,7 +250,7 @@ for w in $WORKLOADS; do
     for r in $(seq "$ROUNDS"); do
         for name in "${servers[@]}"; do
             log "workload $w, round $r/$ROUNDS: $name"
-            start_server "$name"
+            start_server "$name" "$w"
             workload "$w" "$r" "$name"
             stop_server
         done
@@ -196,8 +259,19 @@ done
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
 # The checked-in results are the comparison with the peers; any other set
-# of servers keeps its table in the run's directory.
-results=$here/results.md
-[ "$SERVERS" = "wsreactor tokio-tungstenite fastwebsockets" ] || results=$out/results.md
-python3 "$here/table.py" "$records" --servers "$SERVERS" --machine "$out/machine.txt" --markdown "$results"
-log "records in $records; table in $results"
+# of servers keeps its tables in the run's directory. The plain workloads'
+# table goes to results.md, the TLS ones' to results-tls.md, each only when
+# this run measured some of its workloads: a TLS-only run leaves the plain
+# table (and its date, commit and load) as it was, and the other way round.
+dest=$here
+[ "$SERVERS" = "wsreactor tokio-tungstenite fastwebsockets" ] || dest=$out
+if [ -n "$plain_workloads" ]; then
+    python3 "$here/table.py" "$records" --servers "$SERVERS" --machine "$out/machine.txt" \
+        --group plain --markdown "$dest/results.md"
+    log "records in $records; table in $dest/results.md"
+fi
+if [ -n "$tls_workloads" ]; then
+    python3 "$here/table.py" "$records" --servers "$SERVERS" --machine "$out/machine.txt" \
+        --group tls --tls-note "$tls_desc" --markdown "$dest/results-tls.md"
+    log "records in $records; TLS table in $dest/results-tls.md"
+fi

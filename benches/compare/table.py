@@ -4,10 +4,12 @@ measure.py writes them): the median of each figure per server over the
 rounds, wsreactor's ratio to the best peer, the median CPU use of client
 and server, and marks for rounds that cannot be trusted as they stand.
 
-    table.py records.jsonl [--machine machine.txt] [--markdown results.md]
+    table.py records.jsonl [--machine machine.txt] [--markdown results.md] [--group plain|tls]
 
 Prints the table (markdown) on stdout; --markdown also writes it, with the
-machine's description and every round's figure, to a file.
+machine's description and every round's figure, to a file. --group tls
+makes the table of the TLS workloads (ta, tc, td, te) instead of the plain
+ones (the default); --tls-note says in its header what the certificate is.
 """
 
 from __future__ import annotations
@@ -78,6 +80,22 @@ FIGURES = [
     ("f", "(f) the same: p99.9, ms", False, ms("latency_us", "p99_9"), "{:.2f}"),
 ]
 
+# The TLS workloads (wss://): the same figures as a, c, d and e.
+TLS_FIGURES = [
+    ("ta", "(ta) TLS: 100 conns, 20 B text, 1 in flight: messages/s", True, per_second, "{:,.0f}"),
+    ("ta", "(ta) the same: p99 round trip, ms", False, ms("latency_us", "p99"), "{:.2f}"),
+    ("ta", "(ta) the same: server CPU per message, µs", False, server_us(per_second), "{:.2f}"),
+    ("tc", "(tc) TLS: 10 conns, 16 KiB binary, 1 in flight: MB/s echoed", True, mb_per_second, "{:,.0f}"),
+    ("tc", "(tc) the same: server CPU per message, µs", False, server_us(per_second), "{:.2f}"),
+    ("td", "(td) TLS: new connections/s (TLS + WebSocket handshake + echo + close), 50 at once", True,
+     cycles_per_second, "{:,.0f}"),
+    ("td", "(td) the same: p99 connect to server's close, ms", False, ms("latency_us", "p99"), "{:.2f}"),
+    ("td", "(td) the same: server CPU per connection, µs", False, server_us(cycles_per_second), "{:.1f}"),
+    ("te", "(te) TLS: RSS per idle conn (echoed once, after 100 warm-up conns), 10,000 conns: bytes", False,
+     rss_per_conn, "{:,.0f}"),
+    ("te", "(te) the same, anonymous memory only (RssAnon): bytes", False, anon_per_conn, "{:,.0f}"),
+]
+
 
 def trouble(r) -> list[str]:
     """Why a round's figure is suspect, if it is."""
@@ -127,7 +145,12 @@ def main() -> int:
     p.add_argument("--markdown")
     p.add_argument("--servers", default=" ".join(SERVERS),
                    help="the servers measured, wsreactor first (the ratio is to the best of the others)")
+    p.add_argument("--group", choices=("plain", "tls"), default="plain",
+                   help="the plain workloads' table (a-f, the default) or the TLS ones' (ta, tc, td, te)")
+    p.add_argument("--tls-note", default="", help="what the TLS table's header says of the certificate")
     args = p.parse_args()
+    tls = args.group == "tls"
+    figures = TLS_FIGURES if tls else FIGURES
     servers = tuple(args.servers.split())
     peers = servers[1:]
 
@@ -142,7 +165,7 @@ def main() -> int:
     head = ["figure", *servers, "wsreactor ÷ best peer", f"client CPU % ({' / '.join(servers)})",
             f"server CPU % ({' / '.join(servers)})"]
     rows, detail, notes, minor = [], [], [], []
-    for w, label, higher, get, fmt in FIGURES:
+    for w, label, higher, get, fmt in figures:
         cells, values, cpu_c, cpu_s = [], {}, [], []
         for s in servers:
             recs = [r for r in by.get((w, s), []) if r.get("client") is not None]
@@ -207,6 +230,32 @@ def main() -> int:
               "the client may have been short of CPU all the same. "
               "! at least one round had errors, lost messages, failed connections or listen-queue "
               "overflows (listed below).")
+    if tls:
+        legend += (" Over TLS (wss://), every server on its listener with the same certificate"
+                   + (f" ({args.tls_note})" if args.tls_note else "")
+                   + "; rustls 0.23 with the ring provider in all three (the peers through "
+                   "tokio-rustls) and in the client (`wsreactor load --insecure`), rustls's defaults on "
+                   "both sides, ALPN http/1.1. (td): the client resumes a session whenever its cache "
+                   "holds one of the tickets the servers send (TLS 1.3 PSK with X25519: no certificate, "
+                   "no server signature), so part of the handshakes are resumed ones, a share that "
+                   "neither side fixes; the bytes each server wrote per cycle (below) tell it, a full "
+                   "handshake's server flight being about 500 B longer. (te): "
+                   "benches/compare/idle_rss_tls.py, Python's ssl (OpenSSL) as the client.")
+    io_notes = []
+    if tls:
+        per = []
+        for s in servers:
+            vals = []
+            for r in by.get(("td", s), []):
+                try:
+                    vals.append(r["server_io"]["wchar"] / r["client"]["churn"]["started"])
+                except (KeyError, TypeError, ZeroDivisionError):
+                    pass
+            if vals:
+                per.append(f"{s} {median(vals):,.0f} ({', '.join(f'{v:,.0f}' for v in vals)})")
+        if per:
+            io_notes.append("(td) bytes the server wrote per cycle (write system calls, /proc/PID/io wchar, "
+                            "over the client's life ÷ cycles started), median (rounds): " + "; ".join(per) + ".")
     main_table = table(head, rows)
     print(main_table)
     print()
@@ -215,9 +264,15 @@ def main() -> int:
         print("!", n)
     for n in minor:
         print("-", n)
+    for n in io_notes:
+        print(n)
 
     if args.markdown:
-        md = ["# wsreactor compared with tokio-tungstenite and fastwebsockets", ""]
+        md = ["# wsreactor compared with tokio-tungstenite and fastwebsockets" + (" over TLS" if tls else ""), ""]
+        if tls:
+            md += ["TLS (wss://), the same certificate for all three servers"
+                   + (f": {args.tls_note}" if args.tls_note else "")
+                   + ". The plain workloads' table is in results.md, from its own run.", ""]
         if args.machine:
             md += ["```", open(args.machine).read().rstrip(), "```", ""]
         md += [main_table, "", legend, ""]
@@ -225,6 +280,7 @@ def main() -> int:
             md += ["Rounds marked !:", ""] + [f"- {n}" for n in notes] + [""]
         if minor:
             md += ["Not counted against a figure:", ""] + [f"- {n}" for n in minor] + [""]
+        md += [n + "\n" for n in io_notes]
         md += ["Every measurement, in the order run. CPU: % of one "
                "core used by the client / the server process; core busy: % of the client's core / "
                "the server's core busy over the window, from /proc/stat in 10 ms ticks (rough "

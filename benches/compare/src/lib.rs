@@ -7,12 +7,28 @@
 //! connections that wsreactor's queue holds), run a multi-threaded tokio
 //! runtime with `T` workers (default 1), and set `TCP_NODELAY` on every
 //! accepted socket, as wsreactor does.
+//!
+//! With `--tls-cert PEM --tls-key PEM` (both or neither) the listener speaks
+//! TLS (wss://) instead, like `wsreactor serve --tls-cert --tls-key`: rustls
+//! with the ring provider through tokio-rustls, configured as wsreactor's
+//! `reactor/tls.rs` does (TLS 1.3 and 1.2, rustls's default cipher suites,
+//! key exchange groups and session cache, no client authentication, ALPN
+//! `http/1.1`). The TLS handshake runs in the connection's own task, then the
+//! same echo code serves the decrypted stream.
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+/// A TLS connection as the peers serve it.
+pub type TlsStream = tokio_rustls::server::TlsStream<TcpStream>;
 
 /// The command line: port and worker threads.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Args {
     /// Port on 127.0.0.1.
     pub port: u16,
@@ -20,20 +36,27 @@ pub struct Args {
     pub threads: usize,
     /// `listen(2)` backlog.
     pub backlog: u32,
+    /// PEM certificate chain: with `tls_key`, serve TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Args {
-    /// Parse `[--port N | N] [--threads T] [--backlog B]`; exit 2 with a usage line otherwise.
+    /// Parse `[--port N | N] [--threads T] [--backlog B] [--tls-cert PEM --tls-key PEM]`;
+    /// exit 2 with a usage line otherwise.
     pub fn parse() -> Args {
         let name = std::env::args().next().unwrap_or_default();
         let usage = || -> ! {
-            eprintln!("usage: {name} [--port N | N] [--threads T] [--backlog B]");
+            eprintln!("usage: {name} [--port N | N] [--threads T] [--backlog B] [--tls-cert PEM --tls-key PEM]");
             std::process::exit(2)
         };
         let mut args = Args {
             port: 9001,
             threads: 1,
             backlog: 1024,
+            tls_cert: None,
+            tls_key: None,
         };
         let mut it = std::env::args().skip(1);
         while let Some(a) = it.next() {
@@ -42,14 +65,73 @@ impl Args {
                 "--port" => args.port = value(&mut it).parse().unwrap_or_else(|_| usage()),
                 "--threads" => args.threads = value(&mut it).parse().unwrap_or_else(|_| usage()),
                 "--backlog" => args.backlog = value(&mut it).parse().unwrap_or_else(|_| usage()),
+                "--tls-cert" => args.tls_cert = Some(value(&mut it).into()),
+                "--tls-key" => args.tls_key = Some(value(&mut it).into()),
                 "-h" | "--help" => usage(),
                 _ => args.port = a.parse().unwrap_or_else(|_| usage()),
             }
         }
-        if args.threads == 0 {
+        if args.threads == 0 || args.tls_cert.is_some() != args.tls_key.is_some() {
             usage();
         }
         args
+    }
+}
+
+/// The TLS configuration of `--tls-cert` and `--tls-key`, as wsreactor's
+/// `reactor::tls::server_config` builds it; exit 2 on a bad file.
+fn tls_config(cert: &PathBuf, key: &PathBuf) -> Arc<rustls::ServerConfig> {
+    let fail = |what: &PathBuf, e: &dyn std::fmt::Display| -> ! {
+        eprintln!("{}: {e}", what.display());
+        std::process::exit(2)
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .unwrap_or_else(|e| fail(cert, &e))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| fail(cert, &e));
+    if chain.is_empty() {
+        fail(cert, &"no certificate in it");
+    }
+    let private = PrivateKeyDer::from_pem_file(key).unwrap_or_else(|e| fail(key, &e));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|e| fail(cert, &e))
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .unwrap_or_else(|e| fail(key, &e));
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// `serve` with `plain` for each connection, or, with `--tls-cert` and
+/// `--tls-key`, a TLS handshake in the connection's task and then `tls` on
+/// the TLS stream (a failed handshake just drops the connection). The two
+/// are the same echo code instantiated for the two stream types, so the
+/// plain path is what it was without TLS.
+pub fn serve_maybe_tls<P, PFut, T, TFut>(args: Args, plain: P, tls: T)
+where
+    P: Fn(TcpStream) -> PFut + Send + 'static,
+    PFut: Future<Output = ()> + Send + 'static,
+    T: Fn(TlsStream) -> TFut + Send + Sync + 'static,
+    TFut: Future<Output = ()> + Send + 'static,
+{
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let acceptor = TlsAcceptor::from(tls_config(cert, key));
+            let tls = Arc::new(tls);
+            eprintln!("TLS with {} and {}", cert.display(), key.display());
+            serve(args, move |stream| {
+                let acceptor = acceptor.clone();
+                let tls = tls.clone();
+                async move {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        (*tls)(stream).await;
+                    }
+                }
+            })
+        }
+        _ => serve(args, plain),
     }
 }
 
