@@ -377,14 +377,38 @@ fn is_upgrade_attempt(head: &RequestHead<'_, '_>) -> bool {
         || head.has_token("connection", "upgrade")
 }
 
-/// `text/*` and JSON are text; everything else is binary.
+/// What a person would call text is published as text (and must be
+/// UTF-8): `text/*`, JSON (`application/json`, `application/*+json`), XML
+/// (`application/xml`, `*/*+xml`), `application/javascript`, and
+/// `application/x-www-form-urlencoded` (what `curl -d` sends). Everything
+/// else, or no `Content-Type`, is binary.
 fn is_text(content_type: &[u8]) -> bool {
     let mime = content_type
         .split(|&b| b == b';')
         .next()
         .unwrap_or_default()
-        .trim_ascii();
-    mime.len() >= 5 && mime[..5].eq_ignore_ascii_case(b"text/") || mime.eq_ignore_ascii_case(b"application/json")
+        .trim_ascii()
+        .to_ascii_lowercase();
+    let Some((kind, sub)) = mime.split_once_bytes(b'/') else {
+        return false;
+    };
+    kind == b"text"
+        || sub.ends_with(b"+json")
+        || sub.ends_with(b"+xml")
+        || (kind == b"application"
+            && matches!(sub, b"json" | b"xml" | b"javascript" | b"x-www-form-urlencoded"))
+}
+
+/// `split_once` for a byte string.
+trait SplitOnceBytes {
+    fn split_once_bytes(&self, sep: u8) -> Option<(&[u8], &[u8])>;
+}
+
+impl SplitOnceBytes for Vec<u8> {
+    fn split_once_bytes(&self, sep: u8) -> Option<(&[u8], &[u8])> {
+        let at = self.iter().position(|&b| b == sep)?;
+        Some((&self[..at], &self[at + 1..]))
+    }
 }
 
 /// Compare without an early exit, so timing does not reveal a prefix.
@@ -398,12 +422,32 @@ mod tests {
 
     #[test]
     fn text_content_types() {
-        assert!(is_text(b"text/plain"));
-        assert!(is_text(b"Text/HTML; charset=utf-8"));
-        assert!(is_text(b"application/json"));
-        assert!(!is_text(b"application/octet-stream"));
-        assert!(!is_text(b"application/jsonx"));
-        assert!(!is_text(b""));
+        for text in [
+            &b"text/plain"[..],
+            b"Text/HTML; charset=utf-8",
+            b"application/json",
+            b"application/ld+json",
+            b"application/vnd.api+json",
+            b"application/xml",
+            b"image/svg+xml",
+            b"application/atom+xml",
+            b"application/javascript",
+            b"application/x-www-form-urlencoded",
+            b"APPLICATION/X-WWW-FORM-URLENCODED; charset=utf-8",
+        ] {
+            assert!(is_text(text), "{}", String::from_utf8_lossy(text));
+        }
+        for binary in [
+            &b"application/octet-stream"[..],
+            b"application/jsonx",
+            b"application/json-seq",
+            b"image/png",
+            b"multipart/form-data",
+            b"",
+            b"json",
+        ] {
+            assert!(!is_text(binary), "{}", String::from_utf8_lossy(binary));
+        }
     }
 
     #[test]
