@@ -28,7 +28,7 @@ use wsreactor::stats::Transport;
 const SHOW_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The page's statuses and columns as text, for failure messages.
-const PAGE_STATE: &str = r#"["ws-status", "poll-status", "pub-status", "ws-log", "poll-log"]
+const PAGE_STATE: &str = r#"["ws-status", "poll-status", "sse-status", "pub-status", "ws-log", "poll-log", "sse-log"]
     .map((id) => { const e = document.getElementById(id);
                    return id + ": " + (e ? (e.dataset.state || "") + " " + e.innerText : "(missing)"); })
     .join("\n")"#;
@@ -175,6 +175,11 @@ fn subscribe(cdp: &mut Cdp, channel: &str, since: Option<u64>) {
         "document.getElementById('poll-status').dataset.state === 'waiting'",
         SHOW_TIMEOUT,
     );
+    cdp.wait_for(
+        "the event stream open",
+        "document.getElementById('sse-status').dataset.state === 'open'",
+        SHOW_TIMEOUT,
+    );
 }
 
 /// Publish `text` with the page's form; returns the id the server gave it.
@@ -197,7 +202,7 @@ fn publish(cdp: &mut Cdp, text: &str) -> u64 {
 
 /// Wait for message `id` to show with `text` in both columns.
 fn wait_shown_in_both(cdp: &mut Cdp, id: u64, text: &str) {
-    for transport in ["ws", "poll"] {
+    for transport in ["ws", "poll", "sse"] {
         cdp.wait_for(
             &format!("message #{id} in the {transport} column"),
             &format!(r#"!!document.querySelector('li.msg[data-transport="{transport}"][data-id="{id}"]')"#),
@@ -260,6 +265,49 @@ fn poll_bytes(cdp: &mut Cdp, id: u64, text: &str) -> (u64, u64) {
 /// bytes (4-byte header), each in both columns, with byte counts equal to
 /// what the server puts on the wire; then a resubscription with `since=0`
 /// replays both, the long poll in one response.
+/// The first `n` events of an event stream, each as read off the wire.
+fn raw_events(addr: SocketAddr, path: &str, n: usize) -> Vec<String> {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(c, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let body = text.windows(4).position(|w| w == b"\r\n\r\n").map(|i| &text[i + 4..]);
+        let body = String::from_utf8_lossy(body.unwrap_or_default()).into_owned();
+        let events: Vec<String> = body
+            .split_inclusive("\n\n")
+            .filter(|e| e.ends_with("\n\n") && e.starts_with("id: "))
+            .map(str::to_owned)
+            .collect();
+        if events.len() >= n {
+            return events[..n].to_vec();
+        }
+        let got = c.read(&mut buf).expect("the event stream");
+        assert!(got > 0, "the stream ended");
+        text.extend_from_slice(&buf[..got]);
+    }
+}
+
+/// The page as it looks now, as PNG under target/ (`demo-page.png`).
+fn screenshot(cdp: &mut Cdp) {
+    use base64::Engine;
+    cdp.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": false}),
+    );
+    let shot = cdp.call(
+        "Page.captureScreenshot",
+        json!({ "format": "png", "captureBeyondViewport": true }),
+    );
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shot["data"].as_str().unwrap())
+        .unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/demo-page.png");
+    std::fs::write(&path, png).unwrap();
+    eprintln!("screenshot: {}", path.display());
+}
+
 #[test]
 fn demo_page_shows_each_message_over_websocket_and_long_polling() {
     let t0 = Instant::now();
@@ -297,6 +345,30 @@ fn demo_page_shows_each_message_over_websocket_and_long_polling() {
     assert_eq!(counter(&mut cdp, "ws-bytes"), ws_sum);
     assert_eq!(counter(&mut cdp, "ws-count"), 2);
     assert_eq!(counter(&mut cdp, "ws-frames"), 2);
+
+    // The event stream: each event's bytes as the page counts them are
+    // those a raw client reads for the same event.
+    let events = raw_events(server.addr, &format!("/sse/{channel}?since=0"), messages.len());
+    let mut sse_sum = 0;
+    for (i, event) in events.iter().enumerate() {
+        let shown = shown(&mut cdp, "sse", i as u64 + 1).unwrap();
+        assert_eq!(shown.wire_bytes, event.len() as u64, "sse #{} against {event:?}", i + 1);
+        assert!(event.starts_with(&format!("id: {}\n", i + 1)), "{event:?}");
+        sse_sum += shown.wire_bytes;
+    }
+    assert_eq!(counter(&mut cdp, "sse-bytes"), sse_sum);
+    assert_eq!(counter(&mut cdp, "sse-count"), 2);
+    // The copyable client names the channel; the header, the version.
+    let snippet = cdp.eval("document.getElementById('snippet').textContent");
+    assert!(
+        snippet.as_str().unwrap().contains(&format!("/sse/{channel}")),
+        "{snippet}"
+    );
+    let version = cdp.eval("document.getElementById('version').textContent");
+    assert_eq!(version, json!(format!("wsreactor {}", env!("CARGO_PKG_VERSION"))));
+    let readme = cdp.eval("fetch(document.getElementById('readme-link').href).then((r) => r.text())");
+    assert!(readme.as_str().unwrap().starts_with("# wsreactor"), "the README link");
+    screenshot(&mut cdp);
 
     let mut poll_sum = 0;
     for (i, text) in messages.iter().enumerate() {

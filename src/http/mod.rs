@@ -9,8 +9,16 @@ pub mod metrics;
 use crate::pubsub::channel_name;
 use std::borrow::Cow;
 
-/// The demo page served at `GET /`, embedded in the binary.
-pub const DEMO_PAGE: &str = include_str!("demo.html");
+/// The demo page served at `GET /`, embedded in the binary, with the
+/// server's version written in (once).
+pub fn demo_page() -> &'static str {
+    static PAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PAGE.get_or_init(|| include_str!("demo.html").replace("{{VERSION}}", env!("CARGO_PKG_VERSION")))
+}
+
+/// The README, served at `GET /readme` (the demo page links to it), so
+/// that the documentation of the running version is at hand offline.
+pub const README: &str = include_str!("../../README.md");
 
 /// What a request target names. Channel names are percent-decoded
 /// ([`channel_name`]), so they borrow from the path only when they had no
@@ -25,6 +33,8 @@ pub enum Route<'a> {
     Ready,
     /// `/metrics`: Prometheus text format.
     Metrics,
+    /// `/readme`: the README (Markdown).
+    Readme,
     /// `POST /pub/{channel}`.
     Publish(Cow<'a, str>),
     /// `/ws/{channel}`: a WebSocket subscriber.
@@ -47,6 +57,7 @@ pub fn route<'a>(path: &'a str) -> Route<'a> {
         "/healthz" => return Route::Health,
         "/readyz" => return Route::Ready,
         "/metrics" => return Route::Metrics,
+        "/readme" => return Route::Readme,
         _ => {}
     }
     type Make<'a> = fn(Cow<'a, str>) -> Route<'a>;

@@ -134,7 +134,9 @@ impl Session {
             return io.upgrade(head, handler, env);
         }
         let route = match route(path) {
-            Route::Root | Route::Health | Route::Ready | Route::Metrics if !app.pages => Route::NotFound,
+            Route::Root | Route::Health | Route::Ready | Route::Metrics | Route::Readme if !app.pages => {
+                Route::NotFound
+            }
             Route::Publish(_) | Route::Poll(_) | Route::Events(_) | Route::BadChannel if !app.push => Route::NotFound,
             // Subscribers are the `/ws/` handler's.
             Route::Subscribe(_) => Route::NotFound,
@@ -163,13 +165,21 @@ impl Session {
             }
         }
         match route {
-            Route::Root | Route::Health | Route::Ready | Route::Metrics if !matches!(head.method, "GET" | "HEAD") => {
+            Route::Root | Route::Health | Route::Ready | Route::Metrics | Route::Readme
+                if !matches!(head.method, "GET" | "HEAD") =>
+            {
                 io.refuse(Status::METHOD_NOT_ALLOWED, &[("Allow", "GET, HEAD")], "use GET", env)
             }
             Route::Root => io.reply(
                 head,
                 &[("Content-Type", "text/html; charset=utf-8")],
-                http::DEMO_PAGE.as_bytes(),
+                http::demo_page().as_bytes(),
+                env,
+            ),
+            Route::Readme => io.reply(
+                head,
+                &[("Content-Type", "text/markdown; charset=utf-8")],
+                http::README.as_bytes(),
                 env,
             ),
             Route::Health => io.reply(head, &[("Content-Type", "text/plain")], b"ok\n", env),
@@ -395,8 +405,7 @@ fn is_text(content_type: &[u8]) -> bool {
     kind == b"text"
         || sub.ends_with(b"+json")
         || sub.ends_with(b"+xml")
-        || (kind == b"application"
-            && matches!(sub, b"json" | b"xml" | b"javascript" | b"x-www-form-urlencoded"))
+        || (kind == b"application" && matches!(sub, b"json" | b"xml" | b"javascript" | b"x-www-form-urlencoded"))
 }
 
 /// `split_once` for a byte string.
