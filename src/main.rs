@@ -116,6 +116,11 @@ struct ServeArgs {
     /// (overrides pubsub.broker; default local).
     #[arg(long, value_name = "URL")]
     broker: Option<String>,
+    /// One log line per HTTP response and WebSocket session: client,
+    /// method and path (never the query), status or close code, bytes,
+    /// time (sets server.access_log; default off).
+    #[arg(long)]
+    access_log: bool,
     /// PEM certificate chain: with --tls-key, the listener speaks TLS
     /// (wss://, https://) (overrides tls.cert).
     #[arg(long, value_name = "PEM", requires = "tls_key")]
@@ -524,6 +529,9 @@ fn configure(args: &ServeArgs) -> Result<Config, ConfigError> {
     }
     if let Some(max) = args.max_connections {
         config.server.max_connections = max;
+    }
+    if args.access_log {
+        config.server.access_log = true;
     }
     // The environment (out of `ps` and of config files), then the flag.
     if let Some(token) = secret_from_env(PUBLISH_TOKEN_VAR, "pubsub.publish_token")? {

@@ -103,8 +103,16 @@ impl WorkerStats {
 
     /// A connection dropped for not keeping up.
     pub fn count_slow(&self, transport: Transport) {
-        self.slow_consumers.fetch_add(1, Relaxed);
+        let n = self.slow_consumers.fetch_add(1, Relaxed) + 1;
         self.slow_by[transport as usize].fetch_add(1, Relaxed);
+        // At the 1st, 2nd, 4th, 8th...: an operator hears of it, and a flood
+        // of slow clients cannot flood the log.
+        if n.is_power_of_two() {
+            log::warn!(
+                "{n} slow subscriber(s) dropped by this worker so far (the last over {transport:?}): output over \
+                 limits.write_buffer_limit (see wsreactor_slow_subscribers_dropped_total)"
+            );
+        }
     }
 
     /// `n` channel messages queued to a subscriber.

@@ -246,3 +246,49 @@ fn which(name: &str) -> Result<PathBuf, ()> {
         .find(|p| p.is_file())
         .ok_or(())
 }
+
+#[test]
+fn the_access_log_has_a_line_per_response_and_websocket_session() {
+    let (child, _, addr, mut stderr) = start(
+        &["serve", "--bind", "127.0.0.1:0", "--threads", "1", "--access-log"],
+        &[],
+    );
+    assert!(get(addr, "/healthz").starts_with("HTTP/1.1 200 "));
+    assert!(get(addr, "/nope?token=s3cret-in-a-query").starts_with("HTTP/1.1 404 "));
+    // A WebSocket session, closed by the client with 1000.
+    let mut ws = std::net::TcpStream::connect(addr).unwrap();
+    ws.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        ws,
+        "GET /ws/news?since=0 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = [0u8; 512];
+    let n = ws.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 101 "));
+    // A masked close frame with code 1000 (RFC 6455 §5.5.1).
+    let mask = [1u8, 2, 3, 4];
+    let payload = [0x03u8 ^ mask[0], 0xe8 ^ mask[1]];
+    ws.write_all(&[0x88, 0x82, mask[0], mask[1], mask[2], mask[3], payload[0], payload[1]])
+        .unwrap();
+    let _ = ws.read(&mut buf);
+    std::thread::sleep(Duration::from_millis(300));
+    stop(child);
+    let mut log = String::new();
+    let _ = stderr.read_to_string(&mut log);
+    let access: Vec<&str> = log.lines().filter(|l| l.contains("wsreactor::access")).collect();
+    let has = |part: &str| access.iter().any(|l| l.contains(part));
+    assert!(has("127.0.0.1:") && has("\"GET /healthz\" 200 3 "), "{log}");
+    assert!(has("\"GET /nope\" 404 "), "{log}");
+    assert!(has("\"GET /ws/news\" 101 - "), "{log}");
+    assert!(has("\"GET /ws/news\" websocket closed, peer's code 1000"), "{log}");
+    assert!(!log.contains("s3cret-in-a-query"), "a query reached the log:\n{log}");
+    // Off by default.
+    let (child, _, addr, mut stderr) = start(&["serve", "--bind", "127.0.0.1:0", "--threads", "1"], &[]);
+    get(addr, "/healthz");
+    stop(child);
+    let mut log = String::new();
+    let _ = stderr.read_to_string(&mut log);
+    assert!(!log.contains("wsreactor::access"), "{log}");
+}

@@ -12,7 +12,10 @@ use super::{AuthConfig, Deflate, HttpConfig, Limits, PubSub, ServerConfig, Timeo
 /// to list the right names in the error. A test checks these against the
 /// structs, so they cannot drift.
 pub(super) const SECTIONS: &[(&str, &[&str])] = &[
-    ("server", &["bind", "threads", "max_connections", "backlog"]),
+    (
+        "server",
+        &["bind", "threads", "max_connections", "backlog", "access_log"],
+    ),
     (
         "limits",
         &[

@@ -232,6 +232,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// The `listen(2)` backlog of each worker's listener. Default 1024.
     pub backlog: u32,
+    /// One log line per HTTP response and per WebSocket session (target
+    /// `wsreactor::access`, level info). Default false.
+    pub access_log: bool,
 }
 
 /// The `[limits]` section: byte caps, so no buffer grows without bound.
@@ -364,6 +367,7 @@ impl Default for ServerConfig {
             threads: 0,
             max_connections: 0,
             backlog: 1024,
+            access_log: false,
         }
     }
 }

@@ -198,12 +198,14 @@ impl PerIp {
             e.at = now;
         }
         if max_open != 0 && e.open >= max_open {
-            self.refused_connections.fetch_add(1, Relaxed);
+            let n = self.refused_connections.fetch_add(1, Relaxed) + 1;
+            warn_refused(n, "per_ip_connections", client);
             return Err(Over::Connections);
         }
         if rate != 0 {
             if e.tokens < 1.0 {
-                self.refused_rate.fetch_add(1, Relaxed);
+                let n = self.refused_rate.fetch_add(1, Relaxed) + 1;
+                warn_refused(n, "per_ip_connect_rate", client);
                 return Err(Over::Rate);
             }
             e.tokens -= 1.0;
@@ -234,6 +236,14 @@ impl PerIp {
                 t.idle.push_back(at);
             }
         }
+    }
+}
+
+/// At the 1st, 2nd, 4th, 8th... refusal: an operator hears of it, and a
+/// flood of refusals cannot flood the log.
+fn warn_refused(n: u64, limit: &str, client: IpAddr) {
+    if n.is_power_of_two() {
+        log::warn!("{n} connection(s) refused over limits.{limit} so far, the last from {client}");
     }
 }
 

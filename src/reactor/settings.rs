@@ -52,6 +52,8 @@ pub struct Settings {
     pub auth: Auth,
     /// Per-address connection limits.
     pub per_ip: PerIpSettings,
+    /// Log each response and WebSocket session (`[server] access_log`).
+    pub access_log: bool,
 }
 
 /// The push server's part of the settings.
@@ -112,6 +114,7 @@ impl From<&Config> for Settings {
             },
             allow_credentials: c.http.allow_credentials,
             auth: Auth::new(c.auth.private_channels.clone(), c.auth.secret.as_bytes()),
+            access_log: c.server.access_log,
             per_ip: PerIpSettings {
                 connections: c.limits.per_ip_connections,
                 connect_rate: c.limits.per_ip_connect_rate,

@@ -9,7 +9,7 @@
 use super::balance::Accepted;
 use super::buffer::BufferPool;
 use super::connection::Connection;
-use super::session::{Action, Delivered, Env, Life};
+use super::session::{Access, Action, Delivered, Env, Life};
 use super::settings::Settings;
 use super::stamp::Stamp;
 use super::subscribers::Subscribers;
@@ -94,6 +94,11 @@ pub struct Worker {
     due: Vec<usize>,
     /// Accepting is paused (descriptors exhausted) until this time.
     accept_paused_until: Option<Instant>,
+    /// How often it was, for the log.
+    accept_pauses: u64,
+    /// With `[server] access_log`: each connection's current request (its
+    /// method and path, when it began, whether it became a WebSocket).
+    requests: std::collections::HashMap<usize, (Box<str>, Instant, bool)>,
     /// Set once shutdown began: the time by which to be done.
     stop_deadline: Option<Instant>,
 }
@@ -161,6 +166,8 @@ impl Worker {
             timers: TimerWheel::new(settings_tick, Stamp::default()),
             due: Vec::new(),
             accept_paused_until: None,
+            accept_pauses: 0,
+            requests: std::collections::HashMap::new(),
             stop_deadline: None,
         })
     }
@@ -331,6 +338,7 @@ impl Worker {
                     self.subscribers.remove(sub.channel(), from.key);
                     self.hub.unsubscribe(sub);
                 }
+                Action::Access(event) => self.access(from.key, event),
                 // The client a proxied request came from holds the
                 // connection now; the previous one lets go.
                 Action::Client(client) => match self.conns.get_mut(from.key) {
@@ -463,7 +471,51 @@ impl Worker {
         }
     }
 
+    /// The access log (`[server] access_log`): one line per response, and
+    /// per WebSocket session at its close.
+    #[cold]
+    fn access(&mut self, key: usize, event: Access) {
+        let now = self.now;
+        let peer = self
+            .conns
+            .get_mut(key)
+            .and_then(|c| c.socket().peer_addr().ok())
+            .map_or("-".to_owned(), |a| a.to_string());
+        match event {
+            Access::Request(line) => {
+                self.requests.insert(key, (line, now, false));
+            }
+            Access::Response { status, bytes } => {
+                let Some((line, since, upgraded)) = self.requests.get_mut(&key) else {
+                    log::info!(target: "wsreactor::access", "{peer} \"-\" {status} - 0ms");
+                    return;
+                };
+                let ms = now.saturating_duration_since(*since).as_millis();
+                let bytes = bytes.map_or("-".to_owned(), |b| b.to_string());
+                log::info!(target: "wsreactor::access", "{peer} \"{line}\" {status} {bytes} {ms}ms");
+                *upgraded = status == 101;
+            }
+            Access::Closed(code) => self.access_closed(key, &peer, code),
+        }
+    }
+
+    /// A WebSocket session ended: its line, with the peer's close code.
+    fn access_closed(&mut self, key: usize, peer: &str, code: Option<u16>) {
+        if let Some((line, since, true)) = self.requests.remove(&key) {
+            let ms = self.now.saturating_duration_since(since).as_millis();
+            let code = code.map_or("none".to_owned(), |c| c.to_string());
+            log::info!(target: "wsreactor::access", "{peer} \"{line}\" websocket closed, peer's code {code}, {ms}ms");
+        }
+    }
+
     fn remove(&mut self, key: usize) {
+        if self.settings.access_log {
+            let peer = self.conns[key]
+                .socket()
+                .peer_addr()
+                .map_or("-".to_owned(), |a| a.to_string());
+            self.access_closed(key, &peer, None);
+        }
         let mut conn = self.conns.remove(key);
         // Deregister before the slot can be reused (dropping closes the fd).
         let _ = self.poll.registry().deregister(conn.socket());
@@ -511,7 +563,14 @@ impl Worker {
                         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
                     ) =>
                 {
-                    log::warn!("worker {}: accept paused: {e}", self.id);
+                    self.accept_pauses += 1;
+                    if self.accept_pauses.is_power_of_two() {
+                        log::warn!(
+                            "worker {}: accept paused for lack of descriptors ({e}), {} time(s) so far",
+                            self.id,
+                            self.accept_pauses
+                        );
+                    }
                     self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
                     return;
                 }

@@ -1,7 +1,7 @@
 //! The handler's view of an open session ([`crate::app::Conn`]), and the
 //! calls into the handler.
 
-use super::{Action, Env, Flags, Open, Session, State};
+use super::{Access, Action, Env, Flags, Open, Session, State};
 use crate::app::{Conn, ConnId, Handler, UserData};
 use crate::protocol::{CloseCode, MessageKind, WebSocket};
 use crate::pubsub::{Address, Request};
@@ -92,6 +92,9 @@ impl Session {
         match &mut self.state {
             State::Open(open) if !open.told_close => open.told_close = true,
             _ => return,
+        }
+        if env.settings.access_log {
+            env.actions.push(Action::Access(Access::Closed(code.map(|c| c.0))));
         }
         self.with_handler(env, |h, conn| h.close(conn, code));
     }

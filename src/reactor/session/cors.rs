@@ -10,7 +10,7 @@
 //! `Access-Control-Allow-Credentials: true` (only with a listed origin:
 //! the configuration refuses it for any).
 
-use super::{Env, Io, State};
+use super::{Access, Action, Env, Io, State};
 use crate::protocol::http::{write_head, RequestHead, Status};
 use crate::reactor::settings::Settings;
 
@@ -100,6 +100,11 @@ impl Io {
         close: bool,
         env: &mut Env<'_>,
     ) {
+        if env.settings.access_log {
+            let status = status.0;
+            env.actions
+                .push(Action::Access(Access::Response { status, bytes: length }));
+        }
         if self.cors == Cors::NONE {
             write_head(self.out.buf(env.pool), status, headers, length, close, env.date);
             return;

@@ -11,7 +11,7 @@
 
 use super::request::Wait;
 use super::token::Expiry;
-use super::{Action, Env, Flags, Io, Open, Session, State};
+use super::{Access, Action, Env, Flags, Io, Open, Session, State};
 use crate::app::{Upgrade, UserData};
 use crate::auth::Grant;
 use crate::http::{query_u64, NotANumber};
@@ -266,6 +266,12 @@ impl Io {
         env: &mut Env<'_>,
     ) -> State {
         env.stats.upgrades.fetch_add(1, Relaxed);
+        if env.settings.access_log {
+            env.actions.push(Action::Access(Access::Response {
+                status: 101,
+                bytes: None,
+            }));
+        }
         self.want = 0;
         self.flags.replace(Flags::JUST_OPENED, true);
         State::Open(Box::new(Open {

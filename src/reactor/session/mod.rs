@@ -96,6 +96,21 @@ pub enum Action {
     /// A proxied request's client holds the connection now (`None`: a
     /// client the limits do not count); the previous hold is let go.
     Client(Option<Slot>),
+    /// For the access log (`[server] access_log`), when it is on.
+    Access(Access),
+}
+
+/// What the access log hears of a connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Access {
+    /// A request head: its method and path (not its query, which may
+    /// hold a token).
+    Request(Box<str>),
+    /// Its answer's head: the status and the body's length (unknown for a
+    /// stream).
+    Response { status: u16, bytes: Option<usize> },
+    /// A WebSocket session closed, with the peer's close code if it sent one.
+    Closed(Option<u16>),
 }
 
 /// Whether the session lives on after a step.

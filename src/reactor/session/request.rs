@@ -3,7 +3,7 @@
 
 use super::cors::{origin, Cors, Origin};
 use super::token::bearer;
-use super::{want, Action, Env, Flags, Io, Session, State};
+use super::{want, Access, Action, Env, Flags, Io, Session, State};
 use crate::app::UserData;
 use crate::auth::{Denied, Grant};
 use crate::http::{self, metrics, route, Route};
@@ -92,6 +92,10 @@ impl Session {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         match RequestHead::parse(bytes, &mut headers) {
             Ok(head) => {
+                if env.settings.access_log {
+                    let line = format!("{} {}", head.method, head.path()).into_boxed_str();
+                    env.actions.push(Action::Access(Access::Request(line)));
+                }
                 // RFC 9110 §9.3.2: the answer to HEAD is the GET's head
                 // alone, whatever the status.
                 self.io.flags.replace(Flags::HEAD_ONLY, head.method == "HEAD");
