@@ -304,3 +304,17 @@ fn the_json_holds_the_run_second_by_second_and_both_charts_are_written() {
         .unwrap()
         .contains("open connections"));
 }
+
+#[test]
+fn an_output_that_cannot_be_written_is_exit_1() {
+    let server = Server::start(settings());
+    let url = format!("ws://{}/", server.addr);
+    let out = Command::new(env!("CARGO_BIN_EXE_wsreactor"))
+        .args(["load", "--url", &url, "--connections", "1", "--duration", "200ms", "--quiet"])
+        .args(["--json", "/nonexistent-dir/out.json"])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent-dir/out.json"));
+}

@@ -6,7 +6,7 @@
 //! | status | meaning |
 //! | --- | --- |
 //! | 0 | the run completed, no more errors than `--max-errors`, every threshold met |
-//! | 1 | the generator itself failed (no summary) |
+//! | 1 | the generator itself failed (no summary), or the JSON or chart could not be written |
 //! | 2 | a usage error (no run) |
 //! | 3 | errors beyond `--max-errors` (default 0), no connection opened, or in subscribe mode no publish accepted |
 //! | 4 | a threshold breached: `--max-p99`, `--max-p99.9`, `--min-rate` |
