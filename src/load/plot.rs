@@ -81,16 +81,11 @@ fn percentiles(summary: &Summary, path: &Path) -> Result<(), String> {
         chart
             .draw_series(LineSeries::new(clip(points(service)), RED.stroke_width(2)))
             .map_err(|e| err(&e))?
-            .label(match measured(summary) {
-                "cycle" => "cycle from connect",
-                what => {
-                    if what == "delivery" {
-                        "delivery from publish"
-                    } else {
-                        "round trip from send"
-                    }
-                }
-            })
+            .label(format!(
+                "{} from {}",
+                measured(summary),
+                if summary.churn.is_some() { "connect" } else { "send" }
+            ))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
     }
     chart
