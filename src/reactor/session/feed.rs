@@ -44,6 +44,8 @@ pub struct Feed {
     close: bool,
     /// When the token of a private channel ends.
     pub(super) expiry: Option<Expiry>,
+    /// A long poll's `wait=S`, in milliseconds (`None`: `poll_timeout`).
+    wait_ms: Option<u32>,
 }
 
 /// What a delivery did to a session.
@@ -163,9 +165,7 @@ impl Session {
         }
     }
 
-    /// Nothing came within `poll_timeout`: 204, and the client asks again.
-    /// `X-Last-Id` gives a client that polled without `since` the cursor to
-    /// ask from, so nothing published before its next poll is missed.
+    /// Nothing came within the poll's wait: 204, and the client asks again.
     pub(super) fn poll_timed_out(&mut self, env: &mut Env<'_>) {
         let State::Poll { since, .. } = self.state else {
             return;
@@ -173,10 +173,8 @@ impl Session {
         let State::Poll { feed, .. } = std::mem::replace(&mut self.state, State::request(since)) else {
             unreachable!("matched above");
         };
-        let (close, cursor) = (feed.close, feed.cursor.to_string());
-        env.actions.push(Action::Unsubscribe(feed.sub));
-        let headers = [("Cache-Control", "no-store"), ("X-Last-Id", cursor.as_str())];
-        self.state = self.io.respond(Status::NO_CONTENT, &headers, b"", close, env);
+        let close = feed.close;
+        self.state = self.io.poll_nothing(*feed, env);
         if !close && self.has_input() {
             self.io.flags.replace(Flags::RESUME, true);
         }
@@ -318,20 +316,26 @@ impl Io {
         let Ok(since) = query_u64(head.query(), "since") else {
             return self.refuse(Status::BAD_REQUEST, &[], "since must be a message id", env);
         };
+        // `wait=S`: park at most S seconds (capped by poll_timeout); `wait=0`
+        // is a short poll, answered at once.
+        let Ok(wait) = query_u64(head.query(), "wait") else {
+            return self.refuse(Status::BAD_REQUEST, &[], "wait must be a number of seconds", env);
+        };
         let grant = match self.grant(head, channel, env) {
             Ok(grant) => grant,
             Err(refused) => return refused,
         };
         let close = head.wants_close();
-        self.submit_subscribe(channel, since, Wait::Poll { close, grant }, env)
+        let cap = env.settings.pubsub.poll_timeout.as_millis();
+        let wait_ms = wait.map(|w| u128::from(w).saturating_mul(1000).min(cap) as u32);
+        self.submit_subscribe(channel, since, Wait::Poll { close, grant, wait_ms }, env)
     }
 
     /// A poll's subscription is live: park until a publish or the poll
     /// timeout, or answer now with what the history had.
     pub(super) fn subscribed_poll(
         &mut self,
-        close: bool,
-        grant: Option<Grant>,
+        (close, grant, wait_ms): (bool, Option<Grant>, Option<u32>),
         sub: Subscription,
         snapshot: Snapshot,
         env: &mut Env<'_>,
@@ -339,7 +343,12 @@ impl Io {
         let mut feed = Box::new(Feed::new(sub, snapshot.last_id, Encoding::PollItem));
         feed.close = close;
         feed.expiry = grant.map(|g| Expiry::new(g, env));
+        feed.wait_ms = wait_ms;
         if snapshot.replay.is_empty() && snapshot.gap.is_none() {
+            if wait_ms == Some(0) {
+                // A short poll with nothing new: 204 and the cursor, now.
+                return self.poll_nothing(*feed, env);
+            }
             return State::Poll { feed, since: env.stamp };
         }
         feed.pending = snapshot.replay;
@@ -447,7 +456,25 @@ impl Io {
     }
 }
 
+impl Io {
+    /// Nothing for a poll (its wait is over, or it was a short poll): 204
+    /// with `X-Last-Id`, the cursor to ask from next, so that a client that
+    /// polled without `since` misses nothing published before its next poll.
+    fn poll_nothing(&mut self, feed: Feed, env: &mut Env<'_>) -> State {
+        let (close, cursor) = (feed.close, feed.cursor.to_string());
+        env.actions.push(Action::Unsubscribe(feed.sub));
+        let headers = [("Cache-Control", "no-store"), ("X-Last-Id", cursor.as_str())];
+        self.respond(Status::NO_CONTENT, &headers, b"", close, env)
+    }
+}
+
 impl Feed {
+    /// How long a long poll stays parked: its `wait`, or `poll_timeout`.
+    pub(super) fn park(&self, poll_timeout: std::time::Duration) -> std::time::Duration {
+        self.wait_ms
+            .map_or(poll_timeout, |ms| std::time::Duration::from_millis(u64::from(ms)))
+    }
+
     fn new(sub: Subscription, cursor: u64, encoding: Encoding) -> Self {
         Feed {
             sub,
@@ -458,6 +485,7 @@ impl Feed {
             reset: false,
             close: false,
             expiry: None,
+            wait_ms: None,
         }
     }
 

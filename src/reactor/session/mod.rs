@@ -441,7 +441,7 @@ impl Session {
                 (None, true) => open.last_input.plus(s.idle_timeout),
                 (None, false) => open.last_input.plus(s.idle_timeout / 2),
             },
-            State::Poll { since, .. } => since.plus(s.pubsub.poll_timeout),
+            State::Poll { feed, since } => since.plus(feed.park(s.pubsub.poll_timeout)),
             State::Sse { last_event, .. } => last_event.plus(s.pubsub.sse_heartbeat),
             State::Closing { since, .. } => since.plus(s.close_timeout),
         };
@@ -501,7 +501,9 @@ impl Session {
                     open.pinged = true;
                 }
             }
-            State::Poll { since, .. } if now.since(*since) >= s.pubsub.poll_timeout => self.poll_timed_out(env),
+            State::Poll { feed, since } if now.since(*since) >= feed.park(s.pubsub.poll_timeout) => {
+                self.poll_timed_out(env)
+            }
             State::Sse { last_event, .. } if now.since(*last_event) >= s.pubsub.sse_heartbeat => {
                 // A comment line (WHATWG HTML §9.2.6) keeps proxies from
                 // timing the stream out and reveals a vanished client.

@@ -38,8 +38,12 @@ pub enum Wait {
         data: Option<Box<UserData>>,
         grant: Option<Grant>,
     },
-    /// A long poll.
-    Poll { close: bool, grant: Option<Grant> },
+    /// A long poll; `wait_ms`: its `wait=S` (capped), if given.
+    Poll {
+        close: bool,
+        grant: Option<Grant>,
+        wait_ms: Option<u32>,
+    },
     /// An event stream.
     Events { grant: Option<Grant> },
 }
@@ -286,7 +290,9 @@ impl Session {
                 } => self
                     .io
                     .subscribed_upgrade((response, ws, json, grant), handler, data, sub, snapshot, env),
-                Wait::Poll { close, grant } => self.io.subscribed_poll(close, grant, sub, snapshot, env),
+                Wait::Poll { close, grant, wait_ms } => {
+                    self.io.subscribed_poll((close, grant, wait_ms), sub, snapshot, env)
+                }
                 Wait::Events { grant } => self.io.subscribed_events(grant, sub, snapshot, env),
                 Wait::Publish { .. } => {
                     env.actions.push(Action::Unsubscribe(sub));

@@ -810,3 +810,6 @@ mod cors;
 
 #[path = "client_tests.rs"]
 mod client;
+
+#[path = "poll_tests.rs"]
+mod poll;
