@@ -45,7 +45,7 @@ fn test_poll_wait_s_parks_that_long_capped_by_poll_timeout() {
     assert!(b.text(&mut s).starts_with("HTTP/1.1 204 "));
     assert_eq!(&*b.unsubscribed(), "c");
     // A wait over poll_timeout is poll_timeout.
-    let mut s = subscriber(&mut b, "/poll/c?wait=3600", "", subscribed(3, vec![], None));
+    let s = subscriber(&mut b, "/poll/c?wait=3600", "", subscribed(3, vec![], None));
     assert_eq!(s.deadline(&b.settings), b.now.plus(Duration::from_secs(30)));
 }
 
