@@ -16,7 +16,7 @@
 #                                            the permessage-deflate sections 12 and 13)
 #
 # Installs what it needs on a fresh Debian machine: python3 venv support,
-# Chromium (for tests/browser.rs, which drives it headless) and redis-server
+# Chromium (for tests/browser/, which drives it headless) and redis-server
 # (tests/redis.rs starts its own on a free loopback port) via apt-get (only
 # when missing, and only as root); tests/autobahn.sh makes its own
 # virtualenv with kosoku. Each step is bounded in time (STEP_TIMEOUT seconds,
@@ -79,10 +79,10 @@ if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     python3 -c 'import venv, ensurepip' || {
         echo "=== run-all: python3 -m venv still unusable after installing python3-venv" >&2; exit 1; }
 fi
-# tests/browser.rs drives Debian's Chromium headless against the demo page, and
+# tests/browser/ drives Debian's Chromium headless against the demo page, and
 # fails (rather than skipping) without it.
 if [ ! -x /usr/bin/chromium ]; then
-    step "installing chromium (tests/browser.rs drives it headless)"
+    step "installing chromium (tests/browser/ drives it headless)"
     apt_install chromium
     [ -x /usr/bin/chromium ] || { echo "=== run-all: /usr/bin/chromium still missing after installing chromium" >&2; exit 1; }
 fi

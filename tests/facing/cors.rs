@@ -4,12 +4,11 @@
 //! browser sends a preflight for each; the poll's 204 exposes `X-Last-Id`.
 //! A third server that lists another origin is refused by the same page.
 //!
-//! Headless Chromium over the DevTools Protocol (`common::chromium`).
+//! Headless Chromium over the DevTools Protocol (`crate::common::chromium`).
 
-mod common;
 
-use common::chromium::{Cdp, Chromium};
-use common::{jwt, publish, settings, Client, Server};
+use crate::common::chromium::{Cdp, Chromium};
+use crate::common::{jwt, publish, settings, Client, Server};
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wsreactor::auth::Auth;

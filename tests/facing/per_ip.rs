@@ -3,9 +3,8 @@
 //! loopback is exempt by default, and only a trusted proxy's
 //! `X-Forwarded-For` names the client.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use std::io::Read;
 use std::time::{Duration, Instant};
 use wsreactor::reactor::per_ip::PerIpSettings;

@@ -4,6 +4,8 @@
 //!
 //! Every case here fails before the server binds, so nothing listens.
 
+mod operator;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

@@ -2,6 +2,10 @@
 //! in-process, and tiny misbehaving servers on std threads. Every run is
 //! bounded by its duration and time-outs.
 
+#[path = "../common/mod.rs"]
+mod common;
+mod verdict;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;

@@ -3,9 +3,8 @@
 //! reaches the server, `--publish-token` drives a server that needs one,
 //! and the JSON holds the run second by second.
 
-mod common;
 
-use common::{settings, Server};
+use crate::common::{settings, Server};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -310,7 +309,16 @@ fn an_output_that_cannot_be_written_is_exit_1() {
     let server = Server::start(settings());
     let url = format!("ws://{}/", server.addr);
     let out = Command::new(env!("CARGO_BIN_EXE_wsreactor"))
-        .args(["load", "--url", &url, "--connections", "1", "--duration", "200ms", "--quiet"])
+        .args([
+            "load",
+            "--url",
+            &url,
+            "--connections",
+            "1",
+            "--duration",
+            "200ms",
+            "--quiet",
+        ])
         .args(["--json", "/nonexistent-dir/out.json"])
         .env("RUST_LOG", "off")
         .output()

@@ -2,7 +2,9 @@
 //! WebSocket, long polling and Server-Sent Events; ordering, no loss, no
 //! duplicate, resumes, gaps, auth, slow subscribers, metrics.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod short_poll;
 
 use common::*;
 use serde_json::Value;

@@ -3,10 +3,9 @@
 //! not installed) and its browser snippets in headless Chromium, against a
 //! server on a free port in place of 127.0.0.1:9001.
 
-mod common;
 
-use common::chromium::{Cdp, Chromium};
-use common::{settings, Server};
+use crate::common::chromium::{Cdp, Chromium};
+use crate::common::{settings, Server};
 use serde_json::json;
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
@@ -18,8 +17,10 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// The section's code blocks, in order: (language, text).
 fn snippets() -> Vec<(String, String)> {
-    let readme = include_str!("../README.md");
-    let start = readme.find("## Push in five minutes").expect("the README has its push quick start");
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("## Push in five minutes")
+        .expect("the README has its push quick start");
     let section = &readme[start..];
     let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
     let mut blocks = Vec::new();
@@ -34,7 +35,12 @@ fn snippets() -> Vec<(String, String)> {
 }
 
 fn open(server: &Server, t: Transport) -> i64 {
-    server.handle().stats().iter().map(|s| s.open_by[t as usize].load(Relaxed)).sum()
+    server
+        .handle()
+        .stats()
+        .iter()
+        .map(|s| s.open_by[t as usize].load(Relaxed))
+        .sum()
 }
 
 fn wait_open(server: &Server, t: Transport, n: i64) {
@@ -65,11 +71,15 @@ fn the_push_quick_start_works_as_written() {
     let here = |text: &str| text.replace("127.0.0.1:9001", &server.addr.to_string());
     let blocks = snippets();
     let langs: Vec<&str> = blocks.iter().map(|(l, _)| l.as_str()).collect();
-    assert_eq!(langs, ["sh", "sh", "sh", "js", "js"], "the section's blocks changed: update this test");
+    assert_eq!(
+        langs,
+        ["sh", "sh", "sh", "js", "js"],
+        "the section's blocks changed: update this test"
+    );
 
     // Subscribers, each as written.
     let mut subscribers = Vec::new();
-    let python = common::venv::venv_python();
+    let python = crate::common::venv::venv_python();
     let have_websocat = Command::new("websocat").arg("--version").output().is_ok();
     for line in blocks[0].1.lines() {
         let line = here(line);
@@ -83,7 +93,12 @@ fn the_push_quick_start_works_as_written() {
             _ => shell(&line),
         };
         // An interactive client ends at EOF on its input: keep it open.
-        let child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         subscribers.push((line, child));
     }
     let websockets = subscribers.iter().filter(|(l, _)| l.contains("ws://")).count() as i64;
@@ -101,7 +116,10 @@ fn the_push_quick_start_works_as_written() {
     let poll = shell(&here(&blocks[2].1)).output().unwrap();
     let poll: serde_json::Value = serde_json::from_slice(&poll.stdout).unwrap();
     assert_eq!(poll["messages"][0]["data"], "hello, subscribers", "{poll}");
-    assert_eq!(poll["messages"][1]["data"], "also text: curl -d sends a form type", "{poll}");
+    assert_eq!(
+        poll["messages"][1]["data"], "also text: curl -d sends a form type",
+        "{poll}"
+    );
     std::thread::sleep(Duration::from_millis(300));
     for (line, child) in subscribers {
         let seen = output_of(child);
@@ -125,8 +143,10 @@ fn the_push_quick_start_works_as_written() {
     cdp.eval(&format!("{}\ntrue", here(&blocks[4].1)));
     wait_open(&server, Transport::Sse, 1);
     wait_open(&server, Transport::WebSocket, 1);
-    let mut publisher = common::Client::connect(server.addr);
-    let id = common::publish(&mut publisher, "news", "to the browser")["id"].as_u64().unwrap();
+    let mut publisher = crate::common::Client::connect(server.addr);
+    let id = crate::common::publish(&mut publisher, "news", "to the browser")["id"]
+        .as_u64()
+        .unwrap();
     cdp.wait_for(
         "both snippets printed the message",
         &format!("window.logged.includes('sse {id} to the browser') && window.logged.includes('ws to the browser')"),
@@ -135,8 +155,12 @@ fn the_push_quick_start_works_as_written() {
     // The WebSocket snippet reconnects after a close and resumes after the
     // last id it saw: what was published while it was away arrives, once.
     cdp.eval("window.sockets[0].close(); true");
-    common::publish(&mut publisher, "news", "while away");
-    cdp.wait_for("the reconnect", "window.sockets.length === 2 && window.sockets[1].readyState === 1", WAIT);
+    crate::common::publish(&mut publisher, "news", "while away");
+    cdp.wait_for(
+        "the reconnect",
+        "window.sockets.length === 2 && window.sockets[1].readyState === 1",
+        WAIT,
+    );
     cdp.wait_for("the missed message", "window.logged.includes('ws while away')", WAIT);
     let url = cdp.eval("window.sockets[1].url");
     assert!(url.as_str().unwrap().ends_with(&format!("?since={id}")), "{url}");

@@ -2,9 +2,8 @@
 //! what is new, 204 with `X-Last-Id` when nothing is), `wait=S` parks at
 //! most S seconds, on a kept-alive connection and on one per poll.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use std::io::Read;
 use std::time::{Duration, Instant};
 use wsreactor::reactor::settings::Settings;

@@ -13,7 +13,9 @@
 //! Needs Debian's `chromium` (`/usr/bin/chromium`); `tests/run-all.sh`
 //! installs it. Without it the test fails rather than passing silently.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod quickstart;
 
 use common::chromium::{Cdp, Chromium};
 use common::{Client, Server};
