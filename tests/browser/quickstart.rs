@@ -3,7 +3,6 @@
 //! not installed) and its browser snippets in headless Chromium, against a
 //! server on a free port in place of 127.0.0.1:9001.
 
-
 use crate::common::chromium::{Cdp, Chromium};
 use crate::common::{settings, Server};
 use serde_json::json;

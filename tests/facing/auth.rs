@@ -3,7 +3,6 @@
 //! ends, a refresh that keeps it, an event stream that ends, a long poll
 //! checked on every poll, and the secret from the environment.
 
-
 use crate::common::*;
 use serde_json::json;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -6,7 +6,6 @@
 //!
 //! Headless Chromium over the DevTools Protocol (`crate::common::chromium`).
 
-
 use crate::common::chromium::{Cdp, Chromium};
 use crate::common::{jwt, publish, settings, Client, Server};
 use serde_json::{json, Value};

@@ -3,7 +3,6 @@
 //! loopback is exempt by default, and only a trusted proxy's
 //! `X-Forwarded-For` names the client.
 
-
 use crate::common::*;
 use std::io::Read;
 use std::time::{Duration, Instant};

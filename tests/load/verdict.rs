@@ -3,7 +3,6 @@
 //! reaches the server, `--publish-token` drives a server that needs one,
 //! and the JSON holds the run second by second.
 
-
 use crate::common::{settings, Server};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

@@ -2,7 +2,6 @@
 //! what is new, 204 with `X-Last-Id` when nothing is), `wait=S` parks at
 //! most S seconds, on a kept-alive connection and on one per poll.
 
-
 use crate::common::*;
 use std::io::Read;
 use std::time::{Duration, Instant};
