@@ -22,7 +22,7 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use log::{info, warn};
 use wsreactor::config::{secret_from_env, BrokerKind, Config, ConfigError};
-use wsreactor::load::{self, LoadError, Mode};
+use wsreactor::load::{self, CursorStyle, LoadError, Mode, Transport};
 use wsreactor::protocol::MessageKind;
 
 /// An RFC 6455 WebSocket server on a hand-written mio reactor.
@@ -68,7 +68,7 @@ enum Command {
     /// Run the WebSocket server.
     Serve(ServeArgs),
     /// Load a WebSocket server with many connections and measure it.
-    Load(LoadArgs),
+    Load(Box<LoadCmd>),
     /// Check a configuration (the file, the environment's secrets, the
     /// certificates it names): exit 0 if the server would start with it,
     /// 2 with the reason if not.
@@ -130,6 +130,68 @@ struct ServeArgs {
     tls_key: Option<String>,
 }
 
+/// `load` runs one load; `load compare` one per transport, in rounds.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct LoadCmd {
+    #[command(subcommand)]
+    compare: Option<LoadSub>,
+    #[command(flatten)]
+    args: LoadArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum LoadSub {
+    /// Subscribe mode over each transport in turn (short polling, long
+    /// polling, SSE, WebSocket) against one server, with the same
+    /// subscribers, rate and size, in --rounds rounds (the order rotated
+    /// each round); prints the medians side by side. Payloads are text
+    /// unless --binary (SSE and polls would carry binary as base64).
+    #[command(
+        after_help = "e.g. wsreactor load compare --url http://127.0.0.1:9001/ --channel bench --connections 1000 \
+--rate 10 --size 64 --duration 10s --rounds 3 --server-pid $(pgrep -n wsreactor) --plot compare.svg"
+    )]
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// Runs per transport; the table gives the medians.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    rounds: usize,
+    /// The transports to compare, in this order (comma separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "poll,longpoll,sse,ws")]
+    transports: Vec<TransportArg>,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TransportArg {
+    /// WebSocket: /ws/CHANNEL.
+    Ws,
+    /// Server-Sent Events: /sse/CHANNEL, resuming with Last-Event-ID.
+    Sse,
+    /// Long polling: /poll/CHANNEL?since=N, each poll waiting for messages.
+    Longpoll,
+    /// Short polling: /poll/CHANNEL?since=N&wait=0 every --poll-interval.
+    Poll,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CursorArg {
+    /// ?since=N from each poll's last_id or X-Last-Id.
+    Wsreactor,
+    /// nchan's: If-None-Match / If-Modified-Since from Etag / Last-Modified.
+    Nchan,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ModeArg {
     /// Send messages, await each echo, measure the round trip.
@@ -154,10 +216,13 @@ close codes, protocol errors) are counted and reported; they never stop the run.
 measurement early and still prints the summary."
 )]
 struct LoadArgs {
-    /// The server: ws://HOST[:PORT][/PATH] (no wss). In subscribe mode
-    /// ws://HOST:PORT/ws/CHANNEL: the channel is taken from the path.
-    #[arg(long, value_name = "URL")]
-    url: String,
+    /// The server: ws://HOST[:PORT][/PATH] (or wss://). In subscribe mode
+    /// ws://HOST:PORT/ws/CHANNEL (the channel is taken from the path), or
+    /// http://HOST:PORT/ (or https://) with --channel.
+    // An Option that clap still requires, so that `load compare` (which
+    // has its own) can leave the parent's empty.
+    #[arg(long, value_name = "URL", required = true)]
+    url: Option<String>,
     /// What each connection does.
     #[arg(long, value_enum, default_value_t = ModeArg::Echo)]
     mode: ModeArg,
@@ -195,6 +260,28 @@ struct LoadArgs {
     /// Messages in flight per connection at most.
     #[arg(long, value_name = "K", default_value_t = 1)]
     pipeline: usize,
+    /// Subscribe mode: how the subscribers receive the channel.
+    #[arg(long, value_enum, default_value_t = TransportArg::Ws)]
+    transport: TransportArg,
+    /// Subscribe mode: the channel, with --url http://HOST:PORT/ (else it
+    /// is the URL's path, /ws/CHANNEL).
+    #[arg(long, value_name = "NAME")]
+    channel: Option<String>,
+    /// Short polling: from one poll's start to the next (e.g. 1s, 250ms).
+    #[arg(long, value_name = "D", default_value = "1s", value_parser = parse_duration)]
+    poll_interval: Duration,
+    /// Polls reuse their connection (on), or each opens its own and asks
+    /// for Connection: close (off).
+    #[arg(long, value_enum, value_name = "on|off", default_value_t = OnOff::On)]
+    keep_alive: OnOff,
+    /// Whose poll cursor to follow: wsreactor's since, or nchan's
+    /// Etag/Last-Modified.
+    #[arg(long, value_enum, default_value_t = CursorArg::Wsreactor)]
+    cursor: CursorArg,
+    /// Subscribe mode: the server's process id; its CPU per delivery and
+    /// memory per subscriber go in the report (read from /proc).
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
     /// Subscribe mode: keep-alive HTTP connections the publisher posts
     /// over, one request in flight on each.
     #[arg(long, value_name = "N", default_value_t = 4)]
@@ -251,6 +338,17 @@ struct LoadArgs {
     min_rate: Option<f64>,
 }
 
+impl From<TransportArg> for Transport {
+    fn from(t: TransportArg) -> Transport {
+        match t {
+            TransportArg::Ws => Transport::Ws,
+            TransportArg::Sse => Transport::Sse,
+            TransportArg::Longpoll => Transport::LongPoll,
+            TransportArg::Poll => Transport::Poll,
+        }
+    }
+}
+
 /// `--bind`: an address, or a host name and port resolved now (the first
 /// address it has).
 fn parse_bind(s: &str) -> Result<SocketAddr, String> {
@@ -286,7 +384,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 impl LoadArgs {
     fn options(&self) -> load::Options {
         load::Options {
-            url: self.url.clone(),
+            url: self.url.clone().unwrap_or_default(),
             mode: match self.mode {
                 ModeArg::Echo => Mode::Echo,
                 ModeArg::Connect => Mode::Connect,
@@ -316,6 +414,15 @@ impl LoadArgs {
                 .publish_token
                 .clone()
                 .or_else(|| std::env::var(PUBLISH_TOKEN_VAR).ok().filter(|t| !t.is_empty())),
+            transport: self.transport.into(),
+            channel: self.channel.clone(),
+            poll_interval: self.poll_interval,
+            keep_alive: self.keep_alive == OnOff::On,
+            cursor: match self.cursor {
+                CursorArg::Wsreactor => CursorStyle::Wsreactor,
+                CursorArg::Nchan => CursorStyle::Nchan,
+            },
+            server_pid: self.server_pid,
         }
     }
 
@@ -340,7 +447,13 @@ fn main() -> ExitCode {
     init_logger(cli.log_format);
     match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Load(args) => load_command(args),
+        Command::Load(load) => match *load {
+            LoadCmd {
+                compare: Some(LoadSub::Compare(args)),
+                ..
+            } => compare_command(args),
+            LoadCmd { args, .. } => load_command(args),
+        },
         Command::CheckConfig(args) => check_config(&args),
         Command::PrintConfig(args) => print_config(&args),
         Command::Completions { shell } => {
@@ -433,8 +546,10 @@ fn print_config(args: &ConfigArg) -> ExitCode {
     }
 }
 
-fn load_command(args: LoadArgs) -> ExitCode {
-    let options = args.options();
+/// What every load run sets up first: the descriptor limit, and Ctrl-C
+/// (the first one ends the measurement and still reports; a second one
+/// exits at once).
+fn load_setup(options: &load::Options) -> Arc<AtomicBool> {
     match wsreactor::sys::raise_fd_limit() {
         Ok(limit) if (limit as usize) < options.connections + 64 => {
             warn!("open file limit {limit} is below --connections {}", options.connections)
@@ -442,13 +557,71 @@ fn load_command(args: LoadArgs) -> ExitCode {
         Ok(_) => {}
         Err(err) => warn!("could not raise the open file limit: {err}"),
     }
-    // The first Ctrl-C ends the measurement and still reports; a second
-    // one exits at once.
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone());
         let _ = signal_hook::flag::register(signal, stop.clone());
     }
+    stop
+}
+
+/// `load compare`: the table of medians, and the JSON and chart if asked.
+fn compare_command(args: CompareArgs) -> ExitCode {
+    let mut options = args.load.options();
+    options.mode = Mode::Subscribe;
+    if !args.load.binary {
+        options.kind = MessageKind::Text;
+    }
+    let stop = load_setup(&options);
+    let transports: Vec<Transport> = args.transports.iter().map(|&t| t.into()).collect();
+    let mut comparison = match load::compare::run(&options, &transports, args.rounds, &stop) {
+        Ok(c) => c,
+        Err(LoadError::Invalid(why)) => {
+            eprintln!("wsreactor load compare: {why}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        Err(err) => {
+            eprintln!("wsreactor load compare: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    comparison.command_line = std::env::args().collect();
+    print!("{}", comparison.table());
+    let mut status = 0;
+    if let Some(path) = &args.load.json {
+        if let Err(err) = comparison.write_json(path) {
+            eprintln!("wsreactor load compare: cannot write {}: {err}", path.display());
+            status = 1;
+        }
+    }
+    if let Some(path) = &args.load.plot {
+        match load::plot::compare_svg(&comparison, path) {
+            Ok(()) => eprintln!("wsreactor load compare: chart in {}", path.display()),
+            Err(err) => {
+                eprintln!("wsreactor load compare: no chart written to {}: {err}", path.display());
+                status = 1;
+            }
+        }
+    }
+    // Anything lost, duplicated or failed fails the comparison, as it
+    // would fail a single run (--max-errors).
+    let errors: u64 = comparison.rows.iter().map(|r| r.errors).sum();
+    if errors > args.load.max_errors {
+        eprintln!(
+            "wsreactor load compare: {errors} errors (more than --max-errors {})",
+            args.load.max_errors
+        );
+        status = status.max(load::report::EXIT_ERRORS);
+    }
+    if stop.load(Relaxed) {
+        status = load::report::EXIT_INTERRUPTED;
+    }
+    ExitCode::from(status)
+}
+
+fn load_command(args: LoadArgs) -> ExitCode {
+    let options = args.options();
+    let stop = load_setup(&options);
     let mut summary = match load::run_until(&options, &stop) {
         Ok(summary) => summary,
         Err(LoadError::Invalid(why)) => {
@@ -603,8 +776,67 @@ mod tests {
 
     fn parse_load(args: &[&str]) -> LoadArgs {
         match Cli::try_parse_from(args).unwrap().command {
-            Command::Load(args) => args,
+            Command::Load(load) if load.compare.is_none() => load.args,
             other => panic!("not load: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn load_compare_takes_the_load_flags_and_its_own() {
+        let cli = Cli::try_parse_from([
+            "wsreactor",
+            "load",
+            "compare",
+            "--url",
+            "http://127.0.0.1:9/",
+            "--channel",
+            "c",
+            "--rounds",
+            "5",
+            "--transports",
+            "sse,ws",
+            "--poll-interval",
+            "250ms",
+            "--keep-alive",
+            "off",
+            "--cursor",
+            "nchan",
+            "--server-pid",
+            "42",
+        ])
+        .unwrap();
+        let Command::Load(load) = cli.command else {
+            panic!("not load");
+        };
+        let Some(LoadSub::Compare(c)) = load.compare else {
+            panic!("not load compare");
+        };
+        assert_eq!(
+            (c.rounds, c.transports.as_slice()),
+            (5, &[TransportArg::Sse, TransportArg::Ws][..])
+        );
+        let o = c.load.options();
+        assert_eq!(o.channel.as_deref(), Some("c"));
+        assert_eq!(o.poll_interval, Duration::from_millis(250));
+        assert!(!o.keep_alive);
+        assert_eq!((o.cursor, o.server_pid), (CursorStyle::Nchan, Some(42)));
+        // A plain `load` still needs --url; `load --transport` takes each name.
+        assert!(Cli::try_parse_from(["wsreactor", "load"]).is_err());
+        for (name, t) in [
+            ("ws", Transport::Ws),
+            ("sse", Transport::Sse),
+            ("longpoll", Transport::LongPoll),
+            ("poll", Transport::Poll),
+        ] {
+            let args = parse_load(&[
+                "wsreactor",
+                "load",
+                "--url",
+                "ws://127.0.0.1:9/ws/c",
+                "--transport",
+                name,
+            ]);
+            assert_eq!(args.options().transport, t);
         }
     }
 

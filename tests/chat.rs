@@ -18,10 +18,12 @@ fn example() -> std::path::PathBuf {
     let path = profile_dir.join("examples").join("chat");
     if !path.exists() {
         let mut build = Command::new(env!("CARGO"));
-        build.args(["build", "--example", "chat"]);
-        if profile_dir.ends_with("release") {
-            build.arg("--release");
-        }
+        // The profile's directory is its name, but for `dev`'s (`debug`).
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev",
+            Some(name) => name,
+        };
+        build.args(["build", "--example", "chat", "--profile", profile]);
         assert!(build.status().unwrap().success(), "cargo build --example chat");
     }
     path

@@ -3,10 +3,11 @@
 #
 #   1. cargo build --release
 #   2. target/test-venv                     (Python `websockets` for tests/deflate.rs)
-#      cargo test --release --all-targets   (unit, integration, bins, benches in test mode)
-#      cargo test --release --doc           (doc tests; --all-targets leaves them out)
-#   3. cargo bench --no-run                 (the benches compile)
-#      cargo build --lib --no-default-features (the library without the CLI's dependencies)
+#      cargo test --profile ci --all-targets (unit, integration, bins, and the benches,
+#                                            compiled and run once each in test mode;
+#                                            profile ci: release without LTO, see Cargo.toml)
+#      cargo test --profile ci --doc        (doc tests; --all-targets leaves them out)
+#   3. cargo build --lib --no-default-features (the library without the CLI's dependencies)
 #      cargo doc --no-deps                  (the API docs build without a warning)
 #   4. python3 benches/idle_rss.py ...      (10,000 idle connections cost < 1 KiB of server RSS each)
 #      python3 benches/declared_length.py   (1,000 connections declaring 16 MiB and sending 1 byte
@@ -119,15 +120,16 @@ run test-venv bash -c '
     [ -x target/test-venv/bin/python ] || python3 -m venv target/test-venv
     target/test-venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements-deflate.txt
     target/test-venv/bin/python -c "import websockets.sync.client, websockets; print(\"websockets\", websockets.__version__)"'
-run test cargo test --release --all-targets
+# The benches are among --all-targets: they compile here (a separate
+# `cargo bench --no-run` built them all again, 270 s, for nothing more).
+run test cargo test --profile ci --all-targets
 if cargo metadata --no-deps --format-version 1 \
     | python3 -c 'import json, sys; pkgs = json.load(sys.stdin)["packages"]; sys.exit(0 if any("lib" in t["kind"] for p in pkgs for t in p["targets"]) else 1)'
 then
-    run doctest cargo test --release --doc
+    run doctest cargo test --profile ci --doc
 else
     step "doctest: skipped (the package has no library target)"
 fi
-run bench-build cargo bench --no-run
 # A library user's build: none of the command line's dependencies
 # (clap, env_logger, humantime, indicatif, plotters) are needed.
 run lib-only cargo build --release --lib --no-default-features

@@ -17,15 +17,23 @@
 //! close the TCP connection first (§7.1.1), so the client's ports do not
 //! pile up in TIME_WAIT across runs.
 //!
+//! In subscribe mode over HTTP (`--transport sse|longpoll|poll`) the
+//! connection goes from `Connecting` to `Feed`, where a [`Feed`] says what
+//! to ask and what the answers mean; a poll without keep-alive (or an
+//! event stream the server ended) goes through `Redial`: the connection is
+//! closed and the next one opens when the next request is due, with the
+//! same cursor and the same [`Order`].
+//!
 //! Every error is counted where it is found, by kind, and ends only this
 //! connection: the run goes on.
 
 use super::churn::Cycle;
 pub use super::ctx::Ctx;
 use super::echo::EchoFlow;
+use super::feed::{Feed, FeedPlan, Next};
 use super::stats::record;
 use super::subscribe::{Order, Seen, Stamp};
-use super::transport::{Received, TlsTarget, Transport};
+use super::transport::{Counted, Received, TlsTarget, Transport};
 use super::{Mode, Plan};
 use crate::protocol::handshake::{ClientHandshake, ClientHandshakeError};
 use crate::protocol::mask::xorshift64;
@@ -47,6 +55,8 @@ pub enum Life {
     Alive,
     /// Deregister and drop it.
     Dead,
+    /// Its socket is closed: deregister it, and [`Client::redial`].
+    Redial,
 }
 
 /// The connection is finished; whatever ended it has been counted.
@@ -63,6 +73,11 @@ enum State {
     Open { ws: Box<WebSocket> },
     /// Both close frames exchanged (or the server failed us): wait for EOF.
     Closing,
+    /// Subscribed over HTTP: a request out, or the next one `due`; with
+    /// `redial`, on a new connection, once the server has closed this one.
+    Feed { due: Option<Instant>, redial: bool },
+    /// Between two connections of an HTTP subscriber: the next opens at `at`.
+    Redial { at: Instant },
 }
 
 /// One client connection.
@@ -79,8 +94,12 @@ pub struct Client {
     order: Option<Box<Order>>,
     /// Churn mode: the cycle this connection is.
     cycle: Option<Box<Cycle>>,
-    /// Reached `Open` at some point.
+    /// Reached `Open` (or, over HTTP, got its first answer) at some point.
     opened: bool,
+    /// Subscribe mode over HTTP: the subscriber's requests and cursor.
+    feed: Option<Box<Feed>>,
+    /// What of `io.wire` is already in the figures.
+    counted: Counted,
     /// The time of this client's entry in the worker's timer heap.
     pub armed: Option<Instant>,
 }
@@ -103,6 +122,8 @@ impl Client {
             order: None,
             cycle: None,
             opened: false,
+            feed: None,
+            counted: Counted::default(),
             armed: None,
         })
     }
@@ -128,9 +149,19 @@ impl Client {
         self.index
     }
 
-    /// Still connecting or in the opening handshake.
+    /// Still connecting or in the opening handshake (over HTTP: not yet
+    /// answered).
     pub fn pending(&self) -> bool {
-        matches!(self.state, State::Connecting | State::Handshake { .. })
+        !self.opened
+            && matches!(
+                self.state,
+                State::Connecting | State::Handshake { .. } | State::Feed { .. }
+            )
+    }
+
+    /// Between two connections: no socket to register.
+    pub fn parked(&self) -> bool {
+        matches!(self.state, State::Redial { .. })
     }
 
     /// Completed the opening handshake at some point.
@@ -146,7 +177,11 @@ impl Client {
     /// Subscribe mode: has every one of the `accepted` messages, or will
     /// get no more (not open).
     pub fn caught_up(&self, accepted: u64) -> bool {
-        !matches!(self.state, State::Open { .. }) || self.order.as_ref().is_none_or(|o| o.unique >= accepted)
+        let live = matches!(
+            self.state,
+            State::Open { .. } | State::Feed { .. } | State::Redial { .. } | State::Connecting
+        );
+        !(live && self.opened) || self.order.as_ref().is_none_or(|o| o.unique >= accepted)
     }
 
     /// Subscribe mode: distinct messages received so far.
@@ -186,8 +221,14 @@ impl Client {
 
     /// When the next message is due, if one is and the pipeline has room.
     pub fn wake_at(&self, plan: &Plan, window: Option<(Instant, Instant)>, now: Instant) -> Option<Instant> {
-        let State::Open { ws } = &self.state else {
-            return None;
+        let ws = match &self.state {
+            State::Open { ws } => ws,
+            State::Feed {
+                due: Some(at),
+                redial: false,
+            }
+            | State::Redial { at } => return Some(*at),
+            _ => return None,
         };
         let sending = plan.mode == Mode::Echo && !ws.close_state().sent && !ws.close_state().received;
         self.echo.wake_at(plan, window?, now).filter(|_| sending)
@@ -214,6 +255,9 @@ impl Client {
 
     /// A timer fired: send what is due.
     pub fn on_timer(&mut self, ctx: &mut Ctx<'_>) -> Life {
+        if matches!(self.state, State::Redial { at } if at <= ctx.now) {
+            return Life::Redial;
+        }
         self.pump(ctx);
         let step = self.flush(ctx);
         self.life(step, ctx)
@@ -247,6 +291,26 @@ impl Client {
                 t.message += 1;
                 Err(Dead)
             }
+            State::Feed { .. }
+                if self
+                    .feed
+                    .as_ref()
+                    .zip(plan.feed.as_ref())
+                    .and_then(|(f, fp)| f.awaiting_since(fp))
+                    .is_some_and(|sent| now.saturating_duration_since(sent) >= plan.timeout) =>
+            {
+                match self.opened {
+                    false => t.handshake += 1,
+                    true => t.message += 1,
+                }
+                Err(Dead)
+            }
+            // The server said it would close, and has not: on to the next
+            // connection all the same.
+            State::Feed { redial: true, due } if waited >= plan.close_timeout => {
+                self.state = State::Redial { at: due.unwrap_or(now) };
+                return Life::Redial;
+            }
             State::Closing if waited >= plan.close_timeout => {
                 // §7.1.1: the server should have closed the TCP connection.
                 if self.cycle.as_ref().is_some_and(|c| c.done()) {
@@ -268,10 +332,34 @@ impl Client {
                 self.flush(ctx)
             }
             State::Open { .. } | State::Closing => Ok(()),
-            // Only after an early stop: nothing to close yet.
-            State::Connecting | State::Handshake { .. } => Err(Dead),
+            // Only after an early stop: nothing to close yet. An HTTP
+            // subscriber has no close handshake: its connection just ends.
+            State::Connecting | State::Handshake { .. } | State::Feed { .. } | State::Redial { .. } => Err(Dead),
         };
         self.life(step, ctx)
+    }
+
+    /// HTTP subscriber: close the connection, and open the next one if it
+    /// is due (true: register the new socket), else at its time.
+    pub fn redial(&mut self, ctx: &mut Ctx<'_>) -> io::Result<bool> {
+        self.account(ctx);
+        self.io.hang_up();
+        self.io.release(ctx.pool);
+        let at = match self.state {
+            State::Redial { at } => at,
+            State::Feed { due, .. } => due.unwrap_or(ctx.now),
+            _ => ctx.now,
+        };
+        if at > ctx.now {
+            self.state = State::Redial { at };
+            return Ok(false);
+        }
+        let plan = ctx.plan;
+        self.io = Transport::connect(plan.target.addr, plan.source_for(self.index), plan.tls.as_ref())?;
+        self.counted = Counted::default();
+        self.state = State::Connecting;
+        self.since = ctx.now;
+        Ok(true)
     }
 
     /// Give the buffers back to the pool (the client is going away).
@@ -280,13 +368,26 @@ impl Client {
     }
 
     fn life(&mut self, step: Step, ctx: &mut Ctx<'_>) -> Life {
+        self.account(ctx);
         match step {
+            Ok(()) if matches!(self.state, State::Redial { .. }) => Life::Redial,
             Ok(()) => Life::Alive,
             Err(Dead) => {
                 self.release(ctx.pool);
                 Life::Dead
             }
         }
+    }
+
+    /// Add the bytes the socket carried since last time to the figures,
+    /// once the window has begun.
+    fn account(&mut self, ctx: &mut Ctx<'_>) {
+        let wire = self.io.wire;
+        if ctx.window.is_some() {
+            ctx.stats.wire.bytes_in += wire.read - self.counted.read;
+            ctx.stats.wire.bytes_out += wire.written - self.counted.written;
+        }
+        self.counted = wire;
     }
 
     /// Connecting: once established, queue the upgrade request (§4.1).
@@ -297,6 +398,20 @@ impl Client {
             Err(e) => return Err(self.fail(&e, ctx)),
         }
         record(&mut ctx.stats.connect, ctx.now.saturating_duration_since(self.since));
+        if ctx.window.is_some() {
+            ctx.stats.wire.connects += 1;
+        }
+        let plan = ctx.plan;
+        if let Some(fp) = &plan.feed {
+            let feed = self.feed.get_or_insert_with(|| Box::new(Feed::new()));
+            self.state = State::Feed {
+                due: Some(ctx.now),
+                redial: false,
+            };
+            self.since = ctx.now;
+            send_request(feed, fp, &mut self.io, &mut self.state, ctx);
+            return Ok(true);
+        }
         let mut nonce = [0u8; 16];
         nonce[..8].copy_from_slice(&xorshift64(ctx.rng).to_ne_bytes());
         nonce[8..].copy_from_slice(&xorshift64(ctx.rng).to_ne_bytes());
@@ -326,6 +441,9 @@ impl Client {
                 }
                 Ok(Received::Bytes { .. }) => {}
                 Ok(Received::Blocked) => break,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && matches!(self.state, State::Feed { .. }) => {
+                    return self.feed_eof(ctx);
+                }
                 Err(e) => return Err(self.fail(&e, ctx)),
             }
         }
@@ -340,10 +458,106 @@ impl Client {
         }
         match self.state {
             State::Open { .. } => self.process_frames(ctx),
+            State::Feed { .. } => return self.process_feed(ctx),
             // After the close handshake input is read only to reach EOF.
             State::Closing => self.io.discard_input(),
-            State::Connecting | State::Handshake { .. } => {}
+            State::Connecting | State::Handshake { .. } | State::Redial { .. } => {}
         }
+        Ok(())
+    }
+
+    /// Subscribed over HTTP: what the answers say, and when to ask again.
+    fn process_feed(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let plan = ctx.plan;
+        let (Some(feed), Some(fp), Some((rbuf, _))) = (self.feed.as_deref_mut(), &plan.feed, self.io.buffers(ctx.pool))
+        else {
+            return Ok(());
+        };
+        let was_ready = feed.ready(fp);
+        let now = ctx.now;
+        let order = &mut self.order;
+        let lanes = plan.publish.as_ref().map_or(1, |p| p.lanes);
+        let read = feed.read(fp, rbuf.filled(), now, &mut |d| {
+            let order = order.get_or_insert_with(|| Box::new(Order::new(lanes)));
+            on_delivery(order, &d.payload, ctx);
+        });
+        let next = match read {
+            Ok((used, next)) => {
+                rbuf.consume(used);
+                next
+            }
+            Err(e) => {
+                match e {
+                    super::feed::FeedError::Status(code) => {
+                        *ctx.stats.errors.handshake_status.entry(code).or_default() += 1
+                    }
+                    e => *ctx.stats.errors.protocol.entry(e.kind()).or_default() += 1,
+                }
+                return Err(Dead);
+            }
+        };
+        if !was_ready && feed.ready(fp) {
+            self.became_ready(ctx);
+        }
+        match next {
+            Next::Read => {}
+            Next::Request(at) => {
+                self.state = State::Feed {
+                    due: Some(at),
+                    redial: false,
+                };
+                self.since = now;
+            }
+            Next::Redial(at) => {
+                self.state = State::Feed {
+                    due: Some(at),
+                    redial: true,
+                };
+                self.since = now;
+            }
+        }
+        Ok(())
+    }
+
+    /// The subscriber's first answer: it is subscribed.
+    fn became_ready(&mut self, ctx: &mut Ctx<'_>) {
+        self.opened = true;
+        record(&mut ctx.stats.handshake, ctx.now.saturating_duration_since(self.since));
+        ctx.stats.opened += 1;
+        let lanes = ctx.plan.publish.as_ref().map_or(1, |p| p.lanes);
+        self.order.get_or_insert_with(|| Box::new(Order::new(lanes)));
+    }
+
+    /// The server closed an HTTP subscriber's connection: after a response
+    /// that said so, or at the end of an event stream (the server ended
+    /// it: counted, and the subscriber resumes from its last event id).
+    fn feed_eof(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let plan = ctx.plan;
+        let (Some(feed), Some(fp)) = (self.feed.as_deref_mut(), &plan.feed) else {
+            return Err(Dead);
+        };
+        let State::Feed { due, redial } = self.state else {
+            return Err(Dead);
+        };
+        let stream = !feed.idle();
+        let order = &mut self.order;
+        let lanes = plan.publish.as_ref().map_or(1, |p| p.lanes);
+        let at = feed.at_eof(fp, ctx.now, &mut |d| {
+            let order = order.get_or_insert_with(|| Box::new(Order::new(lanes)));
+            on_delivery(order, &d.payload, ctx);
+        });
+        let at = match at {
+            Ok(at) if redial => due.unwrap_or(at),
+            Ok(at) => at,
+            Err(e) => {
+                *ctx.stats.errors.protocol.entry(e.kind()).or_default() += 1;
+                return Err(Dead);
+            }
+        };
+        if stream || !redial {
+            ctx.stats.wire.reconnects += 1;
+        }
+        self.state = State::Redial { at };
         Ok(())
     }
 
@@ -438,8 +652,17 @@ impl Client {
         }
     }
 
-    /// Open: queue the messages that are due.
+    /// Open: queue the messages that are due (over HTTP: the request).
     fn pump(&mut self, ctx: &mut Ctx<'_>) {
+        if let State::Feed { due, redial } = self.state {
+            let plan = ctx.plan;
+            if let (Some(at), false, Some(feed), Some(fp)) = (due, redial, self.feed.as_deref_mut(), &plan.feed) {
+                if at <= ctx.now {
+                    send_request(feed, fp, &mut self.io, &mut self.state, ctx);
+                }
+            }
+            return;
+        }
         let State::Open { ws } = &mut self.state else {
             return;
         };
@@ -458,7 +681,7 @@ impl Client {
 
     /// Write what is queued (not before the connection exists).
     fn flush(&mut self, ctx: &mut Ctx<'_>) -> Step {
-        if matches!(self.state, State::Connecting) {
+        if matches!(self.state, State::Connecting | State::Redial { .. }) {
             return Ok(());
         }
         if let Err(e) = self.io.flush() {
@@ -484,16 +707,33 @@ impl Client {
             }
             // The close handshake is done: EOF is what Closing waits for.
             State::Open { .. } | State::Closing => {}
+            State::Feed { .. } | State::Redial { .. } => errors.socket(e),
         }
         Dead
     }
+}
+
+/// Queue an HTTP subscriber's next request.
+fn send_request(feed: &mut Feed, fp: &FeedPlan, io: &mut Transport, state: &mut State, ctx: &mut Ctx<'_>) {
+    feed.request(fp, io.out(ctx.pool), ctx.now);
+    if ctx.window.is_some() {
+        ctx.stats.wire.requests += 1;
+    }
+    *state = State::Feed {
+        due: None,
+        redial: false,
+    };
 }
 
 /// Subscribe mode: check a delivered message's place in its lane and
 /// record its latency from the time it was due to be published.
 fn on_delivery(order: &mut Order, payload: &[u8], ctx: &mut Ctx<'_>) {
     let errors = &mut ctx.stats.errors;
-    let Some(stamp) = Stamp::read(payload) else {
+    let stamp = match ctx.plan.kind {
+        crate::protocol::MessageKind::Binary => Stamp::read(payload),
+        crate::protocol::MessageKind::Text => Stamp::read_text(payload),
+    };
+    let Some(stamp) = stamp else {
         return errors.delivery("bad_payload", 1);
     };
     if payload.len() != ctx.plan.payload.len() {

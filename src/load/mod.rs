@@ -45,6 +45,10 @@
 //! - `echo`: echo mode's messages on one connection: due, in flight, answered.
 //! - `subscribe`: subscribe mode's payload stamp and per-subscriber order.
 //! - `publisher`: subscribe mode's publisher thread; [`publish`] its HTTP/1.1.
+//! - [`feed`]: subscribe mode over SSE, long polls and short polls;
+//!   [`response`] the HTTP/1.1 responses of both.
+//! - [`compare`]: the transports side by side; [`server_usage`] the
+//!   server's CPU and memory (`--server-pid`).
 //! - `transport`: its socket (source address, non-blocking connect) and buffers.
 //! - `worker`: the event loop of one thread.
 //! - `schedule`: connect and message pacing.
@@ -56,8 +60,10 @@
 
 pub(crate) mod churn;
 pub(crate) mod client;
+pub mod compare;
 pub(crate) mod ctx;
 pub(crate) mod echo;
+pub mod feed;
 mod options;
 mod plan;
 #[cfg(feature = "cli")]
@@ -65,7 +71,9 @@ pub mod plot;
 pub mod publish;
 pub(crate) mod publisher;
 pub mod report;
+pub mod response;
 pub(crate) mod schedule;
+pub mod server_usage;
 mod shared;
 pub(crate) mod stats;
 pub(crate) mod subscribe;
@@ -75,7 +83,7 @@ pub(crate) mod tls;
 pub(crate) mod transport;
 pub(crate) mod worker;
 
-pub use options::{parse_header, LoadError, Mode, Options};
+pub use options::{parse_header, CursorStyle, LoadError, Mode, Options, Transport};
 pub use plan::{Plan, PublishPlan};
 use report::Summary;
 pub use shared::Shared;
@@ -98,6 +106,14 @@ pub fn run_until(options: &Options, stop: &AtomicBool) -> Result<Summary, LoadEr
         Mode::Churn => Shared::at_once(t0, options.duration),
         _ => Shared::new(t0, options.duration, plan.connections),
     });
+    let probe = |pid: Option<u32>| pid.and_then(server_usage::sample);
+    let before = probe(options.server_pid);
+    if let (Some(pid), None) = (options.server_pid, before) {
+        return Err(LoadError::Invalid(format!(
+            "--server-pid {pid}: no such process to read in /proc"
+        )));
+    }
+    let mut at_start = None;
     let seed = t0.elapsed().as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32);
     let mut lives = Vec::new();
     let mut handles = Vec::new();
@@ -138,6 +154,10 @@ pub fn run_until(options: &Options, stop: &AtomicBool) -> Result<Summary, LoadEr
             shared.stop(now);
             // The line goes at once: what follows is the summary.
             progress.finish();
+        }
+        // The server's usage as the window opens (within a loop's 50 ms).
+        if at_start.is_none() && shared.window().is_some_and(|(start, _)| now >= start) {
+            at_start = probe(options.server_pid);
         }
         // One sample a second, and the last (shorter) one at the end.
         if now - last.0 >= Duration::from_secs(1) || (finished && now - last.0 >= Duration::from_millis(10)) {
@@ -191,7 +211,15 @@ pub fn run_until(options: &Options, stop: &AtomicBool) -> Result<Summary, LoadEr
         .window()
         .map(|(start, end)| (start - t0, end.min(t0 + elapsed) - t0));
     let peak = shared.peak_open();
+    let at_end = probe(options.server_pid);
     let mut summary = Summary::new(options, &plan, stats, published, window, elapsed, peak);
     summary.series = series;
+    if let (Some(pid), Some(sub)) = (options.server_pid, summary.subscribe.as_mut()) {
+        if let (Some(before), Some(start), Some(end)) = (before, at_start, at_end) {
+            let d = &sub.deliveries;
+            let report = server_usage::ServerReport::new(pid, before, start, end, d.received, d.subscribers);
+            sub.transport.server = Some(report);
+        }
+    }
     Ok(summary)
 }

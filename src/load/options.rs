@@ -1,6 +1,7 @@
 //! What `wsreactor load` is asked to do, as given (see the module docs of
 //! [`crate::load`] for what each knob means), and why a run can fail.
 
+pub use super::feed::{CursorStyle, Transport};
 use crate::protocol::MessageKind;
 use std::fmt;
 use std::net::IpAddr;
@@ -75,6 +76,19 @@ pub struct Options {
     pub headers: Vec<(String, String)>,
     /// Subscribe mode: `Authorization: Bearer` of every publish.
     pub publish_token: Option<String>,
+    /// Subscribe mode: how subscribers receive the channel.
+    pub transport: Transport,
+    /// Subscribe mode: the channel, when the URL is the server's root
+    /// (`http://HOST:PORT/`); else it is taken from the URL's path.
+    pub channel: Option<String>,
+    /// Short polling: time between one poll's start and the next.
+    pub poll_interval: Duration,
+    /// Polls reuse their connection (off: a new connection per poll).
+    pub keep_alive: bool,
+    /// Whose poll cursor to follow (wsreactor's `since`, or nchan's).
+    pub cursor: CursorStyle,
+    /// The server's process: its CPU time and memory go in the report.
+    pub server_pid: Option<u32>,
 }
 
 /// A `--header 'Name: value'`: a field name of token characters and a value
@@ -115,6 +129,12 @@ impl Default for Options {
             progress: false,
             headers: Vec::new(),
             publish_token: None,
+            transport: Transport::Ws,
+            channel: None,
+            poll_interval: Duration::from_secs(1),
+            keep_alive: true,
+            cursor: CursorStyle::Wsreactor,
+            server_pid: None,
         }
     }
 }

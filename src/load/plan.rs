@@ -1,6 +1,7 @@
 //! The options checked and resolved into what the workers and the
 //! publisher share read-only.
 
+use super::feed::{FeedPlan, Transport};
 use super::schedule::{ConnectSchedule, MessageSchedule};
 use super::transport::TlsTarget;
 use super::{subscribe, LoadError, Mode, Options, Target};
@@ -24,37 +25,61 @@ pub struct PublishPlan {
     pub rate: Option<f64>,
     /// Another process publishes: this run only subscribes.
     pub observe: bool,
+    /// The server is nchan (`--cursor nchan`): a publish is accepted with
+    /// 201 or 202 and answered in nchan's JSON.
+    pub nchan: bool,
     /// Headers of every publish: `--header`s and the token's.
     pub headers: Vec<(String, String)>,
 }
 
+/// Subscribe mode's channel: `--channel`, or the URL's path
+/// `/ws/CHANNEL` (also `/sse/` and `/poll/`).
+fn channel_of(o: &Options, target: &Target) -> Result<String, String> {
+    let usage =
+        "subscribe mode needs --url ws://HOST:PORT/ws/CHANNEL, or --url http://HOST:PORT/ with --channel CHANNEL \
+                 (CHANNEL: 1 to 128 of A-Z a-z 0-9 _ . : -)";
+    let path = target.path.split('?').next().unwrap_or_default();
+    let named = match &o.channel {
+        Some(c) => Some(c.as_str()),
+        None => ["/ws/", "/sse/", "/poll/"].iter().find_map(|p| path.strip_prefix(p)),
+    };
+    named
+        .and_then(channel_name)
+        .map(|c| c.into_owned())
+        .ok_or_else(|| usage.to_owned())
+}
+
 impl PublishPlan {
-    fn new(o: &Options, target: &Target) -> Result<PublishPlan, String> {
-        let path = target.path.split('?').next().unwrap_or_default();
-        let channel = path
-            .strip_prefix("/ws/")
-            .and_then(channel_name)
-            .ok_or("subscribe mode needs --url ws://HOST:PORT/ws/CHANNEL (CHANNEL: 1 to 128 of A-Z a-z 0-9 _ . : -)")?;
+    fn new(o: &Options, target: &Target, channel: &str) -> Result<PublishPlan, String> {
         if o.publishers == 0 || o.publishers > subscribe::MAX_LANES {
             return Err(format!("--publishers must be 1 to {}", subscribe::MAX_LANES));
         }
-        if o.size < subscribe::HEADER || o.kind == MessageKind::Text {
+        let least = match o.kind {
+            MessageKind::Binary => subscribe::HEADER,
+            MessageKind::Text => subscribe::TEXT_HEADER,
+        };
+        if o.size < least {
             return Err(format!(
-                "subscribe mode publishes binary payloads of at least {} bytes",
-                subscribe::HEADER
+                "subscribe mode publishes payloads of at least {} bytes (binary), {} (text)",
+                subscribe::HEADER,
+                subscribe::TEXT_HEADER
             ));
         }
         Ok(PublishPlan {
-            channel: channel.to_string(),
+            channel: channel.to_owned(),
             path: format!("/pub/{channel}"),
             host: target.host.clone(),
             lanes: o.publishers,
             rate: o.rate,
             observe: o.observe,
+            nchan: o.cursor == super::feed::CursorStyle::Nchan,
             headers: {
                 let mut headers = o.headers.clone();
                 if let Some(token) = &o.publish_token {
                     headers.push(("Authorization".into(), format!("Bearer {token}")));
+                }
+                if o.cursor == super::feed::CursorStyle::Nchan {
+                    headers.push(("Accept".into(), "application/json".into()));
                 }
                 headers
             },
@@ -109,6 +134,8 @@ pub struct Plan {
     pub headers: Vec<(String, String)>,
     /// `wss://`: TLS for every connection (and the publisher's).
     pub tls: Option<TlsTarget>,
+    /// Subscribe mode over SSE or polls: what each subscriber asks.
+    pub feed: Option<FeedPlan>,
 }
 
 /// The wall clock at `t`, in nanoseconds since the unix epoch.
@@ -140,10 +167,43 @@ impl Plan {
         if o.source_ips.iter().any(|ip| ip.is_ipv4() != target.addr.is_ipv4()) {
             return invalid("--source-ips must be of the same family as the target");
         }
-        let publish = match o.mode {
-            Mode::Subscribe => Some(PublishPlan::new(o, &target).map_err(LoadError::Invalid)?),
-            Mode::Echo | Mode::Connect | Mode::Churn => None,
+        let mut target = target;
+        let (publish, feed) = match o.mode {
+            Mode::Subscribe => {
+                let channel = channel_of(o, &target).map_err(LoadError::Invalid)?;
+                let publish = PublishPlan::new(o, &target, &channel).map_err(LoadError::Invalid)?;
+                // The URL's query (a `token=`, say) goes with every subscription.
+                let query = target
+                    .path
+                    .split_once('?')
+                    .map(|(_, q)| format!("?{q}"))
+                    .unwrap_or_default();
+                if o.transport == Transport::Ws && (target.http || o.channel.is_some()) {
+                    target.path = format!("{}{query}", Transport::Ws.path(&channel));
+                }
+                let feed = (o.transport != Transport::Ws).then(|| FeedPlan {
+                    transport: o.transport,
+                    path: Transport::path(o.transport, &channel),
+                    query: query.trim_start_matches('?').to_owned(),
+                    host: target.host.clone(),
+                    interval: o.poll_interval,
+                    keep_alive: o.keep_alive,
+                    cursor: o.cursor,
+                    headers: o.headers.clone(),
+                    // A poll gathers what came in a poll interval (or the
+                    // server's history): room for thousands of messages.
+                    max_body: (o.size * 4 / 3 + 256).saturating_mul(4096).clamp(1 << 20, 1 << 30),
+                });
+                (Some(publish), feed)
+            }
+            Mode::Echo | Mode::Connect | Mode::Churn if target.http => {
+                return invalid("an http:// URL is for subscribe mode; echo, connect and churn need ws://");
+            }
+            Mode::Echo | Mode::Connect | Mode::Churn => (None, None),
         };
+        if o.poll_interval.is_zero() {
+            return invalid("--poll-interval must be above 0");
+        }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = if o.threads == 0 { cores } else { o.threads }.min(o.connections);
         let payload = match o.kind {
@@ -179,6 +239,7 @@ impl Plan {
             publish,
             tls,
             headers: o.headers.clone(),
+            feed,
         })
     }
 
@@ -220,6 +281,20 @@ mod tests {
             },
             Options {
                 kind: MessageKind::Text,
+                size: 31,
+                ..subscribe.clone()
+            },
+            Options {
+                channel: Some("a b".into()),
+                url: "http://127.0.0.1:9001/".into(),
+                ..subscribe.clone()
+            },
+            Options {
+                url: "http://127.0.0.1:9001/".into(),
+                ..subscribe.clone()
+            },
+            Options {
+                poll_interval: Duration::ZERO,
                 ..subscribe.clone()
             },
             Options {
@@ -262,5 +337,39 @@ mod tests {
         assert_eq!(publish.lanes, 4);
         // Subscribers send nothing: no per-connection schedule.
         assert!(plan.schedule.is_none());
+        assert!(plan.feed.is_none());
+    }
+
+    #[test]
+    fn every_transport_subscribes_to_the_channel_of_the_url_or_of_channel() {
+        let t0 = Instant::now();
+        let base = Options {
+            mode: Mode::Subscribe,
+            url: "http://127.0.0.1:9001/?token=t".into(),
+            channel: Some("news".into()),
+            ..Options::default()
+        };
+        let plan = Plan::new(&base, t0).unwrap();
+        assert_eq!(plan.target.path, "/ws/news?token=t");
+        assert_eq!(plan.publish.unwrap().path, "/pub/news");
+        for (transport, path) in [
+            (Transport::Sse, "/sse/news"),
+            (Transport::LongPoll, "/poll/news"),
+            (Transport::Poll, "/poll/news"),
+        ] {
+            let o = Options {
+                transport,
+                ..base.clone()
+            };
+            let feed = Plan::new(&o, t0).unwrap().feed.unwrap();
+            assert_eq!((feed.path.as_str(), feed.query.as_str()), (path, "token=t"));
+        }
+        let o = Options {
+            transport: Transport::Sse,
+            url: "ws://127.0.0.1:9001/ws/sport".into(),
+            channel: None,
+            ..base
+        };
+        assert_eq!(Plan::new(&o, t0).unwrap().feed.unwrap().path, "/sse/sport");
     }
 }

@@ -184,3 +184,142 @@ fn over_time_chart(summary: &Summary, path: &Path) -> Result<(), String> {
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }
+
+/// `load compare`'s chart: on the left each transport's delivery latency by
+/// percentile (every round's deliveries together; a log scale of ms, as
+/// short polls and WebSockets are orders of magnitude apart), on the right
+/// its bytes on the wire per delivered message, in and out.
+pub fn compare_svg(c: &super::compare::Comparison, path: &Path) -> Result<(), String> {
+    use plotters::prelude::*;
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let colors = [BLUE, RED, GREEN, MAGENTA, BLACK, CYAN];
+    let nines = |q: f64| -(1.0 - q).max(1e-6).log10();
+    let mut curves = Vec::new();
+    for row in &c.rows {
+        let mut merged = super::stats::histogram();
+        for run in c.runs.iter().filter(|r| {
+            r.subscribe
+                .as_ref()
+                .is_some_and(|s| s.transport.transport == row.transport)
+        }) {
+            let _ = merged.add(&run.histograms.0);
+        }
+        if merged.is_empty() {
+            continue;
+        }
+        let points: Vec<(f64, f64)> = merged
+            .iter_quantiles(5)
+            .map(|v| {
+                (
+                    nines(v.quantile_iterated_to()),
+                    (v.value_iterated_to() as f64 / 1000.0).max(0.001),
+                )
+            })
+            .collect();
+        curves.push((row.transport, merged.len(), merged.max(), points));
+    }
+    if curves.is_empty() {
+        return Err("no deliveries to plot".into());
+    }
+    let fewest = curves.iter().map(|c| c.1).min().unwrap_or(1);
+    let x_max = (nines(1.0 - 1.0 / fewest as f64) - 1e-6).ceil().clamp(1.0, 6.0);
+    let y_max = curves.iter().map(|c| c.2).max().unwrap_or(1) as f64 / 1000.0 * 2.0;
+    let root = SVGBackend::new(path, (1280, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let title = format!(
+        "{} subscribers, {} msg/s of {} B {}: the transports compared ({})",
+        c.subscribers,
+        c.rate.map_or("unpaced".into(), |r| r.to_string()),
+        c.size,
+        c.kind,
+        c.url
+    );
+    let root = root.titled(&title, ("sans-serif", 20)).map_err(|e| err(&e))?;
+    let (left, right) = root.split_horizontally(760);
+    let mut chart = ChartBuilder::on(&left)
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..x_max, (0.001..y_max.max(0.01)).log_scale())
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("percentile")
+        .y_desc("publish to receive (ms, log)")
+        .x_labels(x_max as usize + 1)
+        .x_label_formatter(&|x| format!("{}%", 100.0 - 100.0 * 10f64.powf(-x)))
+        .draw()
+        .map_err(|e| err(&e))?;
+    for (i, (name, _, _, points)) in curves.into_iter().enumerate() {
+        let color = colors[i % colors.len()];
+        let points: Vec<(f64, f64)> = points.into_iter().map(|(x, y)| (x.min(x_max), y)).collect();
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(|e| err(&e))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()
+        .map_err(|e| err(&e))?;
+    // Bars: for transport i, "in" at [i, i + 0.4] and "out" at [i + 0.4, i + 0.8].
+    let n = c.rows.len() as f64;
+    let b_max = c
+        .rows
+        .iter()
+        .map(|r| r.bytes_in_per_delivery.max(r.bytes_out_per_delivery))
+        .fold(1.0, f64::max)
+        * 1.15;
+    let names: Vec<&str> = c.rows.iter().map(|r| r.transport).collect();
+    let mut bars = ChartBuilder::on(&right)
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(-0.1..n, 0.0..b_max)
+        .map_err(|e| err(&e))?;
+    bars.configure_mesh()
+        .disable_x_mesh()
+        .x_desc("bytes on the wire per delivered message")
+        .y_desc("bytes")
+        .x_labels(c.rows.len() * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = (x - 0.4).round();
+            match names.get(i as usize) {
+                Some(name) if i >= 0.0 && (x - 0.4 - i).abs() < 0.26 => name.to_string(),
+                _ => String::new(),
+            }
+        })
+        .draw()
+        .map_err(|e| err(&e))?;
+    let rect = |x0: f64, x1: f64, h: f64, color: RGBColor| Rectangle::new([(x0, 0.0), (x1, h)], color.filled());
+    bars.draw_series(
+        c.rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| rect(i as f64, i as f64 + 0.4, r.bytes_in_per_delivery, BLUE)),
+    )
+    .map_err(|e| err(&e))?
+    .label("server to client")
+    .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], BLUE.filled()));
+    bars.draw_series(
+        c.rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| rect(i as f64 + 0.4, i as f64 + 0.8, r.bytes_out_per_delivery, RED)),
+    )
+    .map_err(|e| err(&e))?
+    .label("client to server")
+    .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], RED.filled()));
+    bars.configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}

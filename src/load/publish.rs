@@ -1,25 +1,28 @@
 //! The publisher's HTTP/1.1, without I/O: a `POST /pub/{channel}` request
-//! with its `Content-Length`, and the response read from a buffer with
-//! httparse (RFC 9112). Only what a keep-alive publisher needs: a response
+//! with its `Content-Length`, and the response read from a buffer
+//! ([`super::response`], RFC 9112). Only what a keep-alive publisher needs: a response
 //! body must be delimited by `Content-Length` (a chunked one is refused),
 //! and `Connection: close` or HTTP/1.0 ends the connection after it.
 
+use super::response::{self, Body};
 use std::io::Write as _;
 use std::ops::Range;
 
-/// Largest response head accepted.
-pub const MAX_HEAD: usize = 8192;
 /// Largest response body accepted (a publish answer is a few dozen bytes).
 pub const MAX_BODY: usize = 64 * 1024;
-const MAX_HEADERS: usize = 32;
 
-/// Append a publish request's head for a body of `len` bytes, with
-/// `headers` (checked by [`super::options::parse_header`]); the body
-/// follows it.
-pub fn write_head(out: &mut Vec<u8>, host: &str, path: &str, len: usize, headers: &[(String, String)]) {
+/// Append a publish request's head for a body of `len` bytes (text or
+/// binary, as `text` says), with `headers` (checked by
+/// [`super::options::parse_header`]); the body follows it.
+pub fn write_head(out: &mut Vec<u8>, host: &str, path: &str, len: usize, text: bool, headers: &[(String, String)]) {
+    let kind = if text {
+        "text/plain; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    };
     let _ = write!(
         out,
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/octet-stream\r\nContent-Length: {len}\r\n"
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {kind}\r\nContent-Length: {len}\r\n"
     );
     for (name, value) in headers {
         let _ = write!(out, "{name}: {value}\r\n");
@@ -55,7 +58,7 @@ impl Response {
 pub enum ResponseError {
     /// Not an HTTP/1.x response.
     Malformed,
-    /// Head over [`MAX_HEAD`] or body over [`MAX_BODY`].
+    /// Head over [`response::MAX_HEAD`] or body over [`MAX_BODY`].
     TooLarge,
     /// A body without `Content-Length` (chunked or close-delimited).
     NoLength,
@@ -74,50 +77,26 @@ impl ResponseError {
 
 /// Read the response at the front of `buf`; `Ok(None)` while incomplete.
 pub fn read_response(buf: &[u8]) -> Result<Option<Response>, ResponseError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    let head_len = match resp.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => return Err(ResponseError::TooLarge),
-        Ok(httparse::Status::Partial) => return Ok(None),
+    let head = match response::read_head(buf) {
+        Ok(Some(head)) => head,
+        Ok(None) => return Ok(None),
+        Err(response::ResponseError::TooLarge) => return Err(ResponseError::TooLarge),
         Err(_) => return Err(ResponseError::Malformed),
     };
-    let status = resp.code.ok_or(ResponseError::Malformed)?;
-    let header = |name: &str| {
-        resp.headers
-            .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
-            .next()
+    let Body::Length(len) = head.body else {
+        return Err(ResponseError::NoLength);
     };
-    let has_token = |name: &str, token: &[u8]| {
-        header(name).is_some_and(|v| {
-            v.split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-        })
-    };
-    // RFC 9112 §6.3: 1xx, 204 and 304 have no body.
-    let no_body = status < 200 || status == 204 || status == 304;
-    let len = match header("content-length") {
-        _ if no_body => 0,
-        _ if header("transfer-encoding").is_some() => return Err(ResponseError::NoLength),
-        Some(v) => std::str::from_utf8(v)
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .ok_or(ResponseError::Malformed)?,
-        None => return Err(ResponseError::NoLength),
-    };
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
     if len > MAX_BODY {
         return Err(ResponseError::TooLarge);
     }
-    if buf.len() < head_len + len {
+    if buf.len() < head.len + len {
         return Ok(None);
     }
-    let close = resp.version == Some(0) || has_token("connection", b"close");
     Ok(Some(Response {
-        status,
-        body: head_len..head_len + len,
-        close,
+        status: head.status,
+        body: head.len..head.len + len,
+        close: head.close,
     }))
 }
 
@@ -128,6 +107,16 @@ pub struct Published {
     pub id: u64,
     /// Subscribers it went to.
     pub subscribers: u64,
+}
+
+/// nchan's answer to a publish (`Accept: application/json`): `201` or
+/// `202` with `{"messages": N, "subscribers": K, "last_message_id": "T:I"}`;
+/// its ids are strings of a time and an index, not numbers, so only the
+/// subscribers are taken. `None` unless it is that JSON.
+pub fn nchan_published(body: &[u8]) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v.get("last_message_id")?.as_str()?;
+    v.get("subscribers")?.as_u64()
 }
 
 /// Read a 200's body; `None` unless it is the JSON the API promises.
@@ -143,13 +132,20 @@ pub fn published(body: &[u8]) -> Option<Published> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn nchan_answers_are_read_for_their_subscribers() {
+        let body = br#"{"messages": 3, "requested": -1, "subscribers": 12, "last_message_id": "1796156099:0" }"#;
+        assert_eq!(nchan_published(body), Some(12));
+        assert_eq!(nchan_published(br#"{"id":7,"subscribers":1000}"#), None);
+    }
+
     const OK: &[u8] =
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 27\r\n\r\n{\"id\":7,\"subscribers\":1000}";
 
     #[test]
     fn request_head_has_the_length() {
         let mut out = Vec::new();
-        write_head(&mut out, "127.0.0.1:9001", "/pub/news", 64, &[]);
+        write_head(&mut out, "127.0.0.1:9001", "/pub/news", 64, false, &[]);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("POST /pub/news HTTP/1.1\r\nHost: 127.0.0.1:9001\r\n"));
         assert!(text.ends_with("Content-Length: 64\r\n\r\n"));
@@ -186,7 +182,7 @@ mod tests {
         assert_eq!(read_response(b"HTTP/1.1 200 OK\r\n\r\n"), Err(ResponseError::NoLength));
         assert_eq!(read_response(b"SSH-2.0-x\r\n\r\n"), Err(ResponseError::Malformed));
         let mut huge = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
-        huge.resize(MAX_HEAD, b'a');
+        huge.resize(response::MAX_HEAD, b'a');
         assert_eq!(read_response(&huge), Err(ResponseError::TooLarge));
         assert_eq!(
             read_response(b"HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n"),

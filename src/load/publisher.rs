@@ -21,6 +21,7 @@ use super::subscribe::{LaneOutcome, Stamp};
 use super::timer::Timer;
 use super::transport::{Received, Transport};
 use super::{Plan, Shared};
+use crate::protocol::MessageKind;
 use crate::reactor::buffer::BufferPool;
 use hdrhistogram::Histogram;
 use mio::{Events, Interest, Poll, Token};
@@ -258,8 +259,13 @@ impl Publisher {
         };
         let size = self.plan.payload.len();
         let out = io.out(&mut self.pool);
-        publish::write_head(out, &p.host, &p.path, size, &p.headers);
-        stamp.write(size, out);
+        let text = self.plan.kind == MessageKind::Text;
+        publish::write_head(out, &p.host, &p.path, size, text, &p.headers);
+        if text {
+            stamp.write_text(size, out);
+        } else {
+            stamp.write(size, out);
+        }
         lane.outcome.sent += 1;
         lane.state = State::Waiting { seq, sent: now };
         lane.since = now;
@@ -364,8 +370,18 @@ impl Publisher {
             };
             record(&mut self.out.round_trip, now.saturating_duration_since(sent));
             let errors = &mut self.out.errors;
-            if response.status == 200 {
-                match publish::published(&rbuf.filled()[response.body.clone()]) {
+            let nchan = self.plan.publish.as_ref().is_some_and(|p| p.nchan);
+            let body = &rbuf.filled()[response.body.clone()];
+            if nchan && matches!(response.status, 201 | 202) {
+                match publish::nchan_published(body) {
+                    Some(n) => {
+                        let (lo, hi) = self.out.subscribers.unwrap_or((u64::MAX, 0));
+                        self.out.subscribers = Some((lo.min(n), hi.max(n)));
+                    }
+                    None => *errors.publish.entry(ResponseError::Malformed.kind()).or_default() += 1,
+                }
+            } else if response.status == 200 && !nchan {
+                match publish::published(body) {
                     Some(p) => {
                         if lane.last_id.is_some_and(|last| p.id <= last) {
                             *errors.publish.entry("id_not_increasing").or_default() += 1;

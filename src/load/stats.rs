@@ -195,6 +195,37 @@ pub struct Stats {
     pub orders: Vec<Order>,
     /// Churn mode's cycles.
     pub churn: ChurnStats,
+    /// What the connections carried from the window's start to the end.
+    pub wire: Wire,
+}
+
+/// Bytes on the wire and HTTP requests, counted by the client from what it
+/// actually wrote and read (TCP payload: TLS records over `wss://`), from the
+/// start of the measurement window until the run ends; the opening
+/// handshakes of the ramp are before it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Wire {
+    /// Bytes read from the server.
+    pub bytes_in: u64,
+    /// Bytes written to the server.
+    pub bytes_out: u64,
+    /// HTTP requests sent (polls, event-stream reconnects).
+    pub requests: u64,
+    /// TCP connections established.
+    pub connects: u64,
+    /// Event streams the server ended, and polls it closed unasked:
+    /// the subscriber resumed from its cursor on a new connection.
+    pub reconnects: u64,
+}
+
+impl Wire {
+    fn merge(&mut self, o: &Wire) {
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        self.requests += o.requests;
+        self.connects += o.connects;
+        self.reconnects += o.reconnects;
+    }
 }
 
 impl Default for Stats {
@@ -211,6 +242,7 @@ impl Default for Stats {
             errors: Errors::default(),
             orders: Vec::new(),
             churn: ChurnStats::default(),
+            wire: Wire::default(),
         }
     }
 }
@@ -230,6 +262,7 @@ impl Stats {
         self.errors.merge(&other.errors);
         self.orders.extend_from_slice(&other.orders);
         self.churn.merge(&other.churn);
+        self.wire.merge(&other.wire);
     }
 }
 

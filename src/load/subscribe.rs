@@ -17,7 +17,15 @@
 //! 16..24   actual send time, ns since the unix epoch (only when --size >= 24)
 //! ```
 //!
-//! The rest is filler. Latency is measured from the scheduled time, so a
+//! The rest is filler. A text payload (`--text`, which every transport
+//! carries as it is: SSE and polls would carry binary as base64) has the
+//! same words as 16 lowercase hex digits each, then letters:
+//!
+//! ```text
+//!  0..16   lane << 48 | sequence number   16..32   scheduled   32..48   sent (when --size >= 48)
+//! ```
+//!
+//! Latency is measured from the scheduled time, so a
 //! publisher held up by a slow server is charged for the wait (coordinated
 //! omission), and, when the payload has room, also from the actual send.
 //! The clock is the wall clock, so that subscribers in other processes on
@@ -36,6 +44,10 @@ use std::ops::Range;
 pub const HEADER: usize = 16;
 /// With this many bytes the payload also carries the actual send time.
 pub const HEADER_WITH_SEND: usize = 24;
+/// The text form's least `--size`, and the size that carries the send time.
+pub const TEXT_HEADER: usize = 32;
+/// See [`TEXT_HEADER`].
+pub const TEXT_HEADER_WITH_SEND: usize = 48;
 /// Lanes a payload can name (the 16 high bits of the first word).
 pub const MAX_LANES: usize = 1 << 16;
 /// Gaps remembered per lane; older ones are then counted as lost at once
@@ -69,6 +81,34 @@ impl Stamp {
             written = HEADER_WITH_SEND;
         }
         out.extend((written..size).map(|i| (i * 31 + 7) as u8));
+    }
+
+    /// Write the text form of `size` bytes (at least [`TEXT_HEADER`]).
+    pub fn write_text(&self, size: usize, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        let word = (self.lane as u64) << 48 | (self.seq & SEQ_MASK);
+        let _ = write!(out, "{word:016x}{:016x}", self.scheduled_ns);
+        let mut written = TEXT_HEADER;
+        if size >= TEXT_HEADER_WITH_SEND {
+            let _ = write!(out, "{:016x}", self.sent_ns.unwrap_or(0));
+            written = TEXT_HEADER_WITH_SEND;
+        }
+        out.extend((written..size).map(|i| b'a' + (i % 26) as u8));
+    }
+
+    /// Read a text payload's header; `None` unless it is ours.
+    pub fn read_text(payload: &[u8]) -> Option<Stamp> {
+        let word = |at: usize| {
+            let hex = std::str::from_utf8(payload.get(at..at + 16)?).ok()?;
+            u64::from_str_radix(hex, 16).ok()
+        };
+        let first = word(0)?;
+        Some(Stamp {
+            lane: (first >> 48) as usize,
+            seq: first & SEQ_MASK,
+            scheduled_ns: word(16)?,
+            sent_ns: word(32),
+        })
     }
 
     /// Read a payload's header; `None` when it is too short to be ours.
@@ -266,6 +306,16 @@ mod tests {
             assert_eq!(read, Stamp { sent_ns: sent, ..stamp });
         }
         assert_eq!(Stamp::read(&[0; 15]), None);
+        for size in [32, 47, 48, 64, 4096] {
+            let mut out = Vec::new();
+            stamp.write_text(size, &mut out);
+            assert_eq!(out.len(), size);
+            assert!(out.iter().all(|b| b.is_ascii_alphanumeric()));
+            let sent = (size >= 48).then_some(99);
+            assert_eq!(Stamp::read_text(&out), Some(Stamp { sent_ns: sent, ..stamp }));
+        }
+        assert_eq!(Stamp::read_text(b"0000000000000000000000000000000"), None);
+        assert_eq!(Stamp::read_text(b"zz00000000000000000000000000000000"), None);
     }
 
     fn seen(order: &mut LaneOrder, seqs: &[u64]) -> Vec<Seen> {

@@ -1,5 +1,6 @@
-//! Where the load goes: the `ws://` or `wss://` URL (RFC 6455 §3), and
-//! the local addresses it comes from (`--source-ips`).
+//! Where the load goes: the `ws://` or `wss://` URL (RFC 6455 §3), or in
+//! subscribe mode an `http://` or `https://` one, and the local addresses
+//! it comes from (`--source-ips`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 
@@ -16,16 +17,23 @@ pub struct Target {
     pub tls: bool,
     /// The host as the certificate names it (no port, no brackets).
     pub name: String,
+    /// The scheme was `http` or `https` (a server's root, for subscribe mode).
+    pub http: bool,
 }
 
 impl Target {
-    /// Parse `ws://HOST[:PORT][/PATH]` (or `wss://`) and resolve the host.
+    /// Parse `ws://HOST[:PORT][/PATH]` (or `wss://`, `http://`, `https://`)
+    /// and resolve the host.
     pub fn parse(url: &str) -> Result<Target, String> {
         let (scheme, rest) = url.split_once("://").ok_or_else(|| format!("not a ws:// URL: {url}"))?;
-        let tls = scheme.eq_ignore_ascii_case("wss");
-        if !tls && !scheme.eq_ignore_ascii_case("ws") {
-            return Err(format!("not a ws:// or wss:// URL: {url}"));
-        }
+        let scheme = scheme.to_ascii_lowercase();
+        let (tls, http) = match scheme.as_str() {
+            "ws" => (false, false),
+            "wss" => (true, false),
+            "http" => (false, true),
+            "https" => (true, true),
+            _ => return Err(format!("not a ws://, wss://, http:// or https:// URL: {url}")),
+        };
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_string()),
             Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
@@ -51,6 +59,7 @@ impl Target {
             path,
             tls,
             name: host_name.to_string(),
+            http,
         })
     }
 }
@@ -100,7 +109,9 @@ mod tests {
         assert_eq!((t.addr.port(), t.tls, t.name.as_str()), (443, true, "localhost"));
         assert!(!Target::parse("ws://[::1]/").unwrap().tls);
         assert_eq!(Target::parse("wss://[::1]:9/").unwrap().name, "::1");
-        assert!(Target::parse("http://127.0.0.1/").is_err());
+        let t = Target::parse("HTTPS://127.0.0.1/").unwrap();
+        assert!(t.http && t.tls && t.addr.port() == 443);
+        assert!(Target::parse("ftp://127.0.0.1/").is_err());
         assert!(Target::parse("ws://127.0.0.1:x/").is_err());
         assert!(Target::parse("ws:///").is_err());
     }

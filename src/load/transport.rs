@@ -46,6 +46,17 @@ pub struct Transport {
     registered: Interest,
     /// `wss://`: the TLS state between the buffers and the socket.
     tls: Option<Box<ClientConnection>>,
+    /// Bytes read from and written to the socket (TLS records included).
+    pub wire: Counted,
+}
+
+/// Bytes through a socket, each way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counted {
+    /// Read.
+    pub read: u64,
+    /// Written.
+    pub written: u64,
 }
 
 impl Transport {
@@ -83,6 +94,7 @@ impl Transport {
                 )),
                 None => None,
             },
+            wire: Counted::default(),
         })
     }
 
@@ -141,7 +153,7 @@ impl Transport {
     pub fn read_some(&mut self, pool: &mut BufferPool) -> io::Result<Received> {
         let rbuf = self.rbuf.get_or_insert_with(|| ReadBuf::take(pool));
         if let Some(tls) = self.tls.as_mut() {
-            return read_tls(tls, &mut self.stream, rbuf, self.want);
+            return read_tls(tls, &mut self.stream, rbuf, self.want, &mut self.wire);
         }
         loop {
             let spare = rbuf.spare(self.want);
@@ -150,6 +162,7 @@ impl Transport {
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(n) => {
                     rbuf.filled_by(n);
+                    self.wire.read += n as u64;
                     return Ok(Received::Bytes { short: n < room });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Received::Blocked),
@@ -157,6 +170,12 @@ impl Transport {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// End the TCP connection both ways now (the descriptor stays until
+    /// the transport is dropped).
+    pub fn hang_up(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
     }
 
     /// Drop all unconsumed input.
@@ -174,7 +193,7 @@ impl Transport {
                 let n = tls.writer().write(wbuf.pending())?;
                 wbuf.advance(n);
             }
-            return send_records(tls, &mut self.stream);
+            return send_records(tls, &mut self.stream, &mut self.wire);
         }
         let Some(wbuf) = self.wbuf.as_mut() else {
             return Ok(());
@@ -182,7 +201,10 @@ impl Transport {
         while !wbuf.is_empty() {
             match self.stream.write(wbuf.pending()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => wbuf.advance(n),
+                Ok(n) => {
+                    wbuf.advance(n);
+                    self.wire.written += n as u64;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -234,11 +256,11 @@ fn set_bind_address_no_port(socket: &Socket) {
 }
 
 /// Send the records rustls holds until the socket is full.
-fn send_records(tls: &mut ClientConnection, stream: &mut TcpStream) -> io::Result<()> {
+fn send_records(tls: &mut ClientConnection, stream: &mut TcpStream, wire: &mut Counted) -> io::Result<()> {
     while tls.wants_write() {
         match tls.write_tls(stream) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(_) => {}
+            Ok(n) => wire.written += n as u64,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -256,6 +278,7 @@ fn read_tls(
     stream: &mut TcpStream,
     rbuf: &mut ReadBuf,
     want: usize,
+    wire: &mut Counted,
 ) -> io::Result<Received> {
     let mut got = 0;
     loop {
@@ -289,11 +312,12 @@ fn read_tls(
                 }
                 return Ok(Received::Bytes { short: false });
             }
-            Ok(_) => {
+            Ok(n) => {
+                wire.read += n as u64;
                 tls.process_new_packets()
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                 // Handshake records, and the request rustls kept for it.
-                send_records(tls, stream)?;
+                send_records(tls, stream, wire)?;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

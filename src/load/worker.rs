@@ -320,13 +320,37 @@ impl Worker {
             return;
         };
         let was_pending = client.pending();
-        let life = f(client, &mut ctx);
+        let mut life = f(client, &mut ctx);
+        if life == Life::Redial {
+            // The old socket goes out of the poll before its descriptor closes.
+            let _ = self.poll.registry().deregister(client.stream());
+            life = match client.redial(&mut ctx) {
+                Ok(true) => {
+                    let interest = client.interest();
+                    match self.poll.registry().register(client.stream(), Token(key), interest) {
+                        Ok(()) => {
+                            client.set_registered(interest);
+                            Life::Alive
+                        }
+                        Err(e) => {
+                            ctx.stats.errors.socket(&e);
+                            Life::Dead
+                        }
+                    }
+                }
+                Ok(false) => Life::Alive,
+                Err(e) => {
+                    ctx.stats.errors.socket(&e);
+                    Life::Dead
+                }
+            };
+        }
         if was_pending && (life == Life::Dead || !client.pending()) {
             self.shared.resolve(client.opened(), now);
         }
         match life {
             Life::Dead => self.remove(key, now),
-            Life::Alive => self.settle(key, now),
+            Life::Alive | Life::Redial => self.settle(key, now),
         }
     }
 
@@ -334,7 +358,8 @@ impl Worker {
     fn settle(&mut self, key: usize, now: Instant) {
         let client = &mut self.clients[key];
         let want = client.interest();
-        if want != client.registered() {
+        // A client between two connections has no socket in the poll.
+        if !client.parked() && want != client.registered() {
             if self
                 .poll
                 .registry()

@@ -4,6 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod transports;
 mod verdict;
 
 use std::io::{BufRead, BufReader, Write};
@@ -400,9 +401,9 @@ fn the_binary_refuses_bad_options_with_status_2() {
 
 /// `wsreactor serve` (the binary this test was built with, release under
 /// `cargo test --release`) on a free loopback port; killed when dropped.
-struct Serve {
-    child: std::process::Child,
-    addr: SocketAddr,
+pub(crate) struct Serve {
+    pub(crate) child: std::process::Child,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Serve {

@@ -9,12 +9,12 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 use wsreactor::reactor::settings::Settings;
 
-fn tmp(name: &str) -> PathBuf {
+pub(crate) fn tmp(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
 
 /// `wsreactor load ARGS --quiet --json FILE`: its output and the JSON.
-fn load(file: &str, args: &[&str]) -> (Output, serde_json::Value) {
+pub(crate) fn load(file: &str, args: &[&str]) -> (Output, serde_json::Value) {
     let json = tmp(file);
     let _ = std::fs::remove_file(&json);
     let out = Command::new(env!("CARGO_BIN_EXE_wsreactor"))

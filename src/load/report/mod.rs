@@ -21,7 +21,12 @@
 //!                            first_id, last_id, subscribers_min, subscribers_max, reconnects, fell_behind },
 //!               deliveries { subscribers, expected, received, missing, duplicates, out_of_order,
 //!                            complete_subscribers, per_second },
-//!               publish_us { count, min, ... } },
+//!               publish_us { count, min, ... },
+//!               transport  { transport, poll_interval_s, keep_alive, cursor, bytes_in, bytes_out,
+//!                            bytes_in_per_delivery, bytes_out_per_delivery, requests, requests_per_second,
+//!                            connects, connections_opened, reconnects,
+//!                            server: null | { pid, cpu_s, cpu_us_per_delivery, rss_bytes,
+//!                                             rss_bytes_per_subscriber } } },
 //! churn       null, or in churn mode:
 //!             { slots, rate, due, started, unstarted, late, fell_behind, cycles, cycles_per_sec,
 //!               completed_after_window, failed, server_kept_open, echo_us { count, min, ... } },
@@ -46,9 +51,11 @@
 mod progress;
 mod table;
 mod verdict;
+mod wire;
 
 pub use progress::Progress;
 pub use verdict::{Thresholds, Verdict, EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_THRESHOLD};
+pub use wire::TransportReport;
 
 use super::churn::ChurnReport;
 use super::publisher::PublishOutcome;
@@ -177,6 +184,8 @@ pub struct SubscribeReport {
     pub deliveries: Deliveries,
     /// POST round trips: from a request's send to its answer.
     pub publish_us: Percentiles,
+    /// How the subscribers received, and what it cost on the wire.
+    pub transport: TransportReport,
 }
 
 /// The publisher's side.
@@ -326,7 +335,7 @@ impl Summary {
         };
         let per_second = per_second_of(stats.received);
         let subscribe = published.map(|p| {
-            let report = subscribe_report(plan, &mut stats, &p, per_second_of);
+            let report = subscribe_report(plan, &mut stats, &p, measured, per_second_of);
             stats.errors.merge(&p.errors);
             report
         });
@@ -409,6 +418,7 @@ fn subscribe_report(
     plan: &Plan,
     stats: &mut Stats,
     p: &PublishOutcome,
+    measured: Duration,
     per_second: impl Fn(u64) -> f64,
 ) -> SubscribeReport {
     let pp = plan.publish.as_ref();
@@ -457,5 +467,12 @@ fn subscribe_report(
             per_second: per_second(stats.received),
         },
         publish_us: Percentiles::of(&p.round_trip),
+        transport: TransportReport::new(
+            plan,
+            &stats.wire,
+            stats.connect.len(),
+            stats.received,
+            measured.as_secs_f64(),
+        ),
     }
 }

@@ -175,6 +175,28 @@ fn subscribe_lines(s: &mut String, sub: &SubscribeReport, m: &Messages) {
         "deliveries   {} subscribers: {} expected, {} received, {} missing, {} duplicate, {} out of order, {:.1}/s",
         d.subscribers, d.expected, d.received, d.missing, d.duplicates, d.out_of_order, d.per_second
     );
+    let t = &sub.transport;
+    let how = match (t.transport, t.poll_interval_s) {
+        ("poll", Some(every)) => format!("poll every {every} s"),
+        (name, _) => name.to_owned(),
+    };
+    let keep = if t.keep_alive { "" } else { ", a connection per poll" };
+    let _ = writeln!(
+        s,
+        "transport    {how}{keep}: {:.0} B in and {:.0} B out per delivery, {} requests ({:.1}/s), {} connects in the window, {} reconnects",
+        t.bytes_in_per_delivery, t.bytes_out_per_delivery, t.requests, t.requests_per_second, t.connects, t.reconnects
+    );
+    if let Some(server) = &t.server {
+        let _ = writeln!(
+            s,
+            "server       pid {}: {:.2} s CPU, {:.2} µs per delivery; RSS {:.1} MiB, {:.0} B per subscriber",
+            server.pid,
+            server.cpu_s,
+            server.cpu_us_per_delivery,
+            server.rss_bytes as f64 / (1 << 20) as f64,
+            server.rss_bytes_per_subscriber
+        );
+    }
     if p.accepted == 0 {
         let _ = writeln!(s, "             no publish was accepted: nothing was there to deliver");
     } else {

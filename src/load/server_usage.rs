@@ -1,0 +1,125 @@
+//! `--server-pid`: what the server process spends, read from Linux's
+//! `/proc/PID/stat` (user and system CPU time, proc(5) fields 14 and 15)
+//! and `/proc/PID/status` (`VmRSS`). The load generator samples it before
+//! the ramp, at the window's start and at the end of the drain, so the CPU
+//! of a delivery is the server's CPU time from the window's start until
+//! every subscriber has its messages, over the deliveries.
+
+use serde::Serialize;
+use std::time::Duration;
+
+/// One look at the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// User plus system CPU time so far.
+    pub cpu: Duration,
+    /// Resident memory, bytes.
+    pub rss: u64,
+}
+
+/// Read the server's usage now; `None` when the process is gone (or this
+/// is not Linux).
+pub fn sample(pid: u32) -> Option<Usage> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    Some(Usage {
+        cpu: cpu_of(&stat, u64::try_from(ticks).ok().filter(|&t| t > 0)?)?,
+        rss: rss_of(&status)?,
+    })
+}
+
+/// utime + stime from a `stat` line. The command name (field 2) is in
+/// parentheses and may hold spaces and parentheses: fields are counted
+/// from the last `)`.
+fn cpu_of(stat: &str, ticks_per_second: u64) -> Option<Duration> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    // After the name: state is field 3, utime field 14, stime field 15.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    let ticks = utime + stime;
+    Some(Duration::from_nanos(
+        ticks.saturating_mul(1_000_000_000) / ticks_per_second,
+    ))
+}
+
+/// `VmRSS:  1234 kB` from a `status` file, in bytes.
+fn rss_of(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line["VmRSS:".len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// The server's share of a run, as reported.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ServerReport {
+    /// The process looked at.
+    pub pid: u32,
+    /// CPU seconds from the window's start to the end of the drain.
+    pub cpu_s: f64,
+    /// The same over the deliveries, in microseconds.
+    pub cpu_us_per_delivery: f64,
+    /// Resident memory at the window's end.
+    pub rss_bytes: u64,
+    /// What the resident memory grew by from before the ramp, over the
+    /// subscribers.
+    pub rss_bytes_per_subscriber: f64,
+}
+
+impl ServerReport {
+    /// From the samples before the ramp, at the window's start and at the
+    /// drain's end.
+    pub fn new(pid: u32, before: Usage, start: Usage, end: Usage, deliveries: u64, subscribers: u64) -> Self {
+        let cpu = end.cpu.saturating_sub(start.cpu).as_secs_f64();
+        ServerReport {
+            pid,
+            cpu_s: cpu,
+            cpu_us_per_delivery: if deliveries == 0 {
+                0.0
+            } else {
+                cpu * 1e6 / deliveries as f64
+            },
+            rss_bytes: end.rss,
+            rss_bytes_per_subscriber: end.rss.saturating_sub(before.rss) as f64 / subscribers.max(1) as f64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_fields_are_read_past_a_hostile_command_name() {
+        let stat = "42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 99 1000 200";
+        assert_eq!(cpu_of(stat, 100), Some(Duration::from_secs(3)));
+        assert_eq!(cpu_of("42 (x", 100), None);
+        assert_eq!(rss_of("Name:\tx\nVmRSS:\t  2048 kB\nThreads: 3\n"), Some(2 << 20));
+        assert_eq!(rss_of("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn this_process_can_be_sampled() {
+        let usage = sample(std::process::id()).unwrap();
+        assert!(usage.rss > 0);
+        assert_eq!(sample(u32::MAX), None);
+    }
+
+    #[test]
+    fn the_report_divides_by_deliveries_and_subscribers() {
+        let at = |cpu_ms, rss| Usage {
+            cpu: Duration::from_millis(cpu_ms),
+            rss,
+        };
+        let r = ServerReport::new(7, at(0, 1000), at(500, 5000), at(1500, 9000), 1000, 8);
+        assert_eq!((r.cpu_s, r.cpu_us_per_delivery), (1.0, 1000.0));
+        assert_eq!((r.rss_bytes, r.rss_bytes_per_subscriber), (9000, 1000.0));
+    }
+}
