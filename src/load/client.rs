@@ -410,6 +410,10 @@ impl Client {
             };
             self.since = ctx.now;
             send_request(feed, fp, &mut self.io, &mut self.state, ctx);
+            // An nchan long poll is subscribed once it is sent.
+            if !self.opened && feed.ready(fp) {
+                self.became_ready(ctx);
+            }
             return Ok(true);
         }
         let mut nonce = [0u8; 16];

@@ -2,7 +2,10 @@
 //! turn, against one server, with the same subscribers, rate and message
 //! size; repeated `rounds` times with the transports' order rotated each
 //! round (so that none always runs first, on a cold server, or last), and
-//! summarised by the median of each figure over the rounds.
+//! summarised by the median of each figure over the rounds. Run `k` (from
+//! 1) subscribes to channel `C.k`, so that no run sees another's messages
+//! (nchan, whose cursorless subscriber starts from a channel's oldest
+//! message in `benches/nchan/`, would).
 
 use super::feed::Transport;
 use super::report::Summary;
@@ -54,7 +57,7 @@ pub struct Comparison {
     pub tool: String,
     /// The server's root.
     pub url: String,
-    /// The channel.
+    /// The channel's name: run `k` used `CHANNEL.k`.
     pub channel: String,
     /// Subscribers per run.
     pub subscribers: usize,
@@ -97,6 +100,11 @@ pub fn run(
     if rounds == 0 || transports.is_empty() {
         return Err(LoadError::Invalid("--rounds and --transports need at least one".into()));
     }
+    let Some(channel) = base.channel.clone() else {
+        return Err(LoadError::Invalid(
+            "load compare needs --url http://HOST:PORT/ and --channel CHANNEL".into(),
+        ));
+    };
     let base = Options {
         mode: Mode::Subscribe,
         ..base.clone()
@@ -109,6 +117,7 @@ pub fn run(
             }
             let o = Options {
                 transport,
+                channel: Some(format!("{channel}.{}", runs.len() + 1)),
                 ..base.clone()
             };
             let summary = super::run_until(&o, stop)?;
@@ -131,10 +140,6 @@ pub fn run(
             row(t, &mine)
         })
         .collect();
-    let channel = runs
-        .first()
-        .and_then(|(_, s)| s.subscribe.as_ref())
-        .map_or(String::new(), |s| s.channel.clone());
     Ok(Comparison {
         tool: format!("wsreactor {}", env!("CARGO_PKG_VERSION")),
         url: base.url.clone(),

@@ -1,7 +1,8 @@
 //! The demo page in a real browser: headless Chromium loads `GET /` from an
-//! in-process server, subscribes to a channel by WebSocket and by long
-//! polling, publishes through the page's form, and each message must show up
-//! in both columns with byte counts that match what the server really sent.
+//! in-process server, subscribes to a channel by short polling, long
+//! polling, SSE and WebSocket, publishes through the page's form, and each
+//! message must show up in every column with byte counts that match what
+//! the server really sent, and its publish-to-display latency.
 //!
 //! The browser is driven over the Chrome DevTools Protocol (a WebSocket,
 //! spoken with `tungstenite`): `Target.createTarget` + `Target.attachToTarget`
@@ -26,11 +27,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use wsreactor::stats::Transport;
 
+/// The page's columns, as their ids begin.
+const TRANSPORTS: [&str; 4] = ["short", "poll", "sse", "ws"];
+
 /// How long a message may take to show up in the page.
 const SHOW_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The page's statuses and columns as text, for failure messages.
-const PAGE_STATE: &str = r#"["ws-status", "poll-status", "sse-status", "pub-status", "ws-log", "poll-log", "sse-log"]
+const PAGE_STATE: &str = r#"["short-status", "ws-status", "poll-status", "sse-status", "pub-status", "short-log", "ws-log", "poll-log", "sse-log"]
     .map((id) => { const e = document.getElementById(id);
                    return id + ": " + (e ? (e.dataset.state || "") + " " + e.innerText : "(missing)"); })
     .join("\n")"#;
@@ -162,11 +166,18 @@ fn navigate(cdp: &mut Cdp, addr: SocketAddr) {
     );
 }
 
-/// Fill in the subscribe form and wait for both transports to be under way.
+/// Fill in the subscribe form (short polls every 0.2 s) and wait for every
+/// transport to be under way.
 fn subscribe(cdp: &mut Cdp, channel: &str, since: Option<u64>) {
     type_into(cdp, "channel", channel);
     type_into(cdp, "since", &since.map(|n| n.to_string()).unwrap_or_default());
+    type_into(cdp, "interval", "0.2");
     click(cdp, "subscribe");
+    cdp.wait_for(
+        "short polls answered",
+        "document.getElementById('short-status').dataset.state === 'polling'",
+        SHOW_TIMEOUT,
+    );
     cdp.wait_for(
         "the WebSocket open",
         "document.getElementById('ws-status').dataset.state === 'open'",
@@ -202,9 +213,9 @@ fn publish(cdp: &mut Cdp, text: &str) -> u64 {
     numbers(status)[0]
 }
 
-/// Wait for message `id` to show with `text` in both columns.
+/// Wait for message `id` to show with `text` in every column.
 fn wait_shown_in_both(cdp: &mut Cdp, id: u64, text: &str) {
-    for transport in ["ws", "poll", "sse"] {
+    for transport in TRANSPORTS {
         cdp.wait_for(
             &format!("message #{id} in the {transport} column"),
             &format!(r#"!!document.querySelector('li.msg[data-transport="{transport}"][data-id="{id}"]')"#),
@@ -249,7 +260,12 @@ fn check_ws_bytes(cdp: &mut Cdp, id: u64, text: &str, frame: &common::Frame) -> 
 /// The long-poll column's accounting for message `id`, "headers H B + body
 /// B B = T B"; returns (H, B).
 fn poll_bytes(cdp: &mut Cdp, id: u64, text: &str) -> (u64, u64) {
-    let s = shown(cdp, "poll", id).unwrap();
+    polled_bytes(cdp, "poll", id, text)
+}
+
+/// The same for the long-poll (`poll`) or short-poll (`short`) column.
+fn polled_bytes(cdp: &mut Cdp, column: &str, id: u64, text: &str) -> (u64, u64) {
+    let s = shown(cdp, column, id).unwrap();
     let n = numbers(&s.wire_text);
     assert!(n.len() >= 3, "poll #{id}: {s:?}");
     let (head, body, total) = (n[0], n[1], n[2]);
@@ -311,7 +327,7 @@ fn screenshot(cdp: &mut Cdp) {
 }
 
 #[test]
-fn demo_page_shows_each_message_over_websocket_and_long_polling() {
+fn demo_page_shows_each_message_over_every_transport() {
     let t0 = Instant::now();
     let server = Server::start(common::settings());
     let chromium = Chromium::launch();
@@ -329,6 +345,44 @@ fn demo_page_shows_each_message_over_websocket_and_long_polling() {
         assert_eq!(publish(&mut cdp, text), i as u64 + 1);
         wait_shown_in_both(&mut cdp, i as u64 + 1, text);
     }
+    // Each column timed each message from its publish, and averages them.
+    for t in TRANSPORTS {
+        let mut sum = 0.0;
+        for id in 1..=messages.len() {
+            let expr =
+                format!(r#"document.querySelector('li.msg[data-transport="{t}"][data-id="{id}"]').dataset.latencyMs"#);
+            let ms: f64 = cdp
+                .wait_for(&format!("#{id}'s latency in {t}"), &expr, SHOW_TIMEOUT)
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(
+                (0.0..SHOW_TIMEOUT.as_millis() as f64).contains(&ms),
+                "{t} #{id}: {ms} ms"
+            );
+            sum += ms;
+        }
+        let mean = cdp.eval(&format!("document.getElementById('{t}-latency').textContent"));
+        let mean: f64 = mean.as_str().unwrap().parse().unwrap();
+        assert!(
+            (mean - sum / messages.len() as f64).abs() < 0.1,
+            "{t}: mean {mean} of {sum}"
+        );
+    }
+    // A short poll every 0.2 s: each message came in a response of its own
+    // (the next was published after it showed everywhere), and the total is
+    // those two and the empty answers, read together while polls go on.
+    let (h1, b1) = polled_bytes(&mut cdp, "short", 1, messages[0]);
+    let (h2, b2) = polled_bytes(&mut cdp, "short", 2, messages[1]);
+    let v = cdp.eval(
+        "['short-bytes', 'short-empty-bytes', 'short-empty', 'short-count'].map((id) => \
+           Number(document.getElementById(id).textContent))",
+    );
+    let short: Vec<u64> = v.as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+    assert_eq!(short[0], h1 + b1 + h2 + b2 + short[1], "{short:?}");
+    assert!(short[2] >= 1 && short[1] >= short[2] * "HTTP/1.1 204 No Content\r\n\r\n".len() as u64);
+    assert_eq!(short[3], 2);
 
     // Chromium offers permessage-deflate, and the page notes it was agreed;
     // the raw subscriber offers it too.
@@ -396,6 +450,15 @@ fn demo_page_shows_each_message_over_websocket_and_long_polling() {
     for (i, text) in messages.iter().enumerate() {
         wait_shown_in_both(&mut cdp, i as u64 + 1, text);
     }
+    // Replayed, so not timed.
+    let timed = cdp.eval("document.querySelectorAll('li.msg[data-latency-ms]').length");
+    assert_eq!(timed, json!(0));
+    let short = polled_bytes(&mut cdp, "short", 1, messages[0]);
+    assert_eq!(
+        polled_bytes(&mut cdp, "short", 2, messages[1]),
+        short,
+        "one short poll brought both"
+    );
     let (head, body) = poll_bytes(&mut cdp, 1, messages[0]);
     assert_eq!(
         poll_bytes(&mut cdp, 2, messages[1]),

@@ -206,8 +206,11 @@ impl Feed {
     /// When the request awaiting its answer went, unless it is a long
     /// poll's, which the server holds as long as it likes.
     pub fn awaiting_since(&self, plan: &FeedPlan) -> Option<Instant> {
+        // wsreactor's first long poll is a short one; nchan's are all held.
+        let held =
+            plan.transport == Transport::LongPoll && (plan.cursor == CursorStyle::Nchan || self.cursor.since.is_some());
         match self.state {
-            State::Head { sent } if plan.transport != Transport::LongPoll || self.cursor.since.is_none() => Some(sent),
+            State::Head { sent } if !held => Some(sent),
             _ => None,
         }
     }
@@ -302,7 +305,7 @@ impl Feed {
                             let (close, mut body) = (head.close, head.body);
                             used += body.read(&input[used..], &mut |_| {}).map_err(FeedError::Response)?;
                             self.state = State::Idle;
-                            return Ok((used, self.after(plan, sent, close, now)));
+                            return Ok((used, self.after(plan, sent, close, false, now)));
                         }
                         200 => {
                             let reader = match plan.transport {
@@ -401,7 +404,7 @@ impl Feed {
                 }
             }
         }
-        Ok(self.after(plan, sent, head.close, now))
+        Ok(self.after(plan, sent, head.close, true, now))
     }
 
     fn nchan_cursor(&mut self, head: &Head) {
@@ -414,8 +417,12 @@ impl Feed {
     /// When the next request goes, and on which connection: a long poll
     /// (or a stream that ended) asks again at once, a short poll one
     /// interval after its last request went.
-    fn after(&self, plan: &FeedPlan, sent: Instant, close: bool, now: Instant) -> Next {
+    ///
+    /// Against nchan, whose answer holds one message, a short poll that
+    /// brought one asks again at once, as its clients do: more may wait.
+    fn after(&self, plan: &FeedPlan, sent: Instant, close: bool, brought: bool, now: Instant) -> Next {
         let at = match plan.transport {
+            Transport::Poll if brought && plan.cursor == CursorStyle::Nchan => now,
             Transport::Poll => (sent + plan.interval).max(now),
             _ => now,
         };

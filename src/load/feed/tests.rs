@@ -122,6 +122,23 @@ fn against_nchan_polls_carry_etag_and_last_modified_and_bodies_are_messages() {
     assert_eq!((next, got), (Next::Request(t0), vec!["hello".to_owned()]));
     let req = request(&mut feed, &p, t0);
     assert!(req.contains("\r\nIf-None-Match: 0\r\nIf-Modified-Since: Tue, 01 Dec 2026 20:00:00 GMT\r\n"));
+    // Subscribed once sent, and held as long as nchan likes.
+    assert!(feed.ready(&p) && feed.awaiting_since(&p).is_none());
+    // A short poll that brought a message asks again at once (more may be
+    // there: one message an answer); a 304 waits for the interval.
+    let p = plan(Transport::Poll, true, CursorStyle::Nchan);
+    let mut feed = Feed::new();
+    assert!(request(&mut feed, &p, t0).starts_with("GET /poll/news?wait=0 "));
+    let (_, next, _) = read(&mut feed, &p, wire, t0);
+    assert_eq!(next, Next::Request(t0));
+    request(&mut feed, &p, t0);
+    let (_, next, _) = read(
+        &mut feed,
+        &p,
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 0\r\n\r\n",
+        t0,
+    );
+    assert_eq!(next, Next::Request(t0 + p.interval));
 }
 
 #[test]
