@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  run(options) ─► Plan ─► T × Worker (thread): Poll + timerfd + Slab<Client> + heap of send times
-//!      │                     Client: Connecting ─► Handshake ─► Open ─► Closing
+//!      │                     Client: Connecting ─► Handshake ─► Open ─► Closing  (or ─► Feed ⇄ Redial over HTTP)
 //!      ├─ progress line (Live counters, interval histograms)
 //!      └─ merge Stats ─► report::Summary ─► table / JSON / SVG
 //! ```
@@ -37,6 +37,11 @@
 //! The drain then waits until every subscriber has every message the
 //! server accepted (at most twice `timeout`), and the deliveries are
 //! reconciled with what was accepted: missing, duplicates, out of order.
+//! With `transport` other than `ws` the subscribers are HTTP clients
+//! instead: an event stream (`/sse/{channel}`), long polls or short polls
+//! (`/poll/{channel}`), each with its own cursor ([`feed`]); every client
+//! counts the bytes its socket carried, so that the report can say what
+//! each delivery cost on the wire.
 //!
 //! - [`Options`] what was asked, [`Plan`] the same checked and resolved,
 //!   [`Shared`] the run's phase and window across threads.

@@ -1,6 +1,6 @@
 //! Subscribe mode over HTTP: one subscriber on an event stream, a long
 //! poll or a short poll, as a state machine without I/O. The client
-//! ([`super::client`]) owns the socket; this decides what to send, what the
+//! (`client`) owns the socket; this decides what to send, what the
 //! bytes received mean, and when to ask again.
 //!
 //! ```text
