@@ -146,7 +146,9 @@ enum LoadSub {
     /// polling, SSE, WebSocket) against one server, with the same
     /// subscribers, rate and size, in --rounds rounds (the order rotated
     /// each round); prints the medians side by side. Payloads are text
-    /// unless --binary (SSE and polls would carry binary as base64).
+    /// unless --binary (SSE and polls would carry binary as base64). Needs
+    /// --channel: run k subscribes to CHANNEL.k. --mode and --transport
+    /// are compare's to set.
     #[command(
         after_help = "e.g. wsreactor load compare --url http://127.0.0.1:9001/ --channel bench --connections 1000 \
 --rate 10 --size 64 --duration 10s --rounds 3 --server-pid $(pgrep -n wsreactor) --plot compare.svg"
