@@ -2,10 +2,10 @@
 //! turn, against one server, with the same subscribers, rate and message
 //! size; repeated `rounds` times with the transports' order rotated each
 //! round (so that none always runs first, on a cold server, or last), and
-//! summarised by the median of each figure over the rounds. Run `k` (from
-//! 1) subscribes to channel `C.k`, so that no run sees another's messages
-//! (nchan, whose cursorless subscriber starts from a channel's oldest
-//! message in `benches/nchan/`, would).
+//! summarised by the median of each figure over the rounds. The k-th run,
+//! counting from one, subscribes to channel `C.k`, so that no run sees
+//! another's messages (nchan, whose cursorless subscriber starts from a
+//! channel's oldest message in `benches/nchan/`, would).
 
 use super::feed::Transport;
 use super::report::Summary;
