@@ -480,11 +480,7 @@ impl Client {
         let was_ready = feed.ready(fp);
         let now = ctx.now;
         let order = &mut self.order;
-        let lanes = plan.publish.as_ref().map_or(1, |p| p.lanes);
-        let read = feed.read(fp, rbuf.filled(), now, &mut |d| {
-            let order = order.get_or_insert_with(|| Box::new(Order::new(lanes)));
-            on_delivery(order, &d.payload, ctx);
-        });
+        let read = feed.read(fp, rbuf.filled(), now, &mut |d| feed_delivery(order, &d.payload, ctx));
         let next = match read {
             Ok((used, next)) => {
                 rbuf.consume(used);
@@ -503,22 +499,12 @@ impl Client {
         if !was_ready && feed.ready(fp) {
             self.became_ready(ctx);
         }
-        match next {
-            Next::Read => {}
-            Next::Request(at) => {
-                self.state = State::Feed {
-                    due: Some(at),
-                    redial: false,
-                };
-                self.since = now;
-            }
-            Next::Redial(at) => {
-                self.state = State::Feed {
-                    due: Some(at),
-                    redial: true,
-                };
-                self.since = now;
-            }
+        if let Next::Request(at) | Next::Redial(at) = next {
+            self.state = State::Feed {
+                due: Some(at),
+                redial: matches!(next, Next::Redial(_)),
+            };
+            self.since = now;
         }
         Ok(())
     }
@@ -528,8 +514,7 @@ impl Client {
         self.opened = true;
         record(&mut ctx.stats.handshake, ctx.now.saturating_duration_since(self.since));
         ctx.stats.opened += 1;
-        let lanes = ctx.plan.publish.as_ref().map_or(1, |p| p.lanes);
-        self.order.get_or_insert_with(|| Box::new(Order::new(lanes)));
+        self.order.get_or_insert_with(|| new_order(ctx.plan));
     }
 
     /// The server closed an HTTP subscriber's connection: after a response
@@ -545,11 +530,7 @@ impl Client {
         };
         let stream = !feed.idle();
         let order = &mut self.order;
-        let lanes = plan.publish.as_ref().map_or(1, |p| p.lanes);
-        let at = feed.at_eof(fp, ctx.now, &mut |d| {
-            let order = order.get_or_insert_with(|| Box::new(Order::new(lanes)));
-            on_delivery(order, &d.payload, ctx);
-        });
+        let at = feed.at_eof(fp, ctx.now, &mut |d| feed_delivery(order, &d.payload, ctx));
         let at = match at {
             Ok(at) if redial => due.unwrap_or(at),
             Ok(at) => at,
@@ -727,6 +708,19 @@ fn send_request(feed: &mut Feed, fp: &FeedPlan, io: &mut Transport, state: &mut 
         due: None,
         redial: false,
     };
+}
+
+/// What a subscriber of this run receives into: one lane order per publisher lane.
+fn new_order(plan: &Plan) -> Box<Order> {
+    Box::new(Order::new(plan.publish.as_ref().map_or(1, |p| p.lanes)))
+}
+
+/// An HTTP subscriber's delivery: a message can come in the same read as
+/// the first answer, before the subscriber is marked ready, so the order
+/// is made at the first that comes.
+fn feed_delivery(order: &mut Option<Box<Order>>, payload: &[u8], ctx: &mut Ctx<'_>) {
+    let order = order.get_or_insert_with(|| new_order(ctx.plan));
+    on_delivery(order, payload, ctx);
 }
 
 /// Subscribe mode: check a delivered message's place in its lane and

@@ -38,16 +38,8 @@ fn percentiles(summary: &Summary, path: &Path) -> Result<(), String> {
     if latency.is_empty() {
         return Err("no latency samples to plot".into());
     }
-    // x = -log10(1 - q): 1 is 90%, 2 is 99%, 3 is 99.9%...
-    let nines = |q: f64| -(1.0 - q).max(1e-6).log10();
-    let points = |h: &Histogram<u64>| -> Vec<(f64, f64)> {
-        h.iter_quantiles(5)
-            .map(|v| (nines(v.quantile_iterated_to()), v.value_iterated_to() as f64 / 1000.0))
-            .collect()
-    };
-    // The tail a sample count can tell: 1,000 samples say nothing past 99.9%.
-    // (Less a hair, so that 1e-5 rounding up past 5 does not add a decade.)
-    let x_max = (nines(1.0 - 1.0 / latency.len() as f64) - 1e-6).ceil().clamp(1.0, 6.0);
+    let points = percentile_points;
+    let x_max = tail_nines(latency.len());
     let clip = |v: Vec<(f64, f64)>| -> Vec<(f64, f64)> { v.into_iter().map(|(x, y)| (x.min(x_max), y)).collect() };
     let lat = clip(points(latency));
     let y_max = (latency.max() as f64 / 1000.0 * 1.1).max(0.001);
@@ -97,6 +89,25 @@ fn percentiles(summary: &Summary, path: &Path) -> Result<(), String> {
         .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
+}
+
+/// x = -log10(1 - q): 1 is 90%, 2 is 99%, 3 is 99.9%...
+fn nines(q: f64) -> f64 {
+    -(1.0 - q).max(1e-6).log10()
+}
+
+/// A histogram's latency curve: (nines of the percentile, milliseconds).
+fn percentile_points(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    h.iter_quantiles(5)
+        .map(|v| (nines(v.quantile_iterated_to()), v.value_iterated_to() as f64 / 1000.0))
+        .collect()
+}
+
+/// The x axis's end for `samples` samples: the tail they can tell (1,000
+/// samples say nothing past 99.9%), less a hair, so that 1e-5 rounding up
+/// past 5 does not add a decade.
+fn tail_nines(samples: u64) -> f64 {
+    (nines(1.0 - 1.0 / samples as f64) - 1e-6).ceil().clamp(1.0, 6.0)
 }
 
 /// A line of the over-time chart: its label, colour and value per second.
@@ -193,7 +204,6 @@ pub fn compare_svg(c: &super::compare::Comparison, path: &Path) -> Result<(), St
     use plotters::prelude::*;
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let colors = [BLUE, RED, GREEN, MAGENTA, BLACK, CYAN];
-    let nines = |q: f64| -(1.0 - q).max(1e-6).log10();
     let mut curves = Vec::new();
     for row in &c.rows {
         let mut merged = super::stats::histogram();
@@ -207,14 +217,10 @@ pub fn compare_svg(c: &super::compare::Comparison, path: &Path) -> Result<(), St
         if merged.is_empty() {
             continue;
         }
-        let points: Vec<(f64, f64)> = merged
-            .iter_quantiles(5)
-            .map(|v| {
-                (
-                    nines(v.quantile_iterated_to()),
-                    (v.value_iterated_to() as f64 / 1000.0).max(0.001),
-                )
-            })
+        // Above the log scale's floor.
+        let points: Vec<(f64, f64)> = percentile_points(&merged)
+            .into_iter()
+            .map(|(x, ms)| (x, ms.max(0.001)))
             .collect();
         curves.push((row.transport, merged.len(), merged.max(), points));
     }
@@ -222,7 +228,7 @@ pub fn compare_svg(c: &super::compare::Comparison, path: &Path) -> Result<(), St
         return Err("no deliveries to plot".into());
     }
     let fewest = curves.iter().map(|c| c.1).min().unwrap_or(1);
-    let x_max = (nines(1.0 - 1.0 / fewest as f64) - 1e-6).ceil().clamp(1.0, 6.0);
+    let x_max = tail_nines(fewest);
     let y_max = curves.iter().map(|c| c.2).max().unwrap_or(1) as f64 / 1000.0 * 2.0;
     let root = SVGBackend::new(path, (1280, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;

@@ -55,6 +55,12 @@ pub struct PublishOutcome {
 }
 
 impl PublishOutcome {
+    /// An accepted publish went to `n` subscribers.
+    fn saw_subscribers(&mut self, n: u64) {
+        let (lo, hi) = self.subscribers.unwrap_or((u64::MAX, 0));
+        self.subscribers = Some((lo.min(n), hi.max(n)));
+    }
+
     /// `--observe`: another process published over `lanes` lanes. What it
     /// sent is taken to be what any of this run's subscribers received,
     /// per lane; a message none of them got is not counted (the run that
@@ -374,10 +380,7 @@ impl Publisher {
             let body = &rbuf.filled()[response.body.clone()];
             if nchan && matches!(response.status, 201 | 202) {
                 match publish::nchan_published(body) {
-                    Some(n) => {
-                        let (lo, hi) = self.out.subscribers.unwrap_or((u64::MAX, 0));
-                        self.out.subscribers = Some((lo.min(n), hi.max(n)));
-                    }
+                    Some(n) => self.out.saw_subscribers(n),
                     None => *errors.publish.entry(ResponseError::Malformed.kind()).or_default() += 1,
                 }
             } else if response.status == 200 && !nchan {
@@ -388,8 +391,7 @@ impl Publisher {
                         }
                         lane.last_id = Some(p.id);
                         self.out.ids.push(p.id);
-                        let (lo, hi) = self.out.subscribers.unwrap_or((u64::MAX, 0));
-                        self.out.subscribers = Some((lo.min(p.subscribers), hi.max(p.subscribers)));
+                        self.out.saw_subscribers(p.subscribers);
                     }
                     None => *errors.publish.entry(ResponseError::Malformed.kind()).or_default() += 1,
                 }

@@ -227,20 +227,17 @@ impl Feed {
         if !plan.query.is_empty() {
             query.push(plan.query.clone());
         }
-        if plan.cursor == CursorStyle::Wsreactor && plan.transport != Transport::Sse {
-            if let Some(since) = c.since {
-                query.push(format!("since={since}"));
-            }
-            // A long poller's first poll is a short one: its 204 gives the
-            // cursor, so that what is published while its next poll is on
-            // its way is not missed.
-            if plan.transport == Transport::Poll || c.since.is_none() {
-                query.push("wait=0".to_owned());
-            }
+        let wsreactor = plan.cursor == CursorStyle::Wsreactor;
+        if let Some(since) = c.since.filter(|_| wsreactor && plan.transport != Transport::Sse) {
+            query.push(format!("since={since}"));
         }
-        // nchan picks a subscriber type per location: the configuration
-        // of benches/nchan/ sends this to its interval poll.
-        if plan.cursor == CursorStyle::Nchan && plan.transport == Transport::Poll {
+        // Short polls; and a wsreactor long poller's first poll, so that
+        // its 204 gives the cursor and what is published while its next
+        // poll is on its way is not missed. (nchan picks a subscriber type
+        // per location: the configuration of benches/nchan/ sends this to
+        // its interval poll.)
+        let first_long = wsreactor && plan.transport == Transport::LongPoll && c.since.is_none();
+        if plan.transport == Transport::Poll || first_long {
             query.push("wait=0".to_owned());
         }
         let query = if query.is_empty() {
