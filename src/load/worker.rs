@@ -192,6 +192,12 @@ impl Worker {
                 // A stop (Ctrl-C) may have moved the end closer.
                 self.window = self.shared.window();
                 if let Some((_, end)) = self.window.filter(|&(_, end)| now >= end) {
+                    // A cycle due before the end starts even if this worker
+                    // woke after it (a busy machine): it is charged from its
+                    // due time, not dropped as never started.
+                    if self.slots.is_some() {
+                        self.start_cycles(now);
+                    }
                     // The publisher may wait `timeout` for its last answers.
                     let drain = match self.plan.mode {
                         Mode::Subscribe => 2 * self.plan.timeout,
