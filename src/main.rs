@@ -578,14 +578,7 @@ fn compare_command(args: CompareArgs) -> ExitCode {
     let transports: Vec<Transport> = args.transports.iter().map(|&t| t.into()).collect();
     let mut comparison = match load::compare::run(&options, &transports, args.rounds, &stop) {
         Ok(c) => c,
-        Err(LoadError::Invalid(why)) => {
-            eprintln!("wsreactor load compare: {why}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-        Err(err) => {
-            eprintln!("wsreactor load compare: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(err) => return load_failed("wsreactor load compare", err),
     };
     comparison.command_line = std::env::args().collect();
     print!("{}", comparison.table());
@@ -621,19 +614,27 @@ fn compare_command(args: CompareArgs) -> ExitCode {
     ExitCode::from(status)
 }
 
+/// A run that could not be made: options refused are a configuration
+/// error (2), anything else a failure (1).
+fn load_failed(who: &str, err: LoadError) -> ExitCode {
+    match err {
+        LoadError::Invalid(why) => {
+            eprintln!("{who}: {why}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        err => {
+            eprintln!("{who}: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn load_command(args: LoadArgs) -> ExitCode {
     let options = args.options();
     let stop = load_setup(&options);
     let mut summary = match load::run_until(&options, &stop) {
         Ok(summary) => summary,
-        Err(LoadError::Invalid(why)) => {
-            eprintln!("wsreactor load: {why}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-        Err(err) => {
-            eprintln!("wsreactor load: {err}");
-            return ExitCode::FAILURE;
-        }
+        Err(err) => return load_failed("wsreactor load", err),
     };
     summary.command_line = std::env::args().collect();
     let verdict = summary.judge(&args.thresholds(), stop.load(Relaxed));

@@ -60,7 +60,7 @@ fn percentiles(summary: &Summary, path: &Path) -> Result<(), String> {
         .x_desc("percentile")
         .y_desc("latency (ms)")
         .x_labels(x_max as usize + 1)
-        .x_label_formatter(&|x| format!("{}%", 100.0 - 100.0 * 10f64.powf(-x)))
+        .x_label_formatter(&nines_label)
         .draw()
         .map_err(|e| err(&e))?;
     let label = format!("{} from {}", measured(summary), summary.latency_from);
@@ -94,6 +94,11 @@ fn percentiles(summary: &Summary, path: &Path) -> Result<(), String> {
 /// x = -log10(1 - q): 1 is 90%, 2 is 99%, 3 is 99.9%...
 fn nines(q: f64) -> f64 {
     -(1.0 - q).max(1e-6).log10()
+}
+
+/// The percentile an x of [`nines`] stands for, as an axis label.
+fn nines_label(x: &f64) -> String {
+    format!("{}%", 100.0 - 100.0 * 10f64.powf(-x))
 }
 
 /// A histogram's latency curve: (nines of the percentile, milliseconds).
@@ -253,7 +258,7 @@ pub fn compare_svg(c: &super::compare::Comparison, path: &Path) -> Result<(), St
         .x_desc("percentile")
         .y_desc("publish to receive (ms, log)")
         .x_labels(x_max as usize + 1)
-        .x_label_formatter(&|x| format!("{}%", 100.0 - 100.0 * 10f64.powf(-x)))
+        .x_label_formatter(&nines_label)
         .draw()
         .map_err(|e| err(&e))?;
     for (i, (name, _, _, points)) in curves.into_iter().enumerate() {

@@ -72,7 +72,7 @@ pub struct Stamp {
 impl Stamp {
     /// Write the payload of `size` bytes (at least [`HEADER`]) into `out`.
     pub fn write(&self, size: usize, out: &mut Vec<u8>) {
-        let word = (self.lane as u64) << 48 | (self.seq & SEQ_MASK);
+        let word = self.first_word();
         out.extend_from_slice(&word.to_le_bytes());
         out.extend_from_slice(&self.scheduled_ns.to_le_bytes());
         let mut written = HEADER;
@@ -86,7 +86,7 @@ impl Stamp {
     /// Write the text form of `size` bytes (at least [`TEXT_HEADER`]).
     pub fn write_text(&self, size: usize, out: &mut Vec<u8>) {
         use std::io::Write as _;
-        let word = (self.lane as u64) << 48 | (self.seq & SEQ_MASK);
+        let word = self.first_word();
         let _ = write!(out, "{word:016x}{:016x}", self.scheduled_ns);
         let mut written = TEXT_HEADER;
         if size >= TEXT_HEADER_WITH_SEND {
@@ -102,25 +102,28 @@ impl Stamp {
             let hex = std::str::from_utf8(payload.get(at..at + 16)?).ok()?;
             u64::from_str_radix(hex, 16).ok()
         };
-        let first = word(0)?;
-        Some(Stamp {
-            lane: (first >> 48) as usize,
-            seq: first & SEQ_MASK,
-            scheduled_ns: word(16)?,
-            sent_ns: word(32),
-        })
+        Some(Stamp::from_words(word(0)?, word(16)?, word(32)))
     }
 
     /// Read a payload's header; `None` when it is too short to be ours.
     pub fn read(payload: &[u8]) -> Option<Stamp> {
         let word = |at: usize| Some(u64::from_le_bytes(payload.get(at..at + 8)?.try_into().ok()?));
-        let first = word(0)?;
-        Some(Stamp {
+        Some(Stamp::from_words(word(0)?, word(8)?, word(16)))
+    }
+
+    /// The first word: the lane in the 16 high bits, the number below.
+    fn first_word(&self) -> u64 {
+        (self.lane as u64) << 48 | (self.seq & SEQ_MASK)
+    }
+
+    /// The stamp of a header's words, in either form.
+    fn from_words(first: u64, scheduled_ns: u64, sent_ns: Option<u64>) -> Stamp {
+        Stamp {
             lane: (first >> 48) as usize,
             seq: first & SEQ_MASK,
-            scheduled_ns: word(8)?,
-            sent_ns: word(16),
-        })
+            scheduled_ns,
+            sent_ns,
+        }
     }
 }
 

@@ -28,7 +28,7 @@ use super::timer::Timer;
 use super::{Mode, Plan, Shared};
 use crate::reactor::buffer::BufferPool;
 use hdrhistogram::Histogram;
-use mio::{Events, Poll, Token};
+use mio::{Events, Poll, Registry, Token};
 use slab::Slab;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -283,11 +283,7 @@ impl Worker {
     /// Register a new client and give it a slab entry.
     fn add(&mut self, mut client: Client) -> io::Result<()> {
         let entry = self.clients.vacant_entry();
-        let interest = client.interest();
-        self.poll
-            .registry()
-            .register(client.stream(), Token(entry.key()), interest)?;
-        client.set_registered(interest);
+        register(self.poll.registry(), &mut client, entry.key())?;
         entry.insert(client);
         Ok(())
     }
@@ -331,19 +327,13 @@ impl Worker {
             // The old socket goes out of the poll before its descriptor closes.
             let _ = self.poll.registry().deregister(client.stream());
             life = match client.redial(&mut ctx) {
-                Ok(true) => {
-                    let interest = client.interest();
-                    match self.poll.registry().register(client.stream(), Token(key), interest) {
-                        Ok(()) => {
-                            client.set_registered(interest);
-                            Life::Alive
-                        }
-                        Err(e) => {
-                            ctx.stats.errors.socket(&e);
-                            Life::Dead
-                        }
+                Ok(true) => match register(self.poll.registry(), client, key) {
+                    Ok(()) => Life::Alive,
+                    Err(e) => {
+                        ctx.stats.errors.socket(&e);
+                        Life::Dead
                     }
-                }
+                },
                 Ok(false) => Life::Alive,
                 Err(e) => {
                     ctx.stats.errors.socket(&e);
@@ -434,4 +424,13 @@ impl Worker {
         self.publish();
         log::debug!("load worker {} done", self.id);
     }
+}
+
+/// Put `client`'s socket in the poll under slab key `key`, with the
+/// interest its state wants.
+fn register(registry: &Registry, client: &mut Client, key: usize) -> io::Result<()> {
+    let interest = client.interest();
+    registry.register(client.stream(), Token(key), interest)?;
+    client.set_registered(interest);
+    Ok(())
 }
