@@ -301,6 +301,7 @@ impl Sender {
             channel: topic.into(),
             kind,
             payload: payload.into(),
+            idempotency_key: None,
         };
         self.inboxes[0].command(Command::Submit(request));
     }

@@ -54,6 +54,8 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
             "publish_token",
             "id_memory",
             "id_memory_channels",
+            "idempotency_ttl",
+            "idempotency_keys",
             "broker",
             "broker_ca",
         ],

@@ -157,6 +157,14 @@ pub struct PubSub {
     /// forgotten first. They do not count against `max_channels`.
     /// Default 100000.
     pub id_memory_channels: usize,
+    /// How long a publish's `Idempotency-Key` is remembered: a publish
+    /// with a key seen within it is answered with the first one's id and
+    /// not published again (on every node of a Redis broker). Default 5m.
+    #[serde(with = "humantime_serde")]
+    pub idempotency_ttl: Duration,
+    /// How many `Idempotency-Key`s are remembered per channel at most; the
+    /// oldest is forgotten first. Default 10000.
+    pub idempotency_keys: usize,
     /// Where channels live. Default `local` (in this process).
     pub broker: BrokerKind,
     /// With a `rediss://` broker: a PEM file of the certificate authority
@@ -211,6 +219,8 @@ impl Default for PubSub {
             publish_token: String::new(),
             id_memory: Duration::from_secs(30 * 24 * 3600),
             id_memory_channels: 100_000,
+            idempotency_ttl: Duration::from_secs(300),
+            idempotency_keys: 10_000,
             broker: BrokerKind::Local,
             broker_ca: String::new(),
         }
@@ -525,6 +535,7 @@ impl Config {
         nonzero("pubsub.sse_heartbeat", pubsub.sse_heartbeat)?;
         nonzero("pubsub.history_ttl", pubsub.history_ttl)?;
         nonzero("pubsub.id_memory", pubsub.id_memory)?;
+        nonzero("pubsub.idempotency_ttl", pubsub.idempotency_ttl)?;
         // The token travels in a header value: visible ASCII only (RFC 9110 §5.5).
         if !pubsub.publish_token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(invalid(

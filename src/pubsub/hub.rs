@@ -10,6 +10,7 @@
 //! hold for a subscriber that joins while messages are in flight (see
 //! [`Broker`] and [`Inbox`]).
 
+use super::idempotency::Seen;
 use super::message::Message;
 use super::{Address, Answer, Broker, Gap, HubError, HubSettings, Receipt, Request, Snapshot, Subscription};
 use crate::protocol::MessageKind;
@@ -134,6 +135,8 @@ struct Channel {
     history: VecDeque<Arc<Message>>,
     /// Subscribers per worker; a publish goes to the inboxes of those > 0.
     subscribers: Vec<u32>,
+    /// Publishers' `Idempotency-Key`s and their receipts.
+    keys: Seen,
 }
 
 impl Channel {
@@ -144,6 +147,7 @@ impl Channel {
             next_id: last_id + 1,
             history: VecDeque::new(),
             subscribers: vec![0; workers],
+            keys: Seen::default(),
         }
     }
 
@@ -163,10 +167,13 @@ impl Channel {
         {
             self.history.pop_front();
         }
+        self.keys.expire(now, settings.idempotency_ttl);
     }
 
+    /// Nothing to keep it for: no history, no subscriber, no key a
+    /// publisher may retry with.
     fn idle(&self) -> bool {
-        self.history.is_empty() && self.subscribers.iter().all(|&n| n == 0)
+        self.history.is_empty() && self.keys.is_empty() && self.subscribers.iter().all(|&n| n == 0)
     }
 }
 
@@ -315,8 +322,26 @@ impl LocalHub {
         payload: Box<[u8]>,
         now: Instant,
     ) -> Result<Receipt, HubError> {
+        self.publish_once(channel, kind, payload, None, now)
+    }
+
+    /// [`publish`](Self::publish), at most once per `idempotency_key`
+    /// while it is remembered: a key seen before gets the first receipt,
+    /// marked [`Receipt::duplicate`], and nothing is published.
+    pub fn publish_once(
+        &self,
+        channel: &str,
+        kind: MessageKind,
+        payload: Box<[u8]>,
+        idempotency_key: Option<&str>,
+        now: Instant,
+    ) -> Result<Receipt, HubError> {
         let c = self.channel(channel, true)?.ok_or(HubError::TooManyChannels)?;
         let mut c = lock(&c);
+        let ttl = self.settings.idempotency_ttl;
+        if let Some(seen) = idempotency_key.and_then(|k| c.keys.get(k, now, ttl)) {
+            return Ok(seen);
+        }
         let msg = Arc::new(Message::new(c.next_id, c.name.clone(), kind, payload, now));
         c.next_id += 1;
         let mut subscribers = 0;
@@ -331,7 +356,15 @@ impl LocalHub {
             c.history.push_back(msg);
         }
         c.trim(&self.settings, now);
-        Ok(Receipt { id, subscribers })
+        let receipt = Receipt {
+            id,
+            subscribers,
+            duplicate: false,
+        };
+        if let Some(key) = idempotency_key {
+            c.keys.insert(key, receipt, now, self.settings.idempotency_keys);
+        }
+        Ok(receipt)
     }
 
     /// Count a subscriber on `worker` and return its handle and what it
@@ -357,9 +390,12 @@ impl Broker for LocalHub {
     /// after its snapshot.
     fn submit(&self, from: Address, request: Request, now: Instant) {
         let answer = match request {
-            Request::Publish { channel, kind, payload } => {
-                Answer::Published(self.publish(&channel, kind, payload, now))
-            }
+            Request::Publish {
+                channel,
+                kind,
+                payload,
+                idempotency_key,
+            } => Answer::Published(self.publish_once(&channel, kind, payload, idempotency_key.as_deref(), now)),
             Request::Subscribe { channel, since } => {
                 Answer::Subscribed(self.subscribe(&channel, from.worker, since, now))
             }
@@ -411,12 +447,15 @@ impl Broker for LocalHub {
 fn snapshot(c: &Channel, since: Option<u64>) -> Snapshot {
     let last_id = c.last_id();
     let first_kept = c.history.front().map_or(c.next_id, |m| m.id);
-    let (since, gap) = Gap::resume(since, last_id, first_kept);
+    // One numbering per channel here: ids that go on from the last one
+    // remembered (or the floor), so a cursor below the first kept is a gap.
+    let (since, gap) = Gap::resume(since, last_id, first_kept, 0);
     let skip = c.history.partition_point(|m| m.id <= since);
     Snapshot {
         replay: c.history.iter().skip(skip).cloned().collect(),
         gap,
         last_id,
+        epoch_start: 0,
     }
 }
 
@@ -435,6 +474,8 @@ mod tests {
             max_channels: 100,
             id_memory: Duration::from_secs(3600),
             id_memory_channels: 100,
+            idempotency_ttl: Duration::from_secs(300),
+            idempotency_keys: 100,
         };
         (LocalHub::new(settings, inboxes.clone()), poll, inboxes)
     }
@@ -447,10 +488,24 @@ mod tests {
     #[test]
     fn ids_start_at_one_and_count_subscribers() {
         let (h, _p, inboxes) = hub(10, 2);
-        assert_eq!(publish(&h, "a"), Receipt { id: 1, subscribers: 0 });
+        assert_eq!(
+            publish(&h, "a"),
+            Receipt {
+                id: 1,
+                subscribers: 0,
+                duplicate: false
+            }
+        );
         let (a, _) = h.subscribe("c", 1, None, Instant::now()).unwrap();
         let (b, _) = h.subscribe("c", 1, None, Instant::now()).unwrap();
-        assert_eq!(publish(&h, "b"), Receipt { id: 2, subscribers: 2 });
+        assert_eq!(
+            publish(&h, "b"),
+            Receipt {
+                id: 2,
+                subscribers: 2,
+                duplicate: false
+            }
+        );
         // Only the worker with subscribers gets it, once.
         assert!(inboxes[0].drain(Mail::default()).is_empty());
         let got = inboxes[1].drain(Mail::default()).messages;
@@ -581,6 +636,34 @@ mod tests {
     }
 
     #[test]
+    fn a_key_publishes_once_and_keeps_an_otherwise_idle_channel() {
+        let (mut h, _p, inboxes) = hub(0, 1);
+        h.settings.idempotency_ttl = Duration::from_secs(60);
+        let t0 = Instant::now();
+        let (sub, _) = h.subscribe("c", 0, None, t0).unwrap();
+        let send = |key, at| h.publish_once("c", MessageKind::Text, b"x".as_slice().into(), key, at);
+        let first = send(Some("k"), t0).unwrap();
+        assert_eq!((first.id, first.subscribers, first.duplicate), (1, 1, false));
+        let again = send(Some("k"), t0 + Duration::from_secs(1)).unwrap();
+        assert_eq!((again.id, again.subscribers, again.duplicate), (1, 1, true));
+        assert_eq!(send(Some("other"), t0).unwrap().id, 2);
+        assert_eq!(send(None, t0).unwrap().id, 3);
+        let got = inboxes[0].drain(Mail::default()).messages;
+        assert_eq!(
+            got.iter().map(|m| m.id).collect::<Vec<_>>(),
+            [1, 2, 3],
+            "the retry published nothing"
+        );
+        // No history, no subscriber: the keys alone keep the channel.
+        h.unsubscribe(sub);
+        h.sweep(t0 + Duration::from_secs(2));
+        assert_eq!(h.channels(), 1);
+        assert!(send(Some("k"), t0 + Duration::from_secs(3)).unwrap().duplicate);
+        h.sweep(t0 + Duration::from_secs(61));
+        assert_eq!(h.channels(), 0);
+    }
+
+    #[test]
     fn channel_limit_refuses_new_channels() {
         let (mut h, _p, _i) = hub(10, 1);
         h.settings.max_channels = 1;
@@ -609,6 +692,7 @@ mod tests {
             channel: "c".into(),
             kind: MessageKind::Text,
             payload: b"after".as_slice().into(),
+            idempotency_key: None,
         };
         h.submit(from, publish, Instant::now());
         assert!(inboxes[0].drain(Mail::default()).is_empty());
@@ -621,7 +705,14 @@ mod tests {
         assert_eq!((to_sub, to_pub), (from, from));
         assert_eq!(snapshot.replay.iter().map(|m| m.id).collect::<Vec<_>>(), [1]);
         assert_eq!(snapshot.last_id, 1);
-        assert_eq!(receipt, Receipt { id: 2, subscribers: 1 });
+        assert_eq!(
+            receipt,
+            Receipt {
+                id: 2,
+                subscribers: 1,
+                duplicate: false
+            }
+        );
         assert_eq!(mail.messages.iter().map(|m| m.id).collect::<Vec<_>>(), [2]);
         h.unsubscribe(sub);
         assert_eq!(self::publish(&h, "gone").subscribers, 0);

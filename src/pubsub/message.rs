@@ -29,7 +29,8 @@ const ENCODINGS: usize = 4;
 /// One message of one channel.
 #[derive(Debug)]
 pub struct Message {
-    /// Its id: per channel, from 1, one more per accepted publish.
+    /// Its id: per channel, one more per accepted publish, from
+    /// `epoch_start + 1`.
     pub id: u64,
     /// The channel it was published to.
     pub channel: Arc<str>,
@@ -39,10 +40,12 @@ pub struct Message {
     pub payload: Box<[u8]>,
     /// When it was published (for the history's age limit).
     pub published: Instant,
-    /// The first message a node saw after the channel's state was lost
-    /// and made again (a new epoch): its numbering may have started over,
-    /// so a subscriber's cursor is not to be trusted and it is told.
-    pub reset: bool,
+    /// The id after which its channel's current numbering (its epoch)
+    /// began: 0 for a channel numbered from 1, as on the local hub. A
+    /// channel the Redis broker lost and made again starts a new numbering
+    /// above every id it gave before; a subscriber whose cursor is of
+    /// another numbering is told of the reset, never silently moved on.
+    pub epoch_start: u64,
     /// Shared as they are by every output queue that sends them.
     forms: [OnceLock<Arc<[u8]>>; ENCODINGS],
 }
@@ -56,7 +59,7 @@ impl Message {
             kind,
             payload,
             published,
-            reset: false,
+            epoch_start: 0,
             forms: Default::default(),
         }
     }

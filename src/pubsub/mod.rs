@@ -17,6 +17,7 @@
 //! started with ([`crate::reactor::start_with_broker`]).
 
 pub mod hub;
+pub mod idempotency;
 pub mod message;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -35,8 +36,12 @@ use std::time::{Duration, Instant};
 pub struct Receipt {
     /// The message's id in its channel.
     pub id: u64,
-    /// Subscribers it was handed to.
+    /// Subscribers of the channel it was handed to: clients (WebSocket,
+    /// event stream, parked long poll), counted over every node.
     pub subscribers: usize,
+    /// A publish with an `Idempotency-Key` seen before: nothing was
+    /// published now, and `id` and `subscribers` are the first publish's.
+    pub duplicate: bool,
 }
 
 /// Ids a subscriber will not be given: told to it, never silently skipped.
@@ -61,18 +66,26 @@ impl Gap {
     }
 
     /// Where a subscriber whose cursor is `since` starts, by the rule every
-    /// broker keeps, given the channel's last id and the first id its
-    /// history still holds (`last_id + 1` when it holds none): the id after
-    /// which it is given the history, and the gap it is told of, if any.
-    pub fn resume(since: Option<u64>, last_id: u64, first_kept: u64) -> (u64, Option<Gap>) {
+    /// broker keeps, given the channel's last id, the first id its history
+    /// still holds (`last_id + 1` when it holds none) and the id after which
+    /// its current numbering began (`start`, its epoch's: 0 for a channel
+    /// numbered from 1): the id after which it is given the history, and
+    /// the gap it is told of, if any.
+    pub fn resume(since: Option<u64>, last_id: u64, first_kept: u64, start: u64) -> (u64, Option<Gap>) {
         let (since, reset) = match since {
             // Only what comes next.
             None => (last_id, false),
+            // A client that holds nothing: the numbering from its start.
+            Some(0) => (start, false),
             // A cursor from the future (a restart, or a channel forgotten
             // past the id memory): not one of ours. Start it over from what
             // the history holds, and say so; staying silent would starve it
             // until the ids pass its cursor.
-            Some(s) if s > last_id => (0, true),
+            Some(s) if s > last_id => (start, true),
+            // A cursor from an earlier numbering (the broker lost the
+            // channel and made it again, numbered above every id it gave
+            // before): the same.
+            Some(s) if s <= start => (start, true),
             Some(s) => (s, false),
         };
         let gap = (reset || since + 1 < first_kept).then(|| Gap {
@@ -94,6 +107,9 @@ pub struct Snapshot {
     /// The channel's last id when the snapshot was taken: every later
     /// message reaches the subscriber through its worker's inbox.
     pub last_id: u64,
+    /// The id after which the channel's current numbering began
+    /// ([`Message::epoch_start`]).
+    pub epoch_start: u64,
 }
 
 /// Why the broker refused.
@@ -101,15 +117,25 @@ pub struct Snapshot {
 pub enum HubError {
     /// `[pubsub] max_channels` channels exist already.
     TooManyChannels,
-    /// The broker cannot be reached (a network broker's server is down).
-    Unavailable,
+    /// Nothing was done: the broker cannot carry out requests now (a
+    /// network broker's server is down or does not answer); why, in a
+    /// few words.
+    Unavailable(&'static str),
+    /// A publish was handed to the broker's server and no answer came: it
+    /// may have been carried out or not. Not a refusal: a publisher retries
+    /// with the same `Idempotency-Key`, which publishes it at most once.
+    Unconfirmed,
 }
 
 impl fmt::Display for HubError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HubError::TooManyChannels => f.write_str("too many channels"),
-            HubError::Unavailable => f.write_str("the broker is unavailable"),
+            HubError::Unavailable(why) => write!(f, "the broker is unavailable: {why}"),
+            HubError::Unconfirmed => f.write_str(
+                "the broker did not confirm the publish in time: it may or may not have been published; \
+                 retry with the same Idempotency-Key to publish it at most once",
+            ),
         }
     }
 }
@@ -132,6 +158,11 @@ pub struct HubSettings {
     /// How many forgotten channels' last ids are remembered at most (the
     /// oldest is forgotten first).
     pub id_memory_channels: usize,
+    /// How long a publish's `Idempotency-Key` is remembered.
+    pub idempotency_ttl: Duration,
+    /// How many `Idempotency-Key`s are remembered per channel at most (the
+    /// oldest is forgotten first).
+    pub idempotency_keys: usize,
 }
 
 /// Which connection a request came from, and its answer goes to: the
@@ -159,6 +190,10 @@ pub enum Request {
         kind: MessageKind,
         /// The message.
         payload: Box<[u8]>,
+        /// The publisher's `Idempotency-Key`: a publish with a key seen
+        /// within `pubsub.idempotency_ttl` is answered with the first
+        /// one's receipt and not published again.
+        idempotency_key: Option<Box<str>>,
     },
     /// Subscribe the connection and tell it what it missed after `since`
     /// (`None`: only what comes next).
@@ -228,9 +263,10 @@ pub trait Broker: Send + Sync + fmt::Debug {
     /// Channels that exist now.
     fn channels(&self) -> usize;
     /// Whether the broker can carry out requests now (a network broker's
-    /// server is reachable). `/readyz` answers from it.
-    fn ready(&self) -> bool {
-        true
+    /// server is reachable and answers), or why not. `/readyz` answers
+    /// from it: it turns not ready no later than a publish would be refused.
+    fn ready(&self) -> Result<(), &'static str> {
+        Ok(())
     }
     /// A network broker's counters, for `/metrics` (the local hub has none).
     fn stats(&self) -> Option<BrokerStats> {
@@ -299,6 +335,29 @@ pub fn valid_channel(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cursor_of_an_earlier_numbering_is_a_reset_never_a_silent_skip() {
+        // The channel's numbering began after 1000; ids 1001..=1005 exist,
+        // the history holds 1003..=1005.
+        let resume = |since| Gap::resume(since, 1005, 1003, 1000);
+        let reset = |from, to| Some(Gap { from, to, reset: true });
+        // Cursors from before the loss (at or below the start): reset, and
+        // all the history is given.
+        assert_eq!(resume(Some(4)), (1000, reset(1001, 1002)));
+        assert_eq!(resume(Some(1000)), (1000, reset(1001, 1002)));
+        // From the future: the same.
+        assert_eq!(resume(Some(1006)), (1000, reset(1001, 1002)));
+        // Holding nothing: from the numbering's start, trimmed ids told.
+        assert_eq!(resume(Some(0)), (1000, Some(Gap::trimmed(1001, 1002))));
+        // A cursor of this numbering.
+        assert_eq!(resume(Some(1001)), (1001, Some(Gap::trimmed(1002, 1002))));
+        assert_eq!(resume(Some(1004)), (1004, None));
+        assert_eq!(resume(None), (1005, None));
+        // A numbering from 1 (start 0) is as before.
+        assert_eq!(Gap::resume(Some(0), 5, 3, 0), (0, Some(Gap::trimmed(1, 2))));
+        assert_eq!(Gap::resume(Some(9), 5, 6, 0), (0, reset(1, 5)));
+    }
 
     #[test]
     fn channel_names() {

@@ -102,6 +102,8 @@ impl From<&Config> for Settings {
                     max_channels: p.max_channels,
                     id_memory: p.id_memory,
                     id_memory_channels: p.id_memory_channels,
+                    idempotency_ttl: p.idempotency_ttl,
+                    idempotency_keys: p.idempotency_keys,
                 },
                 poll_timeout: p.poll_timeout,
                 sse_heartbeat: p.sse_heartbeat,

@@ -63,7 +63,7 @@ pub struct Worker {
     /// `/metrics` asks the broker how many channels exist.
     channels: Box<dyn Fn() -> usize + Send>,
     /// `/readyz` asks the broker whether it is reachable.
-    ready: Box<dyn Fn() -> bool + Send>,
+    ready: Box<dyn Fn() -> Result<(), &'static str> + Send>,
     broker_stats: Box<dyn Fn() -> Option<BrokerStats> + Send>,
     /// What the session of the current step asks of the broker.
     actions: Vec<Action>,
@@ -126,7 +126,7 @@ impl Worker {
             let hub = hub.clone();
             Box::new(move || hub.channels())
         };
-        let ready: Box<dyn Fn() -> bool + Send> = {
+        let ready: Box<dyn Fn() -> Result<(), &'static str> + Send> = {
             let hub = hub.clone();
             Box::new(move || hub.ready())
         };

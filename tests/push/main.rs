@@ -588,6 +588,73 @@ fn the_broker_is_injected_and_delivers_through_the_reactors_inboxes() {
     assert_eq!(counting.get().unwrap().publishes.load(Relaxed), 1);
 }
 
+#[test]
+fn an_idempotency_key_publishes_once_and_a_bad_one_is_400() {
+    let server = Server::start(settings());
+    let (mut sub, _) = Client::upgrade_at(server.addr, "/ws/once", "");
+    let post = |key: &str, body: &[u8]| {
+        let key = format!("Idempotency-Key: {key}");
+        Client::connect(server.addr).request("POST", "/pub/once", &["Content-Type: text/plain", &key], body)
+    };
+    let first: Value = serde_json::from_slice(&post("\"8e03978e-40d5\"", b"once").body).unwrap();
+    assert_eq!(first, serde_json::json!({"id": 1, "subscribers": 1}));
+    // A retry, quoted or not: the first receipt, and nothing published.
+    for key in ["\"8e03978e-40d5\"", "8e03978e-40d5"] {
+        let again: Value = serde_json::from_slice(&post(key, b"once").body).unwrap();
+        assert_eq!(again, serde_json::json!({"id": 1, "subscribers": 1, "duplicate": true}));
+    }
+    assert_eq!(text(&sub.recv()), "once");
+    assert!(sub.recv_within(Duration::from_millis(200)).is_none(), "published once");
+    for bad in ["\"\"", "a b", "\"x\\y\"", &"k".repeat(256)] {
+        let r = post(bad, b"x");
+        assert_eq!(r.status, 400, "{bad:?}: {r:?}");
+        assert!(String::from_utf8_lossy(&r.body).contains("Idempotency-Key"), "{r:?}");
+    }
+    // Two keys in one request: refused, not one of them taken.
+    let r =
+        Client::connect(server.addr).request("POST", "/pub/once", &["Idempotency-Key: a", "Idempotency-Key: b"], b"x");
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(publish(&mut Client::connect(server.addr), "once", "next")["id"], 2);
+}
+
+/// A broker that takes publishes and never answers them, as one across a
+/// network that went silent would.
+#[derive(Debug)]
+struct Silent {
+    hub: wsreactor::pubsub::LocalHub,
+}
+
+impl wsreactor::pubsub::Broker for Silent {
+    fn submit(&self, from: wsreactor::pubsub::Address, request: wsreactor::pubsub::Request, now: Instant) {
+        if !matches!(request, wsreactor::pubsub::Request::Publish { .. }) {
+            self.hub.submit(from, request, now);
+        }
+    }
+    delegate_to_hub!();
+}
+
+#[test]
+fn a_publish_the_broker_never_answers_is_504_not_a_refusal() {
+    let mut settings = settings();
+    settings.request_timeout = Duration::from_millis(300);
+    let hub_settings = settings.pubsub.hub.clone();
+    let handle =
+        wsreactor::reactor::start_with_broker("127.0.0.1:0".parse().unwrap(), 1, 128, settings, move |inboxes| {
+            Arc::new(Silent {
+                hub: wsreactor::pubsub::LocalHub::new(hub_settings, inboxes),
+            })
+        })
+        .unwrap();
+    let server = Server::from_handle(handle);
+    let r = Client::connect(server.addr).request("POST", "/pub/silent", &[], b"x");
+    assert_eq!(r.status, 504, "{r:?}");
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(
+        body.contains("may or may not have been published") && body.contains("Idempotency-Key"),
+        "{body}"
+    );
+}
+
 /// A broker that answers subscribes late, from another thread, as one
 /// across the network would.
 #[derive(Debug)]

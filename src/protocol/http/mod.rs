@@ -236,6 +236,8 @@ impl Status {
     pub const NOT_IMPLEMENTED: Status = Status(501);
     /// 503
     pub const SERVICE_UNAVAILABLE: Status = Status(503);
+    /// 504
+    pub const GATEWAY_TIMEOUT: Status = Status(504);
 
     /// The reason phrase.
     pub fn reason(self) -> &'static str {
@@ -256,6 +258,7 @@ impl Status {
             500 => "Internal Server Error",
             501 => "Not Implemented",
             503 => "Service Unavailable",
+            504 => "Gateway Timeout",
             429 => "Too Many Requests",
             _ => "Unknown",
         }

@@ -3,9 +3,8 @@
 //! catch-up after an outage.
 
 use super::scripts;
-use super::store::{entry_id, field, keys, parse_published, tag_kind, Entry, INSTANCE, KNOWN, RECOVERING, RECOVERY_MS};
-use super::{connect, lock, new_epoch, unix_ms, Backoff, Control, Job, Listeners, Local, LINGER, POLL};
-use crate::protocol::MessageKind;
+use super::store::{keys, parse_published, snapshot};
+use super::{connect, lock, Backoff, Control, Job, Listeners, Local, LINGER, POLL};
 use crate::pubsub::Message;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -43,6 +42,7 @@ pub(super) fn pubsub_thread(
             Err(e) => {
                 log::warn!("redis pubsub: {e}; connecting again");
                 local.pubsub_up.store(false, Relaxed);
+                local.suspect.store(true, Relaxed);
                 again = true;
             }
         }
@@ -120,7 +120,7 @@ pub(super) fn listen(
             continue;
         };
         let parsed = msg.get_payload::<Vec<u8>>().ok();
-        let Some((mut message, epoch)) = parsed.as_deref().and_then(|raw| parse_published(name, raw)) else {
+        let Some((message, epoch)) = parsed.as_deref().and_then(|raw| parse_published(name, raw)) else {
             // Logged at 1, 2, 4, 8... so that a flood cannot flood the log.
             let n = local.counters.dropped.fetch_add(1, Relaxed) + 1;
             if n.is_power_of_two() {
@@ -133,7 +133,7 @@ pub(super) fn listen(
         };
         local.counters.messages_in.fetch_add(1, Relaxed);
         if let Some(l) = lock(&local.channels).get_mut(name) {
-            new_epoch_check(local, l, &mut message, epoch);
+            new_epoch_check(local, l, &message, epoch);
             hand_out(local, l, Arc::new(message));
         }
     }
@@ -199,28 +199,24 @@ fn idle_channels(local: &Local, now: Instant) -> Vec<Arc<str>> {
 }
 
 /// A message of an epoch other than the one this node knows: Redis lost
-/// the channel and made it again. The message is marked, so that every
-/// subscriber is told its cursor is from another numbering; if the new
-/// epoch began below ids this node delivered, its numbering is raised past
-/// them (by the command thread), so later ids meet no client's cursor.
-fn new_epoch_check(local: &Local, l: &mut Listeners, message: &mut Message, epoch: &[u8]) {
+/// the channel and made it again, numbered above every id it gave before.
+/// Each subscriber's feed tells its client of the reset, by the message's
+/// [`Message::epoch_start`]. Should the new numbering have begun below ids
+/// this node delivered anyway (Redis's clock stepped back), it is raised
+/// past them (by the command thread) so that later ids meet no cursor.
+fn new_epoch_check(local: &Local, l: &mut Listeners, message: &Message, epoch: &[u8]) {
     let epoch = String::from_utf8_lossy(epoch);
     match &l.epoch {
         Some(known) if **known == *epoch => return,
-        Some(_) => {
-            message.reset = true;
-            if message.id <= l.delivered {
-                let raise = Job::Raise {
-                    channel: l.name.clone(),
-                    epoch: epoch.as_ref().into(),
-                    floor: l.delivered,
-                };
-                let _ = lock(&local.jobs).send(raise);
-            }
-            // The new numbering: what follows is counted from here.
-            l.delivered = message.id;
+        Some(_) if message.id <= l.delivered => {
+            let raise = Job::Raise {
+                channel: l.name.clone(),
+                epoch: epoch.as_ref().into(),
+                floor: l.delivered,
+            };
+            let _ = lock(&local.jobs).send(raise);
         }
-        None => {}
+        _ => {}
     }
     l.epoch = Some(epoch.as_ref().into());
 }
@@ -239,70 +235,40 @@ pub(super) fn hand_out(local: &Local, l: &mut Listeners, message: Arc<Message>) 
 }
 
 /// Hand out, per channel, what the history holds after the last id this
-/// node handed out.
+/// node handed out, read together with the channel's epoch: if Redis lost
+/// the channel meanwhile, what it holds now is all of the new numbering,
+/// and its first message tells each subscriber of the reset, as a live one
+/// would.
 pub(super) fn replay_missed(
     client: &redis::Client,
     local: &Local,
     topics: &HashMap<String, Arc<str>>,
 ) -> redis::RedisResult<()> {
     let mut con = connect(client)?;
-    let seed = redis::Script::new(&scripts::seed());
+    let read = redis::Script::new(&scripts::read());
     for name in topics.values() {
         let Some(after) = lock(&local.channels).get(name).map(|l| l.delivered) else {
             continue;
         };
-        let (meta, stream, _) = keys(name);
-        // Redis came back without the channel (restarted empty, or an old
-        // snapshot): make it again with a numbering that goes on after what
-        // this node delivered, before anyone publishes to it anew. The new
-        // epoch tells the subscribers, with its first message.
-        if after > 0 {
-            let known = lock(&local.instance).clone();
-            let (made, instance): (u64, String) = seed
-                .key(meta)
-                .key(KNOWN)
-                .key(INSTANCE)
-                .key(RECOVERING)
-                .arg(new_epoch())
-                .arg(after)
-                .arg(local.meta_ttl_ms)
-                .arg(&**name)
-                .arg(unix_ms())
-                .arg(&known)
-                .arg(new_epoch())
-                .arg(RECOVERY_MS)
-                .invoke(&mut con)?;
-            if instance != known {
-                log::warn!(
-                    "redis lost its data: channels unknown to it are made for 20 s only by nodes that knew them"
-                );
-                *lock(&local.instance) = instance;
+        let (missed, epoch) = match snapshot(&mut con, &read, &local.settings, name, Some(after), None) {
+            Ok(read) => read,
+            Err(e) => {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "catching up after a reconnect",
+                    e.to_string(),
+                )))
             }
-            if made == 1 {
-                log::warn!("redis lost channel {name}: made again after id {after}");
-            }
-        }
-        let entries: Vec<Entry> = redis::cmd("XRANGE")
-            .arg(&stream)
-            .arg(format!("(0-{after}"))
-            .arg("+")
-            .query(&mut con)?;
+        };
         let mut channels = lock(&local.channels);
         let Some(l) = channels.get_mut(name) else {
             continue;
         };
-        let now = Instant::now();
-        for e in &entries {
-            let Some(id) = entry_id(&e.0).filter(|&id| id > l.delivered) else {
-                continue;
-            };
-            let kind = field(e, b"k").map_or(MessageKind::Binary, tag_kind);
-            let payload = field(e, b"p").unwrap_or_default();
-            hand_out(
-                local,
-                l,
-                Arc::new(Message::new(id, name.clone(), kind, payload.into(), now)),
-            );
+        for message in missed.replay {
+            if message.id > l.delivered || l.epoch.as_deref() != Some(epoch.as_str()) {
+                new_epoch_check(local, l, &message, epoch.as_bytes());
+                hand_out(local, l, message);
+            }
         }
     }
     Ok(())

@@ -9,11 +9,15 @@
 //! ```
 //!
 //! Per channel `c`, Redis holds `wsr:{c}:meta` (a hash: the last `id` and
-//! the channel's `epoch`, a random token made with the channel) and
-//! `wsr:{c}:stream` (the history, `XADD` with the id as the entry id,
-//! `MAXLEN history_size`); messages go out on the topic `wsr:{c}`. The
-//! `{c}` hash tag keeps one channel's keys in one Redis Cluster slot. A
-//! publish is one Lua script, so numbering, history and fan-out are atomic.
+//! the channel's `epoch`, `TOKEN-START`: a random token made with the
+//! channel and the id its numbering starts after, from Redis's clock, so
+//! that ids never go back even when Redis loses its data), `wsr:{c}:stream`
+//! (the history, `XADD` with the id as the entry id, `MAXLEN
+//! history_size`), `wsr:{c}:subs` (each node's count of the channel's
+//! subscribers) and `wsr:{c}:idem`/`idemx` (publishers' idempotency keys);
+//! messages go out on the topic `wsr:{c}`. The `{c}` hash tag keeps one
+//! channel's keys in one Redis Cluster slot. A publish is one Lua script,
+//! so numbering, history, fan-out and the idempotency key are atomic.
 //!
 //! A worker never waits for Redis: requests go to the command thread and
 //! answers come back through the worker's inbox. The node holds one Redis
@@ -23,22 +27,22 @@
 //! merges in what arrived live meanwhile, so the new subscriber gets every
 //! message once, in order (the contract of [`Broker`]).
 
+mod commands;
 mod listen;
 mod scripts;
 mod store;
 
 use super::{
-    Address, Answer, Broker, BrokerStats, HubError, HubSettings, Inbox, Message, Receipt, Request, Snapshot,
-    Subscription,
+    Address, Answer, Broker, BrokerStats, HubError, HubSettings, Inbox, Message, Request, Snapshot, Subscription,
 };
 use crate::protocol::mask::xorshift64;
+use commands::command_thread;
 use listen::pubsub_thread;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use store::{hub_error, keys, kind_tag, snapshot, CHANNELS, FLOOR, INSTANCE, KNOWN, LEASE_MS, RECOVERING, RECOVERY_MS};
 
 /// How long a node goes on listening to a channel after its last local
 /// subscriber left (a page reload, a reconnect) before it lets go.
@@ -47,8 +51,17 @@ pub(super) const LINGER: Duration = Duration::from_secs(1);
 /// How long a subscribe waits for the node's Redis subscription.
 const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
 
-/// Connection and read timeouts towards Redis.
+/// What a request that never reached Redis is refused with (503).
+const UNREACHABLE: HubError = HubError::Unavailable("redis is unreachable");
+
+/// Connection and read timeouts towards Redis: a publish not answered
+/// within it is answered `504` (its outcome unknown).
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A command waiting this long for Redis makes the node not ready: well
+/// before [`IO_TIMEOUT`], so that `/readyz` says 503 no later than a
+/// publish is refused.
+const STALL: Duration = Duration::from_secs(1);
 
 /// How long the pubsub thread blocks on a read before it looks at its
 /// control queue.
@@ -69,19 +82,64 @@ struct Local {
     control: Mutex<mpsc::Sender<Control>>,
     /// The command thread's queue, for the pubsub thread's repairs.
     jobs: Mutex<mpsc::Sender<Job>>,
-    /// How long a channel's meta hash lives (`id_memory`).
-    meta_ttl_ms: u64,
+    settings: HubSettings,
     /// The last command reached Redis, and the subscription connection is
-    /// up: what `/readyz` reports.
+    /// up: what `/readyz` reports, with `busy_since`.
     commands_up: AtomicBool,
     pubsub_up: AtomicBool,
+    /// The subscription connection failed: the command connection, to the
+    /// same Redis, is checked before its next publish.
+    suspect: AtomicBool,
+    /// When the command in flight was sent, in nanoseconds after `base`
+    /// (0: none in flight).
+    busy_since: AtomicU64,
+    base: Instant,
+    /// This node's token: its entry in each channel's subscriber counts.
+    node: String,
+    /// Channels whose subscriber count on this node changed since the
+    /// command thread last told Redis.
+    dirty: Mutex<HashSet<Arc<str>>>,
     /// This node's own topic: published to when the subscription
     /// connection has been silent, to tell a quiet one from a wedged one.
     probe_topic: String,
     /// For `/metrics`.
     counters: Counters,
-    /// The token of Redis's data as this node knows it (`wsr:instance`).
-    instance: Mutex<String>,
+}
+
+impl Local {
+    /// A command was sent to Redis (`true`) or answered (`false`).
+    fn busy(&self, busy: bool) {
+        let since = if busy {
+            self.base.elapsed().as_nanos() as u64 | 1
+        } else {
+            0
+        };
+        self.busy_since.store(since, Relaxed);
+    }
+
+    /// Why the broker cannot carry out requests now, if it cannot.
+    fn not_ready(&self) -> Option<&'static str> {
+        let since = self.busy_since.load(Relaxed);
+        if since != 0 && self.base.elapsed().as_nanos() as u64 >= since + STALL.as_nanos() as u64 {
+            Some("redis does not answer")
+        } else if !self.commands_up.load(Relaxed) {
+            Some("redis is unreachable")
+        } else if !self.pubsub_up.load(Relaxed) {
+            Some("redis is unreachable (the subscription connection is being made again)")
+        } else {
+            None
+        }
+    }
+
+    /// This node's subscribers of `channel` changed in number: the command
+    /// thread tells Redis soon (woken if it waits for nothing else).
+    fn recount(&self, channel: &Arc<str>) {
+        let mut dirty = lock(&self.dirty);
+        if dirty.is_empty() {
+            let _ = lock(&self.jobs).send(Job::Recount);
+        }
+        dirty.insert(channel.clone());
+    }
 }
 
 /// What the broker counts ([`BrokerStats`]).
@@ -131,7 +189,8 @@ enum Job {
         reply: mpsc::Sender<Result<Snapshot, HubError>>,
     },
     /// A new epoch of `channel` began below `floor`, the highest id this
-    /// node delivered: its numbering is to go on after it.
+    /// node delivered (Redis's clock stepped back): its numbering is to go
+    /// on after it.
     Raise {
         channel: Arc<str>,
         epoch: Box<str>,
@@ -139,6 +198,8 @@ enum Job {
     },
     /// Publish to this node's probe topic.
     Probe,
+    /// Tell Redis this node's subscriber counts that changed.
+    Recount,
 }
 
 enum Control {
@@ -181,16 +242,8 @@ impl RedisBroker {
             None => redis::Client::open(info),
         }
         .map_err(fail)?;
-        let mut commands = connect(&client).map_err(fail)?;
+        let commands = connect(&client).map_err(fail)?;
         let pubsub = connect(&client).map_err(fail)?;
-        // Learn the token of Redis's data, to know a loss of it later.
-        let _: Option<String> = redis::cmd("SET")
-            .arg(INSTANCE)
-            .arg(new_epoch())
-            .arg("NX")
-            .query(&mut commands)
-            .map_err(fail)?;
-        let instance: String = redis::cmd("GET").arg(INSTANCE).query(&mut commands).map_err(fail)?;
         let listen_client = client.clone();
         let (control_tx, control_rx) = mpsc::channel();
         let (jobs, jobs_rx) = mpsc::channel();
@@ -199,17 +252,21 @@ impl RedisBroker {
             channels: Mutex::new(HashMap::new()),
             control: Mutex::new(control_tx),
             jobs: Mutex::new(jobs.clone()),
-            meta_ttl_ms: settings.id_memory.as_millis() as u64,
+            settings,
             commands_up: AtomicBool::new(true),
             pubsub_up: AtomicBool::new(true),
+            suspect: AtomicBool::new(false),
+            busy_since: AtomicU64::new(0),
+            base: Instant::now(),
+            node: new_epoch(),
+            dirty: Mutex::new(HashSet::new()),
             probe_topic: format!("wsr:probe:{}", new_epoch()),
             counters: Counters::default(),
-            instance: Mutex::new(instance),
         });
         let worker_local = local.clone();
         std::thread::Builder::new()
             .name("redis-commands".into())
-            .spawn(move || command_thread(client, commands, jobs_rx, worker_local, settings))
+            .spawn(move || command_thread(client, commands, jobs_rx, worker_local))
             .map_err(|e| e.to_string())?;
         let listen_local = local.clone();
         std::thread::Builder::new()
@@ -279,8 +336,10 @@ impl Broker for RedisBroker {
             since,
             reply,
         };
-        self.jobs.send(job).map_err(|_| HubError::Unavailable)?;
-        answer.recv_timeout(IO_TIMEOUT * 2).map_err(|_| HubError::Unavailable)?
+        self.jobs.send(job).map_err(|_| UNREACHABLE)?;
+        answer
+            .recv_timeout(IO_TIMEOUT * 2)
+            .map_err(|_| HubError::Unavailable("redis does not answer"))?
     }
 
     fn unsubscribe(&self, subscription: Subscription) {
@@ -290,6 +349,7 @@ impl Broker for RedisBroker {
         };
         let n = &mut l.per_worker[subscription.worker()];
         *n = n.saturating_sub(1);
+        self.local.recount(&l.name);
         if l.total() == 0 {
             // The pubsub thread lets go of it after the linger.
             l.idle_since = Some(Instant::now());
@@ -305,14 +365,14 @@ impl Broker for RedisBroker {
         lock(&self.local.channels).len()
     }
 
-    fn ready(&self) -> bool {
-        self.local.commands_up.load(Relaxed) && self.local.pubsub_up.load(Relaxed)
+    fn ready(&self) -> Result<(), &'static str> {
+        self.local.not_ready().map_or(Ok(()), Err)
     }
 
     fn stats(&self) -> Option<BrokerStats> {
         let c = &self.local.counters;
         Some(BrokerStats {
-            connected: self.ready(),
+            connected: self.local.commands_up.load(Relaxed) && self.local.pubsub_up.load(Relaxed),
             reconnects: c.reconnects.load(Relaxed),
             publishes: c.publishes.load(Relaxed),
             publish_seconds: c.publish_ns.load(Relaxed) as f64 / 1e9,
@@ -327,14 +387,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Answer a request the broker could not carry out: 503.
+/// Answer a request the broker did not carry out: 503.
 fn refuse(local: &Local, from: Address, request: &Request) {
+    let e = UNREACHABLE;
     let answer = match request {
         Request::Publish { .. } => {
             local.counters.publish_errors.fetch_add(1, Relaxed);
-            Answer::Published(Err(HubError::Unavailable))
+            Answer::Published(Err(e))
         }
-        Request::Subscribe { .. } => Answer::Subscribed(Err(HubError::Unavailable)),
+        Request::Subscribe { .. } => Answer::Subscribed(Err(e)),
     };
     if let Some(inbox) = local.inboxes.get(from.worker) {
         inbox.answer(from, answer);
@@ -375,234 +436,6 @@ impl Backoff {
         std::thread::sleep(self.next / 2 + Duration::from_millis(jitter));
         self.next = (self.next * 2).min(Duration::from_secs(10));
     }
-}
-
-fn command_thread(
-    client: redis::Client,
-    con: redis::Connection,
-    jobs: mpsc::Receiver<Job>,
-    local: Arc<Local>,
-    settings: HubSettings,
-) {
-    let publish = redis::Script::new(&scripts::publish());
-    let read = redis::Script::new(&scripts::read());
-    let raise = redis::Script::new(scripts::RAISE);
-    let keep = redis::Script::new(scripts::KEEP);
-    let mut con = Some(con);
-    let mut renew = Instant::now();
-    loop {
-        let job = match jobs.recv_timeout(renew.saturating_duration_since(Instant::now())) {
-            Ok(job) => Some(job),
-            Err(mpsc::RecvTimeoutError::Timeout) => None,
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        // A broken connection is made again for the next job; until Redis
-        // answers, every request is refused at once (503), never queued.
-        if con.as_ref().is_none_or(|c| !redis::ConnectionLike::is_open(c)) {
-            con = connect(&client).ok();
-            if con.is_some() {
-                local.counters.reconnects.fetch_add(1, Relaxed);
-            }
-        }
-        local.commands_up.store(con.is_some(), Relaxed);
-        if Instant::now() >= renew {
-            if let Some(con) = con.as_mut() {
-                keep_channels(con, &keep, &local, &settings);
-            }
-            renew = Instant::now() + Duration::from_millis(LEASE_MS / 3);
-        }
-        let Some(job) = job else {
-            continue;
-        };
-        let Some(con) = con.as_mut() else {
-            match job {
-                Job::Request { from, request } => refuse(&local, from, &request),
-                Job::History { reply, .. } => {
-                    let _ = reply.send(Err(HubError::Unavailable));
-                }
-                Job::Raise { .. } | Job::Probe => {}
-            }
-            continue;
-        };
-        match job {
-            Job::Request {
-                from,
-                request: Request::Publish { channel, kind, payload },
-            } => {
-                let (meta, stream, topic) = keys(&channel);
-                let known = lock(&local.channels).get(&*channel).map_or(0, |l| l.delivered);
-                let started = Instant::now();
-                let instance = lock(&local.instance).clone();
-                let result: redis::RedisResult<(u64, String, u64, String)> = publish
-                    .key(meta)
-                    .key(stream)
-                    .key(CHANNELS)
-                    .key(KNOWN)
-                    .key(FLOOR)
-                    .key(INSTANCE)
-                    .key(RECOVERING)
-                    .arg(topic)
-                    .arg(kind_tag(kind))
-                    .arg(&*payload)
-                    .arg(new_epoch())
-                    .arg(settings.history_size)
-                    .arg(settings.id_memory.as_millis() as u64)
-                    .arg(settings.history_ttl.as_millis().max(1) as u64)
-                    .arg(unix_ms())
-                    .arg(known)
-                    .arg(&*channel)
-                    .arg(settings.max_channels)
-                    .arg(settings.id_memory_channels)
-                    .arg(&instance)
-                    .arg(new_epoch())
-                    .arg(RECOVERY_MS)
-                    .invoke(con);
-                let c = &local.counters;
-                let answer = match result {
-                    Ok((id, _epoch, nodes, now_instance)) => {
-                        if now_instance != instance {
-                            *lock(&local.instance) = now_instance;
-                        }
-                        c.publishes.fetch_add(1, Relaxed);
-                        c.publish_ns.fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
-                        Answer::Published(Ok(Receipt {
-                            id,
-                            subscribers: nodes as usize,
-                        }))
-                    }
-                    Err(e) => {
-                        let e = hub_error("publish to", &channel, &e);
-                        if e == HubError::Unavailable {
-                            local.commands_up.store(false, Relaxed);
-                            c.publish_errors.fetch_add(1, Relaxed);
-                        }
-                        Answer::Published(Err(e))
-                    }
-                };
-                local.inboxes[from.worker].answer(from, answer);
-            }
-            Job::Request {
-                from,
-                request: Request::Subscribe { channel, since },
-            } => subscribe(con, &read, &local, &settings, from, &channel, since),
-            Job::History { channel, since, reply } => {
-                let _ = reply.send(snapshot(con, &read, &settings, &channel, since, 0).map(|(s, _)| s));
-            }
-            Job::Raise { channel, epoch, floor } => {
-                let (meta, _, _) = keys(&channel);
-                let raised: redis::RedisResult<u64> = raise.key(meta).arg(&*epoch).arg(floor).invoke(con);
-                if let Err(e) = raised {
-                    log::warn!("redis numbering of {channel} after a new epoch: {e}");
-                }
-            }
-            Job::Probe => {
-                let sent: redis::RedisResult<u64> = redis::cmd("PUBLISH").arg(&local.probe_topic).arg(1).query(con);
-                if let Err(e) = sent {
-                    log::warn!("redis probe: {e}");
-                }
-            }
-        }
-    }
-}
-
-/// The channels this node has subscribers for go on existing in
-/// `wsr:channels` (a lease of [`LEASE_MS`], renewed every third of it).
-fn keep_channels(con: &mut redis::Connection, keep: &redis::Script, local: &Local, settings: &HubSettings) {
-    let names: Vec<Arc<str>> = lock(&local.channels).keys().cloned().collect();
-    let now = unix_ms();
-    for chunk in names.chunks(512) {
-        let mut call = keep.key(CHANNELS);
-        call.key(KNOWN)
-            .arg(now + LEASE_MS)
-            .arg(now + settings.id_memory.as_millis() as u64);
-        for name in chunk {
-            call.arg(&**name);
-        }
-        if let Err(e) = call.invoke::<u64>(con) {
-            log::warn!("redis renewing this node's channels: {e}");
-            return;
-        }
-    }
-}
-
-/// Count the subscriber, make sure this node listens to the channel, read
-/// the history, merge what came live meanwhile, answer.
-fn subscribe(
-    con: &mut redis::Connection,
-    read: &redis::Script,
-    local: &Local,
-    settings: &HubSettings,
-    from: Address,
-    channel: &str,
-    since: Option<u64>,
-) {
-    let workers = local.inboxes.len();
-    let (name, first) = {
-        let mut channels = lock(&local.channels);
-        let mut first = false;
-        let l = channels.entry(channel.into()).or_insert_with_key(|name| {
-            first = true;
-            Listeners {
-                name: name.clone(),
-                per_worker: vec![0; workers],
-                pending: 0,
-                buffer: Vec::new(),
-                delivered: 0,
-                epoch: None,
-                idle_since: None,
-            }
-        });
-        // Lingering or in use: the node listens to it already.
-        l.idle_since = None;
-        l.pending += 1;
-        (l.name.clone(), first)
-    };
-    let listening = !first || {
-        let (ack, acked) = mpsc::channel();
-        let _ = lock(&local.control).send(Control::Subscribe(name.clone(), ack));
-        acked.recv_timeout(SUBSCRIBE_WAIT).unwrap_or(false)
-    };
-    let read = if listening {
-        snapshot(con, read, settings, channel, since, LEASE_MS)
-    } else {
-        Err(HubError::Unavailable)
-    };
-    let mut channels = lock(&local.channels);
-    let Some(l) = channels.get_mut(&name) else {
-        return;
-    };
-    l.pending -= 1;
-    let answer = match read {
-        Ok((mut snap, epoch)) => {
-            if l.epoch.is_none() && !epoch.is_empty() {
-                l.epoch = Some(epoch.into());
-            }
-            // What arrived live while the history was read: the part after
-            // the snapshot joins it (the rest is in it already).
-            let after: Vec<_> = l.buffer.iter().filter(|m| m.id > snap.last_id).cloned().collect();
-            if let Some(last) = after.last() {
-                snap.last_id = last.id;
-            }
-            snap.replay.extend(after);
-            l.delivered = l.delivered.max(snap.last_id);
-            l.per_worker[from.worker] += 1;
-            Answer::Subscribed(Ok((Subscription::new(name.clone(), from.worker), snap)))
-        }
-        Err(e) => Answer::Subscribed(Err(e)),
-    };
-    if l.pending == 0 {
-        l.buffer.clear();
-    }
-    if l.total() == 0 {
-        if listening {
-            l.idle_since = Some(Instant::now());
-        } else {
-            channels.remove(&name);
-            let _ = lock(&local.control).send(Control::Unsubscribe(name));
-        }
-    }
-    // Under the lock: a live message after this is pushed after the answer.
-    local.inboxes[from.worker].answer(from, answer);
 }
 
 #[cfg(test)]

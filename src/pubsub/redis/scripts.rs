@@ -12,38 +12,40 @@
 //!   (a meta hash), scored by when it expires: at most `max_channels +
 //!   id_memory_channels`, the oldest forgotten first;
 //! - `wsr:floor`, the highest id a forgotten channel had: a channel Redis
-//!   makes anew starts after it, so no forgotten channel's ids come back
-//!   (the local hub's rule, [`crate::pubsub`]);
-//! - `wsr:instance`, a token made with Redis's data, which every node
-//!   learns at start: a node that finds it missing knows Redis lost its
-//!   data, and sets `wsr:recovering` for [`super::store::RECOVERY_MS`],
-//!   while which a channel Redis does not know is made only by a node that
-//!   knows its last id (a knowing node makes its channels again as it
-//!   reconnects); a publish by a node that knows none is refused (503), so
-//!   that it cannot start a lost channel's numbering again at 1.
+//!   makes anew starts after it (the local hub's rule, [`crate::pubsub`]).
+//!
+//! Ids never go back, even when Redis loses its data (restarted empty,
+//! flushed, an old snapshot, a key evicted) and no node remembers a
+//! channel: a channel Redis makes anew (a new epoch) starts its numbering
+//! after Redis's clock in microseconds ([`CLOCK`]), above every id any
+//! channel was given before, as long as no channel took more than a
+//! million publishes a second (one Redis runs far fewer scripts than
+//! that). The epoch, `TOKEN-START`, carries that start: a cursor at or
+//! below it is of an earlier numbering, and its client is told of the
+//! reset ([`crate::pubsub::Gap::resume`]); no cursor can be misread as one
+//! of the new numbering.
+
+/// Lua: the id a new epoch starts after, from Redis's clock (`TIME`, the
+/// same for every node whatever their clocks say): microseconds since the
+/// Unix epoch, about 1.8e15 in 2027, and exact as a Lua number (below 2^53
+/// until the year 2255) and as a JSON number in a browser.
+const CLOCK: &str = r"
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+";
 
 /// The error a script answers when `max_channels` channels exist.
 pub(super) const FULL: &str = "WSRFULL";
 
-/// The error a publish gets into a channel Redis does not know, from a
-/// node that does not know it either, while Redis recovers from a loss.
-pub(super) const RECOVERING: &str = "WSRRECOVERING";
-
 /// Shared by the scripts: drop what has expired from the tables, and tell
 /// whether `name` may exist (it does already, or there is room).
 const PRELUDE: &str = r"
--- The token of Redis's data (made if missing); a node that knew one and
--- finds none has found a loss, and opens the recovery.
-local function instance(key, flag, known, new, recovery)
-  local current = redis.call('GET', key)
-  if current then
-    return current
-  end
-  redis.call('SET', key, new)
-  if known ~= '' then
-    redis.call('SET', flag, '1', 'PX', recovery)
-  end
-  return new
+-- A whole number as digits: Lua writes numbers past 14 digits with an
+-- exponent ('..' and tostring), which no id may be.
+local function int(n)
+  return string.format('%.0f', n)
 end
 local function room(live, name, now, max)
   redis.call('ZREMRANGEBYSCORE', live, '-inf', now)
@@ -70,19 +72,50 @@ local function remember(known, floor, name, now, expires, bound)
 end
 ";
 
-/// Numbers, stores and publishes one message; returns `{id, epoch, nodes,
-/// instance}`, or the error [`FULL`] or [`RECOVERING`]. KEYS: meta,
-/// stream, `wsr:channels`, `wsr:known`, `wsr:floor`, `wsr:instance`,
-/// `wsr:recovering`. ARGV: topic, kind, payload, new epoch, history size,
-/// meta TTL (ms), stream TTL (ms), now (unix ms), the highest id the
-/// publishing node knows of (where a new epoch's numbering starts after),
-/// the channel's name, `max_channels`, `id_memory_channels`, the instance
-/// the node knows, a new instance token, the recovery (ms).
+/// Numbers, stores and publishes one message; returns `{id, epoch,
+/// subscribers, duplicate}`, or the error [`FULL`]. With an idempotency key
+/// already remembered for the channel, nothing is published and the first
+/// publish's id and subscribers come back with `duplicate` 1.
+///
+/// KEYS: meta, stream, `wsr:channels`, `wsr:known`, `wsr:floor`, the
+/// channel's idempotency keys (a hash: key to `id:subscribers`) and their
+/// order (a sorted set by expiry), its subscriber counts (a hash: node to
+/// `count:until`, [`counts`]). ARGV: topic, kind, payload, new epoch token,
+/// history size, meta TTL (ms), stream TTL (ms), now (unix ms), the highest
+/// id the publishing node knows of (a new epoch starts after it too), the
+/// channel's name, `max_channels`, `id_memory_channels`, the idempotency key
+/// (empty: none), its TTL (ms), the keys kept per channel.
 pub(super) fn publish() -> String {
     PRELUDE.to_owned()
+        + CLOCK
         + r"
 local now = tonumber(ARGV[8])
-local inst = instance(KEYS[6], KEYS[7], ARGV[13], ARGV[14], ARGV[15])
+local function subscribers()
+  local n = 0
+  local counts = redis.call('HGETALL', KEYS[8])
+  for i = 1, #counts, 2 do
+    local count, untl = string.match(counts[i + 1], '^(%d+):(%d+)$')
+    if count and tonumber(untl) >= now then
+      n = n + tonumber(count)
+    else
+      redis.call('HDEL', KEYS[8], counts[i])
+    end
+  end
+  return n
+end
+local key = ARGV[13]
+if key ~= '' then
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now, 'LIMIT', 0, 100)
+  for _, old in ipairs(expired) do
+    redis.call('ZREM', KEYS[7], old)
+    redis.call('HDEL', KEYS[6], old)
+  end
+  local seen = redis.call('HGET', KEYS[6], key)
+  if seen then
+    local id, n = string.match(seen, '^(%d+):(%d+)$')
+    return {tonumber(id), redis.call('HGET', KEYS[1], 'epoch') or '', tonumber(n), 1}
+  end
+end
 if not room(KEYS[3], ARGV[10], now, tonumber(ARGV[11])) then
   return redis.error_reply('WSRFULL too many channels')
 end
@@ -92,27 +125,32 @@ remember(KEYS[4], KEYS[5], ARGV[10], now, now + tonumber(ARGV[6]), tonumber(ARGV
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   -- A channel Redis does not know (new, or lost): a new epoch, numbered
-  -- after the highest id the publishing node knows of and the floor;
-  -- while Redis recovers from a loss, only by a node that knows one.
-  if tonumber(ARGV[9]) == 0 and redis.call('EXISTS', KEYS[7]) == 1 then
-    return redis.error_reply('WSRRECOVERING redis lost its data: its channels are being made again')
-  end
-  epoch = ARGV[4]
-  local start = math.max(tonumber(ARGV[9]), tonumber(redis.call('GET', KEYS[5]) or '0'))
-  redis.call('HSET', KEYS[1], 'epoch', epoch)
-  if start > tonumber(redis.call('HGET', KEYS[1], 'id') or '0') then
-    redis.call('HSET', KEYS[1], 'id', start)
-  end
+  -- above every id given before (the clock), the highest id the
+  -- publishing node knows of and the floor.
+  local start = math.max(clock(), tonumber(ARGV[9]), tonumber(redis.call('GET', KEYS[5]) or '0'))
+  epoch = ARGV[4] .. '-' .. int(start)
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'id', int(start))
 end
 local id = redis.call('HINCRBY', KEYS[1], 'id', 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 if tonumber(ARGV[5]) > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], '0-' .. id, 'k', ARGV[2], 't', ARGV[8], 'p', ARGV[3])
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], '0-' .. int(id), 'k', ARGV[2], 't', ARGV[8], 'p', ARGV[3])
   redis.call('PEXPIRE', KEYS[2], ARGV[7])
   redis.call('ZADD', KEYS[3], 'GT', now + tonumber(ARGV[7]), ARGV[10])
 end
-local nodes = redis.call('PUBLISH', ARGV[1], id .. ':' .. epoch .. ':' .. ARGV[2] .. ':' .. ARGV[3])
-return {id, epoch, nodes, inst}
+redis.call('PUBLISH', ARGV[1], int(id) .. ':' .. epoch .. ':' .. ARGV[2] .. ':' .. ARGV[3])
+local n = subscribers()
+if key ~= '' and tonumber(ARGV[15]) > 0 then
+  redis.call('HSET', KEYS[6], key, int(id) .. ':' .. int(n))
+  redis.call('ZADD', KEYS[7], now + tonumber(ARGV[14]), key)
+  while redis.call('ZCARD', KEYS[7]) > tonumber(ARGV[15]) do
+    local old = redis.call('ZPOPMIN', KEYS[7])[1]
+    redis.call('HDEL', KEYS[6], old)
+  end
+  redis.call('PEXPIRE', KEYS[6], ARGV[14])
+  redis.call('PEXPIRE', KEYS[7], ARGV[14])
+end
+return {id, epoch, n, 0}
 "
 }
 
@@ -123,7 +161,9 @@ return {id, epoch, nodes, inst}
 /// the client gave one (none: nothing to read; one above the last id: all
 /// of it, as a reset), the channel's name, now (unix ms), `max_channels`,
 /// the lease (ms; 0 for a read that subscribes no one, which neither
-/// makes the channel nor is refused). Returns `{id, epoch, first, entries}`.
+/// makes the channel nor is refused), and for a subscribe this node's
+/// token and its subscriber count with the new one (KEYS[4], [`counts`]).
+/// Returns `{id, epoch, first, entries}`.
 pub(super) fn read() -> String {
     PRELUDE.to_owned()
         + r"
@@ -134,6 +174,8 @@ if lease > 0 then
     return redis.error_reply('WSRFULL too many channels')
   end
   redis.call('ZADD', KEYS[3], 'GT', now + lease, ARGV[3])
+  redis.call('HSET', KEYS[4], ARGV[7], ARGV[8] .. ':' .. int(now + lease))
+  redis.call('PEXPIRE', KEYS[4], lease)
 end
 local id = tonumber(redis.call('HGET', KEYS[1], 'id') or '0')
 local epoch = redis.call('HGET', KEYS[1], 'epoch') or ''
@@ -144,52 +186,52 @@ elseif after > id then
   after = 0
 end
 local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
-local entries = redis.call('XRANGE', KEYS[2], '(0-' .. after, '+')
+local entries = redis.call('XRANGE', KEYS[2], '(0-' .. int(after), '+')
 return {id, epoch, first, entries}
 "
 }
 
-/// The channels a node has subscribers for exist `lease` ms more, and
-/// their last ids are as fresh as if just used. KEYS: `wsr:channels`,
-/// `wsr:known`. ARGV: until when each exists (unix ms), until when its id
-/// is known, then the channels' names.
+/// The channels a node has subscribers for exist `lease` ms more, their
+/// last ids are as fresh as if just used, and the node's subscriber count
+/// of each is set. KEYS: `wsr:channels`, `wsr:known`. ARGV: until when each
+/// exists (unix ms), until when its id is known, the node's token, the
+/// lease (ms), then pairs of a channel's name and the node's count of it.
 pub(super) const KEEP: &str = r"
-for i = 3, #ARGV do
-  redis.call('ZADD', KEYS[1], 'GT', ARGV[1], ARGV[i])
-  redis.call('ZADD', KEYS[2], 'XX', 'GT', ARGV[2], ARGV[i])
+for i = 5, #ARGV, 2 do
+  local name = ARGV[i]
+  redis.call('ZADD', KEYS[1], 'GT', ARGV[1], name)
+  redis.call('ZADD', KEYS[2], 'XX', 'GT', ARGV[2], name)
+  local counts = 'wsr:{' .. name .. '}:subs'
+  redis.call('HSET', counts, ARGV[3], ARGV[i + 1] .. ':' .. ARGV[1])
+  redis.call('PEXPIRE', counts, ARGV[4])
 end
-return #ARGV - 2
+return (#ARGV - 4) / 2
 ";
 
-/// A channel whose state Redis lost, made again by a node that knew it:
-/// a new epoch whose numbering goes on after the highest id the node
-/// knows, so no client's cursor meets a reused id. KEYS: meta,
-/// `wsr:known`, `wsr:instance`, `wsr:recovering`. ARGV: new epoch, the
-/// highest known id, meta TTL (ms), the channel's name, now (unix ms), the
-/// instance the node knows, a new instance token, the recovery (ms).
-/// Returns `{made (1 or 0), instance}`.
-pub(super) fn seed() -> String {
-    PRELUDE.to_owned()
-        + r"
-local inst = instance(KEYS[3], KEYS[4], ARGV[6], ARGV[7], ARGV[8])
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return {0, inst}
+/// This node's subscriber count of one channel changed: set it (0: the
+/// node's entry goes). KEYS: the channel's counts (a hash: node token to
+/// `count:until`, `until` in unix ms, past which the publish script drops
+/// it: a node that died without a word stops counting after one lease).
+/// ARGV: the node's token, its count, until when (unix ms), the lease (ms).
+pub(super) const COUNT: &str = r"
+if ARGV[2] == '0' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
 end
-redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'id', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('ZADD', KEYS[2], tonumber(ARGV[5]) + tonumber(ARGV[3]), ARGV[4])
-return {1, inst}
-"
-}
+return 1
+";
 
-/// After a node saw a new epoch start below ids it had delivered: the
-/// numbering of that epoch goes on after them. KEYS: meta. ARGV: the
-/// epoch, the highest id the node delivered.
+/// After a node saw a new epoch start below ids it had delivered (only if
+/// Redis's clock stepped back): that numbering goes on after them, as a
+/// new epoch of its own, so that every subscriber is told. KEYS: meta.
+/// ARGV: the epoch, the highest id the node delivered, a new epoch token.
 pub(super) const RAISE: &str = r"
 if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then
   local id = tonumber(redis.call('HGET', KEYS[1], 'id') or '0')
   if id < tonumber(ARGV[2]) then
-    redis.call('HSET', KEYS[1], 'id', ARGV[2])
+    redis.call('HSET', KEYS[1], 'id', ARGV[2], 'epoch', ARGV[3] .. '-' .. ARGV[2])
   end
 end
 return 1

@@ -2,7 +2,7 @@
 //! channel, the publish and read scripts, history entries and published
 //! messages as wsreactor messages.
 
-use super::unix_ms;
+use super::{unix_ms, UNREACHABLE};
 use crate::protocol::MessageKind;
 use crate::pubsub::{Gap, HubError, HubSettings, Message, Snapshot};
 use std::sync::Arc;
@@ -12,14 +12,6 @@ use std::time::Instant;
 pub(super) const CHANNELS: &str = "wsr:channels";
 pub(super) const KNOWN: &str = "wsr:known";
 pub(super) const FLOOR: &str = "wsr:floor";
-pub(super) const INSTANCE: &str = "wsr:instance";
-pub(super) const RECOVERING: &str = "wsr:recovering";
-
-/// How long, after a node found Redis's data lost, a channel Redis does
-/// not know can be made only by a node that knows its last id: longer
-/// than any node's reconnect backoff (10 s at most, with jitter), so every
-/// node that delivered ids is back and has made its channels again.
-pub(super) const RECOVERY_MS: u64 = 20_000;
 
 /// How long a subscribe keeps its channel in `wsr:channels`; a node
 /// renews the channels it has subscribers for every third of it.
@@ -31,12 +23,12 @@ pub(super) fn hub_error(what: &str, channel: &str, e: &redis::RedisError) -> Hub
     if e.code() == Some(super::scripts::FULL) {
         return HubError::TooManyChannels;
     }
-    if e.code() == Some(super::scripts::RECOVERING) {
-        // Said once, by the node that found the loss; not per refusal.
-        return HubError::Unavailable;
-    }
     log::warn!("redis {what} {channel}: {e}");
-    HubError::Unavailable
+    if e.is_timeout() {
+        HubError::Unavailable("redis does not answer")
+    } else {
+        UNREACHABLE
+    }
 }
 
 pub(super) fn keys(channel: &str) -> (String, String, String) {
@@ -45,6 +37,28 @@ pub(super) fn keys(channel: &str) -> (String, String, String) {
         format!("wsr:{{{channel}}}:stream"),
         format!("wsr:{{{channel}}}"),
     )
+}
+
+/// A channel's subscriber counts, per node (`node: count:until`).
+pub(super) fn counts_key(channel: &str) -> String {
+    format!("wsr:{{{channel}}}:subs")
+}
+
+/// A channel's idempotency keys (`key: id:subscribers`) and their order
+/// (a sorted set by expiry).
+pub(super) fn idempotency_keys(channel: &str) -> (String, String) {
+    (format!("wsr:{{{channel}}}:idem"), format!("wsr:{{{channel}}}:idemx"))
+}
+
+/// The id after which an epoch's numbering began: its `TOKEN-START`
+/// ([`super::scripts`]); 0 for none or one of another form.
+pub(super) fn epoch_start(epoch: &[u8]) -> u64 {
+    epoch
+        .rsplit(|&b| b == b'-')
+        .next()
+        .filter(|_| epoch.contains(&b'-'))
+        .and_then(parse_u64)
+        .unwrap_or(0)
 }
 
 pub(super) fn kind_tag(kind: MessageKind) -> &'static str {
@@ -66,30 +80,36 @@ pub(super) type Entry = (String, Vec<Vec<u8>>);
 
 /// What a subscriber starting after `since` must be given first (the
 /// local hub's rules: no cursor, only what comes next; a cursor above the
-/// last id is reset; ids trimmed from the history are a gap). A subscribe
-/// holds the channel in `wsr:channels` for `lease_ms`; a read alone (0)
-/// does not.
+/// last id is reset; ids trimmed from the history are a gap; a cursor of
+/// an earlier epoch is reset). A subscribe (`lease`: this node's token and
+/// its count of the channel's subscribers, the new one included) holds the
+/// channel in `wsr:channels` for [`LEASE_MS`]; a read alone does not.
 pub(super) fn snapshot(
     con: &mut redis::Connection,
     read: &redis::Script,
     settings: &HubSettings,
     channel: &str,
     since: Option<u64>,
-    lease_ms: u64,
+    lease: Option<(&str, u32)>,
 ) -> Result<(Snapshot, String), HubError> {
     let (meta, stream, _) = keys(channel);
+    let (node, count) = lease.unwrap_or(("", 0));
     let (last_id, epoch, first, entries): (u64, String, Vec<Entry>, Vec<Entry>) = read
         .key(meta)
         .key(stream)
         .key(CHANNELS)
+        .key(counts_key(channel))
         .arg(since.unwrap_or(0))
         .arg(if since.is_some() { "1" } else { "0" })
         .arg(channel)
         .arg(unix_ms())
         .arg(settings.max_channels)
-        .arg(lease_ms)
+        .arg(if lease.is_some() { LEASE_MS } else { 0 })
+        .arg(node)
+        .arg(count)
         .invoke(con)
         .map_err(|e| hub_error("history of", channel, &e))?;
+    let epoch_start = epoch_start(epoch.as_bytes());
     let oldest = unix_ms().saturating_sub(settings.history_ttl.as_millis() as u64);
     let name: Arc<str> = channel.into();
     let now = Instant::now();
@@ -100,7 +120,7 @@ pub(super) fn snapshot(
         .find(|e| fresh(e))
         .and_then(|e| entry_id(&e.0))
         .unwrap_or(last_id + 1);
-    let (since, gap) = Gap::resume(since, last_id, first_kept);
+    let (since, gap) = Gap::resume(since, last_id, first_kept, epoch_start);
     let replay = entries
         .iter()
         .filter(|e| fresh(e))
@@ -109,11 +129,19 @@ pub(super) fn snapshot(
             (id > since).then(|| {
                 let kind = field(e, b"k").map_or(MessageKind::Binary, tag_kind);
                 let payload = field(e, b"p").unwrap_or_default();
-                Arc::new(Message::new(id, name.clone(), kind, payload.into(), now))
+                let mut message = Message::new(id, name.clone(), kind, payload.into(), now);
+                message.epoch_start = epoch_start;
+                Arc::new(message)
             })
         })
         .collect();
-    Ok((Snapshot { replay, gap, last_id }, epoch))
+    let snapshot = Snapshot {
+        replay,
+        gap,
+        last_id,
+        epoch_start,
+    };
+    Ok((snapshot, epoch))
 }
 
 pub(super) fn entry_id(id: &str) -> Option<u64> {
@@ -138,8 +166,7 @@ pub(super) fn parse_published<'r>(name: &Arc<str>, raw: &'r [u8]) -> Option<(Mes
     let epoch = parts.next()?;
     let kind = tag_kind(parts.next()?);
     let payload = parts.next()?;
-    Some((
-        Message::new(id, name.clone(), kind, payload.into(), Instant::now()),
-        epoch,
-    ))
+    let mut message = Message::new(id, name.clone(), kind, payload.into(), Instant::now());
+    message.epoch_start = epoch_start(epoch);
+    Some((message, epoch))
 }

@@ -36,6 +36,7 @@ impl Conn for View<'_> {
             channel: topic.into(),
             kind,
             payload: payload.into(),
+            idempotency_key: None,
         };
         self.actions.push(Action::Submit(request));
     }

@@ -128,7 +128,14 @@ fn test_request_publish_from_a_listed_origin_is_readable() {
     );
     b.input(&mut s, b"hi");
     assert!(matches!(b.submitted(), Request::Publish { .. }));
-    b.answer(&mut s, Answer::Published(Ok(Receipt { id: 1, subscribers: 0 })));
+    b.answer(
+        &mut s,
+        Answer::Published(Ok(Receipt {
+            id: 1,
+            subscribers: 0,
+            duplicate: false,
+        })),
+    );
     let answer = b.text(&mut s);
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
     assert!(

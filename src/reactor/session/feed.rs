@@ -33,6 +33,8 @@ pub struct Feed {
     pub sub: Subscription,
     /// The last id given to the client (or known to be missed).
     cursor: u64,
+    /// The start of the numbering `cursor` is of ([`Message::epoch_start`]).
+    epoch_start: u64,
     /// How messages are put on this connection's wire.
     encoding: Encoding,
     /// A poll's answer being gathered: messages and whether ids were
@@ -302,7 +304,7 @@ impl Io {
             ws.send(MessageKind::Text, gap_json(gap).as_bytes(), self.out.buf(env.pool));
         }
         self.replay(&snapshot.replay, encoding, Transport::WebSocket, env);
-        let mut feed = Box::new(Feed::new(sub, snapshot.last_id, encoding));
+        let mut feed = Box::new(Feed::new(sub, &snapshot, encoding));
         feed.expiry = grant.map(|g| Expiry::new(g, env));
         self.opened(ws, Some(feed), handler, data, env)
     }
@@ -340,7 +342,7 @@ impl Io {
         snapshot: Snapshot,
         env: &mut Env<'_>,
     ) -> State {
-        let mut feed = Box::new(Feed::new(sub, snapshot.last_id, Encoding::PollItem));
+        let mut feed = Box::new(Feed::new(sub, &snapshot, Encoding::PollItem));
         feed.close = close;
         feed.expiry = grant.map(|g| Expiry::new(g, env));
         feed.wait_ms = wait_ms;
@@ -410,7 +412,7 @@ impl Io {
         }
         self.replay(&snapshot.replay, Encoding::SseEvent, Transport::Sse, env);
         self.want = 0;
-        let mut feed = Box::new(Feed::new(sub, snapshot.last_id, Encoding::SseEvent));
+        let mut feed = Box::new(Feed::new(sub, &snapshot, Encoding::SseEvent));
         feed.expiry = grant.map(|g| Expiry::new(g, env));
         State::Sse {
             feed,
@@ -475,10 +477,11 @@ impl Feed {
             .map_or(poll_timeout, |ms| std::time::Duration::from_millis(u64::from(ms)))
     }
 
-    fn new(sub: Subscription, cursor: u64, encoding: Encoding) -> Self {
+    fn new(sub: Subscription, snapshot: &Snapshot, encoding: Encoding) -> Self {
         Feed {
             sub,
-            cursor,
+            cursor: snapshot.last_id,
+            epoch_start: snapshot.epoch_start,
             encoding,
             pending: Vec::new(),
             gap: false,
@@ -491,18 +494,26 @@ impl Feed {
 
     /// Take message `msg`: `None` if the client has it already, else the
     /// ids it skips, if any (the local hub never skips; a broker across
-    /// nodes might). After a reset (the broker lost the channel and made it
-    /// again) the cursor is from another numbering: the client is told, as
-    /// for a cursor the server cannot vouch for, and follows the new one.
+    /// nodes might). A message of another numbering than the cursor's (the
+    /// broker lost the channel and made it again, a new epoch) is a reset,
+    /// whichever path brought it (live, or the catch-up after an outage):
+    /// the client is told, as for a cursor the server cannot vouch for,
+    /// with the ids of the new numbering before it that it will not get
+    /// (`to` below `from` when none), and follows the new numbering.
     fn advance(&mut self, msg: &Message) -> Option<Option<Gap>> {
-        let id = msg.id;
-        if msg.reset {
-            self.cursor = id;
-            return Some(Some(Gap {
-                from: 1,
-                to: id - 1,
-                reset: true,
-            }));
+        let (id, start) = (msg.id, msg.epoch_start);
+        if start != self.epoch_start {
+            self.epoch_start = start;
+            // A client that held nothing has no cursor to drop.
+            if self.cursor != 0 {
+                self.cursor = id;
+                return Some(Some(Gap {
+                    from: start + 1,
+                    to: id - 1,
+                    reset: true,
+                }));
+            }
+            self.cursor = start;
         }
         if id <= self.cursor {
             return None;

@@ -43,7 +43,7 @@ use super::stamp::Stamp;
 use crate::app::{App, UserData};
 use crate::protocol::http::{HeadScanner, HttpDate, Status};
 use crate::protocol::{CloseCode, WebSocket};
-use crate::pubsub::{Address, Answer, BrokerStats, Request, Subscription};
+use crate::pubsub::{Address, Answer, BrokerStats, HubError, Request, Subscription};
 use crate::stats::{Transport, WorkerStats};
 use feed::Feed;
 use request::{Publish, Wait};
@@ -67,7 +67,7 @@ pub struct Env<'a> {
     /// How many channels exist (for `/metrics`).
     pub channels: &'a dyn Fn() -> usize,
     /// Whether the broker is reachable (for `/readyz`).
-    pub ready: &'a dyn Fn() -> bool,
+    pub ready: &'a dyn Fn() -> Result<(), &'static str>,
     /// A network broker's counters (for `/metrics`).
     pub broker_stats: &'a dyn Fn() -> Option<BrokerStats>,
     /// The time the current loop iteration began.
@@ -481,9 +481,14 @@ impl Session {
             // a body trickled a byte at a time is not given more time.
             State::Body { since, .. } if now.since(*since) >= s.request_timeout => self.state = io.timed_out(env),
             // The broker did not answer; a late answer is given back.
-            State::Waiting { since, .. } if now.since(*since) >= s.request_timeout => {
-                let why = "the broker did not answer in time";
-                self.state = io.refuse(Status::SERVICE_UNAVAILABLE, &[], why, env);
+            // A publish handed to the broker may still be carried out: its
+            // outcome is unknown, not refused.
+            State::Waiting { since, wait } if now.since(*since) >= s.request_timeout => {
+                let e = match **wait {
+                    Wait::Publish { .. } => HubError::Unconfirmed,
+                    _ => HubError::Unavailable("it did not answer in time"),
+                };
+                self.state = io.refuse_broker(e, env);
             }
             // §7.1.1: the peer had its chance to answer our close.
             State::Open(open) if open.close_sent.is_some_and(|at| now.since(at) >= s.close_timeout) => {

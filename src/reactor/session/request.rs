@@ -9,7 +9,8 @@ use crate::auth::{Denied, Grant};
 use crate::http::{self, metrics, route, Route};
 use crate::protocol::http::{BodyFraming, RequestHead, Status, MAX_HEADERS};
 use crate::protocol::{MessageKind, WebSocket};
-use crate::pubsub::{Answer, Request};
+use crate::pubsub::idempotency;
+use crate::pubsub::{Answer, HubError, Request};
 use crate::reactor::buffer::ReadBuf;
 use crate::reactor::stamp::Stamp;
 use std::sync::atomic::Ordering::Relaxed;
@@ -21,6 +22,7 @@ pub struct Publish {
     kind: MessageKind,
     len: usize,
     close: bool,
+    idempotency_key: Option<Box<str>>,
 }
 
 /// What a session waiting for the broker does with the answer.
@@ -192,14 +194,16 @@ impl Session {
             ),
             Route::Health => io.reply(head, &[("Content-Type", "text/plain")], b"ok\n", env),
             // A probe's answer, not a refusal: the connection stays.
-            Route::Ready if (env.ready)() => io.reply(head, &[("Content-Type", "text/plain")], b"ready\n", env),
-            Route::Ready => io.respond(
-                Status::SERVICE_UNAVAILABLE,
-                &[("Content-Type", "text/plain")],
-                b"the broker is unreachable\n",
-                head.wants_close(),
-                env,
-            ),
+            Route::Ready => match (env.ready)() {
+                Ok(()) => io.reply(head, &[("Content-Type", "text/plain")], b"ready\n", env),
+                Err(why) => io.respond(
+                    Status::SERVICE_UNAVAILABLE,
+                    &[("Content-Type", "text/plain"), ("Retry-After", "1")],
+                    format!("not ready: {why}\n").as_bytes(),
+                    head.wants_close(),
+                    env,
+                ),
+            },
             Route::Metrics => {
                 let body = metrics::render(
                     env.all_stats,
@@ -237,7 +241,11 @@ impl Session {
             unreachable!("matched above");
         };
         let Publish {
-            channel, kind, close, ..
+            channel,
+            kind,
+            close,
+            idempotency_key,
+            ..
         } = *publish;
         self.io.want = 0;
         let body: Box<[u8]> = match self.io.rbuf.as_mut() {
@@ -258,6 +266,7 @@ impl Session {
             channel,
             kind,
             payload: body,
+            idempotency_key,
         };
         env.actions.push(Action::Submit(request));
         self.state = State::Waiting {
@@ -271,14 +280,20 @@ impl Session {
     pub(super) fn on_answer(&mut self, wait: Wait, answer: Answer, env: &mut Env<'_>) -> State {
         match (wait, answer) {
             (Wait::Publish { close }, Answer::Published(Ok(receipt))) => {
-                env.stats.published.fetch_add(1, Relaxed);
-                let body = format!("{{\"id\":{},\"subscribers\":{}}}", receipt.id, receipt.subscribers);
+                let duplicate = if receipt.duplicate {
+                    ",\"duplicate\":true"
+                } else {
+                    env.stats.published.fetch_add(1, Relaxed);
+                    ""
+                };
+                let body = format!(
+                    "{{\"id\":{},\"subscribers\":{}{duplicate}}}",
+                    receipt.id, receipt.subscribers
+                );
                 let headers = [("Content-Type", "application/json")];
                 self.io.respond(Status::OK, &headers, body.as_bytes(), close, env)
             }
-            (_, Answer::Published(Err(e)) | Answer::Subscribed(Err(e))) => {
-                self.io.refuse(Status::SERVICE_UNAVAILABLE, &[], &e.to_string(), env)
-            }
+            (_, Answer::Published(Err(e)) | Answer::Subscribed(Err(e))) => self.io.refuse_broker(e, env),
             (wait, Answer::Subscribed(Ok((sub, snapshot)))) => match wait {
                 Wait::Upgrade {
                     response,
@@ -309,6 +324,19 @@ impl Session {
 }
 
 impl Io {
+    /// The broker could not do what was asked: the one place its errors
+    /// become statuses. A refusal (nothing was done) is `503` with
+    /// `Retry-After`; a publish whose outcome the broker cannot know is
+    /// `504`, never a refusal, since it may yet be delivered: a publisher
+    /// retries it with the same `Idempotency-Key`.
+    pub(super) fn refuse_broker(&mut self, e: HubError, env: &mut Env<'_>) -> State {
+        let status = match e {
+            HubError::Unconfirmed => Status::GATEWAY_TIMEOUT,
+            HubError::TooManyChannels | HubError::Unavailable(_) => Status::SERVICE_UNAVAILABLE,
+        };
+        self.refuse(status, &[("Retry-After", "1")], &e.to_string(), env)
+    }
+
     /// Answer 200 and keep the connection for the next request unless the
     /// client asked to close.
     fn reply(&mut self, head: &RequestHead<'_, '_>, headers: &[(&str, &str)], body: &[u8], env: &mut Env<'_>) -> State {
@@ -364,6 +392,19 @@ impl Io {
                 env,
             );
         };
+        // draft-ietf-httpapi-idempotency-key-header: a retry with the same
+        // key is answered with the first publish's id, not published again.
+        let idempotency_key = match head.single("idempotency-key") {
+            Ok(None) => None,
+            Ok(Some(v)) => match idempotency::parse_key(v) {
+                Some(key) => Some(key.into()),
+                None => {
+                    let why = "Idempotency-Key must be 1 to 255 visible ASCII characters, quoted or not";
+                    return self.refuse(Status::BAD_REQUEST, &[], why, env);
+                }
+            },
+            Err(_) => return self.refuse(Status::BAD_REQUEST, &[], "more than one Idempotency-Key", env),
+        };
         let kind = match head.single("content-type").ok().flatten() {
             Some(ct) if is_text(ct) => MessageKind::Text,
             _ => MessageKind::Binary,
@@ -383,6 +424,7 @@ impl Io {
                 kind,
                 len,
                 close: head.wants_close(),
+                idempotency_key,
             }),
             since,
         }

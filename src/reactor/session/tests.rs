@@ -48,7 +48,7 @@ impl Bench {
             stats: &self.stats,
             all_stats: &self.all_stats,
             channels: &|| 3,
-            ready: &|| true,
+            ready: &|| Ok(()),
             broker_stats: &|| None,
             stamp: self.now,
             date: &self.date,
@@ -183,8 +183,31 @@ fn message(id: u64, text: &str) -> Arc<Message> {
 }
 
 fn subscribed(last_id: u64, replay: Vec<Arc<Message>>, gap: Option<Gap>) -> Answer {
-    let snapshot = Snapshot { replay, gap, last_id };
+    subscribed_in(0, last_id, replay, gap)
+}
+
+/// A snapshot of a numbering that began after `epoch_start`.
+fn subscribed_in(epoch_start: u64, last_id: u64, replay: Vec<Arc<Message>>, gap: Option<Gap>) -> Answer {
+    let snapshot = Snapshot {
+        replay,
+        gap,
+        last_id,
+        epoch_start,
+    };
     Answer::Subscribed(Ok((Subscription::new("c".into(), 0), snapshot)))
+}
+
+/// Message `id` of a numbering that began after `epoch_start`.
+fn message_in(epoch_start: u64, id: u64, text: &str) -> Arc<Message> {
+    let mut m = Message::new(
+        id,
+        "c".into(),
+        MessageKind::Text,
+        text.as_bytes().into(),
+        Instant::now(),
+    );
+    m.epoch_start = epoch_start;
+    Arc::new(m)
 }
 
 fn is(s: &Session, t: Transport) -> bool {
@@ -361,7 +384,8 @@ fn test_body_complete_submits_the_publish() {
         Request::Publish {
             channel: "c".into(),
             kind: MessageKind::Text,
-            payload: b"hello".as_slice().into()
+            payload: b"hello".as_slice().into(),
+            idempotency_key: None,
         }
     );
     assert!(matches!(s.state, State::Waiting { .. }));
@@ -415,7 +439,14 @@ fn publishing(b: &mut Bench, extra: &str) -> Session {
 fn test_waiting_published_answers_the_id_and_keeps_alive() {
     let mut b = Bench::new();
     let mut s = publishing(&mut b, "");
-    b.answer(&mut s, Answer::Published(Ok(Receipt { id: 9, subscribers: 2 })));
+    b.answer(
+        &mut s,
+        Answer::Published(Ok(Receipt {
+            id: 9,
+            subscribers: 2,
+            duplicate: false,
+        })),
+    );
     let out = b.text(&mut s);
     assert!(
         out.starts_with("HTTP/1.1 200 ") && out.ends_with("{\"id\":9,\"subscribers\":2}"),
@@ -442,7 +473,14 @@ fn test_waiting_pipelined_request_resumes_after_the_answer() {
     b.input(&mut s, &bytes);
     b.submitted();
     assert!(!s.poll_resume());
-    b.answer(&mut s, Answer::Published(Ok(Receipt { id: 1, subscribers: 0 })));
+    b.answer(
+        &mut s,
+        Answer::Published(Ok(Receipt {
+            id: 1,
+            subscribers: 0,
+            duplicate: false,
+        })),
+    );
     assert!(s.poll_resume(), "the held request is the reactor's to process now");
     s.handle_input(&mut b.env());
     let out = b.text(&mut s);
@@ -627,22 +665,79 @@ fn test_open_delivery_after_a_reset_is_told_and_followed() {
     let proto = format!("{UPGRADE}Sec-WebSocket-Protocol: wsreactor.json\r\n");
     let mut s = subscriber(&mut b, "/ws/c", &proto, subscribed(5, vec![], None));
     b.output(&mut s);
-    // The broker lost the channel: its new numbering starts below the cursor.
-    let mut first = Message::new(
-        2,
-        "c".into(),
-        MessageKind::Text,
-        b"new".as_slice().into(),
-        Instant::now(),
-    );
-    first.reset = true;
-    b.deliver(&mut s, &Arc::new(first));
+    // The broker lost the channel and numbers it anew after 1000: the
+    // first message of the new numbering tells of the reset, naming no id
+    // the client holds (none of the new numbering is missing: to < from).
+    b.deliver(&mut s, &message_in(1000, 1001, "new"));
     let got = frames(b.output(&mut s));
     assert_eq!(got.len(), 2, "{got:?}");
-    assert!(String::from_utf8_lossy(&got[0].1).contains("\"reset\":true"), "{got:?}");
-    assert!(String::from_utf8_lossy(&got[1].1).contains("\"id\":2"), "{got:?}");
-    // And the new numbering is followed.
-    assert_eq!(b.deliver(&mut s, &message(3, "three")), Delivered::Queued);
+    let gap: serde_json::Value = serde_json::from_slice(&got[0].1).unwrap();
+    assert_eq!(
+        gap,
+        serde_json::json!({"gap": {"from": 1001, "to": 1000, "reset": true}})
+    );
+    assert!(String::from_utf8_lossy(&got[1].1).contains("\"id\":1001"), "{got:?}");
+    // And the new numbering is followed, told once.
+    assert_eq!(b.deliver(&mut s, &message_in(1000, 1002, "next")), Delivered::Queued);
+    let got = frames(b.output(&mut s));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(String::from_utf8_lossy(&got[0].1).contains("\"id\":1002"), "{got:?}");
+}
+
+#[test]
+fn test_open_delivery_of_a_later_id_of_a_new_numbering_names_what_it_missed() {
+    let mut b = Bench::new();
+    let proto = format!("{UPGRADE}Sec-WebSocket-Protocol: wsreactor.json\r\n");
+    let mut s = subscriber(&mut b, "/ws/c", &proto, subscribed(5, vec![], None));
+    b.output(&mut s);
+    b.deliver(&mut s, &message_in(1000, 1003, "third"));
+    let got = frames(b.output(&mut s));
+    let gap: serde_json::Value = serde_json::from_slice(&got[0].1).unwrap();
+    assert_eq!(
+        gap,
+        serde_json::json!({"gap": {"from": 1001, "to": 1002, "reset": true}})
+    );
+}
+
+#[test]
+fn test_open_delivery_of_a_new_numbering_is_no_reset_for_a_subscriber_already_in_it() {
+    let mut b = Bench::new();
+    let proto = format!("{UPGRADE}Sec-WebSocket-Protocol: wsreactor.json\r\n");
+    // Subscribed after the loss: its snapshot is of the new numbering.
+    let mut s = subscriber(&mut b, "/ws/c", &proto, subscribed_in(1000, 1001, vec![], None));
+    b.output(&mut s);
+    b.deliver(&mut s, &message_in(1000, 1002, "x"));
+    let got = frames(b.output(&mut s));
+    assert_eq!(got.len(), 1, "{got:?}");
+    // A subscriber of a channel that did not exist yet held nothing: no reset.
+    let mut s = subscriber(&mut b, "/ws/c", &proto, subscribed(0, vec![], None));
+    b.output(&mut s);
+    b.deliver(&mut s, &message_in(1000, 1001, "first"));
+    let got = frames(b.output(&mut s));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(String::from_utf8_lossy(&got[0].1).contains("\"id\":1001"), "{got:?}");
+}
+
+#[test]
+fn test_sse_delivery_after_a_reset_is_told() {
+    let mut b = Bench::new();
+    let mut s = subscriber(&mut b, "/sse/c", "", subscribed(5, vec![], None));
+    b.text(&mut s);
+    b.deliver(&mut s, &message_in(1000, 1001, "new"));
+    let out = b.text(&mut s);
+    assert!(
+        out.starts_with("event: gap\ndata: {\"from\":1001,\"to\":1000,\"reset\":true}\n\nid: 1001\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn test_poll_delivery_after_a_reset_is_told() {
+    let mut b = Bench::new();
+    let mut s = subscriber(&mut b, "/poll/c?since=5", "", subscribed(5, vec![], None));
+    b.deliver(&mut s, &message_in(1000, 1001, "new"));
+    let out = b.text(&mut s);
+    assert!(out.contains("\"last_id\":1001,\"gap\":true,\"reset\":true}"), "{out}");
 }
 
 #[test]

@@ -1,0 +1,505 @@
+//! The command thread: publishes, subscribes' reads, history reads and the
+//! upkeep of this node's channels (leases, subscriber counts), one at a
+//! time on one connection to Redis.
+//!
+//! What a failed call did is told apart, because a publisher acts on it: a
+//! call that never reached Redis (no connection, a failed write) did
+//! nothing, and is answered `503` (refused) after one more try on a fresh
+//! connection; a call that was sent and got no answer (a timeout, a
+//! connection dropped after the send) may have run, and a publish is then
+//! answered `504` (unconfirmed), never `503`. A connection unused for a
+//! while, or whose twin (the subscription connection) just failed, is
+//! checked with `PING` before a publish goes on it, so a publish does not
+//! meet a connection that died meanwhile (Redis restarted).
+
+use super::scripts;
+use super::store::{
+    counts_key, hub_error, idempotency_keys, keys, kind_tag, snapshot, CHANNELS, FLOOR, KNOWN, LEASE_MS,
+};
+use super::{connect, lock, new_epoch, refuse, unix_ms, Control, Job, Listeners, Local, SUBSCRIBE_WAIT, UNREACHABLE};
+use crate::protocol::MessageKind;
+use crate::pubsub::{Address, Answer, HubError, Receipt, Request, Subscription};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A connection unused this long is checked (`PING`) before a publish.
+const IDLE_CHECK: Duration = Duration::from_millis(100);
+
+/// After a connection could not be made, requests are refused at once
+/// (never queued behind connects that wait out their timeout) for this long.
+const RETRY_CONNECT: Duration = Duration::from_millis(250);
+
+/// How soon a changed subscriber count is told to Redis.
+const RECOUNT: Duration = Duration::from_millis(50);
+
+/// What is known of a call that failed.
+enum Failure {
+    /// It never reached Redis: nothing was done.
+    NotSent(redis::RedisError),
+    /// It was sent and no answer came: it may have run.
+    NoAnswer(redis::RedisError),
+    /// Redis answered with an error: the script did not run (or stopped
+    /// with an error of its own, before any write).
+    Refused(redis::RedisError),
+}
+
+/// The command connection, made again when it fails.
+struct Commands {
+    client: redis::Client,
+    con: Option<redis::Connection>,
+    used: Instant,
+    /// No connect is tried before then (one failed).
+    next_connect: Instant,
+}
+
+impl Commands {
+    /// The connection, made if there is none or it is known to be broken;
+    /// with `check`, one unused for [`IDLE_CHECK`] is asked for a `PING`
+    /// first and made again if it does not answer.
+    fn ready(&mut self, local: &Local, check: bool) -> Result<&mut redis::Connection, redis::RedisError> {
+        // Unused for a while, or the subscription connection to the same
+        // Redis just failed: a publish must not be the first to find out.
+        let stale = check && (self.used.elapsed() >= IDLE_CHECK || local.suspect.swap(false, Relaxed));
+        if let Some(con) = self.con.as_mut().filter(|c| redis::ConnectionLike::is_open(*c)) {
+            if stale {
+                local.busy(true);
+                let pong = redis::cmd("PING").query::<String>(con);
+                local.busy(false);
+                if pong.is_err() {
+                    self.con = None;
+                }
+            }
+        } else {
+            self.con = None;
+        }
+        if self.con.is_none() {
+            if Instant::now() < self.next_connect {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "redis is unreachable: connecting again shortly",
+                )));
+            }
+            local.busy(true);
+            let made = connect(&self.client);
+            local.busy(false);
+            match made {
+                Ok(con) => {
+                    local.counters.reconnects.fetch_add(1, Relaxed);
+                    self.con = Some(con);
+                }
+                Err(e) => {
+                    local.commands_up.store(false, Relaxed);
+                    self.next_connect = Instant::now() + RETRY_CONNECT;
+                    return Err(e);
+                }
+            }
+        }
+        local.commands_up.store(true, Relaxed);
+        self.used = Instant::now();
+        Ok(self.con.as_mut().expect("made above"))
+    }
+
+    /// Run `script` with the keys and arguments in `call` (an `EVALSHA`
+    /// being built), sent and answered separately so that what a failure
+    /// did is known.
+    fn eval(
+        &mut self,
+        local: &Local,
+        script: &redis::Script,
+        call: &redis::Cmd,
+        check: bool,
+    ) -> Result<redis::Value, Failure> {
+        let con = self.ready(local, check).map_err(Failure::NotSent)?;
+        local.busy(true);
+        let mut answer = send(con, call);
+        if matches!(&answer, Err(Failure::Refused(e)) if e.code() == Some("NOSCRIPT")) {
+            // Not run: Redis does not know the script yet (or lost it).
+            answer = match script.load(con) {
+                Ok(_) => send(con, call),
+                Err(e) => Err(Failure::NotSent(e)),
+            };
+        }
+        local.busy(false);
+        self.used = Instant::now();
+        if let Err(Failure::NotSent(_) | Failure::NoAnswer(_)) = answer {
+            // Its state is unknown (a late answer may still come): never reused.
+            self.con = None;
+            local.commands_up.store(false, Relaxed);
+        }
+        answer
+    }
+}
+
+fn send(con: &mut redis::Connection, call: &redis::Cmd) -> Result<redis::Value, Failure> {
+    con.send_packed_command(&call.get_packed_command())
+        .map_err(Failure::NotSent)?;
+    let value = con.recv_response().map_err(Failure::NoAnswer)?;
+    value.extract_error().map_err(Failure::Refused)
+}
+
+/// `EVALSHA` of `script` with `keys`, arguments to be added.
+fn evalsha(script: &redis::Script, keys: &[&str]) -> redis::Cmd {
+    let mut call = redis::cmd("EVALSHA");
+    call.arg(script.get_hash()).arg(keys.len());
+    for key in keys {
+        call.arg(*key);
+    }
+    call
+}
+
+pub(super) fn command_thread(
+    client: redis::Client,
+    con: redis::Connection,
+    jobs: mpsc::Receiver<Job>,
+    local: Arc<Local>,
+) {
+    let scripts = Scripts {
+        publish: redis::Script::new(&scripts::publish()),
+        read: redis::Script::new(&scripts::read()),
+        raise: redis::Script::new(scripts::RAISE),
+        keep: redis::Script::new(scripts::KEEP),
+        count: redis::Script::new(scripts::COUNT),
+    };
+    let mut commands = Commands {
+        client,
+        con: Some(con),
+        used: Instant::now(),
+        next_connect: Instant::now(),
+    };
+    let mut renew = Instant::now();
+    loop {
+        let mut wait = renew.saturating_duration_since(Instant::now());
+        if !lock(&local.dirty).is_empty() {
+            wait = wait.min(RECOUNT);
+        }
+        let job = match jobs.recv_timeout(wait) {
+            Ok(job) => Some(job),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        if Instant::now() >= renew {
+            keep_channels(&mut commands, &scripts.keep, &local);
+            renew = Instant::now() + Duration::from_millis(LEASE_MS / 3);
+        }
+        if let Some(job) = job {
+            run(&mut commands, &scripts, &local, job);
+        }
+        tell_counts(&mut commands, &scripts.count, &local);
+    }
+}
+
+struct Scripts {
+    publish: redis::Script,
+    read: redis::Script,
+    raise: redis::Script,
+    keep: redis::Script,
+    count: redis::Script,
+}
+
+fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
+    match job {
+        Job::Request {
+            from,
+            request:
+                Request::Publish {
+                    channel,
+                    kind,
+                    payload,
+                    idempotency_key,
+                },
+        } => {
+            let publish = Publish {
+                channel: &channel,
+                kind,
+                payload: &payload,
+                key: idempotency_key.as_deref(),
+            };
+            let answer = publish.run(commands, &scripts.publish, local);
+            local.inboxes[from.worker].answer(from, Answer::Published(answer));
+        }
+        Job::Request {
+            from,
+            request: Request::Subscribe { channel, since },
+        } => match commands.ready(local, true) {
+            Ok(_) => subscribe(commands, &scripts.read, local, from, &channel, since),
+            Err(_) => refuse(local, from, &Request::Subscribe { channel, since }),
+        },
+        Job::History { channel, since, reply } => {
+            let read = match commands.ready(local, true) {
+                Ok(con) => {
+                    local.busy(true);
+                    let read = snapshot(con, &scripts.read, &local.settings, &channel, since, None);
+                    local.busy(false);
+                    read.map(|(s, _)| s)
+                }
+                Err(_) => Err(UNREACHABLE),
+            };
+            let _ = reply.send(read);
+        }
+        Job::Raise { channel, epoch, floor } => {
+            let (meta, _, _) = keys(&channel);
+            let mut call = evalsha(&scripts.raise, &[&meta]);
+            call.arg(&*epoch).arg(floor).arg(new_epoch());
+            if let Err(Failure::NotSent(e) | Failure::NoAnswer(e) | Failure::Refused(e)) =
+                commands.eval(local, &scripts.raise, &call, false)
+            {
+                log::warn!("redis numbering of {channel} after a new epoch: {e}");
+            }
+        }
+        // Done after every job.
+        Job::Recount => {}
+        Job::Probe => {
+            if let Ok(con) = commands.ready(local, false) {
+                local.busy(true);
+                let sent: redis::RedisResult<u64> = redis::cmd("PUBLISH").arg(&local.probe_topic).arg(1).query(con);
+                local.busy(false);
+                if let Err(e) = sent {
+                    log::warn!("redis probe: {e}");
+                    commands.con = None;
+                }
+            }
+        }
+    }
+}
+
+/// One publish and what its answer says.
+struct Publish<'a> {
+    channel: &'a str,
+    kind: MessageKind,
+    payload: &'a [u8],
+    key: Option<&'a str>,
+}
+
+impl Publish<'_> {
+    fn run(&self, commands: &mut Commands, script: &redis::Script, local: &Local) -> Result<Receipt, HubError> {
+        let started = Instant::now();
+        let call = self.call(script, local);
+        let c = &local.counters;
+        let mut outcome = commands.eval(local, script, &call, true);
+        match &outcome {
+            // Nothing reached Redis: one more try, on a fresh connection.
+            Err(Failure::NotSent(_)) => outcome = commands.eval(local, script, &call, true),
+            // Sent, and the connection died before the answer: with a key a
+            // second try publishes at most once (the first one's id comes
+            // back if it ran). A timeout is not tried again: a Redis that
+            // does not answer would only hold the publisher longer.
+            Err(Failure::NoAnswer(e)) if self.key.is_some() && !e.is_timeout() => {
+                outcome = match commands.eval(local, script, &call, true) {
+                    Ok(v) => Ok(v),
+                    Err(_) => Err(Failure::NoAnswer(redis::RedisError::from((
+                        redis::ErrorKind::Io,
+                        "no answer to the publish or its retry",
+                    )))),
+                };
+            }
+            _ => {}
+        }
+        let answer = match outcome {
+            Ok(value) => redis::from_redis_value::<(u64, String, u64, u64)>(value)
+                .map(|(id, _epoch, subscribers, duplicate)| Receipt {
+                    id,
+                    subscribers: subscribers as usize,
+                    duplicate: duplicate == 1,
+                })
+                .map_err(|e| {
+                    log::warn!("redis publish to {}: an answer not understood: {e}", self.channel);
+                    HubError::Unconfirmed
+                }),
+            Err(Failure::Refused(e)) => Err(hub_error("publish to", self.channel, &e)),
+            Err(Failure::NotSent(e)) => {
+                log::warn!("redis publish to {}: not sent: {e}", self.channel);
+                Err(UNREACHABLE)
+            }
+            Err(Failure::NoAnswer(e)) => {
+                log::warn!("redis publish to {}: sent, and no answer: {e}", self.channel);
+                Err(HubError::Unconfirmed)
+            }
+        };
+        match answer {
+            Ok(_) => {
+                c.publishes.fetch_add(1, Relaxed);
+                c.publish_ns.fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+            }
+            Err(HubError::TooManyChannels) => {}
+            Err(_) => {
+                c.publish_errors.fetch_add(1, Relaxed);
+            }
+        }
+        answer
+    }
+
+    /// The publish script's call ([`scripts::publish`] lists its keys and arguments).
+    fn call(&self, script: &redis::Script, local: &Local) -> redis::Cmd {
+        let (meta, stream, topic) = keys(self.channel);
+        let (seen, order) = idempotency_keys(self.channel);
+        let counts = counts_key(self.channel);
+        let known = lock(&local.channels).get(self.channel).map_or(0, |l| l.delivered);
+        let s = &local.settings;
+        let mut call = evalsha(
+            script,
+            &[&meta, &stream, CHANNELS, KNOWN, FLOOR, &seen, &order, &counts],
+        );
+        call.arg(topic)
+            .arg(kind_tag(self.kind))
+            .arg(self.payload)
+            .arg(new_epoch())
+            .arg(s.history_size)
+            .arg(s.id_memory.as_millis() as u64)
+            .arg(s.history_ttl.as_millis().max(1) as u64)
+            .arg(unix_ms())
+            .arg(known)
+            .arg(self.channel)
+            .arg(s.max_channels)
+            .arg(s.id_memory_channels)
+            .arg(self.key.unwrap_or(""))
+            .arg(s.idempotency_ttl.as_millis().max(1) as u64)
+            .arg(s.idempotency_keys);
+        call
+    }
+}
+
+/// The channels this node has subscribers for go on existing in
+/// `wsr:channels` (a lease of [`LEASE_MS`], renewed every third of it),
+/// with this node's count of their subscribers.
+fn keep_channels(commands: &mut Commands, keep: &redis::Script, local: &Local) {
+    let names: Vec<(Arc<str>, u32)> = lock(&local.channels)
+        .values()
+        .map(|l| (l.name.clone(), l.total()))
+        .collect();
+    let now = unix_ms();
+    for chunk in names.chunks(512) {
+        let mut call = evalsha(keep, &[CHANNELS, KNOWN]);
+        call.arg(now + LEASE_MS)
+            .arg(now + local.settings.id_memory.as_millis() as u64)
+            .arg(&local.node)
+            .arg(LEASE_MS);
+        for (name, count) in chunk {
+            call.arg(&**name).arg(*count);
+        }
+        if let Err(Failure::NotSent(e) | Failure::NoAnswer(e) | Failure::Refused(e)) =
+            commands.eval(local, keep, &call, false)
+        {
+            log::warn!("redis renewing this node's channels: {e}");
+            return;
+        }
+    }
+}
+
+/// Tell Redis this node's subscriber counts that changed, so that a
+/// publish on any node counts them (a receipt's `subscribers`).
+fn tell_counts(commands: &mut Commands, count: &redis::Script, local: &Local) {
+    let dirty: Vec<Arc<str>> = lock(&local.dirty).drain().collect();
+    let now = unix_ms();
+    for (i, name) in dirty.iter().enumerate() {
+        let n = lock(&local.channels).get(name).map_or(0, Listeners::total);
+        let counts = counts_key(name);
+        let mut call = evalsha(count, &[&counts]);
+        call.arg(&local.node).arg(n).arg(now + LEASE_MS).arg(LEASE_MS);
+        if let Err(Failure::NotSent(e) | Failure::NoAnswer(e) | Failure::Refused(e)) =
+            commands.eval(local, count, &call, false)
+        {
+            log::debug!("redis subscriber count of {name}: {e}");
+            // Told with the next lease renewal, or the next change.
+            lock(&local.dirty).extend(dirty[i..].iter().cloned());
+            return;
+        }
+    }
+}
+
+/// Count the subscriber, make sure this node listens to the channel, read
+/// the history, merge what came live meanwhile, answer.
+fn subscribe(
+    commands: &mut Commands,
+    read: &redis::Script,
+    local: &Local,
+    from: Address,
+    channel: &str,
+    since: Option<u64>,
+) {
+    let workers = local.inboxes.len();
+    let (name, first, count) = {
+        let mut channels = lock(&local.channels);
+        let mut first = false;
+        let l = channels.entry(channel.into()).or_insert_with_key(|name| {
+            first = true;
+            Listeners {
+                name: name.clone(),
+                per_worker: vec![0; workers],
+                pending: 0,
+                buffer: Vec::new(),
+                delivered: 0,
+                epoch: None,
+                idle_since: None,
+            }
+        });
+        // Lingering or in use: the node listens to it already.
+        l.idle_since = None;
+        l.pending += 1;
+        (l.name.clone(), first, l.total())
+    };
+    let listening = !first || {
+        let (ack, acked) = mpsc::channel();
+        let _ = lock(&local.control).send(Control::Subscribe(name.clone(), ack));
+        acked.recv_timeout(SUBSCRIBE_WAIT).unwrap_or(false)
+    };
+    // A read changes nothing a second one would not: one that failed on
+    // a dead connection is tried once more on a fresh one.
+    let attempt = |commands: &mut Commands| match (listening, commands.con.as_mut()) {
+        (true, Some(con)) => {
+            local.busy(true);
+            let read = snapshot(con, read, &local.settings, channel, since, Some((&local.node, count)));
+            local.busy(false);
+            if matches!(read, Err(HubError::Unavailable(_))) {
+                commands.con = None;
+            }
+            read
+        }
+        _ => Err(UNREACHABLE),
+    };
+    let mut read = attempt(commands);
+    if listening && matches!(read, Err(HubError::Unavailable(_))) && commands.ready(local, false).is_ok() {
+        read = attempt(commands);
+    }
+    let mut channels = lock(&local.channels);
+    let Some(l) = channels.get_mut(&name) else {
+        return;
+    };
+    l.pending -= 1;
+    let answer = match read {
+        Ok((mut snap, epoch)) => {
+            if l.epoch.is_none() && !epoch.is_empty() {
+                l.epoch = Some(epoch.into());
+            }
+            // What arrived live while the history was read: the part after
+            // the snapshot joins it (the rest is in it already).
+            let after: Vec<_> = l.buffer.iter().filter(|m| m.id > snap.last_id).cloned().collect();
+            if let Some(last) = after.last() {
+                snap.last_id = last.id;
+            }
+            snap.replay.extend(after);
+            l.delivered = l.delivered.max(snap.last_id);
+            l.per_worker[from.worker] += 1;
+            Answer::Subscribed(Ok((Subscription::new(name.clone(), from.worker), snap)))
+        }
+        Err(e) => {
+            // The count Redis was told (if any) had this one in it.
+            local.recount(&name);
+            Answer::Subscribed(Err(e))
+        }
+    };
+    if l.pending == 0 {
+        l.buffer.clear();
+    }
+    if l.total() == 0 {
+        if listening {
+            l.idle_since = Some(Instant::now());
+        } else {
+            channels.remove(&name);
+            let _ = lock(&local.control).send(Control::Unsubscribe(name));
+        }
+    }
+    // Under the lock: a live message after this is pushed after the answer.
+    local.inboxes[from.worker].answer(from, answer);
+}
