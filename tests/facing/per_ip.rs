@@ -4,10 +4,23 @@
 //! `X-Forwarded-For` names the client.
 
 use crate::common::*;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 use wsreactor::reactor::per_ip::PerIpSettings;
 use wsreactor::reactor::settings::Settings;
+
+/// `per_ip_connections` with nobody exempt, no rate limit, no proxy.
+fn limited_settings(connections: u32) -> Settings {
+    Settings {
+        per_ip: PerIpSettings {
+            connections,
+            connect_rate: 0,
+            exempt: vec![],
+            trusted_proxies: vec![],
+        },
+        ..settings()
+    }
+}
 
 fn limited(connections: u32, connect_rate: u32, trusted: &[&str]) -> Server {
     Server::start(Settings {
@@ -143,4 +156,39 @@ fn a_refused_client_holds_no_descriptor() {
         assert!(text.starts_with("HTTP/1.1 429 "), "{text}");
     }
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+#[test]
+fn the_count_is_exact_after_a_connect_and_close() {
+    // A connection the client closed before opening the next ones was
+    // still counted when the accept loop took them: the last of five was
+    // refused unseen, and a sixth and seventh got 200 (issue 24, fault 9).
+    let mut wrong = Vec::new();
+    for threads in [1, 2] {
+        for run in 0..8 {
+            let server = Server::with_threads(threads, limited_settings(5));
+            drop(std::net::TcpStream::connect(server.addr).unwrap());
+            let held: Vec<_> = (0..5)
+                .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
+                .collect();
+            std::thread::sleep(Duration::from_millis(100));
+            for n in [6, 7] {
+                let answer = healthz(&server, "");
+                if !answer.starts_with("HTTP/1.1 429 ") {
+                    wrong.push(format!("{threads} worker(s), run {run}, connection {n}: {answer:?}"));
+                }
+            }
+            // The five held ones were all served: none got a 429 unseen.
+            for mut c in held {
+                c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .unwrap();
+                let mut text = String::new();
+                let _ = c.read_to_string(&mut text);
+                if !text.starts_with("HTTP/1.1 200 ") {
+                    wrong.push(format!("{threads} worker(s), run {run}, a held one: {text:?}"));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }

@@ -27,7 +27,10 @@ impl Io {
                 env.actions.push(Action::Client(slot));
                 Ok(())
             }
-            Err(over) => Err(self.refuse(Status::TOO_MANY_REQUESTS, &[("Retry-After", "1")], over.reason(), env)),
+            Err(over) => {
+                per_ip.refused(over, client);
+                Err(self.refuse(Status::TOO_MANY_REQUESTS, &[("Retry-After", "1")], over.reason(), env))
+            }
         }
     }
 }
