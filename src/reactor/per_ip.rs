@@ -10,6 +10,11 @@
 //! [`IDLE_ENTRIES`] of the latter are kept; beyond that the one idle
 //! longest is forgotten (its bucket starts full again). An IPv6 client is
 //! counted by its /64, since one host commonly holds a whole /64.
+//!
+//! Behind a trusted proxy each request is counted for the client the
+//! proxy's own header names; one whose client cannot be read is counted
+//! against the proxy's address, exempt or not ([`PerIp::admit_unnamed`]):
+//! hiding one's address buys a share of one address's limit, never none.
 
 use crate::stats::PerIpStats;
 use ipnet::IpNet;
@@ -33,8 +38,20 @@ pub struct PerIpSettings {
     pub connect_rate: u32,
     /// Clients the limits do not apply to.
     pub exempt: Vec<IpNet>,
-    /// Peers whose `Forwarded` / `X-Forwarded-For` name the client.
+    /// Peers whose [`forwarded_header`](Self::forwarded_header) names the client.
     pub trusted_proxies: Vec<IpNet>,
+    /// The one header those proxies set; the other is the client's.
+    pub forwarded_header: ForwardedHeader,
+}
+
+/// Which header a trusted proxy names the client in (`[limits] forwarded_header`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For`, as nginx's `$proxy_add_x_forwarded_for` appends it.
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239).
+    Forwarded,
 }
 
 impl PerIpSettings {
@@ -171,6 +188,22 @@ impl PerIp {
         if !self.settings.applies(client) {
             return Ok(None);
         }
+        self.count(client, now)
+    }
+
+    /// A request trusted `proxy` forwarded without a client that can be
+    /// read (no header, `unknown`, `_hidden`, junk): counted against the
+    /// proxy's own address even if `per_ip_exempt` covers it (fail closed;
+    /// the exemption is for the clients the proxy names and for direct
+    /// peers, not for a client that hides).
+    pub fn admit_unnamed(&self, proxy: IpAddr, now: Instant) -> Result<Option<Slot>, Over> {
+        if !self.settings.enabled() {
+            return Ok(None);
+        }
+        self.count(proxy, now)
+    }
+
+    fn count(&self, client: IpAddr, now: Instant) -> Result<Option<Slot>, Over> {
         let (max_open, rate) = (self.settings.connections, self.settings.connect_rate);
         let mut guard = self.lock();
         let t = &mut *guard;
@@ -291,6 +324,7 @@ mod tests {
             connect_rate,
             exempt: vec!["127.0.0.0/8".parse().unwrap()],
             trusted_proxies: vec![],
+            forwarded_header: ForwardedHeader::default(),
         })
     }
 
@@ -338,6 +372,16 @@ mod tests {
         let off = limits(0, 0);
         assert_eq!(off.admit(ip("192.0.2.1"), now), Ok(None));
         assert_eq!(off.addresses(), 0);
+    }
+
+    #[test]
+    fn an_unnamed_client_counts_against_the_proxy_even_when_exempt() {
+        let p = limits(1, 0);
+        let now = Instant::now();
+        assert_eq!(p.admit(ip("127.0.0.1"), now), Ok(None));
+        p.admit_unnamed(ip("127.0.0.1"), now).unwrap().unwrap();
+        assert_eq!(p.admit_unnamed(ip("127.0.0.1"), now), Err(Over::Connections));
+        assert_eq!(limits(0, 0).admit_unnamed(ip("127.0.0.1"), now), Ok(None));
     }
 
     #[test]

@@ -283,6 +283,7 @@ impl Worker {
     }
 
     fn env(&mut self, me: Address) -> (&mut Slab<Connection>, Env<'_>) {
+        let proxied = self.conns.get(me.key).and_then(Connection::proxied);
         (
             &mut self.conns,
             Env {
@@ -299,6 +300,7 @@ impl Worker {
                 app: &self.app,
                 me,
                 per_ip: &self.shared.per_ip,
+                proxied,
                 instant: self.now,
             },
         )
@@ -373,12 +375,10 @@ impl Worker {
                 }
                 Action::Access(event) => self.access(from.key, event),
                 // The client a proxied request came from holds the
-                // connection now; the previous one lets go.
+                // connection now; the session gave the previous hold back.
                 Action::Client(client) => match self.conns.get_mut(from.key) {
                     Some(conn) => {
-                        if let Some(old) = conn.set_client(client) {
-                            self.shared.per_ip.release(old);
-                        }
+                        conn.set_client(client);
                     }
                     None => {
                         if let Some(client) = client {
@@ -630,7 +630,7 @@ impl Worker {
             // peer is the client.
             let per_ip = &self.shared.per_ip;
             if per_ip.settings().is_trusted_proxy(peer.ip()) {
-                accepted.proxied = true;
+                accepted.proxy = Some(peer.ip());
             } else {
                 match per_ip.admit(peer.ip(), now) {
                     Ok(client) => accepted.client = client,
