@@ -37,7 +37,7 @@ impl Chat {
 
 impl Handler for Chat {
     fn open(&self, upgrade: &Upgrade<'_, '_>) -> Result<Accept, Refusal> {
-        let room = upgrade.path().trim_start_matches("/chat/");
+        let room = upgrade.rest();
         let topic = format!("chat.{room}");
         if !valid_channel(&topic) {
             return Err(Refusal::new(

@@ -111,3 +111,38 @@ fn a_handler_keeps_data_per_connection_and_is_reached_from_any_thread() {
     c.write(upgrade_request().replacen("GET / ", "GET /count?no ", 1).as_bytes());
     assert_eq!(c.read_response().status, 403);
 }
+
+/// Subscribes every upgrade to the topic named by the rest of its path, unchecked.
+struct AnyTopic;
+
+impl Handler for AnyTopic {
+    fn open(&self, upgrade: &Upgrade<'_, '_>) -> Result<Accept, Refusal> {
+        Ok(Accept::new().subscribe(upgrade.rest()))
+    }
+
+    fn message(&self, _: &mut dyn Conn, _: MessageKind, _: &[u8]) -> Reply {
+        Reply::Done
+    }
+}
+
+#[test]
+fn a_handler_gets_the_rest_of_its_prefix_and_cannot_subscribe_to_what_no_route_names() {
+    let handle = Builder::new(settings())
+        .app(App::new().websocket("/t/", AnyTopic).push_server())
+        .start("127.0.0.1:0".parse().unwrap())
+        .unwrap();
+    let server = Server::from_handle(handle);
+    // `rest()` is the whole rest: `a.b` is a channel the HTTP routes name too.
+    let (mut sub, _) = Client::upgrade_at(server.addr, "/t/a.b", "");
+    let mut publisher = Client::connect(server.addr);
+    assert_eq!(publish(&mut publisher, "a.b", "hi")["subscribers"], 1);
+    assert_eq!(sub.recv().payload, b"hi");
+    // A topic outside the channel names is refused before the 101.
+    for target in ["/t/a/b", "/t/..", "/t/a%3Ab"] {
+        let mut c = Client::connect(server.addr);
+        let request = upgrade_request().replacen("GET / ", &format!("GET {target} "), 1);
+        c.write(request.as_bytes());
+        let r = c.read_response();
+        assert_eq!(r.status, 400, "{target}: {r:?}");
+    }
+}

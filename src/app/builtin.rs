@@ -24,7 +24,9 @@ impl Handler for Echo {
     }
 }
 
-/// A channel's WebSocket subscriber at `/ws/{channel}?since=N`: what it
+/// A channel's WebSocket subscriber at `/ws/{channel}?since=N` (the
+/// channel is the whole rest of the path after the route, checked as the
+/// HTTP routes check it, so `/ws/a/b` is a 400, not channel `b`): what it
 /// missed after N, then every message published to the channel; with the
 /// `wsreactor.json` subprotocol, messages in a JSON envelope with their
 /// ids, and gaps told. What the subscriber sends is dropped.
@@ -33,8 +35,9 @@ pub struct Subscriber;
 
 impl Handler for Subscriber {
     fn open(&self, upgrade: &Upgrade<'_, '_>) -> Result<Accept, Refusal> {
-        let segment = upgrade.path().rsplit('/').next().unwrap_or_default();
-        let Some(channel) = channel_name(segment) else {
+        // The whole rest, as `/pub/`, `/poll/` and `/sse/` take it: one
+        // rule for every transport, refused before the 101.
+        let Some(channel) = channel_name(upgrade.rest()) else {
             let why = "channel names are 1 to 128 of A-Z a-z 0-9 _ . : - (percent-encoded or not)";
             return Err(Refusal::new(Status::BAD_REQUEST, why));
         };

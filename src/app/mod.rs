@@ -78,12 +78,25 @@ pub enum Reply {
 pub struct Upgrade<'a, 'h> {
     pub(crate) head: &'a RequestHead<'a, 'h>,
     pub(crate) protocols: &'a [&'a str],
+    /// The path after the handler's route ([`App::websocket`]).
+    pub(crate) rest: &'a str,
 }
 
 impl Upgrade<'_, '_> {
     /// The path, without the query.
     pub fn path(&self) -> &str {
         self.head.path()
+    }
+
+    /// For a handler on a prefix route, the whole path after the prefix,
+    /// as sent (not percent-decoded, not split): `/chat/lobby/x` at route
+    /// `/chat/` is `lobby/x`. Empty for an exact route. A handler that
+    /// takes a name from the path takes all of it and checks it (the
+    /// [`Subscriber`] takes a channel name, [`crate::pubsub::channel_name`]):
+    /// taking one segment of it would let `/chat/allowed/other` reach
+    /// `other` past a proxy's rule on the prefix.
+    pub fn rest(&self) -> &str {
+        self.rest
     }
 
     /// The query string, without the `?`.
@@ -141,7 +154,9 @@ impl Accept {
     /// Subscribe the connection to `topic` (a channel of the broker; its
     /// name as [`crate::pubsub::valid_channel`] allows) before it opens:
     /// everything published to the topic from then on is sent to it, as a
-    /// frame of the published kind.
+    /// frame of the published kind. A topic that is not a channel name,
+    /// which the HTTP routes could not name, refuses the upgrade with 400
+    /// instead.
     pub fn subscribe(mut self, topic: &str) -> Self {
         self.topic = Some(Topic {
             name: topic.to_string(),
@@ -188,7 +203,8 @@ pub trait Conn {
     /// Queue a message (dropped once our close is sent).
     fn send(&mut self, kind: MessageKind, payload: &[u8]);
     /// Publish to a topic: every connection subscribed to it, on every
-    /// worker, gets it.
+    /// worker, gets it. A topic that is not a channel name
+    /// ([`crate::pubsub::valid_channel`]) is dropped and logged.
     fn publish(&mut self, topic: &str, kind: MessageKind, payload: &[u8]);
     /// Start the close handshake (RFC 6455 §7.1.2).
     fn close(&mut self, code: CloseCode, reason: &str);
@@ -255,6 +271,16 @@ impl App {
         u16::try_from(i).ok()
     }
 
+    /// What follows handler `i`'s prefix in `path` (a path [`route`](Self::route)
+    /// gave it); empty for an exact route.
+    pub(crate) fn rest<'p>(&self, i: u16, path: &'p str) -> &'p str {
+        let prefix = &*self.handlers[usize::from(i)].0;
+        match prefix.strip_suffix('/') {
+            Some(_) if prefix.len() > 1 => path.get(prefix.len()..).unwrap_or_default(),
+            _ => "",
+        }
+    }
+
     /// Handler `i` (from [`route`](Self::route)).
     pub(crate) fn handler(&self, i: u16) -> &dyn Handler {
         &*self.handlers[usize::from(i)].1
@@ -296,7 +322,13 @@ impl Sender {
     }
 
     /// Publish to `topic` (the worker that carries it out is the first).
+    /// A topic that is not a channel name ([`crate::pubsub::valid_channel`])
+    /// is dropped and logged: no route could name it.
     pub fn publish(&self, topic: &str, kind: MessageKind, payload: &[u8]) {
+        if !crate::pubsub::valid_channel(topic) {
+            log::warn!("a publish to {topic:?} dropped: not a channel name");
+            return;
+        }
         let request = Request::Publish {
             channel: topic.into(),
             kind,

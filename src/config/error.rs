@@ -29,6 +29,7 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
             "per_ip_connect_rate",
             "per_ip_exempt",
             "trusted_proxies",
+            "forwarded_header",
         ],
     ),
     ("timeouts", &["handshake", "request", "idle", "close", "write_stall"]),

@@ -276,10 +276,14 @@ pub struct Limits {
     /// Addresses or networks (CIDR) the per-address limits leave alone.
     /// Default ["127.0.0.0/8", "::1"], so that local load tests work.
     pub per_ip_exempt: Vec<String>,
-    /// Proxies (addresses or CIDR) whose `Forwarded` or `X-Forwarded-For`
-    /// header names the client the limits count. Default [] (the header of
+    /// Proxies (addresses or CIDR) whose [`forwarded_header`](Self::forwarded_header)
+    /// names the client the limits count. Default [] (the header of
     /// anyone else is ignored: it is the client's to forge).
     pub trusted_proxies: Vec<String>,
+    /// The one header the trusted proxies set, `"x-forwarded-for"` (the
+    /// default, what the README's nginx snippet sets) or `"forwarded"`
+    /// (RFC 7239). The other is ignored: a client may have sent it.
+    pub forwarded_header: String,
 }
 
 /// An address or network as the limits take it: `192.0.2.0/24`,
@@ -395,6 +399,7 @@ impl Default for Limits {
             per_ip_connect_rate: 0,
             per_ip_exempt: vec!["127.0.0.0/8".to_owned(), "::1".to_owned()],
             trusted_proxies: Vec::new(),
+            forwarded_header: "x-forwarded-for".to_owned(),
         }
     }
 }
@@ -586,6 +591,15 @@ impl Config {
                     format!("expected addresses or networks like \"10.0.0.0/8\" or \"::1\", got {bad:?}"),
                 ));
             }
+        }
+        if !matches!(limits.forwarded_header.as_str(), "x-forwarded-for" | "forwarded") {
+            return Err(invalid(
+                "limits.forwarded_header",
+                format!(
+                    "expected \"x-forwarded-for\" or \"forwarded\" (the one header the trusted proxies set), got {:?}",
+                    limits.forwarded_header
+                ),
+            ));
         }
         // RFC 7518 §3.2: an HS256 key MUST be at least the hash's size.
         if !self.auth.secret.is_empty() && self.auth.secret.len() < 32 {

@@ -359,3 +359,19 @@ fn per_ip_lists_are_addresses_or_networks() {
     let msg = invalid(|c| c.limits.per_ip_exempt = vec!["localhost".into()]);
     assert!(msg.contains("limits.per_ip_exempt"), "{msg}");
 }
+
+#[test]
+fn the_forwarded_header_is_one_of_two() {
+    use crate::reactor::per_ip::ForwardedHeader;
+    let s = crate::reactor::settings::Settings::default().per_ip;
+    assert_eq!(s.forwarded_header, ForwardedHeader::XForwardedFor);
+    let config = parse("[limits]\nforwarded_header = \"forwarded\"\n").unwrap();
+    config.validate(ORIGIN).unwrap();
+    let s = crate::reactor::settings::Settings::from(&config);
+    assert_eq!(s.per_ip.forwarded_header, ForwardedHeader::Forwarded);
+    let msg = invalid(|c| c.limits.forwarded_header = "X-Real-IP".into());
+    assert!(
+        msg.contains("limits.forwarded_header") && msg.contains("X-Real-IP"),
+        "{msg}"
+    );
+}

@@ -116,6 +116,8 @@ mod tests {
         assert_eq!(route("/sse/%20"), Route::BadChannel);
         assert_eq!(route("/sse/a%2Fb"), Route::BadChannel);
         assert_eq!(route("/pub/a%4"), Route::BadChannel);
+        assert_eq!(route("/poll/.."), Route::BadChannel);
+        assert_eq!(route("/sse/%2E"), Route::BadChannel);
     }
 
     #[test]

@@ -293,8 +293,8 @@ pub struct BrokerStats {
     pub dropped: u64,
 }
 
-/// The channel a request path's last segment names, or `None` if it names
-/// none: the segment is percent-decoded first (RFC 3986 §2.1, §6.2.2.2:
+/// The channel a request path names after its route's prefix (all of
+/// it: `a/b` names none), or `None` if it names none: it is percent-decoded first (RFC 3986 §2.1, §6.2.2.2:
 /// `%3A` and `:` are the same character, and `encodeURIComponent` writes
 /// the former), then checked with [`valid_channel`]. A bad escape, or one
 /// that decodes to a character outside the name set (`%2F`), names nothing.
@@ -324,9 +324,13 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Channel names: `[A-Za-z0-9_.:-]{1,128}`.
+/// Channel names: `[A-Za-z0-9_.:-]{1,128}`, except `.` and `..`: a path
+/// segment that is one of those is removed by URI normalization (RFC 3986
+/// §5.2.4 and §6.2.2.3; `%2E` is `.` by §6.2.2.2), by browsers and
+/// proxies, so `/sse/..` would not reach the server as that channel.
 pub fn valid_channel(name: &str) -> bool {
-    (1..=128).contains(&name.len())
+    !matches!(name, "." | "..")
+        && (1..=128).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
@@ -369,6 +373,10 @@ mod tests {
         assert!(!valid_channel("a/b"));
         assert!(!valid_channel("a b"));
         assert!(!valid_channel("é"));
+        assert!(!valid_channel("."));
+        assert!(!valid_channel(".."));
+        assert!(valid_channel("..."));
+        assert!(valid_channel(".a"));
     }
 
     #[test]
@@ -391,5 +399,6 @@ mod tests {
         assert!(channel_name(&"%61".repeat(128)).is_some());
         assert_eq!(channel_name(&"%61".repeat(129)), None);
         assert_eq!(channel_name(""), None);
+        assert_eq!(channel_name("%2E%2e"), None);
     }
 }

@@ -27,8 +27,8 @@ pub struct Accepted {
     pub tls: bool,
     /// The client's hold under the per-address limits, if counted.
     pub client: Option<Slot>,
-    /// From a trusted proxy: each request names its client.
-    pub proxied: bool,
+    /// The peer, when it is a trusted proxy: each request names its client.
+    pub proxy: Option<std::net::IpAddr>,
 }
 
 impl Accepted {
@@ -38,7 +38,7 @@ impl Accepted {
             stream,
             tls,
             client: None,
-            proxied: false,
+            proxy: None,
         }
     }
 }

@@ -9,7 +9,7 @@
 use super::balance::Accepted;
 use super::buffer::BufferPool;
 use super::per_ip::Slot;
-use super::session::{Dead, Delivered, Env, Life, Session, Step};
+use super::session::{Dead, Delivered, Env, Life, Proxied, Session, Step};
 use super::settings::Settings;
 use super::stamp::Stamp;
 use super::tls::Tls;
@@ -21,6 +21,7 @@ use crate::stats::Transport as Kind;
 use mio::net::TcpStream;
 use mio::Interest;
 use std::io;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -37,6 +38,8 @@ pub struct Connection<T = Stream> {
     counted: bool,
     /// Its client's hold under the per-address limits.
     client: Option<Slot>,
+    /// Its peer, when that is a trusted proxy.
+    proxy: Option<IpAddr>,
     /// When the worker's timer wheel will next look at this connection
     /// ([`deadline`](Self::deadline) or earlier).
     scheduled: Stamp,
@@ -55,12 +58,10 @@ impl Connection {
             Some(config) => Stream::Tls(Box::new(Tls::new(accepted.stream, config)?)),
             None => Stream::Tcp(Tcp::new(accepted.stream)),
         };
-        let mut session = Session::new(now);
-        if accepted.proxied {
-            session.set_behind_proxy();
-        }
+        let session = Session::new(now);
         let mut conn = Connection::over(transport, session, true, generation, now);
         conn.client = accepted.client;
+        conn.proxy = accepted.proxy;
         Ok(conn)
     }
 
@@ -88,6 +89,7 @@ impl<T: Transport> Connection<T> {
             generation,
             counted,
             client: None,
+            proxy: None,
             scheduled: now.far_after(),
         }
     }
@@ -107,6 +109,15 @@ impl<T: Transport> Connection<T> {
     /// Its client's hold under the per-address limits, replaced by `client`.
     pub fn set_client(&mut self, client: Option<Slot>) -> Option<Slot> {
         std::mem::replace(&mut self.client, client)
+    }
+
+    /// From a trusted proxy: its address and the hold its last request's
+    /// client took, for the session to count the next request.
+    pub fn proxied(&self) -> Option<Proxied> {
+        self.proxy.map(|proxy| Proxied {
+            proxy,
+            held: self.client,
+        })
     }
 
     /// Which use of its slab slot this is.

@@ -10,6 +10,11 @@
 //! [`IDLE_ENTRIES`] of the latter are kept; beyond that the one idle
 //! longest is forgotten (its bucket starts full again). An IPv6 client is
 //! counted by its /64, since one host commonly holds a whole /64.
+//!
+//! Behind a trusted proxy each request is counted for the client the
+//! proxy's own header names; one whose client cannot be read is counted
+//! against the proxy's address, exempt or not ([`PerIp::admit_unnamed`]):
+//! hiding one's address buys a share of one address's limit, never none.
 
 use crate::stats::PerIpStats;
 use ipnet::IpNet;
@@ -33,8 +38,20 @@ pub struct PerIpSettings {
     pub connect_rate: u32,
     /// Clients the limits do not apply to.
     pub exempt: Vec<IpNet>,
-    /// Peers whose `Forwarded` / `X-Forwarded-For` name the client.
+    /// Peers whose [`forwarded_header`](Self::forwarded_header) names the client.
     pub trusted_proxies: Vec<IpNet>,
+    /// The one header those proxies set; the other is the client's.
+    pub forwarded_header: ForwardedHeader,
+}
+
+/// Which header a trusted proxy names the client in (`[limits] forwarded_header`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For`, as nginx's `$proxy_add_x_forwarded_for` appends it.
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239).
+    Forwarded,
 }
 
 impl PerIpSettings {
@@ -165,11 +182,28 @@ impl PerIp {
 
     /// A new connection from `client` at `now`: `Ok(None)` if no limit
     /// applies, `Ok(Some(slot))` if it is counted, or the limit it is over
-    /// (and the refusal is counted).
+    /// (nothing taken; the caller counts a refusal with [`refused`](Self::refused)
+    /// once it decides to refuse).
     pub fn admit(&self, client: IpAddr, now: Instant) -> Result<Option<Slot>, Over> {
         if !self.settings.applies(client) {
             return Ok(None);
         }
+        self.count(client, now)
+    }
+
+    /// A request trusted `proxy` forwarded without a client that can be
+    /// read (no header, `unknown`, `_hidden`, junk): counted against the
+    /// proxy's own address even if `per_ip_exempt` covers it (fail closed;
+    /// the exemption is for the clients the proxy names and for direct
+    /// peers, not for a client that hides).
+    pub fn admit_unnamed(&self, proxy: IpAddr, now: Instant) -> Result<Option<Slot>, Over> {
+        if !self.settings.enabled() {
+            return Ok(None);
+        }
+        self.count(proxy, now)
+    }
+
+    fn count(&self, client: IpAddr, now: Instant) -> Result<Option<Slot>, Over> {
         let (max_open, rate) = (self.settings.connections, self.settings.connect_rate);
         let mut guard = self.lock();
         let t = &mut *guard;
@@ -198,14 +232,10 @@ impl PerIp {
             e.at = now;
         }
         if max_open != 0 && e.open >= max_open {
-            let n = self.refused_connections.fetch_add(1, Relaxed) + 1;
-            warn_refused(n, "per_ip_connections", client);
             return Err(Over::Connections);
         }
         if rate != 0 {
             if e.tokens < 1.0 {
-                let n = self.refused_rate.fetch_add(1, Relaxed) + 1;
-                warn_refused(n, "per_ip_connect_rate", client);
                 return Err(Over::Rate);
             }
             e.tokens -= 1.0;
@@ -219,6 +249,16 @@ impl PerIp {
             .and_then(NonZeroU32::new)
             .expect("fewer than 4e9 clients");
         Ok(Some(Slot(id)))
+    }
+
+    /// A connection from `client` is refused for being `over`: counted for
+    /// `/metrics`, and told to the log now and then.
+    pub fn refused(&self, over: Over, client: IpAddr) {
+        let (counter, limit) = match over {
+            Over::Connections => (&self.refused_connections, "per_ip_connections"),
+            Over::Rate => (&self.refused_rate, "per_ip_connect_rate"),
+        };
+        warn_refused(counter.fetch_add(1, Relaxed) + 1, limit, client);
     }
 
     /// The connection holding `slot` ended.
@@ -284,6 +324,7 @@ mod tests {
             connect_rate,
             exempt: vec!["127.0.0.0/8".parse().unwrap()],
             trusted_proxies: vec![],
+            forwarded_header: ForwardedHeader::default(),
         })
     }
 
@@ -298,6 +339,9 @@ mod tests {
         let a = p.admit(ip("192.0.2.1"), now).unwrap().unwrap();
         p.admit(ip("192.0.2.1"), now).unwrap().unwrap();
         assert_eq!(p.admit(ip("192.0.2.1"), now), Err(Over::Connections));
+        // A refusal counts once the caller refuses.
+        assert_eq!(p.refused_connections.load(Relaxed), 0);
+        p.refused(Over::Connections, ip("192.0.2.1"));
         assert!(p.admit(ip("192.0.2.2"), now).unwrap().is_some());
         p.release(a);
         assert!(p.admit(ip("192.0.2.1"), now).is_ok());
@@ -315,7 +359,6 @@ mod tests {
         assert_eq!(p.admit(c, t0), Err(Over::Rate));
         assert_eq!(p.admit(c, t0 + Duration::from_millis(400)), Err(Over::Rate));
         assert!(p.admit(c, t0 + Duration::from_millis(600)).is_ok());
-        assert_eq!(p.refused_rate.load(Relaxed), 2);
     }
 
     #[test]
@@ -329,6 +372,16 @@ mod tests {
         let off = limits(0, 0);
         assert_eq!(off.admit(ip("192.0.2.1"), now), Ok(None));
         assert_eq!(off.addresses(), 0);
+    }
+
+    #[test]
+    fn an_unnamed_client_counts_against_the_proxy_even_when_exempt() {
+        let p = limits(1, 0);
+        let now = Instant::now();
+        assert_eq!(p.admit(ip("127.0.0.1"), now), Ok(None));
+        p.admit_unnamed(ip("127.0.0.1"), now).unwrap().unwrap();
+        assert_eq!(p.admit_unnamed(ip("127.0.0.1"), now), Err(Over::Connections));
+        assert_eq!(limits(0, 0).admit_unnamed(ip("127.0.0.1"), now), Ok(None));
     }
 
     #[test]
@@ -367,5 +420,49 @@ mod tests {
         }
         assert_eq!(p.lock().idle.len(), 1);
         assert_eq!(p.addresses(), 1);
+    }
+
+    proptest::proptest! {
+        /// Any order of admits and releases over a few clients (and a
+        /// churn of one-off ones that makes room in the table) keeps each
+        /// client's count what a plain model says: admitted while below
+        /// the limit, one freed per release.
+        #[test]
+        fn counts_follow_a_model_under_any_order(
+            ops in proptest::collection::vec((0u8..6, proptest::bool::ANY), 1..400),
+        ) {
+            let p = limits(3, 0);
+            let now = Instant::now();
+            let mut held: Vec<Vec<Slot>> = vec![Vec::new(); 6];
+            for (n, (client, admit)) in ops.into_iter().enumerate() {
+                let c = usize::from(client);
+                // Clients 4 and 5 are a new address each time: entries come and go.
+                let addr = if c >= 4 {
+                    IpAddr::from((0xc633_6400u32 + n as u32).to_be_bytes())
+                } else {
+                    IpAddr::from([192, 0, 2, client + 1])
+                };
+                if admit {
+                    match p.admit(addr, now) {
+                        Ok(slot) => {
+                            proptest::prop_assert!(c >= 4 || held[c].len() < 3);
+                            held[c].push(slot.unwrap());
+                        }
+                        Err(over) => {
+                            proptest::prop_assert_eq!(over, Over::Connections);
+                            proptest::prop_assert!(c < 4 && held[c].len() == 3);
+                        }
+                    }
+                } else if let Some(slot) = held[c].pop() {
+                    p.release(slot);
+                }
+            }
+            // Each client still holds exactly what the model says.
+            for c in 0..4u8 {
+                let addr = IpAddr::from([192, 0, 2, c + 1]);
+                let room = (0..3).take_while(|_| p.admit(addr, now).is_ok()).count();
+                proptest::prop_assert_eq!(room + held[usize::from(c)].len(), 3);
+            }
+        }
     }
 }

@@ -10,7 +10,7 @@ use crate::config::{parse_net, Config};
 use crate::protocol::deflate::DeflateConfig;
 use crate::protocol::ReadLimits;
 use crate::pubsub::HubSettings;
-use crate::reactor::per_ip::PerIpSettings;
+use crate::reactor::per_ip::{ForwardedHeader, PerIpSettings};
 use std::time::Duration;
 
 /// Everything a worker needs to know from the configuration.
@@ -123,6 +123,11 @@ impl From<&Config> for Settings {
                 // Checked by `Config::validate`.
                 exempt: c.limits.per_ip_exempt.iter().filter_map(|s| parse_net(s)).collect(),
                 trusted_proxies: c.limits.trusted_proxies.iter().filter_map(|s| parse_net(s)).collect(),
+                forwarded_header: if c.limits.forwarded_header == "forwarded" {
+                    ForwardedHeader::Forwarded
+                } else {
+                    ForwardedHeader::XForwardedFor
+                },
             },
         }
     }

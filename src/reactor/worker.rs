@@ -9,6 +9,7 @@
 use super::balance::Accepted;
 use super::buffer::BufferPool;
 use super::connection::Connection;
+use super::per_ip::Over;
 use super::session::{Access, Action, Delivered, Env, Life};
 use super::settings::Settings;
 use super::stamp::Stamp;
@@ -22,7 +23,9 @@ use crate::stats::WorkerStats;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
+use std::collections::VecDeque;
 use std::io;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -41,6 +44,25 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How often worker 0 expires history and forgets idle channels.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a connection over `per_ip_connections` waits for the closes
+/// of its client's connections that came before it to be read (on this
+/// worker or another) before it is refused. The accept loop drains the
+/// backlog before it reads anything, so a connection the client closed
+/// before opening this one may still be counted when this one is accepted.
+const RECHECK_WITHIN: Duration = Duration::from_millis(20);
+
+/// Connections one worker keeps waiting for a recheck; beyond that one
+/// over its limit is refused at once (the list is kept by what peers do).
+const MAX_DEFERRED: usize = 1024;
+
+/// An accepted connection over its client's `per_ip_connections`, waiting
+/// to be admitted or refused ([`RECHECK_WITHIN`]).
+struct Deferred {
+    accepted: Accepted,
+    client: IpAddr,
+    until: Instant,
+}
 
 /// A worker thread's state.
 pub struct Worker {
@@ -101,6 +123,9 @@ pub struct Worker {
     requests: std::collections::HashMap<usize, (Box<str>, Instant, bool)>,
     /// Set once shutdown began: the time by which to be done.
     stop_deadline: Option<Instant>,
+    /// Accepted connections over a per-address limit, oldest first, to be
+    /// admitted once earlier closes are read, or refused.
+    deferred: VecDeque<Deferred>,
 }
 
 impl Worker {
@@ -169,6 +194,7 @@ impl Worker {
             accept_pauses: 0,
             requests: std::collections::HashMap::new(),
             stop_deadline: None,
+            deferred: VecDeque::new(),
         })
     }
 
@@ -188,6 +214,9 @@ impl Worker {
             }
             if let Some(t) = self.accept_paused_until {
                 timeout = timeout.min(t.saturating_duration_since(now));
+            }
+            if let Some(d) = self.deferred.front() {
+                timeout = timeout.min(d.until.saturating_duration_since(now));
             }
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -222,6 +251,10 @@ impl Worker {
             if woken {
                 self.take_handoffs(now);
             }
+            // This round's closes are counted out: decide the deferred.
+            if !self.deferred.is_empty() {
+                self.recheck_deferred(now);
+            }
             if self.stop_deadline.is_none() && self.shared.shutdown.load(SeqCst) {
                 self.begin_shutdown(now);
             }
@@ -250,6 +283,7 @@ impl Worker {
     }
 
     fn env(&mut self, me: Address) -> (&mut Slab<Connection>, Env<'_>) {
+        let proxied = self.conns.get(me.key).and_then(Connection::proxied);
         (
             &mut self.conns,
             Env {
@@ -266,6 +300,7 @@ impl Worker {
                 app: &self.app,
                 me,
                 per_ip: &self.shared.per_ip,
+                proxied,
                 instant: self.now,
             },
         )
@@ -340,12 +375,10 @@ impl Worker {
                 }
                 Action::Access(event) => self.access(from.key, event),
                 // The client a proxied request came from holds the
-                // connection now; the previous one lets go.
+                // connection now; the session gave the previous hold back.
                 Action::Client(client) => match self.conns.get_mut(from.key) {
                     Some(conn) => {
-                        if let Some(old) = conn.set_client(client) {
-                            self.shared.per_ip.release(old);
-                        }
+                        conn.set_client(client);
                     }
                     None => {
                         if let Some(client) = client {
@@ -597,22 +630,63 @@ impl Worker {
             // peer is the client.
             let per_ip = &self.shared.per_ip;
             if per_ip.settings().is_trusted_proxy(peer.ip()) {
-                accepted.proxied = true;
+                accepted.proxy = Some(peer.ip());
             } else {
                 match per_ip.admit(peer.ip(), now) {
                     Ok(client) => accepted.client = client,
+                    // Maybe only until the closes queued behind this
+                    // accept loop are read: look again after the poll.
+                    Err(Over::Connections) if self.deferred.len() < MAX_DEFERRED => {
+                        self.deferred.push_back(Deferred {
+                            accepted,
+                            client: peer.ip(),
+                            until: now + RECHECK_WITHIN,
+                        });
+                        continue;
+                    }
                     Err(over) => {
-                        self.shared.connections.fetch_sub(1, SeqCst);
-                        self.refuse_at_once(accepted.stream, over.reason());
+                        self.refuse_over(accepted.stream, over, peer.ip());
                         continue;
                     }
                 }
             }
-            match self.shared.handoff.target(self.id, &self.all_stats) {
-                Some(to) => self.shared.handoff.send(to, accepted),
-                None => self.admit(accepted, now),
+            self.place(accepted, now);
+        }
+    }
+
+    /// An accepted connection that holds its slots goes to the least
+    /// loaded worker ([`super::balance`]), maybe this one.
+    fn place(&mut self, accepted: Accepted, now: Instant) {
+        match self.shared.handoff.target(self.id, &self.all_stats) {
+            Some(to) => self.shared.handoff.send(to, accepted),
+            None => self.admit(accepted, now),
+        }
+    }
+
+    /// The deferred connections, oldest first: each admitted if its client
+    /// is under the limit now, refused if its time is up, else kept.
+    fn recheck_deferred(&mut self, now: Instant) {
+        for _ in 0..self.deferred.len() {
+            let Some(mut d) = self.deferred.pop_front() else {
+                break;
+            };
+            match self.shared.per_ip.admit(d.client, now) {
+                Ok(client) => {
+                    d.accepted.client = client;
+                    self.place(d.accepted, now);
+                }
+                Err(Over::Connections) if now < d.until => self.deferred.push_back(d),
+                Err(over) => self.refuse_over(d.accepted.stream, over, d.client),
             }
         }
+    }
+
+    /// Refuse a connection from `client`, over its per-address limit, at
+    /// once; its `max_connections` slot is given back.
+    fn refuse_over(&mut self, stream: TcpStream, over: Over, client: IpAddr) {
+        self.shared.connections.fetch_sub(1, SeqCst);
+        self.shared.per_ip.refused(over, client);
+        self.refuse_at_once(stream, over.reason());
     }
 
     /// Take the connections other workers handed over ([`super::balance`]).
@@ -774,6 +848,9 @@ impl Worker {
         }
         self.stop_deadline = Some(now + self.settings.close_timeout);
         self.take_handoffs(now);
+        // Stopping: the deferred are closed unanswered, as the backlog is.
+        let gone = self.deferred.drain(..).count();
+        self.shared.connections.fetch_sub(gone, SeqCst);
         self.for_each(now, Connection::on_shutdown);
     }
 }

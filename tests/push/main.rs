@@ -765,3 +765,43 @@ fn allowed_origins_refuse_other_pages_on_every_subscribing_route() {
     );
     assert_eq!(r.status, 403);
 }
+
+/// The answer to a WebSocket upgrade at `target`, whatever its status.
+fn upgrade_answer(addr: SocketAddr, target: &str) -> Response {
+    let mut c = Client::connect(addr);
+    let request = upgrade_request().replacen("GET / ", &format!("GET {target} "), 1);
+    c.write(request.as_bytes());
+    c.read_response()
+}
+
+#[test]
+fn a_websocket_channel_is_the_whole_rest_of_the_path() {
+    // The last segment alone was the channel: `/ws/public-x/internal-feed`
+    // got 101 and `internal-feed`'s messages, past a proxy's rule on
+    // `/ws/public-*`, and `/ws/x/..` opened channel `..` (issue 24, fault 1).
+    let server = Server::start(settings());
+    for target in [
+        "/ws/a/b",
+        "/ws/x/..",
+        "/ws/..",
+        "/ws/.",
+        "/ws/%2E%2E",
+        "/ws/a%2Fb",
+        "/ws/",
+        "/ws/public-x/internal-feed",
+    ] {
+        let r = upgrade_answer(server.addr, target);
+        assert_eq!(r.status, 400, "{target}: {r:?}");
+        assert!(r.header("sec-websocket-accept").is_none(), "{target}: {r:?}");
+    }
+    // The same rule on every transport.
+    let mut c = Client::connect(server.addr);
+    for target in ["/poll/..?wait=0", "/sse/..", "/poll/a/b?wait=0", "/sse/a%2Fb"] {
+        assert_eq!(c.request("GET", target, &[], b"").status, 400, "{target}");
+        c = Client::connect(server.addr);
+    }
+    assert_eq!(c.request("POST", "/pub/..", &[], b"x").status, 400);
+    // Nothing subscribed to `internal-feed`: its publish reaches nobody.
+    let mut publisher = Client::connect(server.addr);
+    assert_eq!(publish(&mut publisher, "internal-feed", "secret")["subscribers"], 0);
+}

@@ -4,7 +4,7 @@
 use super::{Access, Action, Env, Flags, Open, Session, State};
 use crate::app::{Conn, ConnId, Handler, UserData};
 use crate::protocol::{CloseCode, MessageKind, WebSocket};
-use crate::pubsub::{Address, Request};
+use crate::pubsub::{valid_channel, Address, Request};
 use crate::reactor::stamp::Stamp;
 
 /// What a handler is lent while it is called.
@@ -32,6 +32,12 @@ impl Conn for View<'_> {
     }
 
     fn publish(&mut self, topic: &str, kind: MessageKind, payload: &[u8]) {
+        // One channel-name rule on every transport: what no route can name
+        // is not made here either.
+        if !valid_channel(topic) {
+            log::warn!("a handler's publish to {topic:?} dropped: not a channel name");
+            return;
+        }
         let request = Request::Publish {
             channel: topic.into(),
             kind,

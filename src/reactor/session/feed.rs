@@ -198,6 +198,7 @@ impl Io {
         let asked = Upgrade {
             head,
             protocols: &upgrade.protocols,
+            rest: env.app.rest(handler, head.path()),
         };
         let accept = match env.app.handler(handler).open(&asked) {
             Ok(accept) => accept,

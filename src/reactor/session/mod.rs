@@ -47,6 +47,7 @@ use crate::pubsub::{Address, Answer, BrokerStats, HubError, Request, Subscriptio
 use crate::stats::{Transport, WorkerStats};
 use feed::Feed;
 use request::{Publish, Wait};
+use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
@@ -82,8 +83,21 @@ pub struct Env<'a> {
     pub me: Address,
     /// The per-address limits (for a proxied request's client).
     pub per_ip: &'a PerIp,
+    /// The connection's peer, when it is a trusted proxy.
+    pub proxied: Option<Proxied>,
     /// The time the current loop iteration began, as an instant.
     pub instant: Instant,
+}
+
+/// A connection whose peer is a trusted proxy, as a step sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proxied {
+    /// The proxy's address: what a request without a readable client is
+    /// counted against.
+    pub proxy: IpAddr,
+    /// The hold the connection's last request took; the next request gives
+    /// it back before its own client is counted.
+    pub held: Option<Slot>,
 }
 
 /// What a session asks the worker to do with the broker.
@@ -94,7 +108,8 @@ pub enum Action {
     /// This subscription is over.
     Unsubscribe(Subscription),
     /// A proxied request's client holds the connection now (`None`: a
-    /// client the limits do not count); the previous hold is let go.
+    /// client the limits do not count); the session gave the previous
+    /// hold back already ([`Proxied::held`]).
     Client(Option<Slot>),
     /// For the access log (`[server] access_log`), when it is on.
     Access(Access),
@@ -212,8 +227,6 @@ impl Flags {
     const RESUME: u8 = 4;
     /// The session just opened: its handler is to hear of it.
     const JUST_OPENED: u8 = 8;
-    /// The peer is a trusted proxy ([`Session::set_behind_proxy`]).
-    const BEHIND_PROXY: u8 = 16;
 
     fn get(self, flag: u8) -> bool {
         self.0 & flag != 0
@@ -254,12 +267,6 @@ impl Session {
         let mut s = Session::new(env.stamp);
         s.state = s.io.refuse(status, &[("Retry-After", "1")], why, env);
         s
-    }
-
-    /// Its peer is a trusted proxy: each request's `Forwarded` or
-    /// `X-Forwarded-For` names the client the per-address limits count.
-    pub fn set_behind_proxy(&mut self) {
-        self.io.flags.replace(Flags::BEHIND_PROXY, true);
     }
 
     /// What this session is, for the per-transport gauges.

@@ -106,7 +106,7 @@ impl Session {
                 // alone, whatever the status.
                 self.io.flags.replace(Flags::HEAD_ONLY, head.method == "HEAD");
                 let next = match head.check() {
-                    Ok(framing) if self.io.flags.get(Flags::BEHIND_PROXY) => match self.io.count_client(&head, env) {
+                    Ok(framing) if env.proxied.is_some() => match self.io.count_client(&head, env) {
                         Ok(()) => self.route(&head, framing, since, env),
                         Err(refused) => refused,
                     },

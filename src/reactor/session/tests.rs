@@ -19,6 +19,8 @@ struct Bench {
     now: Stamp,
     wall: Duration,
     per_ip: PerIp,
+    /// Set for a session whose peer is a trusted proxy.
+    proxied: Option<Proxied>,
     epoch: Instant,
 }
 
@@ -37,6 +39,7 @@ impl Bench {
             now: Stamp::default(),
             wall: Duration::ZERO,
             per_ip,
+            proxied: None,
             epoch: Instant::now(),
         }
     }
@@ -60,6 +63,7 @@ impl Bench {
                 generation: 0,
             },
             per_ip: &self.per_ip,
+            proxied: self.proxied,
             instant: self.epoch + self.wall,
         }
     }
