@@ -240,12 +240,7 @@ fn two_nodes_share_one_id_sequence_and_every_transport_gets_every_message() {
     let last = base + total;
     let r = poller.request("GET", &format!("/poll/news?since={}", last - 5), &[], b"");
     let v: Value = serde_json::from_slice(&r.body).unwrap();
-    let polled: Vec<u64> = v["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_u64().unwrap())
-        .collect();
+    let polled = message_ids(&v);
     assert_eq!(polled, (last - 4..=last).collect::<Vec<_>>(), "{v}");
     assert_eq!((v["last_id"].as_u64(), v["gap"].as_bool()), (Some(last), Some(false)));
 }
@@ -466,13 +461,7 @@ fn poll_until(addr: SocketAddr, channel: &str, count: u64) -> std::thread::JoinH
             }
             let v: Value = serde_json::from_slice(&r.body).unwrap();
             assert_eq!(v["gap"], false, "{v}");
-            seen.extend(
-                v["messages"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|m| m["id"].as_u64().unwrap()),
-            );
+            seen.extend(message_ids(&v));
             cursor = v["last_id"].as_u64().unwrap();
         }
         seen
@@ -608,6 +597,16 @@ fn when_a_node_dies_its_subscribers_resume_on_another_with_their_cursor() {
     );
 }
 
+/// The ids of a long poll's answer.
+fn message_ids(v: &Value) -> Vec<u64> {
+    v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect()
+}
+
 /// The next wsreactor.json message.
 fn envelope(c: &mut Client) -> Value {
     serde_json::from_slice(&c.recv().payload).unwrap()
@@ -739,12 +738,7 @@ fn a_cursor_from_before_redis_lost_its_data_is_told_as_a_reset_on_every_transpor
         (Some(true), Some(true)),
         "{v}"
     );
-    let polled: Vec<u64> = v["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_u64().unwrap())
-        .collect();
+    let polled = message_ids(&v);
     assert_eq!(polled, new_ids, "{v}");
     // An event stream resuming with Last-Event-ID.
     let mut sse = Client::connect(b.addr);
