@@ -44,7 +44,7 @@ impl TlsServer {
             .unwrap();
         let mut roots = RootCertStore::empty();
         roots.add(ca).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut client = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
@@ -404,7 +404,7 @@ fn a_tls_listener_beside_the_plain_one_shares_the_workers_and_the_channels() {
     // Reuse the client side of a TlsServer, pointed at this server.
     let mut roots = RootCertStore::empty();
     roots.add(ca).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let client = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
