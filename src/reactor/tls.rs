@@ -10,7 +10,11 @@
 //! socket is full (at most `SEND_LIMIT` of plaintext, so the session's
 //! write-buffer limit and slow-consumer policy still see the rest), and
 //! the close: `close_notify` is sent before the TCP write side is shut,
-//! and only once every record before it has gone.
+//! and only once every record before it has gone. RFC 8446 §6.1: each
+//! party MUST send `close_notify` before closing its write side unless it
+//! sent an error alert, so every other end (the peer's `close_notify` or
+//! bare FIN, a timeout, the server stopping) sends it too, when the
+//! connection is dropped ([`Tls`]'s `Drop`).
 
 use super::buffer::BufferPool;
 use super::output::Output;
@@ -96,12 +100,37 @@ impl Tls {
         Ok(())
     }
 
+    /// The connection ends (dropped by the worker, whatever the reason):
+    /// after a completed handshake, our `close_notify` and the TCP write
+    /// side's shutdown, as far as the socket takes them now (it is not
+    /// waited for: a peer that reads nothing gets a truncation, as it would
+    /// from a timeout anyway). rustls sends nothing after an error alert it
+    /// sent, nor a second `close_notify`.
+    fn finish(&mut self) {
+        if self.conn.is_handshaking() {
+            return;
+        }
+        self.conn.send_close_notify();
+        self.closing = true;
+        let _ = self.send_records();
+        if self.closing {
+            // The socket is full or broken: the FIN goes anyway.
+            let _ = self.stream.shutdown(Shutdown::Write);
+        }
+    }
+
     /// `send_records`, where a full socket is no error.
     fn send_some(&mut self) -> io::Result<()> {
         match self.send_records() {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
             other => other,
         }
+    }
+}
+
+impl Drop for Tls {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
