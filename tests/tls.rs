@@ -582,3 +582,54 @@ fn server_shutdown_sends_close_notify_on_every_tls_connection() {
     stopping.join().unwrap().unwrap();
     assert_eq!((http, ws), (Ok(()), Ok(())), "(HTTP, WebSocket)");
 }
+
+#[test]
+fn the_load_command_names_an_untrusted_certificate_and_suggests_insecure() {
+    // A self-signed certificate for 127.0.0.1, as a test server has.
+    let dir = std::env::temp_dir().join(format!("wsreactor-tls-{}-selfsigned", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_wsreactor"))
+        .args(["serve", "--threads", "1", "--bind", &addr.to_string(), "--tls-cert"])
+        .arg(&cert_file)
+        .arg("--tls-key")
+        .arg(&key_file)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "wsreactor serve did not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsreactor"))
+        .args(["load", "--url", &format!("wss://{addr}/"), "--connections", "4"])
+        .args(["--duration", "1s", "--quiet"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("certificate not trusted (unknown issuer") && text.contains("--insecure"),
+        "{text}"
+    );
+    assert!(!text.contains("socket: other"), "{text}");
+}
