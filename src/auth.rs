@@ -9,6 +9,12 @@
 //! `jsonwebtoken` crate; the time is the caller's (this module reads no
 //! clock), so the session stays testable with made-up time. Without a
 //! secret no token is good: a missing secret never opens a private channel.
+//!
+//! The JOSE header (RFC 7515 §4) is read here before the crate sees it, for
+//! what the crate does not check: `alg` (HS256 only, never `none`), and
+//! `crit` (§4.1.11), which lists extensions the recipient MUST understand
+//! or refuse the token: this server understands none, so a header with
+//! `crit` in it, whatever its value, is refused.
 
 use crate::protocol::CloseCode;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -56,6 +62,8 @@ pub enum Denied {
     Malformed,
     /// Signed (or not signed) with an algorithm other than HS256.
     Algorithm(String),
+    /// The header has `crit`: extensions this server does not understand.
+    Critical,
     /// The signature does not match the secret.
     BadSignature,
     /// No `exp` claim: a token must end.
@@ -77,6 +85,9 @@ impl fmt::Display for Denied {
             Denied::Missing => f.write_str("this channel is private: send a token as ?token= or Authorization: Bearer"),
             Denied::Malformed => f.write_str("the token is not a JWT"),
             Denied::Algorithm(alg) => write!(f, "the token's algorithm {alg:?} is not accepted (HS256 only)"),
+            Denied::Critical => f.write_str(
+                "the token's header lists critical extensions (crit), which this server does not understand (RFC 7515 §4.1.11)",
+            ),
             Denied::BadSignature => f.write_str("the token's signature is wrong"),
             Denied::NoExpiry => f.write_str("the token has no exp"),
             Denied::Expired => f.write_str("the token expired"),
@@ -165,11 +176,20 @@ impl Auth {
     fn verify(&self, token: &[u8], channel: &str, now: u64) -> Result<(Grant, Claims), Denied> {
         let secret = self.secret.as_ref().ok_or(Denied::NoSecret)?;
         let token = std::str::from_utf8(token).map_err(|_| Denied::Malformed)?;
-        // The header's `alg` is read first for the refusal's reason: the
-        // crate knows no `none` and would call that token malformed.
-        let alg = header_alg(token).ok_or(Denied::Malformed)?;
+        // The header is read first: for the refusal's reason (the crate
+        // knows no `none` and would call that token malformed), and for
+        // `crit`, which the crate ignores.
+        let header = JoseHeader::of(token).ok_or(Denied::Malformed)?;
+        let alg = header.alg;
         if alg != "HS256" {
             return Err(Denied::Algorithm(alg));
+        }
+        // RFC 7515 §4.1.11: an extension listed in `crit` that the recipient
+        // does not understand makes the JWS invalid; none is understood
+        // here, and an empty or malformed `crit` is no better (the producer
+        // MUST NOT send one).
+        if header.crit {
+            return Err(Denied::Critical);
         }
         let mut validation = Validation::new(Algorithm::HS256);
         // Times are checked below against the caller's clock.
@@ -203,17 +223,28 @@ impl Auth {
     }
 }
 
-/// The `alg` of a JWT's header (RFC 7515 §4.1.1), if it has one.
-fn header_alg(token: &str) -> Option<String> {
-    use base64::Engine;
-    #[derive(Deserialize)]
-    struct Header {
-        alg: String,
+/// What this module reads of a JWS's protected header (RFC 7515 §4).
+struct JoseHeader {
+    /// `alg` (§4.1.1).
+    alg: String,
+    /// Whether `crit` (§4.1.11) is there, with any value (`null` too).
+    crit: bool,
+}
+
+impl JoseHeader {
+    /// The header of a compact JWS (three dot-separated parts), if it is
+    /// base64url of a JSON object with a string `alg`.
+    fn of(token: &str) -> Option<JoseHeader> {
+        use base64::Engine;
+        let (header, rest) = token.split_once('.')?;
+        rest.split_once('.')?;
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).ok()?;
+        let map = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&json).ok()?;
+        Some(JoseHeader {
+            alg: map.get("alg")?.as_str()?.to_owned(),
+            crit: map.contains_key("crit"),
+        })
     }
-    let (header, rest) = token.split_once('.')?;
-    rest.split_once('.')?;
-    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).ok()?;
-    serde_json::from_slice::<Header>(&json).ok().map(|h| h.alg)
 }
 
 /// Does `name` match `pattern`, where `*` stands for any run of characters
@@ -356,6 +387,47 @@ mod tests {
             auth().subscribe(Some(t.as_bytes()), "private-a", NOW),
             Err(Denied::BadSignature)
         );
+    }
+
+    /// A token with the header `header` (JSON), signed with the secret.
+    fn token_with_header(header: &str, claims: serde_json::Value) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let signed = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let key = EncodingKey::from_secret(SECRET);
+        let signature = jsonwebtoken::crypto::sign(signed.as_bytes(), &key, Algorithm::HS256).unwrap();
+        format!("{signed}.{signature}")
+    }
+
+    #[test]
+    fn a_header_with_crit_is_refused_whatever_it_lists() {
+        let claims = json!({"exp": NOW + 60, "channels": ["*"], "scope": "pub"});
+        let good = token_with_header(r#"{"alg":"HS256","typ":"JWT"}"#, claims.clone());
+        assert!(auth().subscribe(Some(good.as_bytes()), "private-a", NOW).is_ok());
+        for crit in [
+            r#""crit":["x-unknown"],"x-unknown":true"#,
+            r#""crit":["b64"],"b64":false"#,
+            r#""crit":["exp"]"#,
+            r#""crit":[]"#,
+            r#""crit":"x-unknown""#,
+            r#""crit":null"#,
+        ] {
+            let t = token_with_header(&format!(r#"{{"alg":"HS256","typ":"JWT",{crit}}}"#), claims.clone());
+            assert_eq!(
+                auth().subscribe(Some(t.as_bytes()), "private-a", NOW),
+                Err(Denied::Critical),
+                "{crit}"
+            );
+            assert_eq!(
+                auth().publish(t.as_bytes(), "news", NOW),
+                Err(Denied::Critical),
+                "{crit}"
+            );
+        }
     }
 
     #[test]

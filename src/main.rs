@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use log::{info, warn};
-use wsreactor::config::{secret_from_env, BrokerKind, Config, ConfigError};
+use wsreactor::config::{secret_from_env, BrokerKind, Config, ConfigError, Origins};
 use wsreactor::load::{self, CursorStyle, LoadError, Mode, Transport};
 use wsreactor::protocol::MessageKind;
 
@@ -697,24 +697,32 @@ fn configure(args: &ServeArgs) -> Result<Config, ConfigError> {
         Some(path) => (Config::load(path)?, path.display().to_string()),
         None => (Config::default(), "built-in defaults".to_owned()),
     };
+    // What set each key the flags and the environment override, for the
+    // errors: the file never held those values.
+    let mut origins = Origins::new(&origin);
     if let Some(bind) = args.bind {
         config.server.bind = bind;
+        origins.set("server.bind", "--bind");
     }
     if let Some(threads) = args.threads {
         config.server.threads = threads;
+        origins.set("server.threads", "--threads");
     }
     if let Some(max) = args.max_connections {
         config.server.max_connections = max;
+        origins.set("server.max_connections", "--max-connections");
     }
     if args.access_log {
         config.server.access_log = true;
     }
     // The environment (out of `ps` and of config files), then the flag.
     if let Some(token) = secret_from_env(PUBLISH_TOKEN_VAR, "pubsub.publish_token")? {
-        config.pubsub.publish_token = token;
+        config.pubsub.publish_token = token.value;
+        origins.set("pubsub.publish_token", token.origin);
     }
     if let Some(secret) = secret_from_env(wsreactor::auth::SECRET_VAR, "auth.secret")? {
-        config.auth.secret = secret;
+        config.auth.secret = secret.value;
+        origins.set("auth.secret", secret.origin);
     }
     // Read here so that an unreadable file stops the start (exit 2).
     #[cfg(feature = "redis")]
@@ -729,6 +737,7 @@ fn configure(args: &ServeArgs) -> Result<Config, ConfigError> {
             });
         }
         config.pubsub.publish_token = token.clone();
+        origins.set("pubsub.publish_token", "--publish-token");
     }
     if let Some(broker) = &args.broker {
         config.pubsub.broker = BrokerKind::try_from(broker.clone()).map_err(|message| ConfigError::Invalid {
@@ -736,18 +745,21 @@ fn configure(args: &ServeArgs) -> Result<Config, ConfigError> {
             key: "pubsub.broker",
             message,
         })?;
+        origins.set("pubsub.broker", "--broker");
     }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config.tls.cert = cert.clone();
         config.tls.key = key.clone();
+        origins.set("tls.cert", "--tls-cert");
+        origins.set("tls.key", "--tls-key");
     }
-    config.validate(&origin)?;
+    config.validate_from(&origins)?;
     // Certificates are read at start: a bad one is a configuration error
     // (exit 2) that names the file.
     if !config.tls.cert.is_empty() {
         wsreactor::reactor::tls::server_config(config.tls.cert.as_ref(), config.tls.key.as_ref()).map_err(
             |message| ConfigError::Invalid {
-                origin: origin.clone(),
+                origin: origins.of("tls.cert").to_owned(),
                 key: "tls.cert",
                 message,
             },

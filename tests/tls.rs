@@ -44,7 +44,7 @@ impl TlsServer {
             .unwrap();
         let mut roots = RootCertStore::empty();
         roots.add(ca).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(wsreactor::reactor::tls::crypto_provider());
         let mut client = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
@@ -404,7 +404,7 @@ fn a_tls_listener_beside_the_plain_one_shares_the_workers_and_the_channels() {
     // Reuse the client side of a TlsServer, pointed at this server.
     let mut roots = RootCertStore::empty();
     roots.add(ca).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(wsreactor::reactor::tls::crypto_provider());
     let client = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -493,4 +493,143 @@ fn python_websockets_and_curl_are_peers_over_tls() {
     );
     assert_eq!(code, Some(28), "{body}");
     assert!(body.contains("id: 1\ndata: from curl\n"), "{body:?}");
+}
+
+/// Read `peer` to its end: `Ok` when the server's `close_notify` came
+/// before the TCP EOF (rustls's reader then says `Ok(0)`), else how it
+/// ended (`UnexpectedEof`: a bare FIN, a truncation; RFC 8446 §6.1).
+fn read_to_close_notify(peer: &mut Peer) -> Result<(), String> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        match peer.tls.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("{:?} ({e})", e.kind())),
+        }
+    }
+}
+
+/// Short timers, so that the idle ends come within the peer's read timeout.
+fn quick_settings() -> Settings {
+    let mut s = settings();
+    s.handshake_timeout = Duration::from_millis(300);
+    s.idle_timeout = Duration::from_millis(600);
+    s.close_timeout = Duration::from_millis(300);
+    s
+}
+
+#[test]
+fn every_end_of_a_tls_connection_sends_close_notify() {
+    let server = TlsServer::start("ends", quick_settings());
+    let mut failed = Vec::new();
+    let mut check = |what: &str, peer: &mut Peer| {
+        if let Err(how) = read_to_close_notify(peer) {
+            failed.push(format!("{what}: {how}"));
+        }
+    };
+    // The peer's close_notify on a WebSocket: ours answers it (§6.1).
+    let mut peer = server.connect();
+    peer.upgrade("/");
+    peer.tls.conn.send_close_notify();
+    peer.tls.flush().unwrap();
+    check("after the peer's close_notify", &mut peer);
+    // A bare FIN from the peer, without close_notify.
+    let mut peer = server.connect();
+    peer.upgrade("/");
+    peer.tls.sock.shutdown(std::net::Shutdown::Write).unwrap();
+    check("after the peer's FIN", &mut peer);
+    // A kept-alive connection idle past the handshake timeout.
+    let mut peer = server.connect();
+    peer.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let (head, _) = peer.response();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    check("an idle keep-alive connection", &mut peer);
+    // A WebSocket idle past the idle timeout that does not answer the
+    // server's ping nor its close (1001): dropped at the close timeout.
+    let mut peer = server.connect();
+    peer.upgrade("/");
+    check("an idle WebSocket", &mut peer);
+    // An HTTP error closes the connection after its answer.
+    let mut peer = server.connect();
+    peer.send(b"NOT HTTP\r\n\r\n");
+    check("an HTTP error", &mut peer);
+    // The WebSocket close handshake.
+    let mut peer = server.connect();
+    peer.upgrade("/");
+    peer.frame(0x8, &1000u16.to_be_bytes());
+    check("the close handshake", &mut peer);
+    assert!(failed.is_empty(), "no close_notify before the EOF: {failed:#?}");
+}
+
+#[test]
+fn server_shutdown_sends_close_notify_on_every_tls_connection() {
+    let mut server = TlsServer::start("stop", settings());
+    // A kept-alive HTTP connection (dropped at once), and a WebSocket that
+    // does not answer the server's close (dropped when the workers stop).
+    let mut http = server.connect();
+    http.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let (head, _) = http.response();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    let mut ws = server.connect();
+    ws.upgrade("/");
+    let handle = server.handle.take().unwrap();
+    let stopping = std::thread::spawn(move || {
+        handle.shutdown();
+        handle.join()
+    });
+    let http = read_to_close_notify(&mut http);
+    let ws = read_to_close_notify(&mut ws);
+    stopping.join().unwrap().unwrap();
+    assert_eq!((http, ws), (Ok(()), Ok(())), "(HTTP, WebSocket)");
+}
+
+#[test]
+fn the_load_command_names_an_untrusted_certificate_and_suggests_insecure() {
+    // A self-signed certificate for 127.0.0.1, as a test server has.
+    let dir = std::env::temp_dir().join(format!("wsreactor-tls-{}-selfsigned", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_wsreactor"))
+        .args(["serve", "--threads", "1", "--bind", &addr.to_string(), "--tls-cert"])
+        .arg(&cert_file)
+        .arg("--tls-key")
+        .arg(&key_file)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "wsreactor serve did not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsreactor"))
+        .args(["load", "--url", &format!("wss://{addr}/"), "--connections", "4"])
+        .args(["--duration", "1s", "--quiet"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("certificate not trusted (unknown issuer") && text.contains("--insecure"),
+        "{text}"
+    );
+    assert!(!text.contains("socket: other"), "{text}");
 }

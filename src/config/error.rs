@@ -156,6 +156,41 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// Where the settings came from, for the errors that name it: the file (or
+/// the built-in defaults) unless a flag or an environment variable set
+/// the key, which is then named instead (`WSREACTOR_AUTH_SECRET: ...`, not
+/// the file that never held the value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origins {
+    base: String,
+    keys: Vec<(&'static str, String)>,
+}
+
+impl Origins {
+    /// Every key from `base`: a file's path, or "built-in defaults".
+    pub fn new(base: &str) -> Origins {
+        Origins {
+            base: base.to_owned(),
+            keys: Vec::new(),
+        }
+    }
+
+    /// `key` (`section.key`) was set by `origin` (a flag, a variable, a
+    /// file a variable names), replacing what set it before.
+    pub fn set(&mut self, key: &'static str, origin: impl Into<String>) {
+        self.keys.retain(|(k, _)| *k != key);
+        self.keys.push((key, origin.into()));
+    }
+
+    /// What set `key`.
+    pub fn of(&self, key: &str) -> &str {
+        self.keys
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(&self.base, |(_, origin)| origin)
+    }
+}
+
 impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {

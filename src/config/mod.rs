@@ -29,8 +29,8 @@ mod error;
 mod secret;
 
 use error::explain;
-pub use error::ConfigError;
-pub use secret::secret_from_env;
+pub use error::{ConfigError, Origins};
+pub use secret::{secret_from_env, EnvSecret};
 
 /// The largest any byte size may be: buffers index their bytes with 32 bits
 /// (`u32` lengths), and no single message, head or queue needs more.
@@ -442,10 +442,17 @@ impl Config {
     }
 
     /// Check that the values make sense together; the first problem found is
-    /// returned, naming the key as `section.key`.
+    /// returned, naming the key as `section.key` and `origin` as where it
+    /// came from.
     pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
-        let invalid = |key, message: String| ConfigError::Invalid {
-            origin: origin.to_owned(),
+        self.validate_from(&Origins::new(origin))
+    }
+
+    /// [`validate`](Self::validate), an error naming what set its key
+    /// (a flag or an environment variable over the file).
+    pub fn validate_from(&self, origins: &Origins) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+            origin: origins.of(key).to_owned(),
             key,
             message,
         };

@@ -5,11 +5,30 @@
 
 use super::ConfigError;
 
+/// A secret read from the environment, and where it came from.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EnvSecret {
+    /// The secret.
+    pub value: String,
+    /// The variable, or `{var}_FILE (path)`: what a configuration error
+    /// about the value names ([`super::Origins`]).
+    pub origin: String,
+}
+
+impl std::fmt::Debug for EnvSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvSecret")
+            .field("value", &"***")
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
 /// The secret in `var`, or in the file named by `{var}_FILE`, without its
 /// final line break. `Ok(None)`: neither is set. An empty secret, both set,
 /// or a file that cannot be read is an error naming the variable and `key`,
 /// the setting it stands for.
-pub fn secret_from_env(var: &str, key: &'static str) -> Result<Option<String>, ConfigError> {
+pub fn secret_from_env(var: &str, key: &'static str) -> Result<Option<EnvSecret>, ConfigError> {
     let file_var = format!("{var}_FILE");
     let invalid = |origin: &str, message: String| ConfigError::Invalid {
         origin: origin.to_owned(),
@@ -30,6 +49,6 @@ pub fn secret_from_env(var: &str, key: &'static str) -> Result<Option<String>, C
     };
     match secret {
         (value, origin) if value.is_empty() => Err(invalid(&origin, "is set but empty: unset it for none".to_owned())),
-        (value, _) => Ok(Some(value)),
+        (value, origin) => Ok(Some(EnvSecret { value, origin })),
     }
 }

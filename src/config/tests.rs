@@ -375,3 +375,19 @@ fn the_forwarded_header_is_one_of_two() {
         "{msg}"
     );
 }
+
+#[test]
+fn an_error_names_what_set_its_key() {
+    let mut config = Config::default();
+    config.auth.secret = "short".into();
+    let mut origins = Origins::new("wsreactor.toml");
+    let named = |c: &Config, o: &Origins| c.validate_from(o).unwrap_err().to_string();
+    assert!(named(&config, &origins).starts_with("wsreactor.toml: `auth.secret`"));
+    origins.set("auth.secret", "WSREACTOR_AUTH_SECRET");
+    assert!(named(&config, &origins).starts_with("WSREACTOR_AUTH_SECRET: `auth.secret` must be at least 32 bytes"));
+    config.auth.secret = String::new();
+    config.server.threads = 100_000;
+    assert!(named(&config, &origins).starts_with("wsreactor.toml: `server.threads`"));
+    origins.set("server.threads", "--threads");
+    assert!(named(&config, &origins).starts_with("--threads: `server.threads`"));
+}

@@ -161,9 +161,41 @@ pub fn io_kind(e: &io::Error) -> &'static str {
         Some(libc::ENOBUFS | libc::ENOMEM) => "out_of_memory",
         Some(libc::ENETUNREACH | libc::EHOSTUNREACH) => "unreachable",
         _ if e.kind() == io::ErrorKind::UnexpectedEof => "eof",
-        _ => "other",
+        _ => match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+            Some(tls) => tls_kind(tls),
+            None => "other",
+        },
     }
 }
+
+/// Why a TLS handshake failed, in words a person acts on; one of a fixed
+/// few, so that counting by it stays bounded. A certificate the client
+/// refused starts with [`CERTIFICATE_REFUSED`].
+pub fn tls_kind(e: &rustls::Error) -> &'static str {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => "tls: certificate not trusted (unknown issuer: self-signed or a private CA)",
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "tls: certificate not trusted (not valid for this host name)"
+            }
+            C::Expired | C::ExpiredContext { .. } => "tls: certificate not trusted (expired)",
+            C::NotValidYet | C::NotValidYetContext { .. } => "tls: certificate not trusted (not valid yet)",
+            C::Revoked => "tls: certificate not trusted (revoked)",
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => "tls: certificate not trusted (not for a server)",
+            C::BadSignature | C::BadEncoding => "tls: certificate not trusted (malformed or badly signed)",
+            _ => "tls: certificate not trusted",
+        },
+        rustls::Error::AlertReceived(_) => "tls: handshake refused by the server (alert)",
+        rustls::Error::PeerIncompatible(_) | rustls::Error::NoApplicationProtocol => {
+            "tls: no protocol version, cipher or ALPN in common"
+        }
+        _ => "tls: handshake or record error",
+    }
+}
+
+/// How every kind of [`tls_kind`] for a refused certificate starts.
+pub const CERTIFICATE_REFUSED: &str = "tls: certificate not trusted";
 
 /// One worker's figures, merged into the run's at the end.
 #[derive(Debug, Clone)]

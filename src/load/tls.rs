@@ -1,4 +1,5 @@
-//! `wss://`: the load generator's TLS client configuration (rustls, ring).
+//! `wss://`: the load generator's TLS client configuration (rustls, with
+//! the server's crypto provider, [`crate::reactor::tls::crypto_provider`]).
 //! The server's certificate is checked against the system's roots, or,
 //! with `--insecure`, not at all (self-signed test certificates): the
 //! handshake's signatures are still verified, only the chain is not.
@@ -12,7 +13,7 @@ use std::sync::Arc;
 
 /// The configuration for connections to `name`.
 pub fn client(name: &str, insecure: bool) -> Result<TlsTarget, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(crate::reactor::tls::crypto_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;

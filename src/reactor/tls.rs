@@ -10,7 +10,11 @@
 //! socket is full (at most `SEND_LIMIT` of plaintext, so the session's
 //! write-buffer limit and slow-consumer policy still see the rest), and
 //! the close: `close_notify` is sent before the TCP write side is shut,
-//! and only once every record before it has gone.
+//! and only once every record before it has gone. RFC 8446 §6.1: each
+//! party MUST send `close_notify` before closing its write side unless it
+//! sent an error alert, so every other end (the peer's `close_notify` or
+//! bare FIN, a timeout, the server stopping) sends it too, when the
+//! connection is dropped ([`Tls`]'s `Drop`).
 
 use super::buffer::BufferPool;
 use super::output::Output;
@@ -30,6 +34,21 @@ use std::sync::Arc;
 /// apply.
 const SEND_LIMIT: usize = 64 * 1024;
 
+/// The cryptography of every TLS connection, the server's and the load
+/// generator's: rustls's *ring* provider (TLS 1.3 and 1.2, X25519, P-256,
+/// P-384, AES-GCM and ChaCha20-Poly1305).
+///
+/// rustls 0.23.48 deprecates it because it offers no post-quantum key
+/// exchange; its replacement, aws-lc-rs, is a C library whose build adds
+/// minutes to every profile built (five here, each of CI's four builds),
+/// and changes the crypto under the measured TLS figures. We keep *ring*
+/// deliberately, in this one place, until rustls drops it or post-quantum
+/// key exchange is asked for; a library user's build shows no warning.
+#[allow(deprecated)]
+pub fn crypto_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
 /// A server configuration from a PEM certificate chain and key; ALPN
 /// `http/1.1` (RFC 7301; a WebSocket handshake is HTTP/1.1, RFC 6455 §4.1).
 /// Errors name the file.
@@ -42,7 +61,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, Strin
         return Err(format!("{}: no certificate in it", cert.display()));
     }
     let private = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(crypto_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
@@ -96,12 +115,37 @@ impl Tls {
         Ok(())
     }
 
+    /// The connection ends (dropped by the worker, whatever the reason):
+    /// after a completed handshake, our `close_notify` and the TCP write
+    /// side's shutdown, as far as the socket takes them now (it is not
+    /// waited for: a peer that reads nothing gets a truncation, as it would
+    /// from a timeout anyway). rustls sends nothing after an error alert it
+    /// sent, nor a second `close_notify`.
+    fn finish(&mut self) {
+        if self.conn.is_handshaking() {
+            return;
+        }
+        self.conn.send_close_notify();
+        self.closing = true;
+        let _ = self.send_records();
+        if self.closing {
+            // The socket is full or broken: the FIN goes anyway.
+            let _ = self.stream.shutdown(Shutdown::Write);
+        }
+    }
+
     /// `send_records`, where a full socket is no error.
     fn send_some(&mut self) -> io::Result<()> {
         match self.send_records() {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
             other => other,
         }
+    }
+}
+
+impl Drop for Tls {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 

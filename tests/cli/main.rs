@@ -167,3 +167,78 @@ fn the_publish_token_can_come_from_the_environment_and_is_not_logged() {
     log.push_str(&rest);
     assert!(!log.contains("env-s3cret"), "the token is in the log:\n{log}");
 }
+
+/// `serve` with `args` and the environment `env` (the secrets' variables
+/// cleared first); it must refuse with exit 2: its stderr.
+fn refused_with(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wsreactor"));
+    cmd.args(["serve", "--bind", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "off");
+    for var in [
+        "WSREACTOR_AUTH_SECRET",
+        "WSREACTOR_PUBLISH_TOKEN",
+        "WSREACTOR_REDIS_PASSWORD",
+    ] {
+        cmd.env_remove(var).env_remove(format!("{var}_FILE"));
+    }
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_value_from_the_environment_or_a_flag_is_named_in_its_error_not_the_config_file() {
+    let file = config_file("origins", "[server]\nthreads = 2\n");
+    let file = file.to_str().unwrap();
+    let secret_file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-origins-secret");
+    std::fs::write(&secret_file, "short\n").unwrap();
+    let secret_file = secret_file.to_str().unwrap();
+    // (flags, environment, what the error must name)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 5] = [
+        (
+            &[],
+            &[("WSREACTOR_AUTH_SECRET", "short")],
+            "WSREACTOR_AUTH_SECRET: `auth.secret` must be at least 32 bytes",
+        ),
+        (
+            &["--config", file],
+            &[("WSREACTOR_AUTH_SECRET_FILE", secret_file)],
+            "WSREACTOR_AUTH_SECRET_FILE (",
+        ),
+        (
+            &["--config", file],
+            &[("WSREACTOR_PUBLISH_TOKEN", "has a space")],
+            "WSREACTOR_PUBLISH_TOKEN: `pubsub.publish_token` must be printable",
+        ),
+        (
+            &["--publish-token", "has a space"],
+            &[],
+            "--publish-token: `pubsub.publish_token`",
+        ),
+        (
+            &["--config", file, "--threads", "100000"],
+            &[],
+            "--threads: `server.threads` must be at most",
+        ),
+    ];
+    for (args, env, named) in cases {
+        let stderr = refused_with(args, env);
+        assert!(stderr.contains(named), "{args:?} {env:?}: {stderr}");
+        assert!(
+            !stderr.contains("built-in defaults") && !stderr.contains(file),
+            "{args:?} {env:?}: {stderr}"
+        );
+    }
+    // The file is still named for what it set.
+    let bad = config_file("origins-bad", "[auth]\nsecret = \"short\"\n");
+    let stderr = refused_with(&["--config", bad.to_str().unwrap()], &[]);
+    assert!(
+        stderr.contains(&format!("{}: `auth.secret`", bad.display())),
+        "{stderr}"
+    );
+}

@@ -210,3 +210,87 @@ fn the_secret_comes_from_the_environment_or_a_file_and_is_never_logged() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A token whose JOSE header is `header` (JSON), signed with the secret.
+fn token_with_header(header: &str, claims: serde_json::Value) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use jsonwebtoken::{Algorithm, EncodingKey};
+    let signed = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let key = EncodingKey::from_secret(SECRET.as_bytes());
+    let signature = jsonwebtoken::crypto::sign(signed.as_bytes(), &key, Algorithm::HS256).unwrap();
+    format!("{signed}.{signature}")
+}
+
+/// The status code of a raw answer ("" for none).
+fn status(answer: &str) -> &str {
+    answer.split(' ').nth(1).unwrap_or_default()
+}
+
+#[test]
+fn a_token_with_crit_in_its_header_is_refused_like_a_bad_token_on_subscribe_and_publish() {
+    let mut settings = private_settings();
+    settings.pubsub.publish_token = Some("static-publish-token".into());
+    let server = Server::start(settings);
+    let claims = json!({"exp": now() + 60, "channels": ["private-a", "news"], "scope": "pub"});
+    let plain = token_with_header(r#"{"alg":"HS256","typ":"JWT"}"#, claims.clone());
+    let upgrade = format!(
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n"
+    );
+    let subscribe = |route: &str, token: &str| {
+        let extra = if route == "ws" { upgrade.as_str() } else { "" };
+        answer(
+            server.addr,
+            &format!(
+                "GET /{route}/private-a?since=0&token={token} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n"
+            ),
+        )
+    };
+    let publish = |token: &str| {
+        answer(
+            server.addr,
+            &format!(
+                "POST /pub/news HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"
+            ),
+        )
+    };
+    // The same claims without crit are good: the refusals below are crit's.
+    let (_ws, _) = Client::upgrade_at(server.addr, &format!("/ws/private-a?token={plain}"), "");
+    assert!(publish(&plain).starts_with("HTTP/1.1 200 "));
+    let published = answer(
+        server.addr,
+        "POST /pub/private-a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer static-publish-token\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+    );
+    assert!(published.starts_with("HTTP/1.1 200 "), "{published}");
+    assert!(subscribe("poll", &plain).starts_with("HTTP/1.1 200 "));
+    let bad = token_with_header(
+        r#"{"alg":"HS256","typ":"JWT"}"#,
+        json!({"exp": now() - 1, "channel": "x"}),
+    );
+    for crit in [
+        r#""crit":["x-unknown"],"x-unknown":1"#,
+        r#""crit":["exp"]"#,
+        r#""crit":[]"#,
+        r#""crit":7"#,
+    ] {
+        let t = token_with_header(&format!(r#"{{"alg":"HS256","typ":"JWT",{crit}}}"#), claims.clone());
+        let (refused, as_bad) = (publish(&t), publish(&bad));
+        assert_eq!(status(&refused), status(&as_bad), "publish {crit}: {refused}");
+        assert!(
+            refused.starts_with("HTTP/1.1 403 ") && refused.contains("crit"),
+            "publish {crit}: {refused}"
+        );
+        for route in ["ws", "poll", "sse"] {
+            let (refused, as_bad) = (subscribe(route, &t), subscribe(route, &bad));
+            assert_eq!(status(&refused), status(&as_bad), "{route} {crit}: {refused}");
+            assert!(
+                refused.starts_with("HTTP/1.1 403 ") && refused.contains("crit"),
+                "{route} {crit}: {refused}"
+            );
+        }
+    }
+}

@@ -1,8 +1,9 @@
 //! The end summary as a plain-text table.
 
 use super::{ErrorReport, Messages, SubscribeReport, Summary};
-use crate::load::stats::TimedOut;
+use crate::load::stats::{TimedOut, CERTIFICATE_REFUSED};
 use crate::load::Mode;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 impl Summary {
@@ -247,5 +248,13 @@ fn error_lines(errors: &ErrorReport) -> String {
         .for_each(|(k, n)| line(format!("publish status {k}"), *n));
     e.publish.iter().for_each(|(k, n)| line(format!("publish: {k}"), *n));
     e.delivery.iter().for_each(|(k, n)| line(format!("delivery: {k}"), *n));
+    let refused = |m: &BTreeMap<&'static str, u64>| m.keys().any(|k| k.starts_with(CERTIFICATE_REFUSED));
+    if refused(&e.io) || refused(&e.publish) {
+        let _ = writeln!(
+            s,
+            "             the server's certificate is not trusted by this system's roots; \
+             for a test certificate, --insecure skips the check"
+        );
+    }
     s
 }

@@ -289,7 +289,7 @@ fn connection_info(url: &str) -> redis::RedisResult<redis::ConnectionInfo> {
         .map_err(|e| redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "password", e.to_string())))?;
     match password {
         Some(password) => {
-            let settings = info.redis_settings().clone().set_password(password);
+            let settings = info.redis_settings().clone().set_password(password.value);
             Ok(info.set_redis_settings(settings))
         }
         None => Ok(info),
