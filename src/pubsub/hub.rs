@@ -12,7 +12,7 @@
 
 use super::idempotency::Seen;
 use super::message::Message;
-use super::{Address, Answer, Broker, Gap, HubError, HubSettings, Receipt, Request, Snapshot, Subscription};
+use super::{Address, Answer, Broker, Gap, HubError, HubSettings, Numbering, Receipt, Request, Snapshot, Subscription};
 use crate::protocol::MessageKind;
 use mio::Waker;
 use std::collections::{HashMap, VecDeque};
@@ -259,6 +259,8 @@ impl Retired {
 #[derive(Debug)]
 pub struct LocalHub {
     settings: HubSettings,
+    /// Every id this hub gives is above it ([`Numbering`]).
+    base: u64,
     channels: RwLock<HashMap<Arc<str>, Arc<Mutex<Channel>>>>,
     /// Lock order: `channels`, then `retired`.
     retired: Mutex<Retired>,
@@ -267,12 +269,23 @@ pub struct LocalHub {
 }
 
 impl LocalHub {
-    /// A hub delivering to one inbox per worker, in worker order.
+    /// A hub delivering to one inbox per worker, in worker order, whose
+    /// ids start where `settings.numbering` says.
     pub fn new(settings: HubSettings, inboxes: Arc<[Inbox]>) -> Self {
+        let base = match settings.numbering {
+            Numbering::AfterClock => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64),
+            Numbering::FromOne => 0,
+        };
         LocalHub {
             settings,
+            base,
             channels: RwLock::new(HashMap::new()),
-            retired: Mutex::new(Retired::default()),
+            retired: Mutex::new(Retired {
+                floor: base,
+                ..Retired::default()
+            }),
             inboxes,
         }
     }
@@ -342,7 +355,9 @@ impl LocalHub {
         if let Some(seen) = idempotency_key.and_then(|k| c.keys.get(k, now, ttl)) {
             return Ok(seen);
         }
-        let msg = Arc::new(Message::new(c.next_id, c.name.clone(), kind, payload, now));
+        let mut msg = Message::new(c.next_id, c.name.clone(), kind, payload, now);
+        msg.epoch_start = self.base;
+        let msg = Arc::new(msg);
         c.next_id += 1;
         let mut subscribers = 0;
         for (worker, &n) in c.subscribers.iter().enumerate() {
@@ -380,7 +395,10 @@ impl LocalHub {
         let mut c = lock(&c);
         c.trim(&self.settings, now);
         c.subscribers[worker] += 1;
-        Ok((Subscription::new(c.name.clone(), worker), snapshot(&c, since)))
+        Ok((
+            Subscription::new(c.name.clone(), worker),
+            snapshot(&c, since, self.base),
+        ))
     }
 }
 
@@ -408,11 +426,11 @@ impl Broker for LocalHub {
             // Not created by looking: as the channel would be, empty.
             let last_id = self.retired().get(channel);
             let c = Channel::new(channel.into(), 0, last_id);
-            return Ok(snapshot(&c, since));
+            return Ok(snapshot(&c, since, self.base));
         };
         let mut c = lock(&c);
         c.trim(&self.settings, now);
-        Ok(snapshot(&c, since))
+        Ok(snapshot(&c, since, self.base))
     }
 
     fn unsubscribe(&self, subscription: Subscription) {
@@ -443,19 +461,19 @@ impl Broker for LocalHub {
     }
 }
 
-/// What a subscriber starting after `since` must be given first.
-fn snapshot(c: &Channel, since: Option<u64>) -> Snapshot {
+/// What a subscriber starting after `since` must be given first. The
+/// process's numbering began after `base`: a cursor at or below it is of an
+/// earlier process, a reset; one below the first kept id, a gap.
+fn snapshot(c: &Channel, since: Option<u64>, base: u64) -> Snapshot {
     let last_id = c.last_id();
     let first_kept = c.history.front().map_or(c.next_id, |m| m.id);
-    // One numbering per channel here: ids that go on from the last one
-    // remembered (or the floor), so a cursor below the first kept is a gap.
-    let (since, gap) = Gap::resume(since, last_id, first_kept, 0);
+    let (since, gap) = Gap::resume(since, last_id, first_kept, base);
     let skip = c.history.partition_point(|m| m.id <= since);
     Snapshot {
         replay: c.history.iter().skip(skip).cloned().collect(),
         gap,
         last_id,
-        epoch_start: 0,
+        epoch_start: base,
     }
 }
 
@@ -476,6 +494,7 @@ mod tests {
             id_memory_channels: 100,
             idempotency_ttl: Duration::from_secs(300),
             idempotency_keys: 100,
+            numbering: Numbering::FromOne,
         };
         (LocalHub::new(settings, inboxes.clone()), poll, inboxes)
     }
@@ -661,6 +680,50 @@ mod tests {
         assert!(send(Some("k"), t0 + Duration::from_secs(3)).unwrap().duplicate);
         h.sweep(t0 + Duration::from_secs(61));
         assert_eq!(h.channels(), 0);
+    }
+
+    #[test]
+    fn a_new_hub_numbers_after_the_clock_and_a_cursor_from_before_it_is_a_reset() {
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        let (old, _p, _i) = hub(10, 1);
+        let settings = HubSettings {
+            numbering: Numbering::AfterClock,
+            ..old.settings.clone()
+        };
+        let now_us = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_micros() as u64
+        };
+        let before = now_us();
+        let h = LocalHub::new(settings, Arc::from([Inbox::new(waker)]));
+        let first = h
+            .publish("c", MessageKind::Text, b"x".as_slice().into(), Instant::now())
+            .unwrap();
+        assert!(
+            first.id > before && first.id <= now_us() + 1,
+            "{} after {before}",
+            first.id
+        );
+        // A client back from an earlier process with cursor 4, below this
+        // numbering: told, and given the history.
+        let (sub, s) = h.subscribe("c", 0, Some(4), Instant::now()).unwrap();
+        h.unsubscribe(sub);
+        assert_eq!(s.replay.iter().map(|m| m.id).collect::<Vec<_>>(), [first.id]);
+        assert_eq!(
+            s.gap,
+            Some(Gap {
+                from: first.id,
+                to: first.id - 1,
+                reset: true
+            })
+        );
+        assert_eq!((s.epoch_start, s.replay[0].epoch_start), (first.id - 1, first.id - 1));
+        // Holding nothing is no reset.
+        let s = h.history("c", Some(0), Instant::now()).unwrap();
+        assert!(s.gap.is_none() && s.replay.len() == 1);
     }
 
     #[test]

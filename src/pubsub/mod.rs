@@ -53,9 +53,10 @@ pub struct Gap {
     /// numbering is missing but `reset` is.
     pub to: u64,
     /// The subscriber's cursor is not one the server can vouch for: above
-    /// the channel's last id (as after a restart), or from before the server
-    /// forgot the channel. It is dropped; `from..=to` are the ids of the
-    /// channel's numbering that are gone, and what the history holds follows.
+    /// the channel's last id, or of an earlier numbering (before a restart,
+    /// or before the broker lost the channel). It is dropped; `from..=to`
+    /// are the ids of the channel's numbering that are gone, and what the
+    /// history holds follows.
     pub reset: bool,
 }
 
@@ -163,6 +164,27 @@ pub struct HubSettings {
     /// How many `Idempotency-Key`s are remembered per channel at most (the
     /// oldest is forgotten first).
     pub idempotency_keys: usize,
+    /// Where the local hub's ids start (the Redis broker's always start
+    /// after Redis's clock).
+    pub numbering: Numbering,
+}
+
+/// Where the local hub's ids start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Numbering {
+    /// After the clock when the hub starts, in microseconds since the Unix
+    /// epoch (about 1.8e15 in 2027, exact as a JavaScript number until the
+    /// year 2255): ids never go back across a restart, as long as no
+    /// channel took a million publishes a second and the clock does not
+    /// step back, so a client's cursor from an earlier process is below
+    /// every id of this one and is told as a reset, never misread. What
+    /// the server runs with.
+    #[default]
+    AfterClock,
+    /// From 1 in every process: small ids, for tests that read them, and
+    /// for an application that does not resume cursors across restarts.
+    /// A cursor from an earlier process can then be misread.
+    FromOne,
 }
 
 /// Which connection a request came from, and its answer goes to: the

@@ -9,7 +9,7 @@ use crate::auth::Auth;
 use crate::config::{parse_net, Config};
 use crate::protocol::deflate::DeflateConfig;
 use crate::protocol::ReadLimits;
-use crate::pubsub::HubSettings;
+use crate::pubsub::{HubSettings, Numbering};
 use crate::reactor::per_ip::{ForwardedHeader, PerIpSettings};
 use std::time::Duration;
 
@@ -104,6 +104,7 @@ impl From<&Config> for Settings {
                     id_memory_channels: p.id_memory_channels,
                     idempotency_ttl: p.idempotency_ttl,
                     idempotency_keys: p.idempotency_keys,
+                    numbering: Numbering::AfterClock,
                 },
                 poll_timeout: p.poll_timeout,
                 sse_heartbeat: p.sse_heartbeat,

@@ -41,12 +41,17 @@ pub const PING: u8 = 0x9;
 pub const PONG: u8 = 0xA;
 
 /// The production defaults with a short close timeout, so a test server
-/// shuts down within a second even with connections left open.
+/// shuts down within a second even with connections left open, and the
+/// local hub's ids from 1, so that tests can name them (the clock
+/// numbering the server runs with is tested on its own:
+/// `tests/push`'s `ids_never_go_back_across_a_restart`).
 pub fn settings() -> Settings {
-    Settings {
+    let mut s = Settings {
         close_timeout: Duration::from_secs(1),
         ..Settings::default()
-    }
+    };
+    s.pubsub.hub.numbering = wsreactor::pubsub::Numbering::FromOne;
+    s
 }
 
 /// An in-process server; dropping it shuts it down and joins its workers.

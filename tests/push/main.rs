@@ -617,6 +617,62 @@ fn an_idempotency_key_publishes_once_and_a_bad_one_is_400() {
     assert_eq!(publish(&mut Client::connect(server.addr), "once", "next")["id"], 2);
 }
 
+#[test]
+fn ids_never_go_back_across_a_restart() {
+    // What the server runs with: the local hub numbers after the clock.
+    let server = Server::start(Settings {
+        close_timeout: Duration::from_secs(1),
+        ..Settings::default()
+    });
+    let mut c = Client::connect(server.addr);
+    let mut cursor = 0;
+    for i in 1..=4 {
+        cursor = publish(&mut c, "r", &format!("m{i}"))["id"].as_u64().unwrap();
+    }
+    drop((c, server));
+    // A new process: a client back with its cursor is told, on every
+    // transport, and given the new numbering's history, never moved on.
+    let server = Server::start(Settings {
+        close_timeout: Duration::from_secs(1),
+        ..Settings::default()
+    });
+    let mut c = Client::connect(server.addr);
+    let new_ids: Vec<u64> = (1..=6)
+        .map(|i| publish(&mut c, "r", &format!("n{i}"))["id"].as_u64().unwrap())
+        .collect();
+    assert!(new_ids[0] > cursor, "ids never go back: {new_ids:?} after {cursor}");
+    let r = c.request("GET", &format!("/poll/r?since={cursor}"), &[], b"");
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        (v["gap"].as_bool(), v["reset"].as_bool()),
+        (Some(true), Some(true)),
+        "{v}"
+    );
+    let polled: Vec<u64> = v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(polled, new_ids, "{v}");
+    let mut sse = open_sse(server.addr, "/sse/r", &format!("Last-Event-ID: {cursor}\r\n"));
+    let (id, _, before) = next_event(&mut sse);
+    assert_eq!(id, new_ids[0]);
+    assert!(
+        before
+            .iter()
+            .any(|e| e.starts_with("event: gap") && e.contains("\"reset\":true")),
+        "{before:?}"
+    );
+    let (mut ws, _) = Client::upgrade_at(
+        server.addr,
+        &format!("/ws/r?since={cursor}"),
+        "Sec-WebSocket-Protocol: wsreactor.json\r\n",
+    );
+    assert_eq!(json(&ws.recv())["gap"]["reset"], true);
+    assert_eq!(json(&ws.recv())["id"], new_ids[0]);
+}
+
 /// A broker that takes publishes and never answers them, as one across a
 /// network that went silent would.
 #[derive(Debug)]
