@@ -7,7 +7,9 @@
 #                                            compiled and run once each in test mode;
 #                                            profile ci: release without LTO, see Cargo.toml)
 #      cargo test --profile ci --doc        (doc tests; --all-targets leaves them out)
-#   3. cargo build --lib --no-default-features (the library without the CLI's dependencies)
+#   3. cargo rustc --lib --no-default-features -- -D warnings
+#                                           (the library without the CLI's dependencies,
+#                                            without a warning)
 #      cargo doc --no-deps                  (the API docs build without a warning)
 #   4. python3 benches/idle_rss.py ...      (10,000 idle connections cost < 1 KiB of server RSS each)
 #      python3 benches/declared_length.py   (1,000 connections declaring 16 MiB and sending 1 byte
@@ -132,7 +134,10 @@ else
 fi
 # A library user's build: none of the command line's dependencies
 # (clap, env_logger, humantime, indicatif, plotters) are needed.
-run lib-only cargo build --release --lib --no-default-features
+# ... and without a warning of ours, against the dependencies in Cargo.lock
+# (kept at the newest compatible versions: `cargo update`, what a library
+# user's build picks): -D warnings on this crate alone, no dependency rebuilt.
+run lib-only cargo rustc --release --lib --no-default-features -- -D warnings
 run doc env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
 run idle-rss python3 benches/idle_rss.py --spawn target/release/wsreactor --connections 10000 --max-bytes-per-conn 1024
 run declared-length python3 benches/declared_length.py --spawn target/release/wsreactor --connections 1000

@@ -51,13 +51,15 @@ pub(super) fn idempotency_keys(channel: &str) -> (String, String) {
 }
 
 /// The id after which an epoch's numbering began: its `TOKEN-START`
-/// ([`super::scripts`]); 0 for none or one of another form.
+/// ([`super::scripts`]); 0 for none or one of another form. Below 2^53,
+/// as every id is.
 pub(super) fn epoch_start(epoch: &[u8]) -> u64 {
     epoch
         .rsplit(|&b| b == b'-')
         .next()
         .filter(|_| epoch.contains(&b'-'))
         .and_then(parse_u64)
+        .filter(|&start| start < 1 << 53)
         .unwrap_or(0)
 }
 
@@ -162,11 +164,39 @@ pub(super) fn parse_u64(b: &[u8]) -> Option<u64> {
 /// A message from the channel's topic (`id:epoch:kind:payload`), and its epoch.
 pub(super) fn parse_published<'r>(name: &Arc<str>, raw: &'r [u8]) -> Option<(Message, &'r [u8])> {
     let mut parts = raw.splitn(4, |&b| b == b':');
-    let id = parse_u64(parts.next()?)?;
+    // Ids start at 1: a 0 is not one of ours.
+    let id = parse_u64(parts.next()?).filter(|&id| id > 0)?;
     let epoch = parts.next()?;
     let kind = tag_kind(parts.next()?);
     let payload = parts.next()?;
     let mut message = Message::new(id, name.clone(), kind, payload.into(), Instant::now());
     message.epoch_start = epoch_start(epoch);
     Some((message, epoch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_epoch_names_where_its_numbering_starts() {
+        assert_eq!(epoch_start(b"9f3c0a1b2c3d4e5f-1796601600000000"), 1_796_601_600_000_000);
+        // An epoch of an older version (a token alone), or junk: from 1.
+        assert_eq!(epoch_start(b"9f3c0a1b2c3d4e5f"), 0);
+        assert_eq!(epoch_start(b"x-y"), 0);
+        assert_eq!(epoch_start(b""), 0);
+        assert_eq!(epoch_start(b"t-18446744073709551615"), 0);
+    }
+
+    #[test]
+    fn a_message_not_of_ours_is_not_read() {
+        let name: Arc<str> = "c".into();
+        let (m, epoch) = parse_published(&name, b"7:tok-5:t:hi:there").unwrap();
+        assert_eq!(
+            (m.id, m.epoch_start, epoch, &*m.payload),
+            (7, 5, &b"tok-5"[..], &b"hi:there"[..])
+        );
+        assert!(parse_published(&name, b"0:tok-5:t:x").is_none());
+        assert!(parse_published(&name, b"junk").is_none());
+    }
 }

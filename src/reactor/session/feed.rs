@@ -509,8 +509,8 @@ impl Feed {
             if self.cursor != 0 {
                 self.cursor = id;
                 return Some(Some(Gap {
-                    from: start + 1,
-                    to: id - 1,
+                    from: start.saturating_add(1),
+                    to: id.saturating_sub(1),
                     reset: true,
                 }));
             }
