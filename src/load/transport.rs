@@ -50,6 +50,12 @@ pub struct Transport {
     pub wire: Counted,
 }
 
+impl Drop for Transport {
+    fn drop(&mut self) {
+        self.close_notify();
+    }
+}
+
 /// Bytes through a socket, each way.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counted {
@@ -173,9 +179,25 @@ impl Transport {
     }
 
     /// End the TCP connection both ways now (the descriptor stays until
-    /// the transport is dropped).
+    /// the transport is dropped); over TLS, our `close_notify` first.
     pub fn hang_up(&mut self) {
+        self.close_notify();
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// RFC 8446 §6.1: a party MUST send `close_notify` before it closes its
+    /// write side (unless it sent an error alert, after which rustls sends
+    /// nothing): once, after a completed handshake, as far as the socket
+    /// takes it now. Every end goes through here: a hang-up, and the drop
+    /// after a close handshake or at the end of a run.
+    fn close_notify(&mut self) {
+        let Some(tls) = self.tls.as_mut().filter(|t| !t.is_handshaking()) else {
+            return;
+        };
+        tls.send_close_notify();
+        let _ = send_records(tls, &mut self.stream, &mut self.wire);
+        // Sent (or given up on): not again when dropped.
+        self.tls = None;
     }
 
     /// Drop all unconsumed input.
@@ -355,6 +377,59 @@ mod tests {
         let (_, peer) = listener.accept().unwrap();
         assert_eq!(peer.ip(), source);
         assert_eq!(t.stream().local_addr().unwrap().ip(), source);
+    }
+
+    #[test]
+    fn every_end_of_a_tls_connection_sends_close_notify() {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        use std::io::{Read, Write};
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let chain = vec![CertificateDer::from(cert.cert.der().to_vec())];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
+        let server = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(crate::reactor::tls::crypto_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .unwrap(),
+        );
+        let target = crate::load::tls::client("127.0.0.1", true).unwrap();
+        for hang_up in [true, false] {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let config = server.clone();
+            // The server: the handshake, a byte to show it is done, then
+            // read to the end, which must be a close_notify, not a bare FIN.
+            let peer = std::thread::spawn(move || {
+                let (sock, _) = listener.accept().unwrap();
+                sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut tls = rustls::StreamOwned::new(rustls::ServerConnection::new(config).unwrap(), sock);
+                tls.write_all(b"!").unwrap();
+                let mut rest = Vec::new();
+                tls.read_to_end(&mut rest).map(|_| rest)
+            });
+            let mut t = Transport::connect(addr, None, Some(&target)).unwrap();
+            wait_connected(&mut t).unwrap();
+            let mut pool = BufferPool::new(4096, 4);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !t.has_input() {
+                assert!(Instant::now() < deadline, "no TLS handshake");
+                t.flush().unwrap();
+                let _ = t.read_some(&mut pool).unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if hang_up {
+                t.hang_up();
+            } else {
+                drop(t);
+            }
+            let end = peer.join().unwrap();
+            assert!(
+                end.is_ok(),
+                "hang_up {hang_up}: the server read {end:?}, a FIN without close_notify"
+            );
+        }
     }
 
     #[test]
