@@ -759,6 +759,50 @@ fn a_cursor_from_before_redis_lost_its_data_is_told_as_a_reset_on_every_transpor
     assert_eq!(envelope(&mut ws)["id"], new_ids[0]);
 }
 
+#[test]
+fn redis_back_from_an_older_snapshot_reuses_no_id_a_subscriber_holds() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("redis-rdb-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let snapshot = |port| {
+        let d = dir.to_str().unwrap().to_owned();
+        Redis::launch(port, &["--appendonly", "no", "--dir", &d, "--dbfilename", "dump.rdb"])
+    };
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let redis = snapshot(port);
+    let (a, b) = (node(&redis), node(&redis));
+    let (mut sub, _) = Client::upgrade_at(a.addr, "/ws/old", "Sec-WebSocket-Protocol: wsreactor.json\r\n");
+    let mut publisher = Client::connect(a.addr);
+    let mut held = 0;
+    for i in 1..=5 {
+        held = publish(&mut publisher, "old", &format!("m{i}"))["id"].as_u64().unwrap();
+        assert_eq!(envelope(&mut sub)["id"], held);
+        if i == 3 {
+            // The snapshot Redis will come back from: the channel at its third id.
+            let mut con = redis::Client::open(redis.url.as_str())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            let _: String = redis::cmd("SAVE").query(&mut con).unwrap();
+        }
+    }
+    let port = redis.crash();
+    let _back = snapshot(port);
+    // The node whose subscriber holds the fifth id publishes: never an id
+    // it holds again, and the subscriber is told of the new numbering.
+    let id = publish_when_back(a.addr, "old", "new")["id"].as_u64().unwrap();
+    assert!(id > held, "id {id} again after {held}");
+    let told = envelope(&mut sub);
+    assert_eq!(told["gap"]["reset"], true, "{told}");
+    assert_eq!(envelope(&mut sub)["id"], id);
+    // A client back on the other node with the fifth id as its cursor is told too.
+    let r = Client::connect(b.addr).request("GET", &format!("/poll/old?since={held}"), &[], b"");
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["reset"], true, "{v}");
+    assert_eq!(message_ids(&v).last().copied(), Some(id), "{v}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Stop or resume `redis` (SIGSTOP, SIGCONT): a Redis that hangs.
 fn signal(redis: &Redis, sig: &str) {
     let status = Command::new("kill")

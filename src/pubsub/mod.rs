@@ -85,8 +85,9 @@ impl Gap {
             Some(s) if s > last_id => (start, true),
             // A cursor from an earlier numbering (the broker lost the
             // channel and made it again, numbered above every id it gave
-            // before): the same.
-            Some(s) if s <= start => (start, true),
+            // before): the same. The start itself is a cursor this
+            // numbering gives (a quiet channel's last id, `X-Last-Id`).
+            Some(s) if s < start => (start, true),
             Some(s) => (s, false),
         };
         let gap = (reset || since + 1 < first_kept).then(|| Gap {
@@ -368,10 +369,14 @@ mod tests {
         // the history holds 1003..=1005.
         let resume = |since| Gap::resume(since, 1005, 1003, 1000);
         let reset = |from, to| Some(Gap { from, to, reset: true });
-        // Cursors from before the loss (at or below the start): reset, and
-        // all the history is given.
+        // Cursors from before the loss (below the start): reset, and all
+        // the history is given.
         assert_eq!(resume(Some(4)), (1000, reset(1001, 1002)));
-        assert_eq!(resume(Some(1000)), (1000, reset(1001, 1002)));
+        assert_eq!(resume(Some(999)), (1000, reset(1001, 1002)));
+        // The start is a cursor of this numbering (a quiet channel's last
+        // id): no reset.
+        assert_eq!(resume(Some(1000)), (1000, Some(Gap::trimmed(1001, 1002))));
+        assert_eq!(Gap::resume(Some(1000), 1000, 1001, 1000), (1000, None));
         // From the future: the same.
         assert_eq!(resume(Some(1006)), (1000, reset(1001, 1002)));
         // Holding nothing: from the numbering's start, trimmed ids told.

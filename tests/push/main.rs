@@ -673,6 +673,33 @@ fn ids_never_go_back_across_a_restart() {
     assert_eq!(json(&ws.recv())["id"], new_ids[0]);
 }
 
+#[test]
+fn a_quiet_channels_last_id_is_a_cursor_that_parks() {
+    // The numbering after the clock: a channel with no publish yet has
+    // the numbering's start as its last id, and a poll that asks from it
+    // waits for a publish like any other, with no reset.
+    let server = Server::start(Settings {
+        close_timeout: Duration::from_secs(1),
+        ..Settings::default()
+    });
+    let mut c = Client::connect(server.addr);
+    let r = c.request("GET", "/poll/quiet?wait=0", &[], b"");
+    assert_eq!(r.status, 204, "{r:?}");
+    let cursor = r.header("x-last-id").unwrap().to_owned();
+    let t0 = Instant::now();
+    let r = c.request("GET", &format!("/poll/quiet?since={cursor}&wait=1"), &[], b"");
+    assert_eq!(r.status, 204, "parked, then nothing: {r:?}");
+    assert!(t0.elapsed() >= Duration::from_millis(900), "answered at once: {r:?}");
+    assert_eq!(r.header("x-last-id"), Some(cursor.as_str()));
+    let id = publish(&mut Client::connect(server.addr), "quiet", "first")["id"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(id, cursor.parse::<u64>().unwrap() + 1);
+    let r = c.request("GET", &format!("/poll/quiet?since={cursor}"), &[], b"");
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!((&v["gap"], v.get("reset")), (&Value::Bool(false), None), "{v}");
+}
+
 /// A broker that takes publishes and never answers them, as one across a
 /// network that went silent would.
 #[derive(Debug)]

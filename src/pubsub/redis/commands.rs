@@ -24,8 +24,9 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A connection unused this long is checked (`PING`) before a publish.
-const IDLE_CHECK: Duration = Duration::from_millis(100);
+/// A connection unused this long is checked (`PING`) before a publish (a
+/// Redis that restarted is found sooner, by the subscription connection).
+const IDLE_CHECK: Duration = Duration::from_secs(5);
 
 /// After a connection could not be made, requests are refused at once
 /// (never queued behind connects that wait out their timeout) for this long.
@@ -158,7 +159,7 @@ pub(super) fn command_thread(
     let scripts = Scripts {
         publish: redis::Script::new(&scripts::publish()),
         read: redis::Script::new(&scripts::read()),
-        raise: redis::Script::new(scripts::RAISE),
+        raise: redis::Script::new(&scripts::raise()),
         keep: redis::Script::new(scripts::KEEP),
         count: redis::Script::new(scripts::COUNT),
     };
@@ -232,6 +233,10 @@ fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
                     local.busy(true);
                     let read = snapshot(con, &scripts.read, &local.settings, &channel, since, None);
                     local.busy(false);
+                    if read.is_err() {
+                        // A late answer must not be read as the next one's.
+                        commands.con = None;
+                    }
                     read.map(|(s, _)| s)
                 }
                 Err(_) => Err(UNREACHABLE),
@@ -477,6 +482,8 @@ fn subscribe(
             let after: Vec<_> = l.buffer.iter().filter(|m| m.id > snap.last_id).cloned().collect();
             if let Some(last) = after.last() {
                 snap.last_id = last.id;
+                // The numbering the subscriber's feed goes on in.
+                snap.epoch_start = last.epoch_start;
             }
             snap.replay.extend(after);
             l.delivered = l.delivered.max(snap.last_id);

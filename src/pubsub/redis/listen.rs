@@ -264,6 +264,21 @@ pub(super) fn replay_missed(
         let Some(l) = channels.get_mut(name) else {
             continue;
         };
+        if l.epoch.as_deref() == Some(epoch.as_str()) && missed.last_id < l.delivered {
+            // Redis went back (an older snapshot): this numbering would
+            // give again ids this node delivered. A new epoch after them.
+            log::warn!(
+                "redis lost the last ids of {name} ({} after {}): made a new epoch",
+                missed.last_id,
+                l.delivered
+            );
+            let raise = Job::Raise {
+                channel: l.name.clone(),
+                epoch: epoch.as_str().into(),
+                floor: l.delivered,
+            };
+            let _ = lock(&local.jobs).send(raise);
+        }
         for message in missed.replay {
             if message.id > l.delivered || l.epoch.as_deref() != Some(epoch.as_str()) {
                 new_epoch_check(local, l, &message, epoch.as_bytes());

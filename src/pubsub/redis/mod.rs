@@ -411,8 +411,14 @@ fn unix_ms() -> u64 {
 /// A channel's epoch token, made with it: different for every channel
 /// Redis makes again after losing it.
 fn new_epoch() -> String {
+    use std::hash::{BuildHasher, Hasher};
     static MADE: AtomicU64 = AtomicU64::new(0);
-    let mut state = unix_ms().rotate_left(20) ^ (u64::from(std::process::id()) << 40) ^ MADE.fetch_add(1, Relaxed) | 1;
+    // The standard library's hasher keys come from the OS's randomness:
+    // nodes started together (pid 1 in containers, the same millisecond)
+    // still differ.
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let mut state =
+        random ^ unix_ms().rotate_left(20) ^ (u64::from(std::process::id()) << 40) ^ MADE.fetch_add(1, Relaxed) | 1;
     format!("{:016x}", xorshift64(&mut state))
 }
 

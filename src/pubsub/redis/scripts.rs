@@ -15,15 +15,17 @@
 //!   makes anew starts after it (the local hub's rule, [`crate::pubsub`]).
 //!
 //! Ids never go back, even when Redis loses its data (restarted empty,
-//! flushed, an old snapshot, a key evicted) and no node remembers a
-//! channel: a channel Redis makes anew (a new epoch) starts its numbering
-//! after Redis's clock in microseconds ([`CLOCK`]), above every id any
-//! channel was given before, as long as no channel took more than a
-//! million publishes a second (one Redis runs far fewer scripts than
-//! that). The epoch, `TOKEN-START`, carries that start: a cursor at or
-//! below it is of an earlier numbering, and its client is told of the
-//! reset ([`crate::pubsub::Gap::resume`]); no cursor can be misread as one
-//! of the new numbering.
+//! flushed, a key evicted) and no node remembers a channel: a channel
+//! Redis makes anew (a new epoch) starts its numbering after Redis's clock
+//! in microseconds ([`CLOCK`]), above every id any channel was given
+//! before, as long as no channel took more than a million publishes a
+//! second (one Redis runs far fewer scripts than that). The epoch,
+//! `TOKEN-START`, carries that start: a cursor below it is of an earlier
+//! numbering, and its client is told of the reset
+//! ([`crate::pubsub::Gap::resume`]); no cursor can be misread as one of the
+//! new numbering. Redis back from an older snapshot keeps the channel at
+//! an older last id: a node that delivered ids past it makes a new epoch
+//! when it publishes ([`publish`]) or listens again ([`raise`]).
 
 /// Lua: the id a new epoch starts after, from Redis's clock (`TIME`, the
 /// same for every node whatever their clocks say): microseconds since the
@@ -66,7 +68,8 @@ local function remember(known, floor, name, now, expires, bound)
       if id > tonumber(redis.call('GET', floor) or '0') then
         redis.call('SET', floor, id)
       end
-      redis.call('DEL', meta, 'wsr:{' .. old .. '}:stream')
+      redis.call('DEL', meta, 'wsr:{' .. old .. '}:stream', 'wsr:{' .. old .. '}:idem',
+        'wsr:{' .. old .. '}:idemx', 'wsr:{' .. old .. '}:subs')
     end
   end
 end
@@ -111,7 +114,8 @@ if key ~= '' then
     redis.call('HDEL', KEYS[6], old)
   end
   local seen = redis.call('HGET', KEYS[6], key)
-  if seen then
+  local fresh = tonumber(redis.call('ZSCORE', KEYS[7], key) or '0') > now
+  if seen and fresh then
     local id, n = string.match(seen, '^(%d+):(%d+)$')
     return {tonumber(id), redis.call('HGET', KEYS[1], 'epoch') or '', tonumber(n), 1}
   end
@@ -123,9 +127,14 @@ end
 -- that this channel, if new, starts after.
 remember(KEYS[4], KEYS[5], ARGV[10], now, now + tonumber(ARGV[6]), tonumber(ARGV[11]) + tonumber(ARGV[12]))
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
+-- Redis went back (an older snapshot): the publishing node delivered ids
+-- past the channel's last one. Its numbering cannot go on: a new epoch.
+if epoch and tonumber(redis.call('HGET', KEYS[1], 'id') or '0') < tonumber(ARGV[9]) then
+  epoch = nil
+end
 if not epoch then
-  -- A channel Redis does not know (new, or lost): a new epoch, numbered
-  -- above every id given before (the clock), the highest id the
+  -- A channel Redis does not know (new, lost, or gone back): a new epoch,
+  -- numbered above every id given before (the clock), the highest id the
   -- publishing node knows of and the floor.
   local start = math.max(clock(), tonumber(ARGV[9]), tonumber(redis.call('GET', KEYS[5]) or '0'))
   epoch = ARGV[4] .. '-' .. int(start)
@@ -179,6 +188,11 @@ if lease > 0 then
 end
 local id = tonumber(redis.call('HGET', KEYS[1], 'id') or '0')
 local epoch = redis.call('HGET', KEYS[1], 'epoch') or ''
+if epoch == '' then
+  -- No numbering (the meta hash is gone): what a stream still holds is of
+  -- a numbering no one can place.
+  return {0, '', {}, {}}
+end
 local after = tonumber(ARGV[1])
 if ARGV[2] == '0' then
   after = id
@@ -223,16 +237,23 @@ end
 return 1
 ";
 
-/// After a node saw a new epoch start below ids it had delivered (only if
-/// Redis's clock stepped back): that numbering goes on after them, as a
-/// new epoch of its own, so that every subscriber is told. KEYS: meta.
-/// ARGV: the epoch, the highest id the node delivered, a new epoch token.
-pub(super) const RAISE: &str = r"
+/// A node delivered ids past the channel's last one (Redis came back from
+/// an older snapshot, or its clock stepped back under a new epoch): the
+/// channel goes on as a new epoch after the clock and those ids, so that
+/// every subscriber is told and no cursor meets a reused id again. KEYS:
+/// meta. ARGV: the epoch seen, the highest id the node delivered, a new
+/// epoch token.
+pub(super) fn raise() -> String {
+    PRELUDE.to_owned()
+        + CLOCK
+        + r"
 if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then
   local id = tonumber(redis.call('HGET', KEYS[1], 'id') or '0')
   if id < tonumber(ARGV[2]) then
-    redis.call('HSET', KEYS[1], 'id', ARGV[2], 'epoch', ARGV[3] .. '-' .. ARGV[2])
+    local start = int(math.max(clock(), tonumber(ARGV[2])))
+    redis.call('HSET', KEYS[1], 'id', start, 'epoch', ARGV[3] .. '-' .. start)
   end
 end
 return 1
-";
+"
+}
