@@ -803,6 +803,33 @@ fn redis_back_from_an_older_snapshot_reuses_no_id_a_subscriber_holds() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn a_publish_redis_refuses_is_503_saying_why_as_redis_did() {
+    let redis = Redis::start();
+    let a = node(&redis);
+    publish(&mut Client::connect(a.addr), "ro", "before");
+    // Made a replica (of a port where nothing listens): it refuses writes.
+    let mut con = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let nowhere = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _: String = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(nowhere)
+        .query(&mut con)
+        .unwrap();
+    let r = Client::connect(a.addr).request("POST", "/pub/ro", &["Content-Type: text/plain"], b"x");
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("redis is a read-only replica"),
+        "{r:?}"
+    );
+    assert_eq!(r.header("retry-after"), Some("1"), "{r:?}");
+    let _: String = redis::cmd("REPLICAOF").arg("NO").arg("ONE").query(&mut con).unwrap();
+    publish(&mut Client::connect(a.addr), "ro", "after");
+}
+
 /// Stop or resume `redis` (SIGSTOP, SIGCONT): a Redis that hangs.
 fn signal(redis: &Redis, sig: &str) {
     let status = Command::new("kill")

@@ -18,16 +18,24 @@ pub(super) const FLOOR: &str = "wsr:floor";
 pub(super) const LEASE_MS: u64 = 60_000;
 
 /// A script's error as the broker's: [`super::scripts::FULL`] is
-/// `max_channels`, anything else the broker being unavailable.
+/// `max_channels`; anything else the broker being unavailable, saying why
+/// as Redis did (its full text goes to the log).
 pub(super) fn hub_error(what: &str, channel: &str, e: &redis::RedisError) -> HubError {
     if e.code() == Some(super::scripts::FULL) {
         return HubError::TooManyChannels;
     }
     log::warn!("redis {what} {channel}: {e}");
     if e.is_timeout() {
-        HubError::Unavailable("redis does not answer")
-    } else {
-        UNREACHABLE
+        return HubError::Unavailable("redis does not answer");
+    }
+    match e.code() {
+        Some("READONLY") => HubError::Unavailable("redis is a read-only replica"),
+        Some("OOM") => HubError::Unavailable("redis is out of memory"),
+        Some("NOAUTH" | "WRONGPASS" | "NOPERM") => HubError::Unavailable("redis refused this node's credentials"),
+        Some("LOADING") => HubError::Unavailable("redis is loading its data"),
+        Some("BUSY") => HubError::Unavailable("redis is busy with a script"),
+        Some(_) => HubError::Unavailable("redis refused the request"),
+        None => UNREACHABLE,
     }
 }
 
