@@ -617,13 +617,19 @@ fn an_idempotency_key_publishes_once_and_a_bad_one_is_400() {
     assert_eq!(publish(&mut Client::connect(server.addr), "once", "next")["id"], 2);
 }
 
+/// What the server runs with (the local hub numbering after the clock),
+/// with a short close timeout.
+fn numbered_after_the_clock() -> Settings {
+    Settings {
+        close_timeout: Duration::from_secs(1),
+        ..Settings::default()
+    }
+}
+
 #[test]
 fn ids_never_go_back_across_a_restart() {
     // What the server runs with: the local hub numbers after the clock.
-    let server = Server::start(Settings {
-        close_timeout: Duration::from_secs(1),
-        ..Settings::default()
-    });
+    let server = Server::start(numbered_after_the_clock());
     let mut c = Client::connect(server.addr);
     let mut cursor = 0;
     for i in 1..=4 {
@@ -632,10 +638,7 @@ fn ids_never_go_back_across_a_restart() {
     drop((c, server));
     // A new process: a client back with its cursor is told, on every
     // transport, and given the new numbering's history, never moved on.
-    let server = Server::start(Settings {
-        close_timeout: Duration::from_secs(1),
-        ..Settings::default()
-    });
+    let server = Server::start(numbered_after_the_clock());
     let mut c = Client::connect(server.addr);
     let new_ids: Vec<u64> = (1..=6)
         .map(|i| publish(&mut c, "r", &format!("n{i}"))["id"].as_u64().unwrap())
@@ -678,10 +681,7 @@ fn a_quiet_channels_last_id_is_a_cursor_that_parks() {
     // The numbering after the clock: a channel with no publish yet has
     // the numbering's start as its last id, and a poll that asks from it
     // waits for a publish like any other, with no reset.
-    let server = Server::start(Settings {
-        close_timeout: Duration::from_secs(1),
-        ..Settings::default()
-    });
+    let server = Server::start(numbered_after_the_clock());
     let mut c = Client::connect(server.addr);
     let r = c.request("GET", "/poll/quiet?wait=0", &[], b"");
     assert_eq!(r.status, 204, "{r:?}");
