@@ -11,9 +11,9 @@
 //! every worker thread (and, with a broker across nodes, every node).
 
 use std::net::SocketAddr;
-use wsreactor::app::{Accept, App, Conn, Handler, Refusal, Reply, Upgrade};
+use wsreactor::app::{Accept, App, Conn, Handler, Message, Refusal, Reply, Upgrade};
 use wsreactor::protocol::http::Status;
-use wsreactor::protocol::{CloseCode, MessageKind};
+use wsreactor::protocol::CloseCode;
 use wsreactor::pubsub::valid_channel;
 use wsreactor::reactor::settings::Settings;
 use wsreactor::reactor::Builder;
@@ -28,15 +28,17 @@ struct Member {
 struct Chat;
 
 impl Chat {
-    fn say(conn: &mut dyn Conn, line: &str) {
-        if let Some(topic) = conn.data::<Member>().map(|m| m.topic.clone()) {
-            conn.publish(&topic, MessageKind::Text, line.as_bytes());
-        }
+    /// Say `line` to everyone in the member's room.
+    fn say(conn: &mut Conn<'_, Member>, line: &str) {
+        let topic = conn.data().topic.clone();
+        conn.publish(&topic, Message::Text(line));
     }
 }
 
 impl Handler for Chat {
-    fn open(&self, upgrade: &Upgrade<'_, '_>) -> Result<Accept, Refusal> {
+    type Data = Member;
+
+    fn open(&self, upgrade: &Upgrade<'_, '_>) -> Result<Accept<Member>, Refusal> {
         let room = upgrade.rest();
         let topic = format!("chat.{room}");
         if !valid_channel(&topic) {
@@ -58,26 +60,25 @@ impl Handler for Chat {
         Ok(Accept::new().subscribe(&topic).data(member))
     }
 
-    fn opened(&self, conn: &mut dyn Conn) {
-        let name = conn.data::<Member>().map(|m| m.name.clone()).unwrap_or_default();
-        Chat::say(conn, &format!("* {name} joined"));
+    fn opened(&self, conn: &mut Conn<'_, Member>) {
+        let line = format!("* {} joined", conn.data().name);
+        Chat::say(conn, &line);
     }
 
-    fn message(&self, conn: &mut dyn Conn, kind: MessageKind, payload: &[u8]) -> Reply {
-        if kind != MessageKind::Text {
-            conn.close(CloseCode::UNSUPPORTED_DATA, "this room speaks text");
-            return Reply::Done;
+    fn message(&self, conn: &mut Conn<'_, Member>, message: Message<'_>) -> Reply {
+        match message {
+            Message::Text(text) => {
+                let line = format!("{}: {text}", conn.data().name);
+                Chat::say(conn, &line);
+            }
+            Message::Binary(_) => conn.close(CloseCode::UNSUPPORTED_DATA, "this room speaks text"),
         }
-        let name = conn.data::<Member>().map(|m| m.name.clone()).unwrap_or_default();
-        // Text frames are valid UTF-8 by the time they reach a handler.
-        let text = std::str::from_utf8(payload).unwrap_or_default();
-        Chat::say(conn, &format!("{name}: {text}"));
         Reply::Done
     }
 
-    fn close(&self, conn: &mut dyn Conn, _code: Option<CloseCode>) {
-        let name = conn.data::<Member>().map(|m| m.name.clone()).unwrap_or_default();
-        Chat::say(conn, &format!("* {name} left"));
+    fn close(&self, conn: &mut Conn<'_, Member>, _code: Option<CloseCode>) {
+        let line = format!("* {} left", conn.data().name);
+        Chat::say(conn, &line);
     }
 }
 

@@ -7,9 +7,9 @@ use common::*;
 use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::Duration;
-use wsreactor::app::{Accept, App, Conn, ConnId, Handler, Refusal, Reply, Upgrade};
+use wsreactor::app::{Accept, App, Conn, ConnId, Handler, Message, Refusal, Reply, Upgrade};
 use wsreactor::protocol::http::Status;
-use wsreactor::protocol::{CloseCode, MessageKind};
+use wsreactor::protocol::CloseCode;
 use wsreactor::reactor::Builder;
 
 /// Counts each connection's messages in its user data, answers with the
@@ -20,7 +20,9 @@ struct Counter {
 }
 
 impl Handler for Counter {
-    fn open(&self, upgrade: &Upgrade<'_, '_>) -> Result<Accept, Refusal> {
+    type Data = u32;
+
+    fn open(&self, upgrade: &Upgrade<'_, '_>) -> Result<Accept<u32>, Refusal> {
         if upgrade.query() == Some("no") {
             return Err(Refusal::new(Status::FORBIDDEN, "not you"));
         }
@@ -31,20 +33,18 @@ impl Handler for Counter {
         Ok(accept)
     }
 
-    fn opened(&self, conn: &mut dyn Conn) {
+    fn opened(&self, conn: &mut Conn<'_, u32>) {
         self.ids.lock().unwrap().send(conn.id()).unwrap();
     }
 
-    fn message(&self, conn: &mut dyn Conn, _: MessageKind, _: &[u8]) -> Reply {
-        let n = conn.data::<u32>().map(|n| {
-            *n += 1;
-            *n
-        });
-        conn.send(MessageKind::Text, format!("{}", n.unwrap_or(0)).as_bytes());
+    fn message(&self, conn: &mut Conn<'_, u32>, _: Message<'_>) -> Reply {
+        *conn.data() += 1;
+        let n = *conn.data();
+        conn.send_text(&n.to_string());
         Reply::Done
     }
 
-    fn close(&self, _: &mut dyn Conn, code: Option<CloseCode>) {
+    fn close(&self, _: &mut Conn<'_, u32>, code: Option<CloseCode>) {
         self.closes.lock().unwrap().send(code.map(|c| c.0)).unwrap();
     }
 }
@@ -84,8 +84,8 @@ fn a_handler_keeps_data_per_connection_and_is_reached_from_any_thread() {
 
     // From another thread: to one connection, and to a topic.
     std::thread::spawn(move || {
-        sender.send(a_id, MessageKind::Text, b"just you");
-        sender.publish("news", MessageKind::Binary, b"everyone");
+        sender.send(a_id, Message::Text("just you"));
+        sender.publish("news", Message::Binary(b"everyone"));
     })
     .join()
     .unwrap();
@@ -116,11 +116,13 @@ fn a_handler_keeps_data_per_connection_and_is_reached_from_any_thread() {
 struct AnyTopic;
 
 impl Handler for AnyTopic {
+    type Data = ();
+
     fn open(&self, upgrade: &Upgrade<'_, '_>) -> Result<Accept, Refusal> {
         Ok(Accept::new().subscribe(upgrade.rest()))
     }
 
-    fn message(&self, _: &mut dyn Conn, _: MessageKind, _: &[u8]) -> Reply {
+    fn message(&self, _: &mut Conn<'_, ()>, _: Message<'_>) -> Reply {
         Reply::Done
     }
 }

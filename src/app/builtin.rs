@@ -1,9 +1,8 @@
 //! The server's own WebSocket endpoints, as handlers on the public API.
 
-use super::{Accept, Conn, Handler, Refusal, Reply, Topic, Upgrade};
+use super::{Accept, Conn, Handler, Message, Refusal, Reply, Upgrade};
 use crate::http::query_u64;
 use crate::protocol::http::Status;
-use crate::protocol::MessageKind;
 use crate::pubsub::channel_name;
 
 /// The `wsreactor.json` subprotocol: messages in a JSON envelope, gaps told.
@@ -15,11 +14,13 @@ pub const JSON_PROTOCOL: &str = "wsreactor.json";
 pub struct Echo;
 
 impl Handler for Echo {
+    type Data = ();
+
     fn open(&self, _: &Upgrade<'_, '_>) -> Result<Accept, Refusal> {
         Ok(Accept::new())
     }
 
-    fn message(&self, _: &mut dyn Conn, _: MessageKind, _: &[u8]) -> Reply {
+    fn message(&self, _: &mut Conn<'_, ()>, _: Message<'_>) -> Reply {
         Reply::Echo
     }
 }
@@ -34,6 +35,8 @@ impl Handler for Echo {
 pub struct Subscriber;
 
 impl Handler for Subscriber {
+    type Data = ();
+
     fn open(&self, upgrade: &Upgrade<'_, '_>) -> Result<Accept, Refusal> {
         // The whole rest, as `/pub/`, `/poll/` and `/sse/` take it: one
         // rule for every transport, refused before the 101.
@@ -45,19 +48,17 @@ impl Handler for Subscriber {
             .map_err(|_| Refusal::new(Status::BAD_REQUEST, "since must be a message id"))?;
         // RFC 6455 §4.2.2 step 5: echo one of the offered subprotocols, or none.
         let envelope = upgrade.protocols().contains(&JSON_PROTOCOL);
-        let mut accept = Accept::new();
-        if envelope {
-            accept = accept.protocol(JSON_PROTOCOL);
+        let mut accept = Accept::new().subscribe(&channel);
+        if let Some(since) = since {
+            accept = accept.since(since);
         }
-        accept.topic = Some(Topic {
-            name: channel.into_owned(),
-            since,
-            envelope,
-        });
+        if envelope {
+            accept = accept.protocol(JSON_PROTOCOL).envelope();
+        }
         Ok(accept)
     }
 
-    fn message(&self, _: &mut dyn Conn, _: MessageKind, _: &[u8]) -> Reply {
+    fn message(&self, _: &mut Conn<'_, ()>, _: Message<'_>) -> Reply {
         // A subscriber's own messages have nowhere to go.
         Reply::Done
     }

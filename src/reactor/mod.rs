@@ -160,13 +160,15 @@ pub struct Builder {
 
 impl Builder {
     /// `wsreactor serve`'s application ([`App::standard`]) with channels in
-    /// this process ([`LocalHub`]), one worker, the configuration's backlog.
+    /// this process ([`LocalHub`]), and `serve`'s defaults: one worker per
+    /// core, the configuration's backlog.
     pub fn new(settings: Settings) -> Self {
+        let defaults = Config::default();
         Builder {
             settings,
             app: App::standard(),
-            threads: 1,
-            backlog: Config::default().server.backlog,
+            threads: defaults.worker_threads(),
+            backlog: defaults.server.backlog,
             broker: None,
             tls: None,
             tls_bind: None,

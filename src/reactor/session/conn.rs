@@ -1,8 +1,8 @@
-//! The handler's view of an open session ([`crate::app::Conn`]), and the
-//! calls into the handler.
+//! The handler's link to an open session (what a [`crate::app::Conn`]
+//! sends through), and the calls into the handler.
 
 use super::{Access, Action, Env, Flags, Open, Session, State};
-use crate::app::{Conn, ConnId, Handler, UserData};
+use crate::app::{AnyHandler, ConnId, Link, UserData};
 use crate::protocol::{CloseCode, MessageKind, WebSocket};
 use crate::pubsub::{valid_channel, Address, Request};
 use crate::reactor::stamp::Stamp;
@@ -10,8 +10,8 @@ use crate::reactor::stamp::Stamp;
 /// What a handler is lent while it is called.
 pub(super) struct View<'a> {
     pub(super) ws: &'a mut WebSocket,
-    pub(super) close_sent: &'a mut Option<Stamp>,
-    pub(super) data: &'a mut Option<Box<UserData>>,
+    /// Set to `now` when our close goes out ([`Open::close_sent`]).
+    pub(super) last_input: &'a mut Stamp,
     /// Where the connection's own bytes go (the output's owned segment).
     pub(super) out: &'a mut Vec<u8>,
     pub(super) actions: &'a mut Vec<Action>,
@@ -19,7 +19,7 @@ pub(super) struct View<'a> {
     pub(super) now: Stamp,
 }
 
-impl Conn for View<'_> {
+impl Link for View<'_> {
     fn id(&self) -> ConnId {
         self.me
     }
@@ -50,18 +50,14 @@ impl Conn for View<'_> {
     fn close(&mut self, code: CloseCode, reason: &str) {
         if !self.ws.close_state().sent {
             self.ws.close(code, reason, self.out);
-            *self.close_sent = Some(self.now);
+            *self.last_input = self.now;
         }
-    }
-
-    fn user_data(&mut self) -> Option<&mut UserData> {
-        self.data.as_deref_mut()
     }
 }
 
 impl Open {
-    /// This session's handler (its index in the app) and the view of the
-    /// session to lend it, writing to `out`.
+    /// This session's handler (its index in the app), the link to lend
+    /// it, writing to `out`, and the connection's data.
     #[inline]
     pub(super) fn view<'a>(
         &'a mut self,
@@ -69,29 +65,32 @@ impl Open {
         actions: &'a mut Vec<Action>,
         me: Address,
         now: Stamp,
-    ) -> (u16, View<'a>) {
+    ) -> (u16, View<'a>, &'a mut UserData) {
         let view = View {
             ws: &mut self.ws,
-            close_sent: &mut self.close_sent,
-            data: &mut self.data,
+            last_input: &mut self.last_input,
             out,
             actions,
             me,
             now,
         };
-        (self.handler, view)
+        (self.handler, view, &mut self.data)
     }
 }
 
 impl Session {
     /// Call the handler of an open session, lending it a view.
-    pub(super) fn with_handler(&mut self, env: &mut Env<'_>, f: impl FnOnce(&dyn Handler, &mut dyn Conn)) {
+    pub(super) fn with_handler(
+        &mut self,
+        env: &mut Env<'_>,
+        f: impl FnOnce(&dyn AnyHandler, &mut dyn Link, &mut UserData),
+    ) {
         let State::Open(open) = &mut self.state else {
             return;
         };
         let app = env.app;
-        let (handler, mut view) = open.view(self.io.out.buf(env.pool), env.actions, env.me, env.stamp);
-        f(app.handler(handler), &mut view);
+        let (handler, mut view, data) = open.view(self.io.out.buf(env.pool), env.actions, env.me, env.stamp);
+        f(app.handler(handler), &mut view, data);
     }
 
     /// Tell the handler the connection is closing (once).
@@ -103,24 +102,24 @@ impl Session {
         if env.settings.access_log {
             env.actions.push(Action::Access(Access::Closed(code.map(|c| c.0))));
         }
-        self.with_handler(env, |h, conn| h.close(conn, code));
+        self.with_handler(env, |h, link, data| h.close(link, data, code));
     }
 
     /// The session just opened: its handler hears of it.
     pub(super) fn tell_opened(&mut self, env: &mut Env<'_>) {
         if self.io.flags.replace(Flags::JUST_OPENED, false) {
-            self.with_handler(env, |h, conn| h.opened(conn));
+            self.with_handler(env, |h, link, data| h.opened(link, data));
         }
     }
 
     /// Output went below the limit again.
     pub(super) fn drained(&mut self, env: &mut Env<'_>) {
-        self.with_handler(env, |h, conn| h.drain(conn));
+        self.with_handler(env, |h, link, data| h.drain(link, data));
     }
 
     /// A message for this connection from another thread
     /// ([`crate::app::Sender::send`]): sent if the WebSocket is open.
     pub fn handle_send(&mut self, kind: MessageKind, payload: &[u8], env: &mut Env<'_>) {
-        self.with_handler(env, |_, conn| conn.send(kind, payload));
+        self.with_handler(env, |_, link, _| link.send(kind, payload));
     }
 }

@@ -78,7 +78,7 @@ impl Session {
             State::Open(open) if open.ws.close_state().sent => return Delivered::Nothing,
             State::Open(open) => {
                 let Open {
-                    ws, feed, close_sent, ..
+                    ws, feed, last_input, ..
                 } = &mut **open;
                 let Some(feed) = feed else {
                     return Delivered::Nothing;
@@ -91,7 +91,7 @@ impl Session {
                     // (RFC 6455 §7.4.1 via the IANA registry, "Try Again
                     // Later") and it may resume with ?since.
                     ws.close(CloseCode::TRY_AGAIN_LATER, "slow subscriber", io.out.buf(env.pool));
-                    *close_sent = Some(env.stamp);
+                    *last_input = env.stamp;
                 } else {
                     if let (Encoding::JsonFrame, Some(gap)) = (feed.encoding, gap) {
                         ws.send(MessageKind::Text, gap_json(gap).as_bytes(), io.out.buf(env.pool));
@@ -220,7 +220,7 @@ impl Io {
         if let Some(params) = &params {
             ws = ws.with_deflate(params, deflate.min_size);
         }
-        let data = accept.data.map(Box::new);
+        let data = accept.data;
         let Some(topic) = accept.topic else {
             write_switching_protocols(self.out.buf(env.pool), &upgrade, protocol, extension.as_deref());
             return self.opened(ws, None, handler, data, env);
@@ -263,7 +263,7 @@ impl Io {
         ws: WebSocket,
         feed: Option<Box<Feed>>,
         handler: u16,
-        data: Option<Box<UserData>>,
+        data: UserData,
         env: &mut Env<'_>,
     ) -> State {
         env.stats.upgrades.fetch_add(1, Relaxed);
@@ -279,7 +279,6 @@ impl Io {
             ws,
             feed,
             last_input: env.stamp,
-            close_sent: None,
             pinged: false,
             told_close: false,
             handler,
@@ -294,7 +293,7 @@ impl Io {
         &mut self,
         (response, mut ws, json, grant): (Vec<u8>, WebSocket, bool, Option<Grant>),
         handler: u16,
-        data: Option<Box<UserData>>,
+        data: UserData,
         sub: Subscription,
         snapshot: Snapshot,
         env: &mut Env<'_>,

@@ -170,10 +170,10 @@ struct Open {
     ws: WebSocket,
     /// The channel it subscribes to (`None`: the echo endpoint).
     feed: Option<Box<Feed>>,
-    /// When the last input came.
+    /// When the last input came; once our close frame is out, when it
+    /// went out (RFC 6455 §7.1.1: the peer's answer is awaited from then,
+    /// and what else it sends does not extend the wait).
     last_input: Stamp,
-    /// When our close frame went out.
-    close_sent: Option<Stamp>,
     /// A keep-alive ping is out since `last_input`.
     pinged: bool,
     /// The handler's close was called.
@@ -181,7 +181,22 @@ struct Open {
     /// The handler, in `env.app`.
     handler: u16,
     /// The handler's per-connection data.
-    data: Option<Box<UserData>>,
+    data: UserData,
+}
+
+impl Open {
+    /// When our close frame went out, if it did.
+    fn close_sent(&self) -> Option<Stamp> {
+        self.ws.close_state().sent.then_some(self.last_input)
+    }
+
+    /// Start the close handshake at `now` (once).
+    fn close(&mut self, code: CloseCode, reason: &str, now: Stamp, out: &mut Vec<u8>) {
+        if !self.ws.close_state().sent {
+            self.ws.close(code, reason, out);
+            self.last_input = now;
+        }
+    }
 }
 
 impl State {
@@ -355,8 +370,10 @@ impl Session {
         }
         env.stats.bytes_in.fetch_add(n as u64, Relaxed);
         if let State::Open(open) = &mut self.state {
-            open.pinged = false;
-            open.last_input = env.stamp;
+            if !open.ws.close_state().sent {
+                open.pinged = false;
+                open.last_input = env.stamp;
+            }
         }
     }
 
@@ -443,7 +460,7 @@ impl Session {
         let state = match &self.state {
             State::Request { since, .. } => since.plus(s.handshake_timeout),
             State::Body { since, .. } | State::Waiting { since, .. } => since.plus(s.request_timeout),
-            State::Open(open) => match (open.close_sent, open.pinged) {
+            State::Open(open) => match (open.close_sent(), open.pinged) {
                 (Some(at), _) => at.plus(s.close_timeout),
                 (None, true) => open.last_input.plus(s.idle_timeout),
                 (None, false) => open.last_input.plus(s.idle_timeout / 2),
@@ -498,15 +515,13 @@ impl Session {
                 self.state = io.refuse_broker(e, env);
             }
             // §7.1.1: the peer had its chance to answer our close.
-            State::Open(open) if open.close_sent.is_some_and(|at| now.since(at) >= s.close_timeout) => {
+            State::Open(open) if open.close_sent().is_some_and(|at| now.since(at) >= s.close_timeout) => {
                 return Err(Dead)
             }
-            State::Open(open) if open.close_sent.is_none() => {
+            State::Open(open) if open.close_sent().is_none() => {
                 let quiet = now.since(open.last_input);
                 if quiet >= s.idle_timeout {
-                    open.ws
-                        .close(CloseCode::GOING_AWAY, "idle timeout", io.out.buf(env.pool));
-                    open.close_sent = Some(now);
+                    open.close(CloseCode::GOING_AWAY, "idle timeout", now, io.out.buf(env.pool));
                 } else if !open.pinged && quiet >= s.idle_timeout / 2 {
                     // Half the idle time without input: a pong proves the peer alive.
                     open.ws.send_ping(b"", io.out.buf(env.pool));
@@ -537,10 +552,13 @@ impl Session {
             | State::Waiting { .. }
             | State::Poll { .. }
             | State::Sse { .. } => Err(Dead),
-            State::Open(open) if open.close_sent.is_none() => {
-                open.ws
-                    .close(CloseCode::GOING_AWAY, "server shutting down", self.io.out.buf(env.pool));
-                open.close_sent = Some(env.stamp);
+            State::Open(open) if open.close_sent().is_none() => {
+                open.close(
+                    CloseCode::GOING_AWAY,
+                    "server shutting down",
+                    env.stamp,
+                    self.io.out.buf(env.pool),
+                );
                 Ok(())
             }
             State::Open(_) | State::Closing { .. } => Ok(()),

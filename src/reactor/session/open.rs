@@ -42,8 +42,8 @@ impl Session {
                         }
                         Some(Event::Message(kind, payload)) => {
                             env.stats.messages_in.fetch_add(1, Relaxed);
-                            let (handler, mut view) = open.view(out, env.actions, env.me, env.stamp);
-                            let reply = app.handler(handler).message(&mut view, kind, &payload);
+                            let (handler, mut view, data) = open.view(out, env.actions, env.me, env.stamp);
+                            let reply = app.handler(handler).message(&mut view, data, kind, &payload);
                             let ws = &mut open.ws;
                             if reply == Reply::Echo {
                                 match in_place(&payload, consumed, buffered, size) {

@@ -37,7 +37,7 @@ pub enum Wait {
         ws: WebSocket,
         json: bool,
         handler: u16,
-        data: Option<Box<UserData>>,
+        data: UserData,
         grant: Option<Grant>,
     },
     /// A long poll; `wait_ms`: its `wait=S` (capped), if given.

@@ -653,6 +653,22 @@ fn test_open_server_shutdown_closes_with_1001() {
     assert_eq!(s.deadline(&b.settings), b.now.plus(b.settings.close_timeout));
 }
 
+/// RFC 6455 §7.1.1: after our close the peer has close_timeout to answer,
+/// counted from our close; data it keeps sending does not extend it.
+#[test]
+fn test_open_input_after_our_close_does_not_extend_the_close_wait() {
+    let mut b = Bench::new();
+    let mut s = open_echo(&mut b);
+    assert_eq!(s.handle_server_shutdown(&mut b.env()), Ok(()));
+    let closed_at = b.now;
+    b.output(&mut s);
+    b.later(b.settings.close_timeout / 2);
+    b.input(&mut s, &masked(MessageKind::Text, b"still here"));
+    assert_eq!(s.deadline(&b.settings), closed_at.plus(b.settings.close_timeout));
+    b.later(b.settings.close_timeout / 2);
+    assert_eq!(b.timeout(&mut s), Err(Dead));
+}
+
 #[test]
 fn test_open_delivery_reaches_a_subscriber_once() {
     let mut b = Bench::new();

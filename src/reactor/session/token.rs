@@ -109,10 +109,7 @@ impl Open {
             // The channel stopped being private: nothing to refresh.
             Ok(None) => {}
             Err(denied) => {
-                if !self.ws.close_state().sent {
-                    self.ws.close(CloseCode::POLICY_VIOLATION, &denied.to_string(), out);
-                    self.close_sent = Some(env.stamp);
-                }
+                self.close(CloseCode::POLICY_VIOLATION, &denied.to_string(), env.stamp, out);
             }
         }
         true
@@ -149,10 +146,7 @@ impl Session {
         }
         match &mut self.state {
             State::Open(open) => {
-                if !open.ws.close_state().sent {
-                    open.ws.close(TOKEN_EXPIRED, "token expired", self.io.out.buf(env.pool));
-                    open.close_sent = Some(env.stamp);
-                }
+                open.close(TOKEN_EXPIRED, "token expired", env.stamp, self.io.out.buf(env.pool));
                 self.end_feed(env);
             }
             State::Sse { .. } => {

@@ -1,0 +1,301 @@
+//! The WebSocket side of an application: a [`Handler`] accepts or refuses
+//! an upgrade, keeps data of its own type with each connection it accepts,
+//! and hears of messages, drained output and the close through a typed
+//! [`Conn`].
+
+use super::erased::Link;
+use crate::protocol::http::{RequestHead, Status};
+use crate::protocol::{CloseCode, MessageKind};
+use crate::pubsub::Address;
+use std::fmt;
+
+/// A connection's address, valid from any thread for as long as the
+/// connection lives (a message sent to a gone one is dropped).
+pub type ConnId = Address;
+
+/// A WebSocket application.
+///
+/// One value serves every connection of its route, on every worker thread
+/// (hence `Sync`); what belongs to one connection is its [`Handler::Data`],
+/// given when the handler accepts it and lent back on every call.
+pub trait Handler: Send + Sync + 'static {
+    /// What the handler keeps with each connection (`()` for nothing).
+    type Data: Send + 'static;
+
+    /// A client asks for a WebSocket at `upgrade.path()` (RFC 6455 §4.2.1
+    /// already checked): accept it, or refuse it with a status and why.
+    fn open(&self, upgrade: &Upgrade<'_, '_>) -> Result<Accept<Self::Data>, Refusal>;
+
+    /// The connection is open (the 101 is queued): the first moment it can
+    /// be sent to.
+    fn opened(&self, conn: &mut Conn<'_, Self::Data>) {
+        let _ = conn;
+    }
+
+    /// A whole message arrived (a text one is valid UTF-8, RFC 6455 §8.1).
+    fn message(&self, conn: &mut Conn<'_, Self::Data>, message: Message<'_>) -> Reply;
+
+    /// Output that was over `write_buffer_limit` went out: there is room
+    /// to send again.
+    fn drain(&self, conn: &mut Conn<'_, Self::Data>) {
+        let _ = conn;
+    }
+
+    /// The connection is closing or gone: `code` is the peer's close code,
+    /// if it sent one. Called once, and nothing can be sent any more.
+    fn close(&self, conn: &mut Conn<'_, Self::Data>, code: Option<CloseCode>) {
+        let _ = (conn, code);
+    }
+}
+
+/// A whole WebSocket message (RFC 6455 §5.6), as a handler gets and sends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// A text message: UTF-8, checked by the protocol before any handler sees it.
+    Text(&'a str),
+    /// A binary message.
+    Binary(&'a [u8]),
+}
+
+impl<'a> Message<'a> {
+    /// Its opcode's kind.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Message::Text(_) => MessageKind::Text,
+            Message::Binary(_) => MessageKind::Binary,
+        }
+    }
+
+    /// Its payload.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        match self {
+            Message::Text(t) => t.as_bytes(),
+            Message::Binary(b) => b,
+        }
+    }
+
+    /// A message of `kind` with `payload`; `None` for text that is not UTF-8.
+    pub fn new(kind: MessageKind, payload: &'a [u8]) -> Option<Self> {
+        match kind {
+            MessageKind::Text => std::str::from_utf8(payload).ok().map(Message::Text),
+            MessageKind::Binary => Some(Message::Binary(payload)),
+        }
+    }
+}
+
+/// What a handler does with a message besides what it sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// Nothing more.
+    Done,
+    /// Send the same message back; a large one goes out of the buffer it
+    /// arrived in, without a copy.
+    Echo,
+}
+
+/// An upgrade request, as a handler sees it.
+pub struct Upgrade<'a, 'h> {
+    pub(crate) head: &'a RequestHead<'a, 'h>,
+    pub(crate) protocols: &'a [&'a str],
+    /// The path after the handler's route ([`super::App::websocket`]).
+    pub(crate) rest: &'a str,
+}
+
+impl Upgrade<'_, '_> {
+    /// The path, without the query.
+    pub fn path(&self) -> &str {
+        self.head.path()
+    }
+
+    /// For a handler on a prefix route, the whole path after the prefix,
+    /// as sent (not percent-decoded, not split): `/chat/lobby/x` at route
+    /// `/chat/` is `lobby/x`. Empty for an exact route. A handler that
+    /// takes a name from the path takes all of it and checks it (the push
+    /// server's subscriber takes a channel name, [`crate::pubsub::channel_name`]):
+    /// taking one segment of it would let `/chat/allowed/other` reach
+    /// `other` past a proxy's rule on the prefix.
+    pub fn rest(&self) -> &str {
+        self.rest
+    }
+
+    /// The query string, without the `?`.
+    pub fn query(&self) -> Option<&str> {
+        self.head.query()
+    }
+
+    /// The subprotocols the client offered (`Sec-WebSocket-Protocol`), in its order.
+    pub fn protocols(&self) -> &[&str] {
+        self.protocols
+    }
+
+    /// The value of header `name` (case-insensitive), if it appears once.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.head.single(name).ok().flatten()
+    }
+
+    /// The request head, for what the accessors above do not give.
+    pub fn head(&self) -> &RequestHead<'_, '_> {
+        self.head
+    }
+}
+
+/// A handler's acceptance of an upgrade, with the connection's data.
+pub struct Accept<D = ()> {
+    pub(crate) protocol: Option<String>,
+    pub(crate) topic: Option<Topic>,
+    pub(crate) data: D,
+}
+
+/// A topic to subscribe a connection to before its 101 is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Topic {
+    pub(crate) name: String,
+    pub(crate) since: Option<u64>,
+    /// Messages in the `wsreactor.json` envelope, gaps told.
+    pub(crate) envelope: bool,
+}
+
+impl Accept<()> {
+    /// Accept with no subprotocol, no topic, and no data.
+    pub fn new() -> Self {
+        Accept {
+            protocol: None,
+            topic: None,
+            data: (),
+        }
+    }
+}
+
+impl Default for Accept<()> {
+    fn default() -> Self {
+        Accept::new()
+    }
+}
+
+impl<D> Accept<D> {
+    /// Keep `data` with the connection: every call of the handler for it
+    /// lends it back ([`Conn::data`]).
+    pub fn data<E>(self, data: E) -> Accept<E> {
+        Accept {
+            protocol: self.protocol,
+            topic: self.topic,
+            data,
+        }
+    }
+
+    /// Speak `protocol`, which must be one the client offered (RFC 6455
+    /// §4.2.2 step 5).
+    pub fn protocol(mut self, protocol: &str) -> Self {
+        self.protocol = Some(protocol.to_string());
+        self
+    }
+
+    /// Subscribe the connection to `topic` (a channel of the broker; its
+    /// name as [`crate::pubsub::valid_channel`] allows) before it opens:
+    /// everything published to the topic from then on is sent to it, as a
+    /// frame of the published kind. A topic that is not a channel name,
+    /// which the HTTP routes could not name, refuses the upgrade with 400
+    /// instead.
+    pub fn subscribe(mut self, topic: &str) -> Self {
+        self.topic = Some(Topic {
+            name: topic.to_string(),
+            since: None,
+            envelope: false,
+        });
+        self
+    }
+
+    /// Start the subscription after message `id` (a cursor the client
+    /// sent): what the topic's history holds after it is sent first, and a
+    /// gap the history cannot fill is told (in the envelope). Without a
+    /// [`subscribe`](Self::subscribe), nothing.
+    pub fn since(mut self, id: u64) -> Self {
+        if let Some(topic) = &mut self.topic {
+            topic.since = Some(id);
+        }
+        self
+    }
+
+    /// Send the topic's messages in the `wsreactor.json` envelope (text
+    /// frames with their ids, channel and kind, and gap notices), instead
+    /// of as bare frames. Without a [`subscribe`](Self::subscribe), nothing.
+    pub fn envelope(mut self) -> Self {
+        if let Some(topic) = &mut self.topic {
+            topic.envelope = true;
+        }
+        self
+    }
+}
+
+impl<D> fmt::Debug for Accept<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Accept")
+            .field("protocol", &self.protocol)
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A refused upgrade: the status and why (sent as the body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The HTTP status.
+    pub status: Status,
+    /// Why, in a few words.
+    pub why: String,
+}
+
+impl Refusal {
+    /// Refuse with `status` because `why`.
+    pub fn new(status: Status, why: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            why: why.into(),
+        }
+    }
+}
+
+/// The connection a handler is called for, with the data it keeps.
+pub struct Conn<'a, D> {
+    pub(crate) link: &'a mut dyn Link,
+    pub(crate) data: &'a mut D,
+}
+
+impl<D> Conn<'_, D> {
+    /// This connection's address, for a [`super::Sender`].
+    pub fn id(&self) -> ConnId {
+        self.link.id()
+    }
+
+    /// The data the handler accepted the connection with.
+    pub fn data(&mut self) -> &mut D {
+        self.data
+    }
+
+    /// Queue a message (dropped once our close is sent, RFC 6455 §5.5.1).
+    pub fn send(&mut self, message: Message<'_>) {
+        self.link.send(message.kind(), message.as_bytes());
+    }
+
+    /// Queue a text message.
+    pub fn send_text(&mut self, text: &str) {
+        self.send(Message::Text(text));
+    }
+
+    /// Queue a binary message.
+    pub fn send_binary(&mut self, bytes: &[u8]) {
+        self.send(Message::Binary(bytes));
+    }
+
+    /// Publish to a topic: every connection subscribed to it, on every
+    /// worker, gets it. A topic that is not a channel name
+    /// ([`crate::pubsub::valid_channel`]) is dropped and logged.
+    pub fn publish(&mut self, topic: &str, message: Message<'_>) {
+        self.link.publish(topic, message.kind(), message.as_bytes());
+    }
+
+    /// Start the close handshake (RFC 6455 §7.1.2).
+    pub fn close(&mut self, code: CloseCode, reason: &str) {
+        self.link.close(code, reason);
+    }
+}
