@@ -16,6 +16,7 @@
 //! or refuse the token: this server understands none, so a header with
 //! `crit` in it, whatever its value, is refused.
 
+use crate::protocol::http::RequestHead;
 use crate::protocol::CloseCode;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
@@ -245,6 +246,24 @@ impl JoseHeader {
             crit: map.contains_key("crit"),
         })
     }
+}
+
+/// The token a request carries: `?token=` (all a browser's WebSocket and
+/// EventSource can send), else `Authorization: Bearer` (RFC 6750 §2.1).
+pub fn request_token<'b>(head: &RequestHead<'b, '_>) -> Option<&'b [u8]> {
+    let query = head.query().and_then(|q| {
+        q.split('&')
+            .find_map(|pair| pair.strip_prefix("token="))
+            .map(str::as_bytes)
+    });
+    query.or_else(|| bearer(head))
+}
+
+/// The token of `Authorization: Bearer <token>` (RFC 6750 §2.1).
+pub fn bearer<'b>(head: &RequestHead<'b, '_>) -> Option<&'b [u8]> {
+    let value = head.single("authorization").ok().flatten()?.trim_ascii();
+    let (scheme, token) = value.split_at(value.iter().position(|&b| b == b' ')?);
+    scheme.eq_ignore_ascii_case(b"bearer").then(|| token.trim_ascii())
 }
 
 /// Does `name` match `pattern`, where `*` stands for any run of characters

@@ -50,10 +50,10 @@
 pub mod app;
 pub mod auth;
 pub mod config;
-pub mod http;
 pub mod load;
 pub mod protocol;
 pub mod pubsub;
+pub mod push;
 pub mod reactor;
 pub mod stats;
 pub mod sys;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use wsreactor::app::{Accept, App, Conn, ConnId, Handler, Message, Refusal, Reply, Upgrade};
 use wsreactor::protocol::http::Status;
 use wsreactor::protocol::CloseCode;
+use wsreactor::push::PushServer;
 use wsreactor::reactor::Builder;
 
 /// Counts each connection's messages in its user data, answers with the

@@ -3,61 +3,12 @@
 
 mod common;
 
+use common::example::Example;
 use common::*;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// The example's binary: cargo builds it beside this test for `cargo test`
-/// (all targets); `cargo test --test chat` alone does not, so it is built
-/// here then, with this test's profile.
-fn example() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path = profile_dir.join("examples").join("chat");
-    if !path.exists() {
-        let mut build = Command::new(env!("CARGO"));
-        // The profile's directory is its name, but for `dev`'s (`debug`).
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => "dev",
-            Some(name) => name,
-        };
-        build.args(["build", "--example", "chat", "--profile", profile]);
-        assert!(build.status().unwrap().success(), "cargo build --example chat");
-    }
-    path
-}
-
-/// The running example, stopped (by its pid) when dropped.
-struct Chat {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Chat {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start() -> Chat {
-    let mut child = Command::new(example())
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the chat example is built with the tests");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    // "chat on ws://127.0.0.1:PORT/chat/{room}?name=you"
-    let addr = line.split("ws://").nth(1).and_then(|s| s.split('/').next()).unwrap();
-    Chat {
-        addr: addr.parse().unwrap(),
-        child,
-    }
+fn start() -> Example {
+    Example::start("chat")
 }
 
 fn line(c: &mut Client) -> String {

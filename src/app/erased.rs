@@ -1,11 +1,17 @@
-//! How the reactor holds handlers of every type: each [`Handler`] behind
+//! How the reactor holds handlers of every type: each [`Handler`] and
+//! [`HttpHandler`] behind
 //! one object-safe trait, its per-connection data as `dyn Any`. The
 //! downcasts live here, once, and always succeed (a connection's data was
-//! made by its own handler's `open`); no handler ever sees them.
+//! made by its own handler's `open` or `request`); no handler ever sees
+//! them.
 
-use super::websocket::{Accept, Conn, ConnId, Handler, Message, Refusal, Reply, Topic, Upgrade};
+use super::http::{Context, Delivery, HttpHandler, Next, Request, Response, ServerInfo, Wake};
+use super::websocket::{Accept, Conn, ConnId, Handler, Message as WsMessage, Refusal, Reply, Topic, Upgrade};
+use crate::protocol::http::Status;
 use crate::protocol::{CloseCode, MessageKind};
+use crate::pubsub::{Answer, Message, Subscription};
 use std::any::Any;
+use std::sync::Arc;
 
 /// A connection's handler data, type-erased.
 pub(crate) type UserData = Box<dyn Any + Send>;
@@ -54,7 +60,7 @@ impl<H: Handler> AnyHandler for H {
     fn message(&self, link: &mut dyn Link, data: &mut UserData, kind: MessageKind, payload: &[u8]) -> Reply {
         // The protocol checked a text message's UTF-8 (RFC 6455 §8.1); one
         // that is not would have closed the connection with 1007.
-        let (Some(mut conn), Some(message)) = (conn::<H::Data>(link, data), Message::new(kind, payload)) else {
+        let (Some(mut conn), Some(message)) = (conn::<H::Data>(link, data), WsMessage::new(kind, payload)) else {
             return Reply::Done;
         };
         Handler::message(self, &mut conn, message)
@@ -80,4 +86,134 @@ fn conn<'a, D: 'static>(link: &'a mut dyn Link, data: &'a mut UserData) -> Optio
     let data = data.downcast_mut::<D>();
     debug_assert!(data.is_some(), "a connection's data is its handler's type");
     Some(Conn { link, data: data? })
+}
+
+/// What the session lends an HTTP handler's [`super::http::Context`].
+pub(crate) trait HttpLink {
+    fn server(&self) -> &dyn ServerInfo;
+    fn unsubscribe(&mut self, sub: Subscription);
+    fn write(&mut self, bytes: &[u8]);
+    fn write_shared(&mut self, bytes: Arc<[u8]>);
+}
+
+/// A step's outcome, its data erased.
+pub(crate) type AnyNext = Next<UserData>;
+
+/// An [`HttpHandler`] of any data type.
+pub(crate) trait AnyHttpHandler: Send + Sync {
+    fn request(&self, request: &Request<'_, '_>, cx: &mut Context<'_>) -> AnyNext;
+    fn body(&self, data: UserData, body: &[u8], cx: &mut Context<'_>) -> AnyNext;
+    fn answer(&self, data: UserData, answer: Answer, cx: &mut Context<'_>) -> AnyNext;
+    fn deliver(&self, data: &mut UserData, message: &Arc<Message>, cx: &mut Context<'_>) -> Delivery;
+    fn wake(&self, data: UserData, wake: Wake, cx: &mut Context<'_>) -> AnyNext;
+    fn heartbeat(&self, data: &mut UserData, cx: &mut Context<'_>);
+    fn expired(&self, data: &mut UserData, cx: &mut Context<'_>);
+}
+
+/// The data back as its handler's type; `None` only if it is another
+/// handler's, which the session never lets happen.
+fn typed<D: 'static>(data: UserData) -> Option<D> {
+    let data = data.downcast::<D>().ok();
+    debug_assert!(data.is_some(), "a request's data is its handler's type");
+    data.map(|d| *d)
+}
+
+fn typed_mut<D: 'static>(data: &mut UserData) -> Option<&mut D> {
+    let data = data.downcast_mut::<D>();
+    debug_assert!(data.is_some(), "a request's data is its handler's type");
+    data
+}
+
+fn erase<D: Send + 'static>(next: Next<D>) -> AnyNext {
+    match next {
+        Next::Respond(r) => Next::Respond(r),
+        Next::ReadBody { data, limit } => Next::ReadBody {
+            data: Box::new(data),
+            limit,
+        },
+        Next::Ask { data, request } => Next::Ask {
+            data: Box::new(data),
+            request,
+        },
+        Next::Park {
+            data,
+            subscription,
+            wait,
+            expires,
+        } => Next::Park {
+            data: Box::new(data),
+            subscription,
+            wait,
+            expires,
+        },
+        Next::Stream {
+            data,
+            subscription,
+            head,
+            heartbeat,
+            expires,
+        } => Next::Stream {
+            data: Box::new(data),
+            subscription,
+            head,
+            heartbeat,
+            expires,
+        },
+    }
+}
+
+/// What a step whose data was lost answers (never, see [`typed`]).
+fn lost() -> AnyNext {
+    Next::Respond(Response::refuse(Status::INTERNAL_ERROR, "the request's state was lost"))
+}
+
+impl<H: HttpHandler> AnyHttpHandler for H {
+    fn request(&self, request: &Request<'_, '_>, cx: &mut Context<'_>) -> AnyNext {
+        erase(HttpHandler::request(self, request, cx))
+    }
+
+    fn body(&self, data: UserData, body: &[u8], cx: &mut Context<'_>) -> AnyNext {
+        match typed::<H::Data>(data) {
+            Some(data) => erase(HttpHandler::body(self, data, body, cx)),
+            None => lost(),
+        }
+    }
+
+    fn answer(&self, data: UserData, answer: Answer, cx: &mut Context<'_>) -> AnyNext {
+        match typed::<H::Data>(data) {
+            Some(data) => erase(HttpHandler::answer(self, data, answer, cx)),
+            None => {
+                if let Answer::Subscribed(Ok((sub, _))) = answer {
+                    cx.unsubscribe(sub);
+                }
+                lost()
+            }
+        }
+    }
+
+    fn deliver(&self, data: &mut UserData, message: &Arc<Message>, cx: &mut Context<'_>) -> Delivery {
+        match typed_mut::<H::Data>(data) {
+            Some(data) => HttpHandler::deliver(self, data, message, cx),
+            None => Delivery::End,
+        }
+    }
+
+    fn wake(&self, data: UserData, wake: Wake, cx: &mut Context<'_>) -> AnyNext {
+        match typed::<H::Data>(data) {
+            Some(data) => erase(HttpHandler::wake(self, data, wake, cx)),
+            None => lost(),
+        }
+    }
+
+    fn heartbeat(&self, data: &mut UserData, cx: &mut Context<'_>) {
+        if let Some(data) = typed_mut::<H::Data>(data) {
+            HttpHandler::heartbeat(self, data, cx);
+        }
+    }
+
+    fn expired(&self, data: &mut UserData, cx: &mut Context<'_>) {
+        if let Some(data) = typed_mut::<H::Data>(data) {
+            HttpHandler::expired(self, data, cx);
+        }
+    }
 }

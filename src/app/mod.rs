@@ -16,26 +16,78 @@
 //! HTTP transports (publish, long poll, SSE), `/healthz`, `/metrics` and the
 //! demo page are routes of the session that an [`App`] switches on.
 
-mod builtin;
+mod echo;
 mod erased;
+mod http;
+mod origin;
 mod sender;
 mod websocket;
 
-pub use builtin::{Echo, Subscriber, JSON_PROTOCOL};
-pub(crate) use erased::{AnyHandler, Link, UserData};
+pub use echo::Echo;
+pub(crate) use erased::{AnyHandler, AnyHttpHandler, AnyNext, HttpLink, Link, UserData};
+pub(crate) use http::Part;
+pub use http::{Context, Delivery, HttpHandler, Next, Request, Response, ServerInfo, Wake};
+pub use origin::Origin;
 pub use sender::Sender;
 pub use websocket::{Accept, Conn, ConnId, Handler, Message, Refusal, Reply, Upgrade};
 
 use std::fmt;
 use std::sync::Arc;
 
-/// What the server runs: WebSocket handlers by path, and which built-in
-/// HTTP routes it serves.
+/// What the server runs: WebSocket and HTTP handlers by path.
+///
+/// A path ending in `/` is a prefix: `/chat/` takes `/chat/lobby` and
+/// `/chat/` itself (the handler sees the rest, [`Upgrade::rest`]). The
+/// first match wins. A path with both kinds of handler sends WebSocket
+/// upgrades to the WebSocket one and every other request to the HTTP one.
 #[derive(Clone, Default)]
 pub struct App {
-    handlers: Vec<(Box<str>, Arc<dyn AnyHandler>)>,
-    pub(crate) push: bool,
-    pub(crate) pages: bool,
+    websocket: Routes<dyn AnyHandler>,
+    http: Routes<dyn AnyHttpHandler>,
+}
+
+/// Handlers by path, in the order they were added.
+struct Routes<H: ?Sized>(Vec<(Box<str>, Arc<H>)>);
+
+impl<H: ?Sized> Default for Routes<H> {
+    fn default() -> Self {
+        Routes(Vec::new())
+    }
+}
+
+impl<H: ?Sized> Clone for Routes<H> {
+    fn clone(&self) -> Self {
+        Routes(self.0.clone())
+    }
+}
+
+impl<H: ?Sized> Routes<H> {
+    /// The first handler whose route takes `path`, by index.
+    fn find(&self, path: &str) -> Option<u16> {
+        let i = self.0.iter().position(|(route, _)| match route.strip_suffix('/') {
+            Some(_) if route.len() > 1 => path.starts_with(&**route),
+            _ => path == &**route,
+        })?;
+        u16::try_from(i).ok()
+    }
+
+    /// What follows route `i`'s prefix in `path` (a path [`find`](Self::find)
+    /// gave it); empty for an exact route.
+    fn rest<'p>(&self, i: u16, path: &'p str) -> &'p str {
+        let route = &*self.0[usize::from(i)].0;
+        match route.strip_suffix('/') {
+            Some(_) if route.len() > 1 => path.get(route.len()..).unwrap_or_default(),
+            _ => "",
+        }
+    }
+
+    fn get(&self, i: u16) -> &H {
+        &self.0[usize::from(i)].1
+    }
+
+    fn paths(&self) -> Vec<&str> {
+        self.0.iter().map(|(p, _)| &**p).collect()
+    }
 }
 
 impl App {
@@ -44,66 +96,54 @@ impl App {
         App::default()
     }
 
-    /// What `wsreactor serve` runs: the echo at `/`, the push server
-    /// (`/ws/`, `/pub/`, `/poll/`, `/sse/`), `/healthz`, `/metrics` and the
-    /// demo page.
-    pub fn standard() -> Self {
-        App::new().websocket("/", Echo).push_server().pages()
-    }
-
-    /// Upgrades at `path` go to `handler`; a path ending in `/` is a
-    /// prefix (`/chat/` takes `/chat/lobby`). The first match wins.
+    /// Upgrades at `path` go to `handler`.
     pub fn websocket(mut self, path: &str, handler: impl Handler) -> Self {
-        self.handlers.push((path.into(), Arc::new(handler)));
+        self.websocket.0.push((path.into(), Arc::new(handler)));
         self
     }
 
-    /// The push server: WebSocket subscribers at `/ws/{channel}`
-    /// ([`Subscriber`]), and publishing, long polling and Server-Sent
-    /// Events over HTTP.
-    pub fn push_server(mut self) -> Self {
-        self.push = true;
-        self.websocket("/ws/", Subscriber)
-    }
-
-    /// `/healthz`, `/metrics`, and the demo page at `GET /`.
-    pub fn pages(mut self) -> Self {
-        self.pages = true;
+    /// Plain HTTP requests at `path` go to `handler`.
+    pub fn http(mut self, path: &str, handler: impl HttpHandler) -> Self {
+        self.http.0.push((path.into(), Arc::new(handler)));
         self
     }
 
-    /// The handler for an upgrade at `path`, by index.
-    pub(crate) fn route(&self, path: &str) -> Option<u16> {
-        let i = self.handlers.iter().position(|(p, _)| match p.strip_suffix('/') {
-            Some(_) if p.len() > 1 => path.starts_with(&**p) && path.len() > p.len(),
-            _ => path == &**p,
-        })?;
-        u16::try_from(i).ok()
+    /// The WebSocket handler for `path`, by index.
+    pub(crate) fn websocket_route(&self, path: &str) -> Option<u16> {
+        self.websocket.find(path)
     }
 
-    /// What follows handler `i`'s prefix in `path` (a path [`route`](Self::route)
-    /// gave it); empty for an exact route.
-    pub(crate) fn rest<'p>(&self, i: u16, path: &'p str) -> &'p str {
-        let prefix = &*self.handlers[usize::from(i)].0;
-        match prefix.strip_suffix('/') {
-            Some(_) if prefix.len() > 1 => path.get(prefix.len()..).unwrap_or_default(),
-            _ => "",
-        }
+    /// The HTTP handler for `path`, by index.
+    pub(crate) fn http_route(&self, path: &str) -> Option<u16> {
+        self.http.find(path)
     }
 
-    /// Handler `i` (from [`route`](Self::route)).
+    /// What follows WebSocket handler `i`'s prefix in `path`.
+    pub(crate) fn websocket_rest<'p>(&self, i: u16, path: &'p str) -> &'p str {
+        self.websocket.rest(i, path)
+    }
+
+    /// What follows HTTP handler `i`'s prefix in `path`.
+    pub(crate) fn http_rest<'p>(&self, i: u16, path: &'p str) -> &'p str {
+        self.http.rest(i, path)
+    }
+
+    /// WebSocket handler `i`.
     pub(crate) fn handler(&self, i: u16) -> &dyn AnyHandler {
-        &*self.handlers[usize::from(i)].1
+        self.websocket.get(i)
+    }
+
+    /// HTTP handler `i`.
+    pub(crate) fn http_handler(&self, i: u16) -> &dyn AnyHttpHandler {
+        self.http.get(i)
     }
 }
 
 impl fmt::Debug for App {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let paths: Vec<&str> = self.handlers.iter().map(|(p, _)| &**p).collect();
         f.debug_struct("App")
-            .field("websocket", &paths)
-            .field("push", &self.push)
-            .field("pages", &self.pages)
+            .field("websocket", &self.websocket.paths())
+            .field("http", &self.http.paths())
             .finish()
     }
 }

@@ -16,12 +16,14 @@
 //! inboxes (and the wakers in them) and lends them to the broker it is
 //! started with ([`crate::reactor::start_with_broker`]).
 
+mod cursor;
 pub mod hub;
 pub mod idempotency;
 pub mod message;
 #[cfg(feature = "redis")]
 pub mod redis;
 
+pub use cursor::Cursor;
 pub use hub::{Command, Inbox, LocalHub, Mail};
 pub use message::{Encoding, Message};
 

@@ -159,14 +159,14 @@ pub struct Builder {
 }
 
 impl Builder {
-    /// `wsreactor serve`'s application ([`App::standard`]) with channels in
+    /// `wsreactor serve`'s application ([`crate::push::standard`]) with channels in
     /// this process ([`LocalHub`]), and `serve`'s defaults: one worker per
     /// core, the configuration's backlog.
     pub fn new(settings: Settings) -> Self {
         let defaults = Config::default();
         Builder {
             settings,
-            app: App::standard(),
+            app: crate::push::standard(),
             threads: defaults.worker_threads(),
             backlog: defaults.server.backlog,
             broker: None,
@@ -243,7 +243,7 @@ impl Builder {
 }
 
 /// Bind `threads` listeners on `addr` and start one worker on each, with
-/// [`App::standard`] and channels in this process ([`LocalHub`]).
+/// [`crate::push::standard`] and channels in this process ([`LocalHub`]).
 pub fn start(addr: SocketAddr, threads: usize, backlog: u32, settings: Settings) -> io::Result<ServerHandle> {
     Builder::new(settings).threads(threads).backlog(backlog).start(addr)
 }

@@ -12,6 +12,7 @@
 
 pub mod certs;
 pub mod chromium;
+pub mod example;
 pub mod venv;
 
 use std::io::{ErrorKind, Read, Write};

@@ -1,53 +1,39 @@
-//! Channel subscriptions on a session: a WebSocket subscriber (`Open`
-//! with a feed), a parked long poll (`Poll`) and an event stream (`Sse`).
+//! WebSocket upgrades ([`crate::app::Handler::open`]) and a WebSocket's
+//! topic subscription (`Open` with a feed); a parked request's or a
+//! stream's deliveries are their HTTP handler's ([`super::handler`]).
 //!
-//! Every subscription is live before its answer head is queued: the
-//! session asks the broker and waits (`Waiting`); the broker counts the
-//! subscriber and snapshots the history, so a message published after the
-//! client saw the 101 (or the 200 head of an event stream) reaches it. The
-//! feed's cursor is the last id the connection was given; anything at or
-//! below it is skipped, which makes replay-then-live free of gaps and
-//! duplicates.
+//! A subscription is live before the 101 is queued: the session asks the
+//! broker and waits (`Waiting`); the broker counts the subscriber and
+//! snapshots the history, so a message published after the client saw the
+//! 101 reaches it. The feed's cursor is the last id the connection was
+//! given; anything at or below it is skipped, which makes
+//! replay-then-live free of gaps and duplicates.
 
-use super::request::Wait;
 use super::token::Expiry;
-use super::{Access, Action, Env, Flags, Io, Open, Session, State};
+use super::{Access, Action, Env, Flags, Io, Open, Session, State, Wait};
 use crate::app::{Upgrade, UserData};
 use crate::auth::Grant;
-use crate::http::{query_u64, NotANumber};
 use crate::protocol::deflate::{negotiate, DeflateParams};
 use crate::protocol::handshake::{validate_upgrade, write_switching_protocols};
 use crate::protocol::http::{RequestHead, Status};
 use crate::protocol::{CloseCode, MessageKind, WebSocket};
-use crate::pubsub::message::{gap_json, gap_object};
-use crate::pubsub::{valid_channel, Encoding, Gap, Message, Request, Snapshot, Subscription};
+use crate::pubsub::message::gap_json;
+use crate::pubsub::{valid_channel, Answer, Cursor, Encoding, HubError, Message, Request, Snapshot, Subscription};
 use crate::stats::Transport;
-use std::io::Write;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-/// A session's subscription to one channel.
+/// A WebSocket's subscription to one topic.
 #[derive(Debug)]
 pub struct Feed {
     /// The broker's handle, given back when the feed ends.
     pub sub: Subscription,
     /// The last id given to the client (or known to be missed).
-    cursor: u64,
-    /// The start of the numbering `cursor` is of ([`Message::epoch_start`]).
-    epoch_start: u64,
+    cursor: Cursor,
     /// How messages are put on this connection's wire.
     encoding: Encoding,
-    /// A poll's answer being gathered: messages and whether ids were
-    /// missed (and whether the cursor asked from was not vouched for).
-    pending: Vec<Arc<Message>>,
-    gap: bool,
-    reset: bool,
-    /// The poll asked for `Connection: close`.
-    close: bool,
     /// When the token of a private channel ends.
     pub(super) expiry: Option<Expiry>,
-    /// A long poll's `wait=S`, in milliseconds (`None`: `poll_timeout`).
-    wait_ms: Option<u32>,
 }
 
 /// What a delivery did to a session.
@@ -66,8 +52,11 @@ impl Session {
     /// The reactor gives the socket what it takes first when output is over
     /// the limit, so that only a subscriber that does not read is slow.
     pub fn handle_delivery(&mut self, msg: &Arc<Message>, env: &mut Env<'_>) -> Delivered {
+        if matches!(self.state, State::Parked { .. } | State::Stream { .. }) {
+            return self.deliver_to_handler(msg, env);
+        }
         // Nothing goes out on a token past its exp.
-        if self.expire_token(env) {
+        if self.expire(env) {
             return self.queued();
         }
         let over = self.io.out.len() > env.settings.write_buffer_limit;
@@ -83,7 +72,7 @@ impl Session {
                 let Some(feed) = feed else {
                     return Delivered::Nothing;
                 };
-                let Some(gap) = feed.advance(msg) else {
+                let Some(gap) = feed.cursor.advance(msg) else {
                     return Delivered::Nothing;
                 };
                 if over {
@@ -101,84 +90,21 @@ impl Session {
                 }
                 over
             }
-            State::Poll { feed, .. } => {
-                let Some(gap) = feed.advance(msg) else {
-                    return Delivered::Nothing;
-                };
-                feed.gap |= gap.is_some();
-                feed.reset |= gap.is_some_and(|g| g.reset);
-                feed.pending.push(msg.clone());
-                false
-            }
-            State::Sse { feed, last_event } => {
-                let Some(gap) = feed.advance(msg) else {
-                    return Delivered::Nothing;
-                };
-                if !over {
-                    if let Some(gap) = gap {
-                        write_sse_gap(io.out.buf(env.pool), gap);
-                    }
-                    io.out.push_shared(msg.shared(feed.encoding), env.pool);
-                    env.stats.count_delivered(transport, 1);
-                    *last_event = env.stamp;
-                }
-                over
-            }
             _ => return Delivered::Nothing,
         };
         if slow {
             env.stats.count_slow(transport);
-            if transport == Transport::WebSocket {
-                self.end_feed(env);
-            } else {
-                self.enter_closing(env);
-                // Nothing more is worth sending: drop what is queued too.
-                self.io.out.release(env.pool);
-            }
+            self.end_feed(env);
         }
         self.queued()
     }
 
     /// Output was queued by a delivery: flushed once after the batch.
-    fn queued(&mut self) -> Delivered {
+    pub(super) fn queued(&mut self) -> Delivered {
         if self.io.flags.replace(Flags::DIRTY, true) {
             Delivered::AlreadyQueued
         } else {
             Delivered::Queued
-        }
-    }
-
-    /// After a batch of deliveries: answer a poll that got messages.
-    pub fn handle_deliveries_done(&mut self, env: &mut Env<'_>) {
-        let State::Poll { feed, since } = &self.state else {
-            return;
-        };
-        if feed.pending.is_empty() {
-            return;
-        }
-        let since = *since;
-        let State::Poll { feed, .. } = std::mem::replace(&mut self.state, State::request(since)) else {
-            unreachable!("matched above");
-        };
-        let last_id = feed.cursor;
-        self.state = self.io.answer_poll(*feed, last_id, env);
-        if self.has_input() && matches!(self.state, State::Request { .. }) {
-            self.io.flags.replace(Flags::RESUME, true);
-        }
-    }
-
-    /// Nothing came within the poll's wait: 204, and the client asks again.
-    pub(super) fn poll_timed_out(&mut self, env: &mut Env<'_>) {
-        let State::Poll { since, .. } = self.state else {
-            return;
-        };
-        let State::Poll { feed, .. } = std::mem::replace(&mut self.state, State::request(since)) else {
-            unreachable!("matched above");
-        };
-        let close = feed.close;
-        self.state = self.io.poll_nothing(*feed, env);
-        if !close && self.has_input() {
-            self.io.flags.replace(Flags::RESUME, true);
         }
     }
 }
@@ -198,7 +124,7 @@ impl Io {
         let asked = Upgrade {
             head,
             protocols: &upgrade.protocols,
-            rest: env.app.rest(handler, head.path()),
+            rest: env.app.websocket_rest(handler, head.path()),
         };
         let accept = match env.app.handler(handler).open(&asked) {
             Ok(accept) => accept,
@@ -305,119 +231,8 @@ impl Io {
         }
         self.replay(&snapshot.replay, encoding, Transport::WebSocket, env);
         let mut feed = Box::new(Feed::new(sub, &snapshot, encoding));
-        feed.expiry = grant.map(|g| Expiry::new(g, env));
+        feed.expiry = grant.map(|g| Expiry::new(g.exp, env));
         self.opened(ws, Some(feed), handler, data, env)
-    }
-
-    /// `GET /poll/{channel}?since=N`: subscribe, then answer at once if the
-    /// history has something after N, else park.
-    pub(super) fn start_poll(&mut self, head: &RequestHead<'_, '_>, channel: &str, env: &mut Env<'_>) -> State {
-        if head.method != "GET" {
-            return self.refuse(Status::METHOD_NOT_ALLOWED, &[("Allow", "GET")], "use GET", env);
-        }
-        let Ok(since) = query_u64(head.query(), "since") else {
-            return self.refuse(Status::BAD_REQUEST, &[], "since must be a message id", env);
-        };
-        // `wait=S`: park at most S seconds (capped by poll_timeout); `wait=0`
-        // is a short poll, answered at once.
-        let Ok(wait) = query_u64(head.query(), "wait") else {
-            return self.refuse(Status::BAD_REQUEST, &[], "wait must be a number of seconds", env);
-        };
-        let grant = match self.grant(head, channel, env) {
-            Ok(grant) => grant,
-            Err(refused) => return refused,
-        };
-        let close = head.wants_close();
-        let cap = env.settings.pubsub.poll_timeout.as_millis();
-        let wait_ms = wait.map(|w| u128::from(w).saturating_mul(1000).min(cap) as u32);
-        self.submit_subscribe(channel, since, Wait::Poll { close, grant, wait_ms }, env)
-    }
-
-    /// A poll's subscription is live: park until a publish or the poll
-    /// timeout, or answer now with what the history had.
-    pub(super) fn subscribed_poll(
-        &mut self,
-        (close, grant, wait_ms): (bool, Option<Grant>, Option<u32>),
-        sub: Subscription,
-        snapshot: Snapshot,
-        env: &mut Env<'_>,
-    ) -> State {
-        let mut feed = Box::new(Feed::new(sub, &snapshot, Encoding::PollItem));
-        feed.close = close;
-        feed.expiry = grant.map(|g| Expiry::new(g, env));
-        feed.wait_ms = wait_ms;
-        if snapshot.replay.is_empty() && snapshot.gap.is_none() {
-            if wait_ms == Some(0) {
-                // A short poll with nothing new: 204 and the cursor, now.
-                return self.poll_nothing(*feed, env);
-            }
-            return State::Poll { feed, since: env.stamp };
-        }
-        feed.pending = snapshot.replay;
-        feed.gap = snapshot.gap.is_some();
-        feed.reset = snapshot.gap.is_some_and(|g| g.reset);
-        self.answer_poll(*feed, snapshot.last_id, env)
-    }
-
-    /// `GET /sse/{channel}` (WHATWG HTML §9.2): a `text/event-stream` that
-    /// resumes after `Last-Event-ID`, or `?since`.
-    pub(super) fn start_events(&mut self, head: &RequestHead<'_, '_>, channel: &str, env: &mut Env<'_>) -> State {
-        if head.method != "GET" {
-            return self.refuse(Status::METHOD_NOT_ALLOWED, &[("Allow", "GET")], "use GET", env);
-        }
-        // A reconnecting EventSource sends Last-Event-ID with its original
-        // URL: the header is the newer cursor.
-        let since = match head.single("last-event-id") {
-            Ok(Some(v)) => std::str::from_utf8(v)
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .map(Some)
-                .ok_or(NotANumber),
-            Ok(None) => query_u64(head.query(), "since"),
-            Err(_) => Err(NotANumber),
-        };
-        let Ok(since) = since else {
-            return self.refuse(
-                Status::BAD_REQUEST,
-                &[],
-                "since and Last-Event-ID must be message ids",
-                env,
-            );
-        };
-        let grant = match self.grant(head, channel, env) {
-            Ok(grant) => grant,
-            Err(refused) => return refused,
-        };
-        self.submit_subscribe(channel, since, Wait::Events { grant }, env)
-    }
-
-    /// An event stream's subscription is live: the head, the gap if any,
-    /// what it missed, then live events.
-    pub(super) fn subscribed_events(
-        &mut self,
-        grant: Option<Grant>,
-        sub: Subscription,
-        snapshot: Snapshot,
-        env: &mut Env<'_>,
-    ) -> State {
-        // The body runs until the connection closes, so the head says so.
-        let headers = [
-            ("Content-Type", "text/event-stream"),
-            ("Cache-Control", "no-cache"),
-            ("X-Accel-Buffering", "no"),
-        ];
-        self.write_head(Status::OK, &headers, None, true, env);
-        if let Some(gap) = snapshot.gap {
-            write_sse_gap(self.out.buf(env.pool), gap);
-        }
-        self.replay(&snapshot.replay, Encoding::SseEvent, Transport::Sse, env);
-        self.want = 0;
-        let mut feed = Box::new(Feed::new(sub, &snapshot, Encoding::SseEvent));
-        feed.expiry = grant.map(|g| Expiry::new(g, env));
-        State::Sse {
-            feed,
-            last_event: env.stamp,
-        }
     }
 
     fn replay(&mut self, messages: &[Arc<Message>], encoding: Encoding, transport: Transport, env: &mut Env<'_>) {
@@ -426,106 +241,61 @@ impl Io {
         }
         env.stats.count_delivered(transport, messages.len() as u64);
     }
+}
 
-    /// Answer a poll with its gathered messages; the subscription ends and
-    /// the connection returns to `Request` (keep-alive) or closes.
-    pub(super) fn answer_poll(&mut self, mut feed: Feed, last_id: u64, env: &mut Env<'_>) -> State {
-        let messages = std::mem::take(&mut feed.pending);
-        let (gap, reset, close) = (feed.gap, feed.reset, feed.close);
-        env.actions.push(Action::Unsubscribe(feed.sub));
-        let reset = if reset { ",\"reset\":true" } else { "" };
-        let tail = format!("],\"last_id\":{last_id},\"gap\":{gap}{reset}}}");
-        const OPEN: &[u8] = b"{\"messages\":[";
-        let items: usize = messages.iter().map(|m| m.encoded(Encoding::PollItem).len()).sum();
-        let body_len = OPEN.len() + items + messages.len().saturating_sub(1) + tail.len();
-        let headers = [("Content-Type", "application/json"), ("Cache-Control", "no-store")];
-        self.write_head(Status::OK, &headers, Some(body_len), close, env);
-        self.out.buf(env.pool).extend_from_slice(OPEN);
-        for (i, m) in messages.iter().enumerate() {
-            if i > 0 {
-                self.out.buf(env.pool).push(b',');
-            }
-            self.out.push_shared(m.shared(Encoding::PollItem), env.pool);
+impl Feed {
+    fn new(sub: Subscription, snapshot: &Snapshot, encoding: Encoding) -> Self {
+        Feed {
+            sub,
+            cursor: Cursor::new(snapshot),
+            encoding,
+            expiry: None,
         }
-        self.out.buf(env.pool).extend_from_slice(tail.as_bytes());
-        env.stats.count_delivered(Transport::Poll, messages.len() as u64);
-        if close {
-            self.want = 0;
-            State::closing(env.stamp)
-        } else {
-            State::request(env.stamp)
+    }
+}
+
+impl Session {
+    /// What the broker said to a request this session waited for.
+    pub(super) fn on_answer(&mut self, wait: Wait, answer: Answer, env: &mut Env<'_>) -> State {
+        match wait {
+            Wait::Http(http) => {
+                let app = env.app;
+                let step = super::handler::with_cx(&mut self.io.out, env, false, |cx| {
+                    app.http_handler(http.handler).answer(http.data, answer, cx)
+                });
+                self.io.step(http.handler, step, env)
+            }
+            Wait::Upgrade {
+                response,
+                ws,
+                json,
+                handler,
+                data,
+                grant,
+            } => match answer {
+                Answer::Subscribed(Ok((sub, snapshot))) => {
+                    self.io
+                        .subscribed_upgrade((response, ws, json, grant), handler, data, sub, snapshot, env)
+                }
+                Answer::Subscribed(Err(e)) | Answer::Published(Err(e)) => self.io.refuse_broker(e, env),
+                Answer::Published(Ok(_)) => {
+                    self.io
+                        .refuse(Status::INTERNAL_ERROR, &[], "the broker answered another request", env)
+                }
+            },
         }
     }
 }
 
 impl Io {
-    /// Nothing for a poll (its wait is over, or it was a short poll): 204
-    /// with `X-Last-Id`, the cursor to ask from next, so that a client that
-    /// polled without `since` misses nothing published before its next poll.
-    fn poll_nothing(&mut self, feed: Feed, env: &mut Env<'_>) -> State {
-        let (close, cursor) = (feed.close, feed.cursor.to_string());
-        env.actions.push(Action::Unsubscribe(feed.sub));
-        let headers = [("Cache-Control", "no-store"), ("X-Last-Id", cursor.as_str())];
-        self.respond(Status::NO_CONTENT, &headers, b"", close, env)
+    /// The broker could not subscribe a WebSocket: 503 with `Retry-After`
+    /// (nothing was done; the client may try again).
+    pub(super) fn refuse_broker(&mut self, e: HubError, env: &mut Env<'_>) -> State {
+        self.refuse(
+            Status::SERVICE_UNAVAILABLE,
+            &[("Retry-After", "1")],
+            &e.to_string(),
+            env,
+        )
     }
-}
-
-impl Feed {
-    /// How long a long poll stays parked: its `wait`, or `poll_timeout`.
-    pub(super) fn park(&self, poll_timeout: std::time::Duration) -> std::time::Duration {
-        self.wait_ms
-            .map_or(poll_timeout, |ms| std::time::Duration::from_millis(u64::from(ms)))
-    }
-
-    fn new(sub: Subscription, snapshot: &Snapshot, encoding: Encoding) -> Self {
-        Feed {
-            sub,
-            cursor: snapshot.last_id,
-            epoch_start: snapshot.epoch_start,
-            encoding,
-            pending: Vec::new(),
-            gap: false,
-            reset: false,
-            close: false,
-            expiry: None,
-            wait_ms: None,
-        }
-    }
-
-    /// Take message `msg`: `None` if the client has it already, else the
-    /// ids it skips, if any (the local hub never skips; a broker across
-    /// nodes might). A message of another numbering than the cursor's (the
-    /// broker lost the channel and made it again, a new epoch) is a reset,
-    /// whichever path brought it (live, or the catch-up after an outage):
-    /// the client is told, as for a cursor the server cannot vouch for,
-    /// with the ids of the new numbering before it that it will not get
-    /// (`to` below `from` when none), and follows the new numbering.
-    fn advance(&mut self, msg: &Message) -> Option<Option<Gap>> {
-        let (id, start) = (msg.id, msg.epoch_start);
-        if start != self.epoch_start {
-            self.epoch_start = start;
-            // A client that held nothing has no cursor to drop.
-            if self.cursor != 0 {
-                self.cursor = id;
-                return Some(Some(Gap {
-                    from: start.saturating_add(1),
-                    to: id.saturating_sub(1),
-                    reset: true,
-                }));
-            }
-            self.cursor = start;
-        }
-        if id <= self.cursor {
-            return None;
-        }
-        let gap = (id > self.cursor + 1).then(|| Gap::trimmed(self.cursor + 1, id - 1));
-        self.cursor = id;
-        Some(gap)
-    }
-}
-
-/// An SSE event telling the client of a gap (the same object as the
-/// JSON subprotocol's).
-fn write_sse_gap(out: &mut Vec<u8>, gap: Gap) {
-    let _ = write!(out, "event: gap\ndata: {}\n\n", gap_object(gap));
 }

@@ -27,8 +27,8 @@
 
 mod client;
 mod conn;
-mod cors;
 mod feed;
+mod handler;
 mod open;
 mod request;
 #[cfg(test)]
@@ -40,13 +40,14 @@ use super::output::Output;
 use super::per_ip::{PerIp, Slot};
 use super::settings::Settings;
 use super::stamp::Stamp;
-use crate::app::{App, UserData};
+use crate::app::{App, Response, UserData, Wake};
+use crate::auth::Grant;
 use crate::protocol::http::{HeadScanner, HttpDate, Status};
 use crate::protocol::{CloseCode, WebSocket};
-use crate::pubsub::{Address, Answer, BrokerStats, HubError, Request, Subscription};
+use crate::pubsub::{Address, Answer, BrokerStats, Request, Subscription};
 use crate::stats::{Transport, WorkerStats};
 use feed::Feed;
-use request::{Publish, Wait};
+use handler::{Body, HttpWait, Parked, Streaming};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -149,16 +150,19 @@ enum State {
     /// Reading an HTTP request head (RFC 9112 §2), since `since` (the
     /// connection's start, or the previous answer on a kept-alive one).
     Request { scanner: HeadScanner, since: Stamp },
-    /// Reading the body of a publish; `since`: when its request could begin.
-    Body { publish: Box<Publish>, since: Stamp },
-    /// A broker request is out; what to do with its answer.
+    /// Reading the body a handler asked for; `since`: when its request
+    /// could begin (the whole request is under `request_timeout`).
+    Body { body: Box<Body>, since: Stamp },
+    /// A broker request is out since `since`; what to do with its answer.
     Waiting { wait: Box<Wait>, since: Stamp },
     /// WebSocket open (RFC 6455 §4.2.2 step 5 done).
     Open(Box<Open>),
-    /// A long poll parked since `since` until a message or the poll timeout.
-    Poll { feed: Box<Feed>, since: Stamp },
-    /// A Server-Sent Events stream; `last_event`: when bytes last went out.
-    Sse { feed: Box<Feed>, last_event: Stamp },
+    /// A request parked on a subscription since `since` (a long poll),
+    /// until its handler takes a message or its wait is over.
+    Parked { parked: Box<Parked>, since: Stamp },
+    /// A response streaming a subscription (Server-Sent Events);
+    /// `last_event`: when bytes last went out.
+    Stream { stream: Box<Streaming>, last_event: Stamp },
     /// Last bytes queued at `since`: flush, shut the write side (`shut`),
     /// read to EOF.
     Closing { shut: bool, since: Stamp },
@@ -182,6 +186,23 @@ struct Open {
     handler: u16,
     /// The handler's per-connection data.
     data: UserData,
+}
+
+/// What a session waiting for the broker does with the answer.
+#[derive(Debug)]
+enum Wait {
+    /// An HTTP handler's request: the answer is its handler's.
+    Http(HttpWait),
+    /// A WebSocket subscribed to a topic: the 101 (written once the
+    /// subscription is live), the session it opens, its handler and data.
+    Upgrade {
+        response: Vec<u8>,
+        ws: WebSocket,
+        json: bool,
+        handler: u16,
+        data: UserData,
+        grant: Option<Grant>,
+    },
 }
 
 impl Open {
@@ -224,8 +245,6 @@ struct Io {
     want: u32,
     /// One bit each: [`Flags`].
     flags: Flags,
-    /// The CORS headers the current request's answers carry.
-    cors: cors::Cors,
 }
 
 /// A session's yes-or-no facts, in one byte (every connection holds them).
@@ -242,6 +261,8 @@ impl Flags {
     const RESUME: u8 = 4;
     /// The session just opened: its handler is to hear of it.
     const JUST_OPENED: u8 = 8;
+    /// The request being answered asked to close the connection after.
+    const CLOSE: u8 = 16;
 
     fn get(self, flag: u8) -> bool {
         self.0 & flag != 0
@@ -289,8 +310,8 @@ impl Session {
         match self.state {
             State::Request { .. } | State::Body { .. } | State::Waiting { .. } => Transport::Http,
             State::Open(_) => Transport::WebSocket,
-            State::Poll { .. } => Transport::Poll,
-            State::Sse { .. } => Transport::Sse,
+            State::Parked { .. } => Transport::Poll,
+            State::Stream { .. } => Transport::Sse,
             State::Closing { .. } => Transport::Closing,
         }
     }
@@ -305,10 +326,11 @@ impl Session {
     pub fn take_subscription(&mut self) -> Option<Subscription> {
         match &mut self.state {
             State::Open(open) => open.feed.take().map(|f| f.sub),
-            State::Poll { .. } | State::Sse { .. } => {
-                let since = self.state_since();
+            State::Parked { since, .. } | State::Stream { last_event: since, .. } => {
+                let since = *since;
                 match std::mem::replace(&mut self.state, State::closing(since)) {
-                    State::Poll { feed, .. } | State::Sse { feed, .. } => Some(feed.sub),
+                    State::Parked { parked, .. } => Some(parked.sub),
+                    State::Stream { stream, .. } => Some(stream.sub),
                     _ => None,
                 }
             }
@@ -316,18 +338,20 @@ impl Session {
         }
     }
 
-    fn state_since(&self) -> Stamp {
-        match self.state {
-            State::Poll { since, .. } => since,
-            State::Sse { last_event, .. } => last_event,
-            _ => Stamp::default(),
-        }
-    }
-
+    #[cfg(test)]
     fn feed(&self) -> Option<&Feed> {
         match &self.state {
             State::Open(open) => open.feed.as_deref(),
-            State::Poll { feed, .. } | State::Sse { feed, .. } => Some(feed),
+            _ => None,
+        }
+    }
+
+    /// When the subscription this session holds must end, if ever.
+    fn expiry(&self) -> Option<&token::Expiry> {
+        match &self.state {
+            State::Open(open) => open.feed.as_ref().and_then(|f| f.expiry.as_ref()),
+            State::Parked { parked, .. } => parked.expiry.as_ref(),
+            State::Stream { stream, .. } => stream.expiry.as_ref(),
             _ => None,
         }
     }
@@ -343,7 +367,7 @@ impl Session {
     /// pipelined request head.
     #[inline]
     pub fn wants_read(&self, settings: &Settings) -> bool {
-        let parked = matches!(self.state, State::Poll { .. } | State::Waiting { .. });
+        let parked = matches!(self.state, State::Parked { .. } | State::Waiting { .. });
         let parked_full = parked && self.io.rbuf.as_ref().map_or(0, ReadBuf::len) >= settings.max_request_head;
         self.io.out.len() <= settings.write_buffer_limit && !parked_full
     }
@@ -405,8 +429,8 @@ impl Session {
                     false
                 }
                 // A pipelined request waits until the answer.
-                State::Poll { .. } | State::Waiting { .. } => false,
-                State::Sse { .. } | State::Closing { .. } => {
+                State::Parked { .. } | State::Waiting { .. } => false,
+                State::Stream { .. } | State::Closing { .. } => {
                     // An event stream expects no input; after our last word,
                     // input is read only to reach EOF.
                     if let Some(r) = self.io.rbuf.as_mut() {
@@ -465,11 +489,11 @@ impl Session {
                 (None, true) => open.last_input.plus(s.idle_timeout),
                 (None, false) => open.last_input.plus(s.idle_timeout / 2),
             },
-            State::Poll { feed, since } => since.plus(feed.park(s.pubsub.poll_timeout)),
-            State::Sse { last_event, .. } => last_event.plus(s.pubsub.sse_heartbeat),
+            State::Parked { parked, since } => since.plus(parked.wait()),
+            State::Stream { stream, last_event } => last_event.plus(stream.heartbeat()),
             State::Closing { since, .. } => since.plus(s.close_timeout),
         };
-        let state = match self.feed().and_then(|f| f.expiry) {
+        let state = match self.expiry() {
             Some(expiry) => state.min(expiry.at()),
             None => state,
         };
@@ -487,7 +511,7 @@ impl Session {
             env.stats.count_slow(self.transport());
             return Err(Dead);
         }
-        if self.expire_token(env) {
+        if self.expire(env) {
             return Ok(());
         }
         let io = &mut self.io;
@@ -504,16 +528,9 @@ impl Session {
             // The whole request, head and body, from when it could begin:
             // a body trickled a byte at a time is not given more time.
             State::Body { since, .. } if now.since(*since) >= s.request_timeout => self.state = io.timed_out(env),
-            // The broker did not answer; a late answer is given back.
-            // A publish handed to the broker may still be carried out: its
-            // outcome is unknown, not refused.
-            State::Waiting { since, wait } if now.since(*since) >= s.request_timeout => {
-                let e = match **wait {
-                    Wait::Publish { .. } => HubError::Unconfirmed,
-                    _ => HubError::Unavailable("it did not answer in time"),
-                };
-                self.state = io.refuse_broker(e, env);
-            }
+            // The broker did not answer: the handler says what that means
+            // (a late answer is given back).
+            State::Waiting { since, .. } if now.since(*since) >= s.request_timeout => self.wake(Wake::Deadline, env),
             // §7.1.1: the peer had its chance to answer our close.
             State::Open(open) if open.close_sent().is_some_and(|at| now.since(at) >= s.close_timeout) => {
                 return Err(Dead)
@@ -528,15 +545,8 @@ impl Session {
                     open.pinged = true;
                 }
             }
-            State::Poll { feed, since } if now.since(*since) >= feed.park(s.pubsub.poll_timeout) => {
-                self.poll_timed_out(env)
-            }
-            State::Sse { last_event, .. } if now.since(*last_event) >= s.pubsub.sse_heartbeat => {
-                // A comment line (WHATWG HTML §9.2.6) keeps proxies from
-                // timing the stream out and reveals a vanished client.
-                io.out.buf(env.pool).extend_from_slice(b": heartbeat\n\n");
-                *last_event = now;
-            }
+            State::Parked { parked, since } if now.since(*since) >= parked.wait() => self.wake(Wake::Deadline, env),
+            State::Stream { stream, last_event } if now.since(*last_event) >= stream.heartbeat() => self.heartbeat(env),
             State::Closing { since, .. } if now.since(*since) >= s.close_timeout => return Err(Dead),
             _ => {}
         }
@@ -550,8 +560,8 @@ impl Session {
             State::Request { .. }
             | State::Body { .. }
             | State::Waiting { .. }
-            | State::Poll { .. }
-            | State::Sse { .. } => Err(Dead),
+            | State::Parked { .. }
+            | State::Stream { .. } => Err(Dead),
             State::Open(open) if open.close_sent().is_none() => {
                 open.close(
                     CloseCode::GOING_AWAY,
@@ -579,7 +589,7 @@ impl Session {
             }
         };
         let State::Waiting { wait, .. } = std::mem::replace(&mut self.state, State::request(since)) else {
-            unreachable!("matched above");
+            return;
         };
         self.state = self.on_answer(*wait, answer, env);
         self.tell_opened(env);
@@ -620,44 +630,18 @@ impl Session {
 }
 
 impl Io {
-    /// Queue a plain HTTP response; the next state is `Closing` with
-    /// `close`, else `Request` again with its timer started now. The answer
-    /// to a HEAD is the head alone, `Content-Length` included (RFC 9110
-    /// §9.3.2).
-    fn respond(
-        &mut self,
-        status: Status,
-        headers: &[(&str, &str)],
-        body: &[u8],
-        close: bool,
-        env: &mut Env<'_>,
-    ) -> State {
-        let length = (status.0 >= 200 && status != Status::NO_CONTENT).then_some(body.len());
-        self.write_head(status, headers, length, close, env);
-        if !self.flags.get(Flags::HEAD_ONLY) {
-            self.out.buf(env.pool).extend_from_slice(body);
-        }
-        if close {
-            self.want = 0;
-            State::closing(env.stamp)
-        } else {
-            State::request(env.stamp)
-        }
-    }
-
     /// Answer a refused request and close; nothing after it is processed.
     fn refuse(&mut self, status: Status, headers: &[(&str, &str)], why: &str, env: &mut Env<'_>) -> State {
-        env.stats.count_http_error(status);
-        let mut all: Vec<(&str, &str)> = vec![("Content-Type", "text/plain")];
-        all.extend_from_slice(headers);
-        let body = format!("{} {}: {why}\n", status.0, status.reason());
-        self.respond(status, &all, body.as_bytes(), true, env)
+        let mut response = Response::refuse(status, why);
+        for (name, value) in headers {
+            response = response.header(name.to_string(), *value);
+        }
+        self.answer(response, env)
     }
 
     /// The request did not arrive in time: 408 and close.
     fn timed_out(&mut self, env: &mut Env<'_>) -> State {
-        env.stats.count_http_error(Status::REQUEST_TIMEOUT);
-        self.respond(Status::REQUEST_TIMEOUT, &[], b"", true, env)
+        self.answer(Response::new(Status::REQUEST_TIMEOUT).close(), env)
     }
 }
 

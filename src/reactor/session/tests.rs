@@ -35,7 +35,7 @@ impl Bench {
             all_stats: vec![Arc::default()],
             date: HttpDate::from_unix(0),
             actions: Vec::new(),
-            app: App::standard(),
+            app: crate::push::standard(),
             now: Stamp::default(),
             wall: Duration::ZERO,
             per_ip,

@@ -9,6 +9,7 @@
 //! with the old one is refused.
 
 use super::{Env, Io, Open, Session, State};
+use crate::app::Wake;
 use crate::auth::{Grant, TOKEN_EXPIRED};
 use crate::config::MAX_TIMEOUT;
 use crate::protocol::http::{RequestHead, Status};
@@ -28,10 +29,11 @@ pub(super) struct Expiry {
 }
 
 impl Expiry {
-    pub(super) fn new(grant: Grant, env: &Env<'_>) -> Expiry {
-        let left = Duration::from_secs(grant.exp.saturating_sub(env.date.secs()));
+    /// An expiry at `exp` (Unix seconds), on the worker's clock of `env`.
+    pub(super) fn new(exp: u64, env: &Env<'_>) -> Expiry {
+        let left = Duration::from_secs(exp.saturating_sub(env.date.secs()));
         Expiry {
-            exp: grant.exp,
+            exp,
             at: env.stamp.plus(left.min(MAX_TIMEOUT)),
         }
     }
@@ -48,28 +50,10 @@ impl Expiry {
             return true;
         }
         if !env.stamp.is_before(self.at) {
-            *self = Expiry::new(Grant { exp: self.exp }, env);
+            *self = Expiry::new(self.exp, env);
         }
         false
     }
-}
-
-/// The token a request carries: `?token=` (all a browser's WebSocket and
-/// EventSource can send), else `Authorization: Bearer` (RFC 6750 §2.1).
-pub(super) fn request_token<'b>(head: &RequestHead<'b, '_>) -> Option<&'b [u8]> {
-    let query = head.query().and_then(|q| {
-        q.split('&')
-            .find_map(|pair| pair.strip_prefix("token="))
-            .map(str::as_bytes)
-    });
-    query.or_else(|| bearer(head))
-}
-
-/// The token of `Authorization: Bearer <token>` (RFC 6750 §2.1).
-pub(super) fn bearer<'b>(head: &RequestHead<'b, '_>) -> Option<&'b [u8]> {
-    let value = head.single("authorization").ok().flatten()?.trim_ascii();
-    let (scheme, token) = value.split_at(value.iter().position(|&b| b == b' ')?);
-    scheme.eq_ignore_ascii_case(b"bearer").then(|| token.trim_ascii())
 }
 
 /// The longest refresh message read.
@@ -105,7 +89,7 @@ impl Open {
             .auth
             .subscribe(Some(refresh.token.as_bytes()), &channel, env.date.secs())
         {
-            Ok(Some(grant)) => feed.expiry = Some(Expiry::new(grant, env)),
+            Ok(Some(grant)) => feed.expiry = Some(Expiry::new(grant.exp, env)),
             // The channel stopped being private: nothing to refresh.
             Ok(None) => {}
             Err(denied) => {
@@ -128,17 +112,20 @@ impl Io {
     ) -> Result<Option<Grant>, State> {
         env.settings
             .auth
-            .subscribe(request_token(head), channel, env.date.secs())
+            .subscribe(crate::auth::request_token(head), channel, env.date.secs())
             .map_err(|denied| self.refuse(Status::FORBIDDEN, &[], &denied.to_string(), env))
     }
 }
 
 impl Session {
-    /// End a subscription whose token's `exp` has come; true if it ended.
-    pub(super) fn expire_token(&mut self, env: &mut Env<'_>) -> bool {
+    /// End a subscription whose `expires` (a token's `exp`) has come; true
+    /// if it ended. A WebSocket is closed with [`TOKEN_EXPIRED`]; a parked
+    /// request and a stream are their handler's to end.
+    pub(super) fn expire(&mut self, env: &mut Env<'_>) -> bool {
         let expiry = match &mut self.state {
             State::Open(open) => open.feed.as_mut().and_then(|f| f.expiry.as_mut()),
-            State::Poll { feed, .. } | State::Sse { feed, .. } => feed.expiry.as_mut(),
+            State::Parked { parked, .. } => parked.expiry.as_mut(),
+            State::Stream { stream, .. } => stream.expiry.as_mut(),
             _ => None,
         };
         if !expiry.is_some_and(|e| e.passed(env)) {
@@ -149,16 +136,8 @@ impl Session {
                 open.close(TOKEN_EXPIRED, "token expired", env.stamp, self.io.out.buf(env.pool));
                 self.end_feed(env);
             }
-            State::Sse { .. } => {
-                // An event the page can listen for, to fetch a new token
-                // rather than let EventSource retry with the old one.
-                self.io
-                    .out
-                    .buf(env.pool)
-                    .extend_from_slice(b"event: expired\ndata: token expired\n\n");
-                self.enter_closing(env);
-            }
-            State::Poll { .. } => self.poll_timed_out(env),
+            State::Stream { .. } => self.stream_expired(env),
+            State::Parked { .. } => self.wake(Wake::Expired, env),
             _ => {}
         }
         true

@@ -1,29 +1,12 @@
-//! The server's own WebSocket endpoints, as handlers on the public API.
+//! The push server's WebSocket subscriber at `/ws/{channel}`.
 
-use super::{Accept, Conn, Handler, Message, Refusal, Reply, Upgrade};
-use crate::http::query_u64;
+use super::query::query_u64;
+use crate::app::{Accept, Conn, Handler, Message, Refusal, Reply, Upgrade};
 use crate::protocol::http::Status;
 use crate::pubsub::channel_name;
 
 /// The `wsreactor.json` subprotocol: messages in a JSON envelope, gaps told.
 pub const JSON_PROTOCOL: &str = "wsreactor.json";
-
-/// The echo endpoint: every message goes back whole, same type (what
-/// Autobahn and the load generator's echo mode expect).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Echo;
-
-impl Handler for Echo {
-    type Data = ();
-
-    fn open(&self, _: &Upgrade<'_, '_>) -> Result<Accept, Refusal> {
-        Ok(Accept::new())
-    }
-
-    fn message(&self, _: &mut Conn<'_, ()>, _: Message<'_>) -> Reply {
-        Reply::Echo
-    }
-}
 
 /// A channel's WebSocket subscriber at `/ws/{channel}?since=N` (the
 /// channel is the whole rest of the path after the route, checked as the

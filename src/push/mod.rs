@@ -1,0 +1,107 @@
+//! The push server, an application on the public handler API ([`crate::app`])
+//! and nothing else: what `wsreactor serve` runs besides the echo.
+//!
+//! | route | handler | transport |
+//! | --- | --- | --- |
+//! | `POST /pub/{channel}` | [`Publish`] | publish, answered with the id |
+//! | `GET /ws/{channel}` | [`Subscriber`] | WebSocket |
+//! | `GET /sse/{channel}` | [`Events`] | Server-Sent Events |
+//! | `GET /poll/{channel}` | [`Poll`] | long and short polling |
+//! | `/`, `/readme`, `/healthz`, `/readyz`, `/metrics` | [`Page`] | pages |
+//!
+//! A channel is the whole rest of the path after the route, one rule on
+//! every transport ([`channel_name`]). The cross-cutting rules are layers
+//! the routes opt into, each written once: browser origins and CORS
+//! ([`cors`]), subscriber tokens ([`grant`], [`crate::auth`]); the
+//! per-address limits are the reactor's, before any route.
+//!
+//! This module uses only what any user of the crate can use: CI compiles
+//! it as a crate outside this one (`tests/push_outside.rs`).
+
+mod cors;
+pub mod metrics;
+mod pages;
+mod poll;
+mod publish;
+mod query;
+mod sse;
+mod subscriber;
+
+pub use pages::{demo_page, Page, README};
+pub use poll::{Poll, Polling};
+pub use publish::{Publish, Publishing};
+pub use query::{query_u64, NotANumber};
+pub use sse::{Events, Streaming};
+pub use subscriber::{Subscriber, JSON_PROTOCOL};
+
+use crate::app::{App, Context, Echo, Request, Response};
+use crate::auth::{request_token, Grant};
+use crate::protocol::http::Status;
+use crate::pubsub::{channel_name, HubError};
+
+/// What `wsreactor serve` runs: the echo at `/`, the push server
+/// (`/ws/`, `/pub/`, `/poll/`, `/sse/`) and the pages (the demo page at
+/// `GET /`, `/readme`, `/healthz`, `/readyz`, `/metrics`).
+pub fn standard() -> App {
+    App::new().websocket("/", Echo).push_server().pages()
+}
+
+/// The push server's routes, added to an [`App`].
+pub trait PushServer {
+    /// WebSocket subscribers at `/ws/{channel}`, publishing at
+    /// `/pub/{channel}`, long polling at `/poll/{channel}` and Server-Sent
+    /// Events at `/sse/{channel}`.
+    fn push_server(self) -> Self;
+    /// The demo page at `GET /`, `/readme`, `/healthz`, `/readyz` and `/metrics`.
+    fn pages(self) -> Self;
+}
+
+impl PushServer for App {
+    fn push_server(self) -> Self {
+        self.websocket("/ws/", Subscriber)
+            .http("/pub/", Publish)
+            .http("/poll/", Poll)
+            .http("/sse/", Events)
+    }
+
+    fn pages(self) -> Self {
+        self.http("/", Page::Demo)
+            .http("/readme", Page::Readme)
+            .http("/healthz", Page::Health)
+            .http("/readyz", Page::Ready)
+            .http("/metrics", Page::Metrics)
+    }
+}
+
+/// The channel a request names (the whole rest of its path), or the 400.
+fn channel_or_400(request: &Request<'_, '_>) -> Result<String, Response> {
+    channel_name(request.rest()).map(|c| c.into_owned()).ok_or_else(|| {
+        Response::refuse(
+            Status::BAD_REQUEST,
+            "channel names are 1 to 128 of A-Z a-z 0-9 _ . : - (percent-encoded or not)",
+        )
+    })
+}
+
+/// May this request subscribe to `channel`? `Ok(Some(grant))` for a
+/// private channel and a good token (`?token=` or `Authorization:
+/// Bearer`), `Ok(None)` for a public channel; else the 403 with why.
+fn grant(request: &Request<'_, '_>, channel: &str, cx: &Context<'_>) -> Result<Option<Grant>, Response> {
+    cx.settings()
+        .auth
+        .subscribe(request_token(request.head()), channel, cx.unix_time())
+        .map_err(|denied| Response::refuse(Status::FORBIDDEN, &denied.to_string()))
+}
+
+/// The broker could not do what was asked: the one place its errors
+/// become statuses. A refusal (nothing was done) is `503` with
+/// `Retry-After`; a publish whose outcome the broker cannot know is
+/// `504`, never a refusal, since it may yet be delivered: a publisher
+/// retries it with the same `Idempotency-Key`.
+fn broker_refusal(e: HubError) -> Response {
+    let status = match e {
+        HubError::Unconfirmed => Status::GATEWAY_TIMEOUT,
+        HubError::TooManyChannels | HubError::Unavailable(_) => Status::SERVICE_UNAVAILABLE,
+    };
+    Response::refuse(status, &e.to_string()).header("Retry-After", "1")
+}

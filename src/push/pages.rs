@@ -1,0 +1,67 @@
+//! The pages about the server: the demo page (`GET /`), the README
+//! (`/readme`), liveness (`/healthz`), readiness (`/readyz`) and the
+//! counters (`/metrics`), each a handler answering at once.
+
+use super::metrics;
+use crate::app::{Context, HttpHandler, Next, Request, Response};
+use crate::protocol::http::Status;
+
+/// The demo page served at `GET /`, embedded in the binary, with the
+/// server's version written in (once).
+pub fn demo_page() -> &'static str {
+    static PAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PAGE.get_or_init(|| include_str!("demo.html").replace("{{VERSION}}", env!("CARGO_PKG_VERSION")))
+}
+
+/// The README, served at `GET /readme` (the demo page links to it), so
+/// that the documentation of the running version is at hand offline.
+pub const README: &str = include_str!("../../README.md");
+
+/// Which page a [`Page`] handler serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// The demo page.
+    Demo,
+    /// The README, as Markdown.
+    Readme,
+    /// `ok`: the process answers.
+    Health,
+    /// `ready` while the broker can take requests, else `503` with why.
+    Ready,
+    /// The Prometheus text format.
+    Metrics,
+}
+
+impl HttpHandler for Page {
+    type Data = ();
+
+    fn request(&self, request: &Request<'_, '_>, cx: &mut Context<'_>) -> Next<()> {
+        if !matches!(request.method(), "GET" | "HEAD") {
+            return Next::Respond(Response::refuse(Status::METHOD_NOT_ALLOWED, "use GET").header("Allow", "GET, HEAD"));
+        }
+        let response = match self {
+            Page::Demo => Response::ok("text/html; charset=utf-8", demo_page()),
+            Page::Readme => Response::ok("text/markdown; charset=utf-8", README),
+            Page::Health => Response::ok("text/plain", "ok\n"),
+            // A probe's answer, not a refusal: the connection stays.
+            Page::Ready => match cx.server().ready() {
+                Ok(()) => Response::ok("text/plain", "ready\n"),
+                Err(why) => Response::new(Status::SERVICE_UNAVAILABLE)
+                    .header("Content-Type", "text/plain")
+                    .header("Retry-After", "1")
+                    .body(format!("not ready: {why}\n")),
+            },
+            Page::Metrics => {
+                let server = cx.server();
+                let body = metrics::render(
+                    server.worker_stats(),
+                    server.channels(),
+                    server.broker_stats(),
+                    server.per_ip_stats(),
+                );
+                Response::ok(metrics::CONTENT_TYPE, body)
+            }
+        };
+        Next::Respond(response)
+    }
+}

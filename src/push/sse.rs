@@ -1,0 +1,147 @@
+//! `GET /sse/{channel}` (WHATWG HTML §9.2, Server-Sent Events): a
+//! `text/event-stream` that resumes after `Last-Event-ID`, or `?since`;
+//! gaps are `gap` events, a token's end an `expired` event.
+
+use super::cors::{self, Headers};
+use super::query::{query_u64, NotANumber};
+use super::{broker_refusal, channel_or_400, grant};
+use crate::app::{Context, Delivery, HttpHandler, Next, Request, Response, Wake};
+use crate::protocol::http::Status;
+use crate::pubsub::message::gap_object;
+use crate::pubsub::{Answer, Cursor, Encoding, Gap, HubError, Message, Request as BrokerRequest};
+use crate::stats::Transport;
+use std::sync::Arc;
+
+/// The event-stream route.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Events;
+
+/// An event stream, from its head to its end.
+pub struct Streaming {
+    cors: Headers,
+    /// When the token of a private channel ends.
+    expires: Option<u64>,
+    /// Set once subscribed.
+    cursor: Option<Cursor>,
+}
+
+impl HttpHandler for Events {
+    type Data = Streaming;
+
+    fn request(&self, request: &Request<'_, '_>, cx: &mut Context<'_>) -> Next<Streaming> {
+        let channel = match channel_or_400(request) {
+            Ok(channel) => channel,
+            Err(refused) => return Next::Respond(refused),
+        };
+        let cors = match cors::layer(request, cx.settings(), "GET") {
+            Ok(cors) => cors,
+            Err(answer) => return Next::Respond(answer),
+        };
+        let refuse = |response: Response| Next::Respond(response.headers(cors.clone()));
+        if request.method() != "GET" {
+            return refuse(Response::refuse(Status::METHOD_NOT_ALLOWED, "use GET").header("Allow", "GET"));
+        }
+        // A reconnecting EventSource sends Last-Event-ID with its original
+        // URL: the header is the newer cursor.
+        let since = match request.header("last-event-id") {
+            Ok(Some(v)) => std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .map(Some)
+                .ok_or(NotANumber),
+            Ok(None) => query_u64(request.query(), "since"),
+            Err(()) => Err(NotANumber),
+        };
+        let Ok(since) = since else {
+            return refuse(Response::refuse(
+                Status::BAD_REQUEST,
+                "since and Last-Event-ID must be message ids",
+            ));
+        };
+        let expires = match grant(request, &channel, cx) {
+            Ok(grant) => grant.map(|g| g.exp),
+            Err(refused) => return refuse(refused),
+        };
+        let data = Streaming {
+            cors,
+            expires,
+            cursor: None,
+        };
+        let request = BrokerRequest::Subscribe {
+            channel: channel.into(),
+            since,
+        };
+        Next::Ask { data, request }
+    }
+
+    /// The subscription is live: the head, the gap if any, what it
+    /// missed, then live events.
+    fn answer(&self, mut data: Streaming, answer: Answer, cx: &mut Context<'_>) -> Next<Streaming> {
+        let (sub, snapshot) = match answer {
+            Answer::Subscribed(Ok(subscribed)) => subscribed,
+            Answer::Subscribed(Err(e)) | Answer::Published(Err(e)) => {
+                return Next::Respond(broker_refusal(e).headers(data.cors))
+            }
+            Answer::Published(Ok(_)) => {
+                let refused = Response::refuse(Status::INTERNAL_ERROR, "the broker answered another request");
+                return Next::Respond(refused.headers(data.cors));
+            }
+        };
+        // The body runs until the connection closes.
+        let mut head = Response::new(Status::OK)
+            .header("Content-Type", "text/event-stream")
+            .header("Cache-Control", "no-cache")
+            .header("X-Accel-Buffering", "no")
+            .headers(std::mem::take(&mut data.cors));
+        if let Some(gap) = snapshot.gap {
+            head = head.body(gap_event(gap));
+        }
+        for m in &snapshot.replay {
+            head = head.shared(m.shared(Encoding::SseEvent));
+        }
+        cx.stats().count_delivered(Transport::Sse, snapshot.replay.len() as u64);
+        data.cursor = Some(Cursor::new(&snapshot));
+        Next::Stream {
+            expires: data.expires,
+            data,
+            subscription: sub,
+            head,
+            heartbeat: cx.settings().pubsub.sse_heartbeat,
+        }
+    }
+
+    fn deliver(&self, data: &mut Streaming, message: &Arc<Message>, cx: &mut Context<'_>) -> Delivery {
+        let Some(gap) = data.cursor.as_mut().and_then(|c| c.advance(message)) else {
+            return Delivery::Skipped;
+        };
+        if let Some(gap) = gap {
+            cx.write(gap_event(gap).as_bytes());
+        }
+        cx.write_shared(message.shared(Encoding::SseEvent));
+        Delivery::Taken
+    }
+
+    /// The broker did not answer the subscribe in time.
+    fn wake(&self, data: Streaming, _: Wake, _: &mut Context<'_>) -> Next<Streaming> {
+        let refused = broker_refusal(HubError::Unavailable("it did not answer in time"));
+        Next::Respond(refused.headers(data.cors))
+    }
+
+    /// A comment line (WHATWG HTML §9.2.6) keeps proxies from timing the
+    /// stream out and reveals a vanished client.
+    fn heartbeat(&self, _: &mut Streaming, cx: &mut Context<'_>) {
+        cx.write(b": heartbeat\n\n");
+    }
+
+    /// An event the page can listen for, to fetch a new token rather than
+    /// let EventSource retry with the old one.
+    fn expired(&self, _: &mut Streaming, cx: &mut Context<'_>) {
+        cx.write(b"event: expired\ndata: token expired\n\n");
+    }
+}
+
+/// An SSE event telling the client of a gap (the same object as the
+/// JSON subprotocol's).
+fn gap_event(gap: Gap) -> String {
+    format!("event: gap\ndata: {}\n\n", gap_object(gap))
+}

@@ -1,0 +1,280 @@
+//! An HTTP request in its handler's hands: what the session keeps while
+//! the body is read (`Body`), the broker asked (`Waiting`), the request
+//! parked (`Parked`) or streamed (`Stream`), and the [`Context`] each step
+//! of the handler is lent.
+
+use super::token::Expiry;
+use super::{Action, Delivered, Env, Flags, Io, Session, State};
+use crate::app::{AnyHttpHandler, Context, Delivery, HttpLink, ServerInfo, UserData, Wake};
+use crate::pubsub::{BrokerStats, Message, Subscription};
+use crate::reactor::buffer::BufferPool;
+use crate::reactor::output::Output;
+use crate::reactor::per_ip::PerIp;
+use crate::stats::{PerIpStats, Transport, WorkerStats};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A request whose body is being read.
+#[derive(Debug)]
+pub(super) struct Body {
+    pub(super) handler: u16,
+    pub(super) data: UserData,
+    pub(super) len: usize,
+}
+
+/// A request waiting for the broker's answer.
+#[derive(Debug)]
+pub(super) struct HttpWait {
+    pub(super) handler: u16,
+    pub(super) data: UserData,
+}
+
+/// A request parked on a subscription (a long poll).
+#[derive(Debug)]
+pub(super) struct Parked {
+    pub(super) handler: u16,
+    pub(super) data: UserData,
+    pub(super) sub: Subscription,
+    /// How long it may stay parked.
+    pub(super) wait_ms: u32,
+    pub(super) expiry: Option<Expiry>,
+    /// The handler took a message: it is woken after the batch.
+    pub(super) ready: bool,
+}
+
+/// A response streaming a subscription (Server-Sent Events).
+#[derive(Debug)]
+pub(super) struct Streaming {
+    pub(super) handler: u16,
+    pub(super) data: UserData,
+    pub(super) sub: Subscription,
+    /// How long it may stay quiet.
+    pub(super) heartbeat_ms: u32,
+    pub(super) expiry: Option<Expiry>,
+}
+
+impl Parked {
+    pub(super) fn wait(&self) -> Duration {
+        Duration::from_millis(u64::from(self.wait_ms))
+    }
+}
+
+impl Streaming {
+    pub(super) fn heartbeat(&self) -> Duration {
+        Duration::from_millis(u64::from(self.heartbeat_ms))
+    }
+}
+
+/// The server as the worker sees it, for pages about it.
+struct Server<'a> {
+    all_stats: &'a [Arc<WorkerStats>],
+    channels: &'a dyn Fn() -> usize,
+    ready: &'a dyn Fn() -> Result<(), &'static str>,
+    broker_stats: &'a dyn Fn() -> Option<BrokerStats>,
+    per_ip: &'a PerIp,
+}
+
+impl ServerInfo for Server<'_> {
+    fn worker_stats(&self) -> &[Arc<WorkerStats>] {
+        self.all_stats
+    }
+
+    fn channels(&self) -> usize {
+        (self.channels)()
+    }
+
+    fn ready(&self) -> Result<(), &'static str> {
+        (self.ready)()
+    }
+
+    fn broker_stats(&self) -> Option<BrokerStats> {
+        (self.broker_stats)()
+    }
+
+    fn per_ip_stats(&self) -> PerIpStats {
+        self.per_ip.stats()
+    }
+}
+
+/// What a handler's [`Context`] reaches of the session.
+struct Lent<'a> {
+    out: &'a mut Output,
+    pool: &'a mut BufferPool,
+    actions: &'a mut Vec<Action>,
+    server: Server<'a>,
+    /// Writes go out (a stream's callbacks); elsewhere they would corrupt
+    /// the framing and are dropped.
+    stream: bool,
+}
+
+impl HttpLink for Lent<'_> {
+    fn server(&self) -> &dyn ServerInfo {
+        &self.server
+    }
+
+    fn unsubscribe(&mut self, sub: Subscription) {
+        self.actions.push(Action::Unsubscribe(sub));
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        if self.stream {
+            self.out.buf(self.pool).extend_from_slice(bytes);
+        } else {
+            log::warn!("a handler wrote outside a stream: dropped");
+        }
+    }
+
+    fn write_shared(&mut self, bytes: Arc<[u8]>) {
+        if self.stream {
+            self.out.push_shared(bytes, self.pool);
+        } else {
+            log::warn!("a handler wrote outside a stream: dropped");
+        }
+    }
+}
+
+/// Lend a handler a [`Context`] for one step, writing to `out` if `stream`.
+pub(super) fn with_cx<R>(
+    out: &mut Output,
+    env: &mut Env<'_>,
+    stream: bool,
+    f: impl FnOnce(&mut Context<'_>) -> R,
+) -> R {
+    let server = Server {
+        all_stats: env.all_stats,
+        channels: env.channels,
+        ready: env.ready,
+        broker_stats: env.broker_stats,
+        per_ip: env.per_ip,
+    };
+    let mut lent = Lent {
+        out,
+        pool: env.pool,
+        actions: env.actions,
+        server,
+        stream,
+    };
+    let mut cx = Context {
+        settings: env.settings,
+        stats: env.stats,
+        unix_time: env.date.secs(),
+        link: &mut lent,
+    };
+    f(&mut cx)
+}
+
+impl Session {
+    /// A message for a parked request or a stream: its handler's. Nothing
+    /// goes out after its `expires`. A stream whose output is over the
+    /// limit when a message comes is slow: it ends, what is queued dropped.
+    pub(super) fn deliver_to_handler(&mut self, msg: &Arc<Message>, env: &mut Env<'_>) -> Delivered {
+        if self.expire(env) {
+            return self.queued();
+        }
+        let app = env.app;
+        let over = self.io.out.len() > env.settings.write_buffer_limit;
+        match &mut self.state {
+            State::Parked { parked, .. } => {
+                let handler = app.http_handler(parked.handler);
+                let taken = with_cx(&mut self.io.out, env, false, |cx| {
+                    handler.deliver(&mut parked.data, msg, cx)
+                });
+                match taken {
+                    Delivery::Skipped => return Delivered::Nothing,
+                    Delivery::Taken | Delivery::End => parked.ready = true,
+                }
+            }
+            State::Stream { stream, last_event } => {
+                let handler = app.http_handler(stream.handler);
+                let taken = with_cx(&mut self.io.out, env, !over, |cx| {
+                    handler.deliver(&mut stream.data, msg, cx)
+                });
+                match taken {
+                    Delivery::Skipped => return Delivered::Nothing,
+                    Delivery::Taken if over => {
+                        env.stats.count_slow(Transport::Sse);
+                        self.enter_closing(env);
+                        // Nothing more is worth sending: drop what is queued too.
+                        self.io.out.release(env.pool);
+                    }
+                    Delivery::Taken => {
+                        env.stats.count_delivered(Transport::Sse, 1);
+                        *last_event = env.stamp;
+                    }
+                    Delivery::End => self.enter_closing(env),
+                }
+            }
+            _ => return Delivered::Nothing,
+        }
+        self.queued()
+    }
+
+    /// After a batch of deliveries: wake a parked request that took some.
+    pub fn handle_deliveries_done(&mut self, env: &mut Env<'_>) {
+        if matches!(&self.state, State::Parked { parked, .. } if parked.ready) {
+            self.wake(Wake::Ready, env);
+        }
+    }
+
+    /// Wake a parked request or a waiting one: its subscription, if any,
+    /// goes back, and its handler says what comes next.
+    pub(super) fn wake(&mut self, wake: Wake, env: &mut Env<'_>) {
+        let since = env.stamp;
+        let (handler, data) = match std::mem::replace(&mut self.state, State::request(since)) {
+            State::Parked { parked, .. } => {
+                let Parked { handler, data, sub, .. } = *parked;
+                env.actions.push(Action::Unsubscribe(sub));
+                (handler, data)
+            }
+            State::Waiting { wait, .. } => match *wait {
+                super::Wait::Http(HttpWait { handler, data }) => (handler, data),
+                upgrade => {
+                    self.state = self.io.refuse_upgrade_timeout(upgrade, env);
+                    return;
+                }
+            },
+            other => {
+                self.state = other;
+                return;
+            }
+        };
+        let app = env.app;
+        let step = with_cx(&mut self.io.out, env, false, |cx| {
+            app.http_handler(handler).wake(data, wake, cx)
+        });
+        self.state = self.io.step(handler, step, env);
+        // Input held while parked is the next request's: processed now.
+        if self.has_input() && matches!(self.state, State::Request { .. }) {
+            self.io.flags.replace(Flags::RESUME, true);
+        }
+    }
+
+    /// A stream's quiet time is over: its handler's heartbeat.
+    pub(super) fn heartbeat(&mut self, env: &mut Env<'_>) {
+        let app = env.app;
+        if let State::Stream { stream, last_event } = &mut self.state {
+            let handler: &dyn AnyHttpHandler = app.http_handler(stream.handler);
+            with_cx(&mut self.io.out, env, true, |cx| {
+                handler.heartbeat(&mut stream.data, cx)
+            });
+            *last_event = env.stamp;
+        }
+    }
+
+    /// A stream's `expires` came: its handler's last words, then the end.
+    pub(super) fn stream_expired(&mut self, env: &mut Env<'_>) {
+        let app = env.app;
+        if let State::Stream { stream, .. } = &mut self.state {
+            let handler: &dyn AnyHttpHandler = app.http_handler(stream.handler);
+            with_cx(&mut self.io.out, env, true, |cx| handler.expired(&mut stream.data, cx));
+        }
+        self.enter_closing(env);
+    }
+}
+
+impl Io {
+    /// The broker did not answer a WebSocket's subscribe in time.
+    fn refuse_upgrade_timeout(&mut self, _wait: super::Wait, env: &mut Env<'_>) -> State {
+        self.refuse_broker(crate::pubsub::HubError::Unavailable("it did not answer in time"), env)
+    }
+}
