@@ -123,6 +123,13 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// The exit status of a command refused its configuration or options:
+    /// clap's for a bad flag, so that scripts can tell it from a failure
+    /// while running (1).
+    pub const EXIT_STATUS: u8 = 2;
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -44,6 +44,10 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 24 * 3600);
 /// listener) and a stack, and no machine has more cores than this.
 pub const MAX_THREADS: usize = 1024;
 
+/// The environment variable the publish token may come from (and the load
+/// generator's token for publishing).
+pub const PUBLISH_TOKEN_VAR: &str = "WSREACTOR_PUBLISH_TOKEN";
+
 /// The whole configuration, one field per TOML section.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
