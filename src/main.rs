@@ -1,24 +1,23 @@
-//! The `wsreactor` command line.
+//! The `wsreactor` command line: it parses the flags and hands them to the
+//! library, which puts the server together in one place.
 //!
-//! `wsreactor load` runs the load generator ([`wsreactor::load`]) and prints
-//! its summary; bad options are usage errors (status 2) too, while errors met
-//! during a run are counted in the summary and do not change the status.
-//!
-//! `wsreactor serve` loads the configuration (a TOML file, or the built-in
-//! defaults when there is none), applies the flags on top, validates the
-//! result once, raises the descriptor limit and runs the reactor. A bad
-//! configuration is a usage error: one line on stderr and exit status 2, the
-//! same status clap uses for bad flags, so scripts can tell it from a server
-//! that failed while running (status 1).
+//! `wsreactor serve` and `check-config` go to [`wsreactor::server`]: the
+//! configuration (a TOML file, or the built-in defaults when there is none),
+//! the flags on top, one validation, then the server. A bad configuration is
+//! a usage error: one line on stderr and exit status 2, the same status clap
+//! uses for bad flags, so scripts can tell it from a server that failed while
+//! running (status 1). `wsreactor load` goes to [`wsreactor::load::cli`]: bad
+//! options are usage errors (status 2) too, while errors met during a run are
+//! counted in the summary.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
-use log::{info, warn};
-use wsreactor::config::{secret_from_env, BrokerKind, Config, ConfigError, Origins, PUBLISH_TOKEN_VAR};
+use wsreactor::config::{Config, ConfigError};
 use wsreactor::load::cli::LoadCmd;
+use wsreactor::server::{self, Overrides};
 
 /// An RFC 6455 WebSocket server on a hand-written mio reactor.
 #[derive(Debug, Parser)]
@@ -83,7 +82,7 @@ enum Command {
     Man,
 }
 
-#[derive(Debug, Default, Args)]
+#[derive(Debug, Args)]
 struct ServeArgs {
     /// TOML configuration file; without it the built-in defaults are used
     /// (config/wsreactor.toml lists them).
@@ -139,17 +138,19 @@ fn parse_bind(s: &str) -> Result<SocketAddr, String> {
 }
 
 impl ServeArgs {
-    /// `serve --config PATH` and nothing else.
-    fn from_config(config: Option<PathBuf>) -> ServeArgs {
-        ServeArgs {
-            config,
-            ..ServeArgs::default()
+    /// What the flags set over the configuration.
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            bind: self.bind,
+            threads: self.threads,
+            max_connections: self.max_connections,
+            access_log: self.access_log,
+            publish_token: self.publish_token.clone(),
+            broker: self.broker.clone(),
+            tls: self.tls_cert.clone().zip(self.tls_key.clone()),
         }
     }
 }
-
-/// Exit status for a configuration the server refuses.
-const EXIT_CONFIG: u8 = ConfigError::EXIT_STATUS;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -160,17 +161,15 @@ fn main() -> ExitCode {
         Command::CheckConfig(args) => check_config(&args),
         Command::PrintConfig(args) => print_config(&args),
         Command::Completions { shell } => {
-            let mut cmd = Cli::command();
-            let out = &mut std::io::stdout();
-            match shell {
-                Shell::Bash => clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, "wsreactor", out),
-                Shell::Zsh => clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, "wsreactor", out),
-                Shell::Fish => clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, "wsreactor", out),
-                Shell::Elvish => clap_complete::generate(clap_complete::Shell::Elvish, &mut cmd, "wsreactor", out),
-                Shell::Powershell => {
-                    clap_complete::generate(clap_complete::Shell::PowerShell, &mut cmd, "wsreactor", out)
-                }
-            }
+            use clap_complete::Shell as S;
+            let shell = match shell {
+                Shell::Bash => S::Bash,
+                Shell::Zsh => S::Zsh,
+                Shell::Fish => S::Fish,
+                Shell::Elvish => S::Elvish,
+                Shell::Powershell => S::PowerShell,
+            };
+            clap_complete::generate(shell, &mut Cli::command(), "wsreactor", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
         Command::Man => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
@@ -206,35 +205,21 @@ fn init_logger(format: LogFormat) {
 
 /// `check-config`: the configuration as `serve` would take it.
 fn check_config(args: &ConfigArg) -> ExitCode {
-    let serve = ServeArgs::from_config(args.config.clone());
-    match configure(&serve) {
-        Ok(_) => {
-            let origin = args
-                .config
-                .as_ref()
-                .map_or("built-in defaults".to_owned(), |p| p.display().to_string());
-            println!("{origin}: ok");
+    match server::configure(args.config.as_deref(), &Overrides::default()) {
+        Ok(startup) => {
+            println!("{}: ok", startup.origin());
             ExitCode::SUCCESS
         }
-        Err(err) => {
-            eprintln!("wsreactor: {err}");
-            ExitCode::from(EXIT_CONFIG)
-        }
+        Err(err) => refused(err),
     }
 }
 
 /// `print-config`: the file (or the defaults), validated, as TOML.
 fn print_config(args: &ConfigArg) -> ExitCode {
-    let config = match &args.config {
-        Some(path) => Config::load(path),
-        None => Ok(Config::default()),
-    };
-    let origin = args
-        .config
-        .as_ref()
-        .map_or("built-in defaults".to_owned(), |p| p.display().to_string());
-    match config.and_then(|c| c.validate(&origin).map(|()| c)) {
-        Ok(config) => {
+    let config = Config::load_or_default(args.config.as_deref())
+        .and_then(|(config, origin)| config.validate(&origin).map(|()| (config, origin)));
+    match config {
+        Ok((config, origin)) => {
             println!(
                 "# wsreactor {}: the effective configuration of {origin}",
                 env!("CARGO_PKG_VERSION")
@@ -242,32 +227,17 @@ fn print_config(args: &ConfigArg) -> ExitCode {
             print!("{}", config.to_toml());
             ExitCode::SUCCESS
         }
-        Err(err) => {
-            eprintln!("wsreactor: {err}");
-            ExitCode::from(EXIT_CONFIG)
-        }
+        Err(err) => refused(err),
     }
 }
 
+/// `serve`: the configuration, then the server until a signal.
 fn serve(args: ServeArgs) -> ExitCode {
-    let origin = args
-        .config
-        .as_ref()
-        .map_or("built-in defaults".to_owned(), |p| p.display().to_string());
-    let config = match configure(&args) {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("wsreactor: {err}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+    let startup = match server::configure(args.config.as_deref(), &args.overrides()) {
+        Ok(startup) => startup,
+        Err(err) => return refused(err),
     };
-    // Without the raise the server would hit EMFILE near 1024 connections,
-    // but it can still serve below that, so a failure only warns.
-    match wsreactor::sys::raise_fd_limit() {
-        Ok(limit) => info!("open file limit: {limit}"),
-        Err(err) => warn!("could not raise the open file limit: {err}"),
-    }
-    match wsreactor::reactor::serve_from(config, &origin) {
+    match startup.serve() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("wsreactor: {err}");
@@ -276,128 +246,30 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-/// The file (or the defaults), then the flags, then one validation of the
-/// result.
-fn configure(args: &ServeArgs) -> Result<Config, ConfigError> {
-    let (mut config, origin) = match &args.config {
-        Some(path) => (Config::load(path)?, path.display().to_string()),
-        None => (Config::default(), "built-in defaults".to_owned()),
-    };
-    // What set each key the flags and the environment override, for the
-    // errors: the file never held those values.
-    let mut origins = Origins::new(&origin);
-    if let Some(bind) = args.bind {
-        config.server.bind = bind;
-        origins.set("server.bind", "--bind");
-    }
-    if let Some(threads) = args.threads {
-        config.server.threads = threads;
-        origins.set("server.threads", "--threads");
-    }
-    if let Some(max) = args.max_connections {
-        config.server.max_connections = max;
-        origins.set("server.max_connections", "--max-connections");
-    }
-    if args.access_log {
-        config.server.access_log = true;
-    }
-    // The environment (out of `ps` and of config files), then the flag.
-    if let Some(token) = secret_from_env(PUBLISH_TOKEN_VAR, "pubsub.publish_token")? {
-        config.pubsub.publish_token = token.value;
-        origins.set("pubsub.publish_token", token.origin);
-    }
-    if let Some(secret) = secret_from_env(wsreactor::auth::SECRET_VAR, "auth.secret")? {
-        config.auth.secret = secret.value;
-        origins.set("auth.secret", secret.origin);
-    }
-    // Read here so that an unreadable file stops the start (exit 2).
-    #[cfg(feature = "redis")]
-    secret_from_env(wsreactor::pubsub::redis::PASSWORD_VAR, "pubsub.broker")?;
-    if let Some(token) = &args.publish_token {
-        // An empty token would silently mean "no token".
-        if token.is_empty() {
-            return Err(ConfigError::Invalid {
-                origin: "--publish-token".to_owned(),
-                key: "pubsub.publish_token",
-                message: "is empty: leave the flag out for no token".to_owned(),
-            });
-        }
-        config.pubsub.publish_token = token.clone();
-        origins.set("pubsub.publish_token", "--publish-token");
-    }
-    if let Some(broker) = &args.broker {
-        config.pubsub.broker = BrokerKind::try_from(broker.clone()).map_err(|message| ConfigError::Invalid {
-            origin: "--broker".to_owned(),
-            key: "pubsub.broker",
-            message,
-        })?;
-        origins.set("pubsub.broker", "--broker");
-    }
-    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        config.tls.cert = cert.clone();
-        config.tls.key = key.clone();
-        origins.set("tls.cert", "--tls-cert");
-        origins.set("tls.key", "--tls-key");
-    }
-    config.validate_from(&origins)?;
-    // Certificates are read at start: a bad one is a configuration error
-    // (exit 2) that names the file.
-    if !config.tls.cert.is_empty() {
-        wsreactor::reactor::tls::server_config(config.tls.cert.as_ref(), config.tls.key.as_ref()).map_err(
-            |message| ConfigError::Invalid {
-                origin: origins.of("tls.cert").to_owned(),
-                key: "tls.cert",
-                message,
-            },
-        )?;
-    }
-    // Read at start so that a missing file is a configuration error (exit 2).
-    let ca = &config.pubsub.broker_ca;
-    if !ca.is_empty() {
-        std::fs::File::open(ca).map_err(|e| ConfigError::Invalid {
-            origin,
-            key: "pubsub.broker_ca",
-            message: format!("cannot read {ca}: {e}"),
-        })?;
-    }
-    Ok(config)
+/// A configuration refused: one line on stderr, exit status 2.
+fn refused(err: ConfigError) -> ExitCode {
+    eprintln!("wsreactor: {err}");
+    ExitCode::from(ConfigError::EXIT_STATUS)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> ServeArgs {
-        let cli = Cli::try_parse_from(args).unwrap();
-        match cli.command {
-            Command::Serve(args) => args,
-            other => panic!("not serve: {other:?}"),
-        }
-    }
-
     #[test]
-    fn flags_override_the_defaults() {
-        let args = parse(&[
-            "wsreactor",
-            "serve",
-            "--bind",
-            "0.0.0.0:80",
-            "--threads",
-            "3",
-            "--max-connections",
-            "7",
-        ]);
-        let config = configure(&args).unwrap();
-        assert_eq!(config.server.bind, "0.0.0.0:80".parse().unwrap());
-        assert_eq!(config.server.threads, 3);
-        assert_eq!(config.server.max_connections, 7);
-        assert_eq!(config.limits, Config::default().limits);
-    }
-
-    #[test]
-    fn no_flags_is_the_defaults() {
-        let config = configure(&parse(&["wsreactor", "serve"])).unwrap();
-        assert_eq!(config, Config::default());
+    fn serve_flags_are_overrides() {
+        let line = "wsreactor serve --bind 0.0.0.0:80 --threads 3 --max-connections 7 --tls-cert c.pem --tls-key k.pem";
+        let cli = Cli::try_parse_from(line.split(' ')).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        let o = args.overrides();
+        assert_eq!(
+            (o.bind, o.threads, o.max_connections),
+            (Some("0.0.0.0:80".parse().unwrap()), Some(3), Some(7))
+        );
+        assert_eq!(o.tls, Some(("c.pem".to_owned(), "k.pem".to_owned())));
+        assert!(o.publish_token.is_none() && o.broker.is_none() && !o.access_log);
     }
 
     #[test]
