@@ -111,6 +111,7 @@ pub fn configure(path: Option<&Path>, overrides: &Overrides) -> Result<Startup, 
 
 /// A configuration with the files it names already read: the server's
 /// certificate and key, and the broker's CA.
+#[derive(Debug)]
 pub struct Startup {
     config: Config,
     origin: String,
@@ -150,7 +151,7 @@ impl Startup {
         })
     }
 
-    /// The configuration, validated.
+    /// The configuration ([`configure`] validated it).
     pub fn config(&self) -> &Config {
         &self.config
     }
