@@ -1,7 +1,7 @@
 //! wsreactor: an RFC 6455 WebSocket server on a hand-written mio reactor.
 //!
 //! ```text
-//!  main.rs ── config ──► reactor::Builder (App, Broker) ──► N × Worker (thread)
+//!  main.rs ── server ──► reactor::Builder (App, Broker) ──► N × Worker (thread)
 //!                          │  mio::Poll, SO_REUSEPORT listener, Slab<Connection>, BufferPool, Inbox
 //!                          ▼
 //!           Connection = Transport (Tcp) + Session (sans-IO: Request ─► Body / Waiting / Open / Poll / Sse ─► Closing)
@@ -42,6 +42,8 @@
 //! - [`pubsub`]: channels for the push server: ids, history, delivery to every worker.
 //! - [`load`]: the load generator (`wsreactor load`), a client reactor on the same protocol code.
 //! - [`config`]: the TOML configuration, its defaults and validation.
+//! - [`server`]: the composition root: configuration, then broker, workers
+//!   and signals, in one place (`wsreactor serve` and [`reactor::serve`]).
 //! - [`sys`]: process setup the server needs from the OS (descriptor limit).
 //! - [`stats`]: the workers' counters and gauges, a leaf that the reactor
 //!   writes and `/metrics` reads.
@@ -55,5 +57,6 @@ pub mod protocol;
 pub mod pubsub;
 pub mod push;
 pub mod reactor;
+pub mod server;
 pub mod stats;
 pub mod sys;

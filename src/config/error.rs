@@ -123,6 +123,13 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// The exit status of a command refused its configuration or options:
+    /// clap's for a bad flag, so that scripts can tell it from a failure
+    /// while running (1).
+    pub const EXIT_STATUS: u8 = 2;
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -167,7 +174,7 @@ pub struct Origins {
 }
 
 impl Origins {
-    /// Every key from `base`: a file's path, or "built-in defaults".
+    /// Every key from `base`: a file's path, or [`super::DEFAULTS_ORIGIN`].
     pub fn new(base: &str) -> Origins {
         Origins {
             base: base.to_owned(),
@@ -180,6 +187,11 @@ impl Origins {
     pub fn set(&mut self, key: &'static str, origin: impl Into<String>) {
         self.keys.retain(|(k, _)| *k != key);
         self.keys.push((key, origin.into()));
+    }
+
+    /// Where every key not set otherwise came from.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// What set `key`.

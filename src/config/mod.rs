@@ -44,6 +44,14 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 24 * 3600);
 /// listener) and a stack, and no machine has more cores than this.
 pub const MAX_THREADS: usize = 1024;
 
+/// Where the configuration came from when no file was given: errors and
+/// the start line name it as they would name a file.
+pub const DEFAULTS_ORIGIN: &str = "built-in defaults";
+
+/// The environment variable the publish token may come from (and the load
+/// generator's token for publishing).
+pub const PUBLISH_TOKEN_VAR: &str = "WSREACTOR_PUBLISH_TOKEN";
+
 /// The whole configuration, one field per TOML section.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -439,6 +447,16 @@ impl Config {
             source,
         })?;
         Config::from_toml(&text, &origin)
+    }
+
+    /// The file at `path` if there is one, else the defaults, with what
+    /// errors call it: the path, or [`DEFAULTS_ORIGIN`]. Only parses, as
+    /// [`Config::load`].
+    pub fn load_or_default(path: Option<&Path>) -> Result<(Config, String), ConfigError> {
+        match path {
+            Some(path) => Ok((Config::load(path)?, path.display().to_string())),
+            None => Ok((Config::default(), DEFAULTS_ORIGIN.to_owned())),
+        }
     }
 
     /// Check that the values make sense together; the first problem found is

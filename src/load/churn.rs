@@ -32,8 +32,7 @@
 //! number of attempts per second instead of a busy loop.
 
 use super::ctx::Ctx;
-use super::report::Percentiles;
-use super::stats::{record, ChurnStats, Stats};
+use super::stats::{record, ChurnStats, Percentiles, Stats};
 use super::Plan;
 use crate::protocol::{CloseCode, WebSocket};
 use serde::Serialize;

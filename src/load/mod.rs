@@ -62,8 +62,11 @@
 //! - [`target`]: the `ws://` URL and `--source-ips`.
 //! - [`report`]: the summary as a table and JSON, and the progress line.
 //! - [`plot`]: the latency percentile chart (SVG).
+//! - [`cli`]: `wsreactor load`'s flags and its run from start to exit status.
 
 pub(crate) mod churn;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub(crate) mod client;
 pub mod compare;
 pub(crate) mod ctx;

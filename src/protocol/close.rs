@@ -1,4 +1,5 @@
-//! Close codes and close frame payloads (RFC 6455 §5.5.1, §7.4).
+//! Close codes and close frame payloads (RFC 6455 §5.5.1, §7.4), and the
+//! one mapping of a [`ProtocolError`] to its close code.
 
 use super::error::ProtocolError;
 use super::utf8::Utf8Validator;
@@ -39,6 +40,29 @@ impl CloseCode {
     /// registered with IANA (§11.7) and are valid.
     pub const fn is_sendable(self) -> bool {
         matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
+    }
+}
+
+/// The one mapping of a protocol violation to the code its close frame
+/// carries (§7.4.1): bad UTF-8 or compressed data is 1007, anything over a
+/// configured limit 1009, every other violation 1002.
+impl From<&ProtocolError> for CloseCode {
+    fn from(e: &ProtocolError) -> CloseCode {
+        match e {
+            ProtocolError::InvalidUtf8 | ProtocolError::BadCompression => CloseCode::INVALID_PAYLOAD,
+            ProtocolError::FrameTooLarge | ProtocolError::MessageTooLarge => CloseCode::MESSAGE_TOO_BIG,
+            ProtocolError::ReservedOpcode(_)
+            | ProtocolError::ReservedBits
+            | ProtocolError::UnmaskedFrame
+            | ProtocolError::MaskedFrame
+            | ProtocolError::ControlFrameTooLong
+            | ProtocolError::FragmentedControlFrame
+            | ProtocolError::UnexpectedContinuation
+            | ProtocolError::ExpectedContinuation
+            | ProtocolError::InvalidLength
+            | ProtocolError::InvalidCloseCode(_)
+            | ProtocolError::InvalidClosePayload => CloseCode::PROTOCOL_ERROR,
+        }
     }
 }
 

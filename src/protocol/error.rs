@@ -1,7 +1,8 @@
-//! Protocol errors: one variant per way a peer can break RFC 6455, mapped to
-//! a close code in exactly one place ([`From<&ProtocolError> for CloseCode`]).
+//! Protocol errors: one variant per way a peer can break RFC 6455. Each is
+//! mapped to a close code in exactly one place, beside the codes
+//! (`impl From<&ProtocolError> for CloseCode` in `close.rs`), so this file
+//! knows nothing of close codes.
 
-use super::close::CloseCode;
 use std::fmt;
 
 /// A peer violated the protocol; the connection must be failed (§7.1.7).
@@ -37,26 +38,6 @@ pub enum ProtocolError {
     InvalidClosePayload,
     /// A compressed message that does not inflate (RFC 7692 §8).
     BadCompression,
-}
-
-impl From<&ProtocolError> for CloseCode {
-    fn from(e: &ProtocolError) -> CloseCode {
-        match e {
-            ProtocolError::InvalidUtf8 | ProtocolError::BadCompression => CloseCode::INVALID_PAYLOAD,
-            ProtocolError::FrameTooLarge | ProtocolError::MessageTooLarge => CloseCode::MESSAGE_TOO_BIG,
-            ProtocolError::ReservedOpcode(_)
-            | ProtocolError::ReservedBits
-            | ProtocolError::UnmaskedFrame
-            | ProtocolError::MaskedFrame
-            | ProtocolError::ControlFrameTooLong
-            | ProtocolError::FragmentedControlFrame
-            | ProtocolError::UnexpectedContinuation
-            | ProtocolError::ExpectedContinuation
-            | ProtocolError::InvalidLength
-            | ProtocolError::InvalidCloseCode(_)
-            | ProtocolError::InvalidClosePayload => CloseCode::PROTOCOL_ERROR,
-        }
-    }
 }
 
 impl fmt::Display for ProtocolError {

@@ -42,7 +42,7 @@ mod transport;
 mod worker;
 
 use crate::app::{App, Sender};
-use crate::config::{BrokerKind, Config};
+use crate::config::{Config, Origins, DEFAULTS_ORIGIN};
 use crate::pubsub::{Broker, Inbox, LocalHub};
 use crate::stats::WorkerStats;
 use balance::Handoff;
@@ -341,111 +341,17 @@ fn launch(
     })
 }
 
-/// The one line that says what started: the version, where the
-/// configuration came from, the addresses, workers, broker, whether a
-/// publish token is set (never its value) and the demo page.
-fn start_line(config: &Config, origin: &str, server: &ServerHandle, threads: usize) -> String {
-    let tls_main = !config.tls.cert.is_empty() && server.tls_addr().is_none();
-    let addr = server.local_addr();
-    // The address comes first after "listening on": scripts read it there.
-    let mut listening = format!("{addr}{}", if tls_main { " (TLS)" } else { "" });
-    listening.push_str(&format!(" with {threads} worker thread(s)"));
-    if let Some(tls) = server.tls_addr() {
-        listening.push_str(&format!(", TLS on {tls}"));
-    }
-    let broker = match &config.pubsub.broker {
-        BrokerKind::Local => "local".to_owned(),
-        #[cfg(feature = "redis")]
-        BrokerKind::Redis(url) => crate::pubsub::redis::redacted(url),
-        #[cfg(not(feature = "redis"))]
-        BrokerKind::Redis(url) => url.clone(),
-    };
-    let token = if config.pubsub.publish_token.is_empty() {
-        "none"
-    } else {
-        "set"
-    };
-    let page = if tls_main { "https" } else { "http" };
-    format!(
-        "wsreactor {} listening on {listening}; config: {origin}; broker: {broker}; publish token: {token}; demo page: {page}://{addr}/",
-        env!("CARGO_PKG_VERSION"),
-    )
-}
-
 /// Serve with `config` until SIGINT or SIGTERM, then shut down gracefully.
 /// A second signal during the shutdown exits at once.
 pub fn serve(config: Config) -> io::Result<()> {
-    serve_from(config, "built-in defaults")
+    serve_from(config, DEFAULTS_ORIGIN)
 }
 
 /// [`serve`], saying in the start line where the configuration came from
-/// (`origin`: a file's path, or "built-in defaults").
+/// (`origin`: a file's path, or [`DEFAULTS_ORIGIN`]). The server is put
+/// together where `wsreactor serve`'s is, by [`crate::server::Startup`].
 pub fn serve_from(config: Config, origin: &str) -> io::Result<()> {
-    // Handlers first: once a worker accepts, a SIGTERM must be the graceful
-    // shutdown, not the default action that kills the process. Signals that
-    // arrive before the thread below runs are kept for it.
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM])?;
-    let threads = config.worker_threads();
-    let settings = Settings::from(&config);
-    let hub = settings.pubsub.hub.clone();
-    let make_broker: MakeBroker = match &config.pubsub.broker {
-        BrokerKind::Local => Box::new(move |inboxes| Ok(Arc::new(LocalHub::new(hub, inboxes)) as Arc<dyn Broker>)),
-        #[cfg(feature = "redis")]
-        BrokerKind::Redis(url) => {
-            let url = url.clone();
-            let ca = match config.pubsub.broker_ca.as_str() {
-                "" => None,
-                path => Some(
-                    std::fs::read(path)
-                        .map_err(|e| io::Error::new(e.kind(), format!("pubsub.broker_ca: cannot read {path}: {e}")))?,
-                ),
-            };
-            Box::new(move |inboxes| {
-                let broker = crate::pubsub::redis::RedisBroker::start_with_ca(&url, ca, hub, inboxes)
-                    .map_err(io::Error::other)?;
-                Ok(Arc::new(broker) as Arc<dyn Broker>)
-            })
-        }
-        #[cfg(not(feature = "redis"))]
-        BrokerKind::Redis(url) => {
-            return Err(io::Error::other(format!(
-                "broker {url}: built without the redis feature"
-            )));
-        }
-    };
-    let mut builder = Builder::new(settings)
-        .threads(threads)
-        .backlog(config.server.backlog)
-        .try_broker(make_broker);
-    if !config.tls.cert.is_empty() {
-        let tls = tls::server_config(config.tls.cert.as_ref(), config.tls.key.as_ref()).map_err(io::Error::other)?;
-        builder = match config.tls.bind_addr() {
-            Some(addr) => builder.tls_listener(addr, tls),
-            None => builder.tls(tls),
-        };
-    }
-    let server = builder.start(config.server.bind)?;
-    log::info!("{}", start_line(&config, origin, &server, threads));
-    let private = &config.auth.private_channels;
-    match (private.is_empty(), config.auth.secret.is_empty()) {
-        (true, _) => {}
-        (false, false) => log::info!("channels {private:?} need a token (HS256)"),
-        (false, true) => log::info!("channels {private:?} cannot be subscribed: no auth.secret"),
-    }
-    let trigger = server.shutdown_trigger();
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        let mut seen = false;
-        for signal in signals.forever() {
-            if seen {
-                log::warn!("second signal {signal}: exiting now");
-                std::process::exit(1);
-            }
-            seen = true;
-            log::info!("signal {signal}: closing connections (1001) and stopping");
-            trigger();
-        }
-    })?;
-    server.join()?;
-    log::info!("stopped");
-    Ok(())
+    crate::server::Startup::new(config, &Origins::new(origin))
+        .map_err(|err| io::Error::other(err.to_string()))?
+        .run()
 }

@@ -60,6 +60,8 @@ pub use wire::TransportReport;
 use super::churn::ChurnReport;
 use super::publisher::PublishOutcome;
 use super::stats::{Errors, Stats};
+// Here too, where the report's fields have always named it.
+pub use super::stats::Percentiles;
 use super::subscribe::reconcile;
 use super::{Mode, Options, Plan};
 use crate::protocol::MessageKind;
@@ -261,46 +263,6 @@ pub struct Sample {
     pub p99_us: Option<u64>,
     /// Errors counted during the sample.
     pub errors: u64,
-}
-
-/// A latency distribution in microseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Percentiles {
-    /// Samples.
-    pub count: u64,
-    /// Smallest.
-    pub min: u64,
-    /// Mean.
-    pub mean: f64,
-    /// Median.
-    pub p50: u64,
-    /// 90th percentile.
-    pub p90: u64,
-    /// 99th percentile.
-    pub p99: u64,
-    /// 99.9th percentile.
-    pub p99_9: u64,
-    /// Largest.
-    pub max: u64,
-}
-
-impl Percentiles {
-    /// Summarise a histogram (all zero when empty).
-    pub fn of(h: &Histogram<u64>) -> Self {
-        if h.is_empty() {
-            return Percentiles::default();
-        }
-        Percentiles {
-            count: h.len(),
-            min: h.min(),
-            mean: h.mean(),
-            p50: h.value_at_quantile(0.5),
-            p90: h.value_at_quantile(0.9),
-            p99: h.value_at_quantile(0.99),
-            p99_9: h.value_at_quantile(0.999),
-            max: h.max(),
-        }
-    }
 }
 
 /// Errors with their total.

@@ -1,0 +1,437 @@
+//! The `load` subcommand's command line: its flags (clap), what they
+//! mean as [`Options`](super::Options), and a run from start to exit
+//! status. Only with the `cli` feature; `src/main.rs` hands [`LoadCmd`]
+//! to [`run`].
+//!
+//! Bad options are usage errors (status [`ConfigError::EXIT_STATUS`], as
+//! clap's); errors met during a run are counted in the summary and change
+//! the status only past `--max-errors` (see [`report::Verdict`]).
+
+use super::{report, CursorStyle, LoadError, Mode, Transport};
+use crate::config::{ConfigError, PUBLISH_TOKEN_VAR};
+use crate::protocol::MessageKind;
+use clap::{Args, Subcommand, ValueEnum};
+use log::warn;
+use std::io::IsTerminal;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `load` runs one load; `load compare` one per transport, in rounds.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct LoadCmd {
+    #[command(subcommand)]
+    compare: Option<LoadSub>,
+    #[command(flatten)]
+    args: LoadArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum LoadSub {
+    /// Subscribe mode over each transport in turn (short polling, long
+    /// polling, SSE, WebSocket) against one server, with the same
+    /// subscribers, rate and size, in --rounds rounds (the order rotated
+    /// each round); prints the medians side by side. Payloads are text
+    /// unless --binary (SSE and polls would carry binary as base64). Needs
+    /// --channel: run k subscribes to CHANNEL.k. --mode and --transport
+    /// are compare's to set.
+    #[command(
+        after_help = "e.g. wsreactor load compare --url http://127.0.0.1:9001/ --channel bench --connections 1000 \
+--rate 10 --size 64 --duration 10s --rounds 3 --server-pid $(pgrep -n wsreactor) --plot compare.svg"
+    )]
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// Runs per transport; the table gives the medians.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    rounds: usize,
+    /// The transports to compare, in this order (comma separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "poll,longpoll,sse,ws")]
+    transports: Vec<TransportArg>,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TransportArg {
+    /// WebSocket: /ws/CHANNEL.
+    Ws,
+    /// Server-Sent Events: /sse/CHANNEL, resuming with Last-Event-ID.
+    Sse,
+    /// Long polling: /poll/CHANNEL?since=N, each poll waiting for messages.
+    Longpoll,
+    /// Short polling: /poll/CHANNEL?since=N&wait=0 every --poll-interval.
+    Poll,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CursorArg {
+    /// ?since=N from each poll's last_id or X-Last-Id.
+    Wsreactor,
+    /// nchan's: If-None-Match / If-Modified-Since from Etag / Last-Modified.
+    Nchan,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ModeArg {
+    /// Send messages, await each echo, measure the round trip.
+    Echo,
+    /// Open and hold connections; measure connect and handshake time.
+    Connect,
+    /// Subscribe every connection to the push server's channel (--url
+    /// ws://HOST:PORT/ws/CHANNEL), publish to it over HTTP at --rate and
+    /// measure each delivery.
+    Subscribe,
+    /// New connections back to back: --connections slots, each running
+    /// cycles of connect, handshake, one echo and a close (1000); measure
+    /// cycles per second and cycle time (--rate: cycles per second in all).
+    Churn,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Latency is measured from each message's scheduled time when --rate is given \
+(coordinated omission), from its actual send otherwise. Errors (refused, timed out, handshake status, \
+close codes, protocol errors) are counted and reported; they never stop the run. Ctrl-C ends the \
+measurement early and still prints the summary."
+)]
+struct LoadArgs {
+    /// The server: ws://HOST[:PORT][/PATH] (or wss://). In subscribe mode
+    /// ws://HOST:PORT/ws/CHANNEL (the channel is taken from the path), or
+    /// http://HOST:PORT/ (or https://) with --channel.
+    // An Option that clap still requires, so that `load compare` (which
+    // has its own) can leave the parent's empty.
+    #[arg(long, value_name = "URL", required = true)]
+    url: Option<String>,
+    /// What each connection does.
+    #[arg(long, value_enum, default_value_t = ModeArg::Echo)]
+    mode: ModeArg,
+    /// Connections to open (no limit of our own below the descriptor limit).
+    /// In churn mode: cycles in progress at once.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    connections: usize,
+    /// New connections per second during the ramp, 0 for all at once.
+    #[arg(long, value_name = "R", default_value_t = 1000.0)]
+    connect_rate: f64,
+    /// Worker threads, 0 for one per core.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    threads: usize,
+    /// Length of the measurement, which starts once every connection is
+    /// open or has failed (in churn mode, at once) (e.g. 10s, 1m).
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Payload bytes per message.
+    #[arg(long, value_name = "BYTES", default_value_t = 32)]
+    size: usize,
+    /// Send text messages.
+    #[arg(long, conflicts_with = "binary")]
+    text: bool,
+    /// Send binary messages (the default).
+    #[arg(long)]
+    binary: bool,
+    /// Messages per second in TOTAL over all connections (each sends
+    /// R/connections per second). Without it each connection sends as fast
+    /// as its echoes come back. In subscribe mode: messages published per
+    /// second (without it, as fast as the publishes are answered). In churn
+    /// mode: cycles started per second in total (without it, each slot
+    /// starts its next cycle as soon as the last one ends).
+    #[arg(long, value_name = "R")]
+    rate: Option<f64>,
+    /// Messages in flight per connection at most.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pipeline: usize,
+    /// Subscribe mode: how the subscribers receive the channel.
+    #[arg(long, value_enum, default_value_t = TransportArg::Ws)]
+    transport: TransportArg,
+    /// Subscribe mode: the channel, with --url http://HOST:PORT/ (else it
+    /// is the URL's path, /ws/CHANNEL).
+    #[arg(long, value_name = "NAME")]
+    channel: Option<String>,
+    /// Short polling: from one poll's start to the next (e.g. 1s, 250ms).
+    #[arg(long, value_name = "D", default_value = "1s", value_parser = parse_duration)]
+    poll_interval: Duration,
+    /// Polls reuse their connection (on), or each opens its own and asks
+    /// for Connection: close (off).
+    #[arg(long, value_enum, value_name = "on|off", default_value_t = OnOff::On)]
+    keep_alive: OnOff,
+    /// Whose poll cursor to follow: wsreactor's since, or nchan's
+    /// Etag/Last-Modified.
+    #[arg(long, value_enum, default_value_t = CursorArg::Wsreactor)]
+    cursor: CursorArg,
+    /// Subscribe mode: the server's process id; its CPU per delivery and
+    /// memory per subscriber go in the report (read from /proc).
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
+    /// Subscribe mode: keep-alive HTTP connections the publisher posts
+    /// over, one request in flight on each.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    publishers: usize,
+    /// Subscribe mode: subscribe only; another `load` process publishes
+    /// to the channel (give its --publishers). Payload times are wall
+    /// clock, so latency is measured across processes on one machine;
+    /// `accepted` is then what any subscriber of this run saw.
+    #[arg(long)]
+    observe: bool,
+    /// Local addresses to connect from, in turn: 127.0.0.1-127.0.0.32 or a
+    /// comma-separated list (each gives its own ~28,000 ephemeral ports).
+    #[arg(long, value_name = "IPS", value_parser = super::parse_source_ips)]
+    // Spelled out so clap takes the parsed list as one value.
+    source_ips: Option<::std::vec::Vec<IpAddr>>,
+    /// wss://: accept any server certificate, for self-signed test
+    /// certificates (the server is not authenticated).
+    #[arg(long)]
+    insecure: bool,
+    /// Connect, handshake and echo time-out; also how long to wait for the
+    /// last echoes.
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Also write the summary as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Also write a latency percentile chart (SVG) to this file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// No progress line (there is none either when stderr is not a terminal).
+    #[arg(long)]
+    quiet: bool,
+    /// A header for every opening handshake and publish, as 'Name: value'
+    /// (repeatable), e.g. --header 'Authorization: Bearer TOKEN'.
+    #[arg(long = "header", short = 'H', value_name = "'NAME: VALUE'", value_parser = super::parse_header)]
+    headers: Vec<(String, String)>,
+    /// Subscribe mode: publish with `Authorization: Bearer TOKEN`, for a
+    /// server with a publish token (or the environment variable
+    /// WSREACTOR_PUBLISH_TOKEN).
+    #[arg(long, value_name = "TOKEN")]
+    publish_token: Option<String>,
+    /// Fail (exit 3) when more errors than this were counted.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    max_errors: u64,
+    /// Fail (exit 4) when the latency's p99 is over this (e.g. 5ms).
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    max_p99: Option<Duration>,
+    /// Fail (exit 4) when the latency's p99.9 is over this.
+    #[arg(long = "max-p99.9", value_name = "D", value_parser = parse_duration)]
+    max_p99_9: Option<Duration>,
+    /// Fail (exit 4) when the rate is under this: echoes/s, deliveries/s
+    /// (subscribe), cycles/s (churn), connections opened/s (connect).
+    #[arg(long, value_name = "R")]
+    min_rate: Option<f64>,
+}
+
+impl From<TransportArg> for Transport {
+    fn from(t: TransportArg) -> Transport {
+        match t {
+            TransportArg::Ws => Transport::Ws,
+            TransportArg::Sse => Transport::Sse,
+            TransportArg::Longpoll => Transport::LongPoll,
+            TransportArg::Poll => Transport::Poll,
+        }
+    }
+}
+
+/// A duration as people type it: `10s`, `1m30s`, `250ms`, or a bare number
+/// of seconds (`5`, `0.5`).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.trim().parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is not a duration"));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 10s, 1m30s, 250ms, or seconds: 5)"))
+}
+
+impl LoadArgs {
+    fn options(&self) -> super::Options {
+        super::Options {
+            url: self.url.clone().unwrap_or_default(),
+            mode: match self.mode {
+                ModeArg::Echo => Mode::Echo,
+                ModeArg::Connect => Mode::Connect,
+                ModeArg::Subscribe => Mode::Subscribe,
+                ModeArg::Churn => Mode::Churn,
+            },
+            connections: self.connections,
+            connect_rate: self.connect_rate,
+            threads: self.threads,
+            duration: self.duration,
+            size: self.size,
+            kind: if self.text {
+                MessageKind::Text
+            } else {
+                MessageKind::Binary
+            },
+            rate: self.rate,
+            publishers: self.publishers,
+            observe: self.observe,
+            pipeline: self.pipeline,
+            source_ips: self.source_ips.clone().unwrap_or_default(),
+            insecure: self.insecure,
+            timeout: self.timeout,
+            progress: !self.quiet && std::io::stderr().is_terminal(),
+            headers: self.headers.clone(),
+            publish_token: self
+                .publish_token
+                .clone()
+                .or_else(|| std::env::var(PUBLISH_TOKEN_VAR).ok().filter(|t| !t.is_empty())),
+            transport: self.transport.into(),
+            channel: self.channel.clone(),
+            poll_interval: self.poll_interval,
+            keep_alive: self.keep_alive == OnOff::On,
+            cursor: match self.cursor {
+                CursorArg::Wsreactor => CursorStyle::Wsreactor,
+                CursorArg::Nchan => CursorStyle::Nchan,
+            },
+            server_pid: self.server_pid,
+        }
+    }
+
+    fn thresholds(&self) -> report::Thresholds {
+        report::Thresholds {
+            max_errors: self.max_errors,
+            max_p99: self.max_p99,
+            max_p99_9: self.max_p99_9,
+            min_rate: self.min_rate,
+        }
+    }
+}
+
+/// Run `load` (or `load compare`) as `cmd` says: the summary on stdout,
+/// its exit status.
+pub fn run(cmd: LoadCmd) -> ExitCode {
+    match cmd {
+        LoadCmd {
+            compare: Some(LoadSub::Compare(args)),
+            ..
+        } => compare_command(args),
+        LoadCmd { args, .. } => load_command(args),
+    }
+}
+
+/// What every load run sets up first: the descriptor limit, and Ctrl-C
+/// (the first one ends the measurement and still reports; a second one
+/// exits at once).
+fn load_setup(options: &super::Options) -> Arc<AtomicBool> {
+    match crate::sys::raise_fd_limit() {
+        Ok(limit) if (limit as usize) < options.connections + 64 => {
+            warn!("open file limit {limit} is below --connections {}", options.connections)
+        }
+        Ok(_) => {}
+        Err(err) => warn!("could not raise the open file limit: {err}"),
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone());
+        let _ = signal_hook::flag::register(signal, stop.clone());
+    }
+    stop
+}
+
+/// `load compare`: the table of medians, and the JSON and chart if asked.
+fn compare_command(args: CompareArgs) -> ExitCode {
+    let mut options = args.load.options();
+    options.mode = Mode::Subscribe;
+    if !args.load.binary {
+        options.kind = MessageKind::Text;
+    }
+    let stop = load_setup(&options);
+    let transports: Vec<Transport> = args.transports.iter().map(|&t| t.into()).collect();
+    let mut comparison = match super::compare::run(&options, &transports, args.rounds, &stop) {
+        Ok(c) => c,
+        Err(err) => return load_failed("wsreactor load compare", err),
+    };
+    comparison.command_line = std::env::args().collect();
+    print!("{}", comparison.table());
+    let mut status = 0;
+    if let Some(path) = &args.load.json {
+        if let Err(err) = comparison.write_json(path) {
+            eprintln!("wsreactor load compare: cannot write {}: {err}", path.display());
+            status = 1;
+        }
+    }
+    if let Some(path) = &args.load.plot {
+        match super::plot::compare_svg(&comparison, path) {
+            Ok(()) => eprintln!("wsreactor load compare: chart in {}", path.display()),
+            Err(err) => {
+                eprintln!("wsreactor load compare: no chart written to {}: {err}", path.display());
+                status = 1;
+            }
+        }
+    }
+    // Anything lost, duplicated or failed fails the comparison, as it
+    // would fail a single run (--max-errors).
+    let errors: u64 = comparison.rows.iter().map(|r| r.errors).sum();
+    if errors > args.load.max_errors {
+        eprintln!(
+            "wsreactor load compare: {errors} errors (more than --max-errors {})",
+            args.load.max_errors
+        );
+        status = status.max(report::EXIT_ERRORS);
+    }
+    if stop.load(Relaxed) {
+        status = report::EXIT_INTERRUPTED;
+    }
+    ExitCode::from(status)
+}
+
+/// A run that could not be made: options refused are a configuration
+/// error (2), anything else a failure (1).
+fn load_failed(who: &str, err: LoadError) -> ExitCode {
+    match err {
+        LoadError::Invalid(why) => {
+            eprintln!("{who}: {why}");
+            ExitCode::from(ConfigError::EXIT_STATUS)
+        }
+        err => {
+            eprintln!("{who}: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_command(args: LoadArgs) -> ExitCode {
+    let options = args.options();
+    let stop = load_setup(&options);
+    let mut summary = match super::run_until(&options, &stop) {
+        Ok(summary) => summary,
+        Err(err) => return load_failed("wsreactor load", err),
+    };
+    summary.command_line = std::env::args().collect();
+    let verdict = summary.judge(&args.thresholds(), stop.load(Relaxed));
+    summary.verdict = Some(verdict.clone());
+    print!("{}", summary.table());
+    let mut status = verdict.exit_code;
+    if let Some(path) = &args.json {
+        if let Err(err) = summary.write_json(path) {
+            eprintln!("wsreactor load: cannot write {}: {err}", path.display());
+            status = status.max(1);
+        }
+    }
+    if let Some(path) = &args.plot {
+        match super::plot::write_svg(&summary, path) {
+            Ok(over_time) => eprintln!(
+                "wsreactor load: charts in {} and {}",
+                path.display(),
+                over_time.display()
+            ),
+            Err(err) => {
+                eprintln!("wsreactor load: no chart written to {}: {err}", path.display());
+                status = status.max(1);
+            }
+        }
+    }
+    ExitCode::from(status)
+}
+
+#[cfg(test)]
+#[path = "cli_tests.rs"]
+mod tests;
