@@ -4,8 +4,8 @@
 //!  main.rs ── server ──► reactor::Builder (App, Broker) ──► N × Worker (thread)
 //!                          │  mio::Poll, SO_REUSEPORT listener, Slab<Connection>, BufferPool, Inbox
 //!                          ▼
-//!           Connection = Transport (Tcp) + Session (sans-IO: Request ─► Body / Waiting / Open / Poll / Sse ─► Closing)
-//!                                               │ app::Handler (Echo, Subscriber, yours)   │ protocol::WebSocket
+//!           Connection = Transport (Tcp) + Session (sans-IO: Request ─► Body / Waiting / Open / Parked / Stream ─► Closing)
+//!                                               │ app::Handler, app::HttpHandler (push::*, Echo, yours)   │ protocol::WebSocket
 //!                                               │ Action::Submit ─► pubsub::Broker ─► Answer via the Inbox
 //! ```
 //!
@@ -21,29 +21,34 @@
 //! A published message:
 //!
 //! ```text
-//! POST /pub/c ─Session: Request ─► Body ─► Waiting─► Action::Submit(Request::Publish) ─Worker─► Broker::submit
+//! POST /pub/c ─Session: Request ─App::http_route─► push::Publish::request: Next::ReadBody ─► Body ─► Publish::body:
+//!   Next::Ask ─► Waiting ─► Action::Submit(Request::Publish) ─Worker─► Broker::submit
 //!   LocalHub: channel c numbers it, keeps it in history ─► Arc<Message> (wire forms encoded once)
 //!     ├─Inbox::push─► Mail.messages of each worker with subscribers of c (+ Waker)
-//!     │    worker k ─Subscribers: c → slab keys─► Connection::deliver ─► Session::handle_delivery ─► Feed (cursor, gap)
+//!     │    worker k ─Subscribers: c → slab keys─► Connection::deliver ─► Session::handle_delivery ─► Feed (Cursor, gap)
 //!     │      ─► Output: Segment::Shared (Arc<[u8]>, one frame for every subscriber) ─writev─► socket
 //!     └─Inbox::answer_here─► Mail.answers: (Address, Answer::Published(Receipt)) ─generation checked─►
-//!          Session::handle_answer ─► 200 {"id":N,"subscribers":M}, back to Request
+//!          Session::handle_answer ─► Publish::answer ─► 200 {"id":N,"subscribers":M}, back to Request
 //! ```
 //!
-//! A WebSocket application of your own implements [`app::Handler`] and runs
-//! on [`reactor::Builder`] with an [`app::App`]; `examples/chat.rs` is a
-//! chat room in under a hundred lines.
+//! An application of your own implements [`app::Handler`] (WebSocket) or
+//! [`app::HttpHandler`] and runs on [`reactor::Builder`] with an
+//! [`app::App`], alone or beside the push server ([`push::standard`]), which
+//! is itself an application on that API; `examples/chat.rs` is a chat room
+//! in under a hundred lines, `examples/newsroom.rs` adds an HTTP route and a
+//! WebSocket route to the standard server.
 //!
-//! - [`app`]: applications on the reactor: WebSocket handlers by path, the built-in endpoints.
+//! - [`app`]: applications on the reactor: WebSocket and HTTP handlers by path, the echo.
 //! - [`auth`]: private channels and the JWTs that open them.
 //! - [`protocol`]: RFC 6455 without I/O: handshake, frames, masking, UTF-8, close codes, messages.
 //! - [`reactor`]: the worker threads that accept and serve connections.
-//! - [`http`]: what each request target means, `/metrics`, the demo page.
 //! - [`pubsub`]: channels for the push server: ids, history, delivery to every worker.
+//! - [`push`]: the push server, an application on [`app`]: publish, WebSocket,
+//!   SSE and polls, CORS and subscriber tokens, `/metrics`, the demo page.
 //! - [`load`]: the load generator (`wsreactor load`), a client reactor on the same protocol code.
 //! - [`config`]: the TOML configuration, its defaults and validation.
 //! - [`server`]: the composition root: configuration, then broker, workers
-//!   and signals, in one place (`wsreactor serve` and [`reactor::serve`]).
+//!   and signals, in one place (`wsreactor serve` and [`server::serve`]).
 //! - [`sys`]: process setup the server needs from the OS (descriptor limit).
 //! - [`stats`]: the workers' counters and gauges, a leaf that the reactor
 //!   writes and `/metrics` reads.

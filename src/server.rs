@@ -10,12 +10,12 @@
 //! ```
 //!
 //! `wsreactor serve` and `check-config` are [`configure`] (and
-//! [`Startup::serve`]); [`crate::reactor::serve_from`], for a [`Config`]
+//! [`Startup::serve`]); [`serve_from`], for a [`Config`]
 //! built in code, joins at [`Startup::new`]. Everything that goes wrong
 //! before the first worker starts is a [`ConfigError`] (exit status
 //! [`ConfigError::EXIT_STATUS`]); what fails after is an I/O error.
 
-use crate::config::{secret_from_env, BrokerKind, Config, ConfigError, Origins, PUBLISH_TOKEN_VAR};
+use crate::config::{secret_from_env, BrokerKind, Config, ConfigError, Origins, DEFAULTS_ORIGIN, PUBLISH_TOKEN_VAR};
 use crate::pubsub::{Broker, LocalHub};
 use crate::reactor::settings::Settings;
 use crate::reactor::{tls, Builder, MakeBroker, ServerHandle};
@@ -281,6 +281,21 @@ fn start_line(config: &Config, origin: &str, server: &ServerHandle, threads: usi
         "wsreactor {} listening on {listening}; config: {origin}; broker: {broker}; publish token: {token}; demo page: {page}://{addr}/",
         env!("CARGO_PKG_VERSION"),
     )
+}
+
+/// Serve with `config` until SIGINT or SIGTERM, then shut down gracefully.
+/// A second signal during the shutdown exits at once.
+pub fn serve(config: Config) -> io::Result<()> {
+    serve_from(config, DEFAULTS_ORIGIN)
+}
+
+/// [`serve`], saying in the start line where the configuration came from
+/// (`origin`: a file's path, or [`DEFAULTS_ORIGIN`]). The server is put
+/// together where `wsreactor serve`'s is, by [`Startup`].
+pub fn serve_from(config: Config, origin: &str) -> io::Result<()> {
+    Startup::new(config, &Origins::new(origin))
+        .map_err(|err| io::Error::other(err.to_string()))?
+        .run()
 }
 
 #[cfg(test)]

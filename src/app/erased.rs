@@ -5,24 +5,16 @@
 //! made by its own handler's `open` or `request`); no handler ever sees
 //! them.
 
-use super::http::{Context, Delivery, HttpHandler, Next, Request, Response, ServerInfo, Wake};
-use super::websocket::{Accept, Conn, ConnId, Handler, Message as WsMessage, Refusal, Reply, Topic, Upgrade};
+use super::http::{Context, Delivery, HttpHandler, Next, Request, Response, Wake};
+use super::websocket::{Accept, Conn, Handler, Link, Message as WsMessage, Refusal, Reply, Topic, Upgrade};
 use crate::protocol::http::Status;
 use crate::protocol::{CloseCode, MessageKind};
-use crate::pubsub::{Answer, Message, Subscription};
+use crate::pubsub::{Answer, Message};
 use std::any::Any;
 use std::sync::Arc;
 
 /// A connection's handler data, type-erased.
 pub(crate) type UserData = Box<dyn Any + Send>;
-
-/// What the session lends a handler: the connection's side of a [`Conn`].
-pub(crate) trait Link {
-    fn id(&self) -> ConnId;
-    fn send(&mut self, kind: MessageKind, payload: &[u8]);
-    fn publish(&mut self, topic: &str, kind: MessageKind, payload: &[u8]);
-    fn close(&mut self, code: CloseCode, reason: &str);
-}
 
 /// An accepted upgrade, its data erased.
 pub(crate) struct Accepted {
@@ -37,6 +29,7 @@ pub(crate) trait AnyHandler: Send + Sync {
     fn opened(&self, link: &mut dyn Link, data: &mut UserData);
     fn message(&self, link: &mut dyn Link, data: &mut UserData, kind: MessageKind, payload: &[u8]) -> Reply;
     fn drain(&self, link: &mut dyn Link, data: &mut UserData);
+    fn expired(&self, link: &mut dyn Link, data: &mut UserData);
     fn close(&self, link: &mut dyn Link, data: &mut UserData, code: Option<CloseCode>);
 }
 
@@ -72,6 +65,12 @@ impl<H: Handler> AnyHandler for H {
         }
     }
 
+    fn expired(&self, link: &mut dyn Link, data: &mut UserData) {
+        if let Some(mut conn) = conn::<H::Data>(link, data) {
+            Handler::expired(self, &mut conn);
+        }
+    }
+
     fn close(&self, link: &mut dyn Link, data: &mut UserData, code: Option<CloseCode>) {
         if let Some(mut conn) = conn::<H::Data>(link, data) {
             Handler::close(self, &mut conn, code);
@@ -86,14 +85,6 @@ fn conn<'a, D: 'static>(link: &'a mut dyn Link, data: &'a mut UserData) -> Optio
     let data = data.downcast_mut::<D>();
     debug_assert!(data.is_some(), "a connection's data is its handler's type");
     Some(Conn { link, data: data? })
-}
-
-/// What the session lends an HTTP handler's [`super::http::Context`].
-pub(crate) trait HttpLink {
-    fn server(&self) -> &dyn ServerInfo;
-    fn unsubscribe(&mut self, sub: Subscription);
-    fn write(&mut self, bytes: &[u8]);
-    fn write_shared(&mut self, bytes: Arc<[u8]>);
 }
 
 /// A step's outcome, its data erased.

@@ -9,7 +9,6 @@
 //! What a handler keeps between the steps of one request is its own
 //! [`HttpHandler::Data`], moved into each step and back out of it.
 
-use super::erased::HttpLink;
 use crate::protocol::http::{RequestHead, Status};
 use crate::pubsub::{Answer, BrokerStats, Message, Request as BrokerRequest, Subscription};
 use crate::reactor::settings::Settings;
@@ -388,4 +387,12 @@ pub trait ServerInfo {
     fn broker_stats(&self) -> Option<BrokerStats>;
     /// The per-address limits' counters.
     fn per_ip_stats(&self) -> PerIpStats;
+}
+
+/// What the session lends an HTTP handler's [`Context`].
+pub(crate) trait HttpLink {
+    fn server(&self) -> &dyn ServerInfo;
+    fn unsubscribe(&mut self, sub: Subscription);
+    fn write(&mut self, bytes: &[u8]);
+    fn write_shared(&mut self, bytes: Arc<[u8]>);
 }

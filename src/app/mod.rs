@@ -1,20 +1,20 @@
-//! Applications on the reactor: what a WebSocket connection does once it
-//! is routed, supplied by the application (uWebSockets' behaviours and
-//! ws-rs's `Handler` are the models).
+//! Applications on the reactor: what a connection does once it is routed,
+//! supplied by the application (uWebSockets' `App` and behaviours, ws-rs's
+//! `Handler` are the models).
 //!
-//! An [`App`] maps request paths to [`Handler`]s and says which built-in
-//! HTTP routes it serves. A handler accepts or refuses an upgrade
+//! An [`App`] maps request paths to WebSocket [`Handler`]s and to
+//! [`HttpHandler`]s. A WebSocket handler accepts or refuses an upgrade
 //! ([`Handler::open`], choosing a subprotocol, the connection's data, of
 //! the handler's own [`Handler::Data`] type, and optionally a topic to
 //! subscribe to, from a cursor), then hears of each [`Message`], of output
 //! draining and of the close. It talks back through the [`Conn`] it is
 //! lent (its data, send, publish to a topic, close), and any thread can
-//! reach a connection or a topic through a [`Sender`].
+//! reach a connection or a topic through a [`Sender`]. An HTTP handler
+//! answers a request in steps ([`Next`]): at once, after reading its body,
+//! after the broker's answer, parked on a subscription, or as a stream.
 //!
-//! The server's own endpoints are built-in handlers on this same API:
-//! [`Echo`] (`/`) and [`Subscriber`] (`/ws/{channel}`); the push server's
-//! HTTP transports (publish, long poll, SSE), `/healthz`, `/metrics` and the
-//! demo page are routes of the session that an [`App`] switches on.
+//! The server's own endpoints are applications on this same API: [`Echo`]
+//! here, and the push server ([`crate::push`]), which uses nothing else.
 
 mod echo;
 mod erased;
@@ -24,11 +24,12 @@ mod sender;
 mod websocket;
 
 pub use echo::Echo;
-pub(crate) use erased::{AnyHandler, AnyHttpHandler, AnyNext, HttpLink, Link, UserData};
-pub(crate) use http::Part;
+pub(crate) use erased::{AnyHandler, AnyHttpHandler, AnyNext, UserData};
 pub use http::{Context, Delivery, HttpHandler, Next, Request, Response, ServerInfo, Wake};
+pub(crate) use http::{HttpLink, Part};
 pub use origin::Origin;
 pub use sender::Sender;
+pub(crate) use websocket::Link;
 pub use websocket::{Accept, Conn, ConnId, Handler, Message, Refusal, Reply, Upgrade};
 
 use std::fmt;

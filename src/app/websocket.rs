@@ -3,10 +3,10 @@
 //! and hears of messages, drained output and the close through a typed
 //! [`Conn`].
 
-use super::erased::Link;
 use crate::protocol::http::{RequestHead, Status};
 use crate::protocol::{CloseCode, MessageKind};
 use crate::pubsub::Address;
+use crate::reactor::settings::Settings;
 use std::fmt;
 
 /// A connection's address, valid from any thread for as long as the
@@ -39,6 +39,14 @@ pub trait Handler: Send + Sync + 'static {
     /// to send again.
     fn drain(&self, conn: &mut Conn<'_, Self::Data>) {
         let _ = conn;
+    }
+
+    /// The subscription's [`Accept::expires`] (or [`Conn::expires`]) came:
+    /// nothing of its topic is sent any more, and the subscription ends
+    /// after this call. By default the connection is closed with 1008
+    /// (RFC 6455 §7.4.1, policy violation).
+    fn expired(&self, conn: &mut Conn<'_, Self::Data>) {
+        conn.close(CloseCode::POLICY_VIOLATION, "subscription expired");
     }
 
     /// The connection is closing or gone: `code` is the peer's close code,
@@ -99,6 +107,8 @@ pub struct Upgrade<'a, 'h> {
     pub(crate) protocols: &'a [&'a str],
     /// The path after the handler's route ([`super::App::websocket`]).
     pub(crate) rest: &'a str,
+    pub(crate) settings: &'a Settings,
+    pub(crate) unix_time: u64,
 }
 
 impl Upgrade<'_, '_> {
@@ -137,6 +147,16 @@ impl Upgrade<'_, '_> {
     pub fn head(&self) -> &RequestHead<'_, '_> {
         self.head
     }
+
+    /// The server's settings.
+    pub fn settings(&self) -> &Settings {
+        self.settings
+    }
+
+    /// Seconds since the Unix epoch, at the start of this loop iteration.
+    pub fn unix_time(&self) -> u64 {
+        self.unix_time
+    }
 }
 
 /// A handler's acceptance of an upgrade, with the connection's data.
@@ -153,6 +173,8 @@ pub(crate) struct Topic {
     pub(crate) since: Option<u64>,
     /// Messages in the `wsreactor.json` envelope, gaps told.
     pub(crate) envelope: bool,
+    /// When it ends (Unix seconds): [`Handler::expired`].
+    pub(crate) expires: Option<u64>,
 }
 
 impl Accept<()> {
@@ -201,7 +223,19 @@ impl<D> Accept<D> {
             name: topic.to_string(),
             since: None,
             envelope: false,
+            expires: None,
         });
+        self
+    }
+
+    /// End the subscription at `exp` (seconds since the Unix epoch, a
+    /// token's `exp`): nothing of the topic goes out from then, and the
+    /// handler hears of it ([`Handler::expired`]). [`Conn::expires`] moves
+    /// it. Without a [`subscribe`](Self::subscribe), nothing.
+    pub fn expires(mut self, exp: u64) -> Self {
+        if let Some(topic) = &mut self.topic {
+            topic.expires = Some(exp);
+        }
         self
     }
 
@@ -298,4 +332,43 @@ impl<D> Conn<'_, D> {
     pub fn close(&mut self, code: CloseCode, reason: &str) {
         self.link.close(code, reason);
     }
+
+    /// The topic it is subscribed to, if any (and not ended).
+    pub fn topic(&self) -> Option<&str> {
+        self.link.topic()
+    }
+
+    /// Move the end of its subscription to `exp` (Unix seconds): a newer
+    /// token's. Without a subscription, nothing.
+    pub fn expires(&mut self, exp: u64) {
+        self.link.expires(exp);
+    }
+
+    /// Whether its subscription has an end ([`Accept::expires`]).
+    pub fn has_expiry(&self) -> bool {
+        self.link.has_expiry()
+    }
+
+    /// The server's settings.
+    pub fn settings(&self) -> &Settings {
+        self.link.settings()
+    }
+
+    /// Seconds since the Unix epoch, at the start of this loop iteration.
+    pub fn unix_time(&self) -> u64 {
+        self.link.unix_time()
+    }
+}
+
+/// What the session lends a handler: the connection's side of a [`Conn`].
+pub(crate) trait Link {
+    fn id(&self) -> ConnId;
+    fn send(&mut self, kind: MessageKind, payload: &[u8]);
+    fn publish(&mut self, topic: &str, kind: MessageKind, payload: &[u8]);
+    fn close(&mut self, code: CloseCode, reason: &str);
+    fn topic(&self) -> Option<&str>;
+    fn expires(&mut self, exp: u64);
+    fn has_expiry(&self) -> bool;
+    fn settings(&self) -> &Settings;
+    fn unix_time(&self) -> u64;
 }

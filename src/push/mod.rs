@@ -12,7 +12,7 @@
 //! A channel is the whole rest of the path after the route, one rule on
 //! every transport ([`channel_name`]). The cross-cutting rules are layers
 //! the routes opt into, each written once: browser origins and CORS
-//! ([`cors`]), subscriber tokens ([`grant`], [`crate::auth`]); the
+//! (`cors.rs`), subscriber tokens (`grant`, [`crate::auth`]); the
 //! per-address limits are the reactor's, before any route.
 //!
 //! This module uses only what any user of the crate can use: CI compiles

@@ -1,9 +1,17 @@
-//! The push server's WebSocket subscriber at `/ws/{channel}`.
+//! The push server's WebSocket subscriber at `/ws/{channel}`, and its
+//! subscriber tokens ([`crate::auth`]): a private channel's subscription
+//! lasts until its token's `exp`, unless the subscriber sends a newer
+//! token (`{"token": "..."}`) first; then it is closed with
+//! [`TOKEN_EXPIRED`] (4001). The client's rule: fetch a new token, then
+//! send it or reconnect with it; reconnecting with the old one is refused.
 
 use super::query::query_u64;
 use crate::app::{Accept, Conn, Handler, Message, Refusal, Reply, Upgrade};
+use crate::auth::{request_token, TOKEN_EXPIRED};
 use crate::protocol::http::Status;
+use crate::protocol::CloseCode;
 use crate::pubsub::channel_name;
+use serde::Deserialize;
 
 /// The `wsreactor.json` subprotocol: messages in a JSON envelope, gaps told.
 pub const JSON_PROTOCOL: &str = "wsreactor.json";
@@ -13,9 +21,22 @@ pub const JSON_PROTOCOL: &str = "wsreactor.json";
 /// HTTP routes check it, so `/ws/a/b` is a 400, not channel `b`): what it
 /// missed after N, then every message published to the channel; with the
 /// `wsreactor.json` subprotocol, messages in a JSON envelope with their
-/// ids, and gaps told. What the subscriber sends is dropped.
+/// ids, and gaps told. What the subscriber sends is dropped, but for a
+/// private channel's newer token.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Subscriber;
+
+/// The longest refresh message read: a token is no longer than a request
+/// head may be.
+const MAX_REFRESH: usize = 8192;
+
+/// A subscriber's text message `{"token": "..."}`: a newer token for its
+/// channel.
+#[derive(Deserialize)]
+struct Refresh<'a> {
+    #[serde(borrow)]
+    token: &'a str,
+}
 
 impl Handler for Subscriber {
     type Data = ();
@@ -29,6 +50,13 @@ impl Handler for Subscriber {
         };
         let since = query_u64(upgrade.query(), "since")
             .map_err(|_| Refusal::new(Status::BAD_REQUEST, "since must be a message id"))?;
+        // A private channel opens with a token for it (`?token=`, all a
+        // browser's WebSocket can send, or `Authorization: Bearer`).
+        let grant = upgrade
+            .settings()
+            .auth
+            .subscribe(request_token(upgrade.head()), &channel, upgrade.unix_time())
+            .map_err(|denied| Refusal::new(Status::FORBIDDEN, denied.to_string()))?;
         // RFC 6455 §4.2.2 step 5: echo one of the offered subprotocols, or none.
         let envelope = upgrade.protocols().contains(&JSON_PROTOCOL);
         let mut accept = Accept::new().subscribe(&channel);
@@ -38,11 +66,42 @@ impl Handler for Subscriber {
         if envelope {
             accept = accept.protocol(JSON_PROTOCOL).envelope();
         }
+        if let Some(grant) = grant {
+            accept = accept.expires(grant.exp);
+        }
         Ok(accept)
     }
 
-    fn message(&self, _: &mut Conn<'_, ()>, _: Message<'_>) -> Reply {
-        // A subscriber's own messages have nowhere to go.
+    /// A subscriber's own messages have nowhere to go, but for a newer
+    /// token for a private channel: checked, it extends the subscription;
+    /// refused, the connection is closed with 1008 and why.
+    fn message(&self, conn: &mut Conn<'_, ()>, message: Message<'_>) -> Reply {
+        let Message::Text(text) = message else {
+            return Reply::Done;
+        };
+        if !conn.has_expiry() || !text.starts_with('{') || text.len() > MAX_REFRESH {
+            return Reply::Done;
+        }
+        let Ok(refresh) = serde_json::from_str::<Refresh<'_>>(text) else {
+            return Reply::Done;
+        };
+        let Some(channel) = conn.topic().map(str::to_owned) else {
+            return Reply::Done;
+        };
+        match conn
+            .settings()
+            .auth
+            .subscribe(Some(refresh.token.as_bytes()), &channel, conn.unix_time())
+        {
+            Ok(Some(grant)) => conn.expires(grant.exp),
+            // The channel stopped being private: nothing to refresh.
+            Ok(None) => {}
+            Err(denied) => conn.close(CloseCode::POLICY_VIOLATION, &denied.to_string()),
+        }
         Reply::Done
+    }
+
+    fn expired(&self, conn: &mut Conn<'_, ()>) {
+        conn.close(TOKEN_EXPIRED, "token expired");
     }
 }

@@ -20,7 +20,7 @@
 //! queues that even out connections between them (`balance.rs`), and
 //! the push server's broker ([`crate::pubsub`]), which reaches each worker
 //! through its inbox and waker. [`start`] returns a handle (tests run servers in-process with it);
-//! [`serve`] runs until SIGINT or SIGTERM and then shuts down gracefully:
+//! [`crate::server::serve`] runs until SIGINT or SIGTERM and then shuts down gracefully:
 //! no new connections, a 1001 close to every WebSocket, at most the close
 //! timeout to finish, exit status 0.
 
@@ -42,7 +42,7 @@ mod transport;
 mod worker;
 
 use crate::app::{App, Sender};
-use crate::config::{Config, Origins, DEFAULTS_ORIGIN};
+use crate::config::Config;
 use crate::pubsub::{Broker, Inbox, LocalHub};
 use crate::stats::WorkerStats;
 use balance::Handoff;
@@ -339,19 +339,4 @@ fn launch(
         threads: handles,
         stats,
     })
-}
-
-/// Serve with `config` until SIGINT or SIGTERM, then shut down gracefully.
-/// A second signal during the shutdown exits at once.
-pub fn serve(config: Config) -> io::Result<()> {
-    serve_from(config, DEFAULTS_ORIGIN)
-}
-
-/// [`serve`], saying in the start line where the configuration came from
-/// (`origin`: a file's path, or [`DEFAULTS_ORIGIN`]). The server is put
-/// together where `wsreactor serve`'s is, by [`crate::server::Startup`].
-pub fn serve_from(config: Config, origin: &str) -> io::Result<()> {
-    crate::server::Startup::new(config, &Origins::new(origin))
-        .map_err(|err| io::Error::other(err.to_string()))?
-        .run()
 }

@@ -1,10 +1,14 @@
 //! The handler's link to an open session (what a [`crate::app::Conn`]
 //! sends through), and the calls into the handler.
 
+use super::expiry::Expiry;
+use super::feed::Feed;
 use super::{Access, Action, Env, Flags, Open, Session, State};
 use crate::app::{AnyHandler, ConnId, Link, UserData};
+use crate::protocol::http::HttpDate;
 use crate::protocol::{CloseCode, MessageKind, WebSocket};
 use crate::pubsub::{valid_channel, Address, Request};
+use crate::reactor::settings::Settings;
 use crate::reactor::stamp::Stamp;
 
 /// What a handler is lent while it is called.
@@ -14,14 +18,35 @@ pub(super) struct View<'a> {
     pub(super) last_input: &'a mut Stamp,
     /// Where the connection's own bytes go (the output's owned segment).
     pub(super) out: &'a mut Vec<u8>,
+    pub(super) feed: &'a mut Option<Box<Feed>>,
+    pub(super) lend: Lend<'a>,
+}
+
+/// What the worker lends every call of a WebSocket handler.
+pub(super) struct Lend<'a> {
     pub(super) actions: &'a mut Vec<Action>,
     pub(super) me: Address,
     pub(super) now: Stamp,
+    pub(super) settings: &'a Settings,
+    pub(super) date: &'a HttpDate,
+}
+
+impl<'a> Lend<'a> {
+    pub(super) fn of(env: &'a mut Env<'_>) -> (&'a mut crate::reactor::buffer::BufferPool, Lend<'a>) {
+        let lend = Lend {
+            actions: env.actions,
+            me: env.me,
+            now: env.stamp,
+            settings: env.settings,
+            date: env.date,
+        };
+        (env.pool, lend)
+    }
 }
 
 impl Link for View<'_> {
     fn id(&self) -> ConnId {
-        self.me
+        self.lend.me
     }
 
     fn send(&mut self, kind: MessageKind, payload: &[u8]) {
@@ -44,14 +69,37 @@ impl Link for View<'_> {
             payload: payload.into(),
             idempotency_key: None,
         };
-        self.actions.push(Action::Submit(request));
+        self.lend.actions.push(Action::Submit(request));
     }
 
     fn close(&mut self, code: CloseCode, reason: &str) {
         if !self.ws.close_state().sent {
             self.ws.close(code, reason, self.out);
-            *self.last_input = self.now;
+            *self.last_input = self.lend.now;
         }
+    }
+
+    fn topic(&self) -> Option<&str> {
+        self.feed.as_ref().map(|f| &**f.sub.channel())
+    }
+
+    fn expires(&mut self, exp: u64) {
+        let (now, unix) = (self.lend.now, self.lend.date.secs());
+        if let Some(feed) = self.feed.as_mut() {
+            feed.expiry = Some(Expiry::from_clock(exp, unix, now));
+        }
+    }
+
+    fn has_expiry(&self) -> bool {
+        self.feed.as_ref().is_some_and(|f| f.expiry.is_some())
+    }
+
+    fn settings(&self) -> &Settings {
+        self.lend.settings
+    }
+
+    fn unix_time(&self) -> u64 {
+        self.lend.date.secs()
     }
 }
 
@@ -59,20 +107,13 @@ impl Open {
     /// This session's handler (its index in the app), the link to lend
     /// it, writing to `out`, and the connection's data.
     #[inline]
-    pub(super) fn view<'a>(
-        &'a mut self,
-        out: &'a mut Vec<u8>,
-        actions: &'a mut Vec<Action>,
-        me: Address,
-        now: Stamp,
-    ) -> (u16, View<'a>, &'a mut UserData) {
+    pub(super) fn view<'a>(&'a mut self, out: &'a mut Vec<u8>, lend: Lend<'a>) -> (u16, View<'a>, &'a mut UserData) {
         let view = View {
             ws: &mut self.ws,
             last_input: &mut self.last_input,
             out,
-            actions,
-            me,
-            now,
+            feed: &mut self.feed,
+            lend,
         };
         (self.handler, view, &mut self.data)
     }
@@ -89,7 +130,8 @@ impl Session {
             return;
         };
         let app = env.app;
-        let (handler, mut view, data) = open.view(self.io.out.buf(env.pool), env.actions, env.me, env.stamp);
+        let (pool, lend) = Lend::of(env);
+        let (handler, mut view, data) = open.view(self.io.out.buf(pool), lend);
         f(app.handler(handler), &mut view, data);
     }
 

@@ -9,10 +9,9 @@
 //! given; anything at or below it is skipped, which makes
 //! replay-then-live free of gaps and duplicates.
 
-use super::token::Expiry;
+use super::expiry::Expiry;
 use super::{Access, Action, Env, Flags, Io, Open, Session, State, Wait};
 use crate::app::{Upgrade, UserData};
-use crate::auth::Grant;
 use crate::protocol::deflate::{negotiate, DeflateParams};
 use crate::protocol::handshake::{validate_upgrade, write_switching_protocols};
 use crate::protocol::http::{RequestHead, Status};
@@ -125,6 +124,8 @@ impl Io {
             head,
             protocols: &upgrade.protocols,
             rest: env.app.websocket_rest(handler, head.path()),
+            settings: env.settings,
+            unix_time: env.date.secs(),
         };
         let accept = match env.app.handler(handler).open(&asked) {
             Ok(accept) => accept,
@@ -155,10 +156,6 @@ impl Io {
             let why = "topic names are 1 to 128 of A-Z a-z 0-9 _ . : -";
             return self.refuse(Status::BAD_REQUEST, &[], why, env);
         }
-        let grant = match self.grant(head, &topic.name, env) {
-            Ok(grant) => grant,
-            Err(refused) => return refused,
-        };
         // Live before the 101 is queued: the 101 waits for the answer.
         let mut response = Vec::new();
         write_switching_protocols(&mut response, &upgrade, protocol, extension.as_deref());
@@ -168,7 +165,7 @@ impl Io {
             json: topic.envelope,
             handler,
             data,
-            grant,
+            expires: topic.expires,
         };
         self.submit_subscribe(&topic.name, topic.since, wait, env)
     }
@@ -217,7 +214,7 @@ impl Io {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn subscribed_upgrade(
         &mut self,
-        (response, mut ws, json, grant): (Vec<u8>, WebSocket, bool, Option<Grant>),
+        (response, mut ws, json, expires): (Vec<u8>, WebSocket, bool, Option<u64>),
         handler: u16,
         data: UserData,
         sub: Subscription,
@@ -231,7 +228,7 @@ impl Io {
         }
         self.replay(&snapshot.replay, encoding, Transport::WebSocket, env);
         let mut feed = Box::new(Feed::new(sub, &snapshot, encoding));
-        feed.expiry = grant.map(|g| Expiry::new(g.exp, env));
+        feed.expiry = expires.map(|exp| Expiry::new(exp, env));
         self.opened(ws, Some(feed), handler, data, env)
     }
 
@@ -271,11 +268,11 @@ impl Session {
                 json,
                 handler,
                 data,
-                grant,
+                expires,
             } => match answer {
                 Answer::Subscribed(Ok((sub, snapshot))) => {
                     self.io
-                        .subscribed_upgrade((response, ws, json, grant), handler, data, sub, snapshot, env)
+                        .subscribed_upgrade((response, ws, json, expires), handler, data, sub, snapshot, env)
                 }
                 Answer::Subscribed(Err(e)) | Answer::Published(Err(e)) => self.io.refuse_broker(e, env),
                 Answer::Published(Ok(_)) => {

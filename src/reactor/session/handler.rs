@@ -3,7 +3,7 @@
 //! parked (`Parked`) or streamed (`Stream`), and the [`Context`] each step
 //! of the handler is lent.
 
-use super::token::Expiry;
+use super::expiry::Expiry;
 use super::{Action, Delivered, Env, Flags, Io, Session, State};
 use crate::app::{AnyHttpHandler, Context, Delivery, HttpLink, ServerInfo, UserData, Wake};
 use crate::pubsub::{BrokerStats, Message, Subscription};

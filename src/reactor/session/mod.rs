@@ -5,10 +5,13 @@
 //! ([`Session::poll_shutdown`]) and broker [`Action`]s come out.
 //!
 //! ```text
-//!  accept ─► Request ──101 (echo)──────────────────────────────► Open
-//!              │ │ ├─GET /ws/c, /poll/c, /sse/c ─► Waiting ──subscribed──► Open (subscriber) / Poll / Sse
-//!              │ │ └─POST /pub/c ─► Body ──body in─► Waiting ──published──► Request (keep-alive)
-//!              │ └──200 (keep-alive)──► Request          Poll ──messages / timeout──► Request
+//!  accept ─► Request ──upgrade, handler accepts─────────────────────────────► Open
+//!              │ │ ├─upgrade with a topic ─► Waiting ──subscribed──► Open (with a feed)
+//!              │ │ └─HttpHandler: ReadBody ─► Body ──body in─► (its next step)
+//!              │ │    Ask ─► Waiting ──answer / deadline─► (its next step)
+//!              │ │    Park ─► Parked ──messages taken / wait over / expiry─► (its next step)
+//!              │ │    Stream ─► Stream ──expiry, slow, end──► Closing
+//!              │ └──Respond (keep-alive)──► Request
 //!              └─ refused, Connection: close, close handshake done ─► Closing ──EOF/timeout──► (dropped)
 //! ```
 //!
@@ -18,7 +21,9 @@
 //! EOF, so a final status or close frame is not destroyed by a reset
 //! (RFC 6455 §7.1.1: the server closes the TCP connection first).
 //!
-//! The session never calls the broker: it queues a [`Request`] as an
+//! The session knows HTTP/1.1 and WebSocket framing, states and
+//! deadlines; what a request means is its handler's ([`crate::app`]). It
+//! never calls the broker: it queues a [`Request`] as an
 //! [`Action::Submit`] and waits in `Waiting` for the [`Answer`], which the
 //! worker hands to [`Session::handle_answer`]; a subscription it no longer
 //! needs goes back as [`Action::Unsubscribe`]. The reactor owns the socket
@@ -27,13 +32,13 @@
 
 mod client;
 mod conn;
+mod expiry;
 mod feed;
 mod handler;
 mod open;
 mod request;
 #[cfg(test)]
 mod tests;
-mod token;
 
 use super::buffer::{BufferPool, ReadBuf};
 use super::output::Output;
@@ -41,7 +46,6 @@ use super::per_ip::{PerIp, Slot};
 use super::settings::Settings;
 use super::stamp::Stamp;
 use crate::app::{App, Response, UserData, Wake};
-use crate::auth::Grant;
 use crate::protocol::http::{HeadScanner, HttpDate, Status};
 use crate::protocol::{CloseCode, WebSocket};
 use crate::pubsub::{Address, Answer, BrokerStats, Request, Subscription};
@@ -201,7 +205,8 @@ enum Wait {
         json: bool,
         handler: u16,
         data: UserData,
-        grant: Option<Grant>,
+        /// When its subscription ends (Unix seconds).
+        expires: Option<u64>,
     },
 }
 
@@ -347,7 +352,7 @@ impl Session {
     }
 
     /// When the subscription this session holds must end, if ever.
-    fn expiry(&self) -> Option<&token::Expiry> {
+    fn expiry(&self) -> Option<&expiry::Expiry> {
         match &self.state {
             State::Open(open) => open.feed.as_ref().and_then(|f| f.expiry.as_ref()),
             State::Parked { parked, .. } => parked.expiry.as_ref(),

@@ -2,6 +2,7 @@
 //! handed to the connection's handler, and echoed when it says so (a large
 //! one out of the very buffer it arrived in).
 
+use super::conn::Lend;
 use super::{want, Env, Session, State};
 use crate::app::Reply;
 use crate::protocol::{Event, MessageKind, Payload, Read as FrameRead, WebSocket};
@@ -36,13 +37,16 @@ impl Session {
                 }
                 Ok(FrameRead::Frame { consumed, event }) => {
                     match event {
-                        // A private channel's subscriber may send a newer token.
-                        Some(Event::Message(MessageKind::Text, payload)) if open.refresh(&payload, out, env) => {
-                            env.stats.messages_in.fetch_add(1, Relaxed);
-                        }
                         Some(Event::Message(kind, payload)) => {
                             env.stats.messages_in.fetch_add(1, Relaxed);
-                            let (handler, mut view, data) = open.view(out, env.actions, env.me, env.stamp);
+                            let lend = Lend {
+                                actions: env.actions,
+                                me: env.me,
+                                now: env.stamp,
+                                settings: env.settings,
+                                date: env.date,
+                            };
+                            let (handler, mut view, data) = open.view(out, lend);
                             let reply = app.handler(handler).message(&mut view, data, kind, &payload);
                             let ws = &mut open.ws;
                             if reply == Reply::Echo {

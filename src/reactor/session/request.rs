@@ -4,8 +4,8 @@
 //! ([`Next`]) this module carries out: answer, read the body, ask the
 //! broker, park, stream.
 
+use super::expiry::Expiry;
 use super::handler::{with_cx, Body, HttpWait, Parked, Streaming};
-use super::token::Expiry;
 use super::{want, Access, Action, Env, Flags, Io, Session, State};
 use crate::app::{AnyNext, Next, Origin, Part, Request, Response};
 use crate::protocol::http::{write_head, BodyFraming, RequestHead, Status, MAX_HEADERS};
