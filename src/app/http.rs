@@ -89,8 +89,9 @@ pub enum Next<D> {
     /// response or the client closes it.
     Respond(Response),
     /// Read the request's body, at most `limit` bytes (a longer one is
-    /// `413`), then [`HttpHandler::body`]. A client that expects `100
-    /// Continue` is sent it now.
+    /// `413`; the body is held whole, so a limit is at most 4 GiB), then
+    /// [`HttpHandler::body`]. A client that expects `100 Continue` is sent
+    /// it now. The whole request, head and body, has `request_timeout`.
     ReadBody {
         /// The request's state.
         data: D,
@@ -99,7 +100,9 @@ pub enum Next<D> {
     },
     /// Submit `request` to the broker, then [`HttpHandler::answer`], or
     /// [`HttpHandler::wake`] with [`Wake::Deadline`] if no answer comes
-    /// within `request_timeout`.
+    /// within `request_timeout` (from the request's start when a body was
+    /// read first). After such a wake the connection closes, so that a
+    /// late answer can never be taken for the next request's.
     Ask {
         /// The request's state.
         data: D,
@@ -108,8 +111,9 @@ pub enum Next<D> {
     },
     /// Hold the request on `subscription` (a long poll): its messages go
     /// to [`HttpHandler::deliver`]; it is woken when one was taken
-    /// ([`Wake::Ready`]), after `wait` ([`Wake::Deadline`]), or at
-    /// `expires` ([`Wake::Expired`]), and answers then.
+    /// ([`Wake::Ready`]), after `wait` ([`Wake::Deadline`]; between 1 ms
+    /// and [`crate::config::MAX_TIMEOUT`]), or at `expires`
+    /// ([`Wake::Expired`]), and answers then.
     Park {
         /// The request's state.
         data: D,
@@ -230,8 +234,12 @@ impl Part {
     }
 }
 
-/// An HTTP response: status, headers, body. `Date`, `Content-Length` and
-/// `Connection` are the session's to write.
+/// An HTTP response: status, headers, body. `Date`, `Content-Length`,
+/// `Transfer-Encoding` and `Connection` are the session's to write: a
+/// response that sets one, a header name that is not a token, a value
+/// with CR, LF or NUL, or a 1xx status is answered `500` instead (RFC 9110
+/// §5.5: a field value holds no CR or LF). A `204` or `304` carries no
+/// body (RFC 9110 §6.4.1), whatever is given.
 #[derive(Debug, Clone)]
 pub struct Response {
     pub(crate) status: Status,
@@ -363,6 +371,14 @@ impl Context<'_> {
         self.link.unsubscribe(subscription);
     }
 
+    /// Headers that the answers the session writes itself for this
+    /// request carry too (a `408` for a body too slow, a `413` for a body
+    /// the handler did not read): a layer's, such as CORS, so that a page
+    /// can read them. Set in the request step; the last call wins.
+    pub fn answer_headers(&mut self, headers: Vec<(Cow<'static, str>, String)>) {
+        self.link.answer_headers(headers);
+    }
+
     /// Write `bytes` on a stream (dropped outside [`Next::Stream`]'s
     /// callbacks, where they would corrupt the framing).
     pub fn write(&mut self, bytes: &[u8]) {
@@ -395,4 +411,5 @@ pub(crate) trait HttpLink {
     fn unsubscribe(&mut self, sub: Subscription);
     fn write(&mut self, bytes: &[u8]);
     fn write_shared(&mut self, bytes: Arc<[u8]>);
+    fn answer_headers(&mut self, headers: Vec<(Cow<'static, str>, String)>);
 }

@@ -9,7 +9,7 @@
 //! `Access-Control-Allow-Credentials: true` (only with a listed origin:
 //! the configuration refuses it for any).
 
-use crate::app::{Origin, Request, Response};
+use crate::app::{Context, Origin, Request, Response};
 use crate::protocol::http::Status;
 use crate::reactor::settings::Settings;
 use std::borrow::Cow;
@@ -65,13 +65,15 @@ pub(super) fn preflight(cors: Headers, methods: &'static str) -> Response {
 
 /// The layer in front of a route taking `methods`: a refused origin is
 /// 403, a preflight is answered, and anything else goes on with the
-/// headers its answers carry.
+/// headers its answers carry, the session's own answers included (a 408
+/// for a slow body, a 413 for a body the route does not read).
 pub(super) fn layer(
     request: &Request<'_, '_>,
-    settings: &Settings,
+    cx: &mut Context<'_>,
     methods: &'static str,
 ) -> Result<Headers, Response> {
-    let cors = check(request, settings)?;
+    let cors = check(request, cx.settings())?;
+    cx.answer_headers(cors.clone());
     if request.method() == "OPTIONS" {
         return Err(preflight(cors, methods));
     }

@@ -41,11 +41,11 @@ impl HttpHandler for Poll {
             Ok(channel) => channel,
             Err(refused) => return Next::Respond(refused),
         };
-        let settings = cx.settings();
-        let cors = match cors::layer(request, settings, "GET") {
+        let cors = match cors::layer(request, cx, "GET") {
             Ok(cors) => cors,
             Err(answer) => return Next::Respond(answer),
         };
+        let settings = cx.settings();
         let refuse = |response: Response| Next::Respond(response.headers(cors.clone()));
         if request.method() != "GET" {
             return refuse(Response::refuse(Status::METHOD_NOT_ALLOWED, "use GET").header("Allow", "GET"));

@@ -30,11 +30,11 @@ impl HttpHandler for Publish {
             Ok(channel) => channel,
             Err(refused) => return Next::Respond(refused),
         };
-        let settings = cx.settings();
-        let cors = match cors::layer(request, settings, "POST") {
+        let cors = match cors::layer(request, cx, "POST") {
             Ok(cors) => cors,
             Err(answer) => return Next::Respond(answer),
         };
+        let settings = cx.settings();
         let refuse = |response: Response| Next::Respond(response.headers(cors.clone()));
         if request.method() != "POST" {
             return refuse(Response::refuse(Status::METHOD_NOT_ALLOWED, "use POST").header("Allow", "POST"));

@@ -33,7 +33,7 @@ impl HttpHandler for Events {
             Ok(channel) => channel,
             Err(refused) => return Next::Respond(refused),
         };
-        let cors = match cors::layer(request, cx.settings(), "GET") {
+        let cors = match cors::layer(request, cx, "GET") {
             Ok(cors) => cors,
             Err(answer) => return Next::Respond(answer),
         };

@@ -11,7 +11,7 @@
 
 use super::expiry::Expiry;
 use super::{Access, Action, Env, Flags, Io, Open, Session, State, Wait};
-use crate::app::{Upgrade, UserData};
+use crate::app::{Next, Upgrade, UserData};
 use crate::protocol::deflate::{negotiate, DeflateParams};
 use crate::protocol::handshake::{validate_upgrade, write_switching_protocols};
 use crate::protocol::http::{RequestHead, Status};
@@ -68,7 +68,8 @@ impl Session {
                 let Open {
                     ws, feed, last_input, ..
                 } = &mut **open;
-                let Some(feed) = feed else {
+                // Only its own channel's messages, whatever the worker's lists say.
+                let Some(feed) = feed.as_mut().filter(|f| *f.sub.channel() == msg.channel) else {
                     return Delivered::Nothing;
                 };
                 let Some(gap) = feed.cursor.advance(msg) else {
@@ -257,10 +258,33 @@ impl Session {
         match wait {
             Wait::Http(http) => {
                 let app = env.app;
+                // A subscription the answer brings is the handler's to keep
+                // or give back; one it drops is given back here.
+                let made = match &answer {
+                    Answer::Subscribed(Ok((sub, _))) => Some((sub.channel().clone(), sub.worker())),
+                    _ => None,
+                };
+                let before = env.actions.len();
                 let step = super::handler::with_cx(&mut self.io.out, env, false, |cx| {
                     app.http_handler(http.handler).answer(http.data, answer, cx)
                 });
-                self.io.step(http.handler, step, env)
+                if let Some((channel, worker)) = made {
+                    let kept = match &step {
+                        Next::Park { subscription, .. } | Next::Stream { subscription, .. } => {
+                            *subscription.channel() == channel
+                        }
+                        _ => false,
+                    };
+                    let given_back = env.actions[before..].iter().any(
+                        |a| matches!(a, Action::Unsubscribe(s) if *s.channel() == channel && s.worker() == worker),
+                    );
+                    if !kept && !given_back {
+                        log::warn!("a handler dropped its subscription to {channel:?}: given back");
+                        env.actions
+                            .push(Action::Unsubscribe(Subscription::new(channel, worker)));
+                    }
+                }
+                self.io.step(http.handler, step, env.stamp, env)
             }
             Wait::Upgrade {
                 response,

@@ -5,12 +5,14 @@
 
 use super::expiry::Expiry;
 use super::{Action, Delivered, Env, Flags, Io, Session, State};
-use crate::app::{AnyHttpHandler, Context, Delivery, HttpLink, ServerInfo, UserData, Wake};
+use crate::app::{AnyHttpHandler, Context, Delivery, HttpLink, Next, Response, ServerInfo, UserData, Wake};
+use crate::protocol::http::Status;
 use crate::pubsub::{BrokerStats, Message, Subscription};
 use crate::reactor::buffer::BufferPool;
 use crate::reactor::output::Output;
 use crate::reactor::per_ip::PerIp;
 use crate::stats::{PerIpStats, Transport, WorkerStats};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +22,12 @@ pub(super) struct Body {
     pub(super) handler: u16,
     pub(super) data: UserData,
     pub(super) len: usize,
+    /// What the session's own answers to it carry ([`Context::answer_headers`]).
+    pub(super) headers: Headers,
 }
+
+/// Headers a handler gives.
+pub(super) type Headers = Vec<(Cow<'static, str>, String)>;
 
 /// A request waiting for the broker's answer.
 #[derive(Debug)]
@@ -105,6 +112,7 @@ struct Lent<'a> {
     /// Writes go out (a stream's callbacks); elsewhere they would corrupt
     /// the framing and are dropped.
     stream: bool,
+    answer_headers: Option<Headers>,
 }
 
 impl HttpLink for Lent<'_> {
@@ -131,6 +139,10 @@ impl HttpLink for Lent<'_> {
             log::warn!("a handler wrote outside a stream: dropped");
         }
     }
+
+    fn answer_headers(&mut self, headers: Headers) {
+        self.answer_headers = Some(headers);
+    }
 }
 
 /// Lend a handler a [`Context`] for one step, writing to `out` if `stream`.
@@ -140,6 +152,16 @@ pub(super) fn with_cx<R>(
     stream: bool,
     f: impl FnOnce(&mut Context<'_>) -> R,
 ) -> R {
+    with_cx_headers(out, env, stream, f).0
+}
+
+/// [`with_cx`], and the headers the step gave for the session's own answers.
+pub(super) fn with_cx_headers<R>(
+    out: &mut Output,
+    env: &mut Env<'_>,
+    stream: bool,
+    f: impl FnOnce(&mut Context<'_>) -> R,
+) -> (R, Option<Headers>) {
     let server = Server {
         all_stats: env.all_stats,
         channels: env.channels,
@@ -153,6 +175,7 @@ pub(super) fn with_cx<R>(
         actions: env.actions,
         server,
         stream,
+        answer_headers: None,
     };
     let mut cx = Context {
         settings: env.settings,
@@ -160,7 +183,8 @@ pub(super) fn with_cx<R>(
         unix_time: env.date.secs(),
         link: &mut lent,
     };
-    f(&mut cx)
+    let r = f(&mut cx);
+    (r, lent.answer_headers)
 }
 
 impl Session {
@@ -174,6 +198,9 @@ impl Session {
         let app = env.app;
         let over = self.io.out.len() > env.settings.write_buffer_limit;
         match &mut self.state {
+            // Only its own channel's messages, whatever the worker's lists say.
+            State::Parked { parked, .. } if *parked.sub.channel() != msg.channel => return Delivered::Nothing,
+            State::Stream { stream, .. } if *stream.sub.channel() != msg.channel => return Delivered::Nothing,
             State::Parked { parked, .. } => {
                 let handler = app.http_handler(parked.handler);
                 let taken = with_cx(&mut self.io.out, env, false, |cx| {
@@ -220,6 +247,7 @@ impl Session {
     /// goes back, and its handler says what comes next.
     pub(super) fn wake(&mut self, wake: Wake, env: &mut Env<'_>) {
         let since = env.stamp;
+        let mut late_answer_possible = false;
         let (handler, data) = match std::mem::replace(&mut self.state, State::request(since)) {
             State::Parked { parked, .. } => {
                 let Parked { handler, data, sub, .. } = *parked;
@@ -227,7 +255,10 @@ impl Session {
                 (handler, data)
             }
             State::Waiting { wait, .. } => match *wait {
-                super::Wait::Http(HttpWait { handler, data }) => (handler, data),
+                super::Wait::Http(HttpWait { handler, data }) => {
+                    late_answer_possible = true;
+                    (handler, data)
+                }
                 upgrade => {
                     self.state = self.io.refuse_upgrade_timeout(upgrade, env);
                     return;
@@ -239,10 +270,21 @@ impl Session {
             }
         };
         let app = env.app;
-        let step = with_cx(&mut self.io.out, env, false, |cx| {
+        let mut step = with_cx(&mut self.io.out, env, false, |cx| {
             app.http_handler(handler).wake(data, wake, cx)
         });
-        self.state = self.io.step(handler, step, env);
+        if late_answer_possible {
+            // The broker may still answer: nothing after this answer is
+            // read on this connection, so its answer cannot be taken for
+            // the next request's.
+            self.io.flags.replace(Flags::CLOSE, true);
+            if !matches!(step, Next::Respond(_)) {
+                self.io.give_back(step, env);
+                log::warn!("a handler went on after the broker's deadline: 500");
+                step = Next::Respond(Response::refuse(Status::INTERNAL_ERROR, "no answer in time"));
+            }
+        }
+        self.state = self.io.step(handler, step, env.stamp, env);
         // Input held while parked is the next request's: processed now.
         if self.has_input() && matches!(self.state, State::Request { .. }) {
             self.io.flags.replace(Flags::RESUME, true);

@@ -532,7 +532,10 @@ impl Session {
             }
             // The whole request, head and body, from when it could begin:
             // a body trickled a byte at a time is not given more time.
-            State::Body { since, .. } if now.since(*since) >= s.request_timeout => self.state = io.timed_out(env),
+            State::Body { body, since } if now.since(*since) >= s.request_timeout => {
+                let headers = std::mem::take(&mut body.headers);
+                self.state = io.answer(Response::new(Status::REQUEST_TIMEOUT).headers(headers).close(), env)
+            }
             // The broker did not answer: the handler says what that means
             // (a late answer is given back).
             State::Waiting { since, .. } if now.since(*since) >= s.request_timeout => self.wake(Wake::Deadline, env),

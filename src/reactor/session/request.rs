@@ -5,12 +5,14 @@
 //! broker, park, stream.
 
 use super::expiry::Expiry;
-use super::handler::{with_cx, Body, HttpWait, Parked, Streaming};
+use super::handler::{with_cx, with_cx_headers, Body, Headers, HttpWait, Parked, Streaming};
 use super::{want, Access, Action, Env, Flags, Io, Session, State};
-use crate::app::{AnyNext, Next, Origin, Part, Request, Response};
+use crate::app::{AnyNext, Next, Origin, Part, Request, Response, UserData};
+use crate::config::MAX_TIMEOUT;
 use crate::protocol::http::{write_head, BodyFraming, RequestHead, Status, MAX_HEADERS};
 use crate::reactor::buffer::ReadBuf;
 use crate::reactor::stamp::Stamp;
+use std::time::Duration;
 
 impl Session {
     /// Request: find the end of the head, then route it. True when a head
@@ -113,23 +115,23 @@ impl Session {
             rest: app.http_rest(handler, path),
             content_length,
         };
-        let step = with_cx(&mut self.io.out, env, false, |cx| {
+        let (step, headers) = with_cx_headers(&mut self.io.out, env, false, |cx| {
             app.http_handler(handler).request(&request, cx)
         });
+        let headers = headers.unwrap_or_default();
         // Only a handler that reads the body may have one: any other
         // request that declares one is answered and the connection closed,
         // so that its body is never read as a request (RFC 9112 §6.3; RFC
         // 9110 §9.3.1 gives a GET's body no meaning).
         let step = match step {
             Next::ReadBody { data, limit } => {
-                return self
-                    .io
-                    .read_body(handler, data, limit, content_length, head, since, env);
+                let body = (data, limit, content_length, headers);
+                return self.io.read_body(handler, body, head, since, env);
             }
             Next::Respond(r) if !framing.is_empty() => {
                 let r = if r.status().0 < 400 {
                     let why = format!("{} {} takes no body", head.method, head.path());
-                    Response::refuse(Status::PAYLOAD_TOO_LARGE, &why)
+                    Response::refuse(Status::PAYLOAD_TOO_LARGE, &why).headers(headers)
                 } else {
                     r.close()
                 };
@@ -138,11 +140,11 @@ impl Session {
             step if !framing.is_empty() => {
                 self.io.give_back(step, env);
                 let why = format!("{} {} takes no body", head.method, head.path());
-                Next::Respond(Response::refuse(Status::PAYLOAD_TOO_LARGE, &why))
+                Next::Respond(Response::refuse(Status::PAYLOAD_TOO_LARGE, &why).headers(headers))
             }
             step => step,
         };
-        self.io.step(handler, step, env)
+        self.io.step(handler, step, env.stamp, env)
     }
 
     /// Body: once the whole body is in, hand it to the handler.
@@ -159,7 +161,7 @@ impl Session {
         let State::Body { body, .. } = std::mem::replace(&mut self.state, State::request(since)) else {
             return false;
         };
-        let Body { handler, data, len } = *body;
+        let Body { handler, data, len, .. } = *body;
         self.io.want = 0;
         let app = env.app;
         let io = &mut self.io;
@@ -170,14 +172,16 @@ impl Session {
         if let Some(rbuf) = io.rbuf.as_mut() {
             rbuf.consume(len);
         }
-        self.state = self.io.step(handler, step, env);
+        // The whole request, body and broker, within `request_timeout`.
+        self.state = self.io.step(handler, step, since, env);
         matches!(self.state, State::Request { .. })
     }
 }
 
 impl Io {
-    /// Carry out a handler's step: the state it leads to.
-    pub(super) fn step(&mut self, handler: u16, step: AnyNext, env: &mut Env<'_>) -> State {
+    /// Carry out a handler's step: the state it leads to. A broker request
+    /// it makes is waited for from `since`.
+    pub(super) fn step(&mut self, handler: u16, step: AnyNext, since: Stamp, env: &mut Env<'_>) -> State {
         match step {
             Next::Respond(r) => self.answer(r, env),
             // The body was the request step's to ask for.
@@ -186,7 +190,7 @@ impl Io {
                 env.actions.push(Action::Submit(request));
                 State::Waiting {
                     wait: Box::new(super::Wait::Http(HttpWait { handler, data })),
-                    since: env.stamp,
+                    since,
                 }
             }
             Next::Park {
@@ -199,7 +203,7 @@ impl Io {
                     handler,
                     data,
                     sub: subscription,
-                    wait_ms: u32::try_from(wait.as_millis()).unwrap_or(u32::MAX),
+                    wait_ms: millis(wait),
                     expiry: expires.map(|exp| Expiry::new(exp, env)),
                     ready: false,
                 }),
@@ -212,16 +216,26 @@ impl Io {
                 heartbeat,
                 expires,
             } => {
+                if let Err(e) = check(&head) {
+                    env.actions.push(Action::Unsubscribe(subscription));
+                    log::warn!("a handler's stream head is malformed: {e}: 500");
+                    return self.answer(Response::refuse(Status::INTERNAL_ERROR, "malformed response"), env);
+                }
                 // The body runs until the connection closes, so the head says so.
                 self.write_response_head(&head, None, true, env);
-                self.write_body(head.body, env);
                 self.want = 0;
+                // RFC 9110 §9.3.2: a HEAD's answer is the head alone.
+                if self.flags.replace(Flags::HEAD_ONLY, false) {
+                    env.actions.push(Action::Unsubscribe(subscription));
+                    return State::closing(env.stamp);
+                }
+                self.write_body(head.body, env);
                 State::Stream {
                     stream: Box::new(Streaming {
                         handler,
                         data,
                         sub: subscription,
-                        heartbeat_ms: u32::try_from(heartbeat.as_millis()).unwrap_or(u32::MAX),
+                        heartbeat_ms: millis(heartbeat),
                         expiry: expires.map(|exp| Expiry::new(exp, env)),
                     }),
                     last_event: env.stamp,
@@ -231,7 +245,7 @@ impl Io {
     }
 
     /// A step that is not carried out: a subscription in it goes back.
-    fn give_back(&mut self, step: AnyNext, env: &mut Env<'_>) {
+    pub(super) fn give_back(&mut self, step: AnyNext, env: &mut Env<'_>) {
         if let Next::Park { subscription, .. } | Next::Stream { subscription, .. } = step {
             env.actions.push(Action::Unsubscribe(subscription));
         }
@@ -239,21 +253,21 @@ impl Io {
 
     /// `ReadBody` from the request step: the declared body, within the
     /// handler's limit, is read next; `100 Continue` first if asked.
-    #[allow(clippy::too_many_arguments)]
     fn read_body(
         &mut self,
         handler: u16,
-        data: crate::app::UserData,
-        limit: usize,
-        content_length: Option<u64>,
+        (data, limit, content_length, headers): (UserData, usize, Option<u64>, Headers),
         head: &RequestHead<'_, '_>,
         since: Stamp,
         env: &mut Env<'_>,
     ) -> State {
+        // The body is held whole at the front of the read buffer, whose
+        // wants are counted in a u32.
+        let limit = limit.min(u32::MAX as usize);
         let len = content_length.unwrap_or(0);
         let Some(len) = usize::try_from(len).ok().filter(|&n| n <= limit) else {
             let why = format!("the body is larger than {limit} bytes");
-            return self.refuse(Status::PAYLOAD_TOO_LARGE, &[], &why, env);
+            return self.answer(Response::refuse(Status::PAYLOAD_TOO_LARGE, &why).headers(headers), env);
         };
         // RFC 9110 §10.1.1: a client waiting for 100 sends the body after
         // it; an HTTP/1.0 client knows no 100, and its expectation MUST be
@@ -265,7 +279,12 @@ impl Io {
         }
         self.want = want(len);
         State::Body {
-            body: Box::new(Body { handler, data, len }),
+            body: Box::new(Body {
+                handler,
+                data,
+                len,
+                headers,
+            }),
             since,
         }
     }
@@ -273,15 +292,24 @@ impl Io {
     /// Answer with `response`; the next state is `Closing` if it or the
     /// client closes, else `Request` again with its timer started now.
     pub(super) fn answer(&mut self, response: Response, env: &mut Env<'_>) -> State {
+        let response = match check(&response) {
+            Ok(()) => response,
+            Err(e) => {
+                log::warn!("a handler's response is malformed: {e}: 500");
+                Response::refuse(Status::INTERNAL_ERROR, "malformed response")
+            }
+        };
         let close = response.close || self.flags.get(Flags::CLOSE);
         let status = response.status;
         // A refusal is an error of the request; a probe's 503 is an answer.
         if response.close && status.0 >= 400 {
             env.stats.count_http_error(status);
         }
-        let length = (status.0 >= 200 && status != Status::NO_CONTENT).then_some(response.body_len());
+        // RFC 9110 §6.4.1: a 204 or a 304 has no body, and no length of one.
+        let bodiless = status == Status::NO_CONTENT || status.0 == 304;
+        let length = (!bodiless).then_some(response.body_len());
         self.write_response_head(&response, length, close, env);
-        if !self.flags.replace(Flags::HEAD_ONLY, false) {
+        if !self.flags.replace(Flags::HEAD_ONLY, false) && !bodiless {
             self.write_body(response.body, env);
         }
         if close {
@@ -322,6 +350,44 @@ impl Io {
         }
         write_head(self.out.buf(env.pool), status, headers, length, close, env.date);
     }
+}
+
+/// A duration a handler gives, in milliseconds between 1 and
+/// [`MAX_TIMEOUT`], as far as the worker's clock compares stamps (a wait
+/// of "forever" or of nothing would put a deadline behind now).
+fn millis(d: Duration) -> u32 {
+    let max = u32::try_from(MAX_TIMEOUT.as_millis()).unwrap_or(u32::MAX);
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX).clamp(1, max)
+}
+
+/// Is `r` a response the session can frame? Its status is final (a 1xx
+/// would leave the request unanswered), its header names are tokens and
+/// its values hold no CR, LF or NUL (RFC 9110 §5.5: they would split the
+/// head), and it sets none of the headers that frame the message, which
+/// are the session's.
+fn check(r: &Response) -> Result<(), String> {
+    if r.status().0 < 200 || r.status().0 > 999 {
+        return Err(format!("status {}", r.status().0));
+    }
+    for (name, value) in &r.headers {
+        if name.is_empty() || !name.bytes().all(is_tchar) {
+            return Err(format!("header name {name:?}"));
+        }
+        if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            return Err(format!("the value of {name}"));
+        }
+        for framing in ["content-length", "transfer-encoding", "connection", "date"] {
+            if name.eq_ignore_ascii_case(framing) {
+                return Err(format!("{name} is the session's"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A token character (RFC 9110 §5.6.2).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Does the request try to be a WebSocket upgrade at all? One that does is

@@ -920,6 +920,9 @@ fn test_session_fits_its_budget() {
 #[path = "token_tests.rs"]
 mod token;
 
+#[path = "handler_tests.rs"]
+mod handler;
+
 #[path = "cors_tests.rs"]
 mod cors;
 
