@@ -382,7 +382,7 @@ impl Client {
     /// Add the bytes the socket carried since last time to the figures,
     /// once the window has begun.
     fn account(&mut self, ctx: &mut Ctx<'_>) {
-        let wire = self.io.wire;
+        let wire = self.io.wire();
         if ctx.window.is_some() {
             ctx.stats.wire.bytes_in += wire.read - self.counted.read;
             ctx.stats.wire.bytes_out += wire.written - self.counted.written;

@@ -84,7 +84,6 @@ pub(crate) mod stats;
 pub(crate) mod subscribe;
 pub mod target;
 pub(crate) mod timer;
-pub(crate) mod tls;
 pub(crate) mod transport;
 pub(crate) mod worker;
 
