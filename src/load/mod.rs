@@ -78,6 +78,7 @@ pub(crate) mod publisher;
 pub mod report;
 pub mod response;
 pub(crate) mod schedule;
+pub(crate) mod session;
 pub mod server_usage;
 mod shared;
 pub(crate) mod stats;

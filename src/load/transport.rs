@@ -34,12 +34,21 @@ pub enum Received {
 #[derive(Debug)]
 pub struct Transport {
     link: Link,
+    /// What was read and what is to be written: the sans-IO side's.
+    pub bufs: Bufs,
+    registered: Interest,
+}
+
+/// A connection's bytes in flight, where the sans-IO side meets the
+/// socket: input read and not yet consumed, output queued and not yet
+/// written. Each buffer comes from the pool when first needed.
+#[derive(Debug, Default)]
+pub struct Bufs {
     rbuf: Option<ReadBuf>,
     wbuf: Option<WriteBuf>,
     /// Bytes needed together at the front of the read buffer (the frame
     /// or head in progress), so the buffer can make room for them.
     pub want: usize,
-    registered: Interest,
 }
 
 /// What carries the bytes: the socket itself, or TLS over it (boxed:
@@ -82,9 +91,7 @@ impl Transport {
                     wire: Counted::default(),
                 },
             },
-            rbuf: None,
-            wbuf: None,
-            want: 0,
+            bufs: Bufs::default(),
             registered: Interest::READABLE | Interest::WRITABLE,
         })
     }
@@ -133,32 +140,15 @@ impl Transport {
 
     /// Bytes are waiting to be written (TLS records too).
     pub fn has_output(&self) -> bool {
-        self.wbuf.as_ref().is_some_and(|w| !w.is_empty()) || matches!(&self.link, Link::Tls(t) if t.wants_write())
-    }
-
-    /// Bytes have been read and not consumed.
-    pub fn has_input(&self) -> bool {
-        self.rbuf.as_ref().is_some_and(|r| !r.is_empty())
-    }
-
-    /// Where output is queued.
-    pub fn out(&mut self, pool: &mut BufferPool) -> &mut Vec<u8> {
-        self.wbuf.get_or_insert_with(|| WriteBuf::take(pool)).out()
-    }
-
-    /// The unconsumed input and the output queue together, if there is input.
-    pub fn buffers(&mut self, pool: &mut BufferPool) -> Option<(&mut ReadBuf, &mut Vec<u8>)> {
-        let rbuf = self.rbuf.as_mut().filter(|r| !r.is_empty())?;
-        Some((rbuf, self.wbuf.get_or_insert_with(|| WriteBuf::take(pool)).out()))
+        self.bufs.has_output() || matches!(&self.link, Link::Tls(t) if t.wants_write())
     }
 
     /// Read once. EOF is an `UnexpectedEof` error. Over TLS, records are
     /// read until the socket says WouldBlock, so a short read means what it
     /// means over plain TCP (no edge is owed).
     pub fn read_some(&mut self, pool: &mut BufferPool) -> io::Result<Received> {
-        let rbuf = self.rbuf.get_or_insert_with(|| ReadBuf::take(pool));
         loop {
-            let spare = rbuf.spare(self.want);
+            let spare = self.bufs.spare(pool);
             let room = spare.len();
             let (got, end) = match &mut self.link {
                 Link::Tcp { stream, wire } => {
@@ -175,7 +165,7 @@ impl Transport {
             match got {
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(n) => {
-                    rbuf.filled_by(n);
+                    self.bufs.filled_by(n);
                     return Ok(Received::Bytes { short: n < room && !end });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Received::Blocked),
@@ -196,16 +186,9 @@ impl Transport {
         let _ = self.stream().shutdown(std::net::Shutdown::Both);
     }
 
-    /// Drop all unconsumed input.
-    pub fn discard_input(&mut self) {
-        if let Some(r) = self.rbuf.as_mut() {
-            r.consume(r.len());
-        }
-    }
-
     /// Write until WouldBlock or done.
     pub fn flush(&mut self) -> io::Result<()> {
-        let wbuf = self.wbuf.as_mut().filter(|w| !w.is_empty());
+        let wbuf = self.bufs.wbuf.as_mut().filter(|w| !w.is_empty());
         let (stream, wire) = match &mut self.link {
             Link::Tls(tls) => {
                 let Some(wbuf) = wbuf else {
@@ -238,6 +221,48 @@ impl Transport {
             }
         }
         Ok(())
+    }
+}
+
+impl Bufs {
+    /// Output is queued.
+    pub fn has_output(&self) -> bool {
+        self.wbuf.as_ref().is_some_and(|w| !w.is_empty())
+    }
+
+    /// Bytes have been read and not consumed.
+    pub fn has_input(&self) -> bool {
+        self.rbuf.as_ref().is_some_and(|r| !r.is_empty())
+    }
+
+    /// Where output is queued.
+    pub fn out(&mut self, pool: &mut BufferPool) -> &mut Vec<u8> {
+        self.wbuf.get_or_insert_with(|| WriteBuf::take(pool)).out()
+    }
+
+    /// The unconsumed input and the output queue together, if there is input.
+    pub fn buffers(&mut self, pool: &mut BufferPool) -> Option<(&mut ReadBuf, &mut Vec<u8>)> {
+        let rbuf = self.rbuf.as_mut().filter(|r| !r.is_empty())?;
+        Some((rbuf, self.wbuf.get_or_insert_with(|| WriteBuf::take(pool)).out()))
+    }
+
+    /// Where the next bytes read go (room for `want` at the front).
+    pub fn spare(&mut self, pool: &mut BufferPool) -> &mut [u8] {
+        self.rbuf.get_or_insert_with(|| ReadBuf::take(pool)).spare(self.want)
+    }
+
+    /// `n` bytes were read into [`spare`](Self::spare).
+    pub fn filled_by(&mut self, n: usize) {
+        if let Some(r) = self.rbuf.as_mut() {
+            r.filled_by(n);
+        }
+    }
+
+    /// Drop all unconsumed input.
+    pub fn discard_input(&mut self) {
+        if let Some(r) = self.rbuf.as_mut() {
+            r.consume(r.len());
+        }
     }
 
     /// Give drained buffers back to the pool.
@@ -343,7 +368,7 @@ mod tests {
             wait_connected(&mut t).unwrap();
             let mut pool = BufferPool::new(4096, 4);
             let deadline = Instant::now() + Duration::from_secs(5);
-            while !t.has_input() {
+            while !t.bufs.has_input() {
                 assert!(Instant::now() < deadline, "no TLS handshake");
                 t.flush().unwrap();
                 let _ = t.read_some(&mut pool).unwrap();
