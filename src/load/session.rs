@@ -635,3 +635,7 @@ fn on_delivery(order: &mut Order, payload: &[u8], ctx: &mut Ctx<'_>) {
     // For the progress line and the run's seconds (`series`).
     record(ctx.interval, latency);
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;
