@@ -8,8 +8,8 @@
 //! HTTP subscriber, and the interest from what both want. What the bytes
 //! mean is the session's business.
 
-pub use super::ctx::Ctx;
 use super::churn::Cycle;
+pub use super::ctx::Ctx;
 use super::plan::Plan;
 use super::session::{Dead, Session, Step};
 use super::subscribe::Order;
@@ -188,7 +188,10 @@ impl Client {
 
     /// The run is over: start the close handshake (§7.1.2, code 1000).
     pub fn begin_close(&mut self, ctx: &mut Ctx<'_>) -> Life {
-        let step = self.session.begin_close(&mut self.io.bufs, ctx).and_then(|_| self.flush(ctx));
+        let step = self
+            .session
+            .begin_close(&mut self.io.bufs, ctx)
+            .and_then(|_| self.flush(ctx));
         self.life(step, ctx)
     }
 

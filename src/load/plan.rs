@@ -3,10 +3,10 @@
 
 use super::feed::{FeedPlan, Transport};
 use super::schedule::{ConnectSchedule, MessageSchedule};
-use crate::reactor::tls::TlsTarget;
 use super::{subscribe, LoadError, Mode, Options, Target};
 use crate::protocol::{MessageKind, ReadLimits};
 use crate::pubsub::channel_name;
+use crate::reactor::tls::TlsTarget;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 

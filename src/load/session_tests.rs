@@ -545,7 +545,10 @@ fn test_redial_hung_up() {
     assert!(f.s.connecting() && !f.s.parked());
     f.connected();
     let request = String::from_utf8(f.sent()).unwrap();
-    assert!(request.starts_with("GET /poll/news?since=4&wait=0 HTTP/1.1\r\n"), "{request}");
+    assert!(
+        request.starts_with("GET /poll/news?since=4&wait=0 HTTP/1.1\r\n"),
+        "{request}"
+    );
     assert_eq!(f.stats.wire.connects, 2);
 }
 

@@ -8,8 +8,8 @@
 //! flight, as in the server, so thousands of idle connections hold none.
 
 use crate::reactor::buffer::{BufferPool, ReadBuf, WriteBuf};
-pub use crate::reactor::tls::{Counted, TlsTarget};
 use crate::reactor::tls::Tls;
+pub use crate::reactor::tls::{Counted, TlsTarget};
 use mio::net::TcpStream;
 use mio::Interest;
 use rustls::ClientConnection;
@@ -166,7 +166,9 @@ impl Transport {
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(n) => {
                     self.bufs.filled_by(n);
-                    return Ok(Received::Bytes { short: n < room && !end });
+                    return Ok(Received::Bytes {
+                        short: n < room && !end,
+                    });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Received::Blocked),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
