@@ -45,7 +45,9 @@
 //!
 //! - [`Options`] what was asked, [`Plan`] the same checked and resolved,
 //!   [`Shared`] the run's phase and window across threads.
-//! - `client`: one connection's state machine.
+//! - `session`: one connection's state machine, sans-IO (bytes and the
+//!   time in; bytes to send, a wake-up and its fate out).
+//! - `client`: its driver: a transport and a session.
 //! - `churn`: churn mode's cycles, slots and figures.
 //! - `echo`: echo mode's messages on one connection: due, in flight, answered.
 //! - `subscribe`: subscribe mode's payload stamp and per-subscriber order.
@@ -54,7 +56,8 @@
 //!   [`response`] the HTTP/1.1 responses of both.
 //! - [`compare`]: the transports side by side; [`server_usage`] the
 //!   server's CPU and memory (`--server-pid`).
-//! - `transport`: its socket (source address, non-blocking connect) and buffers.
+//! - `transport`: its socket (source address, non-blocking connect), TLS
+//!   (the server's transport on rustls's client side) and buffers.
 //! - `worker`: the event loop of one thread.
 //! - `schedule`: connect and message pacing.
 //! - `timer`: sub-millisecond wake-ups for due messages.
@@ -82,12 +85,12 @@ pub mod report;
 pub mod response;
 pub(crate) mod schedule;
 pub mod server_usage;
+pub(crate) mod session;
 mod shared;
 pub(crate) mod stats;
 pub(crate) mod subscribe;
 pub mod target;
 pub(crate) mod timer;
-pub(crate) mod tls;
 pub(crate) mod transport;
 pub(crate) mod worker;
 

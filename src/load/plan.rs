@@ -3,10 +3,10 @@
 
 use super::feed::{FeedPlan, Transport};
 use super::schedule::{ConnectSchedule, MessageSchedule};
-use super::transport::TlsTarget;
 use super::{subscribe, LoadError, Mode, Options, Target};
 use crate::protocol::{MessageKind, ReadLimits};
 use crate::pubsub::channel_name;
+use crate::reactor::tls::TlsTarget;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -161,7 +161,7 @@ impl Plan {
         }
         let target = Target::parse(&o.url).map_err(LoadError::Invalid)?;
         let tls = match target.tls {
-            true => Some(super::tls::client(&target.name, o.insecure).map_err(LoadError::Invalid)?),
+            true => Some(crate::reactor::tls::client_config(&target.name, o.insecure).map_err(LoadError::Invalid)?),
             false => None,
         };
         if o.source_ips.iter().any(|ip| ip.is_ipv4() != target.addr.is_ipv4()) {

@@ -264,7 +264,7 @@ impl Publisher {
             sent_ns: Some(self.plan.unix_ns(now)),
         };
         let size = self.plan.payload.len();
-        let out = io.out(&mut self.pool);
+        let out = io.bufs.out(&mut self.pool);
         let text = self.plan.kind == MessageKind::Text;
         publish::write_head(out, &p.host, &p.path, size, text, &p.headers);
         if text {
@@ -356,7 +356,7 @@ impl Publisher {
     fn read_responses(&mut self, i: usize, now: Instant) {
         loop {
             let lane = &mut self.lanes[i];
-            let Some((rbuf, _)) = lane.io.as_mut().and_then(|io| io.buffers(&mut self.pool)) else {
+            let Some((rbuf, _)) = lane.io.as_mut().and_then(|io| io.bufs.buffers(&mut self.pool)) else {
                 break;
             };
             let response = match publish::read_response(rbuf.filled()) {
@@ -435,7 +435,7 @@ impl Publisher {
         }
         if let Some(mut io) = lane.io.take() {
             let _ = self.poll.registry().deregister(io.stream());
-            io.release(&mut self.pool);
+            io.bufs.release(&mut self.pool);
         }
         let retry = if matches!(lane.state, State::Connecting) {
             now + RETRY
@@ -455,7 +455,7 @@ impl Publisher {
             if let Err(e) = io.flush() {
                 return self.lost(i, &e, now);
             }
-            io.tidy(&mut self.pool);
+            io.bufs.tidy(&mut self.pool);
         }
         let want = if io.has_output() || matches!(lane.state, State::Connecting) {
             Interest::READABLE | Interest::WRITABLE

@@ -1,25 +1,21 @@
 //! A client's TCP side: the socket, bound to a source address and
 //! connecting without blocking, its read and write buffers, and TLS for
-//! `wss://` (rustls: plaintext in the buffers, records on the socket). It
-//! knows nothing of WebSocket; [`super::client`] decides what the bytes
-//! mean.
+//! `wss://` (the server's transport, [`Tls`], on rustls's client side:
+//! plaintext in the buffers, records on the socket). It knows nothing of
+//! WebSocket; [`super::client`] decides what the bytes mean.
 //!
 //! Buffers come from the worker's [`BufferPool`] only while bytes are in
 //! flight, as in the server, so thousands of idle connections hold none.
 
 use crate::reactor::buffer::{BufferPool, ReadBuf, WriteBuf};
+use crate::reactor::tls::Tls;
+pub use crate::reactor::tls::{Counted, TlsTarget};
 use mio::net::TcpStream;
 use mio::Interest;
-use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection};
+use rustls::ClientConnection;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-
-/// TLS for a connection: the client configuration and the name the
-/// server's certificate must be for.
-pub type TlsTarget = (Arc<ClientConfig>, ServerName<'static>);
 
 /// What one [`Transport::read_some`] got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,32 +33,30 @@ pub enum Received {
 /// A socket and the bytes in flight on it.
 #[derive(Debug)]
 pub struct Transport {
-    stream: TcpStream,
+    link: Link,
+    /// What was read and what is to be written: the sans-IO side's.
+    pub bufs: Bufs,
+    registered: Interest,
+}
+
+/// A connection's bytes in flight, where the sans-IO side meets the
+/// socket: input read and not yet consumed, output queued and not yet
+/// written. Each buffer comes from the pool when first needed.
+#[derive(Debug, Default)]
+pub struct Bufs {
     rbuf: Option<ReadBuf>,
     wbuf: Option<WriteBuf>,
     /// Bytes needed together at the front of the read buffer (the frame
     /// or head in progress), so the buffer can make room for them.
     pub want: usize,
-    registered: Interest,
-    /// `wss://`: the TLS state between the buffers and the socket.
-    tls: Option<Box<ClientConnection>>,
-    /// Bytes read from and written to the socket (TLS records included).
-    pub wire: Counted,
 }
 
-impl Drop for Transport {
-    fn drop(&mut self) {
-        self.close_notify();
-    }
-}
-
-/// Bytes through a socket, each way.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counted {
-    /// Read.
-    pub read: u64,
-    /// Written.
-    pub written: u64,
+/// What carries the bytes: the socket itself, or TLS over it (boxed:
+/// rustls's state is large). `Tls`'s `Drop` sends our `close_notify`.
+#[derive(Debug)]
+enum Link {
+    Tcp { stream: TcpStream, wire: Counted },
+    Tls(Box<Tls<ClientConnection>>),
 }
 
 impl Transport {
@@ -88,19 +82,17 @@ impl Transport {
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) => return Err(e),
         }
+        let stream = TcpStream::from_std(socket.into());
         Ok(Transport {
-            stream: TcpStream::from_std(socket.into()),
-            rbuf: None,
-            wbuf: None,
-            want: 0,
-            registered: Interest::READABLE | Interest::WRITABLE,
-            tls: match tls {
-                Some((config, name)) => Some(Box::new(
-                    ClientConnection::new(config.clone(), name.clone()).map_err(io::Error::other)?,
-                )),
-                None => None,
+            link: match tls {
+                Some(target) => Link::Tls(Box::new(Tls::client(stream, target)?)),
+                None => Link::Tcp {
+                    stream,
+                    wire: Counted::default(),
+                },
             },
-            wire: Counted::default(),
+            bufs: Bufs::default(),
+            registered: Interest::READABLE | Interest::WRITABLE,
         })
     }
 
@@ -109,9 +101,10 @@ impl Transport {
     /// the pending error tells which (mio's recipe, in the other order, so
     /// that a connect that succeeded costs one system call, not two).
     pub fn connected(&mut self) -> io::Result<bool> {
-        match self.stream.peer_addr() {
+        let stream = self.stream();
+        match stream.peer_addr() {
             Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => match self.stream.take_error()? {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => match stream.take_error()? {
                 Some(e) => Err(e),
                 None => Ok(false),
             },
@@ -121,7 +114,18 @@ impl Transport {
 
     /// The socket, for (de)registration.
     pub fn stream(&mut self) -> &mut TcpStream {
-        &mut self.stream
+        match &mut self.link {
+            Link::Tcp { stream, .. } => stream,
+            Link::Tls(tls) => tls.stream(),
+        }
+    }
+
+    /// Bytes read from and written to the socket (TLS records included).
+    pub fn wire(&self) -> Counted {
+        match &self.link {
+            Link::Tcp { wire, .. } => *wire,
+            Link::Tls(tls) => tls.wire(),
+        }
     }
 
     /// The interest registered with the poll.
@@ -136,7 +140,96 @@ impl Transport {
 
     /// Bytes are waiting to be written (TLS records too).
     pub fn has_output(&self) -> bool {
-        self.wbuf.as_ref().is_some_and(|w| !w.is_empty()) || self.tls.as_ref().is_some_and(|t| t.wants_write())
+        self.bufs.has_output() || matches!(&self.link, Link::Tls(t) if t.wants_write())
+    }
+
+    /// Read once. EOF is an `UnexpectedEof` error. Over TLS, records are
+    /// read until the socket says WouldBlock, so a short read means what it
+    /// means over plain TCP (no edge is owed).
+    pub fn read_some(&mut self, pool: &mut BufferPool) -> io::Result<Received> {
+        loop {
+            let spare = self.bufs.spare(pool);
+            let room = spare.len();
+            let (got, end) = match &mut self.link {
+                Link::Tcp { stream, wire } => {
+                    let got = stream.read(spare);
+                    if let Ok(n) = got {
+                        wire.read += n as u64;
+                    }
+                    (got, false)
+                }
+                // The end after bytes: the next read (which a full read
+                // promises) finds it.
+                Link::Tls(tls) => (tls.read(spare), tls.at_end()),
+            };
+            match got {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    self.bufs.filled_by(n);
+                    return Ok(Received::Bytes {
+                        short: n < room && !end,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Received::Blocked),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// End the TCP connection both ways now (the descriptor stays until
+    /// the transport is dropped); over TLS, our `close_notify` first
+    /// (RFC 8446 §6.1, as every end: the drop after a close handshake or
+    /// at the end of a run sends it too, [`Tls`]'s `Drop`).
+    pub fn hang_up(&mut self) {
+        if let Link::Tls(tls) = &mut self.link {
+            tls.finish();
+        }
+        let _ = self.stream().shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Write until WouldBlock or done.
+    pub fn flush(&mut self) -> io::Result<()> {
+        let wbuf = self.bufs.wbuf.as_mut().filter(|w| !w.is_empty());
+        let (stream, wire) = match &mut self.link {
+            Link::Tls(tls) => {
+                let Some(wbuf) = wbuf else {
+                    return tls.send_some();
+                };
+                return match tls.write_with(|w| w.write(wbuf.pending())) {
+                    Ok(n) => {
+                        wbuf.advance(n);
+                        Ok(())
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                    Err(e) => Err(e),
+                };
+            }
+            Link::Tcp { stream, wire } => (stream, wire),
+        };
+        let Some(wbuf) = wbuf else {
+            return Ok(());
+        };
+        while !wbuf.is_empty() {
+            match stream.write(wbuf.pending()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    wbuf.advance(n);
+                    wire.written += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Bufs {
+    /// Output is queued.
+    pub fn has_output(&self) -> bool {
+        self.wbuf.as_ref().is_some_and(|w| !w.is_empty())
     }
 
     /// Bytes have been read and not consumed.
@@ -155,49 +248,16 @@ impl Transport {
         Some((rbuf, self.wbuf.get_or_insert_with(|| WriteBuf::take(pool)).out()))
     }
 
-    /// Read once. EOF is an `UnexpectedEof` error.
-    pub fn read_some(&mut self, pool: &mut BufferPool) -> io::Result<Received> {
-        let rbuf = self.rbuf.get_or_insert_with(|| ReadBuf::take(pool));
-        if let Some(tls) = self.tls.as_mut() {
-            return read_tls(tls, &mut self.stream, rbuf, self.want, &mut self.wire);
-        }
-        loop {
-            let spare = rbuf.spare(self.want);
-            let room = spare.len();
-            match self.stream.read(spare) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => {
-                    rbuf.filled_by(n);
-                    self.wire.read += n as u64;
-                    return Ok(Received::Bytes { short: n < room });
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Received::Blocked),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+    /// Where the next bytes read go (room for `want` at the front).
+    pub fn spare(&mut self, pool: &mut BufferPool) -> &mut [u8] {
+        self.rbuf.get_or_insert_with(|| ReadBuf::take(pool)).spare(self.want)
     }
 
-    /// End the TCP connection both ways now (the descriptor stays until
-    /// the transport is dropped); over TLS, our `close_notify` first.
-    pub fn hang_up(&mut self) {
-        self.close_notify();
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
-    }
-
-    /// RFC 8446 §6.1: a party MUST send `close_notify` before it closes its
-    /// write side (unless it sent an error alert, after which rustls sends
-    /// nothing): once, after a completed handshake, as far as the socket
-    /// takes it now. Every end goes through here: a hang-up, and the drop
-    /// after a close handshake or at the end of a run.
-    fn close_notify(&mut self) {
-        let Some(tls) = self.tls.as_mut().filter(|t| !t.is_handshaking()) else {
-            return;
-        };
-        tls.send_close_notify();
-        let _ = send_records(tls, &mut self.stream, &mut self.wire);
-        // Sent (or given up on): not again when dropped.
-        self.tls = None;
+    /// `n` bytes were read into [`spare`](Self::spare).
+    pub fn filled_by(&mut self, n: usize) {
+        if let Some(r) = self.rbuf.as_mut() {
+            r.filled_by(n);
+        }
     }
 
     /// Drop all unconsumed input.
@@ -205,34 +265,6 @@ impl Transport {
         if let Some(r) = self.rbuf.as_mut() {
             r.consume(r.len());
         }
-    }
-
-    /// Write until WouldBlock or done.
-    pub fn flush(&mut self) -> io::Result<()> {
-        if let Some(tls) = self.tls.as_mut() {
-            if let Some(wbuf) = self.wbuf.as_mut().filter(|w| !w.is_empty()) {
-                // rustls keeps what it takes until the handshake is done.
-                let n = tls.writer().write(wbuf.pending())?;
-                wbuf.advance(n);
-            }
-            return send_records(tls, &mut self.stream, &mut self.wire);
-        }
-        let Some(wbuf) = self.wbuf.as_mut() else {
-            return Ok(());
-        };
-        while !wbuf.is_empty() {
-            match self.stream.write(wbuf.pending()) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    wbuf.advance(n);
-                    self.wire.written += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
     }
 
     /// Give drained buffers back to the pool.
@@ -277,85 +309,10 @@ fn set_bind_address_no_port(socket: &Socket) {
     }
 }
 
-/// Send the records rustls holds until the socket is full.
-fn send_records(tls: &mut ClientConnection, stream: &mut TcpStream, wire: &mut Counted) -> io::Result<()> {
-    while tls.wants_write() {
-        match tls.write_tls(stream) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => wire.written += n as u64,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Plaintext into `rbuf`: records are read until the socket says
-/// WouldBlock, so a short read means what it means over plain TCP (no
-/// edge is owed). EOF, with or without `close_notify`, is an
-/// `UnexpectedEof` error, as over TCP.
-fn read_tls(
-    tls: &mut ClientConnection,
-    stream: &mut TcpStream,
-    rbuf: &mut ReadBuf,
-    want: usize,
-    wire: &mut Counted,
-) -> io::Result<Received> {
-    let mut got = 0;
-    loop {
-        let spare = rbuf.spare(want);
-        let room = spare.len();
-        // The end comes after the bytes before it: with some read, the
-        // next read (which a full read promises) finds it again.
-        let end = || match got {
-            0 => Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
-            _ => Ok(Received::Bytes { short: false }),
-        };
-        match tls.reader().read(spare) {
-            Ok(0) if room > 0 => return end(),
-            Ok(n) => {
-                rbuf.filled_by(n);
-                got += n;
-                if n == room {
-                    return Ok(Received::Bytes { short: false });
-                }
-                continue;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return end(),
-            Err(e) => return Err(e),
-        }
-        match tls.read_tls(stream) {
-            Ok(0) => {
-                // rustls now knows of the EOF: its reader says so next.
-                if got == 0 {
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-                return Ok(Received::Bytes { short: false });
-            }
-            Ok(n) => {
-                wire.read += n as u64;
-                tls.process_new_packets()
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                // Handshake records, and the request rustls kept for it.
-                send_records(tls, stream, wire)?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(if got > 0 {
-        Received::Bytes { short: true }
-    } else {
-        Received::Blocked
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     /// Poll `t` until connected (or fail the test after a second).
@@ -394,7 +351,7 @@ mod tests {
                 .with_single_cert(chain, key)
                 .unwrap(),
         );
-        let target = crate::load::tls::client("127.0.0.1", true).unwrap();
+        let target = crate::reactor::tls::client_config("127.0.0.1", true).unwrap();
         for hang_up in [true, false] {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
@@ -413,7 +370,7 @@ mod tests {
             wait_connected(&mut t).unwrap();
             let mut pool = BufferPool::new(4096, 4);
             let deadline = Instant::now() + Duration::from_secs(5);
-            while !t.has_input() {
+            while !t.bufs.has_input() {
                 assert!(Instant::now() < deadline, "no TLS handshake");
                 t.flush().unwrap();
                 let _ = t.read_some(&mut pool).unwrap();

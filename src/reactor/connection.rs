@@ -1,5 +1,6 @@
 //! One connection in a worker's slab: a [`Transport`] carrying the bytes
-//! of a sans-IO [`Session`], driven by readiness.
+//! of a sans-IO [`Session`], driven by readiness; plain TCP or TLS
+//! ([`Stream`]), chosen by the listener it came from.
 //!
 //! This is the only place a session meets its socket: reading until
 //! `WouldBlock` into the session's buffer, writing its output, shutting the
@@ -8,12 +9,13 @@
 
 use super::balance::Accepted;
 use super::buffer::BufferPool;
+use super::output::Output;
 use super::per_ip::Slot;
 use super::session::{Dead, Delivered, Env, Life, Proxied, Session, Step};
 use super::settings::Settings;
 use super::stamp::Stamp;
 use super::tls::Tls;
-use super::transport::{Stream, Tcp, Transport};
+use super::transport::{Tcp, Transport};
 use crate::protocol::http::Status;
 use crate::protocol::MessageKind;
 use crate::pubsub::{Answer, Message, Subscription};
@@ -331,5 +333,72 @@ impl<T: Transport> Connection<T> {
             self.transport.shutdown_write().map_err(|_| Dead)?;
         }
         Ok(())
+    }
+}
+
+/// What a connection is carried over: plain TCP or TLS, chosen by the
+/// listener it came from.
+#[derive(Debug)]
+pub enum Stream {
+    /// Plain TCP.
+    Tcp(Tcp),
+    /// TLS (boxed: rustls's state is large, and most connections are plain).
+    Tls(Box<Tls>),
+}
+
+impl Transport for Stream {
+    #[inline]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(t) => t.read(buf),
+            Stream::Tls(t) => t.read(buf),
+        }
+    }
+
+    #[inline]
+    fn write(&mut self, out: &mut Output, pool: &mut BufferPool) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(t) => t.write(out, pool),
+            Stream::Tls(t) => t.write(out, pool),
+        }
+    }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(t) => t.shutdown_write(),
+            Stream::Tls(t) => t.shutdown_write(),
+        }
+    }
+
+    #[inline]
+    fn flush_pending(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(t) => t.flush_pending(),
+            Stream::Tls(t) => t.flush_pending(),
+        }
+    }
+
+    #[inline]
+    fn more_to_read(&self) -> bool {
+        match self {
+            Stream::Tcp(t) => t.more_to_read(),
+            Stream::Tls(t) => t.more_to_read(),
+        }
+    }
+
+    #[inline]
+    fn socket(&mut self) -> &mut TcpStream {
+        match self {
+            Stream::Tcp(t) => t.socket(),
+            Stream::Tls(t) => t.socket(),
+        }
+    }
+
+    #[inline]
+    fn interest(&self, wants_read: bool, has_output: bool) -> Interest {
+        match self {
+            Stream::Tcp(t) => t.interest(wants_read, has_output),
+            Stream::Tls(t) => t.interest(wants_read, has_output),
+        }
     }
 }

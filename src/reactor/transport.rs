@@ -1,11 +1,11 @@
 //! What carries a connection's bytes: the reactor's side of the seam
 //! between the socket and the sans-IO session: plain TCP ([`Tcp`]) or TLS
 //! ([`super::tls::Tls`]), which decrypts into the session's read buffer
-//! and encrypts its output. A worker's slab holds either ([`Stream`]).
+//! and encrypts its output. A worker's slab holds either
+//! ([`super::connection::Stream`]).
 
 use super::buffer::BufferPool;
 use super::output::Output;
-use super::tls::Tls;
 use mio::net::TcpStream;
 use mio::Interest;
 use std::io::{self, Read};
@@ -73,72 +73,5 @@ impl Transport for Tcp {
 
     fn socket(&mut self) -> &mut TcpStream {
         &mut self.0
-    }
-}
-
-/// What a connection is carried over: plain TCP or TLS, chosen by the
-/// listener it came from.
-#[derive(Debug)]
-pub enum Stream {
-    /// Plain TCP.
-    Tcp(Tcp),
-    /// TLS (boxed: rustls's state is large, and most connections are plain).
-    Tls(Box<Tls>),
-}
-
-impl Transport for Stream {
-    #[inline]
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(t) => t.read(buf),
-            Stream::Tls(t) => t.read(buf),
-        }
-    }
-
-    #[inline]
-    fn write(&mut self, out: &mut Output, pool: &mut BufferPool) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(t) => t.write(out, pool),
-            Stream::Tls(t) => t.write(out, pool),
-        }
-    }
-
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Tcp(t) => t.shutdown_write(),
-            Stream::Tls(t) => t.shutdown_write(),
-        }
-    }
-
-    #[inline]
-    fn flush_pending(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Tcp(t) => t.flush_pending(),
-            Stream::Tls(t) => t.flush_pending(),
-        }
-    }
-
-    #[inline]
-    fn more_to_read(&self) -> bool {
-        match self {
-            Stream::Tcp(t) => t.more_to_read(),
-            Stream::Tls(t) => t.more_to_read(),
-        }
-    }
-
-    #[inline]
-    fn socket(&mut self) -> &mut TcpStream {
-        match self {
-            Stream::Tcp(t) => t.socket(),
-            Stream::Tls(t) => t.socket(),
-        }
-    }
-
-    #[inline]
-    fn interest(&self, wants_read: bool, has_output: bool) -> Interest {
-        match self {
-            Stream::Tcp(t) => t.interest(wants_read, has_output),
-            Stream::Tls(t) => t.interest(wants_read, has_output),
-        }
     }
 }

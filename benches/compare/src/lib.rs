@@ -11,7 +11,7 @@
 //! With `--tls-cert PEM --tls-key PEM` (both or neither) the listener speaks
 //! TLS (wss://) instead, like `wsreactor serve --tls-cert --tls-key`: rustls
 //! with the ring provider through tokio-rustls, configured as wsreactor's
-//! `reactor/tls.rs` does (TLS 1.3 and 1.2, rustls's default cipher suites,
+//! `reactor/tls/` does (TLS 1.3 and 1.2, rustls's default cipher suites,
 //! key exchange groups and session cache, no client authentication, ALPN
 //! `http/1.1`). The TLS handshake runs in the connection's own task, then the
 //! same echo code serves the decrypted stream.

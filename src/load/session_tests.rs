@@ -1,0 +1,592 @@
+//! The load client's session without a socket: bytes and made-up time in,
+//! bytes and figures out, one test per transition (`test_<state>_<event>`),
+//! as the server's `reactor/session/tests.rs`.
+
+use super::*;
+use crate::load::stats::{histogram, Stats};
+use crate::load::{Options, Transport as Via};
+use crate::protocol::frame::{FrameHeader, OpCode};
+use crate::protocol::handshake::accept_key;
+use crate::reactor::buffer::BufferPool;
+use hdrhistogram::Histogram;
+
+/// A session, its buffers, and what a worker would lend it.
+struct Fx {
+    plan: Plan,
+    stats: Stats,
+    interval: Histogram<u64>,
+    pool: BufferPool,
+    rng: u64,
+    now: Instant,
+    window: Option<(Instant, Instant)>,
+    bufs: Bufs,
+    s: Session,
+}
+
+fn fx(options: Options) -> Fx {
+    let t0 = Instant::now();
+    Fx {
+        plan: Plan::new(&options, t0).unwrap(),
+        stats: Stats::default(),
+        interval: histogram(),
+        pool: BufferPool::new(4096, 4),
+        rng: 7,
+        now: t0,
+        window: Some((t0, t0 + Duration::from_secs(10))),
+        bufs: Bufs::default(),
+        s: Session::new(0, t0),
+    }
+}
+
+/// Echo mode, one message of 32 bytes in flight.
+fn echo() -> Fx {
+    fx(Options::default())
+}
+
+/// Subscribe mode over short polls without keep-alive.
+fn poll() -> Fx {
+    fx(Options {
+        url: "http://127.0.0.1:9001/".into(),
+        channel: Some("news".into()),
+        mode: Mode::Subscribe,
+        transport: Via::Poll,
+        keep_alive: false,
+        ..Options::default()
+    })
+}
+
+impl Fx {
+    /// Run `f` with the session, its buffers and a [`Ctx`] at `self.now`.
+    fn with<R>(&mut self, f: impl FnOnce(&mut Session, &mut Bufs, &mut Ctx<'_>) -> R) -> R {
+        let mut ctx = Ctx {
+            plan: &self.plan,
+            stats: &mut self.stats,
+            interval: &mut self.interval,
+            pool: &mut self.pool,
+            rng: &mut self.rng,
+            now: self.now,
+            window: self.window,
+        };
+        f(&mut self.s, &mut self.bufs, &mut ctx)
+    }
+
+    fn later(&mut self, d: Duration) {
+        self.now += d;
+    }
+
+    fn connected(&mut self) {
+        self.with(|s, b, ctx| s.handle_connected(b, ctx));
+    }
+
+    /// Bytes from the server, as a read would leave them.
+    fn input(&mut self, bytes: &[u8]) -> Step {
+        let mut at = 0;
+        while at < bytes.len() {
+            let spare = self.bufs.spare(&mut self.pool);
+            let n = spare.len().min(bytes.len() - at);
+            spare[..n].copy_from_slice(&bytes[at..at + n]);
+            self.bufs.filled_by(n);
+            at += n;
+        }
+        self.with(|s, b, ctx| s.handle_input(b, ctx))
+    }
+
+    fn eof(&mut self) -> Step {
+        self.with(|s, _, ctx| s.handle_eof(ctx))
+    }
+
+    fn timeout(&mut self) -> Step {
+        self.with(|s, _, ctx| s.handle_timeout(ctx))
+    }
+
+    fn pump(&mut self) {
+        self.with(|s, b, ctx| s.pump(b, ctx));
+    }
+
+    /// What the session queued to send since last asked.
+    fn sent(&mut self) -> Vec<u8> {
+        let out = self.bufs.out(&mut self.pool);
+        let sent = out.clone();
+        out.clear();
+        sent
+    }
+
+    /// The 101 a server would answer the upgrade request queued.
+    fn switching_protocols(&mut self, accept: Option<&str>) -> Vec<u8> {
+        let request = String::from_utf8(self.sent()).unwrap();
+        let key = request
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .expect("a key in the upgrade request");
+        let right = String::from_utf8(accept_key(key.as_bytes()).to_vec()).unwrap();
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            accept.unwrap_or(&right)
+        )
+        .into_bytes()
+    }
+
+    /// Connected, upgraded: `Open`.
+    fn open(&mut self) {
+        self.connected();
+        let answer = self.switching_protocols(None);
+        assert_eq!(self.input(&answer), Ok(()));
+        assert!(self.s.opened() && !self.s.pending());
+    }
+}
+
+/// A frame as the server sends it: final, unmasked.
+fn frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    FrameHeader::new(opcode, payload.len() as u64).write_to(&mut out);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A close frame with `code`.
+fn close(code: u16) -> Vec<u8> {
+    frame(OpCode::Close, &code.to_be_bytes())
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[test]
+fn test_connecting_established() {
+    let mut f = echo();
+    f.later(ms(3));
+    f.connected();
+    assert!(f.s.pending() && !f.s.connecting() && f.s.can_send());
+    assert_eq!(f.stats.connect.len(), 1);
+    assert_eq!(f.stats.wire.connects, 1);
+    let request = String::from_utf8(f.sent()).unwrap();
+    assert!(request.starts_with("GET / HTTP/1.1\r\n"), "{request}");
+    assert!(request.contains("Sec-WebSocket-Key: "), "{request}");
+}
+
+#[test]
+fn test_connecting_refused() {
+    let mut f = echo();
+    let refused = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+    assert_eq!(f.with(|s, _, ctx| s.handle_error(&refused, ctx)), Dead);
+    assert_eq!(f.stats.errors.refused, 1);
+}
+
+#[test]
+fn test_connecting_timeout() {
+    let mut f = echo();
+    assert!(f.s.connecting() && !f.s.can_send());
+    f.later(f.plan.timeout - ms(1));
+    assert_eq!(f.timeout(), Ok(()));
+    f.later(ms(1));
+    assert_eq!(f.timeout(), Err(Dead));
+    assert_eq!(f.stats.errors.timed_out.connect, 1);
+}
+
+#[test]
+fn test_connecting_begin_close() {
+    // An early stop: nothing to close yet.
+    let mut f = echo();
+    assert_eq!(f.with(|s, b, ctx| s.begin_close(b, ctx)), Err(Dead));
+}
+
+#[test]
+fn test_handshake_101() {
+    let mut f = echo();
+    f.open();
+    assert_eq!((f.stats.opened, f.stats.handshake.len()), (1, 1));
+    assert_eq!(f.bufs.want, 0);
+    assert!(!f.bufs.has_input());
+}
+
+#[test]
+fn test_handshake_101_split_anywhere() {
+    let mut f = echo();
+    f.connected();
+    let answer = f.switching_protocols(None);
+    let (head, rest) = answer.split_at(answer.len() / 2);
+    assert_eq!(f.input(head), Ok(()));
+    assert!(f.s.pending(), "half a head opens nothing");
+    assert_eq!(f.bufs.want, MAX_RESPONSE_HEAD);
+    assert_eq!(f.input(rest), Ok(()));
+    assert!(f.s.opened());
+}
+
+#[test]
+fn test_handshake_101_with_frames_after() {
+    // The upgrade hands its leftover bytes to `Open`: the server's close
+    // that came in the same read is read as a frame.
+    let mut f = echo();
+    f.connected();
+    let mut answer = f.switching_protocols(None);
+    answer.extend(close(1001));
+    assert_eq!(f.input(&answer), Ok(()));
+    assert_eq!(f.stats.errors.close_codes.get(&1001), Some(&1));
+}
+
+#[test]
+fn test_handshake_101_with_wrong_accept() {
+    let mut f = echo();
+    f.connected();
+    let answer = f.switching_protocols(Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+    assert_eq!(f.input(&answer), Err(Dead));
+    assert_eq!(f.stats.errors.handshake_invalid.get("bad_accept"), Some(&1));
+    assert_eq!(f.stats.opened, 0);
+}
+
+#[test]
+fn test_handshake_status_not_101() {
+    let mut f = echo();
+    f.connected();
+    f.sent();
+    let answer = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
+    assert_eq!(f.input(answer), Err(Dead));
+    assert_eq!(f.stats.errors.handshake_status.get(&403), Some(&1));
+}
+
+#[test]
+fn test_handshake_eof() {
+    let mut f = echo();
+    f.connected();
+    assert_eq!(f.eof(), Err(Dead));
+    assert_eq!(f.stats.errors.handshake_invalid.get("no_response"), Some(&1));
+}
+
+#[test]
+fn test_handshake_timeout() {
+    let mut f = echo();
+    f.connected();
+    f.later(f.plan.timeout);
+    assert_eq!(f.timeout(), Err(Dead));
+    assert_eq!(f.stats.errors.timed_out.handshake, 1);
+}
+
+#[test]
+fn test_open_timer_sends_what_is_due() {
+    let mut f = echo();
+    f.open();
+    let start = f.window.unwrap().0;
+    // Unpaced: the pipeline (1) fills at once, then nothing is due.
+    assert_eq!(f.s.wake_at(&f.plan, f.window, f.now), Some(start));
+    f.pump();
+    assert_eq!((f.stats.sent, f.s.in_flight()), (1, 1));
+    assert_eq!(f.sent().len(), 2 + 4 + 32, "one masked frame of 32 bytes");
+    assert_eq!(f.s.wake_at(&f.plan, f.window, f.now), None);
+}
+
+#[test]
+fn test_open_echo_matched() {
+    let mut f = echo();
+    f.open();
+    f.pump();
+    f.later(ms(1));
+    let echo = frame(OpCode::Binary, &f.plan.payload.clone());
+    assert_eq!(f.input(&echo), Ok(()));
+    assert_eq!((f.stats.received, f.s.in_flight()), (1, 0));
+    assert_eq!(f.stats.latency.len(), 1);
+    assert!(f.stats.errors.echo.is_empty());
+}
+
+#[test]
+fn test_open_echo_of_the_wrong_size() {
+    let mut f = echo();
+    f.open();
+    f.pump();
+    assert_eq!(f.input(&frame(OpCode::Binary, b"short")), Ok(()));
+    assert_eq!(f.stats.errors.echo.get("wrong_size"), Some(&1));
+}
+
+#[test]
+fn test_open_echo_timeout() {
+    let mut f = echo();
+    f.open();
+    f.pump();
+    f.later(f.plan.timeout);
+    assert_eq!(f.timeout(), Err(Dead));
+    assert_eq!(f.stats.errors.timed_out.message, 1);
+}
+
+#[test]
+fn test_open_frame_split_anywhere() {
+    let mut f = echo();
+    f.open();
+    f.pump();
+    let echo = frame(OpCode::Binary, &f.plan.payload.clone());
+    assert_eq!(f.input(&echo[..1]), Ok(()));
+    assert_eq!(f.input(&echo[1..20]), Ok(()));
+    assert_eq!(f.stats.received, 0);
+    // The frame in progress is wanted whole at the front of the buffer.
+    assert_eq!(f.bufs.want, echo.len());
+    assert_eq!(f.input(&echo[20..]), Ok(()));
+    assert_eq!((f.stats.received, f.bufs.want), (1, 0));
+}
+
+#[test]
+fn test_open_server_close() {
+    // §7.1.5: the server closed first; its code is the connection's, and
+    // our close answers it (§5.5.1): both closes, so `Closing`.
+    let mut f = echo();
+    f.open();
+    f.sent();
+    assert_eq!(f.input(&close(1001)), Ok(()));
+    assert_eq!(f.stats.errors.close_codes.get(&1001), Some(&1));
+    let answer = f.sent();
+    assert_eq!(answer[0], 0x88, "our close frame");
+    assert!(f.s.can_send() && !f.s.awaits_close());
+    // Closing: waits for the server's EOF.
+    assert_eq!(f.eof(), Err(Dead));
+    assert_eq!(f.stats.errors.total(), 1);
+}
+
+#[test]
+fn test_open_eof() {
+    // §7.1.5: closed without a close frame: 1006.
+    let mut f = echo();
+    f.open();
+    assert_eq!(f.eof(), Err(Dead));
+    assert_eq!(f.stats.errors.close_codes.get(&1006), Some(&1));
+}
+
+#[test]
+fn test_open_reset() {
+    let mut f = echo();
+    f.open();
+    let reset = io::Error::from_raw_os_error(libc::ECONNRESET);
+    assert_eq!(f.with(|s, _, ctx| s.handle_error(&reset, ctx)), Dead);
+    assert_eq!(f.stats.errors.close_codes.get(&1006), Some(&1));
+}
+
+#[test]
+fn test_open_masked_frame() {
+    // §5.1: a client MUST fail the connection on a masked frame; the
+    // violation is counted, our close (1002) queued, nothing more read
+    // (§7.1.7): `Closing`, waiting for the server's EOF.
+    let mut f = echo();
+    f.open();
+    f.sent();
+    let masked = [0x82, 0x81, 1, 2, 3, 4, 0];
+    assert_eq!(f.input(&masked), Ok(()));
+    assert_eq!(f.stats.errors.protocol.values().sum::<u64>(), 1);
+    let answer = f.sent();
+    assert_eq!(answer[0], 0x88, "close, final");
+    assert!(!f.s.awaits_close() && !f.bufs.has_input());
+    assert_eq!(f.eof(), Err(Dead));
+    assert_eq!(f.stats.errors.close_codes.get(&1006), None);
+}
+
+#[test]
+fn test_open_begin_close() {
+    let mut f = echo();
+    f.open();
+    f.later(ms(5));
+    assert_eq!(f.with(|s, b, ctx| s.begin_close(b, ctx)), Ok(()));
+    assert_eq!(f.sent()[0], 0x88, "close, final");
+    assert!(f.s.awaits_close());
+    // Nothing more is sent while closing.
+    f.pump();
+    assert_eq!((f.stats.sent, f.sent().len()), (0, 0));
+    assert_eq!(f.s.wake_at(&f.plan, f.window, f.now), None);
+    // A second close is not sent.
+    assert_eq!(f.with(|s, b, ctx| s.begin_close(b, ctx)), Ok(()));
+    assert!(f.sent().is_empty());
+}
+
+#[test]
+fn test_open_close_answered() {
+    let mut f = echo();
+    f.open();
+    assert_eq!(f.with(|s, b, ctx| s.begin_close(b, ctx)), Ok(()));
+    assert_eq!(f.input(&close(1000)), Ok(()));
+    // Our close was first: the server's answer is no error.
+    assert!(f.stats.errors.close_codes.is_empty());
+    assert!(!f.s.awaits_close());
+    assert_eq!(f.eof(), Err(Dead));
+    assert_eq!(f.stats.errors.total(), 0);
+}
+
+#[test]
+fn test_open_close_timeout() {
+    let mut f = echo();
+    f.open();
+    assert_eq!(f.with(|s, b, ctx| s.begin_close(b, ctx)), Ok(()));
+    f.later(f.plan.close_timeout);
+    assert_eq!(f.timeout(), Err(Dead));
+    assert_eq!(f.stats.errors.timed_out.close, 1);
+}
+
+/// Both closes exchanged: `Closing`.
+fn closing() -> Fx {
+    let mut f = echo();
+    f.open();
+    assert_eq!(f.with(|s, b, ctx| s.begin_close(b, ctx)), Ok(()));
+    assert_eq!(f.input(&close(1000)), Ok(()));
+    f.sent();
+    f
+}
+
+#[test]
+fn test_closing_input() {
+    // After the close handshake input is read only to reach EOF.
+    let mut f = closing();
+    assert_eq!(f.input(b"anything"), Ok(()));
+    assert!(!f.bufs.has_input());
+    assert!(f.sent().is_empty());
+}
+
+#[test]
+fn test_closing_eof() {
+    let mut f = closing();
+    assert_eq!(f.eof(), Err(Dead));
+    assert_eq!(f.stats.errors.total(), 0);
+}
+
+#[test]
+fn test_closing_timeout() {
+    // §7.1.1: the server should have closed the TCP connection.
+    let mut f = closing();
+    f.later(f.plan.close_timeout - ms(1));
+    assert_eq!(f.timeout(), Ok(()));
+    f.later(ms(1));
+    assert_eq!(f.timeout(), Err(Dead));
+}
+
+#[test]
+fn test_closing_begin_close() {
+    let mut f = closing();
+    assert_eq!(f.with(|s, b, ctx| s.begin_close(b, ctx)), Ok(()));
+    assert!(f.sent().is_empty());
+}
+
+#[test]
+fn test_connecting_established_over_http() {
+    let mut f = poll();
+    f.connected();
+    assert!(f.s.pending() && f.s.can_send());
+    let request = String::from_utf8(f.sent()).unwrap();
+    assert!(request.starts_with("GET /poll/news?wait=0 HTTP/1.1\r\n"), "{request}");
+    assert_eq!(f.stats.wire.requests, 1);
+}
+
+/// A short poll's answer: nothing new, the cursor, and the server closes.
+const NOTHING: &[u8] = b"HTTP/1.1 204 No Content\r\nX-Last-Id: 4\r\nConnection: close\r\n\r\n";
+
+/// Polled, answered, and the server closed: `Redial`.
+fn redial() -> Fx {
+    let mut f = poll();
+    f.connected();
+    f.sent();
+    assert_eq!(f.input(NOTHING), Ok(()));
+    assert_eq!(f.eof(), Ok(()));
+    f
+}
+
+#[test]
+fn test_feed_answer() {
+    // A poll without keep-alive: answered, the server closes, and the next
+    // poll goes on a new connection one interval after this one.
+    let mut f = poll();
+    f.connected();
+    f.sent();
+    assert_eq!(f.input(NOTHING), Ok(()));
+    assert!(f.s.opened() && !f.s.pending());
+    assert_eq!((f.stats.opened, f.stats.handshake.len()), (1, 1));
+    assert!(!f.s.parked(), "waits for the server's EOF");
+}
+
+#[test]
+fn test_feed_status_not_200() {
+    let mut f = poll();
+    f.connected();
+    let refused = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
+    assert_eq!(f.input(refused), Err(Dead));
+    assert_eq!(f.stats.errors.handshake_status.get(&403), Some(&1));
+}
+
+#[test]
+fn test_feed_eof() {
+    let f = redial();
+    assert!(f.s.parked() && !f.s.can_send());
+    let due = f.now + f.plan.feed.as_ref().unwrap().interval;
+    assert!(!f.s.redial_due(due - ms(1)));
+    assert!(f.s.redial_due(due));
+    assert_eq!(f.s.wake_at(&f.plan, f.window, f.now), Some(due));
+}
+
+#[test]
+fn test_feed_timeout() {
+    let mut f = poll();
+    f.connected();
+    f.later(f.plan.timeout);
+    assert_eq!(f.timeout(), Err(Dead));
+    assert_eq!(f.stats.errors.timed_out.handshake, 1, "not yet answered");
+}
+
+#[test]
+fn test_feed_begin_close() {
+    // An HTTP subscriber has no close handshake: its connection just ends.
+    let mut f = poll();
+    f.connected();
+    assert_eq!(f.with(|s, b, ctx| s.begin_close(b, ctx)), Err(Dead));
+}
+
+#[test]
+fn test_redial_hung_up() {
+    let mut f = redial();
+    let due = f.now + f.plan.feed.as_ref().unwrap().interval;
+    // Hung up before it is due: it waits, parked.
+    assert_eq!(f.s.handle_hung_up(f.now), due);
+    assert!(f.s.parked());
+    // Due: a new connection, from `Connecting`, with the same cursor.
+    f.now = due;
+    assert_eq!(f.s.handle_hung_up(f.now), due);
+    f.s.handle_redialed(f.now);
+    assert!(f.s.connecting() && !f.s.parked());
+    f.connected();
+    let request = String::from_utf8(f.sent()).unwrap();
+    assert!(
+        request.starts_with("GET /poll/news?since=4&wait=0 HTTP/1.1\r\n"),
+        "{request}"
+    );
+    assert_eq!(f.stats.wire.connects, 2);
+}
+
+#[test]
+fn test_redial_begin_close() {
+    let mut f = redial();
+    assert_eq!(f.with(|s, b, ctx| s.begin_close(b, ctx)), Err(Dead));
+}
+
+#[test]
+fn test_open_delivery() {
+    // Subscribe mode over a WebSocket: each delivery is checked against its
+    // lane's order and timed from when it was due.
+    let mut f = fx(Options {
+        url: "ws://127.0.0.1:9001/ws/news".into(),
+        mode: Mode::Subscribe,
+        ..Options::default()
+    });
+    f.open();
+    let mut payload = Vec::new();
+    let stamp = Stamp {
+        lane: 0,
+        seq: 0,
+        scheduled_ns: f.plan.unix_ns(f.now),
+        sent_ns: None,
+    };
+    stamp.write(f.plan.payload.len(), &mut payload);
+    let delivery = frame(OpCode::Binary, &payload);
+    assert_eq!(f.input(&delivery), Ok(()));
+    assert_eq!((f.stats.received, f.s.received_unique()), (1, 1));
+    assert_eq!(f.stats.latency.len(), 1);
+    assert!(f.s.caught_up(1) && !f.s.caught_up(2));
+    // The same message again: a duplicate, counted as such.
+    assert_eq!(f.input(&delivery), Ok(()));
+    assert_eq!(f.stats.errors.delivery.get("duplicate"), Some(&1));
+    assert_eq!(f.s.received_unique(), 1);
+    // Nothing is sent in subscribe mode.
+    f.pump();
+    assert!(f.sent().is_empty());
+    assert_eq!(f.s.take_order().map(|o| o.unique), Some(1));
+}
