@@ -32,6 +32,7 @@ mod connection;
 mod listener;
 pub(crate) mod output;
 pub mod per_ip;
+mod server_info;
 pub(crate) mod session;
 pub mod settings;
 pub(crate) mod stamp;

@@ -8,6 +8,7 @@
 
 use super::buffer::BufferPool;
 use super::connection::Connection;
+use super::server_info::Server;
 use super::session::{Access, Action, Delivered, Env, Life};
 use super::settings::Settings;
 use super::stamp::Stamp;
@@ -16,7 +17,7 @@ use super::timers::TimerWheel;
 use super::Shared;
 use crate::app::App;
 use crate::protocol::http::HttpDate;
-use crate::pubsub::{Address, Answer, Broker, BrokerStats, Command, Mail, Message};
+use crate::pubsub::{Address, Answer, Broker, Command, Mail, Message};
 use crate::stats::WorkerStats;
 use accept::Deferred;
 use mio::net::TcpListener;
@@ -58,11 +59,8 @@ pub struct Worker {
     /// What runs on the connections.
     app: Arc<App>,
     subscribers: Subscribers,
-    /// `/metrics` asks the broker how many channels exist.
-    channels: Box<dyn Fn() -> usize + Send>,
-    /// `/readyz` asks the broker whether it is reachable.
-    ready: Box<dyn Fn() -> Result<(), &'static str> + Send>,
-    broker_stats: Box<dyn Fn() -> Option<BrokerStats> + Send>,
+    /// The whole server, for the pages about it.
+    server: Server,
     /// What the session of the current step asks of the broker.
     actions: Vec<Action>,
     /// A request went to the broker: its answer is in the inbox, to be
@@ -123,17 +121,10 @@ impl Worker {
         }
         let settings_tick = settings.tick();
         let app = shared.app.clone();
-        let channels: Box<dyn Fn() -> usize + Send> = {
-            let hub = hub.clone();
-            Box::new(move || hub.channels())
-        };
-        let ready: Box<dyn Fn() -> Result<(), &'static str> + Send> = {
-            let hub = hub.clone();
-            Box::new(move || hub.ready())
-        };
-        let broker_stats: Box<dyn Fn() -> Option<BrokerStats> + Send> = {
-            let hub = hub.clone();
-            Box::new(move || hub.stats())
+        let server = Server {
+            all_stats: all_stats.clone(),
+            broker: hub.clone(),
+            shared: shared.clone(),
         };
         Ok(Worker {
             id,
@@ -149,9 +140,7 @@ impl Worker {
             hub,
             app,
             subscribers: Subscribers::default(),
-            channels,
-            ready,
-            broker_stats,
+            server,
             actions: Vec::new(),
             submitted: false,
             next_generation: 0,
@@ -266,16 +255,13 @@ impl Worker {
                 pool: &mut self.pool,
                 settings: &self.settings,
                 stats: &self.stats,
-                all_stats: &self.all_stats,
-                channels: &*self.channels,
-                ready: &*self.ready,
-                broker_stats: &*self.broker_stats,
+                server: &self.server,
                 stamp: self.stamp,
                 date: &self.date,
                 actions: &mut self.actions,
                 app: &self.app,
                 me,
-                per_ip: &self.shared.per_ip,
+                per_ip: self.server.per_ip(),
                 proxied,
                 instant: self.now,
             },

@@ -7,11 +7,10 @@ use super::expiry::Expiry;
 use super::{Action, Delivered, Env, Flags, Io, Session, State};
 use crate::app::{AnyHttpHandler, Context, Delivery, HttpLink, Next, Response, ServerInfo, UserData, Wake};
 use crate::protocol::http::Status;
-use crate::pubsub::{BrokerStats, Message, Subscription};
+use crate::pubsub::{Message, Subscription};
 use crate::reactor::buffer::BufferPool;
 use crate::reactor::output::Output;
-use crate::reactor::per_ip::PerIp;
-use crate::stats::{PerIpStats, Transport, WorkerStats};
+use crate::stats::Transport;
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,43 +71,12 @@ impl Streaming {
     }
 }
 
-/// The server as the worker sees it, for pages about it.
-struct Server<'a> {
-    all_stats: &'a [Arc<WorkerStats>],
-    channels: &'a dyn Fn() -> usize,
-    ready: &'a dyn Fn() -> Result<(), &'static str>,
-    broker_stats: &'a dyn Fn() -> Option<BrokerStats>,
-    per_ip: &'a PerIp,
-}
-
-impl ServerInfo for Server<'_> {
-    fn worker_stats(&self) -> &[Arc<WorkerStats>] {
-        self.all_stats
-    }
-
-    fn channels(&self) -> usize {
-        (self.channels)()
-    }
-
-    fn ready(&self) -> Result<(), &'static str> {
-        (self.ready)()
-    }
-
-    fn broker_stats(&self) -> Option<BrokerStats> {
-        (self.broker_stats)()
-    }
-
-    fn per_ip_stats(&self) -> PerIpStats {
-        self.per_ip.stats()
-    }
-}
-
 /// What a handler's [`Context`] reaches of the session.
 struct Lent<'a> {
     out: &'a mut Output,
     pool: &'a mut BufferPool,
     actions: &'a mut Vec<Action>,
-    server: Server<'a>,
+    server: &'a dyn ServerInfo,
     /// Writes go out (a stream's callbacks); elsewhere they would corrupt
     /// the framing and are dropped.
     stream: bool,
@@ -117,7 +85,7 @@ struct Lent<'a> {
 
 impl HttpLink for Lent<'_> {
     fn server(&self) -> &dyn ServerInfo {
-        &self.server
+        self.server
     }
 
     fn unsubscribe(&mut self, sub: Subscription) {
@@ -162,18 +130,11 @@ pub(super) fn with_cx_headers<R>(
     stream: bool,
     f: impl FnOnce(&mut Context<'_>) -> R,
 ) -> (R, Option<Headers>) {
-    let server = Server {
-        all_stats: env.all_stats,
-        channels: env.channels,
-        ready: env.ready,
-        broker_stats: env.broker_stats,
-        per_ip: env.per_ip,
-    };
     let mut lent = Lent {
         out,
         pool: env.pool,
         actions: env.actions,
-        server,
+        server: env.server,
         stream,
         answer_headers: None,
     };

@@ -45,16 +45,15 @@ use super::output::Output;
 use super::per_ip::{PerIp, Slot};
 use super::settings::Settings;
 use super::stamp::Stamp;
-use crate::app::{App, Response, UserData, Wake};
+use crate::app::{App, Response, ServerInfo, UserData, Wake};
 use crate::protocol::http::{HeadScanner, HttpDate, Status};
 use crate::protocol::{CloseCode, WebSocket};
-use crate::pubsub::{Address, Answer, BrokerStats, Request, Subscription};
+use crate::pubsub::{Address, Answer, Request, Subscription};
 use crate::stats::{Transport, WorkerStats};
 use feed::Feed;
 use handler::{Body, HttpWait, Parked, Streaming};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 use std::time::Instant;
 
 pub use feed::Delivered;
@@ -68,14 +67,8 @@ pub struct Env<'a> {
     pub settings: &'a Settings,
     /// The worker's counters.
     pub stats: &'a WorkerStats,
-    /// Every worker's counters (for `/metrics`).
-    pub all_stats: &'a [Arc<WorkerStats>],
-    /// How many channels exist (for `/metrics`).
-    pub channels: &'a dyn Fn() -> usize,
-    /// Whether the broker is reachable (for `/readyz`).
-    pub ready: &'a dyn Fn() -> Result<(), &'static str>,
-    /// A network broker's counters (for `/metrics`).
-    pub broker_stats: &'a dyn Fn() -> Option<BrokerStats>,
+    /// The whole server, for handlers' pages about it (`/metrics`, `/readyz`).
+    pub server: &'a dyn ServerInfo,
     /// The time the current loop iteration began.
     pub stamp: Stamp,
     /// The same, as the `Date` of a response.

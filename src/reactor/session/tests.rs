@@ -5,14 +5,43 @@
 use super::*;
 use crate::protocol::{Event, MessageKind, Read as FrameRead, ReadLimits};
 use crate::pubsub::{Gap, HubError, Message, Receipt, Snapshot};
+use crate::stats::PerIpStats;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The server, as the tests make it up: three channels, a ready broker.
+struct FakeServer {
+    all_stats: Vec<Arc<WorkerStats>>,
+}
+
+impl ServerInfo for FakeServer {
+    fn worker_stats(&self) -> &[Arc<WorkerStats>] {
+        &self.all_stats
+    }
+
+    fn channels(&self) -> usize {
+        3
+    }
+
+    fn ready(&self) -> Result<(), &'static str> {
+        Ok(())
+    }
+
+    fn broker_stats(&self) -> Option<crate::pubsub::BrokerStats> {
+        None
+    }
+
+    fn per_ip_stats(&self) -> PerIpStats {
+        PerIpStats::default()
+    }
+}
 
 /// A worker's lendings for one session, owned by the test.
 struct Bench {
     pool: BufferPool,
     settings: Settings,
     stats: WorkerStats,
-    all_stats: Vec<Arc<WorkerStats>>,
+    server: FakeServer,
     date: HttpDate,
     actions: Vec<Action>,
     app: App,
@@ -32,7 +61,9 @@ impl Bench {
             pool: BufferPool::new(settings.read_buffer_size, 4),
             settings,
             stats: WorkerStats::default(),
-            all_stats: vec![Arc::default()],
+            server: FakeServer {
+                all_stats: vec![Arc::default()],
+            },
             date: HttpDate::from_unix(0),
             actions: Vec::new(),
             app: crate::push::standard(),
@@ -49,10 +80,7 @@ impl Bench {
             pool: &mut self.pool,
             settings: &self.settings,
             stats: &self.stats,
-            all_stats: &self.all_stats,
-            channels: &|| 3,
-            ready: &|| Ok(()),
-            broker_stats: &|| None,
+            server: &self.server,
             stamp: self.now,
             date: &self.date,
             actions: &mut self.actions,
