@@ -37,7 +37,7 @@ pub use subscriber::{Subscriber, JSON_PROTOCOL};
 use crate::app::{App, Context, Echo, Request, Response};
 use crate::auth::{request_token, Grant};
 use crate::protocol::http::Status;
-use crate::pubsub::{channel_name, HubError};
+use crate::pubsub::{channel_name, Answer, HubError, Snapshot, Subscription};
 
 /// What `wsreactor serve` runs: the echo at `/`, the push server
 /// (`/ws/`, `/pub/`, `/poll/`, `/sse/`) and the pages (the demo page at
@@ -91,6 +91,18 @@ fn grant(request: &Request<'_, '_>, channel: &str, cx: &Context<'_>) -> Result<O
         .auth
         .subscribe(request_token(request.head()), channel, cx.unix_time())
         .map_err(|denied| Response::refuse(Status::FORBIDDEN, &denied.to_string()))
+}
+
+/// The subscription a subscribe's answer brings, or the refusal to send.
+fn subscribed(answer: Answer) -> Result<(Subscription, Snapshot), Response> {
+    match answer {
+        Answer::Subscribed(Ok(subscribed)) => Ok(subscribed),
+        Answer::Subscribed(Err(e)) | Answer::Published(Err(e)) => Err(broker_refusal(e)),
+        Answer::Published(Ok(_)) => Err(Response::refuse(
+            Status::INTERNAL_ERROR,
+            "the broker answered another request",
+        )),
+    }
 }
 
 /// The broker could not do what was asked: the one place its errors

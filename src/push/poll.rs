@@ -5,7 +5,7 @@
 
 use super::cors::{self, Headers};
 use super::query::query_u64;
-use super::{broker_refusal, channel_or_400, grant};
+use super::{broker_refusal, channel_or_400, grant, subscribed};
 use crate::app::{Context, Delivery, HttpHandler, Next, Request, Response, Wake};
 use crate::protocol::http::Status;
 use crate::pubsub::{Answer, Cursor, Encoding, HubError, Message, Request as BrokerRequest};
@@ -85,15 +85,9 @@ impl HttpHandler for Poll {
     /// The subscription is live: park until a publish or the wait is
     /// over, or answer now with what the history had.
     fn answer(&self, mut data: Polling, answer: Answer, cx: &mut Context<'_>) -> Next<Polling> {
-        let (sub, snapshot) = match answer {
-            Answer::Subscribed(Ok(subscribed)) => subscribed,
-            Answer::Subscribed(Err(e)) | Answer::Published(Err(e)) => {
-                return Next::Respond(broker_refusal(e).headers(data.cors))
-            }
-            Answer::Published(Ok(_)) => {
-                let refused = Response::refuse(Status::INTERNAL_ERROR, "the broker answered another request");
-                return Next::Respond(refused.headers(data.cors));
-            }
+        let (sub, snapshot) = match subscribed(answer) {
+            Ok(subscribed) => subscribed,
+            Err(refused) => return Next::Respond(refused.headers(data.cors)),
         };
         data.cursor = Some(Cursor::new(&snapshot));
         if snapshot.replay.is_empty() && snapshot.gap.is_none() {

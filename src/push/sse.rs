@@ -4,7 +4,7 @@
 
 use super::cors::{self, Headers};
 use super::query::{query_u64, NotANumber};
-use super::{broker_refusal, channel_or_400, grant};
+use super::{broker_refusal, channel_or_400, grant, subscribed};
 use crate::app::{Context, Delivery, HttpHandler, Next, Request, Response, Wake};
 use crate::protocol::http::Status;
 use crate::pubsub::message::gap_object;
@@ -77,15 +77,9 @@ impl HttpHandler for Events {
     /// The subscription is live: the head, the gap if any, what it
     /// missed, then live events.
     fn answer(&self, mut data: Streaming, answer: Answer, cx: &mut Context<'_>) -> Next<Streaming> {
-        let (sub, snapshot) = match answer {
-            Answer::Subscribed(Ok(subscribed)) => subscribed,
-            Answer::Subscribed(Err(e)) | Answer::Published(Err(e)) => {
-                return Next::Respond(broker_refusal(e).headers(data.cors))
-            }
-            Answer::Published(Ok(_)) => {
-                let refused = Response::refuse(Status::INTERNAL_ERROR, "the broker answered another request");
-                return Next::Respond(refused.headers(data.cors));
-            }
+        let (sub, snapshot) = match subscribed(answer) {
+            Ok(subscribed) => subscribed,
+            Err(refused) => return Next::Respond(refused.headers(data.cors)),
         };
         // The body runs until the connection closes.
         let mut head = Response::new(Status::OK)
