@@ -252,10 +252,10 @@ impl Feed {
     }
 }
 
-impl Session {
-    /// What the broker said to a request this session waited for.
-    pub(super) fn on_answer(&mut self, wait: Wait, answer: Answer, env: &mut Env<'_>) -> State {
-        match wait {
+impl Wait {
+    /// What the broker said to the request waited for: the next state.
+    pub(super) fn answer(self, answer: Answer, io: &mut Io, env: &mut Env<'_>) -> State {
+        match self {
             Wait::Http(http) => {
                 let app = env.app;
                 // A subscription the answer brings is the handler's to keep
@@ -265,7 +265,7 @@ impl Session {
                     _ => None,
                 };
                 let before = env.actions.len();
-                let step = super::handler::with_cx(&mut self.io.out, env, false, |cx| {
+                let step = super::handler::with_cx(&mut io.out, env, false, |cx| {
                     app.http_handler(http.handler).answer(http.data, answer, cx)
                 });
                 if let Some((channel, worker)) = made {
@@ -284,7 +284,7 @@ impl Session {
                             .push(Action::Unsubscribe(Subscription::new(channel, worker)));
                     }
                 }
-                self.io.step(http.handler, step, env.stamp, env)
+                io.step(http.handler, step, env.stamp, env)
             }
             Wait::Upgrade {
                 response,
@@ -295,13 +295,11 @@ impl Session {
                 expires,
             } => match answer {
                 Answer::Subscribed(Ok((sub, snapshot))) => {
-                    self.io
-                        .subscribed_upgrade((response, ws, json, expires), handler, data, sub, snapshot, env)
+                    io.subscribed_upgrade((response, ws, json, expires), handler, data, sub, snapshot, env)
                 }
-                Answer::Subscribed(Err(e)) | Answer::Published(Err(e)) => self.io.refuse_broker(e, env),
+                Answer::Subscribed(Err(e)) | Answer::Published(Err(e)) => io.refuse_broker(e, env),
                 Answer::Published(Ok(_)) => {
-                    self.io
-                        .refuse(Status::INTERNAL_ERROR, &[], "the broker answered another request", env)
+                    io.refuse(Status::INTERNAL_ERROR, &[], "the broker answered another request", env)
                 }
             },
         }

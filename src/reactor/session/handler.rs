@@ -4,10 +4,10 @@
 //! of the handler is lent.
 
 use super::expiry::Expiry;
-use super::{Action, Delivered, Env, Flags, Io, Session, State};
+use super::{Action, Delivered, Env, Flags, Io, Session, State, Wait};
 use crate::app::{AnyHttpHandler, Context, Delivery, HttpLink, Next, Response, ServerInfo, UserData, Wake};
 use crate::protocol::http::Status;
-use crate::pubsub::{Message, Subscription};
+use crate::pubsub::{HubError, Message, Subscription};
 use crate::reactor::buffer::BufferPool;
 use crate::reactor::output::Output;
 use crate::stats::Transport;
@@ -204,48 +204,13 @@ impl Session {
         }
     }
 
-    /// Wake a parked request or a waiting one: its subscription, if any,
-    /// goes back, and its handler says what comes next.
+    /// Wake a parked request or a waiting one: the state's own transition.
     pub(super) fn wake(&mut self, wake: Wake, env: &mut Env<'_>) {
-        let since = env.stamp;
-        let mut late_answer_possible = false;
-        let (handler, data) = match std::mem::replace(&mut self.state, State::request(since)) {
-            State::Parked { parked, .. } => {
-                let Parked { handler, data, sub, .. } = *parked;
-                env.actions.push(Action::Unsubscribe(sub));
-                (handler, data)
-            }
-            State::Waiting { wait, .. } => match *wait {
-                super::Wait::Http(HttpWait { handler, data }) => {
-                    late_answer_possible = true;
-                    (handler, data)
-                }
-                upgrade => {
-                    self.state = self.io.refuse_upgrade_timeout(upgrade, env);
-                    return;
-                }
-            },
-            other => {
-                self.state = other;
-                return;
-            }
+        self.state = match self.take_state() {
+            State::Parked { parked, .. } => (*parked).wake(wake, &mut self.io, env),
+            State::Waiting { wait, .. } => (*wait).deadline(wake, &mut self.io, env),
+            other => other,
         };
-        let app = env.app;
-        let mut step = with_cx(&mut self.io.out, env, false, |cx| {
-            app.http_handler(handler).wake(data, wake, cx)
-        });
-        if late_answer_possible {
-            // The broker may still answer: nothing after this answer is
-            // read on this connection, so its answer cannot be taken for
-            // the next request's.
-            self.io.flags.replace(Flags::CLOSE, true);
-            if !matches!(step, Next::Respond(_)) {
-                self.io.give_back(step, env);
-                log::warn!("a handler went on after the broker's deadline: 500");
-                step = Next::Respond(Response::refuse(Status::INTERNAL_ERROR, "no answer in time"));
-            }
-        }
-        self.state = self.io.step(handler, step, env.stamp, env);
         // Input held while parked is the next request's: processed now.
         if self.has_input() && matches!(self.state, State::Request { .. }) {
             self.io.flags.replace(Flags::RESUME, true);
@@ -254,30 +219,86 @@ impl Session {
 
     /// A stream's quiet time is over: its handler's heartbeat.
     pub(super) fn heartbeat(&mut self, env: &mut Env<'_>) {
-        let app = env.app;
         if let State::Stream { stream, last_event } = &mut self.state {
-            let handler: &dyn AnyHttpHandler = app.http_handler(stream.handler);
-            with_cx(&mut self.io.out, env, true, |cx| {
-                handler.heartbeat(&mut stream.data, cx)
-            });
+            stream.heartbeat_now(&mut self.io, env);
             *last_event = env.stamp;
         }
     }
 
     /// A stream's `expires` came: its handler's last words, then the end.
     pub(super) fn stream_expired(&mut self, env: &mut Env<'_>) {
-        let app = env.app;
-        if let State::Stream { stream, .. } = &mut self.state {
-            let handler: &dyn AnyHttpHandler = app.http_handler(stream.handler);
-            with_cx(&mut self.io.out, env, true, |cx| handler.expired(&mut stream.data, cx));
-        }
-        self.enter_closing(env);
+        self.state = match self.take_state() {
+            State::Stream { stream, .. } => (*stream).expire(&mut self.io, env),
+            other => other,
+        };
     }
 }
 
-impl Io {
-    /// The broker did not answer a WebSocket's subscribe in time.
-    fn refuse_upgrade_timeout(&mut self, _wait: super::Wait, env: &mut Env<'_>) -> State {
-        self.refuse_broker(crate::pubsub::HubError::Unavailable("it did not answer in time"), env)
+impl Parked {
+    /// Its messages are in, its wait is over or its subscription ended:
+    /// the subscription goes back, and its handler says what comes next.
+    fn wake(self, wake: Wake, io: &mut Io, env: &mut Env<'_>) -> State {
+        let Parked { handler, data, sub, .. } = self;
+        env.actions.push(Action::Unsubscribe(sub));
+        let app = env.app;
+        let step = with_cx(&mut io.out, env, false, |cx| {
+            app.http_handler(handler).wake(data, wake, cx)
+        });
+        io.step(handler, step, env.stamp, env)
+    }
+}
+
+impl HttpWait {
+    /// The broker did not answer within `request_timeout`: its handler
+    /// answers, and the connection closes after, so that a late answer
+    /// can never be taken for the next request's.
+    pub(super) fn deadline(self, wake: Wake, io: &mut Io, env: &mut Env<'_>) -> State {
+        let HttpWait { handler, data } = self;
+        let app = env.app;
+        let mut step = with_cx(&mut io.out, env, false, |cx| {
+            app.http_handler(handler).wake(data, wake, cx)
+        });
+        io.flags.replace(Flags::CLOSE, true);
+        if !matches!(step, Next::Respond(_)) {
+            io.give_back(step, env);
+            log::warn!("a handler went on after the broker's deadline: 500");
+            step = Next::Respond(Response::refuse(Status::INTERNAL_ERROR, "no answer in time"));
+        }
+        io.step(handler, step, env.stamp, env)
+    }
+}
+
+impl Streaming {
+    /// Its quiet time is over: its handler's heartbeat.
+    fn heartbeat_now(&mut self, io: &mut Io, env: &mut Env<'_>) {
+        let handler: &dyn AnyHttpHandler = env.app.http_handler(self.handler);
+        let data = &mut self.data;
+        with_cx(&mut io.out, env, true, |cx| handler.heartbeat(data, cx));
+    }
+
+    /// Its `expires` came: its handler's last words, then the end.
+    fn expire(mut self, io: &mut Io, env: &mut Env<'_>) -> State {
+        let handler: &dyn AnyHttpHandler = env.app.http_handler(self.handler);
+        let data = &mut self.data;
+        with_cx(&mut io.out, env, true, |cx| handler.expired(data, cx));
+        self.end(io, env)
+    }
+
+    /// The stream ends: its subscription goes back, and the connection closes.
+    pub(super) fn end(self, io: &mut Io, env: &mut Env<'_>) -> State {
+        env.actions.push(Action::Unsubscribe(self.sub));
+        io.want = 0;
+        State::closing(env.stamp)
+    }
+}
+
+impl Wait {
+    /// No answer within `request_timeout`: an HTTP handler says what that
+    /// means; a WebSocket waiting for its subscription is refused (503).
+    pub(super) fn deadline(self, wake: Wake, io: &mut Io, env: &mut Env<'_>) -> State {
+        match self {
+            Wait::Http(http) => http.deadline(wake, io, env),
+            Wait::Upgrade { .. } => io.refuse_broker(HubError::Unavailable("it did not answer in time"), env),
+        }
     }
 }

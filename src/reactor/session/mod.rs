@@ -320,16 +320,38 @@ impl Session {
         self.feed().map(|f| &f.sub)
     }
 
+    /// The state, taken out to make its transition (each consumes its
+    /// state and returns the next, rustls's `hs.rs` shape); what stands
+    /// in for it meanwhile is never seen, as the next is put back at once.
+    fn take_state(&mut self) -> State {
+        std::mem::replace(
+            &mut self.state,
+            State::Closing {
+                shut: true,
+                since: Stamp::default(),
+            },
+        )
+    }
+
     /// Take the subscription out (the connection is going away).
     pub fn take_subscription(&mut self) -> Option<Subscription> {
         match &mut self.state {
             State::Open(open) => open.feed.take().map(|f| f.sub),
             State::Parked { since, .. } | State::Stream { last_event: since, .. } => {
                 let since = *since;
-                match std::mem::replace(&mut self.state, State::closing(since)) {
-                    State::Parked { parked, .. } => Some(parked.sub),
-                    State::Stream { stream, .. } => Some(stream.sub),
-                    _ => None,
+                match self.take_state() {
+                    State::Parked { parked, .. } => {
+                        self.state = State::closing(since);
+                        Some(parked.sub)
+                    }
+                    State::Stream { stream, .. } => {
+                        self.state = State::closing(since);
+                        Some(stream.sub)
+                    }
+                    other => {
+                        self.state = other;
+                        None
+                    }
                 }
             }
             _ => None,
@@ -578,21 +600,18 @@ impl Session {
 
     /// The broker's answer to this session's request.
     pub fn handle_answer(&mut self, answer: Answer, env: &mut Env<'_>) {
-        let since = match &self.state {
-            State::Waiting { since, .. } => *since,
+        if !matches!(self.state, State::Waiting { .. }) {
             // Not waiting (timed out, or closed): a subscription made for
             // it is given back.
-            _ => {
-                if let Answer::Subscribed(Ok((sub, _))) = answer {
-                    env.actions.push(Action::Unsubscribe(sub));
-                }
-                return;
+            if let Answer::Subscribed(Ok((sub, _))) = answer {
+                env.actions.push(Action::Unsubscribe(sub));
             }
-        };
-        let State::Waiting { wait, .. } = std::mem::replace(&mut self.state, State::request(since)) else {
             return;
+        }
+        self.state = match self.take_state() {
+            State::Waiting { wait, .. } => (*wait).answer(answer, &mut self.io, env),
+            other => other,
         };
-        self.state = self.on_answer(*wait, answer, env);
         self.tell_opened(env);
         // Input held while waiting is the next state's (frames after the
         // 101, the next request): the reactor processes it now.

@@ -149,22 +149,29 @@ impl Session {
 
     /// Body: once the whole body is in, hand it to the handler.
     pub(super) fn on_body(&mut self, env: &mut Env<'_>) -> bool {
-        let State::Body { body, since } = &self.state else {
+        let State::Body { body, .. } = &self.state else {
             return false;
         };
-        let (len, since) = (body.len, *since);
         let buffered = self.io.rbuf.as_ref().map_or(0, ReadBuf::len);
-        if buffered < len {
-            self.io.want = want(len);
+        if buffered < body.len {
+            self.io.want = want(body.len);
             return false;
         }
-        let State::Body { body, .. } = std::mem::replace(&mut self.state, State::request(since)) else {
-            return false;
+        self.state = match self.take_state() {
+            State::Body { body, since } => (*body).complete(since, &mut self.io, env),
+            other => other,
         };
-        let Body { handler, data, len, .. } = *body;
-        self.io.want = 0;
+        matches!(self.state, State::Request { .. })
+    }
+}
+
+impl Body {
+    /// The whole body is in: its handler's next step. The whole request,
+    /// body and broker, is within `request_timeout` from `since`.
+    fn complete(self, since: Stamp, io: &mut Io, env: &mut Env<'_>) -> State {
+        let Body { handler, data, len, .. } = self;
+        io.want = 0;
         let app = env.app;
-        let io = &mut self.io;
         let rbuf = io.rbuf.as_ref().map_or(&[][..], |r| &r.filled()[..len]);
         let step = with_cx(&mut io.out, env, false, |cx| {
             app.http_handler(handler).body(data, rbuf, cx)
@@ -172,9 +179,7 @@ impl Session {
         if let Some(rbuf) = io.rbuf.as_mut() {
             rbuf.consume(len);
         }
-        // The whole request, body and broker, within `request_timeout`.
-        self.state = self.io.step(handler, step, since, env);
-        matches!(self.state, State::Request { .. })
+        io.step(handler, step, since, env)
     }
 }
 
