@@ -15,6 +15,7 @@ use super::session::{Dead, Session, Step};
 use super::subscribe::Order;
 use super::transport::{Counted, Received, TlsTarget, Transport};
 use crate::reactor::buffer::BufferPool;
+use crate::reactor::event_loop::Driven;
 use mio::net::TcpStream;
 use mio::Interest;
 use std::io;
@@ -70,11 +71,6 @@ impl Client {
         self.session.cycle()
     }
 
-    /// The socket, for (de)registration.
-    pub fn stream(&mut self) -> &mut TcpStream {
-        self.io.stream()
-    }
-
     /// Index over the whole run.
     pub fn index(&self) -> usize {
         self.session.index()
@@ -120,16 +116,6 @@ impl Client {
     /// Sent its close frame and still waits for the server's.
     pub fn awaits_close(&self) -> bool {
         self.session.awaits_close()
-    }
-
-    /// The interest registered with the poll.
-    pub fn registered(&self) -> Interest {
-        self.io.registered()
-    }
-
-    /// Record what was registered.
-    pub fn set_registered(&mut self, interest: Interest) {
-        self.io.set_registered(interest);
     }
 
     /// Interest from state: writable while connecting (completion is a
@@ -275,5 +261,17 @@ impl Client {
         }
         self.io.bufs.tidy(ctx.pool);
         Ok(())
+    }
+}
+
+impl Driven for Client {
+    fn source(&mut self) -> &mut TcpStream {
+        self.io.stream()
+    }
+    fn registered(&self) -> Interest {
+        self.io.registered()
+    }
+    fn set_registered(&mut self, interest: Interest) {
+        self.io.set_registered(interest);
     }
 }

@@ -23,6 +23,7 @@ use super::transport::{Received, Transport};
 use super::{Plan, Shared};
 use crate::protocol::MessageKind;
 use crate::reactor::buffer::BufferPool;
+use crate::reactor::event_loop;
 use hdrhistogram::Histogram;
 use mio::{Events, Interest, Poll, Token};
 use std::io;
@@ -198,12 +199,7 @@ impl Publisher {
                     self.timer.arm(due, now)?;
                 }
             }
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
+            event_loop::wait(&mut self.poll, &mut events, Some(timeout))?;
             for event in events.iter() {
                 match event.token() {
                     TIMER => self.timer.fired(),
@@ -295,8 +291,8 @@ impl Publisher {
     fn connect(&mut self, i: usize, now: Instant) {
         let addr = self.plan.target.addr;
         let result = Transport::connect(addr, None, self.plan.tls.as_ref()).and_then(|mut io| {
-            let interest = io.registered();
-            self.poll.registry().register(io.stream(), Token(i), interest)?;
+            let want = io.registered();
+            event_loop::register(self.poll.registry(), &mut io, Token(i), want)?;
             Ok(io)
         });
         let lane = &mut self.lanes[i];
@@ -434,7 +430,7 @@ impl Publisher {
             lane.outcome.unconfirmed.push(seq);
         }
         if let Some(mut io) = lane.io.take() {
-            let _ = self.poll.registry().deregister(io.stream());
+            event_loop::deregister(self.poll.registry(), &mut io);
             io.bufs.release(&mut self.pool);
         }
         let retry = if matches!(lane.state, State::Connecting) {
@@ -462,11 +458,8 @@ impl Publisher {
         } else {
             Interest::READABLE
         };
-        if want != io.registered() {
-            if self.poll.registry().reregister(io.stream(), Token(i), want).is_err() {
-                return self.fail(i, "register", now);
-            }
-            io.set_registered(want);
+        if event_loop::reregister(self.poll.registry(), io, Token(i), want).is_err() {
+            return self.fail(i, "register", now);
         }
     }
 }

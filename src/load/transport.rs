@@ -8,6 +8,7 @@
 //! flight, as in the server, so thousands of idle connections hold none.
 
 use crate::reactor::buffer::{BufferPool, ReadBuf, WriteBuf};
+use crate::reactor::event_loop::Driven;
 use crate::reactor::tls::Tls;
 pub use crate::reactor::tls::{Counted, TlsTarget};
 use mio::net::TcpStream;
@@ -223,6 +224,18 @@ impl Transport {
             }
         }
         Ok(())
+    }
+}
+
+impl Driven for Transport {
+    fn source(&mut self) -> &mut TcpStream {
+        self.stream()
+    }
+    fn registered(&self) -> Interest {
+        self.registered
+    }
+    fn set_registered(&mut self, interest: Interest) {
+        self.registered = interest;
     }
 }
 

@@ -2,9 +2,11 @@
 //! send times and figures. Workers share only the run's phase ([`Shared`])
 //! and their live counters; the figures are merged after they finish.
 //!
-//! mio's rules as in the server's reactor: sockets are read and written
-//! until `WouldBlock`, stale tokens and spurious events are harmless, and a
-//! socket is deregistered before its slab entry is removed. Each client has
+//! mio's rules as in the server's reactor, kept by the same
+//! [`Driver`](crate::reactor::event_loop::Driver): sockets are read and
+//! written until `WouldBlock`, stale tokens and spurious events are
+//! harmless, and a socket is deregistered before its slab entry is
+//! removed. Each client has
 //! at most one live entry in the timer heap (`Client::armed`); entries that
 //! no longer match are skipped when they come up.
 //!
@@ -27,9 +29,9 @@ use super::stats::{histogram, Live, Stats};
 use super::timer::Timer;
 use super::{Mode, Plan, Shared};
 use crate::reactor::buffer::BufferPool;
+use crate::reactor::event_loop::{self, key_of, Driver, Ready};
 use hdrhistogram::Histogram;
-use mio::{Events, Poll, Registry, Token};
-use slab::Slab;
+use mio::{Events, Poll, Token};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
@@ -60,9 +62,9 @@ const OBSERVE_GRACE: Duration = Duration::from_secs(1);
 /// A load worker's state.
 pub struct Worker {
     id: usize,
-    poll: Poll,
     timer: Timer,
-    clients: Slab<Client>,
+    /// The poll and the slab of clients.
+    clients: Driver<Client>,
     /// (due, slab key, client index): a min-heap of send times.
     timers: BinaryHeap<Reverse<(Instant, usize, usize)>>,
     plan: Arc<Plan>,
@@ -88,9 +90,8 @@ impl Worker {
         let slots = (plan.mode == Mode::Churn).then(|| Slots::new(id, plan.threads, plan.connections, Instant::now()));
         Ok(Worker {
             id,
-            poll,
             timer,
-            clients: Slab::new(),
+            clients: Driver::new(poll),
             timers: BinaryHeap::new(),
             pool: BufferPool::new(plan.buffer_size, 256),
             plan,
@@ -153,23 +154,16 @@ impl Worker {
                     self.timer.arm(due, now)?;
                 }
             }
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
+            self.clients.wait(&mut events, Some(timeout))?;
             for event in events.iter() {
-                match event.token() {
-                    TIMER => self.timer.fired(),
-                    Token(key) => {
-                        // Errors and hang-ups surface through read/write.
-                        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-                        let read_closed = event.is_read_closed() || event.is_error();
-                        let writable = event.is_writable() || event.is_write_closed();
+                match (event.token(), key_of(event.token())) {
+                    (TIMER, _) => self.timer.fired(),
+                    (_, Some(key)) => {
+                        let Ready { readable, closed, writable } = Ready::of(event);
                         let now = Instant::now();
-                        self.step(key, now, |c, ctx| c.on_ready(readable, read_closed, writable, ctx));
+                        self.step(key, now, |c, ctx| c.on_ready(readable, closed, writable, ctx));
                     }
+                    (_, None) => {}
                 }
             }
         }
@@ -281,11 +275,9 @@ impl Worker {
     }
 
     /// Register a new client and give it a slab entry.
-    fn add(&mut self, mut client: Client) -> io::Result<()> {
-        let entry = self.clients.vacant_entry();
-        register(self.poll.registry(), &mut client, entry.key())?;
-        entry.insert(client);
-        Ok(())
+    fn add(&mut self, client: Client) -> io::Result<()> {
+        let want = client.interest();
+        self.clients.insert(client, want).map(drop).map_err(|(_, e)| e)
     }
 
     /// Run the clients whose send time has come.
@@ -318,16 +310,19 @@ impl Worker {
             window: self.window,
         };
         // A stale token (client already gone) is ignored.
-        let Some(client) = self.clients.get_mut(key) else {
+        let Some((registry, client)) = self.clients.with_registry(key) else {
             return;
         };
         let was_pending = client.pending();
         let mut life = f(client, &mut ctx);
         if life == Life::Redial {
             // The old socket goes out of the poll before its descriptor closes.
-            let _ = self.poll.registry().deregister(client.stream());
+            event_loop::deregister(registry, client);
             life = match client.redial(&mut ctx) {
-                Ok(true) => match register(self.poll.registry(), client, key) {
+                Ok(true) => match {
+                    let want = client.interest();
+                    event_loop::register(registry, client, Token(key), want)
+                } {
                     Ok(()) => Life::Alive,
                     Err(e) => {
                         ctx.stats.errors.socket(&e);
@@ -352,24 +347,17 @@ impl Worker {
 
     /// Update a live client's registration and its entry in the timer heap.
     fn settle(&mut self, key: usize, now: Instant) {
-        let client = &mut self.clients[key];
+        let client = &self.clients[key];
         let want = client.interest();
         // A client between two connections has no socket in the poll.
-        if !client.parked() && want != client.registered() {
-            if self
-                .poll
-                .registry()
-                .reregister(client.stream(), Token(key), want)
-                .is_err()
-            {
-                if client.pending() {
-                    self.shared.resolve(false, now);
-                }
-                self.remove(key, now);
-                return;
+        if !client.parked() && self.clients.settle(key, want).is_err() {
+            if self.clients[key].pending() {
+                self.shared.resolve(false, now);
             }
-            client.set_registered(want);
+            self.remove(key, now);
+            return;
         }
+        let client = &mut self.clients[key];
         let wake = client.wake_at(&self.plan, self.window, now);
         if wake.is_some() && wake != client.armed {
             client.armed = wake;
@@ -378,6 +366,7 @@ impl Worker {
     }
 
     fn remove(&mut self, key: usize, now: Instant) {
+        // Deregistered before the slot can be reused (dropping closes the fd).
         let mut client = self.clients.remove(key);
         // Churn mode: the cycle is over, its slot free (after a rest if it failed).
         if let (Some(cycle), Some(slots)) = (client.cycle(), self.slots.as_mut()) {
@@ -386,8 +375,6 @@ impl Worker {
             }
             slots.free(now, !cycle.done());
         }
-        // Deregister before the slot can be reused (dropping closes the fd).
-        let _ = self.poll.registry().deregister(client.stream());
         client.release(&mut self.pool);
         if let Some(order) = client.take_order() {
             self.stats.orders.push(order);
@@ -424,13 +411,4 @@ impl Worker {
         self.publish();
         log::debug!("load worker {} done", self.id);
     }
-}
-
-/// Put `client`'s socket in the poll under slab key `key`, with the
-/// interest its state wants.
-fn register(registry: &Registry, client: &mut Client, key: usize) -> io::Result<()> {
-    let interest = client.interest();
-    registry.register(client.stream(), Token(key), interest)?;
-    client.set_registered(interest);
-    Ok(())
 }

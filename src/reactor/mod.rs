@@ -29,6 +29,7 @@
 mod balance;
 pub(crate) mod buffer;
 mod connection;
+pub(crate) mod event_loop;
 mod listener;
 pub(crate) mod output;
 pub mod per_ip;
