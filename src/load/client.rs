@@ -15,7 +15,7 @@ use super::session::{Dead, Session, Step};
 use super::subscribe::Order;
 use super::transport::{Counted, Received, TlsTarget, Transport};
 use crate::reactor::buffer::BufferPool;
-use crate::reactor::event_loop::Driven;
+use crate::reactor::event_loop::{Driven, Ready};
 use mio::net::TcpStream;
 use mio::Interest;
 use std::io;
@@ -133,9 +133,9 @@ impl Client {
         self.session.wake_at(plan, window, now)
     }
 
-    /// Handle readiness. `read_closed`: the peer has shut its side
+    /// Handle readiness. `ready.closed`: the peer has shut its side
     /// (`EPOLLRDHUP`), so reading must go on to the EOF.
-    pub fn on_ready(&mut self, readable: bool, read_closed: bool, writable: bool, ctx: &mut Ctx<'_>) -> Life {
+    pub fn on_ready(&mut self, ready: Ready, ctx: &mut Ctx<'_>) -> Life {
         let step = (|| {
             if self.session.connecting() {
                 match self.io.connected() {
@@ -144,11 +144,11 @@ impl Client {
                     Err(e) => return Err(self.session.handle_error(&e, ctx)),
                 }
             }
-            if writable {
+            if ready.writable {
                 self.flush(ctx)?;
             }
-            if readable {
-                self.read_all(read_closed, ctx)?;
+            if ready.readable {
+                self.read_all(ready.closed, ctx)?;
             }
             self.session.pump(&mut self.io.bufs, ctx);
             self.flush(ctx)

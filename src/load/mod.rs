@@ -58,7 +58,8 @@
 //!   server's CPU and memory (`--server-pid`).
 //! - `transport`: its socket (source address, non-blocking connect), TLS
 //!   (the server's transport on rustls's client side) and buffers.
-//! - `worker`: the event loop of one thread.
+//! - `worker`: the event loop of one thread, on the server's
+//!   `reactor::event_loop::Driver`.
 //! - `schedule`: connect and message pacing.
 //! - `timer`: sub-millisecond wake-ups for due messages.
 //! - `stats`: HDR histograms and error counters.

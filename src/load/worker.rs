@@ -159,9 +159,9 @@ impl Worker {
                 match (event.token(), key_of(event.token())) {
                     (TIMER, _) => self.timer.fired(),
                     (_, Some(key)) => {
-                        let Ready { readable, closed, writable } = Ready::of(event);
+                        let ready = Ready::of(event);
                         let now = Instant::now();
-                        self.step(key, now, |c, ctx| c.on_ready(readable, closed, writable, ctx));
+                        self.step(key, now, |c, ctx| c.on_ready(ready, ctx));
                     }
                     (_, None) => {}
                 }

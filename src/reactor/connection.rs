@@ -9,6 +9,7 @@
 
 use super::balance::Accepted;
 use super::buffer::BufferPool;
+use super::event_loop::{Driven, Ready};
 use super::output::Output;
 use super::per_ip::Slot;
 use super::session::{Dead, Delivered, Env, Life, Proxied, Session, Step};
@@ -128,18 +129,6 @@ impl<T: Transport> Connection<T> {
         self.generation
     }
 
-    /// The interest registered with the poll.
-    #[inline]
-    pub fn registered(&self) -> Interest {
-        self.registered
-    }
-
-    /// Record what was registered.
-    #[inline]
-    pub fn set_registered(&mut self, interest: Interest) {
-        self.registered = interest;
-    }
-
     /// What this connection is, for the per-transport gauges.
     #[inline]
     pub fn kind(&self) -> Kind {
@@ -159,19 +148,18 @@ impl<T: Transport> Connection<T> {
         self.transport.interest(wants_read, has_output)
     }
 
-    /// Handle readiness.
-    /// `read_closed`: the peer has shut its side (`EPOLLRDHUP`), so reading
-    /// must go on to the EOF.
-    pub fn on_ready(&mut self, readable: bool, read_closed: bool, writable: bool, env: &mut Env<'_>) -> Life {
+    /// Handle readiness. `ready.closed`: the peer has shut its side
+    /// (`EPOLLRDHUP`), so reading must go on to the EOF.
+    pub fn on_ready(&mut self, ready: Ready, env: &mut Env<'_>) -> Life {
         let step = (|| {
             let was_blocked = !self.session.wants_read(env.settings);
-            if writable {
+            if ready.writable {
                 self.flush(env)?;
             }
             // Also read when backpressure just lifted: bytes left in the
             // socket then raise no new readable edge.
-            if readable || (was_blocked && self.session.wants_read(env.settings)) {
-                self.read_all(read_closed, env)?;
+            if ready.readable || (was_blocked && self.session.wants_read(env.settings)) {
+                self.read_all(ready.closed, env)?;
             }
             self.after_io()
         })();
@@ -400,5 +388,20 @@ impl Transport for Stream {
             Stream::Tcp(t) => t.interest(wants_read, has_output),
             Stream::Tls(t) => t.interest(wants_read, has_output),
         }
+    }
+}
+
+impl<T: Transport> Driven for Connection<T> {
+    #[inline]
+    fn source(&mut self) -> &mut TcpStream {
+        self.transport.socket()
+    }
+    #[inline]
+    fn registered(&self) -> Interest {
+        self.registered
+    }
+    #[inline]
+    fn set_registered(&mut self, interest: Interest) {
+        self.registered = interest;
     }
 }

@@ -11,7 +11,9 @@
 //! A `Connection` (`connection.rs`) is where I/O meets the sans-IO
 //! `Session` (`session/`): its `Transport` (`transport.rs`) reads into the
 //! session's buffer and writes its output; the session's broker `Action`s
-//! are carried out by the `Worker` (`worker.rs`), and the broker's answers
+//! are carried out by the `Worker` (`worker.rs`), whose poll, slab and
+//! (de)registration are the `Driver` of `event_loop.rs`, the load
+//! generator's too; the broker's answers
 //! come back through the worker's inbox, addressed by slab key and
 //! generation. These are the crate's own; a library user starts a server
 //! with a [`Builder`] and an [`App`].

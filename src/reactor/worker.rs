@@ -4,10 +4,13 @@
 //! mio's rules are followed to the letter: sockets are read and written until
 //! `WouldBlock` (events are edge-triggered), spurious events are harmless,
 //! events for tokens no longer in the slab are ignored, and a socket is
-//! deregistered before its slab entry is removed.
+//! deregistered before its slab entry is removed. The poll, the slab and
+//! (de)registration are the [`Driver`] that the load generator's loops use
+//! too; what a readiness, a deadline or a message means stays here.
 
 use super::buffer::BufferPool;
 use super::connection::Connection;
+use super::event_loop::{key_of, Driver, Ready};
 use super::server_info::Server;
 use super::session::{Access, Action, Delivered, Env, Life};
 use super::settings::Settings;
@@ -22,7 +25,6 @@ use crate::stats::WorkerStats;
 use accept::Deferred;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use slab::Slab;
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -44,11 +46,11 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// A worker thread's state.
 pub struct Worker {
     id: usize,
-    poll: Poll,
     listener: Option<TcpListener>,
     /// `[tls] bind`: a TLS listener beside the plain one.
     tls_listener: Option<TcpListener>,
-    conns: Slab<Connection>,
+    /// The poll (with the listeners and the waker) and the connections.
+    conns: Driver<Connection>,
     pool: BufferPool,
     settings: Arc<Settings>,
     shared: Arc<Shared>,
@@ -128,10 +130,9 @@ impl Worker {
         };
         Ok(Worker {
             id,
-            poll,
             listener: Some(listener),
             tls_listener,
-            conns: Slab::new(),
+            conns: Driver::new(poll),
             pool: BufferPool::new(settings.read_buffer_size, settings.buffer_pool_size),
             settings,
             shared,
@@ -183,12 +184,7 @@ impl Worker {
             if let Some(d) = self.deferred.front() {
                 timeout = timeout.min(d.until.saturating_duration_since(now));
             }
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
+            self.conns.wait(&mut events, Some(timeout))?;
             let now = Instant::now();
             self.now = now;
             self.stamp = Stamp::at(self.epoch, now);
@@ -199,17 +195,10 @@ impl Worker {
                     LISTENER => self.accept_from(now, false),
                     TLS_LISTENER => self.accept_from(now, true),
                     WAKER => woken = true,
-                    Token(key) => {
-                        // Errors and hang-ups surface through read/write.
-                        let closed = event.is_read_closed() || event.is_error();
-                        let readable = event.is_readable() || closed;
-                        self.on_event(
-                            key,
-                            readable,
-                            closed,
-                            event.is_writable() || event.is_write_closed(),
-                            now,
-                        )
+                    token => {
+                        if let Some(key) = key_of(token) {
+                            self.on_event(key, Ready::of(event), now);
+                        }
                     }
                 }
             }
@@ -247,7 +236,7 @@ impl Worker {
         }
     }
 
-    fn env(&mut self, me: Address) -> (&mut Slab<Connection>, Env<'_>) {
+    fn env(&mut self, me: Address) -> (&mut Driver<Connection>, Env<'_>) {
         let proxied = self.conns.get(me.key).and_then(Connection::proxied);
         (
             &mut self.conns,
@@ -353,8 +342,8 @@ impl Worker {
         self.actions = actions;
     }
 
-    fn on_event(&mut self, key: usize, readable: bool, closed: bool, writable: bool, now: Instant) {
-        self.step(key, now, |conn, env| conn.on_ready(readable, closed, writable, env));
+    fn on_event(&mut self, key: usize, ready: Ready, now: Instant) {
+        self.step(key, now, |conn, env| conn.on_ready(ready, env));
     }
 
     /// Hand the inbox's answers to their connections (one gone, or whose
@@ -450,17 +439,8 @@ impl Worker {
                     conn.set_scheduled(self.timers.insert(key, deadline));
                 }
                 let want = conn.interest(&self.settings);
-                if want != conn.registered() {
-                    if self
-                        .poll
-                        .registry()
-                        .reregister(conn.socket(), Token(key), want)
-                        .is_err()
-                    {
-                        self.remove(key);
-                        return;
-                    }
-                    conn.set_registered(want);
+                if self.conns.settle(key, want).is_err() {
+                    self.remove(key);
                 }
             }
         }
@@ -511,9 +491,8 @@ impl Worker {
                 .map_or("-".to_owned(), |a| a.to_string());
             self.access_closed(key, &peer, None);
         }
+        // Deregistered before the slot can be reused (dropping closes the fd).
         let mut conn = self.conns.remove(key);
-        // Deregister before the slot can be reused (dropping closes the fd).
-        let _ = self.poll.registry().deregister(conn.socket());
         conn.release(&mut self.pool);
         if let Some(sub) = conn.take_subscription() {
             self.subscribers.remove(sub.channel(), key);
@@ -567,7 +546,7 @@ impl Worker {
     /// close timeout to finish.
     fn begin_shutdown(&mut self, now: Instant) {
         for mut listener in [self.listener.take(), self.tls_listener.take()].into_iter().flatten() {
-            let _ = self.poll.registry().deregister(&mut listener);
+            let _ = self.conns.registry().deregister(&mut listener);
         }
         self.stop_deadline = Some(now + self.settings.close_timeout);
         self.take_handoffs(now);

@@ -8,9 +8,9 @@ use crate::protocol::http::Status;
 use crate::pubsub::Address;
 use crate::reactor::balance::Accepted;
 use crate::reactor::connection::Connection;
+use crate::reactor::event_loop::Ready;
 use crate::reactor::per_ip::Over;
 use mio::net::TcpStream;
-use mio::Token;
 use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -240,31 +240,31 @@ impl Worker {
     /// (refused) writes its answer at once, then drains and goes.
     fn register(&mut self, mut conn: Connection, now: Instant) {
         let counted = conn.counted();
-        let key = self.conns.vacant_key();
         let interest = conn.interest(&self.settings);
-        conn.set_registered(interest);
-        if self
-            .poll
-            .registry()
-            .register(conn.socket(), Token(key), interest)
-            .is_err()
-        {
-            conn.release(&mut self.pool);
-            if counted {
-                self.shared.connections.fetch_sub(1, SeqCst);
-            }
-            if let Some(client) = conn.set_client(None) {
-                self.shared.per_ip.release(client);
-            }
-            return;
-        }
-        self.stats.moved(None, Some(conn.kind()));
         let deadline = conn.deadline(&self.settings);
-        conn.set_scheduled(self.timers.insert(key, deadline));
-        self.conns.insert(conn);
+        let kind = conn.kind();
+        let key = match self.conns.insert(conn, interest) {
+            Ok(key) => key,
+            Err((conn, _)) => return self.unregistered(conn),
+        };
+        self.stats.moved(None, Some(kind));
+        let scheduled = self.timers.insert(key, deadline);
+        self.conns[key].set_scheduled(scheduled);
         self.stats.open.fetch_add(1, Relaxed);
         if !counted {
-            self.on_event(key, false, false, true, now);
+            self.on_event(key, Ready::WRITABLE, now);
+        }
+    }
+
+    /// The poll refused a new connection: give back what it held.
+    #[cold]
+    fn unregistered(&mut self, mut conn: Connection) {
+        conn.release(&mut self.pool);
+        if conn.counted() {
+            self.shared.connections.fetch_sub(1, SeqCst);
+        }
+        if let Some(client) = conn.set_client(None) {
+            self.shared.per_ip.release(client);
         }
     }
 
