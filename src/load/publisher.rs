@@ -23,9 +23,9 @@ use super::transport::{Received, Transport};
 use super::{Plan, Shared};
 use crate::protocol::MessageKind;
 use crate::reactor::buffer::BufferPool;
-use crate::reactor::event_loop;
+use crate::reactor::event_loop::{self, EventLoop, Ready};
 use hdrhistogram::Histogram;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Interest, Poll, Token};
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -176,38 +176,7 @@ impl Publisher {
     }
 
     fn run_loop(&mut self) -> io::Result<()> {
-        let mut events = Events::with_capacity(64);
-        loop {
-            let now = Instant::now();
-            let window = self.shared.window();
-            let end = window.map(|(_, end)| end);
-            if let Some((start, end)) = window {
-                if now >= end && self.lanes.iter().all(|l| !matches!(l.state, State::Waiting { .. })) {
-                    break;
-                }
-                if now >= end + self.plan.timeout {
-                    break;
-                }
-                self.send_due(start, end, now);
-            }
-            self.check_lanes(now, end);
-            let mut timeout = TICK;
-            if let Some(due) = window.and_then(|w| self.next_due(w, now)) {
-                if due <= now {
-                    timeout = Duration::ZERO;
-                } else if due < now + TICK {
-                    self.timer.arm(due, now)?;
-                }
-            }
-            event_loop::wait(&mut self.poll, &mut events, Some(timeout))?;
-            for event in events.iter() {
-                match event.token() {
-                    TIMER => self.timer.fired(),
-                    Token(i) if i < self.lanes.len() => self.on_ready(i, Instant::now()),
-                    _ => {}
-                }
-            }
-        }
+        event_loop::run(self, 64)?;
         // Requests still unanswered are unconfirmed.
         for lane in &mut self.lanes {
             if let State::Waiting { seq, .. } = lane.state {
@@ -459,7 +428,51 @@ impl Publisher {
             Interest::READABLE
         };
         if event_loop::reregister(self.poll.registry(), io, Token(i), want).is_err() {
-            return self.fail(i, "register", now);
+            self.fail(i, "register", now);
         }
+    }
+}
+
+/// The lanes are entries `0..lanes` of the poll; the timerfd is the loop's own.
+impl EventLoop for Publisher {
+    fn poll(&mut self) -> &mut Poll {
+        &mut self.poll
+    }
+
+    fn ready(&mut self, key: usize, _: Ready) {
+        if key < self.lanes.len() {
+            self.on_ready(key, Instant::now());
+        }
+    }
+
+    fn own(&mut self, token: Token) {
+        if token == TIMER {
+            self.timer.fired();
+        }
+    }
+
+    fn turn(&mut self) -> io::Result<Option<Duration>> {
+        let now = Instant::now();
+        let window = self.shared.window();
+        let end = window.map(|(_, end)| end);
+        if let Some((start, end)) = window {
+            if now >= end && self.lanes.iter().all(|l| !matches!(l.state, State::Waiting { .. })) {
+                return Ok(None);
+            }
+            if now >= end + self.plan.timeout {
+                return Ok(None);
+            }
+            self.send_due(start, end, now);
+        }
+        self.check_lanes(now, end);
+        let mut timeout = TICK;
+        if let Some(due) = window.and_then(|w| self.next_due(w, now)) {
+            if due <= now {
+                timeout = Duration::ZERO;
+            } else if due < now + TICK {
+                self.timer.arm(due, now)?;
+            }
+        }
+        Ok(Some(timeout))
     }
 }

@@ -29,9 +29,9 @@ use super::stats::{histogram, Live, Stats};
 use super::timer::Timer;
 use super::{Mode, Plan, Shared};
 use crate::reactor::buffer::BufferPool;
-use crate::reactor::event_loop::{self, key_of, Driver, Ready};
+use crate::reactor::event_loop::{self, Driver, EventLoop, Ready};
 use hdrhistogram::Histogram;
-use mio::{Events, Poll, Token};
+use mio::{Poll, Token};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
@@ -80,6 +80,12 @@ pub struct Worker {
     slots: Option<Slots>,
     phase: Phase,
     window: Option<(Instant, Instant)>,
+    /// When phases, the ramp and the stop flag are next checked.
+    next_tick: Instant,
+    /// When time-outs are next checked.
+    next_check: Instant,
+    /// When the progress line's figures are next handed over.
+    next_publish: Instant,
 }
 
 impl Worker {
@@ -104,69 +110,19 @@ impl Worker {
             slots,
             phase: Phase::Ramp,
             window: None,
+            next_tick: Instant::now(),
+            next_check: Instant::now(),
+            next_publish: Instant::now(),
         })
     }
 
     /// Run all phases; return this worker's figures.
     pub fn run(mut self) -> io::Result<Stats> {
-        let mut events = Events::with_capacity(1024);
-        let mut next_tick = Instant::now();
-        let mut next_check = next_tick + TIMEOUT_CHECK;
-        let mut next_publish = next_tick + PUBLISH;
-        loop {
-            let now = Instant::now();
-            if now >= next_tick {
-                if self.advance(now) {
-                    break;
-                }
-                next_tick = now + TICK;
-            }
-            match self.phase {
-                Phase::Ramp if self.slots.is_none() => self.open_due(now),
-                Phase::Run if self.slots.is_some() => self.start_cycles(now),
-                _ => {}
-            }
-            self.fire_timers(now);
-            if now >= next_check {
-                self.for_each(now, Client::on_tick);
-                next_check = now + TIMEOUT_CHECK;
-            }
-            if now >= next_publish {
-                self.publish();
-                next_publish = now + PUBLISH;
-            }
-            let mut wake = next_tick.min(next_check);
-            if matches!(self.phase, Phase::Ramp) && self.slots.is_none() && self.next < self.plan.connections {
-                wake = wake.min(self.plan.connect.due(self.next));
-            }
-            let now = Instant::now();
-            let mut timeout = wake.saturating_duration_since(now);
-            // Send times and paced cycles want better than poll's milliseconds.
-            let cycle = match (&self.slots, self.window, self.phase) {
-                (Some(slots), Some(window), Phase::Run) => slots.wake_at(&self.plan, window, now),
-                _ => None,
-            };
-            let precise = self.timers.peek().map(|&Reverse((due, ..))| due);
-            if let Some(due) = precise.into_iter().chain(cycle).min() {
-                if due <= now {
-                    timeout = Duration::ZERO;
-                } else if due < wake {
-                    self.timer.arm(due, now)?;
-                }
-            }
-            self.clients.wait(&mut events, Some(timeout))?;
-            for event in events.iter() {
-                match (event.token(), key_of(event.token())) {
-                    (TIMER, _) => self.timer.fired(),
-                    (_, Some(key)) => {
-                        let ready = Ready::of(event);
-                        let now = Instant::now();
-                        self.step(key, now, |c, ctx| c.on_ready(ready, ctx));
-                    }
-                    (_, None) => {}
-                }
-            }
-        }
+        let now = Instant::now();
+        self.next_tick = now;
+        self.next_check = now + TIMEOUT_CHECK;
+        self.next_publish = now + PUBLISH;
+        event_loop::run(&mut self, 1024)?;
         self.finish();
         Ok(self.stats)
     }
@@ -318,18 +274,15 @@ impl Worker {
         if life == Life::Redial {
             // The old socket goes out of the poll before its descriptor closes.
             event_loop::deregister(registry, client);
-            life = match client.redial(&mut ctx) {
-                Ok(true) => match {
+            let redialled = client.redial(&mut ctx).and_then(|connected| {
+                if connected {
                     let want = client.interest();
-                    event_loop::register(registry, client, Token(key), want)
-                } {
-                    Ok(()) => Life::Alive,
-                    Err(e) => {
-                        ctx.stats.errors.socket(&e);
-                        Life::Dead
-                    }
-                },
-                Ok(false) => Life::Alive,
+                    event_loop::register(registry, client, Token(key), want)?;
+                }
+                Ok(())
+            });
+            life = match redialled {
+                Ok(()) => Life::Alive,
                 Err(e) => {
                     ctx.stats.errors.socket(&e);
                     Life::Dead
@@ -410,5 +363,66 @@ impl Worker {
         }
         self.publish();
         log::debug!("load worker {} done", self.id);
+    }
+}
+
+impl EventLoop for Worker {
+    fn poll(&mut self) -> &mut Poll {
+        self.clients.poll()
+    }
+
+    fn ready(&mut self, key: usize, ready: Ready) {
+        // Each event its own time: a round trip is measured to its read.
+        self.step(key, Instant::now(), |c, ctx| c.on_ready(ready, ctx));
+    }
+
+    fn own(&mut self, token: Token) {
+        if token == TIMER {
+            self.timer.fired();
+        }
+    }
+
+    fn turn(&mut self) -> io::Result<Option<Duration>> {
+        let now = Instant::now();
+        if now >= self.next_tick {
+            if self.advance(now) {
+                return Ok(None);
+            }
+            self.next_tick = now + TICK;
+        }
+        match self.phase {
+            Phase::Ramp if self.slots.is_none() => self.open_due(now),
+            Phase::Run if self.slots.is_some() => self.start_cycles(now),
+            _ => {}
+        }
+        self.fire_timers(now);
+        if now >= self.next_check {
+            self.for_each(now, Client::on_tick);
+            self.next_check = now + TIMEOUT_CHECK;
+        }
+        if now >= self.next_publish {
+            self.publish();
+            self.next_publish = now + PUBLISH;
+        }
+        let mut wake = self.next_tick.min(self.next_check);
+        if matches!(self.phase, Phase::Ramp) && self.slots.is_none() && self.next < self.plan.connections {
+            wake = wake.min(self.plan.connect.due(self.next));
+        }
+        let now = Instant::now();
+        let mut timeout = wake.saturating_duration_since(now);
+        // Send times and paced cycles want better than poll's milliseconds.
+        let cycle = match (&self.slots, self.window, self.phase) {
+            (Some(slots), Some(window), Phase::Run) => slots.wake_at(&self.plan, window, now),
+            _ => None,
+        };
+        let precise = self.timers.peek().map(|&Reverse((due, ..))| due);
+        if let Some(due) = precise.into_iter().chain(cycle).min() {
+            if due <= now {
+                timeout = Duration::ZERO;
+            } else if due < wake {
+                self.timer.arm(due, now)?;
+            }
+        }
+        Ok(Some(timeout))
     }
 }

@@ -16,9 +16,12 @@
 //!   descriptor is out of the poll before it closes and its key is reused;
 //! - a poll interrupted by a signal is an empty round.
 //!
-//! What readiness, deadlines and time-outs *mean* stays with each loop and
-//! its entries; the driver is generic over the entry (no trait object, no
-//! allocation per event).
+//! The loop itself is [`run`], once: wait, hand each event to its entry or
+//! to the loop's own source, then let the loop do what is due and say how
+//! long it may sleep. The server's workers, the load generator's workers and
+//! its publisher are each an [`EventLoop`]; what readiness, deadlines and
+//! time-outs *mean* stays with each of them and its entries. Both are
+//! generic (no trait object, no allocation per event).
 
 use mio::event::Event;
 use mio::net::TcpStream;
@@ -27,6 +30,40 @@ use slab::Slab;
 use std::io;
 use std::ops::{Index, IndexMut};
 use std::time::Duration;
+
+/// What [`run`] drives: a poll, the events of its entries and of its own
+/// sources, and the work between two waits.
+pub trait EventLoop {
+    /// The poll this loop waits on.
+    fn poll(&mut self) -> &mut Poll;
+    /// Between two waits (and once before the first): do what is due, and
+    /// say how long the next wait may last, or `None` when the loop is done.
+    fn turn(&mut self) -> io::Result<Option<Duration>>;
+    /// A wait is over, before its events are handed out (take the time).
+    fn woke(&mut self) {}
+    /// Readiness for entry `key`; a stale key (its entry gone) is ignored.
+    fn ready(&mut self, key: usize, ready: Ready);
+    /// An event for one of the loop's own tokens ([`RESERVED`] and above:
+    /// a listener, a waker, a timerfd).
+    fn own(&mut self, token: Token);
+}
+
+/// Run `event_loop` until its [`turn`](EventLoop::turn) says it is done,
+/// taking at most `capacity` events per wait.
+pub fn run(event_loop: &mut impl EventLoop, capacity: usize) -> io::Result<()> {
+    let mut events = Events::with_capacity(capacity);
+    while let Some(timeout) = event_loop.turn()? {
+        wait(event_loop.poll(), &mut events, Some(timeout))?;
+        event_loop.woke();
+        for event in events.iter() {
+            match key_of(event.token()) {
+                Some(key) => event_loop.ready(key, Ready::of(event)),
+                None => event_loop.own(event.token()),
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Tokens at or above this are a loop's own sources, not slab keys.
 pub const RESERVED: usize = usize::MAX - 16;
@@ -138,9 +175,9 @@ impl<E: Driven> Driver<E> {
         self.poll.registry()
     }
 
-    /// Wait for events at most `timeout` (see [`wait`]).
-    pub fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
-        wait(&mut self.poll, events, timeout)
+    /// The poll, for [`EventLoop::poll`].
+    pub fn poll(&mut self) -> &mut Poll {
+        &mut self.poll
     }
 
     /// The key the next [`insert`](Self::insert) will use.
@@ -275,7 +312,7 @@ mod tests {
         let kb = driver.insert(b, Interest::READABLE).map_err(|(_, e)| e).unwrap();
         assert_ne!(ka, kb);
         peer_a.write_all(b"x").unwrap();
-        driver.wait(&mut events, Some(Duration::from_secs(5))).unwrap();
+        wait(driver.poll(), &mut events, Some(Duration::from_secs(5))).unwrap();
         let keys: Vec<_> = events.iter().filter_map(|e| key_of(e.token())).collect();
         assert_eq!(keys, [ka]);
         assert!(Ready::of(events.iter().next().unwrap()).readable);

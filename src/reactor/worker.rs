@@ -10,7 +10,7 @@
 
 use super::buffer::BufferPool;
 use super::connection::Connection;
-use super::event_loop::{key_of, Driver, Ready};
+use super::event_loop::{self, Driver, EventLoop, Ready};
 use super::server_info::Server;
 use super::session::{Access, Action, Delivered, Env, Life};
 use super::settings::Settings;
@@ -24,7 +24,7 @@ use crate::pubsub::{Address, Answer, Broker, Command, Mail, Message};
 use crate::stats::WorkerStats;
 use accept::Deferred;
 use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Interest, Poll, Token};
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -99,6 +99,11 @@ pub struct Worker {
     requests: std::collections::HashMap<usize, (Box<str>, Instant, bool)>,
     /// Set once shutdown began: the time by which to be done.
     stop_deadline: Option<Instant>,
+    /// The waker fired this round: take the hand-offs and read the inbox.
+    woken: bool,
+    /// When the timers are next looked at, and how often.
+    next_tick: Instant,
+    tick: Duration,
     /// Accepted connections over a per-address limit, oldest first, to be
     /// admitted once earlier closes are read, or refused.
     deferred: VecDeque<Deferred>,
@@ -160,80 +165,18 @@ impl Worker {
             accept_pauses: 0,
             requests: std::collections::HashMap::new(),
             stop_deadline: None,
+            woken: false,
+            next_tick: Instant::now(),
+            tick: settings_tick,
             deferred: VecDeque::new(),
         })
     }
 
     /// Run the event loop until shutdown completes.
     pub fn run(mut self) -> io::Result<()> {
-        let mut events = Events::with_capacity(1024);
-        let tick = self.settings.tick();
-        let mut next_tick = Instant::now() + tick;
         log::debug!("worker {} running", self.id);
-        loop {
-            let now = Instant::now();
-            let mut timeout = next_tick.saturating_duration_since(now);
-            // Answers or messages are waiting in the inbox: look at the
-            // sockets without sleeping, then hand them out.
-            if self.submitted || !self.later.is_empty() {
-                timeout = Duration::ZERO;
-            }
-            if let Some(t) = self.accept_paused_until {
-                timeout = timeout.min(t.saturating_duration_since(now));
-            }
-            if let Some(d) = self.deferred.front() {
-                timeout = timeout.min(d.until.saturating_duration_since(now));
-            }
-            self.conns.wait(&mut events, Some(timeout))?;
-            let now = Instant::now();
-            self.now = now;
-            self.stamp = Stamp::at(self.epoch, now);
-            self.refresh_date();
-            let mut woken = false;
-            for event in events.iter() {
-                match event.token() {
-                    LISTENER => self.accept_from(now, false),
-                    TLS_LISTENER => self.accept_from(now, true),
-                    WAKER => woken = true,
-                    token => {
-                        if let Some(key) = key_of(token) {
-                            self.on_event(key, Ready::of(event), now);
-                        }
-                    }
-                }
-            }
-            if woken {
-                self.take_handoffs(now);
-            }
-            // This round's closes are counted out: decide the deferred.
-            if !self.deferred.is_empty() {
-                self.recheck_deferred(now);
-            }
-            if self.stop_deadline.is_none() && self.shared.shutdown.load(SeqCst) {
-                self.begin_shutdown(now);
-            }
-            if self.accept_paused_until.is_some_and(|t| now >= t) {
-                self.accept_paused_until = None;
-                self.accept(now);
-            }
-            if now >= next_tick {
-                self.on_tick(now);
-                next_tick = now + tick;
-            }
-            // Answers to what this iteration submitted, and messages; what
-            // they make connections submit is answered in the next round.
-            let overdue = !self.later.is_empty();
-            if woken || self.submitted || overdue {
-                self.submitted = false;
-                self.deliver_inbox(now, woken || overdue);
-            }
-            if let Some(deadline) = self.stop_deadline {
-                if self.conns.is_empty() || now >= deadline {
-                    log::debug!("worker {} stopped with {} connections left", self.id, self.conns.len());
-                    return Ok(());
-                }
-            }
-        }
+        self.next_tick = Instant::now() + self.tick;
+        event_loop::run(&mut self, 1024)
     }
 
     fn env(&mut self, me: Address) -> (&mut Driver<Connection>, Env<'_>) {
@@ -554,5 +497,82 @@ impl Worker {
         let gone = self.deferred.drain(..).count();
         self.shared.connections.fetch_sub(gone, SeqCst);
         self.for_each(now, Connection::on_shutdown);
+    }
+}
+
+impl EventLoop for Worker {
+    fn poll(&mut self) -> &mut Poll {
+        self.conns.poll()
+    }
+
+    /// The round's time, once for all its events.
+    fn woke(&mut self) {
+        let now = Instant::now();
+        self.now = now;
+        self.stamp = Stamp::at(self.epoch, now);
+        self.refresh_date();
+    }
+
+    fn ready(&mut self, key: usize, ready: Ready) {
+        self.on_event(key, ready, self.now);
+    }
+
+    fn own(&mut self, token: Token) {
+        match token {
+            LISTENER => self.accept_from(self.now, false),
+            TLS_LISTENER => self.accept_from(self.now, true),
+            WAKER => self.woken = true,
+            _ => {}
+        }
+    }
+
+    fn turn(&mut self) -> io::Result<Option<Duration>> {
+        let now = self.now;
+        let woken = std::mem::take(&mut self.woken);
+        if woken {
+            self.take_handoffs(now);
+        }
+        // This round's closes are counted out: decide the deferred.
+        if !self.deferred.is_empty() {
+            self.recheck_deferred(now);
+        }
+        if self.stop_deadline.is_none() && self.shared.shutdown.load(SeqCst) {
+            self.begin_shutdown(now);
+        }
+        if self.accept_paused_until.is_some_and(|t| now >= t) {
+            self.accept_paused_until = None;
+            self.accept(now);
+        }
+        if now >= self.next_tick {
+            self.on_tick(now);
+            self.next_tick = now + self.tick;
+        }
+        // Answers to what this round submitted, and messages; what they
+        // make connections submit is answered in the next round.
+        let overdue = !self.later.is_empty();
+        if woken || self.submitted || overdue {
+            self.submitted = false;
+            self.deliver_inbox(now, woken || overdue);
+        }
+        if let Some(deadline) = self.stop_deadline {
+            if self.conns.is_empty() || now >= deadline {
+                log::debug!("worker {} stopped with {} connections left", self.id, self.conns.len());
+                return Ok(None);
+            }
+        }
+        let now = Instant::now();
+        let mut timeout = self.next_tick.saturating_duration_since(now);
+        // Answers or messages are waiting in the inbox: look at the
+        // sockets without sleeping, then hand them out.
+        if self.submitted || !self.later.is_empty() {
+            timeout = Duration::ZERO;
+        }
+        if let Some(t) = self.accept_paused_until {
+            timeout = timeout.min(t.saturating_duration_since(now));
+        }
+        if let Some(d) = self.deferred.front() {
+            timeout = timeout.min(d.until.saturating_duration_since(now));
+        }
+        Ok(Some(timeout))
     }
 }
