@@ -12,7 +12,7 @@
 //! accepts that correct the hash; no bytes have been read yet, so nothing
 //! else moves.
 
-use super::per_ip::Slot;
+use super::per_ip::Hold;
 use crate::stats::WorkerStats;
 use mio::net::TcpStream;
 use mio::Waker;
@@ -25,10 +25,8 @@ use std::sync::{Arc, Mutex};
 pub struct Accepted {
     pub stream: TcpStream,
     pub tls: bool,
-    /// The client's hold under the per-address limits, if counted.
-    pub client: Option<Slot>,
-    /// The peer, when it is a trusted proxy: each request names its client.
-    pub proxy: Option<std::net::IpAddr>,
+    /// What it holds under the per-address limits.
+    pub hold: Hold,
 }
 
 impl Accepted {
@@ -37,8 +35,7 @@ impl Accepted {
         Accepted {
             stream,
             tls,
-            client: None,
-            proxy: None,
+            hold: Hold::Nothing,
         }
     }
 }

@@ -11,8 +11,8 @@ use super::balance::Accepted;
 use super::buffer::BufferPool;
 use super::event_loop::{Driven, Ready};
 use super::output::Output;
-use super::per_ip::Slot;
-use super::session::{Dead, Delivered, Env, Life, Proxied, Session, Step};
+use super::per_ip::Hold;
+use super::session::{Dead, Delivered, Env, Life, Session, Step};
 use super::settings::Settings;
 use super::stamp::Stamp;
 use super::tls::Tls;
@@ -24,7 +24,6 @@ use crate::stats::Transport as Kind;
 use mio::net::TcpStream;
 use mio::Interest;
 use std::io;
-use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -39,10 +38,6 @@ pub struct Connection<T = Stream> {
     generation: u32,
     /// Counts against `max_connections` (a rejected connection does not).
     counted: bool,
-    /// Its client's hold under the per-address limits.
-    client: Option<Slot>,
-    /// Its peer, when that is a trusted proxy.
-    proxy: Option<IpAddr>,
     /// When the worker's timer wheel will next look at this connection
     /// ([`deadline`](Self::deadline) or earlier).
     scheduled: Stamp,
@@ -50,22 +45,25 @@ pub struct Connection<T = Stream> {
 
 impl Connection {
     /// A freshly accepted connection, registered for reading: TLS when
-    /// `tls` is given. It counts against `max_connections`.
+    /// `tls` is given. It counts against `max_connections`, and its session
+    /// keeps its per-address hold; if it cannot be served the hold comes
+    /// back with the error.
     pub fn new(
         accepted: Accepted,
         tls: Option<&Arc<rustls::ServerConfig>>,
         now: Stamp,
         generation: u32,
-    ) -> io::Result<Self> {
+    ) -> Result<Self, (Hold, io::Error)> {
+        let Accepted { stream, hold, .. } = accepted;
         let transport = match tls {
-            Some(config) => Stream::Tls(Box::new(Tls::new(accepted.stream, config)?)),
-            None => Stream::Tcp(Tcp::new(accepted.stream)),
+            Some(config) => match Tls::new(stream, config) {
+                Ok(tls) => Stream::Tls(Box::new(tls)),
+                Err(e) => return Err((hold, e)),
+            },
+            None => Stream::Tcp(Tcp::new(stream)),
         };
-        let session = Session::new(now);
-        let mut conn = Connection::over(transport, session, true, generation, now);
-        conn.client = accepted.client;
-        conn.proxy = accepted.proxy;
-        Ok(conn)
+        let session = Session::holding(now, hold);
+        Ok(Connection::over(transport, session, true, generation, now))
     }
 
     /// An accepted connection refused with `status` before anything is read
@@ -91,8 +89,6 @@ impl<T: Transport> Connection<T> {
             registered: Interest::READABLE,
             generation,
             counted,
-            client: None,
-            proxy: None,
             scheduled: now.far_after(),
         }
     }
@@ -109,18 +105,11 @@ impl<T: Transport> Connection<T> {
         self.counted
     }
 
-    /// Its client's hold under the per-address limits, replaced by `client`.
-    pub fn set_client(&mut self, client: Option<Slot>) -> Option<Slot> {
-        std::mem::replace(&mut self.client, client)
-    }
-
-    /// From a trusted proxy: its address and the hold its last request's
-    /// client took, for the session to count the next request.
-    pub fn proxied(&self) -> Option<Proxied> {
-        self.proxy.map(|proxy| Proxied {
-            proxy,
-            held: self.client,
-        })
+    /// What it holds under the per-address limits, to be given back
+    /// ([`PerIp::give_back`](super::per_ip::PerIp::give_back)); it holds
+    /// nothing after.
+    pub fn take_hold(&mut self) -> Hold {
+        self.session.take_hold()
     }
 
     /// Which use of its slab slot this is.

@@ -103,6 +103,50 @@ impl Over {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot(NonZeroU32);
 
+/// What one connection holds under the limits, from its accept to its
+/// close. It moves with the connection (to the worker it is handed to,
+/// into its session) and is given back once, with [`PerIp::give_back`]:
+/// admission and release are both here, whoever holds it.
+#[derive(Debug, Default, PartialEq, Eq)]
+#[must_use = "a hold is given back with PerIp::give_back"]
+pub enum Hold {
+    /// Nothing is counted: the limits are off or the peer is exempt.
+    #[default]
+    Nothing,
+    /// The peer's own count, taken at accept.
+    Peer(Slot),
+    /// The peer is a trusted proxy: each request counts the client it
+    /// names ([`PerIp::recount`]). Boxed: every connection carries a
+    /// `Hold`, few come from a proxy, and an address is 17 bytes.
+    Proxy(Box<Proxied>),
+}
+
+/// A trusted proxy's connection under the limits.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Proxied {
+    /// The proxy: what a request naming no readable client counts against.
+    pub proxy: IpAddr,
+    /// The last request's client's hold.
+    pub client: Option<Slot>,
+}
+
+impl Hold {
+    /// The connection's peer is the trusted proxy `proxy`.
+    pub fn proxy(proxy: IpAddr) -> Hold {
+        Hold::Proxy(Box::new(Proxied { proxy, client: None }))
+    }
+
+    /// The peer's count, if one was taken.
+    pub fn peer(slot: Option<Slot>) -> Hold {
+        slot.map_or(Hold::Nothing, Hold::Peer)
+    }
+
+    /// Is the peer a trusted proxy (whose requests name their clients)?
+    pub fn is_proxy(&self) -> bool {
+        matches!(self, Hold::Proxy { .. })
+    }
+}
+
 /// The key of a client: its IPv4 address, or its IPv6 /64.
 type Key = u128;
 
@@ -261,8 +305,53 @@ impl PerIp {
         warn_refused(counter.fetch_add(1, Relaxed) + 1, limit, client);
     }
 
+    /// A request on a connection from a trusted proxy, naming `client`
+    /// (`None`: no client can be read, so the proxy's own address is
+    /// counted, [`admit_unnamed`](Self::admit_unnamed)). The hold of the
+    /// connection's previous request is given back first, so a client's
+    /// next request on the same connection is not refused for it; then the
+    /// client is counted and its hold kept in `hold`, or it is over a limit:
+    /// the refusal is counted and the address it was counted under given.
+    /// Other holds (a direct peer) are not touched.
+    pub fn recount(&self, hold: &mut Hold, client: Option<IpAddr>, now: Instant) -> Result<(), (Over, IpAddr)> {
+        let Hold::Proxy(proxied) = hold else {
+            return Ok(());
+        };
+        let Proxied { proxy, client: held } = &mut **proxied;
+        if let Some(slot) = held.take() {
+            self.release(slot);
+        }
+        let (address, counted) = match client {
+            Some(client) => (client, self.admit(client, now)),
+            None => (*proxy, self.admit_unnamed(*proxy, now)),
+        };
+        match counted {
+            Ok(slot) => {
+                *held = slot;
+                Ok(())
+            }
+            Err(over) => {
+                self.refused(over, address);
+                Err((over, address))
+            }
+        }
+    }
+
+    /// The connection holding `hold` ended (or was never served).
+    pub fn give_back(&self, hold: Hold) {
+        match hold {
+            Hold::Peer(slot) => self.release(slot),
+            Hold::Proxy(proxied) => {
+                if let Some(slot) = proxied.client {
+                    self.release(slot);
+                }
+            }
+            Hold::Nothing => {}
+        }
+    }
+
     /// The connection holding `slot` ended.
-    pub fn release(&self, slot: Slot) {
+    fn release(&self, slot: Slot) {
         let mut guard = self.lock();
         let t = &mut *guard;
         let at = slot.0.get() as usize - 1;
@@ -330,6 +419,40 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_proxied_hold_is_recounted_per_request_and_given_back_once() {
+        let p = limits(1, 0);
+        let now = Instant::now();
+        let mut hold = Hold::proxy(ip("10.0.0.1"));
+        assert_eq!(p.recount(&mut hold, Some(ip("192.0.2.1")), now), Ok(()));
+        // The same client's next request on the same connection: its own
+        // previous hold is given back first, so it is not over the limit.
+        assert_eq!(p.recount(&mut hold, Some(ip("192.0.2.1")), now), Ok(()));
+        // Another connection for that client is.
+        let mut other = Hold::proxy(ip("10.0.0.1"));
+        assert_eq!(
+            p.recount(&mut other, Some(ip("192.0.2.1")), now),
+            Err((Over::Connections, ip("192.0.2.1")))
+        );
+        assert_eq!(other, Hold::proxy(ip("10.0.0.1")));
+        // No readable client: the proxy's own address is counted.
+        assert_eq!(p.recount(&mut other, None, now), Ok(()));
+        assert_eq!(
+            p.recount(&mut Hold::proxy(ip("10.0.0.1")), None, now),
+            Err((Over::Connections, ip("10.0.0.1")))
+        );
+        p.give_back(hold);
+        assert_eq!(p.recount(&mut other, Some(ip("192.0.2.1")), now), Ok(()));
+        // A direct peer's hold is not a proxy's: a request does not touch it.
+        let mut peer = Hold::peer(p.admit(ip("192.0.2.9"), now).unwrap());
+        assert!(matches!(peer, Hold::Peer(_)));
+        assert_eq!(p.recount(&mut peer, Some(ip("192.0.2.1")), now), Ok(()));
+        assert!(matches!(peer, Hold::Peer(_)));
+        p.give_back(peer);
+        assert!(p.admit(ip("192.0.2.9"), now).unwrap().is_some());
+        assert_eq!(p.refused_connections.load(Relaxed), 2);
     }
 
     #[test]

@@ -180,7 +180,6 @@ impl Worker {
     }
 
     fn env(&mut self, me: Address) -> (&mut Driver<Connection>, Env<'_>) {
-        let proxied = self.conns.get(me.key).and_then(Connection::proxied);
         (
             &mut self.conns,
             Env {
@@ -194,7 +193,6 @@ impl Worker {
                 app: &self.app,
                 me,
                 per_ip: self.server.per_ip(),
-                proxied,
                 instant: self.now,
             },
         )
@@ -268,18 +266,6 @@ impl Worker {
                     self.hub.unsubscribe(sub);
                 }
                 Action::Access(event) => self.access(from.key, event),
-                // The client a proxied request came from holds the
-                // connection now; the session gave the previous hold back.
-                Action::Client(client) => match self.conns.get_mut(from.key) {
-                    Some(conn) => {
-                        conn.set_client(client);
-                    }
-                    None => {
-                        if let Some(client) = client {
-                            self.shared.per_ip.release(client);
-                        }
-                    }
-                },
             }
         }
         self.actions = actions;
@@ -444,9 +430,7 @@ impl Worker {
         if conn.counted() {
             self.shared.connections.fetch_sub(1, SeqCst);
         }
-        if let Some(client) = conn.set_client(None) {
-            self.shared.per_ip.release(client);
-        }
+        self.shared.per_ip.give_back(conn.take_hold());
         self.stats.open.fetch_sub(1, Relaxed);
         // A descriptor came free: retry a paused accept now.
         if self.accept_paused_until.is_some() {

@@ -12,37 +12,22 @@
 //! §6.2's `unknown` or §6.3's `_hidden`, junk) is counted against the
 //! proxy's own address (fail closed, [`PerIp::admit_unnamed`]).
 
-use super::{Action, Env, Io, State};
+use super::{Env, Io, State};
 use crate::protocol::http::{RequestHead, Status};
 use crate::reactor::per_ip::{ForwardedHeader, PerIp, PerIpSettings};
 use std::net::{IpAddr, SocketAddr};
 
 impl Io {
-    /// A request through a trusted proxy: the connection's previous hold is
-    /// given back, and its client counted against the per-address limits
-    /// (the connection is its until another request comes on it), or the
-    /// request refused with 429 (and the connection, holding nothing, closed).
+    /// A request through a trusted proxy: its client is counted in the
+    /// connection's hold (the connection is its until another request
+    /// comes on it), or the request refused with 429 (and the connection,
+    /// holding nothing, closed). [`PerIp::recount`] keeps the rule.
     pub(super) fn count_client(&mut self, head: &RequestHead<'_, '_>, env: &mut Env<'_>) -> Result<(), State> {
-        let Some(proxied) = env.proxied.as_mut() else {
-            return Ok(());
-        };
         let per_ip: &PerIp = env.per_ip;
-        if let Some(held) = proxied.held.take() {
-            per_ip.release(held);
-        }
-        let (client, counted) = match forwarded_client(head, per_ip.settings()) {
-            Some(client) => (client, per_ip.admit(client, env.instant)),
-            None => (proxied.proxy, per_ip.admit_unnamed(proxied.proxy, env.instant)),
-        };
-        let slot = counted.as_ref().ok().copied().flatten();
-        proxied.held = slot;
-        env.actions.push(Action::Client(slot));
-        match counted {
-            Ok(_) => Ok(()),
-            Err(over) => {
-                per_ip.refused(over, client);
-                Err(self.refuse(Status::TOO_MANY_REQUESTS, &[("Retry-After", "1")], over.reason(), env))
-            }
+        let client = forwarded_client(head, per_ip.settings());
+        match per_ip.recount(&mut self.hold, client, env.instant) {
+            Ok(()) => Ok(()),
+            Err((over, _)) => Err(self.refuse(Status::TOO_MANY_REQUESTS, &[("Retry-After", "1")], over.reason(), env)),
         }
     }
 }

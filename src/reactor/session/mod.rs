@@ -42,7 +42,7 @@ mod tests;
 
 use super::buffer::{BufferPool, ReadBuf};
 use super::output::Output;
-use super::per_ip::{PerIp, Slot};
+use super::per_ip::{Hold, PerIp};
 use super::settings::Settings;
 use super::stamp::Stamp;
 use crate::app::{App, Response, ServerInfo, UserData, Wake};
@@ -52,7 +52,6 @@ use crate::pubsub::{Address, Answer, Request, Subscription};
 use crate::stats::{Transport, WorkerStats};
 use feed::Feed;
 use handler::{Body, HttpWait, Parked, Streaming};
-use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
@@ -81,21 +80,8 @@ pub struct Env<'a> {
     pub me: Address,
     /// The per-address limits (for a proxied request's client).
     pub per_ip: &'a PerIp,
-    /// The connection's peer, when it is a trusted proxy.
-    pub proxied: Option<Proxied>,
     /// The time the current loop iteration began, as an instant.
     pub instant: Instant,
-}
-
-/// A connection whose peer is a trusted proxy, as a step sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Proxied {
-    /// The proxy's address: what a request without a readable client is
-    /// counted against.
-    pub proxy: IpAddr,
-    /// The hold the connection's last request took; the next request gives
-    /// it back before its own client is counted.
-    pub held: Option<Slot>,
 }
 
 /// What a session asks the worker to do with the broker.
@@ -105,10 +91,6 @@ pub enum Action {
     Submit(Request),
     /// This subscription is over.
     Unsubscribe(Subscription),
-    /// A proxied request's client holds the connection now (`None`: a
-    /// client the limits do not count); the session gave the previous
-    /// hold back already ([`Proxied::held`]).
-    Client(Option<Slot>),
     /// For the access log (`[server] access_log`), when it is on.
     Access(Access),
 }
@@ -243,6 +225,9 @@ struct Io {
     want: u32,
     /// One bit each: [`Flags`].
     flags: Flags,
+    /// What the connection holds under the per-address limits; behind a
+    /// trusted proxy, each request counts its client in it.
+    hold: Hold,
 }
 
 /// A session's yes-or-no facts, in one byte (every connection holds them).
@@ -288,10 +273,21 @@ pub struct Session {
 impl Session {
     /// A fresh connection at `now`, waiting for a request.
     pub fn new(now: Stamp) -> Self {
+        Session::holding(now, Hold::Nothing)
+    }
+
+    /// A session whose connection holds `hold` under the per-address
+    /// limits (given back by whoever ends it: [`take_hold`](Self::take_hold)).
+    pub fn holding(now: Stamp, hold: Hold) -> Self {
         Session {
             state: State::request(now),
-            io: Io::default(),
+            io: Io { hold, ..Io::default() },
         }
+    }
+
+    /// What the connection holds under the per-address limits; nothing after.
+    pub fn take_hold(&mut self) -> Hold {
+        std::mem::take(&mut self.io.hold)
     }
 
     /// A connection refused with `status` before anything is read (over

@@ -70,7 +70,7 @@ impl Session {
                 self.io.flags.replace(Flags::HEAD_ONLY, head.method == "HEAD");
                 self.io.flags.replace(Flags::CLOSE, head.wants_close());
                 match head.check() {
-                    Ok(framing) if env.proxied.is_some() => match self.io.count_client(&head, env) {
+                    Ok(framing) if self.io.hold.is_proxy() => match self.io.count_client(&head, env) {
                         Ok(()) => self.route(&head, framing, since, env),
                         Err(refused) => refused,
                     },

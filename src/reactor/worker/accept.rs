@@ -9,7 +9,7 @@ use crate::pubsub::Address;
 use crate::reactor::balance::Accepted;
 use crate::reactor::connection::Connection;
 use crate::reactor::event_loop::Ready;
-use crate::reactor::per_ip::Over;
+use crate::reactor::per_ip::{Hold, Over};
 use mio::net::TcpStream;
 use std::io;
 use std::net::IpAddr;
@@ -101,10 +101,10 @@ impl Worker {
             // peer is the client.
             let per_ip = &self.shared.per_ip;
             if per_ip.settings().is_trusted_proxy(peer.ip()) {
-                accepted.proxy = Some(peer.ip());
+                accepted.hold = Hold::proxy(peer.ip());
             } else {
                 match per_ip.admit(peer.ip(), now) {
-                    Ok(client) => accepted.client = client,
+                    Ok(slot) => accepted.hold = Hold::peer(slot),
                     // Maybe only until the closes queued behind this
                     // accept loop are read: look again after the poll.
                     Err(Over::Connections) if self.deferred.len() < MAX_DEFERRED => {
@@ -142,8 +142,8 @@ impl Worker {
                 break;
             };
             match self.shared.per_ip.admit(d.client, now) {
-                Ok(client) => {
-                    d.accepted.client = client;
+                Ok(slot) => {
+                    d.accepted.hold = Hold::peer(slot);
                     self.place(d.accepted, now);
                 }
                 Err(Over::Connections) if now < d.until => self.deferred.push_back(d),
@@ -166,9 +166,7 @@ impl Worker {
             if self.stop_deadline.is_some() {
                 // Stopping: no new connections here either.
                 self.shared.connections.fetch_sub(1, SeqCst);
-                if let Some(client) = accepted.client {
-                    self.shared.per_ip.release(client);
-                }
+                self.shared.per_ip.give_back(accepted.hold);
                 continue;
             }
             self.admit(accepted, now);
@@ -180,16 +178,13 @@ impl Worker {
     fn admit(&mut self, accepted: Accepted, now: Instant) {
         let generation = self.next_generation;
         self.next_generation = generation.wrapping_add(1);
-        let client = accepted.client;
         let config = self.shared.tls.as_ref().filter(|_| accepted.tls);
         match Connection::new(accepted, config, self.stamp, generation) {
             Ok(conn) => self.register(conn, now),
-            Err(e) => {
+            Err((hold, e)) => {
                 log::warn!("cannot serve a connection: {e}");
                 self.shared.connections.fetch_sub(1, SeqCst);
-                if let Some(client) = client {
-                    self.shared.per_ip.release(client);
-                }
+                self.shared.per_ip.give_back(hold);
             }
         }
     }
@@ -263,9 +258,7 @@ impl Worker {
         if conn.counted() {
             self.shared.connections.fetch_sub(1, SeqCst);
         }
-        if let Some(client) = conn.set_client(None) {
-            self.shared.per_ip.release(client);
-        }
+        self.shared.per_ip.give_back(conn.take_hold());
     }
 
     /// Count a new connection against `max_connections` (process-wide);
