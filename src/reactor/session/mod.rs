@@ -198,6 +198,39 @@ impl Open {
             self.last_input = now;
         }
     }
+
+    /// When its timer next acts: the end of the close wait once our close
+    /// is out, else the idle timeout, or half of it for the keep-alive ping.
+    fn deadline(&self, s: &Settings) -> Stamp {
+        match (self.close_sent(), self.pinged) {
+            (Some(at), _) => at.plus(s.close_timeout),
+            (None, true) => self.last_input.plus(s.idle_timeout),
+            (None, false) => self.last_input.plus(s.idle_timeout / 2),
+        }
+    }
+
+    /// Its timer at `now`: half the idle time without input sends a ping
+    /// (a pong proves the peer alive), the whole of it closes with 1001;
+    /// once our close is out, RFC 6455 §7.1.1's wait for the peer's answer
+    /// is `close_timeout`, after which the connection is dropped. A buffer
+    /// is taken from `pool` only for a frame to write (an idle connection
+    /// holds none).
+    fn on_timer(&mut self, now: Stamp, s: &Settings, out: &mut Output, pool: &mut BufferPool) -> Step {
+        match self.close_sent() {
+            Some(at) if now.since(at) >= s.close_timeout => return Err(Dead),
+            Some(_) => {}
+            None => {
+                let quiet = now.since(self.last_input);
+                if quiet >= s.idle_timeout {
+                    self.close(CloseCode::GOING_AWAY, "idle timeout", now, out.buf(pool));
+                } else if !self.pinged && quiet >= s.idle_timeout / 2 {
+                    self.ws.send_ping(b"", out.buf(pool));
+                    self.pinged = true;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl State {
@@ -500,11 +533,7 @@ impl Session {
         let state = match &self.state {
             State::Request { since, .. } => since.plus(s.handshake_timeout),
             State::Body { since, .. } | State::Waiting { since, .. } => since.plus(s.request_timeout),
-            State::Open(open) => match (open.close_sent(), open.pinged) {
-                (Some(at), _) => at.plus(s.close_timeout),
-                (None, true) => open.last_input.plus(s.idle_timeout),
-                (None, false) => open.last_input.plus(s.idle_timeout / 2),
-            },
+            State::Open(open) => open.deadline(s),
             State::Parked { parked, since } => since.plus(parked.wait()),
             State::Stream { stream, last_event } => last_event.plus(stream.heartbeat()),
             State::Closing { since, .. } => since.plus(s.close_timeout),
@@ -550,20 +579,7 @@ impl Session {
             // The broker did not answer: the handler says what that means
             // (a late answer is given back).
             State::Waiting { since, .. } if now.since(*since) >= s.request_timeout => self.wake(Wake::Deadline, env),
-            // §7.1.1: the peer had its chance to answer our close.
-            State::Open(open) if open.close_sent().is_some_and(|at| now.since(at) >= s.close_timeout) => {
-                return Err(Dead)
-            }
-            State::Open(open) if open.close_sent().is_none() => {
-                let quiet = now.since(open.last_input);
-                if quiet >= s.idle_timeout {
-                    open.close(CloseCode::GOING_AWAY, "idle timeout", now, io.out.buf(env.pool));
-                } else if !open.pinged && quiet >= s.idle_timeout / 2 {
-                    // Half the idle time without input: a pong proves the peer alive.
-                    open.ws.send_ping(b"", io.out.buf(env.pool));
-                    open.pinged = true;
-                }
-            }
+            State::Open(open) => return open.on_timer(now, s, &mut io.out, env.pool),
             State::Parked { parked, since } if now.since(*since) >= parked.wait() => self.wake(Wake::Deadline, env),
             State::Stream { stream, last_event } if now.since(*last_event) >= stream.heartbeat() => self.heartbeat(env),
             State::Closing { since, .. } if now.since(*since) >= s.close_timeout => return Err(Dead),
