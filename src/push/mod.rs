@@ -83,6 +83,26 @@ fn channel_or_400(request: &Request<'_, '_>) -> Result<String, Response> {
     })
 }
 
+/// What every subscribing `GET` route (a poll, an event stream) does
+/// first, in this order: the channel from the path (else 400), the CORS
+/// layer (a refused origin is 403, a preflight answered), `GET` only (else
+/// 405). The channel and the CORS headers each of its answers carries, or
+/// the answer to send now.
+fn subscribing_get(request: &Request<'_, '_>, cx: &mut Context<'_>) -> Result<(String, cors::Headers), Response> {
+    let channel = channel_or_400(request)?;
+    let cors = cors::layer(request, cx, "GET")?;
+    if request.method() != "GET" {
+        let refused = Response::refuse(Status::METHOD_NOT_ALLOWED, "use GET").header("Allow", "GET");
+        return Err(refused.headers(cors));
+    }
+    Ok((channel, cors))
+}
+
+/// The broker did not answer a subscribe within the request's time.
+fn broker_silent() -> Response {
+    broker_refusal(HubError::Unavailable("it did not answer in time"))
+}
+
 /// May this request subscribe to `channel`? `Ok(Some(grant))` for a
 /// private channel and a good token (`?token=` or `Authorization:
 /// Bearer`), `Ok(None)` for a public channel; else the 403 with why.

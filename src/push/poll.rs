@@ -3,12 +3,12 @@
 //! history holds after N, or parks until a publish or its wait is over
 //! (then `204` with `X-Last-Id`, the cursor to ask from next).
 
-use super::cors::{self, Headers};
+use super::cors::Headers;
 use super::query::query_u64;
-use super::{broker_refusal, channel_or_400, grant, subscribed};
+use super::{broker_silent, grant, subscribed, subscribing_get};
 use crate::app::{Context, Delivery, HttpHandler, Next, Request, Response, Wake};
 use crate::protocol::http::Status;
-use crate::pubsub::{Answer, Cursor, Encoding, HubError, Message, Request as BrokerRequest};
+use crate::pubsub::{Answer, Cursor, Encoding, Message, Request as BrokerRequest};
 use crate::stats::Transport;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,19 +37,12 @@ impl HttpHandler for Poll {
     type Data = Polling;
 
     fn request(&self, request: &Request<'_, '_>, cx: &mut Context<'_>) -> Next<Polling> {
-        let channel = match channel_or_400(request) {
-            Ok(channel) => channel,
-            Err(refused) => return Next::Respond(refused),
-        };
-        let cors = match cors::layer(request, cx, "GET") {
-            Ok(cors) => cors,
+        let (channel, cors) = match subscribing_get(request, cx) {
+            Ok(start) => start,
             Err(answer) => return Next::Respond(answer),
         };
         let settings = cx.settings();
         let refuse = |response: Response| Next::Respond(response.headers(cors.clone()));
-        if request.method() != "GET" {
-            return refuse(Response::refuse(Status::METHOD_NOT_ALLOWED, "use GET").header("Allow", "GET"));
-        }
         let Ok(since) = query_u64(request.query(), "since") else {
             return refuse(Response::refuse(Status::BAD_REQUEST, "since must be a message id"));
         };
@@ -127,7 +120,7 @@ impl HttpHandler for Poll {
     fn wake(&self, data: Polling, wake: Wake, cx: &mut Context<'_>) -> Next<Polling> {
         let response = match (wake, &data.cursor) {
             // The broker did not answer the subscribe in time.
-            (_, None) => broker_refusal(HubError::Unavailable("it did not answer in time")).headers(data.cors),
+            (_, None) => broker_silent().headers(data.cors),
             (Wake::Ready, Some(_)) => messages(data, cx),
             // Its wait is over, or its token ended: nothing (a poll with
             // an ended token is refused with 403 next time).

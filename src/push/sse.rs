@@ -2,13 +2,13 @@
 //! `text/event-stream` that resumes after `Last-Event-ID`, or `?since`;
 //! gaps are `gap` events, a token's end an `expired` event.
 
-use super::cors::{self, Headers};
+use super::cors::Headers;
 use super::query::{query_u64, NotANumber};
-use super::{broker_refusal, channel_or_400, grant, subscribed};
+use super::{broker_silent, grant, subscribed, subscribing_get};
 use crate::app::{Context, Delivery, HttpHandler, Next, Request, Response, Wake};
 use crate::protocol::http::Status;
 use crate::pubsub::message::gap_object;
-use crate::pubsub::{Answer, Cursor, Encoding, Gap, HubError, Message, Request as BrokerRequest};
+use crate::pubsub::{Answer, Cursor, Encoding, Gap, Message, Request as BrokerRequest};
 use crate::stats::Transport;
 use std::sync::Arc;
 
@@ -29,18 +29,11 @@ impl HttpHandler for Events {
     type Data = Streaming;
 
     fn request(&self, request: &Request<'_, '_>, cx: &mut Context<'_>) -> Next<Streaming> {
-        let channel = match channel_or_400(request) {
-            Ok(channel) => channel,
-            Err(refused) => return Next::Respond(refused),
-        };
-        let cors = match cors::layer(request, cx, "GET") {
-            Ok(cors) => cors,
+        let (channel, cors) = match subscribing_get(request, cx) {
+            Ok(start) => start,
             Err(answer) => return Next::Respond(answer),
         };
         let refuse = |response: Response| Next::Respond(response.headers(cors.clone()));
-        if request.method() != "GET" {
-            return refuse(Response::refuse(Status::METHOD_NOT_ALLOWED, "use GET").header("Allow", "GET"));
-        }
         // A reconnecting EventSource sends Last-Event-ID with its original
         // URL: the header is the newer cursor.
         let since = match request.header("last-event-id") {
@@ -117,8 +110,7 @@ impl HttpHandler for Events {
 
     /// The broker did not answer the subscribe in time.
     fn wake(&self, data: Streaming, _: Wake, _: &mut Context<'_>) -> Next<Streaming> {
-        let refused = broker_refusal(HubError::Unavailable("it did not answer in time"));
-        Next::Respond(refused.headers(data.cors))
+        Next::Respond(broker_silent().headers(data.cors))
     }
 
     /// A comment line (WHATWG HTML §9.2.6) keeps proxies from timing the
