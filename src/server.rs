@@ -15,7 +15,9 @@
 //! before the first worker starts is a [`ConfigError`] (exit status
 //! [`ConfigError::EXIT_STATUS`]); what fails after is an I/O error.
 
-use crate::config::{secret_from_env, BrokerKind, Config, ConfigError, Origins, DEFAULTS_ORIGIN, PUBLISH_TOKEN_VAR};
+use crate::config::{
+    secret_from_env, BrokerKind, Config, ConfigError, Origins, API_KEY_VAR, DEFAULTS_ORIGIN, PUBLISH_TOKEN_VAR,
+};
 use crate::pubsub::{Broker, LocalHub};
 use crate::reactor::settings::Settings;
 use crate::reactor::{tls, Builder, MakeBroker, ServerHandle};
@@ -75,6 +77,10 @@ pub fn configure(path: Option<&Path>, overrides: &Overrides) -> Result<Startup, 
     if let Some(secret) = secret_from_env(crate::auth::SECRET_VAR, "auth.secret")? {
         config.auth.secret = secret.value;
         origins.set("auth.secret", secret.origin);
+    }
+    if let Some(key) = secret_from_env(API_KEY_VAR, "api.key")? {
+        config.api.key = key.value;
+        origins.set("api.key", key.origin);
     }
     // Read here so that an unreadable file stops the start (exit 2).
     #[cfg(feature = "redis")]
@@ -206,6 +212,9 @@ impl Startup {
             (true, _) => {}
             (false, false) => log::info!("channels {private:?} need a token (HS256)"),
             (false, true) => log::info!("channels {private:?} cannot be subscribed: no auth.secret"),
+        }
+        if !config.api.key.is_empty() {
+            log::info!("the server API is at /api/ (with api.key)");
         }
         let trigger = server.shutdown_trigger();
         std::thread::Builder::new().name("signals".into()).spawn(move || {

@@ -64,10 +64,11 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
     ("tls", &["cert", "key", "bind"]),
     ("http", &["allowed_origins", "allow_credentials"]),
     ("auth", &["secret", "private_channels"]),
+    ("api", &["key", "max_broadcast_channels"]),
 ];
 
 pub(super) const SECTION_NAMES: &[&str] = &[
-    "server", "limits", "timeouts", "deflate", "pubsub", "tls", "http", "auth",
+    "server", "limits", "timeouts", "deflate", "pubsub", "tls", "http", "auth", "api",
 ];
 
 /// Why a configuration was refused. Every message starts with the origin

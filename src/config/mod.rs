@@ -72,6 +72,34 @@ pub struct Config {
     pub http: HttpConfig,
     /// `[auth]`: private channels and the secret of their tokens.
     pub auth: AuthConfig,
+    /// `[api]`: the server API under `/api/`.
+    pub api: ApiConfig,
+}
+
+/// The environment variable the API key may come from (or, with `_FILE`
+/// appended, the file holding it).
+pub const API_KEY_VAR: &str = "WSREACTOR_API_KEY";
+
+/// `[api]`: the server API under `/api/` (JSON, for the operator's own
+/// services).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// The key every `/api/` request must carry (`X-API-Key: KEY` or
+    /// `Authorization: apikey KEY`); better from the environment variable
+    /// WSREACTOR_API_KEY. Empty (the default): the API is off.
+    pub key: String,
+    /// The most channels one `POST /api/broadcast` may name. Default 100.
+    pub max_broadcast_channels: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            key: String::new(),
+            max_broadcast_channels: 100,
+        }
+    }
 }
 
 /// `[auth]`: channels that need a subscriber token (a JWT), and the key
@@ -634,6 +662,24 @@ impl Config {
                     "must be at least 32 bytes for HS256 (RFC 7518 §3.2), got {}",
                     self.auth.secret.len()
                 ),
+            ));
+        }
+        // An API key is a password an operator's services send on every
+        // call: long enough not to be guessed, and what a header can carry.
+        let key = &self.api.key;
+        if !key.is_empty() && (key.len() < 16 || !key.bytes().all(|b| b.is_ascii_graphic())) {
+            return Err(invalid(
+                "api.key",
+                format!(
+                    "must be at least 16 visible ASCII characters (no spaces), got {} bytes",
+                    key.len()
+                ),
+            ));
+        }
+        if !(1..=10_000).contains(&self.api.max_broadcast_channels) {
+            return Err(invalid(
+                "api.max_broadcast_channels",
+                format!("must be 1 to 10000, got {}", self.api.max_broadcast_channels),
             ));
         }
         let any_origin = self.http.allowed_origins.is_empty() || self.http.allowed_origins.iter().any(|o| o == "*");

@@ -323,6 +323,30 @@ fn auth_secrets_and_patterns_are_checked() {
 }
 
 #[test]
+fn the_api_key_and_the_broadcast_bound_are_checked() {
+    for bad in ["short", "sixteen chars ok", "tab\there-and-long-enough"] {
+        let msg = invalid(|c| c.api.key = bad.into());
+        assert!(
+            msg.contains("api.key") && msg.contains("16 visible ASCII"),
+            "{bad}: {msg}"
+        );
+        // The message never shows the key itself.
+        assert!(!msg.contains(bad), "{msg}");
+    }
+    for bad in [0, 10_001] {
+        let msg = invalid(|c| c.api.max_broadcast_channels = bad);
+        assert!(msg.contains("api.max_broadcast_channels"), "{msg}");
+    }
+    let config = parse("[api]\nkey = \"0123456789abcdef\"\nmax_broadcast_channels = 5\n").unwrap();
+    config.validate(ORIGIN).unwrap();
+    assert_eq!(
+        (config.api.key.as_str(), config.api.max_broadcast_channels),
+        ("0123456789abcdef", 5)
+    );
+    assert!(parse("[api]\nkeys = \"x\"\n").is_err());
+}
+
+#[test]
 fn credentials_need_listed_origins() {
     let msg = invalid(|c| c.http.allow_credentials = true);
     assert!(

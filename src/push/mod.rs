@@ -7,6 +7,7 @@
 //! | `GET /ws/{channel}` | [`Subscriber`] | WebSocket |
 //! | `GET /sse/{channel}` | [`Events`] | Server-Sent Events |
 //! | `GET /poll/{channel}` | [`Poll`] | long and short polling |
+//! | `/api/...` (`POST /api/broadcast`) | [`Api`] | the server API, JSON, behind `[api] key` |
 //! | `/`, `/readme`, `/healthz`, `/readyz`, `/metrics` | [`Page`] | pages |
 //!
 //! A channel is the whole rest of the path after the route, one rule on
@@ -18,6 +19,7 @@
 //! This module uses only what any user of the crate can use: CI compiles
 //! it as a crate outside this one (`tests/push_outside.rs`).
 
+mod api;
 mod cors;
 pub mod metrics;
 mod pages;
@@ -27,6 +29,7 @@ mod query;
 mod sse;
 mod subscriber;
 
+pub use api::{Api, ApiCall, Broadcasting};
 pub use pages::{demo_page, Page, README};
 pub use poll::{Poll, Polling};
 pub use publish::{Publish, Publishing};
@@ -62,6 +65,7 @@ impl PushServer for App {
             .http("/pub/", Publish)
             .http("/poll/", Poll)
             .http("/sse/", Events)
+            .http("/api/", Api)
     }
 
     fn pages(self) -> Self {
@@ -96,6 +100,13 @@ fn subscribing_get(request: &Request<'_, '_>, cx: &mut Context<'_>) -> Result<(S
         return Err(refused.headers(cors));
     }
     Ok((channel, cors))
+}
+
+/// Is a secret a client sent (a publish token, an API key) the one
+/// configured? Compared without an early exit, so that timing does not
+/// reveal how much of a guess was right.
+fn same_secret(given: &[u8], secret: &[u8]) -> bool {
+    given.len() == secret.len() && given.iter().zip(secret).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The broker did not answer a subscribe within the request's time.
@@ -136,4 +147,17 @@ fn broker_refusal(e: HubError) -> Response {
         HubError::TooManyChannels | HubError::Unavailable(_) => Status::SERVICE_UNAVAILABLE,
     };
     Response::refuse(status, &e.to_string()).header("Retry-After", "1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret(b"secret", b"secret"));
+        assert!(!same_secret(b"secret", b"secreT"));
+        assert!(!same_secret(b"secret", b"secret2"));
+        assert!(!same_secret(b"", b"secret"));
+    }
 }

@@ -54,6 +54,17 @@ pub struct Settings {
     pub per_ip: PerIpSettings,
     /// Log each response and WebSocket session (`[server] access_log`).
     pub access_log: bool,
+    /// The server API (`[api]`).
+    pub api: ApiSettings,
+}
+
+/// The server API's part of the settings (`[api]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSettings {
+    /// The key every `/api/` request must carry; `None`: the API is off.
+    pub key: Option<String>,
+    /// The most channels one `POST /api/broadcast` may name.
+    pub max_broadcast_channels: usize,
 }
 
 /// The push server's part of the settings.
@@ -118,6 +129,10 @@ impl From<&Config> for Settings {
             allow_credentials: c.http.allow_credentials,
             auth: Auth::new(c.auth.private_channels.clone(), c.auth.secret.as_bytes()),
             access_log: c.server.access_log,
+            api: ApiSettings {
+                key: (!c.api.key.is_empty()).then(|| c.api.key.clone()),
+                max_broadcast_channels: c.api.max_broadcast_channels,
+            },
             per_ip: PerIpSettings {
                 connections: c.limits.per_ip_connections,
                 connect_rate: c.limits.per_ip_connect_rate,

@@ -179,6 +179,7 @@ fn refused_with(args: &[&str], env: &[(&str, &str)]) -> String {
         "WSREACTOR_AUTH_SECRET",
         "WSREACTOR_PUBLISH_TOKEN",
         "WSREACTOR_REDIS_PASSWORD",
+        "WSREACTOR_API_KEY",
     ] {
         cmd.env_remove(var).env_remove(format!("{var}_FILE"));
     }
@@ -199,7 +200,7 @@ fn a_value_from_the_environment_or_a_flag_is_named_in_its_error_not_the_config_f
     let secret_file = secret_file.to_str().unwrap();
     // (flags, environment, what the error must name)
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 5] = [
+    let cases: [Case; 6] = [
         (
             &[],
             &[("WSREACTOR_AUTH_SECRET", "short")],
@@ -214,6 +215,11 @@ fn a_value_from_the_environment_or_a_flag_is_named_in_its_error_not_the_config_f
             &["--config", file],
             &[("WSREACTOR_PUBLISH_TOKEN", "has a space")],
             "WSREACTOR_PUBLISH_TOKEN: `pubsub.publish_token` must be printable",
+        ),
+        (
+            &["--config", file],
+            &[("WSREACTOR_API_KEY", "short")],
+            "WSREACTOR_API_KEY: `api.key` must be at least 16 visible ASCII characters",
         ),
         (
             &["--publish-token", "has a space"],

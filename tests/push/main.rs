@@ -2,6 +2,7 @@
 //! WebSocket, long polling and Server-Sent Events; ordering, no loss, no
 //! duplicate, resumes, gaps, auth, slow subscribers, metrics.
 
+mod api;
 #[path = "../common/mod.rs"]
 mod common;
 mod short_poll;

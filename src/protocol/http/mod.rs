@@ -208,6 +208,8 @@ impl Status {
     pub const OK: Status = Status(200);
     /// 204
     pub const NO_CONTENT: Status = Status(204);
+    /// 207 (RFC 4918 §11.1): the body says what became of each part.
+    pub const MULTI_STATUS: Status = Status(207);
     /// 400
     pub const BAD_REQUEST: Status = Status(400);
     /// 401
@@ -245,6 +247,7 @@ impl Status {
             101 => "Switching Protocols",
             200 => "OK",
             204 => "No Content",
+            207 => "Multi-Status",
             400 => "Bad Request",
             401 => "Unauthorized",
             403 => "Forbidden",

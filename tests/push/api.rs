@@ -1,0 +1,203 @@
+//! The server API over real sockets (`/api/`, issue 26): its key, and
+//! `POST /api/broadcast` with what it answers and what it publishes.
+
+use crate::common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+use wsreactor::reactor::settings::Settings;
+
+const KEY: &str = "an-api-key-of-the-operator";
+
+fn server_with(f: impl FnOnce(&mut Settings)) -> Server {
+    let mut s = settings();
+    s.api.key = Some(KEY.to_owned());
+    f(&mut s);
+    Server::start(s)
+}
+
+fn body(r: &Response) -> Value {
+    assert_eq!(r.header("content-type"), Some("application/json"), "{r:?}");
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+/// Nothing was published on `channel` (a short poll finds nothing).
+fn nothing_on(server: &Server, channel: &str) {
+    let r = Client::connect(server.addr).request("GET", &format!("/poll/{channel}?since=0&wait=0"), &[], b"");
+    assert_eq!(r.status, 204, "{channel}: {r:?}");
+}
+
+fn broadcast(c: &mut Client, headers: &[&str], payload: &Value) -> Response {
+    c.request("POST", "/api/broadcast", headers, payload.to_string().as_bytes())
+}
+
+#[test]
+fn without_a_key_configured_the_api_is_off() {
+    let server = Server::start(settings());
+    let r = broadcast(
+        &mut Client::connect(server.addr),
+        &[&format!("X-API-Key: {KEY}")],
+        &json!({"channels": ["a"], "data": 1}),
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(body(&r)["error"].as_str().unwrap().contains("[api] key"));
+    nothing_on(&server, "a");
+}
+
+#[test]
+fn a_missing_key_is_401_a_wrong_one_403_and_neither_publishes() {
+    let server = server_with(|_| {});
+    let payload = json!({"channels": ["a"], "data": "x"});
+    let mut c = Client::connect(server.addr);
+    let r = broadcast(&mut c, &[], &payload);
+    assert_eq!(r.status, 401, "{r:?}");
+    assert!(r.header("www-authenticate").is_some());
+    assert!(body(&r)["error"].is_string());
+    for wrong in [
+        "X-API-Key: an-api-key-of-the-operatoR",
+        "X-API-Key: an-api-key-of-the-operator-",
+        "Authorization: Bearer an-api-key-of-the-operator",
+        "Authorization: apikey nope",
+    ] {
+        let r = broadcast(&mut Client::connect(server.addr), &[wrong], &payload);
+        let expected = if wrong.starts_with("Authorization: Bearer") {
+            401
+        } else {
+            403
+        };
+        assert_eq!(r.status, expected, "{wrong}: {r:?}");
+        assert!(body(&r)["error"].is_string());
+    }
+    // Every route checks the key first: an unknown one says nothing more.
+    let r = Client::connect(server.addr).request("GET", "/api/nothing-here", &[], b"");
+    assert_eq!(r.status, 401, "{r:?}");
+    nothing_on(&server, "a");
+}
+
+#[test]
+fn a_broadcast_reaches_every_channel_once_with_its_id() {
+    let server = server_with(|_| {});
+    let (mut a, _) = Client::upgrade_at(server.addr, "/ws/news", "");
+    let (mut b, _) = Client::upgrade_at(server.addr, "/ws/sport", "");
+    let mut c = Client::connect(server.addr);
+    let data = json!({"headline": "rain", "n": 1});
+    let r = broadcast(
+        &mut c,
+        &[&format!("X-API-Key: {KEY}")],
+        &json!({"channels": ["news", "sport"], "data": data}),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        body(&r),
+        json!({"results": [
+            {"channel": "news", "id": 1, "subscribers": 1},
+            {"channel": "sport", "id": 1, "subscribers": 1},
+        ]})
+    );
+    for sub in [&mut a, &mut b] {
+        let frame = sub.recv();
+        assert_eq!(frame.opcode, TEXT);
+        assert_eq!(serde_json::from_slice::<Value>(&frame.payload).unwrap(), data);
+        assert!(sub.recv_within(Duration::from_millis(100)).is_none(), "delivered twice");
+    }
+    // The other header form, on the same kept-alive connection; the ids go on.
+    let r = broadcast(
+        &mut c,
+        &[&format!("Authorization: ApiKey {KEY}")],
+        &json!({"channels": ["sport"], "data": "two"}),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(body(&r)["results"][0]["id"], 2);
+    assert_eq!(b.recv().payload, b"\"two\"");
+    // A plain publish numbers after the broadcast's.
+    assert_eq!(publish(&mut Client::connect(server.addr), "news", "three")["id"], 2);
+}
+
+#[test]
+fn a_bad_broadcast_is_a_json_400_and_publishes_nothing() {
+    let server = server_with(|s| s.api.max_broadcast_channels = 3);
+    let key = format!("X-API-Key: {KEY}");
+    let mut c = Client::connect(server.addr);
+    for (payload, why) in [
+        (&b"{\"channels\":[\"a\"],"[..], "malformed JSON"),
+        (b"[1,2]", "malformed JSON"),
+        (br#"{"channels":["a"]}"#, "malformed JSON"),
+        (br#"{"channels":["a"],"data":1,"ttl":5}"#, "malformed JSON"),
+        (br#"{"channels":[],"data":1}"#, "channels is empty"),
+        (br#"{"channels":["a","b","c","d"],"data":1}"#, "max_broadcast_channels"),
+        (br#"{"channels":["a","a/b"],"data":1}"#, "names are"),
+        (br#"{"channels":["a",".."],"data":1}"#, "names are"),
+        (br#"{"channels":["a","a"],"data":1}"#, "listed twice"),
+    ] {
+        let r = c.request("POST", "/api/broadcast", &[&key], payload);
+        assert_eq!(r.status, 400, "{}: {r:?}", String::from_utf8_lossy(payload));
+        let error = body(&r)["error"].as_str().unwrap().to_owned();
+        assert!(error.contains(why), "{error} lacks {why}");
+    }
+    let r = c.request("GET", "/api/broadcast", &[&key], b"");
+    assert_eq!((r.status, r.header("allow")), (405, Some("POST")), "{r:?}");
+    let r = c.request("GET", "/api/channels-of-someday", &[&key], b"");
+    assert_eq!(r.status, 404, "{r:?}");
+    assert!(body(&r)["error"].as_str().unwrap().contains("/api/channels-of-someday"));
+    // Declared over the body limit: refused before a byte of it is read.
+    let mut big = Client::connect(server.addr);
+    big.write(
+        format!("POST /api/broadcast HTTP/1.1\r\nHost: x\r\n{key}\r\nContent-Length: 99999999999\r\n\r\n").as_bytes(),
+    );
+    let r = big.read_response();
+    assert_eq!(r.status, 413, "{r:?}");
+    nothing_on(&server, "a");
+}
+
+#[test]
+fn a_broadcast_partly_refused_is_207_and_says_which() {
+    // One channel may exist: "old" does, so "new" is refused (503 inside).
+    let server = server_with(|s| s.pubsub.hub.max_channels = 1);
+    publish(&mut Client::connect(server.addr), "old", "first");
+    let key = format!("X-API-Key: {KEY}");
+    let mut c = Client::connect(server.addr);
+    let r = broadcast(&mut c, &[&key], &json!({"channels": ["old", "new"], "data": 7}));
+    assert_eq!(r.status, 207, "{r:?}");
+    let results = body(&r)["results"].clone();
+    assert_eq!(results[0], json!({"channel": "old", "id": 2, "subscribers": 0}));
+    assert_eq!(results[1]["channel"], "new");
+    assert_eq!(results[1]["status"], 503);
+    assert!(results[1]["error"].is_string());
+    // Refused everywhere: the refusal's own status, not a 207.
+    let r = broadcast(&mut c, &[&key], &json!({"channels": ["new"], "data": 7}));
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.header("retry-after"), Some("1"));
+}
+
+/// The README's example of the server API, run as written (its key from
+/// the environment, its address this server's): the answer has the shape
+/// the README shows, channel by channel.
+#[test]
+fn the_readme_curl_example_answers_as_shown() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("\n### The server API\n").nth(1).expect("the section");
+    let block = section.split("```").nth(1).expect("its example").trim();
+    let (command, shown) = block.split_once("\n{").expect("a command, then its answer");
+    let command = command
+        .trim()
+        .strip_prefix("$ ")
+        .expect("a shell prompt")
+        .replace("\\\n", " ");
+    let shown: Value = serde_json::from_str(&format!("{{{shown}")).unwrap();
+    let server = server_with(|_| {});
+    let command = command.replace("127.0.0.1:9001", &server.addr.to_string());
+    let out = std::process::Command::new("sh")
+        .args(["-c", &command])
+        .env("WSREACTOR_API_KEY", KEY)
+        .output()
+        .expect("sh and curl");
+    assert!(out.status.success(), "{command}: {out:?}");
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (got, shown) = (got["results"].as_array().unwrap(), shown["results"].as_array().unwrap());
+    assert_eq!(got.len(), shown.len());
+    for (got, shown) in got.iter().zip(shown) {
+        assert_eq!(got["channel"], shown["channel"]);
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(got), keys(shown));
+        assert!(got["id"].as_u64().is_some_and(|id| id > 0));
+    }
+}
