@@ -99,7 +99,7 @@ impl Over {
 }
 
 /// A client's hold on one open connection; given back with
-/// [`PerIp::release`] when the connection ends.
+/// [`PerIp::give_back`] (in its connection's [`Hold`]) when the connection ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot(NonZeroU32);
 
