@@ -12,12 +12,16 @@
 //! - `POST /api/broadcast` with `{"channels":[...],"data":...}`: `data`
 //!   (any JSON value, published as its JSON text) to each channel in
 //!   order, each numbered by the broker as a publish would be.
+//! - `GET /api/history/{channel}?since=N&limit=N`: what the channel's
+//!   history holds after id N (all of it without `since`), at most `limit`
+//!   (default 100, at most 1000) messages, in the form a poll answers.
 
+use super::query::query_u64;
 use super::{broker_refusal, same_secret};
 use crate::app::{Context, HttpHandler, Next, Request, Response, Wake};
 use crate::protocol::http::Status;
 use crate::protocol::MessageKind;
-use crate::pubsub::{valid_channel, Answer, HubError, Request as BrokerRequest};
+use crate::pubsub::{channel_name, valid_channel, Answer, Cursor, Encoding, HubError, Request as BrokerRequest};
 use serde::Deserialize;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -29,7 +33,15 @@ pub struct Api;
 pub enum ApiCall {
     /// `POST /api/broadcast`, its channels published one after another.
     Broadcast(Broadcasting),
+    /// `GET /api/history/{channel}`, reading at most `limit` messages.
+    History {
+        /// The most messages to answer with.
+        limit: usize,
+    },
 }
+
+/// `GET /api/history`'s `limit` when none is given, and the most it may be.
+const HISTORY_LIMIT: (u64, u64) = (100, 1000);
 
 /// A broadcast under way.
 #[derive(Default)]
@@ -81,12 +93,21 @@ impl HttpHandler for Api {
                 }
             }
             "broadcast" => Next::Respond(error(Status::METHOD_NOT_ALLOWED, "use POST").header("Allow", "POST")),
+            rest if rest.starts_with("history/") => match history(request, &rest["history/".len()..]) {
+                Ok((limit, ask)) => Next::Ask {
+                    data: ApiCall::History { limit },
+                    request: ask,
+                },
+                Err(refused) => Next::Respond(refused),
+            },
             rest => Next::Respond(error(Status::NOT_FOUND, &format!("no API route /api/{rest}"))),
         }
     }
 
     fn body(&self, data: ApiCall, body: &[u8], cx: &mut Context<'_>) -> Next<ApiCall> {
-        let ApiCall::Broadcast(_) = data;
+        if !matches!(data, ApiCall::Broadcast(_)) {
+            return Next::Respond(error(Status::INTERNAL_ERROR, "a body read for a call that has none"));
+        }
         match read_broadcast(body, cx.settings().api.max_broadcast_channels) {
             Ok(broadcast) => next(broadcast),
             Err(why) => Next::Respond(error(Status::BAD_REQUEST, &why)),
@@ -94,7 +115,10 @@ impl HttpHandler for Api {
     }
 
     fn answer(&self, data: ApiCall, answer: Answer, cx: &mut Context<'_>) -> Next<ApiCall> {
-        let ApiCall::Broadcast(mut broadcast) = data;
+        let mut broadcast = match data {
+            ApiCall::Broadcast(broadcast) => broadcast,
+            ApiCall::History { limit } => return Next::Respond(history_answer(answer, limit, cx)),
+        };
         let outcome = match answer {
             Answer::Published(Ok(receipt)) => {
                 cx.stats().published.fetch_add(1, Relaxed);
@@ -118,10 +142,16 @@ impl HttpHandler for Api {
     /// The request's time is over with a publish handed to the broker: its
     /// outcome is unknown (it may yet be published), and the channels after
     /// it were not tried.
+    /// A history read the broker did not answer is refused like any
+    /// request it did not take.
     fn wake(&self, data: ApiCall, _: Wake, _: &mut Context<'_>) -> Next<ApiCall> {
-        let ApiCall::Broadcast(mut broadcast) = data;
-        broadcast.outcomes.push(Outcome::Failed(HubError::Unconfirmed));
-        Next::Respond(broadcast_answer(&broadcast))
+        match data {
+            ApiCall::Broadcast(mut broadcast) => {
+                broadcast.outcomes.push(Outcome::Failed(HubError::Unconfirmed));
+                Next::Respond(broadcast_answer(&broadcast))
+            }
+            ApiCall::History { .. } => Next::Respond(refusal(HubError::Unavailable("it did not answer in time"))),
+        }
     }
 }
 
@@ -244,13 +274,95 @@ fn broadcast_answer(broadcast: &Broadcasting) -> Response {
         Some(_) if published > 0 => Status::MULTI_STATUS,
         Some(status) => status,
     };
-    let mut response = Response::new(status)
+    let response = Response::new(status)
         .header("Content-Type", "application/json")
         .body(serde_json::json!({ "results": results }).to_string());
-    if status == Status::SERVICE_UNAVAILABLE {
-        response = response.header("Retry-After", "1");
+    retry_after(response)
+}
+
+/// `GET /api/history/{channel}`: the channel (the rule of every
+/// transport, percent-decoded as in any path), `since` and `limit` from the
+/// query; the limit and what to ask the broker for, or the 400 or 405. The
+/// history is read as a subscribe from `since` (0: all of it) whose
+/// subscription is given back at once, as a short poll does.
+fn history(request: &Request<'_, '_>, channel: &str) -> Result<(usize, BrokerRequest), Response> {
+    if request.method() != "GET" {
+        return Err(error(Status::METHOD_NOT_ALLOWED, "use GET").header("Allow", "GET"));
     }
-    response
+    let Some(channel) = channel_name(channel) else {
+        return Err(error(
+            Status::BAD_REQUEST,
+            "channel names are 1 to 128 of A-Z a-z 0-9 _ . : - (percent-encoded or not)",
+        ));
+    };
+    let query = request.query();
+    let Ok(since) = query_u64(query, "since") else {
+        return Err(error(Status::BAD_REQUEST, "since must be a message id"));
+    };
+    let (default, most) = HISTORY_LIMIT;
+    let limit = match query_u64(query, "limit") {
+        Ok(None) => default,
+        Ok(Some(n)) if (1..=most).contains(&n) => n,
+        _ => return Err(error(Status::BAD_REQUEST, &format!("limit must be 1 to {most}"))),
+    };
+    let ask = BrokerRequest::Subscribe {
+        channel: channel.into(),
+        since: Some(since.unwrap_or(0)),
+    };
+    Ok((limit as usize, ask))
+}
+
+/// The answer to a history read: at most `limit` messages in the form a
+/// poll gives them, `last_id` the cursor to ask from next (the last message
+/// given when the limit cut the answer short, and then `"more":true`),
+/// `gap` (and `reset`) as a poll says them.
+fn history_answer(answer: Answer, limit: usize, cx: &mut Context<'_>) -> Response {
+    let (sub, snapshot) = match answer {
+        Answer::Subscribed(Ok(subscribed)) => subscribed,
+        Answer::Subscribed(Err(e)) | Answer::Published(Err(e)) => return refusal(e),
+        Answer::Published(Ok(_)) => return error(Status::INTERNAL_ERROR, "the broker answered another request"),
+    };
+    cx.unsubscribe(sub);
+    let more = snapshot.replay.len() > limit;
+    let given = &snapshot.replay[..snapshot.replay.len().min(limit)];
+    let last_id = match given.last() {
+        Some(m) if more => m.id,
+        _ => Cursor::new(&snapshot).last(),
+    };
+    let mut response = Response::new(Status::OK)
+        .header("Content-Type", "application/json")
+        .header("Cache-Control", "no-store")
+        .body(&b"{\"messages\":["[..]);
+    for (i, m) in given.iter().enumerate() {
+        if i > 0 {
+            response = response.body(&b","[..]);
+        }
+        response = response.shared(m.shared(Encoding::PollItem));
+    }
+    let reset = if snapshot.gap.is_some_and(|g| g.reset) {
+        ",\"reset\":true"
+    } else {
+        ""
+    };
+    response.body(format!(
+        "],\"last_id\":{last_id},\"gap\":{},\"more\":{more}{reset}}}",
+        snapshot.gap.is_some()
+    ))
+}
+
+/// The broker could not do it: its status (503 with `Retry-After`, 504),
+/// as JSON.
+fn refusal(e: HubError) -> Response {
+    retry_after(error(broker_refusal(e).status(), &e.to_string()))
+}
+
+/// A refusal (`503`) says when to try again.
+fn retry_after(response: Response) -> Response {
+    if response.status() == Status::SERVICE_UNAVAILABLE {
+        response.header("Retry-After", "1")
+    } else {
+        response
+    }
 }
 
 /// An API error: `status` and `{"error": why}`.

@@ -7,7 +7,7 @@
 //! | `GET /ws/{channel}` | [`Subscriber`] | WebSocket |
 //! | `GET /sse/{channel}` | [`Events`] | Server-Sent Events |
 //! | `GET /poll/{channel}` | [`Poll`] | long and short polling |
-//! | `/api/...` (`POST /api/broadcast`) | [`Api`] | the server API, JSON, behind `[api] key` |
+//! | `/api/...` (`POST /api/broadcast`, `GET /api/history/{channel}`) | [`Api`] | the server API, JSON, behind `[api] key` |
 //! | `/`, `/readme`, `/healthz`, `/readyz`, `/metrics` | [`Page`] | pages |
 //!
 //! A channel is the whole rest of the path after the route, one rule on

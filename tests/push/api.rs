@@ -201,3 +201,73 @@ fn the_readme_curl_example_answers_as_shown() {
         assert!(got["id"].as_u64().is_some_and(|id| id > 0));
     }
 }
+
+#[test]
+fn history_reads_what_the_channel_keeps_in_pages() {
+    let server = server_with(|_| {});
+    let key = format!("X-API-Key: {KEY}");
+    let mut c = Client::connect(server.addr);
+    for n in 1..=5 {
+        publish(&mut Client::connect(server.addr), "log", &format!("m{n}"));
+    }
+    // All of it, in the form a poll answers.
+    let r = c.request("GET", "/api/history/log", &[&key], b"");
+    assert_eq!(r.status, 200, "{r:?}");
+    let all = body(&r);
+    let ids: Vec<u64> = all["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5]);
+    assert_eq!(all["messages"][0]["data"], "m1");
+    assert_eq!(
+        (all["last_id"].as_u64(), all["gap"].as_bool(), all["more"].as_bool()),
+        (Some(5), Some(false), Some(false))
+    );
+    // A page: the cursor is the last message given, and there is more.
+    let r = c.request("GET", "/api/history/log?since=1&limit=2", &[&key], b"");
+    let page = body(&r);
+    assert_eq!(page["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        (page["last_id"].as_u64(), page["more"].as_bool()),
+        (Some(3), Some(true))
+    );
+    let r = c.request("GET", "/api/history/log?since=3&limit=2", &[&key], b"");
+    let page = body(&r);
+    assert_eq!(page["messages"][1]["id"], 5);
+    assert_eq!(
+        (page["last_id"].as_u64(), page["more"].as_bool()),
+        (Some(5), Some(false))
+    );
+    // Reading is not subscribing: nothing stays open on the channel.
+    let r = c.request("GET", "/api/history/log?since=5", &[&key], b"");
+    assert_eq!(body(&r)["messages"], json!([]));
+    assert_eq!(
+        publish(&mut Client::connect(server.addr), "log", "m6")["subscribers"],
+        0
+    );
+}
+
+#[test]
+fn a_bad_history_read_is_a_json_400_405_or_401() {
+    let server = server_with(|_| {});
+    let key = format!("X-API-Key: {KEY}");
+    let mut c = Client::connect(server.addr);
+    for (target, why) in [
+        ("/api/history/a%2Fb", "channel names"),
+        ("/api/history/", "channel names"),
+        ("/api/history/log?since=x", "since"),
+        ("/api/history/log?limit=0", "limit"),
+        ("/api/history/log?limit=1001", "limit"),
+    ] {
+        let r = c.request("GET", target, &[&key], b"");
+        assert_eq!(r.status, 400, "{target}: {r:?}");
+        assert!(body(&r)["error"].as_str().unwrap().contains(why), "{target}: {r:?}");
+    }
+    let r = c.request("DELETE", "/api/history/log", &[&key], b"");
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET")), "{r:?}");
+    let r = Client::connect(server.addr).request("GET", "/api/history/log", &[], b"");
+    assert_eq!(r.status, 401, "{r:?}");
+}
