@@ -40,7 +40,8 @@ pub use subscriber::{Subscriber, JSON_PROTOCOL};
 use crate::app::{App, Context, Echo, Request, Response};
 use crate::auth::{request_token, Grant};
 use crate::protocol::http::Status;
-use crate::pubsub::{channel_name, Answer, HubError, Snapshot, Subscription};
+use crate::pubsub::{channel_name, Answer, Encoding, HubError, Message, Snapshot, Subscription};
+use std::sync::Arc;
 
 /// What `wsreactor serve` runs: the echo at `/`, the push server
 /// (`/ws/`, `/pub/`, `/poll/`, `/sse/`) and the pages (the demo page at
@@ -87,19 +88,41 @@ fn channel_or_400(request: &Request<'_, '_>) -> Result<String, Response> {
     })
 }
 
-/// What every subscribing `GET` route (a poll, an event stream) does
-/// first, in this order: the channel from the path (else 400), the CORS
-/// layer (a refused origin is 403, a preflight answered), `GET` only (else
-/// 405). The channel and the CORS headers each of its answers carries, or
-/// the answer to send now.
-fn subscribing_get(request: &Request<'_, '_>, cx: &mut Context<'_>) -> Result<(String, cors::Headers), Response> {
+/// What every channel route (publish, poll, event stream) does first, in
+/// this order: the channel from the path (else 400), the CORS layer for
+/// `method` (a refused origin is 403, a preflight answered), `method` only
+/// (else 405). The channel and the CORS headers each of its answers
+/// carries, or the answer to send now.
+fn channel_route(
+    request: &Request<'_, '_>,
+    cx: &mut Context<'_>,
+    method: &'static str,
+) -> Result<(String, cors::Headers), Response> {
     let channel = channel_or_400(request)?;
-    let cors = cors::layer(request, cx, "GET")?;
-    if request.method() != "GET" {
-        let refused = Response::refuse(Status::METHOD_NOT_ALLOWED, "use GET").header("Allow", "GET");
+    let cors = cors::layer(request, cx, method)?;
+    if request.method() != method {
+        let refused = Response::refuse(Status::METHOD_NOT_ALLOWED, &format!("use {method}")).header("Allow", method);
         return Err(refused.headers(cors));
     }
     Ok((channel, cors))
+}
+
+/// A `200` JSON answer that lists `messages`, each in its poll form
+/// (encoded once, shared by every answer that carries it): the head and
+/// `{"messages":[` with the items. The caller closes the list and adds its
+/// own fields (the cursor, the gap), as a poll and a history read do.
+fn message_list(messages: &[Arc<Message>]) -> Response {
+    let mut response = Response::new(Status::OK)
+        .header("Content-Type", "application/json")
+        .header("Cache-Control", "no-store")
+        .body(&b"{\"messages\":["[..]);
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 {
+            response = response.body(&b","[..]);
+        }
+        response = response.shared(m.shared(Encoding::PollItem));
+    }
+    response
 }
 
 /// Is a secret a client sent (a publish token, an API key) the one
@@ -142,11 +165,16 @@ fn subscribed(answer: Answer) -> Result<(Subscription, Snapshot), Response> {
 /// `504`, never a refusal, since it may yet be delivered: a publisher
 /// retries it with the same `Idempotency-Key`.
 fn broker_refusal(e: HubError) -> Response {
-    let status = match e {
+    Response::refuse(broker_status(e), &e.to_string()).header("Retry-After", "1")
+}
+
+/// The status of what the broker could not do: `503` refused, `504`
+/// unknown (see [`broker_refusal`]).
+fn broker_status(e: HubError) -> Status {
+    match e {
         HubError::Unconfirmed => Status::GATEWAY_TIMEOUT,
         HubError::TooManyChannels | HubError::Unavailable(_) => Status::SERVICE_UNAVAILABLE,
-    };
-    Response::refuse(status, &e.to_string()).header("Retry-After", "1")
+    }
 }
 
 #[cfg(test)]

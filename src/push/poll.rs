@@ -5,10 +5,10 @@
 
 use super::cors::Headers;
 use super::query::query_u64;
-use super::{broker_silent, grant, subscribed, subscribing_get};
+use super::{broker_silent, channel_route, grant, message_list, subscribed};
 use crate::app::{Context, Delivery, HttpHandler, Next, Request, Response, Wake};
 use crate::protocol::http::Status;
-use crate::pubsub::{Answer, Cursor, Encoding, Message, Request as BrokerRequest};
+use crate::pubsub::{Answer, Cursor, Message, Request as BrokerRequest};
 use crate::stats::Transport;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +37,7 @@ impl HttpHandler for Poll {
     type Data = Polling;
 
     fn request(&self, request: &Request<'_, '_>, cx: &mut Context<'_>) -> Next<Polling> {
-        let (channel, cors) = match subscribing_get(request, cx) {
+        let (channel, cors) = match channel_route(request, cx, "GET") {
             Ok(start) => start,
             Err(answer) => return Next::Respond(answer),
         };
@@ -146,17 +146,7 @@ fn nothing(data: Polling) -> Response {
 fn messages(data: Polling, cx: &mut Context<'_>) -> Response {
     let last_id = data.cursor.map_or(0, |c| c.last());
     let reset = if data.reset { ",\"reset\":true" } else { "" };
-    let mut response = Response::new(Status::OK)
-        .header("Content-Type", "application/json")
-        .header("Cache-Control", "no-store")
-        .headers(data.cors)
-        .body(&b"{\"messages\":["[..]);
-    for (i, m) in data.messages.iter().enumerate() {
-        if i > 0 {
-            response = response.body(&b","[..]);
-        }
-        response = response.shared(m.shared(Encoding::PollItem));
-    }
+    let response = message_list(&data.messages).headers(data.cors);
     cx.stats().count_delivered(Transport::Poll, data.messages.len() as u64);
     response.body(format!("],\"last_id\":{last_id},\"gap\":{}{reset}}}", data.gap))
 }

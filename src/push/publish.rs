@@ -1,8 +1,8 @@
 //! `POST /pub/{channel}`: publish the body to a channel, answered with
 //! its id once the broker numbered it.
 
-use super::cors::{self, Headers};
-use super::{broker_refusal, channel_or_400, same_secret};
+use super::cors::Headers;
+use super::{broker_refusal, channel_route, same_secret};
 use crate::app::{Context, HttpHandler, Next, Request, Response, Wake};
 use crate::auth::{bearer, Denied};
 use crate::protocol::http::Status;
@@ -26,19 +26,12 @@ impl HttpHandler for Publish {
     type Data = Publishing;
 
     fn request(&self, request: &Request<'_, '_>, cx: &mut Context<'_>) -> Next<Publishing> {
-        let channel = match channel_or_400(request) {
-            Ok(channel) => channel,
-            Err(refused) => return Next::Respond(refused),
-        };
-        let cors = match cors::layer(request, cx, "POST") {
-            Ok(cors) => cors,
+        let (channel, cors) = match channel_route(request, cx, "POST") {
+            Ok(start) => start,
             Err(answer) => return Next::Respond(answer),
         };
         let settings = cx.settings();
         let refuse = |response: Response| Next::Respond(response.headers(cors.clone()));
-        if request.method() != "POST" {
-            return refuse(Response::refuse(Status::METHOD_NOT_ALLOWED, "use POST").header("Allow", "POST"));
-        }
         if let Some(token) = &settings.pubsub.publish_token {
             match bearer(request.head()) {
                 None => {

@@ -4,7 +4,7 @@
 
 use super::cors::Headers;
 use super::query::{query_u64, NotANumber};
-use super::{broker_silent, grant, subscribed, subscribing_get};
+use super::{broker_silent, channel_route, grant, subscribed};
 use crate::app::{Context, Delivery, HttpHandler, Next, Request, Response, Wake};
 use crate::protocol::http::Status;
 use crate::pubsub::message::gap_object;
@@ -29,7 +29,7 @@ impl HttpHandler for Events {
     type Data = Streaming;
 
     fn request(&self, request: &Request<'_, '_>, cx: &mut Context<'_>) -> Next<Streaming> {
-        let (channel, cors) = match subscribing_get(request, cx) {
+        let (channel, cors) = match channel_route(request, cx, "GET") {
             Ok(start) => start,
             Err(answer) => return Next::Respond(answer),
         };

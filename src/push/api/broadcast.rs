@@ -164,7 +164,7 @@ fn broadcast_answer(broadcast: &Broadcasting) -> Response {
                 serde_json::json!({"channel": &**channel, "id": id, "subscribers": subscribers})
             }
             Some(Outcome::Failed(e)) => {
-                let status = super::broker_refusal(*e).status();
+                let status = super::broker_status(*e);
                 first_failure.get_or_insert(status);
                 serde_json::json!({"channel": &**channel, "status": status.0, "error": e.to_string()})
             }

@@ -2,11 +2,12 @@
 //! history holds after id N (all of it without `since`), at most `limit`
 //! (default 100, at most 1000) messages, in the form a poll answers.
 
+use super::super::message_list;
 use super::super::query::query_u64;
 use super::{error, refusal, ApiCall};
 use crate::app::{Context, Next, Request, Response};
 use crate::protocol::http::Status;
-use crate::pubsub::{channel_name, Answer, Cursor, Encoding, Request as BrokerRequest};
+use crate::pubsub::{channel_name, Answer, Cursor, Request as BrokerRequest};
 
 /// `limit` when none is given, and the most it may be.
 const HISTORY_LIMIT: (u64, u64) = (100, 1000);
@@ -71,16 +72,7 @@ pub(super) fn answer(answer: Answer, limit: usize, cx: &mut Context<'_>) -> Resp
         Some(m) if more => m.id,
         _ => Cursor::new(&snapshot).last(),
     };
-    let mut response = Response::new(Status::OK)
-        .header("Content-Type", "application/json")
-        .header("Cache-Control", "no-store")
-        .body(&b"{\"messages\":["[..]);
-    for (i, m) in given.iter().enumerate() {
-        if i > 0 {
-            response = response.body(&b","[..]);
-        }
-        response = response.shared(m.shared(Encoding::PollItem));
-    }
+    let response = message_list(given);
     let reset = if snapshot.gap.is_some_and(|g| g.reset) {
         ",\"reset\":true"
     } else {

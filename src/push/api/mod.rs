@@ -19,7 +19,7 @@
 mod broadcast;
 mod history;
 
-use super::{broker_refusal, same_secret};
+use super::{broker_status, same_secret};
 use crate::app::{Context, HttpHandler, Next, Request, Response, Wake};
 use crate::protocol::http::Status;
 use crate::pubsub::{Answer, HubError};
@@ -117,7 +117,7 @@ fn apikey(value: &[u8]) -> Option<&[u8]> {
 /// The broker could not do it: its status (503 with `Retry-After`, 504),
 /// as JSON.
 fn refusal(e: HubError) -> Response {
-    retry_after(error(broker_refusal(e).status(), &e.to_string()))
+    retry_after(error(broker_status(e), &e.to_string()))
 }
 
 /// A refusal (`503`) says when to try again.
