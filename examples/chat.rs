@@ -31,7 +31,9 @@ impl Chat {
     /// Say `line` to everyone in the member's room.
     fn say(conn: &mut Conn<'_, Member>, line: &str) {
         let topic = conn.data().topic.clone();
-        conn.publish(&topic, Message::Text(line));
+        if let Err(e) = conn.publish(&topic, Message::Text(line)) {
+            conn.send_text(&format!("not said: {e}"));
+        }
     }
 }
 

@@ -116,7 +116,9 @@ impl Handler for Desk {
         reporter.filed += 1;
         let filed = format!("{} #{}: {line}", reporter.name, reporter.filed);
         let channel = reporter.channel.clone();
-        conn.publish(&channel, Message::Text(&filed));
+        if let Err(e) = conn.publish(&channel, Message::Text(&filed)) {
+            conn.send_text(&format!("not filed: {e}"));
+        }
         Reply::Done
     }
 }

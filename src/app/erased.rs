@@ -9,7 +9,7 @@ use super::http::{Context, Delivery, HttpHandler, Next, Request, Response, Wake}
 use super::websocket::{Accept, Conn, Handler, Link, Message as WsMessage, Refusal, Reply, Topic, Upgrade};
 use crate::protocol::http::Status;
 use crate::protocol::{CloseCode, MessageKind};
-use crate::pubsub::{Answer, Message};
+use crate::pubsub::{Answer, HubError, Message, Receipt};
 use std::any::Any;
 use std::sync::Arc;
 
@@ -29,7 +29,9 @@ pub(crate) trait AnyHandler: Send + Sync {
     fn opened(&self, link: &mut dyn Link, data: &mut UserData);
     fn message(&self, link: &mut dyn Link, data: &mut UserData, kind: MessageKind, payload: &[u8]) -> Reply;
     fn drain(&self, link: &mut dyn Link, data: &mut UserData);
-    fn expired(&self, link: &mut dyn Link, data: &mut UserData);
+    fn expired(&self, link: &mut dyn Link, data: &mut UserData, topic: &str);
+    fn subscribed(&self, link: &mut dyn Link, data: &mut UserData, topic: &str, result: Result<(), HubError>);
+    fn published(&self, link: &mut dyn Link, data: &mut UserData, result: Result<Receipt, HubError>);
     fn close(&self, link: &mut dyn Link, data: &mut UserData, code: Option<CloseCode>);
 }
 
@@ -65,9 +67,21 @@ impl<H: Handler> AnyHandler for H {
         }
     }
 
-    fn expired(&self, link: &mut dyn Link, data: &mut UserData) {
+    fn expired(&self, link: &mut dyn Link, data: &mut UserData, topic: &str) {
         if let Some(mut conn) = conn::<H::Data>(link, data) {
-            Handler::expired(self, &mut conn);
+            Handler::expired(self, &mut conn, topic);
+        }
+    }
+
+    fn subscribed(&self, link: &mut dyn Link, data: &mut UserData, topic: &str, result: Result<(), HubError>) {
+        if let Some(mut conn) = conn::<H::Data>(link, data) {
+            Handler::subscribed(self, &mut conn, topic, result);
+        }
+    }
+
+    fn published(&self, link: &mut dyn Link, data: &mut UserData, result: Result<Receipt, HubError>) {
+        if let Some(mut conn) = conn::<H::Data>(link, data) {
+            Handler::published(self, &mut conn, result);
         }
     }
 

@@ -30,7 +30,7 @@ pub(crate) use http::{HttpLink, Part};
 pub use origin::Origin;
 pub use sender::Sender;
 pub(crate) use websocket::Link;
-pub use websocket::{Accept, Conn, ConnId, Handler, Message, Refusal, Reply, Upgrade};
+pub use websocket::{Accept, Conn, ConnId, Handler, Message, Refusal, Reply, Topic, TopicError, Upgrade};
 
 use std::fmt;
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 
 use crate::protocol::http::{RequestHead, Status};
 use crate::protocol::{CloseCode, MessageKind};
-use crate::pubsub::Address;
+use crate::pubsub::{Address, HubError, Receipt};
 use crate::reactor::settings::Settings;
 use std::fmt;
 
@@ -41,12 +41,30 @@ pub trait Handler: Send + Sync + 'static {
         let _ = conn;
     }
 
-    /// The subscription's [`Accept::expires`] (or [`Conn::expires`]) came:
-    /// nothing of its topic is sent any more, and the subscription ends
-    /// after this call. By default the connection is closed with 1008
-    /// (RFC 6455 §7.4.1, policy violation).
-    fn expired(&self, conn: &mut Conn<'_, Self::Data>) {
+    /// The end of the subscription to `topic` ([`Topic::expires`], or
+    /// [`Conn::expires`]) came: nothing of it is sent any more, and it is
+    /// over ([`Conn::topics`] no longer has it). By default the connection
+    /// is closed with 1008 (RFC 6455 §7.4.1, policy violation).
+    fn expired(&self, conn: &mut Conn<'_, Self::Data>, topic: &str) {
+        let _ = topic;
         conn.close(CloseCode::POLICY_VIOLATION, "subscription expired");
+    }
+
+    /// The broker answered a [`Conn::subscribe`] to `topic` (answers come
+    /// in the order of the subscribes; one given up by
+    /// [`Conn::unsubscribe`] first is not told). `Ok`: it is live, and
+    /// what the handler sends now goes out before the topic's first
+    /// message (what its history holds after [`Topic::since`], a gap, then
+    /// live ones). `Err`: nothing was subscribed.
+    fn subscribed(&self, conn: &mut Conn<'_, Self::Data>, topic: &str, result: Result<(), HubError>) {
+        let _ = (conn, topic, result);
+    }
+
+    /// The broker answered a [`Conn::publish`], in the order they were
+    /// made: the message's id and subscribers, or why it was not (or may
+    /// not have been) published.
+    fn published(&self, conn: &mut Conn<'_, Self::Data>, result: Result<Receipt, HubError>) {
+        let _ = (conn, result);
     }
 
     /// The connection is closing or gone: `code` is the peer's close code,
@@ -166,9 +184,10 @@ pub struct Accept<D = ()> {
     pub(crate) data: D,
 }
 
-/// A topic to subscribe a connection to before its 101 is sent.
+/// A topic to subscribe a connection to: before its 101 is sent
+/// ([`Accept::subscribe`]), or once it is open ([`Conn::subscribe`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Topic {
+pub struct Topic {
     pub(crate) name: String,
     pub(crate) since: Option<u64>,
     /// Messages in the `wsreactor.json` envelope, gaps told.
@@ -176,6 +195,79 @@ pub(crate) struct Topic {
     /// When it ends (Unix seconds): [`Handler::expired`].
     pub(crate) expires: Option<u64>,
 }
+
+impl Topic {
+    /// The topic `name` (a channel of the broker, as
+    /// [`crate::pubsub::valid_channel`] allows), from its next message on,
+    /// as bare frames, without end.
+    pub fn new(name: &str) -> Self {
+        Topic {
+            name: name.to_string(),
+            since: None,
+            envelope: false,
+            expires: None,
+        }
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Start after message `id` (a cursor the client sent): what the
+    /// topic's history holds after it is sent first, and a gap the history
+    /// cannot fill is told (in the envelope).
+    pub fn since(mut self, id: u64) -> Self {
+        self.since = Some(id);
+        self
+    }
+
+    /// Send its messages in the `wsreactor.json` envelope (text frames
+    /// with their ids and channel, and gap notices `{"channel":..,"gap":..}`)
+    /// instead of as bare frames.
+    pub fn envelope(mut self) -> Self {
+        self.envelope = true;
+        self
+    }
+
+    /// End it at `exp` (seconds since the Unix epoch, a token's `exp`):
+    /// nothing of it goes out from then, and the handler hears of it
+    /// ([`Handler::expired`]). [`Conn::expires`] moves it.
+    pub fn expires(mut self, exp: u64) -> Self {
+        self.expires = Some(exp);
+        self
+    }
+}
+
+/// Why [`Conn::subscribe`] or [`Conn::publish`] did nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicError {
+    /// The name is not a channel name ([`crate::pubsub::valid_channel`]).
+    NotAChannel,
+    /// The connection is subscribed to it already, or its subscribe is out.
+    AlreadySubscribed,
+    /// It is subscribed to `[limits] max_channels_per_connection` topics
+    /// already (this many, subscribes still out counted).
+    TooMany(usize),
+    /// The connection is closing: our close frame is out.
+    Closing,
+}
+
+impl fmt::Display for TopicError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TopicError::NotAChannel => f.write_str("not a channel name: 1 to 128 of A-Z a-z 0-9 _ . : -"),
+            TopicError::AlreadySubscribed => f.write_str("already subscribed"),
+            TopicError::TooMany(n) => write!(
+                f,
+                "subscribed to {n} channels already, as many as one connection may (limits.max_channels_per_connection)"
+            ),
+            TopicError::Closing => f.write_str("the connection is closing"),
+        }
+    }
+}
+
+impl std::error::Error for TopicError {}
 
 impl Accept<()> {
     /// Accept with no subprotocol, no topic, and no data.
@@ -219,12 +311,7 @@ impl<D> Accept<D> {
     /// which the HTTP routes could not name, refuses the upgrade with 400
     /// instead.
     pub fn subscribe(mut self, topic: &str) -> Self {
-        self.topic = Some(Topic {
-            name: topic.to_string(),
-            since: None,
-            envelope: false,
-            expires: None,
-        });
+        self.topic = Some(Topic::new(topic));
         self
     }
 
@@ -322,10 +409,35 @@ impl<D> Conn<'_, D> {
     }
 
     /// Publish to a topic: every connection subscribed to it, on every
-    /// worker, gets it. A topic that is not a channel name
-    /// ([`crate::pubsub::valid_channel`]) is dropped and logged.
-    pub fn publish(&mut self, topic: &str, message: Message<'_>) {
-        self.link.publish(topic, message.kind(), message.as_bytes());
+    /// worker, gets it; the broker's answer comes to
+    /// [`Handler::published`]. A topic that is not a channel name
+    /// ([`crate::pubsub::valid_channel`]) is refused, and nothing is sent.
+    pub fn publish(&mut self, topic: &str, message: Message<'_>) -> Result<(), TopicError> {
+        self.link.publish(topic, message.kind(), message.as_bytes())
+    }
+
+    /// Subscribe the open connection to `topic`: the broker's answer comes
+    /// to [`Handler::subscribed`], and then the topic's messages (each as
+    /// [`Topic::envelope`] says) until [`unsubscribe`](Self::unsubscribe),
+    /// its end ([`Handler::expired`]) or the close. Refused at once, with
+    /// nothing asked of the broker, for a name that is not a channel, a
+    /// topic it has (or asked for) already, one over `[limits]
+    /// max_channels_per_connection`, or a closing connection.
+    pub fn subscribe(&mut self, topic: Topic) -> Result<(), TopicError> {
+        self.link.subscribe(topic)
+    }
+
+    /// End the subscription to `topic`, or give up a subscribe still out
+    /// (its answer is then not told): nothing of it is sent from now on.
+    /// False if it had neither.
+    pub fn unsubscribe(&mut self, topic: &str) -> bool {
+        self.link.unsubscribe(topic)
+    }
+
+    /// The topics it is subscribed to (live, not still asked for), in the
+    /// order they became live.
+    pub fn topics(&self) -> Vec<&str> {
+        self.link.topics()
     }
 
     /// Start the close handshake (RFC 6455 §7.1.2).
@@ -333,20 +445,21 @@ impl<D> Conn<'_, D> {
         self.link.close(code, reason);
     }
 
-    /// The topic it is subscribed to, if any (and not ended).
+    /// The first topic it is subscribed to (the one [`Accept::subscribe`]
+    /// named, while it lasts), if any.
     pub fn topic(&self) -> Option<&str> {
-        self.link.topic()
+        self.link.topics().first().copied()
     }
 
-    /// Move the end of its subscription to `exp` (Unix seconds): a newer
-    /// token's. Without a subscription, nothing.
-    pub fn expires(&mut self, exp: u64) {
-        self.link.expires(exp);
+    /// Move the end of its subscription to `topic` to `exp` (Unix
+    /// seconds): a newer token's. Without that subscription, nothing.
+    pub fn expires(&mut self, topic: &str, exp: u64) {
+        self.link.expires(topic, exp);
     }
 
-    /// Whether its subscription has an end ([`Accept::expires`]).
-    pub fn has_expiry(&self) -> bool {
-        self.link.has_expiry()
+    /// Whether its subscription to `topic` has an end ([`Topic::expires`]).
+    pub fn has_expiry(&self, topic: &str) -> bool {
+        self.link.has_expiry(topic)
     }
 
     /// The server's settings.
@@ -364,11 +477,13 @@ impl<D> Conn<'_, D> {
 pub(crate) trait Link {
     fn id(&self) -> ConnId;
     fn send(&mut self, kind: MessageKind, payload: &[u8]);
-    fn publish(&mut self, topic: &str, kind: MessageKind, payload: &[u8]);
+    fn publish(&mut self, topic: &str, kind: MessageKind, payload: &[u8]) -> Result<(), TopicError>;
+    fn subscribe(&mut self, topic: Topic) -> Result<(), TopicError>;
+    fn unsubscribe(&mut self, topic: &str) -> bool;
     fn close(&mut self, code: CloseCode, reason: &str);
-    fn topic(&self) -> Option<&str>;
-    fn expires(&mut self, exp: u64);
-    fn has_expiry(&self) -> bool;
+    fn topics(&self) -> Vec<&str>;
+    fn expires(&mut self, topic: &str, exp: u64);
+    fn has_expiry(&self, topic: &str) -> bool;
     fn settings(&self) -> &Settings;
     fn unix_time(&self) -> u64;
 }

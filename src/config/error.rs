@@ -30,6 +30,7 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
             "per_ip_exempt",
             "trusted_proxies",
             "forwarded_header",
+            "max_channels_per_connection",
         ],
     ),
     ("timeouts", &["handshake", "request", "idle", "close", "write_stall"]),

@@ -320,6 +320,10 @@ pub struct Limits {
     /// default, what the README's nginx snippet sets) or `"forwarded"`
     /// (RFC 7239). The other is ignored: a client may have sent it.
     pub forwarded_header: String,
+    /// Channels one WebSocket connection may be subscribed to at once
+    /// (the `wsreactor.mux` subprotocol, or any handler's); over it a
+    /// subscribe is refused. 1 to 10000, default 128.
+    pub max_channels_per_connection: usize,
 }
 
 /// An address or network as the limits take it: `192.0.2.0/24`,
@@ -436,6 +440,7 @@ impl Default for Limits {
             per_ip_exempt: vec!["127.0.0.0/8".to_owned(), "::1".to_owned()],
             trusted_proxies: Vec::new(),
             forwarded_header: "x-forwarded-for".to_owned(),
+            max_channels_per_connection: 128,
         }
     }
 }
@@ -674,6 +679,12 @@ impl Config {
                     "must be at least 16 visible ASCII characters (no spaces), got {} bytes",
                     key.len()
                 ),
+            ));
+        }
+        if !(1..=10_000).contains(&self.limits.max_channels_per_connection) {
+            return Err(invalid(
+                "limits.max_channels_per_connection",
+                format!("must be 1 to 10000, got {}", self.limits.max_channels_per_connection),
             ));
         }
         if !(1..=10_000).contains(&self.api.max_broadcast_channels) {

@@ -183,11 +183,16 @@ pub fn push_json_string(s: &str, out: &mut String) {
     out.push_str(&serde_json::to_string(s).unwrap_or_default());
 }
 
-/// The `wsreactor.json` message telling a subscriber of a [`Gap`]:
-/// `{"gap":{"from":A,"to":B}}`, with `"reset":true` inside when its cursor
-/// was not vouched for.
-pub fn gap_json(gap: Gap) -> String {
-    format!("{{\"gap\":{}}}", gap_object(gap))
+/// The `wsreactor.json` (and `wsreactor.mux`) message telling a subscriber
+/// of a [`Gap`] in `channel`: `{"channel":"c","gap":{"from":A,"to":B}}`,
+/// with `"reset":true` inside when its cursor was not vouched for.
+pub fn gap_json(channel: &str, gap: Gap) -> String {
+    let mut s = String::from("{\"channel\":");
+    push_json_string(channel, &mut s);
+    s.push_str(",\"gap\":");
+    s.push_str(&gap_object(gap));
+    s.push('}');
+    s
 }
 
 /// The gap as a JSON object, `{"from":A,"to":B}` (and `"reset":true`): the
@@ -255,14 +260,17 @@ mod tests {
 
     #[test]
     fn gap_message_is_json() {
-        let v: serde_json::Value = serde_json::from_str(&gap_json(Gap::trimmed(3, 9))).unwrap();
-        assert_eq!(v, serde_json::json!({"gap": {"from": 3, "to": 9}}));
+        let v: serde_json::Value = serde_json::from_str(&gap_json("n\"s", Gap::trimmed(3, 9))).unwrap();
+        assert_eq!(v, serde_json::json!({"channel": "n\"s", "gap": {"from": 3, "to": 9}}));
         let reset = Gap {
             from: 1,
             to: 0,
             reset: true,
         };
-        let v: serde_json::Value = serde_json::from_str(&gap_json(reset)).unwrap();
-        assert_eq!(v, serde_json::json!({"gap": {"from": 1, "to": 0, "reset": true}}));
+        let v: serde_json::Value = serde_json::from_str(&gap_json("c", reset)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"channel": "c", "gap": {"from": 1, "to": 0, "reset": true}})
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! | --- | --- | --- |
 //! | `POST /pub/{channel}` | [`Publish`] | publish, answered with the id |
 //! | `GET /ws/{channel}` | [`Subscriber`] | WebSocket |
+//! | `GET /ws` with `wsreactor.mux` | [`Mux`] | WebSocket, several channels |
 //! | `GET /sse/{channel}` | [`Events`] | Server-Sent Events |
 //! | `GET /poll/{channel}` | [`Poll`] | long and short polling |
 //! | `/api/...` (`POST /api/broadcast`, `GET /api/history/{channel}`) | [`Api`] | the server API, JSON, behind `[api] key` |
@@ -22,6 +23,7 @@
 mod api;
 mod cors;
 pub mod metrics;
+mod mux;
 mod pages;
 mod poll;
 mod publish;
@@ -30,6 +32,7 @@ mod sse;
 mod subscriber;
 
 pub use api::{Api, ApiCall, Broadcasting};
+pub use mux::{Mux, Muxing, MUX_PROTOCOL};
 pub use pages::{demo_page, Page, README};
 pub use poll::{Poll, Polling};
 pub use publish::{Publish, Publishing};
@@ -52,7 +55,8 @@ pub fn standard() -> App {
 
 /// The push server's routes, added to an [`App`].
 pub trait PushServer {
-    /// WebSocket subscribers at `/ws/{channel}`, publishing at
+    /// WebSocket subscribers at `/ws/{channel}` and, several channels on
+    /// one connection, at `/ws` ([`MUX_PROTOCOL`]), publishing at
     /// `/pub/{channel}`, long polling at `/poll/{channel}` and Server-Sent
     /// Events at `/sse/{channel}`.
     fn push_server(self) -> Self;
@@ -63,6 +67,7 @@ pub trait PushServer {
 impl PushServer for App {
     fn push_server(self) -> Self {
         self.websocket("/ws/", Subscriber)
+            .websocket("/ws", Mux)
             .http("/pub/", Publish)
             .http("/poll/", Poll)
             .http("/sse/", Events)

@@ -79,13 +79,13 @@ impl Handler for Subscriber {
         let Message::Text(text) = message else {
             return Reply::Done;
         };
-        if !conn.has_expiry() || !text.starts_with('{') || text.len() > MAX_REFRESH {
+        let Some(channel) = conn.topic().map(str::to_owned) else {
+            return Reply::Done;
+        };
+        if !conn.has_expiry(&channel) || !text.starts_with('{') || text.len() > MAX_REFRESH {
             return Reply::Done;
         }
         let Ok(refresh) = serde_json::from_str::<Refresh<'_>>(text) else {
-            return Reply::Done;
-        };
-        let Some(channel) = conn.topic().map(str::to_owned) else {
             return Reply::Done;
         };
         match conn
@@ -93,7 +93,7 @@ impl Handler for Subscriber {
             .auth
             .subscribe(Some(refresh.token.as_bytes()), &channel, conn.unix_time())
         {
-            Ok(Some(grant)) => conn.expires(grant.exp),
+            Ok(Some(grant)) => conn.expires(&channel, grant.exp),
             // The channel stopped being private: nothing to refresh.
             Ok(None) => {}
             Err(denied) => conn.close(CloseCode::POLICY_VIOLATION, &denied.to_string()),
@@ -101,7 +101,7 @@ impl Handler for Subscriber {
         Reply::Done
     }
 
-    fn expired(&self, conn: &mut Conn<'_, ()>) {
+    fn expired(&self, conn: &mut Conn<'_, ()>, _topic: &str) {
         conn.close(TOKEN_EXPIRED, "token expired");
     }
 }

@@ -56,6 +56,9 @@ pub struct Settings {
     pub access_log: bool,
     /// The server API (`[api]`).
     pub api: ApiSettings,
+    /// Topics one WebSocket connection may be subscribed to at once
+    /// (`[limits] max_channels_per_connection`).
+    pub max_topics_per_connection: usize,
 }
 
 /// The server API's part of the settings (`[api]`).
@@ -133,6 +136,7 @@ impl From<&Config> for Settings {
                 key: (!c.api.key.is_empty()).then(|| c.api.key.clone()),
                 max_broadcast_channels: c.api.max_broadcast_channels,
             },
+            max_topics_per_connection: c.limits.max_channels_per_connection,
             per_ip: PerIpSettings {
                 connections: c.limits.per_ip_connections,
                 connect_rate: c.limits.per_ip_connect_rate,

@@ -423,7 +423,7 @@ impl Worker {
         // Deregistered before the slot can be reused (dropping closes the fd).
         let mut conn = self.conns.remove(key);
         conn.release(&mut self.pool);
-        if let Some(sub) = conn.take_subscription() {
+        while let Some(sub) = conn.take_subscription() {
             self.subscribers.remove(sub.channel(), key);
             self.hub.unsubscribe(sub);
         }

@@ -13,6 +13,7 @@
 pub mod certs;
 pub mod chromium;
 pub mod example;
+pub mod mux;
 pub mod venv;
 
 use std::io::{ErrorKind, Read, Write};

@@ -5,6 +5,7 @@
 mod api;
 #[path = "../common/mod.rs"]
 mod common;
+mod mux;
 mod short_poll;
 
 use common::*;
@@ -147,7 +148,10 @@ fn json_subprotocol_wraps_messages_and_reports_gaps() {
         "Sec-WebSocket-Protocol: chat, wsreactor.json\r\n",
     );
     assert_eq!(r.header("sec-websocket-protocol"), Some("wsreactor.json"));
-    assert_eq!(json(&sub.recv()), serde_json::json!({"gap": {"from": 2, "to": 3}}));
+    assert_eq!(
+        json(&sub.recv()),
+        serde_json::json!({"channel": "j", "gap": {"from": 2, "to": 3}})
+    );
     assert_eq!(
         json(&sub.recv()),
         serde_json::json!({"id": 4, "channel": "j", "data": "t4"})

@@ -2,9 +2,9 @@
 //! sends through), and the calls into the handler.
 
 use super::expiry::Expiry;
-use super::feed::Feed;
+use super::topics::Topics;
 use super::{Access, Action, Env, Flags, Open, Session, State};
-use crate::app::{AnyHandler, ConnId, Link, UserData};
+use crate::app::{AnyHandler, ConnId, Link, Topic, TopicError, UserData};
 use crate::protocol::http::HttpDate;
 use crate::protocol::{CloseCode, MessageKind, WebSocket};
 use crate::pubsub::{valid_channel, Address, Request};
@@ -18,7 +18,7 @@ pub(super) struct View<'a> {
     pub(super) last_input: &'a mut Stamp,
     /// Where the connection's own bytes go (the output's owned segment).
     pub(super) out: &'a mut Vec<u8>,
-    pub(super) feed: &'a mut Option<Box<Feed>>,
+    pub(super) topics: &'a mut Option<Box<Topics>>,
     pub(super) lend: Lend<'a>,
 }
 
@@ -56,12 +56,11 @@ impl Link for View<'_> {
         }
     }
 
-    fn publish(&mut self, topic: &str, kind: MessageKind, payload: &[u8]) {
+    fn publish(&mut self, topic: &str, kind: MessageKind, payload: &[u8]) -> Result<(), TopicError> {
         // One channel-name rule on every transport: what no route can name
         // is not made here either.
         if !valid_channel(topic) {
-            log::warn!("a handler's publish to {topic:?} dropped: not a channel name");
-            return;
+            return Err(TopicError::NotAChannel);
         }
         let request = Request::Publish {
             channel: topic.into(),
@@ -70,6 +69,28 @@ impl Link for View<'_> {
             idempotency_key: None,
         };
         self.lend.actions.push(Action::Submit(request));
+        Ok(())
+    }
+
+    fn subscribe(&mut self, topic: Topic) -> Result<(), TopicError> {
+        if self.ws.close_state().sent {
+            return Err(TopicError::Closing);
+        }
+        let limit = self.lend.settings.max_topics_per_connection;
+        let request = self.topics.get_or_insert_with(Box::default).ask(topic, limit)?;
+        self.lend.actions.push(Action::Submit(request));
+        Ok(())
+    }
+
+    fn unsubscribe(&mut self, topic: &str) -> bool {
+        match self.topics.as_mut().map(|t| t.drop_topic(topic)) {
+            Some(Ok(Some(sub))) => {
+                self.lend.actions.push(Action::Unsubscribe(sub));
+                true
+            }
+            Some(Ok(None)) => true,
+            _ => false,
+        }
     }
 
     fn close(&mut self, code: CloseCode, reason: &str) {
@@ -79,19 +100,21 @@ impl Link for View<'_> {
         }
     }
 
-    fn topic(&self) -> Option<&str> {
-        self.feed.as_ref().map(|f| &**f.sub.channel())
+    fn topics(&self) -> Vec<&str> {
+        let feeds = self.topics.as_ref().map_or(&[][..], |t| &t.feeds);
+        feeds.iter().map(|f| &**f.sub.channel()).collect()
     }
 
-    fn expires(&mut self, exp: u64) {
+    fn expires(&mut self, topic: &str, exp: u64) {
         let (now, unix) = (self.lend.now, self.lend.date.secs());
-        if let Some(feed) = self.feed.as_mut() {
+        if let Some(feed) = self.topics.as_mut().and_then(|t| t.feed_mut(topic)) {
             feed.expiry = Some(Expiry::from_clock(exp, unix, now));
         }
     }
 
-    fn has_expiry(&self) -> bool {
-        self.feed.as_ref().is_some_and(|f| f.expiry.is_some())
+    fn has_expiry(&self, topic: &str) -> bool {
+        let feeds = self.topics.as_ref().map_or(&[][..], |t| &t.feeds);
+        feeds.iter().any(|f| **f.sub.channel() == *topic && f.expiry.is_some())
     }
 
     fn settings(&self) -> &Settings {
@@ -112,7 +135,7 @@ impl Open {
             ws: &mut self.ws,
             last_input: &mut self.last_input,
             out,
-            feed: &mut self.feed,
+            topics: &mut self.topics,
             lend,
         };
         (self.handler, view, &mut self.data)

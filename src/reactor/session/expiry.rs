@@ -3,7 +3,7 @@
 //! so that nothing of the topic goes out after it. What the end means to
 //! the client is the handler's to say.
 
-use super::{Env, Session, State};
+use super::{Action, Env, Session, State};
 use crate::app::Wake;
 use crate::config::MAX_TIMEOUT;
 use crate::reactor::stamp::Stamp;
@@ -60,7 +60,7 @@ impl Session {
     /// a poll's 204).
     pub(super) fn expire(&mut self, env: &mut Env<'_>) -> bool {
         let expiry = match &mut self.state {
-            State::Open(open) => open.feed.as_mut().and_then(|f| f.expiry.as_mut()),
+            State::Open(_) => return self.expire_topics(env),
             State::Parked { parked, .. } => parked.expiry.as_mut(),
             State::Stream { stream, .. } => stream.expiry.as_mut(),
             _ => None,
@@ -69,14 +69,37 @@ impl Session {
             return false;
         }
         match &mut self.state {
-            State::Open(_) => {
-                self.with_handler(env, |h, link, data| h.expired(link, data));
-                self.end_feed(env);
-            }
             State::Stream { .. } => self.stream_expired(env),
             State::Parked { .. } => self.wake(Wake::Expired, env),
             _ => {}
         }
         true
+    }
+
+    /// An open WebSocket's topics whose end has come: each is taken out,
+    /// given back, and its handler told (once the feed is gone, so that
+    /// nothing of it is sent); true if any ended.
+    fn expire_topics(&mut self, env: &mut Env<'_>) -> bool {
+        let mut ended = false;
+        loop {
+            let State::Open(open) = &mut self.state else {
+                return ended;
+            };
+            let Some(topics) = open.topics.as_mut() else {
+                return ended;
+            };
+            let Some(i) = topics
+                .feeds
+                .iter_mut()
+                .position(|f| f.expiry.as_mut().is_some_and(|e| e.passed(env)))
+            else {
+                return ended;
+            };
+            let sub = topics.feeds.remove(i).sub;
+            let channel = sub.channel().clone();
+            env.actions.push(Action::Unsubscribe(sub));
+            self.with_handler(env, |h, link, data| h.expired(link, data, &channel));
+            ended = true;
+        }
     }
 }

@@ -10,6 +10,7 @@
 //! replay-then-live free of gaps and duplicates.
 
 use super::expiry::Expiry;
+use super::topics::Topics;
 use super::{Access, Action, Env, Flags, Io, Open, Session, State, Wait};
 use crate::app::{Next, Upgrade, UserData};
 use crate::protocol::deflate::{negotiate, DeflateParams};
@@ -22,7 +23,7 @@ use crate::stats::Transport;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-/// A WebSocket's subscription to one topic.
+/// A WebSocket's subscription to one topic (of its [`Topics`]).
 #[derive(Debug)]
 pub struct Feed {
     /// The broker's handle, given back when the feed ends.
@@ -66,10 +67,10 @@ impl Session {
             State::Open(open) if open.ws.close_state().sent => return Delivered::Nothing,
             State::Open(open) => {
                 let Open {
-                    ws, feed, last_input, ..
+                    ws, topics, last_input, ..
                 } = &mut **open;
-                // Only its own channel's messages, whatever the worker's lists say.
-                let Some(feed) = feed.as_mut().filter(|f| *f.sub.channel() == msg.channel) else {
+                // Only its own channels' messages, whatever the worker's lists say.
+                let Some(feed) = topics.as_mut().and_then(|t| t.feed_mut(&msg.channel)) else {
                     return Delivered::Nothing;
                 };
                 let Some(gap) = feed.cursor.advance(msg) else {
@@ -83,7 +84,8 @@ impl Session {
                     *last_input = env.stamp;
                 } else {
                     if let (Encoding::JsonFrame, Some(gap)) = (feed.encoding, gap) {
-                        ws.send(MessageKind::Text, gap_json(gap).as_bytes(), io.out.buf(env.pool));
+                        let json = gap_json(&msg.channel, gap);
+                        ws.send(MessageKind::Text, json.as_bytes(), io.out.buf(env.pool));
                     }
                     io.out.push_shared(msg.shared(feed.encoding), env.pool);
                     env.stats.count_delivered(transport, 1);
@@ -94,7 +96,7 @@ impl Session {
         };
         if slow {
             env.stats.count_slow(transport);
-            self.end_feed(env);
+            self.end_feeds(env);
         }
         self.queued()
     }
@@ -185,7 +187,7 @@ impl Io {
     fn opened(
         &mut self,
         ws: WebSocket,
-        feed: Option<Box<Feed>>,
+        topics: Option<Box<Topics>>,
         handler: u16,
         data: UserData,
         env: &mut Env<'_>,
@@ -201,7 +203,7 @@ impl Io {
         self.flags.replace(Flags::JUST_OPENED, true);
         State::Open(Box::new(Open {
             ws,
-            feed,
+            topics,
             last_input: env.stamp,
             pinged: false,
             told_close: false,
@@ -225,15 +227,22 @@ impl Io {
         self.out.buf(env.pool).extend_from_slice(&response);
         let encoding = if json { Encoding::JsonFrame } else { Encoding::Frame };
         if let (true, Some(gap)) = (json, snapshot.gap) {
-            ws.send(MessageKind::Text, gap_json(gap).as_bytes(), self.out.buf(env.pool));
+            let json = gap_json(sub.channel(), gap);
+            ws.send(MessageKind::Text, json.as_bytes(), self.out.buf(env.pool));
         }
         self.replay(&snapshot.replay, encoding, Transport::WebSocket, env);
-        let mut feed = Box::new(Feed::new(sub, &snapshot, encoding));
+        let mut feed = Feed::new(sub, &snapshot, encoding);
         feed.expiry = expires.map(|exp| Expiry::new(exp, env));
-        self.opened(ws, Some(feed), handler, data, env)
+        self.opened(ws, Some(Topics::one(feed)), handler, data, env)
     }
 
-    fn replay(&mut self, messages: &[Arc<Message>], encoding: Encoding, transport: Transport, env: &mut Env<'_>) {
+    pub(super) fn replay(
+        &mut self,
+        messages: &[Arc<Message>],
+        encoding: Encoding,
+        transport: Transport,
+        env: &mut Env<'_>,
+    ) {
         for m in messages {
             self.out.push_shared(m.shared(encoding), env.pool);
         }
@@ -242,7 +251,7 @@ impl Io {
 }
 
 impl Feed {
-    fn new(sub: Subscription, snapshot: &Snapshot, encoding: Encoding) -> Self {
+    pub(super) fn new(sub: Subscription, snapshot: &Snapshot, encoding: Encoding) -> Self {
         Feed {
             sub,
             cursor: Cursor::new(snapshot),

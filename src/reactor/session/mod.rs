@@ -39,6 +39,7 @@ mod open;
 mod request;
 #[cfg(test)]
 mod tests;
+mod topics;
 
 use super::buffer::{BufferPool, ReadBuf};
 use super::output::Output;
@@ -50,10 +51,12 @@ use crate::protocol::http::{HeadScanner, HttpDate, Status};
 use crate::protocol::{CloseCode, WebSocket};
 use crate::pubsub::{Address, Answer, Request, Subscription};
 use crate::stats::{Transport, WorkerStats};
+#[cfg(test)]
 use feed::Feed;
 use handler::{Body, HttpWait, Parked, Streaming};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
+use topics::Topics;
 
 pub use feed::Delivered;
 
@@ -151,8 +154,9 @@ enum State {
 #[derive(Debug)]
 struct Open {
     ws: WebSocket,
-    /// The channel it subscribes to (`None`: the echo endpoint).
-    feed: Option<Box<Feed>>,
+    /// The topics it is subscribed to, or asked for (`None`: none ever,
+    /// as the echo endpoint).
+    topics: Option<Box<Topics>>,
     /// When the last input came; once our close frame is out, when it
     /// went out (RFC 6455 §7.1.1: the peer's answer is awaited from then,
     /// and what else it sends does not extend the wait).
@@ -362,10 +366,11 @@ impl Session {
         )
     }
 
-    /// Take the subscription out (the connection is going away).
+    /// Take a subscription out (the connection is going away): one at a
+    /// time, until none is left.
     pub fn take_subscription(&mut self) -> Option<Subscription> {
         match &mut self.state {
-            State::Open(open) => open.feed.take().map(|f| f.sub),
+            State::Open(open) => open.topics.as_mut()?.feeds.pop().map(|f| f.sub),
             State::Parked { since, .. } | State::Stream { last_event: since, .. } => {
                 let since = *since;
                 match self.take_state() {
@@ -390,17 +395,24 @@ impl Session {
     #[cfg(test)]
     fn feed(&self) -> Option<&Feed> {
         match &self.state {
-            State::Open(open) => open.feed.as_deref(),
+            State::Open(open) => open.topics.as_ref()?.feeds.first(),
             _ => None,
         }
     }
 
-    /// When the subscription this session holds must end, if ever.
-    fn expiry(&self) -> Option<&expiry::Expiry> {
+    /// When the first subscription this session holds must end, if ever.
+    fn expiry_at(&self) -> Option<Stamp> {
         match &self.state {
-            State::Open(open) => open.feed.as_ref().and_then(|f| f.expiry.as_ref()),
-            State::Parked { parked, .. } => parked.expiry.as_ref(),
-            State::Stream { stream, .. } => stream.expiry.as_ref(),
+            State::Open(open) => {
+                let feeds = &open.topics.as_ref()?.feeds;
+                feeds
+                    .iter()
+                    .filter_map(|f| f.expiry.as_ref())
+                    .map(|e| e.at())
+                    .reduce(Stamp::min)
+            }
+            State::Parked { parked, .. } => parked.expiry.as_ref().map(|e| e.at()),
+            State::Stream { stream, .. } => stream.expiry.as_ref().map(|e| e.at()),
             _ => None,
         }
     }
@@ -538,8 +550,8 @@ impl Session {
             State::Stream { stream, last_event } => last_event.plus(stream.heartbeat()),
             State::Closing { since, .. } => since.plus(s.close_timeout),
         };
-        let state = match self.expiry() {
-            Some(expiry) => state.min(expiry.at()),
+        let state = match self.expiry_at() {
+            Some(at) => state.min(at),
             None => state,
         };
         match self.io.over_limit_since {
@@ -612,6 +624,9 @@ impl Session {
 
     /// The broker's answer to this session's request.
     pub fn handle_answer(&mut self, answer: Answer, env: &mut Env<'_>) {
+        if matches!(self.state, State::Open(_)) {
+            return self.open_answer(answer, env);
+        }
         if !matches!(self.state, State::Waiting { .. }) {
             // Not waiting (timed out, or closed): a subscription made for
             // it is given back.
@@ -645,17 +660,17 @@ impl Session {
         self.io.out.release(pool);
     }
 
-    /// Move to Closing; a subscription ends here.
+    /// Move to Closing; the subscriptions end here.
     fn enter_closing(&mut self, env: &mut Env<'_>) {
         self.tell_close(None, env);
-        self.end_feed(env);
+        self.end_feeds(env);
         self.state = State::closing(env.stamp);
         self.io.want = 0;
     }
 
-    /// End the subscription, if any: it goes back to the broker.
-    fn end_feed(&mut self, env: &mut Env<'_>) {
-        if let Some(sub) = self.take_subscription() {
+    /// End the subscriptions, if any: they go back to the broker.
+    fn end_feeds(&mut self, env: &mut Env<'_>) {
+        while let Some(sub) = self.take_subscription() {
             env.actions.push(Action::Unsubscribe(sub));
         }
     }

@@ -718,7 +718,7 @@ fn test_open_delivery_after_a_reset_is_told_and_followed() {
     let gap: serde_json::Value = serde_json::from_slice(&got[0].1).unwrap();
     assert_eq!(
         gap,
-        serde_json::json!({"gap": {"from": 1001, "to": 1000, "reset": true}})
+        serde_json::json!({"channel": "c", "gap": {"from": 1001, "to": 1000, "reset": true}})
     );
     assert!(String::from_utf8_lossy(&got[1].1).contains("\"id\":1001"), "{got:?}");
     // And the new numbering is followed, told once.
@@ -739,7 +739,7 @@ fn test_open_delivery_of_a_later_id_of_a_new_numbering_names_what_it_missed() {
     let gap: serde_json::Value = serde_json::from_slice(&got[0].1).unwrap();
     assert_eq!(
         gap,
-        serde_json::json!({"gap": {"from": 1001, "to": 1002, "reset": true}})
+        serde_json::json!({"channel": "c", "gap": {"from": 1001, "to": 1002, "reset": true}})
     );
 }
 
@@ -957,3 +957,6 @@ mod client;
 
 #[path = "poll_tests.rs"]
 mod poll;
+
+#[path = "mux_tests.rs"]
+mod mux;

@@ -1,0 +1,413 @@
+//! Several channels on one WebSocket: the `wsreactor.mux` subprotocol at
+//! `/ws` (no channel in the path). The client sends commands as JSON
+//! text, each with an `id` of its choosing (a whole number), and every
+//! command is answered once, `{"reply":ID,"ok":true}` or
+//! `{"reply":ID,"error":"why"}` (`"reply":null` when the command had no
+//! readable id); a refused command changes nothing.
+//!
+//! | command | does |
+//! | --- | --- |
+//! | `{"id":1,"subscribe":"c","since":N,"token":"T"}` | subscribe to `c` (`since` and `token` optional): what `c` holds after N, then live |
+//! | `{"id":2,"unsubscribe":"c"}` | nothing more of `c` |
+//! | `{"id":3,"publish":"c","data":V,"token":"T"}` | publish `V`'s JSON text to `c`; answered with `"message_id"` |
+//! | `{"id":4,"refresh":"T"}` | a newer token, for the private channels subscribed and what comes next |
+//!
+//! The server sends, besides replies, each message of a subscribed
+//! channel as `{"id":N,"channel":"c","data":...}` (the `wsreactor.json`
+//! envelope, so each channel has its own cursor: the last `id` seen of
+//! it), `{"channel":"c","gap":{"from":A,"to":B}}` before what follows ids
+//! it will not get, and `{"channel":"c","unsubscribed":"why"}` when the
+//! server ends a subscription (its token expired).
+//!
+//! A private channel ([`crate::auth`]) needs a token that grants it: the
+//! subscribe's own `token`, else the connection's (`?token=` or
+//! `Authorization: Bearer` on the upgrade, or the last `refresh`). Its
+//! subscription ends at the token's `exp` unless a `refresh` extends it
+//! first. Publishing needs a token with the `pub` scope that grants the
+//! channel, public or private. A connection holds at most `[limits]
+//! max_channels_per_connection` channels.
+
+use crate::app::{Accept, Conn, Handler, Message, Refusal, Reply, Topic, Upgrade};
+use crate::auth::request_token;
+use crate::protocol::http::Status;
+use crate::pubsub::message::push_json_string;
+use crate::pubsub::{valid_channel, HubError, Receipt};
+use serde::Deserialize;
+use std::collections::VecDeque;
+
+/// The `wsreactor.mux` subprotocol: several channels, commands and replies.
+pub const MUX_PROTOCOL: &str = "wsreactor.mux";
+
+/// The longest token kept with a connection: no longer than a request
+/// head may be.
+const MAX_TOKEN: usize = 8192;
+
+/// Publishes one connection may have out to the broker at once; more are
+/// refused until answers come.
+const MAX_PUBLISHING: usize = 256;
+
+/// The multiplexed subscriber at `/ws` ([`MUX_PROTOCOL`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mux;
+
+/// What a multiplexed connection keeps: its token, and the commands
+/// waiting for the broker.
+#[derive(Debug, Default)]
+pub struct Muxing {
+    /// The connection's token: the upgrade's, or the last refresh.
+    token: Option<Box<str>>,
+    /// Subscribes out to the broker: the channel, and the command's id.
+    subscribing: Vec<(Box<str>, u64)>,
+    /// Publishes out, the command ids in the order they were made (the
+    /// broker answers in that order).
+    publishing: VecDeque<u64>,
+}
+
+/// A command, as the client wrote it; exactly one verb.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Command {
+    /// Read before the command is (its reply needs it even when the rest
+    /// is wrong); named here so that it is not an unknown field.
+    #[serde(rename = "id")]
+    _id: serde::de::IgnoredAny,
+    subscribe: Option<String>,
+    unsubscribe: Option<String>,
+    publish: Option<String>,
+    refresh: Option<String>,
+    since: Option<u64>,
+    token: Option<String>,
+    data: Option<serde_json::Value>,
+}
+
+/// What a command asks, checked for shape.
+enum Verb {
+    Subscribe {
+        channel: String,
+        since: Option<u64>,
+        token: Option<String>,
+    },
+    Unsubscribe(String),
+    Publish {
+        channel: String,
+        data: serde_json::Value,
+        token: Option<String>,
+    },
+    Refresh(String),
+}
+
+impl Command {
+    /// The verb, or why the command is not one.
+    fn verb(self) -> Result<Verb, &'static str> {
+        let verbs = [&self.subscribe, &self.unsubscribe, &self.publish, &self.refresh];
+        if verbs.iter().filter(|v| v.is_some()).count() != 1 {
+            return Err("a command has exactly one of subscribe, unsubscribe, publish, refresh");
+        }
+        let extra = |allowed: bool| if allowed { Ok(()) } else { Err(()) };
+        let (since, tokened, data) = (self.since.is_some(), self.token.is_some(), self.data.is_some());
+        let verb = if let Some(channel) = self.subscribe {
+            extra(!data).map(|()| Verb::Subscribe {
+                channel,
+                since: self.since,
+                token: self.token,
+            })
+        } else if let Some(channel) = self.unsubscribe {
+            extra(!since && !tokened && !data).map(|()| Verb::Unsubscribe(channel))
+        } else if let Some(channel) = self.publish {
+            let data = self.data.ok_or("publish needs data")?;
+            extra(!since).map(|()| Verb::Publish {
+                channel,
+                data,
+                token: self.token,
+            })
+        } else if let Some(token) = self.refresh {
+            extra(!since && !tokened && !data).map(|()| Verb::Refresh(token))
+        } else {
+            Err(())
+        };
+        verb.map_err(|()| {
+            "a field this command does not take: since and token go with subscribe, data and token with publish"
+        })
+    }
+}
+
+/// `{"reply":ID,"ok":true}` with `extra` members (`,"k":v` each).
+fn ok(id: u64, extra: &str) -> String {
+    format!("{{\"reply\":{id},\"ok\":true{extra}}}")
+}
+
+/// `{"reply":ID,"error":"why"}`; a `null` reply for a command without a
+/// readable id.
+fn refused(id: Option<u64>, why: &str) -> String {
+    let mut s = match id {
+        Some(id) => format!("{{\"reply\":{id},\"error\":"),
+        None => "{\"reply\":null,\"error\":".to_owned(),
+    };
+    push_json_string(why, &mut s);
+    s.push('}');
+    s
+}
+
+impl Handler for Mux {
+    type Data = Muxing;
+
+    fn open(&self, upgrade: &Upgrade<'_, '_>) -> Result<Accept<Muxing>, Refusal> {
+        // RFC 6455 §4.2.2 step 5: a server speaks a subprotocol only when
+        // the client offered it; a client that did not would misread
+        // every reply.
+        if !upgrade.protocols().contains(&MUX_PROTOCOL) {
+            let why = "/ws speaks the wsreactor.mux subprotocol: offer it in Sec-WebSocket-Protocol (one channel: /ws/{channel})";
+            return Err(Refusal::new(Status::BAD_REQUEST, why));
+        }
+        let token = match request_token(upgrade.head()).filter(|t| !t.is_empty()) {
+            None => None,
+            Some(t) if t.len() > MAX_TOKEN => return Err(Refusal::new(Status::BAD_REQUEST, "the token is too long")),
+            Some(t) => match std::str::from_utf8(t) {
+                Ok(t) => Some(t.into()),
+                Err(_) => return Err(Refusal::new(Status::BAD_REQUEST, "the token is not a JWT")),
+            },
+        };
+        let data = Muxing {
+            token,
+            ..Muxing::default()
+        };
+        Ok(Accept::new().protocol(MUX_PROTOCOL).data(data))
+    }
+
+    fn message(&self, conn: &mut Conn<'_, Muxing>, message: Message<'_>) -> Reply {
+        let Message::Text(text) = message else {
+            conn.send_text(&refused(None, "commands are JSON text"));
+            return Reply::Done;
+        };
+        let value = match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(value @ serde_json::Value::Object(_)) => value,
+            Ok(_) => {
+                conn.send_text(&refused(None, "a command is a JSON object"));
+                return Reply::Done;
+            }
+            Err(e) => {
+                conn.send_text(&refused(None, &format!("not JSON: {e}")));
+                return Reply::Done;
+            }
+        };
+        let Some(id) = value.get("id").and_then(serde_json::Value::as_u64) else {
+            conn.send_text(&refused(None, "every command needs an id: a whole number"));
+            return Reply::Done;
+        };
+        let verb = match serde_json::from_value::<Command>(value) {
+            Ok(command) => command.verb(),
+            Err(_) => Err("unknown command: use subscribe, unsubscribe, publish or refresh (and their fields)"),
+        };
+        let reply = match verb {
+            Ok(verb) => run(conn, id, verb),
+            Err(why) => Some(refused(Some(id), why)),
+        };
+        if let Some(reply) = reply {
+            conn.send_text(&reply);
+        }
+        Reply::Done
+    }
+
+    fn subscribed(&self, conn: &mut Conn<'_, Muxing>, topic: &str, result: Result<(), HubError>) {
+        let subscribing = &mut conn.data().subscribing;
+        let Some(i) = subscribing.iter().position(|(c, _)| **c == *topic) else {
+            return;
+        };
+        let (_, id) = subscribing.swap_remove(i);
+        let reply = match result {
+            Ok(()) => ok(id, ""),
+            Err(e) => refused(Some(id), &e.to_string()),
+        };
+        conn.send_text(&reply);
+    }
+
+    fn published(&self, conn: &mut Conn<'_, Muxing>, result: Result<Receipt, HubError>) {
+        let Some(id) = conn.data().publishing.pop_front() else {
+            return;
+        };
+        let reply = match result {
+            Ok(receipt) => ok(id, &format!(",\"message_id\":{}", receipt.id)),
+            Err(e) => refused(Some(id), &e.to_string()),
+        };
+        conn.send_text(&reply);
+    }
+
+    /// A private channel's token ended: that channel only, told; the client
+    /// subscribes again with a newer token and its cursor.
+    fn expired(&self, conn: &mut Conn<'_, Muxing>, topic: &str) {
+        let mut s = String::from("{\"channel\":");
+        push_json_string(topic, &mut s);
+        s.push_str(",\"unsubscribed\":\"token expired\"}");
+        conn.send_text(&s);
+    }
+}
+
+/// Carry out a checked command: its reply now, or `None` when the broker
+/// answers it later.
+fn run(conn: &mut Conn<'_, Muxing>, id: u64, verb: Verb) -> Option<String> {
+    match verb {
+        Verb::Subscribe { channel, since, token } => subscribe(conn, id, channel, since, token),
+        Verb::Unsubscribe(channel) => {
+            if !conn.unsubscribe(&channel) {
+                return Some(refused(Some(id), "not subscribed to this channel"));
+            }
+            // A subscribe still out is answered now: it will not be live.
+            let subscribing = &mut conn.data().subscribing;
+            if let Some(i) = subscribing.iter().position(|(c, _)| **c == *channel) {
+                let (_, sub_id) = subscribing.swap_remove(i);
+                conn.send_text(&refused(Some(sub_id), "unsubscribed before it was live"));
+            }
+            Some(ok(id, ""))
+        }
+        Verb::Publish { channel, data, token } => publish(conn, id, channel, data, token),
+        Verb::Refresh(token) => Some(refresh(conn, id, token)),
+    }
+}
+
+/// The token a command uses: its own, else the connection's.
+fn token_for(conn: &mut Conn<'_, Muxing>, own: Option<String>) -> Option<String> {
+    own.or_else(|| conn.data().token.as_deref().map(str::to_owned))
+}
+
+fn subscribe(
+    conn: &mut Conn<'_, Muxing>,
+    id: u64,
+    channel: String,
+    since: Option<u64>,
+    token: Option<String>,
+) -> Option<String> {
+    if !valid_channel(&channel) {
+        return Some(refused(Some(id), "not a channel name: 1 to 128 of A-Z a-z 0-9 _ . : -"));
+    }
+    let token = token_for(conn, token);
+    let grant = conn
+        .settings()
+        .auth
+        .subscribe(token.as_deref().map(str::as_bytes), &channel, conn.unix_time());
+    let grant = match grant {
+        Ok(grant) => grant,
+        Err(denied) => return Some(refused(Some(id), &denied.to_string())),
+    };
+    let mut topic = Topic::new(&channel).envelope();
+    if let Some(since) = since {
+        topic = topic.since(since);
+    }
+    if let Some(grant) = grant {
+        topic = topic.expires(grant.exp);
+    }
+    match conn.subscribe(topic) {
+        Ok(()) => {
+            conn.data().subscribing.push((channel.into(), id));
+            None
+        }
+        Err(e) => Some(refused(Some(id), &e.to_string())),
+    }
+}
+
+fn publish(
+    conn: &mut Conn<'_, Muxing>,
+    id: u64,
+    channel: String,
+    data: serde_json::Value,
+    token: Option<String>,
+) -> Option<String> {
+    if !valid_channel(&channel) {
+        return Some(refused(Some(id), "not a channel name: 1 to 128 of A-Z a-z 0-9 _ . : -"));
+    }
+    if conn.data().publishing.len() >= MAX_PUBLISHING {
+        return Some(refused(Some(id), "too many publishes out: wait for their replies"));
+    }
+    let Some(token) = token_for(conn, token) else {
+        return Some(refused(Some(id), "publishing needs a token with the pub scope"));
+    };
+    if let Err(denied) = conn
+        .settings()
+        .auth
+        .publish(token.as_bytes(), &channel, conn.unix_time())
+    {
+        return Some(refused(Some(id), &denied.to_string()));
+    }
+    let text = data.to_string();
+    match conn.publish(&channel, Message::Text(&text)) {
+        Ok(()) => {
+            conn.data().publishing.push_back(id);
+            None
+        }
+        Err(e) => Some(refused(Some(id), &e.to_string())),
+    }
+}
+
+/// A newer token: every private channel subscribed must be granted by it
+/// (else nothing changes, and the reply names the first that is not);
+/// then each lasts until its `exp`, and later commands use it.
+fn refresh(conn: &mut Conn<'_, Muxing>, id: u64, token: String) -> String {
+    if token.is_empty() || token.len() > MAX_TOKEN {
+        return refused(Some(id), "the token is empty or too long");
+    }
+    let private: Vec<String> = conn
+        .topics()
+        .into_iter()
+        .filter(|t| conn.has_expiry(t))
+        .map(str::to_owned)
+        .collect();
+    let mut grants = Vec::with_capacity(private.len());
+    for channel in &private {
+        match conn
+            .settings()
+            .auth
+            .subscribe(Some(token.as_bytes()), channel, conn.unix_time())
+        {
+            Ok(Some(grant)) => grants.push(grant.exp),
+            // No longer private: it needs no token.
+            Ok(None) => grants.push(u64::MAX),
+            Err(denied) => return refused(Some(id), &format!("{channel}: {denied}")),
+        }
+    }
+    for (channel, exp) in private.iter().zip(grants) {
+        conn.expires(channel, exp);
+    }
+    conn.data().token = Some(token.into());
+    ok(id, "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verb(json: &str) -> Result<Verb, &'static str> {
+        serde_json::from_str::<Command>(json).unwrap().verb()
+    }
+
+    #[test]
+    fn a_command_has_one_verb_and_only_its_fields() {
+        assert!(matches!(
+            verb(r#"{"id":1,"subscribe":"a","since":4,"token":"t"}"#),
+            Ok(Verb::Subscribe { since: Some(4), .. })
+        ));
+        assert!(matches!(
+            verb(r#"{"id":1,"unsubscribe":"a"}"#),
+            Ok(Verb::Unsubscribe(_))
+        ));
+        assert!(matches!(
+            verb(r#"{"id":1,"publish":"a","data":{"x":1}}"#),
+            Ok(Verb::Publish { .. })
+        ));
+        assert!(matches!(verb(r#"{"id":1,"refresh":"t"}"#), Ok(Verb::Refresh(_))));
+        assert!(verb(r#"{"id":1}"#).is_err());
+        assert!(verb(r#"{"id":1,"subscribe":"a","unsubscribe":"b"}"#).is_err());
+        assert!(verb(r#"{"id":1,"unsubscribe":"a","since":3}"#).is_err());
+        assert!(verb(r#"{"id":1,"subscribe":"a","data":3}"#).is_err());
+        assert_eq!(verb(r#"{"id":1,"publish":"a"}"#).err(), Some("publish needs data"));
+        assert!(serde_json::from_str::<Command>(r#"{"id":1,"join":"a"}"#).is_err());
+    }
+
+    #[test]
+    fn replies_are_json() {
+        let v: serde_json::Value = serde_json::from_str(&refused(Some(3), "a \"quoted\" why")).unwrap();
+        assert_eq!(v, serde_json::json!({"reply": 3, "error": "a \"quoted\" why"}));
+        let v: serde_json::Value = serde_json::from_str(&refused(None, "x")).unwrap();
+        assert_eq!(v, serde_json::json!({"reply": null, "error": "x"}));
+        let v: serde_json::Value = serde_json::from_str(&ok(9, ",\"message_id\":4")).unwrap();
+        assert_eq!(v, serde_json::json!({"reply": 9, "ok": true, "message_id": 4}));
+    }
+}

@@ -1,0 +1,215 @@
+//! An open WebSocket's topics: the feeds it is subscribed to, and the
+//! subscribes its handler sent that the broker has not answered yet
+//! ([`crate::app::Conn::subscribe`]). Bounded by `[limits]
+//! max_channels_per_connection`, subscribes still out counted, so that a
+//! client cannot queue subscribes without end.
+//!
+//! An answer is matched to its subscribe by its channel when it brings a
+//! subscription, and to the oldest subscribe out when it is a refusal
+//! (which names no channel): the broker answers one connection's requests
+//! in the order they were submitted ([`crate::pubsub::Broker`]).
+
+use super::feed::Feed;
+use super::{Action, Env, Session, State};
+use crate::app::{Topic, TopicError};
+use crate::protocol::MessageKind;
+use crate::pubsub::message::gap_json;
+use crate::pubsub::{valid_channel, Answer, Encoding, Request, Snapshot, Subscription};
+use crate::stats::Transport;
+
+/// A WebSocket's subscriptions.
+#[derive(Debug, Default)]
+pub(super) struct Topics {
+    /// Live, in the order they became so.
+    pub(super) feeds: Vec<Feed>,
+    /// Out to the broker, in the order they were sent.
+    pending: Vec<Pending>,
+}
+
+/// A subscribe the broker has not answered.
+#[derive(Debug)]
+struct Pending {
+    topic: Topic,
+    /// Given up by the handler: its answer is not told, and a subscription
+    /// it brings goes back.
+    cancelled: bool,
+}
+
+impl Topics {
+    /// A WebSocket subscribed to one topic as it opened.
+    pub(super) fn one(feed: Feed) -> Box<Topics> {
+        let mut feeds = Vec::with_capacity(1);
+        feeds.push(feed);
+        Box::new(Topics {
+            feeds,
+            pending: Vec::new(),
+        })
+    }
+
+    /// The live feed of `channel`.
+    pub(super) fn feed_mut(&mut self, channel: &str) -> Option<&mut Feed> {
+        self.feeds.iter_mut().find(|f| **f.sub.channel() == *channel)
+    }
+
+    /// Ask for `topic`: checked here, then the subscribe to submit.
+    pub(super) fn ask(&mut self, topic: Topic, limit: usize) -> Result<Request, TopicError> {
+        if !valid_channel(&topic.name) {
+            return Err(TopicError::NotAChannel);
+        }
+        let name = topic.name.as_str();
+        if self.feeds.iter().any(|f| **f.sub.channel() == *name)
+            || self.pending.iter().any(|p| !p.cancelled && p.topic.name == name)
+        {
+            return Err(TopicError::AlreadySubscribed);
+        }
+        // Given-up subscribes still out count: subscribe and unsubscribe
+        // in a loop must not queue requests at the broker without end.
+        if self.feeds.len() + self.pending.len() >= limit {
+            return Err(TopicError::TooMany(limit));
+        }
+        let request = Request::Subscribe {
+            channel: name.into(),
+            since: topic.since,
+        };
+        self.pending.push(Pending {
+            topic,
+            cancelled: false,
+        });
+        Ok(request)
+    }
+
+    /// End the feed of `topic` (its subscription, to give back) or give up
+    /// its subscribe; `Err` if it has neither.
+    pub(super) fn drop_topic(&mut self, topic: &str) -> Result<Option<Subscription>, ()> {
+        if let Some(i) = self.feeds.iter().position(|f| **f.sub.channel() == *topic) {
+            return Ok(Some(self.feeds.remove(i).sub));
+        }
+        match self.pending.iter_mut().find(|p| !p.cancelled && p.topic.name == topic) {
+            Some(p) => {
+                p.cancelled = true;
+                Ok(None)
+            }
+            None => Err(()),
+        }
+    }
+
+    /// The subscribe an answer with a subscription of `channel` answers:
+    /// the first one out for it.
+    fn answered(&mut self, channel: &str) -> Option<Pending> {
+        let i = self.pending.iter().position(|p| p.topic.name == channel)?;
+        Some(self.pending.remove(i))
+    }
+
+    /// The subscribe a refusal answers: the oldest out.
+    fn refused(&mut self) -> Option<Pending> {
+        (!self.pending.is_empty()).then(|| self.pending.remove(0))
+    }
+}
+
+impl Session {
+    /// The broker's answer to a request the handler of an open WebSocket
+    /// made: a publish's is told as it is; a subscription is told, then
+    /// goes live (the handler's reply first, then the gap, what the history
+    /// holds after its cursor, and live messages); one given up, or coming
+    /// after our close, goes back untold.
+    pub(super) fn open_answer(&mut self, answer: Answer, env: &mut Env<'_>) {
+        let State::Open(open) = &mut self.state else {
+            return;
+        };
+        match answer {
+            Answer::Published(result) => {
+                self.with_handler(env, |h, link, data| h.published(link, data, result));
+            }
+            Answer::Subscribed(Err(e)) => {
+                let Some(pending) = open.topics.as_mut().and_then(|t| t.refused()) else {
+                    return;
+                };
+                if !pending.cancelled {
+                    let name = pending.topic.name;
+                    self.with_handler(env, |h, link, data| h.subscribed(link, data, &name, Err(e)));
+                }
+            }
+            Answer::Subscribed(Ok((sub, snapshot))) => {
+                let closing = open.ws.close_state().sent;
+                let pending = open.topics.as_mut().and_then(|t| t.answered(sub.channel()));
+                let topic = match pending {
+                    Some(p) if !p.cancelled && !closing => p.topic,
+                    _ => {
+                        env.actions.push(Action::Unsubscribe(sub));
+                        return;
+                    }
+                };
+                self.go_live(topic, sub, snapshot, env);
+            }
+        }
+    }
+
+    /// A subscribe of an open WebSocket was answered with `sub`: the feed
+    /// is in place before the handler hears of it (so that it may end it
+    /// at once), and what the snapshot brings goes out after the handler's
+    /// reply.
+    fn go_live(&mut self, topic: Topic, sub: Subscription, snapshot: Snapshot, env: &mut Env<'_>) {
+        let State::Open(open) = &mut self.state else {
+            return;
+        };
+        let encoding = if topic.envelope {
+            Encoding::JsonFrame
+        } else {
+            Encoding::Frame
+        };
+        let channel = sub.channel().clone();
+        let mut feed = Feed::new(sub, &snapshot, encoding);
+        feed.expiry = topic.expires.map(|exp| super::expiry::Expiry::new(exp, env));
+        open.topics.get_or_insert_with(Box::default).feeds.push(feed);
+        self.with_handler(env, |h, link, data| h.subscribed(link, data, &channel, Ok(())));
+        let State::Open(open) = &mut self.state else {
+            return;
+        };
+        let live = open.topics.as_mut().is_some_and(|t| t.feed_mut(&channel).is_some());
+        if !live || open.ws.close_state().sent {
+            return;
+        }
+        if let (Encoding::JsonFrame, Some(gap)) = (encoding, snapshot.gap) {
+            let out = self.io.out.buf(env.pool);
+            open.ws.send(MessageKind::Text, gap_json(&channel, gap).as_bytes(), out);
+        }
+        self.io.replay(&snapshot.replay, encoding, Transport::WebSocket, env);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn feed(name: &str) -> Feed {
+        Feed::new(
+            Subscription::new(Arc::from(name), 0),
+            &Snapshot::default(),
+            Encoding::JsonFrame,
+        )
+    }
+
+    #[test]
+    fn subscribes_are_checked_bounded_and_matched() {
+        let mut t = Topics::default();
+        assert_eq!(t.ask(Topic::new("a/b"), 3), Err(TopicError::NotAChannel));
+        assert!(matches!(t.ask(Topic::new("a"), 3), Ok(Request::Subscribe { .. })));
+        assert_eq!(t.ask(Topic::new("a"), 3), Err(TopicError::AlreadySubscribed));
+        t.feeds.push(feed("b"));
+        assert_eq!(t.ask(Topic::new("b"), 3), Err(TopicError::AlreadySubscribed));
+        assert!(t.ask(Topic::new("c"), 3).is_ok());
+        assert_eq!(t.ask(Topic::new("d"), 3), Err(TopicError::TooMany(3)));
+        // Given up, a subscribe still counts until it is answered, and
+        // cannot be given up twice.
+        assert_eq!(t.drop_topic("c"), Ok(None));
+        assert_eq!(t.drop_topic("c"), Err(()));
+        assert_eq!(t.ask(Topic::new("d"), 3), Err(TopicError::TooMany(3)));
+        // A refusal answers the oldest; a subscription, its channel's first.
+        assert_eq!(t.answered("c").map(|p| p.cancelled), Some(true));
+        assert_eq!(t.refused().map(|p| p.topic.name), Some("a".to_owned()));
+        assert!(t.refused().is_none());
+        assert!(t.drop_topic("b").unwrap().is_some());
+        assert!(t.feeds.is_empty());
+    }
+}
