@@ -272,6 +272,12 @@ pub enum Answer {
 /// snapshot was taken (its id is above the snapshot's `last_id`); every such
 /// message is pushed to the subscriber's worker inbox; and messages of one
 /// channel enter an inbox in id order.
+///
+/// And the one that lets a connection have several requests out: the
+/// answers to one connection's requests enter its inbox in the order they
+/// were submitted (a refused subscribe names no channel; the session
+/// matches it to its oldest subscribe out). The local hub answers at
+/// once; the Redis broker's command thread takes requests in order.
 pub trait Broker: Send + Sync + fmt::Debug {
     /// Take `request` from connection `from`; its [`Answer`] goes to
     /// `from.worker`'s inbox ([`Inbox::answer`]). Called on the thread of
