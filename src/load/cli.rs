@@ -159,6 +159,12 @@ struct LoadArgs {
     /// is the URL's path, /ws/CHANNEL).
     #[arg(long, value_name = "NAME")]
     channel: Option<String>,
+    /// Subscribe mode over WebSocket: each connection subscribes to K
+    /// channels, CHANNEL.0 to CHANNEL.K-1, with the wsreactor.mux
+    /// subprotocol at /ws, and the publisher posts to each in turn: the
+    /// cost of a subscription apart from that of a connection.
+    #[arg(long, value_name = "K")]
+    channels_per_connection: Option<usize>,
     /// Short polling: from one poll's start to the next (e.g. 1s, 250ms).
     #[arg(long, value_name = "D", default_value = "1s", value_parser = parse_duration)]
     poll_interval: Duration,
@@ -285,6 +291,7 @@ impl LoadArgs {
                 .or_else(|| std::env::var(PUBLISH_TOKEN_VAR).ok().filter(|t| !t.is_empty())),
             transport: self.transport.into(),
             channel: self.channel.clone(),
+            channels_per_connection: self.channels_per_connection,
             poll_interval: self.poll_interval,
             keep_alive: self.keep_alive == OnOff::On,
             cursor: match self.cursor {

@@ -81,6 +81,10 @@ pub struct Options {
     /// Subscribe mode: the channel, when the URL is the server's root
     /// (`http://HOST:PORT/`); else it is taken from the URL's path.
     pub channel: Option<String>,
+    /// Subscribe mode over WebSocket: each connection subscribes to this
+    /// many channels (`CHANNEL.0` ...) on one connection, with the
+    /// `wsreactor.mux` subprotocol at `/ws`; `None`: one, at `/ws/CHANNEL`.
+    pub channels_per_connection: Option<usize>,
     /// Short polling: time between one poll's start and the next.
     pub poll_interval: Duration,
     /// Polls reuse their connection (off: a new connection per poll).
@@ -131,6 +135,7 @@ impl Default for Options {
             publish_token: None,
             transport: Transport::Ws,
             channel: None,
+            channels_per_connection: None,
             poll_interval: Duration::from_secs(1),
             keep_alive: true,
             cursor: CursorStyle::Wsreactor,

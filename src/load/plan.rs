@@ -5,7 +5,8 @@ use super::feed::{FeedPlan, Transport};
 use super::schedule::{ConnectSchedule, MessageSchedule};
 use super::{subscribe, LoadError, Mode, Options, Target};
 use crate::protocol::{MessageKind, ReadLimits};
-use crate::pubsub::channel_name;
+use crate::pubsub::{channel_name, valid_channel};
+use crate::push::MUX_PROTOCOL;
 use crate::reactor::tls::TlsTarget;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -15,8 +16,9 @@ use std::time::{Duration, Instant};
 pub struct PublishPlan {
     /// The channel, from the URL's `/ws/{channel}`.
     pub channel: String,
-    /// `/pub/{channel}`.
-    pub path: String,
+    /// `/pub/{channel}`; with `--channels-per-connection K`, one per
+    /// channel (`/pub/{channel}.{j}`), posted to in turn.
+    pub paths: Vec<String>,
     /// The `Host` header.
     pub host: String,
     /// HTTP connections to post over.
@@ -67,7 +69,10 @@ impl PublishPlan {
         }
         Ok(PublishPlan {
             channel: channel.to_owned(),
-            path: format!("/pub/{channel}"),
+            paths: match o.channels_per_connection {
+                Some(k) => (0..k).map(|j| format!("/pub/{channel}.{j}")).collect(),
+                None => vec![format!("/pub/{channel}")],
+            },
             host: target.host.clone(),
             lanes: o.publishers,
             rate: o.rate,
@@ -84,6 +89,43 @@ impl PublishPlan {
                 headers
             },
         })
+    }
+}
+
+/// Subscribe mode with several channels on each connection
+/// (`--channels-per-connection`): the `wsreactor.mux` commands each
+/// connection sends once open, one subscribe per channel.
+#[derive(Debug, Clone)]
+pub struct MuxPlan {
+    /// The subscribe commands, as JSON text.
+    pub subscribes: Vec<String>,
+}
+
+impl MuxPlan {
+    fn new(k: usize, channel: &str, transport: Transport) -> Result<MuxPlan, LoadError> {
+        if transport != Transport::Ws {
+            return Err(LoadError::Invalid(
+                "--channels-per-connection needs --transport ws".into(),
+            ));
+        }
+        if !(1..=10_000).contains(&k) {
+            return Err(LoadError::Invalid(
+                "--channels-per-connection must be 1 to 10000".into(),
+            ));
+        }
+        let subscribes = (0..k)
+            .map(|j| {
+                let name = format!("{channel}.{j}");
+                if valid_channel(&name) {
+                    Ok(serde_json::json!({"id": j, "subscribe": name}).to_string())
+                } else {
+                    Err(LoadError::Invalid(format!(
+                        "channel {name} is not a channel name: 1 to 128 of A-Z a-z 0-9 _ . : -"
+                    )))
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(MuxPlan { subscribes })
     }
 }
 
@@ -136,6 +178,8 @@ pub struct Plan {
     pub tls: Option<TlsTarget>,
     /// Subscribe mode over SSE or polls: what each subscriber asks.
     pub feed: Option<FeedPlan>,
+    /// Subscribe mode with several channels per connection.
+    pub mux: Option<MuxPlan>,
 }
 
 /// The wall clock at `t`, in nanoseconds since the unix epoch.
@@ -168,6 +212,11 @@ impl Plan {
             return invalid("--source-ips must be of the same family as the target");
         }
         let mut target = target;
+        let mut headers = o.headers.clone();
+        let mut mux = None;
+        if o.channels_per_connection.is_some() && o.mode != Mode::Subscribe {
+            return invalid("--channels-per-connection is for subscribe mode");
+        }
         let (publish, feed) = match o.mode {
             Mode::Subscribe => {
                 let channel = channel_of(o, &target).map_err(LoadError::Invalid)?;
@@ -180,6 +229,11 @@ impl Plan {
                     .unwrap_or_default();
                 if o.transport == Transport::Ws && (target.http || o.channel.is_some()) {
                     target.path = format!("{}{query}", Transport::Ws.path(&channel));
+                }
+                if let Some(k) = o.channels_per_connection {
+                    mux = Some(MuxPlan::new(k, &channel, o.transport)?);
+                    target.path = format!("/ws{query}");
+                    headers.push(("Sec-WebSocket-Protocol".into(), MUX_PROTOCOL.into()));
                 }
                 let feed = (o.transport != Transport::Ws).then(|| FeedPlan {
                     transport: o.transport,
@@ -238,8 +292,9 @@ impl Plan {
             progress: o.progress,
             publish,
             tls,
-            headers: o.headers.clone(),
+            headers,
             feed,
+            mux,
         })
     }
 
@@ -331,7 +386,7 @@ mod tests {
         .unwrap();
         let publish = plan.publish.unwrap();
         assert_eq!(
-            (publish.channel.as_str(), publish.path.as_str()),
+            (publish.channel.as_str(), publish.paths[0].as_str()),
             ("a.b:C-9_", "/pub/a.b:C-9_")
         );
         assert_eq!(publish.lanes, 4);
@@ -351,7 +406,7 @@ mod tests {
         };
         let plan = Plan::new(&base, t0).unwrap();
         assert_eq!(plan.target.path, "/ws/news?token=t");
-        assert_eq!(plan.publish.unwrap().path, "/pub/news");
+        assert_eq!(plan.publish.unwrap().paths, ["/pub/news"]);
         for (transport, path) in [
             (Transport::Sse, "/sse/news"),
             (Transport::LongPoll, "/poll/news"),

@@ -43,8 +43,10 @@ pub struct PublishOutcome {
     pub lanes: Vec<LaneOutcome>,
     /// Messages due within the window (rate × window); `None` unpaced.
     pub due: Option<u64>,
-    /// Ids of the accepted messages, in the order the answers came.
-    pub ids: Vec<u64>,
+    /// Ids of the accepted messages, with their channel's index in the
+    /// plan's paths (each channel numbers its own), in the order the
+    /// answers came.
+    pub ids: Vec<(usize, u64)>,
     /// From a request's send to its answer.
     pub round_trip: Histogram<u64>,
     /// The fewest and most subscribers an accepted message went to.
@@ -106,15 +108,17 @@ enum State {
     Connecting,
     /// Connected, nothing in flight.
     Idle,
-    /// A request is in flight: lane sequence number `seq`, sent at `sent`.
-    Waiting { seq: u64, sent: Instant },
+    /// A request is in flight: lane sequence number `seq`, to channel
+    /// `channel` (its index in the plan's paths), sent at `sent`.
+    Waiting { seq: u64, channel: usize, sent: Instant },
 }
 
 struct Lane {
     io: Option<Transport>,
     state: State,
     since: Instant,
-    last_id: Option<u64>,
+    /// The last id each channel gave this lane (ids are per channel).
+    last_ids: Vec<Option<u64>>,
     outcome: LaneOutcome,
 }
 
@@ -147,7 +151,7 @@ impl Publisher {
                     io: None,
                     state: State::Down { retry: now },
                     since: now,
-                    last_id: None,
+                    last_ids: vec![None; plan.publish.as_ref().map_or(1, |p| p.paths.len())],
                     outcome: LaneOutcome::default(),
                 })
                 .collect(),
@@ -231,14 +235,20 @@ impl Publisher {
         let size = self.plan.payload.len();
         let out = io.bufs.out(&mut self.pool);
         let text = self.plan.kind == MessageKind::Text;
-        publish::write_head(out, &p.host, &p.path, size, text, &p.headers);
+        // With several channels, each in turn.
+        let channel = (self.next % p.paths.len() as u64) as usize;
+        publish::write_head(out, &p.host, &p.paths[channel], size, text, &p.headers);
         if text {
             stamp.write_text(size, out);
         } else {
             stamp.write(size, out);
         }
         lane.outcome.sent += 1;
-        lane.state = State::Waiting { seq, sent: now };
+        lane.state = State::Waiting {
+            seq,
+            channel,
+            sent: now,
+        };
         lane.since = now;
         self.next += 1;
         self.after_io(i, now);
@@ -329,7 +339,7 @@ impl Publisher {
                 Ok(None) => break,
                 Err(e) => return self.fail(i, e.kind(), now),
             };
-            let State::Waiting { seq, sent } = lane.state else {
+            let State::Waiting { seq, channel, sent } = lane.state else {
                 // Our server answers a keep-alive connection left idle past
                 // its request time-out with 408 and closes it: no request
                 // was lost, so connect again like after a silent close.
@@ -351,11 +361,12 @@ impl Publisher {
             } else if response.status == 200 && !nchan {
                 match publish::published(body) {
                     Some(p) => {
-                        if lane.last_id.is_some_and(|last| p.id <= last) {
+                        let last_id = &mut lane.last_ids[channel];
+                        if last_id.is_some_and(|last| p.id <= last) {
                             *errors.publish.entry("id_not_increasing").or_default() += 1;
                         }
-                        lane.last_id = Some(p.id);
-                        self.out.ids.push(p.id);
+                        *last_id = Some(p.id);
+                        self.out.ids.push((channel, p.id));
                         self.out.saw_subscribers(p.subscribers);
                     }
                     None => *errors.publish.entry(ResponseError::Malformed.kind()).or_default() += 1,

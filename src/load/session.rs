@@ -44,7 +44,7 @@ use super::transport::Bufs;
 use super::{Mode, Plan};
 use crate::protocol::handshake::{ClientHandshake, ClientHandshakeError};
 use crate::protocol::mask::xorshift64;
-use crate::protocol::{CloseCode, Event, Read as FrameRead, WebSocket};
+use crate::protocol::{CloseCode, Event, MessageKind, Read as FrameRead, WebSocket};
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -92,6 +92,9 @@ pub struct Session {
     opened: bool,
     /// Subscribe mode over HTTP: the subscriber's requests and cursor.
     feed: Option<Box<Feed>>,
+    /// Subscribe mode with several channels (`wsreactor.mux`): subscribes
+    /// sent and not yet answered; the subscriber is ready at none.
+    unanswered: u32,
 }
 
 impl Session {
@@ -106,6 +109,7 @@ impl Session {
             cycle: None,
             opened: false,
             feed: None,
+            unanswered: 0,
         }
     }
 
@@ -129,10 +133,10 @@ impl Session {
     /// answered).
     pub fn pending(&self) -> bool {
         !self.opened
-            && matches!(
+            && (matches!(
                 self.state,
                 State::Connecting | State::Handshake { .. } | State::Feed { .. }
-            )
+            ) || self.unanswered > 0)
     }
 
     /// Between two connections: no socket to register.
@@ -437,7 +441,7 @@ impl Session {
     /// Handshake: check the answer; the bytes after a 101 are frames and
     /// stay in the buffer for `Open` (the upgrade hands its leftover on).
     fn process_head(&mut self, bufs: &mut Bufs, ctx: &mut Ctx<'_>) -> Step {
-        let (State::Handshake { hs }, Some((rbuf, _))) = (&self.state, bufs.buffers(ctx.pool)) else {
+        let (State::Handshake { hs }, Some((rbuf, out))) = (&self.state, bufs.buffers(ctx.pool)) else {
             return Ok(());
         };
         let errors = &mut ctx.stats.errors;
@@ -448,9 +452,20 @@ impl Session {
             }
             Ok(Some(accepted)) => {
                 rbuf.consume(accepted.head_len);
+                let mut ws = WebSocket::client(ctx.plan.read_limits, xorshift64(ctx.rng));
+                // Several channels: ready once every subscribe is answered
+                // (the handshake's time runs until then).
+                if let Some(mux) = &ctx.plan.mux {
+                    for command in &mux.subscribes {
+                        ws.send(MessageKind::Text, command.as_bytes(), out);
+                    }
+                    self.unanswered = mux.subscribes.len() as u32;
+                    self.state = State::Open { ws: Box::new(ws) };
+                    bufs.want = 0;
+                    return Ok(());
+                }
                 record(&mut ctx.stats.handshake, ctx.now.saturating_duration_since(self.since));
                 ctx.stats.opened += 1;
-                let ws = WebSocket::client(ctx.plan.read_limits, xorshift64(ctx.rng));
                 self.state = State::Open { ws: Box::new(ws) };
                 self.opened = true;
                 if let Some(p) = &ctx.plan.publish {
@@ -497,6 +512,24 @@ impl Session {
                         (Some(Event::Message(_, payload)), ..) if ctx.plan.mode == Mode::Echo && !closing => self
                             .echo
                             .on_echo(payload.len(), ctx.now, ctx.plan, ctx.stats, ctx.interval),
+                        // Several channels: replies, then JSON envelopes.
+                        (Some(Event::Message(_, payload)), ..) if ctx.plan.mux.is_some() && !closing => {
+                            match on_mux_message(&payload, &mut self.unanswered, &mut self.order, ctx) {
+                                MuxSaid::Ready => {
+                                    self.opened = true;
+                                    record(&mut ctx.stats.handshake, ctx.now.saturating_duration_since(self.since));
+                                    ctx.stats.opened += 1;
+                                    self.order = Some(new_order(ctx.plan));
+                                }
+                                // Never subscribed to all it asked for: not
+                                // a subscriber of this run.
+                                MuxSaid::Refused => {
+                                    ws.close(CloseCode::NORMAL, "", out);
+                                    self.since = ctx.now;
+                                }
+                                MuxSaid::Nothing => {}
+                            }
+                        }
                         // A delivery counts until the channel is closed.
                         (Some(Event::Message(_, payload)), _, Some(order)) => on_delivery(order, &payload, ctx),
                         (Some(Event::Message(..)), ..) => ctx.stats.received += 1,
@@ -572,6 +605,68 @@ impl Session {
         }
         Dead
     }
+}
+
+/// What a `wsreactor.mux` message meant to a subscriber.
+enum MuxSaid {
+    /// The last subscribe was answered ok.
+    Ready,
+    /// A subscribe was refused.
+    Refused,
+    /// A delivery, a notice, or an answer that is not the last.
+    Nothing,
+}
+
+/// A `wsreactor.mux` message (`--channels-per-connection`): a reply to a
+/// subscribe, or a channel's message in the JSON envelope (its `data` the
+/// payload as published, base64 for binary), a gap or another notice,
+/// each counted as what it is.
+fn on_mux_message(payload: &[u8], unanswered: &mut u32, order: &mut Option<Box<Order>>, ctx: &mut Ctx<'_>) -> MuxSaid {
+    use base64::Engine;
+    #[derive(serde::Deserialize)]
+    struct Said<'a> {
+        reply: Option<serde::de::IgnoredAny>,
+        ok: Option<bool>,
+        #[serde(borrow)]
+        data: Option<std::borrow::Cow<'a, str>>,
+        encoding: Option<std::borrow::Cow<'a, str>>,
+        gap: Option<serde::de::IgnoredAny>,
+    }
+    let errors = &mut ctx.stats.errors;
+    let Ok(said) = serde_json::from_slice::<Said<'_>>(payload) else {
+        errors.delivery("bad_payload", 1);
+        return MuxSaid::Nothing;
+    };
+    if said.reply.is_some() {
+        if said.ok != Some(true) {
+            *errors.handshake_invalid.entry("subscribe_refused").or_default() += 1;
+            return MuxSaid::Refused;
+        }
+        *unanswered = unanswered.saturating_sub(1);
+        return if *unanswered == 0 {
+            MuxSaid::Ready
+        } else {
+            MuxSaid::Nothing
+        };
+    }
+    if said.gap.is_some() {
+        errors.delivery("gap", 1);
+        return MuxSaid::Nothing;
+    }
+    let (Some(data), Some(order)) = (said.data, order.as_deref_mut()) else {
+        // A notice (a subscription ended), or a message before the last
+        // subscribe was answered: not counted as delivered.
+        errors.delivery("unexpected", 1);
+        return MuxSaid::Nothing;
+    };
+    match said.encoding.as_deref() {
+        Some("base64") => match base64::engine::general_purpose::STANDARD.decode(data.as_bytes()) {
+            Ok(bytes) => on_delivery(order, &bytes, ctx),
+            Err(_) => ctx.stats.errors.delivery("bad_payload", 1),
+        },
+        _ => on_delivery(order, data.as_bytes(), ctx),
+    }
+    MuxSaid::Nothing
 }
 
 /// Queue an HTTP subscriber's next request.

@@ -481,6 +481,31 @@ fn subscribe_every_subscriber_gets_every_message_in_order() {
 }
 
 #[test]
+fn several_channels_per_connection_each_subscriber_gets_every_message_of_each() {
+    let server = Serve::start(&[]);
+    let (subscribers, rate, secs) = (20, 150.0, 2.0);
+    let options = Options {
+        channels_per_connection: Some(3),
+        ..subscribe(server.url("multi"), subscribers, rate, secs)
+    };
+    let s = run(&options);
+    drop(server);
+    let sub = s.subscribe.as_ref().unwrap();
+    let (p, d) = (&sub.published, &sub.deliveries);
+    assert_eq!(s.errors.total, 0, "{:?}", s.errors);
+    // Ready only once each of its three subscribes was answered.
+    assert_eq!(s.connections.opened, subscribers as u64);
+    assert_eq!((p.sent, p.accepted, p.unsent), (300, 300, 0), "{p:?}");
+    // Posted to multi.0, multi.1, multi.2 in turn: every subscriber of
+    // the three gets each message once.
+    assert_eq!((p.subscribers_min, p.subscribers_max), (Some(20), Some(20)));
+    assert_eq!(d.expected, 300 * subscribers as u64);
+    assert_eq!(d.received, d.expected, "{d:?}");
+    assert_eq!((d.missing, d.duplicates, d.out_of_order), (0, 0, 0));
+    assert_eq!(d.complete_subscribers, subscribers as u64);
+}
+
+#[test]
 fn observe_subscribes_to_what_another_run_publishes_and_measures_it() {
     let server = Serve::start(&[]);
     let url = server.url("watched");

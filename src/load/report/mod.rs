@@ -398,7 +398,8 @@ fn subscribe_report(
         channel: pp.map_or(String::new(), |p| p.channel.clone()),
         publish_url: pp.map_or(String::new(), |p| {
             let scheme = if plan.tls.is_some() { "https" } else { "http" };
-            format!("{scheme}://{}{}", p.host, p.path)
+            // With several channels, the first (the others end in .1, .2 ...).
+            format!("{scheme}://{}{}", p.host, p.paths[0])
         }),
         publishers: p.lanes.len(),
         observed: pp.is_some_and(|p| p.observe),
@@ -411,8 +412,10 @@ fn subscribe_report(
             rejected: p.lanes.iter().map(|l| l.rejected.len() as u64).sum(),
             unconfirmed: p.lanes.iter().map(|l| l.unconfirmed.len() as u64).sum(),
             per_second: per_second(sent),
-            first_id: p.ids.iter().min().copied(),
-            last_id: p.ids.iter().max().copied(),
+            // Of the first channel (with --channels-per-connection, each
+            // channel numbers its own).
+            first_id: p.ids.iter().filter(|(c, _)| *c == 0).map(|(_, id)| *id).min(),
+            last_id: p.ids.iter().filter(|(c, _)| *c == 0).map(|(_, id)| *id).max(),
             subscribers_min: p.subscribers.map(|s| s.0),
             subscribers_max: p.subscribers.map(|s| s.1),
             reconnects: p.reconnects,
