@@ -512,8 +512,9 @@ impl Session {
                         (Some(Event::Message(_, payload)), ..) if ctx.plan.mode == Mode::Echo && !closing => self
                             .echo
                             .on_echo(payload.len(), ctx.now, ctx.plan, ctx.stats, ctx.interval),
-                        // Several channels: replies, then JSON envelopes.
-                        (Some(Event::Message(_, payload)), ..) if ctx.plan.mux.is_some() && !closing => {
+                        // Several channels: replies, then JSON envelopes
+                        // (a delivery counts until the channel is closed).
+                        (Some(Event::Message(_, payload)), ..) if ctx.plan.mux.is_some() => {
                             match on_mux_message(&payload, &mut self.unanswered, &mut self.order, ctx) {
                                 MuxSaid::Ready => {
                                     self.opened = true;
@@ -523,10 +524,11 @@ impl Session {
                                 }
                                 // Never subscribed to all it asked for: not
                                 // a subscriber of this run.
-                                MuxSaid::Refused => {
+                                MuxSaid::Refused if !closing => {
                                     ws.close(CloseCode::NORMAL, "", out);
                                     self.since = ctx.now;
                                 }
+                                MuxSaid::Refused => {}
                                 MuxSaid::Nothing => {}
                             }
                         }

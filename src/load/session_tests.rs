@@ -7,6 +7,7 @@ use crate::load::stats::{histogram, Stats};
 use crate::load::{Options, Transport as Via};
 use crate::protocol::frame::{FrameHeader, OpCode};
 use crate::protocol::handshake::accept_key;
+use crate::protocol::ReadLimits;
 use crate::reactor::buffer::BufferPool;
 use hdrhistogram::Histogram;
 
@@ -589,4 +590,120 @@ fn test_open_delivery() {
     f.pump();
     assert!(f.sent().is_empty());
     assert_eq!(f.s.take_order().map(|o| o.unique), Some(1));
+}
+
+/// Subscribe mode with two channels per connection (`wsreactor.mux`).
+fn mux() -> Fx {
+    fx(Options {
+        url: "http://127.0.0.1:9001/".into(),
+        channel: Some("news".into()),
+        mode: Mode::Subscribe,
+        channels_per_connection: Some(2),
+        ..Options::default()
+    })
+}
+
+/// A binary delivery of lane 0's message `seq` in the mux envelope.
+fn envelope(f: &Fx, seq: u64) -> Vec<u8> {
+    use base64::Engine;
+    let mut payload = Vec::new();
+    let stamp = Stamp {
+        lane: 0,
+        seq,
+        scheduled_ns: f.plan.unix_ns(f.now),
+        sent_ns: None,
+    };
+    stamp.write(f.plan.payload.len(), &mut payload);
+    let data = base64::engine::general_purpose::STANDARD.encode(&payload);
+    let json = format!(
+        "{{\"id\":{},\"channel\":\"news.{}\",\"data\":\"{data}\",\"encoding\":\"base64\"}}",
+        seq + 1,
+        seq % 2
+    );
+    frame(OpCode::Text, json.as_bytes())
+}
+
+#[test]
+fn test_handshake_101_mux_subscribes_and_is_ready_at_the_last_answer() {
+    let mut f = mux();
+    f.connected();
+    let request = String::from_utf8(f.sent()).unwrap();
+    assert!(request.starts_with("GET /ws HTTP/1.1\r\n"), "{request}");
+    assert!(
+        request.contains("Sec-WebSocket-Protocol: wsreactor.mux\r\n"),
+        "{request}"
+    );
+    let key = request
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .unwrap();
+    let accept = String::from_utf8(accept_key(key.as_bytes()).to_vec()).unwrap();
+    let answer = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: wsreactor.mux\r\n\r\n"
+    );
+    assert_eq!(f.input(answer.as_bytes()), Ok(()));
+    // Two subscribes went out; not ready until both are answered.
+    let mut server = WebSocket::server(ReadLimits::default());
+    let mut sent = f.sent();
+    let mut commands = Vec::new();
+    let mut at = 0;
+    while at < sent.len() {
+        match server.read(&mut sent[at..], &mut Vec::new()).unwrap() {
+            FrameRead::Frame {
+                consumed,
+                event: Some(Event::Message(_, p)),
+            } => {
+                commands.push(String::from_utf8(p.to_vec()).unwrap());
+                at += consumed;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        commands,
+        [r#"{"id":0,"subscribe":"news.0"}"#, r#"{"id":1,"subscribe":"news.1"}"#]
+    );
+    assert!(f.s.pending() && !f.s.opened());
+    assert_eq!(f.input(&frame(OpCode::Text, br#"{"reply":0,"ok":true}"#)), Ok(()));
+    assert!(f.s.pending());
+    assert_eq!(f.input(&frame(OpCode::Text, br#"{"reply":1,"ok":true}"#)), Ok(()));
+    assert!(f.s.opened() && !f.s.pending());
+    assert_eq!(f.stats.opened, 1);
+    // Deliveries of either channel, in the envelope, into one order.
+    for seq in 0..3 {
+        let e = envelope(&f, seq);
+        assert_eq!(f.input(&e), Ok(()));
+    }
+    assert_eq!(f.s.received_unique(), 3);
+    // One that comes after our close still counts, as a delivery: the
+    // channel is not closed until the server answers.
+    assert_eq!(f.with(|s, b, ctx| s.begin_close(b, ctx)), Ok(()));
+    let e = envelope(&f, 3);
+    assert_eq!(f.input(&e), Ok(()));
+    assert_eq!(f.s.received_unique(), 4);
+    assert!(f.stats.errors.delivery.is_empty(), "{:?}", f.stats.errors.delivery);
+}
+
+#[test]
+fn test_handshake_101_mux_refused_subscribe_closes() {
+    let mut f = mux();
+    f.connected();
+    let request = String::from_utf8(f.sent()).unwrap();
+    let key = request
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .unwrap();
+    let accept = String::from_utf8(accept_key(key.as_bytes()).to_vec()).unwrap();
+    let answer = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    assert_eq!(f.input(answer.as_bytes()), Ok(()));
+    f.sent();
+    let refused = frame(OpCode::Text, br#"{"reply":0,"error":"too many channels"}"#);
+    assert_eq!(f.input(&refused), Ok(()));
+    assert_eq!(f.stats.errors.handshake_invalid.get("subscribe_refused"), Some(&1));
+    assert!(f.s.awaits_close(), "it closes: never a subscriber of this run");
+    assert!(!f.s.opened());
 }
