@@ -43,6 +43,9 @@ struct Claims {
     channels: Option<Vec<String>>,
     /// Space-separated scopes (RFC 8693 §4.2): `pub` allows publishing.
     scope: Option<String>,
+    /// Subject (RFC 7519 §4.1.2): the user, whom the server API can
+    /// disconnect.
+    sub: Option<String>,
 }
 
 /// What a good token grants.
@@ -173,8 +176,25 @@ impl Auth {
         }
     }
 
+    /// The user a good token names (its `sub`), whatever it grants;
+    /// `Ok(None)` for a good token without one.
+    pub fn user(&self, token: &[u8], now: u64) -> Result<Option<String>, Denied> {
+        self.verify_token(token, now).map(|(_, claims)| claims.sub)
+    }
+
     /// Check the signature, the times and the channel.
     fn verify(&self, token: &[u8], channel: &str, now: u64) -> Result<(Grant, Claims), Denied> {
+        let (grant, claims) = self.verify_token(token, now)?;
+        let granted = claims.channel.as_deref() == Some(channel)
+            || claims.channels.iter().flatten().any(|p| glob_match(p, channel));
+        if !granted {
+            return Err(Denied::WrongChannel);
+        }
+        Ok((grant, claims))
+    }
+
+    /// Check the signature and the times.
+    fn verify_token(&self, token: &[u8], now: u64) -> Result<(Grant, Claims), Denied> {
         let secret = self.secret.as_ref().ok_or(Denied::NoSecret)?;
         let token = std::str::from_utf8(token).map_err(|_| Denied::Malformed)?;
         // The header is read first: for the refusal's reason (the crate
@@ -212,11 +232,6 @@ impl Auth {
         }
         if claims.nbf.is_some_and(|nbf| !nbf.is_finite() || nbf > now as f64) {
             return Err(Denied::NotYet);
-        }
-        let granted = claims.channel.as_deref() == Some(channel)
-            || claims.channels.iter().flatten().any(|p| glob_match(p, channel));
-        if !granted {
-            return Err(Denied::WrongChannel);
         }
         // Far-future expiries are clamped to what a u64 holds.
         let exp = exp.min(u64::MAX as f64) as u64;
@@ -464,5 +479,16 @@ mod tests {
         assert_eq!(auth().publish(t.as_bytes(), "news", NOW), Err(Denied::NoPublishScope));
         let t = token(json!({"exp": NOW + 60, "channels": ["*"], "scope": "sub pub"}));
         assert_eq!(auth().publish(t.as_bytes(), "news", NOW), Ok(Grant { exp: NOW + 60 }));
+    }
+
+    #[test]
+    fn a_good_token_names_its_user_whatever_it_grants() {
+        let t = token(json!({"exp": NOW + 60, "sub": "ada"}));
+        assert_eq!(auth().user(t.as_bytes(), NOW), Ok(Some("ada".to_owned())));
+        let t = token(json!({"exp": NOW + 60, "channel": "x"}));
+        assert_eq!(auth().user(t.as_bytes(), NOW), Ok(None));
+        let t = token(json!({"exp": NOW, "sub": "ada"}));
+        assert_eq!(auth().user(t.as_bytes(), NOW), Err(Denied::Expired));
+        assert_eq!(auth().user(b"junk", NOW), Err(Denied::Malformed));
     }
 }

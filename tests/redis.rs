@@ -333,6 +333,101 @@ fn a_connection_on_one_node_gets_three_channels_published_on_another_each_once_i
 }
 
 #[test]
+fn the_channels_api_reads_every_node_through_redis() {
+    const KEY: &str = "an-api-key-of-the-operator";
+    let redis = Redis::start();
+    let with_key = || {
+        let mut s = settings();
+        s.api.key = Some(KEY.to_owned());
+        s
+    };
+    let (a, b) = (node_with(&redis, with_key()), node_with(&redis, with_key()));
+    let key = format!("X-API-Key: {KEY}");
+    let mut publisher = Client::connect(b.addr);
+    let first = publish(&mut publisher, "room.1", "m1")["id"].as_u64().unwrap();
+    publish(&mut publisher, "room.1", "m2");
+    publish(&mut publisher, "room.2", "m1");
+    // A subscriber on node a, of a channel nobody published to.
+    let (_sub, _) = Client::upgrade_at(a.addr, "/ws/room.3", "");
+    let read = |node: &Server, path: &str| -> (u16, Value) {
+        let r = Client::connect(node.addr).request("GET", path, &[&key], b"");
+        (r.status, serde_json::from_slice(&r.body).unwrap())
+    };
+    // Seen from node b: every channel, whichever node made it.
+    let (status, page) = read(&b, "/api/channels?pattern=room.*");
+    assert_eq!(status, 200, "{page}");
+    let names: Vec<&str> = page["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["room.1", "room.2", "room.3"]);
+    let (_, one) = read(&a, "/api/channels/room.1");
+    assert_eq!(
+        (
+            one["last_id"].as_u64(),
+            one["history"]["kept"].as_u64(),
+            one["history"]["first_id"].as_u64()
+        ),
+        (Some(first + 1), Some(2), Some(first))
+    );
+    assert_eq!(one["epoch_start"].as_u64(), Some(numbering_start(first)));
+    // Node a's subscriber, counted from node b once a has told Redis.
+    let t0 = Instant::now();
+    loop {
+        let (_, three) = read(&b, "/api/channels/room.3");
+        if three["subscribers"] == 1 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(2), "{three}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, none) = read(&b, "/api/channels/room.9");
+    assert_eq!(status, 404, "{none}");
+}
+
+#[test]
+fn a_user_disconnected_through_one_node_loses_its_connections_on_the_other() {
+    use common::mux::MuxClient;
+    const KEY: &str = "an-api-key-of-the-operator";
+    const SECRET: &str = "the redis tests' token secret!!!";
+    let redis = Redis::start();
+    let with_key = || {
+        let mut s = settings();
+        s.api.key = Some(KEY.to_owned());
+        s.auth = wsreactor::auth::Auth::new(vec![], SECRET.as_bytes());
+        s
+    };
+    let (a, b) = (node_with(&redis, with_key()), node_with(&redis, with_key()));
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let token = |sub: &str| jwt(SECRET, json!({"exp": exp, "sub": sub}));
+    let mut ada = MuxClient::connect(a.addr, &format!("?token={}", token("ada")));
+    ada.subscribe(1, "x", None);
+    let (mut ada_one, _) = Client::upgrade_at(a.addr, &format!("/ws/x?token={}", token("ada")), "");
+    let mut bob = MuxClient::connect(a.addr, &format!("?token={}", token("bob")));
+    bob.subscribe(1, "x", None);
+    // Unsubscribe first, through node b: ada's mux connection on a is told.
+    let key = format!("X-API-Key: {KEY}");
+    let mut api = Client::connect(b.addr);
+    let r = api.request("POST", "/api/unsubscribe", &[&key], br#"{"user":"ada","channel":"x"}"#);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(ada.next(), json!({"channel": "x", "unsubscribed": "by the server"}));
+    ada_one.expect_close(4003);
+    ada.subscribe(2, "y", None);
+    let r = api.request("POST", "/api/disconnect", &[&key], br#"{"user":"ada"}"#);
+    assert_eq!(r.status, 200, "{r:?}");
+    ada.c.expect_close(4002);
+    // Bob, on the same node, goes on.
+    publish(&mut Client::connect(b.addr), "x", "for bob");
+    assert_eq!(bob.message().2, json!("for bob"));
+}
+
+#[test]
 fn without_its_redis_a_node_does_not_start() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let settings = settings();

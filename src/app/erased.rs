@@ -32,6 +32,7 @@ pub(crate) trait AnyHandler: Send + Sync {
     fn expired(&self, link: &mut dyn Link, data: &mut UserData, topic: &str);
     fn subscribed(&self, link: &mut dyn Link, data: &mut UserData, topic: &str, result: Result<(), HubError>);
     fn published(&self, link: &mut dyn Link, data: &mut UserData, result: Result<Receipt, HubError>);
+    fn signal(&self, link: &mut dyn Link, data: &mut UserData, payload: &[u8]);
     fn close(&self, link: &mut dyn Link, data: &mut UserData, code: Option<CloseCode>);
 }
 
@@ -82,6 +83,13 @@ impl<H: Handler> AnyHandler for H {
     fn published(&self, link: &mut dyn Link, data: &mut UserData, result: Result<Receipt, HubError>) {
         if let Some(mut conn) = conn::<H::Data>(link, data) {
             Handler::published(self, &mut conn, result);
+        }
+    }
+
+    #[inline]
+    fn signal(&self, link: &mut dyn Link, data: &mut UserData, payload: &[u8]) {
+        if let Some(mut conn) = conn::<H::Data>(link, data) {
+            Handler::signal(self, &mut conn, payload);
         }
     }
 

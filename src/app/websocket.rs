@@ -60,6 +60,13 @@ pub trait Handler: Send + Sync + 'static {
         let _ = (conn, topic, result);
     }
 
+    /// A signal every node's connections get ([`crate::pubsub::Request::Signal`],
+    /// sent by any handler that asks the broker): what it means is the
+    /// application's (the push server's API disconnects a user with one).
+    fn signal(&self, conn: &mut Conn<'_, Self::Data>, payload: &[u8]) {
+        let _ = (conn, payload);
+    }
+
     /// The broker answered a [`Conn::publish`], in the order they were
     /// made: the message's id and subscribers, or why it was not (or may
     /// not have been) published.

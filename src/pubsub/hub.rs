@@ -12,7 +12,11 @@
 
 use super::idempotency::Seen;
 use super::message::Message;
-use super::{Address, Answer, Broker, Gap, HubError, HubSettings, Numbering, Receipt, Request, Snapshot, Subscription};
+use super::{
+    Address, Answer, Broker, ChannelState, Found, Gap, HubError, HubSettings, Numbering, Query, Receipt, Request,
+    Snapshot, Subscription,
+};
+use crate::auth::glob_match;
 use crate::protocol::MessageKind;
 use mio::Waker;
 use std::collections::{HashMap, VecDeque};
@@ -54,6 +58,8 @@ pub enum Command {
     /// Submit a request to the broker on nobody's behalf (its answer is
     /// dropped).
     Submit(Request),
+    /// A signal ([`Request::Signal`]) for every connection of the worker.
+    Signal(Arc<[u8]>),
 }
 
 /// One worker's inbox: answers and messages for its connections, and the
@@ -382,6 +388,47 @@ impl LocalHub {
         Ok(receipt)
     }
 
+    /// What `query` finds now: channels that have history or subscribers
+    /// (a channel waiting for the sweep to forget it is not listed),
+    /// their history trimmed first.
+    pub fn query(&self, query: &Query, now: Instant) -> Found {
+        let map = self.channels.read().unwrap_or_else(|e| e.into_inner());
+        let state = |c: &Mutex<Channel>| {
+            let mut c = lock(c);
+            c.trim(&self.settings, now);
+            let subscribers = c.subscribers.iter().map(|&n| n as usize).sum::<usize>();
+            (subscribers > 0 || !c.history.is_empty()).then(|| ChannelState {
+                name: c.name.to_string(),
+                subscribers,
+                last_id: c.last_id(),
+                epoch_start: self.base,
+                history: c.history.len(),
+                first_kept: c.history.front().map(|m| m.id),
+            })
+        };
+        match query {
+            Query::Channel(name) => Found::Channel(map.get(&**name).and_then(|c| state(c))),
+            Query::Channels { pattern, after, limit } => {
+                let mut names: Vec<&Arc<str>> = map
+                    .keys()
+                    .filter(|n| after.as_deref().is_none_or(|a| &***n > a) && glob_match(pattern, n))
+                    .collect();
+                names.sort_unstable();
+                let mut channels = Vec::with_capacity((*limit).min(names.len()));
+                let mut more = false;
+                for name in names {
+                    let Some(found) = state(&map[name]) else { continue };
+                    if channels.len() == *limit {
+                        more = true;
+                        break;
+                    }
+                    channels.push(found);
+                }
+                Found::Channels { channels, more }
+            }
+        }
+    }
+
     /// Count a subscriber on `worker` and return its handle and what it
     /// missed after `since` (`None`: only what comes next).
     pub fn subscribe(
@@ -416,6 +463,13 @@ impl Broker for LocalHub {
             } => Answer::Published(self.publish_once(&channel, kind, payload, idempotency_key.as_deref(), now)),
             Request::Subscribe { channel, since } => {
                 Answer::Subscribed(self.subscribe(&channel, from.worker, since, now))
+            }
+            Request::Query(query) => Answer::Found(Ok(self.query(&query, now))),
+            Request::Signal(payload) => {
+                for inbox in self.inboxes.iter() {
+                    inbox.command(Command::Signal(payload.clone()));
+                }
+                Answer::Signalled(Ok(()))
             }
         };
         self.inboxes[from.worker].answer_here(from, answer);

@@ -228,6 +228,63 @@ pub enum Request {
         /// The last id the client has.
         since: Option<u64>,
     },
+    /// Read what channels there are, changing nothing.
+    Query(Query),
+    /// Hand `payload` to every connection's handler on every node (this
+    /// one too), for the application to read: a disconnect asked through
+    /// the server API, say ([`crate::app::Handler::signal`]).
+    Signal(Arc<[u8]>),
+}
+
+/// What the server API asks the broker about channels: read only, and
+/// looking makes no channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// The channels that exist (have history or subscribers, on any
+    /// node) whose names match `pattern` (`*` for any run of characters),
+    /// in name order after `after`, at most `limit`.
+    Channels {
+        /// A glob of names.
+        pattern: Box<str>,
+        /// The last name of the page before.
+        after: Option<Box<str>>,
+        /// The most to answer with.
+        limit: usize,
+    },
+    /// One channel's state, if it exists.
+    Channel(Box<str>),
+}
+
+/// What a [`Query`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// A page of channels, and whether more match after it.
+    Channels {
+        /// In name order.
+        channels: Vec<ChannelState>,
+        /// More match after the last of these.
+        more: bool,
+    },
+    /// The channel, or `None` when it does not exist.
+    Channel(Option<ChannelState>),
+}
+
+/// A channel as the broker holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelState {
+    /// Its name.
+    pub name: String,
+    /// Clients subscribed to it, on every node.
+    pub subscribers: usize,
+    /// Its last id (the start of its numbering when it has none yet).
+    pub last_id: u64,
+    /// The id after which its current numbering began
+    /// ([`Message::epoch_start`]).
+    pub epoch_start: u64,
+    /// Messages its history holds.
+    pub history: usize,
+    /// The first id its history holds.
+    pub first_kept: Option<u64>,
 }
 
 /// A live subscription: the one handle of one subscriber. The broker makes
@@ -263,6 +320,11 @@ pub enum Answer {
     Published(Result<Receipt, HubError>),
     /// To [`Request::Subscribe`]: the handle, and what to give first.
     Subscribed(Result<(Subscription, Snapshot), HubError>),
+    /// To [`Request::Query`].
+    Found(Result<Found, HubError>),
+    /// To [`Request::Signal`]: every node has it (`Ok`: the local hub's
+    /// workers, or Redis took it for every node listening).
+    Signalled(Result<(), HubError>),
 }
 
 /// Where channels live. Every method is called from worker threads.
@@ -336,6 +398,22 @@ pub fn channel_name(segment: &str) -> Option<Cow<'_, str>> {
         Cow::Borrowed(segment)
     };
     valid_channel(&name).then_some(name)
+}
+
+/// A glob of channel names as a request gives it (`?pattern=`):
+/// percent-decoded as a channel name is, then 1 to 128 of `*` (any run of
+/// characters) and the characters channel names are made of.
+pub fn channel_pattern(raw: &str) -> Option<Cow<'_, str>> {
+    let pattern = if raw.contains('%') {
+        Cow::Owned(percent_decode(raw)?)
+    } else {
+        Cow::Borrowed(raw)
+    };
+    let ok = (1..=128).contains(&pattern.len())
+        && pattern
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-' | b'*'));
+    ok.then_some(pattern)
 }
 
 /// `%XX` escapes decoded; `None` for a `%` not followed by two hex digits or
@@ -412,6 +490,16 @@ mod tests {
         assert!(!valid_channel(".."));
         assert!(valid_channel("..."));
         assert!(valid_channel(".a"));
+    }
+
+    #[test]
+    fn channel_patterns() {
+        assert_eq!(channel_pattern("news-*").as_deref(), Some("news-*"));
+        assert_eq!(channel_pattern("%2A").as_deref(), Some("*"));
+        assert_eq!(channel_pattern("a/b"), None);
+        assert_eq!(channel_pattern(""), None);
+        assert_eq!(channel_pattern("?"), None);
+        assert_eq!(channel_pattern(&"*".repeat(129)), None);
     }
 
     #[test]

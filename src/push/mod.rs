@@ -28,17 +28,19 @@ mod pages;
 mod poll;
 mod publish;
 mod query;
+mod signal;
 mod sse;
 mod subscriber;
 
-pub use api::{Api, ApiCall, Broadcasting};
+pub use api::{Api, ApiCall, Broadcasting, UserCall};
 pub use mux::{Mux, Muxing, MUX_PROTOCOL};
 pub use pages::{demo_page, Page, README};
 pub use poll::{Poll, Polling};
 pub use publish::{Publish, Publishing};
-pub use query::{query_u64, NotANumber};
+pub use query::{query_u64, query_values, NotANumber};
+pub use signal::{UserOrder, DISCONNECTED, UNSUBSCRIBED};
 pub use sse::{Events, Streaming};
-pub use subscriber::{Subscriber, JSON_PROTOCOL};
+pub use subscriber::{Subscriber, SubscriberUser, JSON_PROTOCOL};
 
 use crate::app::{App, Context, Echo, Request, Response};
 use crate::auth::{request_token, Grant};
@@ -156,8 +158,10 @@ fn grant(request: &Request<'_, '_>, channel: &str, cx: &Context<'_>) -> Result<O
 fn subscribed(answer: Answer) -> Result<(Subscription, Snapshot), Response> {
     match answer {
         Answer::Subscribed(Ok(subscribed)) => Ok(subscribed),
-        Answer::Subscribed(Err(e)) | Answer::Published(Err(e)) => Err(broker_refusal(e)),
-        Answer::Published(Ok(_)) => Err(Response::refuse(
+        Answer::Subscribed(Err(e)) | Answer::Published(Err(e)) | Answer::Found(Err(e)) | Answer::Signalled(Err(e)) => {
+            Err(broker_refusal(e))
+        }
+        Answer::Published(Ok(_)) | Answer::Found(Ok(_)) | Answer::Signalled(Ok(_)) => Err(Response::refuse(
             Status::INTERNAL_ERROR,
             "the broker answered another request",
         )),

@@ -27,8 +27,10 @@
 //! channel, public or private. A connection holds at most `[limits]
 //! max_channels_per_connection` channels.
 
+use super::signal::{UserOrder, DISCONNECTED};
 use crate::app::{Accept, Conn, Handler, Message, Refusal, Reply, Topic, Upgrade};
 use crate::auth::request_token;
+use crate::auth::Denied;
 use crate::protocol::http::Status;
 use crate::pubsub::message::push_json_string;
 use crate::pubsub::{valid_channel, HubError, Receipt};
@@ -56,6 +58,8 @@ pub struct Mux;
 pub struct Muxing {
     /// The connection's token: the upgrade's, or the last refresh.
     token: Option<Box<str>>,
+    /// Its user: the token's `sub`, if it has one.
+    user: Option<Box<str>>,
     /// Subscribes out to the broker: the channel, and the command's id.
     subscribing: Vec<(Box<str>, u64)>,
     /// Publishes out, the command ids in the order they were made (the
@@ -163,12 +167,23 @@ impl Handler for Mux {
             None => None,
             Some(t) if t.len() > MAX_TOKEN => return Err(Refusal::new(Status::BAD_REQUEST, "the token is too long")),
             Some(t) => match std::str::from_utf8(t) {
-                Ok(t) => Some(t.into()),
+                Ok(t) => Some(t),
                 Err(_) => return Err(Refusal::new(Status::BAD_REQUEST, "the token is not a JWT")),
             },
         };
+        // A connection's token is checked as it opens: a bad one is a 403
+        // now, not a surprise at its first subscribe. Its `sub` is the
+        // connection's user.
+        let user = match token {
+            None => None,
+            Some(t) => match upgrade.settings().auth.user(t.as_bytes(), upgrade.unix_time()) {
+                Ok(user) => user,
+                Err(denied) => return Err(Refusal::new(Status::FORBIDDEN, token_refused(&denied))),
+            },
+        };
         let data = Muxing {
-            token,
+            token: token.map(Into::into),
+            user: user.map(Into::into),
             ..Muxing::default()
         };
         Ok(Accept::new().protocol(MUX_PROTOCOL).data(data))
@@ -232,13 +247,54 @@ impl Handler for Mux {
         conn.send_text(&reply);
     }
 
+    /// The server API's order for this connection's user, if it is one.
+    fn signal(&self, conn: &mut Conn<'_, Muxing>, payload: &[u8]) {
+        let Some(user) = conn.data().user.as_deref() else {
+            return;
+        };
+        match UserOrder::for_user(payload, user) {
+            Some(UserOrder::Disconnect { .. }) => conn.close(DISCONNECTED, "disconnected by the server"),
+            Some(UserOrder::Unsubscribe { channel, .. }) if conn.unsubscribe(&channel) => {
+                answer_given_up(conn, &channel, "unsubscribed by the server");
+                conn.send_text(&notice(&channel, "by the server"));
+            }
+            Some(UserOrder::Unsubscribe { .. }) | None => {}
+        }
+    }
+
     /// A private channel's token ended: that channel only, told; the client
     /// subscribes again with a newer token and its cursor.
     fn expired(&self, conn: &mut Conn<'_, Muxing>, topic: &str) {
-        let mut s = String::from("{\"channel\":");
-        push_json_string(topic, &mut s);
-        s.push_str(",\"unsubscribed\":\"token expired\"}");
-        conn.send_text(&s);
+        conn.send_text(&notice(topic, "token expired"));
+    }
+}
+
+/// `{"channel":C,"unsubscribed":WHY}`: the server ended a subscription.
+fn notice(channel: &str, why: &str) -> String {
+    let mut s = String::from("{\"channel\":");
+    push_json_string(channel, &mut s);
+    s.push_str(",\"unsubscribed\":");
+    push_json_string(why, &mut s);
+    s.push('}');
+    s
+}
+
+/// A subscribe to `channel` still out was given up: its command is
+/// answered now, with `why`.
+fn answer_given_up(conn: &mut Conn<'_, Muxing>, channel: &str, why: &str) {
+    let subscribing = &mut conn.data().subscribing;
+    if let Some(i) = subscribing.iter().position(|(c, _)| **c == *channel) {
+        let (_, id) = subscribing.swap_remove(i);
+        conn.send_text(&refused(Some(id), why));
+    }
+}
+
+/// Why a connection's token is refused: as for a channel, but for a
+/// server with no secret, which takes no token at all.
+fn token_refused(denied: &Denied) -> String {
+    match denied {
+        Denied::NoSecret => "the server has no token secret: it takes no tokens".to_owned(),
+        other => other.to_string(),
     }
 }
 
@@ -252,11 +308,7 @@ fn run(conn: &mut Conn<'_, Muxing>, id: u64, verb: Verb) -> Option<String> {
                 return Some(refused(Some(id), "not subscribed to this channel"));
             }
             // A subscribe still out is answered now: it will not be live.
-            let subscribing = &mut conn.data().subscribing;
-            if let Some(i) = subscribing.iter().position(|(c, _)| **c == *channel) {
-                let (_, sub_id) = subscribing.swap_remove(i);
-                conn.send_text(&refused(Some(sub_id), "unsubscribed before it was live"));
-            }
+            answer_given_up(conn, &channel, "unsubscribed before it was live");
             Some(ok(id, ""))
         }
         Verb::Publish { channel, data, token } => publish(conn, id, channel, data, token),
@@ -343,6 +395,15 @@ fn publish(
 fn refresh(conn: &mut Conn<'_, Muxing>, id: u64, token: String) -> String {
     if token.is_empty() || token.len() > MAX_TOKEN {
         return refused(Some(id), "the token is empty or too long");
+    }
+    // The same user, or none: a refresh does not make the connection
+    // someone else's.
+    let user = match conn.settings().auth.user(token.as_bytes(), conn.unix_time()) {
+        Ok(user) => user,
+        Err(denied) => return refused(Some(id), &token_refused(&denied)),
+    };
+    if conn.data().user.as_deref() != user.as_deref() {
+        return refused(Some(id), "the token names another user than the connection's");
     }
     let private: Vec<String> = conn
         .topics()

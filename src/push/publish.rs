@@ -126,6 +126,9 @@ impl HttpHandler for Publish {
                 }
                 Response::refuse(Status::INTERNAL_ERROR, "the broker answered another request")
             }
+            Answer::Found(_) | Answer::Signalled(_) => {
+                Response::refuse(Status::INTERNAL_ERROR, "the broker answered another request")
+            }
         };
         Next::Respond(response.headers(data.cors))
     }

@@ -1,4 +1,4 @@
-//! Numbers in a query string (`?since=N`, `?wait=S`).
+//! Values in a query string (`?since=N`, `?wait=S`, `?channel=c`).
 
 /// A query parameter that should be a number is not one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +19,19 @@ pub fn query_u64(query: Option<&str>, key: &str) -> Result<Option<u64>, NotANumb
     Ok(None)
 }
 
+/// Every value of `key` in a query string, in order, as sent (not
+/// percent-decoded).
+pub fn query_values<'q>(query: Option<&'q str>, key: &'q str) -> impl Iterator<Item = &'q str> + 'q {
+    query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter_map(move |pair| match pair.split_once('=') {
+            Some((k, v)) if k == key => Some(v),
+            None if pair == key => Some(""),
+            _ => None,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,5 +44,13 @@ mod tests {
         assert_eq!(query_u64(Some("sincere=1"), "since"), Ok(None));
         assert_eq!(query_u64(Some("since="), "since"), Err(NotANumber));
         assert_eq!(query_u64(Some("since=-1"), "since"), Err(NotANumber));
+    }
+
+    #[test]
+    fn every_value_of_a_key() {
+        let got: Vec<_> = query_values(Some("channel=a&x=1&channel=b%3Ac&channel"), "channel").collect();
+        assert_eq!(got, ["a", "b%3Ac", ""]);
+        assert_eq!(query_values(None, "channel").count(), 0);
+        assert_eq!(query_values(Some("channels=a"), "channel").count(), 0);
     }
 }

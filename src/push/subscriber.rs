@@ -6,6 +6,7 @@
 //! send it or reconnect with it; reconnecting with the old one is refused.
 
 use super::query::query_u64;
+use super::signal::{UserOrder, DISCONNECTED, UNSUBSCRIBED};
 use crate::app::{Accept, Conn, Handler, Message, Refusal, Reply, Upgrade};
 use crate::auth::{request_token, TOKEN_EXPIRED};
 use crate::protocol::http::Status;
@@ -38,10 +39,14 @@ struct Refresh<'a> {
     token: &'a str,
 }
 
-impl Handler for Subscriber {
-    type Data = ();
+/// A subscriber's user: its token's `sub`, if it came with a good token
+/// that has one (the server API's orders reach it by that).
+pub type SubscriberUser = Option<Box<str>>;
 
-    fn open(&self, upgrade: &Upgrade<'_, '_>) -> Result<Accept, Refusal> {
+impl Handler for Subscriber {
+    type Data = SubscriberUser;
+
+    fn open(&self, upgrade: &Upgrade<'_, '_>) -> Result<Accept<SubscriberUser>, Refusal> {
         // The whole rest, as `/pub/`, `/poll/` and `/sse/` take it: one
         // rule for every transport, refused before the 101.
         let Some(channel) = channel_name(upgrade.rest()) else {
@@ -52,11 +57,15 @@ impl Handler for Subscriber {
             .map_err(|_| Refusal::new(Status::BAD_REQUEST, "since must be a message id"))?;
         // A private channel opens with a token for it (`?token=`, all a
         // browser's WebSocket can send, or `Authorization: Bearer`).
-        let grant = upgrade
-            .settings()
-            .auth
-            .subscribe(request_token(upgrade.head()), &channel, upgrade.unix_time())
+        let token = request_token(upgrade.head());
+        let auth = &upgrade.settings().auth;
+        let grant = auth
+            .subscribe(token, &channel, upgrade.unix_time())
             .map_err(|denied| Refusal::new(Status::FORBIDDEN, denied.to_string()))?;
+        // A public channel ignores a token it does not need, good or not.
+        let user = token
+            .filter(|t| !t.is_empty())
+            .and_then(|t| auth.user(t, upgrade.unix_time()).ok().flatten());
         // RFC 6455 §4.2.2 step 5: echo one of the offered subprotocols, or none.
         let envelope = upgrade.protocols().contains(&JSON_PROTOCOL);
         let mut accept = Accept::new().subscribe(&channel);
@@ -69,13 +78,13 @@ impl Handler for Subscriber {
         if let Some(grant) = grant {
             accept = accept.expires(grant.exp);
         }
-        Ok(accept)
+        Ok(accept.data(user.map(Into::into)))
     }
 
     /// A subscriber's own messages have nowhere to go, but for a newer
     /// token for a private channel: checked, it extends the subscription;
     /// refused, the connection is closed with 1008 and why.
-    fn message(&self, conn: &mut Conn<'_, ()>, message: Message<'_>) -> Reply {
+    fn message(&self, conn: &mut Conn<'_, SubscriberUser>, message: Message<'_>) -> Reply {
         let Message::Text(text) = message else {
             return Reply::Done;
         };
@@ -101,7 +110,22 @@ impl Handler for Subscriber {
         Reply::Done
     }
 
-    fn expired(&self, conn: &mut Conn<'_, ()>, _topic: &str) {
+    fn expired(&self, conn: &mut Conn<'_, SubscriberUser>, _topic: &str) {
         conn.close(TOKEN_EXPIRED, "token expired");
+    }
+
+    /// The server API's order for its user: a disconnect, or the end of
+    /// its one channel, closes it.
+    fn signal(&self, conn: &mut Conn<'_, SubscriberUser>, payload: &[u8]) {
+        let Some(user) = conn.data().as_deref() else {
+            return;
+        };
+        match UserOrder::for_user(payload, user) {
+            Some(UserOrder::Disconnect { .. }) => conn.close(DISCONNECTED, "disconnected by the server"),
+            Some(UserOrder::Unsubscribe { channel, .. }) if conn.topic() == Some(channel.as_str()) => {
+                conn.close(UNSUBSCRIBED, "unsubscribed by the server")
+            }
+            _ => {}
+        }
     }
 }

@@ -195,6 +195,13 @@ impl<T: Transport> Connection<T> {
         self.life(step, env)
     }
 
+    /// A signal for every connection ([`crate::pubsub::Request::Signal`]).
+    pub fn on_signal(&mut self, payload: &[u8], env: &mut Env<'_>) -> Life {
+        self.session.handle_signal(payload, env);
+        let step = self.settle_output(env);
+        self.life(step, env)
+    }
+
     /// A message for this connection from another thread.
     pub fn on_send(&mut self, kind: MessageKind, payload: &[u8], env: &mut Env<'_>) -> Life {
         self.session.handle_send(kind, payload, env);

@@ -294,6 +294,14 @@ impl Worker {
                     self.step(to.key, now, |conn, env| conn.on_send(kind, &payload, env));
                 }
                 Command::Send { .. } => {}
+                Command::Signal(payload) => {
+                    // Every connection's handler reads it (an open
+                    // WebSocket's): rare, and as cheap as a look each.
+                    let keys: Vec<usize> = self.conns.iter().map(|(key, _)| key).collect();
+                    for key in keys {
+                        self.step(key, now, |conn, env| conn.on_signal(&payload, env));
+                    }
+                }
                 Command::Submit(request) => {
                     // On nobody's behalf: the answer finds no connection.
                     let nobody = Address {

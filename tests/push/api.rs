@@ -271,3 +271,250 @@ fn a_bad_history_read_is_a_json_400_405_or_401() {
     let r = Client::connect(server.addr).request("GET", "/api/history/log", &[], b"");
     assert_eq!(r.status, 401, "{r:?}");
 }
+
+/// The channel names of a `GET /api/channels` page, and its cursor.
+fn page(c: &mut Client, query: &str) -> (Vec<String>, Value) {
+    let r = c.request(
+        "GET",
+        &format!("/api/channels{query}"),
+        &[&format!("X-API-Key: {KEY}")],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let v = body(&r);
+    let names = v["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["channel"].as_str().unwrap().to_owned())
+        .collect();
+    (names, v["cursor"].clone())
+}
+
+#[test]
+fn channels_are_listed_by_pattern_in_pages_and_each_read_whole() {
+    let server = server_with(|_| {});
+    let key = format!("X-API-Key: {KEY}");
+    let mut c = Client::connect(server.addr);
+    for name in ["news.b", "news.a", "sport", "news.c"] {
+        publish(&mut Client::connect(server.addr), name, "x");
+    }
+    publish(&mut Client::connect(server.addr), "news.a", "y");
+    // A subscriber makes a channel exist too.
+    let (_sub, _) = Client::upgrade_at(server.addr, "/ws/quiet", "");
+    let (all, cursor) = page(&mut c, "");
+    assert_eq!(all, ["news.a", "news.b", "news.c", "quiet", "sport"]);
+    assert_eq!(cursor, Value::Null, "one page holds them all");
+    // Two at a time, by pattern, each page's cursor to the next.
+    let (first, cursor) = page(&mut c, "?pattern=news.*&limit=2");
+    assert_eq!(first, ["news.a", "news.b"]);
+    let cursor = cursor.as_str().expect("a cursor while more follow").to_owned();
+    let (second, last) = page(&mut c, &format!("?pattern=news.%2A&limit=2&cursor={cursor}"));
+    assert_eq!((second, last), (vec!["news.c".to_owned()], Value::Null));
+    // One channel, whole.
+    let r = c.request("GET", "/api/channels/news.a", &[&key], b"");
+    assert_eq!(
+        body(&r),
+        json!({"channel": "news.a", "subscribers": 0, "last_id": 2, "epoch_start": 0,
+               "history": {"kept": 2, "first_id": 1}})
+    );
+    let r = c.request("GET", "/api/channels/quiet", &[&key], b"");
+    assert_eq!(
+        body(&r),
+        json!({"channel": "quiet", "subscribers": 1, "last_id": 0, "epoch_start": 0,
+               "history": {"kept": 0, "first_id": null}})
+    );
+    // Looking makes no channel.
+    let r = c.request("GET", "/api/channels/nowhere", &[&key], b"");
+    assert_eq!(r.status, 404, "{r:?}");
+    assert!(body(&r)["error"].is_string());
+    assert_eq!(page(&mut c, "?pattern=now*").0, Vec::<String>::new());
+}
+
+#[test]
+fn a_bad_channels_request_is_a_json_400_405_or_401_and_a_made_up_cursor_is_refused() {
+    let server = server_with(|_| {});
+    let key = format!("X-API-Key: {KEY}");
+    let mut c = Client::connect(server.addr);
+    publish(&mut Client::connect(server.addr), "a", "x");
+    for query in [
+        "?limit=0",
+        "?limit=1001",
+        "?pattern=a/b",
+        "?pattern=",
+        "?cursor=not*base64",
+        // base64url of "a/b": not a name any page could end on.
+        "?cursor=YS9i",
+        "?limit=1&limit=2",
+    ] {
+        let r = c.request("GET", &format!("/api/channels{query}"), &[&key], b"");
+        assert_eq!(r.status, 400, "{query}: {r:?}");
+        assert!(body(&r)["error"].is_string(), "{query}");
+    }
+    let r = c.request("GET", "/api/channels/a%2Fb", &[&key], b"");
+    assert_eq!(r.status, 400, "{r:?}");
+    let r = c.request("POST", "/api/channels", &[&key, "Content-Length: 0"], b"");
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET")), "{r:?}");
+    let r = c.request("GET", "/api/channels", &[], b"");
+    assert_eq!(r.status, 401, "{r:?}");
+    let r = c.request("GET", "/api/channels/a", &["X-API-Key: wrong-key-of-some-length"], b"");
+    assert_eq!(r.status, 403, "{r:?}");
+}
+
+const SECRET: &str = "the api tests' token secret, 32b";
+
+/// A token for user `sub` (no channel granted: it names the user only).
+fn user_token(sub: &str) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    jwt(SECRET, json!({"exp": exp, "sub": sub}))
+}
+
+#[test]
+fn disconnect_closes_every_connection_of_the_user_and_no_one_elses() {
+    use crate::common::mux::MuxClient;
+    let server = server_with(|s| s.auth = wsreactor::auth::Auth::new(vec![], SECRET.as_bytes()));
+    let (ada, bob) = (user_token("ada"), user_token("bob"));
+    let mut ada_mux = MuxClient::connect(server.addr, &format!("?token={ada}"));
+    ada_mux.subscribe(1, "a", None);
+    let (mut ada_one, _) = Client::upgrade_at(server.addr, &format!("/ws/a?token={ada}"), "");
+    let mut bob_mux = MuxClient::connect(server.addr, &format!("?token={bob}"));
+    bob_mux.subscribe(1, "a", None);
+    let mut c = Client::connect(server.addr);
+    let key = format!("X-API-Key: {KEY}");
+    let r = c.request("POST", "/api/disconnect", &[&key], br#"{"user":"ada"}"#);
+    assert_eq!((r.status, body(&r)), (200, json!({})), "{r:?}");
+    ada_mux.c.expect_close(4002);
+    ada_one.expect_close(4002);
+    // Bob goes on.
+    publish(&mut Client::connect(server.addr), "a", "still here");
+    assert_eq!(bob_mux.message().2, json!("still here"));
+    // Bad bodies change nothing.
+    for bad in [
+        &br#"{"user":""}"#[..],
+        br#"{"user":"bob","extra":1}"#,
+        b"not json",
+        br#"{"users":["bob"]}"#,
+    ] {
+        let r = c.request("POST", "/api/disconnect", &[&key], bad);
+        assert_eq!(r.status, 400, "{r:?}");
+        assert!(body(&r)["error"].is_string());
+    }
+    let r = c.request("POST", "/api/disconnect", &[], br#"{"user":"bob"}"#);
+    assert_eq!(r.status, 401, "{r:?}");
+    publish(&mut Client::connect(server.addr), "a", "and on");
+    assert_eq!(bob_mux.message().2, json!("and on"));
+}
+
+#[test]
+fn unsubscribe_ends_one_channel_of_the_user() {
+    use crate::common::mux::MuxClient;
+    let server = server_with(|s| s.auth = wsreactor::auth::Auth::new(vec![], SECRET.as_bytes()));
+    let ada = user_token("ada");
+    let mut m = MuxClient::connect(server.addr, &format!("?token={ada}"));
+    m.subscribe(1, "a", None);
+    m.subscribe(2, "b", None);
+    let (mut one, _) = Client::upgrade_at(server.addr, &format!("/ws/a?token={ada}"), "");
+    let (mut other, _) = Client::upgrade_at(server.addr, &format!("/ws/b?token={ada}"), "");
+    let r = Client::connect(server.addr).request(
+        "POST",
+        "/api/unsubscribe",
+        &[&format!("X-API-Key: {KEY}")],
+        br#"{"user":"ada","channel":"a"}"#,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(m.next(), json!({"channel": "a", "unsubscribed": "by the server"}));
+    one.expect_close(4003);
+    publish(&mut Client::connect(server.addr), "a", "gone");
+    publish(&mut Client::connect(server.addr), "b", "kept");
+    assert_eq!(m.message(), ("b".to_owned(), 1, json!("kept")));
+    assert_eq!(text_of(&other.recv()), "kept");
+    // The connection may subscribe again: the order ended a subscription,
+    // not the user's right to one.
+    m.subscribe(3, "a", Some(0));
+    assert_eq!(m.message(), ("a".to_owned(), 1, json!("gone")));
+}
+
+fn text_of(f: &Frame) -> String {
+    String::from_utf8(f.payload.clone()).unwrap()
+}
+
+/// Same shape: the same keys in every object, the first items of arrays
+/// alike, and values of the same JSON type.
+fn same_shape(got: &Value, shown: &Value) -> bool {
+    match (got, shown) {
+        (Value::Object(g), Value::Object(s)) => {
+            g.len() == s.len() && g.iter().all(|(k, v)| s.get(k).is_some_and(|w| same_shape(v, w)))
+        }
+        (Value::Array(g), Value::Array(s)) => match (g.first(), s.first()) {
+            (Some(g), Some(s)) => same_shape(g, s),
+            (None, None) => true,
+            _ => false,
+        },
+        (Value::Number(_), Value::Number(_))
+        | (Value::String(_), Value::String(_))
+        | (Value::Bool(_), Value::Bool(_))
+        | (Value::Null, Value::Null) => true,
+        _ => false,
+    }
+}
+
+#[test]
+fn every_curl_example_of_the_server_api_answers_in_the_shape_shown() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("\n### The server API\n").nth(1).expect("the section");
+    let section = section.split("\n### ").next().unwrap();
+    // Each example: a `$ ` command (its lines joined at `\`), then the
+    // answer shown on the line after it.
+    let mut examples = Vec::new();
+    for block in section.split("```").skip(1).step_by(2) {
+        let mut lines = block.lines().filter(|l| !l.trim().is_empty()).peekable();
+        while let Some(line) = lines.next() {
+            let Some(mut command) = line.strip_prefix("$ ").map(str::to_owned) else {
+                panic!("a command first: {line}");
+            };
+            while command.ends_with('\\') {
+                command.pop();
+                command.push_str(lines.next().expect("the command goes on"));
+            }
+            let shown: Value = serde_json::from_str(lines.next().expect("its answer")).unwrap();
+            examples.push((command, shown));
+        }
+    }
+    let routes: Vec<&str> = examples
+        .iter()
+        .filter_map(|(c, _)| c.split("/api/").nth(1)?.split(['/', '?', '\'', ' ']).next())
+        .collect();
+    for route in ["broadcast", "history", "channels", "disconnect", "unsubscribe"] {
+        assert!(routes.contains(&route), "no example of /api/{route}: {routes:?}");
+    }
+    let server = server_with(|s| s.auth = wsreactor::auth::Auth::new(vec![], SECRET.as_bytes()));
+    for (i, name) in ["news", "newsroom", "sport"].iter().enumerate() {
+        for n in 0..12 - i {
+            publish(&mut Client::connect(server.addr), name, &format!("m{n}"));
+        }
+    }
+    let (_ada, _) = Client::upgrade_at(server.addr, &format!("/ws/news?token={}", user_token("ada")), "");
+    for (command, shown) in examples {
+        // The example's ids are of a numbering after the clock; this
+        // server's are from 1.
+        let command = command
+            .replace("127.0.0.1:9001", &server.addr.to_string())
+            .replace("since=1796601600000010", "since=10");
+        let out = std::process::Command::new("sh")
+            .args(["-c", &command])
+            .env("WSREACTOR_API_KEY", KEY)
+            .output()
+            .expect("sh and curl");
+        assert!(out.status.success(), "{command}: {out:?}");
+        let got: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{command}: {e}: {out:?}"));
+        assert!(same_shape(&got, &shown), "{command}\n got {got}\nshown {shown}");
+        // A page's cursor is the one shown: where the page after "news" starts.
+        if shown["cursor"].is_string() {
+            assert_eq!(got["cursor"], shown["cursor"], "{command}");
+        }
+    }
+}

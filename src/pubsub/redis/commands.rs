@@ -14,7 +14,7 @@
 
 use super::scripts;
 use super::store::{
-    counts_key, hub_error, idempotency_keys, keys, kind_tag, snapshot, CHANNELS, FLOOR, KNOWN, LEASE_MS,
+    counts_key, hub_error, idempotency_keys, keys, kind_tag, snapshot, CHANNELS, FLOOR, KNOWN, LEASE_MS, SIGNALS,
 };
 use super::{connect, lock, new_epoch, refuse, unix_ms, Control, Job, Listeners, Local, SUBSCRIBE_WAIT, UNREACHABLE};
 use crate::protocol::MessageKind;
@@ -162,6 +162,7 @@ pub(super) fn command_thread(
         raise: redis::Script::new(&scripts::raise()),
         keep: redis::Script::new(scripts::KEEP),
         count: redis::Script::new(scripts::COUNT),
+        state: redis::Script::new(super::query::STATE),
     };
     let mut commands = Commands {
         client,
@@ -197,6 +198,7 @@ struct Scripts {
     raise: redis::Script,
     keep: redis::Script,
     count: redis::Script,
+    state: redis::Script,
 }
 
 fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
@@ -227,6 +229,43 @@ fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
             Ok(_) => subscribe(commands, &scripts.read, local, from, &channel, since),
             Err(_) => refuse(local, from, &Request::Subscribe { channel, since }),
         },
+        Job::Request {
+            from,
+            request: Request::Query(query),
+        } => {
+            let found = match commands.ready(local, true) {
+                Ok(con) => {
+                    local.busy(true);
+                    let found = super::query::query(con, &scripts.state, &local.settings, &query);
+                    local.busy(false);
+                    if matches!(found, Err(HubError::Unavailable(_))) {
+                        // A late answer must not be read as the next one's.
+                        commands.con = None;
+                    }
+                    found
+                }
+                Err(_) => Err(UNREACHABLE),
+            };
+            local.inboxes[from.worker].answer(from, Answer::Found(found));
+        }
+        Job::Request {
+            from,
+            request: Request::Signal(payload),
+        } => {
+            let sent = match commands.ready(local, true) {
+                Ok(con) => {
+                    local.busy(true);
+                    let sent: redis::RedisResult<u64> = redis::cmd("PUBLISH").arg(SIGNALS).arg(&*payload).query(con);
+                    local.busy(false);
+                    sent.map(drop).map_err(|e| {
+                        commands.con = None;
+                        hub_error("signal to", "every node", &e)
+                    })
+                }
+                Err(_) => Err(UNREACHABLE),
+            };
+            local.inboxes[from.worker].answer(from, Answer::Signalled(sent));
+        }
         Job::History { channel, since, reply } => {
             let read = match commands.ready(local, true) {
                 Ok(con) => {

@@ -3,9 +3,9 @@
 //! catch-up after an outage.
 
 use super::scripts;
-use super::store::{keys, parse_published, snapshot};
+use super::store::{keys, parse_published, snapshot, SIGNALS};
 use super::{connect, lock, Backoff, Control, Job, Listeners, Local, LINGER, POLL};
-use crate::pubsub::Message;
+use crate::pubsub::{Command, Message};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
@@ -70,6 +70,7 @@ pub(super) fn listen(
     let mut pubsub = con.as_pubsub();
     pubsub.set_read_timeout(Some(POLL))?;
     pubsub.subscribe(&local.probe_topic)?;
+    pubsub.subscribe(SIGNALS)?;
     for topic in topics.keys() {
         pubsub.subscribe(topic)?;
     }
@@ -116,6 +117,16 @@ pub(super) fn listen(
             Err(e) => return Err(e),
         };
         probe.heard(Instant::now());
+        if msg.get_channel_name() == SIGNALS {
+            // A signal from some node's API, for every worker of this one.
+            if let Ok(payload) = msg.get_payload::<Vec<u8>>() {
+                let payload: Arc<[u8]> = payload.into();
+                for inbox in local.inboxes.iter() {
+                    inbox.command(Command::Signal(payload.clone()));
+                }
+            }
+            continue;
+        }
         let Some(name) = topics.get(msg.get_channel_name()) else {
             continue;
         };

@@ -29,6 +29,7 @@
 
 mod commands;
 mod listen;
+mod query;
 mod scripts;
 mod store;
 
@@ -396,6 +397,8 @@ fn refuse(local: &Local, from: Address, request: &Request) {
             Answer::Published(Err(e))
         }
         Request::Subscribe { .. } => Answer::Subscribed(Err(e)),
+        Request::Query(_) => Answer::Found(Err(e)),
+        Request::Signal(_) => Answer::Signalled(Err(e)),
     };
     if let Some(inbox) = local.inboxes.get(from.worker) {
         inbox.answer(from, answer);

@@ -12,6 +12,8 @@ use std::time::Instant;
 pub(super) const CHANNELS: &str = "wsr:channels";
 pub(super) const KNOWN: &str = "wsr:known";
 pub(super) const FLOOR: &str = "wsr:floor";
+/// The topic signals go out on to every node ([`crate::pubsub::Request::Signal`]).
+pub(super) const SIGNALS: &str = "wsr:signal";
 
 /// How long a subscribe keeps its channel in `wsr:channels`; a node
 /// renews the channels it has subscribers for every third of it.

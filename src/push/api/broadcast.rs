@@ -83,6 +83,9 @@ pub(super) fn answer(mut broadcast: Broadcasting, answer: Answer, cx: &mut Conte
             }
             return Next::Respond(error(Status::INTERNAL_ERROR, "the broker answered another request"));
         }
+        Answer::Found(_) | Answer::Signalled(_) => {
+            return Next::Respond(error(Status::INTERNAL_ERROR, "the broker answered another request"));
+        }
     };
     broadcast.outcomes.push(outcome);
     next(broadcast)

@@ -62,8 +62,12 @@ fn read(request: &Request<'_, '_>, channel: &str) -> Result<(usize, BrokerReques
 pub(super) fn answer(answer: Answer, limit: usize, cx: &mut Context<'_>) -> Response {
     let (sub, snapshot) = match answer {
         Answer::Subscribed(Ok(subscribed)) => subscribed,
-        Answer::Subscribed(Err(e)) | Answer::Published(Err(e)) => return refusal(e),
-        Answer::Published(Ok(_)) => return error(Status::INTERNAL_ERROR, "the broker answered another request"),
+        Answer::Subscribed(Err(e)) | Answer::Published(Err(e)) | Answer::Found(Err(e)) | Answer::Signalled(Err(e)) => {
+            return refusal(e)
+        }
+        Answer::Published(Ok(_)) | Answer::Found(Ok(_)) | Answer::Signalled(Ok(_)) => {
+            return error(Status::INTERNAL_ERROR, "the broker answered another request")
+        }
     };
     cx.unsubscribe(sub);
     let more = snapshot.replay.len() > limit;

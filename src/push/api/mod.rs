@@ -15,15 +15,24 @@
 //! - `GET /api/history/{channel}?since=N&limit=N`: what the channel's
 //!   history holds after id N (all of it without `since`), at most `limit`
 //!   (default 100, at most 1000) messages, in the form a poll answers.
+//! - `GET /api/channels?pattern=GLOB&limit=N&cursor=C`: the channels that
+//!   exist, in name order, a page at a time; `GET /api/channels/{channel}`:
+//!   one channel's subscribers, last id, epoch and history.
+//! - `POST /api/disconnect` with `{"user":...}`, `POST /api/unsubscribe`
+//!   with `{"user":...,"channel":...}`: every connection of that user
+//!   (its token's `sub`) on every node closed (4002), or unsubscribed.
 
 mod broadcast;
+mod channels;
 mod history;
+mod users;
 
 use super::{broker_status, same_secret};
 use crate::app::{Context, HttpHandler, Next, Request, Response, Wake};
 use crate::protocol::http::Status;
 use crate::pubsub::{Answer, HubError};
 pub use broadcast::Broadcasting;
+pub use users::UserCall;
 
 /// The API route (`/api/`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,6 +47,10 @@ pub enum ApiCall {
         /// The most messages to answer with.
         limit: usize,
     },
+    /// `GET /api/channels` or `GET /api/channels/{channel}`.
+    Channels,
+    /// `POST /api/disconnect` or `POST /api/unsubscribe`.
+    User(UserCall),
 }
 
 impl HttpHandler for Api {
@@ -50,6 +63,10 @@ impl HttpHandler for Api {
         match request.rest() {
             "broadcast" => broadcast::request(request, cx),
             rest if rest.starts_with("history/") => history::request(request, &rest["history/".len()..]),
+            "channels" => channels::request(request, None),
+            "disconnect" => users::request(request, UserCall::Disconnect),
+            "unsubscribe" => users::request(request, UserCall::Unsubscribe),
+            rest if rest.starts_with("channels/") => channels::request(request, Some(&rest["channels/".len()..])),
             rest => Next::Respond(error(Status::NOT_FOUND, &format!("no API route /api/{rest}"))),
         }
     }
@@ -57,7 +74,8 @@ impl HttpHandler for Api {
     fn body(&self, data: ApiCall, body: &[u8], cx: &mut Context<'_>) -> Next<ApiCall> {
         match data {
             ApiCall::Broadcast(_) => broadcast::body(body, cx),
-            ApiCall::History { .. } => {
+            ApiCall::User(call) => users::body(call, body),
+            ApiCall::History { .. } | ApiCall::Channels => {
                 Next::Respond(error(Status::INTERNAL_ERROR, "a body read for a call that has none"))
             }
         }
@@ -67,6 +85,8 @@ impl HttpHandler for Api {
         match data {
             ApiCall::Broadcast(broadcast) => broadcast::answer(broadcast, answer, cx),
             ApiCall::History { limit } => Next::Respond(history::answer(answer, limit, cx)),
+            ApiCall::Channels => Next::Respond(channels::answer(answer)),
+            ApiCall::User(_) => Next::Respond(users::answer(answer)),
         }
     }
 
@@ -77,7 +97,9 @@ impl HttpHandler for Api {
     fn wake(&self, data: ApiCall, _: Wake, _: &mut Context<'_>) -> Next<ApiCall> {
         match data {
             ApiCall::Broadcast(broadcast) => Next::Respond(broadcast::timed_out(broadcast)),
-            ApiCall::History { .. } => Next::Respond(refusal(HubError::Unavailable("it did not answer in time"))),
+            ApiCall::History { .. } | ApiCall::Channels | ApiCall::User(_) => {
+                Next::Respond(refusal(HubError::Unavailable("it did not answer in time")))
+            }
         }
     }
 }

@@ -182,6 +182,11 @@ impl Session {
         self.with_handler(env, |h, link, data| h.drain(link, data));
     }
 
+    /// A signal for every connection: an open WebSocket's handler reads it.
+    pub fn handle_signal(&mut self, payload: &[u8], env: &mut Env<'_>) {
+        self.with_handler(env, |h, link, data| h.signal(link, data, payload));
+    }
+
     /// A message for this connection from another thread
     /// ([`crate::app::Sender::send`]): sent if the WebSocket is open.
     pub fn handle_send(&mut self, kind: MessageKind, payload: &[u8], env: &mut Env<'_>) {

@@ -306,8 +306,11 @@ impl Wait {
                 Answer::Subscribed(Ok((sub, snapshot))) => {
                     io.subscribed_upgrade((response, ws, json, expires), handler, data, sub, snapshot, env)
                 }
-                Answer::Subscribed(Err(e)) | Answer::Published(Err(e)) => io.refuse_broker(e, env),
-                Answer::Published(Ok(_)) => {
+                Answer::Subscribed(Err(e))
+                | Answer::Published(Err(e))
+                | Answer::Found(Err(e))
+                | Answer::Signalled(Err(e)) => io.refuse_broker(e, env),
+                Answer::Published(Ok(_)) | Answer::Found(Ok(_)) | Answer::Signalled(Ok(_)) => {
                     io.refuse(Status::INTERNAL_ERROR, &[], "the broker answered another request", env)
                 }
             },

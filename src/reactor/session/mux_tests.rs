@@ -332,3 +332,43 @@ fn test_request_mux_without_the_subprotocol_is_refused() {
         "{out}"
     );
 }
+
+#[test]
+fn test_open_mux_a_signal_for_its_user_closes_or_unsubscribes_it_and_no_other() {
+    use crate::push::UserOrder;
+    let mut b = Bench::new();
+    b.settings.auth = Auth::new(vec![], SECRET);
+    let t = token(json!({"exp": 60, "sub": "ada"}));
+    let mut s = Session::new(b.now);
+    b.input(&mut s, &get(&format!("/ws?token={t}"), &format!("{UPGRADE}{MUX}")));
+    assert!(b.text(&mut s).starts_with("HTTP/1.1 101 "));
+    subscribe(&mut b, &mut s, 1, "a");
+    let signal = |b: &mut Bench, s: &mut Session, order: UserOrder| {
+        s.handle_signal(&order.encode(), &mut b.env());
+    };
+    signal(&mut b, &mut s, UserOrder::Disconnect { user: "bob".into() });
+    assert!(b.output(&mut s).is_empty(), "another user's order does nothing");
+    signal(
+        &mut b,
+        &mut s,
+        UserOrder::Unsubscribe {
+            user: "ada".into(),
+            channel: "a".into(),
+        },
+    );
+    assert_eq!(&*b.unsubscribed(), "a");
+    assert_eq!(
+        read(&mut b, &mut s),
+        [json!({"channel": "a", "unsubscribed": "by the server"})]
+    );
+    signal(&mut b, &mut s, UserOrder::Disconnect { user: "ada".into() });
+    assert_eq!(frames(b.output(&mut s)), [close_code(4002)]);
+    // A bad token on the upgrade is refused before the 101.
+    let mut bad = Session::new(b.now);
+    let expired = token(json!({"exp": 0, "sub": "ada"}));
+    b.input(
+        &mut bad,
+        &get(&format!("/ws?token={expired}"), &format!("{UPGRADE}{MUX}")),
+    );
+    assert!(b.text(&mut bad).starts_with("HTTP/1.1 403 "));
+}

@@ -38,10 +38,8 @@ struct Pending {
 impl Topics {
     /// A WebSocket subscribed to one topic as it opened.
     pub(super) fn one(feed: Feed) -> Box<Topics> {
-        let mut feeds = Vec::with_capacity(1);
-        feeds.push(feed);
         Box::new(Topics {
-            feeds,
+            feeds: vec![feed],
             pending: Vec::new(),
         })
     }
@@ -120,6 +118,8 @@ impl Session {
             Answer::Published(result) => {
                 self.with_handler(env, |h, link, data| h.published(link, data, result));
             }
+            // A WebSocket handler asks no queries and sends no signals.
+            Answer::Found(_) | Answer::Signalled(_) => {}
             Answer::Subscribed(Err(e)) => {
                 let Some(pending) = open.topics.as_mut().and_then(|t| t.refused()) else {
                     return;

@@ -1,0 +1,125 @@
+//! The server API's reads of channels in Redis ([`Query`]): which exist
+//! (`wsr:channels`, the table every node keeps, [`super::scripts`]) and
+//! each one's state, read by one script per channel. Nothing is written:
+//! looking makes no channel and renews nothing.
+
+use super::store::{counts_key, epoch_start, hub_error, keys, CHANNELS};
+use super::unix_ms;
+use crate::auth::glob_match;
+use crate::pubsub::{ChannelState, Found, HubError, HubSettings, Query};
+
+/// Lua: one channel's state. KEYS: meta, stream, subscriber counts
+/// ([`super::scripts::COUNT`]). ARGV: now (unix ms), the oldest a kept
+/// message may be (unix ms: older ones are past `history_ttl` and given to
+/// no one, though the stream still holds them). Returns `{id, epoch,
+/// kept, first kept entry id, subscribers}`.
+pub(super) const STATE: &str = r"
+local now = tonumber(ARGV[1])
+local oldest = tonumber(ARGV[2])
+local meta = redis.call('HMGET', KEYS[1], 'id', 'epoch')
+local subscribers = 0
+local counts = redis.call('HGETALL', KEYS[3])
+for i = 1, #counts, 2 do
+  local count, untl = string.match(counts[i + 1], '^(%d+):(%d+)$')
+  if count and tonumber(untl) >= now then
+    subscribers = subscribers + tonumber(count)
+  end
+end
+-- The stream is in the order of publishing: what is past its age is a
+-- prefix of it.
+local kept = redis.call('XLEN', KEYS[2])
+local first = ''
+local from = '-'
+while kept > 0 and first == '' do
+  local batch = redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', 64)
+  if #batch == 0 then
+    break
+  end
+  for _, e in ipairs(batch) do
+    local t = 0
+    for j = 1, #e[2], 2 do
+      if e[2][j] == 't' then
+        t = tonumber(e[2][j + 1]) or 0
+      end
+    end
+    if t >= oldest then
+      first = e[1]
+      break
+    end
+    kept = kept - 1
+  end
+  from = '(' .. batch[#batch][1]
+end
+return {meta[1] or '0', meta[2] or '', kept, first, subscribers}
+";
+
+/// What `query` finds in Redis now.
+pub(super) fn query(
+    con: &mut redis::Connection,
+    state: &redis::Script,
+    settings: &HubSettings,
+    query: &Query,
+) -> Result<Found, HubError> {
+    let now = unix_ms();
+    match query {
+        Query::Channel(name) => {
+            let until: Option<u64> = redis::cmd("ZSCORE")
+                .arg(CHANNELS)
+                .arg(&**name)
+                .query(con)
+                .map_err(|e| hub_error("state of", name, &e))?;
+            if until.is_none_or(|until| until <= now) {
+                return Ok(Found::Channel(None));
+            }
+            channel_state(con, state, settings, name, now).map(|s| Found::Channel(Some(s)))
+        }
+        Query::Channels { pattern, after, limit } => {
+            // Bounded by `max_channels`, which the table holds over every node.
+            let names: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                .arg(CHANNELS)
+                .arg(format!("({now}"))
+                .arg("+inf")
+                .query(con)
+                .map_err(|e| hub_error("list of", "channels", &e))?;
+            let mut names: Vec<String> = names
+                .into_iter()
+                .filter(|n| after.as_deref().is_none_or(|a| n.as_str() > a) && glob_match(pattern, n))
+                .collect();
+            names.sort_unstable();
+            let more = names.len() > *limit;
+            names.truncate(*limit);
+            let channels = names
+                .iter()
+                .map(|n| channel_state(con, state, settings, n, now))
+                .collect::<Result<_, _>>()?;
+            Ok(Found::Channels { channels, more })
+        }
+    }
+}
+
+fn channel_state(
+    con: &mut redis::Connection,
+    state: &redis::Script,
+    settings: &HubSettings,
+    name: &str,
+    now: u64,
+) -> Result<ChannelState, HubError> {
+    let (meta, stream, _) = keys(name);
+    let oldest = now.saturating_sub(settings.history_ttl.as_millis() as u64);
+    let (id, epoch, kept, first, subscribers): (String, String, u64, String, u64) = state
+        .key(meta)
+        .key(stream)
+        .key(counts_key(name))
+        .arg(now)
+        .arg(oldest)
+        .invoke(con)
+        .map_err(|e| hub_error("state of", name, &e))?;
+    Ok(ChannelState {
+        name: name.to_owned(),
+        subscribers: subscribers as usize,
+        last_id: id.parse().unwrap_or(0),
+        epoch_start: epoch_start(epoch.as_bytes()),
+        history: kept as usize,
+        first_kept: super::store::entry_id(&first),
+    })
+}
