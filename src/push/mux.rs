@@ -229,6 +229,10 @@ impl Handler for Mux {
             return;
         };
         let (_, id) = subscribing.swap_remove(i);
+        if subscribing.is_empty() {
+            // Held only while subscribes are out.
+            subscribing.shrink_to_fit();
+        }
         let reply = match result {
             Ok(()) => ok(id, ""),
             Err(e) => refused(Some(id), &e.to_string()),
@@ -237,9 +241,13 @@ impl Handler for Mux {
     }
 
     fn published(&self, conn: &mut Conn<'_, Muxing>, result: Result<Receipt, HubError>) {
-        let Some(id) = conn.data().publishing.pop_front() else {
+        let publishing = &mut conn.data().publishing;
+        let Some(id) = publishing.pop_front() else {
             return;
         };
+        if publishing.is_empty() {
+            publishing.shrink_to_fit();
+        }
         let reply = match result {
             Ok(receipt) => ok(id, &format!(",\"message_id\":{}", receipt.id)),
             Err(e) => refused(Some(id), &e.to_string()),

@@ -95,12 +95,29 @@ impl Topics {
     /// the first one out for it.
     fn answered(&mut self, channel: &str) -> Option<Pending> {
         let i = self.pending.iter().position(|p| p.topic.name == channel)?;
-        Some(self.pending.remove(i))
+        Some(self.take_pending(i))
     }
 
     /// The subscribe a refusal answers: the oldest out.
     fn refused(&mut self) -> Option<Pending> {
-        (!self.pending.is_empty()).then(|| self.pending.remove(0))
+        (!self.pending.is_empty()).then(|| self.take_pending(0))
+    }
+
+    /// Take subscribe `i` out; with none left out, the list's memory goes
+    /// too (a connection holds it only while it subscribes).
+    fn take_pending(&mut self, i: usize) -> Pending {
+        let pending = self.pending.remove(i);
+        if self.pending.is_empty() {
+            self.pending = Vec::new();
+        }
+        pending
+    }
+
+    /// A feed goes live: the list grows by exactly one, as a connection
+    /// holds its feeds for as long as it lives.
+    fn add_feed(&mut self, feed: Feed) {
+        self.feeds.reserve_exact(1);
+        self.feeds.push(feed);
     }
 }
 
@@ -160,7 +177,7 @@ impl Session {
         let channel = sub.channel().clone();
         let mut feed = Feed::new(sub, &snapshot, encoding);
         feed.expiry = topic.expires.map(|exp| super::expiry::Expiry::new(exp, env));
-        open.topics.get_or_insert_with(Box::default).feeds.push(feed);
+        open.topics.get_or_insert_with(Box::default).add_feed(feed);
         self.with_handler(env, |h, link, data| h.subscribed(link, data, &channel, Ok(())));
         let State::Open(open) = &mut self.state else {
             return;
