@@ -121,6 +121,7 @@ pub(crate) trait AnyHttpHandler: Send + Sync {
     fn wake(&self, data: UserData, wake: Wake, cx: &mut Context<'_>) -> AnyNext;
     fn heartbeat(&self, data: &mut UserData, cx: &mut Context<'_>);
     fn expired(&self, data: &mut UserData, cx: &mut Context<'_>);
+    fn signal(&self, data: &mut UserData, payload: &[u8], cx: &mut Context<'_>) -> Delivery;
 }
 
 /// The data back as its handler's type; `None` only if it is another
@@ -227,6 +228,13 @@ impl<H: HttpHandler> AnyHttpHandler for H {
     fn expired(&self, data: &mut UserData, cx: &mut Context<'_>) {
         if let Some(data) = typed_mut::<H::Data>(data) {
             HttpHandler::expired(self, data, cx);
+        }
+    }
+
+    fn signal(&self, data: &mut UserData, payload: &[u8], cx: &mut Context<'_>) -> Delivery {
+        match typed_mut::<H::Data>(data) {
+            Some(data) => HttpHandler::signal(self, data, payload, cx),
+            None => Delivery::Skipped,
         }
     }
 }

@@ -76,6 +76,14 @@ pub trait HttpHandler: Send + Sync + 'static {
         let _ = (data, cx);
     }
 
+    /// A signal every node's connections get ([`crate::pubsub::Request::Signal`]),
+    /// for a stream: what it means is the application's. [`Delivery::End`]
+    /// ends the stream (after what was written); anything else, nothing.
+    fn signal(&self, data: &mut Self::Data, payload: &[u8], cx: &mut Context<'_>) -> Delivery {
+        let _ = (data, payload, cx);
+        Delivery::Skipped
+    }
+
     /// A stream's [`Next::Stream::expires`] came: write its last words;
     /// the stream ends after.
     fn expired(&self, data: &mut Self::Data, cx: &mut Context<'_>) {

@@ -4,8 +4,10 @@
 
 use super::cors::Headers;
 use super::query::{query_u64, NotANumber};
+use super::signal::UserOrder;
 use super::{broker_silent, channel_route, grant, subscribed};
 use crate::app::{Context, Delivery, HttpHandler, Next, Request, Response, Wake};
+use crate::auth::request_token;
 use crate::protocol::http::Status;
 use crate::pubsub::message::gap_object;
 use crate::pubsub::{Answer, Cursor, Encoding, Gap, Message, Request as BrokerRequest};
@@ -19,6 +21,11 @@ pub struct Events;
 /// An event stream, from its head to its end.
 pub struct Streaming {
     cors: Headers,
+    /// Its channel.
+    channel: Box<str>,
+    /// Its user: the token's `sub`, if it came with a good token that
+    /// has one (the server API's orders reach it by that).
+    user: Option<Box<str>>,
     /// When the token of a private channel ends.
     expires: Option<u64>,
     /// Set once subscribed.
@@ -55,8 +62,13 @@ impl HttpHandler for Events {
             Ok(grant) => grant.map(|g| g.exp),
             Err(refused) => return refuse(refused),
         };
+        let user = request_token(request.head())
+            .filter(|t| !t.is_empty())
+            .and_then(|t| cx.settings().auth.user(t, cx.unix_time()).ok().flatten());
         let data = Streaming {
             cors,
+            channel: channel.as_str().into(),
+            user: user.map(Into::into),
             expires,
             cursor: None,
         };
@@ -117,6 +129,26 @@ impl HttpHandler for Events {
     /// stream out and reveals a vanished client.
     fn heartbeat(&self, _: &mut Streaming, cx: &mut Context<'_>) {
         cx.write(b": heartbeat\n\n");
+    }
+
+    /// The server API's order for its user: the stream ends, after an
+    /// event that says why (`disconnected`, or `unsubscribed` for its
+    /// channel).
+    fn signal(&self, data: &mut Streaming, payload: &[u8], cx: &mut Context<'_>) -> Delivery {
+        let Some(user) = data.user.as_deref() else {
+            return Delivery::Skipped;
+        };
+        match UserOrder::for_user(payload, user) {
+            Some(UserOrder::Disconnect { .. }) => {
+                cx.write(b"event: disconnected\ndata: disconnected by the server\n\n");
+                Delivery::End
+            }
+            Some(UserOrder::Unsubscribe { channel, .. }) if *channel == *data.channel => {
+                cx.write(b"event: unsubscribed\ndata: unsubscribed by the server\n\n");
+                Delivery::End
+            }
+            _ => Delivery::Skipped,
+        }
     }
 
     /// An event the page can listen for, to fetch a new token rather than

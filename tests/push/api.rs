@@ -383,12 +383,20 @@ fn disconnect_closes_every_connection_of_the_user_and_no_one_elses() {
     let (mut ada_one, _) = Client::upgrade_at(server.addr, &format!("/ws/a?token={ada}"), "");
     let mut bob_mux = MuxClient::connect(server.addr, &format!("?token={bob}"));
     bob_mux.subscribe(1, "a", None);
+    // An event stream of hers, too.
+    let mut ada_sse = Client::connect(server.addr);
+    ada_sse.write(format!("GET /sse/a?token={ada} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    let head = String::from_utf8(ada_sse.read_until(b"\r\n\r\n")).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     let mut c = Client::connect(server.addr);
     let key = format!("X-API-Key: {KEY}");
     let r = c.request("POST", "/api/disconnect", &[&key], br#"{"user":"ada"}"#);
     assert_eq!((r.status, body(&r)), (200, json!({})), "{r:?}");
     ada_mux.c.expect_close(4002);
     ada_one.expect_close(4002);
+    let said = String::from_utf8(ada_sse.read_until(b"\n\n")).unwrap();
+    assert_eq!(said, "event: disconnected\ndata: disconnected by the server\n\n");
+    assert!(ada_sse.wait_eof(Duration::from_secs(2)).is_some(), "the stream ends");
     // Bob goes on.
     publish(&mut Client::connect(server.addr), "a", "still here");
     assert_eq!(bob_mux.message().2, json!("still here"));

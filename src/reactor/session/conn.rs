@@ -182,9 +182,14 @@ impl Session {
         self.with_handler(env, |h, link, data| h.drain(link, data));
     }
 
-    /// A signal for every connection: an open WebSocket's handler reads it.
+    /// A signal for every connection: an open WebSocket's handler reads
+    /// it, or a stream's.
     pub fn handle_signal(&mut self, payload: &[u8], env: &mut Env<'_>) {
-        self.with_handler(env, |h, link, data| h.signal(link, data, payload));
+        match self.state {
+            State::Open(_) => self.with_handler(env, |h, link, data| h.signal(link, data, payload)),
+            State::Stream { .. } => self.stream_signal(payload, env),
+            _ => {}
+        }
     }
 
     /// A message for this connection from another thread

@@ -197,6 +197,21 @@ impl Session {
         self.queued()
     }
 
+    /// A signal for a stream: its handler may write, and end it.
+    pub(super) fn stream_signal(&mut self, payload: &[u8], env: &mut Env<'_>) {
+        let app = env.app;
+        let State::Stream { stream, .. } = &mut self.state else {
+            return;
+        };
+        let handler = app.http_handler(stream.handler);
+        let said = with_cx(&mut self.io.out, env, true, |cx| {
+            handler.signal(&mut stream.data, payload, cx)
+        });
+        if said == Delivery::End {
+            self.enter_closing(env);
+        }
+    }
+
     /// After a batch of deliveries: wake a parked request that took some.
     pub fn handle_deliveries_done(&mut self, env: &mut Env<'_>) {
         if matches!(&self.state, State::Parked { parked, .. } if parked.ready) {
