@@ -459,7 +459,8 @@ impl<D> Conn<'_, D> {
     }
 
     /// Move the end of its subscription to `topic` to `exp` (Unix
-    /// seconds): a newer token's. Without that subscription, nothing.
+    /// seconds): a newer token's; for a subscribe still out, the end it
+    /// will have once live. Without either, nothing.
     pub fn expires(&mut self, topic: &str, exp: u64) {
         self.link.expires(topic, exp);
     }

@@ -322,7 +322,8 @@ pub struct Limits {
     pub forwarded_header: String,
     /// Channels one WebSocket connection may be subscribed to at once
     /// (the `wsreactor.mux` subprotocol, or any handler's); over it a
-    /// subscribe is refused. 1 to 10000, default 128.
+    /// subscribe is refused. 1 to 1000, default 128 (a delivery looks a
+    /// message's channel up among a connection's).
     pub max_channels_per_connection: usize,
 }
 
@@ -681,10 +682,10 @@ impl Config {
                 ),
             ));
         }
-        if !(1..=10_000).contains(&self.limits.max_channels_per_connection) {
+        if !(1..=1_000).contains(&self.limits.max_channels_per_connection) {
             return Err(invalid(
                 "limits.max_channels_per_connection",
-                format!("must be 1 to 10000, got {}", self.limits.max_channels_per_connection),
+                format!("must be 1 to 1000, got {}", self.limits.max_channels_per_connection),
             ));
         }
         if !(1..=10_000).contains(&self.api.max_broadcast_channels) {

@@ -640,6 +640,11 @@ fn on_mux_message(payload: &[u8], unanswered: &mut u32, order: &mut Option<Box<O
         return MuxSaid::Nothing;
     };
     if said.reply.is_some() {
+        if *unanswered == 0 {
+            // Not one of ours: every subscribe was answered already.
+            errors.delivery("unexpected", 1);
+            return MuxSaid::Nothing;
+        }
         if said.ok != Some(true) {
             *errors.handshake_invalid.entry("subscribe_refused").or_default() += 1;
             return MuxSaid::Refused;

@@ -262,11 +262,18 @@ impl Handler for Mux {
         };
         match UserOrder::for_user(payload, user) {
             Some(UserOrder::Disconnect { .. }) => conn.close(DISCONNECTED, "disconnected by the server"),
-            Some(UserOrder::Unsubscribe { channel, .. }) if conn.unsubscribe(&channel) => {
-                answer_given_up(conn, &channel, "unsubscribed by the server");
-                conn.send_text(&notice(&channel, "by the server"));
+            Some(UserOrder::Unsubscribe { channel, .. }) => {
+                let live = conn.topics().contains(&channel.as_str());
+                if conn.unsubscribe(&channel) {
+                    // A subscribe still out is answered; a live channel's
+                    // end is told.
+                    answer_given_up(conn, &channel, "unsubscribed by the server");
+                    if live {
+                        conn.send_text(&notice(&channel, "by the server"));
+                    }
+                }
             }
-            Some(UserOrder::Unsubscribe { .. }) | None => {}
+            None => {}
         }
     }
 
@@ -339,7 +346,10 @@ fn subscribe(
     if !valid_channel(&channel) {
         return Some(refused(Some(id), "not a channel name: 1 to 128 of A-Z a-z 0-9 _ . : -"));
     }
-    let token = token_for(conn, token);
+    let token = match command_token(conn, token) {
+        Ok(token) => token_for(conn, token),
+        Err(why) => return Some(refused(Some(id), &why)),
+    };
     let grant = conn
         .settings()
         .auth
@@ -377,7 +387,11 @@ fn publish(
     if conn.data().publishing.len() >= MAX_PUBLISHING {
         return Some(refused(Some(id), "too many publishes out: wait for their replies"));
     }
-    let Some(token) = token_for(conn, token) else {
+    let token = match command_token(conn, token) {
+        Ok(token) => token_for(conn, token),
+        Err(why) => return Some(refused(Some(id), &why)),
+    };
+    let Some(token) = token else {
         return Some(refused(Some(id), "publishing needs a token with the pub scope"));
     };
     if let Err(denied) = conn
@@ -404,21 +418,21 @@ fn refresh(conn: &mut Conn<'_, Muxing>, id: u64, token: String) -> String {
     if token.is_empty() || token.len() > MAX_TOKEN {
         return refused(Some(id), "the token is empty or too long");
     }
-    // The same user, or none: a refresh does not make the connection
-    // someone else's.
-    let user = match conn.settings().auth.user(token.as_bytes(), conn.unix_time()) {
+    let user = match token_user(conn, &token) {
         Ok(user) => user,
-        Err(denied) => return refused(Some(id), &token_refused(&denied)),
+        Err(why) => return refused(Some(id), &why),
     };
-    if conn.data().user.as_deref() != user.as_deref() {
-        return refused(Some(id), "the token names another user than the connection's");
-    }
-    let private: Vec<String> = conn
-        .topics()
-        .into_iter()
-        .filter(|t| conn.has_expiry(t))
-        .map(str::to_owned)
-        .collect();
+    // The private channels: live ones with an end, and subscribes still
+    // out (which go live with the end given now).
+    let pending: Vec<String> = conn.data().subscribing.iter().map(|(c, _)| c.to_string()).collect();
+    let auth = &conn.settings().auth;
+    let mut private: Vec<String> = pending.into_iter().filter(|c| auth.is_private(c)).collect();
+    private.extend(
+        conn.topics()
+            .into_iter()
+            .filter(|t| conn.has_expiry(t))
+            .map(str::to_owned),
+    );
     let mut grants = Vec::with_capacity(private.len());
     for channel in &private {
         match conn
@@ -435,8 +449,44 @@ fn refresh(conn: &mut Conn<'_, Muxing>, id: u64, token: String) -> String {
     for (channel, exp) in private.iter().zip(grants) {
         conn.expires(channel, exp);
     }
-    conn.data().token = Some(token.into());
+    let data = conn.data();
+    data.token = Some(token.into());
+    if data.user.is_none() {
+        data.user = user.map(Into::into);
+    }
     ok(id, "")
+}
+
+/// The user a token names, checked against the connection's: a token
+/// names the connection's user or none; a connection without a user takes
+/// the first one a command's token names (so that no token reaches past
+/// the server API's orders for its user). `Err`: why not.
+fn token_user(conn: &mut Conn<'_, Muxing>, token: &str) -> Result<Option<String>, String> {
+    let user = conn
+        .settings()
+        .auth
+        .user(token.as_bytes(), conn.unix_time())
+        .map_err(|denied| token_refused(&denied))?;
+    match (conn.data().user.as_deref(), user.as_deref()) {
+        (Some(have), Some(named)) if have != named => {
+            Err("the token names another user than the connection's".to_owned())
+        }
+        _ => Ok(user),
+    }
+}
+
+/// A command's own token: checked as [`token_user`], and its user, if the
+/// connection had none, is the connection's from now on.
+fn command_token(conn: &mut Conn<'_, Muxing>, token: Option<String>) -> Result<Option<String>, String> {
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    let user = token_user(conn, &token)?;
+    let data = conn.data();
+    if data.user.is_none() {
+        data.user = user.map(Into::into);
+    }
+    Ok(Some(token))
 }
 
 #[cfg(test)]

@@ -26,8 +26,12 @@ for i = 1, #counts, 2 do
   end
 end
 -- The stream is in the order of publishing: what is past its age is a
--- prefix of it.
-local kept = redis.call('XLEN', KEYS[2])
+-- prefix of it. Without a numbering (the meta hash is gone) what it holds
+-- is given to no one (the read script's rule): nothing is kept.
+local kept = 0
+if meta[2] then
+  kept = redis.call('XLEN', KEYS[2])
+end
 local first = ''
 local from = '-'
 while kept > 0 and first == '' do
@@ -71,7 +75,7 @@ pub(super) fn query(
             if until.is_none_or(|until| until <= now) {
                 return Ok(Found::Channel(None));
             }
-            channel_state(con, state, settings, name, now).map(|s| Found::Channel(Some(s)))
+            channel_state(con, state, settings, name, now).map(|s| Found::Channel(s.filter(exists)))
         }
         Query::Channels { pattern, after, limit } => {
             // Bounded by `max_channels`, which the table holds over every node.
@@ -86,15 +90,28 @@ pub(super) fn query(
                 .filter(|n| after.as_deref().is_none_or(|a| n.as_str() > a) && glob_match(pattern, n))
                 .collect();
             names.sort_unstable();
-            let more = names.len() > *limit;
-            names.truncate(*limit);
-            let channels = names
-                .iter()
-                .map(|n| channel_state(con, state, settings, n, now))
-                .collect::<Result<_, _>>()?;
+            let mut channels = Vec::with_capacity((*limit).min(names.len()));
+            let mut more = false;
+            for name in &names {
+                // Listed while its lease lasts, though it may hold nothing
+                // any more: what the local hub would list, no more.
+                let Some(found) = channel_state(con, state, settings, name, now).map(|s| s.filter(exists))? else {
+                    continue;
+                };
+                if channels.len() == *limit {
+                    more = true;
+                    break;
+                }
+                channels.push(found);
+            }
             Ok(Found::Channels { channels, more })
         }
     }
+}
+
+/// A channel exists while it has history or subscribers.
+fn exists(state: &ChannelState) -> bool {
+    state.history > 0 || state.subscribers > 0
 }
 
 fn channel_state(
@@ -103,7 +120,7 @@ fn channel_state(
     settings: &HubSettings,
     name: &str,
     now: u64,
-) -> Result<ChannelState, HubError> {
+) -> Result<Option<ChannelState>, HubError> {
     let (meta, stream, _) = keys(name);
     let oldest = now.saturating_sub(settings.history_ttl.as_millis() as u64);
     let (id, epoch, kept, first, subscribers): (String, String, u64, String, u64) = state
@@ -114,12 +131,12 @@ fn channel_state(
         .arg(oldest)
         .invoke(con)
         .map_err(|e| hub_error("state of", name, &e))?;
-    Ok(ChannelState {
+    Ok(Some(ChannelState {
         name: name.to_owned(),
         subscribers: subscribers as usize,
         last_id: id.parse().unwrap_or(0),
         epoch_start: epoch_start(epoch.as_bytes()),
         history: kept as usize,
         first_kept: super::store::entry_id(&first),
-    })
+    }))
 }

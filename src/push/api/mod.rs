@@ -97,9 +97,15 @@ impl HttpHandler for Api {
     fn wake(&self, data: ApiCall, _: Wake, _: &mut Context<'_>) -> Next<ApiCall> {
         match data {
             ApiCall::Broadcast(broadcast) => Next::Respond(broadcast::timed_out(broadcast)),
-            ApiCall::History { .. } | ApiCall::Channels | ApiCall::User(_) => {
+            ApiCall::History { .. } | ApiCall::Channels => {
                 Next::Respond(refusal(HubError::Unavailable("it did not answer in time")))
             }
+            // Not a refusal: it may have reached some nodes. Sending it
+            // again does no harm.
+            ApiCall::User(_) => Next::Respond(error(
+                Status::GATEWAY_TIMEOUT,
+                "the broker did not confirm the order in time: it may have reached some nodes; send it again",
+            )),
         }
     }
 }

@@ -107,8 +107,13 @@ impl Link for View<'_> {
 
     fn expires(&mut self, topic: &str, exp: u64) {
         let (now, unix) = (self.lend.now, self.lend.date.secs());
-        if let Some(feed) = self.topics.as_mut().and_then(|t| t.feed_mut(topic)) {
-            feed.expiry = Some(Expiry::from_clock(exp, unix, now));
+        let Some(topics) = self.topics.as_mut() else {
+            return;
+        };
+        match topics.feed_mut(topic) {
+            Some(feed) => feed.expiry = Some(Expiry::from_clock(exp, unix, now)),
+            // A subscribe still out ends then too, once it is live.
+            None => topics.expires_pending(topic, exp),
         }
     }
 

@@ -55,10 +55,19 @@ impl Session {
         if matches!(self.state, State::Parked { .. } | State::Stream { .. }) {
             return self.deliver_to_handler(msg, env);
         }
-        // Nothing goes out on a token past its exp.
-        if self.expire(env) {
-            return self.queued();
+        // Nothing goes out on a token past its exp: the topics whose end
+        // came are taken out first (what their handler said is queued);
+        // the message may still be another live topic's.
+        let expired = self.expire(env).then(|| self.queued());
+        match (expired, self.deliver_open(msg, env)) {
+            (Some(Delivered::Queued), _) => Delivered::Queued,
+            (_, delivered) => delivered,
         }
+    }
+
+    /// A message for an open WebSocket's topic: queued if it is one of
+    /// its live feeds' and new to it.
+    fn deliver_open(&mut self, msg: &Arc<Message>, env: &mut Env<'_>) -> Delivered {
         let over = self.io.out.len() > env.settings.write_buffer_limit;
         let transport = self.transport();
         let io = &mut self.io;

@@ -372,3 +372,91 @@ fn test_open_mux_a_signal_for_its_user_closes_or_unsubscribes_it_and_no_other() 
     );
     assert!(b.text(&mut bad).starts_with("HTTP/1.1 403 "));
 }
+
+#[test]
+fn test_open_mux_a_delivery_as_another_channel_ends_is_still_delivered() {
+    let mut b = Bench::new();
+    b.settings.auth = Auth::new(vec!["p-*".into()], SECRET);
+    let mut s = mux(&mut b);
+    subscribe(&mut b, &mut s, 1, "public");
+    let t = token(json!({"exp": 10, "channels": ["p-*"]}));
+    assert!(command(&mut b, &mut s, json!({"id": 2, "subscribe": "p-1", "token": t})).is_empty());
+    b.submitted();
+    b.answer(&mut s, live("p-1", 0, vec![], None));
+    read(&mut b, &mut s);
+    // The token's end comes; before the timer looks, a message of the
+    // public channel: the private one ends and the message goes out.
+    b.later(Duration::from_secs(10));
+    let d = s.handle_delivery(&message_of("public", 1, "on"), &mut b.env());
+    assert_eq!(d, Delivered::Queued);
+    assert_eq!(&*b.unsubscribed(), "p-1");
+    assert_eq!(
+        read(&mut b, &mut s),
+        [
+            json!({"channel": "p-1", "unsubscribed": "token expired"}),
+            json!({"id": 1, "channel": "public", "data": "on"}),
+        ]
+    );
+}
+
+#[test]
+fn test_open_mux_a_command_token_names_the_connection_user_once() {
+    use crate::push::UserOrder;
+    let mut b = Bench::new();
+    b.settings.auth = Auth::new(vec![], SECRET);
+    let mut s = mux(&mut b);
+    // No token on the upgrade: the first command token's sub is its user.
+    let bob = token(json!({"exp": 60, "sub": "bob"}));
+    assert!(command(&mut b, &mut s, json!({"id": 1, "subscribe": "a", "token": bob})).is_empty());
+    b.submitted();
+    b.answer(&mut s, live("a", 0, vec![], None));
+    read(&mut b, &mut s);
+    let eve = token(json!({"exp": 60, "sub": "eve"}));
+    let why = command(&mut b, &mut s, json!({"id": 2, "subscribe": "b", "token": eve}));
+    assert_eq!(
+        why,
+        [json!({"reply": 2, "error": "the token names another user than the connection's"})]
+    );
+    assert!(b.actions.is_empty());
+    s.handle_signal(&UserOrder::Disconnect { user: "bob".into() }.encode(), &mut b.env());
+    assert_eq!(frames(b.output(&mut s)), [close_code(4002)]);
+}
+
+#[test]
+fn test_open_mux_a_refresh_reaches_a_subscribe_still_out() {
+    let mut b = Bench::new();
+    b.settings.auth = Auth::new(vec!["p-*".into()], SECRET);
+    let mut s = mux(&mut b);
+    let short = token(json!({"exp": 10, "channels": ["p-*"]}));
+    assert!(command(&mut b, &mut s, json!({"id": 1, "subscribe": "p-1", "token": short})).is_empty());
+    b.submitted();
+    let long = token(json!({"exp": 100, "channels": ["p-*"]}));
+    assert_eq!(
+        command(&mut b, &mut s, json!({"id": 2, "refresh": long})),
+        [json!({"reply": 2, "ok": true})]
+    );
+    b.answer(&mut s, live("p-1", 0, vec![], None));
+    assert_eq!(read(&mut b, &mut s), [json!({"reply": 1, "ok": true})]);
+    b.later(Duration::from_secs(10));
+    b.timeout(&mut s).unwrap();
+    assert!(b.actions.is_empty(), "{:?}", b.actions);
+    b.deliver(&mut s, &message_of("p-1", 1, "still"));
+    assert_eq!(
+        read(&mut b, &mut s),
+        [json!({"id": 1, "channel": "p-1", "data": "still"})]
+    );
+    // An end that came while the subscribe was out: nothing of it goes
+    // out, not even its history.
+    let mid = token(json!({"exp": 50, "channels": ["p-*"]}));
+    assert!(command(&mut b, &mut s, json!({"id": 3, "subscribe": "p-2", "token": mid})).is_empty());
+    b.submitted();
+    b.later(Duration::from_secs(45));
+    b.answer(&mut s, live("p-2", 1, vec![message_of("p-2", 1, "old")], None));
+    assert_eq!(
+        read(&mut b, &mut s),
+        [
+            json!({"reply": 3, "ok": true}),
+            json!({"channel": "p-2", "unsubscribed": "token expired"}),
+        ]
+    );
+}

@@ -44,9 +44,11 @@ impl Topics {
         })
     }
 
-    /// The live feed of `channel`.
+    /// The live feed of `channel`. A message's name is the broker's own
+    /// copy, the one its subscriptions share: compared by address first.
     pub(super) fn feed_mut(&mut self, channel: &str) -> Option<&mut Feed> {
-        self.feeds.iter_mut().find(|f| **f.sub.channel() == *channel)
+        let same = |f: &&mut Feed| std::ptr::eq(&**f.sub.channel(), channel) || **f.sub.channel() == *channel;
+        self.feeds.iter_mut().find(same)
     }
 
     /// Ask for `topic`: checked here, then the subscribe to submit.
@@ -88,6 +90,17 @@ impl Topics {
                 Ok(None)
             }
             None => Err(()),
+        }
+    }
+
+    /// A subscribe of `topic` still out ends at `exp` once live.
+    pub(super) fn expires_pending(&mut self, topic: &str, exp: u64) {
+        for p in self
+            .pending
+            .iter_mut()
+            .filter(|p| !p.cancelled && p.topic.name == topic)
+        {
+            p.topic.expires = Some(exp);
         }
     }
 
@@ -179,6 +192,9 @@ impl Session {
         feed.expiry = topic.expires.map(|exp| super::expiry::Expiry::new(exp, env));
         open.topics.get_or_insert_with(Box::default).add_feed(feed);
         self.with_handler(env, |h, link, data| h.subscribed(link, data, &channel, Ok(())));
+        // A token that ended while the subscribe was out: nothing of the
+        // topic goes out, not even its history.
+        self.expire(env);
         let State::Open(open) = &mut self.state else {
             return;
         };
