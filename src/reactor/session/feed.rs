@@ -10,7 +10,7 @@
 //! replay-then-live free of gaps and duplicates.
 
 use super::expiry::Expiry;
-use super::topics::Topics;
+use super::topics::{Feed, Topics};
 use super::{Access, Action, Env, Flags, Io, Open, Session, State, Wait};
 use crate::app::{Next, Upgrade, UserData};
 use crate::protocol::deflate::{negotiate, DeflateParams};
@@ -18,23 +18,10 @@ use crate::protocol::handshake::{validate_upgrade, write_switching_protocols};
 use crate::protocol::http::{RequestHead, Status};
 use crate::protocol::{CloseCode, MessageKind, WebSocket};
 use crate::pubsub::message::gap_json;
-use crate::pubsub::{valid_channel, Answer, Cursor, Encoding, HubError, Message, Request, Snapshot, Subscription};
+use crate::pubsub::{valid_channel, Answer, Encoding, HubError, Message, Request, Snapshot, Subscription};
 use crate::stats::Transport;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-
-/// A WebSocket's subscription to one topic (of its [`Topics`]).
-#[derive(Debug)]
-pub struct Feed {
-    /// The broker's handle, given back when the feed ends.
-    pub sub: Subscription,
-    /// The last id given to the client (or known to be missed).
-    cursor: Cursor,
-    /// How messages are put on this connection's wire.
-    encoding: Encoding,
-    /// When the token of a private channel ends.
-    pub(super) expiry: Option<Expiry>,
-}
 
 /// What a delivery did to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,17 +243,6 @@ impl Io {
             self.out.push_shared(m.shared(encoding), env.pool);
         }
         env.stats.count_delivered(transport, messages.len() as u64);
-    }
-}
-
-impl Feed {
-    pub(super) fn new(sub: Subscription, snapshot: &Snapshot, encoding: Encoding) -> Self {
-        Feed {
-            sub,
-            cursor: Cursor::new(snapshot),
-            encoding,
-            expiry: None,
-        }
     }
 }
 

@@ -51,11 +51,11 @@ use crate::protocol::http::{HeadScanner, HttpDate, Status};
 use crate::protocol::{CloseCode, WebSocket};
 use crate::pubsub::{Address, Answer, Request, Subscription};
 use crate::stats::{Transport, WorkerStats};
-#[cfg(test)]
-use feed::Feed;
 use handler::{Body, HttpWait, Parked, Streaming};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
+#[cfg(test)]
+use topics::Feed;
 use topics::Topics;
 
 pub use feed::Delivered;

@@ -9,13 +9,37 @@
 //! (which names no channel): the broker answers one connection's requests
 //! in the order they were submitted ([`crate::pubsub::Broker`]).
 
-use super::feed::Feed;
+use super::expiry::Expiry;
 use super::{Action, Env, Session, State};
 use crate::app::{Topic, TopicError};
 use crate::protocol::MessageKind;
 use crate::pubsub::message::gap_json;
-use crate::pubsub::{valid_channel, Answer, Encoding, Request, Snapshot, Subscription};
+use crate::pubsub::{valid_channel, Answer, Cursor, Encoding, Request, Snapshot, Subscription};
 use crate::stats::Transport;
+
+/// A WebSocket's subscription to one topic.
+#[derive(Debug)]
+pub struct Feed {
+    /// The broker's handle, given back when the feed ends.
+    pub sub: Subscription,
+    /// The last id given to the client (or known to be missed).
+    pub(super) cursor: Cursor,
+    /// How messages are put on this connection's wire.
+    pub(super) encoding: Encoding,
+    /// When the token of a private channel ends.
+    pub(super) expiry: Option<Expiry>,
+}
+
+impl Feed {
+    pub(super) fn new(sub: Subscription, snapshot: &Snapshot, encoding: Encoding) -> Self {
+        Feed {
+            sub,
+            cursor: Cursor::new(snapshot),
+            encoding,
+            expiry: None,
+        }
+    }
+}
 
 /// A WebSocket's subscriptions.
 #[derive(Debug, Default)]
@@ -189,7 +213,7 @@ impl Session {
         };
         let channel = sub.channel().clone();
         let mut feed = Feed::new(sub, &snapshot, encoding);
-        feed.expiry = topic.expires.map(|exp| super::expiry::Expiry::new(exp, env));
+        feed.expiry = topic.expires.map(|exp| Expiry::new(exp, env));
         open.topics.get_or_insert_with(Box::default).add_feed(feed);
         self.with_handler(env, |h, link, data| h.subscribed(link, data, &channel, Ok(())));
         // A token that ended while the subscribe was out: nothing of the
