@@ -101,7 +101,7 @@ impl Link for View<'_> {
     }
 
     fn topics(&self) -> Vec<&str> {
-        let feeds = self.topics.as_ref().map_or(&[][..], |t| &t.feeds);
+        let feeds = self.topics.as_ref().map_or(&[][..], |t| t.feeds());
         feeds.iter().map(|f| &**f.sub.channel()).collect()
     }
 
@@ -118,7 +118,7 @@ impl Link for View<'_> {
     }
 
     fn has_expiry(&self, topic: &str) -> bool {
-        let feeds = self.topics.as_ref().map_or(&[][..], |t| &t.feeds);
+        let feeds = self.topics.as_ref().map_or(&[][..], |t| t.feeds());
         feeds.iter().any(|f| **f.sub.channel() == *topic && f.expiry.is_some())
     }
 

@@ -89,13 +89,13 @@ impl Session {
                 return ended;
             };
             let Some(i) = topics
-                .feeds
+                .feeds_mut()
                 .iter_mut()
                 .position(|f| f.expiry.as_mut().is_some_and(|e| e.passed(env)))
             else {
                 return ended;
             };
-            let sub = topics.feeds.remove(i).sub;
+            let sub = topics.remove_feed(i).sub;
             let channel = sub.channel().clone();
             env.actions.push(Action::Unsubscribe(sub));
             self.with_handler(env, |h, link, data| h.expired(link, data, &channel));

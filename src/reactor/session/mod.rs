@@ -370,7 +370,7 @@ impl Session {
     /// time, until none is left.
     pub fn take_subscription(&mut self) -> Option<Subscription> {
         match &mut self.state {
-            State::Open(open) => open.topics.as_mut()?.feeds.pop().map(|f| f.sub),
+            State::Open(open) => open.topics.as_mut()?.pop_feed().map(|f| f.sub),
             State::Parked { since, .. } | State::Stream { last_event: since, .. } => {
                 let since = *since;
                 match self.take_state() {
@@ -395,7 +395,7 @@ impl Session {
     #[cfg(test)]
     fn feed(&self) -> Option<&Feed> {
         match &self.state {
-            State::Open(open) => open.topics.as_ref()?.feeds.first(),
+            State::Open(open) => open.topics.as_ref()?.feeds().first(),
             _ => None,
         }
     }
@@ -404,7 +404,7 @@ impl Session {
     fn expiry_at(&self) -> Option<Stamp> {
         match &self.state {
             State::Open(open) => {
-                let feeds = &open.topics.as_ref()?.feeds;
+                let feeds = open.topics.as_ref()?.feeds();
                 feeds
                     .iter()
                     .filter_map(|f| f.expiry.as_ref())

@@ -42,17 +42,32 @@ impl Feed {
 }
 
 /// A WebSocket's subscriptions.
-#[derive(Debug, Default)]
-pub(super) struct Topics {
-    /// Live, in the order they became so.
-    pub(super) feeds: Vec<Feed>,
-    /// Out to the broker, in the order they were sent.
-    pending: Vec<Pending>,
+#[derive(Debug)]
+pub(super) enum Topics {
+    /// The one topic its upgrade subscribed it to, all it has (the
+    /// `/ws/{channel}` subscriber): one allocation, as a feed alone took.
+    One(Feed),
+    /// Topics its handler subscribes and leaves at any time.
+    Many {
+        /// Live, in the order they became so.
+        feeds: Vec<Feed>,
+        /// Out to the broker, in the order they were sent.
+        pending: Vec<Pending>,
+    },
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Topics::Many {
+            feeds: Vec::new(),
+            pending: Vec::new(),
+        }
+    }
 }
 
 /// A subscribe the broker has not answered.
 #[derive(Debug)]
-struct Pending {
+pub(super) struct Pending {
     topic: Topic,
     /// Given up by the handler: its answer is not told, and a subscription
     /// it brings goes back.
@@ -62,17 +77,70 @@ struct Pending {
 impl Topics {
     /// A WebSocket subscribed to one topic as it opened.
     pub(super) fn one(feed: Feed) -> Box<Topics> {
-        Box::new(Topics {
-            feeds: vec![feed],
-            pending: Vec::new(),
-        })
+        Box::new(Topics::One(feed))
+    }
+
+    /// The live feeds.
+    pub(super) fn feeds(&self) -> &[Feed] {
+        match self {
+            Topics::One(feed) => std::slice::from_ref(feed),
+            Topics::Many { feeds, .. } => feeds,
+        }
+    }
+
+    pub(super) fn feeds_mut(&mut self) -> &mut [Feed] {
+        match self {
+            Topics::One(feed) => std::slice::from_mut(feed),
+            Topics::Many { feeds, .. } => feeds,
+        }
+    }
+
+    /// The lists, made of the one topic if it was that: a handler
+    /// subscribes, or a feed ends.
+    fn many(&mut self) -> (&mut Vec<Feed>, &mut Vec<Pending>) {
+        if let Topics::One(_) = self {
+            if let Topics::One(feed) = std::mem::take(self) {
+                *self = Topics::Many {
+                    feeds: vec![feed],
+                    pending: Vec::new(),
+                };
+            }
+        }
+        match self {
+            Topics::Many { feeds, pending } => (feeds, pending),
+            Topics::One(_) => unreachable!("made Many above"),
+        }
+    }
+
+    fn pending(&self) -> &[Pending] {
+        match self {
+            Topics::One(_) => &[],
+            Topics::Many { pending, .. } => pending,
+        }
+    }
+
+    /// Take feed `i` out.
+    pub(super) fn remove_feed(&mut self, i: usize) -> Feed {
+        if let Topics::One(_) = self {
+            // No list is made only to be emptied.
+            if let Topics::One(feed) = std::mem::take(self) {
+                return feed;
+            }
+        }
+        self.many().0.remove(i)
+    }
+
+    /// Take the last feed out (the connection is going away).
+    pub(super) fn pop_feed(&mut self) -> Option<Feed> {
+        let n = self.feeds().len();
+        (n > 0).then(|| self.remove_feed(n - 1))
     }
 
     /// The live feed of `channel`. A message's name is the broker's own
     /// copy, the one its subscriptions share: compared by address first.
     pub(super) fn feed_mut(&mut self, channel: &str) -> Option<&mut Feed> {
         let same = |f: &&mut Feed| std::ptr::eq(&**f.sub.channel(), channel) || **f.sub.channel() == *channel;
-        self.feeds.iter_mut().find(same)
+        self.feeds_mut().iter_mut().find(same)
     }
 
     /// Ask for `topic`: checked here, then the subscribe to submit.
@@ -81,21 +149,21 @@ impl Topics {
             return Err(TopicError::NotAChannel);
         }
         let name = topic.name.as_str();
-        if self.feeds.iter().any(|f| **f.sub.channel() == *name)
-            || self.pending.iter().any(|p| !p.cancelled && p.topic.name == name)
+        if self.feeds().iter().any(|f| **f.sub.channel() == *name)
+            || self.pending().iter().any(|p| !p.cancelled && p.topic.name == name)
         {
             return Err(TopicError::AlreadySubscribed);
         }
         // Given-up subscribes still out count: subscribe and unsubscribe
         // in a loop must not queue requests at the broker without end.
-        if self.feeds.len() + self.pending.len() >= limit {
+        if self.feeds().len() + self.pending().len() >= limit {
             return Err(TopicError::TooMany(limit));
         }
         let request = Request::Subscribe {
             channel: name.into(),
             since: topic.since,
         };
-        self.pending.push(Pending {
+        self.many().1.push(Pending {
             topic,
             cancelled: false,
         });
@@ -105,10 +173,13 @@ impl Topics {
     /// End the feed of `topic` (its subscription, to give back) or give up
     /// its subscribe; `Err` if it has neither.
     pub(super) fn drop_topic(&mut self, topic: &str) -> Result<Option<Subscription>, ()> {
-        if let Some(i) = self.feeds.iter().position(|f| **f.sub.channel() == *topic) {
-            return Ok(Some(self.feeds.remove(i).sub));
+        if let Some(i) = self.feeds().iter().position(|f| **f.sub.channel() == *topic) {
+            return Ok(Some(self.remove_feed(i).sub));
         }
-        match self.pending.iter_mut().find(|p| !p.cancelled && p.topic.name == topic) {
+        let Topics::Many { pending, .. } = self else {
+            return Err(());
+        };
+        match pending.iter_mut().find(|p| !p.cancelled && p.topic.name == topic) {
             Some(p) => {
                 p.cancelled = true;
                 Ok(None)
@@ -119,11 +190,10 @@ impl Topics {
 
     /// A subscribe of `topic` still out ends at `exp` once live.
     pub(super) fn expires_pending(&mut self, topic: &str, exp: u64) {
-        for p in self
-            .pending
-            .iter_mut()
-            .filter(|p| !p.cancelled && p.topic.name == topic)
-        {
+        let Topics::Many { pending, .. } = self else {
+            return;
+        };
+        for p in pending.iter_mut().filter(|p| !p.cancelled && p.topic.name == topic) {
             p.topic.expires = Some(exp);
         }
     }
@@ -131,21 +201,22 @@ impl Topics {
     /// The subscribe an answer with a subscription of `channel` answers:
     /// the first one out for it.
     fn answered(&mut self, channel: &str) -> Option<Pending> {
-        let i = self.pending.iter().position(|p| p.topic.name == channel)?;
+        let i = self.pending().iter().position(|p| p.topic.name == channel)?;
         Some(self.take_pending(i))
     }
 
     /// The subscribe a refusal answers: the oldest out.
     fn refused(&mut self) -> Option<Pending> {
-        (!self.pending.is_empty()).then(|| self.take_pending(0))
+        (!self.pending().is_empty()).then(|| self.take_pending(0))
     }
 
     /// Take subscribe `i` out; with none left out, the list's memory goes
     /// too (a connection holds it only while it subscribes).
     fn take_pending(&mut self, i: usize) -> Pending {
-        let pending = self.pending.remove(i);
-        if self.pending.is_empty() {
-            self.pending = Vec::new();
+        let list = self.many().1;
+        let pending = list.remove(i);
+        if list.is_empty() {
+            *list = Vec::new();
         }
         pending
     }
@@ -153,8 +224,9 @@ impl Topics {
     /// A feed goes live: the list grows by exactly one, as a connection
     /// holds its feeds for as long as it lives.
     fn add_feed(&mut self, feed: Feed) {
-        self.feeds.reserve_exact(1);
-        self.feeds.push(feed);
+        let feeds = self.many().0;
+        feeds.reserve_exact(1);
+        feeds.push(feed);
     }
 }
 
@@ -248,12 +320,29 @@ mod tests {
     }
 
     #[test]
+    fn one_topic_becomes_a_list_only_when_it_must() {
+        let mut t = *Topics::one(feed("a"));
+        assert!(matches!(t, Topics::One(_)));
+        assert!(t.feed_mut("a").is_some() && t.feed_mut("b").is_none());
+        assert_eq!(t.ask(Topic::new("a"), 3), Err(TopicError::AlreadySubscribed));
+        assert!(matches!(t, Topics::One(_)), "a refused ask changes nothing");
+        assert!(t.ask(Topic::new("b"), 3).is_ok());
+        assert!(matches!(&t, Topics::Many { feeds, pending } if feeds.len() == 1 && pending.len() == 1));
+        let mut one = *Topics::one(feed("c"));
+        assert_eq!(one.pop_feed().map(|f| f.sub.channel().to_string()), Some("c".into()));
+        assert!(one.pop_feed().is_none() && one.feeds().is_empty());
+        let mut one = *Topics::one(feed("d"));
+        assert!(one.drop_topic("d").unwrap().is_some());
+        assert_eq!(one.drop_topic("d"), Err(()));
+    }
+
+    #[test]
     fn subscribes_are_checked_bounded_and_matched() {
         let mut t = Topics::default();
         assert_eq!(t.ask(Topic::new("a/b"), 3), Err(TopicError::NotAChannel));
         assert!(matches!(t.ask(Topic::new("a"), 3), Ok(Request::Subscribe { .. })));
         assert_eq!(t.ask(Topic::new("a"), 3), Err(TopicError::AlreadySubscribed));
-        t.feeds.push(feed("b"));
+        t.add_feed(feed("b"));
         assert_eq!(t.ask(Topic::new("b"), 3), Err(TopicError::AlreadySubscribed));
         assert!(t.ask(Topic::new("c"), 3).is_ok());
         assert_eq!(t.ask(Topic::new("d"), 3), Err(TopicError::TooMany(3)));
@@ -267,6 +356,6 @@ mod tests {
         assert_eq!(t.refused().map(|p| p.topic.name), Some("a".to_owned()));
         assert!(t.refused().is_none());
         assert!(t.drop_topic("b").unwrap().is_some());
-        assert!(t.feeds.is_empty());
+        assert!(t.feeds().is_empty());
     }
 }
