@@ -403,10 +403,7 @@ impl Session {
 
     /// The subscriber's first answer: it is subscribed.
     fn became_ready(&mut self, ctx: &mut Ctx<'_>) {
-        self.opened = true;
-        record(&mut ctx.stats.handshake, ctx.now.saturating_duration_since(self.since));
-        ctx.stats.opened += 1;
-        self.order.get_or_insert_with(|| new_order(ctx.plan));
+        ready(&mut self.opened, &mut self.order, self.since, ctx);
     }
 
     /// The server closed an HTTP subscriber's connection: after a response
@@ -453,25 +450,26 @@ impl Session {
             Ok(Some(accepted)) => {
                 rbuf.consume(accepted.head_len);
                 let mut ws = WebSocket::client(ctx.plan.read_limits, xorshift64(ctx.rng));
-                // Several channels: ready once every subscribe is answered
-                // (the handshake's time runs until then).
-                if let Some(mux) = &ctx.plan.mux {
-                    for command in &mux.subscribes {
-                        ws.send(MessageKind::Text, command.as_bytes(), out);
+                match &ctx.plan.mux {
+                    // Several channels: ready once every subscribe is
+                    // answered (the handshake's time runs until then).
+                    Some(mux) => {
+                        for command in &mux.subscribes {
+                            ws.send(MessageKind::Text, command.as_bytes(), out);
+                        }
+                        self.unanswered = mux.subscribes.len() as u32;
                     }
-                    self.unanswered = mux.subscribes.len() as u32;
-                    self.state = State::Open { ws: Box::new(ws) };
-                    bufs.want = 0;
-                    return Ok(());
+                    None => {
+                        record(&mut ctx.stats.handshake, ctx.now.saturating_duration_since(self.since));
+                        ctx.stats.opened += 1;
+                        self.opened = true;
+                        if let Some(p) = &ctx.plan.publish {
+                            self.order = Some(Box::new(Order::new(p.lanes)));
+                        }
+                        self.since = ctx.now;
+                    }
                 }
-                record(&mut ctx.stats.handshake, ctx.now.saturating_duration_since(self.since));
-                ctx.stats.opened += 1;
                 self.state = State::Open { ws: Box::new(ws) };
-                self.opened = true;
-                if let Some(p) = &ctx.plan.publish {
-                    self.order = Some(Box::new(Order::new(p.lanes)));
-                }
-                self.since = ctx.now;
                 bufs.want = 0;
                 Ok(())
             }
@@ -516,12 +514,7 @@ impl Session {
                         // (a delivery counts until the channel is closed).
                         (Some(Event::Message(_, payload)), ..) if ctx.plan.mux.is_some() => {
                             match on_mux_message(&payload, &mut self.unanswered, &mut self.order, ctx) {
-                                MuxSaid::Ready => {
-                                    self.opened = true;
-                                    record(&mut ctx.stats.handshake, ctx.now.saturating_duration_since(self.since));
-                                    ctx.stats.opened += 1;
-                                    self.order = Some(new_order(ctx.plan));
-                                }
+                                MuxSaid::Ready => ready(&mut self.opened, &mut self.order, self.since, ctx),
                                 // Never subscribed to all it asked for: not
                                 // a subscriber of this run.
                                 MuxSaid::Refused if !closing => {
@@ -686,6 +679,16 @@ fn send_request(feed: &mut Feed, fp: &FeedPlan, bufs: &mut Bufs, state: &mut Sta
         due: None,
         redial: false,
     };
+}
+
+/// A subscriber is ready (its first answer over HTTP, its last
+/// subscribe answered over `wsreactor.mux`): opened, its handshake timed
+/// from `since`, its order made.
+fn ready(opened: &mut bool, order: &mut Option<Box<Order>>, since: Instant, ctx: &mut Ctx<'_>) {
+    *opened = true;
+    record(&mut ctx.stats.handshake, ctx.now.saturating_duration_since(since));
+    ctx.stats.opened += 1;
+    order.get_or_insert_with(|| new_order(ctx.plan));
 }
 
 /// What a subscriber of this run receives into: one lane order per publisher lane.

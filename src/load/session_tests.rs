@@ -115,17 +115,7 @@ impl Fx {
     /// The 101 a server would answer the upgrade request queued.
     fn switching_protocols(&mut self, accept: Option<&str>) -> Vec<u8> {
         let request = String::from_utf8(self.sent()).unwrap();
-        let key = request
-            .lines()
-            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-            .expect("a key in the upgrade request");
-        let right = String::from_utf8(accept_key(key.as_bytes()).to_vec()).unwrap();
-        format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
-            accept.unwrap_or(&right)
-        )
-        .into_bytes()
+        answer_to(&request, accept)
     }
 
     /// Connected, upgraded: `Open`.
@@ -135,6 +125,22 @@ impl Fx {
         assert_eq!(self.input(&answer), Ok(()));
         assert!(self.s.opened() && !self.s.pending());
     }
+}
+
+/// The 101 a server would answer `request` with (`accept`: a wrong
+/// `Sec-WebSocket-Accept` instead of the right one).
+fn answer_to(request: &str, accept: Option<&str>) -> Vec<u8> {
+    let key = request
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .expect("a key in the upgrade request");
+    let right = String::from_utf8(accept_key(key.as_bytes()).to_vec()).unwrap();
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        accept.unwrap_or(&right)
+    )
+    .into_bytes()
 }
 
 /// A frame as the server sends it: final, unmasked.
@@ -633,15 +639,8 @@ fn test_handshake_101_mux_subscribes_and_is_ready_at_the_last_answer() {
         request.contains("Sec-WebSocket-Protocol: wsreactor.mux\r\n"),
         "{request}"
     );
-    let key = request
-        .lines()
-        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-        .unwrap();
-    let accept = String::from_utf8(accept_key(key.as_bytes()).to_vec()).unwrap();
-    let answer = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: wsreactor.mux\r\n\r\n"
-    );
+    let answer = String::from_utf8(answer_to(&request, None)).unwrap();
+    let answer = answer.replacen("\r\n\r\n", "\r\nSec-WebSocket-Protocol: wsreactor.mux\r\n\r\n", 1);
     assert_eq!(f.input(answer.as_bytes()), Ok(()));
     // Two subscribes went out; not ready until both are answered.
     let mut server = WebSocket::server(ReadLimits::default());
@@ -689,17 +688,8 @@ fn test_handshake_101_mux_subscribes_and_is_ready_at_the_last_answer() {
 fn test_handshake_101_mux_refused_subscribe_closes() {
     let mut f = mux();
     f.connected();
-    let request = String::from_utf8(f.sent()).unwrap();
-    let key = request
-        .lines()
-        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
-        .unwrap();
-    let accept = String::from_utf8(accept_key(key.as_bytes()).to_vec()).unwrap();
-    let answer = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\n\r\n"
-    );
-    assert_eq!(f.input(answer.as_bytes()), Ok(()));
+    let answer = f.switching_protocols(None);
+    assert_eq!(f.input(&answer), Ok(()));
     f.sent();
     let refused = frame(OpCode::Text, br#"{"reply":0,"error":"too many channels"}"#);
     assert_eq!(f.input(&refused), Ok(()));

@@ -171,10 +171,29 @@ fn a_broadcast_partly_refused_is_207_and_says_which() {
 /// The README's example of the server API, run as written (its key from
 /// the environment, its address this server's): the answer has the shape
 /// the README shows, channel by channel.
-#[test]
-fn the_readme_curl_example_answers_as_shown() {
+/// The README's section on the server API, to its next heading.
+fn readme_api_section() -> String {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let section = readme.split("\n### The server API\n").nth(1).expect("the section");
+    section.split("\n### ").next().unwrap().to_owned()
+}
+
+/// Run a README example's shell `command` against `server` (the key in
+/// `WSREACTOR_API_KEY`, as the examples read it): its JSON answer.
+fn run_example(command: &str, server: &Server) -> Value {
+    let command = command.replace("127.0.0.1:9001", &server.addr.to_string());
+    let out = std::process::Command::new("sh")
+        .args(["-c", &command])
+        .env("WSREACTOR_API_KEY", KEY)
+        .output()
+        .expect("sh and curl");
+    assert!(out.status.success(), "{command}: {out:?}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{command}: {e}: {out:?}"))
+}
+
+#[test]
+fn the_readme_curl_example_answers_as_shown() {
+    let section = readme_api_section();
     let block = section.split("```").nth(1).expect("its example").trim();
     let (command, shown) = block.split_once("\n{").expect("a command, then its answer");
     let command = command
@@ -184,14 +203,7 @@ fn the_readme_curl_example_answers_as_shown() {
         .replace("\\\n", " ");
     let shown: Value = serde_json::from_str(&format!("{{{shown}")).unwrap();
     let server = server_with(|_| {});
-    let command = command.replace("127.0.0.1:9001", &server.addr.to_string());
-    let out = std::process::Command::new("sh")
-        .args(["-c", &command])
-        .env("WSREACTOR_API_KEY", KEY)
-        .output()
-        .expect("sh and curl");
-    assert!(out.status.success(), "{command}: {out:?}");
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = run_example(&command, &server);
     let (got, shown) = (got["results"].as_array().unwrap(), shown["results"].as_array().unwrap());
     assert_eq!(got.len(), shown.len());
     for (got, shown) in got.iter().zip(shown) {
@@ -472,9 +484,7 @@ fn same_shape(got: &Value, shown: &Value) -> bool {
 
 #[test]
 fn every_curl_example_of_the_server_api_answers_in_the_shape_shown() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let section = readme.split("\n### The server API\n").nth(1).expect("the section");
-    let section = section.split("\n### ").next().unwrap();
+    let section = readme_api_section();
     // Each example: a `$ ` command (its lines joined at `\`), then the
     // answer shown on the line after it.
     let mut examples = Vec::new();
@@ -509,16 +519,8 @@ fn every_curl_example_of_the_server_api_answers_in_the_shape_shown() {
     for (command, shown) in examples {
         // The example's ids are of a numbering after the clock; this
         // server's are from 1.
-        let command = command
-            .replace("127.0.0.1:9001", &server.addr.to_string())
-            .replace("since=1796601600000010", "since=10");
-        let out = std::process::Command::new("sh")
-            .args(["-c", &command])
-            .env("WSREACTOR_API_KEY", KEY)
-            .output()
-            .expect("sh and curl");
-        assert!(out.status.success(), "{command}: {out:?}");
-        let got: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{command}: {e}: {out:?}"));
+        let command = command.replace("since=1796601600000010", "since=10");
+        let got = run_example(&command, &server);
         assert!(same_shape(&got, &shown), "{command}\n got {got}\nshown {shown}");
         // A page's cursor is the one shown: where the page after "news" starts.
         if shown["cursor"].is_string() {

@@ -75,7 +75,8 @@ pub(super) fn query(
             if until.is_none_or(|until| until <= now) {
                 return Ok(Found::Channel(None));
             }
-            channel_state(con, state, settings, name, now).map(|s| Found::Channel(s.filter(exists)))
+            let found = channel_state(con, state, settings, name, now)?;
+            Ok(Found::Channel(Some(found).filter(exists)))
         }
         Query::Channels { pattern, after, limit } => {
             // Bounded by `max_channels`, which the table holds over every node.
@@ -95,9 +96,10 @@ pub(super) fn query(
             for name in &names {
                 // Listed while its lease lasts, though it may hold nothing
                 // any more: what the local hub would list, no more.
-                let Some(found) = channel_state(con, state, settings, name, now).map(|s| s.filter(exists))? else {
+                let found = channel_state(con, state, settings, name, now)?;
+                if !exists(&found) {
                     continue;
-                };
+                }
                 if channels.len() == *limit {
                     more = true;
                     break;
@@ -120,7 +122,7 @@ fn channel_state(
     settings: &HubSettings,
     name: &str,
     now: u64,
-) -> Result<Option<ChannelState>, HubError> {
+) -> Result<ChannelState, HubError> {
     let (meta, stream, _) = keys(name);
     let oldest = now.saturating_sub(settings.history_ttl.as_millis() as u64);
     let (id, epoch, kept, first, subscribers): (String, String, u64, String, u64) = state
@@ -131,12 +133,12 @@ fn channel_state(
         .arg(oldest)
         .invoke(con)
         .map_err(|e| hub_error("state of", name, &e))?;
-    Ok(Some(ChannelState {
+    Ok(ChannelState {
         name: name.to_owned(),
         subscribers: subscribers as usize,
         last_id: id.parse().unwrap_or(0),
         epoch_start: epoch_start(epoch.as_bytes()),
         history: kept as usize,
         first_kept: super::store::entry_id(&first),
-    }))
+    })
 }

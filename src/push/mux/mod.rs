@@ -28,7 +28,7 @@
 //! max_channels_per_connection` channels.
 
 use super::signal::{UserOrder, DISCONNECTED};
-use crate::app::{Accept, Conn, Handler, Message, Refusal, Reply, Topic, Upgrade};
+use crate::app::{Accept, Conn, Handler, Message, Refusal, Reply, Topic, TopicError, Upgrade};
 use crate::auth::request_token;
 use crate::auth::Denied;
 use crate::protocol::http::Status;
@@ -237,11 +237,6 @@ fn run(conn: &mut Conn<'_, Muxing>, id: u64, verb: Verb) -> Option<String> {
     }
 }
 
-/// The token a command uses: its own, else the connection's.
-fn token_for(conn: &mut Conn<'_, Muxing>, own: Option<String>) -> Option<String> {
-    own.or_else(|| conn.data().token.as_deref().map(str::to_owned))
-}
-
 fn subscribe(
     conn: &mut Conn<'_, Muxing>,
     id: u64,
@@ -250,10 +245,10 @@ fn subscribe(
     token: Option<String>,
 ) -> Option<String> {
     if !valid_channel(&channel) {
-        return Some(refused(Some(id), "not a channel name: 1 to 128 of A-Z a-z 0-9 _ . : -"));
+        return Some(refused(Some(id), &TopicError::NotAChannel.to_string()));
     }
     let token = match command_token(conn, token) {
-        Ok(token) => token_for(conn, token),
+        Ok(token) => token,
         Err(why) => return Some(refused(Some(id), &why)),
     };
     let grant = conn
@@ -288,13 +283,13 @@ fn publish(
     token: Option<String>,
 ) -> Option<String> {
     if !valid_channel(&channel) {
-        return Some(refused(Some(id), "not a channel name: 1 to 128 of A-Z a-z 0-9 _ . : -"));
+        return Some(refused(Some(id), &TopicError::NotAChannel.to_string()));
     }
     if conn.data().publishing.len() >= MAX_PUBLISHING {
         return Some(refused(Some(id), "too many publishes out: wait for their replies"));
     }
     let token = match command_token(conn, token) {
-        Ok(token) => token_for(conn, token),
+        Ok(token) => token,
         Err(why) => return Some(refused(Some(id), &why)),
     };
     let Some(token) = token else {
@@ -381,11 +376,12 @@ fn token_user(conn: &mut Conn<'_, Muxing>, token: &str) -> Result<Option<String>
     }
 }
 
-/// A command's own token: checked as [`token_user`], and its user, if the
-/// connection had none, is the connection's from now on.
+/// The token a command uses: its own, checked as [`token_user`] (its
+/// user, if the connection had none, is the connection's from now on),
+/// else the connection's.
 fn command_token(conn: &mut Conn<'_, Muxing>, token: Option<String>) -> Result<Option<String>, String> {
     let Some(token) = token else {
-        return Ok(None);
+        return Ok(conn.data().token.as_deref().map(str::to_owned));
     };
     let user = token_user(conn, &token)?;
     let data = conn.data();
