@@ -51,10 +51,7 @@ impl HttpHandler for LastMessages {
         };
         // A subscription from the start replays what the history holds;
         // the page takes the replay and gives the subscription back.
-        let request = BrokerRequest::Subscribe {
-            channel: data.channel.as_str().into(),
-            since: Some(0),
-        };
+        let request = BrokerRequest::subscribe(data.channel.as_str(), Some(0));
         Next::Ask { data, request }
     }
 

@@ -46,7 +46,24 @@ struct Claims {
     /// Subject (RFC 7519 §4.1.2): the user, whom the server API can
     /// disconnect.
     sub: Option<String>,
+    /// What the application tells about the user (any JSON): shown with
+    /// it in a channel's presence.
+    info: Option<Box<serde_json::value::RawValue>>,
 }
+
+/// Who a good token says its holder is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Identity {
+    /// Its `sub`.
+    pub user: Option<String>,
+    /// Its `info` claim, as JSON text (at most [`MAX_INFO`] bytes: a
+    /// larger one is not kept).
+    pub info: Option<String>,
+}
+
+/// The largest `info` claim kept for presence: every member of a channel
+/// holds its own, so that a channel's presence stays bounded.
+pub const MAX_INFO: usize = 1024;
 
 /// What a good token grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +197,17 @@ impl Auth {
     /// `Ok(None)` for a good token without one.
     pub fn user(&self, token: &[u8], now: u64) -> Result<Option<String>, Denied> {
         self.verify_token(token, now).map(|(_, claims)| claims.sub)
+    }
+
+    /// The user a good token names and its `info` claim, whatever it grants.
+    pub fn identity(&self, token: &[u8], now: u64) -> Result<Identity, Denied> {
+        self.verify_token(token, now).map(|(_, claims)| Identity {
+            user: claims.sub,
+            info: claims
+                .info
+                .map(|raw| raw.get().to_owned())
+                .filter(|info| info.len() <= MAX_INFO),
+        })
     }
 
     /// Check the signature, the times and the channel.

@@ -427,6 +427,112 @@ fn a_user_disconnected_through_one_node_loses_its_connections_on_the_other() {
     assert_eq!(bob.message().2, json!("for bob"));
 }
 
+/// Wait (at most `within`) until `channel`'s members seen from `node` are `want`.
+fn presence_becomes(node: SocketAddr, key: &str, channel: &str, want: &[&str], within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let got = presence_users(node, key, channel);
+        if got == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{channel} from {node}: {got:?}, want {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn presence_holds_over_both_nodes_and_a_killed_nodes_members_leave_within_the_ttl() {
+    use common::mux::MuxClient;
+    const KEY: &str = "an-api-key-of-the-operator";
+    const SECRET: &str = "the redis tests' token secret!!!";
+    let redis = Redis::start();
+    let ttl = Duration::from_secs(3);
+    let presence = || {
+        let mut s = settings();
+        s.api.key = Some(KEY.to_owned());
+        s.auth = wsreactor::auth::Auth::new(vec![], SECRET.as_bytes());
+        s.pubsub.presence_channels = vec!["room-*".into()];
+        s.pubsub.hub.presence.ttl = ttl;
+        s.pubsub.hub.presence.max_members = 3;
+        s
+    };
+    let (a, b) = (node_with(&redis, presence()), node_with(&redis, presence()));
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let token = |sub: &str| jwt(SECRET, json!({"exp": exp, "sub": sub, "info": {"n": sub.len()}}));
+    // A watcher on node b asks for the events; Ann joins on node a.
+    let mut watcher = MuxClient::connect(b.addr, &format!("?token={}", token("watcher")));
+    let reply = watcher.call(json!({"id": 1, "subscribe": "room-1", "join_leave": true}));
+    assert_eq!(reply, json!({"reply": 1, "ok": true}));
+    let mut ann = MuxClient::connect(a.addr, &format!("?token={}", token("ann")));
+    ann.subscribe(1, "room-1", None);
+    let event = |m: &mut MuxClient, change: &str| loop {
+        let v = m.pushed.pop_front().unwrap_or_else(|| m.next());
+        if let Some(member) = v.get(change) {
+            break member.clone();
+        }
+    };
+    let joined = event(&mut watcher, "join");
+    assert_eq!(
+        (&joined["user"], &joined["info"]),
+        (&json!("ann"), &json!({"n": 3})),
+        "{joined}"
+    );
+    // Seen alike from either node.
+    for node in [a.addr, b.addr] {
+        presence_becomes(node, KEY, "room-1", &["ann", "watcher"], Duration::from_secs(5));
+    }
+    let r = Client::connect(a.addr).request(
+        "GET",
+        "/api/presence/room-1/stats",
+        &[&format!("X-API-Key: {KEY}")],
+        b"",
+    );
+    let stats: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(stats, json!({"channel": "room-1", "clients": 2, "users": 2}));
+    // The bound holds over both nodes: a third fits, a fourth on node a is refused.
+    let mut cy = MuxClient::connect(b.addr, &format!("?token={}", token("cy")));
+    cy.subscribe(1, "room-1", None);
+    let mut dan = MuxClient::connect(a.addr, &format!("?token={}", token("dan")));
+    let refused = dan.call(json!({"id": 1, "subscribe": "room-1"}));
+    assert_eq!(refused, json!({"reply": 1, "error": "the channel's presence is full"}));
+    // Ann leaves: every node hears of it.
+    assert_eq!(
+        ann.call(json!({"id": 2, "unsubscribe": "room-1"})),
+        json!({"reply": 2, "ok": true})
+    );
+    assert_eq!(event(&mut watcher, "leave")["user"], "ann");
+    presence_becomes(a.addr, KEY, "room-1", &["cy", "watcher"], Duration::from_secs(5));
+
+    // A node process with members, killed: its members leave within the ttl.
+    let config = std::env::temp_dir().join(format!("wsreactor-presence-{}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        format!("[presence]\nchannels = [\"room-*\"]\nttl = \"3s\"\n[auth]\nsecret = \"{SECRET}\"\n"),
+    )
+    .unwrap();
+    let doomed = Node::spawn_args(&redis.url, &[], &["--config", config.to_str().unwrap()]).unwrap();
+    let _ = std::fs::remove_file(&config);
+    let mut eve = MuxClient::connect(doomed.addr, &format!("?token={}", token("eve")));
+    eve.subscribe(1, "room-2", None);
+    let mut fay = MuxClient::connect(doomed.addr, &format!("?token={}", token("fay")));
+    fay.subscribe(1, "room-2", None);
+    presence_becomes(b.addr, KEY, "room-2", &["eve", "fay"], Duration::from_secs(5));
+    let killed = Instant::now();
+    drop(doomed); // SIGKILL: no leave is sent.
+    presence_becomes(b.addr, KEY, "room-2", &[], ttl + Duration::from_secs(2));
+    let gone = killed.elapsed();
+    assert!(gone <= ttl + Duration::from_millis(500), "gone after {gone:?}");
+    // Node b's own members stay.
+    presence_becomes(b.addr, KEY, "room-1", &["cy", "watcher"], Duration::from_secs(1));
+}
+
 #[test]
 fn without_its_redis_a_node_does_not_start() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -556,9 +662,15 @@ impl Node {
 
     /// Started with `env`; `Err` with its log if it exited instead.
     fn spawn_with(url: &str, env: &[(&str, &str)]) -> Result<Node, String> {
+        Node::spawn_args(url, env, &[])
+    }
+
+    /// Started with `env` and more arguments.
+    fn spawn_args(url: &str, env: &[(&str, &str)], args: &[&str]) -> Result<Node, String> {
         use std::io::{BufRead, BufReader};
         let mut child = Command::new(env!("CARGO_BIN_EXE_wsreactor"))
             .args(["serve", "--bind", "127.0.0.1:0", "--threads", "2", "--broker", url])
+            .args(args)
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stderr(Stdio::piped())

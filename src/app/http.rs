@@ -10,7 +10,7 @@
 //! [`HttpHandler::Data`], moved into each step and back out of it.
 
 use crate::protocol::http::{RequestHead, Status};
-use crate::pubsub::{Answer, BrokerStats, Message, Request as BrokerRequest, Subscription};
+use crate::pubsub::{Answer, BrokerStats, Message, PresenceEvents, Request as BrokerRequest, Subscription};
 use crate::reactor::settings::Settings;
 use crate::stats::{PerIpStats, WorkerStats};
 use std::borrow::Cow;
@@ -411,6 +411,10 @@ pub trait ServerInfo {
     fn broker_stats(&self) -> Option<BrokerStats>;
     /// The per-address limits' counters.
     fn per_ip_stats(&self) -> PerIpStats;
+    /// Join and leave events sent and dropped.
+    fn presence_events(&self) -> PresenceEvents {
+        PresenceEvents::default()
+    }
 }
 
 /// What the session lends an HTTP handler's [`Context`].

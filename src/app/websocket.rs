@@ -5,7 +5,7 @@
 
 use crate::protocol::http::{RequestHead, Status};
 use crate::protocol::{CloseCode, MessageKind};
-use crate::pubsub::{Address, HubError, Receipt};
+use crate::pubsub::{Address, HubError, Presence, Receipt};
 use crate::reactor::settings::Settings;
 use std::fmt;
 
@@ -201,6 +201,10 @@ pub struct Topic {
     pub(crate) envelope: bool,
     /// When it ends (Unix seconds): [`Handler::expired`].
     pub(crate) expires: Option<u64>,
+    /// The subscriber is a member of the topic's presence, as this.
+    pub(crate) presence: Option<Box<Presence>>,
+    /// Join and leave events of the topic go out (in the envelope).
+    pub(crate) join_leave: bool,
 }
 
 impl Topic {
@@ -213,6 +217,8 @@ impl Topic {
             since: None,
             envelope: false,
             expires: None,
+            presence: None,
+            join_leave: false,
         }
     }
 
@@ -242,6 +248,23 @@ impl Topic {
     /// ([`Handler::expired`]). [`Conn::expires`] moves it.
     pub fn expires(mut self, exp: u64) -> Self {
         self.expires = Some(exp);
+        self
+    }
+
+    /// Make the subscriber a member of the topic's presence, as
+    /// `presence`, for as long as it is subscribed (the broker refuses the
+    /// subscribe, [`HubError::PresenceFull`], when the topic has `[presence]
+    /// max_members`).
+    pub fn presence(mut self, presence: Presence) -> Self {
+        self.presence = Some(Box::new(presence));
+        self
+    }
+
+    /// Send the topic's join and leave events too, `{"channel":..,
+    /// "join":{member}}` (in the envelope only: bare frames carry
+    /// published messages alone).
+    pub fn join_leave(mut self) -> Self {
+        self.join_leave = true;
         self
     }
 }
@@ -340,6 +363,23 @@ impl<D> Accept<D> {
     pub fn since(mut self, id: u64) -> Self {
         if let Some(topic) = &mut self.topic {
             topic.since = Some(id);
+        }
+        self
+    }
+
+    /// Make the subscriber a member of the topic's presence
+    /// ([`Topic::presence`]).
+    pub fn presence(mut self, presence: Presence) -> Self {
+        if let Some(topic) = self.topic.take() {
+            self.topic = Some(topic.presence(presence));
+        }
+        self
+    }
+
+    /// Send the topic's join and leave events too ([`Topic::join_leave`]).
+    pub fn join_leave(mut self) -> Self {
+        if let Some(topic) = &mut self.topic {
+            topic.join_leave = true;
         }
         self
     }

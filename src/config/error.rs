@@ -66,10 +66,11 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
     ("http", &["allowed_origins", "allow_credentials"]),
     ("auth", &["secret", "private_channels"]),
     ("api", &["key", "max_broadcast_channels"]),
+    ("presence", &["channels", "max_members", "max_events_per_second", "ttl"]),
 ];
 
 pub(super) const SECTION_NAMES: &[&str] = &[
-    "server", "limits", "timeouts", "deflate", "pubsub", "tls", "http", "auth", "api",
+    "server", "limits", "timeouts", "deflate", "pubsub", "tls", "http", "auth", "api", "presence",
 ];
 
 /// Why a configuration was refused. Every message starts with the origin

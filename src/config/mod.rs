@@ -26,10 +26,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod error;
+mod presence;
 mod secret;
 
 use error::explain;
 pub use error::{ConfigError, Origins};
+pub use presence::PresenceConfig;
 pub use secret::{secret_from_env, EnvSecret};
 
 /// The largest any byte size may be: buffers index their bytes with 32 bits
@@ -74,6 +76,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[api]`: the server API under `/api/`.
     pub api: ApiConfig,
+    /// `[presence]`: who is subscribed, for the channels that keep it.
+    pub presence: PresenceConfig,
 }
 
 /// The environment variable the API key may come from (or, with `_FILE`
@@ -718,6 +722,7 @@ impl Config {
                 ));
             }
         }
+        self.presence.check().map_err(|(key, why)| invalid(key, why))?;
         // A CA for a broker that is not TLS would promise what it does not do.
         let tls = matches!(&pubsub.broker, BrokerKind::Redis(url) if url.starts_with("rediss://"));
         if !pubsub.broker_ca.is_empty() && !tls {

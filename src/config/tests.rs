@@ -420,3 +420,36 @@ fn an_error_names_what_set_its_key() {
     origins.set("server.threads", "--threads");
     assert!(named(&config, &origins).starts_with("--threads: `server.threads`"));
 }
+
+#[test]
+fn presence_keys_are_checked_and_named() {
+    let config =
+        parse("[presence]\nchannels = [\"room-*\"]\nmax_members = 10\nmax_events_per_second = 5\nttl = \"3s\"\n")
+            .unwrap();
+    config.validate(ORIGIN).unwrap();
+    assert_eq!(
+        (
+            config.presence.channels.as_slice(),
+            config.presence.max_members,
+            config.presence.max_events_per_second,
+            config.presence.ttl
+        ),
+        (&["room-*".to_owned()][..], 10, 5, Duration::from_secs(3))
+    );
+    type Edit = fn(&mut Config);
+    let cases: [(&str, Edit); 6] = [
+        ("presence.channels", |c| c.presence.channels = vec!["a/b".into()]),
+        ("presence.max_members", |c| c.presence.max_members = 0),
+        ("presence.max_members", |c| c.presence.max_members = 1_000_001),
+        ("presence.max_events_per_second", |c| {
+            c.presence.max_events_per_second = 0
+        }),
+        ("presence.ttl", |c| c.presence.ttl = Duration::from_millis(500)),
+        ("presence.ttl", |c| c.presence.ttl = Duration::from_secs(7200)),
+    ];
+    for (key, edit) in cases {
+        let msg = invalid(edit);
+        assert!(msg.contains(key), "{key}: {msg}");
+    }
+    assert!(parse("[presence]\nttl = \"soon\"\n").is_err());
+}

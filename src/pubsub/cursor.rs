@@ -35,7 +35,12 @@ impl Cursor {
     /// the subscriber is told, as for a cursor the server cannot vouch for,
     /// with the ids of the new numbering before it that it will not get
     /// (`to` below `from` when none), and follows the new numbering.
+    ///
+    /// A presence event is in no numbering: `None`, the cursor unmoved.
     pub fn advance(&mut self, msg: &Message) -> Option<Option<Gap>> {
+        if msg.event.is_some() {
+            return None;
+        }
         let (id, start) = (msg.id, msg.epoch_start);
         if start != self.epoch_start {
             self.epoch_start = start;

@@ -12,14 +12,16 @@
 
 use super::idempotency::Seen;
 use super::message::Message;
+use super::presence::{Change, EventRate, Member, Presence, PresenceStats};
 use super::{
-    Address, Answer, Broker, ChannelState, Found, Gap, HubError, HubSettings, Numbering, Query, Receipt, Request,
-    Snapshot, Subscription,
+    Address, Answer, Broker, ChannelState, Found, Gap, HubError, HubSettings, Numbering, PresenceEvents, Query,
+    Receipt, Request, Snapshot, Subscription,
 };
 use crate::auth::glob_match;
 use crate::protocol::MessageKind;
 use mio::Waker;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -143,6 +145,15 @@ struct Channel {
     subscribers: Vec<u32>,
     /// Publishers' `Idempotency-Key`s and their receipts.
     keys: Seen,
+    /// Its members, once one came.
+    presence: Option<Box<Members>>,
+}
+
+/// A channel's members by client number, and its events this second.
+#[derive(Debug, Default)]
+struct Members {
+    members: BTreeMap<u64, Member>,
+    rate: EventRate,
 }
 
 impl Channel {
@@ -154,6 +165,32 @@ impl Channel {
             history: VecDeque::new(),
             subscribers: vec![0; workers],
             keys: Seen::default(),
+            presence: None,
+        }
+    }
+
+    /// Hand a presence event to every worker with subscribers, if the
+    /// second's events allow; counted either way.
+    fn tell(&mut self, change: Change, member: &Member, hub: &LocalHub) {
+        let Some(presence) = self.presence.as_mut() else {
+            return;
+        };
+        let second = hub.started.elapsed().as_secs();
+        if !presence.rate.take(second, hub.settings.presence.max_events_per_second) {
+            hub.events_dropped.fetch_add(1, Relaxed);
+            return;
+        }
+        hub.events_sent.fetch_add(1, Relaxed);
+        let event = Arc::new(Message::presence(
+            self.name.clone(),
+            change,
+            &member.json(),
+            Instant::now(),
+        ));
+        for (worker, &n) in self.subscribers.iter().enumerate() {
+            if n > 0 {
+                hub.inboxes[worker].push(event.clone());
+            }
         }
     }
 
@@ -272,6 +309,12 @@ pub struct LocalHub {
     retired: Mutex<Retired>,
     /// The workers' inboxes, owned by the reactor.
     inboxes: Arc<[Inbox]>,
+    /// The last client number given to a member.
+    clients: AtomicU64,
+    /// Presence events' seconds count from here.
+    started: Instant,
+    events_sent: AtomicU64,
+    events_dropped: AtomicU64,
 }
 
 impl LocalHub {
@@ -293,6 +336,10 @@ impl LocalHub {
                 ..Retired::default()
             }),
             inboxes,
+            clients: AtomicU64::new(0),
+            started: Instant::now(),
+            events_sent: AtomicU64::new(0),
+            events_dropped: AtomicU64::new(0),
         }
     }
 
@@ -406,8 +453,24 @@ impl LocalHub {
                 first_kept: c.history.front().map(|m| m.id),
             })
         };
+        let members = |name: &str| {
+            map.get(name)
+                .and_then(|c| lock(c).presence.as_ref().map(|p| p.members.clone()))
+        };
         match query {
             Query::Channel(name) => Found::Channel(map.get(&**name).and_then(|c| state(c))),
+            Query::Presence(name) => {
+                Found::Presence(members(name).map_or_else(Vec::new, |m| m.into_values().collect()))
+            }
+            Query::PresenceStats(name) => {
+                let stats = map.get(&**name).map_or_else(PresenceStats::default, |c| {
+                    let c = lock(c);
+                    c.presence
+                        .as_ref()
+                        .map_or_else(PresenceStats::default, |p| PresenceStats::of(p.members.values()))
+                });
+                Found::PresenceStats(stats)
+            }
             Query::Channels { pattern, after, limit } => {
                 let mut names: Vec<&Arc<str>> = map
                     .keys()
@@ -438,14 +501,48 @@ impl LocalHub {
         since: Option<u64>,
         now: Instant,
     ) -> Result<(Subscription, Snapshot), HubError> {
+        self.subscribe_present(channel, worker, since, None, now)
+    }
+
+    /// [`subscribe`](Self::subscribe), the subscriber a member of the
+    /// channel's presence as `presence` if given (refused, with nothing
+    /// done, when the channel has `max_members`).
+    pub fn subscribe_present(
+        &self,
+        channel: &str,
+        worker: usize,
+        since: Option<u64>,
+        presence: Option<Box<Presence>>,
+        now: Instant,
+    ) -> Result<(Subscription, Snapshot), HubError> {
         let c = self.channel(channel, true)?.ok_or(HubError::TooManyChannels)?;
         let mut c = lock(&c);
         c.trim(&self.settings, now);
+        let mut joined = None;
+        let sub = match presence {
+            None => Subscription::new(c.name.clone(), worker),
+            Some(presence) => {
+                let members = c.presence.get_or_insert_with(Default::default);
+                if members.members.len() >= self.settings.presence.max_members {
+                    return Err(HubError::PresenceFull);
+                }
+                let client = self.clients.fetch_add(1, Relaxed) + 1;
+                let member = Member {
+                    client: client.to_string().into(),
+                    presence: *presence,
+                };
+                members.members.insert(client, member.clone());
+                joined = Some(member);
+                Subscription::member(c.name.clone(), worker, client)
+            }
+        };
         c.subscribers[worker] += 1;
-        Ok((
-            Subscription::new(c.name.clone(), worker),
-            snapshot(&c, since, self.base),
-        ))
+        if let Some(member) = joined {
+            // The joiner's worker too: the answer is in its inbox before
+            // the event, so it hears of itself, as every member does.
+            c.tell(Change::Join, &member, self);
+        }
+        Ok((sub, snapshot(&c, since, self.base)))
     }
 }
 
@@ -461,9 +558,11 @@ impl Broker for LocalHub {
                 payload,
                 idempotency_key,
             } => Answer::Published(self.publish_once(&channel, kind, payload, idempotency_key.as_deref(), now)),
-            Request::Subscribe { channel, since } => {
-                Answer::Subscribed(self.subscribe(&channel, from.worker, since, now))
-            }
+            Request::Subscribe {
+                channel,
+                since,
+                presence,
+            } => Answer::Subscribed(self.subscribe_present(&channel, from.worker, since, presence, now)),
             Request::Query(query) => Answer::Found(Ok(self.query(&query, now))),
             Request::Signal(payload) => {
                 for inbox in self.inboxes.iter() {
@@ -492,6 +591,19 @@ impl Broker for LocalHub {
             let mut c = lock(&c);
             let n = &mut c.subscribers[subscription.worker()];
             *n = n.saturating_sub(1);
+            let gone = subscription
+                .client()
+                .and_then(|client| c.presence.as_mut()?.members.remove(&client));
+            if let Some(member) = gone {
+                c.tell(Change::Leave, &member, self);
+            }
+        }
+    }
+
+    fn presence_events(&self) -> PresenceEvents {
+        PresenceEvents {
+            sent: self.events_sent.load(Relaxed),
+            dropped: self.events_dropped.load(Relaxed),
         }
     }
 

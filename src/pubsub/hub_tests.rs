@@ -1,6 +1,7 @@
 //! Tests of the local hub: numbering, history, subscribers, limits, keys.
 
 use super::*;
+use crate::pubsub::PresenceLimits;
 use std::time::Duration;
 
 fn hub(history: usize, workers: usize) -> (LocalHub, mio::Poll, Arc<[Inbox]>) {
@@ -16,6 +17,11 @@ fn hub(history: usize, workers: usize) -> (LocalHub, mio::Poll, Arc<[Inbox]>) {
         idempotency_ttl: Duration::from_secs(300),
         idempotency_keys: 100,
         numbering: Numbering::FromOne,
+        presence: PresenceLimits {
+            max_members: 3,
+            max_events_per_second: 4,
+            ttl: Duration::from_secs(30),
+        },
     };
     (LocalHub::new(settings, inboxes.clone()), poll, inboxes)
 }
@@ -266,10 +272,7 @@ fn submit_answers_through_the_inbox_of_the_asking_worker() {
         key: 7,
         generation: 3,
     };
-    let subscribe = Request::Subscribe {
-        channel: "c".into(),
-        since: Some(0),
-    };
+    let subscribe = Request::subscribe("c", Some(0));
     publish(&h, "before");
     h.submit(from, subscribe, Instant::now());
     let publish = Request::Publish {
@@ -300,4 +303,116 @@ fn submit_answers_through_the_inbox_of_the_asking_worker() {
     assert_eq!(mail.messages.iter().map(|m| m.id).collect::<Vec<_>>(), [2]);
     h.unsubscribe(sub);
     assert_eq!(self::publish(&h, "gone").subscribers, 0);
+}
+
+fn who(user: &str) -> Option<Box<Presence>> {
+    Some(Box::new(Presence {
+        user: Some(user.into()),
+        info: None,
+    }))
+}
+
+#[test]
+fn members_come_and_go_with_their_subscriptions_within_the_bound() {
+    // At most 3 members, 4 events a second.
+    let (h, _p, inboxes) = hub(10, 2);
+    let now = Instant::now();
+    let (a, _) = h.subscribe_present("room", 0, None, who("ann"), now).unwrap();
+    let (b, _) = h.subscribe_present("room", 1, None, who("ann"), now).unwrap();
+    let (c, _) = h.subscribe_present("room", 1, None, who("bob"), now).unwrap();
+    // Not a member: counted as a subscriber only.
+    let (plain, _) = h.subscribe("room", 0, None, now).unwrap();
+    assert_eq!(plain.client(), None);
+    // The fourth member is refused, and nothing was done.
+    assert_eq!(
+        h.subscribe_present("room", 0, None, who("cy"), now).unwrap_err(),
+        HubError::PresenceFull
+    );
+    let members = |h: &LocalHub| match h.query(&Query::Presence("room".into()), now) {
+        Found::Presence(m) => m,
+        other => panic!("{other:?}"),
+    };
+    let found = members(&h);
+    assert_eq!(found.len(), 3);
+    assert_eq!(
+        found
+            .iter()
+            .map(|m| m.presence.user.as_deref().unwrap())
+            .collect::<Vec<_>>(),
+        ["ann", "ann", "bob"]
+    );
+    assert_eq!(
+        h.query(&Query::PresenceStats("room".into()), now),
+        Found::PresenceStats(PresenceStats { clients: 3, users: 2 })
+    );
+    match h.query(&Query::Channel("room".into()), now) {
+        Found::Channel(Some(state)) => assert_eq!(state.subscribers, 4),
+        other => panic!("{other:?}"),
+    }
+    // Every worker with subscribers heard each join (worker 1 only of
+    // the ones after it had any).
+    let events = |i: usize| -> Vec<String> {
+        inboxes[i]
+            .drain(Mail::default())
+            .messages
+            .iter()
+            .map(|m| {
+                assert_eq!((m.id, m.event.is_some()), (0, true));
+                String::from_utf8(m.payload.to_vec()).unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(events(0).len(), 3);
+    assert_eq!(events(1).len(), 2);
+    h.unsubscribe(b);
+    let left = events(0);
+    assert_eq!(left.len(), 1);
+    assert!(
+        left[0].contains("\"leave\":{\"client\":\"2\",\"user\":\"ann\"}"),
+        "{left:?}"
+    );
+    assert_eq!(members(&h).len(), 2);
+    // Room again: a new member, with a new client id.
+    let (d, _) = h.subscribe_present("room", 0, None, who("dan"), now).unwrap();
+    assert!(d.client() > c.client());
+    // Three joins, a leave and a join: five events, each sent or dropped.
+    let counted = h.presence_events();
+    assert_eq!(counted.sent + counted.dropped, 5);
+    for sub in [a, c, d, plain] {
+        h.unsubscribe(sub);
+    }
+    assert!(members(&h).is_empty());
+    // A channel that never had a member: none, and no channel made.
+    assert!(matches!(h.query(&Query::Presence("none".into()), now), Found::Presence(m) if m.is_empty()));
+    assert_eq!(h.channels(), 1);
+}
+
+#[test]
+fn join_and_leave_events_past_the_limit_are_dropped_and_counted() {
+    let (h, _p, inboxes) = hub(10, 1);
+    let now = Instant::now();
+    // A watcher, then 3 members leaving and joining again: 1 + 3 + 3 + 3
+    // events asked for within well under a second.
+    let (watcher, _) = h.subscribe("room", 0, None, now).unwrap();
+    let started = Instant::now();
+    let mut subs: Vec<Subscription> = (0..3)
+        .map(|_| h.subscribe_present("room", 0, None, who("u"), now).unwrap().0)
+        .collect();
+    for _ in 0..3 {
+        for sub in std::mem::take(&mut subs) {
+            h.unsubscribe(sub);
+            subs.push(h.subscribe_present("room", 0, None, who("u"), now).unwrap().0);
+        }
+    }
+    let quick = started.elapsed() < Duration::from_millis(500);
+    let delivered = inboxes[0].drain(Mail::default()).messages.len();
+    let counted = h.presence_events();
+    assert_eq!(counted.sent + counted.dropped, 3 + 3 * 6);
+    assert_eq!(counted.sent as usize, delivered);
+    if quick {
+        // One second, or two if it crossed a second's end: 4 a second.
+        assert!(delivered <= 8, "{delivered} events");
+        assert!(counted.dropped >= 13, "{counted:?}");
+    }
+    h.unsubscribe(watcher);
 }

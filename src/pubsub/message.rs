@@ -5,6 +5,7 @@
 //! publish to 10,000 subscribers encodes each form at most once and copies
 //! the payload into no subscriber's buffer.
 
+use super::presence::Change;
 use super::Gap;
 use crate::protocol::{FrameHeader, MessageKind, OpCode};
 use base64::Engine;
@@ -46,6 +47,10 @@ pub struct Message {
     /// above every id it gave before; a subscriber whose cursor is of
     /// another numbering is told of the reset, never silently moved on.
     pub epoch_start: u64,
+    /// A presence event rather than a published message: id 0, no place
+    /// in the numbering, and its payload is the event's JSON
+    /// ([`Message::presence`]).
+    pub event: Option<Change>,
     /// Shared as they are by every output queue that sends them.
     forms: [OnceLock<Arc<[u8]>>; ENCODINGS],
 }
@@ -60,8 +65,28 @@ impl Message {
             payload,
             published,
             epoch_start: 0,
+            event: None,
             forms: Default::default(),
         }
+    }
+
+    /// A join or leave of `member` (its JSON, [`super::Member::json`]) in
+    /// `channel`, for the subscribers that asked for them: `{"channel":
+    /// "c","join":{member}}` in every form (under `event: join` or `leave`
+    /// in an event stream, with no `id:`, so that an EventSource's cursor
+    /// stays the last message's). Never numbered, never in the history,
+    /// and skipped by every [`super::Cursor`].
+    pub fn presence(channel: Arc<str>, change: Change, member: &str, published: Instant) -> Self {
+        let mut json = String::from("{\"channel\":");
+        push_json_string(&channel, &mut json);
+        json.push_str(",\"");
+        json.push_str(change.name());
+        json.push_str("\":");
+        json.push_str(member);
+        json.push('}');
+        let mut message = Message::new(0, channel, MessageKind::Text, json.into_bytes().into(), published);
+        message.event = Some(change);
+        message
     }
 
     /// The bytes of one wire form, made by the first caller and shared after.
@@ -78,6 +103,10 @@ impl Message {
     fn form(&self, encoding: Encoding) -> &Arc<[u8]> {
         self.forms[encoding as usize].get_or_init(|| {
             let mut out = Vec::new();
+            if let Some(change) = self.event {
+                self.write_event(change, encoding, &mut out);
+                return Arc::from(out);
+            }
             match encoding {
                 Encoding::Frame => write_frame(self.kind.opcode(), &self.payload, &mut out),
                 Encoding::JsonFrame => {
@@ -121,6 +150,22 @@ impl Message {
         self.json_data(&mut s);
         s.push('}');
         out.extend_from_slice(s.as_bytes());
+    }
+
+    /// A presence event's forms: its JSON as it is (made by
+    /// [`Message::presence`], one line).
+    fn write_event(&self, change: Change, encoding: Encoding, out: &mut Vec<u8>) {
+        match encoding {
+            Encoding::Frame | Encoding::JsonFrame => write_frame(OpCode::Text, &self.payload, out),
+            Encoding::SseEvent => {
+                out.extend_from_slice(b"event: ");
+                out.extend_from_slice(change.name().as_bytes());
+                out.extend_from_slice(b"\ndata: ");
+                out.extend_from_slice(&self.payload);
+                out.extend_from_slice(b"\n\n");
+            }
+            Encoding::PollItem => out.extend_from_slice(&self.payload),
+        }
     }
 
     /// An SSE event (WHATWG HTML §9.2.6): one `data:` line per payload line,
@@ -256,6 +301,30 @@ mod tests {
         );
         let m = msg(MessageKind::Binary, &[0, 255]);
         assert_eq!(m.encoded(Encoding::SseEvent), b"id: 7\nevent: base64\ndata: AP8=\n\n");
+    }
+
+    #[test]
+    fn a_presence_event_is_json_in_every_form() {
+        let m = Message::presence("room".into(), Change::Leave, "{\"client\":\"7\"}", Instant::now());
+        let want = serde_json::json!({"channel": "room", "leave": {"client": "7"}});
+        let frame = m.encoded(Encoding::JsonFrame);
+        let (_, len) = FrameHeader::decode(frame).unwrap().unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&frame[len..]).unwrap(),
+            want
+        );
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(m.encoded(Encoding::PollItem)).unwrap(),
+            want
+        );
+        let sse = std::str::from_utf8(m.encoded(Encoding::SseEvent)).unwrap();
+        let data = sse
+            .strip_prefix("event: leave\ndata: ")
+            .unwrap()
+            .strip_suffix("\n\n")
+            .unwrap();
+        assert_eq!(serde_json::from_str::<serde_json::Value>(data).unwrap(), want);
+        assert_eq!((m.id, m.event), (0, Some(Change::Leave)));
     }
 
     #[test]

@@ -20,12 +20,14 @@ mod cursor;
 pub mod hub;
 pub mod idempotency;
 pub mod message;
+pub mod presence;
 #[cfg(feature = "redis")]
 pub mod redis;
 
 pub use cursor::Cursor;
 pub use hub::{Command, Inbox, LocalHub, Mail};
 pub use message::{Encoding, Message};
+pub use presence::{Change, Member, Presence, PresenceLimits, PresenceStats};
 
 use crate::protocol::MessageKind;
 use std::borrow::Cow;
@@ -121,6 +123,9 @@ pub struct Snapshot {
 pub enum HubError {
     /// `[pubsub] max_channels` channels exist already.
     TooManyChannels,
+    /// The channel has `[presence] max_members` members: a subscribe
+    /// asking for presence is refused (nothing was done).
+    PresenceFull,
     /// Nothing was done: the broker cannot carry out requests now (a
     /// network broker's server is down or does not answer); why, in a
     /// few words.
@@ -135,6 +140,7 @@ impl fmt::Display for HubError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HubError::TooManyChannels => f.write_str("too many channels"),
+            HubError::PresenceFull => f.write_str("the channel's presence is full"),
             HubError::Unavailable(why) => write!(f, "the broker is unavailable: {why}"),
             HubError::Unconfirmed => f.write_str(
                 "the broker did not confirm the publish in time: it may or may not have been published; \
@@ -170,6 +176,8 @@ pub struct HubSettings {
     /// Where the local hub's ids start (the Redis broker's always start
     /// after Redis's clock).
     pub numbering: Numbering,
+    /// Members per channel and join and leave events per second.
+    pub presence: PresenceLimits,
 }
 
 /// Where the local hub's ids start.
@@ -227,6 +235,9 @@ pub enum Request {
         channel: Box<str>,
         /// The last id the client has.
         since: Option<u64>,
+        /// Make the subscriber a member of the channel's presence, as
+        /// this, for as long as the subscription lives.
+        presence: Option<Box<Presence>>,
     },
     /// Read what channels there are, changing nothing.
     Query(Query),
@@ -234,6 +245,17 @@ pub enum Request {
     /// one too), for the application to read: a disconnect asked through
     /// the server API, say ([`crate::app::Handler::signal`]).
     Signal(Arc<[u8]>),
+}
+
+impl Request {
+    /// A subscribe to `channel` after `since`, with no presence.
+    pub fn subscribe(channel: impl Into<Box<str>>, since: Option<u64>) -> Request {
+        Request::Subscribe {
+            channel: channel.into(),
+            since,
+            presence: None,
+        }
+    }
 }
 
 /// What the server API asks the broker about channels: read only, and
@@ -253,6 +275,10 @@ pub enum Query {
     },
     /// One channel's state, if it exists.
     Channel(Box<str>),
+    /// A channel's members, in client id order.
+    Presence(Box<str>),
+    /// A channel's members counted.
+    PresenceStats(Box<str>),
 }
 
 /// What a [`Query`] found.
@@ -267,6 +293,10 @@ pub enum Found {
     },
     /// The channel, or `None` when it does not exist.
     Channel(Option<ChannelState>),
+    /// Its members.
+    Presence(Vec<Member>),
+    /// Its members counted.
+    PresenceStats(PresenceStats),
 }
 
 /// A channel as the broker holds it.
@@ -293,13 +323,45 @@ pub struct ChannelState {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Subscription {
     channel: Arc<str>,
-    worker: usize,
+    worker: u32,
+    /// The broker's number of the member it makes, 0 for none.
+    client: u64,
 }
 
 impl Subscription {
     /// A subscriber of `channel` on `worker` (for brokers).
     pub fn new(channel: Arc<str>, worker: usize) -> Self {
-        Subscription { channel, worker }
+        Subscription {
+            channel,
+            worker: worker as u32,
+            client: 0,
+        }
+    }
+
+    /// A subscriber that is the member numbered `client` (not 0) of the
+    /// channel's presence (for brokers).
+    pub fn member(channel: Arc<str>, worker: usize, client: u64) -> Self {
+        Subscription {
+            channel,
+            worker: worker as u32,
+            client,
+        }
+    }
+
+    /// The broker's number of the member it is, if it is one.
+    pub fn client(&self) -> Option<u64> {
+        (self.client != 0).then_some(self.client)
+    }
+
+    /// The same subscription again, for the one place that must give back
+    /// a handle its holder dropped (the session, after a handler's
+    /// mistake): the original is gone by then.
+    pub(crate) fn again(&self) -> Self {
+        Subscription {
+            channel: self.channel.clone(),
+            worker: self.worker,
+            client: self.client,
+        }
     }
 
     /// The channel (the broker's shared copy of the name).
@@ -309,7 +371,7 @@ impl Subscription {
 
     /// The worker whose connection holds it.
     pub fn worker(&self) -> usize {
-        self.worker
+        self.worker as usize
     }
 }
 
@@ -365,6 +427,21 @@ pub trait Broker: Send + Sync + fmt::Debug {
     fn stats(&self) -> Option<BrokerStats> {
         None
     }
+    /// Join and leave events this node sent, and dropped over the
+    /// per-channel limit, so far.
+    fn presence_events(&self) -> PresenceEvents {
+        PresenceEvents::default()
+    }
+}
+
+/// Join and leave events counted, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PresenceEvents {
+    /// Sent to the channel's subscribers.
+    pub sent: u64,
+    /// Dropped: the channel had sent `[presence] max_events_per_second`
+    /// in that second.
+    pub dropped: u64,
 }
 
 /// What a network broker counts, for `/metrics`.

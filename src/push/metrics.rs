@@ -2,7 +2,7 @@
 //! format (version 0.0.4), one series per worker so an uneven spread of
 //! connections over SO_REUSEPORT listeners shows.
 
-use crate::pubsub::BrokerStats;
+use crate::pubsub::{BrokerStats, PresenceEvents};
 use crate::stats::{PerIpStats, Transport, WorkerStats};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -88,7 +88,13 @@ impl Load for AtomicI64 {
 }
 
 /// The whole page.
-pub fn render(stats: &[Arc<WorkerStats>], channels: usize, broker: Option<BrokerStats>, per_ip: PerIpStats) -> String {
+pub fn render(
+    stats: &[Arc<WorkerStats>],
+    channels: usize,
+    broker: Option<BrokerStats>,
+    per_ip: PerIpStats,
+    presence: PresenceEvents,
+) -> String {
     let mut out = String::with_capacity(4096);
     let subscriber_transports = [Transport::WebSocket, Transport::Poll, Transport::Sse];
     per_transport(
@@ -219,6 +225,15 @@ pub fn render(stats: &[Arc<WorkerStats>], channels: usize, broker: Option<Broker
         &[],
         per_ip.addresses,
     );
+    let name = "wsreactor_presence_events_total";
+    let mut f = Family::new(
+        &mut out,
+        name,
+        "counter",
+        "Join and leave events this node made: sent, or dropped over [presence] max_events_per_second.",
+    );
+    f.sample(name, &[("outcome", "sent")], presence.sent);
+    f.sample(name, &[("outcome", "dropped")], presence.dropped);
     if let Some(b) = broker {
         broker_families(&mut out, &b);
     }
@@ -292,7 +307,8 @@ mod tests {
             refused_rate: 3,
             ..PerIpStats::default()
         };
-        let page = render(&stats, 7, None, per_ip);
+        let presence = PresenceEvents { sent: 5, dropped: 2 };
+        let page = render(&stats, 7, None, per_ip, presence);
         let build = format!("wsreactor_build_info{{version=\"{}\"}} 1\n", env!("CARGO_PKG_VERSION"));
         assert!(page.contains(&build), "{page}");
         assert!(
@@ -304,6 +320,7 @@ mod tests {
         assert!(page.contains("wsreactor_protocol_errors_total{worker=\"0\",kind=\"invalid_utf8\"} 1\n"));
         assert!(page.contains("wsreactor_messages_delivered_total{worker=\"0\",transport=\"sse\"} 3\n"));
         assert!(page.contains("wsreactor_channels 7\n"));
+        assert!(page.contains("wsreactor_presence_events_total{outcome=\"dropped\"} 2\n"));
         // Every sample line belongs to a family declared before it.
         let mut declared = std::collections::HashSet::new();
         for line in page.lines() {

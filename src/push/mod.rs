@@ -26,6 +26,7 @@ pub mod metrics;
 mod mux;
 mod pages;
 mod poll;
+mod presence;
 mod publish;
 mod query;
 mod signal;
@@ -36,6 +37,7 @@ pub use api::{Api, ApiCall, Broadcasting, UserCall};
 pub use mux::{Mux, Muxing, MUX_PROTOCOL};
 pub use pages::{demo_page, Page, README};
 pub use poll::{Poll, Polling};
+pub use presence::{join_leave, keeps_presence, member};
 pub use publish::{Publish, Publishing};
 pub use query::{query_u64, query_values, NotANumber};
 pub use signal::{UserOrder, DISCONNECTED, UNSUBSCRIBED};
@@ -182,7 +184,7 @@ fn broker_refusal(e: HubError) -> Response {
 fn broker_status(e: HubError) -> Status {
     match e {
         HubError::Unconfirmed => Status::GATEWAY_TIMEOUT,
-        HubError::TooManyChannels | HubError::Unavailable(_) => Status::SERVICE_UNAVAILABLE,
+        HubError::TooManyChannels | HubError::PresenceFull | HubError::Unavailable(_) => Status::SERVICE_UNAVAILABLE,
     }
 }
 

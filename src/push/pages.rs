@@ -58,6 +58,7 @@ impl HttpHandler for Page {
                     server.channels(),
                     server.broker_stats(),
                     server.per_ip_stats(),
+                    server.presence_events(),
                 );
                 Response::ok(metrics::CONTENT_TYPE, body)
             }

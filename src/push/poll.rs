@@ -1,14 +1,17 @@
 //! `GET /poll/{channel}?since=N&wait=S`: long polling, and short polling
 //! with `wait=0`. The poll subscribes, then answers at once with what the
 //! history holds after N, or parks until a publish or its wait is over
-//! (then `204` with `X-Last-Id`, the cursor to ask from next).
+//! (then `204` with `X-Last-Id`, the cursor to ask from next). With
+//! `?join_leave=1` a parked poll is answered by a join or leave too, in an
+//! `events` array apart from the `messages`.
 
 use super::cors::Headers;
+use super::presence::join_leave;
 use super::query::query_u64;
 use super::{broker_silent, channel_route, grant, message_list, subscribed};
 use crate::app::{Context, Delivery, HttpHandler, Next, Request, Response, Wake};
 use crate::protocol::http::Status;
-use crate::pubsub::{Answer, Cursor, Message, Request as BrokerRequest};
+use crate::pubsub::{Answer, Cursor, Encoding, Message, Request as BrokerRequest};
 use crate::stats::Transport;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +34,10 @@ pub struct Polling {
     messages: Vec<Arc<Message>>,
     gap: bool,
     reset: bool,
+    /// Join and leave events go in the answer too (`?join_leave=1`), and
+    /// those that came while it was parked.
+    join_leave: bool,
+    events: Vec<Arc<Message>>,
 }
 
 impl HttpHandler for Poll {
@@ -54,6 +61,9 @@ impl HttpHandler for Poll {
                 "wait must be a number of seconds",
             ));
         };
+        let Ok(join_leave) = join_leave(request.query()) else {
+            return refuse(Response::refuse(Status::BAD_REQUEST, "join_leave must be 1 or 0"));
+        };
         let expires = match grant(request, &channel, cx) {
             Ok(grant) => grant.map(|g| g.exp),
             Err(refused) => return refuse(refused),
@@ -67,11 +77,13 @@ impl HttpHandler for Poll {
             messages: Vec::new(),
             gap: false,
             reset: false,
+            join_leave,
+            events: Vec::new(),
         };
-        let request = BrokerRequest::Subscribe {
-            channel: channel.into(),
-            since,
-        };
+        // A poll is not a member of the channel's presence: between its
+        // requests it is subscribed to nothing, and a member for the span
+        // of each would be a join and a leave per poll.
+        let request = BrokerRequest::subscribe(channel, since);
         Next::Ask { data, request }
     }
 
@@ -108,6 +120,13 @@ impl HttpHandler for Poll {
     }
 
     fn deliver(&self, data: &mut Polling, message: &Arc<Message>, _: &mut Context<'_>) -> Delivery {
+        if message.event.is_some() {
+            if !data.join_leave {
+                return Delivery::Skipped;
+            }
+            data.events.push(message.clone());
+            return Delivery::Taken;
+        }
         let Some(gap) = data.cursor.as_mut().and_then(|c| c.advance(message)) else {
             return Delivery::Skipped;
         };
@@ -146,7 +165,17 @@ fn nothing(data: Polling) -> Response {
 fn messages(data: Polling, cx: &mut Context<'_>) -> Response {
     let last_id = data.cursor.map_or(0, |c| c.last());
     let reset = if data.reset { ",\"reset\":true" } else { "" };
-    let response = message_list(&data.messages).headers(data.cors);
+    let mut response = message_list(&data.messages).headers(data.cors);
     cx.stats().count_delivered(Transport::Poll, data.messages.len() as u64);
+    if !data.events.is_empty() {
+        // Apart from the messages: every item there has an id, and none here.
+        response = response.body(&b"],\"events\":["[..]);
+        for (i, e) in data.events.iter().enumerate() {
+            if i > 0 {
+                response = response.body(&b","[..]);
+            }
+            response = response.shared(e.shared(Encoding::PollItem));
+        }
+    }
     response.body(format!("],\"last_id\":{last_id},\"gap\":{}{reset}}}", data.gap))
 }

@@ -1,8 +1,12 @@
 //! `GET /sse/{channel}` (WHATWG HTML §9.2, Server-Sent Events): a
 //! `text/event-stream` that resumes after `Last-Event-ID`, or `?since`;
-//! gaps are `gap` events, a token's end an `expired` event.
+//! gaps are `gap` events, a token's end an `expired` event. In a channel
+//! that keeps presence the stream is a member, and with `?join_leave=1`
+//! it gets `join` and `leave` events (no `id:`, so that the cursor stays
+//! the last message's).
 
 use super::cors::Headers;
+use super::presence::{join_leave, member};
 use super::query::{query_u64, NotANumber};
 use super::signal::UserOrder;
 use super::{broker_silent, channel_route, grant, subscribed};
@@ -30,6 +34,8 @@ pub struct Streaming {
     expires: Option<u64>,
     /// Set once subscribed.
     cursor: Option<Cursor>,
+    /// Its channel's join and leave events go out too.
+    join_leave: bool,
 }
 
 impl HttpHandler for Events {
@@ -62,19 +68,27 @@ impl HttpHandler for Events {
             Ok(grant) => grant.map(|g| g.exp),
             Err(refused) => return refuse(refused),
         };
-        let user = request_token(request.head())
+        let join_leave = match join_leave(request.query()) {
+            Ok(asked) => asked,
+            Err(why) => return refuse(Response::refuse(Status::BAD_REQUEST, why)),
+        };
+        let token = request_token(request.head());
+        let user = token
             .filter(|t| !t.is_empty())
             .and_then(|t| cx.settings().auth.user(t, cx.unix_time()).ok().flatten());
+        let presence = member(cx.settings(), &channel, token, cx.unix_time());
         let data = Streaming {
             cors,
             channel: channel.as_str().into(),
             user: user.map(Into::into),
             expires,
             cursor: None,
+            join_leave,
         };
         let request = BrokerRequest::Subscribe {
             channel: channel.into(),
             since,
+            presence: presence.map(Box::new),
         };
         Next::Ask { data, request }
     }
@@ -110,6 +124,13 @@ impl HttpHandler for Events {
     }
 
     fn deliver(&self, data: &mut Streaming, message: &Arc<Message>, cx: &mut Context<'_>) -> Delivery {
+        if message.event.is_some() {
+            if !data.join_leave {
+                return Delivery::Skipped;
+            }
+            cx.write_shared(message.shared(Encoding::SseEvent));
+            return Delivery::Taken;
+        }
         let Some(gap) = data.cursor.as_mut().and_then(|c| c.advance(message)) else {
             return Delivery::Skipped;
         };

@@ -5,6 +5,7 @@
 //! [`TOKEN_EXPIRED`] (4001). The client's rule: fetch a new token, then
 //! send it or reconnect with it; reconnecting with the old one is refused.
 
+use super::presence::{join_leave, member};
 use super::query::query_u64;
 use super::signal::{UserOrder, DISCONNECTED, UNSUBSCRIBED};
 use crate::app::{Accept, Conn, Handler, Message, Refusal, Reply, Upgrade};
@@ -68,7 +69,18 @@ impl Handler for Subscriber {
             .and_then(|t| auth.user(t, upgrade.unix_time()).ok().flatten());
         // RFC 6455 §4.2.2 step 5: echo one of the offered subprotocols, or none.
         let envelope = upgrade.protocols().contains(&JSON_PROTOCOL);
+        let join_leave = join_leave(upgrade.query()).map_err(|why| Refusal::new(Status::BAD_REQUEST, why))?;
+        if join_leave && !envelope {
+            let why = "join_leave needs the wsreactor.json subprotocol: bare frames carry published messages alone";
+            return Err(Refusal::new(Status::BAD_REQUEST, why));
+        }
         let mut accept = Accept::new().subscribe(&channel);
+        if let Some(member) = member(upgrade.settings(), &channel, token, upgrade.unix_time()) {
+            accept = accept.presence(member);
+        }
+        if join_leave {
+            accept = accept.join_leave();
+        }
         if let Some(since) = since {
             accept = accept.since(since);
         }

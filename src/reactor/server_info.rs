@@ -5,7 +5,7 @@
 use super::per_ip::PerIp;
 use super::Shared;
 use crate::app::ServerInfo;
-use crate::pubsub::{Broker, BrokerStats};
+use crate::pubsub::{Broker, BrokerStats, PresenceEvents};
 use crate::stats::{PerIpStats, WorkerStats};
 use std::sync::Arc;
 
@@ -38,6 +38,10 @@ impl ServerInfo for Server {
 
     fn broker_stats(&self) -> Option<BrokerStats> {
         self.broker.stats()
+    }
+
+    fn presence_events(&self) -> PresenceEvents {
+        self.broker.presence_events()
     }
 
     fn per_ip_stats(&self) -> PerIpStats {

@@ -9,7 +9,7 @@ use crate::auth::Auth;
 use crate::config::{parse_net, Config};
 use crate::protocol::deflate::DeflateConfig;
 use crate::protocol::ReadLimits;
-use crate::pubsub::{HubSettings, Numbering};
+use crate::pubsub::{HubSettings, Numbering, PresenceLimits};
 use crate::reactor::per_ip::{ForwardedHeader, PerIpSettings};
 use std::time::Duration;
 
@@ -81,6 +81,9 @@ pub struct PubSubSettings {
     pub sse_heartbeat: Duration,
     /// When set, `POST /pub` needs `Authorization: Bearer <token>`.
     pub publish_token: Option<String>,
+    /// Glob patterns of the channels whose subscribers are members of
+    /// their presence (`[presence] channels`).
+    pub presence_channels: Vec<String>,
 }
 
 impl Default for Settings {
@@ -119,7 +122,13 @@ impl From<&Config> for Settings {
                     idempotency_ttl: p.idempotency_ttl,
                     idempotency_keys: p.idempotency_keys,
                     numbering: Numbering::AfterClock,
+                    presence: PresenceLimits {
+                        max_members: c.presence.max_members,
+                        max_events_per_second: c.presence.max_events_per_second,
+                        ttl: c.presence.ttl,
+                    },
                 },
+                presence_channels: c.presence.channels.clone(),
                 poll_timeout: p.poll_timeout,
                 sse_heartbeat: p.sse_heartbeat,
                 publish_token: (!p.publish_token.is_empty()).then(|| p.publish_token.clone()),

@@ -455,3 +455,25 @@ impl Client {
         self.expect_eof();
     }
 }
+
+/// The users of `channel`'s members as the server API at `addr` lists
+/// them (`GET /api/presence/{channel}` with `key`), sorted; `-` for a
+/// member without one.
+pub fn presence_users(addr: SocketAddr, key: &str, channel: &str) -> Vec<String> {
+    let r = Client::connect(addr).request(
+        "GET",
+        &format!("/api/presence/{channel}"),
+        &[&format!("X-API-Key: {key}")],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let mut users: Vec<String> = body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["user"].as_str().unwrap_or("-").to_owned())
+        .collect();
+    users.sort();
+    users
+}

@@ -506,16 +506,32 @@ fn every_curl_example_of_the_server_api_answers_in_the_shape_shown() {
         .iter()
         .filter_map(|(c, _)| c.split("/api/").nth(1)?.split(['/', '?', '\'', ' ']).next())
         .collect();
-    for route in ["broadcast", "history", "channels", "disconnect", "unsubscribe"] {
+    for route in [
+        "broadcast",
+        "history",
+        "channels",
+        "presence",
+        "disconnect",
+        "unsubscribe",
+    ] {
         assert!(routes.contains(&route), "no example of /api/{route}: {routes:?}");
     }
-    let server = server_with(|s| s.auth = wsreactor::auth::Auth::new(vec![], SECRET.as_bytes()));
+    let server = server_with(|s| {
+        s.auth = wsreactor::auth::Auth::new(vec![], SECRET.as_bytes());
+        s.pubsub.presence_channels = vec!["news".into()];
+    });
     for (i, name) in ["news", "newsroom", "sport"].iter().enumerate() {
         for n in 0..12 - i {
             publish(&mut Client::connect(server.addr), name, &format!("m{n}"));
         }
     }
-    let (_ada, _) = Client::upgrade_at(server.addr, &format!("/ws/news?token={}", user_token("ada")), "");
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let ada = jwt(SECRET, json!({"exp": exp, "sub": "ada", "info": {"name": "Ada"}}));
+    let (_ada, _) = Client::upgrade_at(server.addr, &format!("/ws/news?token={ada}"), "");
     for (command, shown) in examples {
         // The example's ids are of a numbering after the clock; this
         // server's are from 1.

@@ -6,6 +6,7 @@ mod api;
 #[path = "../common/mod.rs"]
 mod common;
 mod mux;
+mod presence;
 mod short_poll;
 
 use common::*;
@@ -754,7 +755,7 @@ struct Late {
 
 impl wsreactor::pubsub::Broker for Late {
     fn submit(&self, from: wsreactor::pubsub::Address, request: wsreactor::pubsub::Request, now: Instant) {
-        let wsreactor::pubsub::Request::Subscribe { channel, since } = request else {
+        let wsreactor::pubsub::Request::Subscribe { channel, since, .. } = request else {
             return self.hub.submit(from, request, now);
         };
         let answer = wsreactor::pubsub::Answer::Subscribed(self.hub.subscribe(&channel, from.worker, since, now));

@@ -12,13 +12,14 @@
 //! checked with `PING` before a publish goes on it, so a publish does not
 //! meet a connection that died meanwhile (Redis restarted).
 
+use super::presence;
 use super::scripts;
 use super::store::{
     counts_key, hub_error, idempotency_keys, keys, kind_tag, snapshot, CHANNELS, FLOOR, KNOWN, LEASE_MS, SIGNALS,
 };
 use super::{connect, lock, new_epoch, refuse, unix_ms, Control, Job, Listeners, Local, SUBSCRIBE_WAIT, UNREACHABLE};
 use crate::protocol::MessageKind;
-use crate::pubsub::{Address, Answer, HubError, Receipt, Request, Subscription};
+use crate::pubsub::{Address, Answer, HubError, Member, Presence, Receipt, Request, Subscription};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -163,6 +164,10 @@ pub(super) fn command_thread(
         keep: redis::Script::new(scripts::KEEP),
         count: redis::Script::new(scripts::COUNT),
         state: redis::Script::new(super::query::STATE),
+        join: redis::Script::new(&presence::join_script()),
+        leave: redis::Script::new(&presence::leave_script()),
+        renew: redis::Script::new(&presence::renew_script()),
+        members: redis::Script::new(presence::READ),
     };
     let mut commands = Commands {
         client,
@@ -171,8 +176,10 @@ pub(super) fn command_thread(
         next_connect: Instant::now(),
     };
     let mut renew = Instant::now();
+    let presence_every = local.settings.presence.ttl / 3;
+    let mut renew_members = Instant::now() + presence_every;
     loop {
-        let mut wait = renew.saturating_duration_since(Instant::now());
+        let mut wait = renew.min(renew_members).saturating_duration_since(Instant::now());
         if !lock(&local.dirty).is_empty() {
             wait = wait.min(RECOUNT);
         }
@@ -184,6 +191,10 @@ pub(super) fn command_thread(
         if Instant::now() >= renew {
             keep_channels(&mut commands, &scripts.keep, &local);
             renew = Instant::now() + Duration::from_millis(LEASE_MS / 3);
+        }
+        if Instant::now() >= renew_members {
+            renew_presence(&mut commands, &scripts.renew, &local);
+            renew_members = Instant::now() + presence_every;
         }
         if let Some(job) = job {
             run(&mut commands, &scripts, &local, job);
@@ -199,6 +210,10 @@ struct Scripts {
     keep: redis::Script,
     count: redis::Script,
     state: redis::Script,
+    join: redis::Script,
+    leave: redis::Script,
+    renew: redis::Script,
+    members: redis::Script,
 }
 
 fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
@@ -224,10 +239,27 @@ fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
         }
         Job::Request {
             from,
-            request: Request::Subscribe { channel, since },
+            request:
+                Request::Subscribe {
+                    channel,
+                    since,
+                    presence,
+                },
         } => match commands.ready(local, true) {
-            Ok(_) => subscribe(commands, &scripts.read, local, from, &channel, since),
-            Err(_) => refuse(local, from, &Request::Subscribe { channel, since }),
+            Ok(_) => {
+                let member = match presence {
+                    Some(presence) => match join(commands, &scripts.join, local, &channel, *presence) {
+                        Ok(member) => Some(member),
+                        Err(e) => {
+                            local.inboxes[from.worker].answer(from, Answer::Subscribed(Err(e)));
+                            return;
+                        }
+                    },
+                    None => None,
+                };
+                subscribe(commands, scripts, local, from, &channel, since, member);
+            }
+            Err(_) => refuse(local, from, &Request::subscribe(channel, since)),
         },
         Job::Request {
             from,
@@ -236,7 +268,7 @@ fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
             let found = match commands.ready(local, true) {
                 Ok(con) => {
                     local.busy(true);
-                    let found = super::query::query(con, &scripts.state, &local.settings, &query);
+                    let found = super::query::query(con, &scripts.state, &scripts.members, &local.settings, &query);
                     local.busy(false);
                     if matches!(found, Err(HubError::Unavailable(_))) {
                         // A late answer must not be read as the next one's.
@@ -290,6 +322,21 @@ fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
                 commands.eval(local, &scripts.raise, &call, false)
             {
                 log::warn!("redis numbering of {channel} after a new epoch: {e}");
+            }
+        }
+        Job::Leave { channel, client } => {
+            let s = &local.settings.presence;
+            let mut call = presence::call(&scripts.leave, &channel);
+            call.arg(&client)
+                .arg(unix_ms())
+                .arg(s.max_events_per_second)
+                .arg(presence::topic(&channel));
+            match commands.eval(local, &scripts.leave, &call, false) {
+                Ok(value) => count_events(local, value),
+                // Its entry expires after the ttl, as a dead node's would.
+                Err(Failure::NotSent(e) | Failure::NoAnswer(e) | Failure::Refused(e)) => {
+                    log::warn!("redis presence: {client} leaving {channel}: {e}");
+                }
             }
         }
         // Done after every job.
@@ -452,16 +499,113 @@ fn tell_counts(commands: &mut Commands, count: &redis::Script, local: &Local) {
     }
 }
 
+/// The join and leave events a presence script sent and dropped
+/// (`{_, sent, dropped}`), counted.
+fn count_events(local: &Local, value: redis::Value) {
+    if let Ok((_, sent, dropped)) = redis::from_redis_value::<(u64, u64, u64)>(value) {
+        local.counters.events_sent.fetch_add(sent, Relaxed);
+        local.counters.events_dropped.fetch_add(dropped, Relaxed);
+    }
+}
+
+/// Make the subscriber a member of `channel`'s presence, as `presence`:
+/// its client number, or why not (the channel is full, Redis failed).
+fn join(
+    commands: &mut Commands,
+    script: &redis::Script,
+    local: &Local,
+    channel: &str,
+    presence: Presence,
+) -> Result<(u64, String), HubError> {
+    let n = local.clients.fetch_add(1, Relaxed) + 1;
+    let member = Member {
+        client: local.client_id(n).into(),
+        presence,
+    };
+    let json = member.json();
+    let s = &local.settings.presence;
+    let now = unix_ms();
+    let ttl = s.ttl.as_millis() as u64;
+    let mut call = presence::call(script, channel);
+    call.arg(&*member.client)
+        .arg(&json)
+        .arg(now)
+        .arg(now + ttl)
+        .arg(s.max_members)
+        .arg(s.max_events_per_second)
+        .arg(presence::topic(channel))
+        .arg(ttl);
+    let value = match commands.eval(local, script, &call, false) {
+        Ok(value) => value,
+        Err(Failure::Refused(e)) => return Err(hub_error("presence of", channel, &e)),
+        // Sent or not, a member whose node does not renew it expires.
+        Err(Failure::NotSent(e) | Failure::NoAnswer(e)) => {
+            log::warn!("redis presence of {channel}: {e}");
+            return Err(UNREACHABLE);
+        }
+    };
+    let joined = matches!(redis::from_redis_value::<(u64, u64, u64)>(value.clone()), Ok((1, _, _)));
+    count_events(local, value);
+    if !joined {
+        return Err(HubError::PresenceFull);
+    }
+    Ok((n, json))
+}
+
+/// Renew this node's members in every channel it has some in (and take
+/// out the ones whose node stopped renewing, telling their leaves).
+fn renew_presence(commands: &mut Commands, script: &redis::Script, local: &Local) {
+    // Per channel: (client id, member JSON) of each of this node's members.
+    type Members = Vec<(String, String)>;
+    let channels: Vec<(Arc<str>, Members)> = lock(&local.members)
+        .iter()
+        .map(|(name, members)| {
+            let list = members
+                .iter()
+                .map(|(&n, json)| (local.client_id(n), json.clone()))
+                .collect();
+            (name.clone(), list)
+        })
+        .collect();
+    let s = &local.settings.presence;
+    let ttl = s.ttl.as_millis() as u64;
+    for (name, members) in channels {
+        for chunk in members.chunks(500) {
+            let now = unix_ms();
+            let mut call = presence::call(script, &name);
+            call.arg(now)
+                .arg(now + ttl)
+                .arg(s.max_events_per_second)
+                .arg(presence::topic(&name))
+                .arg(ttl);
+            for (client, json) in chunk {
+                call.arg(client).arg(json);
+            }
+            match commands.eval(local, script, &call, false) {
+                Ok(value) => count_events(local, value),
+                Err(Failure::NotSent(e) | Failure::NoAnswer(e) | Failure::Refused(e)) => {
+                    log::warn!("redis renewing this node's members of {name}: {e}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// Count the subscriber, make sure this node listens to the channel, read
-/// the history, merge what came live meanwhile, answer.
+/// the history, merge what came live meanwhile, answer. A member (its
+/// number and JSON, in Redis already) is this node's to renew once the
+/// subscribe succeeds, and leaves again if it fails.
 fn subscribe(
     commands: &mut Commands,
-    read: &redis::Script,
+    scripts: &Scripts,
     local: &Local,
     from: Address,
     channel: &str,
     since: Option<u64>,
+    member: Option<(u64, String)>,
 ) {
+    let read = &scripts.read;
     let workers = local.inboxes.len();
     let (name, first, count) = {
         let mut channels = lock(&local.channels);
@@ -527,11 +671,25 @@ fn subscribe(
             snap.replay.extend(after);
             l.delivered = l.delivered.max(snap.last_id);
             l.per_worker[from.worker] += 1;
-            Answer::Subscribed(Ok((Subscription::new(name.clone(), from.worker), snap)))
+            let sub = match member {
+                Some((n, json)) => {
+                    lock(&local.members).entry(name.clone()).or_default().insert(n, json);
+                    Subscription::member(name.clone(), from.worker, n)
+                }
+                None => Subscription::new(name.clone(), from.worker),
+            };
+            Answer::Subscribed(Ok((sub, snap)))
         }
         Err(e) => {
             // The count Redis was told (if any) had this one in it.
             local.recount(&name);
+            if let Some((n, _)) = member {
+                let leave = Job::Leave {
+                    channel: name.clone(),
+                    client: local.client_id(n),
+                };
+                let _ = lock(&local.jobs).send(leave);
+            }
             Answer::Subscribed(Err(e))
         }
     };

@@ -131,6 +131,13 @@ pub(super) fn listen(
             continue;
         };
         let parsed = msg.get_payload::<Vec<u8>>().ok();
+        if let Some((change, member)) = parsed.as_deref().and_then(super::presence::parse_event) {
+            let event = Message::presence(name.clone(), change, member, Instant::now());
+            if let Some(l) = lock(&local.channels).get_mut(name) {
+                hand_out(local, l, Arc::new(event));
+            }
+            continue;
+        }
         let Some((message, epoch)) = parsed.as_deref().and_then(|raw| parse_published(name, raw)) else {
             // Logged at 1, 2, 4, 8... so that a flood cannot flood the log.
             let n = local.counters.dropped.fetch_add(1, Relaxed) + 1;
@@ -240,7 +247,7 @@ pub(super) fn hand_out(local: &Local, l: &mut Listeners, message: Arc<Message>) 
         }
     }
     l.delivered = l.delivered.max(message.id);
-    if l.pending > 0 {
+    if l.pending > 0 && message.event.is_none() {
         l.buffer.push(message);
     }
 }

@@ -29,12 +29,14 @@
 
 mod commands;
 mod listen;
+mod presence;
 mod query;
 mod scripts;
 mod store;
 
 use super::{
-    Address, Answer, Broker, BrokerStats, HubError, HubSettings, Inbox, Message, Request, Snapshot, Subscription,
+    Address, Answer, Broker, BrokerStats, HubError, HubSettings, Inbox, Message, PresenceEvents, Request, Snapshot,
+    Subscription,
 };
 use crate::protocol::mask::xorshift64;
 use commands::command_thread;
@@ -103,6 +105,11 @@ struct Local {
     /// This node's own topic: published to when the subscription
     /// connection has been silent, to tell a quiet one from a wedged one.
     probe_topic: String,
+    /// This node's presence members, by channel and client number: their
+    /// JSON, renewed in Redis every third of `[presence] ttl`.
+    members: Mutex<HashMap<Arc<str>, HashMap<u64, String>>>,
+    /// The last client number given.
+    clients: AtomicU64,
     /// For `/metrics`.
     counters: Counters,
 }
@@ -132,6 +139,12 @@ impl Local {
         }
     }
 
+    /// The id of this node's member numbered `client`: unique over the
+    /// nodes (the node's token before it).
+    fn client_id(&self, client: u64) -> String {
+        format!("{}-{client}", self.node)
+    }
+
     /// This node's subscribers of `channel` changed in number: the command
     /// thread tells Redis soon (woken if it waits for nothing else).
     fn recount(&self, channel: &Arc<str>) {
@@ -152,6 +165,8 @@ struct Counters {
     publish_errors: AtomicU64,
     messages_in: AtomicU64,
     dropped: AtomicU64,
+    events_sent: AtomicU64,
+    events_dropped: AtomicU64,
 }
 
 /// One channel's subscribers on this node.
@@ -199,6 +214,11 @@ enum Job {
     },
     /// Publish to this node's probe topic.
     Probe,
+    /// Take member `client` out of `channel`'s presence.
+    Leave {
+        channel: Arc<str>,
+        client: String,
+    },
     /// Tell Redis this node's subscriber counts that changed.
     Recount,
 }
@@ -262,6 +282,8 @@ impl RedisBroker {
             node: new_epoch(),
             dirty: Mutex::new(HashSet::new()),
             probe_topic: format!("wsr:probe:{}", new_epoch()),
+            members: Mutex::new(HashMap::new()),
+            clients: AtomicU64::new(0),
             counters: Counters::default(),
         });
         let worker_local = local.clone();
@@ -344,6 +366,20 @@ impl Broker for RedisBroker {
     }
 
     fn unsubscribe(&self, subscription: Subscription) {
+        if let Some(client) = subscription.client() {
+            let mut members = lock(&self.local.members);
+            if let Some(of_channel) = members.get_mut(subscription.channel()) {
+                of_channel.remove(&client);
+                if of_channel.is_empty() {
+                    members.remove(subscription.channel());
+                }
+            }
+            let leave = Job::Leave {
+                channel: subscription.channel().clone(),
+                client: self.local.client_id(client),
+            };
+            let _ = self.jobs.send(leave);
+        }
         let mut channels = lock(&self.local.channels);
         let Some(l) = channels.get_mut(subscription.channel()) else {
             return;
@@ -381,6 +417,14 @@ impl Broker for RedisBroker {
             messages_in: c.messages_in.load(Relaxed),
             dropped: c.dropped.load(Relaxed),
         })
+    }
+
+    fn presence_events(&self) -> PresenceEvents {
+        let c = &self.local.counters;
+        PresenceEvents {
+            sent: c.events_sent.load(Relaxed),
+            dropped: c.events_dropped.load(Relaxed),
+        }
     }
 }
 

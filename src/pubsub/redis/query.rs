@@ -6,7 +6,7 @@
 use super::store::{counts_key, epoch_start, hub_error, keys, CHANNELS};
 use super::unix_ms;
 use crate::auth::glob_match;
-use crate::pubsub::{ChannelState, Found, HubError, HubSettings, Query};
+use crate::pubsub::{ChannelState, Found, HubError, HubSettings, PresenceStats, Query};
 
 /// Lua: one channel's state. KEYS: meta, stream, subscriber counts
 /// ([`super::scripts::COUNT`]). ARGV: now (unix ms), the oldest a kept
@@ -61,11 +61,17 @@ return {meta[1] or '0', meta[2] or '', kept, first, subscribers}
 pub(super) fn query(
     con: &mut redis::Connection,
     state: &redis::Script,
+    members: &redis::Script,
     settings: &HubSettings,
     query: &Query,
 ) -> Result<Found, HubError> {
     let now = unix_ms();
     match query {
+        Query::Presence(name) => super::presence::members(con, members, name).map(Found::Presence),
+        Query::PresenceStats(name) => {
+            let members = super::presence::members(con, members, name)?;
+            Ok(Found::PresenceStats(PresenceStats::of(members.iter())))
+        }
         Query::Channel(name) => {
             let until: Option<u64> = redis::cmd("ZSCORE")
                 .arg(CHANNELS)

@@ -8,7 +8,7 @@
 //! could have given is a 400, never an empty page.
 
 use super::super::query::{query_u64, query_values};
-use super::{error, refusal, ApiCall};
+use super::{error, found, ApiCall};
 use crate::app::{Next, Request, Response};
 use crate::protocol::http::Status;
 use crate::pubsub::{
@@ -95,14 +95,9 @@ fn decode_cursor(cursor: &str) -> Option<String> {
 /// cursor `null` on the last page), or the channel (`404` when it does
 /// not exist).
 pub(super) fn answer(answer: Answer) -> Response {
-    let found = match answer {
-        Answer::Found(Ok(found)) => found,
-        Answer::Found(Err(e)) | Answer::Published(Err(e)) | Answer::Subscribed(Err(e)) | Answer::Signalled(Err(e)) => {
-            return refusal(e)
-        }
-        Answer::Published(Ok(_)) | Answer::Subscribed(Ok(_)) | Answer::Signalled(Ok(_)) => {
-            return error(Status::INTERNAL_ERROR, "the broker answered another request")
-        }
+    let found = match found(answer) {
+        Ok(found) => found,
+        Err(refused) => return refused,
     };
     let body = match found {
         Found::Channel(Some(state)) => describe(&state),
@@ -118,6 +113,9 @@ pub(super) fn answer(answer: Answer) -> Response {
                 "channels": channels.iter().map(describe).collect::<Vec<_>>(),
                 "cursor": cursor,
             })
+        }
+        Found::Presence(_) | Found::PresenceStats(_) => {
+            return error(Status::INTERNAL_ERROR, "the broker answered another query")
         }
     };
     Response::ok("application/json", body.to_string()).header("Cache-Control", "no-store")

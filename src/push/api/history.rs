@@ -48,10 +48,7 @@ fn read(request: &Request<'_, '_>, channel: &str) -> Result<(usize, BrokerReques
         Ok(Some(n)) if (1..=most).contains(&n) => n,
         _ => return Err(error(Status::BAD_REQUEST, &format!("limit must be 1 to {most}"))),
     };
-    let ask = BrokerRequest::Subscribe {
-        channel: channel.into(),
-        since: Some(since.unwrap_or(0)),
-    };
+    let ask = BrokerRequest::subscribe(channel, Some(since.unwrap_or(0)));
     Ok((limit as usize, ask))
 }
 

@@ -18,6 +18,9 @@
 //! - `GET /api/channels?pattern=GLOB&limit=N&cursor=C`: the channels that
 //!   exist, in name order, a page at a time; `GET /api/channels/{channel}`:
 //!   one channel's subscribers, last id, epoch and history.
+//! - `GET /api/presence/{channel}`: the members of a channel that keeps
+//!   presence; `GET /api/presence/{channel}/stats`: how many, and how
+//!   many distinct users.
 //! - `POST /api/disconnect` with `{"user":...}`, `POST /api/unsubscribe`
 //!   with `{"user":...,"channel":...}`: every connection of that user
 //!   (its token's `sub`) on every node closed (4002), or unsubscribed.
@@ -25,12 +28,13 @@
 mod broadcast;
 mod channels;
 mod history;
+mod presence;
 mod users;
 
 use super::{broker_status, same_secret};
 use crate::app::{Context, HttpHandler, Next, Request, Response, Wake};
 use crate::protocol::http::Status;
-use crate::pubsub::{Answer, HubError};
+use crate::pubsub::{Answer, Found, HubError};
 pub use broadcast::Broadcasting;
 pub use users::UserCall;
 
@@ -49,6 +53,8 @@ pub enum ApiCall {
     },
     /// `GET /api/channels` or `GET /api/channels/{channel}`.
     Channels,
+    /// `GET /api/presence/{channel}` (or `/stats`).
+    Presence(Box<str>),
     /// `POST /api/disconnect` or `POST /api/unsubscribe`.
     User(UserCall),
 }
@@ -67,6 +73,7 @@ impl HttpHandler for Api {
             "disconnect" => users::request(request, UserCall::Disconnect),
             "unsubscribe" => users::request(request, UserCall::Unsubscribe),
             rest if rest.starts_with("channels/") => channels::request(request, Some(&rest["channels/".len()..])),
+            rest if rest.starts_with("presence/") => presence::request(request, &rest["presence/".len()..], cx),
             rest => Next::Respond(error(Status::NOT_FOUND, &format!("no API route /api/{rest}"))),
         }
     }
@@ -75,7 +82,7 @@ impl HttpHandler for Api {
         match data {
             ApiCall::Broadcast(_) => broadcast::body(body, cx),
             ApiCall::User(call) => users::body(call, body),
-            ApiCall::History { .. } | ApiCall::Channels => {
+            ApiCall::History { .. } | ApiCall::Channels | ApiCall::Presence(_) => {
                 Next::Respond(error(Status::INTERNAL_ERROR, "a body read for a call that has none"))
             }
         }
@@ -86,6 +93,7 @@ impl HttpHandler for Api {
             ApiCall::Broadcast(broadcast) => broadcast::answer(broadcast, answer, cx),
             ApiCall::History { limit } => Next::Respond(history::answer(answer, limit, cx)),
             ApiCall::Channels => Next::Respond(channels::answer(answer)),
+            ApiCall::Presence(channel) => Next::Respond(presence::answer(&channel, answer)),
             ApiCall::User(_) => Next::Respond(users::answer(answer)),
         }
     }
@@ -97,7 +105,7 @@ impl HttpHandler for Api {
     fn wake(&self, data: ApiCall, _: Wake, _: &mut Context<'_>) -> Next<ApiCall> {
         match data {
             ApiCall::Broadcast(broadcast) => Next::Respond(broadcast::timed_out(broadcast)),
-            ApiCall::History { .. } | ApiCall::Channels => {
+            ApiCall::History { .. } | ApiCall::Channels | ApiCall::Presence(_) => {
                 Next::Respond(refusal(HubError::Unavailable("it did not answer in time")))
             }
             // Not a refusal: it may have reached some nodes. Sending it
@@ -140,6 +148,19 @@ fn apikey(value: &[u8]) -> Option<&[u8]> {
     let value = value.trim_ascii();
     let (scheme, rest) = value.split_at(value.iter().position(|&b| b == b' ')?);
     scheme.eq_ignore_ascii_case(b"apikey").then(|| rest.trim_ascii())
+}
+
+/// What a query found, or the refusal to send.
+fn found(answer: Answer) -> Result<Found, Response> {
+    match answer {
+        Answer::Found(Ok(found)) => Ok(found),
+        Answer::Found(Err(e)) | Answer::Published(Err(e)) | Answer::Subscribed(Err(e)) | Answer::Signalled(Err(e)) => {
+            Err(refusal(e))
+        }
+        Answer::Published(Ok(_)) | Answer::Subscribed(Ok(_)) | Answer::Signalled(Ok(_)) => {
+            Err(error(Status::INTERNAL_ERROR, "the broker answered another request"))
+        }
+    }
 }
 
 /// The broker could not do it: its status (503 with `Retry-After`, 504),

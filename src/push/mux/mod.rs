@@ -7,7 +7,7 @@
 //!
 //! | command | does |
 //! | --- | --- |
-//! | `{"id":1,"subscribe":"c","since":N,"token":"T"}` | subscribe to `c` (`since` and `token` optional): what `c` holds after N, then live |
+//! | `{"id":1,"subscribe":"c","since":N,"token":"T","join_leave":true}` | subscribe to `c` (`since`, `token` and `join_leave` optional): what `c` holds after N, then live (and, with `join_leave`, its presence's join and leave events) |
 //! | `{"id":2,"unsubscribe":"c"}` | nothing more of `c` |
 //! | `{"id":3,"publish":"c","data":V,"token":"T"}` | publish `V`'s JSON text to `c`; answered with `"message_id"` |
 //! | `{"id":4,"refresh":"T"}` | a newer token, for the private channels subscribed and what comes next |
@@ -17,7 +17,10 @@
 //! envelope, so each channel has its own cursor: the last `id` seen of
 //! it), `{"channel":"c","gap":{"from":A,"to":B}}` before what follows ids
 //! it will not get, and `{"channel":"c","unsubscribed":"why"}` when the
-//! server ends a subscription (its token expired).
+//! server ends a subscription (its token expired). In a channel that keeps
+//! presence (`[presence] channels`) the subscriber is a member (its
+//! token's `sub` and `info`), and with `join_leave` it gets
+//! `{"channel":"c","join":{"client":..,"user":..,"info":..}}` and `"leave"`.
 //!
 //! A private channel ([`crate::auth`]) needs a token that grants it: the
 //! subscribe's own `token`, else the connection's (`?token=` or
@@ -27,6 +30,7 @@
 //! channel, public or private. A connection holds at most `[limits]
 //! max_channels_per_connection` channels.
 
+use super::presence::member;
 use super::signal::{UserOrder, DISCONNECTED};
 use crate::app::{Accept, Conn, Handler, Message, Refusal, Reply, Topic, TopicError, Upgrade};
 use crate::auth::request_token;
@@ -223,7 +227,12 @@ fn token_refused(denied: &Denied) -> String {
 /// answers it later.
 fn run(conn: &mut Conn<'_, Muxing>, id: u64, verb: Verb) -> Option<String> {
     match verb {
-        Verb::Subscribe { channel, since, token } => subscribe(conn, id, channel, since, token),
+        Verb::Subscribe {
+            channel,
+            since,
+            token,
+            join_leave,
+        } => subscribe(conn, id, channel, since, token, join_leave),
         Verb::Unsubscribe(channel) => {
             if !conn.unsubscribe(&channel) {
                 return Some(refused(Some(id), "not subscribed to this channel"));
@@ -243,6 +252,7 @@ fn subscribe(
     channel: String,
     since: Option<u64>,
     token: Option<String>,
+    join_leave: bool,
 ) -> Option<String> {
     if !valid_channel(&channel) {
         return Some(refused(Some(id), &TopicError::NotAChannel.to_string()));
@@ -265,6 +275,13 @@ fn subscribe(
     }
     if let Some(grant) = grant {
         topic = topic.expires(grant.exp);
+    }
+    let token = token.as_deref().map(str::as_bytes);
+    if let Some(member) = member(conn.settings(), &channel, token, conn.unix_time()) {
+        topic = topic.presence(member);
+    }
+    if join_leave {
+        topic = topic.join_leave();
     }
     match conn.subscribe(topic) {
         Ok(()) => {

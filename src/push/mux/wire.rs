@@ -20,6 +20,7 @@ pub(super) struct Command {
     since: Option<u64>,
     token: Option<String>,
     data: Option<serde_json::Value>,
+    join_leave: Option<bool>,
 }
 
 /// What a command asks, checked for shape.
@@ -28,6 +29,7 @@ pub(super) enum Verb {
         channel: String,
         since: Option<u64>,
         token: Option<String>,
+        join_leave: bool,
     },
     Unsubscribe(String),
     Publish {
@@ -47,28 +49,30 @@ impl Command {
         }
         let extra = |allowed: bool| if allowed { Ok(()) } else { Err(()) };
         let (since, tokened, data) = (self.since.is_some(), self.token.is_some(), self.data.is_some());
+        let joins = self.join_leave.is_some();
         let verb = if let Some(channel) = self.subscribe {
             extra(!data).map(|()| Verb::Subscribe {
                 channel,
                 since: self.since,
                 token: self.token,
+                join_leave: self.join_leave == Some(true),
             })
         } else if let Some(channel) = self.unsubscribe {
-            extra(!since && !tokened && !data).map(|()| Verb::Unsubscribe(channel))
+            extra(!since && !tokened && !data && !joins).map(|()| Verb::Unsubscribe(channel))
         } else if let Some(channel) = self.publish {
             let data = self.data.ok_or("publish needs data")?;
-            extra(!since).map(|()| Verb::Publish {
+            extra(!since && !joins).map(|()| Verb::Publish {
                 channel,
                 data,
                 token: self.token,
             })
         } else if let Some(token) = self.refresh {
-            extra(!since && !tokened && !data).map(|()| Verb::Refresh(token))
+            extra(!since && !tokened && !data && !joins).map(|()| Verb::Refresh(token))
         } else {
             Err(())
         };
         verb.map_err(|()| {
-            "a field this command does not take: since and token go with subscribe, data and token with publish"
+            "a field this command does not take: since, token and join_leave go with subscribe, data and token with publish"
         })
     }
 }

@@ -69,6 +69,15 @@ impl Session {
                 let Some(feed) = topics.as_mut().and_then(|t| t.feed_mut(&msg.channel)) else {
                     return Delivered::Nothing;
                 };
+                if msg.event.is_some() {
+                    // A join or leave: to a feed that asked, and dropped
+                    // rather than counted against a slow reader.
+                    if !feed.join_leave || over {
+                        return Delivered::Nothing;
+                    }
+                    io.out.push_shared(msg.shared(feed.encoding), env.pool);
+                    return self.queued();
+                }
                 let Some(gap) = feed.cursor.advance(msg) else {
                     return Delivered::Nothing;
                 };
@@ -165,13 +174,14 @@ impl Io {
             handler,
             data,
             expires: topic.expires,
+            join_leave: topic.join_leave && topic.envelope,
         };
-        self.submit_subscribe(&topic.name, topic.since, wait, env)
-    }
-
-    fn submit_subscribe(&mut self, channel: &str, since: Option<u64>, wait: Wait, env: &mut Env<'_>) -> State {
-        let channel = channel.into();
-        env.actions.push(Action::Submit(Request::Subscribe { channel, since }));
+        let request = Request::Subscribe {
+            channel: topic.name.into(),
+            since: topic.since,
+            presence: topic.presence,
+        };
+        env.actions.push(Action::Submit(request));
         State::Waiting {
             wait: Box::new(wait),
             since: env.stamp,
@@ -213,7 +223,7 @@ impl Io {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn subscribed_upgrade(
         &mut self,
-        (response, mut ws, json, expires): (Vec<u8>, WebSocket, bool, Option<u64>),
+        (response, mut ws, json, expires, join_leave): (Vec<u8>, WebSocket, bool, Option<u64>, bool),
         handler: u16,
         data: UserData,
         sub: Subscription,
@@ -229,6 +239,7 @@ impl Io {
         self.replay(&snapshot.replay, encoding, Transport::WebSocket, env);
         let mut feed = Feed::new(sub, &snapshot, encoding);
         feed.expiry = expires.map(|exp| Expiry::new(exp, env));
+        feed.join_leave = join_leave;
         self.opened(ws, Some(Topics::one(feed)), handler, data, env)
     }
 
@@ -255,27 +266,24 @@ impl Wait {
                 // A subscription the answer brings is the handler's to keep
                 // or give back; one it drops is given back here.
                 let made = match &answer {
-                    Answer::Subscribed(Ok((sub, _))) => Some((sub.channel().clone(), sub.worker())),
+                    Answer::Subscribed(Ok((sub, _))) => Some(sub.again()),
                     _ => None,
                 };
                 let before = env.actions.len();
                 let step = super::handler::with_cx(&mut io.out, env, false, |cx| {
                     app.http_handler(http.handler).answer(http.data, answer, cx)
                 });
-                if let Some((channel, worker)) = made {
+                if let Some(made) = made {
                     let kept = match &step {
-                        Next::Park { subscription, .. } | Next::Stream { subscription, .. } => {
-                            *subscription.channel() == channel
-                        }
+                        Next::Park { subscription, .. } | Next::Stream { subscription, .. } => *subscription == made,
                         _ => false,
                     };
-                    let given_back = env.actions[before..].iter().any(
-                        |a| matches!(a, Action::Unsubscribe(s) if *s.channel() == channel && s.worker() == worker),
-                    );
+                    let given_back = env.actions[before..]
+                        .iter()
+                        .any(|a| matches!(a, Action::Unsubscribe(s) if *s == made));
                     if !kept && !given_back {
-                        log::warn!("a handler dropped its subscription to {channel:?}: given back");
-                        env.actions
-                            .push(Action::Unsubscribe(Subscription::new(channel, worker)));
+                        log::warn!("a handler dropped its subscription to {:?}: given back", made.channel());
+                        env.actions.push(Action::Unsubscribe(made));
                     }
                 }
                 io.step(http.handler, step, env.stamp, env)
@@ -287,10 +295,16 @@ impl Wait {
                 handler,
                 data,
                 expires,
+                join_leave,
             } => match answer {
-                Answer::Subscribed(Ok((sub, snapshot))) => {
-                    io.subscribed_upgrade((response, ws, json, expires), handler, data, sub, snapshot, env)
-                }
+                Answer::Subscribed(Ok((sub, snapshot))) => io.subscribed_upgrade(
+                    (response, ws, json, expires, join_leave),
+                    handler,
+                    data,
+                    sub,
+                    snapshot,
+                    env,
+                ),
                 Answer::Subscribed(Err(e))
                 | Answer::Published(Err(e))
                 | Answer::Found(Err(e))

@@ -233,10 +233,7 @@ impl HttpHandler for Careless {
     type Data = ();
 
     fn request(&self, request: &HttpRequest<'_, '_>, _: &mut Context<'_>) -> Next<()> {
-        let request = BrokerRequest::Subscribe {
-            channel: request.rest().into(),
-            since: None,
-        };
+        let request = BrokerRequest::subscribe(request.rest(), None);
         Next::Ask { data: (), request }
     }
 

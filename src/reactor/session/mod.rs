@@ -186,6 +186,8 @@ enum Wait {
         data: UserData,
         /// When its subscription ends (Unix seconds).
         expires: Option<u64>,
+        /// Its topic's join and leave events go out too.
+        join_leave: bool,
     },
 }
 

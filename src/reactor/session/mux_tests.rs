@@ -76,7 +76,7 @@ fn test_open_mux_subscribe_replies_then_replays_then_delivers_per_channel() {
     let mut s = mux(&mut b);
     assert!(command(&mut b, &mut s, json!({"id": 1, "subscribe": "a", "since": 3})).is_empty());
     match b.submitted() {
-        Request::Subscribe { channel, since } => assert_eq!((&*channel, since), ("a", Some(3))),
+        Request::Subscribe { channel, since, .. } => assert_eq!((&*channel, since), ("a", Some(3))),
         other => panic!("{other:?}"),
     }
     let gap = Some(Gap::trimmed(4, 4));
@@ -457,6 +457,53 @@ fn test_open_mux_a_refresh_reaches_a_subscribe_still_out() {
         [
             json!({"reply": 3, "ok": true}),
             json!({"channel": "p-2", "unsubscribed": "token expired"}),
+        ]
+    );
+}
+
+#[test]
+fn test_open_mux_join_leave_goes_to_the_channels_that_asked_and_moves_no_cursor() {
+    let mut b = Bench::new();
+    b.settings.auth = Auth::new(vec![], SECRET);
+    b.settings.pubsub.presence_channels = vec!["room-*".into()];
+    let mut s = mux(&mut b);
+    // In a presence channel with a token: a member, as the token says.
+    let ann = token(json!({"exp": 4_000_000_000u64, "sub": "ann", "info": {"n": 1}}));
+    let asked = json!({"id": 1, "subscribe": "room-1", "join_leave": true, "token": ann});
+    assert!(command(&mut b, &mut s, asked).is_empty());
+    match b.submitted() {
+        Request::Subscribe { presence, .. } => {
+            let p = presence.expect("a member");
+            assert_eq!((p.user.as_deref(), p.info.as_deref()), (Some("ann"), Some("{\"n\":1}")));
+        }
+        other => panic!("{other:?}"),
+    }
+    b.answer(&mut s, live("room-1", 0, vec![], None));
+    assert_eq!(read(&mut b, &mut s), [json!({"reply": 1, "ok": true})]);
+    // Outside presence: no member; no events asked for.
+    assert!(command(&mut b, &mut s, json!({"id": 2, "subscribe": "news"})).is_empty());
+    assert!(matches!(b.submitted(), Request::Subscribe { presence: None, .. }));
+    b.answer(&mut s, live("news", 0, vec![], None));
+    read(&mut b, &mut s);
+    let event = |channel: &str| {
+        Arc::new(Message::presence(
+            channel.into(),
+            crate::pubsub::Change::Join,
+            "{\"client\":\"9\"}",
+            Instant::now(),
+        ))
+    };
+    b.deliver(&mut s, &event("room-1"));
+    b.deliver(&mut s, &event("news"));
+    // The cursors did not move: message 1 of each still comes.
+    b.deliver(&mut s, &message_of("room-1", 1, "r1"));
+    b.deliver(&mut s, &message_of("news", 1, "n1"));
+    assert_eq!(
+        read(&mut b, &mut s),
+        [
+            json!({"channel": "room-1", "join": {"client": "9"}}),
+            json!({"id": 1, "channel": "room-1", "data": "r1"}),
+            json!({"id": 1, "channel": "news", "data": "n1"}),
         ]
     );
 }

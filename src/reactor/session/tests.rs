@@ -339,13 +339,7 @@ fn test_request_subscribe_waits_for_the_broker_before_the_101() {
     b.input(&mut s, &get("/ws/c?since=4", UPGRADE));
     assert!(b.output(&mut s).is_empty(), "no 101 before the subscription is live");
     let request = b.submitted();
-    assert_eq!(
-        request,
-        Request::Subscribe {
-            channel: "c".into(),
-            since: Some(4)
-        }
-    );
+    assert_eq!(request, Request::subscribe("c", Some(4)));
     assert!(matches!(s.state, State::Waiting { .. }));
 }
 

@@ -28,6 +28,8 @@ pub struct Feed {
     pub(super) encoding: Encoding,
     /// When the token of a private channel ends.
     pub(super) expiry: Option<Expiry>,
+    /// The channel's join and leave events go out too (in the envelope).
+    pub(super) join_leave: bool,
 }
 
 impl Feed {
@@ -37,6 +39,7 @@ impl Feed {
             cursor: Cursor::new(snapshot),
             encoding,
             expiry: None,
+            join_leave: false,
         }
     }
 }
@@ -144,7 +147,7 @@ impl Topics {
     }
 
     /// Ask for `topic`: checked here, then the subscribe to submit.
-    pub(super) fn ask(&mut self, topic: Topic, limit: usize) -> Result<Request, TopicError> {
+    pub(super) fn ask(&mut self, mut topic: Topic, limit: usize) -> Result<Request, TopicError> {
         if !valid_channel(&topic.name) {
             return Err(TopicError::NotAChannel);
         }
@@ -162,6 +165,7 @@ impl Topics {
         let request = Request::Subscribe {
             channel: name.into(),
             since: topic.since,
+            presence: topic.presence.take(),
         };
         self.many().1.push(Pending {
             topic,
@@ -286,6 +290,7 @@ impl Session {
         let channel = sub.channel().clone();
         let mut feed = Feed::new(sub, &snapshot, encoding);
         feed.expiry = topic.expires.map(|exp| Expiry::new(exp, env));
+        feed.join_leave = topic.join_leave && encoding == Encoding::JsonFrame;
         open.topics.get_or_insert_with(Box::default).add_feed(feed);
         self.with_handler(env, |h, link, data| h.subscribed(link, data, &channel, Ok(())));
         // A token that ended while the subscribe was out: nothing of the
