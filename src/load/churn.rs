@@ -83,6 +83,13 @@ impl Cycle {
 
     /// Open: queue the cycle's one message, once.
     pub fn send(&mut self, ws: &mut WebSocket, out: &mut Vec<u8>, plan: &Plan, now: Instant, stats: &mut Stats) {
+        if self.sent.is_none() && plan.close_on_open {
+            // No message: the close handshake at once (§7.1.2).
+            self.sent = Some(now);
+            self.echoed = true;
+            ws.close(CloseCode::NORMAL, "", out);
+            return;
+        }
         if self.sent.is_none() {
             ws.send(plan.kind, &plan.payload, out);
             self.sent = Some(now);
@@ -211,6 +218,9 @@ impl Slots {
 pub struct ChurnReport {
     /// Cycles in progress at once, at most.
     pub slots: usize,
+    /// Each cycle sent a message and awaited its echo (not with
+    /// `--close-on-open`).
+    pub echo: bool,
     /// Cycles per second asked for (null: closed loop).
     pub rate: Option<f64>,
     /// Cycles due in the window: rate × window (null: closed loop).
@@ -248,6 +258,7 @@ impl ChurnReport {
         let secs = measured.as_secs_f64();
         ChurnReport {
             slots: plan.connections,
+            echo: !plan.close_on_open,
             rate: plan.schedule.map(|s| s.rate()),
             due,
             started: c.started,
@@ -269,11 +280,12 @@ impl ChurnReport {
             (Some(r), Some(d)) => format!("rate {r}/s, {d} due"),
             _ => "closed loop".into(),
         };
-        let _ = writeln!(
-            s,
-            "cycles       {} slots, {pace}; each: connect, handshake, one {size} B {kind} echo, close 1000",
-            self.slots
-        );
+        let each = if self.echo {
+            format!("connect, handshake, one {size} B {kind} echo, close 1000")
+        } else {
+            "connect, handshake, close 1000 at once".to_owned()
+        };
+        let _ = writeln!(s, "cycles       {} slots, {pace}; each: {each}", self.slots);
         let _ = writeln!(
             s,
             "             {} started, {} completed in the window ({:.1}/s), {} after it, {} failed",
@@ -394,6 +406,39 @@ mod tests {
         let closed = ChurnReport::new(&super::super::Plan { schedule: None, ..plan }, &stats, Duration::ZERO);
         assert_eq!((closed.due, closed.unstarted, closed.cycles_per_sec), (None, 0, 0.0));
         assert!(!closed.fell_behind);
+    }
+
+    #[test]
+    fn with_close_on_open_a_cycle_closes_at_once_and_sends_no_message() {
+        let plan = Plan {
+            close_on_open: true,
+            ..plan(None, 1, 1)
+        };
+        let t = Instant::now();
+        let mut ws = WebSocket::client(ReadLimits::default(), 7);
+        let (mut out, mut stats) = (Vec::new(), Stats::default());
+        let mut cycle = Cycle::new(t, t);
+        cycle.send(&mut ws, &mut out, &plan, t, &mut stats);
+        cycle.send(&mut ws, &mut out, &plan, t, &mut stats);
+        assert!(ws.close_state().sent);
+        // One close frame (2 + 4 mask + 2 code bytes), no data frame.
+        assert_eq!((stats.sent, out.len(), out[0]), (0, 8, 0x88));
+        assert_eq!(cycle.awaiting_echo(), None);
+        let report = ChurnReport::new(&plan, &stats.churn, Duration::from_secs(1));
+        let mut table = String::new();
+        report.lines(&mut table, 32, "binary");
+        assert!(
+            table.contains("each: connect, handshake, close 1000 at once"),
+            "{table}"
+        );
+        let echo = Options {
+            close_on_open: true,
+            ..Options::default()
+        };
+        match Plan::new(&echo, t) {
+            Err(e) => assert!(e.to_string().contains("--close-on-open is for churn mode"), "{e}"),
+            Ok(_) => panic!("--close-on-open in echo mode"),
+        }
     }
 
     #[test]

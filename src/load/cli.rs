@@ -180,6 +180,11 @@ struct LoadArgs {
     /// memory per subscriber go in the report (read from /proc).
     #[arg(long, value_name = "PID")]
     server_pid: Option<u32>,
+    /// Churn mode: close as soon as the 101 comes, sending no message: for
+    /// a server that does not echo, such as the push server's subscriber at
+    /// /ws/CHANNEL (in a presence channel each cycle is a join and a leave).
+    #[arg(long)]
+    close_on_open: bool,
     /// Subscribe mode: keep-alive HTTP connections the publisher posts
     /// over, one request in flight on each.
     #[arg(long, value_name = "N", default_value_t = 4)]
@@ -299,6 +304,7 @@ impl LoadArgs {
                 CursorArg::Nchan => CursorStyle::Nchan,
             },
             server_pid: self.server_pid,
+            close_on_open: self.close_on_open,
         }
     }
 

@@ -93,6 +93,9 @@ pub struct Options {
     pub cursor: CursorStyle,
     /// The server's process: its CPU time and memory go in the report.
     pub server_pid: Option<u32>,
+    /// Churn mode: close as soon as the 101 comes, with no message (for
+    /// a server that does not echo: a push subscriber at `/ws/CHANNEL`).
+    pub close_on_open: bool,
 }
 
 /// A `--header 'Name: value'`: a field name of token characters and a value
@@ -140,6 +143,7 @@ impl Default for Options {
             keep_alive: true,
             cursor: CursorStyle::Wsreactor,
             server_pid: None,
+            close_on_open: false,
         }
     }
 }

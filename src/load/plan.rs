@@ -180,6 +180,8 @@ pub struct Plan {
     pub feed: Option<FeedPlan>,
     /// Subscribe mode with several channels per connection.
     pub mux: Option<MuxPlan>,
+    /// Churn mode: each cycle closes as its 101 comes, with no echo.
+    pub close_on_open: bool,
 }
 
 /// The wall clock at `t`, in nanoseconds since the unix epoch.
@@ -195,6 +197,9 @@ impl Plan {
         let invalid = |why: &str| Err(LoadError::Invalid(why.into()));
         if o.connections == 0 || o.pipeline == 0 {
             return invalid("--connections and --pipeline must be at least 1");
+        }
+        if o.close_on_open && o.mode != Mode::Churn {
+            return invalid("--close-on-open is for churn mode");
         }
         let positive = |r: f64| r > 0.0 && r.is_finite();
         if o.rate.is_some_and(|r| !positive(r)) || o.connect_rate.is_nan() || o.connect_rate < 0.0 {
@@ -295,6 +300,7 @@ impl Plan {
             headers,
             feed,
             mux,
+            close_on_open: o.close_on_open,
         })
     }
 

@@ -21,7 +21,7 @@ use crate::auth::glob_match;
 use crate::protocol::MessageKind;
 use mio::Waker;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -152,7 +152,7 @@ struct Channel {
 /// A channel's members by client number, and its events this second.
 #[derive(Debug, Default)]
 struct Members {
-    members: BTreeMap<u64, Member>,
+    members: BTreeMap<u32, Member>,
     rate: EventRate,
 }
 
@@ -175,7 +175,11 @@ impl Channel {
         let Some(presence) = self.presence.as_mut() else {
             return;
         };
-        let second = hub.started.elapsed().as_secs();
+        // Seconds of the wall clock, as the Redis broker counts them: a
+        // client that counts events per second sees the same windows.
+        let second = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         if !presence.rate.take(second, hub.settings.presence.max_events_per_second) {
             hub.events_dropped.fetch_add(1, Relaxed);
             return;
@@ -310,9 +314,7 @@ pub struct LocalHub {
     /// The workers' inboxes, owned by the reactor.
     inboxes: Arc<[Inbox]>,
     /// The last client number given to a member.
-    clients: AtomicU64,
-    /// Presence events' seconds count from here.
-    started: Instant,
+    clients: AtomicU32,
     events_sent: AtomicU64,
     events_dropped: AtomicU64,
 }
@@ -336,8 +338,7 @@ impl LocalHub {
                 ..Retired::default()
             }),
             inboxes,
-            clients: AtomicU64::new(0),
-            started: Instant::now(),
+            clients: AtomicU32::new(0),
             events_sent: AtomicU64::new(0),
             events_dropped: AtomicU64::new(0),
         }
@@ -526,7 +527,14 @@ impl LocalHub {
                 if members.members.len() >= self.settings.presence.max_members {
                     return Err(HubError::PresenceFull);
                 }
-                let client = self.clients.fetch_add(1, Relaxed) + 1;
+                // Past 2^32 members the numbers wrap: skip 0 and the ones
+                // in use (there are fewer of those than max_members).
+                let client = loop {
+                    let n = self.clients.fetch_add(1, Relaxed).wrapping_add(1);
+                    if n != 0 && !members.members.contains_key(&n) {
+                        break n;
+                    }
+                };
                 let member = Member {
                     client: client.to_string().into(),
                     presence: *presence,

@@ -324,8 +324,10 @@ pub struct ChannelState {
 pub struct Subscription {
     channel: Arc<str>,
     worker: u32,
-    /// The broker's number of the member it makes, 0 for none.
-    client: u64,
+    /// The broker's number of the member it makes, 0 for none: 32 bits,
+    /// so that a subscription stays three words (one per channel of every
+    /// connection); a broker that wraps skips the numbers still in use.
+    client: u32,
 }
 
 impl Subscription {
@@ -340,7 +342,7 @@ impl Subscription {
 
     /// A subscriber that is the member numbered `client` (not 0) of the
     /// channel's presence (for brokers).
-    pub fn member(channel: Arc<str>, worker: usize, client: u64) -> Self {
+    pub fn member(channel: Arc<str>, worker: usize, client: u32) -> Self {
         Subscription {
             channel,
             worker: worker as u32,
@@ -349,7 +351,7 @@ impl Subscription {
     }
 
     /// The broker's number of the member it is, if it is one.
-    pub fn client(&self) -> Option<u64> {
+    pub fn client(&self) -> Option<u32> {
         (self.client != 0).then_some(self.client)
     }
 

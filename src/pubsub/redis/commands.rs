@@ -151,11 +151,15 @@ fn evalsha(script: &redis::Script, keys: &[&str]) -> redis::Cmd {
     call
 }
 
+/// Runs `jobs` in order on one connection; with `upkeep`, also the
+/// node's upkeep (leases, subscriber counts, presence renewals): the
+/// command thread does, the server API's read thread does not.
 pub(super) fn command_thread(
     client: redis::Client,
     con: redis::Connection,
     jobs: mpsc::Receiver<Job>,
     local: Arc<Local>,
+    upkeep: bool,
 ) {
     let scripts = Scripts {
         publish: redis::Script::new(&scripts::publish()),
@@ -182,6 +186,13 @@ pub(super) fn command_thread(
         let mut wait = renew.min(renew_members).saturating_duration_since(Instant::now());
         if !lock(&local.dirty).is_empty() {
             wait = wait.min(RECOUNT);
+        }
+        if !upkeep {
+            match jobs.recv() {
+                Ok(job) => run(&mut commands, &scripts, &local, job),
+                Err(mpsc::RecvError) => return,
+            }
+            continue;
         }
         let job = match jobs.recv_timeout(wait) {
             Ok(job) => Some(job),
@@ -516,8 +527,15 @@ fn join(
     local: &Local,
     channel: &str,
     presence: Presence,
-) -> Result<(u64, String), HubError> {
-    let n = local.clients.fetch_add(1, Relaxed) + 1;
+) -> Result<(u32, String), HubError> {
+    // Past 2^32 the numbers wrap: skip 0 and this node's numbers in use.
+    let n = loop {
+        let n = local.clients.fetch_add(1, Relaxed).wrapping_add(1);
+        let in_use = lock(&local.members).get(channel).is_some_and(|m| m.contains_key(&n));
+        if n != 0 && !in_use {
+            break n;
+        }
+    };
     let member = Member {
         client: local.client_id(n).into(),
         presence,
@@ -603,7 +621,7 @@ fn subscribe(
     from: Address,
     channel: &str,
     since: Option<u64>,
-    member: Option<(u64, String)>,
+    member: Option<(u32, String)>,
 ) {
     let read = &scripts.read;
     let workers = local.inboxes.len();

@@ -42,7 +42,7 @@ use crate::protocol::mask::xorshift64;
 use commands::command_thread;
 use listen::pubsub_thread;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -74,6 +74,10 @@ const POLL: Duration = Duration::from_millis(20);
 #[derive(Debug)]
 pub struct RedisBroker {
     jobs: mpsc::Sender<Job>,
+    /// The server API's reads go on a connection of their own, so that
+    /// they never wait behind a flood of subscribes (a crowd joining a
+    /// presence channel) on the command connection.
+    queries: mpsc::Sender<Job>,
     local: Arc<Local>,
 }
 
@@ -107,9 +111,9 @@ struct Local {
     probe_topic: String,
     /// This node's presence members, by channel and client number: their
     /// JSON, renewed in Redis every third of `[presence] ttl`.
-    members: Mutex<HashMap<Arc<str>, HashMap<u64, String>>>,
+    members: Mutex<HashMap<Arc<str>, HashMap<u32, String>>>,
     /// The last client number given.
-    clients: AtomicU64,
+    clients: AtomicU32,
     /// For `/metrics`.
     counters: Counters,
 }
@@ -141,7 +145,7 @@ impl Local {
 
     /// The id of this node's member numbered `client`: unique over the
     /// nodes (the node's token before it).
-    fn client_id(&self, client: u64) -> String {
+    fn client_id(&self, client: u32) -> String {
         format!("{}-{client}", self.node)
     }
 
@@ -264,6 +268,7 @@ impl RedisBroker {
         }
         .map_err(fail)?;
         let commands = connect(&client).map_err(fail)?;
+        let reads = connect(&client).map_err(fail)?;
         let pubsub = connect(&client).map_err(fail)?;
         let listen_client = client.clone();
         let (control_tx, control_rx) = mpsc::channel();
@@ -283,20 +288,27 @@ impl RedisBroker {
             dirty: Mutex::new(HashSet::new()),
             probe_topic: format!("wsr:probe:{}", new_epoch()),
             members: Mutex::new(HashMap::new()),
-            clients: AtomicU64::new(0),
+            clients: AtomicU32::new(0),
             counters: Counters::default(),
         });
         let worker_local = local.clone();
+        let reads_client = client.clone();
         std::thread::Builder::new()
             .name("redis-commands".into())
-            .spawn(move || command_thread(client, commands, jobs_rx, worker_local))
+            .spawn(move || command_thread(client, commands, jobs_rx, worker_local, true))
+            .map_err(|e| e.to_string())?;
+        let (queries, queries_rx) = mpsc::channel();
+        let reads_local = local.clone();
+        std::thread::Builder::new()
+            .name("redis-queries".into())
+            .spawn(move || command_thread(reads_client, reads, queries_rx, reads_local, false))
             .map_err(|e| e.to_string())?;
         let listen_local = local.clone();
         std::thread::Builder::new()
             .name("redis-pubsub".into())
             .spawn(move || pubsub_thread(listen_client, pubsub, control_rx, listen_local))
             .map_err(|e| e.to_string())?;
-        Ok(RedisBroker { jobs, local })
+        Ok(RedisBroker { jobs, queries, local })
     }
 }
 
@@ -346,7 +358,11 @@ fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
 
 impl Broker for RedisBroker {
     fn submit(&self, from: Address, request: Request, _now: Instant) {
-        if let Err(mpsc::SendError(Job::Request { from, request })) = self.jobs.send(Job::Request { from, request }) {
+        let to = match request {
+            Request::Query(_) => &self.queries,
+            _ => &self.jobs,
+        };
+        if let Err(mpsc::SendError(Job::Request { from, request })) = to.send(Job::Request { from, request }) {
             // The command thread is gone: nothing can be answered by Redis.
             refuse(&self.local, from, &request);
         }
