@@ -534,6 +534,51 @@ fn presence_holds_over_both_nodes_and_a_killed_nodes_members_leave_within_the_tt
 }
 
 #[test]
+fn an_event_stream_and_a_poll_of_two_channels_on_one_node_get_what_another_publishes() {
+    let redis = Redis::start();
+    let (a, b) = (node(&redis), node(&redis));
+    let mut sse = Client::connect(a.addr);
+    sse.write(b"GET /sse?channel=x&channel=y HTTP/1.1\r\nHost: t\r\n\r\n");
+    let head = String::from_utf8(sse.read_until(b"\r\n\r\n")).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    let mut p = Client::connect(b.addr);
+    for i in 1..=3 {
+        publish(&mut p, "x", &format!("x{i}"));
+        publish(&mut p, "y", &format!("y{i}"));
+    }
+    let mut seen = Vec::new();
+    let mut last_id = String::new();
+    for _ in 0..6 {
+        let (_, id, data) = sse_event(&mut sse);
+        let v: Value = serde_json::from_str(&data).unwrap();
+        seen.push(v["data"].as_str().unwrap().to_owned());
+        last_id = id;
+    }
+    seen.sort();
+    assert_eq!(seen, ["x1", "x2", "x3", "y1", "y2", "y3"]);
+    // The stream's last id is the cursor of a poll of the same channels,
+    // on the other node: nothing new, then what comes next.
+    let mut c = Client::connect(b.addr);
+    let r = c.request(
+        "GET",
+        &format!("/poll?channel=x&channel=y&since={last_id}&wait=0"),
+        &[],
+        b"",
+    );
+    assert_eq!((r.status, r.header("x-cursor")), (204, Some(last_id.as_str())), "{r:?}");
+    publish(&mut p, "y", "y4");
+    let r = c.request(
+        "GET",
+        &format!("/poll?channel=x&channel=y&since={last_id}&wait=0"),
+        &[],
+        b"",
+    );
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["messages"][0]["data"], "y4", "{body}");
+    assert_eq!(body["messages"].as_array().unwrap().len(), 1, "{body}");
+}
+
+#[test]
 fn without_its_redis_a_node_does_not_start() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let settings = settings();

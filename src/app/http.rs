@@ -379,6 +379,19 @@ impl Context<'_> {
         self.link.unsubscribe(subscription);
     }
 
+    /// Keep a subscription for this request while it asks the broker for
+    /// more ([`Next::Ask`] again, from [`HttpHandler::answer`]): a request
+    /// on several channels subscribes to them one after another. From now
+    /// on the subscription's messages go to [`HttpHandler::deliver`]
+    /// (before a stream's head, its writes are dropped: the handler keeps
+    /// what it must send); it joins the [`Next::Park`] or [`Next::Stream`]
+    /// the request comes to, and goes back with it, or when the request
+    /// ends any other way. Only from [`HttpHandler::answer`]: elsewhere
+    /// the subscription goes back at once.
+    pub fn hold(&mut self, subscription: Subscription) {
+        self.link.hold(subscription);
+    }
+
     /// Headers that the answers the session writes itself for this
     /// request carry too (a `408` for a body too slow, a `413` for a body
     /// the handler did not read): a layer's, such as CORS, so that a page
@@ -421,6 +434,7 @@ pub trait ServerInfo {
 pub(crate) trait HttpLink {
     fn server(&self) -> &dyn ServerInfo;
     fn unsubscribe(&mut self, sub: Subscription);
+    fn hold(&mut self, sub: Subscription);
     fn write(&mut self, bytes: &[u8]);
     fn write_shared(&mut self, bytes: Arc<[u8]>);
     fn answer_headers(&mut self, headers: Vec<(Cow<'static, str>, String)>);

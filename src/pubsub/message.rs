@@ -23,9 +23,12 @@ pub enum Encoding {
     SseEvent,
     /// One element of a long-poll answer's `messages` array.
     PollItem,
+    /// The `wsreactor.json` envelope as JSON text, unframed: an element of
+    /// a poll on several channels, an event stream's `data` on several.
+    Envelope,
 }
 
-const ENCODINGS: usize = 4;
+const ENCODINGS: usize = 5;
 
 /// One message of one channel.
 #[derive(Debug)]
@@ -115,6 +118,7 @@ impl Message {
                 }
                 Encoding::SseEvent => self.write_sse(&mut out),
                 Encoding::PollItem => self.write_poll_item(&mut out),
+                Encoding::Envelope => out.extend_from_slice(self.json_envelope().as_bytes()),
             }
             Arc::from(out)
         })
@@ -164,7 +168,7 @@ impl Message {
                 out.extend_from_slice(&self.payload);
                 out.extend_from_slice(b"\n\n");
             }
-            Encoding::PollItem => out.extend_from_slice(&self.payload),
+            Encoding::PollItem | Encoding::Envelope => out.extend_from_slice(&self.payload),
         }
     }
 
@@ -278,6 +282,10 @@ mod tests {
         assert_eq!(v["channel"], "news");
         assert_eq!(v["data"], "say \"hi\"\n");
         assert!(v.get("encoding").is_none());
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(m.encoded(Encoding::Envelope)).unwrap(),
+            v
+        );
 
         let m = msg(MessageKind::Binary, &[0, 255]);
         let item: serde_json::Value = serde_json::from_slice(m.encoded(Encoding::PollItem)).unwrap();

@@ -29,6 +29,7 @@ mod poll;
 mod presence;
 mod publish;
 mod query;
+mod several;
 mod signal;
 mod sse;
 mod subscriber;
@@ -40,6 +41,7 @@ pub use poll::{Poll, Polling};
 pub use presence::{join_leave, keeps_presence, member};
 pub use publish::{Publish, Publishing};
 pub use query::{query_u64, query_values, NotANumber};
+pub use several::{EventsSeveral, PollSeveral, PollingSeveral, StreamingSeveral};
 pub use signal::{UserOrder, DISCONNECTED, UNSUBSCRIBED};
 pub use sse::{Events, Streaming};
 pub use subscriber::{Subscriber, SubscriberUser, JSON_PROTOCOL};
@@ -74,7 +76,9 @@ impl PushServer for App {
             .websocket("/ws", Mux)
             .http("/pub/", Publish)
             .http("/poll/", Poll)
+            .http("/poll", PollSeveral)
             .http("/sse/", Events)
+            .http("/sse", EventsSeveral)
             .http("/api/", Api)
     }
 
@@ -109,6 +113,10 @@ fn channel_route(
 ) -> Result<(String, cors::Headers), Response> {
     let channel = channel_or_400(request)?;
     let cors = cors::layer(request, cx, method)?;
+    if query_values(request.query(), "channel").next().is_some() {
+        let why = "the channel is the path's: ?channel= names channels of /sse and /poll, which have none in the path";
+        return Err(Response::refuse(Status::BAD_REQUEST, why).headers(cors));
+    }
     if request.method() != method {
         let refused = Response::refuse(Status::METHOD_NOT_ALLOWED, &format!("use {method}")).header("Allow", method);
         return Err(refused.headers(cors));

@@ -3,6 +3,7 @@
 //! each connection's handler, acted on by those of that user (the `sub`
 //! of the token the connection came with).
 
+use crate::app::{Context, Delivery};
 use crate::protocol::CloseCode;
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +47,23 @@ impl UserOrder {
             UserOrder::Disconnect { user } | UserOrder::Unsubscribe { user, .. } => user,
         };
         (whose == user).then_some(order)
+    }
+}
+
+/// An event stream's answer to an order: for its user (`user`), it ends
+/// after an event that says why (`disconnected`, or `unsubscribed` when
+/// the order names one of its channels, `on`).
+pub fn end_stream(user: Option<&str>, payload: &[u8], on: impl Fn(&str) -> bool, cx: &mut Context<'_>) -> Delivery {
+    match user.and_then(|user| UserOrder::for_user(payload, user)) {
+        Some(UserOrder::Disconnect { .. }) => {
+            cx.write(b"event: disconnected\ndata: disconnected by the server\n\n");
+            Delivery::End
+        }
+        Some(UserOrder::Unsubscribe { channel, .. }) if on(&channel) => {
+            cx.write(b"event: unsubscribed\ndata: unsubscribed by the server\n\n");
+            Delivery::End
+        }
+        _ => Delivery::Skipped,
     }
 }
 

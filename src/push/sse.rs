@@ -8,7 +8,7 @@
 use super::cors::Headers;
 use super::presence::{join_leave, member};
 use super::query::{query_u64, NotANumber};
-use super::signal::UserOrder;
+use super::signal::end_stream;
 use super::{broker_silent, channel_route, grant, subscribed};
 use crate::app::{Context, Delivery, HttpHandler, Next, Request, Response, Wake};
 use crate::auth::request_token;
@@ -156,20 +156,7 @@ impl HttpHandler for Events {
     /// event that says why (`disconnected`, or `unsubscribed` for its
     /// channel).
     fn signal(&self, data: &mut Streaming, payload: &[u8], cx: &mut Context<'_>) -> Delivery {
-        let Some(user) = data.user.as_deref() else {
-            return Delivery::Skipped;
-        };
-        match UserOrder::for_user(payload, user) {
-            Some(UserOrder::Disconnect { .. }) => {
-                cx.write(b"event: disconnected\ndata: disconnected by the server\n\n");
-                Delivery::End
-            }
-            Some(UserOrder::Unsubscribe { channel, .. }) if *channel == *data.channel => {
-                cx.write(b"event: unsubscribed\ndata: unsubscribed by the server\n\n");
-                Delivery::End
-            }
-            _ => Delivery::Skipped,
-        }
+        end_stream(data.user.as_deref(), payload, |c| *c == *data.channel, cx)
     }
 
     /// An event the page can listen for, to fetch a new token rather than

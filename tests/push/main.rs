@@ -7,6 +7,7 @@ mod api;
 mod common;
 mod mux;
 mod presence;
+mod several;
 mod short_poll;
 
 use common::*;

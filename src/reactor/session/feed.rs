@@ -39,8 +39,10 @@ impl Session {
     /// The reactor gives the socket what it takes first when output is over
     /// the limit, so that only a subscriber that does not read is slow.
     pub fn handle_delivery(&mut self, msg: &Arc<Message>, env: &mut Env<'_>) -> Delivered {
-        if matches!(self.state, State::Parked { .. } | State::Stream { .. }) {
-            return self.deliver_to_handler(msg, env);
+        match self.state {
+            State::Parked { .. } | State::Stream { .. } => return self.deliver_to_handler(msg, env),
+            State::Waiting { .. } => return self.deliver_to_waiting(msg, env),
+            _ => {}
         }
         // Nothing goes out on a token past its exp: the topics whose end
         // came are taken out first (what their handler said is queued);
@@ -270,14 +272,17 @@ impl Wait {
                     _ => None,
                 };
                 let before = env.actions.len();
-                let step = super::handler::with_cx(&mut io.out, env, false, |cx| {
+                let (step, held) = super::handler::with_cx_holding(&mut io.out, env, http.held, |cx| {
                     app.http_handler(http.handler).answer(http.data, answer, cx)
                 });
                 if let Some(made) = made {
-                    let kept = match &step {
-                        Next::Park { subscription, .. } | Next::Stream { subscription, .. } => *subscription == made,
-                        _ => false,
-                    };
+                    let kept = held.contains(&made)
+                        || match &step {
+                            Next::Park { subscription, .. } | Next::Stream { subscription, .. } => {
+                                *subscription == made
+                            }
+                            _ => false,
+                        };
                     let given_back = env.actions[before..]
                         .iter()
                         .any(|a| matches!(a, Action::Unsubscribe(s) if *s == made));
@@ -286,7 +291,7 @@ impl Wait {
                         env.actions.push(Action::Unsubscribe(made));
                     }
                 }
-                io.step(http.handler, step, env.stamp, env)
+                io.step_holding(http.handler, step, env.stamp, held, env)
             }
             Wait::Upgrade {
                 response,

@@ -33,6 +33,9 @@ pub(super) type Headers = Vec<(Cow<'static, str>, String)>;
 pub(super) struct HttpWait {
     pub(super) handler: u16,
     pub(super) data: UserData,
+    /// Subscriptions its handler holds ([`Context::hold`]) while it asks
+    /// for more: their messages go to the handler meanwhile.
+    pub(super) held: Vec<Subscription>,
 }
 
 /// A request parked on a subscription (a long poll).
@@ -41,6 +44,8 @@ pub(super) struct Parked {
     pub(super) handler: u16,
     pub(super) data: UserData,
     pub(super) sub: Subscription,
+    /// The subscriptions it held before it parked (several channels).
+    pub(super) held: Vec<Subscription>,
     /// How long it may stay parked.
     pub(super) wait_ms: u32,
     pub(super) expiry: Option<Expiry>,
@@ -54,9 +59,16 @@ pub(super) struct Streaming {
     pub(super) handler: u16,
     pub(super) data: UserData,
     pub(super) sub: Subscription,
+    /// The subscriptions it held before it streamed (several channels).
+    pub(super) held: Vec<Subscription>,
     /// How long it may stay quiet.
     pub(super) heartbeat_ms: u32,
     pub(super) expiry: Option<Expiry>,
+}
+
+/// Is `channel` one of a request's subscriptions?
+fn on(sub: &Subscription, held: &[Subscription], channel: &str) -> bool {
+    **sub.channel() == *channel || held.iter().any(|h| **h.channel() == *channel)
 }
 
 impl Parked {
@@ -81,6 +93,9 @@ struct Lent<'a> {
     /// the framing and are dropped.
     stream: bool,
     answer_headers: Option<Headers>,
+    /// What the handler holds ([`Context::hold`]), where it may (`None`
+    /// elsewhere: given back at once).
+    held: Option<Vec<Subscription>>,
 }
 
 impl HttpLink for Lent<'_> {
@@ -90,6 +105,16 @@ impl HttpLink for Lent<'_> {
 
     fn unsubscribe(&mut self, sub: Subscription) {
         self.actions.push(Action::Unsubscribe(sub));
+    }
+
+    fn hold(&mut self, sub: Subscription) {
+        match &mut self.held {
+            Some(held) => held.push(sub),
+            None => {
+                log::warn!("a handler held a subscription outside an answer: given back");
+                self.actions.push(Action::Unsubscribe(sub));
+            }
+        }
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -130,6 +155,31 @@ pub(super) fn with_cx_headers<R>(
     stream: bool,
     f: impl FnOnce(&mut Context<'_>) -> R,
 ) -> (R, Option<Headers>) {
+    let (r, headers, _) = lend(out, env, stream, None, f);
+    (r, headers)
+}
+
+/// [`with_cx`] for a broker's answer, where the handler may hold
+/// subscriptions: the step, and `held` with what it held added.
+pub(super) fn with_cx_holding<R>(
+    out: &mut Output,
+    env: &mut Env<'_>,
+    held: Vec<Subscription>,
+    f: impl FnOnce(&mut Context<'_>) -> R,
+) -> (R, Vec<Subscription>) {
+    let (r, _, held) = lend(out, env, false, Some(held), f);
+    (r, held.unwrap_or_default())
+}
+
+/// Lend a handler a [`Context`] for one step: what it returned, the
+/// headers it gave, and what it holds (where it may hold: `held` given).
+fn lend<R>(
+    out: &mut Output,
+    env: &mut Env<'_>,
+    stream: bool,
+    held: Option<Vec<Subscription>>,
+    f: impl FnOnce(&mut Context<'_>) -> R,
+) -> (R, Option<Headers>, Option<Vec<Subscription>>) {
     let mut lent = Lent {
         out,
         pool: env.pool,
@@ -137,6 +187,7 @@ pub(super) fn with_cx_headers<R>(
         server: env.server,
         stream,
         answer_headers: None,
+        held,
     };
     let mut cx = Context {
         settings: env.settings,
@@ -145,10 +196,30 @@ pub(super) fn with_cx_headers<R>(
         link: &mut lent,
     };
     let r = f(&mut cx);
-    (r, lent.answer_headers)
+    (r, lent.answer_headers, lent.held)
 }
 
 impl Session {
+    /// A message for a request still asking the broker that holds a
+    /// subscription of its channel: its handler's, with nothing written.
+    pub(super) fn deliver_to_waiting(&mut self, msg: &Arc<Message>, env: &mut Env<'_>) -> Delivered {
+        let app = env.app;
+        let State::Waiting { wait, .. } = &mut self.state else {
+            return Delivered::Nothing;
+        };
+        let super::Wait::Http(http) = &mut **wait else {
+            return Delivered::Nothing;
+        };
+        if !http.held.iter().any(|h| **h.channel() == *msg.channel) {
+            return Delivered::Nothing;
+        }
+        let handler = app.http_handler(http.handler);
+        with_cx(&mut self.io.out, env, false, |cx| {
+            handler.deliver(&mut http.data, msg, cx)
+        });
+        Delivered::Nothing
+    }
+
     /// A message for a parked request or a stream: its handler's. Nothing
     /// goes out after its `expires`. A stream whose output is over the
     /// limit when a message comes is slow: it ends, what is queued dropped.
@@ -160,8 +231,8 @@ impl Session {
         let over = self.io.out.len() > env.settings.write_buffer_limit;
         match &mut self.state {
             // Only its own channel's messages, whatever the worker's lists say.
-            State::Parked { parked, .. } if *parked.sub.channel() != msg.channel => return Delivered::Nothing,
-            State::Stream { stream, .. } if *stream.sub.channel() != msg.channel => return Delivered::Nothing,
+            State::Parked { parked, .. } if !on(&parked.sub, &parked.held, &msg.channel) => return Delivered::Nothing,
+            State::Stream { stream, .. } if !on(&stream.sub, &stream.held, &msg.channel) => return Delivered::Nothing,
             State::Parked { parked, .. } => {
                 let handler = app.http_handler(parked.handler);
                 let taken = with_cx(&mut self.io.out, env, false, |cx| {
@@ -253,8 +324,15 @@ impl Parked {
     /// Its messages are in, its wait is over or its subscription ended:
     /// the subscription goes back, and its handler says what comes next.
     fn wake(self, wake: Wake, io: &mut Io, env: &mut Env<'_>) -> State {
-        let Parked { handler, data, sub, .. } = self;
+        let Parked {
+            handler,
+            data,
+            sub,
+            held,
+            ..
+        } = self;
         env.actions.push(Action::Unsubscribe(sub));
+        env.actions.extend(held.into_iter().map(Action::Unsubscribe));
         let app = env.app;
         let step = with_cx(&mut io.out, env, false, |cx| {
             app.http_handler(handler).wake(data, wake, cx)
@@ -268,7 +346,8 @@ impl HttpWait {
     /// answers, and the connection closes after, so that a late answer
     /// can never be taken for the next request's.
     pub(super) fn deadline(self, wake: Wake, io: &mut Io, env: &mut Env<'_>) -> State {
-        let HttpWait { handler, data } = self;
+        let HttpWait { handler, data, held } = self;
+        env.actions.extend(held.into_iter().map(Action::Unsubscribe));
         let app = env.app;
         let mut step = with_cx(&mut io.out, env, false, |cx| {
             app.http_handler(handler).wake(data, wake, cx)
@@ -302,6 +381,7 @@ impl Streaming {
     /// The stream ends: its subscription goes back, and the connection closes.
     pub(super) fn end(self, io: &mut Io, env: &mut Env<'_>) -> State {
         env.actions.push(Action::Unsubscribe(self.sub));
+        env.actions.extend(self.held.into_iter().map(Action::Unsubscribe));
         io.want = 0;
         State::closing(env.stamp)
     }

@@ -373,6 +373,12 @@ impl Session {
     pub fn take_subscription(&mut self) -> Option<Subscription> {
         match &mut self.state {
             State::Open(open) => open.topics.as_mut()?.pop_feed().map(|f| f.sub),
+            State::Waiting { wait, .. } => match &mut **wait {
+                Wait::Http(http) => http.held.pop(),
+                Wait::Upgrade { .. } => None,
+            },
+            State::Parked { parked, .. } if !parked.held.is_empty() => parked.held.pop(),
+            State::Stream { stream, .. } if !stream.held.is_empty() => stream.held.pop(),
             State::Parked { since, .. } | State::Stream { last_event: since, .. } => {
                 let since = *since;
                 match self.take_state() {

@@ -42,26 +42,6 @@ fn read(b: &mut Bench, s: &mut Session) -> Vec<Value> {
         .collect()
 }
 
-fn message_of(channel: &str, id: u64, text: &str) -> Arc<Message> {
-    Arc::new(Message::new(
-        id,
-        channel.into(),
-        MessageKind::Text,
-        text.as_bytes().into(),
-        Instant::now(),
-    ))
-}
-
-fn live(channel: &str, last_id: u64, replay: Vec<Arc<Message>>, gap: Option<Gap>) -> Answer {
-    let snapshot = Snapshot {
-        replay,
-        gap,
-        last_id,
-        epoch_start: 0,
-    };
-    Answer::Subscribed(Ok((Subscription::new(channel.into(), 0), snapshot)))
-}
-
 /// Subscribe to `channel` and have the broker answer with nothing missed.
 fn subscribe(b: &mut Bench, s: &mut Session, id: u64, channel: &str) {
     assert!(command(b, s, json!({"id": id, "subscribe": channel})).is_empty());

@@ -10,6 +10,7 @@ use super::{want, Access, Action, Env, Flags, Io, Session, State};
 use crate::app::{AnyNext, Next, Origin, Part, Request, Response, UserData};
 use crate::config::MAX_TIMEOUT;
 use crate::protocol::http::{write_head, BodyFraming, RequestHead, Status, MAX_HEADERS};
+use crate::pubsub::Subscription;
 use crate::reactor::buffer::ReadBuf;
 use crate::reactor::stamp::Stamp;
 use std::time::Duration;
@@ -187,6 +188,23 @@ impl Io {
     /// Carry out a handler's step: the state it leads to. A broker request
     /// it makes is waited for from `since`.
     pub(super) fn step(&mut self, handler: u16, step: AnyNext, since: Stamp, env: &mut Env<'_>) -> State {
+        self.step_holding(handler, step, since, Vec::new(), env)
+    }
+
+    /// [`step`](Self::step) for a request that holds subscriptions
+    /// ([`crate::app::Context::hold`]): they go on waiting with it, join
+    /// its park or stream, or go back.
+    pub(super) fn step_holding(
+        &mut self,
+        handler: u16,
+        step: AnyNext,
+        since: Stamp,
+        mut held: Vec<Subscription>,
+        env: &mut Env<'_>,
+    ) -> State {
+        if matches!(step, Next::Respond(_) | Next::ReadBody { .. }) {
+            env.actions.extend(held.drain(..).map(Action::Unsubscribe));
+        }
         match step {
             Next::Respond(r) => self.answer(r, env),
             // The body was the request step's to ask for.
@@ -194,7 +212,7 @@ impl Io {
             Next::Ask { data, request } => {
                 env.actions.push(Action::Submit(request));
                 State::Waiting {
-                    wait: Box::new(super::Wait::Http(HttpWait { handler, data })),
+                    wait: Box::new(super::Wait::Http(HttpWait { handler, data, held })),
                     since,
                 }
             }
@@ -208,6 +226,7 @@ impl Io {
                     handler,
                     data,
                     sub: subscription,
+                    held,
                     wait_ms: millis(wait),
                     expiry: expires.map(|exp| Expiry::new(exp, env)),
                     ready: false,
@@ -223,6 +242,7 @@ impl Io {
             } => {
                 if let Err(e) = check(&head) {
                     env.actions.push(Action::Unsubscribe(subscription));
+                    env.actions.extend(held.into_iter().map(Action::Unsubscribe));
                     log::warn!("a handler's stream head is malformed: {e}: 500");
                     return self.answer(Response::refuse(Status::INTERNAL_ERROR, "malformed response"), env);
                 }
@@ -232,6 +252,7 @@ impl Io {
                 // RFC 9110 §9.3.2: a HEAD's answer is the head alone.
                 if self.flags.replace(Flags::HEAD_ONLY, false) {
                     env.actions.push(Action::Unsubscribe(subscription));
+                    env.actions.extend(held.into_iter().map(Action::Unsubscribe));
                     return State::closing(env.stamp);
                 }
                 self.write_body(head.body, env);
@@ -240,6 +261,7 @@ impl Io {
                         handler,
                         data,
                         sub: subscription,
+                        held,
                         heartbeat_ms: millis(heartbeat),
                         expiry: expires.map(|exp| Expiry::new(exp, env)),
                     }),

@@ -214,6 +214,29 @@ fn subscribed(last_id: u64, replay: Vec<Arc<Message>>, gap: Option<Gap>) -> Answ
     subscribed_in(0, last_id, replay, gap)
 }
 
+/// Message `id` of `channel`.
+fn message_of(channel: &str, id: u64, text: &str) -> Arc<Message> {
+    Arc::new(Message::new(
+        id,
+        channel.into(),
+        MessageKind::Text,
+        text.as_bytes().into(),
+        Instant::now(),
+    ))
+}
+
+/// A subscription to `channel` answered: nothing missed but `replay`
+/// and `gap`, up to `last_id`.
+fn live(channel: &str, last_id: u64, replay: Vec<Arc<Message>>, gap: Option<Gap>) -> Answer {
+    let snapshot = Snapshot {
+        replay,
+        gap,
+        last_id,
+        epoch_start: 0,
+    };
+    Answer::Subscribed(Ok((Subscription::new(channel.into(), 0), snapshot)))
+}
+
 /// A snapshot of a numbering that began after `epoch_start`.
 fn subscribed_in(epoch_start: u64, last_id: u64, replay: Vec<Arc<Message>>, gap: Option<Gap>) -> Answer {
     let snapshot = Snapshot {
@@ -951,6 +974,9 @@ mod client;
 
 #[path = "poll_tests.rs"]
 mod poll;
+
+#[path = "several_tests.rs"]
+mod several;
 
 #[path = "mux_tests.rs"]
 mod mux;
