@@ -203,9 +203,12 @@ impl Auth {
     pub fn identity(&self, token: &[u8], now: u64) -> Result<Identity, Denied> {
         self.verify_token(token, now).map(|(_, claims)| Identity {
             user: claims.sub,
+            // Written again, compact: the token's own spacing (line
+            // breaks included) would break an event stream's `data:` line.
             info: claims
                 .info
-                .map(|raw| raw.get().to_owned())
+                .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw.get()).ok())
+                .map(|value| value.to_string())
                 .filter(|info| info.len() <= MAX_INFO),
         })
     }
@@ -449,6 +452,40 @@ mod tests {
             auth().subscribe(Some(t.as_bytes()), "private-a", NOW),
             Err(Denied::BadSignature)
         );
+    }
+
+    /// A token whose payload is `payload` as written, signed.
+    fn token_of_text(payload: &str) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let signed = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let key = EncodingKey::from_secret(SECRET);
+        let signature = jsonwebtoken::crypto::sign(signed.as_bytes(), &key, Algorithm::HS256).unwrap();
+        format!("{signed}.{signature}")
+    }
+
+    #[test]
+    fn the_info_claim_is_kept_compact_and_bounded() {
+        // Line breaks in the token's JSON would end an event stream's
+        // data line: the claim is written again, compact.
+        let t = token_of_text(&format!(
+            "{{\"exp\": {},\n \"sub\": \"ann\",\n \"info\": {{\n  \"name\": \"Ann\"\r\n}}}}",
+            NOW + 60
+        ));
+        let id = auth().identity(t.as_bytes(), NOW).unwrap();
+        assert_eq!(
+            (id.user.as_deref(), id.info.as_deref()),
+            (Some("ann"), Some(r#"{"name":"Ann"}"#))
+        );
+        let big = token(json!({"exp": NOW + 60, "sub": "bob", "info": "x".repeat(MAX_INFO)}));
+        let id = auth().identity(big.as_bytes(), NOW).unwrap();
+        assert_eq!((id.user.as_deref(), id.info), (Some("bob"), None));
+        let none = token(json!({"exp": NOW + 60}));
+        assert_eq!(auth().identity(none.as_bytes(), NOW), Ok(Identity::default()));
     }
 
     /// A token with the header `header` (JSON), signed with the secret.

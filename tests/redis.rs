@@ -347,8 +347,12 @@ fn the_channels_api_reads_every_node_through_redis() {
     let first = publish(&mut publisher, "room.1", "m1")["id"].as_u64().unwrap();
     publish(&mut publisher, "room.1", "m2");
     publish(&mut publisher, "room.2", "m1");
-    // A subscriber on node a, of a channel nobody published to.
+    // Subscribers on node a, of a channel nobody published to: a
+    // WebSocket and an event stream.
     let (_sub, _) = Client::upgrade_at(a.addr, "/ws/room.3", "");
+    let mut sse = Client::connect(a.addr);
+    sse.write(b"GET /sse/room.3 HTTP/1.1\r\nHost: t\r\n\r\n");
+    sse.read_until(b"\r\n\r\n");
     let read = |node: &Server, path: &str| -> (u16, Value) {
         let r = Client::connect(node.addr).request("GET", path, &[&key], b"");
         (r.status, serde_json::from_slice(&r.body).unwrap())
@@ -373,11 +377,13 @@ fn the_channels_api_reads_every_node_through_redis() {
         (Some(first + 1), Some(2), Some(first))
     );
     assert_eq!(one["epoch_start"].as_u64(), Some(numbering_start(first)));
-    // Node a's subscriber, counted from node b once a has told Redis.
+    // Node a's subscribers, counted per transport from node b once a has
+    // told Redis.
     let t0 = Instant::now();
     loop {
         let (_, three) = read(&b, "/api/channels/room.3");
-        if three["subscribers"] == 1 {
+        if three["subscribers"] == 2 {
+            assert_eq!(three["transports"], json!({"websocket": 1, "sse": 1, "poll": 0}));
             break;
         }
         assert!(t0.elapsed() < Duration::from_secs(2), "{three}");
@@ -509,6 +515,35 @@ fn presence_holds_over_both_nodes_and_a_killed_nodes_members_leave_within_the_tt
     );
     assert_eq!(event(&mut watcher, "leave")["user"], "ann");
     presence_becomes(a.addr, KEY, "room-1", &["cy", "watcher"], Duration::from_secs(5));
+    // Cy's entry lost in Redis (as when its node's renewal came too late
+    // and another script took it out): its node puts it back at the next
+    // renewal, and tells its join again, so no subscriber keeps a leave
+    // without a join.
+    let r = Client::connect(a.addr).request("GET", "/api/presence/room-1", &[&format!("X-API-Key: {KEY}")], b"");
+    let listed: Value = serde_json::from_slice(&r.body).unwrap();
+    let cy_client = listed["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user"] == "cy")
+        .unwrap()["client"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut con = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let removed: u64 = redis::cmd("HDEL")
+        .arg("wsr:{room-1}:members")
+        .arg(&cy_client)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(removed, 1);
+    presence_becomes(a.addr, KEY, "room-1", &["watcher"], Duration::from_secs(1));
+    let back = event(&mut watcher, "join");
+    assert_eq!((&back["user"], &back["client"]), (&json!("cy"), &json!(cy_client)));
+    presence_becomes(a.addr, KEY, "room-1", &["cy", "watcher"], ttl);
 
     // A node process with members, killed: its members leave within the ttl.
     let config = std::env::temp_dir().join(format!("wsreactor-presence-{}.toml", std::process::id()));

@@ -15,7 +15,7 @@ use super::message::Message;
 use super::presence::{Change, EventRate, Member, Presence, PresenceStats};
 use super::{
     Address, Answer, Broker, ChannelState, Found, Gap, HubError, HubSettings, Numbering, PresenceEvents, Query,
-    Receipt, Request, Snapshot, Subscription,
+    Receipt, Request, Snapshot, Subscription, Via,
 };
 use crate::auth::glob_match;
 use crate::protocol::MessageKind;
@@ -143,6 +143,8 @@ struct Channel {
     history: VecDeque<Arc<Message>>,
     /// Subscribers per worker; a publish goes to the inboxes of those > 0.
     subscribers: Vec<u32>,
+    /// Subscribers per transport ([`Via::ALL`]'s order).
+    by_via: [u32; 3],
     /// Publishers' `Idempotency-Key`s and their receipts.
     keys: Seen,
     /// Its members, once one came.
@@ -164,6 +166,7 @@ impl Channel {
             next_id: last_id + 1,
             history: VecDeque::new(),
             subscribers: vec![0; workers],
+            by_via: [0; 3],
             keys: Seen::default(),
             presence: None,
         }
@@ -448,6 +451,7 @@ impl LocalHub {
             (subscribers > 0 || !c.history.is_empty()).then(|| ChannelState {
                 name: c.name.to_string(),
                 subscribers,
+                by_via: c.by_via.map(|n| n as usize),
                 last_id: c.last_id(),
                 epoch_start: self.base,
                 history: c.history.len(),
@@ -502,7 +506,7 @@ impl LocalHub {
         since: Option<u64>,
         now: Instant,
     ) -> Result<(Subscription, Snapshot), HubError> {
-        self.subscribe_present(channel, worker, since, None, now)
+        self.subscribe_present(channel, worker, since, None, Via::WebSocket, now)
     }
 
     /// [`subscribe`](Self::subscribe), the subscriber a member of the
@@ -514,6 +518,7 @@ impl LocalHub {
         worker: usize,
         since: Option<u64>,
         presence: Option<Box<Presence>>,
+        via: Via,
         now: Instant,
     ) -> Result<(Subscription, Snapshot), HubError> {
         let c = self.channel(channel, true)?.ok_or(HubError::TooManyChannels)?;
@@ -545,6 +550,8 @@ impl LocalHub {
             }
         };
         c.subscribers[worker] += 1;
+        c.by_via[via as usize] += 1;
+        let sub = sub.by(via);
         if let Some(member) = joined {
             // The joiner's worker too: the answer is in its inbox before
             // the event, so it hears of itself, as every member does.
@@ -570,7 +577,8 @@ impl Broker for LocalHub {
                 channel,
                 since,
                 presence,
-            } => Answer::Subscribed(self.subscribe_present(&channel, from.worker, since, presence, now)),
+                via,
+            } => Answer::Subscribed(self.subscribe_present(&channel, from.worker, since, presence, via, now)),
             Request::Query(query) => Answer::Found(Ok(self.query(&query, now))),
             Request::Signal(payload) => {
                 for inbox in self.inboxes.iter() {
@@ -598,6 +606,8 @@ impl Broker for LocalHub {
         if let Ok(Some(c)) = self.channel(subscription.channel(), false) {
             let mut c = lock(&c);
             let n = &mut c.subscribers[subscription.worker()];
+            *n = n.saturating_sub(1);
+            let n = &mut c.by_via[subscription.via() as usize];
             *n = n.saturating_sub(1);
             let gone = subscription
                 .client()

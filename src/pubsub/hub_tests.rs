@@ -317,15 +317,16 @@ fn members_come_and_go_with_their_subscriptions_within_the_bound() {
     // At most 3 members, 4 events a second.
     let (h, _p, inboxes) = hub(10, 2);
     let now = Instant::now();
-    let (a, _) = h.subscribe_present("room", 0, None, who("ann"), now).unwrap();
-    let (b, _) = h.subscribe_present("room", 1, None, who("ann"), now).unwrap();
-    let (c, _) = h.subscribe_present("room", 1, None, who("bob"), now).unwrap();
+    let (a, _) = h.subscribe_present("room", 0, None, who("ann"), Via::Sse, now).unwrap();
+    let (b, _) = h.subscribe_present("room", 1, None, who("ann"), Via::Sse, now).unwrap();
+    let (c, _) = h.subscribe_present("room", 1, None, who("bob"), Via::Sse, now).unwrap();
     // Not a member: counted as a subscriber only.
     let (plain, _) = h.subscribe("room", 0, None, now).unwrap();
     assert_eq!(plain.client(), None);
     // The fourth member is refused, and nothing was done.
     assert_eq!(
-        h.subscribe_present("room", 0, None, who("cy"), now).unwrap_err(),
+        h.subscribe_present("room", 0, None, who("cy"), Via::Sse, now)
+            .unwrap_err(),
         HubError::PresenceFull
     );
     let members = |h: &LocalHub| match h.query(&Query::Presence("room".into()), now) {
@@ -346,7 +347,8 @@ fn members_come_and_go_with_their_subscriptions_within_the_bound() {
         Found::PresenceStats(PresenceStats { clients: 3, users: 2 })
     );
     match h.query(&Query::Channel("room".into()), now) {
-        Found::Channel(Some(state)) => assert_eq!(state.subscribers, 4),
+        // Three by event stream, one by WebSocket.
+        Found::Channel(Some(state)) => assert_eq!((state.subscribers, state.by_via), (4, [1, 3, 0])),
         other => panic!("{other:?}"),
     }
     // Every worker with subscribers heard each join (worker 1 only of
@@ -373,7 +375,7 @@ fn members_come_and_go_with_their_subscriptions_within_the_bound() {
     );
     assert_eq!(members(&h).len(), 2);
     // Room again: a new member, with a new client id.
-    let (d, _) = h.subscribe_present("room", 0, None, who("dan"), now).unwrap();
+    let (d, _) = h.subscribe_present("room", 0, None, who("dan"), Via::Sse, now).unwrap();
     assert!(d.client() > c.client());
     // Three joins, a leave and a join: five events, each sent or dropped.
     let counted = h.presence_events();
@@ -396,12 +398,12 @@ fn join_and_leave_events_past_the_limit_are_dropped_and_counted() {
     let (watcher, _) = h.subscribe("room", 0, None, now).unwrap();
     let started = Instant::now();
     let mut subs: Vec<Subscription> = (0..3)
-        .map(|_| h.subscribe_present("room", 0, None, who("u"), now).unwrap().0)
+        .map(|_| h.subscribe_present("room", 0, None, who("u"), Via::Sse, now).unwrap().0)
         .collect();
     for _ in 0..3 {
         for sub in std::mem::take(&mut subs) {
             h.unsubscribe(sub);
-            subs.push(h.subscribe_present("room", 0, None, who("u"), now).unwrap().0);
+            subs.push(h.subscribe_present("room", 0, None, who("u"), Via::Sse, now).unwrap().0);
         }
     }
     let quick = started.elapsed() < Duration::from_millis(500);

@@ -238,6 +238,9 @@ pub enum Request {
         /// Make the subscriber a member of the channel's presence, as
         /// this, for as long as the subscription lives.
         presence: Option<Box<Presence>>,
+        /// How the subscriber receives: the broker counts each channel's
+        /// subscribers per transport.
+        via: Via,
     },
     /// Read what channels there are, changing nothing.
     Query(Query),
@@ -248,15 +251,54 @@ pub enum Request {
 }
 
 impl Request {
-    /// A subscribe to `channel` after `since`, with no presence.
+    /// A WebSocket's subscribe to `channel` after `since`, with no
+    /// presence ([`Request::via`] says another transport).
     pub fn subscribe(channel: impl Into<Box<str>>, since: Option<u64>) -> Request {
         Request::Subscribe {
             channel: channel.into(),
             since,
             presence: None,
+            via: Via::WebSocket,
+        }
+    }
+
+    /// A subscribe by `via` (other requests as they are).
+    pub fn via(mut self, via: Via) -> Request {
+        if let Request::Subscribe { via: v, .. } = &mut self {
+            *v = via;
+        }
+        self
+    }
+}
+
+/// How a subscriber receives its channel's messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Via {
+    /// A WebSocket (one channel, or several with `wsreactor.mux`).
+    #[default]
+    WebSocket,
+    /// A Server-Sent Events stream.
+    Sse,
+    /// A long poll, parked (or a short poll, for a moment).
+    Poll,
+}
+
+impl Via {
+    /// Every transport, in the order counts are kept.
+    pub const ALL: [Via; 3] = [Via::WebSocket, Via::Sse, Via::Poll];
+
+    /// Its name in the server API's answers.
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::WebSocket => "websocket",
+            Via::Sse => "sse",
+            Via::Poll => "poll",
         }
     }
 }
+
+/// Subscribers counted per transport ([`Via::ALL`]'s order).
+pub type ByVia = [usize; 3];
 
 /// What the server API asks the broker about channels: read only, and
 /// looking makes no channel.
@@ -306,6 +348,9 @@ pub struct ChannelState {
     pub name: String,
     /// Clients subscribed to it, on every node.
     pub subscribers: usize,
+    /// The same per transport, in [`Via::ALL`]'s order (a node of an
+    /// older version counts in the total alone).
+    pub by_via: ByVia,
     /// Its last id (the start of its numbering when it has none yet).
     pub last_id: u64,
     /// The id after which its current numbering began
@@ -323,7 +368,8 @@ pub struct ChannelState {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Subscription {
     channel: Arc<str>,
-    worker: u32,
+    worker: u16,
+    via: Via,
     /// The broker's number of the member it makes, 0 for none: 32 bits,
     /// so that a subscription stays three words (one per channel of every
     /// connection); a broker that wraps skips the numbers still in use.
@@ -335,9 +381,21 @@ impl Subscription {
     pub fn new(channel: Arc<str>, worker: usize) -> Self {
         Subscription {
             channel,
-            worker: worker as u32,
+            worker: worker as u16,
+            via: Via::WebSocket,
             client: 0,
         }
+    }
+
+    /// The same, of a subscriber by `via` (for brokers).
+    pub fn by(mut self, via: Via) -> Self {
+        self.via = via;
+        self
+    }
+
+    /// How its subscriber receives.
+    pub fn via(&self) -> Via {
+        self.via
     }
 
     /// A subscriber that is the member numbered `client` (not 0) of the
@@ -345,7 +403,8 @@ impl Subscription {
     pub fn member(channel: Arc<str>, worker: usize, client: u32) -> Self {
         Subscription {
             channel,
-            worker: worker as u32,
+            worker: worker as u16,
+            via: Via::WebSocket,
             client,
         }
     }
@@ -362,6 +421,7 @@ impl Subscription {
         Subscription {
             channel: self.channel.clone(),
             worker: self.worker,
+            via: self.via,
             client: self.client,
         }
     }
@@ -373,7 +433,7 @@ impl Subscription {
 
     /// The worker whose connection holds it.
     pub fn worker(&self) -> usize {
-        self.worker as usize
+        usize::from(self.worker)
     }
 }
 
@@ -493,6 +553,17 @@ pub fn channel_pattern(raw: &str) -> Option<Cow<'_, str>> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-' | b'*'));
     ok.then_some(pattern)
+}
+
+/// A query value percent-decoded (RFC 3986 §2.1: `%2C` is `,`), as it
+/// was sent when it has no `%`; `None` for a bad escape or a result that
+/// is not UTF-8.
+pub fn percent_decoded(raw: &str) -> Option<Cow<'_, str>> {
+    if raw.contains('%') {
+        percent_decode(raw).map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(raw))
+    }
 }
 
 /// `%XX` escapes decoded; `None` for a `%` not followed by two hex digits or

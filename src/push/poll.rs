@@ -11,7 +11,7 @@ use super::query::query_u64;
 use super::{broker_silent, channel_route, grant, message_list, subscribed};
 use crate::app::{Context, Delivery, HttpHandler, Next, Request, Response, Wake};
 use crate::protocol::http::Status;
-use crate::pubsub::{Answer, Cursor, Encoding, Message, Request as BrokerRequest};
+use crate::pubsub::{Answer, Cursor, Encoding, Message, Request as BrokerRequest, Via};
 use crate::stats::Transport;
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,7 +83,7 @@ impl HttpHandler for Poll {
         // A poll is not a member of the channel's presence: between its
         // requests it is subscribed to nothing, and a member for the span
         // of each would be a join and a leave per poll.
-        let request = BrokerRequest::subscribe(channel, since);
+        let request = BrokerRequest::subscribe(channel, since).via(Via::Poll);
         Next::Ask { data, request }
     }
 

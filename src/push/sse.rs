@@ -14,7 +14,7 @@ use crate::app::{Context, Delivery, HttpHandler, Next, Request, Response, Wake};
 use crate::auth::request_token;
 use crate::protocol::http::Status;
 use crate::pubsub::message::gap_object;
-use crate::pubsub::{Answer, Cursor, Encoding, Gap, Message, Request as BrokerRequest};
+use crate::pubsub::{Answer, Cursor, Encoding, Gap, Message, Request as BrokerRequest, Via};
 use crate::stats::Transport;
 use std::sync::Arc;
 
@@ -89,6 +89,7 @@ impl HttpHandler for Events {
             channel: channel.into(),
             since,
             presence: presence.map(Box::new),
+            via: Via::Sse,
         };
         Next::Ask { data, request }
     }

@@ -328,14 +328,31 @@ fn channels_are_listed_by_pattern_in_pages_and_each_read_whole() {
     assert_eq!(
         body(&r),
         json!({"channel": "news.a", "subscribers": 0, "last_id": 2, "epoch_start": 0,
+               "transports": {"websocket": 0, "sse": 0, "poll": 0},
                "history": {"kept": 2, "first_id": 1}})
     );
-    let r = c.request("GET", "/api/channels/quiet", &[&key], b"");
+    // Per transport: the WebSocket, an event stream and a parked poll.
+    let mut sse = Client::connect(server.addr);
+    sse.write(b"GET /sse/quiet HTTP/1.1\r\nHost: t\r\n\r\n");
+    sse.read_until(b"\r\n\r\n");
+    let mut poll = Client::connect(server.addr);
+    poll.write(b"GET /poll/quiet?wait=10 HTTP/1.1\r\nHost: t\r\n\r\n");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let quiet = loop {
+        let r = c.request("GET", "/api/channels/quiet", &[&key], b"");
+        let v = body(&r);
+        if v["subscribers"] == 3 || std::time::Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     assert_eq!(
-        body(&r),
-        json!({"channel": "quiet", "subscribers": 1, "last_id": 0, "epoch_start": 0,
+        quiet,
+        json!({"channel": "quiet", "subscribers": 3, "last_id": 0, "epoch_start": 0,
+               "transports": {"websocket": 1, "sse": 1, "poll": 1},
                "history": {"kept": 0, "first_id": null}})
     );
+    drop((sse, poll));
     // Looking makes no channel.
     let r = c.request("GET", "/api/channels/nowhere", &[&key], b"");
     assert_eq!(r.status, 404, "{r:?}");

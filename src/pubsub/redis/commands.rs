@@ -19,7 +19,7 @@ use super::store::{
 };
 use super::{connect, lock, new_epoch, refuse, unix_ms, Control, Job, Listeners, Local, SUBSCRIBE_WAIT, UNREACHABLE};
 use crate::protocol::MessageKind;
-use crate::pubsub::{Address, Answer, HubError, Member, Presence, Receipt, Request, Subscription};
+use crate::pubsub::{Address, Answer, HubError, Member, Presence, Receipt, Request, Subscription, Via};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -54,6 +54,9 @@ struct Commands {
     used: Instant,
     /// No connect is tried before then (one failed).
     next_connect: Instant,
+    /// The command connection, whose state `/readyz` and the metrics
+    /// report; the server API's read connection touches none of it.
+    main: bool,
 }
 
 impl Commands {
@@ -61,14 +64,17 @@ impl Commands {
     /// with `check`, one unused for [`IDLE_CHECK`] is asked for a `PING`
     /// first and made again if it does not answer.
     fn ready(&mut self, local: &Local, check: bool) -> Result<&mut redis::Connection, redis::RedisError> {
+        let main = self.main;
         // Unused for a while, or the subscription connection to the same
         // Redis just failed: a publish must not be the first to find out.
-        let stale = check && (self.used.elapsed() >= IDLE_CHECK || local.suspect.swap(false, Relaxed));
+        // The suspicion is the command connection's to take.
+        let suspect = main && local.suspect.swap(false, Relaxed);
+        let stale = check && (self.used.elapsed() >= IDLE_CHECK || suspect);
         if let Some(con) = self.con.as_mut().filter(|c| redis::ConnectionLike::is_open(*c)) {
             if stale {
-                local.busy(true);
+                local.busy_if(main, true);
                 let pong = redis::cmd("PING").query::<String>(con);
-                local.busy(false);
+                local.busy_if(main, false);
                 if pong.is_err() {
                     self.con = None;
                 }
@@ -83,22 +89,24 @@ impl Commands {
                     "redis is unreachable: connecting again shortly",
                 )));
             }
-            local.busy(true);
+            local.busy_if(main, true);
             let made = connect(&self.client);
-            local.busy(false);
+            local.busy_if(main, false);
             match made {
                 Ok(con) => {
-                    local.counters.reconnects.fetch_add(1, Relaxed);
+                    if main {
+                        local.counters.reconnects.fetch_add(1, Relaxed);
+                    }
                     self.con = Some(con);
                 }
                 Err(e) => {
-                    local.commands_up.store(false, Relaxed);
+                    local.up_if(main, false);
                     self.next_connect = Instant::now() + RETRY_CONNECT;
                     return Err(e);
                 }
             }
         }
-        local.commands_up.store(true, Relaxed);
+        local.up_if(main, true);
         self.used = Instant::now();
         Ok(self.con.as_mut().expect("made above"))
     }
@@ -113,8 +121,9 @@ impl Commands {
         call: &redis::Cmd,
         check: bool,
     ) -> Result<redis::Value, Failure> {
+        let main = self.main;
         let con = self.ready(local, check).map_err(Failure::NotSent)?;
-        local.busy(true);
+        local.busy_if(main, true);
         let mut answer = send(con, call);
         if matches!(&answer, Err(Failure::Refused(e)) if e.code() == Some("NOSCRIPT")) {
             // Not run: Redis does not know the script yet (or lost it).
@@ -123,12 +132,12 @@ impl Commands {
                 Err(e) => Err(Failure::NotSent(e)),
             };
         }
-        local.busy(false);
+        local.busy_if(main, false);
         self.used = Instant::now();
         if let Err(Failure::NotSent(_) | Failure::NoAnswer(_)) = answer {
             // Its state is unknown (a late answer may still come): never reused.
             self.con = None;
-            local.commands_up.store(false, Relaxed);
+            local.up_if(main, false);
         }
         answer
     }
@@ -178,6 +187,7 @@ pub(super) fn command_thread(
         con: Some(con),
         used: Instant::now(),
         next_connect: Instant::now(),
+        main: upkeep,
     };
     let mut renew = Instant::now();
     let presence_every = local.settings.presence.ttl / 3;
@@ -228,6 +238,7 @@ struct Scripts {
 }
 
 fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
+    let main = commands.main;
     match job {
         Job::Request {
             from,
@@ -255,6 +266,7 @@ fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
                     channel,
                     since,
                     presence,
+                    via,
                 },
         } => match commands.ready(local, true) {
             Ok(_) => {
@@ -268,7 +280,7 @@ fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
                     },
                     None => None,
                 };
-                subscribe(commands, scripts, local, from, &channel, since, member);
+                subscribe(commands, scripts, local, from, (&channel, since, via), member);
             }
             Err(_) => refuse(local, from, &Request::subscribe(channel, since)),
         },
@@ -278,9 +290,9 @@ fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
         } => {
             let found = match commands.ready(local, true) {
                 Ok(con) => {
-                    local.busy(true);
+                    local.busy_if(main, true);
                     let found = super::query::query(con, &scripts.state, &scripts.members, &local.settings, &query);
-                    local.busy(false);
+                    local.busy_if(main, false);
                     if matches!(found, Err(HubError::Unavailable(_))) {
                         // A late answer must not be read as the next one's.
                         commands.con = None;
@@ -297,9 +309,9 @@ fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
         } => {
             let sent = match commands.ready(local, true) {
                 Ok(con) => {
-                    local.busy(true);
+                    local.busy_if(main, true);
                     let sent: redis::RedisResult<u64> = redis::cmd("PUBLISH").arg(SIGNALS).arg(&*payload).query(con);
-                    local.busy(false);
+                    local.busy_if(main, false);
                     sent.map(drop).map_err(|e| {
                         commands.con = None;
                         hub_error("signal to", "every node", &e)
@@ -312,9 +324,9 @@ fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
         Job::History { channel, since, reply } => {
             let read = match commands.ready(local, true) {
                 Ok(con) => {
-                    local.busy(true);
+                    local.busy_if(main, true);
                     let read = snapshot(con, &scripts.read, &local.settings, &channel, since, None);
-                    local.busy(false);
+                    local.busy_if(main, false);
                     if read.is_err() {
                         // A late answer must not be read as the next one's.
                         commands.con = None;
@@ -339,7 +351,6 @@ fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
             let s = &local.settings.presence;
             let mut call = presence::call(&scripts.leave, &channel);
             call.arg(&client)
-                .arg(unix_ms())
                 .arg(s.max_events_per_second)
                 .arg(presence::topic(&channel));
             match commands.eval(local, &scripts.leave, &call, false) {
@@ -354,9 +365,9 @@ fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
         Job::Recount => {}
         Job::Probe => {
             if let Ok(con) = commands.ready(local, false) {
-                local.busy(true);
+                local.busy_if(main, true);
                 let sent: redis::RedisResult<u64> = redis::cmd("PUBLISH").arg(&local.probe_topic).arg(1).query(con);
-                local.busy(false);
+                local.busy_if(main, false);
                 if let Err(e) = sent {
                     log::warn!("redis probe: {e}");
                     commands.con = None;
@@ -466,9 +477,9 @@ impl Publish<'_> {
 /// `wsr:channels` (a lease of [`LEASE_MS`], renewed every third of it),
 /// with this node's count of their subscribers.
 fn keep_channels(commands: &mut Commands, keep: &redis::Script, local: &Local) {
-    let names: Vec<(Arc<str>, u32)> = lock(&local.channels)
+    let names: Vec<(Arc<str>, u32, String)> = lock(&local.channels)
         .values()
-        .map(|l| (l.name.clone(), l.total()))
+        .map(|l| (l.name.clone(), l.total(), l.by_via(Via::WebSocket)))
         .collect();
     let now = unix_ms();
     for chunk in names.chunks(512) {
@@ -477,8 +488,8 @@ fn keep_channels(commands: &mut Commands, keep: &redis::Script, local: &Local) {
             .arg(now + local.settings.id_memory.as_millis() as u64)
             .arg(&local.node)
             .arg(LEASE_MS);
-        for (name, count) in chunk {
-            call.arg(&**name).arg(*count);
+        for (name, count, by_via) in chunk {
+            call.arg(&**name).arg(*count).arg(by_via);
         }
         if let Err(Failure::NotSent(e) | Failure::NoAnswer(e) | Failure::Refused(e)) =
             commands.eval(local, keep, &call, false)
@@ -495,10 +506,16 @@ fn tell_counts(commands: &mut Commands, count: &redis::Script, local: &Local) {
     let dirty: Vec<Arc<str>> = lock(&local.dirty).drain().collect();
     let now = unix_ms();
     for (i, name) in dirty.iter().enumerate() {
-        let n = lock(&local.channels).get(name).map_or(0, Listeners::total);
+        let (n, by_via) = lock(&local.channels)
+            .get(name)
+            .map_or((0, String::new()), |l| (l.total(), l.by_via(Via::WebSocket)));
         let counts = counts_key(name);
         let mut call = evalsha(count, &[&counts]);
-        call.arg(&local.node).arg(n).arg(now + LEASE_MS).arg(LEASE_MS);
+        call.arg(&local.node)
+            .arg(n)
+            .arg(now + LEASE_MS)
+            .arg(LEASE_MS)
+            .arg(by_via);
         if let Err(Failure::NotSent(e) | Failure::NoAnswer(e) | Failure::Refused(e)) =
             commands.eval(local, count, &call, false)
         {
@@ -542,23 +559,30 @@ fn join(
     };
     let json = member.json();
     let s = &local.settings.presence;
-    let now = unix_ms();
     let ttl = s.ttl.as_millis() as u64;
     let mut call = presence::call(script, channel);
     call.arg(&*member.client)
         .arg(&json)
-        .arg(now)
-        .arg(now + ttl)
+        .arg(ttl)
         .arg(s.max_members)
         .arg(s.max_events_per_second)
-        .arg(presence::topic(channel))
-        .arg(ttl);
+        .arg(presence::topic(channel));
     let value = match commands.eval(local, script, &call, false) {
         Ok(value) => value,
         Err(Failure::Refused(e)) => return Err(hub_error("presence of", channel, &e)),
-        // Sent or not, a member whose node does not renew it expires.
-        Err(Failure::NotSent(e) | Failure::NoAnswer(e)) => {
+        Err(Failure::NotSent(e)) => {
             log::warn!("redis presence of {channel}: {e}");
+            return Err(UNREACHABLE);
+        }
+        // It may have run: the member is taken out again (its leave told,
+        // if it joined), so that a refused subscriber is no member.
+        Err(Failure::NoAnswer(e)) => {
+            log::warn!("redis presence of {channel}: no answer: {e}");
+            let leave = Job::Leave {
+                channel: channel.into(),
+                client: member.client.into(),
+            };
+            let _ = lock(&local.jobs).send(leave);
             return Err(UNREACHABLE);
         }
     };
@@ -589,13 +613,8 @@ fn renew_presence(commands: &mut Commands, script: &redis::Script, local: &Local
     let ttl = s.ttl.as_millis() as u64;
     for (name, members) in channels {
         for chunk in members.chunks(500) {
-            let now = unix_ms();
             let mut call = presence::call(script, &name);
-            call.arg(now)
-                .arg(now + ttl)
-                .arg(s.max_events_per_second)
-                .arg(presence::topic(&name))
-                .arg(ttl);
+            call.arg(ttl).arg(s.max_events_per_second).arg(presence::topic(&name));
             for (client, json) in chunk {
                 call.arg(client).arg(json);
             }
@@ -619,11 +638,11 @@ fn subscribe(
     scripts: &Scripts,
     local: &Local,
     from: Address,
-    channel: &str,
-    since: Option<u64>,
+    (channel, since, via): (&str, Option<u64>, Via),
     member: Option<(u32, String)>,
 ) {
     let read = &scripts.read;
+    let main = commands.main;
     let workers = local.inboxes.len();
     let (name, first, count) = {
         let mut channels = lock(&local.channels);
@@ -633,6 +652,7 @@ fn subscribe(
             Listeners {
                 name: name.clone(),
                 per_worker: vec![0; workers],
+                by_via: [0; 3],
                 pending: 0,
                 buffer: Vec::new(),
                 delivered: 0,
@@ -643,7 +663,7 @@ fn subscribe(
         // Lingering or in use: the node listens to it already.
         l.idle_since = None;
         l.pending += 1;
-        (l.name.clone(), first, l.total())
+        (l.name.clone(), first, (l.total(), l.by_via(via)))
     };
     let listening = !first || {
         let (ack, acked) = mpsc::channel();
@@ -654,9 +674,10 @@ fn subscribe(
     // a dead connection is tried once more on a fresh one.
     let attempt = |commands: &mut Commands| match (listening, commands.con.as_mut()) {
         (true, Some(con)) => {
-            local.busy(true);
-            let read = snapshot(con, read, &local.settings, channel, since, Some((&local.node, count)));
-            local.busy(false);
+            local.busy_if(main, true);
+            let lease = Some((local.node.as_str(), count.0, count.1.as_str()));
+            let read = snapshot(con, read, &local.settings, channel, since, lease);
+            local.busy_if(main, false);
             if matches!(read, Err(HubError::Unavailable(_))) {
                 commands.con = None;
             }
@@ -689,13 +710,15 @@ fn subscribe(
             snap.replay.extend(after);
             l.delivered = l.delivered.max(snap.last_id);
             l.per_worker[from.worker] += 1;
+            l.by_via[via as usize] += 1;
             let sub = match member {
                 Some((n, json)) => {
                     lock(&local.members).entry(name.clone()).or_default().insert(n, json);
                     Subscription::member(name.clone(), from.worker, n)
                 }
                 None => Subscription::new(name.clone(), from.worker),
-            };
+            }
+            .by(via);
             Answer::Subscribed(Ok((sub, snap)))
         }
         Err(e) => {

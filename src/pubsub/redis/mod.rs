@@ -36,7 +36,7 @@ mod store;
 
 use super::{
     Address, Answer, Broker, BrokerStats, HubError, HubSettings, Inbox, Message, PresenceEvents, Request, Snapshot,
-    Subscription,
+    Subscription, Via,
 };
 use crate::protocol::mask::xorshift64;
 use commands::command_thread;
@@ -129,6 +129,22 @@ impl Local {
         self.busy_since.store(since, Relaxed);
     }
 
+    /// [`busy`](Self::busy), from the command connection (`main`) only:
+    /// the server API's read connection does not speak for it.
+    fn busy_if(&self, main: bool, busy: bool) {
+        if main {
+            self.busy(busy);
+        }
+    }
+
+    /// The command connection is up or not (`main`; the read connection's
+    /// state is its own).
+    fn up_if(&self, main: bool, up: bool) {
+        if main {
+            self.commands_up.store(up, Relaxed);
+        }
+    }
+
     /// Why the broker cannot carry out requests now, if it cannot.
     fn not_ready(&self) -> Option<&'static str> {
         let since = self.busy_since.load(Relaxed);
@@ -178,6 +194,8 @@ struct Counters {
 struct Listeners {
     name: Arc<str>,
     per_worker: Vec<u32>,
+    /// The same per transport ([`crate::pubsub::Via::ALL`]'s order).
+    by_via: [u32; 3],
     /// Subscribes in flight: live messages are kept for them in `buffer`.
     pending: u32,
     buffer: Vec<Arc<Message>>,
@@ -195,6 +213,16 @@ struct Listeners {
 impl Listeners {
     fn total(&self) -> u32 {
         self.per_worker.iter().sum::<u32>() + self.pending
+    }
+
+    /// This node's count as Redis keeps it after `count:until:`: its
+    /// subscribers per transport, `ws:sse:poll`, the subscribes in flight
+    /// counted as `pending` (the total counts them too).
+    fn by_via(&self, pending: Via) -> String {
+        let mut counts = self.by_via;
+        counts[pending as usize] += self.pending;
+        let [ws, sse, poll] = counts;
+        format!("{ws}:{sse}:{poll}")
     }
 }
 
@@ -401,6 +429,8 @@ impl Broker for RedisBroker {
             return;
         };
         let n = &mut l.per_worker[subscription.worker()];
+        *n = n.saturating_sub(1);
+        let n = &mut l.by_via[subscription.via() as usize];
         *n = n.saturating_sub(1);
         self.local.recount(&l.name);
         if l.total() == 0 {

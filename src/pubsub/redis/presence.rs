@@ -20,6 +20,12 @@ use crate::pubsub::{Change, HubError, Member};
 /// (0); `prune` takes out members past their time, telling their leaves.
 const PRELUDE: &str = r"
 local sent, dropped = 0, 0
+-- Redis's clock, in ms: every node's members timed by one clock, so
+-- that no node's clock being ahead prunes another's.
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local function tell(topic, limit, change, json)
   local n = redis.call('INCR', KEYS[3])
   if n == 1 then
@@ -50,33 +56,33 @@ end
 ";
 
 /// Adds one member unless the channel has `max_members`. ARGV: client,
-/// member JSON, now, until (unix ms), max members, max events per second,
-/// topic, ttl (ms). Returns `{joined (1) or full (0), sent, dropped}`.
+/// member JSON, ttl (ms), max members, max events per second, topic.
+/// Returns `{joined (1) or full (0), sent, dropped}`.
 pub(super) fn join_script() -> String {
     format!(
         "{PRELUDE}{}",
         r"
-local now, limit, topic = tonumber(ARGV[3]), tonumber(ARGV[6]), ARGV[7]
+local now, ttl, limit, topic = clock(), tonumber(ARGV[3]), tonumber(ARGV[5]), ARGV[6]
 prune(now, topic, limit)
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then
   return {0, sent, dropped}
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-keep(tonumber(ARGV[8]))
+redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])
+keep(ttl)
 tell(topic, limit, 'join', ARGV[2])
 return {1, sent, dropped}
 "
     )
 }
 
-/// Takes one member out. ARGV: client, now, max events per second, topic.
+/// Takes one member out. ARGV: client, max events per second, topic.
 /// Returns `{left (1) or was not there (0), sent, dropped}`.
 pub(super) fn leave_script() -> String {
     format!(
         "{PRELUDE}{}",
         r"
-local now, limit, topic = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local now, limit, topic = clock(), tonumber(ARGV[2]), ARGV[3]
 local json = redis.call('HGET', KEYS[1], ARGV[1])
 local left = 0
 if json then
@@ -91,29 +97,36 @@ return {left, sent, dropped}
     )
 }
 
-/// Renews a node's members (and puts back one a pause made expire,
-/// untold). ARGV: now, until, max events per second, topic, ttl (ms), then
-/// client and member JSON pairs. Returns `{0, sent, dropped}`.
+/// Renews a node's members, then takes out the ones whose node stopped
+/// renewing them. A member of the node's that was taken out meanwhile
+/// (its renewal came late: Redis was away) is put back and its join told
+/// again, so that no subscriber is left with a leave and no join. ARGV:
+/// ttl (ms), max events per second, topic, then client and member JSON
+/// pairs. Returns `{0, sent, dropped}`.
 pub(super) fn renew_script() -> String {
     format!(
         "{PRELUDE}{}",
         r"
-local now, limit, topic = tonumber(ARGV[1]), tonumber(ARGV[3]), ARGV[4]
-prune(now, topic, limit)
-for i = 6, #ARGV, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[i])
+local now, ttl, limit, topic = clock(), tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+for i = 4, #ARGV, 2 do
+  if redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
+    tell(topic, limit, 'join', ARGV[i + 1])
+  end
+  redis.call('ZADD', KEYS[2], now + ttl, ARGV[i])
 end
-keep(tonumber(ARGV[5]))
+prune(now, topic, limit)
+keep(ttl)
 return {0, sent, dropped}
 "
     )
 }
 
 /// Reads the members whose time is not past, changing nothing. KEYS:
-/// members, alive. ARGV: now. Returns their JSON.
+/// members, alive. Returns their JSON.
 pub(super) const READ: &str = r"
-local alive = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf')
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local alive = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')
 if #alive == 0 then
   return {}
 end
@@ -181,7 +194,6 @@ pub(super) fn members(
     let found: Vec<String> = read
         .key(members)
         .key(alive)
-        .arg(unix_ms())
         .invoke(con)
         .map_err(|e| hub_error("presence of", channel, &e))?;
     let mut members: Vec<Member> = found.iter().filter_map(|j| Member::from_json(j)).collect();

@@ -12,17 +12,23 @@ use crate::pubsub::{ChannelState, Found, HubError, HubSettings, PresenceStats, Q
 /// ([`super::scripts::COUNT`]). ARGV: now (unix ms), the oldest a kept
 /// message may be (unix ms: older ones are past `history_ttl` and given to
 /// no one, though the stream still holds them). Returns `{id, epoch,
-/// kept, first kept entry id, subscribers}`.
+/// kept, first kept entry id, subscribers, and those per transport:
+/// WebSocket, SSE, poll}`.
 pub(super) const STATE: &str = r"
 local now = tonumber(ARGV[1])
 local oldest = tonumber(ARGV[2])
 local meta = redis.call('HMGET', KEYS[1], 'id', 'epoch')
-local subscribers = 0
+local subscribers, ws, sse, poll = 0, 0, 0, 0
 local counts = redis.call('HGETALL', KEYS[3])
 for i = 1, #counts, 2 do
-  local count, untl = string.match(counts[i + 1], '^(%d+):(%d+)$')
+  -- count:until, then per transport (ws:sse:poll) from newer nodes.
+  local count, untl = string.match(counts[i + 1], '^(%d+):(%d+)')
   if count and tonumber(untl) >= now then
     subscribers = subscribers + tonumber(count)
+    local w, s, p = string.match(counts[i + 1], '^%d+:%d+:(%d+):(%d+):(%d+)$')
+    if w then
+      ws, sse, poll = ws + tonumber(w), sse + tonumber(s), poll + tonumber(p)
+    end
   end
 end
 -- The stream is in the order of publishing: what is past its age is a
@@ -54,7 +60,7 @@ while kept > 0 and first == '' do
   end
   from = '(' .. batch[#batch][1]
 end
-return {meta[1] or '0', meta[2] or '', kept, first, subscribers}
+return {meta[1] or '0', meta[2] or '', kept, first, subscribers, ws, sse, poll}
 ";
 
 /// What `query` finds in Redis now.
@@ -131,7 +137,8 @@ fn channel_state(
 ) -> Result<ChannelState, HubError> {
     let (meta, stream, _) = keys(name);
     let oldest = now.saturating_sub(settings.history_ttl.as_millis() as u64);
-    let (id, epoch, kept, first, subscribers): (String, String, u64, String, u64) = state
+    type State = (String, String, u64, String, u64, u64, u64, u64);
+    let (id, epoch, kept, first, subscribers, ws, sse, poll): State = state
         .key(meta)
         .key(stream)
         .key(counts_key(name))
@@ -142,6 +149,7 @@ fn channel_state(
     Ok(ChannelState {
         name: name.to_owned(),
         subscribers: subscribers as usize,
+        by_via: [ws, sse, poll].map(|n| n as usize),
         last_id: id.parse().unwrap_or(0),
         epoch_start: epoch_start(epoch.as_bytes()),
         history: kept as usize,

@@ -97,7 +97,8 @@ local function subscribers()
   local n = 0
   local counts = redis.call('HGETALL', KEYS[8])
   for i = 1, #counts, 2 do
-    local count, untl = string.match(counts[i + 1], '^(%d+):(%d+)$')
+    -- count:until, then per transport (ws:sse:poll) from newer nodes.
+    local count, untl = string.match(counts[i + 1], '^(%d+):(%d+)')
     if count and tonumber(untl) >= now then
       n = n + tonumber(count)
     else
@@ -183,7 +184,7 @@ if lease > 0 then
     return redis.error_reply('WSRFULL too many channels')
   end
   redis.call('ZADD', KEYS[3], 'GT', now + lease, ARGV[3])
-  redis.call('HSET', KEYS[4], ARGV[7], ARGV[8] .. ':' .. int(now + lease))
+  redis.call('HSET', KEYS[4], ARGV[7], ARGV[8] .. ':' .. int(now + lease) .. ':' .. ARGV[9])
   redis.call('PEXPIRE', KEYS[4], lease)
 end
 local id = tonumber(redis.call('HGET', KEYS[1], 'id') or '0')
@@ -209,29 +210,32 @@ return {id, epoch, first, entries}
 /// last ids are as fresh as if just used, and the node's subscriber count
 /// of each is set. KEYS: `wsr:channels`, `wsr:known`. ARGV: until when each
 /// exists (unix ms), until when its id is known, the node's token, the
-/// lease (ms), then pairs of a channel's name and the node's count of it.
+/// lease (ms), then triples of a channel's name, the node's count of it
+/// and that count per transport (`ws:sse:poll`).
 pub(super) const KEEP: &str = r"
-for i = 5, #ARGV, 2 do
+for i = 5, #ARGV, 3 do
   local name = ARGV[i]
   redis.call('ZADD', KEYS[1], 'GT', ARGV[1], name)
   redis.call('ZADD', KEYS[2], 'XX', 'GT', ARGV[2], name)
   local counts = 'wsr:{' .. name .. '}:subs'
-  redis.call('HSET', counts, ARGV[3], ARGV[i + 1] .. ':' .. ARGV[1])
+  redis.call('HSET', counts, ARGV[3], ARGV[i + 1] .. ':' .. ARGV[1] .. ':' .. ARGV[i + 2])
   redis.call('PEXPIRE', counts, ARGV[4])
 end
-return (#ARGV - 4) / 2
+return (#ARGV - 4) / 3
 ";
 
 /// This node's subscriber count of one channel changed: set it (0: the
 /// node's entry goes). KEYS: the channel's counts (a hash: node token to
-/// `count:until`, `until` in unix ms, past which the publish script drops
-/// it: a node that died without a word stops counting after one lease).
-/// ARGV: the node's token, its count, until when (unix ms), the lease (ms).
+/// `count:until:ws:sse:poll`, `until` in unix ms, past which the publish
+/// script drops it: a node that died without a word stops counting after
+/// one lease; then the count per transport). ARGV: the node's token, its
+/// count, until when (unix ms), the lease (ms), the count per transport
+/// (`ws:sse:poll`).
 pub(super) const COUNT: &str = r"
 if ARGV[2] == '0' then
   redis.call('HDEL', KEYS[1], ARGV[1])
 else
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. ARGV[3])
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. ARGV[3] .. ':' .. ARGV[5])
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
 end
 return 1

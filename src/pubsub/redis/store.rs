@@ -93,8 +93,9 @@ pub(super) type Entry = (String, Vec<Vec<u8>>);
 /// What a subscriber starting after `since` must be given first (the
 /// local hub's rules: no cursor, only what comes next; a cursor above the
 /// last id is reset; ids trimmed from the history are a gap; a cursor of
-/// an earlier epoch is reset). A subscribe (`lease`: this node's token and
-/// its count of the channel's subscribers, the new one included) holds the
+/// an earlier epoch is reset). A subscribe (`lease`: this node's token,
+/// its count of the channel's subscribers, the new one included, and that
+/// count per transport, `ws:sse:poll`) holds the
 /// channel in `wsr:channels` for [`LEASE_MS`]; a read alone does not.
 pub(super) fn snapshot(
     con: &mut redis::Connection,
@@ -102,10 +103,10 @@ pub(super) fn snapshot(
     settings: &HubSettings,
     channel: &str,
     since: Option<u64>,
-    lease: Option<(&str, u32)>,
+    lease: Option<(&str, u32, &str)>,
 ) -> Result<(Snapshot, String), HubError> {
     let (meta, stream, _) = keys(channel);
-    let (node, count) = lease.unwrap_or(("", 0));
+    let (node, count, by_via) = lease.unwrap_or(("", 0, ""));
     let (last_id, epoch, first, entries): (u64, String, Vec<Entry>, Vec<Entry>) = read
         .key(meta)
         .key(stream)
@@ -119,6 +120,7 @@ pub(super) fn snapshot(
         .arg(if lease.is_some() { LEASE_MS } else { 0 })
         .arg(node)
         .arg(count)
+        .arg(by_via)
         .invoke(con)
         .map_err(|e| hub_error("history of", channel, &e))?;
     let epoch_start = epoch_start(epoch.as_bytes());

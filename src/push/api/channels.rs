@@ -1,7 +1,7 @@
 //! `GET /api/channels?pattern=GLOB&limit=N&cursor=C`: the channels that
 //! exist (history or subscribers, on any node) whose names match, in name
 //! order, a page at a time; and `GET /api/channels/{channel}`: one
-//! channel's state. Read through the broker: looking makes no channel.
+//! channel's state, its subscribers counted per transport too. Read through the broker: looking makes no channel.
 //!
 //! A page's `cursor` is where the next page starts: pass it back as it
 //! came. It is the page's last name, encoded (base64url); one that no page
@@ -123,9 +123,11 @@ pub(super) fn answer(answer: Answer) -> Response {
 
 /// One channel as the API shows it.
 fn describe(c: &ChannelState) -> Value {
+    let [websocket, sse, poll] = c.by_via;
     json!({
         "channel": c.name,
         "subscribers": c.subscribers,
+        "transports": { "websocket": websocket, "sse": sse, "poll": poll },
         "last_id": c.last_id,
         "epoch_start": c.epoch_start,
         "history": { "kept": c.history, "first_id": c.first_kept },

@@ -7,7 +7,7 @@ use super::super::query::query_u64;
 use super::{error, refusal, ApiCall};
 use crate::app::{Context, Next, Request, Response};
 use crate::protocol::http::Status;
-use crate::pubsub::{channel_name, Answer, Cursor, Request as BrokerRequest};
+use crate::pubsub::{channel_name, Answer, Cursor, Request as BrokerRequest, Via};
 
 /// `limit` when none is given, and the most it may be.
 const HISTORY_LIMIT: (u64, u64) = (100, 1000);
@@ -48,7 +48,7 @@ fn read(request: &Request<'_, '_>, channel: &str) -> Result<(usize, BrokerReques
         Ok(Some(n)) if (1..=most).contains(&n) => n,
         _ => return Err(error(Status::BAD_REQUEST, &format!("limit must be 1 to {most}"))),
     };
-    let ask = BrokerRequest::subscribe(channel, Some(since.unwrap_or(0)));
+    let ask = BrokerRequest::subscribe(channel, Some(since.unwrap_or(0))).via(Via::Poll);
     Ok((limit as usize, ask))
 }
 

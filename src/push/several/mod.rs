@@ -21,7 +21,10 @@ use crate::app::{Context, Request};
 use crate::auth::request_token;
 use crate::protocol::http::Status;
 use crate::pubsub::message::gap_json;
-use crate::pubsub::{channel_name, Answer, Cursor, Gap, Message, Request as BrokerRequest, Snapshot, Subscription};
+use crate::pubsub::{
+    channel_name, percent_decoded, valid_channel, Answer, Cursor, Gap, Message, Request as BrokerRequest, Snapshot,
+    Subscription, Via,
+};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -61,6 +64,8 @@ pub struct Several {
     overflowed: bool,
     /// When the earliest private channel's token ends.
     pub expires: Option<u64>,
+    /// The transport, for the broker's counts.
+    via: Via,
 }
 
 impl Several {
@@ -93,10 +98,13 @@ impl Several {
             let bad = || {
                 "since (or Last-Event-ID) is each channel's last id, as a=5,b=7, for channels of the request".to_owned()
             };
+            // A client that encodes the query's values (URLSearchParams)
+            // sends `a%3D5%2Cb%3D7`: decoded once, as a whole.
+            let cursor = percent_decoded(cursor).ok_or_else(bad)?;
             for part in cursor.split(',') {
                 let (name, id) = part.split_once('=').ok_or_else(bad)?;
                 let id: u64 = id.parse().map_err(|_| bad())?;
-                let name = channel_name(name).ok_or_else(bad)?;
+                let name = Some(name).filter(|n| valid_channel(n)).ok_or_else(bad)?;
                 let place = places.iter_mut().find(|p| *p.name == *name).ok_or_else(bad)?;
                 if place.since.replace(id).is_some() {
                     return Err(bad());
@@ -111,6 +119,7 @@ impl Several {
             live: 0,
             overflowed: false,
             expires: None,
+            via: Via::WebSocket,
         })
     }
 
@@ -121,6 +130,7 @@ impl Several {
         request: &Request<'_, '_>,
         cx: &mut Context<'_>,
         cursor: Option<&str>,
+        via: Via,
     ) -> Result<(Several, cors::Headers), Response> {
         let cors = cors::layer(request, cx, "GET")?;
         let refuse = |r: Response| r.headers(cors.clone());
@@ -132,6 +142,7 @@ impl Several {
         let limit = cx.settings().max_topics_per_connection;
         let mut several = Several::parse(request.query(), cursor, limit)
             .map_err(|why| refuse(Response::refuse(Status::BAD_REQUEST, &why)))?;
+        several.via = via;
         for place in &several.places {
             if let Some(g) = grant(request, &place.name, cx).map_err(refuse)? {
                 several.expires = Some(several.expires.map_or(g.exp, |e| e.min(g.exp)));
@@ -156,6 +167,7 @@ impl Several {
             channel: place.name.clone(),
             since: place.since,
             presence: place.presence.take().map(Box::new),
+            via: self.via,
         })
     }
 
@@ -320,6 +332,8 @@ mod tests {
     #[test]
     fn channels_and_their_places_are_read_from_the_query_and_the_cursor() {
         let s = Several::parse(Some("channel=a&channel=b%3Ax&x=1"), Some("b:x=7,a=5"), 10).unwrap();
+        let encoded = Several::parse(Some("channel=a&channel=b%3Ax"), Some("b%3Ax%3D7%2Ca%3D5"), 10).unwrap();
+        assert_eq!(encoded.cursor(), "a=5,b:x=7");
         let got: Vec<(&str, Option<u64>)> = s.places.iter().map(|p| (&*p.name, p.since)).collect();
         assert_eq!(got, [("a", Some(5)), ("b:x", Some(7))]);
         assert_eq!(s.cursor(), "a=5,b:x=7");

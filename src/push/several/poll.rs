@@ -15,7 +15,7 @@ use super::{overflowed, Item, Several, Step};
 use crate::app::{Context, Delivery, HttpHandler, Next, Request, Response, Wake};
 use crate::protocol::http::Status;
 use crate::pubsub::message::gap_json;
-use crate::pubsub::{Answer, Encoding, Message};
+use crate::pubsub::{Answer, Encoding, Message, Via};
 use crate::stats::Transport;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,7 +62,7 @@ impl HttpHandler for PollSeveral {
 
     fn request(&self, request: &Request<'_, '_>, cx: &mut Context<'_>) -> Next<PollingSeveral> {
         let cursor = query_values(request.query(), "since").last();
-        let (mut several, cors) = match Several::request(request, cx, cursor) {
+        let (mut several, cors) = match Several::request(request, cx, cursor, Via::Poll) {
             Ok(start) => start,
             Err(answer) => return Next::Respond(answer),
         };

@@ -13,7 +13,7 @@ use super::{overflowed, sse_event, sse_gap, Item, Several, Step};
 use crate::app::{Context, Delivery, HttpHandler, Next, Request, Response, Wake};
 use crate::auth::request_token;
 use crate::protocol::http::Status;
-use crate::pubsub::{Answer, Encoding, Message};
+use crate::pubsub::{Answer, Encoding, Message, Via};
 use crate::stats::Transport;
 use std::sync::Arc;
 
@@ -45,7 +45,7 @@ impl HttpHandler for EventsSeveral {
                 .map(str::to_owned),
             Err(()) => None,
         };
-        let (mut several, cors) = match Several::request(request, cx, cursor.as_deref()) {
+        let (mut several, cors) = match Several::request(request, cx, cursor.as_deref(), Via::Sse) {
             Ok(start) => start,
             Err(answer) => return Next::Respond(answer),
         };

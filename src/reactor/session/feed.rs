@@ -18,7 +18,7 @@ use crate::protocol::handshake::{validate_upgrade, write_switching_protocols};
 use crate::protocol::http::{RequestHead, Status};
 use crate::protocol::{CloseCode, MessageKind, WebSocket};
 use crate::pubsub::message::gap_json;
-use crate::pubsub::{valid_channel, Answer, Encoding, HubError, Message, Request, Snapshot, Subscription};
+use crate::pubsub::{valid_channel, Answer, Encoding, HubError, Message, Request, Snapshot, Subscription, Via};
 use crate::stats::Transport;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -182,6 +182,7 @@ impl Io {
             channel: topic.name.into(),
             since: topic.since,
             presence: topic.presence,
+            via: Via::WebSocket,
         };
         env.actions.push(Action::Submit(request));
         State::Waiting {

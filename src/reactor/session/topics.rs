@@ -14,7 +14,7 @@ use super::{Action, Env, Session, State};
 use crate::app::{Topic, TopicError};
 use crate::protocol::MessageKind;
 use crate::pubsub::message::gap_json;
-use crate::pubsub::{valid_channel, Answer, Cursor, Encoding, Request, Snapshot, Subscription};
+use crate::pubsub::{valid_channel, Answer, Cursor, Encoding, Request, Snapshot, Subscription, Via};
 use crate::stats::Transport;
 
 /// A WebSocket's subscription to one topic.
@@ -166,6 +166,7 @@ impl Topics {
             channel: name.into(),
             since: topic.since,
             presence: topic.presence.take(),
+            via: Via::WebSocket,
         };
         self.many().1.push(Pending {
             topic,
