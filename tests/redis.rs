@@ -156,6 +156,18 @@ fn node_with(redis: &Redis, settings: wsreactor::reactor::settings::Settings) ->
     Server::from_handle(handle)
 }
 
+/// The server API's key and the tokens' secret of the tests that use them.
+const KEY: &str = "an-api-key-of-the-operator";
+const SECRET: &str = "the redis tests' token secret!!!";
+
+/// Settings with the server API on ([`KEY`]) and tokens signed by [`SECRET`].
+fn with_api() -> wsreactor::reactor::settings::Settings {
+    let mut s = settings();
+    s.api.key = Some(KEY.to_owned());
+    s.auth = wsreactor::auth::Auth::new(vec![], SECRET.as_bytes());
+    s
+}
+
 const EACH: usize = 100;
 
 /// The id after which the numbering that gave `first_id` (a first publish)
@@ -334,14 +346,8 @@ fn a_connection_on_one_node_gets_three_channels_published_on_another_each_once_i
 
 #[test]
 fn the_channels_api_reads_every_node_through_redis() {
-    const KEY: &str = "an-api-key-of-the-operator";
     let redis = Redis::start();
-    let with_key = || {
-        let mut s = settings();
-        s.api.key = Some(KEY.to_owned());
-        s
-    };
-    let (a, b) = (node_with(&redis, with_key()), node_with(&redis, with_key()));
+    let (a, b) = (node_with(&redis, with_api()), node_with(&redis, with_api()));
     let key = format!("X-API-Key: {KEY}");
     let mut publisher = Client::connect(b.addr);
     let first = publish(&mut publisher, "room.1", "m1")["id"].as_u64().unwrap();
@@ -394,18 +400,61 @@ fn the_channels_api_reads_every_node_through_redis() {
 }
 
 #[test]
+fn a_broadcast_and_a_mux_publish_on_one_node_reach_the_other_and_its_history_api() {
+    use common::mux::MuxClient;
+    let redis = Redis::start();
+    let (a, b) = (node_with(&redis, with_api()), node_with(&redis, with_api()));
+    let key = format!("X-API-Key: {KEY}");
+    // A subscriber of both channels on node a.
+    let mut m = MuxClient::connect(a.addr, "");
+    m.subscribe(1, "news", None);
+    m.subscribe(2, "sport", None);
+    // A broadcast through node b: each channel's id, and the subscriber
+    // on node a gets both.
+    let r = Client::connect(b.addr).request(
+        "POST",
+        "/api/broadcast",
+        &[&key],
+        br#"{"channels":["news","sport"],"data":{"headline":"rain"}}"#,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let results: Value = serde_json::from_slice(&r.body).unwrap();
+    let mut got = [m.message(), m.message()];
+    got.sort_by(|x, y| x.0.cmp(&y.0));
+    for (i, channel) in ["news", "sport"].iter().enumerate() {
+        assert_eq!(results["results"][i]["channel"], *channel);
+        assert_eq!(Some(got[i].1), results["results"][i]["id"].as_u64(), "{results}");
+        assert_eq!(got[i].2, json!("{\"headline\":\"rain\"}"));
+    }
+    // A publish from a mux connection on node b with the pub scope.
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let publisher = jwt(SECRET, json!({"exp": exp, "channels": ["*"], "scope": "pub"}));
+    let mut p = MuxClient::connect(b.addr, &format!("?token={publisher}"));
+    let reply = p.call(json!({"id": 1, "publish": "news", "data": "sun"}));
+    let id = reply["message_id"].as_u64().expect("an id");
+    assert_eq!(m.message(), ("news".to_owned(), id, json!("\"sun\"")));
+    // Node a's history API has both news messages.
+    let r = Client::connect(a.addr).request("GET", "/api/history/news?since=0", &[&key], b"");
+    let history: Value = serde_json::from_slice(&r.body).unwrap();
+    let data: Vec<&str> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["data"].as_str().unwrap())
+        .collect();
+    assert_eq!(data, ["{\"headline\":\"rain\"}", "\"sun\""], "{history}");
+    assert_eq!(history["last_id"].as_u64(), Some(id));
+}
+
+#[test]
 fn a_user_disconnected_through_one_node_loses_its_connections_on_the_other() {
     use common::mux::MuxClient;
-    const KEY: &str = "an-api-key-of-the-operator";
-    const SECRET: &str = "the redis tests' token secret!!!";
     let redis = Redis::start();
-    let with_key = || {
-        let mut s = settings();
-        s.api.key = Some(KEY.to_owned());
-        s.auth = wsreactor::auth::Auth::new(vec![], SECRET.as_bytes());
-        s
-    };
-    let (a, b) = (node_with(&redis, with_key()), node_with(&redis, with_key()));
+    let (a, b) = (node_with(&redis, with_api()), node_with(&redis, with_api()));
     let exp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -452,14 +501,10 @@ fn presence_becomes(node: SocketAddr, key: &str, channel: &str, want: &[&str], w
 #[test]
 fn presence_holds_over_both_nodes_and_a_killed_nodes_members_leave_within_the_ttl() {
     use common::mux::MuxClient;
-    const KEY: &str = "an-api-key-of-the-operator";
-    const SECRET: &str = "the redis tests' token secret!!!";
     let redis = Redis::start();
     let ttl = Duration::from_secs(3);
     let presence = || {
-        let mut s = settings();
-        s.api.key = Some(KEY.to_owned());
-        s.auth = wsreactor::auth::Auth::new(vec![], SECRET.as_bytes());
+        let mut s = with_api();
         s.pubsub.presence_channels = vec!["room-*".into()];
         s.pubsub.hub.presence.ttl = ttl;
         s.pubsub.hub.presence.max_members = 3;
@@ -494,6 +539,9 @@ fn presence_holds_over_both_nodes_and_a_killed_nodes_members_leave_within_the_tt
     for node in [a.addr, b.addr] {
         presence_becomes(node, KEY, "room-1", &["ann", "watcher"], Duration::from_secs(5));
     }
+    // And by the watcher on node b, over its connection.
+    let reply = watcher.call(json!({"id": 2, "presence_stats": "room-1"}));
+    assert_eq!(reply, json!({"reply": 2, "ok": true, "clients": 2, "users": 2}));
     let r = Client::connect(a.addr).request(
         "GET",
         "/api/presence/room-1/stats",

@@ -9,7 +9,7 @@ use super::http::{Context, Delivery, HttpHandler, Next, Request, Response, Wake}
 use super::websocket::{Accept, Conn, Handler, Link, Message as WsMessage, Refusal, Reply, Topic, Upgrade};
 use crate::protocol::http::Status;
 use crate::protocol::{CloseCode, MessageKind};
-use crate::pubsub::{Answer, HubError, Message, Receipt};
+use crate::pubsub::{Answer, Found, HubError, Message, Receipt};
 use std::any::Any;
 use std::sync::Arc;
 
@@ -32,6 +32,7 @@ pub(crate) trait AnyHandler: Send + Sync {
     fn expired(&self, link: &mut dyn Link, data: &mut UserData, topic: &str);
     fn subscribed(&self, link: &mut dyn Link, data: &mut UserData, topic: &str, result: Result<(), HubError>);
     fn published(&self, link: &mut dyn Link, data: &mut UserData, result: Result<Receipt, HubError>);
+    fn found(&self, link: &mut dyn Link, data: &mut UserData, result: Result<Found, HubError>);
     fn signal(&self, link: &mut dyn Link, data: &mut UserData, payload: &[u8]);
     fn close(&self, link: &mut dyn Link, data: &mut UserData, code: Option<CloseCode>);
 }
@@ -83,6 +84,12 @@ impl<H: Handler> AnyHandler for H {
     fn published(&self, link: &mut dyn Link, data: &mut UserData, result: Result<Receipt, HubError>) {
         if let Some(mut conn) = conn::<H::Data>(link, data) {
             Handler::published(self, &mut conn, result);
+        }
+    }
+
+    fn found(&self, link: &mut dyn Link, data: &mut UserData, result: Result<Found, HubError>) {
+        if let Some(mut conn) = conn::<H::Data>(link, data) {
+            Handler::found(self, &mut conn, result);
         }
     }
 

@@ -5,7 +5,7 @@
 
 use crate::protocol::http::{RequestHead, Status};
 use crate::protocol::{CloseCode, MessageKind};
-use crate::pubsub::{Address, HubError, Presence, Receipt};
+use crate::pubsub::{Address, Found, HubError, Presence, Query, Receipt};
 use crate::reactor::settings::Settings;
 use std::fmt;
 
@@ -71,6 +71,12 @@ pub trait Handler: Send + Sync + 'static {
     /// made: the message's id and subscribers, or why it was not (or may
     /// not have been) published.
     fn published(&self, conn: &mut Conn<'_, Self::Data>, result: Result<Receipt, HubError>) {
+        let _ = (conn, result);
+    }
+
+    /// The broker answered a [`Conn::query`], in the order they were made:
+    /// what it found, or why it could not look.
+    fn found(&self, conn: &mut Conn<'_, Self::Data>, result: Result<Found, HubError>) {
         let _ = (conn, result);
     }
 
@@ -463,6 +469,13 @@ impl<D> Conn<'_, D> {
         self.link.publish(topic, message.kind(), message.as_bytes())
     }
 
+    /// Ask the broker what `query` finds (a channel's presence, say),
+    /// changing nothing; its answer comes to [`Handler::found`]. Refused at
+    /// once once the connection is closing.
+    pub fn query(&mut self, query: Query) -> Result<(), TopicError> {
+        self.link.query(query)
+    }
+
     /// Subscribe the open connection to `topic`: the broker's answer comes
     /// to [`Handler::subscribed`], and then the topic's messages (each as
     /// [`Topic::envelope`] says) until [`unsubscribe`](Self::unsubscribe),
@@ -527,6 +540,7 @@ pub(crate) trait Link {
     fn send(&mut self, kind: MessageKind, payload: &[u8]);
     fn publish(&mut self, topic: &str, kind: MessageKind, payload: &[u8]) -> Result<(), TopicError>;
     fn subscribe(&mut self, topic: Topic) -> Result<(), TopicError>;
+    fn query(&mut self, query: Query) -> Result<(), TopicError>;
     fn unsubscribe(&mut self, topic: &str) -> bool;
     fn close(&mut self, code: CloseCode, reason: &str);
     fn topics(&self) -> Vec<&str>;

@@ -89,6 +89,26 @@ fn members_on_every_transport_with_their_user_and_info_and_their_events() {
     );
     assert!(joined.contains("\"user\":\"cy\""), "{joined}");
     members_become(&server, "room-1", &["-", "ann", "bob", "cy"]);
+    // The same from a subscriber over its mux connection.
+    let reply = watcher.call(json!({"id": 7, "presence_stats": "room-1"}));
+    assert_eq!(reply, json!({"reply": 7, "ok": true, "clients": 4, "users": 3}));
+    let reply = watcher.call(json!({"id": 8, "presence": "room-1"}));
+    let mut listed: Vec<&str> = reply["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["user"].as_str().unwrap_or("-"))
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["-", "ann", "bob", "cy"], "{reply}");
+    // Not of a channel it is not subscribed to, nor of one without presence.
+    let reply = watcher.call(json!({"id": 9, "presence": "room-2"}));
+    assert_eq!(reply, json!({"reply": 9, "error": "not subscribed to this channel"}));
+    let reply = watcher.call(json!({"id": 10, "presence": "news"}));
+    assert!(
+        reply["error"].as_str().unwrap().contains("keeps no presence"),
+        "{reply}"
+    );
     let (status, stats) = api(&server, "/api/presence/room-1/stats");
     assert_eq!(
         (status, stats),

@@ -11,6 +11,7 @@
 //! | `{"id":2,"unsubscribe":"c"}` | nothing more of `c` |
 //! | `{"id":3,"publish":"c","data":V,"token":"T"}` | publish `V`'s JSON text to `c`; answered with `"message_id"` |
 //! | `{"id":4,"refresh":"T"}` | a newer token, for the private channels subscribed and what comes next |
+//! | `{"id":5,"presence":"c"}`, `{"id":6,"presence_stats":"c"}` | a subscribed channel's members (`"members":[...]` in the reply), or their count (`"clients"`, `"users"`) |
 //!
 //! The server sends, besides replies, each message of a subscribed
 //! channel as `{"id":N,"channel":"c","data":...}` (the `wsreactor.json`
@@ -30,13 +31,13 @@
 //! channel, public or private. A connection holds at most `[limits]
 //! max_channels_per_connection` channels.
 
-use super::presence::member;
+use super::presence::{keeps_presence, member};
 use super::signal::{UserOrder, DISCONNECTED};
 use crate::app::{Accept, Conn, Handler, Message, Refusal, Reply, Topic, TopicError, Upgrade};
 use crate::auth::request_token;
 use crate::auth::Denied;
 use crate::protocol::http::Status;
-use crate::pubsub::{valid_channel, HubError, Receipt};
+use crate::pubsub::{valid_channel, Found, HubError, Member, Query, Receipt};
 use std::collections::VecDeque;
 use wire::{notice, ok, refused, Command, Verb};
 
@@ -52,6 +53,9 @@ const MAX_TOKEN: usize = 8192;
 /// Publishes one connection may have out to the broker at once; more are
 /// refused until answers come.
 const MAX_PUBLISHING: usize = 256;
+
+/// Presence reads out to the broker from one connection, at most.
+const MAX_QUERYING: usize = 16;
 
 /// The multiplexed subscriber at `/ws` ([`MUX_PROTOCOL`]).
 #[derive(Debug, Clone, Copy, Default)]
@@ -70,6 +74,8 @@ pub struct Muxing {
     /// Publishes out, the command ids in the order they were made (the
     /// broker answers in that order).
     publishing: VecDeque<u64>,
+    /// Presence reads out, the command ids in the order they were made.
+    querying: VecDeque<u64>,
 }
 
 impl Handler for Mux {
@@ -131,7 +137,9 @@ impl Handler for Mux {
         };
         let verb = match serde_json::from_value::<Command>(value) {
             Ok(command) => command.verb(),
-            Err(_) => Err("unknown command: use subscribe, unsubscribe, publish or refresh (and their fields)"),
+            Err(_) => Err(
+                "unknown command: use subscribe, unsubscribe, publish, refresh, presence or presence_stats (and their fields)",
+            ),
         };
         let reply = match verb {
             Ok(verb) => run(conn, id, verb),
@@ -170,6 +178,30 @@ impl Handler for Mux {
         }
         let reply = match result {
             Ok(receipt) => ok(id, &format!(",\"message_id\":{}", receipt.id)),
+            Err(e) => refused(Some(id), &e.to_string()),
+        };
+        conn.send_text(&reply);
+    }
+
+    /// A presence read answered: `"members":[...]`, or `"clients"` and
+    /// `"users"`, in its reply.
+    fn found(&self, conn: &mut Conn<'_, Muxing>, result: Result<Found, HubError>) {
+        let querying = &mut conn.data().querying;
+        let Some(id) = querying.pop_front() else {
+            return;
+        };
+        if querying.is_empty() {
+            querying.shrink_to_fit();
+        }
+        let reply = match result {
+            Ok(Found::Presence(members)) => {
+                let list: Vec<String> = members.iter().map(Member::json).collect();
+                ok(id, &format!(",\"members\":[{}]", list.join(",")))
+            }
+            Ok(Found::PresenceStats(stats)) => {
+                ok(id, &format!(",\"clients\":{},\"users\":{}", stats.clients, stats.users))
+            }
+            Ok(_) => refused(Some(id), "the broker answered another query"),
             Err(e) => refused(Some(id), &e.to_string()),
         };
         conn.send_text(&reply);
@@ -243,6 +275,33 @@ fn run(conn: &mut Conn<'_, Muxing>, id: u64, verb: Verb) -> Option<String> {
         }
         Verb::Publish { channel, data, token } => publish(conn, id, channel, data, token),
         Verb::Refresh(token) => Some(refresh(conn, id, token)),
+        Verb::Presence { channel, stats } => presence(conn, id, channel, stats),
+    }
+}
+
+/// A channel's presence, for a connection subscribed to it (as Centrifugo
+/// asks: who may see a channel's messages may see who else does).
+fn presence(conn: &mut Conn<'_, Muxing>, id: u64, channel: String, stats: bool) -> Option<String> {
+    if !keeps_presence(conn.settings(), &channel) {
+        return Some(refused(Some(id), "the channel keeps no presence ([presence] channels)"));
+    }
+    if !conn.topics().contains(&channel.as_str()) {
+        return Some(refused(Some(id), "not subscribed to this channel"));
+    }
+    if conn.data().querying.len() >= MAX_QUERYING {
+        return Some(refused(Some(id), "too many presence reads out: wait for their replies"));
+    }
+    let query = if stats {
+        Query::PresenceStats(channel.into())
+    } else {
+        Query::Presence(channel.into())
+    };
+    match conn.query(query) {
+        Ok(()) => {
+            conn.data().querying.push_back(id);
+            None
+        }
+        Err(e) => Some(refused(Some(id), &e.to_string())),
     }
 }
 

@@ -17,6 +17,8 @@ pub(super) struct Command {
     unsubscribe: Option<String>,
     publish: Option<String>,
     refresh: Option<String>,
+    presence: Option<String>,
+    presence_stats: Option<String>,
     since: Option<u64>,
     token: Option<String>,
     data: Option<serde_json::Value>,
@@ -38,14 +40,28 @@ pub(super) enum Verb {
         token: Option<String>,
     },
     Refresh(String),
+    /// A channel's members (`stats`: counted).
+    Presence {
+        channel: String,
+        stats: bool,
+    },
 }
 
 impl Command {
     /// The verb, or why the command is not one.
     pub(super) fn verb(self) -> Result<Verb, &'static str> {
-        let verbs = [&self.subscribe, &self.unsubscribe, &self.publish, &self.refresh];
+        let verbs = [
+            &self.subscribe,
+            &self.unsubscribe,
+            &self.publish,
+            &self.refresh,
+            &self.presence,
+            &self.presence_stats,
+        ];
         if verbs.iter().filter(|v| v.is_some()).count() != 1 {
-            return Err("a command has exactly one of subscribe, unsubscribe, publish, refresh");
+            return Err(
+                "a command has exactly one of subscribe, unsubscribe, publish, refresh, presence, presence_stats",
+            );
         }
         let extra = |allowed: bool| if allowed { Ok(()) } else { Err(()) };
         let (since, tokened, data) = (self.since.is_some(), self.token.is_some(), self.data.is_some());
@@ -68,6 +84,9 @@ impl Command {
             })
         } else if let Some(token) = self.refresh {
             extra(!since && !tokened && !data && !joins).map(|()| Verb::Refresh(token))
+        } else if let Some(channel) = self.presence.or(self.presence_stats.clone()) {
+            let stats = self.presence_stats.is_some();
+            extra(!since && !tokened && !data && !joins).map(|()| Verb::Presence { channel, stats })
         } else {
             Err(())
         };

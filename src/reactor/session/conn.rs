@@ -7,7 +7,7 @@ use super::{Access, Action, Env, Flags, Open, Session, State};
 use crate::app::{AnyHandler, ConnId, Link, Topic, TopicError, UserData};
 use crate::protocol::http::HttpDate;
 use crate::protocol::{CloseCode, MessageKind, WebSocket};
-use crate::pubsub::{valid_channel, Address, Request};
+use crate::pubsub::{valid_channel, Address, Query, Request};
 use crate::reactor::settings::Settings;
 use crate::reactor::stamp::Stamp;
 
@@ -79,6 +79,14 @@ impl Link for View<'_> {
         let limit = self.lend.settings.max_topics_per_connection;
         let request = self.topics.get_or_insert_with(Box::default).ask(topic, limit)?;
         self.lend.actions.push(Action::Submit(request));
+        Ok(())
+    }
+
+    fn query(&mut self, query: Query) -> Result<(), TopicError> {
+        if self.ws.close_state().sent {
+            return Err(TopicError::Closing);
+        }
+        self.lend.actions.push(Action::Submit(Request::Query(query)));
         Ok(())
     }
 

@@ -249,8 +249,11 @@ impl Session {
             Answer::Published(result) => {
                 self.with_handler(env, |h, link, data| h.published(link, data, result));
             }
-            // A WebSocket handler asks no queries and sends no signals.
-            Answer::Found(_) | Answer::Signalled(_) => {}
+            Answer::Found(result) => {
+                self.with_handler(env, |h, link, data| h.found(link, data, result));
+            }
+            // A WebSocket handler sends no signals.
+            Answer::Signalled(_) => {}
             Answer::Subscribed(Err(e)) => {
                 let Some(pending) = open.topics.as_mut().and_then(|t| t.refused()) else {
                     return;
