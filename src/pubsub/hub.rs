@@ -11,8 +11,9 @@
 //! [`Broker`] and [`Inbox`]).
 
 use super::idempotency::Seen;
+use super::message::Change;
 use super::message::Message;
-use super::presence::{Change, EventRate, Member, Presence, PresenceStats};
+use super::presence::{EventRate, Member, Presence, PresenceStats};
 use super::{
     Address, Answer, Broker, ChannelState, Found, Gap, HubError, HubSettings, Numbering, PresenceEvents, Query,
     Receipt, Request, Snapshot, Subscription, Via,

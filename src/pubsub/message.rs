@@ -5,12 +5,30 @@
 //! publish to 10,000 subscribers encodes each form at most once and copies
 //! the payload into no subscriber's buffer.
 
-use super::presence::Change;
 use super::Gap;
 use crate::protocol::{FrameHeader, MessageKind, OpCode};
 use base64::Engine;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
+
+/// A join or a leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A member came.
+    Join,
+    /// A member went.
+    Leave,
+}
+
+impl Change {
+    /// `join` or `leave`: the event's name on every transport.
+    pub fn name(self) -> &'static str {
+        match self {
+            Change::Join => "join",
+            Change::Leave => "leave",
+        }
+    }
+}
 
 /// The wire forms of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

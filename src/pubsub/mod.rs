@@ -26,8 +26,8 @@ pub mod redis;
 
 pub use cursor::Cursor;
 pub use hub::{Command, Inbox, LocalHub, Mail};
-pub use message::{Encoding, Message};
-pub use presence::{Change, Member, Presence, PresenceLimits, PresenceStats};
+pub use message::{Change, Encoding, Message};
+pub use presence::{Member, Presence, PresenceLimits, PresenceStats};
 
 use crate::protocol::MessageKind;
 use std::borrow::Cow;
@@ -460,10 +460,14 @@ pub enum Answer {
 /// channel enter an inbox in id order.
 ///
 /// And the one that lets a connection have several requests out: the
-/// answers to one connection's requests enter its inbox in the order they
-/// were submitted (a refused subscribe names no channel; the session
-/// matches it to its oldest subscribe out). The local hub answers at
-/// once; the Redis broker's command thread takes requests in order.
+/// answers to one connection's requests of one kind (subscribes,
+/// publishes, queries, signals) enter its inbox in the order they were
+/// submitted (a refused subscribe names no channel; the session matches it
+/// to its oldest subscribe out, a publish's or a query's answer to the
+/// oldest of its kind). Answers of different kinds may pass each other:
+/// the local hub answers at once, in order; the Redis broker's command
+/// thread takes requests in order, but reads queries on a connection of
+/// their own.
 pub trait Broker: Send + Sync + fmt::Debug {
     /// Take `request` from connection `from`; its [`Answer`] goes to
     /// `from.worker`'s inbox ([`Inbox::answer`]). Called on the thread of

@@ -72,25 +72,6 @@ impl Member {
     }
 }
 
-/// A join or a leave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    /// A member came.
-    Join,
-    /// A member went.
-    Leave,
-}
-
-impl Change {
-    /// `join` or `leave`: the event's name on every transport.
-    pub fn name(self) -> &'static str {
-        match self {
-            Change::Join => "join",
-            Change::Leave => "leave",
-        }
-    }
-}
-
 /// A channel's presence counted: `clients` members, `users` distinct users
 /// among them (members without a user are not counted there).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
