@@ -520,7 +520,7 @@ fn presence_holds_over_both_nodes_and_a_killed_nodes_members_leave_within_the_tt
     // A watcher on node b asks for the events; Ann joins on node a.
     let mut watcher = MuxClient::connect(b.addr, &format!("?token={}", token("watcher")));
     let reply = watcher.call(json!({"id": 1, "subscribe": "room-1", "join_leave": true}));
-    assert_eq!(reply, json!({"reply": 1, "ok": true}));
+    assert_eq!((&reply["reply"], &reply["ok"]), (&json!(1), &json!(true)), "{reply}");
     let mut ann = MuxClient::connect(a.addr, &format!("?token={}", token("ann")));
     ann.subscribe(1, "room-1", None);
     let event = |m: &mut MuxClient, change: &str| loop {
@@ -631,8 +631,12 @@ fn an_event_stream_and_a_poll_of_two_channels_on_one_node_get_what_another_publi
     }
     let mut seen = Vec::new();
     let mut last_id = String::new();
-    for _ in 0..6 {
+    while seen.len() < 6 {
         let (_, id, data) = sse_event(&mut sse);
+        if data.is_empty() {
+            // The stream's start: every channel's place, no message.
+            continue;
+        }
         let v: Value = serde_json::from_str(&data).unwrap();
         seen.push(v["data"].as_str().unwrap().to_owned());
         last_id = id;

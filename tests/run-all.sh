@@ -19,8 +19,9 @@
 #                                            the permessage-deflate sections 12 and 13)
 #
 # Installs what it needs on a fresh Debian machine: python3 venv support,
-# Chromium (for tests/browser/, which drives it headless) and redis-server
-# (tests/redis.rs starts its own on a free loopback port) via apt-get (only
+# Chromium (for tests/browser/, which drives it headless), redis-server
+# (tests/redis.rs starts its own on a free loopback port) and Node (for
+# tests/js_client.rs) via apt-get (only
 # when missing, and only as root); tests/autobahn.sh makes its own
 # virtualenv with kosoku. Each step is bounded in time (STEP_TIMEOUT seconds,
 # default 1200); exits non-zero on the first failure.
@@ -101,6 +102,13 @@ if ! command -v curl >/dev/null; then
     step "installing curl (tests/tls.rs publishes, polls and streams over https with it)"
     apt_install curl
     command -v curl >/dev/null || { echo "=== run-all: curl still missing after installing it" >&2; exit 1; }
+fi
+# tests/js_client.rs runs the JavaScript client under Node (18 or later:
+# its fetch and web streams).
+if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -lt 18 ]; then
+    step "installing nodejs (tests/js_client.rs runs clients/js under Node)"
+    apt_install nodejs
+    command -v node >/dev/null || { echo "=== run-all: node still missing after installing nodejs" >&2; exit 1; }
 fi
 # tests/autobahn.sh --tls makes its certificate with openssl.
 if ! command -v openssl >/dev/null; then

@@ -523,6 +523,14 @@ impl<D> Conn<'_, D> {
         self.link.has_expiry(topic)
     }
 
+    /// The last id of `topic` the connection was given or is known to
+    /// have missed, if it is subscribed to it. In [`Handler::subscribed`]:
+    /// the channel's last id as the subscription began (what the history
+    /// gives after the topic's cursor comes up to it, live messages after).
+    pub fn cursor(&self, topic: &str) -> Option<u64> {
+        self.link.cursor(topic)
+    }
+
     /// The server's settings.
     pub fn settings(&self) -> &Settings {
         self.link.settings()
@@ -546,6 +554,7 @@ pub(crate) trait Link {
     fn topics(&self) -> Vec<&str>;
     fn expires(&mut self, topic: &str, exp: u64);
     fn has_expiry(&self, topic: &str) -> bool;
+    fn cursor(&self, topic: &str) -> Option<u64>;
     fn settings(&self) -> &Settings;
     fn unix_time(&self) -> u64;
 }

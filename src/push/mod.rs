@@ -36,7 +36,7 @@ mod subscriber;
 
 pub use api::{Api, ApiCall, Broadcasting, UserCall};
 pub use mux::{Mux, Muxing, MUX_PROTOCOL};
-pub use pages::{demo_page, Page, README};
+pub use pages::{demo_page, Page, CLIENT_JS, README};
 pub use poll::{Poll, Polling};
 pub use presence::{join_leave, keeps_presence, member};
 pub use publish::{Publish, Publishing};
@@ -85,6 +85,7 @@ impl PushServer for App {
     fn pages(self) -> Self {
         self.http("/", Page::Demo)
             .http("/readme", Page::Readme)
+            .http("/client.js", Page::Client)
             .http("/healthz", Page::Health)
             .http("/readyz", Page::Ready)
             .http("/metrics", Page::Metrics)

@@ -1,6 +1,7 @@
 //! The pages about the server: the demo page (`GET /`), the README
-//! (`/readme`), liveness (`/healthz`), readiness (`/readyz`) and the
-//! counters (`/metrics`), each a handler answering at once.
+//! (`/readme`), the JavaScript client (`/client.js`), liveness
+//! (`/healthz`), readiness (`/readyz`) and the counters (`/metrics`), each
+//! a handler answering at once.
 
 use super::metrics;
 use crate::app::{Context, HttpHandler, Next, Request, Response};
@@ -17,6 +18,23 @@ pub fn demo_page() -> &'static str {
 /// that the documentation of the running version is at hand offline.
 pub const README: &str = include_str!("../../README.md");
 
+/// The JavaScript client (`clients/js/wsreactor.js`), served at
+/// `GET /client.js` as the server was built with it.
+pub const CLIENT_JS: &str = include_str!("../../clients/js/wsreactor.js");
+
+/// The client's entity tag: a hash of its bytes (FNV-1a), so that a
+/// browser's cached copy is revalidated with a `304` until the client
+/// changes.
+fn client_etag() -> &'static str {
+    static ETAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ETAG.get_or_init(|| {
+        let hash = CLIENT_JS.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("\"{hash:016x}\"")
+    })
+}
+
 /// Which page a [`Page`] handler serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Page {
@@ -24,6 +42,8 @@ pub enum Page {
     Demo,
     /// The README, as Markdown.
     Readme,
+    /// The JavaScript client, an ES module.
+    Client,
     /// `ok`: the process answers.
     Health,
     /// `ready` while the broker can take requests, else `503` with why.
@@ -42,6 +62,21 @@ impl HttpHandler for Page {
         let response = match self {
             Page::Demo => Response::ok("text/html; charset=utf-8", demo_page()),
             Page::Readme => Response::ok("text/markdown; charset=utf-8", README),
+            Page::Client => {
+                let etag = client_etag();
+                // RFC 9110 §13.1.2: the tag the client has is this one.
+                let fresh = matches!(request.header("if-none-match"), Ok(Some(v))
+                    if v.split(|&b| b == b',').any(|t| t.trim_ascii() == etag.as_bytes() || t.trim_ascii() == b"*"));
+                let response = if fresh {
+                    Response::new(Status::NOT_MODIFIED)
+                } else {
+                    Response::ok("text/javascript; charset=utf-8", CLIENT_JS)
+                };
+                response
+                    .header("Cache-Control", "public, max-age=3600, must-revalidate")
+                    .header("ETag", etag)
+                    .header("Access-Control-Allow-Origin", "*")
+            }
             Page::Health => Response::ok("text/plain", "ok\n"),
             // A probe's answer, not a refusal: the connection stays.
             Page::Ready => match cx.server().ready() {

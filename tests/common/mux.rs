@@ -62,7 +62,13 @@ impl MuxClient {
             command["since"] = json!(since);
         }
         let reply = self.call(command);
-        assert_eq!(reply, json!({"reply": id, "ok": true}), "subscribe {channel}");
+        assert_eq!(
+            (&reply["reply"], &reply["ok"]),
+            (&json!(id), &json!(true)),
+            "subscribe {channel}: {reply}"
+        );
+        // With no cursor, the reply gives the one to resume from.
+        assert_eq!(reply["last_id"].is_u64(), since.is_none(), "{reply}");
     }
 
     /// The next channel message (skipping nothing: a gap or notice here

@@ -63,7 +63,7 @@ fn members_on_every_transport_with_their_user_and_info_and_their_events() {
     // A watcher asks for the events; it is a member too (no token: no user).
     let mut watcher = MuxClient::connect(server.addr, "");
     let reply = watcher.call(json!({"id": 1, "subscribe": "room-1", "join_leave": true}));
-    assert_eq!(reply, json!({"reply": 1, "ok": true}));
+    assert_eq!(reply, json!({"reply": 1, "ok": true, "last_id": 0}));
     assert_eq!(event(&mut watcher).0, "join", "it hears of itself");
     // Ann over mux with a token that has info; Bob over /ws/room-1; Cy
     // over SSE.

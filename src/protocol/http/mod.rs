@@ -210,6 +210,8 @@ impl Status {
     pub const NO_CONTENT: Status = Status(204);
     /// 207 (RFC 4918 §11.1): the body says what became of each part.
     pub const MULTI_STATUS: Status = Status(207);
+    /// 304 (RFC 9110 §15.4.5): the client's cached copy is current.
+    pub const NOT_MODIFIED: Status = Status(304);
     /// 400
     pub const BAD_REQUEST: Status = Status(400);
     /// 401
@@ -248,6 +250,7 @@ impl Status {
             200 => "OK",
             204 => "No Content",
             207 => "Multi-Status",
+            304 => "Not Modified",
             400 => "Bad Request",
             401 => "Unauthorized",
             403 => "Forbidden",

@@ -70,7 +70,9 @@ pub struct Muxing {
     /// Its user: the token's `sub`, if it has one.
     user: Option<Box<str>>,
     /// Subscribes out to the broker: the channel, and the command's id.
-    subscribing: Vec<(Box<str>, u64)>,
+    /// And whether it had no `since` (its reply gives the cursor to
+    /// resume from, `last_id`).
+    subscribing: Vec<(Box<str>, u64, bool)>,
     /// Publishes out, the command ids in the order they were made (the
     /// broker answers in that order).
     publishing: VecDeque<u64>,
@@ -153,17 +155,21 @@ impl Handler for Mux {
 
     fn subscribed(&self, conn: &mut Conn<'_, Muxing>, topic: &str, result: Result<(), HubError>) {
         let subscribing = &mut conn.data().subscribing;
-        let Some(i) = subscribing.iter().position(|(c, _)| **c == *topic) else {
+        let Some(i) = subscribing.iter().position(|(c, ..)| **c == *topic) else {
             return;
         };
-        let (_, id) = subscribing.swap_remove(i);
+        let (_, id, from_now) = subscribing.swap_remove(i);
         if subscribing.is_empty() {
             // Held only while subscribes are out.
             subscribing.shrink_to_fit();
         }
-        let reply = match result {
-            Ok(()) => ok(id, ""),
-            Err(e) => refused(Some(id), &e.to_string()),
+        // A subscribe with no `since` starts after the channel's last id:
+        // the cursor a client resumes from if it gets nothing before a
+        // reconnect.
+        let reply = match (result, conn.cursor(topic).filter(|_| from_now)) {
+            (Ok(()), Some(last)) => ok(id, &format!(",\"last_id\":{last}")),
+            (Ok(()), None) => ok(id, ""),
+            (Err(e), _) => refused(Some(id), &e.to_string()),
         };
         conn.send_text(&reply);
     }
@@ -240,8 +246,8 @@ impl Handler for Mux {
 /// answered now, with `why`.
 fn answer_given_up(conn: &mut Conn<'_, Muxing>, channel: &str, why: &str) {
     let subscribing = &mut conn.data().subscribing;
-    if let Some(i) = subscribing.iter().position(|(c, _)| **c == *channel) {
-        let (_, id) = subscribing.swap_remove(i);
+    if let Some(i) = subscribing.iter().position(|(c, ..)| **c == *channel) {
+        let (_, id, _) = subscribing.swap_remove(i);
         conn.send_text(&refused(Some(id), why));
     }
 }
@@ -344,7 +350,7 @@ fn subscribe(
     }
     match conn.subscribe(topic) {
         Ok(()) => {
-            conn.data().subscribing.push((channel.into(), id));
+            conn.data().subscribing.push((channel.into(), id, since.is_none()));
             None
         }
         Err(e) => Some(refused(Some(id), &e.to_string())),
@@ -401,7 +407,7 @@ fn refresh(conn: &mut Conn<'_, Muxing>, id: u64, token: String) -> String {
     };
     // The private channels: live ones with an end, and subscribes still
     // out (which go live with the end given now).
-    let pending: Vec<String> = conn.data().subscribing.iter().map(|(c, _)| c.to_string()).collect();
+    let pending: Vec<String> = conn.data().subscribing.iter().map(|(c, ..)| c.to_string()).collect();
     let auth = &conn.settings().auth;
     let mut private: Vec<String> = pending.into_iter().filter(|c| auth.is_private(c)).collect();
     private.extend(

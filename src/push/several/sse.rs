@@ -90,6 +90,11 @@ impl HttpHandler for EventsSeveral {
             cx.unsubscribe(sub);
             return Next::Respond(overflowed().headers(data.cors));
         }
+        // Every channel's place as the stream goes live: an `id` alone is
+        // no event, but it is the stream's last event id (WHATWG HTML
+        // §9.2.6), so a client that gets nothing before a reconnect
+        // resumes from here and misses nothing published meanwhile.
+        body.extend_from_slice(format!("id: {}\n\n", data.several.cursor()).as_bytes());
         cx.stats().count_delivered(Transport::Sse, delivered);
         // The body runs until the connection closes.
         let head = Response::new(Status::OK)

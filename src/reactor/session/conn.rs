@@ -130,6 +130,14 @@ impl Link for View<'_> {
         feeds.iter().any(|f| **f.sub.channel() == *topic && f.expiry.is_some())
     }
 
+    fn cursor(&self, topic: &str) -> Option<u64> {
+        let feeds = self.topics.as_ref().map_or(&[][..], |t| t.feeds());
+        feeds
+            .iter()
+            .find(|f| **f.sub.channel() == *topic)
+            .map(|f| f.cursor.last())
+    }
+
     fn settings(&self) -> &Settings {
         self.lend.settings
     }

@@ -47,7 +47,7 @@ fn subscribe(b: &mut Bench, s: &mut Session, id: u64, channel: &str) {
     assert!(command(b, s, json!({"id": id, "subscribe": channel})).is_empty());
     assert!(matches!(b.submitted(), Request::Subscribe { channel: c, .. } if &*c == channel));
     b.answer(s, live(channel, 0, vec![], None));
-    assert_eq!(read(b, s), [json!({"reply": id, "ok": true})]);
+    assert_eq!(read(b, s), [json!({"reply": id, "ok": true, "last_id": 0})]);
 }
 
 #[test]
@@ -237,7 +237,7 @@ fn test_open_mux_a_refused_subscribe_is_the_oldest_out() {
         [json!({"reply": 1, "error": "too many channels"})]
     );
     b.answer(&mut s, live("b", 0, vec![], None));
-    assert_eq!(read(&mut b, &mut s), [json!({"reply": 2, "ok": true})]);
+    assert_eq!(read(&mut b, &mut s), [json!({"reply": 2, "ok": true, "last_id": 0})]);
     // "a" may be asked for again.
     subscribe(&mut b, &mut s, 3, "a");
 }
@@ -254,7 +254,7 @@ fn test_open_mux_a_private_channel_ends_alone_and_refresh_extends_it() {
     assert!(command(&mut b, &mut s, json!({"id": 3, "subscribe": "p-1", "token": t})).is_empty());
     b.submitted();
     b.answer(&mut s, live("p-1", 0, vec![], None));
-    assert_eq!(read(&mut b, &mut s), [json!({"reply": 3, "ok": true})]);
+    assert_eq!(read(&mut b, &mut s), [json!({"reply": 3, "ok": true, "last_id": 0})]);
     assert!(command(&mut b, &mut s, json!({"id": 4, "subscribe": "p-2", "token": t})).is_empty());
     b.submitted();
     b.answer(&mut s, live("p-2", 0, vec![], None));
@@ -416,7 +416,7 @@ fn test_open_mux_a_refresh_reaches_a_subscribe_still_out() {
         [json!({"reply": 2, "ok": true})]
     );
     b.answer(&mut s, live("p-1", 0, vec![], None));
-    assert_eq!(read(&mut b, &mut s), [json!({"reply": 1, "ok": true})]);
+    assert_eq!(read(&mut b, &mut s), [json!({"reply": 1, "ok": true, "last_id": 0})]);
     b.later(Duration::from_secs(10));
     b.timeout(&mut s).unwrap();
     assert!(b.actions.is_empty(), "{:?}", b.actions);
@@ -435,7 +435,7 @@ fn test_open_mux_a_refresh_reaches_a_subscribe_still_out() {
     assert_eq!(
         read(&mut b, &mut s),
         [
-            json!({"reply": 3, "ok": true}),
+            json!({"reply": 3, "ok": true, "last_id": 1}),
             json!({"channel": "p-2", "unsubscribed": "token expired"}),
         ]
     );
@@ -459,7 +459,7 @@ fn test_open_mux_join_leave_goes_to_the_channels_that_asked_and_moves_no_cursor(
         other => panic!("{other:?}"),
     }
     b.answer(&mut s, live("room-1", 0, vec![], None));
-    assert_eq!(read(&mut b, &mut s), [json!({"reply": 1, "ok": true})]);
+    assert_eq!(read(&mut b, &mut s), [json!({"reply": 1, "ok": true, "last_id": 0})]);
     // Outside presence: no member; no events asked for.
     assert!(command(&mut b, &mut s, json!({"id": 2, "subscribe": "news"})).is_empty());
     assert!(matches!(b.submitted(), Request::Subscribe { presence: None, .. }));

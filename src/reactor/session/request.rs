@@ -333,7 +333,7 @@ impl Io {
             env.stats.count_http_error(status);
         }
         // RFC 9110 §6.4.1: a 204 or a 304 has no body, and no length of one.
-        let bodiless = status == Status::NO_CONTENT || status.0 == 304;
+        let bodiless = status == Status::NO_CONTENT || status == Status::NOT_MODIFIED;
         let length = (!bodiless).then_some(response.body_len());
         self.write_response_head(&response, length, close, env);
         if !self.flags.replace(Flags::HEAD_ONLY, false) && !bodiless {

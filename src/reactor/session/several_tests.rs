@@ -44,7 +44,8 @@ fn test_several_sse_holds_the_first_channel_while_the_next_is_subscribed_and_los
         "event: gap\ndata: {\"channel\":\"b\",\"gap\":{\"from\":6,\"to\":6}}\n\n\
          id: a=2,b=6\ndata: {\"id\":2,\"channel\":\"a\",\"data\":\"a2\"}\n\n\
          id: a=3,b=6\ndata: {\"id\":3,\"channel\":\"a\",\"data\":\"a3\"}\n\n\
-         id: a=3,b=7\ndata: {\"id\":7,\"channel\":\"b\",\"data\":\"b7\"}\n\n"
+         id: a=3,b=7\ndata: {\"id\":7,\"channel\":\"b\",\"data\":\"b7\"}\n\n\
+         id: a=3,b=7\n\n"
     );
     // Live: each channel by its own cursor.
     b.deliver(&mut s, &message_of("b", 8, "b8"));

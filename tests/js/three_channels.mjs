@@ -1,0 +1,63 @@
+// The JavaScript client under Node, against a running server (its address
+// the first argument): subscribed to 3 channels, every message published
+// to each arrives once and in order, across a switch from one transport
+// to another and a reconnect. Node has no WebSocket before v22: the client
+// finds out and falls back to Server-Sent Events. Exits 0 with "ok".
+import { Client } from "../../clients/js/wsreactor.js";
+
+const base = "http://" + process.argv[2];
+const channels = ["a", "b:1", "c"];
+const fail = (why) => {
+  console.error("FAIL: " + why);
+  process.exit(1);
+};
+setTimeout(() => fail("timed out"), 30000).unref();
+
+async function publish(channel, text) {
+  const res = await fetch(`${base}/pub/${encodeURIComponent(channel)}`, {
+    method: "POST",
+    headers: { "Content-Type": "text/plain" },
+    body: text,
+  });
+  if (res.status !== 200) fail(`publish ${channel}: ${res.status}`);
+}
+
+const client = new Client(base, { minDelay: 10, maxDelay: 50, openTimeout: 2000 });
+const got = new Map(channels.map((c) => [c, []]));
+const transports = [];
+client.on("state", (s) => {
+  if (s.state === "open") transports.push(s.transport);
+});
+client.on("message", (m) => got.get(m.channel).push(m.data));
+client.on("gap", (g) => fail("gap " + JSON.stringify(g)));
+client.on("reset", (g) => fail("reset " + JSON.stringify(g)));
+for (const c of channels) client.subscribe(c);
+
+const until = async (what, ok) => {
+  const end = Date.now() + 10000;
+  while (!ok()) {
+    if (Date.now() > end) fail("waiting for " + what + ": " + JSON.stringify([...got]));
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+const round = async (from, to) => {
+  for (let i = from; i < to; i++) for (const c of channels) await publish(c, `${c}${i}`);
+  await until(`${to} of each`, () => channels.every((c) => got.get(c).length >= to));
+};
+
+await until("open", () => transports.length > 0);
+await round(0, 10);
+// Published while the client switches to long polling: none lost.
+client.level = client.o.transports.indexOf("longpoll");
+client.restart();
+await round(10, 20);
+await until("long polling", () => transports.at(-1) === "longpoll");
+// And while it reconnects on it.
+client.restart();
+await round(20, 30);
+for (const c of channels) {
+  const want = Array.from({ length: 30 }, (_, i) => `${c}${i}`);
+  if (JSON.stringify(got.get(c)) !== JSON.stringify(want)) fail(`${c}: ${JSON.stringify(got.get(c))}`);
+}
+client.close();
+console.log(`ok ${transports.join(",")}`);
