@@ -28,6 +28,26 @@ fn the_client_under_node_gets_three_channels_once_and_in_order_across_switches()
 }
 
 #[test]
+fn the_client_renews_its_token_before_it_ends_and_stops_when_refused_without_one() {
+    const SECRET: &str = "the js client tests' secret, 32b";
+    let mut s = settings();
+    s.auth = wsreactor::auth::Auth::new(vec!["private-*".into()], SECRET.as_bytes());
+    let server = Server::start(s);
+    let out = Command::new("node")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/js/tokens.mjs"))
+        .arg(server.addr.to_string())
+        .arg(SECRET)
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("ok "),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn the_server_hands_out_the_client_with_caching_headers() {
     let server = Server::start(settings());
     let mut c = Client::connect(server.addr);

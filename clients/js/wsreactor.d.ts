@@ -17,6 +17,8 @@ export interface Options {
   WebSocket?: unknown;
   /** A fetch function (default the platform's). */
   fetch?: typeof fetch;
+  /** Gives a token (a JWT): asked before connecting, before it expires, and after a 401 or 403. */
+  token?: () => Promise<string>;
 }
 
 export interface MessageEvent {

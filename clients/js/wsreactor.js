@@ -8,6 +8,25 @@
 
 const TRANSPORTS = ["websocket", "sse", "longpoll", "poll"];
 
+/** An answer that refuses: its status, and when to ask again (seconds). */
+class Refused extends Error {
+  constructor(res) {
+    super(`${res.status} from the server`);
+    this.status = res.status;
+    this.retryAfter = Number(res.headers.get("Retry-After")) || 0;
+  }
+}
+
+/** A JWT's `exp` (seconds), if it has one. */
+function expiry(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(part)).exp || null;
+  } catch {
+    return null;
+  }
+}
+
 /** A client of one server. */
 export class Client {
   /**
@@ -23,8 +42,12 @@ export class Client {
       openTimeout: 5000,
       pollInterval: 1000,
       upgradeAfter: 60000,
+      // An async function giving a token (a JWT): asked before connecting,
+      // before the token expires, and after a 401 or 403.
+      token: null,
       ...options,
     };
+    this.tok = null;
     this.WS = this.o.WebSocket || globalThis.WebSocket;
     this.fetch = this.o.fetch || globalThis.fetch.bind(globalThis);
     this.channels = new Map(); // name -> { last: id or null, handlers }
@@ -71,6 +94,7 @@ export class Client {
   close() {
     this.closed = true;
     clearTimeout(this.timer);
+    clearTimeout(this.renew);
     this.drop();
     this.setState("closed", null);
   }
@@ -142,23 +166,70 @@ export class Client {
   }
 
   /** The transport in use failed (`down`: it did not work at all, so the
-   * next one down is tried) : a new attempt after a backoff with full
-   * jitter (a random wait up to min(max, min * 2^tries)). */
-  failed(down) {
+   * next one down is tried): a new attempt after a backoff with full
+   * jitter (a random wait up to min(max, min * 2^tries)), or after the
+   * server's Retry-After. A 401 or 403 asks for a new token, or without a
+   * token function stops the client: trying again would be refused again. */
+  failed(down, error) {
     if (this.closed) return;
     this.drop();
-    if (down && this.level < this.o.transports.length - 1) {
+    const status = error?.status;
+    if (status === 401 || status === 403) {
+      if (!this.o.token) {
+        this.emit("error", { error: `refused: ${error.message}` });
+        return this.close();
+      }
+      this.tok = null;
+    } else if (down && !error?.retryAfter && this.level < this.o.transports.length - 1) {
       this.level++;
     } else {
       this.tries++;
     }
     const cap = Math.min(this.o.maxDelay, this.o.minDelay * 2 ** this.tries);
+    const wait = error?.retryAfter ? error.retryAfter * 1000 : Math.random() * cap;
     this.setState("reconnecting", null);
-    this.timer = setTimeout(() => this.connect(), Math.random() * cap);
+    this.timer = setTimeout(() => this.connect(), wait);
   }
 
-  connect() {
+  /** A token if the client has a token function: a fresh one when it has
+   * none, and a refresh scheduled before its expiry. */
+  async token() {
+    if (!this.o.token || this.tok) return;
+    this.tok = await this.o.token();
+    const exp = expiry(this.tok);
+    clearTimeout(this.renew);
+    if (exp) {
+      const left = exp * 1000 - Date.now();
+      this.renew = setTimeout(() => this.refresh(), Math.max(1000, left - Math.min(30000, left / 5)));
+    }
+  }
+
+  /** The token is about to expire: a new one, sent over the WebSocket
+   * (`refresh`), or a reconnect with it (the cursors lose nothing). */
+  async refresh() {
+    if (this.closed) return;
+    this.tok = null;
+    try {
+      await this.token();
+      if (this.conn?.send) await this.call({ refresh: this.tok });
+      else this.restart();
+    } catch (e) {
+      this.emit("error", { error: `token refresh: ${e.message}` });
+      this.restart();
+    }
+  }
+
+  async connect() {
     if (this.closed || !this.channels.size) return;
+    // A later connect (a restart meanwhile) supersedes this one.
+    const gen = (this.gen = (this.gen || 0) + 1);
+    try {
+      await this.token();
+    } catch (e) {
+      this.emit("error", { error: `token: ${e.message}` });
+      return this.failed(false);
+    }
+    if (this.closed || gen !== this.gen) return;
     const transport = this.o.transports[this.level];
     if (transport === "websocket" && !this.WS) return this.failed(true);
     this.setState("connecting", transport);
@@ -176,10 +247,10 @@ export class Client {
         }, this.o.upgradeAfter);
       }
     };
-    const lost = (down) => {
+    const lost = (down, error) => {
       if (this.conn === conn) {
         clearTimeout(conn.upgrade);
-        this.failed(down);
+        this.failed(down, error);
       }
     };
     const run = { websocket: this.websocket, sse: this.sse, longpoll: this.poll, poll: this.poll }[transport];
@@ -194,12 +265,14 @@ export class Client {
     const q = [...this.channels.keys()].map((n) => "channel=" + encodeURIComponent(n));
     const since = this.since();
     if (since) q.push("since=" + encodeURIComponent(since));
+    if (this.tok) q.push("token=" + encodeURIComponent(this.tok));
     return q.join("&");
   }
 
   /** Several channels on one WebSocket: wsreactor.mux at /ws. */
   websocket(conn, opened, lost) {
-    const ws = new this.WS(this.url.replace(/^http/, "ws") + "/ws", "wsreactor.mux");
+    const token = this.tok ? "?token=" + encodeURIComponent(this.tok) : "";
+    const ws = new this.WS(this.url.replace(/^http/, "ws") + "/ws" + token, "wsreactor.mux");
     let open = false;
     const timer = setTimeout(() => lost(true), this.o.openTimeout);
     conn.close = () => {
@@ -281,7 +354,7 @@ export class Client {
         headers: { Accept: "text/event-stream" },
         signal: abort.signal,
       });
-      if (!res.ok) throw new Error("sse: " + res.status);
+      if (!res.ok) throw new Refused(res);
       clearTimeout(timer);
       open = true;
       opened();
@@ -300,7 +373,7 @@ export class Client {
       }
     })().then(
       () => lost(false),
-      () => lost(!open)
+      (e) => lost(!open, e instanceof Refused ? e : null)
     );
   }
 
@@ -340,7 +413,7 @@ export class Client {
           signal: abort.signal,
           cache: "no-store",
         });
-        if (res.status !== 200 && res.status !== 204) throw new Error("poll: " + res.status);
+        if (res.status !== 200 && res.status !== 204) throw new Refused(res);
         if (first) {
           first = false;
           opened();
@@ -356,6 +429,6 @@ export class Client {
         }
         if (short && !stopped) await new Promise((r) => setTimeout(r, this.o.pollInterval));
       }
-    })().catch(() => lost(first));
+    })().catch((e) => lost(first, e instanceof Refused ? e : null));
   }
 }
