@@ -17,6 +17,12 @@ export interface Options {
   WebSocket?: unknown;
   /** A fetch function (default the platform's). */
   fetch?: typeof fetch;
+  /** Pause while the page is hidden (default false); offline always pauses. */
+  pauseHidden?: boolean;
+  /** Where online/offline events come from (default the page's window). */
+  window?: EventTarget;
+  /** Where visibilitychange comes from (default the page's document). */
+  document?: EventTarget & { visibilityState?: string };
   /** Gives a token (a JWT): asked before connecting, before it expires, and after a 401 or 403. */
   token?: () => Promise<string>;
 }
@@ -41,7 +47,7 @@ export interface PresenceEvent {
 }
 
 export interface StateEvent {
-  state: "idle" | "connecting" | "open" | "reconnecting" | "closed";
+  state: "idle" | "connecting" | "open" | "reconnecting" | "paused" | "closed";
   transport: Transport | null;
 }
 

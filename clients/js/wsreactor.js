@@ -45,9 +45,16 @@ export class Client {
       // An async function giving a token (a JWT): asked before connecting,
       // before the token expires, and after a 401 or 403.
       token: null,
+      // Pause while the page is hidden (its visibilitychange).
+      pauseHidden: false,
+      // Where `online`/`offline` and `visibilitychange` come from.
+      window: globalThis.window,
+      document: globalThis.document,
       ...options,
     };
     this.tok = null;
+    this.paused = false;
+    this.watch();
     this.WS = this.o.WebSocket || globalThis.WebSocket;
     this.fetch = this.o.fetch || globalThis.fetch.bind(globalThis);
     this.channels = new Map(); // name -> { last: id or null, handlers }
@@ -60,6 +67,29 @@ export class Client {
     this.conn = null; // the transport's connection: { close(), send?() }
     this.nextId = 1;
     this.waiting = new Map(); // mux command id -> { resolve, reject }
+  }
+
+  /** Offline (or hidden, if asked): every connection closed and no
+   * reconnect tried until back, then at once. */
+  watch() {
+    const { window: win, document: doc } = this.o;
+    const pause = (paused) => {
+      if (this.closed || paused === this.paused) return;
+      this.paused = paused;
+      this.tries = 0;
+      clearTimeout(this.timer);
+      this.drop();
+      if (paused) this.setState("paused", null);
+      else this.restart();
+    };
+    this.unwatch = [];
+    const listen = (target, event, fn) => {
+      target?.addEventListener?.(event, fn);
+      this.unwatch.push(() => target?.removeEventListener?.(event, fn));
+    };
+    listen(win, "offline", () => pause(true));
+    listen(win, "online", () => pause(false));
+    if (this.o.pauseHidden) listen(doc, "visibilitychange", () => pause(doc.visibilityState === "hidden"));
   }
 
   /** Listen for `event`: state, message, gap, reset, join, leave, error. */
@@ -95,6 +125,7 @@ export class Client {
     this.closed = true;
     clearTimeout(this.timer);
     clearTimeout(this.renew);
+    for (const off of this.unwatch) off();
     this.drop();
     this.setState("closed", null);
   }
@@ -159,7 +190,7 @@ export class Client {
   }
 
   restart() {
-    if (this.closed) return;
+    if (this.closed || this.paused) return;
     clearTimeout(this.timer);
     this.drop();
     if (this.channels.size) this.timer = setTimeout(() => this.connect(), 0);
@@ -171,7 +202,7 @@ export class Client {
    * server's Retry-After. A 401 or 403 asks for a new token, or without a
    * token function stops the client: trying again would be refused again. */
   failed(down, error) {
-    if (this.closed) return;
+    if (this.closed || this.paused) return;
     this.drop();
     const status = error?.status;
     if (status === 401 || status === 403) {
@@ -220,7 +251,7 @@ export class Client {
   }
 
   async connect() {
-    if (this.closed || !this.channels.size) return;
+    if (this.closed || this.paused || !this.channels.size) return;
     // A later connect (a restart meanwhile) supersedes this one.
     const gen = (this.gen = (this.gen || 0) + 1);
     try {

@@ -22,7 +22,8 @@ async function publish(channel, text) {
   if (res.status !== 200) fail(`publish ${channel}: ${res.status}`);
 }
 
-const client = new Client(base, { minDelay: 10, maxDelay: 50, openTimeout: 2000 });
+// The page's online and offline events, made here.
+const client = new Client(base, { minDelay: 10, maxDelay: 50, openTimeout: 2000, window: new EventTarget() });
 const got = new Map(channels.map((c) => [c, []]));
 const transports = [];
 client.on("state", (s) => {
@@ -54,7 +55,17 @@ await round(10, 20);
 await until("long polling", () => transports.at(-1) === "longpoll");
 // And while it reconnects on it.
 client.restart();
-await round(20, 30);
+await round(20, 25);
+// Offline: closed, and what is published meanwhile comes once back online.
+const net = client.o.window;
+net.dispatchEvent(new Event("offline"));
+if (client.state !== "paused") fail("offline: " + client.state);
+for (let i = 25; i < 30; i++) for (const c of channels) await publish(c, `${c}${i}`);
+await new Promise((r) => setTimeout(r, 200));
+if (client.state !== "paused") fail("reconnected while offline: " + client.state);
+net.dispatchEvent(new Event("online"));
+await round(30, 30);
+await until("all 30", () => channels.every((c) => got.get(c).length >= 30));
 for (const c of channels) {
   const want = Array.from({ length: 30 }, (_, i) => `${c}${i}`);
   if (JSON.stringify(got.get(c)) !== JSON.stringify(want)) fail(`${c}: ${JSON.stringify(got.get(c))}`);
