@@ -386,15 +386,19 @@ export class Client {
         signal: abort.signal,
       });
       if (!res.ok) throw new Refused(res);
-      clearTimeout(timer);
-      open = true;
-      opened();
       const reader = res.body.getReader();
       const text = new TextDecoder();
       let buf = "";
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
+        if (!open) {
+          // Open once bytes come (the stream starts with every channel's
+          // place): a proxy that holds the stream back is passed over.
+          clearTimeout(timer);
+          open = true;
+          opened();
+        }
         buf += text.decode(value, { stream: true });
         let end;
         while ((end = buf.search(/\r?\n\r?\n/)) >= 0) {

@@ -14,6 +14,7 @@
 //! Needs Debian's `chromium` (`/usr/bin/chromium`); `tests/run-all.sh`
 //! installs it. Without it the test fails rather than passing silently.
 
+mod client;
 #[path = "../common/mod.rs"]
 mod common;
 mod quickstart;

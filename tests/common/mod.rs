@@ -14,6 +14,7 @@ pub mod certs;
 pub mod chromium;
 pub mod example;
 pub mod mux;
+pub mod proxy;
 pub mod venv;
 
 use std::io::{ErrorKind, Read, Write};
