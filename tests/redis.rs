@@ -666,6 +666,37 @@ fn an_event_stream_and_a_poll_of_two_channels_on_one_node_get_what_another_publi
 }
 
 #[test]
+fn the_js_client_in_a_browser_loses_nothing_when_its_node_is_killed() {
+    use common::chromium::{Cdp, Chromium};
+    use common::js_page::{opened, publish_each, start_client, wait_all, wait_open, wait_open_after};
+    use common::proxy::Proxy;
+    let redis = Redis::start();
+    // The client's node, a process of its own to kill; the other, where
+    // messages are published, and where the proxy sends the client next.
+    let doomed = Node::spawn(&redis);
+    let other = node(&redis);
+    let proxy = Proxy::start(doomed.addr);
+    let origin = format!("http://{}", proxy.addr);
+    let chromium = Chromium::launch();
+    let mut cdp = Cdp::open_page(&chromium.devtools_url);
+    start_client(&mut cdp, &origin);
+    wait_open(&mut cdp, "websocket", Duration::from_secs(10));
+    publish_each(other.addr, 0, 10);
+    wait_all(&mut cdp, 10);
+    // SIGKILL mid-stream; the proxy sends new connections to the other
+    // node; what is published meanwhile comes from the history in Redis
+    // after the client's cursors, once each, in order.
+    let before = opened(&mut cdp).len();
+    drop(doomed);
+    proxy.point(other.addr);
+    publish_each(other.addr, 10, 20);
+    wait_open_after(&mut cdp, "websocket", before, Duration::from_secs(15));
+    publish_each(other.addr, 20, 30);
+    wait_all(&mut cdp, 30);
+    cdp.eval("window.client.close(), true");
+}
+
+#[test]
 fn without_its_redis_a_node_does_not_start() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let settings = settings();

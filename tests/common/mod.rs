@@ -13,6 +13,7 @@
 pub mod certs;
 pub mod chromium;
 pub mod example;
+pub mod js_page;
 pub mod mux;
 pub mod proxy;
 pub mod venv;

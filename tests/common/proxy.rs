@@ -10,7 +10,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// What the proxy does to what passes.
@@ -28,6 +28,7 @@ pub struct Blocks {
 pub struct Proxy {
     pub addr: SocketAddr,
     pub blocks: Arc<Blocks>,
+    upstream: Arc<Mutex<SocketAddr>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -39,19 +40,32 @@ impl Proxy {
         let addr = listener.local_addr().unwrap();
         let blocks = Arc::new(Blocks::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let (b, s) = (blocks.clone(), stop.clone());
+        let upstream = Arc::new(Mutex::new(upstream));
+        let (b, s, to) = (blocks.clone(), stop.clone(), upstream.clone());
         std::thread::spawn(move || {
             while !s.load(SeqCst) {
                 match listener.accept() {
                     Ok((client, _)) => {
                         let b = b.clone();
+                        let upstream = *to.lock().unwrap();
                         std::thread::spawn(move || serve(client, upstream, &b));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        Proxy { addr, blocks, stop }
+        Proxy {
+            addr,
+            blocks,
+            upstream,
+            stop,
+        }
+    }
+
+    /// New connections go to `upstream` from now on (a server restarted
+    /// elsewhere, another node): as a load balancer would send them.
+    pub fn point(&self, upstream: SocketAddr) {
+        *self.upstream.lock().unwrap() = upstream;
     }
 }
 
