@@ -23,8 +23,8 @@ fn the_client_under_node_gets_three_channels_once_and_in_order_across_switches()
         String::from_utf8_lossy(&out.stderr)
     );
     // It said which transports it was on: SSE first where Node has no
-    // WebSocket, then long polling after the switch.
-    assert!(stdout.trim_end().ends_with("longpoll"), "{stdout}");
+    // WebSocket, then long polling, then short polling after the switches.
+    assert!(stdout.trim_end().ends_with("longpoll,poll"), "{stdout}");
 }
 
 #[test]

@@ -67,8 +67,8 @@ export class Client {
   readonly transport: Transport | null;
   readonly state: StateEvent["state"];
   on<K extends keyof Events>(event: K, fn: (e: Events[K]) => void): this;
-  /** Subscribe to a channel, after message `since` if given. */
-  subscribe(channel: string, since?: number | null): { unsubscribe(): void };
+  /** Subscribe to a channel, after message `since` if given; with `joinLeave`, its presence's join and leave events too. */
+  subscribe(channel: string, since?: number | null, options?: { joinLeave?: boolean }): { unsubscribe(): void };
   unsubscribe(channel: string): void;
   /** The last id given of a channel: its cursor. */
   cursor(channel: string): number | null;

@@ -102,10 +102,11 @@ export class Client {
     for (const fn of this.handlers[event] || []) fn(arg);
   }
 
-  /** Subscribe to `channel`, from after message `since` if given. */
-  subscribe(channel, since = null) {
+  /** Subscribe to `channel`, from after message `since` if given; with
+   * `joinLeave`, its presence's join and leave events too. */
+  subscribe(channel, since = null, { joinLeave = false } = {}) {
     if (!this.channels.has(channel)) {
-      this.channels.set(channel, { last: since });
+      this.channels.set(channel, { last: since, joinLeave });
       this.restart();
     }
     return { unsubscribe: () => this.unsubscribe(channel) };
@@ -170,6 +171,7 @@ export class Client {
   }
 
   event(v) {
+    if (!this.channels.get(v.channel)?.joinLeave) return;
     for (const change of ["join", "leave"]) {
       if (v[change]) this.emit(change, { channel: v.channel, member: v[change] });
     }
@@ -297,6 +299,7 @@ export class Client {
     const since = this.since();
     if (since) q.push("since=" + encodeURIComponent(since));
     if (this.tok) q.push("token=" + encodeURIComponent(this.tok));
+    if ([...this.channels.values()].some((c) => c.joinLeave)) q.push("join_leave=1");
     return q.join("&");
   }
 
@@ -319,6 +322,7 @@ export class Client {
       for (const [channel, c] of this.channels) {
         const command = { subscribe: channel };
         if (c.last !== null) command.since = c.last;
+        if (c.joinLeave) command.join_leave = true;
         this.call(command).then(
           (reply) => {
             // Subscribed with no cursor: the reply gives the one to resume from.

@@ -6,7 +6,9 @@
 //! channels, meanwhile too, arrives exactly once and in order.
 
 use super::common::chromium::{Cdp, Chromium};
-use super::common::js_page::{opened, publish_each, start_client, wait_all, wait_open, wait_open_after, CHANNELS};
+use super::common::js_page::{
+    open_origin, opened, publish_each, start_client, wait_all, wait_open, wait_open_after, CHANNELS,
+};
 use super::common::proxy::Proxy;
 use super::common::{settings, Server};
 use std::sync::atomic::Ordering::SeqCst;
@@ -44,11 +46,15 @@ fn the_client_falls_back_past_what_a_proxy_blocks_and_goes_back_up_losing_nothin
     publish_each(server.addr, 40, 50);
     wait_all(&mut cdp, 50);
 
-    // The blocks lifted: it tries upward again and is back on WebSocket.
-    proxy.blocks.upgrades.store(false, SeqCst);
+    // Each block lifted in turn: it tries upward again, and climbs one
+    // transport at a time, to SSE, then to WebSocket.
     proxy.blocks.streams.store(false, SeqCst);
+    wait_open(&mut cdp, "sse", Duration::from_secs(15));
+    publish_each(server.addr, 50, 55);
+    wait_all(&mut cdp, 55);
+    proxy.blocks.upgrades.store(false, SeqCst);
     wait_open(&mut cdp, "websocket", Duration::from_secs(15));
-    publish_each(server.addr, 50, 60);
+    publish_each(server.addr, 55, 60);
     wait_all(&mut cdp, 60);
     let seen = opened(&mut cdp);
     assert_eq!(
@@ -57,6 +63,105 @@ fn the_client_falls_back_past_what_a_proxy_blocks_and_goes_back_up_losing_nothin
         "{seen:?}"
     );
     cdp.eval("window.client.close(), true");
+}
+
+#[test]
+fn the_client_publishes_reads_presence_and_hears_joins_over_its_websocket() {
+    const SECRET: &str = "the browser client test's secret";
+    let mut s = settings();
+    s.auth = wsreactor::auth::Auth::new(vec![], SECRET.as_bytes());
+    s.pubsub.presence_channels = vec!["room-*".into()];
+    let server = Server::start(s);
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let token = |user: &str| {
+        super::common::jwt(
+            SECRET,
+            serde_json::json!({"exp": exp, "sub": user, "info": {"name": user}, "channels": ["*"], "scope": "pub"}),
+        )
+    };
+    let chromium = Chromium::launch();
+    let mut cdp = Cdp::open_page(&chromium.devtools_url);
+    let origin = format!("http://{}", server.addr);
+    open_origin(&mut cdp, &origin);
+    let script = format!(
+        r#"(async () => {{
+            const {{ Client }} = await import("{origin}/client.js");
+            window.joins = [];
+            window.got = [];
+            const ann = new Client("{origin}", {{ token: async () => "{ann}" }});
+            ann.on("join", (e) => window.joins.push(e.member.user));
+            ann.on("message", (m) => window.got.push(m.data));
+            ann.subscribe("room-1", null, {{ joinLeave: true }});
+            const opened = (c) => new Promise((r) => c.on("state", (s) => s.state === "open" && r()));
+            await opened(ann);
+            const bob = new Client("{origin}", {{ token: async () => "{bob}" }});
+            bob.subscribe("room-1");
+            await opened(bob);
+            window.stats = (await ann.presence("room-1", true));
+            window.members = (await ann.presence("room-1")).members.map((m) => m.info.name).sort();
+            window.published = await ann.publish("room-1", {{ hello: "room" }});
+            window.clients = [ann, bob];
+            return true;
+        }})()"#,
+        ann = token("ann"),
+        bob = token("bob"),
+    );
+    cdp.eval(&script);
+    cdp.wait_for(
+        "the publish's message",
+        "window.got.length === 1 && window.joins.includes('bob')",
+        Duration::from_secs(20),
+    );
+    assert_eq!(cdp.eval("window.got[0]"), "{\"hello\":\"room\"}");
+    assert_eq!(cdp.eval("window.published"), 1);
+    assert_eq!(
+        cdp.eval("[window.stats.clients, window.stats.users]"),
+        serde_json::json!([2, 2])
+    );
+    assert_eq!(cdp.eval("window.members"), serde_json::json!(["ann", "bob"]));
+    cdp.eval("window.clients.forEach((c) => c.close()), true");
+}
+
+#[test]
+fn the_demo_page_runs_the_client_on_its_own_button() {
+    let server = Server::start(settings());
+    let chromium = Chromium::launch();
+    let mut cdp = Cdp::open_page(&chromium.devtools_url);
+    cdp.call(
+        "Page.navigate",
+        serde_json::json!({ "url": format!("http://{}/", server.addr) }),
+    );
+    cdp.wait_for(
+        "the demo page",
+        "document.readyState === 'complete' && !!document.getElementById('client-start')",
+        Duration::from_secs(20),
+    );
+    cdp.eval("document.getElementById('client-channels').value = 'a, b:1'; document.getElementById('client-start').click(); true");
+    cdp.wait_for(
+        "the client open",
+        "document.getElementById('client-state').textContent === 'open'",
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        cdp.eval("document.getElementById('client-transport').textContent"),
+        "websocket"
+    );
+    publish_each(server.addr, 0, 3);
+    cdp.wait_for(
+        "its messages",
+        "document.getElementById('client-count').textContent === '6'",
+        Duration::from_secs(20),
+    );
+    let first = cdp.eval("document.querySelector('#client-log li').textContent");
+    assert_eq!(
+        first.as_str().map(|t| t.starts_with("b:1 #3: b:12")),
+        Some(true),
+        "{first}"
+    );
 }
 
 #[test]

@@ -11,15 +11,21 @@ use std::time::{Duration, Instant};
 
 pub const CHANNELS: [&str; 3] = ["a", "b:1", "c"];
 
-/// Start the client in the page (loaded through the proxy), on the
-/// channels, recording what it gets and the transports it opens.
-pub fn start_client(cdp: &mut Cdp, origin: &str) {
+/// Open a page of `origin` (its `/healthz`): where `/client.js` is
+/// imported from, as a page of the server's own would.
+pub fn open_origin(cdp: &mut Cdp, origin: &str) {
     cdp.call("Page.navigate", json!({ "url": format!("{origin}/healthz") }));
     cdp.wait_for(
         "the page",
         "document.readyState === 'complete'",
         Duration::from_secs(20),
     );
+}
+
+/// Start the client in the page (loaded through the proxy), on the
+/// channels, recording what it gets and the transports it opens.
+pub fn start_client(cdp: &mut Cdp, origin: &str) {
+    open_origin(cdp, origin);
     let script = format!(
         r#"(async () => {{
             const {{ Client }} = await import("{origin}/client.js");

@@ -23,7 +23,13 @@ async function publish(channel, text) {
 }
 
 // The page's online and offline events, made here.
-const client = new Client(base, { minDelay: 10, maxDelay: 50, openTimeout: 2000, window: new EventTarget() });
+const client = new Client(base, {
+  minDelay: 10,
+  maxDelay: 50,
+  openTimeout: 2000,
+  pollInterval: 50,
+  window: new EventTarget(),
+});
 const got = new Map(channels.map((c) => [c, []]));
 const transports = [];
 client.on("state", (s) => {
@@ -66,9 +72,32 @@ if (client.state !== "paused") fail("reconnected while offline: " + client.state
 net.dispatchEvent(new Event("online"));
 await round(30, 30);
 await until("all 30", () => channels.every((c) => got.get(c).length >= 30));
+// Short polling too.
+client.level = client.o.transports.indexOf("poll");
+client.restart();
+await round(30, 40);
+await until("short polling", () => transports.at(-1) === "poll");
 for (const c of channels) {
-  const want = Array.from({ length: 30 }, (_, i) => `${c}${i}`);
+  const want = Array.from({ length: 40 }, (_, i) => `${c}${i}`);
   if (JSON.stringify(got.get(c)) !== JSON.stringify(want)) fail(`${c}: ${JSON.stringify(got.get(c))}`);
 }
 client.close();
+
+// A 429 with Retry-After: 1 is waited out, not retried on the backoff.
+const asked = [];
+const busy = async (...args) => {
+  asked.push(Date.now());
+  if (asked.length === 1) return new Response("", { status: 429, headers: { "Retry-After": "1" } });
+  return fetch(...args);
+};
+const patient = new Client(base, { fetch: busy, minDelay: 10, maxDelay: 20, transports: ["sse"] });
+const patientGot = [];
+patient.on("message", (m) => patientGot.push(m.data));
+patient.subscribe("a", 40); // ids from 1: "a39" is id 40
+await until("a second ask", () => asked.length >= 2);
+if (asked[1] - asked[0] < 950) fail(`asked again after ${asked[1] - asked[0]} ms`);
+await publish("a", "a40");
+await until("after the wait", () => patientGot.length === 1);
+if (patientGot[0] !== "a40") fail("patient got " + JSON.stringify(patientGot));
+patient.close();
 console.log(`ok ${transports.join(",")}`);
