@@ -66,6 +66,106 @@ fn the_client_falls_back_past_what_a_proxy_blocks_and_goes_back_up_losing_nothin
 }
 
 #[test]
+fn a_proxy_that_kills_upgrades_sends_the_client_to_sse_too() {
+    let server = Server::start(settings());
+    let proxy = Proxy::start(server.addr);
+    proxy.blocks.close_upgrades.store(true, SeqCst);
+    let origin = format!("http://{}", proxy.addr);
+    let chromium = Chromium::launch();
+    let mut cdp = Cdp::open_page(&chromium.devtools_url);
+    start_client(&mut cdp, &origin);
+    // A new client is owed what comes after it first subscribes.
+    wait_open(&mut cdp, "sse", Duration::from_secs(10));
+    publish_each(server.addr, 0, 10);
+    wait_all(&mut cdp, 10);
+    assert!(proxy.blocks.refused.load(SeqCst) >= 1);
+    assert!(!opened(&mut cdp).contains(&"websocket".to_owned()));
+    cdp.eval("window.client.close(), true");
+}
+
+#[test]
+fn a_websocket_that_opens_and_delivers_nothing_is_passed_over() {
+    let server = Server::start(settings());
+    let proxy = Proxy::start(server.addr);
+    proxy.blocks.hold_upgrades.store(true, SeqCst);
+    let origin = format!("http://{}", proxy.addr);
+    let chromium = Chromium::launch();
+    let mut cdp = Cdp::open_page(&chromium.devtools_url);
+    start_client(&mut cdp, &origin);
+    // Its upgrade is answered, and its subscribes never are: after the
+    // open time, SSE.
+    wait_open(&mut cdp, "sse", Duration::from_secs(10));
+    publish_each(server.addr, 0, 10);
+    wait_all(&mut cdp, 10);
+    assert!(!opened(&mut cdp).contains(&"websocket".to_owned()));
+    cdp.eval("window.client.close(), true");
+}
+
+#[test]
+fn the_client_refreshes_its_token_over_its_websocket_before_it_ends() {
+    const SECRET: &str = "the browser client test's secret";
+    let mut s = settings();
+    s.auth = wsreactor::auth::Auth::new(vec!["private-*".into()], SECRET.as_bytes());
+    let server = Server::start(s);
+    let origin = format!("http://{}", server.addr);
+    let chromium = Chromium::launch();
+    let mut cdp = Cdp::open_page(&chromium.devtools_url);
+    open_origin(&mut cdp, &origin);
+    // Tokens of 3 s, signed in the page (Web Crypto's HMAC): over 7 s the
+    // subscription is kept by refreshes sent over the WebSocket, with no
+    // reconnect and nothing lost.
+    let script = format!(
+        r#"(async () => {{
+            const {{ Client }} = await import("{origin}/client.js");
+            const enc = new TextEncoder();
+            const key = await crypto.subtle.importKey("raw", enc.encode("{SECRET}"), {{ name: "HMAC", hash: "SHA-256" }}, false, ["sign"]);
+            const b64 = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+            window.issued = 0;
+            const token = async () => {{
+                window.issued++;
+                const claims = {{ exp: Math.floor(Date.now() / 1000) + 3, channels: ["private-*"], sub: "ann" }};
+                const signed = b64(enc.encode(JSON.stringify({{ alg: "HS256", typ: "JWT" }}))) + "." + b64(enc.encode(JSON.stringify(claims)));
+                return signed + "." + b64(await crypto.subtle.sign("HMAC", key, enc.encode(signed)));
+            }};
+            window.got = [];
+            window.opened = [];
+            window.errors = [];
+            const client = new Client("{origin}", {{ token }});
+            client.on("state", (s) => {{ if (s.state === "open") window.opened.push(s.transport); }});
+            client.on("message", (m) => window.got.push(m.data));
+            client.on("error", (e) => window.errors.push(e.error));
+            client.subscribe("private-a");
+            window.client = client;
+            return true;
+        }})()"#
+    );
+    cdp.eval(&script);
+    wait_open(&mut cdp, "websocket", Duration::from_secs(10));
+    let mut c = super::common::Client::connect(server.addr);
+    for i in 0..35 {
+        let r = c.request(
+            "POST",
+            "/pub/private-a",
+            &["Content-Type: text/plain"],
+            format!("m{i}").as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    cdp.wait_for("every message", "window.got.length === 35", Duration::from_secs(10));
+    let want: Vec<String> = (0..35).map(|i| format!("m{i}")).collect();
+    assert_eq!(cdp.eval("window.got"), serde_json::json!(want));
+    assert_eq!(
+        cdp.eval("window.opened"),
+        serde_json::json!(["websocket"]),
+        "one connection, refreshed"
+    );
+    assert!(cdp.eval("window.issued").as_u64() >= Some(3));
+    assert_eq!(cdp.eval("window.errors"), serde_json::json!([]));
+    cdp.eval("window.client.close(), true");
+}
+
+#[test]
 fn the_client_publishes_reads_presence_and_hears_joins_over_its_websocket() {
     const SECRET: &str = "the browser client test's secret";
     let mut s = settings();

@@ -18,6 +18,10 @@ use std::time::Duration;
 pub struct Blocks {
     /// Answer WebSocket upgrades with 400.
     pub upgrades: AtomicBool,
+    /// Close WebSocket upgrades without a word, as a proxy that kills them.
+    pub close_upgrades: AtomicBool,
+    /// Let upgrades through, then hold back every frame the server sends.
+    pub hold_upgrades: AtomicBool,
     /// Hold back the answers of event streams (`/sse`).
     pub streams: AtomicBool,
     /// Upgrades refused so far.
@@ -95,6 +99,10 @@ fn serve(mut client: TcpStream, upstream: SocketAddr, blocks: &Blocks) {
     let end = head.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let text = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
     let upgrade = text.contains("\r\nupgrade: websocket");
+    if upgrade && blocks.close_upgrades.load(SeqCst) {
+        blocks.refused.fetch_add(1, SeqCst);
+        return;
+    }
     if upgrade && blocks.upgrades.load(SeqCst) {
         blocks.refused.fetch_add(1, SeqCst);
         let _ = client.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
@@ -121,12 +129,28 @@ fn serve(mut client: TcpStream, upstream: SocketAddr, blocks: &Blocks) {
         return;
     }
     let hold = stream && blocks.streams.load(SeqCst);
+    let hold_frames = upgrade && blocks.hold_upgrades.load(SeqCst);
     let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut c2, &mut s2);
         let _ = s2.shutdown(Shutdown::Write);
     });
-    if hold {
+    if hold_frames {
+        // The 101 goes through; the frames after it are kept.
+        let mut answer = Vec::new();
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            match server.read(&mut byte) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => answer.extend_from_slice(&byte[..n]),
+            }
+        }
+        let end = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        if client.write_all(&answer[..end]).is_err() {
+            return;
+        }
+        let mut held = Vec::new();
+        let _ = server.read_to_end(&mut held);
+    } else if hold {
         // Everything the server sends is kept until it ends the answer.
         let mut held = Vec::new();
         let _ = server.read_to_end(&mut held);
