@@ -243,6 +243,9 @@ impl Session {
                     Delivery::Taken | Delivery::End => parked.ready = true,
                 }
             }
+            // A join or leave for a stream over its limit is dropped, as a
+            // WebSocket drops it: only a message makes a subscriber slow.
+            State::Stream { .. } if over && msg.event.is_some() => return Delivered::Nothing,
             State::Stream { stream, last_event } => {
                 let handler = app.http_handler(stream.handler);
                 let taken = with_cx(&mut self.io.out, env, !over, |cx| {
@@ -250,6 +253,8 @@ impl Session {
                 });
                 match taken {
                     Delivery::Skipped => return Delivered::Nothing,
+                    // Not a message: written, not counted as a delivery.
+                    Delivery::Taken if msg.event.is_some() => *last_event = env.stamp,
                     Delivery::Taken if over => {
                         env.stats.count_slow(Transport::Sse);
                         self.enter_closing(env);

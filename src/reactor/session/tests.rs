@@ -894,6 +894,30 @@ fn test_sse_slow_stream_closes() {
     assert!(is(&s, Transport::Closing) && s.output().is_empty());
 }
 
+#[test]
+fn test_sse_a_join_over_the_limit_is_dropped_and_the_stream_goes_on() {
+    let mut b = Bench::new();
+    b.settings.pubsub.presence_channels = vec!["c".into()];
+    let mut s = subscriber(&mut b, "/sse/c?join_leave=1", "", subscribed(0, vec![], None));
+    b.output(&mut s);
+    let join = Arc::new(Message::presence(
+        "c".into(),
+        crate::pubsub::Change::Join,
+        "{\"client\":\"1\"}",
+        Instant::now(),
+    ));
+    // Under the limit: written, and not counted as a delivery.
+    b.deliver(&mut s, &join);
+    assert!(b.text(&mut s).starts_with("event: join\ndata: "));
+    assert_eq!(b.stats.delivered_by[Transport::Sse as usize].load(Relaxed), 0);
+    // Over it: dropped, and the stream is not taken for a slow one.
+    b.settings.write_buffer_limit = 0;
+    s.io.out.buf(&mut b.pool).extend_from_slice(b"unsent");
+    b.deliver(&mut s, &join);
+    assert!(is(&s, Transport::Sse), "still streaming");
+    assert_eq!(b.stats.slow_consumers.load(Relaxed), 0);
+}
+
 // Closing
 
 #[test]
