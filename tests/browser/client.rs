@@ -14,61 +14,17 @@ use super::common::{settings, Server};
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
-#[test]
-fn the_client_falls_back_past_what_a_proxy_blocks_and_goes_back_up_losing_nothing() {
-    let server = Server::start(settings());
-    let proxy = Proxy::start(server.addr);
-    let origin = format!("http://{}", proxy.addr);
-    let chromium = Chromium::launch();
-    let mut cdp = Cdp::open_page(&chromium.devtools_url);
-
-    // Nothing blocked: WebSocket.
-    start_client(&mut cdp, &origin);
-    wait_open(&mut cdp, "websocket", Duration::from_secs(10));
-    publish_each(server.addr, 0, 10);
-    wait_all(&mut cdp, 10);
-
-    // Upgrades refused: the next connection falls back to SSE; what is
-    // published while it switches arrives too.
-    proxy.blocks.upgrades.store(true, SeqCst);
-    cdp.eval("window.client.restart(), true");
-    publish_each(server.addr, 10, 20);
-    wait_open(&mut cdp, "sse", Duration::from_secs(10));
-    publish_each(server.addr, 20, 30);
-    wait_all(&mut cdp, 30);
-    assert!(proxy.blocks.refused.load(SeqCst) >= 1);
-
-    // Streams held back too: long polling.
-    proxy.blocks.streams.store(true, SeqCst);
-    cdp.eval("window.client.restart(), true");
-    publish_each(server.addr, 30, 40);
-    wait_open(&mut cdp, "longpoll", Duration::from_secs(15));
-    publish_each(server.addr, 40, 50);
-    wait_all(&mut cdp, 50);
-
-    // Each block lifted in turn: it tries upward again, and climbs one
-    // transport at a time, to SSE, then to WebSocket.
-    proxy.blocks.streams.store(false, SeqCst);
-    wait_open(&mut cdp, "sse", Duration::from_secs(15));
-    publish_each(server.addr, 50, 55);
-    wait_all(&mut cdp, 55);
-    proxy.blocks.upgrades.store(false, SeqCst);
-    wait_open(&mut cdp, "websocket", Duration::from_secs(15));
-    publish_each(server.addr, 55, 60);
-    wait_all(&mut cdp, 60);
-    let seen = opened(&mut cdp);
-    assert_eq!(
-        seen.iter().map(String::as_str).collect::<Vec<_>>().first(),
-        Some(&"websocket"),
-        "{seen:?}"
-    );
-    cdp.eval("window.client.close(), true");
+/// A server, a proxy in front of it (its blocks set by `block` first), and
+/// the client started in a Chromium page of the proxy's origin. Fields in
+/// the order they go: the page, the browser, the proxy, the server.
+struct ThroughProxy {
+    cdp: Cdp,
+    _chromium: Chromium,
+    proxy: Proxy,
+    server: Server,
 }
 
-/// A client started through a proxy that `blocks` WebSocket upgrades in
-/// its way (`close_upgrades` or `hold_upgrades`): it must end on SSE, with
-/// every message once and in order, never having opened a WebSocket.
-fn passed_over_to_sse(block: impl FnOnce(&Proxy)) {
+fn client_through_proxy(block: impl FnOnce(&Proxy)) -> ThroughProxy {
     let server = Server::start(settings());
     let proxy = Proxy::start(server.addr);
     block(&proxy);
@@ -76,12 +32,71 @@ fn passed_over_to_sse(block: impl FnOnce(&Proxy)) {
     let chromium = Chromium::launch();
     let mut cdp = Cdp::open_page(&chromium.devtools_url);
     start_client(&mut cdp, &origin);
+    ThroughProxy {
+        cdp,
+        _chromium: chromium,
+        proxy,
+        server,
+    }
+}
+
+#[test]
+fn the_client_falls_back_past_what_a_proxy_blocks_and_goes_back_up_losing_nothing() {
+    let mut t = client_through_proxy(|_| {});
+
+    // Nothing blocked: WebSocket.
+    wait_open(&mut t.cdp, "websocket", Duration::from_secs(10));
+    publish_each(t.server.addr, 0, 10);
+    wait_all(&mut t.cdp, 10);
+
+    // Upgrades refused: the next connection falls back to SSE; what is
+    // published while it switches arrives too.
+    t.proxy.blocks.upgrades.store(true, SeqCst);
+    t.cdp.eval("window.client.restart(), true");
+    publish_each(t.server.addr, 10, 20);
+    wait_open(&mut t.cdp, "sse", Duration::from_secs(10));
+    publish_each(t.server.addr, 20, 30);
+    wait_all(&mut t.cdp, 30);
+    assert!(t.proxy.blocks.refused.load(SeqCst) >= 1);
+
+    // Streams held back too: long polling.
+    t.proxy.blocks.streams.store(true, SeqCst);
+    t.cdp.eval("window.client.restart(), true");
+    publish_each(t.server.addr, 30, 40);
+    wait_open(&mut t.cdp, "longpoll", Duration::from_secs(15));
+    publish_each(t.server.addr, 40, 50);
+    wait_all(&mut t.cdp, 50);
+
+    // Each block lifted in turn: it tries upward again, and climbs one
+    // transport at a time, to SSE, then to WebSocket.
+    t.proxy.blocks.streams.store(false, SeqCst);
+    wait_open(&mut t.cdp, "sse", Duration::from_secs(15));
+    publish_each(t.server.addr, 50, 55);
+    wait_all(&mut t.cdp, 55);
+    t.proxy.blocks.upgrades.store(false, SeqCst);
+    wait_open(&mut t.cdp, "websocket", Duration::from_secs(15));
+    publish_each(t.server.addr, 55, 60);
+    wait_all(&mut t.cdp, 60);
+    let seen = opened(&mut t.cdp);
+    assert_eq!(
+        seen.iter().map(String::as_str).collect::<Vec<_>>().first(),
+        Some(&"websocket"),
+        "{seen:?}"
+    );
+    t.cdp.eval("window.client.close(), true");
+}
+
+/// A client started through a proxy that `blocks` WebSocket upgrades in
+/// its way (`close_upgrades` or `hold_upgrades`): it must end on SSE, with
+/// every message once and in order, never having opened a WebSocket.
+fn passed_over_to_sse(block: impl FnOnce(&Proxy)) {
+    let mut t = client_through_proxy(block);
     // A new client is owed what comes after it first subscribes.
-    wait_open(&mut cdp, "sse", Duration::from_secs(10));
-    publish_each(server.addr, 0, 10);
-    wait_all(&mut cdp, 10);
-    assert!(!opened(&mut cdp).contains(&"websocket".to_owned()));
-    cdp.eval("window.client.close(), true");
+    wait_open(&mut t.cdp, "sse", Duration::from_secs(10));
+    publish_each(t.server.addr, 0, 10);
+    wait_all(&mut t.cdp, 10);
+    assert!(!opened(&mut t.cdp).contains(&"websocket".to_owned()));
+    t.cdp.eval("window.client.close(), true");
 }
 
 #[test]
@@ -261,36 +276,30 @@ fn the_demo_page_runs_the_client_on_its_own_button() {
 
 #[test]
 fn the_client_follows_a_restarted_server_and_is_told_its_cursors_are_gone() {
-    let server = Server::start(settings());
-    let proxy = Proxy::start(server.addr);
-    let origin = format!("http://{}", proxy.addr);
-    let chromium = Chromium::launch();
-    let mut cdp = Cdp::open_page(&chromium.devtools_url);
-    start_client(&mut cdp, &origin);
-    wait_open(&mut cdp, "websocket", Duration::from_secs(10));
-    publish_each(server.addr, 0, 5);
-    wait_all(&mut cdp, 5);
+    let mut t = client_through_proxy(|_| {});
+    wait_open(&mut t.cdp, "websocket", Duration::from_secs(10));
+    publish_each(t.server.addr, 0, 5);
+    wait_all(&mut t.cdp, 5);
     // The server restarts (elsewhere, behind the same address): the local
     // hub's history is gone with it, its numbering starts again, and the
     // client is told that each channel's cursor is not one the new server
     // can vouch for; what the new server is given arrives once, in order.
-    let before = opened(&mut cdp).len();
-    drop(server);
-    let server = Server::start(settings());
-    proxy.point(server.addr);
-    wait_open_after(&mut cdp, "websocket", before, Duration::from_secs(15));
+    let before = opened(&mut t.cdp).len();
+    t.server = Server::start(settings());
+    t.proxy.point(t.server.addr);
+    wait_open_after(&mut t.cdp, "websocket", before, Duration::from_secs(15));
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while cdp.eval("(window.resets || []).length").as_u64() < Some(CHANNELS.len() as u64) {
+    while t.cdp.eval("(window.resets || []).length").as_u64() < Some(CHANNELS.len() as u64) {
         assert!(
             std::time::Instant::now() < deadline,
             "resets: {}",
-            cdp.eval("window.resets || []")
+            t.cdp.eval("window.resets || []")
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    cdp.eval("window.got = {}, true");
-    publish_each(server.addr, 0, 10);
-    wait_all(&mut cdp, 10);
-    assert_eq!(opened(&mut cdp).last().map(String::as_str), Some("websocket"));
-    cdp.eval("window.client.close(), true");
+    t.cdp.eval("window.got = {}, true");
+    publish_each(t.server.addr, 0, 10);
+    wait_all(&mut t.cdp, 10);
+    assert_eq!(opened(&mut t.cdp).last().map(String::as_str), Some("websocket"));
+    t.cdp.eval("window.client.close(), true");
 }
