@@ -194,7 +194,7 @@ impl Startup {
         } = self;
         let threads = config.worker_threads();
         let settings = Settings::from(&config);
-        let make_broker = broker(&config.pubsub.broker, broker_ca, settings.pubsub.hub.clone())?;
+        let make_broker = broker(&config.pubsub, broker_ca, settings.pubsub.hub.clone())?;
         let mut builder = Builder::new(settings)
             .threads(threads)
             .backlog(config.server.backlog)
@@ -237,19 +237,24 @@ impl Startup {
 
 /// What makes the broker `kind` names once the workers' inboxes exist.
 fn broker(
-    kind: &BrokerKind,
+    pubsub: &crate::config::PubSub,
     #[cfg_attr(not(feature = "redis"), allow(unused_variables))] ca: Option<Vec<u8>>,
     hub: crate::pubsub::HubSettings,
 ) -> io::Result<MakeBroker> {
-    match kind {
+    match &pubsub.broker {
         BrokerKind::Local => Ok(Box::new(move |inboxes| {
             Ok(Arc::new(LocalHub::new(hub, inboxes)) as Arc<dyn Broker>)
         })),
         #[cfg(feature = "redis")]
         BrokerKind::Redis(url) => {
             let url = url.clone();
+            let options = crate::pubsub::redis::RedisOptions {
+                ca_pem: ca,
+                replicas: pubsub.broker_replicas,
+                replicas_timeout: pubsub.broker_replicas_timeout,
+            };
             Ok(Box::new(move |inboxes| {
-                let broker = crate::pubsub::redis::RedisBroker::start_with_ca(&url, ca, hub, inboxes)
+                let broker = crate::pubsub::redis::RedisBroker::start_with(&url, options, hub, inboxes)
                     .map_err(io::Error::other)?;
                 Ok(Arc::new(broker) as Arc<dyn Broker>)
             }))

@@ -10,7 +10,7 @@
 //! [`HttpHandler::Data`], moved into each step and back out of it.
 
 use crate::protocol::http::{RequestHead, Status};
-use crate::pubsub::{Answer, BrokerStats, Message, PresenceEvents, Request as BrokerRequest, Subscription};
+use crate::pubsub::{Answer, BrokerStats, BrokerTopology, Message, PresenceEvents, Request as BrokerRequest, Subscription};
 use crate::reactor::settings::Settings;
 use crate::stats::{PerIpStats, WorkerStats};
 use std::borrow::Cow;
@@ -427,6 +427,10 @@ pub trait ServerInfo {
     /// Join and leave events sent and dropped.
     fn presence_events(&self) -> PresenceEvents {
         PresenceEvents::default()
+    }
+    /// A broker across nodes' servers (which master, failovers seen).
+    fn broker_topology(&self) -> Option<BrokerTopology> {
+        None
     }
 }
 

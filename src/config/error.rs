@@ -60,6 +60,8 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
             "idempotency_keys",
             "broker",
             "broker_ca",
+            "broker_replicas",
+            "broker_replicas_timeout",
         ],
     ),
     ("tls", &["cert", "key", "bind"]),

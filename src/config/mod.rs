@@ -211,10 +211,23 @@ pub struct PubSub {
     /// that signed the Redis server's certificate. Empty (the default):
     /// the system's roots.
     pub broker_ca: String,
+    /// With a Redis broker: how many replicas must have a message (Redis's
+    /// `WAIT`) before its publish is answered 200. Redis replicates
+    /// asynchronously: with 0 (the default), a message the master
+    /// acknowledged and died before passing on is lost in a failover.
+    pub broker_replicas: u32,
+    /// How long a publish waits for `broker_replicas`; past it the publish
+    /// is answered 503 (the master has the message, a failover may lose
+    /// it). Default 500ms.
+    #[serde(with = "humantime_serde")]
+    pub broker_replicas_timeout: Duration,
 }
 
 /// The brokers the server can be started with (`[pubsub] broker`):
-/// `"local"`, or a Redis URL (`redis://HOST:PORT/DB`).
+/// `"local"`, or a Redis URL: `redis://HOST:PORT/DB` (`rediss://` with
+/// TLS), or `redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB]`
+/// (`rediss+sentinel://`): the master Redis Sentinel names, followed
+/// across failovers.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(try_from = "String")]
 pub enum BrokerKind {
@@ -231,13 +244,18 @@ impl TryFrom<String> for BrokerKind {
     fn try_from(value: String) -> Result<Self, String> {
         if value == "local" {
             Ok(BrokerKind::Local)
-        } else if value.starts_with("redis://") || value.starts_with("rediss://") {
+        } else if REDIS_SCHEMES.iter().any(|s| value.starts_with(s)) {
             Ok(BrokerKind::Redis(value))
         } else {
-            Err(format!("expected `local` or a redis:// URL, got {value:?}"))
+            Err(format!(
+                "expected `local` or a redis://, rediss://, redis+sentinel:// or rediss+sentinel:// URL, got {value:?}"
+            ))
         }
     }
 }
+
+/// The URL schemes of a Redis broker.
+const REDIS_SCHEMES: [&str; 4] = ["redis://", "rediss://", "redis+sentinel://", "rediss+sentinel://"];
 
 impl serde::Serialize for BrokerKind {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -263,6 +281,8 @@ impl Default for PubSub {
             idempotency_keys: 10_000,
             broker: BrokerKind::Local,
             broker_ca: String::new(),
+            broker_replicas: 0,
+            broker_replicas_timeout: Duration::from_millis(500),
         }
     }
 }
@@ -724,11 +744,33 @@ impl Config {
         }
         self.presence.check().map_err(|(key, why)| invalid(key, why))?;
         // A CA for a broker that is not TLS would promise what it does not do.
-        let tls = matches!(&pubsub.broker, BrokerKind::Redis(url) if url.starts_with("rediss://"));
+        let tls = matches!(&pubsub.broker, BrokerKind::Redis(url) if url.starts_with("rediss"));
         if !pubsub.broker_ca.is_empty() && !tls {
             return Err(invalid(
                 "pubsub.broker_ca",
-                "is set, but pubsub.broker is not a rediss:// URL".to_owned(),
+                "is set, but pubsub.broker is not a rediss:// or rediss+sentinel:// URL".to_owned(),
+            ));
+        }
+        #[cfg(feature = "redis")]
+        if let BrokerKind::Redis(url) = &pubsub.broker {
+            crate::pubsub::redis::check_url(url).map_err(|why| invalid("pubsub.broker", why))?;
+        }
+        if pubsub.broker_replicas > 0 && pubsub.broker == BrokerKind::Local {
+            return Err(invalid(
+                "pubsub.broker_replicas",
+                "is set, but pubsub.broker is local: replicas are a Redis broker's".to_owned(),
+            ));
+        }
+        if pubsub.broker_replicas > 64 {
+            return Err(invalid(
+                "pubsub.broker_replicas",
+                format!("must be 0 to 64, got {}", pubsub.broker_replicas),
+            ));
+        }
+        if !(Duration::from_millis(1)..=Duration::from_secs(60)).contains(&pubsub.broker_replicas_timeout) {
+            return Err(invalid(
+                "pubsub.broker_replicas_timeout",
+                format!("must be 1ms to 60s, got {:?}", pubsub.broker_replicas_timeout),
             ));
         }
         Ok(())

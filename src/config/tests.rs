@@ -271,7 +271,10 @@ fn an_unknown_broker_is_named() {
     );
     let msg = message("[pubsub]\nbroker = \"carrier-pigeon\"\n");
     assert!(msg.contains("bad value for `pubsub.broker` at line 2"), "{msg}");
-    assert!(msg.contains("`local` or a redis:// URL"), "names what is known: {msg}");
+    assert!(
+        msg.contains("`local` or a redis://, rediss://, redis+sentinel:// or rediss+sentinel:// URL"),
+        "names what is known: {msg}"
+    );
     let redis = parse("[pubsub]\nbroker = \"redis://127.0.0.1:6379/0\"\n").unwrap();
     assert_eq!(
         redis.pubsub.broker,
@@ -284,6 +287,31 @@ fn an_unknown_broker_is_named() {
     let tls = parse("[pubsub]\nbroker = \"rediss://h:1/0\"\nbroker_ca = \"ca.pem\"\n").unwrap();
     assert_eq!(tls.pubsub.broker_ca, "ca.pem");
     tls.validate(ORIGIN).unwrap();
+}
+
+#[test]
+fn a_sentinel_broker_and_its_durability_are_checked_naming_the_key() {
+    let ok = parse(
+        "[pubsub]\nbroker = \"redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster\"\n\
+         broker_replicas = 1\nbroker_replicas_timeout = \"250ms\"\n",
+    )
+    .unwrap();
+    ok.validate(ORIGIN).unwrap();
+    assert_eq!(ok.pubsub.broker_replicas, 1);
+    assert_eq!(ok.pubsub.broker_replicas_timeout, Duration::from_millis(250));
+    let tls = parse("[pubsub]\nbroker = \"rediss+sentinel://h:1/m\"\nbroker_ca = \"ca.pem\"\n").unwrap();
+    tls.validate(ORIGIN).unwrap();
+    for (toml, key) in [
+        ("broker = \"redis+sentinel://h:1\"", "pubsub.broker"),
+        ("broker = \"redis+sentinel://h/m\"", "pubsub.broker"),
+        ("broker_replicas = 1", "pubsub.broker_replicas"),
+        ("broker = \"redis://h:1/0\"\nbroker_replicas = 65", "pubsub.broker_replicas"),
+        ("broker = \"redis://h:1/0\"\nbroker_replicas_timeout = \"0s\"", "pubsub.broker_replicas_timeout"),
+        ("broker = \"redis://h:1/0\"\nbroker_replicas_timeout = \"2m\"", "pubsub.broker_replicas_timeout"),
+    ] {
+        let msg = parse(&format!("[pubsub]\n{toml}\n")).unwrap().validate(ORIGIN).unwrap_err().to_string();
+        assert!(msg.starts_with(ORIGIN) && msg.contains(key), "{toml}: {msg}");
+    }
 }
 
 #[test]

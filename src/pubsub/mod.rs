@@ -498,6 +498,38 @@ pub trait Broker: Send + Sync + fmt::Debug {
     fn presence_events(&self) -> PresenceEvents {
         PresenceEvents::default()
     }
+    /// A network broker's servers as last found, for `/readyz`,
+    /// `/metrics` and the logs (the local hub has none).
+    fn topology(&self) -> Option<BrokerTopology> {
+        None
+    }
+}
+
+/// What a network broker is connected to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerTopology {
+    /// `redis` (one server), or `sentinel` (a master found through sentinels).
+    pub kind: &'static str,
+    /// The master's name under Sentinel, else empty.
+    pub name: String,
+    /// The masters' addresses (`host:port`) as last found.
+    pub masters: Vec<String>,
+    /// Times a master changed (a failover) since the node started.
+    pub failovers: u64,
+}
+
+impl fmt::Display for BrokerTopology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let masters = self.masters.join(", ");
+        match self.kind {
+            "sentinel" => write!(
+                f,
+                "redis master {masters} (\"{}\" through sentinel), {} failover(s) seen",
+                self.name, self.failovers
+            ),
+            kind => write!(f, "{kind} {masters}, {} failover(s) seen", self.failovers),
+        }
+    }
 }
 
 /// Join and leave events counted, for `/metrics`.

@@ -2,7 +2,7 @@
 //! format (version 0.0.4), one series per worker so an uneven spread of
 //! connections over SO_REUSEPORT listeners shows.
 
-use crate::pubsub::{BrokerStats, PresenceEvents};
+use crate::pubsub::{BrokerStats, BrokerTopology, PresenceEvents};
 use crate::stats::{PerIpStats, Transport, WorkerStats};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -25,6 +25,9 @@ impl<'a> Family<'a> {
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
         let _ = write!(self.out, "{name}");
         for (i, (k, v)) in labels.iter().enumerate() {
+            // The exposition format's escapes: a value may come from the
+            // operator's configuration (a master's name).
+            let v = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
             let _ = write!(self.out, "{}{k}=\"{v}\"", if i == 0 { "{" } else { "," });
         }
         if !labels.is_empty() {
@@ -94,6 +97,7 @@ pub fn render(
     broker: Option<BrokerStats>,
     per_ip: PerIpStats,
     presence: PresenceEvents,
+    topology: Option<BrokerTopology>,
 ) -> String {
     let mut out = String::with_capacity(4096);
     let subscriber_transports = [Transport::WebSocket, Transport::Poll, Transport::Sse];
@@ -237,7 +241,32 @@ pub fn render(
     if let Some(b) = broker {
         broker_families(&mut out, &b);
     }
+    if let Some(t) = topology {
+        topology_families(&mut out, &t);
+    }
     out
+}
+
+/// Which servers a network broker is connected to, and failovers seen.
+fn topology_families(out: &mut String, t: &BrokerTopology) {
+    let name = "wsreactor_broker_master";
+    let mut f = Family::new(
+        out,
+        name,
+        "gauge",
+        "1 for each master the broker's requests go to, by address (a sentinel's or a cluster's as last found).",
+    );
+    for master in &t.masters {
+        f.sample(name, &[("kind", t.kind), ("name", &t.name), ("address", master)], 1);
+    }
+    let name = "wsreactor_broker_failovers_total";
+    let mut f = Family::new(
+        out,
+        name,
+        "counter",
+        "Times a master of the broker changed (a failover followed) since the node started.",
+    );
+    f.sample(name, &[], t.failovers);
 }
 
 /// A network broker's (Redis's) gauges and counters.
@@ -308,7 +337,7 @@ mod tests {
             ..PerIpStats::default()
         };
         let presence = PresenceEvents { sent: 5, dropped: 2 };
-        let page = render(&stats, 7, None, per_ip, presence);
+        let page = render(&stats, 7, None, per_ip, presence, None);
         let build = format!("wsreactor_build_info{{version=\"{}\"}} 1\n", env!("CARGO_PKG_VERSION"));
         assert!(page.contains(&build), "{page}");
         assert!(

@@ -79,13 +79,21 @@ impl HttpHandler for Page {
             }
             Page::Health => Response::ok("text/plain", "ok\n"),
             // A probe's answer, not a refusal: the connection stays.
-            Page::Ready => match cx.server().ready() {
-                Ok(()) => Response::ok("text/plain", "ready\n"),
-                Err(why) => Response::new(Status::SERVICE_UNAVAILABLE)
-                    .header("Content-Type", "text/plain")
-                    .header("Retry-After", "1")
-                    .body(format!("not ready: {why}\n")),
-            },
+            Page::Ready => {
+                // The broker's servers as last found: which master a
+                // failover left, under the verdict.
+                let topology = cx
+                    .server()
+                    .broker_topology()
+                    .map_or_else(String::new, |t| format!("broker: {t}\n"));
+                match cx.server().ready() {
+                    Ok(()) => Response::ok("text/plain", format!("ready\n{topology}")),
+                    Err(why) => Response::new(Status::SERVICE_UNAVAILABLE)
+                        .header("Content-Type", "text/plain")
+                        .header("Retry-After", "1")
+                        .body(format!("not ready: {why}\n{topology}")),
+                }
+            }
             Page::Metrics => {
                 let server = cx.server();
                 let body = metrics::render(
@@ -94,6 +102,7 @@ impl HttpHandler for Page {
                     server.broker_stats(),
                     server.per_ip_stats(),
                     server.presence_events(),
+                    server.broker_topology(),
                 );
                 Response::ok(metrics::CONTENT_TYPE, body)
             }

@@ -5,7 +5,7 @@
 use super::per_ip::PerIp;
 use super::Shared;
 use crate::app::ServerInfo;
-use crate::pubsub::{Broker, BrokerStats, PresenceEvents};
+use crate::pubsub::{Broker, BrokerStats, BrokerTopology, PresenceEvents};
 use crate::stats::{PerIpStats, WorkerStats};
 use std::sync::Arc;
 
@@ -42,6 +42,10 @@ impl ServerInfo for Server {
 
     fn presence_events(&self) -> PresenceEvents {
         self.broker.presence_events()
+    }
+
+    fn broker_topology(&self) -> Option<BrokerTopology> {
+        self.broker.topology()
     }
 
     fn per_ip_stats(&self) -> PerIpStats {

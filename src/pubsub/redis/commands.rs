@@ -17,7 +17,9 @@ use super::scripts;
 use super::store::{
     counts_key, hub_error, idempotency_keys, keys, kind_tag, snapshot, CHANNELS, FLOOR, KNOWN, LEASE_MS, SIGNALS,
 };
-use super::{connect, lock, new_epoch, refuse, unix_ms, Control, Job, Listeners, Local, SUBSCRIBE_WAIT, UNREACHABLE};
+use super::{
+    lock, new_epoch, refuse, unix_ms, Control, Job, Listeners, Local, IO_TIMEOUT, SUBSCRIBE_WAIT, UNREACHABLE,
+};
 use crate::protocol::MessageKind;
 use crate::pubsub::{Address, Answer, HubError, Member, Presence, Receipt, Request, Subscription, Via};
 use std::sync::atomic::Ordering::Relaxed;
@@ -49,8 +51,10 @@ enum Failure {
 
 /// The command connection, made again when it fails.
 struct Commands {
-    client: redis::Client,
     con: Option<redis::Connection>,
+    /// The master's generation `con` was made under ([`super::topology`]):
+    /// a connection of an older one is to a server no longer the master.
+    generation: u64,
     used: Instant,
     /// No connect is tried before then (one failed).
     next_connect: Instant,
@@ -70,6 +74,10 @@ impl Commands {
         // The suspicion is the command connection's to take.
         let suspect = main && local.suspect.swap(false, Relaxed);
         let stale = check && (self.used.elapsed() >= IDLE_CHECK || suspect);
+        if self.generation != local.target.generation() {
+            // A failover: the master is elsewhere now.
+            self.con = None;
+        }
         if let Some(con) = self.con.as_mut().filter(|c| redis::ConnectionLike::is_open(*c)) {
             if stale {
                 local.busy_if(main, true);
@@ -90,14 +98,15 @@ impl Commands {
                 )));
             }
             local.busy_if(main, true);
-            let made = connect(&self.client);
+            let made = local.target.connect();
             local.busy_if(main, false);
             match made {
-                Ok(con) => {
+                Ok((con, generation)) => {
                     if main {
                         local.counters.reconnects.fetch_add(1, Relaxed);
                     }
                     self.con = Some(con);
+                    self.generation = generation;
                 }
                 Err(e) => {
                     local.up_if(main, false);
@@ -134,12 +143,66 @@ impl Commands {
         }
         local.busy_if(main, false);
         self.used = Instant::now();
+        let answer = match answer {
+            // A replica (the master was demoted, a failover under way):
+            // the script's first write was refused, so nothing was done.
+            // The master is looked for again on the next connection.
+            Err(Failure::Refused(e)) if e.code() == Some("READONLY") => Err(Failure::NotSent(e)),
+            other => other,
+        };
         if let Err(Failure::NotSent(_) | Failure::NoAnswer(_)) = answer {
             // Its state is unknown (a late answer may still come): never reused.
             self.con = None;
             local.up_if(main, false);
         }
         answer
+    }
+}
+
+impl Commands {
+    /// With `[pubsub] broker_replicas`: wait (`WAIT`) until that many
+    /// replicas have every write so far, the publish just made included.
+    /// Redis replicates asynchronously, so without it a message the master
+    /// acknowledged and died before sending on is lost in the failover; a
+    /// sentinel promotes the replica with the most of the master's writes.
+    fn wait_replicas(&mut self, local: &Local) -> Result<(), HubError> {
+        let d = local.durability;
+        if d.replicas == 0 {
+            return Ok(());
+        }
+        let Some(con) = self.con.as_mut() else {
+            return Err(HubError::Unconfirmed);
+        };
+        // WAIT answers after its own timeout at the latest: the read waits
+        // that long and the usual margin. Not counted as a stalled call
+        // (`/readyz`): Redis is answering, its replicas are slow.
+        let _ = con.set_read_timeout(Some(d.timeout + IO_TIMEOUT));
+        let acked = redis::cmd("WAIT")
+            .arg(d.replicas)
+            .arg(d.timeout.as_millis().max(1) as u64)
+            .query::<u64>(con);
+        let _ = con.set_read_timeout(Some(IO_TIMEOUT));
+        match acked {
+            Ok(n) if n >= u64::from(d.replicas) => Ok(()),
+            Ok(n) => {
+                log::warn!(
+                    "redis: {n} replica(s) of the {} [pubsub] broker_replicas asks for had a publish within {:?}",
+                    d.replicas,
+                    d.timeout
+                );
+                Err(HubError::Unavailable(
+                    "too few redis replicas confirmed the message within [pubsub] broker_replicas_timeout: \
+                     the master has it, and a failover may lose it; retry with the same Idempotency-Key",
+                ))
+            }
+            Err(e) => {
+                // The master failed while it waited: the message may be on
+                // a replica or not.
+                log::warn!("redis: waiting for replicas: {e}");
+                self.con = None;
+                Err(HubError::Unconfirmed)
+            }
+        }
     }
 }
 
@@ -164,7 +227,6 @@ fn evalsha(script: &redis::Script, keys: &[&str]) -> redis::Cmd {
 /// node's upkeep (leases, subscriber counts, presence renewals): the
 /// command thread does, the server API's read thread does not.
 pub(super) fn command_thread(
-    client: redis::Client,
     con: redis::Connection,
     jobs: mpsc::Receiver<Job>,
     local: Arc<Local>,
@@ -183,8 +245,8 @@ pub(super) fn command_thread(
         members: redis::Script::new(presence::READ),
     };
     let mut commands = Commands {
-        client,
         con: Some(con),
+        generation: local.target.generation(),
         used: Instant::now(),
         next_connect: Instant::now(),
         main: upkeep,
@@ -408,6 +470,12 @@ impl Publish<'_> {
                 };
             }
             _ => {}
+        }
+        if outcome.is_ok() {
+            if let Err(e) = commands.wait_replicas(local) {
+                c.publish_errors.fetch_add(1, Relaxed);
+                return Err(e);
+            }
         }
         let answer = match outcome {
             Ok(value) => redis::from_redis_value::<(u64, String, u64, u64)>(value)

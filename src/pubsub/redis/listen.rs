@@ -4,7 +4,7 @@
 
 use super::scripts;
 use super::store::{keys, parse_published, snapshot, SIGNALS};
-use super::{connect, lock, Backoff, Control, Job, Listeners, Local, LINGER, POLL};
+use super::{lock, Backoff, Control, Job, Listeners, Local, LINGER, POLL};
 use crate::pubsub::{Command, Message};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -14,30 +14,26 @@ use std::time::{Duration, Instant};
 
 /// Listens to the node's channels; a lost connection is made again (with
 /// backoff) and every channel subscribed again.
-pub(super) fn pubsub_thread(
-    client: redis::Client,
-    con: redis::Connection,
-    control: mpsc::Receiver<Control>,
-    local: Arc<Local>,
-) {
+pub(super) fn pubsub_thread(con: (redis::Connection, u64), control: mpsc::Receiver<Control>, local: Arc<Local>) {
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
     let mut con = Some(con);
     let mut backoff = Backoff::new();
     let mut again = false;
     loop {
-        let Some(mut c) = con.take().or_else(|| connect(&client).ok()) else {
+        let Some((mut c, generation)) = con.take().or_else(|| local.target.connect().ok()) else {
             local.pubsub_up.store(false, Relaxed);
             // Subscribes wait for no one meanwhile: they are refused.
             drain_refusing(&control);
-            backoff.wait();
+            // A sentinel's news of a new master ends the wait at once.
+            let seen = local.target.generation();
+            backoff.wait_unless(|| local.target.generation() != seen);
             continue;
         };
         backoff = Backoff::new();
         if again {
             local.counters.reconnects.fetch_add(1, Relaxed);
         }
-        let catch_up = again.then_some(&client);
-        match listen(&mut c, &control, &local, &mut topics, catch_up) {
+        match listen(&mut c, generation, &control, &local, &mut topics, again) {
             Ok(()) => return,
             Err(e) => {
                 log::warn!("redis pubsub: {e}; connecting again");
@@ -62,10 +58,11 @@ pub(super) fn drain_refusing(control: &mpsc::Receiver<Control>) {
 /// fails (`Err`) or the broker is dropped (`Ok`).
 pub(super) fn listen(
     con: &mut redis::Connection,
+    generation: u64,
     control: &mpsc::Receiver<Control>,
     local: &Local,
     topics: &mut HashMap<String, Arc<str>>,
-    catch_up: Option<&redis::Client>,
+    catch_up: bool,
 ) -> redis::RedisResult<()> {
     let mut pubsub = con.as_pubsub();
     pubsub.set_read_timeout(Some(POLL))?;
@@ -77,13 +74,18 @@ pub(super) fn listen(
     // Listening again after an outage: what Redis stored meanwhile goes to
     // the subscribers first (what also comes live is skipped by their
     // cursors; what the history lost is a gap they are told of).
-    if let Some(client) = catch_up {
-        replay_missed(client, local, topics)?;
+    if catch_up {
+        replay_missed(local, topics)?;
     }
     local.pubsub_up.store(true, Relaxed);
     let mut swept = Instant::now();
     let mut probe = Probe::new(swept);
     loop {
+        if local.target.generation() != generation {
+            // A sentinel announced a new master: what this connection
+            // hears is no longer published to.
+            return Err(redis::RedisError::from((redis::ErrorKind::Io, "the redis master changed")));
+        }
         probe.due(Instant::now(), local)?;
         if swept.elapsed() >= LINGER / 4 {
             swept = Instant::now();
@@ -257,12 +259,8 @@ pub(super) fn hand_out(local: &Local, l: &mut Listeners, message: Arc<Message>) 
 /// the channel meanwhile, what it holds now is all of the new numbering,
 /// and its first message tells each subscriber of the reset, as a live one
 /// would.
-pub(super) fn replay_missed(
-    client: &redis::Client,
-    local: &Local,
-    topics: &HashMap<String, Arc<str>>,
-) -> redis::RedisResult<()> {
-    let mut con = connect(client)?;
+pub(super) fn replay_missed(local: &Local, topics: &HashMap<String, Arc<str>>) -> redis::RedisResult<()> {
+    let (mut con, _) = local.target.connect()?;
     let read = redis::Script::new(&scripts::read());
     for name in topics.values() {
         let Some(after) = lock(&local.channels).get(name).map(|l| l.delivered) else {

@@ -33,9 +33,12 @@ mod presence;
 mod query;
 mod scripts;
 mod store;
+mod topology;
+
+pub use topology::check_url;
 
 use super::{
-    Address, Answer, Broker, BrokerStats, HubError, HubSettings, Inbox, Message, PresenceEvents, Request, Snapshot,
+    Address, Answer, Broker, BrokerStats, BrokerTopology, HubError, HubSettings, Inbox, Message, PresenceEvents, Request, Snapshot,
     Subscription, Via,
 };
 use crate::protocol::mask::xorshift64;
@@ -116,6 +119,18 @@ struct Local {
     clients: AtomicU32,
     /// For `/metrics`.
     counters: Counters,
+    /// The Redis to connect to (found through sentinels, if so).
+    target: Arc<topology::Target>,
+    /// `[pubsub] broker_replicas` and `broker_replicas_timeout`.
+    durability: Durability,
+}
+
+/// How many replicas must hold a message before its publish is answered
+/// 200 (`WAIT`), and how long to wait for them.
+#[derive(Debug, Clone, Copy)]
+struct Durability {
+    replicas: u32,
+    timeout: Duration,
 }
 
 impl Local {
@@ -261,15 +276,16 @@ enum Control {
 }
 
 impl RedisBroker {
-    /// Connect to the Redis at `url` and start the broker's two threads
-    /// (commands, and the node's subscriptions) for the workers' `inboxes`.
+    /// Connect to the Redis at `url` and start the broker's threads
+    /// (commands, the server API's reads, and the node's subscriptions) for
+    /// the workers' `inboxes`.
     ///
     /// A URL without a password takes the one in the environment variable
     /// [`PASSWORD_VAR`] (or in the file `WSREACTOR_REDIS_PASSWORD_FILE`
     /// names), if set, so that it shows in no config file and no
     /// `ps`. Messages name the URL with its password hidden.
     pub fn start(url: &str, settings: HubSettings, inboxes: Arc<[Inbox]>) -> Result<Self, String> {
-        RedisBroker::start_with_ca(url, None, settings, inboxes)
+        RedisBroker::start_with(url, RedisOptions::default(), settings, inboxes)
     }
 
     /// As [`RedisBroker::start`]; with a `rediss://` URL, the server's
@@ -281,24 +297,31 @@ impl RedisBroker {
         settings: HubSettings,
         inboxes: Arc<[Inbox]>,
     ) -> Result<Self, String> {
+        let options = RedisOptions {
+            ca_pem,
+            ..RedisOptions::default()
+        };
+        RedisBroker::start_with(url, options, settings, inboxes)
+    }
+
+    /// As [`RedisBroker::start`], with `options`. `url` is `redis://`,
+    /// `rediss://` (TLS), or `redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB]`
+    /// (`rediss+sentinel://` with TLS): the master the sentinels name,
+    /// followed across failovers.
+    pub fn start_with(
+        url: &str,
+        options: RedisOptions,
+        settings: HubSettings,
+        inboxes: Arc<[Inbox]>,
+    ) -> Result<Self, String> {
         let shown = redacted(url);
         let fail = |e: redis::RedisError| format!("broker {shown}: {e}");
-        let info = connection_info(url).map_err(fail)?;
-        let client = match ca_pem {
-            Some(pem) => {
-                let roots = redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                };
-                redis::Client::build_with_tls(info, roots)
-            }
-            None => redis::Client::open(info),
-        }
-        .map_err(fail)?;
-        let commands = connect(&client).map_err(fail)?;
-        let reads = connect(&client).map_err(fail)?;
-        let pubsub = connect(&client).map_err(fail)?;
-        let listen_client = client.clone();
+        let target = Arc::new(topology::Target::new(url, options.ca_pem, password_from_env).map_err(fail)?);
+        let (commands, _) = target.connect().map_err(fail)?;
+        let (reads, _) = target.connect().map_err(fail)?;
+        let (pubsub, generation) = target.connect().map_err(fail)?;
+        log::info!("broker: {}", target.topology());
+        topology::Target::watch(&target).map_err(|e| e.to_string())?;
         let (control_tx, control_rx) = mpsc::channel();
         let (jobs, jobs_rx) = mpsc::channel();
         let local = Arc::new(Local {
@@ -318,33 +341,61 @@ impl RedisBroker {
             members: Mutex::new(HashMap::new()),
             clients: AtomicU32::new(0),
             counters: Counters::default(),
+            target,
+            durability: Durability {
+                replicas: options.replicas,
+                timeout: options.replicas_timeout,
+            },
         });
         let worker_local = local.clone();
-        let reads_client = client.clone();
         std::thread::Builder::new()
             .name("redis-commands".into())
-            .spawn(move || command_thread(client, commands, jobs_rx, worker_local, true))
+            .spawn(move || command_thread(commands, jobs_rx, worker_local, true))
             .map_err(|e| e.to_string())?;
         let (queries, queries_rx) = mpsc::channel();
         let reads_local = local.clone();
         std::thread::Builder::new()
             .name("redis-queries".into())
-            .spawn(move || command_thread(reads_client, reads, queries_rx, reads_local, false))
+            .spawn(move || command_thread(reads, queries_rx, reads_local, false))
             .map_err(|e| e.to_string())?;
         let listen_local = local.clone();
         std::thread::Builder::new()
             .name("redis-pubsub".into())
-            .spawn(move || pubsub_thread(listen_client, pubsub, control_rx, listen_local))
+            .spawn(move || pubsub_thread((pubsub, generation), control_rx, listen_local))
             .map_err(|e| e.to_string())?;
         Ok(RedisBroker { jobs, queries, local })
+    }
+}
+
+/// How a [`RedisBroker`] is started besides its URL.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// With TLS: the authority (PEM) the servers' certificates are checked
+    /// against, instead of the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// How many replicas must have a message (`WAIT`) before its publish
+    /// is answered; 0 (the default): none, as soon as the master has it.
+    pub replicas: u32,
+    /// How long a publish waits for them; then it is answered 503.
+    pub replicas_timeout: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions {
+            ca_pem: None,
+            replicas: 0,
+            replicas_timeout: Duration::from_millis(500),
+        }
     }
 }
 
 /// The environment variable a Redis password may come from.
 pub const PASSWORD_VAR: &str = "WSREACTOR_REDIS_PASSWORD";
 
-fn connection_info(url: &str) -> redis::RedisResult<redis::ConnectionInfo> {
-    let info = redis::IntoConnectionInfo::into_connection_info(url)?;
+/// `info` with the password from the environment ([`PASSWORD_VAR`]) if
+/// it has none.
+fn password_from_env(info: redis::ConnectionInfo) -> redis::RedisResult<redis::ConnectionInfo> {
     if info.redis_settings().password().is_some() {
         return Ok(info);
     }
@@ -465,6 +516,10 @@ impl Broker for RedisBroker {
         })
     }
 
+    fn topology(&self) -> Option<BrokerTopology> {
+        Some(self.local.target.topology())
+    }
+
     fn presence_events(&self) -> PresenceEvents {
         let c = &self.local.counters;
         PresenceEvents {
@@ -530,9 +585,13 @@ impl Backoff {
         }
     }
 
-    fn wait(&mut self) {
+    /// Wait, or stop waiting as soon as `news` (checked every 50 ms).
+    fn wait_unless(&mut self, news: impl Fn() -> bool) {
         let jitter = xorshift64(&mut self.state) % (self.next.as_millis() as u64 / 2 + 1);
-        std::thread::sleep(self.next / 2 + Duration::from_millis(jitter));
+        let until = Instant::now() + self.next / 2 + Duration::from_millis(jitter);
+        while Instant::now() < until && !news() {
+            std::thread::sleep(until.saturating_duration_since(Instant::now()).min(Duration::from_millis(50)));
+        }
         self.next = (self.next * 2).min(Duration::from_secs(10));
     }
 }
