@@ -1250,6 +1250,44 @@ fn a_publish_redis_refuses_is_503_saying_why_as_redis_did() {
     publish(&mut Client::connect(a.addr), "ro", "after");
 }
 
+#[test]
+fn a_publish_fewer_replicas_confirmed_than_broker_replicas_asks_is_503_saying_so() {
+    // A Redis with no replica: WAIT 1 times out.
+    let redis = Redis::start();
+    let settings = settings();
+    let hub = settings.pubsub.hub.clone();
+    let url = redis.url.clone();
+    let handle = Builder::new(settings)
+        .threads(1)
+        .try_broker(Box::new(move |inboxes| {
+            let options = wsreactor::pubsub::redis::RedisOptions {
+                replicas: 1,
+                replicas_timeout: Duration::from_millis(100),
+                ..Default::default()
+            };
+            let broker = RedisBroker::start_with(&url, options, hub, inboxes).map_err(io::Error::other)?;
+            Ok(Arc::new(broker) as Arc<dyn Broker>)
+        }))
+        .start("127.0.0.1:0".parse().unwrap())
+        .unwrap();
+    let node = Server::from_handle(handle);
+    let t0 = Instant::now();
+    let r = Client::connect(node.addr).request("POST", "/pub/w", &["Content-Type: text/plain"], b"x");
+    assert!(t0.elapsed() >= Duration::from_millis(100), "it waited for the replicas");
+    assert_eq!(r.status, 503, "{r:?}");
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(body.contains("too few redis replicas confirmed the message"), "{body}");
+    // The master has it: a retry with a key publishes it at most once.
+    let mut con = redis::Client::open(redis.url.as_str()).unwrap().get_connection().unwrap();
+    let len: u64 = redis::cmd("XLEN").arg("wsr:{w}:stream").query(&mut con).unwrap();
+    assert_eq!(len, 1);
+    let metrics = Client::connect(node.addr).request("GET", "/metrics", &[], b"");
+    let metrics = String::from_utf8(metrics.body).unwrap();
+    assert!(metrics.contains("wsreactor_broker_publish_errors_total 1"), "{metrics}");
+    assert!(metrics.contains("wsreactor_broker_failovers_total 0"), "{metrics}");
+    assert!(metrics.contains("wsreactor_broker_master{kind=\"redis\",name=\"\",address=\"127.0.0.1:"), "{metrics}");
+}
+
 /// Stop or resume `redis` (SIGSTOP, SIGCONT): a Redis that hangs.
 fn signal(redis: &Redis, sig: &str) {
     let status = Command::new("kill")

@@ -488,7 +488,10 @@ impl Publish<'_> {
                     log::warn!("redis publish to {}: an answer not understood: {e}", self.channel);
                     HubError::Unconfirmed
                 }),
+            // Refused, or not run by a replica (READONLY, twice: no master
+            // was found since): Redis's reason.
             Err(Failure::Refused(e)) => Err(hub_error("publish to", self.channel, &e)),
+            Err(Failure::NotSent(e)) if e.code().is_some() => Err(hub_error("publish to", self.channel, &e)),
             Err(Failure::NotSent(e)) => {
                 log::warn!("redis publish to {}: not sent: {e}", self.channel);
                 Err(UNREACHABLE)
