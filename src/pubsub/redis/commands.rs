@@ -13,12 +13,13 @@
 //! meet a connection that died meanwhile (Redis restarted).
 
 use super::presence;
+use super::replicas::Awaiting;
 use super::scripts;
 use super::store::{
     counts_key, hub_error, idempotency_keys, keys, kind_tag, snapshot, CHANNELS, FLOOR, KNOWN, LEASE_MS, SIGNALS,
 };
 use super::{
-    lock, new_epoch, refuse, unix_ms, Control, Job, Listeners, Local, IO_TIMEOUT, SUBSCRIBE_WAIT, UNREACHABLE,
+    lock, new_epoch, refuse, unix_ms, Control, Job, Listeners, Local, SUBSCRIBE_WAIT, UNREACHABLE,
 };
 use crate::protocol::MessageKind;
 use crate::pubsub::{Address, Answer, HubError, Member, Presence, Receipt, Request, Subscription, Via};
@@ -52,6 +53,11 @@ enum Failure {
 /// The command connection, made again when it fails.
 struct Commands {
     con: Option<redis::Connection>,
+    /// Connections made so far: `con` is the one numbered so.
+    made: u64,
+    /// Publishes carried out on `con` and not yet answered: they wait for
+    /// `[pubsub] broker_replicas`, together.
+    awaiting: Awaiting,
     /// The master's generation `con` was made under ([`super::topology`]):
     /// a connection of an older one is to a server no longer the master.
     generation: u64,
@@ -106,6 +112,7 @@ impl Commands {
                         local.counters.reconnects.fetch_add(1, Relaxed);
                     }
                     self.con = Some(con);
+                    self.made += 1;
                     self.generation = generation;
                 }
                 Err(e) => {
@@ -159,53 +166,6 @@ impl Commands {
     }
 }
 
-impl Commands {
-    /// With `[pubsub] broker_replicas`: wait (`WAIT`) until that many
-    /// replicas have every write so far, the publish just made included.
-    /// Redis replicates asynchronously, so without it a message the master
-    /// acknowledged and died before sending on is lost in the failover; a
-    /// sentinel promotes the replica with the most of the master's writes.
-    fn wait_replicas(&mut self, local: &Local) -> Result<(), HubError> {
-        let d = local.durability;
-        if d.replicas == 0 {
-            return Ok(());
-        }
-        let Some(con) = self.con.as_mut() else {
-            return Err(HubError::Unconfirmed);
-        };
-        // WAIT answers after its own timeout at the latest: the read waits
-        // that long and the usual margin. Not counted as a stalled call
-        // (`/readyz`): Redis is answering, its replicas are slow.
-        let _ = con.set_read_timeout(Some(d.timeout + IO_TIMEOUT));
-        let acked = redis::cmd("WAIT")
-            .arg(d.replicas)
-            .arg(d.timeout.as_millis().max(1) as u64)
-            .query::<u64>(con);
-        let _ = con.set_read_timeout(Some(IO_TIMEOUT));
-        match acked {
-            Ok(n) if n >= u64::from(d.replicas) => Ok(()),
-            Ok(n) => {
-                log::warn!(
-                    "redis: {n} replica(s) of the {} [pubsub] broker_replicas asks for had a publish within {:?}",
-                    d.replicas,
-                    d.timeout
-                );
-                Err(HubError::Unavailable(
-                    "too few redis replicas confirmed the message within [pubsub] broker_replicas_timeout: \
-                     the master has it, and a failover may lose it; retry with the same Idempotency-Key",
-                ))
-            }
-            Err(e) => {
-                // The master failed while it waited: the message may be on
-                // a replica or not.
-                log::warn!("redis: waiting for replicas: {e}");
-                self.con = None;
-                Err(HubError::Unconfirmed)
-            }
-        }
-    }
-}
-
 fn send(con: &mut redis::Connection, call: &redis::Cmd) -> Result<redis::Value, Failure> {
     con.send_packed_command(&call.get_packed_command())
         .map_err(Failure::NotSent)?;
@@ -246,6 +206,8 @@ pub(super) fn command_thread(
     };
     let mut commands = Commands {
         con: Some(con),
+        made: 0,
+        awaiting: Awaiting::default(),
         generation: local.target.generation(),
         used: Instant::now(),
         next_connect: Instant::now(),
@@ -266,6 +228,30 @@ pub(super) fn command_thread(
             }
             continue;
         }
+        if !commands.awaiting.is_empty() {
+            // Publishes wait for the replicas together: one WAIT for all
+            // that came while the last was carried out, once no more wait
+            // in the queue (or enough of them do).
+            match jobs.try_recv() {
+                Ok(job) if is_publish(&job) && commands.awaiting.len() < BATCH => {
+                    run(&mut commands, &scripts, &local, job);
+                    continue;
+                }
+                Ok(job) => {
+                    commands.confirm(&local);
+                    run(&mut commands, &scripts, &local, job);
+                    continue;
+                }
+                Err(mpsc::TryRecvError::Empty) => {
+                    commands.confirm(&local);
+                    continue;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    commands.confirm(&local);
+                    return;
+                }
+            }
+        }
         let job = match jobs.recv_timeout(wait) {
             Ok(job) => Some(job),
             Err(mpsc::RecvTimeoutError::Timeout) => None,
@@ -283,6 +269,30 @@ pub(super) fn command_thread(
             run(&mut commands, &scripts, &local, job);
         }
         tell_counts(&mut commands, &scripts.count, &local);
+    }
+}
+
+/// Publishes that wait for the replicas together at most.
+const BATCH: usize = 64;
+
+fn is_publish(job: &Job) -> bool {
+    matches!(
+        job,
+        Job::Request {
+            request: Request::Publish { .. },
+            ..
+        }
+    )
+}
+
+impl Commands {
+    /// Wait for `[pubsub] broker_replicas` to have the publishes
+    /// awaiting, and answer them.
+    fn confirm(&mut self, local: &Local) {
+        let con = self.con.as_mut().filter(|_| self.awaiting.made_on(self.made));
+        if !self.awaiting.confirm(local, con) {
+            self.con = None;
+        }
     }
 }
 
@@ -318,8 +328,12 @@ fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
                 payload: &payload,
                 key: idempotency_key.as_deref(),
             };
-            let answer = publish.run(commands, &scripts.publish, local);
-            local.inboxes[from.worker].answer(from, Answer::Published(answer));
+            match publish.run(commands, &scripts.publish, local) {
+                Ok(receipt) if local.durability.replicas > 0 => {
+                    commands.awaiting.add(local, commands.made, from, receipt);
+                }
+                answer => local.inboxes[from.worker].answer(from, Answer::Published(answer)),
+            }
         }
         Job::Request {
             from,
@@ -470,12 +484,6 @@ impl Publish<'_> {
                 };
             }
             _ => {}
-        }
-        if outcome.is_ok() {
-            if let Err(e) = commands.wait_replicas(local) {
-                c.publish_errors.fetch_add(1, Relaxed);
-                return Err(e);
-            }
         }
         let answer = match outcome {
             Ok(value) => redis::from_redis_value::<(u64, String, u64, u64)>(value)

@@ -31,6 +31,7 @@ mod commands;
 mod listen;
 mod presence;
 mod query;
+mod replicas;
 mod scripts;
 mod store;
 mod topology;
