@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::services::Node;
 use common::*;
 use serde_json::{json, Value};
 use std::io;
@@ -673,7 +674,7 @@ fn the_js_client_in_a_browser_loses_nothing_when_its_node_is_killed() {
     let redis = Redis::start();
     // The client's node, a process of its own to kill; the other, where
     // messages are published, and where the proxy sends the client next.
-    let doomed = Node::spawn(&redis);
+    let doomed = Node::spawn_args(&redis.url, &[], &[]).unwrap();
     let other = node(&redis);
     let proxy = Proxy::start(doomed.addr);
     let origin = format!("http://{}", proxy.addr);
@@ -813,58 +814,6 @@ fn a_subscriber_that_stayed_connected_misses_nothing_redis_stored_across_a_crash
 }
 
 /// A `wsreactor serve --broker` process on a free port, stopped by pid.
-struct Node {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Node {
-    fn spawn(redis: &Redis) -> Node {
-        Node::spawn_with(&redis.url, &[]).unwrap()
-    }
-
-    /// Started with `env`; `Err` with its log if it exited instead.
-    fn spawn_with(url: &str, env: &[(&str, &str)]) -> Result<Node, String> {
-        Node::spawn_args(url, env, &[])
-    }
-
-    /// Started with `env` and more arguments.
-    fn spawn_args(url: &str, env: &[(&str, &str)], args: &[&str]) -> Result<Node, String> {
-        use std::io::{BufRead, BufReader};
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wsreactor"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--threads", "2", "--broker", url])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let (mut line, mut log) = (String::new(), String::new());
-        let addr = loop {
-            line.clear();
-            if stderr.read_line(&mut line).unwrap() == 0 {
-                let _ = child.wait();
-                return Err(log);
-            }
-            log.push_str(&line);
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split(' ').next().unwrap().parse().unwrap();
-            }
-        };
-        // Keep reading its log so that it never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Ok(Node { child, addr })
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Ids a long-poll client collects on one keep-alive connection until it
 /// has `count` of them.
 fn poll_until(addr: SocketAddr, channel: &str, count: u64) -> std::thread::JoinHandle<Vec<u64>> {
@@ -892,7 +841,10 @@ fn poll_until(addr: SocketAddr, channel: &str, count: u64) -> std::thread::JoinH
 fn two_processes_one_redis_a_thousand_messages_every_transport_once_in_order() {
     const TOTAL: u64 = 1000;
     let redis = Redis::start();
-    let nodes = [Node::spawn(&redis), Node::spawn(&redis)];
+    let nodes = [
+        Node::spawn_args(&redis.url, &[], &[]).unwrap(),
+        Node::spawn_args(&redis.url, &[], &[]).unwrap(),
+    ];
     let mut raw = Vec::new();
     let mut json = Vec::new();
     let mut sse = Vec::new();
@@ -971,8 +923,8 @@ fn two_processes_one_redis_a_thousand_messages_every_transport_once_in_order() {
 fn when_a_node_dies_its_subscribers_resume_on_another_with_their_cursor() {
     const TOTAL: u64 = 300;
     let redis = Redis::start();
-    let doomed = Node::spawn(&redis);
-    let other = Node::spawn(&redis);
+    let doomed = Node::spawn_args(&redis.url, &[], &[]).unwrap();
+    let other = Node::spawn_args(&redis.url, &[], &[]).unwrap();
     let (mut sub, _) = Client::upgrade_at(doomed.addr, "/ws/moving", "Sec-WebSocket-Protocol: wsreactor.json\r\n");
     // Publishing goes on through the other node the whole time.
     let addr = other.addr;
@@ -1278,14 +1230,20 @@ fn a_publish_fewer_replicas_confirmed_than_broker_replicas_asks_is_503_saying_so
     let body = String::from_utf8_lossy(&r.body);
     assert!(body.contains("too few redis replicas confirmed the message"), "{body}");
     // The master has it: a retry with a key publishes it at most once.
-    let mut con = redis::Client::open(redis.url.as_str()).unwrap().get_connection().unwrap();
+    let mut con = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
     let len: u64 = redis::cmd("XLEN").arg("wsr:{w}:stream").query(&mut con).unwrap();
     assert_eq!(len, 1);
     let metrics = Client::connect(node.addr).request("GET", "/metrics", &[], b"");
     let metrics = String::from_utf8(metrics.body).unwrap();
     assert!(metrics.contains("wsreactor_broker_publish_errors_total 1"), "{metrics}");
     assert!(metrics.contains("wsreactor_broker_failovers_total 0"), "{metrics}");
-    assert!(metrics.contains("wsreactor_broker_master{kind=\"redis\",name=\"\",address=\"127.0.0.1:"), "{metrics}");
+    assert!(
+        metrics.contains("wsreactor_broker_master{kind=\"redis\",name=\"\",address=\"127.0.0.1:"),
+        "{metrics}"
+    );
 }
 
 /// Stop or resume `redis` (SIGSTOP, SIGCONT): a Redis that hangs.
@@ -1678,14 +1636,18 @@ fn metrics_count_the_broker() {
 fn a_redis_password_can_come_from_the_environment_and_is_never_logged() {
     let (redis, port) = Redis::start_free(&["--appendonly", "no", "--requirepass", "s3cret-pw"], true);
     // Without it: the node does not start, and says why.
-    let log = Node::spawn_with(&redis.url, &[]).err().expect("no password: no start");
+    let log = Node::spawn_args(&redis.url, &[], &[])
+        .err()
+        .expect("no password: no start");
     assert!(log.contains("NOAUTH") || log.to_lowercase().contains("auth"), "{log}");
     // A wrong one in the URL: refused, and the log does not show it.
     let wrong = format!("redis://:not-it-pw@127.0.0.1:{port}/0");
-    let log = Node::spawn_with(&wrong, &[]).err().expect("a wrong password: no start");
+    let log = Node::spawn_args(&wrong, &[], &[])
+        .err()
+        .expect("a wrong password: no start");
     assert!(!log.contains("not-it-pw") && log.contains(":***@"), "{log}");
     // From the environment: it starts, and works.
-    let node = Node::spawn_with(&redis.url, &[("WSREACTOR_REDIS_PASSWORD", "s3cret-pw")]).unwrap();
+    let node = Node::spawn_args(&redis.url, &[("WSREACTOR_REDIS_PASSWORD", "s3cret-pw")], &[]).unwrap();
     let (mut sub, _) = Client::upgrade_at(node.addr, "/ws/guarded", "");
     publish(&mut Client::connect(node.addr), "guarded", "in");
     assert_eq!(sub.recv().payload, b"in");

@@ -6,47 +6,12 @@
 
 mod common;
 
-use common::*;
+use common::services::*;
 use serde_json::Value;
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A process of this test's own, killed (by pid) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// `redis-cli -p port args...`, its output (empty if it failed).
-fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .stderr(Stdio::null())
-        .output()
-        .expect("redis-cli comes with redis-server (tests/run-all.sh installs it)");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !ok() {
-        assert!(t0.elapsed() < within, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A master, two replicas and three sentinels watching them as `mymaster`.
 struct Group {
@@ -55,34 +20,21 @@ struct Group {
     _dir: TempDir,
 }
 
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 impl Group {
     fn start() -> Group {
-        let dir = std::env::temp_dir().join(format!("wsreactor-sentinel-{}-{}", std::process::id(), free_port()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = TempDir::new("sentinel");
+        let dir = tmp.0.clone();
         let mut servers = Vec::new();
         let master = free_port();
         for i in 0..3 {
             let port = if i == 0 { master } else { free_port() };
-            let mut cmd = Command::new("redis-server");
-            cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--save", "", "--appendonly", "no", "--dir", dir.to_str().unwrap()])
-                .args(["--dbfilename", &format!("dump-{port}.rdb")])
-                .stdout(Stdio::null());
-            if i > 0 {
-                cmd.args(["--replicaof", "127.0.0.1", &master.to_string()]);
-            }
-            servers.push((port, Some(Proc(cmd.spawn().expect("redis-server")))));
-            until("redis-server up", Duration::from_secs(10), || {
-                cli(port, &["PING"]).trim() == "PONG"
-            });
+            let master = master.to_string();
+            let replica: &[&str] = if i > 0 {
+                &["--replicaof", "127.0.0.1", &master]
+            } else {
+                &[]
+            };
+            servers.push((port, Some(redis_server(port, &dir, replica))));
         }
         until("both replicas in sync", Duration::from_secs(20), || {
             servers[1..].iter().all(|(port, _)| {
@@ -133,7 +85,7 @@ impl Group {
         Group {
             servers,
             sentinels,
-            _dir: TempDir(dir),
+            _dir: tmp,
         }
     }
 
@@ -151,141 +103,27 @@ impl Group {
 
     /// The master's address as the sentinels have it now.
     fn master(&self) -> String {
-        cli(self.sentinels[0].0, &["SENTINEL", "get-master-addr-by-name", "mymaster"])
-            .lines()
-            .collect::<Vec<_>>()
-            .join(":")
+        cli(
+            self.sentinels[0].0,
+            &["SENTINEL", "get-master-addr-by-name", "mymaster"],
+        )
+        .lines()
+        .collect::<Vec<_>>()
+        .join(":")
     }
-}
-
-/// A wsreactor process on a free loopback port, its broker `url`, with
-/// the configuration `toml` (written beside it).
-struct Node {
-    _proc: Proc,
-    addr: SocketAddr,
-}
-
-impl Node {
-    fn spawn(url: &str, config: &Path) -> Node {
-        use std::io::{BufRead, BufReader};
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wsreactor"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--threads", "2", "--broker", url])
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let (mut line, mut log) = (String::new(), String::new());
-        let addr = loop {
-            line.clear();
-            if stderr.read_line(&mut line).unwrap() == 0 {
-                let _ = child.wait();
-                panic!("the node exited:\n{log}");
-            }
-            log.push_str(&line);
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split(' ').next().unwrap().parse().unwrap();
-            }
-        };
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Node {
-            _proc: Proc(child),
-            addr,
-        }
-    }
-}
-
-/// One request on a connection of its own (a refusal may close it).
-fn request(addr: SocketAddr, method: &str, target: &str, body: &str) -> Option<Response> {
-    std::panic::catch_unwind(|| {
-        Client::connect(addr).request(method, target, &["Content-Type: text/plain"], body.as_bytes())
-    })
-    .ok()
-}
-
-/// What a subscriber got: its payloads in the order they came.
-type Got = Arc<Mutex<Vec<String>>>;
-
-/// A subscriber on `/ws/k` (the payloads as they were published).
-fn websocket(addr: SocketAddr, got: Got) -> std::thread::JoinHandle<()> {
-    let (mut c, _) = Client::upgrade_at(addr, "/ws/k", "");
-    c.stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    std::thread::spawn(move || loop {
-        let f = c.recv();
-        let p = String::from_utf8(f.payload).unwrap();
-        let end = p == "end";
-        got.lock().unwrap().push(p);
-        if end {
-            return;
-        }
-    })
-}
-
-/// A subscriber on `/sse/k`.
-fn event_stream(addr: SocketAddr, got: Got) -> std::thread::JoinHandle<()> {
-    let mut c = Client::connect(addr);
-    c.write(b"GET /sse/k HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_eq!(c.read_response().status, 200);
-    c.stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    std::thread::spawn(move || loop {
-        let raw = String::from_utf8(c.read_until(b"\n\n")).unwrap();
-        let data: Vec<&str> = raw.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
-        if raw.starts_with(':') || raw.starts_with("event: ") || data.is_empty() {
-            continue;
-        }
-        let p = data.join("\n");
-        let end = p == "end";
-        got.lock().unwrap().push(p);
-        if end {
-            return;
-        }
-    })
-}
-
-/// A long-poll subscriber, from the cursor `since`.
-fn long_poll(addr: SocketAddr, since: u64, got: Got) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut cursor = since;
-        let t0 = Instant::now();
-        loop {
-            assert!(t0.elapsed() < Duration::from_secs(120), "the long poll never got the end");
-            let Some(r) = request(addr, "GET", &format!("/poll/k?since={cursor}"), "") else {
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
-            };
-            if r.status != 200 {
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-            let v: Value = serde_json::from_slice(&r.body).unwrap();
-            for m in v["messages"].as_array().unwrap() {
-                let p = m["data"].as_str().unwrap().to_owned();
-                let end = p == "end";
-                got.lock().unwrap().push(p);
-                if end {
-                    return;
-                }
-            }
-            cursor = v["last_id"].as_u64().unwrap();
-        }
-    })
 }
 
 #[test]
 fn a_master_killed_under_a_steady_publisher_loses_no_message_answered_200_on_any_transport() {
     let mut group = Group::start();
-    let dir = std::env::temp_dir().join(format!("wsreactor-sentinel-node-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("node.toml");
+    let dir = TempDir::new("sentinel-node");
+    let config = dir.0.join("node.toml");
     std::fs::write(
         &config,
         "[pubsub]\nbroker_replicas = 1\nbroker_replicas_timeout = \"500ms\"\n",
     )
     .unwrap();
     let nodes = [Node::spawn(&group.url(), &config), Node::spawn(&group.url(), &config)];
-    let _ = std::fs::remove_dir_all(&dir);
     let master_before = group.master();
     for n in &nodes {
         let r = request(n.addr, "GET", "/readyz", "").unwrap();
@@ -296,16 +134,18 @@ fn a_master_killed_under_a_steady_publisher_loses_no_message_answered_200_on_any
     // The channel's numbering, so that the long polls start before it.
     let first = request(nodes[0].addr, "POST", "/pub/k", "start").unwrap();
     assert_eq!(first.status, 200, "{first:?}");
-    let since: u64 = serde_json::from_slice::<Value>(&first.body).unwrap()["id"].as_u64().unwrap();
+    let since: u64 = serde_json::from_slice::<Value>(&first.body).unwrap()["id"]
+        .as_u64()
+        .unwrap();
 
     let mut subscribers = Vec::new();
     for n in &nodes {
         for kind in 0..3 {
             let got: Got = Arc::default();
             let handle = match kind {
-                0 => websocket(n.addr, got.clone()),
-                1 => event_stream(n.addr, got.clone()),
-                _ => long_poll(n.addr, since, got.clone()),
+                0 => websocket(n.addr, "k", got.clone()),
+                1 => event_stream(n.addr, "k", got.clone()),
+                _ => long_poll(n.addr, "k", since, got.clone()),
             };
             subscribers.push((["websocket", "sse", "long poll"][kind], n.addr, got, handle));
         }
@@ -326,42 +166,27 @@ fn a_master_killed_under_a_steady_publisher_loses_no_message_answered_200_on_any
         })
     };
 
-    // A publisher at 50 a second, alternately through both nodes.
-    let mut accepted: Vec<(u64, String)> = Vec::new();
-    let mut refused = 0;
-    let mut killed: Option<Instant> = None;
-    let mut back: Option<Instant> = None;
-    let t0 = Instant::now();
-    for i in 0.. {
-        let now = Instant::now();
-        if killed.is_none() && now - t0 >= Duration::from_millis(1500) {
-            group.kill_master();
-            killed = Some(Instant::now());
-        }
-        if back.is_some_and(|b| now - b >= Duration::from_secs(2)) {
-            break;
-        }
-        assert!(now - t0 < Duration::from_secs(60), "publishing never resumed after the failover");
-        let payload = format!("m{i}");
-        let r = request(nodes[i % 2].addr, "POST", "/pub/k", &payload);
-        match r {
-            Some(r) if r.status == 200 => {
-                let id = serde_json::from_slice::<Value>(&r.body).unwrap()["id"].as_u64().unwrap();
-                accepted.push((id, payload));
-                if killed.is_some() && back.is_none() {
-                    back = Some(Instant::now());
-                }
-            }
-            Some(r) => {
-                assert!(matches!(r.status, 503 | 504), "a publish during the failover: {r:?}");
-                refused += 1;
-            }
-            None => refused += 1,
-        }
-        std::thread::sleep(Duration::from_millis(20).saturating_sub(now.elapsed()));
-    }
-    let (killed, back) = (killed.unwrap(), back.unwrap());
+    // Two publishers at once, one through each node, 50 a second each:
+    // their publishes meet in the command queues, and with broker_replicas
+    // wait for the replicas together.
+    let killed: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
+    let publishers: Vec<_> = nodes
+        .iter()
+        .enumerate()
+        .map(|(p, n)| {
+            let (addr, killed) = (n.addr, killed.clone());
+            std::thread::spawn(move || publish_steadily(addr, &format!("p{p}-"), &killed))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    group.kill_master();
+    let kill_time = Instant::now();
+    *killed.lock().unwrap() = Some(kill_time);
+    let runs: Vec<Published> = publishers.into_iter().map(|p| p.join().unwrap()).collect();
+    let killed = kill_time;
+    let back = runs.iter().map(|r| r.back).min().unwrap();
     let took = back - killed;
+    let refused: usize = runs.iter().map(|r| r.refused).sum();
     stop.store(true, Ordering::Relaxed);
     let readyz = readyz.join().unwrap();
     for n in &nodes {
@@ -376,27 +201,30 @@ fn a_master_killed_under_a_steady_publisher_loses_no_message_answered_200_on_any
         }
     }
     for (what, addr, got, handle) in subscribers {
-        handle.join().unwrap_or_else(|_| panic!("{what} subscriber of {addr} failed"));
+        handle
+            .join()
+            .unwrap_or_else(|_| panic!("{what} subscriber of {addr} failed"));
         let got = got.lock().unwrap();
-        // Every message answered 200, once and in the order of its id
-        // (published one after another, so in the order they were sent).
-        // A refused or unconfirmed publish may or may not be there.
-        let accepted_payloads: std::collections::HashSet<&str> = accepted.iter().map(|(_, p)| p.as_str()).collect();
-        let theirs: Vec<&str> = got
-            .iter()
-            .map(String::as_str)
-            .filter(|p| accepted_payloads.contains(p))
-            .collect();
-        let want: Vec<&str> = accepted.iter().map(|(_, p)| p.as_str()).collect();
-        assert_eq!(theirs, want, "{what} of {addr}: every accepted message once, in order");
+        // Each publisher's messages answered 200, once and in the order
+        // they were answered. A refused or unconfirmed publish may or may
+        // not be there.
+        for run in &runs {
+            let accepted: Vec<String> = run.accepted.iter().map(|(_, p)| p.clone()).collect();
+            every_accepted_once_in_order(&format!("{what} of {addr}"), &got, &accepted);
+        }
     }
-    assert!(
-        accepted.windows(2).all(|w| w[0].0 < w[1].0),
-        "ids rise in the order publishes were answered"
-    );
+    for run in &runs {
+        assert!(
+            run.accepted.windows(2).all(|w| w[0].0 < w[1].0),
+            "ids rise in the order a publisher's publishes were answered"
+        );
+    }
     // Not ready during the failover, ready after it, on the new master.
     let after_kill: Vec<u16> = readyz.iter().filter(|(t, _)| *t > killed).map(|&(_, s)| s).collect();
-    assert!(after_kill.contains(&503), "/readyz said 503 during the failover: {after_kill:?}");
+    assert!(
+        after_kill.contains(&503),
+        "/readyz said 503 during the failover: {after_kill:?}"
+    );
     assert_eq!(after_kill.last(), Some(&200), "/readyz is 200 after it: {after_kill:?}");
     let master_after = group.master();
     assert_ne!(master_after, master_before, "the sentinels promoted a replica");
@@ -408,7 +236,12 @@ fn a_master_killed_under_a_steady_publisher_loses_no_message_answered_200_on_any
             "{body}"
         );
         let metrics = String::from_utf8(request(n.addr, "GET", "/metrics", "").unwrap().body).unwrap();
-        assert!(metrics.contains("wsreactor_broker_failovers_total 1"), "{metrics}");
+        let failovers: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("wsreactor_broker_failovers_total "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert!(failovers >= 1, "{metrics}");
         assert!(
             metrics.contains(&format!("address=\"{master_after}\"}} 1")),
             "{metrics}"
@@ -416,7 +249,57 @@ fn a_master_killed_under_a_steady_publisher_loses_no_message_answered_200_on_any
     }
     eprintln!(
         "sentinel failover: {} publishes accepted, {refused} refused; from the kill to the first accepted publish: {} ms",
-        accepted.len(),
+        runs.iter().map(|r| r.accepted.len()).sum::<usize>(),
         took.as_millis()
     );
+}
+
+/// What a publisher got: its accepted publishes (id, payload) in the order
+/// they were answered, how many were refused, and when the first was
+/// accepted after the kill.
+struct Published {
+    accepted: Vec<(u64, String)>,
+    refused: usize,
+    back: Instant,
+}
+
+/// Publish `{prefix}{i}` to `k` through `addr` 50 times a second, until 2 s
+/// after the first publish accepted after the kill (`killed`).
+fn publish_steadily(addr: std::net::SocketAddr, prefix: &str, killed: &std::sync::Mutex<Option<Instant>>) -> Published {
+    let (mut accepted, mut refused, mut back) = (Vec::new(), 0, None);
+    let t0 = Instant::now();
+    for i in 0.. {
+        let now = Instant::now();
+        if back.is_some_and(|b| now - b >= Duration::from_secs(2)) {
+            break;
+        }
+        assert!(
+            now - t0 < Duration::from_secs(60),
+            "publishing never resumed after the failover"
+        );
+        let payload = format!("{prefix}{i}");
+        let was_killed = killed.lock().unwrap().is_some();
+        match request(addr, "POST", "/pub/k", &payload) {
+            Some(r) if r.status == 200 => {
+                let id = serde_json::from_slice::<Value>(&r.body).unwrap()["id"]
+                    .as_u64()
+                    .unwrap();
+                accepted.push((id, payload));
+                if was_killed && back.is_none() {
+                    back = Some(Instant::now());
+                }
+            }
+            Some(r) => {
+                assert!(matches!(r.status, 503 | 504), "a publish during the failover: {r:?}");
+                refused += 1;
+            }
+            None => refused += 1,
+        }
+        std::thread::sleep(Duration::from_millis(20).saturating_sub(now.elapsed()));
+    }
+    Published {
+        accepted,
+        refused,
+        back: back.unwrap(),
+    }
 }

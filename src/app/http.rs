@@ -10,7 +10,9 @@
 //! [`HttpHandler::Data`], moved into each step and back out of it.
 
 use crate::protocol::http::{RequestHead, Status};
-use crate::pubsub::{Answer, BrokerStats, BrokerTopology, Message, PresenceEvents, Request as BrokerRequest, Subscription};
+use crate::pubsub::{
+    Answer, BrokerStats, BrokerTopology, Message, PresenceEvents, Request as BrokerRequest, Subscription,
+};
 use crate::reactor::settings::Settings;
 use crate::stats::{PerIpStats, WorkerStats};
 use std::borrow::Cow;

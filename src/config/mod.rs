@@ -247,15 +247,28 @@ impl TryFrom<String> for BrokerKind {
         } else if REDIS_SCHEMES.iter().any(|s| value.starts_with(s)) {
             Ok(BrokerKind::Redis(value))
         } else {
+            // Shown without a password a mistyped scheme may carry.
+            let shown = match value.rsplit_once('@') {
+                Some((_, host)) => format!("...@{host}"),
+                None => value,
+            };
             Err(format!(
-                "expected `local` or a redis://, rediss://, redis+sentinel:// or rediss+sentinel:// URL, got {value:?}"
+                "expected `local` or a redis://, rediss://, redis+sentinel://, rediss+sentinel://, \
+                 redis+cluster:// or rediss+cluster:// URL, got {shown:?}"
             ))
         }
     }
 }
 
 /// The URL schemes of a Redis broker.
-const REDIS_SCHEMES: [&str; 4] = ["redis://", "rediss://", "redis+sentinel://", "rediss+sentinel://"];
+const REDIS_SCHEMES: [&str; 6] = [
+    "redis://",
+    "rediss://",
+    "redis+sentinel://",
+    "rediss+sentinel://",
+    "redis+cluster://",
+    "rediss+cluster://",
+];
 
 impl serde::Serialize for BrokerKind {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -748,7 +761,7 @@ impl Config {
         if !pubsub.broker_ca.is_empty() && !tls {
             return Err(invalid(
                 "pubsub.broker_ca",
-                "is set, but pubsub.broker is not a rediss:// or rediss+sentinel:// URL".to_owned(),
+                "is set, but pubsub.broker is not a rediss:// (or rediss+...) URL".to_owned(),
             ));
         }
         #[cfg(feature = "redis")]
@@ -767,10 +780,12 @@ impl Config {
                 format!("must be 0 to 64, got {}", pubsub.broker_replicas),
             ));
         }
-        if !(Duration::from_millis(1)..=Duration::from_secs(60)).contains(&pubsub.broker_replicas_timeout) {
+        // The wait holds the master's command connection: past a second it
+        // would hold subscribes and the subscription probe past theirs.
+        if !(Duration::from_millis(1)..=Duration::from_secs(1)).contains(&pubsub.broker_replicas_timeout) {
             return Err(invalid(
                 "pubsub.broker_replicas_timeout",
-                format!("must be 1ms to 60s, got {:?}", pubsub.broker_replicas_timeout),
+                format!("must be 1ms to 1s, got {:?}", pubsub.broker_replicas_timeout),
             ));
         }
         Ok(())

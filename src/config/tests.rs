@@ -272,7 +272,7 @@ fn an_unknown_broker_is_named() {
     let msg = message("[pubsub]\nbroker = \"carrier-pigeon\"\n");
     assert!(msg.contains("bad value for `pubsub.broker` at line 2"), "{msg}");
     assert!(
-        msg.contains("`local` or a redis://, rediss://, redis+sentinel:// or rediss+sentinel:// URL"),
+        msg.contains("`local` or a redis://, rediss://, redis+sentinel://, rediss+sentinel://, redis+cluster://"),
         "names what is known: {msg}"
     );
     let redis = parse("[pubsub]\nbroker = \"redis://127.0.0.1:6379/0\"\n").unwrap();
@@ -305,11 +305,24 @@ fn a_sentinel_broker_and_its_durability_are_checked_naming_the_key() {
         ("broker = \"redis+sentinel://h:1\"", "pubsub.broker"),
         ("broker = \"redis+sentinel://h/m\"", "pubsub.broker"),
         ("broker_replicas = 1", "pubsub.broker_replicas"),
-        ("broker = \"redis://h:1/0\"\nbroker_replicas = 65", "pubsub.broker_replicas"),
-        ("broker = \"redis://h:1/0\"\nbroker_replicas_timeout = \"0s\"", "pubsub.broker_replicas_timeout"),
-        ("broker = \"redis://h:1/0\"\nbroker_replicas_timeout = \"2m\"", "pubsub.broker_replicas_timeout"),
+        (
+            "broker = \"redis://h:1/0\"\nbroker_replicas = 65",
+            "pubsub.broker_replicas",
+        ),
+        (
+            "broker = \"redis://h:1/0\"\nbroker_replicas_timeout = \"0s\"",
+            "pubsub.broker_replicas_timeout",
+        ),
+        (
+            "broker = \"redis://h:1/0\"\nbroker_replicas_timeout = \"2s\"",
+            "pubsub.broker_replicas_timeout",
+        ),
     ] {
-        let msg = parse(&format!("[pubsub]\n{toml}\n")).unwrap().validate(ORIGIN).unwrap_err().to_string();
+        let msg = parse(&format!("[pubsub]\n{toml}\n"))
+            .unwrap()
+            .validate(ORIGIN)
+            .unwrap_err()
+            .to_string();
         assert!(msg.starts_with(ORIGIN) && msg.contains(key), "{toml}: {msg}");
     }
 }

@@ -508,7 +508,8 @@ pub trait Broker: Send + Sync + fmt::Debug {
 /// What a network broker is connected to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerTopology {
-    /// `redis` (one server), or `sentinel` (a master found through sentinels).
+    /// `redis` (one server), `sentinel` (a master found through
+    /// sentinels) or `cluster` (a Redis Cluster's masters).
     pub kind: &'static str,
     /// The master's name under Sentinel, else empty.
     pub name: String,
@@ -526,6 +527,12 @@ impl fmt::Display for BrokerTopology {
                 f,
                 "redis master {masters} (\"{}\" through sentinel), {} failover(s) seen",
                 self.name, self.failovers
+            ),
+            "cluster" => write!(
+                f,
+                "redis cluster masters {masters} ({} shard(s)), {} failover(s) seen",
+                self.masters.len(),
+                self.failovers
             ),
             kind => write!(f, "{kind} {masters}, {} failover(s) seen", self.failovers),
         }

@@ -16,6 +16,7 @@ pub mod example;
 pub mod js_page;
 pub mod mux;
 pub mod proxy;
+pub mod services;
 pub mod venv;
 
 use std::io::{ErrorKind, Read, Write};

@@ -4,6 +4,7 @@
 
 use super::scripts;
 use super::store::{keys, parse_published, snapshot, SIGNALS};
+use super::topology::Protocol;
 use super::{lock, Backoff, Control, Job, Listeners, Local, LINGER, POLL};
 use crate::pubsub::{Command, Message};
 use std::collections::HashMap;
@@ -12,19 +13,28 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Listens to the node's channels; a lost connection is made again (with
-/// backoff) and every channel subscribed again.
-pub(super) fn pubsub_thread(con: (redis::Connection, u64), control: mpsc::Receiver<Control>, local: Arc<Local>) {
-    let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+/// Listens to the channels of shard `shard` (all of them, but under
+/// Redis Cluster); a lost connection is made again (with backoff) and
+/// every channel subscribed again.
+pub(super) fn pubsub_thread(
+    shard: usize,
+    con: (redis::Connection, u64),
+    control: mpsc::Receiver<Control>,
+    local: Arc<Local>,
+) {
     let mut con = Some(con);
     let mut backoff = Backoff::new();
     let mut again = false;
+    let health = &local.shards[shard];
     loop {
-        let Some((mut c, generation)) = con.take().or_else(|| local.target.connect().ok()) else {
-            local.pubsub_up.store(false, Relaxed);
+        let Some((mut c, generation)) = con
+            .take()
+            .or_else(|| local.target.connect_shard(shard, Protocol::Push).ok())
+        else {
+            health.pubsub_up.store(false, Relaxed);
             // Subscribes wait for no one meanwhile: they are refused.
             drain_refusing(&control);
-            // A sentinel's news of a new master ends the wait at once.
+            // News of a new master ends the wait at once.
             let seen = local.target.generation();
             backoff.wait_unless(|| local.target.generation() != seen);
             continue;
@@ -33,12 +43,21 @@ pub(super) fn pubsub_thread(con: (redis::Connection, u64), control: mpsc::Receiv
         if again {
             local.counters.reconnects.fetch_add(1, Relaxed);
         }
-        match listen(&mut c, generation, &control, &local, &mut topics, again) {
+        // The channels this master serves now, from the node's own list:
+        // after a failover or a slot's move they need not be the ones the
+        // last connection listened to.
+        let mut topics: HashMap<String, Arc<str>> = lock(&local.channels)
+            .keys()
+            .filter(|name| local.shard_of(name) == Some(shard))
+            .map(|name| (keys(name).2, name.clone()))
+            .collect();
+        let mut listening = Listening::new(&mut c, local.target.is_cluster());
+        match listen(shard, &mut listening, generation, &control, &local, &mut topics, again) {
             Ok(()) => return,
             Err(e) => {
                 log::warn!("redis pubsub: {e}; connecting again");
-                local.pubsub_up.store(false, Relaxed);
-                local.suspect.store(true, Relaxed);
+                health.pubsub_up.store(false, Relaxed);
+                health.suspect.store(true, Relaxed);
                 again = true;
             }
         }
@@ -54,108 +73,283 @@ pub(super) fn drain_refusing(control: &mpsc::Receiver<Control>) {
     }
 }
 
+/// A connection in subscribed mode, spoken to with the commands
+/// themselves: `SUBSCRIBE`, or under Redis Cluster `SSUBSCRIBE` (sharded
+/// pub/sub, which the redis crate's blocking client does not offer), and
+/// what comes back read as RESP2 arrays.
+struct Listening<'c> {
+    con: &'c mut redis::Connection,
+    subscribe: &'static str,
+    unsubscribe: &'static str,
+    /// Subscribes sent and not yet confirmed, by topic: whom to tell.
+    acks: HashMap<String, Vec<Option<mpsc::Sender<bool>>>>,
+    /// Unsubscribes sent and not yet confirmed, by topic.
+    leaving: HashMap<String, u32>,
+    /// Since when a subscribe has been waiting for its confirmation.
+    waiting_since: Option<Instant>,
+}
+
+/// What a subscribed connection hears.
+enum Heard {
+    /// A message on `topic`.
+    Message(String, Vec<u8>),
+    /// Nothing of note (a confirmation, a pong).
+    Nothing,
+}
+
+impl<'c> Listening<'c> {
+    fn new(con: &'c mut redis::Connection, cluster: bool) -> Self {
+        let (subscribe, unsubscribe) = if cluster {
+            ("SSUBSCRIBE", "SUNSUBSCRIBE")
+        } else {
+            ("SUBSCRIBE", "UNSUBSCRIBE")
+        };
+        Listening {
+            con,
+            subscribe,
+            unsubscribe,
+            acks: HashMap::new(),
+            leaving: HashMap::new(),
+            waiting_since: None,
+        }
+    }
+
+    fn send(&mut self, command: &str, topic: &str) -> redis::RedisResult<()> {
+        let packed = redis::cmd(command).arg(topic).get_packed_command();
+        self.con.send_packed_command(&packed)
+    }
+
+    /// Listen to `topic` (a shard channel under Redis Cluster); `ack` is
+    /// told once Redis confirms it.
+    fn listen_to(&mut self, topic: &str, ack: Option<mpsc::Sender<bool>>) -> redis::RedisResult<()> {
+        self.send(self.subscribe, topic)?;
+        self.waiting_since.get_or_insert_with(Instant::now);
+        self.acks.entry(topic.to_owned()).or_default().push(ack);
+        Ok(())
+    }
+
+    /// Listen to `topic` with `SUBSCRIBE`, a cluster too (the signals,
+    /// which every master passes on).
+    fn listen_to_all(&mut self, topic: &str) -> redis::RedisResult<()> {
+        self.send("SUBSCRIBE", topic)?;
+        self.waiting_since.get_or_insert_with(Instant::now);
+        self.acks.entry(topic.to_owned()).or_default().push(None);
+        Ok(())
+    }
+
+    /// A subscribe has gone unconfirmed too long: its answer was an error
+    /// (a `MOVED`, which the connection does not show, [`Protocol::Push`])
+    /// or the connection is deaf.
+    fn stuck(&self) -> bool {
+        self.waiting_since.is_some_and(|t| t.elapsed() >= super::IO_TIMEOUT)
+    }
+
+    fn stop(&mut self, topic: &str) -> redis::RedisResult<()> {
+        self.send(self.unsubscribe, topic)?;
+        *self.leaving.entry(topic.to_owned()).or_default() += 1;
+        Ok(())
+    }
+
+    /// Every subscribe sent is confirmed.
+    fn settled(&self) -> bool {
+        self.acks.is_empty()
+    }
+
+    /// The next thing heard, within the connection's read timeout (`Err`
+    /// with `is_timeout` when nothing came). Everything a subscription
+    /// connection hears is a push ([`Protocol::Push`]); anything else is
+    /// an error (a `MOVED` answer to a subscribe, say).
+    fn hear(&mut self) -> redis::RedisResult<Heard> {
+        let (kind, data) = match self.con.recv_response()? {
+            redis::Value::Push { kind, data } => (kind, data),
+            redis::Value::ServerError(e) => return Err(e.into()),
+            other => {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "a subscription connection heard what is not a push",
+                    format!("{other:?}"),
+                )))
+            }
+        };
+        let mut data = data.into_iter();
+        let topic = match data.next() {
+            Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+            Some(redis::Value::SimpleString(s)) => s,
+            _ => String::new(),
+        };
+        match kind {
+            redis::PushKind::Message | redis::PushKind::SMessage => {
+                let payload = match data.next() {
+                    Some(redis::Value::BulkString(b)) => b,
+                    _ => Vec::new(),
+                };
+                Ok(Heard::Message(topic, payload))
+            }
+            redis::PushKind::Subscribe | redis::PushKind::SSubscribe => {
+                if let Some(waiting) = self.acks.get_mut(&topic) {
+                    if !waiting.is_empty() {
+                        if let Some(ack) = waiting.remove(0) {
+                            let _ = ack.send(true);
+                        }
+                    }
+                    if waiting.is_empty() {
+                        self.acks.remove(&topic);
+                    }
+                }
+                if self.acks.is_empty() {
+                    self.waiting_since = None;
+                }
+                Ok(Heard::Nothing)
+            }
+            redis::PushKind::Unsubscribe | redis::PushKind::SUnsubscribe => match self.leaving.get_mut(&topic) {
+                Some(n) => {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.leaving.remove(&topic);
+                    }
+                    Ok(Heard::Nothing)
+                }
+                // Not asked for: the cluster moved the topic's slot to
+                // another master (a failover, a resharding).
+                None => Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "redis let go of a channel: its slot moved",
+                    topic,
+                ))),
+            },
+            _ => Ok(Heard::Nothing),
+        }
+    }
+}
+
 /// Serve the control queue and hand out messages until the connection
 /// fails (`Err`) or the broker is dropped (`Ok`).
-pub(super) fn listen(
-    con: &mut redis::Connection,
+fn listen(
+    shard: usize,
+    sub: &mut Listening<'_>,
     generation: u64,
     control: &mpsc::Receiver<Control>,
     local: &Local,
     topics: &mut HashMap<String, Arc<str>>,
     catch_up: bool,
 ) -> redis::RedisResult<()> {
-    let mut pubsub = con.as_pubsub();
-    pubsub.set_read_timeout(Some(POLL))?;
-    pubsub.subscribe(&local.probe_topic)?;
-    pubsub.subscribe(SIGNALS)?;
+    sub.con.set_read_timeout(Some(POLL))?;
+    sub.listen_to(&local.shards[shard].probe_topic, None)?;
+    if shard == 0 {
+        // Signals go to every master of a cluster: one shard listens.
+        sub.listen_to_all(SIGNALS)?;
+    }
     for topic in topics.keys() {
-        pubsub.subscribe(topic)?;
+        sub.listen_to(topic, None)?;
+    }
+    // What arrives before every subscribe is confirmed waits until the
+    // catch-up below is handed out: ids stay in order.
+    let mut early = Vec::new();
+    while !sub.settled() {
+        match sub.hear() {
+            Ok(Heard::Message(topic, payload)) => early.push((topic, payload)),
+            Ok(Heard::Nothing) => {}
+            Err(e) if e.is_timeout() && !sub.stuck() => {}
+            Err(e) => return Err(e),
+        }
     }
     // Listening again after an outage: what Redis stored meanwhile goes to
     // the subscribers first (what also comes live is skipped by their
     // cursors; what the history lost is a gap they are told of).
     if catch_up {
-        replay_missed(local, topics)?;
+        replay_missed(local, shard, topics)?;
     }
-    local.pubsub_up.store(true, Relaxed);
+    for (topic, payload) in early {
+        heard(local, topics, &topic, &payload);
+    }
+    local.shards[shard].pubsub_up.store(true, Relaxed);
     let mut swept = Instant::now();
     let mut probe = Probe::new(swept);
     loop {
         if local.target.generation() != generation {
-            // A sentinel announced a new master: what this connection
-            // hears is no longer published to.
-            return Err(redis::RedisError::from((redis::ErrorKind::Io, "the redis master changed")));
+            // The master changed: what this connection hears is no longer
+            // published to.
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "the redis master changed",
+            )));
         }
-        probe.due(Instant::now(), local)?;
+        probe.due(Instant::now(), local, shard)?;
+        if sub.stuck() {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "a subscribe was not confirmed (the channel's slot moved?)",
+            )));
+        }
         if swept.elapsed() >= LINGER / 4 {
             swept = Instant::now();
-            for name in idle_channels(local, swept) {
+            for name in idle_channels(local, swept, shard) {
                 let (_, _, topic) = keys(&name);
                 topics.remove(&topic);
-                pubsub.unsubscribe(&topic)?;
+                sub.stop(&topic)?;
             }
         }
         loop {
             match control.try_recv() {
                 Ok(Control::Subscribe(name, ack)) => {
                     let (_, _, topic) = keys(&name);
-                    let result = pubsub.subscribe(&topic);
-                    let _ = ack.send(result.is_ok());
-                    result?;
+                    sub.listen_to(&topic, Some(ack))?;
                     topics.insert(topic, name);
                 }
                 Ok(Control::Unsubscribe(name)) => {
                     let (_, _, topic) = keys(&name);
                     topics.remove(&topic);
-                    pubsub.unsubscribe(&topic)?;
+                    sub.stop(&topic)?;
                 }
                 Err(mpsc::TryRecvError::Empty) => break,
                 Err(mpsc::TryRecvError::Disconnected) => return Ok(()),
             }
         }
-        let msg = match pubsub.get_message() {
-            Ok(msg) => msg,
-            Err(e) if e.is_timeout() => continue,
+        match sub.hear() {
+            Ok(Heard::Message(topic, payload)) => {
+                probe.heard(Instant::now());
+                heard(local, topics, &topic, &payload);
+            }
+            Ok(Heard::Nothing) => probe.heard(Instant::now()),
+            Err(e) if e.is_timeout() => {}
             Err(e) => return Err(e),
-        };
-        probe.heard(Instant::now());
-        if msg.get_channel_name() == SIGNALS {
-            // A signal from some node's API, for every worker of this one.
-            if let Ok(payload) = msg.get_payload::<Vec<u8>>() {
-                let payload: Arc<[u8]> = payload.into();
-                for inbox in local.inboxes.iter() {
-                    inbox.command(Command::Signal(payload.clone()));
-                }
-            }
-            continue;
         }
-        let Some(name) = topics.get(msg.get_channel_name()) else {
-            continue;
-        };
-        let parsed = msg.get_payload::<Vec<u8>>().ok();
-        if let Some((change, member)) = parsed.as_deref().and_then(super::presence::parse_event) {
-            let event = Message::presence(name.clone(), change, member, Instant::now());
-            if let Some(l) = lock(&local.channels).get_mut(name) {
-                hand_out(local, l, Arc::new(event));
-            }
-            continue;
+    }
+}
+
+/// A message heard on `topic`: a signal for every worker, a presence event
+/// or a message for this node's subscribers of its channel.
+fn heard(local: &Local, topics: &HashMap<String, Arc<str>>, topic: &str, payload: &[u8]) {
+    if topic == SIGNALS {
+        // A signal from some node's API, for every worker of this one.
+        let payload: Arc<[u8]> = payload.into();
+        for inbox in local.inboxes.iter() {
+            inbox.command(Command::Signal(payload.clone()));
         }
-        let Some((message, epoch)) = parsed.as_deref().and_then(|raw| parse_published(name, raw)) else {
-            // Logged at 1, 2, 4, 8... so that a flood cannot flood the log.
-            let n = local.counters.dropped.fetch_add(1, Relaxed) + 1;
-            if n.is_power_of_two() {
-                log::warn!(
-                    "redis: a message on {} that is not wsreactor's, dropped ({n} so far)",
-                    msg.get_channel_name()
-                );
-            }
-            continue;
-        };
-        local.counters.messages_in.fetch_add(1, Relaxed);
+        return;
+    }
+    let Some(name) = topics.get(topic) else {
+        return;
+    };
+    if let Some((change, member)) = super::presence::parse_event(payload) {
+        let event = Message::presence(name.clone(), change, member, Instant::now());
         if let Some(l) = lock(&local.channels).get_mut(name) {
-            new_epoch_check(local, l, &message, epoch);
-            hand_out(local, l, Arc::new(message));
+            hand_out(local, l, Arc::new(event));
         }
+        return;
+    }
+    let Some((message, epoch)) = parse_published(name, payload) else {
+        // Logged at 1, 2, 4, 8... so that a flood cannot flood the log.
+        let n = local.counters.dropped.fetch_add(1, Relaxed) + 1;
+        if n.is_power_of_two() {
+            log::warn!("redis: a message on {topic} that is not wsreactor's, dropped ({n} so far)");
+        }
+        return;
+    };
+    local.counters.messages_in.fetch_add(1, Relaxed);
+    if let Some(l) = lock(&local.channels).get_mut(name) {
+        new_epoch_check(local, l, &message, epoch);
+        hand_out(local, l, Arc::new(message));
     }
 }
 
@@ -187,7 +381,7 @@ impl Probe {
     }
 
     /// Send a probe when due; `Err` when the last one never came back.
-    fn due(&mut self, now: Instant, local: &Local) -> redis::RedisResult<()> {
+    fn due(&mut self, now: Instant, local: &Local, shard: usize) -> redis::RedisResult<()> {
         match self.sent {
             Some(at) if now.duration_since(at) >= PROBE_TIMEOUT => Err(redis::RedisError::from(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -195,7 +389,7 @@ impl Probe {
             ))),
             None if now.duration_since(self.heard) >= SILENCE => {
                 self.sent = Some(now);
-                let _ = lock(&local.jobs).send(Job::Probe);
+                let _ = lock(&local.shards[shard].jobs).send(Job::Probe);
                 Ok(())
             }
             _ => Ok(()),
@@ -203,13 +397,14 @@ impl Probe {
     }
 }
 
-/// The channels whose last subscriber left more than [`LINGER`] ago: no
-/// longer this node's.
-fn idle_channels(local: &Local, now: Instant) -> Vec<Arc<str>> {
+/// The channels of shard `shard` whose last subscriber left more than
+/// [`LINGER`] ago: no longer this node's.
+fn idle_channels(local: &Local, now: Instant, shard: usize) -> Vec<Arc<str>> {
     let mut channels = lock(&local.channels);
     let idle: Vec<Arc<str>> = channels
         .values()
         .filter(|l| l.total() == 0 && l.idle_since.is_some_and(|t| now.duration_since(t) >= LINGER))
+        .filter(|l| local.shard_of(&l.name) == Some(shard))
         .map(|l| l.name.clone())
         .collect();
     for name in &idle {
@@ -234,7 +429,7 @@ fn new_epoch_check(local: &Local, l: &mut Listeners, message: &Message, epoch: &
                 epoch: epoch.as_ref().into(),
                 floor: l.delivered,
             };
-            let _ = lock(&local.jobs).send(raise);
+            local.send_for(&l.name, raise);
         }
         _ => {}
     }
@@ -259,14 +454,15 @@ pub(super) fn hand_out(local: &Local, l: &mut Listeners, message: Arc<Message>) 
 /// the channel meanwhile, what it holds now is all of the new numbering,
 /// and its first message tells each subscriber of the reset, as a live one
 /// would.
-pub(super) fn replay_missed(local: &Local, topics: &HashMap<String, Arc<str>>) -> redis::RedisResult<()> {
-    let (mut con, _) = local.target.connect()?;
-    let read = redis::Script::new(&scripts::read());
+fn replay_missed(local: &Local, shard: usize, topics: &HashMap<String, Arc<str>>) -> redis::RedisResult<()> {
+    let (mut con, _) = local.target.connect_shard(shard, Protocol::Replies)?;
+    let read = redis::Script::new(&scripts::for_target(&scripts::read(), local.target.is_cluster()));
+    let tables = &local.shards[shard].tables;
     for name in topics.values() {
         let Some(after) = lock(&local.channels).get(name).map(|l| l.delivered) else {
             continue;
         };
-        let (missed, epoch) = match snapshot(&mut con, &read, &local.settings, name, Some(after), None) {
+        let (missed, epoch) = match snapshot(&mut con, &read, (&local.settings, tables), name, Some(after), None) {
             Ok(read) => read,
             Err(e) => {
                 return Err(redis::RedisError::from((
@@ -293,7 +489,7 @@ pub(super) fn replay_missed(local: &Local, topics: &HashMap<String, Arc<str>>) -
                 epoch: epoch.as_str().into(),
                 floor: l.delivered,
             };
-            let _ = lock(&local.jobs).send(raise);
+            local.send_for(&l.name, raise);
         }
         for message in missed.replay {
             if message.id > l.delivered || l.epoch.as_deref() != Some(epoch.as_str()) {

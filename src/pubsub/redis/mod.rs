@@ -8,6 +8,14 @@
 //!  Redis ─PUBLISH wsr:{c}─► pubsub thread ─► Message ─► Inbox of each worker with subscribers of c
 //! ```
 //!
+//! Redis is one server (`redis://`), a master found through Redis Sentinel
+//! (`redis+sentinel://`), or a Redis Cluster (`redis+cluster://`): then
+//! each master has a shard of the node's work (a command
+//! thread and a pubsub thread of its own), channels go to the master of
+//! their slot, and messages out by sharded pub/sub (`SPUBLISH`,
+//! `SSUBSCRIBE`), so that a cluster's pub/sub grows with its masters
+//! (the `topology` module).
+//!
 //! Per channel `c`, Redis holds `wsr:{c}:meta` (a hash: the last `id` and
 //! the channel's `epoch`, `TOKEN-START`: a random token made with the
 //! channel and the id its numbering starts after, from Redis's clock, so
@@ -27,23 +35,29 @@
 //! merges in what arrived live meanwhile, so the new subscriber gets every
 //! message once, in order (the contract of [`Broker`]).
 
+mod cluster;
 mod commands;
+mod connection;
 mod listen;
 mod presence;
 mod query;
 mod replicas;
 mod scripts;
+mod sentinel;
+mod slots;
 mod store;
+mod subscribe;
 mod topology;
 
 pub use topology::check_url;
+use topology::Protocol;
 
 use super::{
-    Address, Answer, Broker, BrokerStats, BrokerTopology, HubError, HubSettings, Inbox, Message, PresenceEvents, Request, Snapshot,
-    Subscription, Via,
+    Address, Answer, Broker, BrokerStats, BrokerTopology, HubError, HubSettings, Inbox, Message, PresenceEvents,
+    Request, Snapshot, Subscription, Via,
 };
 use crate::protocol::mask::xorshift64;
-use commands::command_thread;
+use commands::{command_thread, query_thread};
 use listen::pubsub_thread;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -61,6 +75,12 @@ const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
 /// What a request that never reached Redis is refused with (503).
 const UNREACHABLE: HubError = HubError::Unavailable("redis is unreachable");
 
+/// What a request for a channel no known master serves is refused with
+/// (a Redis Cluster given a master after the node started).
+const UNKNOWN_SHARD: HubError = HubError::Unavailable(
+    "no redis master this node knows serves the channel's slot: restart the node to use a new one",
+);
+
 /// Connection and read timeouts towards Redis: a publish not answered
 /// within it is answered `504` (its outcome unknown).
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
@@ -77,7 +97,8 @@ const POLL: Duration = Duration::from_millis(20);
 /// Channels in Redis ([`Broker`] for several nodes).
 #[derive(Debug)]
 pub struct RedisBroker {
-    jobs: mpsc::Sender<Job>,
+    /// Per shard, its command thread's queue.
+    jobs: Vec<mpsc::Sender<Job>>,
     /// The server API's reads go on a connection of their own, so that
     /// they never wait behind a flood of subscribes (a crowd joining a
     /// presence channel) on the command connection.
@@ -85,15 +106,39 @@ pub struct RedisBroker {
     local: Arc<Local>,
 }
 
-/// This node's subscribers, by channel, shared with the pubsub thread.
+/// This node's subscribers, by channel, shared with the pubsub threads.
 #[derive(Debug)]
 struct Local {
     inboxes: Arc<[Inbox]>,
     channels: Mutex<HashMap<Arc<str>, Listeners>>,
-    control: Mutex<mpsc::Sender<Control>>,
-    /// The command thread's queue, for the pubsub thread's repairs.
-    jobs: Mutex<mpsc::Sender<Job>>,
+    /// Per master: one, or under Redis Cluster one per master the cluster
+    /// had when the node started ([`topology::Target::shards`]).
+    shards: Vec<Shard>,
     settings: HubSettings,
+    base: Instant,
+    /// This node's token: its entry in each channel's subscriber counts.
+    node: String,
+    /// This node's presence members, by channel and client number: their
+    /// JSON, renewed in Redis every third of `[presence] ttl`.
+    members: Mutex<HashMap<Arc<str>, HashMap<u32, String>>>,
+    /// The last client number given.
+    clients: AtomicU32,
+    /// For `/metrics`.
+    counters: Counters,
+    /// The Redis to connect to (found through sentinels or the cluster, if so).
+    target: Arc<topology::Target>,
+    /// `[pubsub] broker_replicas` and `broker_replicas_timeout`.
+    durability: Durability,
+}
+
+/// One master's share of the node's work: its channels' commands go to
+/// its command thread, their subscriptions to its pubsub thread.
+#[derive(Debug)]
+struct Shard {
+    /// The command thread's queue (also for the pubsub thread's repairs).
+    jobs: Mutex<mpsc::Sender<Job>>,
+    /// The pubsub thread's queue.
+    control: Mutex<mpsc::Sender<Control>>,
     /// The last command reached Redis, and the subscription connection is
     /// up: what `/readyz` reports, with `busy_since`.
     commands_up: AtomicBool,
@@ -104,26 +149,15 @@ struct Local {
     /// When the command in flight was sent, in nanoseconds after `base`
     /// (0: none in flight).
     busy_since: AtomicU64,
-    base: Instant,
-    /// This node's token: its entry in each channel's subscriber counts.
-    node: String,
     /// Channels whose subscriber count on this node changed since the
     /// command thread last told Redis.
     dirty: Mutex<HashSet<Arc<str>>>,
-    /// This node's own topic: published to when the subscription
-    /// connection has been silent, to tell a quiet one from a wedged one.
+    /// This node's own topic on this master: published to when the
+    /// subscription connection has been silent, to tell a quiet one from a
+    /// wedged one.
     probe_topic: String,
-    /// This node's presence members, by channel and client number: their
-    /// JSON, renewed in Redis every third of `[presence] ttl`.
-    members: Mutex<HashMap<Arc<str>, HashMap<u32, String>>>,
-    /// The last client number given.
-    clients: AtomicU32,
-    /// For `/metrics`.
-    counters: Counters,
-    /// The Redis to connect to (found through sentinels, if so).
-    target: Arc<topology::Target>,
-    /// `[pubsub] broker_replicas` and `broker_replicas_timeout`.
-    durability: Durability,
+    /// The keys of the tables that bound channels ([`scripts`]).
+    tables: store::Tables,
 }
 
 /// How many replicas must hold a message before its publish is answered
@@ -135,43 +169,68 @@ struct Durability {
 }
 
 impl Local {
-    /// A command was sent to Redis (`true`) or answered (`false`).
-    fn busy(&self, busy: bool) {
+    /// A command was sent to Redis (`true`) or answered (`false`), on the
+    /// command connection of shard `main` (`None`: a connection whose
+    /// state `/readyz` does not report, the server API's reads).
+    fn busy_if(&self, main: Option<usize>, busy: bool) {
+        let Some(shard) = main.and_then(|i| self.shards.get(i)) else {
+            return;
+        };
         let since = if busy {
             self.base.elapsed().as_nanos() as u64 | 1
         } else {
             0
         };
-        self.busy_since.store(since, Relaxed);
+        shard.busy_since.store(since, Relaxed);
     }
 
-    /// [`busy`](Self::busy), from the command connection (`main`) only:
-    /// the server API's read connection does not speak for it.
-    fn busy_if(&self, main: bool, busy: bool) {
-        if main {
-            self.busy(busy);
+    /// The command connection of shard `main` is up or not.
+    fn up_if(&self, main: Option<usize>, up: bool) {
+        if let Some(shard) = main.and_then(|i| self.shards.get(i)) {
+            shard.commands_up.store(up, Relaxed);
         }
     }
 
-    /// The command connection is up or not (`main`; the read connection's
-    /// state is its own).
-    fn up_if(&self, main: bool, up: bool) {
-        if main {
-            self.commands_up.store(up, Relaxed);
-        }
-    }
-
-    /// Why the broker cannot carry out requests now, if it cannot.
+    /// Why the broker cannot carry out requests now, if it cannot (any
+    /// master's connections down, or a command of it stalled).
     fn not_ready(&self) -> Option<&'static str> {
-        let since = self.busy_since.load(Relaxed);
-        if since != 0 && self.base.elapsed().as_nanos() as u64 >= since + STALL.as_nanos() as u64 {
-            Some("redis does not answer")
-        } else if !self.commands_up.load(Relaxed) {
-            Some("redis is unreachable")
-        } else if !self.pubsub_up.load(Relaxed) {
-            Some("redis is unreachable (the subscription connection is being made again)")
-        } else {
-            None
+        let now = self.base.elapsed().as_nanos() as u64;
+        self.shards.iter().find_map(|shard| {
+            let since = shard.busy_since.load(Relaxed);
+            if since != 0 && now >= since + STALL.as_nanos() as u64 {
+                Some("redis does not answer")
+            } else if !shard.commands_up.load(Relaxed) {
+                Some("redis is unreachable")
+            } else if !shard.pubsub_up.load(Relaxed) {
+                Some("redis is unreachable (the subscription connection is being made again)")
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Every connection of every shard is up.
+    fn connected(&self) -> bool {
+        self.shards
+            .iter()
+            .all(|s| s.commands_up.load(Relaxed) && s.pubsub_up.load(Relaxed))
+    }
+
+    /// The shard whose master serves `channel` now (`None` under a
+    /// cluster whose master for it the node does not know).
+    fn shard_of(&self, channel: &str) -> Option<usize> {
+        self.target.shard_of(channel)
+    }
+
+    /// The command queue of the shard serving `channel`.
+    fn jobs_of(&self, channel: &str) -> Option<&Mutex<mpsc::Sender<Job>>> {
+        self.shards.get(self.shard_of(channel)?).map(|s| &s.jobs)
+    }
+
+    /// Send `job` to the command thread of the shard serving `channel`.
+    fn send_for(&self, channel: &str, job: Job) {
+        if let Some(jobs) = self.jobs_of(channel) {
+            let _ = lock(jobs).send(job);
         }
     }
 
@@ -184,9 +243,12 @@ impl Local {
     /// This node's subscribers of `channel` changed in number: the command
     /// thread tells Redis soon (woken if it waits for nothing else).
     fn recount(&self, channel: &Arc<str>) {
-        let mut dirty = lock(&self.dirty);
+        let Some(shard) = self.shard_of(channel).and_then(|i| self.shards.get(i)) else {
+            return;
+        };
+        let mut dirty = lock(&shard.dirty);
         if dirty.is_empty() {
-            let _ = lock(&self.jobs).send(Job::Recount);
+            let _ = lock(&shard.jobs).send(Job::Recount);
         }
         dirty.insert(channel.clone());
     }
@@ -318,27 +380,46 @@ impl RedisBroker {
         let shown = redacted(url);
         let fail = |e: redis::RedisError| format!("broker {shown}: {e}");
         let target = Arc::new(topology::Target::new(url, options.ca_pem, password_from_env).map_err(fail)?);
-        let (commands, _) = target.connect().map_err(fail)?;
-        let (reads, _) = target.connect().map_err(fail)?;
-        let (pubsub, generation) = target.connect().map_err(fail)?;
+        let node = new_epoch();
+        // Every connection is made before any thread starts: a Redis that
+        // cannot be reached, or refuses the password, stops the node here.
+        let mut first = Vec::new();
+        for shard in 0..target.shards() {
+            let commands = target.connect_shard(shard, Protocol::Replies).map_err(fail)?.0;
+            let pubsub = target.connect_shard(shard, Protocol::Push).map_err(fail)?;
+            first.push((commands, pubsub));
+        }
+        let mut reads = Vec::new();
+        for shard in 0..target.shards() {
+            reads.push(target.connect_shard(shard, Protocol::Replies).map_err(fail)?.0);
+        }
         log::info!("broker: {}", target.topology());
         topology::Target::watch(&target).map_err(|e| e.to_string())?;
-        let (control_tx, control_rx) = mpsc::channel();
-        let (jobs, jobs_rx) = mpsc::channel();
+        let mut queues = Vec::new();
+        let mut shards = Vec::new();
+        for shard in 0..target.shards() {
+            let (control_tx, control_rx) = mpsc::channel();
+            let (jobs_tx, jobs_rx) = mpsc::channel();
+            shards.push(Shard {
+                jobs: Mutex::new(jobs_tx.clone()),
+                control: Mutex::new(control_tx),
+                commands_up: AtomicBool::new(true),
+                pubsub_up: AtomicBool::new(true),
+                suspect: AtomicBool::new(false),
+                busy_since: AtomicU64::new(0),
+                dirty: Mutex::new(HashSet::new()),
+                probe_topic: target.probe_topic(shard, &new_epoch()),
+                tables: target.tables(shard),
+            });
+            queues.push((jobs_tx, jobs_rx, control_rx));
+        }
         let local = Arc::new(Local {
             inboxes,
             channels: Mutex::new(HashMap::new()),
-            control: Mutex::new(control_tx),
-            jobs: Mutex::new(jobs.clone()),
+            shards,
             settings,
-            commands_up: AtomicBool::new(true),
-            pubsub_up: AtomicBool::new(true),
-            suspect: AtomicBool::new(false),
-            busy_since: AtomicU64::new(0),
             base: Instant::now(),
-            node: new_epoch(),
-            dirty: Mutex::new(HashSet::new()),
-            probe_topic: format!("wsr:probe:{}", new_epoch()),
+            node,
             members: Mutex::new(HashMap::new()),
             clients: AtomicU32::new(0),
             counters: Counters::default(),
@@ -348,21 +429,25 @@ impl RedisBroker {
                 timeout: options.replicas_timeout,
             },
         });
-        let worker_local = local.clone();
-        std::thread::Builder::new()
-            .name("redis-commands".into())
-            .spawn(move || command_thread(commands, jobs_rx, worker_local, true))
-            .map_err(|e| e.to_string())?;
+        let mut jobs = Vec::new();
+        for (shard, ((jobs_tx, jobs_rx, control_rx), (commands, pubsub))) in queues.into_iter().zip(first).enumerate() {
+            let worker_local = local.clone();
+            std::thread::Builder::new()
+                .name(format!("redis-commands-{shard}"))
+                .spawn(move || command_thread(shard, commands, jobs_rx, worker_local))
+                .map_err(|e| e.to_string())?;
+            let listen_local = local.clone();
+            std::thread::Builder::new()
+                .name(format!("redis-pubsub-{shard}"))
+                .spawn(move || pubsub_thread(shard, pubsub, control_rx, listen_local))
+                .map_err(|e| e.to_string())?;
+            jobs.push(jobs_tx);
+        }
         let (queries, queries_rx) = mpsc::channel();
         let reads_local = local.clone();
         std::thread::Builder::new()
             .name("redis-queries".into())
-            .spawn(move || command_thread(reads, queries_rx, reads_local, false))
-            .map_err(|e| e.to_string())?;
-        let listen_local = local.clone();
-        std::thread::Builder::new()
-            .name("redis-pubsub".into())
-            .spawn(move || pubsub_thread((pubsub, generation), control_rx, listen_local))
+            .spawn(move || query_thread(reads, queries_rx, reads_local))
             .map_err(|e| e.to_string())?;
         Ok(RedisBroker { jobs, queries, local })
     }
@@ -377,7 +462,8 @@ pub struct RedisOptions {
     /// How many replicas must have a message (`WAIT`) before its publish
     /// is answered; 0 (the default): none, as soon as the master has it.
     pub replicas: u32,
-    /// How long a publish waits for them; then it is answered 503.
+    /// How long a publish waits for them (at most a second: the wait
+    /// holds the master's command connection); then it is answered 503.
     pub replicas_timeout: Duration,
 }
 
@@ -438,9 +524,19 @@ fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
 
 impl Broker for RedisBroker {
     fn submit(&self, from: Address, request: Request, _now: Instant) {
-        let to = match request {
-            Request::Query(_) => &self.queries,
-            _ => &self.jobs,
+        let shard = match &request {
+            Request::Publish { channel, .. } | Request::Subscribe { channel, .. } => self.local.shard_of(channel),
+            // Signals go out on any master (a cluster passes them to all).
+            Request::Signal(_) | Request::Query(_) => Some(0),
+        };
+        let to = match (&request, shard) {
+            (Request::Query(_), _) => Some(&self.queries),
+            (_, Some(shard)) => self.jobs.get(shard),
+            (_, None) => None,
+        };
+        let Some(to) = to else {
+            refuse(&self.local, from, &request);
+            return;
         };
         if let Err(mpsc::SendError(Job::Request { from, request })) = to.send(Job::Request { from, request }) {
             // The command thread is gone: nothing can be answered by Redis.
@@ -455,7 +551,8 @@ impl Broker for RedisBroker {
             since,
             reply,
         };
-        self.jobs.send(job).map_err(|_| UNREACHABLE)?;
+        let shard = self.local.shard_of(channel).ok_or(UNKNOWN_SHARD)?;
+        self.jobs[shard].send(job).map_err(|_| UNREACHABLE)?;
         answer
             .recv_timeout(IO_TIMEOUT * 2)
             .map_err(|_| HubError::Unavailable("redis does not answer"))?
@@ -474,7 +571,7 @@ impl Broker for RedisBroker {
                 channel: subscription.channel().clone(),
                 client: self.local.client_id(client),
             };
-            let _ = self.jobs.send(leave);
+            self.local.send_for(subscription.channel(), leave);
         }
         let mut channels = lock(&self.local.channels);
         let Some(l) = channels.get_mut(subscription.channel()) else {
@@ -507,7 +604,7 @@ impl Broker for RedisBroker {
     fn stats(&self) -> Option<BrokerStats> {
         let c = &self.local.counters;
         Some(BrokerStats {
-            connected: self.local.commands_up.load(Relaxed) && self.local.pubsub_up.load(Relaxed),
+            connected: self.local.connected(),
             reconnects: c.reconnects.load(Relaxed),
             publishes: c.publishes.load(Relaxed),
             publish_seconds: c.publish_ns.load(Relaxed) as f64 / 1e9,
@@ -591,7 +688,11 @@ impl Backoff {
         let jitter = xorshift64(&mut self.state) % (self.next.as_millis() as u64 / 2 + 1);
         let until = Instant::now() + self.next / 2 + Duration::from_millis(jitter);
         while Instant::now() < until && !news() {
-            std::thread::sleep(until.saturating_duration_since(Instant::now()).min(Duration::from_millis(50)));
+            std::thread::sleep(
+                until
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(50)),
+            );
         }
         self.next = (self.next * 2).min(Duration::from_secs(10));
     }

@@ -1,9 +1,10 @@
 //! The server API's reads of channels in Redis ([`Query`]): which exist
-//! (`wsr:channels`, the table every node keeps, [`super::scripts`]) and
+//! (`wsr:channels`, the table every node keeps, one per master under
+//! Redis Cluster, [`super::scripts`]) and
 //! each one's state, read by one script per channel. Nothing is written:
 //! looking makes no channel and renews nothing.
 
-use super::store::{counts_key, epoch_start, hub_error, keys, CHANNELS};
+use super::store::{counts_key, epoch_start, hub_error, keys, Tables};
 use super::unix_ms;
 use crate::auth::glob_match;
 use crate::pubsub::{ChannelState, Found, HubError, HubSettings, PresenceStats, Query};
@@ -63,24 +64,55 @@ end
 return {meta[1] or '0', meta[2] or '', kept, first, subscribers, ws, sse, poll}
 ";
 
+/// The connections a query reads on: one per master ([`super::Shard`]).
+pub(super) trait Shards {
+    /// How many masters.
+    fn count(&self) -> usize;
+    /// The master serving `channel`.
+    fn shard_of(&self, channel: &str) -> Option<usize>;
+    /// Master `shard`'s tables.
+    fn tables(&self, shard: usize) -> &Tables;
+    /// A connection to master `shard`.
+    fn con(&mut self, shard: usize) -> Result<&mut redis::Connection, HubError>;
+    /// The read on master `shard`'s connection failed: not to be used again.
+    fn failed(&mut self, shard: usize);
+}
+
 /// What `query` finds in Redis now.
 pub(super) fn query(
-    con: &mut redis::Connection,
+    shards: &mut dyn Shards,
     state: &redis::Script,
     members: &redis::Script,
     settings: &HubSettings,
     query: &Query,
 ) -> Result<Found, HubError> {
     let now = unix_ms();
+    // Read on the master serving `name`; a failed read's connection is
+    // not used again (a late answer must not be read as the next one's).
+    fn on<T>(
+        shards: &mut dyn Shards,
+        name: &str,
+        read: impl FnOnce(&mut redis::Connection, &Tables) -> Result<T, HubError>,
+    ) -> Result<T, HubError> {
+        let shard = shards.shard_of(name).ok_or(super::UNKNOWN_SHARD)?;
+        let tables = shards.tables(shard).clone();
+        let found = read(shards.con(shard)?, &tables);
+        if matches!(found, Err(HubError::Unavailable(_))) {
+            shards.failed(shard);
+        }
+        found
+    }
     match query {
-        Query::Presence(name) => super::presence::members(con, members, name).map(Found::Presence),
-        Query::PresenceStats(name) => {
+        Query::Presence(name) => on(shards, name, |con, _| {
+            super::presence::members(con, members, name).map(Found::Presence)
+        }),
+        Query::PresenceStats(name) => on(shards, name, |con, _| {
             let members = super::presence::members(con, members, name)?;
             Ok(Found::PresenceStats(PresenceStats::of(members.iter())))
-        }
-        Query::Channel(name) => {
+        }),
+        Query::Channel(name) => on(shards, name, |con, tables| {
             let until: Option<u64> = redis::cmd("ZSCORE")
-                .arg(CHANNELS)
+                .arg(&tables.channels)
                 .arg(&**name)
                 .query(con)
                 .map_err(|e| hub_error("state of", name, &e))?;
@@ -89,26 +121,39 @@ pub(super) fn query(
             }
             let found = channel_state(con, state, settings, name, now)?;
             Ok(Found::Channel(Some(found).filter(exists)))
-        }
+        }),
         Query::Channels { pattern, after, limit } => {
-            // Bounded by `max_channels`, which the table holds over every node.
-            let names: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-                .arg(CHANNELS)
-                .arg(format!("({now}"))
-                .arg("+inf")
-                .query(con)
-                .map_err(|e| hub_error("list of", "channels", &e))?;
+            // Every master's table: bounded by `max_channels` each, which
+            // the table holds over every node.
+            let mut names: Vec<String> = Vec::new();
+            for shard in 0..shards.count() {
+                let tables = shards.tables(shard).clone();
+                let listed: Result<Vec<String>, HubError> = redis::cmd("ZRANGEBYSCORE")
+                    .arg(&tables.channels)
+                    .arg(format!("({now}"))
+                    .arg("+inf")
+                    .query(shards.con(shard)?)
+                    .map_err(|e| hub_error("list of", "channels", &e));
+                match listed {
+                    Ok(listed) => names.extend(listed),
+                    Err(e) => {
+                        shards.failed(shard);
+                        return Err(e);
+                    }
+                }
+            }
             let mut names: Vec<String> = names
                 .into_iter()
                 .filter(|n| after.as_deref().is_none_or(|a| n.as_str() > a) && glob_match(pattern, n))
                 .collect();
             names.sort_unstable();
+            names.dedup();
             let mut channels = Vec::with_capacity((*limit).min(names.len()));
             let mut more = false;
             for name in &names {
                 // Listed while its lease lasts, though it may hold nothing
                 // any more: what the local hub would list, no more.
-                let found = channel_state(con, state, settings, name, now)?;
+                let found = on(shards, name, |con, _| channel_state(con, state, settings, name, now))?;
                 if !exists(&found) {
                     continue;
                 }

@@ -2,9 +2,10 @@
 //! channel's numbering, history, fan-out and the bounded tables of
 //! channels change together.
 //!
-//! Besides each channel's keys ([`super::store::keys`]), three keys are
-//! global, so that the bounds hold over every node (and so the broker
-//! needs one Redis, not a Redis Cluster):
+//! Besides each channel's keys ([`super::store::keys`]), three tables
+//! bound the channels over every node ([`super::store::Tables`]): one set
+//! per Redis, or under Redis Cluster one per master (in a slot of its
+//! own: the bounds then hold per master, `max_channels` on each):
 //! - `wsr:channels`, a sorted set of the channels that exist (have
 //!   history, or subscribers on some node), scored by the unix ms until
 //!   which they do: `pubsub.max_channels` of them at most;
@@ -26,6 +27,21 @@
 //! new numbering. Redis back from an older snapshot keeps the channel at
 //! an older last id: a node that delivered ids past it makes a new epoch
 //! when it publishes ([`publish`]) or listens again ([`raise`]).
+
+/// `script` as the broker's Redis runs it. Under Redis Cluster a script
+/// may touch keys of several slots of its master (a channel's keys in its
+/// slot, its master's tables in another: the `allow-cross-slot-keys` flag,
+/// Redis 7), and publishes by sharded pub/sub (`SPUBLISH`: a message goes
+/// to the channel's shard only, where `PUBLISH` would go to every node).
+pub(super) fn for_target(script: &str, cluster: bool) -> String {
+    if !cluster {
+        return script.to_owned();
+    }
+    format!(
+        "#!lua flags=allow-cross-slot-keys\n{}",
+        script.replace("redis.call('PUBLISH', ", "redis.call('SPUBLISH', ")
+    )
+}
 
 /// Lua: the id a new epoch starts after, from Redis's clock (`TIME`, the
 /// same for every node whatever their clocks say): microseconds since the
@@ -80,53 +96,61 @@ end
 /// already remembered for the channel, nothing is published and the first
 /// publish's id and subscribers come back with `duplicate` 1.
 ///
-/// KEYS: meta, stream, `wsr:channels`, `wsr:known`, `wsr:floor`, the
-/// channel's idempotency keys (a hash: key to `id:subscribers`) and their
-/// order (a sorted set by expiry), its subscriber counts (a hash: node to
+/// KEYS (all in the channel's slot): meta, stream, the channel's
+/// idempotency keys (a hash: key to `id:subscribers`) and their order (a
+/// sorted set by expiry), its subscriber counts (a hash: node to
 /// `count:until`, [`counts`]). ARGV: topic, kind, payload, new epoch token,
 /// history size, meta TTL (ms), stream TTL (ms), now (unix ms), the highest
 /// id the publishing node knows of (a new epoch starts after it too), the
 /// channel's name, `max_channels`, `id_memory_channels`, the idempotency key
-/// (empty: none), its TTL (ms), the keys kept per channel.
+/// (empty: none), its TTL (ms), the keys kept per channel, then the tables
+/// (`wsr:channels`, `wsr:known`, `wsr:floor`: arguments, not keys, since
+/// under Redis Cluster they are in another slot of the same master, and a
+/// script's declared keys must share one slot).
 pub(super) fn publish() -> String {
     PRELUDE.to_owned()
         + CLOCK
         + r"
+local CHANNELS, KNOWN, FLOOR = ARGV[16], ARGV[17], ARGV[18]
 local now = tonumber(ARGV[8])
 local function subscribers()
   local n = 0
-  local counts = redis.call('HGETALL', KEYS[8])
+  local counts = redis.call('HGETALL', KEYS[5])
   for i = 1, #counts, 2 do
     -- count:until, then per transport (ws:sse:poll) from newer nodes.
     local count, untl = string.match(counts[i + 1], '^(%d+):(%d+)')
     if count and tonumber(untl) >= now then
       n = n + tonumber(count)
     else
-      redis.call('HDEL', KEYS[8], counts[i])
+      redis.call('HDEL', KEYS[5], counts[i])
     end
   end
   return n
 end
 local key = ARGV[13]
 if key ~= '' then
-  local expired = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now, 'LIMIT', 0, 100)
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 100)
   for _, old in ipairs(expired) do
-    redis.call('ZREM', KEYS[7], old)
-    redis.call('HDEL', KEYS[6], old)
+    redis.call('ZREM', KEYS[4], old)
+    redis.call('HDEL', KEYS[3], old)
   end
-  local seen = redis.call('HGET', KEYS[6], key)
-  local fresh = tonumber(redis.call('ZSCORE', KEYS[7], key) or '0') > now
+  local seen = redis.call('HGET', KEYS[3], key)
+  local fresh = tonumber(redis.call('ZSCORE', KEYS[4], key) or '0') > now
   if seen and fresh then
     local id, n = string.match(seen, '^(%d+):(%d+)$')
+    -- A write, so that a WAIT after this (broker_replicas) waits for the
+    -- replicas to have everything the master has, the first publish too:
+    -- Redis's WAIT counts the connection's own last write.
+    redis.call('PEXPIRE', KEYS[3], ARGV[14])
     return {tonumber(id), redis.call('HGET', KEYS[1], 'epoch') or '', tonumber(n), 1}
   end
 end
-if not room(KEYS[3], ARGV[10], now, tonumber(ARGV[11])) then
+if not room(CHANNELS, ARGV[10], now, tonumber(ARGV[11])) then
   return redis.error_reply('WSRFULL too many channels')
 end
 -- Before the numbering: a name forgotten to make room raises the floor
 -- that this channel, if new, starts after.
-remember(KEYS[4], KEYS[5], ARGV[10], now, now + tonumber(ARGV[6]), tonumber(ARGV[11]) + tonumber(ARGV[12]))
+remember(KNOWN, FLOOR, ARGV[10], now, now + tonumber(ARGV[6]), tonumber(ARGV[11]) + tonumber(ARGV[12]))
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 -- Redis went back (an older snapshot): the publishing node delivered ids
 -- past the channel's last one. Its numbering cannot go on: a new epoch.
@@ -137,7 +161,7 @@ if not epoch then
   -- A channel Redis does not know (new, lost, or gone back): a new epoch,
   -- numbered above every id given before (the clock), the highest id the
   -- publishing node knows of and the floor.
-  local start = math.max(clock(), tonumber(ARGV[9]), tonumber(redis.call('GET', KEYS[5]) or '0'))
+  local start = math.max(clock(), tonumber(ARGV[9]), tonumber(redis.call('GET', FLOOR) or '0'))
   epoch = ARGV[4] .. '-' .. int(start)
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'id', int(start))
 end
@@ -146,19 +170,19 @@ redis.call('PEXPIRE', KEYS[1], ARGV[6])
 if tonumber(ARGV[5]) > 0 then
   redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], '0-' .. int(id), 'k', ARGV[2], 't', ARGV[8], 'p', ARGV[3])
   redis.call('PEXPIRE', KEYS[2], ARGV[7])
-  redis.call('ZADD', KEYS[3], 'GT', now + tonumber(ARGV[7]), ARGV[10])
+  redis.call('ZADD', CHANNELS, 'GT', now + tonumber(ARGV[7]), ARGV[10])
 end
 redis.call('PUBLISH', ARGV[1], int(id) .. ':' .. epoch .. ':' .. ARGV[2] .. ':' .. ARGV[3])
 local n = subscribers()
 if key ~= '' and tonumber(ARGV[15]) > 0 then
-  redis.call('HSET', KEYS[6], key, int(id) .. ':' .. int(n))
-  redis.call('ZADD', KEYS[7], now + tonumber(ARGV[14]), key)
-  while redis.call('ZCARD', KEYS[7]) > tonumber(ARGV[15]) do
-    local old = redis.call('ZPOPMIN', KEYS[7])[1]
-    redis.call('HDEL', KEYS[6], old)
+  redis.call('HSET', KEYS[3], key, int(id) .. ':' .. int(n))
+  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[14]), key)
+  while redis.call('ZCARD', KEYS[4]) > tonumber(ARGV[15]) do
+    local old = redis.call('ZPOPMIN', KEYS[4])[1]
+    redis.call('HDEL', KEYS[3], old)
   end
-  redis.call('PEXPIRE', KEYS[6], ARGV[14])
-  redis.call('PEXPIRE', KEYS[7], ARGV[14])
+  redis.call('PEXPIRE', KEYS[3], ARGV[14])
+  redis.call('PEXPIRE', KEYS[4], ARGV[14])
 end
 return {id, epoch, n, 0}
 "
@@ -167,12 +191,14 @@ return {id, epoch, n, 0}
 /// The last id, the epoch and the history after a cursor, read at once,
 /// for a new subscriber: the channel then exists for `lease` ms at least
 /// (the node renews it while it has subscribers, [`keep`]), or the error
-/// [`FULL`]. KEYS: meta, stream, `wsr:channels`. ARGV: the cursor, "1" if
-/// the client gave one (none: nothing to read; one above the last id: all
-/// of it, as a reset), the channel's name, now (unix ms), `max_channels`,
-/// the lease (ms; 0 for a read that subscribes no one, which neither
-/// makes the channel nor is refused), and for a subscribe this node's
-/// token and its subscriber count with the new one (KEYS[4], [`counts`]).
+/// [`FULL`]. KEYS: meta, stream, the subscriber counts ([`counts`]). ARGV:
+/// the cursor, "1" if the client gave one (none: nothing to read; one
+/// above the last id: all of it, as a reset), the channel's name, now
+/// (unix ms), `max_channels`, the lease (ms; 0 for a read that subscribes
+/// no one, which neither makes the channel nor is refused), for a
+/// subscribe this node's token, its subscriber count with the new one and
+/// that per transport, then `wsr:channels` (an argument: under Redis
+/// Cluster it is in another slot of the master).
 /// Returns `{id, epoch, first, entries}`.
 pub(super) fn read() -> String {
     PRELUDE.to_owned()
@@ -180,12 +206,12 @@ pub(super) fn read() -> String {
 local now = tonumber(ARGV[4])
 local lease = tonumber(ARGV[6])
 if lease > 0 then
-  if not room(KEYS[3], ARGV[3], now, tonumber(ARGV[5])) then
+  if not room(ARGV[10], ARGV[3], now, tonumber(ARGV[5])) then
     return redis.error_reply('WSRFULL too many channels')
   end
-  redis.call('ZADD', KEYS[3], 'GT', now + lease, ARGV[3])
-  redis.call('HSET', KEYS[4], ARGV[7], ARGV[8] .. ':' .. int(now + lease) .. ':' .. ARGV[9])
-  redis.call('PEXPIRE', KEYS[4], lease)
+  redis.call('ZADD', ARGV[10], 'GT', now + lease, ARGV[3])
+  redis.call('HSET', KEYS[3], ARGV[7], ARGV[8] .. ':' .. int(now + lease) .. ':' .. ARGV[9])
+  redis.call('PEXPIRE', KEYS[3], lease)
 end
 local id = tonumber(redis.call('HGET', KEYS[1], 'id') or '0')
 local epoch = redis.call('HGET', KEYS[1], 'epoch') or ''
@@ -208,20 +234,21 @@ return {id, epoch, first, entries}
 
 /// The channels a node has subscribers for exist `lease` ms more, their
 /// last ids are as fresh as if just used, and the node's subscriber count
-/// of each is set. KEYS: `wsr:channels`, `wsr:known`. ARGV: until when each
-/// exists (unix ms), until when its id is known, the node's token, the
-/// lease (ms), then triples of a channel's name, the node's count of it
-/// and that count per transport (`ws:sse:poll`).
+/// of each is set. No KEYS (the channels' keys are of many slots, of one
+/// master under Redis Cluster). ARGV: `wsr:channels`, `wsr:known`, until
+/// when each exists (unix ms), until when its id is known, the node's
+/// token, the lease (ms), then triples of a channel's name, the node's
+/// count of it and that count per transport (`ws:sse:poll`).
 pub(super) const KEEP: &str = r"
-for i = 5, #ARGV, 3 do
+for i = 7, #ARGV, 3 do
   local name = ARGV[i]
-  redis.call('ZADD', KEYS[1], 'GT', ARGV[1], name)
-  redis.call('ZADD', KEYS[2], 'XX', 'GT', ARGV[2], name)
+  redis.call('ZADD', ARGV[1], 'GT', ARGV[3], name)
+  redis.call('ZADD', ARGV[2], 'XX', 'GT', ARGV[4], name)
   local counts = 'wsr:{' .. name .. '}:subs'
-  redis.call('HSET', counts, ARGV[3], ARGV[i + 1] .. ':' .. ARGV[1] .. ':' .. ARGV[i + 2])
-  redis.call('PEXPIRE', counts, ARGV[4])
+  redis.call('HSET', counts, ARGV[5], ARGV[i + 1] .. ':' .. ARGV[3] .. ':' .. ARGV[i + 2])
+  redis.call('PEXPIRE', counts, ARGV[6])
 end
-return (#ARGV - 4) / 3
+return (#ARGV - 6) / 3
 ";
 
 /// This node's subscriber count of one channel changed: set it (0: the
@@ -260,4 +287,33 @@ if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then
 end
 return 1
 "
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn under_a_cluster_every_script_publishes_to_its_shard() {
+        let all = [
+            publish(),
+            read(),
+            raise(),
+            KEEP.to_owned(),
+            COUNT.to_owned(),
+            super::super::presence::join_script(),
+            super::super::presence::leave_script(),
+            super::super::presence::renew_script(),
+        ];
+        for script in &all {
+            let cluster = for_target(script, true);
+            assert!(cluster.starts_with("#!lua flags=allow-cross-slot-keys\n"));
+            assert!(
+                !cluster.contains("'PUBLISH'") && !cluster.contains("\"PUBLISH\""),
+                "{cluster}"
+            );
+            assert_eq!(for_target(script, false), *script);
+        }
+        assert!(for_target(&publish(), true).contains("redis.call('SPUBLISH', "));
+    }
 }

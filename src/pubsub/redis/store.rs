@@ -8,10 +8,40 @@ use crate::pubsub::{Gap, HubError, HubSettings, Message, Snapshot};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The global tables ([`super::scripts`]).
-pub(super) const CHANNELS: &str = "wsr:channels";
-pub(super) const KNOWN: &str = "wsr:known";
-pub(super) const FLOOR: &str = "wsr:floor";
+/// The keys of the tables that bound channels ([`super::scripts`]): one
+/// set for a Redis (a master and its replicas), one per master under
+/// Redis Cluster, each in a slot of its master's (a script may touch keys
+/// of several slots of one master: `allow-cross-slot-keys`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Tables {
+    /// The channels that exist (`wsr:channels`).
+    pub(super) channels: String,
+    /// The channels whose last id is kept (`wsr:known`).
+    pub(super) known: String,
+    /// The highest id a forgotten channel had (`wsr:floor`).
+    pub(super) floor: String,
+}
+
+impl Tables {
+    /// The tables of one Redis: `wsr:channels`, `wsr:known`, `wsr:floor`.
+    pub(super) fn global() -> Tables {
+        Tables {
+            channels: "wsr:channels".into(),
+            known: "wsr:known".into(),
+            floor: "wsr:floor".into(),
+        }
+    }
+
+    /// A cluster master's, in `slot` (one it serves).
+    pub(super) fn in_slot(slot: u16) -> Tables {
+        let tag = super::slots::tag(slot);
+        Tables {
+            channels: format!("wsr:{{{tag}}}:channels"),
+            known: format!("wsr:{{{tag}}}:known"),
+            floor: format!("wsr:{{{tag}}}:floor"),
+        }
+    }
+}
 /// The topic signals go out on to every node ([`crate::pubsub::Request::Signal`]).
 pub(super) const SIGNALS: &str = "wsr:signal";
 
@@ -36,6 +66,10 @@ pub(super) fn hub_error(what: &str, channel: &str, e: &redis::RedisError) -> Hub
         Some("NOAUTH" | "WRONGPASS" | "NOPERM") => HubError::Unavailable("redis refused this node's credentials"),
         Some("LOADING") => HubError::Unavailable("redis is loading its data"),
         Some("BUSY") => HubError::Unavailable("redis is busy with a script"),
+        Some("CLUSTERDOWN") => {
+            HubError::Unavailable("the redis cluster is down (a master failed, no replica took its place yet)")
+        }
+        Some("TRYAGAIN" | "MOVED" | "ASK") => HubError::Unavailable("the redis cluster is moving the channel's slot"),
         Some(_) => HubError::Unavailable("redis refused the request"),
         None => UNREACHABLE,
     }
@@ -100,7 +134,7 @@ pub(super) type Entry = (String, Vec<Vec<u8>>);
 pub(super) fn snapshot(
     con: &mut redis::Connection,
     read: &redis::Script,
-    settings: &HubSettings,
+    (settings, tables): (&HubSettings, &Tables),
     channel: &str,
     since: Option<u64>,
     lease: Option<(&str, u32, &str)>,
@@ -110,7 +144,6 @@ pub(super) fn snapshot(
     let (last_id, epoch, first, entries): (u64, String, Vec<Entry>, Vec<Entry>) = read
         .key(meta)
         .key(stream)
-        .key(CHANNELS)
         .key(counts_key(channel))
         .arg(since.unwrap_or(0))
         .arg(if since.is_some() { "1" } else { "0" })
@@ -121,6 +154,7 @@ pub(super) fn snapshot(
         .arg(node)
         .arg(count)
         .arg(by_via)
+        .arg(&tables.channels)
         .invoke(con)
         .map_err(|e| hub_error("history of", channel, &e))?;
     let epoch_start = epoch_start(epoch.as_bytes());

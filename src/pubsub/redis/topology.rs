@@ -1,59 +1,45 @@
-//! Where the broker's Redis is: the one server a `redis://` URL names, or
-//! the master the sentinels of a `redis+sentinel://` URL name, found again
-//! after a failover.
+//! Where the broker's Redis is: the one server a `redis://` URL names, the
+//! master the sentinels of a `redis+sentinel://` URL name, or the masters
+//! of a `redis+cluster://` URL's cluster; each found again after a
+//! failover.
 //!
-//! The Sentinel client follows Redis's guide for clients
-//! (<https://redis.io/docs/latest/develop/reference/sentinel-clients/>):
-//! ask the sentinels in turn for the master's address
-//! (`SENTINEL get-master-addr-by-name`), connect to it, and check with
-//! `ROLE` that it is a master (a sentinel may still name a demoted one). It
-//! is asked again on every connect (a connection error), on a `READONLY`
-//! answer, and when a sentinel announces `+switch-master`. It is written
-//! here rather than taken from the redis crate's `sentinel` module because
-//! that one's blocking client connects and reads without timeouts, and a
-//! sentinel that stops answering would hold the command thread forever.
+//! The node's work is split by master into shards ([`super::Shard`]): one,
+//! or one per master the cluster had when the node started, each known
+//! by its home slot (the lowest slot it served then), so that a replica
+//! promoted in a master's place takes its shard over.
 
+use super::cluster::Cluster;
+use super::sentinel::Sentinels;
+use super::store::Tables;
 use super::{connect, lock};
 use crate::pubsub::BrokerTopology;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 /// The Redis the broker talks to.
 pub(super) struct Target {
     kind: Kind,
-    /// The master's address (`host:port`) as last found.
-    master: Mutex<String>,
-    /// Bumped whenever the master changes: a connection made under an
-    /// older generation is to a server that is no longer the master.
+    /// Each shard's master (`host:port`) as last found.
+    masters: Mutex<Vec<String>>,
+    /// Bumped whenever a master changes: a connection made under an older
+    /// generation may be to a server that is no longer a master.
     generation: AtomicU64,
     /// Masters that changed since the node started.
     failovers: AtomicU64,
 }
 
 enum Kind {
-    /// One server.
-    Direct(redis::Client),
+    /// One server: the client for commands, and the one for subscriptions
+    /// ([`Protocol::Push`]).
+    Direct(redis::Client, redis::Client),
     Sentinel(Sentinels),
-}
-
-/// A master known by name to a set of sentinels.
-struct Sentinels {
-    /// Each sentinel's address, as a connection to it.
-    sentinels: Vec<redis::ConnectionInfo>,
-    /// The name the sentinels monitor the master under.
-    name: String,
-    /// How to talk to the master once found: password, database, TLS (its
-    /// address replaced).
-    node: redis::ConnectionInfo,
-    /// With TLS: the authority the servers' certificates are checked against.
-    ca_pem: Option<Vec<u8>>,
+    Cluster(Cluster),
 }
 
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Target")
-            .field("master", &*lock(&self.master))
+            .field("masters", &*lock(&self.masters))
             .field("failovers", &self.failovers.load(Relaxed))
             .finish()
     }
@@ -61,56 +47,156 @@ impl std::fmt::Debug for Target {
 
 impl Target {
     /// The Redis `url` names (`redis://`, `rediss://`, `redis+sentinel://`,
-    /// `rediss+sentinel://`), its password from the environment if the URL
-    /// has none (`password`), TLS checked against `ca_pem` if given.
+    /// `rediss+sentinel://`, `redis+cluster://`, `rediss+cluster://`), its
+    /// password from the environment if the URL has none (`password`), TLS
+    /// checked against `ca_pem` if given. A cluster is asked for its slots
+    /// here: its masters make the shards.
     pub(super) fn new(
         url: &str,
         ca_pem: Option<Vec<u8>>,
         password: impl Fn(redis::ConnectionInfo) -> redis::RedisResult<redis::ConnectionInfo>,
     ) -> redis::RedisResult<Target> {
-        let (kind, master) = match SentinelUrl::parse(url)? {
+        let (kind, masters) = match HostsUrl::parse(url)? {
             None => {
                 let info = password(redis::IntoConnectionInfo::into_connection_info(url)?)?;
                 let master = address(info.addr());
-                (Kind::Direct(client(info, ca_pem)?), master)
+                let pushes = with_protocol(info.clone(), Protocol::Push);
+                (
+                    Kind::Direct(client(info, ca_pem.clone())?, client(pushes, ca_pem)?),
+                    vec![master],
+                )
             }
-            Some(s) => {
-                let node = password(redis::IntoConnectionInfo::into_connection_info(s.node_url.as_str())?)?;
-                let sentinels = s
-                    .sentinels
+            Some(u) => {
+                let node = password(redis::IntoConnectionInfo::into_connection_info(u.node_url.as_str())?)?;
+                let hosts = u
+                    .hosts
                     .iter()
-                    .map(|a| redis::IntoConnectionInfo::into_connection_info(format!("{}://{a}", s.scheme).as_str()))
+                    .map(|a| redis::IntoConnectionInfo::into_connection_info(format!("{}://{a}", u.scheme).as_str()))
                     .collect::<redis::RedisResult<Vec<_>>>()?;
-                let sentinels = Sentinels {
-                    sentinels,
-                    name: s.name,
-                    node,
-                    ca_pem,
-                };
-                (Kind::Sentinel(sentinels), String::new())
+                match u.name {
+                    Some(name) => (
+                        Kind::Sentinel(Sentinels::new(hosts, name, node, ca_pem)),
+                        vec![String::new()],
+                    ),
+                    None => {
+                        let cluster = Cluster::discover(hosts, node, ca_pem)?;
+                        let masters = cluster.masters();
+                        (Kind::Cluster(cluster), masters)
+                    }
+                }
             }
         };
         Ok(Target {
             kind,
-            master: Mutex::new(master),
+            masters: Mutex::new(masters),
             generation: AtomicU64::new(0),
             failovers: AtomicU64::new(0),
         })
     }
 
-    /// A connection to the master (found again through the sentinels),
-    /// and the generation it was made under.
-    pub(super) fn connect(&self) -> redis::RedisResult<(redis::Connection, u64)> {
+    /// How many shards: one, or the cluster's masters at start.
+    pub(super) fn shards(&self) -> usize {
         match &self.kind {
-            Kind::Direct(client) => {
-                let generation = self.generation();
+            Kind::Cluster(c) => c.shards(),
+            _ => 1,
+        }
+    }
+
+    /// A Redis Cluster: channels are spread over masters, messages go out
+    /// by sharded pub/sub (`SPUBLISH`, `SSUBSCRIBE`).
+    pub(super) fn is_cluster(&self) -> bool {
+        matches!(self.kind, Kind::Cluster(_))
+    }
+
+    /// How a script or the node publishes.
+    pub(super) fn publish_command(&self) -> &'static str {
+        if self.is_cluster() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        }
+    }
+
+    /// The shard whose master serves `channel` now.
+    pub(super) fn shard_of(&self, channel: &str) -> Option<usize> {
+        match &self.kind {
+            Kind::Cluster(c) => c.shard_of(channel),
+            _ => Some(0),
+        }
+    }
+
+    /// Shard `shard`'s tables ([`Tables`]).
+    pub(super) fn tables(&self, shard: usize) -> Tables {
+        match &self.kind {
+            Kind::Cluster(c) => Tables::in_slot(c.home(shard)),
+            _ => Tables::global(),
+        }
+    }
+
+    /// This node's probe topic on shard `shard`'s master, `token` its own:
+    /// under a cluster a shard channel in the shard's home slot.
+    pub(super) fn probe_topic(&self, shard: usize, token: &str) -> String {
+        match &self.kind {
+            Kind::Cluster(c) => format!("wsr:{{{}}}:probe:{token}", super::slots::tag(c.home(shard))),
+            _ => format!("wsr:probe:{token}"),
+        }
+    }
+
+    /// A connection to shard `shard`'s master (found again through the
+    /// sentinels, or the cluster's slots), and the generation it was made
+    /// under.
+    pub(super) fn connect_shard(
+        &self,
+        shard: usize,
+        protocol: Protocol,
+    ) -> redis::RedisResult<(redis::Connection, u64)> {
+        // Read before the master is looked for: news that comes meanwhile
+        // makes this connection out of date, never the other way round.
+        let generation = self.generation();
+        match &self.kind {
+            Kind::Direct(commands, pushes) => {
+                let client = match protocol {
+                    Protocol::Replies => commands,
+                    Protocol::Push => pushes,
+                };
                 Ok((connect(client)?, generation))
             }
             Kind::Sentinel(s) => {
-                let (mut con, at) = s.master()?;
-                is_master(&mut con)?;
-                self.found(&at);
-                Ok((con, self.generation()))
+                let (con, at) = s.master(protocol)?;
+                if self.found(0, &at) {
+                    return Ok((con, self.generation()));
+                }
+                Ok((con, generation))
+            }
+            Kind::Cluster(c) => {
+                // The cluster's slots are read again first: a connection is
+                // made after a failure, or a failover, or a slot's move.
+                if let Some(masters) = c.refresh() {
+                    self.found_all(&masters);
+                }
+                let generation = self.generation();
+                Ok((c.connect_master(shard, protocol)?, generation))
+            }
+        }
+    }
+
+    /// A connection to the node at `addr` (`host:port`), as a `MOVED` or
+    /// `ASK` answer names: under a cluster only.
+    pub(super) fn connect_to(&self, addr: &str) -> redis::RedisResult<redis::Connection> {
+        match &self.kind {
+            Kind::Cluster(c) => c.connect_node(addr, Protocol::Replies),
+            _ => Err(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "a redirection from a server that is not a cluster's",
+            ))),
+        }
+    }
+
+    /// A cluster's slots moved (a `MOVED` answer): read them again.
+    pub(super) fn moved(&self) {
+        if let Kind::Cluster(c) = &self.kind {
+            if let Some(masters) = c.refresh() {
+                self.found_all(&masters);
             }
         }
     }
@@ -120,12 +206,16 @@ impl Target {
         self.generation.load(Relaxed)
     }
 
-    /// The master is at `at`: if that is news, a failover is counted and
-    /// every connection made before is to be made again.
-    fn found(&self, at: &str) {
-        let mut master = lock(&self.master);
+    /// Shard `shard`'s master is at `at`: if that is news, a failover is
+    /// counted and every connection made before is to be made again.
+    /// `true` if it was news.
+    pub(super) fn found(&self, shard: usize, at: &str) -> bool {
+        let mut masters = lock(&self.masters);
+        let Some(master) = masters.get_mut(shard) else {
+            return false;
+        };
         if *master == at {
-            return;
+            return false;
         }
         if !master.is_empty() {
             self.failovers.fetch_add(1, Relaxed);
@@ -135,26 +225,35 @@ impl Target {
         }
         *master = at.to_owned();
         self.generation.fetch_add(1, Relaxed);
+        true
+    }
+
+    fn found_all(&self, masters: &[Option<String>]) {
+        for (shard, at) in masters.iter().enumerate() {
+            if let Some(at) = at {
+                self.found(shard, at);
+            }
+        }
     }
 
     /// What the broker's Redis is now.
     pub(super) fn topology(&self) -> BrokerTopology {
         let (kind, name) = match &self.kind {
-            Kind::Direct(_) => ("redis", String::new()),
-            Kind::Sentinel(s) => ("sentinel", s.name.clone()),
+            Kind::Direct(..) => ("redis", String::new()),
+            Kind::Sentinel(s) => ("sentinel", s.name().to_owned()),
+            Kind::Cluster(_) => ("cluster", String::new()),
         };
         BrokerTopology {
             kind,
             name,
-            masters: vec![lock(&self.master).clone()],
+            masters: lock(&self.masters).clone(),
             failovers: self.failovers.load(Relaxed),
         }
     }
 
-    /// Under Sentinel: a thread that listens to the sentinels' `+switch-master`
-    /// announcements, so that a failover is followed as soon as it is done,
-    /// not only when a connection fails. It ends with the broker (`target`
-    /// no longer held).
+    /// Under Sentinel: a thread that listens to the sentinels'
+    /// `+switch-master` announcements, so that a failover is followed as
+    /// soon as it is done, not only when a connection fails.
     pub(super) fn watch(target: &Arc<Target>) -> std::io::Result<()> {
         if !matches!(target.kind, Kind::Sentinel(_)) {
             return Ok(());
@@ -162,113 +261,19 @@ impl Target {
         let weak = Arc::downgrade(target);
         std::thread::Builder::new()
             .name("redis-sentinel".into())
-            .spawn(move || watch_switches(&weak))
+            .spawn(move || {
+                super::sentinel::watch_switches(&weak, |t| match &t.kind {
+                    Kind::Sentinel(s) => Some(s),
+                    _ => None,
+                })
+            })
             .map(drop)
     }
 }
 
-/// How long the watcher blocks on a sentinel before it checks that the
-/// broker still exists.
-const WATCH_POLL: Duration = Duration::from_millis(500);
-
-fn watch_switches(target: &Weak<Target>) {
-    let mut next = 0usize;
-    loop {
-        let Some(t) = target.upgrade() else { return };
-        let Kind::Sentinel(s) = &t.kind else { return };
-        let info = s.sentinels[next % s.sentinels.len()].clone();
-        let name = s.name.clone();
-        let ca = s.ca_pem.clone();
-        drop(t);
-        next += 1;
-        let listened = client(info, ca)
-            .and_then(|c| connect(&c))
-            .and_then(|mut con| listen_switches(&mut con, &name, target));
-        if let Err(e) = listened {
-            log::debug!("redis sentinel watch: {e}");
-            std::thread::sleep(WATCH_POLL);
-        } else {
-            return;
-        }
-    }
-}
-
-/// `Ok` when the broker is gone; `Err` when the sentinel's connection failed.
-fn listen_switches(con: &mut redis::Connection, name: &str, target: &Weak<Target>) -> redis::RedisResult<()> {
-    let mut pubsub = con.as_pubsub();
-    pubsub.set_read_timeout(Some(WATCH_POLL))?;
-    pubsub.subscribe("+switch-master")?;
-    loop {
-        let msg = match pubsub.get_message() {
-            Ok(msg) => msg,
-            Err(e) if e.is_timeout() => {
-                if target.strong_count() == 0 {
-                    return Ok(());
-                }
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        // "<name> <old ip> <old port> <new ip> <new port>"
-        let payload: String = msg.get_payload().unwrap_or_default();
-        let words: Vec<&str> = payload.split(' ').collect();
-        if let [master, _, _, ip, port] = words[..] {
-            if master == name {
-                match target.upgrade() {
-                    Some(t) => t.found(&format!("{ip}:{port}")),
-                    None => return Ok(()),
-                }
-            }
-        }
-    }
-}
-
-impl Sentinels {
-    /// Ask each sentinel in turn for the master's address, and connect to
-    /// it: the connection and the address.
-    fn master(&self) -> redis::RedisResult<(redis::Connection, String)> {
-        let mut last = None;
-        for sentinel in &self.sentinels {
-            let asked = client(sentinel.clone(), self.ca_pem.clone())
-                .and_then(|c| connect(&c))
-                .and_then(|mut con| {
-                    redis::cmd("SENTINEL")
-                        .arg("get-master-addr-by-name")
-                        .arg(&self.name)
-                        .query::<Option<(String, u16)>>(&mut con)
-                });
-            match asked {
-                Ok(Some((host, port))) => {
-                    let addr = match self.node.addr() {
-                        redis::ConnectionAddr::TcpTls { insecure, .. } => redis::ConnectionAddr::TcpTls {
-                            host: host.clone(),
-                            port,
-                            insecure: *insecure,
-                            tls_params: None,
-                        },
-                        _ => redis::ConnectionAddr::Tcp(host.clone(), port),
-                    };
-                    let info = self.node.clone().set_addr(addr);
-                    let con = connect(&client(info, self.ca_pem.clone())?)?;
-                    return Ok((con, format!("{host}:{port}")));
-                }
-                Ok(None) => {
-                    last = Some(redis::RedisError::from((
-                        redis::ErrorKind::InvalidClientConfig,
-                        "a sentinel does not know the master",
-                        self.name.clone(),
-                    )))
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "no sentinel answered"))))
-    }
-}
-
 /// `ROLE` says master: a sentinel may still name a server that was
-/// demoted, or not yet the one it promotes.
-fn is_master(con: &mut redis::Connection) -> redis::RedisResult<()> {
+/// demoted, and a cluster's slots a master that failed.
+pub(super) fn is_master(con: &mut redis::Connection) -> redis::RedisResult<()> {
     let role: redis::Value = redis::cmd("ROLE").query(con)?;
     let first = match &role {
         redis::Value::Array(items) => items.first(),
@@ -278,12 +283,13 @@ fn is_master(con: &mut redis::Connection) -> redis::RedisResult<()> {
         Some(redis::Value::BulkString(b)) if b == b"master" => Ok(()),
         _ => Err(redis::RedisError::from((
             redis::ErrorKind::Io,
-            "the server the sentinels name is not a master (a failover under way)",
+            "the server named the master is not a master (a failover under way)",
         ))),
     }
 }
 
-fn client(info: redis::ConnectionInfo, ca_pem: Option<Vec<u8>>) -> redis::RedisResult<redis::Client> {
+/// A client for `info`; with TLS, its certificate checked against `ca_pem`.
+pub(super) fn client(info: redis::ConnectionInfo, ca_pem: Option<Vec<u8>>) -> redis::RedisResult<redis::Client> {
     match ca_pem {
         Some(pem) if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) => {
             let roots = redis::TlsCertificates {
@@ -296,6 +302,48 @@ fn client(info: redis::ConnectionInfo, ca_pem: Option<Vec<u8>>) -> redis::RedisR
     }
 }
 
+/// How a connection's answers come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Protocol {
+    /// RESP2: one reply per command.
+    Replies,
+    /// RESP3, for subscriptions: what is published, and the confirmations
+    /// of subscribes, come as push messages. The redis crate's blocking
+    /// connection counts a read that timed out as a reply to skip later,
+    /// but never skips a push: a subscription connection can wait for
+    /// messages a little at a time, and its sharded messages (`smessage`,
+    /// which the crate's blocking `PubSub` does not read) are read too.
+    Push,
+}
+
+/// `info` speaking `protocol`.
+pub(super) fn with_protocol(info: redis::ConnectionInfo, protocol: Protocol) -> redis::ConnectionInfo {
+    match protocol {
+        Protocol::Replies => info,
+        Protocol::Push => {
+            let settings = info
+                .redis_settings()
+                .clone()
+                .set_protocol(redis::ProtocolVersion::RESP3);
+            info.set_redis_settings(settings)
+        }
+    }
+}
+
+/// `node` (a URL's password, database and TLS) at `host:port`.
+pub(super) fn at(node: &redis::ConnectionInfo, host: &str, port: u16) -> redis::ConnectionInfo {
+    let addr = match node.addr() {
+        redis::ConnectionAddr::TcpTls { insecure, .. } => redis::ConnectionAddr::TcpTls {
+            host: host.to_owned(),
+            port,
+            insecure: *insecure,
+            tls_params: None,
+        },
+        _ => redis::ConnectionAddr::Tcp(host.to_owned(), port),
+    };
+    node.clone().set_addr(addr)
+}
+
 fn address(addr: &redis::ConnectionAddr) -> String {
     match addr {
         redis::ConnectionAddr::Tcp(host, port) | redis::ConnectionAddr::TcpTls { host, port, .. } => {
@@ -305,85 +353,125 @@ fn address(addr: &redis::ConnectionAddr) -> String {
     }
 }
 
+/// `host:port` taken apart.
+pub(super) fn host_port(addr: &str) -> Option<(&str, u16)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let port = port.parse().ok().filter(|&p| p > 0)?;
+    (!host.is_empty() && !host.contains(['/', '@', ',', ' '])).then_some((host, port))
+}
+
 /// `redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB]`
-/// (`rediss+sentinel://` for TLS, to the sentinels and the master), taken apart.
+/// or `redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]`
+/// (`rediss+...` for TLS), taken apart.
 #[derive(Debug, PartialEq, Eq)]
-struct SentinelUrl {
-    /// `redis` or `rediss`: how the sentinels are spoken to.
+struct HostsUrl {
+    /// `redis` or `rediss`: how the hosts are spoken to.
     scheme: &'static str,
-    sentinels: Vec<String>,
-    name: String,
-    /// The URL of the master but for its address (the first sentinel's
-    /// stands in): its password, database and TLS.
+    /// The sentinels, or the cluster's seed nodes.
+    hosts: Vec<String>,
+    /// Under Sentinel, the master's name.
+    name: Option<String>,
+    /// The URL of a master but for its address (the first host's stands
+    /// in): its password, database and TLS.
     node_url: String,
 }
 
-impl SentinelUrl {
-    /// `None` for a URL that is not a Sentinel one.
-    fn parse(url: &str) -> redis::RedisResult<Option<SentinelUrl>> {
-        let (scheme, rest) = if let Some(rest) = url.strip_prefix("redis+sentinel://") {
-            ("redis", rest)
+impl HostsUrl {
+    /// `None` for a URL of one server.
+    fn parse(url: &str) -> redis::RedisResult<Option<HostsUrl>> {
+        let bad = |why: &'static str| redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, why));
+        let (scheme, sentinel, rest) = if let Some(rest) = url.strip_prefix("redis+sentinel://") {
+            ("redis", true, rest)
         } else if let Some(rest) = url.strip_prefix("rediss+sentinel://") {
-            ("rediss", rest)
+            ("rediss", true, rest)
+        } else if let Some(rest) = url.strip_prefix("redis+cluster://") {
+            ("redis", false, rest)
+        } else if let Some(rest) = url.strip_prefix("rediss+cluster://") {
+            ("rediss", false, rest)
         } else {
             return Ok(None);
         };
-        let bad = |why: &'static str| redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, why));
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (user, hosts) = match authority.rfind('@') {
             Some(at) => (&authority[..=at], &authority[at + 1..]),
             None => ("", authority),
         };
-        let sentinels: Vec<String> = hosts.split(',').map(str::to_owned).collect();
-        if sentinels.iter().any(|h| h.is_empty() || !h.contains(':')) {
-            return Err(bad("redis+sentinel:// names its sentinels as HOST:PORT[,HOST:PORT...]"));
+        let hosts: Vec<String> = hosts.split(',').map(str::to_owned).collect();
+        if hosts.iter().any(|h| host_port(h).is_none()) {
+            return Err(bad("the hosts are HOST:PORT[,HOST:PORT...], each port 1 to 65535"));
         }
-        let (name, db) = path.split_once('/').unwrap_or((path, "0"));
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#') {
-            return Err(bad("redis+sentinel:// needs the master's name: /MASTER_NAME"));
-        }
-        if db.parse::<u32>().is_err() {
-            return Err(bad("redis+sentinel://.../MASTER_NAME/DB: the database is a number"));
-        }
-        Ok(Some(SentinelUrl {
+        let (name, db) = if sentinel {
+            let (name, db) = path.split_once('/').unwrap_or((path, "0"));
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#') {
+                return Err(bad("redis+sentinel:// needs the master's name: /MASTER_NAME"));
+            }
+            if db.parse::<u32>().is_err() {
+                return Err(bad("redis+sentinel://.../MASTER_NAME/DB: the database is a number"));
+            }
+            (Some(name.to_owned()), db)
+        } else {
+            // A cluster has one database, 0.
+            if !path.is_empty() {
+                return Err(bad("redis+cluster:// names its seed nodes only: no /PATH"));
+            }
+            (None, "0")
+        };
+        Ok(Some(HostsUrl {
             scheme,
-            node_url: format!("{scheme}://{user}{}/{db}", sentinels[0]),
-            sentinels,
-            name: name.to_owned(),
+            node_url: format!("{scheme}://{user}{}/{db}", hosts[0]),
+            hosts,
+            name,
         }))
     }
 }
 
-/// Run by `Config::validate` on a `redis+sentinel://` broker URL: `Err`
-/// says what is wrong with it.
+/// Run by `Config::validate` on a broker URL: `Err` says what is wrong
+/// with it.
 pub fn check_url(url: &str) -> Result<(), String> {
-    SentinelUrl::parse(url).map(drop).map_err(|e| e.to_string())
+    HostsUrl::parse(url).map(drop).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::SentinelUrl;
+    use super::HostsUrl;
 
     #[test]
     fn a_sentinel_url_names_its_sentinels_the_master_and_how_to_reach_it() {
-        let u = SentinelUrl::parse("redis+sentinel://:pw@10.0.0.1:26379,10.0.0.2:26380/mymaster")
+        let u = HostsUrl::parse("redis+sentinel://:pw@10.0.0.1:26379,10.0.0.2:26380/mymaster")
             .unwrap()
             .unwrap();
-        assert_eq!(u.sentinels, ["10.0.0.1:26379", "10.0.0.2:26380"]);
-        assert_eq!(u.name, "mymaster");
+        assert_eq!(u.hosts, ["10.0.0.1:26379", "10.0.0.2:26380"]);
+        assert_eq!(u.name.as_deref(), Some("mymaster"));
         assert_eq!(u.scheme, "redis");
         assert_eq!(u.node_url, "redis://:pw@10.0.0.1:26379/0");
-        let tls = SentinelUrl::parse("rediss+sentinel://h:1/m/3").unwrap().unwrap();
+        let tls = HostsUrl::parse("rediss+sentinel://h:1/m/3").unwrap().unwrap();
         assert_eq!((tls.scheme, tls.node_url.as_str()), ("rediss", "rediss://h:1/3"));
-        assert_eq!(SentinelUrl::parse("redis://h:1/0").unwrap(), None);
+        assert_eq!(HostsUrl::parse("redis://h:1/0").unwrap(), None);
         for bad in [
             "redis+sentinel://h:1",
             "redis+sentinel://h:1/",
             "redis+sentinel://h/m",
+            "redis+sentinel://h:/m",
+            "redis+sentinel://h:0/m",
+            "redis+sentinel://h:70000/m",
             "redis+sentinel://h:1,/m",
             "redis+sentinel://h:1/m/x",
         ] {
-            assert!(SentinelUrl::parse(bad).is_err(), "{bad}");
+            assert!(HostsUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_cluster_url_names_its_seed_nodes() {
+        let u = HostsUrl::parse("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7001")
+            .unwrap()
+            .unwrap();
+        assert_eq!(u.hosts, ["10.0.0.1:7000", "10.0.0.2:7001"]);
+        assert_eq!(u.name, None);
+        assert_eq!(u.node_url, "redis://:pw@10.0.0.1:7000/0");
+        assert!(HostsUrl::parse("rediss+cluster://h:1").unwrap().is_some());
+        for bad in ["redis+cluster://h:1/0", "redis+cluster://h", "redis+cluster://"] {
+            assert!(HostsUrl::parse(bad).is_err(), "{bad}");
         }
     }
 }
