@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 /// A cluster of `redis-server`s of this test's own.
 struct Cluster {
-    nodes: Vec<(u16, Option<Proc>)>,
+    /// Each node's port, cluster bus port and process.
+    nodes: Vec<(u16, u16, Option<Proc>)>,
     dir: TempDir,
 }
 
@@ -30,9 +31,10 @@ impl Cluster {
         let mut nodes = Vec::new();
         for _ in 0..masters * 2 {
             let port = free_port();
-            nodes.push((port, Some(cluster_node(port, &dir))));
+            let bus = free_port();
+            nodes.push((port, bus, Some(cluster_node(port, bus, &dir))));
         }
-        let addrs: Vec<String> = nodes.iter().map(|(p, _)| format!("127.0.0.1:{p}")).collect();
+        let addrs: Vec<String> = nodes.iter().map(|(p, _, _)| format!("127.0.0.1:{p}")).collect();
         let made = std::process::Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addrs)
@@ -44,10 +46,10 @@ impl Cluster {
         until("the cluster serves every slot", Duration::from_secs(30), || {
             nodes
                 .iter()
-                .all(|(port, _)| cli(*port, &["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+                .all(|(port, _, _)| cli(*port, &["CLUSTER", "INFO"]).contains("cluster_state:ok"))
         });
         until("every replica in sync", Duration::from_secs(30), || {
-            nodes.iter().all(|(port, _)| {
+            nodes.iter().all(|(port, _, _)| {
                 let info = cli(*port, &["INFO", "replication"]);
                 info.contains("role:master") && info.contains("connected_slaves:1")
                     || info.contains("master_link_status:up")
@@ -57,13 +59,16 @@ impl Cluster {
     }
 
     fn url(&self) -> String {
-        let seeds: Vec<String> = self.nodes[..2].iter().map(|(p, _)| format!("127.0.0.1:{p}")).collect();
+        let seeds: Vec<String> = self.nodes[..2]
+            .iter()
+            .map(|(p, _, _)| format!("127.0.0.1:{p}"))
+            .collect();
         format!("redis+cluster://{}", seeds.join(","))
     }
 
     /// Each master's port and slot ranges, as a live node sees them.
     fn masters(&self) -> Vec<(u16, Vec<(u16, u16)>)> {
-        let live = self.nodes.iter().find(|(_, p)| p.is_some()).unwrap().0;
+        let live = self.nodes.iter().find(|(_, _, p)| p.is_some()).unwrap().0;
         let mut masters = Vec::new();
         for line in cli(live, &["CLUSTER", "NODES"]).lines() {
             let f: Vec<&str> = line.split(' ').collect();
@@ -94,23 +99,29 @@ impl Cluster {
 
     /// SIGKILL the node on `port`, as a crash would.
     fn kill(&mut self, port: u16) {
-        let node = self.nodes.iter_mut().find(|(p, _)| *p == port).unwrap();
-        drop(node.1.take());
+        let node = self.nodes.iter_mut().find(|(p, _, _)| *p == port).unwrap();
+        drop(node.2.take());
     }
 
     /// Start the node on `port` again, as an operator would after a
     /// crash: with its cluster configuration, it comes back as a replica
     /// of the master that took its place.
     fn restart(&mut self, port: u16) {
-        let proc = cluster_node(port, &self.dir);
-        self.nodes.iter_mut().find(|(p, _)| *p == port).unwrap().1 = Some(proc);
+        let bus = self.nodes.iter().find(|n| n.0 == port).unwrap().1;
+        let proc = cluster_node(port, bus, &self.dir);
+        self.nodes.iter_mut().find(|(p, _, _)| *p == port).unwrap().2 = Some(proc);
     }
 }
 
-/// A cluster node on `port`, its files (`nodes-PORT.conf`) in `dir`.
-fn cluster_node(port: u16, dir: &TempDir) -> Proc {
+/// A cluster node on `port`, its files (`nodes-PORT.conf`) in `dir`, its
+/// cluster bus on `bus` (by default the port + 10000, which a port above
+/// 55535 cannot have).
+fn cluster_node(port: u16, bus: u16, dir: &TempDir) -> Proc {
     let conf = format!("nodes-{port}.conf");
+    let bus = bus.to_string();
     let args = [
+        "--cluster-port",
+        &bus,
         "--cluster-enabled",
         "yes",
         "--cluster-config-file",

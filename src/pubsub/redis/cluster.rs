@@ -15,6 +15,19 @@ use super::connect;
 use super::slots::{channel_slot, SlotMap, SLOTS};
 use super::topology::{at, client, host_port, is_master, with_protocol, Protocol};
 use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// What reading the slots again found.
+pub(super) struct Refreshed {
+    /// Each shard's master now (`None`: none serves its home slot).
+    pub(super) masters: Vec<Option<String>>,
+    /// The shards whose slots changed (gained or lost some).
+    pub(super) changed: Vec<usize>,
+}
+
+/// The slots are read at most this often: every connection made asks,
+/// and a failover makes many at once.
+const REFRESH_EVERY: Duration = Duration::from_millis(100);
 
 /// A cluster: its seed nodes, how to talk to a node, and its slots.
 pub(super) struct Cluster {
@@ -29,6 +42,8 @@ pub(super) struct Cluster {
     shard_by_slot: RwLock<Vec<u16>>,
     /// Each shard's home slot: the lowest its master served at start.
     homes: Vec<u16>,
+    /// When the slots were last read: one read at a time.
+    refreshed: Mutex<Option<Instant>>,
 }
 
 /// No shard.
@@ -48,6 +63,7 @@ impl Cluster {
             map: Mutex::new(SlotMap::default()),
             shard_by_slot: RwLock::new(vec![NONE; usize::from(SLOTS)]),
             homes: Vec::new(),
+            refreshed: Mutex::new(None),
         };
         let map = cluster.read_slots()?;
         if !map.covers_all() {
@@ -89,8 +105,14 @@ impl Cluster {
         }
     }
 
-    /// Read the slots again: each shard's master, if they could be read.
-    pub(super) fn refresh(&self) -> Option<Vec<Option<String>>> {
+    /// Read the slots again, unless they were just read (one read at a
+    /// time: two at once could apply the older map last).
+    pub(super) fn refresh(&self) -> Option<Refreshed> {
+        let mut last = self.refreshed.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < REFRESH_EVERY) {
+            return None;
+        }
+        *last = Some(Instant::now());
         match self.read_slots() {
             Ok(map) => {
                 let masters = self
@@ -98,8 +120,8 @@ impl Cluster {
                     .iter()
                     .map(|&h| map.master_of(h).map(str::to_owned))
                     .collect();
-                self.take(map);
-                Some(masters)
+                let changed = self.take(map);
+                Some(Refreshed { masters, changed })
             }
             Err(e) => {
                 log::debug!("redis cluster slots: {e}");
@@ -165,8 +187,8 @@ impl Cluster {
         Err(last_error.unwrap_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "no cluster node answered"))))
     }
 
-    /// `map` is the cluster's slots now.
-    fn take(&self, map: SlotMap) {
+    /// `map` is the cluster's slots now: the shards whose slots changed.
+    fn take(&self, map: SlotMap) -> Vec<usize> {
         let home_masters: Vec<Option<String>> = self
             .homes
             .iter()
@@ -179,7 +201,18 @@ impl Cluster {
                     .map_or(NONE, |i| i as u16)
             })
             .collect();
-        *self.shard_by_slot.write().unwrap_or_else(|e| e.into_inner()) = by_slot;
+        let mut old = self.shard_by_slot.write().unwrap_or_else(|e| e.into_inner());
+        let mut changed: Vec<usize> = Vec::new();
+        for (&was, &now) in old.iter().zip(&by_slot) {
+            for shard in [was, now] {
+                if was != now && shard != NONE && !changed.contains(&usize::from(shard)) {
+                    changed.push(usize::from(shard));
+                }
+            }
+        }
+        *old = by_slot;
+        drop(old);
         *self.map.lock().unwrap_or_else(|e| e.into_inner()) = map;
+        changed
     }
 }

@@ -21,9 +21,14 @@ const RECOUNT: Duration = Duration::from_millis(50);
 /// Runs the jobs of shard `shard`'s channels in order on one connection
 /// to its master, and the node's upkeep of them (leases, subscriber
 /// counts, presence renewals).
-pub(super) fn command_thread(shard: usize, con: redis::Connection, jobs: mpsc::Receiver<Job>, local: Arc<Local>) {
+pub(super) fn command_thread(
+    shard: usize,
+    (con, generation): (redis::Connection, u64),
+    jobs: mpsc::Receiver<Job>,
+    local: Arc<Local>,
+) {
     let scripts = Scripts::new(local.target.is_cluster());
-    let mut commands = Commands::new(shard, con, Some(shard), local.target.generation());
+    let mut commands = Commands::new(shard, con, Some(shard), generation);
     let mut renew = Instant::now();
     let presence_every = local.settings.presence.ttl / 3;
     let mut renew_members = Instant::now() + presence_every;
@@ -93,13 +98,12 @@ fn is_publish(job: &Job) -> bool {
 /// The server API's reads, on connections of their own (one per master),
 /// so that they never wait behind a flood of subscribes (a crowd joining
 /// a presence channel) on the command connections.
-pub(super) fn query_thread(cons: Vec<redis::Connection>, jobs: mpsc::Receiver<Job>, local: Arc<Local>) {
+pub(super) fn query_thread(cons: Vec<(redis::Connection, u64)>, jobs: mpsc::Receiver<Job>, local: Arc<Local>) {
     let scripts = Scripts::new(local.target.is_cluster());
-    let generation = local.target.generation();
     let mut shards: Vec<Commands> = cons
         .into_iter()
         .enumerate()
-        .map(|(i, con)| Commands::new(i, con, None, generation))
+        .map(|(i, (con, generation))| Commands::new(i, con, None, generation))
         .collect();
     while let Ok(job) = jobs.recv() {
         if let Job::Request {
@@ -166,44 +170,76 @@ impl Scripts {
     /// As the broker's Redis runs them ([`scripts::for_target`]).
     fn new(cluster: bool) -> Scripts {
         let script = |text: &str| redis::Script::new(&scripts::for_target(text, cluster));
+        let reading = |text: &str| redis::Script::new(&scripts::for_reading(text, cluster));
         Scripts {
             publish: script(&scripts::publish()),
             read: script(&scripts::read()),
             raise: script(&scripts::raise()),
             keep: script(scripts::KEEP),
             count: script(scripts::COUNT),
-            state: script(super::query::STATE),
+            state: reading(super::query::STATE),
             join: script(&presence::join_script()),
             leave: script(&presence::leave_script()),
             renew: script(&presence::renew_script()),
-            members: script(presence::READ),
+            members: reading(presence::READ),
         }
+    }
+}
+
+/// The shard other than `shard` whose master serves `channel` now, if one
+/// does: a cluster's slot moved since the request was queued here.
+fn elsewhere(local: &Local, shard: usize, channel: &str) -> Option<usize> {
+    local.shard_of(channel).filter(|&s| s != shard)
+}
+
+/// Hand a job to shard `to`'s command thread.
+fn pass_on(local: &Local, to: usize, job: Job) {
+    if let Some(s) = local.shards.get(to) {
+        let _ = lock(&s.jobs).send(job);
     }
 }
 
 fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
     let main = commands.main;
     let shard = commands.shard;
+    if let Job::Request {
+        request: Request::Publish { channel, .. } | Request::Subscribe { channel, .. },
+        ..
+    } = &job
+    {
+        if let Some(to) = elsewhere(local, shard, channel) {
+            return pass_on(local, to, job);
+        }
+    }
     match job {
         Job::Request {
             from,
-            request:
-                Request::Publish {
-                    channel,
-                    kind,
-                    payload,
-                    idempotency_key,
-                },
+            request: request @ Request::Publish { .. },
         } => {
-            let publish = Publish {
-                channel: &channel,
+            let Request::Publish {
+                channel,
                 kind,
-                payload: &payload,
+                payload,
+                idempotency_key,
+            } = &request
+            else {
+                return;
+            };
+            let publish = Publish {
+                channel,
+                kind: *kind,
+                payload,
                 key: idempotency_key.as_deref(),
             };
             match publish.run(commands, &scripts.publish, local) {
                 Ok(receipt) if local.durability.replicas > 0 => {
                     commands.awaiting.add(local, commands.made, from, receipt);
+                }
+                // Refused, nothing done, because its slot moved to another
+                // master (`MOVED`): that master's thread carries it out.
+                Err(HubError::Unavailable(_)) if elsewhere(local, shard, channel).is_some() => {
+                    let to = elsewhere(local, shard, channel).unwrap_or(shard);
+                    pass_on(local, to, Job::Request { from, request });
                 }
                 answer => local.inboxes[from.worker].answer(from, Answer::Published(answer)),
             }

@@ -69,7 +69,7 @@ impl Commands {
         // The suspicion is the command connection's to take.
         let suspect = main.is_some_and(|i| local.shards[i].suspect.swap(false, Relaxed));
         let stale = check && (self.used.elapsed() >= IDLE_CHECK || suspect);
-        if self.generation != local.target.generation() {
+        if self.generation != local.target.generation(self.shard) {
             // A failover: the master is elsewhere now.
             self.con = None;
         }
@@ -144,8 +144,15 @@ impl Commands {
             // the script's first write was refused, so nothing was done.
             // The master is looked for again on the next connection.
             Err(Failure::Refused(e)) if e.code() == Some("READONLY") => Err(Failure::NotSent(e)),
-            // A cluster's slot served elsewhere: nothing was done here.
-            Err(Failure::Refused(e)) if e.redirect_node().is_some() => redirect(local, script, call, &e),
+            // A cluster's slot served elsewhere (`MOVED`), or being moved
+            // (`ASK`): nothing was done here. The slots are read again, so
+            // that the request goes to the master serving it now
+            // ([`super::commands`] passes it on); a script cannot follow an
+            // `ASK` (its master's tables are not on the other master).
+            Err(Failure::Refused(e)) if e.redirect_node().is_some() => {
+                local.target.moved();
+                Err(Failure::NotSent(e))
+            }
             // A cluster that cannot serve the slot now (a failover under
             // way): nothing was done.
             Err(Failure::Refused(e)) if matches!(e.code(), Some("CLUSTERDOWN" | "TRYAGAIN")) => {
@@ -159,46 +166,6 @@ impl Commands {
             local.up_if(main, false);
         }
         answer
-    }
-}
-
-/// Carry out `call` where a cluster's `MOVED` or `ASK` answer `e` says
-/// its slot is served (cluster specification, "Redirection and
-/// resharding"), on a connection of its own: `ASK` (a slot being moved)
-/// for this call only, after `ASKING`; `MOVED` also has the slots read
-/// again, so that the next call goes to the right master at once.
-fn redirect(
-    local: &Local,
-    script: &redis::Script,
-    call: &redis::Cmd,
-    e: &redis::RedisError,
-) -> Result<redis::Value, Failure> {
-    let Some((addr, _slot)) = e.redirect_node() else {
-        return Err(Failure::NotSent(e.clone()));
-    };
-    let ask = e.code() == Some("ASK");
-    if !ask {
-        local.target.moved();
-    }
-    let mut con = local.target.connect_to(addr).map_err(Failure::NotSent)?;
-    let asking = |con: &mut redis::Connection| -> Result<(), Failure> {
-        if ask {
-            redis::cmd("ASKING").query::<()>(con).map_err(Failure::NotSent)?;
-        }
-        Ok(())
-    };
-    asking(&mut con)?;
-    let mut answer = send(&mut con, call);
-    if matches!(&answer, Err(Failure::Refused(e)) if e.code() == Some("NOSCRIPT")) {
-        answer = match script.load(&mut con) {
-            Ok(_) => asking(&mut con).and_then(|()| send(&mut con, call)),
-            Err(e) => Err(Failure::NotSent(e)),
-        };
-    }
-    match answer {
-        // Moved again meanwhile: nothing was done; the publisher is told 503.
-        Err(Failure::Refused(e)) if e.redirect_node().is_some() => Err(Failure::NotSent(e)),
-        other => other,
     }
 }
 

@@ -7,7 +7,7 @@ use super::store::{keys, parse_published, snapshot, SIGNALS};
 use super::topology::Protocol;
 use super::{lock, Backoff, Control, Job, Listeners, Local, LINGER, POLL};
 use crate::pubsub::{Command, Message};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -35,11 +35,10 @@ pub(super) fn pubsub_thread(
             // Subscribes wait for no one meanwhile: they are refused.
             drain_refusing(&control);
             // News of a new master ends the wait at once.
-            let seen = local.target.generation();
-            backoff.wait_unless(|| local.target.generation() != seen);
+            let seen = local.target.generation(shard);
+            backoff.wait_unless(|| local.target.generation(shard) != seen);
             continue;
         };
-        backoff = Backoff::new();
         if again {
             local.counters.reconnects.fetch_add(1, Relaxed);
         }
@@ -52,17 +51,33 @@ pub(super) fn pubsub_thread(
             .map(|name| (keys(name).2, name.clone()))
             .collect();
         let mut listening = Listening::new(&mut c, local.target.is_cluster());
-        match listen(shard, &mut listening, generation, &control, &local, &mut topics, again) {
+        let began = Instant::now();
+        let outcome = listen(shard, &mut listening, generation, &control, &local, &mut topics, again);
+        if began.elapsed() >= STEADY {
+            backoff = Backoff::new();
+        }
+        match outcome {
             Ok(()) => return,
             Err(e) => {
                 log::warn!("redis pubsub: {e}; connecting again");
                 health.pubsub_up.store(false, Relaxed);
                 health.suspect.store(true, Relaxed);
                 again = true;
+                if began.elapsed() < STEADY {
+                    // It failed as soon as it was made (a catch-up that
+                    // fails, a subscribe refused): not again at once.
+                    drain_refusing(&control);
+                    let seen = local.target.generation(shard);
+                    backoff.wait_unless(|| local.target.generation(shard) != seen);
+                }
             }
         }
     }
 }
+
+/// A subscription connection that lasted this long was a good one: the
+/// next failure is retried at once.
+const STEADY: Duration = Duration::from_secs(1);
 
 /// While there is no connection: subscribe requests fail at once.
 pub(super) fn drain_refusing(control: &mpsc::Receiver<Control>) {
@@ -85,8 +100,9 @@ struct Listening<'c> {
     acks: HashMap<String, Vec<Option<mpsc::Sender<bool>>>>,
     /// Unsubscribes sent and not yet confirmed, by topic.
     leaving: HashMap<String, u32>,
-    /// Since when a subscribe has been waiting for its confirmation.
-    waiting_since: Option<Instant>,
+    /// When each subscribe not yet confirmed was sent, in order: Redis
+    /// confirms them in the order they were sent.
+    sent: VecDeque<Instant>,
 }
 
 /// What a subscribed connection hears.
@@ -110,7 +126,7 @@ impl<'c> Listening<'c> {
             unsubscribe,
             acks: HashMap::new(),
             leaving: HashMap::new(),
-            waiting_since: None,
+            sent: VecDeque::new(),
         }
     }
 
@@ -123,7 +139,7 @@ impl<'c> Listening<'c> {
     /// told once Redis confirms it.
     fn listen_to(&mut self, topic: &str, ack: Option<mpsc::Sender<bool>>) -> redis::RedisResult<()> {
         self.send(self.subscribe, topic)?;
-        self.waiting_since.get_or_insert_with(Instant::now);
+        self.sent.push_back(Instant::now());
         self.acks.entry(topic.to_owned()).or_default().push(ack);
         Ok(())
     }
@@ -132,7 +148,7 @@ impl<'c> Listening<'c> {
     /// which every master passes on).
     fn listen_to_all(&mut self, topic: &str) -> redis::RedisResult<()> {
         self.send("SUBSCRIBE", topic)?;
-        self.waiting_since.get_or_insert_with(Instant::now);
+        self.sent.push_back(Instant::now());
         self.acks.entry(topic.to_owned()).or_default().push(None);
         Ok(())
     }
@@ -141,7 +157,7 @@ impl<'c> Listening<'c> {
     /// (a `MOVED`, which the connection does not show, [`Protocol::Push`])
     /// or the connection is deaf.
     fn stuck(&self) -> bool {
-        self.waiting_since.is_some_and(|t| t.elapsed() >= super::IO_TIMEOUT)
+        self.sent.front().is_some_and(|t| t.elapsed() >= super::IO_TIMEOUT)
     }
 
     fn stop(&mut self, topic: &str) -> redis::RedisResult<()> {
@@ -196,9 +212,7 @@ impl<'c> Listening<'c> {
                         self.acks.remove(&topic);
                     }
                 }
-                if self.acks.is_empty() {
-                    self.waiting_since = None;
-                }
+                self.sent.pop_front();
                 Ok(Heard::Nothing)
             }
             redis::PushKind::Unsubscribe | redis::PushKind::SUnsubscribe => match self.leaving.get_mut(&topic) {
@@ -221,6 +235,10 @@ impl<'c> Listening<'c> {
         }
     }
 }
+
+/// Messages kept at most while the subscribes of a new connection are
+/// confirmed (they are handed out after the catch-up).
+const EARLY_MAX: usize = 100_000;
 
 /// Serve the control queue and hand out messages until the connection
 /// fails (`Err`) or the broker is dropped (`Ok`).
@@ -246,10 +264,16 @@ fn listen(
     // catch-up below is handed out: ids stay in order.
     let mut early = Vec::new();
     while !sub.settled() {
+        if sub.stuck() || early.len() >= EARLY_MAX {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "the subscribes were not confirmed in time",
+            )));
+        }
         match sub.hear() {
             Ok(Heard::Message(topic, payload)) => early.push((topic, payload)),
             Ok(Heard::Nothing) => {}
-            Err(e) if e.is_timeout() && !sub.stuck() => {}
+            Err(e) if e.is_timeout() => {}
             Err(e) => return Err(e),
         }
     }
@@ -266,7 +290,7 @@ fn listen(
     let mut swept = Instant::now();
     let mut probe = Probe::new(swept);
     loop {
-        if local.target.generation() != generation {
+        if local.target.generation(shard) != generation {
             // The master changed: what this connection hears is no longer
             // published to.
             return Err(redis::RedisError::from((

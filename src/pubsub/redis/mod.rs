@@ -385,13 +385,13 @@ impl RedisBroker {
         // cannot be reached, or refuses the password, stops the node here.
         let mut first = Vec::new();
         for shard in 0..target.shards() {
-            let commands = target.connect_shard(shard, Protocol::Replies).map_err(fail)?.0;
+            let commands = target.connect_shard(shard, Protocol::Replies).map_err(fail)?;
             let pubsub = target.connect_shard(shard, Protocol::Push).map_err(fail)?;
             first.push((commands, pubsub));
         }
         let mut reads = Vec::new();
         for shard in 0..target.shards() {
-            reads.push(target.connect_shard(shard, Protocol::Replies).map_err(fail)?.0);
+            reads.push(target.connect_shard(shard, Protocol::Replies).map_err(fail)?);
         }
         log::info!("broker: {}", target.topology());
         topology::Target::watch(&target).map_err(|e| e.to_string())?;

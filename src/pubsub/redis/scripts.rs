@@ -43,6 +43,16 @@ pub(super) fn for_target(script: &str, cluster: bool) -> String {
     )
 }
 
+/// A script that only reads, as the broker's Redis runs it: under Redis
+/// Cluster flagged so (`no-writes`), so that a master out of memory still
+/// runs it (a flagged script that may write is refused there).
+pub(super) fn for_reading(script: &str, cluster: bool) -> String {
+    if !cluster {
+        return script.to_owned();
+    }
+    format!("#!lua flags=no-writes\n{script}")
+}
+
 /// Lua: the id a new epoch starts after, from Redis's clock (`TIME`, the
 /// same for every node whatever their clocks say): microseconds since the
 /// Unix epoch, about 1.8e15 in 2027, and exact as a Lua number (below 2^53

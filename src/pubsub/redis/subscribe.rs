@@ -149,7 +149,12 @@ pub(super) fn subscribe(
                 snap.epoch_start = last.epoch_start;
             }
             snap.replay.extend(after);
-            l.delivered = l.delivered.max(snap.last_id);
+            // While the subscription connection is down, what this node
+            // delivered is where its catch-up starts: a snapshot read
+            // meanwhile must not move it past what others missed.
+            if local.shards[commands.shard].pubsub_up.load(Relaxed) {
+                l.delivered = l.delivered.max(snap.last_id);
+            }
             l.per_worker[from.worker] += 1;
             l.by_via[via as usize] += 1;
             let sub = match member {

@@ -21,9 +21,10 @@ pub(super) struct Target {
     kind: Kind,
     /// Each shard's master (`host:port`) as last found.
     masters: Mutex<Vec<String>>,
-    /// Bumped whenever a master changes: a connection made under an older
-    /// generation may be to a server that is no longer a master.
-    generation: AtomicU64,
+    /// Per shard, bumped whenever its master changes or its slots do: a
+    /// connection made under an older generation may be to a server that
+    /// is no longer its master, or listen to channels no longer its own.
+    generations: Vec<AtomicU64>,
     /// Masters that changed since the node started.
     failovers: AtomicU64,
 }
@@ -87,9 +88,9 @@ impl Target {
             }
         };
         Ok(Target {
+            generations: masters.iter().map(|_| AtomicU64::new(0)).collect(),
             kind,
             masters: Mutex::new(masters),
-            generation: AtomicU64::new(0),
             failovers: AtomicU64::new(0),
         })
     }
@@ -152,7 +153,7 @@ impl Target {
     ) -> redis::RedisResult<(redis::Connection, u64)> {
         // Read before the master is looked for: news that comes meanwhile
         // makes this connection out of date, never the other way round.
-        let generation = self.generation();
+        let generation = self.generation(shard);
         match &self.kind {
             Kind::Direct(commands, pushes) => {
                 let client = match protocol {
@@ -164,46 +165,48 @@ impl Target {
             Kind::Sentinel(s) => {
                 let (con, at) = s.master(protocol)?;
                 if self.found(0, &at) {
-                    return Ok((con, self.generation()));
+                    return Ok((con, self.generation(0)));
                 }
                 Ok((con, generation))
             }
             Kind::Cluster(c) => {
                 // The cluster's slots are read again first: a connection is
                 // made after a failure, or a failover, or a slot's move.
-                if let Some(masters) = c.refresh() {
-                    self.found_all(&masters);
-                }
-                let generation = self.generation();
+                self.refresh(c);
+                let generation = self.generation(shard);
                 Ok((c.connect_master(shard, protocol)?, generation))
             }
-        }
-    }
-
-    /// A connection to the node at `addr` (`host:port`), as a `MOVED` or
-    /// `ASK` answer names: under a cluster only.
-    pub(super) fn connect_to(&self, addr: &str) -> redis::RedisResult<redis::Connection> {
-        match &self.kind {
-            Kind::Cluster(c) => c.connect_node(addr, Protocol::Replies),
-            _ => Err(redis::RedisError::from((
-                redis::ErrorKind::InvalidClientConfig,
-                "a redirection from a server that is not a cluster's",
-            ))),
         }
     }
 
     /// A cluster's slots moved (a `MOVED` answer): read them again.
     pub(super) fn moved(&self) {
         if let Kind::Cluster(c) = &self.kind {
-            if let Some(masters) = c.refresh() {
-                self.found_all(&masters);
+            self.refresh(c);
+        }
+    }
+
+    /// Read a cluster's slots again: a shard whose master changed counts a
+    /// failover, and one whose slots changed (a failover, a slot's move to
+    /// or from it) has its connections made again.
+    fn refresh(&self, c: &Cluster) {
+        if let Some(read) = c.refresh() {
+            for (shard, at) in read.masters.iter().enumerate() {
+                if let Some(at) = at {
+                    self.found(shard, at);
+                }
+            }
+            for shard in read.changed {
+                if let Some(g) = self.generations.get(shard) {
+                    g.fetch_add(1, Relaxed);
+                }
             }
         }
     }
 
-    /// The generation connections are to be of now.
-    pub(super) fn generation(&self) -> u64 {
-        self.generation.load(Relaxed)
+    /// The generation shard `shard`'s connections are to be of now.
+    pub(super) fn generation(&self, shard: usize) -> u64 {
+        self.generations.get(shard).map_or(0, |g| g.load(Relaxed))
     }
 
     /// Shard `shard`'s master is at `at`: if that is news, a failover is
@@ -224,16 +227,10 @@ impl Target {
             log::info!("redis: the master is {at}");
         }
         *master = at.to_owned();
-        self.generation.fetch_add(1, Relaxed);
-        true
-    }
-
-    fn found_all(&self, masters: &[Option<String>]) {
-        for (shard, at) in masters.iter().enumerate() {
-            if let Some(at) = at {
-                self.found(shard, at);
-            }
+        if let Some(g) = self.generations.get(shard) {
+            g.fetch_add(1, Relaxed);
         }
+        true
     }
 
     /// What the broker's Redis is now.
