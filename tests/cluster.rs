@@ -25,11 +25,11 @@ struct Cluster {
 }
 
 impl Cluster {
-    /// `masters` masters with one replica each, every slot served.
-    fn start(masters: usize) -> Cluster {
+    /// `masters` masters with `replicas` replicas each, every slot served.
+    fn start(masters: usize, replicas: usize) -> Cluster {
         let dir = TempDir::new("cluster");
         let mut nodes = Vec::new();
-        for _ in 0..masters * 2 {
+        for _ in 0..masters * (1 + replicas) {
             let port = free_port();
             let bus = free_port();
             nodes.push((port, bus, Some(cluster_node(port, bus, &dir))));
@@ -38,7 +38,7 @@ impl Cluster {
         let made = std::process::Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addrs)
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdout(std::process::Stdio::null())
             .status()
             .expect("redis-cli");
@@ -51,7 +51,7 @@ impl Cluster {
         until("every replica in sync", Duration::from_secs(30), || {
             nodes.iter().all(|(port, _, _)| {
                 let info = cli(*port, &["INFO", "replication"]);
-                info.contains("role:master") && info.contains("connected_slaves:1")
+                info.contains("role:master") && info.contains(&format!("connected_slaves:{replicas}"))
                     || info.contains("master_link_status:up")
             })
         });
@@ -198,7 +198,7 @@ fn mux_subscriber(
 
 #[test]
 fn a_master_killed_loses_no_accepted_message_on_any_shard_and_the_others_go_on() {
-    let mut cluster = Cluster::start(3);
+    let mut cluster = Cluster::start(3, 1);
     let dir = TempDir::new("cluster-node");
     let config = dir.0.join("node.toml");
     std::fs::write(
@@ -424,5 +424,99 @@ fn a_master_killed_loses_no_accepted_message_on_any_shard_and_the_others_go_on()
          started again as the new master's replica) {} ms",
         promoted_after.as_millis(),
         took.as_millis()
+    );
+}
+
+/// Move slot `slot` from the master on `from` to the one on `to`, keys
+/// and all, as `redis-cli --cluster reshard` does (the cluster
+/// specification's "Live resharding").
+fn move_slot(cluster: &Cluster, slot: u16, from: u16, to: u16) {
+    let id = |port: u16| cli(port, &["CLUSTER", "MYID"]).trim().to_owned();
+    let (from_id, to_id, slot) = (id(from), id(to), slot.to_string());
+    assert_eq!(
+        cli(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]).trim(),
+        "OK"
+    );
+    assert_eq!(
+        cli(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]).trim(),
+        "OK"
+    );
+    loop {
+        let keys = cli(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "100"]);
+        let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+        if keys.is_empty() {
+            break;
+        }
+        let to = to.to_string();
+        let mut args = vec!["MIGRATE", "127.0.0.1", &to, "", "0", "5000", "KEYS"];
+        args.extend(&keys);
+        assert_eq!(cli(from, &args).trim(), "OK");
+    }
+    for (port, _, proc) in &cluster.nodes {
+        if proc.is_some() {
+            cli(*port, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+        }
+    }
+}
+
+#[test]
+fn a_channel_whose_slot_moves_to_another_master_goes_on_there_for_publishers_and_subscribers() {
+    let cluster = Cluster::start(3, 0);
+    let dir = TempDir::new("cluster-move");
+    let config = dir.0.join("node.toml");
+    std::fs::write(&config, "").unwrap();
+    let node = Node::spawn(&cluster.url(), &config);
+    let masters = cluster.masters();
+    // A channel of the first master, not in its lowest slot (the one its
+    // shard is known by).
+    let (from, ranges) = &masters[0];
+    let channel = (0..)
+        .map(|i| format!("moving{i}"))
+        .find(|c| {
+            let s = slot(c);
+            ranges.iter().any(|&(a, b)| (a..=b).contains(&s)) && s != ranges[0].0
+        })
+        .unwrap();
+    let to = masters[1].0;
+    let publish = |payload: &str| {
+        let t = Instant::now();
+        loop {
+            let r = request(node.addr, "POST", &format!("/pub/{channel}"), payload).unwrap();
+            if r.status == 200 {
+                return serde_json::from_slice::<Value>(&r.body).unwrap()["id"]
+                    .as_u64()
+                    .unwrap();
+            }
+            assert_eq!(r.status, 503, "{r:?}");
+            assert!(t.elapsed() < Duration::from_secs(20), "publishing never resumed: {r:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let first = publish("before-0");
+    let got: Got = Arc::default();
+    let ws = websocket(node.addr, &channel, got.clone());
+    let sse_got: Got = Arc::default();
+    let sse = event_stream(node.addr, &channel, sse_got.clone());
+    let mut sent = vec!["before-1".to_owned()];
+    let mut ids = vec![first, publish("before-1")];
+    move_slot(&cluster, slot(&channel), *from, to);
+    assert_eq!(master_of(&cluster.masters(), &channel), to, "the slot moved");
+    for i in 0..20 {
+        let payload = format!("after-{i}");
+        ids.push(publish(&payload));
+        sent.push(payload);
+    }
+    publish("end");
+    sent.push("end".to_owned());
+    ws.join().unwrap();
+    sse.join().unwrap();
+    // The ids go on from where they were (the keys moved with the slot).
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
+    every_accepted_once_in_order("websocket", &got.lock().unwrap(), &sent);
+    every_accepted_once_in_order("sse", &sse_got.lock().unwrap(), &sent);
+    let metrics = String::from_utf8(request(node.addr, "GET", "/metrics", "").unwrap().body).unwrap();
+    assert!(
+        metrics.contains("wsreactor_broker_failovers_total 0"),
+        "a move is no failover: {metrics}"
     );
 }
