@@ -56,11 +56,12 @@ cluster_node() { # port
     echo "redis-server did not start on $1" >&2
     exit 2
 }
-make_cluster() { # masters -> the seed port
+make_cluster() { # masters; sets seed (not in a subshell: pids stays this shell's)
     local masters=$1 ports=() addrs=()
     for _ in $(seq "$masters"); do
         local p
         p=$(free_port)
+        while [ "$p" -gt 55535 ]; do p=$(free_port); done # the cluster bus is the port + 10000
         cluster_node "$p"
         ports+=("$p")
         addrs+=("127.0.0.1:$p")
@@ -76,12 +77,12 @@ make_cluster() { # masters -> the seed port
             sleep 0.1
         done
     done
-    echo "${ports[0]}"
+    seed=${ports[0]}
 }
 
 declare -A node_port
 for shards in 1 "$SHARDS"; do
-    seed=$(make_cluster "$shards")
+    make_cluster "$shards"
     port=$(free_port)
     "$BIN" serve --bind "127.0.0.1:$port" --threads "$THREADS" --broker "redis+cluster://127.0.0.1:$seed" \
         >"$work/node-$shards.log" 2>&1 &
@@ -120,6 +121,8 @@ for s in (1, shards):
         sub = d["subscribe"]
         dl = sub["deliveries"]
         missing = dl["missing"] + dl["duplicates"] + dl["out_of_order"]
+        if missing:
+            print(f"        {s} master(s), round {n}: {json.dumps(dl)}; {open(os.path.join(work, f'run-{s}-{n}.out')).read()[-600:]}")
         ok &= missing == 0 and sub["published"]["accepted"] > 0
         row = (dl["per_second"], sub["published"]["per_second"], sub["publish_us"]["p99"] / 1e3, d["latency_us"]["p99"] / 1e3)
         cols.setdefault(s, []).append(row)

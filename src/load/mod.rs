@@ -216,7 +216,7 @@ pub fn run_until(options: &Options, stop: &AtomicBool) -> Result<Summary, LoadEr
         None => plan
             .publish
             .as_ref()
-            .map(|p| publisher::PublishOutcome::observed(&stats.orders, p.lanes)),
+            .map(|p| publisher::PublishOutcome::observed(&stats.orders, p.streams(), p.lanes)),
     };
     let elapsed = t0.elapsed();
     let window = shared

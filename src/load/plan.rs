@@ -34,6 +34,22 @@ pub struct PublishPlan {
     pub headers: Vec<(String, String)>,
 }
 
+impl PublishPlan {
+    /// The ordered streams of messages: a lane's messages to one channel
+    /// (`lane * channels + channel`). A server orders each channel's
+    /// messages; across channels it need not (a Redis Cluster's masters
+    /// each send their own channels), so each stream is numbered and
+    /// checked on its own.
+    pub fn streams(&self) -> usize {
+        self.lanes * self.paths.len()
+    }
+
+    /// The stream of `lane`'s messages to channel `channel`.
+    pub fn stream(&self, lane: usize, channel: usize) -> usize {
+        lane * self.paths.len() + channel
+    }
+}
+
 /// Subscribe mode's channel: `--channel`, or the URL's path
 /// `/ws/CHANNEL` (also `/sse/` and `/poll/`).
 fn channel_of(o: &Options, target: &Target) -> Result<String, String> {
@@ -65,6 +81,13 @@ impl PublishPlan {
                 "subscribe mode publishes payloads of at least {} bytes (binary), {} (text)",
                 subscribe::HEADER,
                 subscribe::TEXT_HEADER
+            ));
+        }
+        // A payload numbers its stream in 16 bits ([`subscribe::Stamp`]).
+        let streams = o.publishers * o.channels_per_connection.unwrap_or(1);
+        if streams > usize::from(u16::MAX) + 1 {
+            return Err(format!(
+                "--publishers times --channels-per-connection is at most 65536, got {streams}"
             ));
         }
         Ok(PublishPlan {

@@ -39,8 +39,11 @@ const RETRY: Duration = Duration::from_millis(100);
 /// What the publisher did, for the report.
 #[derive(Debug, Clone)]
 pub struct PublishOutcome {
-    /// Each lane's sequence numbers: sent, rejected, unconfirmed.
-    pub lanes: Vec<LaneOutcome>,
+    /// The HTTP connections posted over.
+    pub publishers: usize,
+    /// Each stream's sequence numbers (a lane's messages to one channel,
+    /// [`super::plan::PublishPlan::streams`]): sent, rejected, unconfirmed.
+    pub streams: Vec<LaneOutcome>,
     /// Messages due within the window (rate × window); `None` unpaced.
     pub due: Option<u64>,
     /// Ids of the accepted messages, with their channel's index in the
@@ -64,19 +67,21 @@ impl PublishOutcome {
         self.subscribers = Some((lo.min(n), hi.max(n)));
     }
 
-    /// `--observe`: another process published over `lanes` lanes. What it
-    /// sent is taken to be what any of this run's subscribers received,
-    /// per lane; a message none of them got is not counted (the run that
-    /// published knows how many it had accepted).
-    pub fn observed(orders: &[super::subscribe::Order], lanes: usize) -> PublishOutcome {
-        let mut reached = vec![0u64; lanes];
+    /// `--observe`: another process published over `lanes` lanes, in
+    /// `streams` streams. What it sent is taken to be what any of this
+    /// run's subscribers received, per stream; a message none of them got
+    /// is not counted (the run that published knows how many it had
+    /// accepted).
+    pub fn observed(orders: &[super::subscribe::Order], streams: usize, lanes: usize) -> PublishOutcome {
+        let mut reached = vec![0u64; streams];
         for order in orders {
             for (r, n) in reached.iter_mut().zip(order.reached()) {
                 *r = (*r).max(n);
             }
         }
         PublishOutcome {
-            lanes: reached
+            publishers: lanes,
+            streams: reached
                 .into_iter()
                 .map(|sent| LaneOutcome {
                     sent,
@@ -90,7 +95,8 @@ impl PublishOutcome {
     /// Nothing published yet.
     fn empty() -> PublishOutcome {
         PublishOutcome {
-            lanes: Vec::new(),
+            publishers: 0,
+            streams: Vec::new(),
             due: None,
             ids: Vec::new(),
             round_trip: histogram(),
@@ -119,7 +125,6 @@ struct Lane {
     since: Instant,
     /// The last id each channel gave this lane (ids are per channel).
     last_ids: Vec<Option<u64>>,
-    outcome: LaneOutcome,
 }
 
 /// The publisher thread's state.
@@ -130,6 +135,8 @@ pub struct Publisher {
     shared: Arc<Shared>,
     pool: BufferPool,
     lanes: Vec<Lane>,
+    /// What each stream (a lane's messages to one channel) came to.
+    streams: Vec<LaneOutcome>,
     /// The next message's number in the schedule.
     next: u64,
     out: PublishOutcome,
@@ -152,9 +159,9 @@ impl Publisher {
                     state: State::Down { retry: now },
                     since: now,
                     last_ids: vec![None; plan.publish.as_ref().map_or(1, |p| p.paths.len())],
-                    outcome: LaneOutcome::default(),
                 })
                 .collect(),
+            streams: vec![LaneOutcome::default(); plan.publish.as_ref().map_or(0, |p| p.streams())],
             plan,
             shared,
             next: 0,
@@ -166,10 +173,11 @@ impl Publisher {
     /// subscribers' workers how many messages were accepted.
     pub fn run(mut self) -> io::Result<PublishOutcome> {
         let result = self.run_loop();
-        let accepted = self.lanes.iter().map(|l| l.outcome.accepted()).sum();
+        let accepted = self.streams.iter().map(LaneOutcome::accepted).sum();
         self.shared.published(accepted);
         result?;
-        self.out.lanes = self.lanes.iter().map(|l| l.outcome.clone()).collect();
+        self.out.publishers = self.lanes.len();
+        self.out.streams = self.streams.clone();
         let mut ids = self.out.ids.clone();
         ids.sort_unstable();
         let duplicates = ids.windows(2).filter(|w| w[0] == w[1]).count() as u64;
@@ -182,9 +190,10 @@ impl Publisher {
     fn run_loop(&mut self) -> io::Result<()> {
         event_loop::run(self, 64)?;
         // Requests still unanswered are unconfirmed.
-        for lane in &mut self.lanes {
-            if let State::Waiting { seq, .. } = lane.state {
-                lane.outcome.unconfirmed.push(seq);
+        for i in 0..self.lanes.len() {
+            if let State::Waiting { seq, channel, .. } = self.lanes[i].state {
+                let stream = self.stream(i, channel);
+                self.streams[stream].unconfirmed.push(seq);
                 *self.out.errors.publish.entry("timed_out").or_default() += 1;
             }
         }
@@ -192,6 +201,11 @@ impl Publisher {
             self.out.due = Some((rate * (end - start).as_secs_f64()).ceil() as u64);
         }
         Ok(())
+    }
+
+    /// The stream of lane `lane`'s messages to channel `channel`.
+    fn stream(&self, lane: usize, channel: usize) -> usize {
+        self.plan.publish.as_ref().map_or(0, |p| p.stream(lane, channel))
     }
 
     fn rate(&self) -> Option<f64> {
@@ -225,9 +239,12 @@ impl Publisher {
             return;
         };
         let Some(io) = lane.io.as_mut() else { return };
-        let seq = lane.outcome.sent;
+        // With several channels, each in turn.
+        let channel = (self.next % p.paths.len() as u64) as usize;
+        let stream = &mut self.streams[p.stream(i, channel)];
+        let seq = stream.sent;
         let stamp = Stamp {
-            lane: i,
+            lane: p.stream(i, channel),
             seq,
             scheduled_ns: self.plan.unix_ns(due),
             sent_ns: Some(self.plan.unix_ns(now)),
@@ -235,15 +252,13 @@ impl Publisher {
         let size = self.plan.payload.len();
         let out = io.bufs.out(&mut self.pool);
         let text = self.plan.kind == MessageKind::Text;
-        // With several channels, each in turn.
-        let channel = (self.next % p.paths.len() as u64) as usize;
         publish::write_head(out, &p.host, &p.paths[channel], size, text, &p.headers);
         if text {
             stamp.write_text(size, out);
         } else {
             stamp.write(size, out);
         }
-        lane.outcome.sent += 1;
+        stream.sent += 1;
         lane.state = State::Waiting {
             seq,
             channel,
@@ -373,7 +388,8 @@ impl Publisher {
                 }
             } else {
                 *errors.publish_status.entry(response.status).or_default() += 1;
-                lane.outcome.rejected.push(seq);
+                let stream = self.plan.publish.as_ref().map_or(0, |p| p.stream(i, channel));
+                self.streams[stream].rejected.push(seq);
             }
             rbuf.consume(response.len());
             lane.state = State::Idle;
@@ -405,10 +421,11 @@ impl Publisher {
     }
 
     fn drop_connection(&mut self, i: usize, now: Instant) {
-        let lane = &mut self.lanes[i];
-        if let State::Waiting { seq, .. } = lane.state {
-            lane.outcome.unconfirmed.push(seq);
+        if let State::Waiting { seq, channel, .. } = self.lanes[i].state {
+            let stream = self.stream(i, channel);
+            self.streams[stream].unconfirmed.push(seq);
         }
+        let lane = &mut self.lanes[i];
         if let Some(mut io) = lane.io.take() {
             event_loop::deregister(self.poll.registry(), &mut io);
             io.bufs.release(&mut self.pool);

@@ -464,7 +464,7 @@ impl Session {
                         ctx.stats.opened += 1;
                         self.opened = true;
                         if let Some(p) = &ctx.plan.publish {
-                            self.order = Some(Box::new(Order::new(p.lanes)));
+                            self.order = Some(Box::new(Order::new(p.streams())));
                         }
                         self.since = ctx.now;
                     }
@@ -691,9 +691,10 @@ fn ready(opened: &mut bool, order: &mut Option<Box<Order>>, since: Instant, ctx:
     order.get_or_insert_with(|| new_order(ctx.plan));
 }
 
-/// What a subscriber of this run receives into: one lane order per publisher lane.
+/// What a subscriber of this run receives into: one order per stream (a
+/// publisher lane's messages to one channel).
 fn new_order(plan: &Plan) -> Box<Order> {
-    Box::new(Order::new(plan.publish.as_ref().map_or(1, |p| p.lanes)))
+    Box::new(Order::new(plan.publish.as_ref().map_or(1, |p| p.streams())))
 }
 
 /// An HTTP subscriber's delivery: a message can come in the same read as

@@ -5,14 +5,16 @@
 //! its *lanes*, one request at a time on each. A lane's messages are
 //! accepted by the server in the order the lane sent them, and the server
 //! delivers a channel's messages in the order it accepted them, so every
-//! subscriber must see each lane's messages in the lane's order, once each.
-//! Across lanes there is no order to check: two requests in flight at once
-//! may be accepted either way round.
+//! subscriber must see each *stream* (a lane's messages to one channel) in
+//! the lane's order, once each. Across lanes there is no order to check:
+//! two requests in flight at once may be accepted either way round; nor
+//! across channels: a server need not keep one (a Redis Cluster's masters
+//! each send their own channels' messages).
 //!
 //! A payload starts with 16 bytes (little endian):
 //!
 //! ```text
-//!  0..8    lane << 48 | sequence number within the lane
+//!  0..8    stream << 48 | sequence number within the stream
 //!  8..16   scheduled send time, ns since the unix epoch (wall clock)
 //! 16..24   actual send time, ns since the unix epoch (only when --size >= 24)
 //! ```
@@ -22,7 +24,7 @@
 //! same words as 16 lowercase hex digits each, then letters:
 //!
 //! ```text
-//!  0..16   lane << 48 | sequence number   16..32   scheduled   32..48   sent (when --size >= 48)
+//!  0..16   stream << 48 | sequence number   16..32   scheduled   32..48   sent (when --size >= 48)
 //! ```
 //!
 //! Latency is measured from the scheduled time, so a
@@ -59,9 +61,10 @@ const SEQ_MASK: u64 = (1 << 48) - 1;
 /// What a payload says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
-    /// The publisher connection that sent it.
+    /// Its stream: the publisher connection that sent it and the channel
+    /// it went to ([`super::plan::PublishPlan::stream`]).
     pub lane: usize,
-    /// Its number within the lane, from 0.
+    /// Its number within the stream, from 0.
     pub seq: u64,
     /// When it was due, in ns since the epoch.
     pub scheduled_ns: u64,

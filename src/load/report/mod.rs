@@ -384,14 +384,14 @@ fn subscribe_report(
     per_second: impl Fn(u64) -> f64,
 ) -> SubscribeReport {
     let pp = plan.publish.as_ref();
-    let r = reconcile(&stats.orders, &p.lanes);
+    let r = reconcile(&stats.orders, &p.streams);
     let errors = &mut stats.errors;
     errors.delivery("missing", r.missing);
     errors.delivery("delivered_rejected", r.delivered_rejected);
     errors.delivery("unexpected", r.unexpected);
     let count = |k: &str| errors.delivery.get(k).copied().unwrap_or(0);
-    let sent: u64 = p.lanes.iter().map(|l| l.sent).sum();
-    let accepted: u64 = p.lanes.iter().map(|l| l.accepted()).sum();
+    let sent: u64 = p.streams.iter().map(|l| l.sent).sum();
+    let accepted: u64 = p.streams.iter().map(|l| l.accepted()).sum();
     let unsent = p.due.map_or(0, |due| due.saturating_sub(sent));
     let subscribers = stats.orders.len() as u64;
     SubscribeReport {
@@ -401,7 +401,7 @@ fn subscribe_report(
             // With several channels, the first (the others end in .1, .2 ...).
             format!("{scheme}://{}{}", p.host, p.paths[0])
         }),
-        publishers: p.lanes.len(),
+        publishers: p.publishers,
         observed: pp.is_some_and(|p| p.observe),
         published: Published {
             rate: pp.and_then(|p| p.rate),
@@ -409,8 +409,8 @@ fn subscribe_report(
             sent,
             unsent,
             accepted,
-            rejected: p.lanes.iter().map(|l| l.rejected.len() as u64).sum(),
-            unconfirmed: p.lanes.iter().map(|l| l.unconfirmed.len() as u64).sum(),
+            rejected: p.streams.iter().map(|l| l.rejected.len() as u64).sum(),
+            unconfirmed: p.streams.iter().map(|l| l.unconfirmed.len() as u64).sum(),
             per_second: per_second(sent),
             // Of the first channel (with --channels-per-connection, each
             // channel numbers its own).

@@ -162,17 +162,23 @@ impl Cluster {
     fn read_slots(&self) -> redis::RedisResult<SlotMap> {
         let known: Vec<String> = self.map.lock().unwrap_or_else(|e| e.into_inner()).nodes().to_vec();
         let mut last_error = None;
-        let seeds = self.seeds.iter().map(|s| client(s.clone(), self.ca_pem.clone()));
+        let seeds = self.seeds.iter().map(|s| {
+            let host = match s.addr() {
+                redis::ConnectionAddr::Tcp(host, _) | redis::ConnectionAddr::TcpTls { host, .. } => host.clone(),
+                _ => String::new(),
+            };
+            (host, client(s.clone(), self.ca_pem.clone()))
+        });
         let nodes = known
             .iter()
             .filter_map(|a| host_port(a))
-            .map(|(host, port)| client(at(&self.node, host, port), self.ca_pem.clone()));
-        for candidate in nodes.chain(seeds) {
+            .map(|(host, port)| (host.to_owned(), client(at(&self.node, host, port), self.ca_pem.clone())));
+        for (host, candidate) in nodes.chain(seeds) {
             let answer = candidate
                 .and_then(|c| connect(&c))
                 .and_then(|mut con| redis::cmd("CLUSTER").arg("SLOTS").query::<redis::Value>(&mut con));
             match answer {
-                Ok(value) => match SlotMap::from_cluster_slots(&value) {
+                Ok(value) => match SlotMap::from_cluster_slots(&value, &host) {
                     Some(map) if !map.masters().is_empty() => return Ok(map),
                     _ => {
                         last_error = Some(redis::RedisError::from((

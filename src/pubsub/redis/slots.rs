@@ -83,7 +83,10 @@ pub(super) struct SlotMap {
 impl SlotMap {
     /// From `CLUSTER SLOTS`' answer: per range, its first and last slot,
     /// then the master (`[host, port, id, ...]`) and its replicas.
-    pub(super) fn from_cluster_slots(value: &redis::Value) -> Option<SlotMap> {
+    /// `asked` is the host of the node that answered: a node that never
+    /// met another does not know its address, and names itself by an
+    /// empty host (the one it was asked on).
+    pub(super) fn from_cluster_slots(value: &redis::Value, asked: &str) -> Option<SlotMap> {
         let redis::Value::Array(ranges) = value else {
             return None;
         };
@@ -98,7 +101,7 @@ impl SlotMap {
             if first > last || last >= SLOTS {
                 return None;
             }
-            let mut served_by = fields[2..].iter().map(node_address);
+            let mut served_by = fields[2..].iter().map(|n| node_address(n, asked));
             let master = served_by.next()??;
             for node in served_by.flatten() {
                 if !nodes.contains(&node) {
@@ -159,7 +162,7 @@ impl SlotMap {
 }
 
 /// A node of `CLUSTER SLOTS`' answer (`[host, port, id, ...]`) as `host:port`.
-fn node_address(node: &redis::Value) -> Option<String> {
+fn node_address(node: &redis::Value, asked: &str) -> Option<String> {
     let redis::Value::Array(node) = node else {
         return None;
     };
@@ -168,10 +171,13 @@ fn node_address(node: &redis::Value) -> Option<String> {
         redis::Value::SimpleString(s) => s.clone(),
         _ => return None,
     };
-    // A node whose address is not known yet is named "" or "?".
-    if host.is_empty() || host == "?" {
-        return None;
-    }
+    // "?": a node whose address is not known yet; "": the one answering
+    // (the cluster specification's preferred endpoint).
+    let host = match host.as_str() {
+        "?" => return None,
+        "" => asked.to_owned(),
+        _ => host,
+    };
     Some(format!("{host}:{}", int(node.get(1)?)?))
 }
 
@@ -221,7 +227,7 @@ mod tests {
             Array(vec![Int(0), Int(5460), node(7000), node(7003)]),
             Array(vec![Int(10923), Int(16383), node(7002)]),
         ]);
-        let map = SlotMap::from_cluster_slots(&answer).unwrap();
+        let map = SlotMap::from_cluster_slots(&answer, "h").unwrap();
         assert!(map.covers_all());
         assert_eq!(map.master_of(0), Some("127.0.0.1:7000"));
         assert_eq!(map.master_of(5461), Some("127.0.0.1:7001"));
@@ -230,9 +236,17 @@ mod tests {
         assert_eq!(map.home("127.0.0.1:7001"), Some(5461));
         assert_eq!(map.nodes().len(), 5, "{:?}", map.nodes());
         let partial = Array(vec![Array(vec![Int(0), Int(100), node(7000)])]);
-        let partial = SlotMap::from_cluster_slots(&partial).unwrap();
+        let partial = SlotMap::from_cluster_slots(&partial, "h").unwrap();
         assert!(!partial.covers_all());
         assert_eq!(partial.master_of(101), None);
-        assert_eq!(SlotMap::from_cluster_slots(&Int(1)), None);
+        assert_eq!(SlotMap::from_cluster_slots(&Int(1), "h"), None);
+        // A lone node names itself with an empty host: the one it was asked on.
+        let lone = Array(vec![Array(vec![
+            Int(0),
+            Int(16383),
+            Array(vec![BulkString(Vec::new()), Int(7000), BulkString(b"id".to_vec())]),
+        ])]);
+        let lone = SlotMap::from_cluster_slots(&lone, "10.0.0.9").unwrap();
+        assert_eq!(lone.master_of(99), Some("10.0.0.9:7000"));
     }
 }
