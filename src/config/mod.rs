@@ -766,7 +766,7 @@ impl Config {
         }
         #[cfg(feature = "redis")]
         if let BrokerKind::Redis(url) = &pubsub.broker {
-            crate::pubsub::redis::check_url(url).map_err(|why| invalid("pubsub.broker", why))?;
+            crate::pubsub::redis::url::check_url(url).map_err(|why| invalid("pubsub.broker", why))?;
         }
         if pubsub.broker_replicas > 0 && pubsub.broker == BrokerKind::Local {
             return Err(invalid(

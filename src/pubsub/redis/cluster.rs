@@ -12,8 +12,9 @@
 //! the new ones).
 
 use super::connect;
+use super::nodes::{at, client, is_master, with_protocol, Protocol};
 use super::slots::{channel_slot, SlotMap, SLOTS};
-use super::topology::{at, client, host_port, is_master, with_protocol, Protocol};
+use super::url::host_port;
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,8 @@
 
 use super::connection::{evalsha, Commands, Failure};
 use super::presence;
-use super::scripts;
+use super::presence::count_events;
+use super::scripts::Scripts;
 use super::store::{counts_key, hub_error, idempotency_keys, keys, kind_tag, snapshot, Tables, LEASE_MS, SIGNALS};
 use super::subscribe::{join, subscribe};
 use super::{lock, new_epoch, refuse, unix_ms, Job, Local, UNREACHABLE};
@@ -149,39 +150,6 @@ impl super::query::Shards for Reads<'_> {
         // A late answer must not be read as the next one's.
         if let Some(commands) = self.shards.get_mut(shard) {
             commands.con = None;
-        }
-    }
-}
-
-pub(super) struct Scripts {
-    publish: redis::Script,
-    pub(super) read: redis::Script,
-    raise: redis::Script,
-    keep: redis::Script,
-    count: redis::Script,
-    state: redis::Script,
-    join: redis::Script,
-    leave: redis::Script,
-    renew: redis::Script,
-    members: redis::Script,
-}
-
-impl Scripts {
-    /// As the broker's Redis runs them ([`scripts::for_target`]).
-    fn new(cluster: bool) -> Scripts {
-        let script = |text: &str| redis::Script::new(&scripts::for_target(text, cluster));
-        let reading = |text: &str| redis::Script::new(&scripts::for_reading(text, cluster));
-        Scripts {
-            publish: script(&scripts::publish()),
-            read: script(&scripts::read()),
-            raise: script(&scripts::raise()),
-            keep: script(scripts::KEEP),
-            count: script(scripts::COUNT),
-            state: reading(super::query::STATE),
-            join: script(&presence::join_script()),
-            leave: script(&presence::leave_script()),
-            renew: script(&presence::renew_script()),
-            members: reading(presence::READ),
         }
     }
 }
@@ -506,15 +474,6 @@ fn tell_counts(commands: &mut Commands, count: &redis::Script, local: &Local) {
             lock(shard_dirty).extend(dirty[i..].iter().cloned());
             return;
         }
-    }
-}
-
-/// The join and leave events a presence script sent and dropped
-/// (`{_, sent, dropped}`), counted.
-pub(super) fn count_events(local: &Local, value: redis::Value) {
-    if let Ok((_, sent, dropped)) = redis::from_redis_value::<(u64, u64, u64)>(value) {
-        local.counters.events_sent.fetch_add(sent, Relaxed);
-        local.counters.events_dropped.fetch_add(dropped, Relaxed);
     }
 }
 

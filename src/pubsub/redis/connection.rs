@@ -12,8 +12,8 @@
 //! checked with `PING` before a publish goes on it, so a publish does not
 //! meet a connection that died meanwhile (Redis restarted).
 
+use super::nodes::Protocol;
 use super::replicas::Awaiting;
-use super::topology::Protocol;
 use super::Local;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};

@@ -2,9 +2,9 @@
 //! local subscribers, its messages handed to the workers' inboxes, and the
 //! catch-up after an outage.
 
+use super::nodes::Protocol;
 use super::scripts;
 use super::store::{keys, parse_published, snapshot, SIGNALS};
-use super::topology::Protocol;
 use super::{lock, Backoff, Control, Job, Listeners, Local, LINGER, POLL};
 use crate::pubsub::{Command, Message};
 use std::collections::{HashMap, VecDeque};

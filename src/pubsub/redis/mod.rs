@@ -39,6 +39,7 @@ mod cluster;
 mod commands;
 mod connection;
 mod listen;
+mod nodes;
 mod presence;
 mod query;
 mod replicas;
@@ -48,9 +49,9 @@ mod slots;
 mod store;
 mod subscribe;
 mod topology;
+pub mod url;
 
-pub use topology::check_url;
-use topology::Protocol;
+use nodes::Protocol;
 
 use super::{
     Address, Answer, Broker, BrokerStats, BrokerTopology, HubError, HubSettings, Inbox, Message, PresenceEvents,

@@ -12,8 +12,9 @@
 //! scripts); the rest are dropped and counted by the node that made them.
 
 use super::store::{hub_error, keys};
-use super::unix_ms;
+use super::{unix_ms, Local};
 use crate::pubsub::{Change, HubError, Member};
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Lua shared by the scripts. KEYS: members, alive, this second's event
 /// count. `tell` publishes an event if the second allows (1) or drops it
@@ -199,6 +200,15 @@ pub(super) fn members(
     let mut members: Vec<Member> = found.iter().filter_map(|j| Member::from_json(j)).collect();
     members.sort_by(|a, b| a.client.cmp(&b.client));
     Ok(members)
+}
+
+/// The join and leave events a presence script sent and dropped
+/// (`{_, sent, dropped}`), counted.
+pub(super) fn count_events(local: &Local, value: redis::Value) {
+    if let Ok((_, sent, dropped)) = redis::from_redis_value::<(u64, u64, u64)>(value) {
+        local.counters.events_sent.fetch_add(sent, Relaxed);
+        local.counters.events_dropped.fetch_add(dropped, Relaxed);
+    }
 }
 
 #[cfg(test)]

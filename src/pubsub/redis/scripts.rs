@@ -64,9 +64,6 @@ local function clock()
 end
 ";
 
-/// The error a script answers when `max_channels` channels exist.
-pub(super) const FULL: &str = "WSRFULL";
-
 /// Shared by the scripts: drop what has expired from the tables, and tell
 /// whether `name` may exist (it does already, or there is room).
 const PRELUDE: &str = r"
@@ -102,7 +99,7 @@ end
 ";
 
 /// Numbers, stores and publishes one message; returns `{id, epoch,
-/// subscribers, duplicate}`, or the error [`FULL`]. With an idempotency key
+/// subscribers, duplicate}`, or the error [`super::store::FULL`]. With an idempotency key
 /// already remembered for the channel, nothing is published and the first
 /// publish's id and subscribers come back with `duplicate` 1.
 ///
@@ -201,7 +198,7 @@ return {id, epoch, n, 0}
 /// The last id, the epoch and the history after a cursor, read at once,
 /// for a new subscriber: the channel then exists for `lease` ms at least
 /// (the node renews it while it has subscribers, [`keep`]), or the error
-/// [`FULL`]. KEYS: meta, stream, the subscriber counts ([`counts`]). ARGV:
+/// [`super::store::FULL`]. KEYS: meta, stream, the subscriber counts ([`counts`]). ARGV:
 /// the cursor, "1" if the client gave one (none: nothing to read; one
 /// above the last id: all of it, as a reset), the channel's name, now
 /// (unix ms), `max_channels`, the lease (ms; 0 for a read that subscribes
@@ -297,6 +294,40 @@ if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then
 end
 return 1
 "
+}
+
+/// The scripts, loaded as the broker's Redis runs them.
+pub(super) struct Scripts {
+    pub(super) publish: redis::Script,
+    pub(super) read: redis::Script,
+    pub(super) raise: redis::Script,
+    pub(super) keep: redis::Script,
+    pub(super) count: redis::Script,
+    pub(super) state: redis::Script,
+    pub(super) join: redis::Script,
+    pub(super) leave: redis::Script,
+    pub(super) renew: redis::Script,
+    pub(super) members: redis::Script,
+}
+
+impl Scripts {
+    /// As the broker's Redis runs them ([`for_target`], [`for_reading`]).
+    pub(super) fn new(cluster: bool) -> Scripts {
+        let script = |text: &str| redis::Script::new(&for_target(text, cluster));
+        let reading = |text: &str| redis::Script::new(&for_reading(text, cluster));
+        Scripts {
+            publish: script(&publish()),
+            read: script(&read()),
+            raise: script(&raise()),
+            keep: script(KEEP),
+            count: script(COUNT),
+            state: reading(super::query::STATE),
+            join: script(&super::presence::join_script()),
+            leave: script(&super::presence::leave_script()),
+            renew: script(&super::presence::renew_script()),
+            members: reading(super::presence::READ),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -14,9 +14,8 @@
 //! thread forever. Sentinels are spoken to without a password.
 
 use super::connect;
-use super::topology::{at, client, is_master, with_protocol, Protocol, Target};
+use super::nodes::{at, client, is_master, with_protocol, Protocol};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 /// A master known by name to a set of sentinels.
@@ -32,6 +31,18 @@ pub(super) struct Sentinels {
     ca_pem: Option<Vec<u8>>,
     /// The sentinel that answered last: asked first next time.
     last: AtomicUsize,
+}
+
+impl Clone for Sentinels {
+    fn clone(&self) -> Sentinels {
+        Sentinels {
+            sentinels: self.sentinels.clone(),
+            name: self.name.clone(),
+            node: self.node.clone(),
+            ca_pem: self.ca_pem.clone(),
+            last: AtomicUsize::new(self.last.load(Relaxed)),
+        }
+    }
 }
 
 impl Sentinels {
@@ -103,33 +114,36 @@ const WATCH_POLL: Duration = Duration::from_millis(500);
 /// answering without closing the connection is left for another.
 const WATCH_PING: Duration = Duration::from_secs(5);
 
-/// Listen to the sentinels' `+switch-master` in turn (the next when one
-/// fails), telling `target` of each new master, until the broker is gone.
-pub(super) fn watch_switches(target: &Weak<Target>, sentinels: impl Fn(&Target) -> Option<&Sentinels>) {
-    let mut next = 0usize;
-    loop {
-        let Some(t) = target.upgrade() else { return };
-        let Some(s) = sentinels(&t) else { return };
-        let info = s.sentinels[next % s.sentinels.len()].clone();
-        let name = s.name.clone();
-        let ca = s.ca_pem.clone();
-        drop(t);
-        next += 1;
-        let listened = client(info, ca)
-            .and_then(|c| connect(&c))
-            .and_then(|mut con| listen_switches(&mut con, &name, target));
-        match listened {
-            Ok(()) => return,
-            Err(e) => {
-                log::debug!("redis sentinel watch: {e}");
-                std::thread::sleep(WATCH_POLL);
+impl Sentinels {
+    /// Listen to the sentinels' `+switch-master` in turn (the next when
+    /// one fails), telling `found` of each new master of the name, until
+    /// `alive` says the broker is gone.
+    pub(super) fn watch_switches(&self, alive: impl Fn() -> bool, found: impl Fn(&str)) {
+        let mut next = 0usize;
+        while alive() {
+            let info = self.sentinels[next % self.sentinels.len()].clone();
+            next += 1;
+            let listened = client(info, self.ca_pem.clone())
+                .and_then(|c| connect(&c))
+                .and_then(|mut con| listen_switches(&mut con, &self.name, &alive, &found));
+            match listened {
+                Ok(()) => return,
+                Err(e) => {
+                    log::debug!("redis sentinel watch: {e}");
+                    std::thread::sleep(WATCH_POLL);
+                }
             }
         }
     }
 }
 
 /// `Ok` when the broker is gone; `Err` when the sentinel's connection failed.
-fn listen_switches(con: &mut redis::Connection, name: &str, target: &Weak<Target>) -> redis::RedisResult<()> {
+fn listen_switches(
+    con: &mut redis::Connection,
+    name: &str,
+    alive: &impl Fn() -> bool,
+    found: &impl Fn(&str),
+) -> redis::RedisResult<()> {
     let mut pubsub = con.as_pubsub();
     pubsub.set_read_timeout(Some(WATCH_POLL))?;
     pubsub.subscribe("+switch-master")?;
@@ -138,7 +152,7 @@ fn listen_switches(con: &mut redis::Connection, name: &str, target: &Weak<Target
         let msg = match pubsub.get_message() {
             Ok(msg) => msg,
             Err(e) if e.is_timeout() => {
-                if target.strong_count() == 0 {
+                if !alive() {
                     return Ok(());
                 }
                 if heard.elapsed() >= WATCH_PING {
@@ -155,12 +169,7 @@ fn listen_switches(con: &mut redis::Connection, name: &str, target: &Weak<Target
         let words: Vec<&str> = payload.split(' ').collect();
         if let [master, _, _, ip, port] = words[..] {
             if master == name {
-                match target.upgrade() {
-                    Some(t) => {
-                        t.found(0, &format!("{ip}:{port}"));
-                    }
-                    None => return Ok(()),
-                }
+                found(&format!("{ip}:{port}"));
             }
         }
     }

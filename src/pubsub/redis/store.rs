@@ -49,11 +49,15 @@ pub(super) const SIGNALS: &str = "wsr:signal";
 /// renews the channels it has subscribers for every third of it.
 pub(super) const LEASE_MS: u64 = 60_000;
 
-/// A script's error as the broker's: [`super::scripts::FULL`] is
+/// The error a script answers when `max_channels` channels exist
+/// ([`super::scripts`]).
+pub(super) const FULL: &str = "WSRFULL";
+
+/// A script's error as the broker's: [`FULL`] is
 /// `max_channels`; anything else the broker being unavailable, saying why
 /// as Redis did (its full text goes to the log).
 pub(super) fn hub_error(what: &str, channel: &str, e: &redis::RedisError) -> HubError {
-    if e.code() == Some(super::scripts::FULL) {
+    if e.code() == Some(FULL) {
         return HubError::TooManyChannels;
     }
     log::warn!("redis {what} {channel}: {e}");

@@ -2,9 +2,10 @@
 //! presence), the count, the node's subscription, the history read and
 //! what came live meanwhile, merged.
 
-use super::commands::{count_events, Scripts};
 use super::connection::{Commands, Failure};
 use super::presence;
+use super::presence::count_events;
+use super::scripts::Scripts;
 use super::store::{hub_error, snapshot};
 use super::{lock, Control, Job, Listeners, Local, SUBSCRIBE_WAIT, UNREACHABLE};
 use crate::pubsub::{Address, Answer, HubError, Member, Presence, Subscription, Via};

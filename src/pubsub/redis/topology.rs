@@ -9,8 +9,10 @@
 //! promoted in a master's place takes its shard over.
 
 use super::cluster::Cluster;
+use super::nodes::{address, client, with_protocol, Protocol};
 use super::sentinel::Sentinels;
 use super::store::Tables;
+use super::url::HostsUrl;
 use super::{connect, lock};
 use crate::pubsub::BrokerTopology;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -259,216 +261,17 @@ impl Target {
         std::thread::Builder::new()
             .name("redis-sentinel".into())
             .spawn(move || {
-                super::sentinel::watch_switches(&weak, |t| match &t.kind {
-                    Kind::Sentinel(s) => Some(s),
-                    _ => None,
-                })
+                let Some(t) = weak.upgrade() else { return };
+                let Kind::Sentinel(s) = &t.kind else { return };
+                let s = s.clone();
+                drop(t);
+                let alive = || weak.strong_count() > 0;
+                s.watch_switches(alive, |at| {
+                    if let Some(t) = weak.upgrade() {
+                        t.found(0, at);
+                    }
+                });
             })
             .map(drop)
-    }
-}
-
-/// `ROLE` says master: a sentinel may still name a server that was
-/// demoted, and a cluster's slots a master that failed.
-pub(super) fn is_master(con: &mut redis::Connection) -> redis::RedisResult<()> {
-    let role: redis::Value = redis::cmd("ROLE").query(con)?;
-    let first = match &role {
-        redis::Value::Array(items) => items.first(),
-        _ => None,
-    };
-    match first {
-        Some(redis::Value::BulkString(b)) if b == b"master" => Ok(()),
-        _ => Err(redis::RedisError::from((
-            redis::ErrorKind::Io,
-            "the server named the master is not a master (a failover under way)",
-        ))),
-    }
-}
-
-/// A client for `info`; with TLS, its certificate checked against `ca_pem`.
-pub(super) fn client(info: redis::ConnectionInfo, ca_pem: Option<Vec<u8>>) -> redis::RedisResult<redis::Client> {
-    match ca_pem {
-        Some(pem) if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) => {
-            let roots = redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(pem),
-            };
-            redis::Client::build_with_tls(info, roots)
-        }
-        _ => redis::Client::open(info),
-    }
-}
-
-/// How a connection's answers come.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Protocol {
-    /// RESP2: one reply per command.
-    Replies,
-    /// RESP3, for subscriptions: what is published, and the confirmations
-    /// of subscribes, come as push messages. The redis crate's blocking
-    /// connection counts a read that timed out as a reply to skip later,
-    /// but never skips a push: a subscription connection can wait for
-    /// messages a little at a time, and its sharded messages (`smessage`,
-    /// which the crate's blocking `PubSub` does not read) are read too.
-    Push,
-}
-
-/// `info` speaking `protocol`.
-pub(super) fn with_protocol(info: redis::ConnectionInfo, protocol: Protocol) -> redis::ConnectionInfo {
-    match protocol {
-        Protocol::Replies => info,
-        Protocol::Push => {
-            let settings = info
-                .redis_settings()
-                .clone()
-                .set_protocol(redis::ProtocolVersion::RESP3);
-            info.set_redis_settings(settings)
-        }
-    }
-}
-
-/// `node` (a URL's password, database and TLS) at `host:port`.
-pub(super) fn at(node: &redis::ConnectionInfo, host: &str, port: u16) -> redis::ConnectionInfo {
-    let addr = match node.addr() {
-        redis::ConnectionAddr::TcpTls { insecure, .. } => redis::ConnectionAddr::TcpTls {
-            host: host.to_owned(),
-            port,
-            insecure: *insecure,
-            tls_params: None,
-        },
-        _ => redis::ConnectionAddr::Tcp(host.to_owned(), port),
-    };
-    node.clone().set_addr(addr)
-}
-
-fn address(addr: &redis::ConnectionAddr) -> String {
-    match addr {
-        redis::ConnectionAddr::Tcp(host, port) | redis::ConnectionAddr::TcpTls { host, port, .. } => {
-            format!("{host}:{port}")
-        }
-        other => other.to_string(),
-    }
-}
-
-/// `host:port` taken apart.
-pub(super) fn host_port(addr: &str) -> Option<(&str, u16)> {
-    let (host, port) = addr.rsplit_once(':')?;
-    let port = port.parse().ok().filter(|&p| p > 0)?;
-    (!host.is_empty() && !host.contains(['/', '@', ',', ' '])).then_some((host, port))
-}
-
-/// `redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB]`
-/// or `redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]`
-/// (`rediss+...` for TLS), taken apart.
-#[derive(Debug, PartialEq, Eq)]
-struct HostsUrl {
-    /// `redis` or `rediss`: how the hosts are spoken to.
-    scheme: &'static str,
-    /// The sentinels, or the cluster's seed nodes.
-    hosts: Vec<String>,
-    /// Under Sentinel, the master's name.
-    name: Option<String>,
-    /// The URL of a master but for its address (the first host's stands
-    /// in): its password, database and TLS.
-    node_url: String,
-}
-
-impl HostsUrl {
-    /// `None` for a URL of one server.
-    fn parse(url: &str) -> redis::RedisResult<Option<HostsUrl>> {
-        let bad = |why: &'static str| redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, why));
-        let (scheme, sentinel, rest) = if let Some(rest) = url.strip_prefix("redis+sentinel://") {
-            ("redis", true, rest)
-        } else if let Some(rest) = url.strip_prefix("rediss+sentinel://") {
-            ("rediss", true, rest)
-        } else if let Some(rest) = url.strip_prefix("redis+cluster://") {
-            ("redis", false, rest)
-        } else if let Some(rest) = url.strip_prefix("rediss+cluster://") {
-            ("rediss", false, rest)
-        } else {
-            return Ok(None);
-        };
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let (user, hosts) = match authority.rfind('@') {
-            Some(at) => (&authority[..=at], &authority[at + 1..]),
-            None => ("", authority),
-        };
-        let hosts: Vec<String> = hosts.split(',').map(str::to_owned).collect();
-        if hosts.iter().any(|h| host_port(h).is_none()) {
-            return Err(bad("the hosts are HOST:PORT[,HOST:PORT...], each port 1 to 65535"));
-        }
-        let (name, db) = if sentinel {
-            let (name, db) = path.split_once('/').unwrap_or((path, "0"));
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#') {
-                return Err(bad("redis+sentinel:// needs the master's name: /MASTER_NAME"));
-            }
-            if db.parse::<u32>().is_err() {
-                return Err(bad("redis+sentinel://.../MASTER_NAME/DB: the database is a number"));
-            }
-            (Some(name.to_owned()), db)
-        } else {
-            // A cluster has one database, 0.
-            if !path.is_empty() {
-                return Err(bad("redis+cluster:// names its seed nodes only: no /PATH"));
-            }
-            (None, "0")
-        };
-        Ok(Some(HostsUrl {
-            scheme,
-            node_url: format!("{scheme}://{user}{}/{db}", hosts[0]),
-            hosts,
-            name,
-        }))
-    }
-}
-
-/// Run by `Config::validate` on a broker URL: `Err` says what is wrong
-/// with it.
-pub fn check_url(url: &str) -> Result<(), String> {
-    HostsUrl::parse(url).map(drop).map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::HostsUrl;
-
-    #[test]
-    fn a_sentinel_url_names_its_sentinels_the_master_and_how_to_reach_it() {
-        let u = HostsUrl::parse("redis+sentinel://:pw@10.0.0.1:26379,10.0.0.2:26380/mymaster")
-            .unwrap()
-            .unwrap();
-        assert_eq!(u.hosts, ["10.0.0.1:26379", "10.0.0.2:26380"]);
-        assert_eq!(u.name.as_deref(), Some("mymaster"));
-        assert_eq!(u.scheme, "redis");
-        assert_eq!(u.node_url, "redis://:pw@10.0.0.1:26379/0");
-        let tls = HostsUrl::parse("rediss+sentinel://h:1/m/3").unwrap().unwrap();
-        assert_eq!((tls.scheme, tls.node_url.as_str()), ("rediss", "rediss://h:1/3"));
-        assert_eq!(HostsUrl::parse("redis://h:1/0").unwrap(), None);
-        for bad in [
-            "redis+sentinel://h:1",
-            "redis+sentinel://h:1/",
-            "redis+sentinel://h/m",
-            "redis+sentinel://h:/m",
-            "redis+sentinel://h:0/m",
-            "redis+sentinel://h:70000/m",
-            "redis+sentinel://h:1,/m",
-            "redis+sentinel://h:1/m/x",
-        ] {
-            assert!(HostsUrl::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn a_cluster_url_names_its_seed_nodes() {
-        let u = HostsUrl::parse("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7001")
-            .unwrap()
-            .unwrap();
-        assert_eq!(u.hosts, ["10.0.0.1:7000", "10.0.0.2:7001"]);
-        assert_eq!(u.name, None);
-        assert_eq!(u.node_url, "redis://:pw@10.0.0.1:7000/0");
-        assert!(HostsUrl::parse("rediss+cluster://h:1").unwrap().is_some());
-        for bad in ["redis+cluster://h:1/0", "redis+cluster://h", "redis+cluster://"] {
-            assert!(HostsUrl::parse(bad).is_err(), "{bad}");
-        }
     }
 }
