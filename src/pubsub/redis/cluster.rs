@@ -91,9 +91,17 @@ impl Cluster {
     /// Each shard's master now.
     pub(super) fn masters(&self) -> Vec<String> {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        self.home_masters(&map)
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect()
+    }
+
+    /// Each shard's master in `map` (`None`: none serves its home slot).
+    fn home_masters(&self, map: &SlotMap) -> Vec<Option<String>> {
         self.homes
             .iter()
-            .map(|&h| map.master_of(h).unwrap_or_default().to_owned())
+            .map(|&h| map.master_of(h).map(str::to_owned))
             .collect()
     }
 
@@ -115,15 +123,7 @@ impl Cluster {
         }
         *last = Some(Instant::now());
         match self.read_slots() {
-            Ok(map) => {
-                let masters = self
-                    .homes
-                    .iter()
-                    .map(|&h| map.master_of(h).map(str::to_owned))
-                    .collect();
-                let changed = self.take(map);
-                Some(Refreshed { masters, changed })
-            }
+            Ok(map) => Some(self.take(map)),
             Err(e) => {
                 log::debug!("redis cluster slots: {e}");
                 None
@@ -149,7 +149,7 @@ impl Cluster {
     }
 
     /// A connection to the node at `addr` (`host:port`).
-    pub(super) fn connect_node(&self, addr: &str, protocol: Protocol) -> redis::RedisResult<redis::Connection> {
+    fn connect_node(&self, addr: &str, protocol: Protocol) -> redis::RedisResult<redis::Connection> {
         let (host, port) = host_port(addr)
             .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "a node address not understood")))?;
         connect(&client(
@@ -194,13 +194,10 @@ impl Cluster {
         Err(last_error.unwrap_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "no cluster node answered"))))
     }
 
-    /// `map` is the cluster's slots now: the shards whose slots changed.
-    fn take(&self, map: SlotMap) -> Vec<usize> {
-        let home_masters: Vec<Option<String>> = self
-            .homes
-            .iter()
-            .map(|&h| map.master_of(h).map(str::to_owned))
-            .collect();
+    /// `map` is the cluster's slots now: each shard's master in it, and the
+    /// shards whose slots changed.
+    fn take(&self, map: SlotMap) -> Refreshed {
+        let home_masters = self.home_masters(&map);
         let by_slot: Vec<u16> = (0..SLOTS)
             .map(|slot| {
                 map.master_of(slot)
@@ -220,6 +217,9 @@ impl Cluster {
         *old = by_slot;
         drop(old);
         *self.map.lock().unwrap_or_else(|e| e.into_inner()) = map;
-        changed
+        Refreshed {
+            masters: home_masters,
+            changed,
+        }
     }
 }

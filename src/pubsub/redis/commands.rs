@@ -205,10 +205,10 @@ fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
                 }
                 // Refused, nothing done, because its slot moved to another
                 // master (`MOVED`): that master's thread carries it out.
-                Err(HubError::Unavailable(_)) if elsewhere(local, shard, channel).is_some() => {
-                    let to = elsewhere(local, shard, channel).unwrap_or(shard);
-                    pass_on(local, to, Job::Request { from, request });
-                }
+                Err(e @ HubError::Unavailable(_)) => match elsewhere(local, shard, channel) {
+                    Some(to) => pass_on(local, to, Job::Request { from, request }),
+                    None => local.inboxes[from.worker].answer(from, Answer::Published(Err(e))),
+                },
                 answer => local.inboxes[from.worker].answer(from, Answer::Published(answer)),
             }
         }

@@ -32,11 +32,7 @@ pub(super) fn pubsub_thread(
             .or_else(|| local.target.connect_shard(shard, Protocol::Push).ok())
         else {
             health.pubsub_up.store(false, Relaxed);
-            // Subscribes wait for no one meanwhile: they are refused.
-            drain_refusing(&control);
-            // News of a new master ends the wait at once.
-            let seen = local.target.generation(shard);
-            backoff.wait_unless(|| local.target.generation(shard) != seen);
+            pause(&mut backoff, &control, &local, shard);
             continue;
         };
         if again {
@@ -66,9 +62,7 @@ pub(super) fn pubsub_thread(
                 if began.elapsed() < STEADY {
                     // It failed as soon as it was made (a catch-up that
                     // fails, a subscribe refused): not again at once.
-                    drain_refusing(&control);
-                    let seen = local.target.generation(shard);
-                    backoff.wait_unless(|| local.target.generation(shard) != seen);
+                    pause(&mut backoff, &control, &local, shard);
                 }
             }
         }
@@ -78,6 +72,15 @@ pub(super) fn pubsub_thread(
 /// A subscription connection that lasted this long was a good one: the
 /// next failure is retried at once.
 const STEADY: Duration = Duration::from_secs(1);
+
+/// Wait before connecting again: out the backoff, or until news of shard
+/// `shard`'s master (a failover found) ends it at once. Subscribes wait
+/// for no one meanwhile: they are refused.
+fn pause(backoff: &mut Backoff, control: &mpsc::Receiver<Control>, local: &Local, shard: usize) {
+    drain_refusing(control);
+    let seen = local.target.generation(shard);
+    backoff.wait_unless(|| local.target.generation(shard) != seen);
+}
 
 /// While there is no connection: subscribe requests fail at once.
 pub(super) fn drain_refusing(control: &mpsc::Receiver<Control>) {

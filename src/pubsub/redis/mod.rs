@@ -223,15 +223,10 @@ impl Local {
         self.target.shard_of(channel)
     }
 
-    /// The command queue of the shard serving `channel`.
-    fn jobs_of(&self, channel: &str) -> Option<&Mutex<mpsc::Sender<Job>>> {
-        self.shards.get(self.shard_of(channel)?).map(|s| &s.jobs)
-    }
-
     /// Send `job` to the command thread of the shard serving `channel`.
     fn send_for(&self, channel: &str, job: Job) {
-        if let Some(jobs) = self.jobs_of(channel) {
-            let _ = lock(jobs).send(job);
+        if let Some(shard) = self.shard_of(channel).and_then(|i| self.shards.get(i)) {
+            let _ = lock(&shard.jobs).send(job);
         }
     }
 
