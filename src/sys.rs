@@ -34,6 +34,31 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     Ok(u64::from(limit.rlim_cur))
 }
 
+/// Let at most `bytes` of a TCP socket's output wait in the kernel unsent
+/// (`TCP_NOTSENT_LOWAT`, Linux 3.12): a write past it is `EAGAIN`, so what
+/// a peer does not read stays in the server's own queue, bounded by
+/// `limits.write_buffer_limit`, instead of in a send buffer the kernel
+/// grows to megabytes for a connection that was fast once.
+pub fn set_notsent_lowat(socket: &impl std::os::fd::AsRawFd, bytes: usize) -> io::Result<()> {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from `value`,
+    // which lives for the whole call; the descriptor is borrowed.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +83,26 @@ mod tests {
         assert_eq!(soft, hard);
         // A second call finds nothing to do and says the same.
         assert_eq!(raise_fd_limit().unwrap(), raised);
+    }
+
+    #[test]
+    fn a_socket_keeps_the_unsent_bound_it_is_given() {
+        use std::os::fd::AsRawFd;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        set_notsent_lowat(&stream, 128 << 10).unwrap();
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `value`.
+        let r = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NOTSENT_LOWAT,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!((r, value), (0, 128 << 10));
     }
 }

@@ -23,6 +23,7 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
             "max_frame_size",
             "max_message_size",
             "write_buffer_limit",
+            "tcp_notsent_lowat",
             "read_buffer_size",
             "buffer_pool_size",
             "per_ip_connections",

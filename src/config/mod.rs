@@ -335,6 +335,12 @@ pub struct Limits {
     /// that connection, and closes it if it stays over for
     /// [`Timeouts::write_stall`]. Default 1 MiB.
     pub write_buffer_limit: usize,
+    /// Bytes a connection's socket may hold not yet sent (TCP_NOTSENT_LOWAT),
+    /// so that output a peer does not take waits in
+    /// [`Limits::write_buffer_limit`]'s queue, where the slow-consumer rule
+    /// sees it, and not in a kernel buffer that autotuning grows to 4 MiB.
+    /// 0: the kernel's own. Default 131072 (128 KiB).
+    pub tcp_notsent_lowat: usize,
     /// Size of one pooled read/write buffer. Default 16384.
     pub read_buffer_size: usize,
     /// Idle buffers each worker keeps for reuse. Default 1024.
@@ -471,6 +477,7 @@ impl Default for Limits {
             max_frame_size: 16 << 20,
             max_message_size: 16 << 20,
             write_buffer_limit: 1 << 20,
+            tcp_notsent_lowat: 128 << 10,
             read_buffer_size: 16384,
             buffer_pool_size: 1024,
             per_ip_connections: 0,
@@ -566,6 +573,7 @@ impl Config {
             ("limits.max_frame_size", limits.max_frame_size),
             ("limits.max_message_size", limits.max_message_size),
             ("limits.write_buffer_limit", limits.write_buffer_limit),
+            ("limits.tcp_notsent_lowat", limits.tcp_notsent_lowat),
             ("limits.read_buffer_size", limits.read_buffer_size),
         ] {
             at_most(key, MAX_SIZE, got)?;

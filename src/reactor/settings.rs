@@ -22,6 +22,8 @@ pub struct Settings {
     pub max_request_head: usize,
     /// Pending output per connection above which it is not read from.
     pub write_buffer_limit: usize,
+    /// Unsent bytes a socket may hold (TCP_NOTSENT_LOWAT); 0: the kernel's.
+    pub tcp_notsent_lowat: usize,
     /// Size of a pooled buffer.
     pub read_buffer_size: usize,
     /// Idle buffers each worker keeps.
@@ -103,6 +105,7 @@ impl From<&Config> for Settings {
             },
             max_request_head: c.limits.max_request_head,
             write_buffer_limit: c.limits.write_buffer_limit,
+            tcp_notsent_lowat: c.limits.tcp_notsent_lowat,
             read_buffer_size: c.limits.read_buffer_size,
             buffer_pool_size: c.limits.buffer_pool_size,
             max_connections: c.server.max_connections,

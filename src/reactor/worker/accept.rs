@@ -85,6 +85,9 @@ impl Worker {
                 }
             };
             let _ = stream.set_nodelay(true);
+            if self.settings.tcp_notsent_lowat > 0 {
+                let _ = crate::sys::set_notsent_lowat(&stream, self.settings.tcp_notsent_lowat);
+            }
             self.stats.accepted.fetch_add(1, Relaxed);
             let mut accepted = Accepted::new(stream, tls);
             if !self.take_connection_slot() {
