@@ -13,7 +13,7 @@ use crate::protocol::MessageKind;
 use clap::{Args, Subcommand, ValueEnum};
 use log::warn;
 use std::io::IsTerminal;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -226,6 +226,48 @@ struct LoadArgs {
     /// WSREACTOR_PUBLISH_TOKEN).
     #[arg(long, value_name = "TOKEN")]
     publish_token: Option<String>,
+    /// Subscribe mode: this share of the subscribers (e.g. 10%) stop
+    /// reading their socket when the window opens, for --slow-reader-pause;
+    /// the report says what the server did to them (dropped, how, after
+    /// how long, what they had received) and gives the other subscribers'
+    /// latency beside a run without slow readers (--slow-reader-baseline).
+    #[arg(long, value_name = "P%", value_parser = parse_share)]
+    slow_readers: Option<f64>,
+    /// How long each slow reader stops reading (default: the whole
+    /// window); then it reads what waits.
+    #[arg(long, value_name = "D", value_parser = parse_duration, requires = "slow_readers")]
+    slow_reader_pause: Option<Duration>,
+    /// A slow reader's socket receive buffer (SO_RCVBUF), e.g. 65536: what
+    /// a client's network path holds, instead of the megabytes a loopback
+    /// socket grows to (default: the system's).
+    #[arg(long, value_name = "BYTES", requires = "slow_readers")]
+    slow_reader_rcvbuf: Option<usize>,
+    /// With --slow-readers, first run the same load without them, for the
+    /// others' latency side by side (on), or not (off).
+    #[arg(long, value_enum, value_name = "on|off", default_value_t = OnOff::On, requires = "slow_readers")]
+    slow_reader_baseline: OnOff,
+    /// Subscribe mode: AT into the window (e.g. 5s) the subscribers
+    /// (--reconnect-share of them) drop their connections at once and
+    /// connect again with their cursors (a WebSocket's last id with the
+    /// wsreactor.json subprotocol, an event stream's Last-Event-ID, a
+    /// poll's since); the report gives the time until every one has caught
+    /// up and the messages recovered. AT plus --reconnect-jitter must end
+    /// inside --duration.
+    #[arg(long, value_name = "AT", value_parser = parse_duration)]
+    reconnect_storm: Option<Duration>,
+    /// The share of subscribers the storm drops (default 100%).
+    #[arg(long, value_name = "P%", value_parser = parse_share, requires = "reconnect_storm")]
+    reconnect_share: Option<f64>,
+    /// Each dropped subscriber reconnects after a delay uniform below D
+    /// (default 0: all at once).
+    #[arg(long, value_name = "D", value_parser = parse_duration, requires = "reconnect_storm")]
+    reconnect_jitter: Option<Duration>,
+    /// Serve the run's own figures for Prometheus at ADDR (GET /metrics,
+    /// e.g. 127.0.0.1:9464) while it runs: connections, deliveries, errors,
+    /// a latency histogram, and with --server-pid the server's CPU, memory
+    /// and descriptors.
+    #[arg(long, value_name = "ADDR")]
+    metrics_bind: Option<SocketAddr>,
     /// Fail (exit 3) when more errors than this were counted.
     #[arg(long, value_name = "N", default_value_t = 0)]
     max_errors: u64,
@@ -249,6 +291,20 @@ impl From<TransportArg> for Transport {
             TransportArg::Longpoll => Transport::LongPoll,
             TransportArg::Poll => Transport::Poll,
         }
+    }
+}
+
+/// A share as a percentage, `10%` or `10` (above 0, at most 100).
+fn parse_share(s: &str) -> Result<f64, String> {
+    let p: f64 = s
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("{s:?} is not a percentage (e.g. 10%)"))?;
+    if p > 0.0 && p <= 100.0 {
+        Ok(p / 100.0)
+    } else {
+        Err(format!("{s:?} must be above 0% and at most 100%"))
     }
 }
 
@@ -305,6 +361,19 @@ impl LoadArgs {
             },
             server_pid: self.server_pid,
             close_on_open: self.close_on_open,
+            scenario: super::Scenario {
+                slow: self.slow_readers.map(|share| super::SlowReaders {
+                    share,
+                    pause: self.slow_reader_pause.unwrap_or(self.duration),
+                    rcvbuf: self.slow_reader_rcvbuf,
+                }),
+                storm: self.reconnect_storm.map(|at| super::ReconnectStorm {
+                    at,
+                    share: self.reconnect_share.unwrap_or(1.0),
+                    jitter: self.reconnect_jitter.unwrap_or(Duration::ZERO),
+                }),
+            },
+            metrics_bind: self.metrics_bind,
         }
     }
 
@@ -414,10 +483,30 @@ fn load_failed(who: &str, err: LoadError) -> ExitCode {
 fn load_command(args: LoadArgs) -> ExitCode {
     let options = args.options();
     let stop = load_setup(&options);
+    // Slow readers: the same load without them first, for the side by side.
+    let baseline = match options.scenario.slow {
+        Some(_) if args.slow_reader_baseline == OnOff::On => {
+            let mut without = options.clone();
+            without.scenario.slow = None;
+            without.metrics_bind = None;
+            eprintln!("wsreactor load: the run without slow readers first");
+            match super::run_until(&without, &stop) {
+                Ok(summary) => Some(summary),
+                Err(err) => return load_failed("wsreactor load", err),
+            }
+        }
+        _ => None,
+    };
     let mut summary = match super::run_until(&options, &stop) {
         Ok(summary) => summary,
         Err(err) => return load_failed("wsreactor load", err),
     };
+    if let (Some(b), Some(slow)) = (
+        &baseline,
+        summary.subscribe.as_mut().and_then(|s| s.slow_readers.as_mut()),
+    ) {
+        slow.set_baseline(b.latency_us);
+    }
     summary.command_line = std::env::args().collect();
     let verdict = summary.judge(&args.thresholds(), stop.load(Relaxed));
     summary.verdict = Some(verdict.clone());

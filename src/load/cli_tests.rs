@@ -137,3 +137,75 @@ fn load_flags_map_to_options() {
     assert!(Cli::try_parse_from(["wsreactor", "load", "--url", "ws://h/", "--source-ips", "x"]).is_err());
     assert!(Cli::try_parse_from(["wsreactor", "load"]).is_err());
 }
+
+#[test]
+fn scenario_flags_map_to_options_and_bad_ones_are_refused_by_name() {
+    let base = [
+        "wsreactor",
+        "load",
+        "--url",
+        "ws://127.0.0.1:9/ws/c",
+        "--mode",
+        "subscribe",
+    ];
+    fn joined<'a>(base: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
+        [base, more].concat()
+    }
+    let with = |more: &[&'static str]| joined(&base, more);
+    let o = parse_load(&with(&[
+        "--slow-readers",
+        "10%",
+        "--slow-reader-pause",
+        "3s",
+        "--slow-reader-rcvbuf",
+        "65536",
+        "--reconnect-storm",
+        "2s",
+        "--reconnect-share",
+        "50",
+        "--reconnect-jitter",
+        "500ms",
+        "--metrics-bind",
+        "127.0.0.1:9464",
+    ]))
+    .options();
+    let slow = o.scenario.slow.unwrap();
+    assert_eq!(
+        (slow.share, slow.pause, slow.rcvbuf),
+        (0.1, Duration::from_secs(3), Some(65536))
+    );
+    let storm = o.scenario.storm.unwrap();
+    assert_eq!(
+        (storm.at, storm.share, storm.jitter),
+        (Duration::from_secs(2), 0.5, Duration::from_millis(500))
+    );
+    assert_eq!(o.metrics_bind, Some("127.0.0.1:9464".parse().unwrap()));
+    // Defaults: the pause is the whole window, the storm takes everyone at once.
+    let o = parse_load(&with(&[
+        "--slow-readers",
+        "1",
+        "--reconnect-storm",
+        "1s",
+        "--duration",
+        "4s",
+    ]))
+    .options();
+    assert_eq!(o.scenario.slow.unwrap().pause, Duration::from_secs(4));
+    let storm = o.scenario.storm.unwrap();
+    assert_eq!((storm.share, storm.jitter), (1.0, Duration::ZERO));
+    // clap's refusals are usage errors (exit 2) naming the flag.
+    for (bad, flag) in [
+        (&["--slow-readers", "0%"][..], "--slow-readers"),
+        (&["--slow-readers", "101%"], "--slow-readers"),
+        (&["--slow-readers", "ten"], "--slow-readers"),
+        (&["--reconnect-share", "50%"], "--reconnect-share"),
+        (&["--reconnect-jitter", "1s"], "--reconnect-jitter"),
+        (&["--slow-reader-pause", "1s"], "--slow-reader-pause"),
+        (&["--metrics-bind", "nowhere"], "--metrics-bind"),
+        (&["--reconnect-storm", "soon"], "--reconnect-storm"),
+    ] {
+        let err = Cli::try_parse_from(with(bad)).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{bad:?}");
+        assert!(err.to_string().contains(flag), "{bad:?}: {err}");
+    }
+}

@@ -66,6 +66,26 @@ impl Client {
         self
     }
 
+    /// Subscribe mode: this subscriber's part in the run's scenario (a
+    /// slow reader's socket may get a small receive buffer).
+    pub fn with_disruption(mut self, d: Option<super::scenario::Disruption>) -> io::Result<Client> {
+        if let Some(bytes) = d.as_ref().and_then(|d| d.slow()?.rcvbuf()) {
+            self.io.set_recv_buffer(bytes)?;
+        }
+        self.session = self.session.with_disruption(d);
+        Ok(self)
+    }
+
+    /// Its part in the scenario, once, as the client goes.
+    pub fn take_disruption(&mut self) -> Option<super::scenario::Disruption> {
+        self.session.take_disruption()
+    }
+
+    /// A slow reader.
+    pub fn slow(&self) -> bool {
+        self.session.slow()
+    }
+
     /// Churn mode: this connection's cycle, if it is one.
     pub fn cycle(&self) -> Option<&Cycle> {
         self.session.cycle()
@@ -147,7 +167,9 @@ impl Client {
             if ready.writable {
                 self.flush(ctx)?;
             }
-            if ready.readable {
+            // A slow reader leaves what comes in the socket (edge-triggered:
+            // it reads it all when it resumes).
+            if ready.readable && self.session.reading(ctx.window, ctx.now) {
                 self.read_all(ready.closed, ctx)?;
             }
             self.session.pump(&mut self.io.bufs, ctx);
@@ -156,13 +178,24 @@ impl Client {
         self.life(step, ctx)
     }
 
-    /// A timer fired: send what is due.
+    /// A timer fired: send what is due; a slow reader's pause is over;
+    /// a reconnect storm drops the connection.
     pub fn on_timer(&mut self, ctx: &mut Ctx<'_>) -> Life {
         if self.session.redial_due(ctx.now) {
             return Life::Redial;
         }
-        self.session.pump(&mut self.io.bufs, ctx);
-        let step = self.flush(ctx);
+        if self.session.storm_due(ctx) {
+            // Parked: the worker hangs up, and dials again when it is due.
+            return self.life(Ok(()), ctx);
+        }
+        let step = (|| {
+            if self.session.resume_due(ctx.window, ctx.now) {
+                // Everything the pause left in the socket, to its end.
+                self.read_all(true, ctx)?;
+            }
+            self.session.pump(&mut self.io.bufs, ctx);
+            self.flush(ctx)
+        })();
         self.life(step, ctx)
     }
 
@@ -193,6 +226,9 @@ impl Client {
         let plan = ctx.plan;
         let index = self.session.index();
         self.io = Transport::connect(plan.target.addr, plan.source_for(index), plan.tls.as_ref())?;
+        if let Some(bytes) = self.session.slow_rcvbuf() {
+            self.io.set_recv_buffer(bytes)?;
+        }
         self.counted = Counted::default();
         self.session.handle_redialed(ctx.now);
         Ok(true)

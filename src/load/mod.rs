@@ -75,7 +75,9 @@ pub(crate) mod client;
 pub mod compare;
 pub(crate) mod ctx;
 pub(crate) mod echo;
+pub mod fanout;
 pub mod feed;
+pub mod metrics;
 mod options;
 mod plan;
 #[cfg(feature = "cli")]
@@ -84,6 +86,7 @@ pub mod publish;
 pub(crate) mod publisher;
 pub mod report;
 pub mod response;
+pub mod scenario;
 pub(crate) mod schedule;
 pub mod server_usage;
 pub(crate) mod session;
@@ -95,7 +98,9 @@ pub(crate) mod timer;
 pub(crate) mod transport;
 pub(crate) mod worker;
 
-pub use options::{parse_header, CursorStyle, LoadError, Mode, Options, Transport};
+pub use options::{
+    parse_header, CursorStyle, LoadError, Mode, Options, ReconnectStorm, Scenario, SlowReaders, Transport,
+};
 pub use plan::{Plan, PublishPlan};
 use report::Summary;
 pub use shared::Shared;
@@ -125,6 +130,14 @@ pub fn run_until(options: &Options, stop: &AtomicBool) -> Result<Summary, LoadEr
             "--server-pid {pid}: no such process to read in /proc"
         )));
     }
+    // Before any thread starts: a refusal leaves nothing running.
+    let exporter = match options.metrics_bind {
+        Some(addr) => Some(
+            metrics::Exporter::start(addr)
+                .map_err(|e| LoadError::Invalid(format!("--metrics-bind {addr}: cannot listen there: {e}")))?,
+        ),
+        None => None,
+    };
     let mut at_start = None;
     let seed = t0.elapsed().as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32);
     let mut lives = Vec::new();
@@ -152,6 +165,8 @@ pub fn run_until(options: &Options, stop: &AtomicBool) -> Result<Summary, LoadEr
     };
     let progress = report::Progress::new(plan.progress);
     let mut interval = histogram();
+    // Every latency so far, for the metrics endpoint.
+    let mut total = histogram();
     let mut last = (t0, 0u64, 0u64);
     let mut series = Vec::new();
     let mut stopped = false;
@@ -195,6 +210,22 @@ pub fn run_until(options: &Options, stop: &AtomicBool) -> Result<Summary, LoadEr
                 p99_us: quantile(0.99),
                 errors: errors - last.2,
             });
+            if let Some(exporter) = &exporter {
+                let _ = total.add(&interval);
+                let server = options
+                    .server_pid
+                    .and_then(|pid| Some((server_usage::sample(pid)?, metrics::open_fds(pid))));
+                let figures = metrics::Figures {
+                    phase,
+                    target: plan.connections,
+                    open,
+                    received,
+                    errors,
+                    per_second: rate,
+                    server,
+                };
+                exporter.update(metrics::page(&figures, &total));
+            }
             interval.reset();
             last = (now, received, errors);
         }

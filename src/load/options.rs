@@ -2,9 +2,10 @@
 //! [`crate::load`] for what each knob means), and why a run can fail.
 
 pub use super::feed::{CursorStyle, Transport};
+pub use super::scenario::{ReconnectStorm, Scenario, SlowReaders};
 use crate::protocol::MessageKind;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// What each connection does.
@@ -96,6 +97,11 @@ pub struct Options {
     /// Churn mode: close as soon as the 101 comes, with no message (for
     /// a server that does not echo: a push subscriber at `/ws/CHANNEL`).
     pub close_on_open: bool,
+    /// Subscribe mode: slow readers and reconnect storms.
+    pub scenario: Scenario,
+    /// Serve the run's own figures for Prometheus at this address
+    /// (`GET /metrics`) while it runs.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 /// A `--header 'Name: value'`: a field name of token characters and a value
@@ -144,6 +150,8 @@ impl Default for Options {
             cursor: CursorStyle::Wsreactor,
             server_pid: None,
             close_on_open: false,
+            scenario: Scenario::default(),
+            metrics_bind: None,
         }
     }
 }

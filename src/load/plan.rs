@@ -2,11 +2,12 @@
 //! publisher share read-only.
 
 use super::feed::{FeedPlan, Transport};
+use super::scenario::Scenario;
 use super::schedule::{ConnectSchedule, MessageSchedule};
 use super::{subscribe, LoadError, Mode, Options, Target};
 use crate::protocol::{MessageKind, ReadLimits};
 use crate::pubsub::{channel_name, valid_channel};
-use crate::push::MUX_PROTOCOL;
+use crate::push::{JSON_PROTOCOL, MUX_PROTOCOL};
 use crate::reactor::tls::TlsTarget;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -205,6 +206,11 @@ pub struct Plan {
     pub mux: Option<MuxPlan>,
     /// Churn mode: each cycle closes as its 101 comes, with no echo.
     pub close_on_open: bool,
+    /// Subscribe mode: slow readers and reconnect storms.
+    pub scenario: Scenario,
+    /// Subscribe mode over WebSocket: messages come in `wsreactor.json`
+    /// envelopes, whose ids a subscriber resumes from after a drop.
+    pub envelope: bool,
 }
 
 /// The wall clock at `t`, in nanoseconds since the unix epoch.
@@ -286,6 +292,18 @@ impl Plan {
         if o.poll_interval.is_zero() {
             return invalid("--poll-interval must be above 0");
         }
+        o.scenario
+            .check(o.mode, o.duration, o.channels_per_connection.is_some())
+            .map_err(LoadError::Invalid)?;
+        // A WebSocket subscriber resumes from the id of its latest message:
+        // wsreactor says it in the `wsreactor.json` envelope.
+        let envelope = o.scenario.storm.is_some()
+            && o.transport == Transport::Ws
+            && o.cursor == super::feed::CursorStyle::Wsreactor
+            && mux.is_none();
+        if envelope {
+            headers.push(("Sec-WebSocket-Protocol".into(), JSON_PROTOCOL.into()));
+        }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = if o.threads == 0 { cores } else { o.threads }.min(o.connections);
         let payload = match o.kind {
@@ -324,6 +342,8 @@ impl Plan {
             feed,
             mux,
             close_on_open: o.close_on_open,
+            scenario: o.scenario,
+            envelope,
         })
     }
 

@@ -38,6 +38,7 @@ use super::churn::Cycle;
 use super::ctx::Ctx;
 use super::echo::EchoFlow;
 use super::feed::{Feed, FeedPlan, Next};
+use super::scenario::{Disruption, End};
 use super::stats::record;
 use super::subscribe::{Order, Seen, Stamp};
 use super::transport::Bufs;
@@ -95,6 +96,11 @@ pub struct Session {
     /// Subscribe mode with several channels (`wsreactor.mux`): subscribes
     /// sent and not yet answered; the subscriber is ready at none.
     unanswered: u32,
+    /// Subscribe mode: its part in a slow-reader or storm scenario.
+    disruption: Option<Box<Disruption>>,
+    /// Subscribe mode over WebSocket with `wsreactor.json`: the id of the
+    /// latest message, to resume from (`?since=`) after a drop.
+    last_id: Option<u64>,
 }
 
 impl Session {
@@ -110,7 +116,75 @@ impl Session {
             opened: false,
             feed: None,
             unanswered: 0,
+            disruption: None,
+            last_id: None,
         }
+    }
+
+    /// Subscribe mode: this subscriber's part in the run's scenario.
+    pub fn with_disruption(mut self, d: Option<Disruption>) -> Session {
+        self.disruption = d.map(Box::new);
+        self
+    }
+
+    /// Its part in the scenario, once, as the subscriber goes.
+    pub fn take_disruption(&mut self) -> Option<Disruption> {
+        self.disruption.take().map(|d| *d)
+    }
+
+    /// A slow reader.
+    pub fn slow(&self) -> bool {
+        self.disruption.as_ref().is_some_and(|d| d.slow().is_some())
+    }
+
+    /// A slow reader's receive buffer, if it has its own.
+    pub fn slow_rcvbuf(&self) -> Option<usize> {
+        self.disruption.as_ref()?.slow()?.rcvbuf()
+    }
+
+    /// Reads its socket now (a slow reader pauses).
+    pub fn reading(&self, window: Option<(Instant, Instant)>, now: Instant) -> bool {
+        match self.disruption.as_deref() {
+            Some(Disruption::Slow(s)) => s.reading(window, now),
+            _ => true,
+        }
+    }
+
+    /// A slow reader's pause is over and it has not read since: it reads
+    /// what waits (once).
+    pub fn resume_due(&mut self, window: Option<(Instant, Instant)>, now: Instant) -> bool {
+        match (self.disruption.as_deref_mut(), window) {
+            (Some(Disruption::Slow(s)), Some(w)) if !s.resumed && now >= s.resume_at(w) => {
+                s.resumed = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A reconnect storm's drop is due: if the subscriber is open, its
+    /// connection is given up (the session waits in `Redial` for its
+    /// return, its cursor kept) and true is returned.
+    pub fn storm_due(&mut self, ctx: &Ctx<'_>) -> bool {
+        let Some(Disruption::Storm(s)) = self.disruption.as_deref_mut() else {
+            return false;
+        };
+        if !s.due(ctx.window, ctx.now) {
+            return false;
+        }
+        let open = self.opened
+            && matches!(
+                self.state,
+                State::Open { .. } | State::Feed { .. } | State::Redial { .. }
+            );
+        let Some(back) = s.drop_now(open, ctx.now) else {
+            return false;
+        };
+        if let Some(feed) = self.feed.as_deref_mut() {
+            feed.drop_connection();
+        }
+        self.state = State::Redial { at: back };
+        true
     }
 
     /// Churn mode: this connection is one cycle, due at `due`.
@@ -217,17 +291,20 @@ impl Session {
 
     /// When the next message is due, if one is and the pipeline has room.
     pub fn wake_at(&self, plan: &Plan, window: Option<(Instant, Instant)>, now: Instant) -> Option<Instant> {
-        let ws = match &self.state {
-            State::Open { ws } => ws,
+        let scenario = window.and_then(|w| self.disruption.as_ref()?.wake_at(w));
+        let own = match &self.state {
+            State::Open { ws } => {
+                let sending = plan.mode == Mode::Echo && !ws.close_state().sent && !ws.close_state().received;
+                window.and_then(|w| self.echo.wake_at(plan, w, now)).filter(|_| sending)
+            }
             State::Feed {
                 due: Some(at),
                 redial: false,
             }
-            | State::Redial { at } => return Some(*at),
-            _ => return None,
+            | State::Redial { at } => Some(*at),
+            _ => None,
         };
-        let sending = plan.mode == Mode::Echo && !ws.close_state().sent && !ws.close_state().received;
-        self.echo.wake_at(plan, window?, now).filter(|_| sending)
+        own.into_iter().chain(scenario).min()
     }
 
     /// Check time-outs (the driver calls it every tick).
@@ -311,6 +388,9 @@ impl Session {
         if ctx.window.is_some() {
             ctx.stats.wire.connects += 1;
         }
+        if let Some(Disruption::Storm(s)) = self.disruption.as_deref_mut() {
+            s.back(ctx.now);
+        }
         let plan = ctx.plan;
         if let Some(fp) = &plan.feed {
             let feed = self.feed.get_or_insert_with(|| Box::new(Feed::new()));
@@ -332,7 +412,14 @@ impl Session {
         let hs = ClientHandshake::new(nonce);
         let target = &ctx.plan.target;
         let headers: Vec<(&str, &str)> = ctx.plan.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        hs.write_request(bufs.out(ctx.pool), &target.host, &target.path, &headers);
+        // Back from a drop: from the latest message it had (the
+        // `wsreactor.json` envelope's id).
+        let path = match self.last_id {
+            Some(id) if target.path.contains('?') => format!("{}&since={id}", target.path),
+            Some(id) => format!("{}?since={id}", target.path),
+            None => target.path.clone(),
+        };
+        hs.write_request(bufs.out(ctx.pool), &target.host, &path, &headers);
         self.state = State::Handshake { hs };
         self.since = ctx.now;
     }
@@ -371,8 +458,10 @@ impl Session {
         };
         let was_ready = feed.ready(fp);
         let now = ctx.now;
-        let order = &mut self.order;
-        let read = feed.read(fp, rbuf.filled(), now, &mut |d| feed_delivery(order, &d.payload, ctx));
+        let (order, disruption) = (&mut self.order, &mut self.disruption);
+        let read = feed.read(fp, rbuf.filled(), now, &mut |d| {
+            feed_delivery(order, disruption, &d.payload, ctx)
+        });
         let next = match read {
             Ok((used, next)) => {
                 rbuf.consume(used);
@@ -380,6 +469,7 @@ impl Session {
             }
             Err(e) => {
                 match e {
+                    super::feed::FeedError::Status(code) if slow_end(&mut self.disruption, End::Status(code)) => {}
                     super::feed::FeedError::Status(code) => {
                         *ctx.stats.errors.handshake_status.entry(code).or_default() += 1
                     }
@@ -418,8 +508,8 @@ impl Session {
             return Err(Dead);
         };
         let stream = !feed.idle();
-        let order = &mut self.order;
-        let at = feed.at_eof(fp, ctx.now, &mut |d| feed_delivery(order, &d.payload, ctx));
+        let (order, disruption) = (&mut self.order, &mut self.disruption);
+        let at = feed.at_eof(fp, ctx.now, &mut |d| feed_delivery(order, disruption, &d.payload, ctx));
         let at = match at {
             Ok(at) if redial => due.unwrap_or(at),
             Ok(at) => at,
@@ -430,6 +520,8 @@ impl Session {
         };
         if stream || !redial {
             ctx.stats.wire.reconnects += 1;
+            // The server ended a slow reader's stream (it resumes).
+            slow_end(&mut self.disruption, End::Eof);
         }
         self.state = State::Redial { at };
         Ok(())
@@ -459,6 +551,9 @@ impl Session {
                         }
                         self.unanswered = mux.subscribes.len() as u32;
                     }
+                    // Opened again after a drop: the same subscriber, its
+                    // order kept.
+                    None if self.opened => self.since = ctx.now,
                     None => {
                         record(&mut ctx.stats.handshake, ctx.now.saturating_duration_since(self.since));
                         ctx.stats.opened += 1;
@@ -512,8 +607,13 @@ impl Session {
                             .on_echo(payload.len(), ctx.now, ctx.plan, ctx.stats, ctx.interval),
                         // Several channels: replies, then JSON envelopes
                         // (a delivery counts until the channel is closed).
-                        (Some(Event::Message(_, payload)), ..) if ctx.plan.mux.is_some() => {
-                            match on_mux_message(&payload, &mut self.unanswered, &mut self.order, ctx) {
+                        (Some(Event::Message(_, payload)), ..) if ctx.plan.mux.is_some() || ctx.plan.envelope => {
+                            let sub = Subscribed {
+                                order: &mut self.order,
+                                disruption: &mut self.disruption,
+                                last_id: &mut self.last_id,
+                            };
+                            match on_mux_message(&payload, &mut self.unanswered, sub, ctx) {
                                 MuxSaid::Ready => ready(&mut self.opened, &mut self.order, self.since, ctx),
                                 // Never subscribed to all it asked for: not
                                 // a subscriber of this run.
@@ -526,13 +626,17 @@ impl Session {
                             }
                         }
                         // A delivery counts until the channel is closed.
-                        (Some(Event::Message(_, payload)), _, Some(order)) => on_delivery(order, &payload, ctx),
+                        (Some(Event::Message(_, payload)), _, Some(order)) => {
+                            on_delivery(order, &mut self.disruption, &payload, ctx)
+                        }
                         (Some(Event::Message(..)), ..) => ctx.stats.received += 1,
                         // The server closed first: §7.1.5, its code is the
                         // connection's close code (1005 when it gave none).
                         (Some(Event::Close(frame)), ..) if !closing => {
                             let code = frame.code.unwrap_or(CloseCode::NO_STATUS).0;
-                            *ctx.stats.errors.close_codes.entry(code).or_default() += 1;
+                            if !slow_end(&mut self.disruption, End::Close(code)) {
+                                *ctx.stats.errors.close_codes.entry(code).or_default() += 1;
+                            }
                         }
                         _ => {}
                     }
@@ -592,11 +696,17 @@ impl Session {
             State::Handshake { .. } => errors.socket(e),
             // §7.1.5: closed with no close frame received: 1006.
             State::Open { ws } if !ws.close_state().received => {
-                *errors.close_codes.entry(CloseCode::ABNORMAL.0).or_default() += 1
+                if !slow_end(&mut self.disruption, End::Close(CloseCode::ABNORMAL.0)) {
+                    *errors.close_codes.entry(CloseCode::ABNORMAL.0).or_default() += 1
+                }
             }
             // The close handshake is done: EOF is what Closing waits for.
             State::Open { .. } | State::Closing => {}
-            State::Feed { .. } | State::Redial { .. } => errors.socket(e),
+            State::Feed { .. } | State::Redial { .. } => {
+                if !slow_end(&mut self.disruption, End::Io(super::stats::io_kind(e))) {
+                    errors.socket(e)
+                }
+            }
         }
         Dead
     }
@@ -612,14 +722,24 @@ enum MuxSaid {
     Nothing,
 }
 
-/// A `wsreactor.mux` message (`--channels-per-connection`): a reply to a
-/// subscribe, or a channel's message in the JSON envelope (its `data` the
-/// payload as published, base64 for binary), a gap or another notice,
-/// each counted as what it is.
-fn on_mux_message(payload: &[u8], unanswered: &mut u32, order: &mut Option<Box<Order>>, ctx: &mut Ctx<'_>) -> MuxSaid {
+/// What a subscriber's deliveries go into.
+struct Subscribed<'s> {
+    order: &'s mut Option<Box<Order>>,
+    disruption: &'s mut Option<Box<Disruption>>,
+    /// The latest message id seen, for a resume.
+    last_id: &'s mut Option<u64>,
+}
+
+/// A message in the JSON envelope: on a `wsreactor.mux` connection
+/// (`--channels-per-connection`) a reply to a subscribe or a channel's
+/// message, on a `wsreactor.json` one a message (its `data` the payload as
+/// published, base64 for binary, its `id` the cursor to resume from); a
+/// gap or another notice; each counted as what it is.
+fn on_mux_message(payload: &[u8], unanswered: &mut u32, sub: Subscribed<'_>, ctx: &mut Ctx<'_>) -> MuxSaid {
     use base64::Engine;
     #[derive(serde::Deserialize)]
     struct Said<'a> {
+        id: Option<u64>,
         reply: Option<serde::de::IgnoredAny>,
         ok: Option<bool>,
         #[serde(borrow)]
@@ -653,18 +773,21 @@ fn on_mux_message(payload: &[u8], unanswered: &mut u32, order: &mut Option<Box<O
         errors.delivery("gap", 1);
         return MuxSaid::Nothing;
     }
-    let (Some(data), Some(order)) = (said.data, order.as_deref_mut()) else {
+    let (Some(data), Some(order)) = (said.data, sub.order.as_deref_mut()) else {
         // A notice (a subscription ended), or a message before the last
         // subscribe was answered: not counted as delivered.
         errors.delivery("unexpected", 1);
         return MuxSaid::Nothing;
     };
+    if said.id.is_some() {
+        *sub.last_id = said.id;
+    }
     match said.encoding.as_deref() {
         Some("base64") => match base64::engine::general_purpose::STANDARD.decode(data.as_bytes()) {
-            Ok(bytes) => on_delivery(order, &bytes, ctx),
+            Ok(bytes) => on_delivery(order, sub.disruption, &bytes, ctx),
             Err(_) => ctx.stats.errors.delivery("bad_payload", 1),
         },
-        _ => on_delivery(order, data.as_bytes(), ctx),
+        _ => on_delivery(order, sub.disruption, data.as_bytes(), ctx),
     }
     MuxSaid::Nothing
 }
@@ -700,14 +823,34 @@ fn new_order(plan: &Plan) -> Box<Order> {
 /// An HTTP subscriber's delivery: a message can come in the same read as
 /// the first answer, before the subscriber is marked ready, so the order
 /// is made at the first that comes.
-fn feed_delivery(order: &mut Option<Box<Order>>, payload: &[u8], ctx: &mut Ctx<'_>) {
+fn feed_delivery(
+    order: &mut Option<Box<Order>>,
+    disruption: &mut Option<Box<Disruption>>,
+    payload: &[u8],
+    ctx: &mut Ctx<'_>,
+) {
     let order = order.get_or_insert_with(|| new_order(ctx.plan));
-    on_delivery(order, payload, ctx);
+    on_delivery(order, disruption, payload, ctx);
+}
+
+/// A slow reader's connection ended (the first end is the one kept):
+/// true, and it is the scenario's figure, not an error; false for any
+/// other subscriber.
+fn slow_end(disruption: &mut Option<Box<Disruption>>, end: End) -> bool {
+    match disruption.as_deref_mut() {
+        Some(Disruption::Slow(s)) => {
+            s.ended.get_or_insert(end);
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Subscribe mode: check a delivered message's place in its lane and
-/// record its latency from the time it was due to be published.
-fn on_delivery(order: &mut Order, payload: &[u8], ctx: &mut Ctx<'_>) {
+/// record its latency from the time it was due to be published (a slow
+/// reader's apart), its publish's reach, and the subscriber's part in the
+/// scenario.
+fn on_delivery(order: &mut Order, disruption: &mut Option<Box<Disruption>>, payload: &[u8], ctx: &mut Ctx<'_>) {
     let errors = &mut ctx.stats.errors;
     let stamp = match ctx.plan.kind {
         crate::protocol::MessageKind::Binary => Stamp::read(payload),
@@ -728,12 +871,20 @@ fn on_delivery(order: &mut Order, payload: &[u8], ctx: &mut Ctx<'_>) {
         Some(Seen::Late) => errors.delivery("out_of_order", 1),
         Some(Seen::InOrder | Seen::Ahead) => {}
     }
-    ctx.stats.received += 1;
     // Payload times are the wall clock's: the publisher may be another
     // process (--observe).
-    let now = ctx.plan.unix_ns(Instant::now());
+    let at = Instant::now();
+    let now = ctx.plan.unix_ns(at);
     let since = |ns: u64| Duration::from_nanos(now.saturating_sub(ns));
     let latency = since(stamp.scheduled_ns);
+    if let Some(d) = disruption.as_deref_mut() {
+        d.on_delivery(at.checked_sub(latency).unwrap_or(at), order.gapless(), at);
+        if d.slow().is_some() {
+            return record(&mut ctx.stats.slow_latency, latency);
+        }
+    }
+    ctx.stats.received += 1;
+    ctx.stats.fanout.see(stamp.lane, stamp.seq, latency);
     record(&mut ctx.stats.latency, latency);
     if let Some(sent) = stamp.sent_ns {
         record(&mut ctx.stats.service, since(sent));

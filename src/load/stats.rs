@@ -9,6 +9,8 @@
 //! Latencies are recorded in microseconds from 1 µs to one hour with three
 //! significant digits; a longer value is recorded as the maximum.
 
+use super::fanout::FanOut;
+use super::scenario::ScenarioStats;
 use super::subscribe::Order;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -269,6 +271,13 @@ pub struct Stats {
     pub churn: ChurnStats,
     /// What the connections carried from the window's start to the end.
     pub wire: Wire,
+    /// Subscribe mode: slow readers' deliveries, from the time each was
+    /// due (kept out of `latency`, which is then the other subscribers').
+    pub slow_latency: Histogram<u64>,
+    /// Subscribe mode: each publish's reach.
+    pub fanout: FanOut,
+    /// Subscribe mode: slow readers and reconnect storms.
+    pub scenario: ScenarioStats,
 }
 
 /// Bytes on the wire and HTTP requests, counted by the client from what it
@@ -315,6 +324,9 @@ impl Default for Stats {
             orders: Vec::new(),
             churn: ChurnStats::default(),
             wire: Wire::default(),
+            slow_latency: histogram(),
+            fanout: FanOut::default(),
+            scenario: ScenarioStats::default(),
         }
     }
 }
@@ -335,6 +347,9 @@ impl Stats {
         self.orders.extend_from_slice(&other.orders);
         self.churn.merge(&other.churn);
         self.wire.merge(&other.wire);
+        let _ = self.slow_latency.add(&other.slow_latency);
+        self.fanout.merge(&other.fanout);
+        self.scenario.merge(&other.scenario);
     }
 }
 

@@ -213,6 +213,12 @@ impl Order {
         self.lanes.iter().map(|l| l.next)
     }
 
+    /// Every message before the latest received of each lane is received
+    /// (none is missing so far).
+    pub fn gapless(&self) -> bool {
+        self.lanes.iter().all(|l| l.gaps.is_empty() && l.forgotten == 0)
+    }
+
     /// Note a received stamp; `None` when its lane is not one of ours.
     pub fn see(&mut self, stamp: &Stamp) -> Option<Seen> {
         let seen = self.lanes.get_mut(stamp.lane)?.see(stamp.seq);

@@ -113,6 +113,13 @@ impl Transport {
         }
     }
 
+    /// Hold at most about `bytes` unread in the kernel (SO_RCVBUF; Linux
+    /// doubles it for its own bookkeeping): what a slow reader's network
+    /// path would hold, rather than a loopback's autotuned megabytes.
+    pub fn set_recv_buffer(&mut self, bytes: usize) -> io::Result<()> {
+        socket2::SockRef::from(&*self.stream()).set_recv_buffer_size(bytes)
+    }
+
     /// The socket, for (de)registration.
     pub fn stream(&mut self) -> &mut TcpStream {
         match &mut self.link {

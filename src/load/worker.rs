@@ -195,8 +195,9 @@ impl Worker {
             self.next += plan.threads;
             self.stats.attempted += 1;
             let source = plan.source_for(index);
-            let result =
-                Client::connect(index, plan.target.addr, source, plan.tls.as_ref(), now).and_then(|c| self.add(c));
+            let result = Client::connect(index, plan.target.addr, source, plan.tls.as_ref(), now)
+                .and_then(|c| c.with_disruption(plan.scenario.disruption(index)))
+                .and_then(|c| self.add(c));
             if let Err(e) = result {
                 self.stats.errors.socket(&e);
                 self.shared.resolve(false, now);
@@ -329,8 +330,12 @@ impl Worker {
             slots.free(now, !cycle.done());
         }
         client.release(&mut self.pool);
-        if let Some(order) = client.take_order() {
+        // A slow reader's deliveries are its own figures, not reconciled.
+        if let Some(order) = client.take_order().filter(|_| !client.slow()) {
             self.stats.orders.push(order);
+        }
+        if let Some(d) = client.take_disruption() {
+            self.stats.scenario.finish(&d, self.window.map(|w| w.0));
         }
         if client.opened() {
             self.shared.closed();

@@ -4,6 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod scenarios;
 mod transports;
 mod verdict;
 

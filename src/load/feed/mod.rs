@@ -220,6 +220,12 @@ impl Feed {
         matches!(self.state, State::Idle)
     }
 
+    /// The connection was given up (a reconnect storm): whatever was
+    /// under way on it is forgotten; the cursor stays, for the next.
+    pub fn drop_connection(&mut self) {
+        self.state = State::Idle;
+    }
+
     /// Queue the next request in `out`.
     pub fn request(&mut self, plan: &FeedPlan, out: &mut Vec<u8>, now: Instant) {
         let c = &self.cursor;

@@ -26,7 +26,13 @@
 //!                            bytes_in_per_delivery, bytes_out_per_delivery, requests, requests_per_second,
 //!                            connects, connections_opened, reconnects,
 //!                            server: null | { pid, cpu_s, cpu_us_per_delivery, rss_bytes,
-//!                                             rss_bytes_per_subscriber } } },
+//!                                             rss_bytes_per_subscriber } },
+//!               fanout     { publishes, complete, incomplete, untracked, completion_us { count, min, ... } },
+//!               slow_readers null | { share, pause_s, readers, dropped, dropped_by { "close 1013": n },
+//!                            served_ms { min, p50, max }, received { min, p50, max },
+//!                            latency_us, others_us, baseline_us (null: not run), p99_ratio },
+//!               reconnect_storm null | { at_s, share, jitter_s, dropped, reconnected, caught_up,
+//!                            not_caught_up, caught_up_us { count, min, ... }, all_caught_up_s, recovered } },
 //! churn       null, or in churn mode:
 //!             { slots, rate, due, started, unstarted, late, fell_behind, cycles, cycles_per_sec,
 //!               completed_after_window, failed, server_kept_open, echo_us { count, min, ... } },
@@ -46,18 +52,24 @@
 //! `messages.sent` counts publishes, `messages.received` deliveries
 //! (duplicates included) and `messages.lost` the missing ones. Deliveries
 //! per second are over the window; those that arrive in the drain after it
-//! count too.
+//! count too. `fanout.completion_us` is, per accepted publish that every
+//! subscriber received, the latest of its deliveries. With slow readers,
+//! `latency_us`, the deliveries and the fan-out are the other subscribers'
+//! (the slow ones' are in `slow_readers`).
 
 mod progress;
+mod scenario;
 mod table;
 mod verdict;
 mod wire;
 
 pub use progress::Progress;
+pub use scenario::{SlowReport, Spread, StormReport};
 pub use verdict::{Thresholds, Verdict, EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_THRESHOLD};
 pub use wire::TransportReport;
 
 use super::churn::ChurnReport;
+use super::fanout::FanOutReport;
 use super::publisher::PublishOutcome;
 use super::stats::{Errors, Stats};
 // Here too, where the report's fields have always named it.
@@ -188,6 +200,12 @@ pub struct SubscribeReport {
     pub publish_us: Percentiles,
     /// How the subscribers received, and what it cost on the wire.
     pub transport: TransportReport,
+    /// Per publish, until its last subscriber had it.
+    pub fanout: FanOutReport,
+    /// `--slow-readers`: what became of them and of the others.
+    pub slow_readers: Option<SlowReport>,
+    /// `--reconnect-storm`: how the subscribers came back.
+    pub reconnect_storm: Option<StormReport>,
 }
 
 /// The publisher's side.
@@ -439,5 +457,14 @@ fn subscribe_report(
             stats.received,
             measured.as_secs_f64(),
         ),
+        fanout: stats.fanout.report(&p.streams, subscribers),
+        slow_readers: plan.scenario.slow.map(|slow| {
+            let others = Percentiles::of(&stats.latency);
+            SlowReport::new(slow, &stats.scenario, Percentiles::of(&stats.slow_latency), others)
+        }),
+        reconnect_storm: plan
+            .scenario
+            .storm
+            .map(|storm| StormReport::new(storm, &stats.scenario)),
     }
 }

@@ -73,6 +73,18 @@ impl Summary {
                 rows.push(("delivery from send [service_us]".into(), self.service_us));
             }
             rows.push(("publish POST to answer [publish_us]".into(), sub.publish_us));
+            if sub.fanout.complete > 0 {
+                rows.push(("fan-out: each publish to its last".into(), sub.fanout.completion_us));
+            }
+            if let Some(slow) = &sub.slow_readers {
+                rows.push(("delivery to the slow readers".into(), slow.latency_us));
+                if let Some(b) = slow.baseline_us {
+                    rows.push(("delivery, run without slow readers".into(), b));
+                }
+            }
+            if let Some(storm) = &sub.reconnect_storm {
+                rows.push(("storm: drop to caught up".into(), storm.caught_up_us));
+            }
         }
         if let Some(churn) = &self.churn {
             rows.push((
@@ -201,11 +213,18 @@ fn subscribe_lines(s: &mut String, sub: &SubscribeReport, m: &Messages) {
     if p.accepted == 0 {
         let _ = writeln!(s, "             no publish was accepted: nothing was there to deliver");
     } else {
+        let f = &sub.fanout;
         let _ = writeln!(
             s,
-            "             {} of {} subscribers got every accepted message",
-            d.complete_subscribers, d.subscribers
+            "             {} of {} subscribers got every accepted message; {} of {} publishes reached every subscriber",
+            d.complete_subscribers, d.subscribers, f.complete, f.publishes
         );
+    }
+    if let Some(slow) = &sub.slow_readers {
+        slow.lines(s);
+    }
+    if let Some(storm) = &sub.reconnect_storm {
+        storm.lines(s);
     }
 }
 
