@@ -44,16 +44,18 @@ pub struct Client {
 }
 
 impl Client {
-    /// Start connecting client `index` to `addr`, from `source` if given.
+    /// Start connecting client `index` to `addr`, from `source` if given
+    /// (`rcvbuf`: a slow reader's receive buffer, see [`Transport::slow_path`]).
     pub fn connect(
         index: usize,
         addr: SocketAddr,
         source: Option<IpAddr>,
         tls: Option<&TlsTarget>,
         now: Instant,
+        rcvbuf: Option<usize>,
     ) -> io::Result<Client> {
         Ok(Client {
-            io: Transport::connect(addr, source, tls)?,
+            io: Transport::connect_with(addr, source, tls, rcvbuf)?,
             session: Session::new(index, now),
             counted: Counted::default(),
             armed: None,
@@ -66,14 +68,10 @@ impl Client {
         self
     }
 
-    /// Subscribe mode: this subscriber's part in the run's scenario (a
-    /// slow reader's socket may get a small receive buffer).
-    pub fn with_disruption(mut self, d: Option<super::scenario::Disruption>) -> io::Result<Client> {
-        if let Some(bytes) = d.as_ref().and_then(|d| d.slow()?.rcvbuf()) {
-            self.io.set_recv_buffer(bytes)?;
-        }
+    /// Subscribe mode: this subscriber's part in the run's scenario.
+    pub fn with_disruption(mut self, d: Option<super::scenario::Disruption>) -> Client {
         self.session = self.session.with_disruption(d);
-        Ok(self)
+        self
     }
 
     /// Its part in the scenario, once, as the client goes.
@@ -189,8 +187,9 @@ impl Client {
             return self.life(Ok(()), ctx);
         }
         let step = (|| {
-            if self.session.resume_due(ctx.window, ctx.now) {
-                // Everything the pause left in the socket, to its end.
+            // Everything the pause left in the socket, to its end (if it
+            // has one: between two connections there is nothing to read).
+            if self.session.resume_due(ctx.window, ctx.now) && self.session.can_send() {
                 self.read_all(true, ctx)?;
             }
             self.session.pump(&mut self.io.bufs, ctx);
@@ -225,10 +224,8 @@ impl Client {
         }
         let plan = ctx.plan;
         let index = self.session.index();
-        self.io = Transport::connect(plan.target.addr, plan.source_for(index), plan.tls.as_ref())?;
-        if let Some(bytes) = self.session.slow_rcvbuf() {
-            self.io.set_recv_buffer(bytes)?;
-        }
+        let rcvbuf = self.session.slow_rcvbuf();
+        self.io = Transport::connect_with(plan.target.addr, plan.source_for(index), plan.tls.as_ref(), rcvbuf)?;
         self.counted = Counted::default();
         self.session.handle_redialed(ctx.now);
         Ok(true)

@@ -53,6 +53,8 @@ pub struct FanOutReport {
     pub incomplete: u64,
     /// Deliveries not followed (over the bound of publishes per worker).
     pub untracked: u64,
+    /// Publishes past the bound, neither complete nor incomplete.
+    pub untracked_publishes: u64,
     /// Over the complete publishes: from the time each was due to its
     /// arrival at its last subscriber.
     pub completion_us: Percentiles,
@@ -130,6 +132,8 @@ impl FanOut {
                         r.complete += 1;
                         h.saturating_record(u64::from(reach.latest_us).max(1));
                     }
+                    // Past a full table nobody can say: not followed.
+                    None if self.untracked > 0 => r.untracked_publishes += 1,
                     _ => r.incomplete += 1,
                 }
             }
@@ -194,6 +198,19 @@ mod tests {
         assert_eq!(f.tracked, MAX_TRACKED);
         f.see(1, 0, ms(1));
         assert_eq!(f.untracked, 4);
+        // Stream 1's publish was never followed: not called incomplete.
+        let streams = [
+            LaneOutcome {
+                sent: 0,
+                ..LaneOutcome::default()
+            },
+            LaneOutcome {
+                sent: 1,
+                ..LaneOutcome::default()
+            },
+        ];
+        let r = f.report(&streams, 1);
+        assert_eq!((r.publishes, r.incomplete, r.untracked_publishes), (1, 0, 1));
     }
 
     #[test]

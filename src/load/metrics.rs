@@ -197,7 +197,14 @@ fn serve(listener: &TcpListener, page: &Mutex<String>, stop: &AtomicBool) {
 /// elsewhere, 400 for what is not a request; then close.
 fn answer(mut stream: TcpStream, text: &str) -> io::Result<()> {
     stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(SCRAPE_TIMEOUT))?;
+    // One deadline for the whole scrape, however the bytes trickle in.
+    let deadline = std::time::Instant::now() + SCRAPE_TIMEOUT;
+    let left = || {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        (!left.is_zero())
+            .then_some(left)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))
+    };
     stream.set_write_timeout(Some(SCRAPE_TIMEOUT))?;
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
@@ -205,6 +212,7 @@ fn answer(mut stream: TcpStream, text: &str) -> io::Result<()> {
         if head.len() > MAX_REQUEST {
             return reply(&mut stream, "431 Request Header Fields Too Large", "");
         }
+        stream.set_read_timeout(Some(left()?))?;
         let n = stream.read(&mut buf)?;
         if n == 0 {
             return Ok(());
@@ -300,6 +308,24 @@ mod tests {
         let mut long = "GET /metrics HTTP/1.1\r\nX: ".to_owned();
         long.push_str(&"a".repeat(MAX_REQUEST + 800 - long.len()));
         assert!(get(e.addr, &long).starts_with("HTTP/1.1 431"));
+        // A scraper that trickles its request is cut off at the deadline,
+        // and the next is answered.
+        let t0 = std::time::Instant::now();
+        let mut slow = TcpStream::connect(e.addr).unwrap();
+        for b in b"GET /me" {
+            if slow.write_all(&[*b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        let mut rest = Vec::new();
+        let _ = slow.read_to_end(&mut rest);
+        assert!(
+            t0.elapsed() < SCRAPE_TIMEOUT + Duration::from_millis(1500),
+            "{:?}",
+            t0.elapsed()
+        );
+        assert!(get(e.addr, "GET /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200"));
         let addr = e.addr;
         drop(e);
         assert!(TcpStream::connect(addr).is_err(), "closed with the run");

@@ -293,14 +293,20 @@ impl Plan {
             return invalid("--poll-interval must be above 0");
         }
         o.scenario
-            .check(o.mode, o.duration, o.channels_per_connection.is_some())
+            .check(o.mode, o.transport, o.duration, o.channels_per_connection.is_some())
             .map_err(LoadError::Invalid)?;
         // A WebSocket subscriber resumes from the id of its latest message:
         // wsreactor says it in the `wsreactor.json` envelope.
+        // (Not over a subprotocol the user asked for with --header.)
+        let own_protocol = o
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("Sec-WebSocket-Protocol"));
         let envelope = o.scenario.storm.is_some()
             && o.transport == Transport::Ws
             && o.cursor == super::feed::CursorStyle::Wsreactor
-            && mux.is_none();
+            && mux.is_none()
+            && !own_protocol;
         if envelope {
             headers.push(("Sec-WebSocket-Protocol".into(), JSON_PROTOCOL.into()));
         }

@@ -23,7 +23,8 @@
 //!
 //! Who is chosen is a property of the subscriber's index, spread evenly
 //! over the run and over the worker threads (a golden-ratio sequence), so
-//! that a re-run picks the same ones.
+//! that a re-run picks the same ones. The two never pick the same
+//! subscriber: the storm's share is of the subscribers that are not slow.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -63,8 +64,14 @@ pub struct Scenario {
 /// fractional parts of `index × φ` are spread evenly over `[0, 1)` for any
 /// run of indexes, so about `share × n` of any `n` in a row are chosen.
 pub fn chosen(index: usize, share: f64) -> bool {
+    in_band(index, 0.0, share)
+}
+
+/// Whether subscriber `index`'s place in `[0, 1)` is in `[from, to)`.
+fn in_band(index: usize, from: f64, to: f64) -> bool {
     const PHI: f64 = 0.618_033_988_749_894_9;
-    (index as f64 * PHI).fract() < share
+    let x = (index as f64 * PHI).fract();
+    x >= from && x < to
 }
 
 /// Subscriber `index`'s reconnect delay, uniform in `[0, jitter)`.
@@ -80,7 +87,13 @@ pub fn backoff(index: usize, jitter: Duration) -> Duration {
 impl Scenario {
     /// Refuse what cannot be run, naming the flag: a scenario is about a
     /// push server's subscribers, inside the window.
-    pub fn check(&self, mode: super::Mode, duration: Duration, mux: bool) -> Result<(), String> {
+    pub fn check(
+        &self,
+        mode: super::Mode,
+        transport: super::Transport,
+        duration: Duration,
+        mux: bool,
+    ) -> Result<(), String> {
         if *self == Scenario::default() {
             return Ok(());
         }
@@ -91,6 +104,13 @@ impl Scenario {
         if let Some(slow) = self.slow {
             if !share(slow.share) {
                 return Err("--slow-readers must be above 0% and at most 100%".into());
+            }
+            if transport == super::Transport::Poll {
+                return Err(
+                    "--slow-readers is for --transport ws, sse and longpoll: a short poller only reads \
+                            what it asks for"
+                        .into(),
+                );
             }
             if slow.pause.is_zero() {
                 return Err("--slow-reader-pause must be above 0".into());
@@ -124,7 +144,11 @@ impl Scenario {
         if let Some(slow) = self.slow.filter(|s| chosen(index, s.share)) {
             return Some(Disruption::Slow(SlowReader::new(slow)));
         }
-        let storm = self.storm.filter(|s| chosen(index, s.share))?;
+        // The storm's share of the others: the band just above the slow one.
+        let slow = self.slow.map_or(0.0, |s| s.share);
+        let storm = self
+            .storm
+            .filter(|s| in_band(index, slow, slow + s.share * (1.0 - slow)))?;
         Some(Disruption::Storm(Stormed::new(storm, backoff(index, storm.jitter))))
     }
 }
@@ -187,10 +211,13 @@ impl Disruption {
     /// latest of each stream.
     pub fn on_delivery(&mut self, due: Instant, whole: bool, now: Instant) {
         match self {
-            Disruption::Slow(s) => {
+            // What it had when the server ended it: an event stream it
+            // resumes does not count.
+            Disruption::Slow(s) if s.ended.is_none() => {
                 s.received += 1;
                 s.last_due = s.last_due.max(Some(due));
             }
+            Disruption::Slow(_) => {}
             Disruption::Storm(s) => s.on_delivery(due, whole, now),
         }
     }
@@ -202,7 +229,7 @@ pub struct SlowReader {
     plan: SlowReaders,
     /// Reading again (the pause is over).
     pub resumed: bool,
-    /// Distinct messages received.
+    /// Distinct messages received until the server ended it.
     pub received: u64,
     /// When the latest message received was due to be published.
     pub last_due: Option<Instant>,
@@ -252,7 +279,7 @@ impl SlowReader {
 enum Storming {
     /// The storm has not come.
     Before,
-    /// Dropped at `dropped`, back at `back`.
+    /// Dropped at `dropped`, to connect again at `back`.
     Away { dropped: Instant, back: Instant },
     /// Connected again at `back` since the drop at `dropped`.
     Back { dropped: Instant, back: Instant },
@@ -269,7 +296,8 @@ pub struct Stormed {
     /// Its reconnect delay.
     delay: Duration,
     at: Storming,
-    /// Messages due before it was back and received after it was.
+    /// Messages due while it was away (from its drop to its return) and
+    /// received after its return.
     pub recovered: u64,
     /// From its drop to catching up, once it has.
     pub caught_up: Option<Duration>,
@@ -323,8 +351,8 @@ impl Stormed {
         matches!(self.at, Storming::Away { .. })
     }
 
-    /// Connected again (the connection is made; its cursor goes with the
-    /// request).
+    /// Subscribed again: its cursor went with the request, and the server
+    /// answered (a 101; over HTTP, the connection is made).
     pub fn back(&mut self, now: Instant) {
         if let Storming::Away { dropped, .. } = self.at {
             self.at = Storming::Back { dropped, back: now };
@@ -346,7 +374,9 @@ impl Stormed {
             return;
         };
         if due < back {
-            self.recovered += 1;
+            // Messages on their way when it dropped were sent before: not
+            // the catch-up's.
+            self.recovered += u64::from(due >= dropped);
         } else if whole {
             self.at = Storming::CaughtUp;
             self.caught_up = Some(now.saturating_duration_since(dropped));
@@ -379,9 +409,10 @@ pub struct ScenarioStats {
 
 impl ScenarioStats {
     /// A subscriber's part ended with the subscriber (`start`: the
-    /// window's, if it began).
-    pub fn finish(&mut self, d: &Disruption, start: Option<Instant>) {
+    /// window's, if it began; `opened`: it ever subscribed).
+    pub fn finish(&mut self, d: &Disruption, start: Option<Instant>, opened: bool) {
         match d {
+            Disruption::Slow(_) if !opened => {}
             Disruption::Slow(s) => {
                 self.slow_readers += 1;
                 self.slow_received.push(s.received);
@@ -520,7 +551,8 @@ mod tests {
         let back_at = ms(1700);
         s.back(back_at);
         let mut d = Disruption::Storm(s);
-        // Missed while away: recovered.
+        // On its way at the drop: not the catch-up's. Missed while away: recovered.
+        d.on_delivery(ms(1050), true, ms(1705));
         d.on_delivery(ms(1200), true, ms(1710));
         d.on_delivery(ms(1600), true, ms(1711));
         // Due after its return, but a gap is open: not yet.
@@ -531,7 +563,7 @@ mod tests {
         assert_eq!(s.recovered, 2);
         assert_eq!(s.caught_up, Some(Duration::from_millis(635)));
         let mut stats = ScenarioStats::default();
-        stats.finish(&d, Some(ms(100)));
+        stats.finish(&d, Some(ms(100)), true);
         assert_eq!(
             (stats.storm_dropped, stats.storm_reconnected, stats.storm_recovered),
             (1, 1, 2)
@@ -557,13 +589,30 @@ mod tests {
         };
         let slow = (0..1000).filter(|&i| plan.disruption(i).is_some()).count();
         assert!((97..=103).contains(&slow), "{slow}");
+        // With a storm of half the others too: no subscriber is both, and
+        // the storm takes half of the 900 that are not slow.
+        let both = Scenario {
+            storm: Some(ReconnectStorm {
+                at: Duration::from_secs(1),
+                share: 0.5,
+                jitter: Duration::ZERO,
+            }),
+            ..plan
+        };
+        let picks: Vec<Option<Disruption>> = (0..1000).map(|i| both.disruption(i)).collect();
+        let slow_too = picks.iter().filter(|d| matches!(d, Some(Disruption::Slow(_)))).count();
+        let stormed = picks.iter().filter(|d| matches!(d, Some(Disruption::Storm(_)))).count();
+        assert_eq!(slow_too, slow);
+        assert!((445..=455).contains(&stormed), "{stormed}");
         let mut a = ScenarioStats::default();
         let mut reader = SlowReader::new(plan.slow.unwrap());
         reader.ended = Some(End::Close(1013));
-        a.finish(&Disruption::Slow(reader.clone()), Some(Instant::now()));
+        a.finish(&Disruption::Slow(reader.clone()), Some(Instant::now()), true);
         let mut b = ScenarioStats::default();
         reader.ended = None;
-        b.finish(&Disruption::Slow(reader), Some(Instant::now()));
+        b.finish(&Disruption::Slow(reader.clone()), Some(Instant::now()), true);
+        // One that never opened is nobody's figure.
+        b.finish(&Disruption::Slow(reader), Some(Instant::now()), false);
         a.merge(&b);
         assert_eq!(a.slow_readers, 2);
         assert_eq!(a.slow_ends, BTreeMap::from([("close 1013".to_owned(), 1)]));
@@ -572,7 +621,7 @@ mod tests {
 
     #[test]
     fn scenarios_that_cannot_run_are_refused_naming_the_flag() {
-        use super::super::Mode;
+        use super::super::{Mode, Transport};
         let d = Duration::from_secs(10);
         let slow = |share, pause| Scenario {
             slow: Some(SlowReaders {
@@ -587,9 +636,12 @@ mod tests {
             storm: Some(ReconnectStorm { at, share, jitter }),
         };
         let s = Duration::from_secs;
-        assert_eq!(Scenario::default().check(Mode::Echo, d, false), Ok(()));
-        assert_eq!(slow(0.1, s(1)).check(Mode::Subscribe, d, false), Ok(()));
-        assert_eq!(storm(s(2), 1.0, s(7)).check(Mode::Subscribe, d, false), Ok(()));
+        assert_eq!(Scenario::default().check(Mode::Echo, Transport::Ws, d, false), Ok(()));
+        assert_eq!(slow(0.1, s(1)).check(Mode::Subscribe, Transport::Ws, d, false), Ok(()));
+        assert_eq!(
+            storm(s(2), 1.0, s(7)).check(Mode::Subscribe, Transport::Ws, d, false),
+            Ok(())
+        );
         for (scenario, mode, mux, flag) in [
             (slow(0.1, s(1)), Mode::Echo, false, "--slow-readers"),
             (slow(0.0, s(1)), Mode::Subscribe, false, "--slow-readers"),
@@ -604,13 +656,15 @@ mod tests {
                 "--channels-per-connection",
             ),
         ] {
-            let err = scenario.check(mode, d, mux).unwrap_err();
+            let err = scenario.check(mode, Transport::Ws, d, mux).unwrap_err();
             assert!(err.contains(flag), "{flag}: {err}");
         }
+        let poll = slow(0.1, s(1)).check(Mode::Subscribe, Transport::Poll, d, false);
+        assert!(poll.unwrap_err().contains("--transport"));
         let mut tiny = slow(0.1, s(1));
         tiny.slow.as_mut().unwrap().rcvbuf = Some(10);
         assert!(tiny
-            .check(Mode::Subscribe, d, false)
+            .check(Mode::Subscribe, Transport::Ws, d, false)
             .unwrap_err()
             .contains("--slow-reader-rcvbuf"));
     }

@@ -233,9 +233,14 @@ impl Session {
     pub fn caught_up(&self, accepted: u64) -> bool {
         let live = matches!(
             self.state,
-            State::Open { .. } | State::Feed { .. } | State::Redial { .. } | State::Connecting
+            State::Open { .. }
+                | State::Feed { .. }
+                | State::Redial { .. }
+                | State::Connecting
+                | State::Handshake { .. }
         );
-        !(live && self.opened) || self.order.as_ref().is_none_or(|o| o.unique >= accepted)
+        // A slow reader is not reconciled: the drain does not wait for it.
+        !(live && self.opened) || self.slow() || self.order.as_ref().is_none_or(|o| o.unique >= accepted)
     }
 
     /// Subscribe mode: distinct messages received so far.
@@ -310,6 +315,10 @@ impl Session {
     /// Check time-outs (the driver calls it every tick).
     pub fn handle_timeout(&mut self, ctx: &mut Ctx<'_>) -> Step {
         let (plan, now) = (ctx.plan, ctx.now);
+        // A paused reader waits for nothing: what it asked for is unread.
+        if !self.reading(ctx.window, now) {
+            return Ok(());
+        }
         let waited = now.saturating_duration_since(self.since);
         let t = &mut ctx.stats.errors.timed_out;
         match &self.state {
@@ -388,10 +397,11 @@ impl Session {
         if ctx.window.is_some() {
             ctx.stats.wire.connects += 1;
         }
-        if let Some(Disruption::Storm(s)) = self.disruption.as_deref_mut() {
+        let plan = ctx.plan;
+        // Over HTTP the request, cursor and all, goes now.
+        if let (Some(Disruption::Storm(s)), Some(_)) = (self.disruption.as_deref_mut(), &plan.feed) {
             s.back(ctx.now);
         }
-        let plan = ctx.plan;
         if let Some(fp) = &plan.feed {
             let feed = self.feed.get_or_insert_with(|| Box::new(Feed::new()));
             self.state = State::Feed {
@@ -413,10 +423,14 @@ impl Session {
         let target = &ctx.plan.target;
         let headers: Vec<(&str, &str)> = ctx.plan.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
         // Back from a drop: from the latest message it had (the
-        // `wsreactor.json` envelope's id).
+        // `wsreactor.json` envelope's id), in place of any `since` the URL had.
         let path = match self.last_id {
-            Some(id) if target.path.contains('?') => format!("{}&since={id}", target.path),
-            Some(id) => format!("{}?since={id}", target.path),
+            Some(id) => {
+                let (route, query) = target.path.split_once('?').unwrap_or((&target.path, ""));
+                let kept = query.split('&').filter(|p| !p.is_empty() && !p.starts_with("since="));
+                let query: Vec<String> = kept.map(str::to_owned).chain([format!("since={id}")]).collect();
+                format!("{route}?{}", query.join("&"))
+            }
             None => target.path.clone(),
         };
         hs.write_request(bufs.out(ctx.pool), &target.host, &path, &headers);
@@ -469,7 +483,8 @@ impl Session {
             }
             Err(e) => {
                 match e {
-                    super::feed::FeedError::Status(code) if slow_end(&mut self.disruption, End::Status(code)) => {}
+                    super::feed::FeedError::Status(code)
+                        if slow_end(&mut self.disruption, End::Status(code), ctx.window, ctx.now) => {}
                     super::feed::FeedError::Status(code) => {
                         *ctx.stats.errors.handshake_status.entry(code).or_default() += 1
                     }
@@ -521,7 +536,7 @@ impl Session {
         if stream || !redial {
             ctx.stats.wire.reconnects += 1;
             // The server ended a slow reader's stream (it resumes).
-            slow_end(&mut self.disruption, End::Eof);
+            slow_end(&mut self.disruption, End::Eof, ctx.window, ctx.now);
         }
         self.state = State::Redial { at };
         Ok(())
@@ -552,8 +567,13 @@ impl Session {
                         self.unanswered = mux.subscribes.len() as u32;
                     }
                     // Opened again after a drop: the same subscriber, its
-                    // order kept.
-                    None if self.opened => self.since = ctx.now,
+                    // order kept, subscribed again from its cursor.
+                    None if self.opened => {
+                        if let Some(Disruption::Storm(s)) = self.disruption.as_deref_mut() {
+                            s.back(ctx.now);
+                        }
+                        self.since = ctx.now;
+                    }
                     None => {
                         record(&mut ctx.stats.handshake, ctx.now.saturating_duration_since(self.since));
                         ctx.stats.opened += 1;
@@ -634,7 +654,7 @@ impl Session {
                         // connection's close code (1005 when it gave none).
                         (Some(Event::Close(frame)), ..) if !closing => {
                             let code = frame.code.unwrap_or(CloseCode::NO_STATUS).0;
-                            if !slow_end(&mut self.disruption, End::Close(code)) {
+                            if !slow_end(&mut self.disruption, End::Close(code), ctx.window, ctx.now) {
                                 *ctx.stats.errors.close_codes.entry(code).or_default() += 1;
                             }
                         }
@@ -696,14 +716,24 @@ impl Session {
             State::Handshake { .. } => errors.socket(e),
             // §7.1.5: closed with no close frame received: 1006.
             State::Open { ws } if !ws.close_state().received => {
-                if !slow_end(&mut self.disruption, End::Close(CloseCode::ABNORMAL.0)) {
+                if !slow_end(
+                    &mut self.disruption,
+                    End::Close(CloseCode::ABNORMAL.0),
+                    ctx.window,
+                    ctx.now,
+                ) {
                     *errors.close_codes.entry(CloseCode::ABNORMAL.0).or_default() += 1
                 }
             }
             // The close handshake is done: EOF is what Closing waits for.
             State::Open { .. } | State::Closing => {}
             State::Feed { .. } | State::Redial { .. } => {
-                if !slow_end(&mut self.disruption, End::Io(super::stats::io_kind(e))) {
+                if !slow_end(
+                    &mut self.disruption,
+                    End::Io(super::stats::io_kind(e)),
+                    ctx.window,
+                    ctx.now,
+                ) {
                     errors.socket(e)
                 }
             }
@@ -833,12 +863,17 @@ fn feed_delivery(
     on_delivery(order, disruption, payload, ctx);
 }
 
-/// A slow reader's connection ended (the first end is the one kept):
-/// true, and it is the scenario's figure, not an error; false for any
-/// other subscriber.
-fn slow_end(disruption: &mut Option<Box<Disruption>>, end: End) -> bool {
+/// A slow reader's connection ended once the window (and its pause)
+/// began; the first end is the one kept: true, and it is the scenario's
+/// figure, not an error; false for any other subscriber, or before.
+fn slow_end(
+    disruption: &mut Option<Box<Disruption>>,
+    end: End,
+    window: Option<(Instant, Instant)>,
+    now: Instant,
+) -> bool {
     match disruption.as_deref_mut() {
-        Some(Disruption::Slow(s)) => {
+        Some(Disruption::Slow(s)) if window.is_some_and(|(start, _)| now >= start) => {
             s.ended.get_or_insert(end);
             true
         }
@@ -865,7 +900,8 @@ fn on_delivery(order: &mut Order, disruption: &mut Option<Box<Disruption>>, payl
     match order.see(&stamp) {
         None => return errors.delivery("bad_payload", 1),
         Some(Seen::Duplicate) => {
-            ctx.stats.received += 1;
+            // Counted in the run's deliveries unless a slow reader's.
+            ctx.stats.received += u64::from(disruption.as_deref().is_none_or(|d| d.slow().is_none()));
             return errors.delivery("duplicate", 1);
         }
         Some(Seen::Late) => errors.delivery("out_of_order", 1),
@@ -878,7 +914,9 @@ fn on_delivery(order: &mut Order, disruption: &mut Option<Box<Disruption>>, payl
     let since = |ns: u64| Duration::from_nanos(now.saturating_sub(ns));
     let latency = since(stamp.scheduled_ns);
     if let Some(d) = disruption.as_deref_mut() {
-        d.on_delivery(at.checked_sub(latency).unwrap_or(at), order.gapless(), at);
+        // On the session's clock (the event's time), as its drop and return.
+        let due = ctx.now.checked_sub(latency).unwrap_or(ctx.now);
+        d.on_delivery(due, order.gapless(), ctx.now);
         if d.slow().is_some() {
             return record(&mut ctx.stats.slow_latency, latency);
         }

@@ -697,3 +697,122 @@ fn test_handshake_101_mux_refused_subscribe_closes() {
     assert!(f.s.awaits_close(), "it closes: never a subscriber of this run");
     assert!(!f.s.opened());
 }
+
+/// Subscribe mode over WebSocket at /ws/news?token=t&since=3, text
+/// payloads of 32 bytes, with `scenario`.
+fn scenario(scenario: crate::load::Scenario) -> Fx {
+    let mut f = fx(Options {
+        url: "ws://127.0.0.1:9001/ws/news?token=t&since=3".into(),
+        mode: Mode::Subscribe,
+        kind: MessageKind::Text,
+        scenario,
+        ..Options::default()
+    });
+    f.s = Session::new(0, f.now).with_disruption(f.plan.scenario.disruption(0));
+    f
+}
+
+/// A message of lane 0 number `seq`, due `ago` before now, in the
+/// `wsreactor.json` envelope with id `id`.
+fn json_message(f: &Fx, id: u64, seq: u64, ago: Duration) -> Vec<u8> {
+    let mut data = Vec::new();
+    let stamp = Stamp {
+        lane: 0,
+        seq,
+        scheduled_ns: f.plan.unix_ns(Instant::now()) - ago.as_nanos() as u64,
+        sent_ns: None,
+    };
+    stamp.write_text(32, &mut data);
+    let data = String::from_utf8(data).unwrap();
+    frame(
+        OpCode::Text,
+        format!(r#"{{"id":{id},"channel":"news","data":"{data}"}}"#).as_bytes(),
+    )
+}
+
+#[test]
+fn test_open_storm_drops_and_comes_back_from_the_envelope_id() {
+    use crate::load::{ReconnectStorm, Scenario};
+    let mut f = scenario(Scenario {
+        slow: None,
+        storm: Some(ReconnectStorm {
+            at: ms(1000),
+            share: 1.0,
+            jitter: Duration::ZERO,
+        }),
+    });
+    f.connected();
+    let request = String::from_utf8(f.sent()).unwrap();
+    assert!(
+        request.contains("\r\nSec-WebSocket-Protocol: wsreactor.json\r\n"),
+        "{request}"
+    );
+    let answer = answer_to(&request, None);
+    assert_eq!(f.input(&answer), Ok(()));
+    assert_eq!(f.input(&json_message(&f, 41, 0, ms(1))), Ok(()));
+    assert_eq!(f.stats.received, 1);
+    // Not yet: the drop is due 1 s into the window, and the session wakes for it.
+    let (start, _) = f.window.unwrap();
+    assert_eq!(f.s.wake_at(&f.plan, f.window, f.now), Some(start + ms(1000)));
+    assert!(!f.with(|s, _, ctx| s.storm_due(ctx)));
+    f.later(ms(1000));
+    assert!(f.with(|s, _, ctx| s.storm_due(ctx)));
+    assert!(f.s.parked() && f.s.caught_up(1) && !f.s.caught_up(2));
+    // Due back at once (no jitter); its connection is made 20 ms later,
+    // from the id it had, the URL's own since dropped.
+    let dropped = f.now;
+    f.later(ms(20));
+    assert_eq!(f.s.handle_hung_up(f.now), dropped);
+    f.s.handle_redialed(f.now);
+    f.connected();
+    let request = String::from_utf8(f.sent()).unwrap();
+    assert!(
+        request.starts_with("GET /ws/news?token=t&since=41 HTTP/1.1\r\n"),
+        "{request}"
+    );
+    let answer = answer_to(&request, None);
+    assert_eq!(f.input(&answer), Ok(()));
+    // The same subscriber: opened once, its order kept.
+    assert_eq!((f.stats.opened, f.stats.handshake.len()), (1, 1));
+    f.later(ms(10));
+    assert_eq!(f.input(&json_message(&f, 42, 1, ms(15))), Ok(()));
+    assert_eq!(f.input(&json_message(&f, 43, 2, Duration::ZERO)), Ok(()));
+    let d = f.s.take_disruption().unwrap();
+    let crate::load::scenario::Disruption::Storm(s) = &d else {
+        panic!("a stormed subscriber")
+    };
+    // 42 was due while it was away; 43 after it was back, with nothing missing.
+    assert_eq!(s.recovered, 1);
+    assert!(s.caught_up.is_some_and(|t| t >= ms(30)), "{s:?}");
+    assert_eq!(f.stats.errors.total(), 0, "{:?}", f.stats.errors);
+}
+
+#[test]
+fn test_open_slow_reader_pauses_and_its_close_is_not_an_error() {
+    use crate::load::{Scenario, SlowReaders};
+    let mut f = scenario(Scenario {
+        slow: Some(SlowReaders {
+            share: 1.0,
+            pause: ms(2000),
+            rcvbuf: None,
+        }),
+        storm: None,
+    });
+    f.open();
+    let w = f.window;
+    assert!(!f.s.reading(w, f.now));
+    assert_eq!(f.s.wake_at(&f.plan, w, f.now), Some(f.now + ms(2000)));
+    assert!(!f.s.resume_due(w, f.now + ms(1999)));
+    // Nothing times out while it does not read.
+    f.later(ms(1500));
+    assert_eq!(f.timeout(), Ok(()));
+    f.later(ms(500));
+    assert!(f.s.resume_due(w, f.now) && f.s.reading(w, f.now));
+    assert!(!f.s.resume_due(w, f.now), "once");
+    // What it reads now: the server's 1013, the scenario's figure.
+    assert_eq!(f.input(&close(1013)), Ok(()));
+    assert_eq!(f.stats.errors.total(), 0, "{:?}", f.stats.errors);
+    assert!(f.s.caught_up(1_000), "the drain does not wait for a slow reader");
+    let d = f.s.take_disruption().unwrap();
+    assert_eq!(d.slow().unwrap().ended, Some(crate::load::scenario::End::Close(1013)));
+}

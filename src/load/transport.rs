@@ -65,6 +65,17 @@ impl Transport {
     /// `connect()` returns EINPROGRESS; [`connected`](Self::connected) says
     /// when it is done.
     pub fn connect(addr: SocketAddr, source: Option<IpAddr>, tls: Option<&TlsTarget>) -> io::Result<Transport> {
+        Transport::connect_with(addr, source, tls, None)
+    }
+
+    /// As [`connect`](Self::connect); with `rcvbuf`, the socket is a slow
+    /// reader's ([`Transport::slow_path`]).
+    pub fn connect_with(
+        addr: SocketAddr,
+        source: Option<IpAddr>,
+        tls: Option<&TlsTarget>,
+        rcvbuf: Option<usize>,
+    ) -> io::Result<Transport> {
         // Non-blocking from birth (SOCK_NONBLOCK): two fcntl calls fewer per
         // connection, which churn mode opens by the thousand a second.
         let socket = Socket::new(
@@ -73,6 +84,9 @@ impl Transport {
             Some(Protocol::TCP),
         )?;
         socket.set_nodelay(true)?;
+        if let Some(bytes) = rcvbuf {
+            Transport::slow_path(&socket, bytes)?;
+        }
         if let Some(ip) = source {
             #[cfg(target_os = "linux")]
             set_bind_address_no_port(&socket);
@@ -113,11 +127,16 @@ impl Transport {
         }
     }
 
-    /// Hold at most about `bytes` unread in the kernel (SO_RCVBUF; Linux
-    /// doubles it for its own bookkeeping): what a slow reader's network
-    /// path would hold, rather than a loopback's autotuned megabytes.
-    pub fn set_recv_buffer(&mut self, bytes: usize) -> io::Result<()> {
-        socket2::SockRef::from(&*self.stream()).set_recv_buffer_size(bytes)
+    /// A slow reader's socket, before its SYN: at most about `bytes`
+    /// unread in the kernel (SO_RCVBUF; Linux doubles it for its own
+    /// bookkeeping), what a client's network path would hold rather than a
+    /// loopback's autotuned megabytes; and an Ethernet path's segments
+    /// (TCP_MAXSEG 1448), since a buffer below loopback's 64 KiB segment
+    /// would have the server probe a zero window with backoff instead of
+    /// sending what fits.
+    pub fn slow_path(socket: &Socket, bytes: usize) -> io::Result<()> {
+        socket.set_recv_buffer_size(bytes)?;
+        socket.set_mss(1448)
     }
 
     /// The socket, for (de)registration.

@@ -195,9 +195,10 @@ impl Worker {
             self.next += plan.threads;
             self.stats.attempted += 1;
             let source = plan.source_for(index);
-            let result = Client::connect(index, plan.target.addr, source, plan.tls.as_ref(), now)
-                .and_then(|c| c.with_disruption(plan.scenario.disruption(index)))
-                .and_then(|c| self.add(c));
+            let disruption = plan.scenario.disruption(index);
+            let rcvbuf = disruption.as_ref().and_then(|d| d.slow()?.rcvbuf());
+            let result = Client::connect(index, plan.target.addr, source, plan.tls.as_ref(), now, rcvbuf)
+                .and_then(|c| self.add(c.with_disruption(disruption)));
             if let Err(e) = result {
                 self.stats.errors.socket(&e);
                 self.shared.resolve(false, now);
@@ -219,7 +220,7 @@ impl Worker {
         {
             self.stats.attempted += 1;
             let source = plan.source_for(start.index);
-            let result = Client::connect(start.index, plan.target.addr, source, plan.tls.as_ref(), now)
+            let result = Client::connect(start.index, plan.target.addr, source, plan.tls.as_ref(), now, None)
                 .and_then(|c| self.add(c.with_cycle(start.due)));
             if let Err(e) = result {
                 self.stats.errors.socket(&e);
@@ -335,7 +336,9 @@ impl Worker {
             self.stats.orders.push(order);
         }
         if let Some(d) = client.take_disruption() {
-            self.stats.scenario.finish(&d, self.window.map(|w| w.0));
+            self.stats
+                .scenario
+                .finish(&d, self.window.map(|w| w.0), client.opened());
         }
         if client.opened() {
             self.shared.closed();
@@ -361,7 +364,8 @@ impl Worker {
     fn finish(&mut self) {
         let keys: Vec<usize> = self.clients.iter().map(|(k, _)| k).collect();
         for key in keys {
-            if self.clients[key].awaits_close() {
+            // A slow reader may still be reading its backlog: its own figure.
+            if self.clients[key].awaits_close() && !self.clients[key].slow() {
                 self.stats.errors.timed_out.close += 1;
             }
             self.remove(key, Instant::now());

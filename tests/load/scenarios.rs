@@ -61,6 +61,49 @@ fn slow_readers_are_dropped_by_the_server_and_the_others_miss_nothing() {
     assert!(s.table().contains("slow readers"), "{}", s.table());
 }
 
+#[test]
+fn slow_readers_over_http_end_as_their_transport_lets_the_server_end_them() {
+    // An event stream is ended (the reader resumes from Last-Event-ID
+    // later); a long poller's answer waits whole, and the reader catches
+    // up from the history when it asks again: never dropped.
+    let config = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("slow-http.toml");
+    std::fs::write(&config, "[limits]\nwrite_buffer_limit = 65536\n").unwrap();
+    let server = Serve::start(&["--config", config.to_str().unwrap()]);
+    for transport in [Transport::Sse, Transport::LongPoll] {
+        let s = run(&Options {
+            url: format!("http://{}/", server.addr),
+            channel: Some(format!("slow-{}", transport.name())),
+            transport,
+            kind: MessageKind::Text,
+            size: 1024,
+            scenario: Scenario {
+                slow: Some(SlowReaders {
+                    share: 0.1,
+                    pause: Duration::from_secs(2),
+                    rcvbuf: Some(16384),
+                }),
+                storm: None,
+            },
+            ..subscribe(String::new(), 50, 300.0, 3.0)
+        });
+        let sub = s.subscribe.as_ref().unwrap();
+        let (slow, d) = (sub.slow_readers.as_ref().unwrap(), &sub.deliveries);
+        let name = transport.name();
+        assert_eq!(s.errors.total, 0, "{name}: {:?}", s.errors);
+        assert_eq!((d.missing, d.duplicates), (0, 0), "{name}: {d:?}");
+        assert_eq!(d.complete_subscribers, d.subscribers, "{name}");
+        assert!(slow.readers > 0, "{name}: {slow:?}");
+        match transport {
+            Transport::Sse => {
+                assert_eq!(slow.dropped, slow.readers, "{name}: {slow:?}");
+                assert_eq!(slow.dropped_by.keys().collect::<Vec<_>>(), ["eof"], "{name}: {slow:?}");
+            }
+            _ => assert_eq!(slow.dropped, 0, "{name}: {slow:?}"),
+        }
+    }
+    drop(server);
+}
+
 /// A storm at 1 s of a 3 s window, every subscriber (or `share`) back
 /// within `jitter`, over `transport`.
 fn storm(
@@ -128,13 +171,27 @@ fn the_metrics_endpoint_shows_the_run_while_it_runs() {
         .local_addr()
         .unwrap();
     let scrape = std::thread::spawn(move || {
-        // Scrape in the window's second half: deliveries have flowed.
-        std::thread::sleep(Duration::from_millis(1800));
-        let mut stream = std::net::TcpStream::connect(bind).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        write!(stream, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let get = || {
+            let mut stream = std::net::TcpStream::connect(bind).ok()?;
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            write!(stream, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+            let mut page = String::new();
+            stream.read_to_string(&mut page).ok()?;
+            Some(page)
+        };
+        // Scrape until the page shows the window with deliveries in it
+        // (it is rendered once a second), for at most the run's length.
         let mut page = String::new();
-        stream.read_to_string(&mut page).unwrap();
+        for _ in 0..40 {
+            std::thread::sleep(Duration::from_millis(100));
+            page = get().unwrap_or_default();
+            let received = page
+                .lines()
+                .any(|l| l.starts_with("wsreactor_load_received_total ") && !l.ends_with(" 0"));
+            if received && page.contains("wsreactor_load_phase{phase=\"run\"} 1") {
+                break;
+            }
+        }
         page
     });
     let s = run(&Options {

@@ -327,12 +327,19 @@ impl Feed {
                         let cursor = &mut self.cursor;
                         let mut take = |bytes: &[u8]| match reader {
                             Reader::Events(events) => {
-                                let r = events.read(bytes, &mut |e| match event_payload(&e) {
-                                    Ok(Some(payload)) => deliver(Delivered { payload }),
-                                    Ok(None) => {}
-                                    Err(kind) => failed = Some(FeedError::Body(kind)),
+                                // The cursor moves as an event is dispatched (at
+                                // its blank line), never on an `id:` line alone: a
+                                // connection lost mid-event resumes before it.
+                                let r = events.read(bytes, &mut |e| {
+                                    if e.last_id.is_some() {
+                                        cursor.last_event_id.clone_from(&e.last_id);
+                                    }
+                                    match event_payload(&e) {
+                                        Ok(Some(payload)) => deliver(Delivered { payload }),
+                                        Ok(None) => {}
+                                        Err(kind) => failed = Some(FeedError::Body(kind)),
+                                    }
                                 });
-                                cursor.last_event_id = events.last_id().map(str::to_owned);
                                 if r.is_err() {
                                     failed = Some(FeedError::Response(ResponseError::TooLarge));
                                 }

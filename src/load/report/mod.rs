@@ -27,7 +27,7 @@
 //!                            connects, connections_opened, reconnects,
 //!                            server: null | { pid, cpu_s, cpu_us_per_delivery, rss_bytes,
 //!                                             rss_bytes_per_subscriber } },
-//!               fanout     { publishes, complete, incomplete, untracked, completion_us { count, min, ... } },
+//!               fanout     { publishes, complete, incomplete, untracked, untracked_publishes, completion_us { count, min, ... } },
 //!               slow_readers null | { share, pause_s, readers, dropped, dropped_by { "close 1013": n },
 //!                            served_ms { min, p50, max }, received { min, p50, max },
 //!                            latency_us, others_us, baseline_us (null: not run), p99_ratio },
