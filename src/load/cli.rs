@@ -43,7 +43,35 @@ enum LoadSub {
         after_help = "e.g. wsreactor load compare --url http://127.0.0.1:9001/ --channel bench --connections 1000 \
 --rate 10 --size 64 --duration 10s --rounds 3 --server-pid $(pgrep -n wsreactor) --plot compare.svg"
     )]
-    Compare(CompareArgs),
+    Compare(Box<CompareArgs>),
+    /// Take parts of distributed runs from a coordinator's Redis and run
+    /// them: one agent per host (or network namespace), started before or
+    /// after the run (`wsreactor load --coordinator URL --agents N ...`).
+    /// Prints one JSON line per part, its own figures.
+    #[command(after_help = "e.g. wsreactor load agent --coordinator redis://10.0.0.1:6379 --name host-a")]
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+struct AgentArgs {
+    /// The coordinator's Redis: redis://HOST:PORT (redis://:PASSWORD@HOST:PORT
+    /// with a password, rediss:// over TLS).
+    #[arg(long, value_name = "redis://HOST:PORT")]
+    coordinator: String,
+    /// This agent's name in the report (default: host name and process id).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Exit after this many parts (default: serve parts until stopped).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    runs: Option<u64>,
+}
+
+/// A job's flags, parsed as the command line's would be.
+#[derive(Debug, clap::Parser)]
+#[command(name = "load")]
+struct JobFlags {
+    #[command(flatten)]
+    args: LoadArgs,
 }
 
 #[derive(Debug, Args)]
@@ -268,6 +296,19 @@ struct LoadArgs {
     /// and descriptors.
     #[arg(long, value_name = "ADDR")]
     metrics_bind: Option<SocketAddr>,
+    /// Spread the run over agents through this Redis: each host runs
+    /// `wsreactor load agent --coordinator URL`; the plan is posted there
+    /// and the results collected, for one report of all (latency from the
+    /// agents' histograms added together). The publisher runs here. Needs
+    /// --agents.
+    #[arg(long, value_name = "redis://HOST:PORT", requires = "agents")]
+    coordinator: Option<String>,
+    /// With --coordinator: agents to spread the connections over.
+    #[arg(long, value_name = "N", requires = "coordinator")]
+    agents: Option<usize>,
+    /// With --coordinator: how long to wait for every agent to take its part.
+    #[arg(long, value_name = "D", default_value = "30s", value_parser = parse_duration)]
+    agents_wait: Duration,
     /// Fail (exit 3) when more errors than this were counted.
     #[arg(long, value_name = "N", default_value_t = 0)]
     max_errors: u64,
@@ -394,9 +435,68 @@ pub fn run(cmd: LoadCmd) -> ExitCode {
         LoadCmd {
             compare: Some(LoadSub::Compare(args)),
             ..
-        } => compare_command(args),
+        } => compare_command(*args),
+        LoadCmd {
+            compare: Some(LoadSub::Agent(args)),
+            ..
+        } => agent_command(args),
         LoadCmd { args, .. } => load_command(args),
     }
+}
+
+/// The `load` flags of this command line, for a distributed run's agents:
+/// those after `load`, without `--publish-token` (agents do not publish,
+/// and a secret has no place in Redis).
+fn load_flags() -> Vec<String> {
+    let mut flags = Vec::new();
+    let mut args = std::env::args().skip_while(|a| a != "load").skip(1);
+    while let Some(a) = args.next() {
+        if a == "--publish-token" {
+            args.next();
+        } else if !a.starts_with("--publish-token=") {
+            flags.push(a);
+        }
+    }
+    flags
+}
+
+/// This host's name, for an agent's default name.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "agent".into())
+}
+
+#[cfg(feature = "redis")]
+fn agent_command(args: AgentArgs) -> ExitCode {
+    use clap::Parser;
+    if let Err(err) = crate::sys::raise_fd_limit() {
+        warn!("could not raise the open file limit: {err}");
+    }
+    let stop = stop_on_signals();
+    let o = super::distributed::agent::AgentOptions {
+        url: args.coordinator,
+        name: args
+            .name
+            .unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id())),
+        runs: args.runs,
+    };
+    let parse = |flags: &[String]| {
+        let argv = std::iter::once("load".to_owned()).chain(flags.iter().cloned());
+        JobFlags::try_parse_from(argv)
+            .map(|j| j.args.options())
+            .map_err(|e| e.to_string().lines().next().unwrap_or("bad flags").to_owned())
+    };
+    match super::distributed::agent::serve(&o, &parse, &stop) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => load_failed("wsreactor load agent", err),
+    }
+}
+
+#[cfg(not(feature = "redis"))]
+fn agent_command(_: AgentArgs) -> ExitCode {
+    eprintln!("wsreactor load agent: this build has no Redis (the `redis` feature)");
+    ExitCode::from(ConfigError::EXIT_STATUS)
 }
 
 /// What every load run sets up first: the descriptor limit, and Ctrl-C
@@ -410,6 +510,11 @@ fn load_setup(options: &super::Options) -> Arc<AtomicBool> {
         Ok(_) => {}
         Err(err) => warn!("could not raise the open file limit: {err}"),
     }
+    stop_on_signals()
+}
+
+/// Ctrl-C and SIGTERM: the first sets the flag, a second exits at once.
+fn stop_on_signals() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone());
@@ -420,6 +525,10 @@ fn load_setup(options: &super::Options) -> Arc<AtomicBool> {
 
 /// `load compare`: the table of medians, and the JSON and chart if asked.
 fn compare_command(args: CompareArgs) -> ExitCode {
+    if args.load.coordinator.is_some() {
+        eprintln!("wsreactor load compare: --coordinator is for one run (wsreactor load)");
+        return ExitCode::from(ConfigError::EXIT_STATUS);
+    }
     let mut options = args.load.options();
     options.mode = Mode::Subscribe;
     if !args.load.binary {
@@ -485,6 +594,15 @@ fn load_command(args: LoadArgs) -> ExitCode {
     let stop = load_setup(&options);
     // Slow readers: the same load without them first, for the side by side.
     let baseline = match options.scenario.slow {
+        Some(_) if args.slow_reader_baseline == OnOff::On && args.coordinator.is_some() => {
+            return load_failed(
+                "wsreactor load",
+                LoadError::Invalid(
+                    "--coordinator runs one load: add --slow-reader-baseline off (and run the baseline as its own run)"
+                        .into(),
+                ),
+            );
+        }
         Some(_) if args.slow_reader_baseline == OnOff::On => {
             let mut without = options.clone();
             without.scenario.slow = None;
@@ -497,7 +615,11 @@ fn load_command(args: LoadArgs) -> ExitCode {
         }
         _ => None,
     };
-    let mut summary = match super::run_until(&options, &stop) {
+    let run = match (&args.coordinator, args.agents) {
+        (Some(url), Some(agents)) => distributed(&options, url, agents, args.agents_wait, &stop),
+        _ => super::run_until(&options, &stop),
+    };
+    let mut summary = match run {
         Ok(summary) => summary,
         Err(err) => return load_failed("wsreactor load", err),
     };
@@ -532,6 +654,37 @@ fn load_command(args: LoadArgs) -> ExitCode {
         }
     }
     ExitCode::from(status)
+}
+
+/// A run spread over agents (`--coordinator`).
+#[cfg(feature = "redis")]
+fn distributed(
+    options: &super::Options,
+    url: &str,
+    agents: usize,
+    join_wait: Duration,
+    stop: &AtomicBool,
+) -> Result<super::report::Summary, LoadError> {
+    let c = super::distributed::coordinator::Coordination {
+        url: url.to_owned(),
+        agents,
+        join_wait,
+        args: load_flags(),
+    };
+    super::distributed::coordinator::run(options, &c, stop)
+}
+
+#[cfg(not(feature = "redis"))]
+fn distributed(
+    _: &super::Options,
+    _: &str,
+    _: usize,
+    _: Duration,
+    _: &AtomicBool,
+) -> Result<super::report::Summary, LoadError> {
+    Err(LoadError::Invalid(
+        "--coordinator: this build has no Redis (the `redis` feature)".into(),
+    ))
 }
 
 #[cfg(test)]

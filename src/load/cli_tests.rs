@@ -203,9 +203,40 @@ fn scenario_flags_map_to_options_and_bad_ones_are_refused_by_name() {
         (&["--slow-reader-pause", "1s"], "--slow-reader-pause"),
         (&["--metrics-bind", "nowhere"], "--metrics-bind"),
         (&["--reconnect-storm", "soon"], "--reconnect-storm"),
+        (&["--agents", "2"], "--coordinator"),
+        (&["--coordinator", "redis://127.0.0.1:6379"], "--agents"),
+        (
+            &["--coordinator", "redis://127.0.0.1:6379", "--agents", "two"],
+            "--agents",
+        ),
+        (&["--agents-wait", "a while"], "--agents-wait"),
     ] {
         let err = Cli::try_parse_from(with(bad)).unwrap_err();
         assert_eq!(err.exit_code(), 2, "{bad:?}");
         assert!(err.to_string().contains(flag), "{bad:?}: {err}");
     }
+}
+
+#[test]
+fn an_agent_needs_its_coordinator_and_a_positive_run_count() {
+    for (bad, flag) in [
+        (&["wsreactor", "load", "agent"][..], "--coordinator"),
+        (
+            &[
+                "wsreactor",
+                "load",
+                "agent",
+                "--coordinator",
+                "redis://h:1",
+                "--runs",
+                "0",
+            ],
+            "--runs",
+        ),
+    ] {
+        let err = Cli::try_parse_from(bad).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{bad:?}");
+        assert!(err.to_string().contains(flag), "{bad:?}: {err}");
+    }
+    assert!(Cli::try_parse_from(["wsreactor", "load", "agent", "--coordinator", "redis://h:1"]).is_ok());
 }

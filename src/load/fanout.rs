@@ -16,14 +16,14 @@
 use super::report::Percentiles;
 use super::stats::histogram;
 use super::subscribe::LaneOutcome;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Publishes one worker follows at most (8 bytes each).
 pub const MAX_TRACKED: usize = 1 << 22;
 
 /// One publish's reach so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Reach {
     /// Subscribers that had it.
     count: u32,
@@ -32,7 +32,7 @@ struct Reach {
 }
 
 /// Every publish's reach, as one worker (or the merged run) saw it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FanOut {
     /// Per stream, per sequence number.
     streams: Vec<Vec<Reach>>,

@@ -74,6 +74,8 @@ pub mod cli;
 pub(crate) mod client;
 pub mod compare;
 pub(crate) mod ctx;
+#[cfg(feature = "redis")]
+pub mod distributed;
 pub(crate) mod echo;
 pub mod fanout;
 pub mod feed;
@@ -117,11 +119,79 @@ pub fn run(options: &Options) -> Result<Summary, LoadError> {
 
 /// As [`run`], ending the window early once `stop` is set (Ctrl-C).
 pub fn run_until(options: &Options, stop: &AtomicBool) -> Result<Summary, LoadError> {
+    Ok(run_part(options, stop, Role::Alone)?.summary(options))
+}
+
+/// A distributed run's messages to and from the other processes, passed
+/// on by the run's loop (see `distributed`).
+pub(crate) trait Relay {
+    /// Each turn of the run's loop (about every 50 ms): pass on what the
+    /// others said (the window's start, what was accepted, a stop) and
+    /// what this process has to say.
+    fn tick(&mut self, shared: &Shared, now: Instant) -> Result<(), LoadError>;
+    /// Still waiting for the others (the coordinator for the agents).
+    fn waiting(&self) -> bool;
+}
+
+/// What this process is in a run.
+pub(crate) enum Role<'a> {
+    /// The whole run.
+    Alone,
+    /// An agent: its share of the connections, the window held for the
+    /// coordinator to start, no publisher (the coordinator's is the run's).
+    Agent(&'a mut dyn Relay),
+    /// The coordinator: no connections of its own, the publisher, and the
+    /// agents' results.
+    Coordinator(&'a mut dyn Relay),
+}
+
+/// A run's figures before they are a summary.
+pub(crate) struct Finished {
+    pub plan: Arc<Plan>,
+    pub stats: Stats,
+    pub published: Option<publisher::PublishOutcome>,
+    /// The window from the run's start.
+    pub window: Option<(Duration, Duration)>,
+    pub elapsed: Duration,
+    pub peak: usize,
+    pub series: Vec<report::Sample>,
+    /// The server's usage before, at the window's start and at the end.
+    usage: [Option<server_usage::Usage>; 3],
+}
+
+impl Finished {
+    /// The run's summary.
+    pub fn summary(self, options: &Options) -> Summary {
+        let plan = self.plan;
+        let mut summary = Summary::new(
+            options,
+            &plan,
+            self.stats,
+            self.published,
+            self.window,
+            self.elapsed,
+            self.peak,
+        );
+        summary.series = self.series;
+        if let (Some(pid), Some(sub)) = (options.server_pid, summary.subscribe.as_mut()) {
+            if let [Some(before), Some(start), Some(end)] = self.usage {
+                let d = &sub.deliveries;
+                let report = server_usage::ServerReport::new(pid, before, start, end, d.received, d.subscribers);
+                sub.transport.server = Some(report);
+            }
+        }
+        summary
+    }
+}
+
+/// Run this process's part of the load.
+pub(crate) fn run_part(options: &Options, stop: &AtomicBool, mut role: Role<'_>) -> Result<Finished, LoadError> {
     let t0 = Instant::now();
     let plan = Arc::new(Plan::new(options, t0)?);
-    let shared = Arc::new(match plan.mode {
-        Mode::Churn => Shared::at_once(t0, options.duration),
-        _ => Shared::new(t0, options.duration, plan.connections),
+    let shared = Arc::new(match (&role, plan.mode) {
+        (Role::Alone, Mode::Churn) => Shared::at_once(t0, options.duration),
+        (Role::Alone, _) => Shared::new(t0, options.duration, plan.connections),
+        _ => Shared::held(t0, options.duration, plan.connections),
     });
     let probe = |pid: Option<u32>| pid.and_then(server_usage::sample);
     let before = probe(options.server_pid);
@@ -142,7 +212,11 @@ pub fn run_until(options: &Options, stop: &AtomicBool) -> Result<Summary, LoadEr
     let seed = t0.elapsed().as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32);
     let mut lives = Vec::new();
     let mut handles = Vec::new();
-    for id in 0..plan.threads {
+    let workers = match role {
+        Role::Coordinator(_) => 0,
+        _ => plan.threads,
+    };
+    for id in 0..workers {
         let live = Arc::new(Live::default());
         lives.push(live.clone());
         let seed = seed ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -153,8 +227,9 @@ pub fn run_until(options: &Options, stop: &AtomicBool) -> Result<Summary, LoadEr
                 .spawn(move || worker.run())?,
         );
     }
-    let publisher = match plan.publish {
-        Some(ref p) if !p.observe => {
+    let publisher = match (&plan.publish, &role) {
+        (_, Role::Agent(_)) => None,
+        (Some(p), _) if !p.observe => {
             let publisher = publisher::Publisher::new(plan.clone(), shared.clone())?;
             let spawned = std::thread::Builder::new()
                 .name("load-publisher".into())
@@ -171,7 +246,24 @@ pub fn run_until(options: &Options, stop: &AtomicBool) -> Result<Summary, LoadEr
     let mut series = Vec::new();
     let mut stopped = false;
     loop {
-        let finished = handles.iter().all(|h| h.is_finished());
+        let relay = match &mut role {
+            Role::Alone => None,
+            Role::Agent(r) | Role::Coordinator(r) => Some(&mut **r),
+        };
+        let waiting = match relay {
+            Some(r) => {
+                if let Err(e) = r.tick(&shared, Instant::now()) {
+                    // The others are gone or refused: end this part too.
+                    shared.stop(Instant::now());
+                    return Err(e);
+                }
+                r.waiting()
+            }
+            None => false,
+        };
+        let finished = !waiting
+            && handles.iter().all(|h| h.is_finished())
+            && publisher.as_ref().is_none_or(|h| h.is_finished() || workers > 0);
         if !finished {
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -253,16 +345,14 @@ pub fn run_until(options: &Options, stop: &AtomicBool) -> Result<Summary, LoadEr
     let window = shared
         .window()
         .map(|(start, end)| (start - t0, end.min(t0 + elapsed) - t0));
-    let peak = shared.peak_open();
-    let at_end = probe(options.server_pid);
-    let mut summary = Summary::new(options, &plan, stats, published, window, elapsed, peak);
-    summary.series = series;
-    if let (Some(pid), Some(sub)) = (options.server_pid, summary.subscribe.as_mut()) {
-        if let (Some(before), Some(start), Some(end)) = (before, at_start, at_end) {
-            let d = &sub.deliveries;
-            let report = server_usage::ServerReport::new(pid, before, start, end, d.received, d.subscribers);
-            sub.transport.server = Some(report);
-        }
-    }
-    Ok(summary)
+    Ok(Finished {
+        plan,
+        stats,
+        published,
+        window,
+        elapsed,
+        peak: shared.peak_open(),
+        series,
+        usage: [before, at_start, probe(options.server_pid)],
+    })
 }

@@ -26,6 +26,7 @@
 //! that a re-run picks the same ones. The two never pick the same
 //! subscriber: the storm's share is of the subscribers that are not slow.
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -385,7 +386,7 @@ impl Stormed {
 }
 
 /// The scenario's figures of one worker, merged at the end.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioStats {
     /// Slow readers that opened.
     pub slow_readers: u64,

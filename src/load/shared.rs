@@ -29,6 +29,9 @@ pub struct Shared {
     /// `--observe`: the most distinct messages any subscriber received, as
     /// the workers report it while draining.
     seen: AtomicU64,
+    /// A distributed run: the window is the coordinator's to start
+    /// ([`Shared::start_at`]), not the last connection's.
+    held: bool,
 }
 
 impl Shared {
@@ -44,7 +47,36 @@ impl Shared {
             end_ns: AtomicU64::new(u64::MAX),
             published: AtomicU64::new(u64::MAX),
             seen: AtomicU64::new(0),
+            held: false,
         }
+    }
+
+    /// A distributed run's part: the connections ramp as usual, but the
+    /// window starts when [`Shared::start_at`] says, on every agent at once.
+    pub(super) fn held(t0: Instant, duration: Duration, connections: usize) -> Self {
+        Shared {
+            held: true,
+            ..Shared::new(t0, duration, connections)
+        }
+    }
+
+    /// Every connection is open or has failed.
+    pub fn ramped(&self) -> bool {
+        self.unresolved.load(Acquire) == 0
+    }
+
+    /// Connections that completed the opening handshake so far.
+    pub fn opened(&self) -> usize {
+        self.opened.load(Acquire)
+    }
+
+    /// Start the window at `start` (a held window; a stop may have started
+    /// an empty one first, which stays).
+    pub fn start_at(&self, start: Instant) {
+        let start = self.nanos(start);
+        self.end_ns
+            .fetch_min(start.saturating_add(self.duration.as_nanos() as u64), AcqRel);
+        let _ = self.start_ns.compare_exchange(u64::MAX, start, AcqRel, Acquire);
     }
 
     /// Churn mode: no ramp to wait for, the window starts at once (after
@@ -74,7 +106,7 @@ impl Shared {
         }
         // Churn mode resolves connections all run long, with none counted.
         let left = self.unresolved.fetch_update(AcqRel, Acquire, |n| n.checked_sub(1));
-        if left == Ok(1) {
+        if left == Ok(1) && !self.held {
             let start = self.nanos(now + START_MARGIN);
             let length = if self.opened.load(Acquire) == 0 {
                 0
@@ -173,6 +205,23 @@ mod tests {
         shared.resolve(false, t0 + Duration::from_secs(2));
         assert_eq!(shared.window(), Some((start, end)));
         assert_eq!(shared.peak_open.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn a_held_window_waits_for_its_start_not_for_the_ramp() {
+        let t0 = Instant::now();
+        let shared = Shared::held(t0, Duration::from_secs(5), 2);
+        shared.resolve(true, t0);
+        assert!(!shared.ramped());
+        shared.resolve(true, t0 + Duration::from_secs(1));
+        assert!(shared.ramped());
+        assert_eq!((shared.window(), shared.opened()), (None, 2));
+        let start = t0 + Duration::from_secs(3);
+        shared.start_at(start);
+        assert_eq!(shared.window(), Some((start, start + Duration::from_secs(5))));
+        // A second start does not move it.
+        shared.start_at(t0 + Duration::from_secs(4));
+        assert_eq!(shared.window().unwrap().0, start);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::fanout::FanOut;
 use super::scenario::ScenarioStats;
 use super::subscribe::Order;
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -76,7 +76,7 @@ impl Percentiles {
 }
 
 /// Time-outs, by what was being waited for.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimedOut {
     /// The TCP connection did not complete.
     pub connect: u64,
@@ -89,7 +89,7 @@ pub struct TimedOut {
 }
 
 /// Errors by kind. The run counts them and goes on; none stops it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Errors {
     /// `ECONNREFUSED`: nothing listens on the port (or its backlog is full).
     pub refused: u64,
@@ -98,26 +98,32 @@ pub struct Errors {
     /// Upgrade requests answered with a status other than 101, by status.
     pub handshake_status: BTreeMap<u16, u64>,
     /// 101 answers that break RFC 6455 §4.1 (or no answer at all), by kind.
+    #[serde(deserialize_with = "interned")]
     pub handshake_invalid: BTreeMap<&'static str, u64>,
     /// Close codes the server ended a connection with while we were not
     /// closing; 1006 when the TCP connection ended without a close frame
     /// (§7.1.5), 1005 for a close frame without a code.
     pub close_codes: BTreeMap<u16, u64>,
     /// Protocol violations by the server (§7.1.7), by kind.
+    #[serde(deserialize_with = "interned")]
     pub protocol: BTreeMap<&'static str, u64>,
     /// Echo mode: a message that was not the echo of one we sent.
+    #[serde(deserialize_with = "interned")]
     pub echo: BTreeMap<&'static str, u64>,
     /// Other socket errors, by kind (reset, address unavailable, EMFILE...).
+    #[serde(deserialize_with = "interned")]
     pub io: BTreeMap<&'static str, u64>,
     /// Subscribe mode: publish requests answered with a status other than
     /// 200, by status.
     pub publish_status: BTreeMap<u16, u64>,
     /// Subscribe mode: publish requests that failed otherwise, by kind
     /// (socket errors, time-outs, answers that break the API).
+    #[serde(deserialize_with = "interned")]
     pub publish: BTreeMap<&'static str, u64>,
     /// Subscribe mode: deliveries that break the channel's promise, by kind
     /// (missing, duplicate, out_of_order, delivered_rejected, unexpected,
     /// bad_payload, wrong_size).
+    #[serde(deserialize_with = "interned")]
     pub delivery: BTreeMap<&'static str, u64>,
 }
 
@@ -178,6 +184,37 @@ impl Errors {
         add_all(&mut self.publish, &other.publish);
         add_all(&mut self.delivery, &other.delivery);
     }
+}
+
+/// Most kinds of error a run keeps by name (see [`intern`]).
+const MAX_KINDS: usize = 1024;
+
+/// The `&'static str` for an error kind read back from another process
+/// (a distributed run's agent): the kinds are a fixed few of our own, so
+/// each is made static once; past [`MAX_KINDS`] of them, "other".
+pub(crate) fn intern(kind: &str) -> &'static str {
+    static KINDS: Mutex<std::collections::BTreeSet<&'static str>> = Mutex::new(std::collections::BTreeSet::new());
+    let Ok(mut kinds) = KINDS.lock() else {
+        return "other";
+    };
+    if let Some(&k) = kinds.get(kind) {
+        return k;
+    }
+    if kinds.len() >= MAX_KINDS {
+        return "other";
+    }
+    let k: &'static str = Box::leak(kind.to_owned().into_boxed_str());
+    kinds.insert(k);
+    k
+}
+
+fn interned<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<&'static str, u64>, D::Error> {
+    let named = BTreeMap::<String, u64>::deserialize(d)?;
+    let mut kinds = BTreeMap::new();
+    for (k, n) in named {
+        *kinds.entry(intern(&k)).or_default() += n;
+    }
+    Ok(kinds)
 }
 
 fn sum<K>(m: &BTreeMap<K, u64>) -> u64 {
@@ -284,7 +321,7 @@ pub struct Stats {
 /// actually wrote and read (TCP payload: TLS records over `wss://`), from the
 /// start of the measurement window until the run ends; the opening
 /// handshakes of the ramp are before it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wire {
     /// Bytes read from the server.
     pub bytes_in: u64,
@@ -462,6 +499,18 @@ mod tests {
         assert_eq!(a.io["reset"], 1);
         assert_eq!(a.close_codes[&1006], 2);
         assert_eq!(a.total(), 1 + 1 + 2 + 2 + 3);
+    }
+
+    #[test]
+    fn errors_read_back_with_their_kinds() {
+        let mut a = Errors::default();
+        a.socket(&io::Error::from_raw_os_error(libc::ECONNRESET));
+        a.delivery("missing", 3);
+        *a.handshake_status.entry(503).or_default() += 2;
+        let json = serde_json::to_string(&a).unwrap();
+        let b: Errors = serde_json::from_str(&json).unwrap();
+        assert_eq!(a, b);
+        assert!(std::ptr::eq(intern("missing"), intern("missing")));
     }
 
     #[test]

@@ -40,6 +40,7 @@
 //! ([`reconcile`]): a rejected or unanswered publish leaves a gap that is
 //! no loss.
 
+use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
 /// Bytes of the header every payload carries; the least `--size`.
@@ -144,7 +145,7 @@ pub enum Seen {
 }
 
 /// One lane's order, as one subscriber saw it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LaneOrder {
     /// Every number below this was received or is in `gaps`.
     next: u64,
@@ -192,7 +193,7 @@ impl LaneOrder {
 }
 
 /// One subscriber's view of every lane.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     lanes: Vec<LaneOrder>,
     /// Distinct messages received.

@@ -4,6 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod distributed;
 mod scenarios;
 mod transports;
 mod verdict;

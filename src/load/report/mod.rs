@@ -37,7 +37,10 @@
 //!             { slots, rate, due, started, unstarted, late, fell_behind, cycles, cycles_per_sec,
 //!               completed_after_window, failed, server_kept_open, echo_us { count, min, ... } },
 //! series      [ { t_s, phase, open, per_second, p50_us, p99_us, errors } ] one per second,
-//! verdict     { passed, exit_code, failures: [ "..." ] }
+//! verdict     { passed, exit_code, failures: [ "..." ] },
+//! agents      (a distributed run only) [ { index, name, connections, attempted, opened, peak_open,
+//!               received, sent, errors, clock_offset_us, clock_error_us, latency_us { count, min, ... },
+//!               latency_histogram: base64 of HdrHistogram V2 (deflate) } ]
 //! ```
 //!
 //! In churn mode `latency_us` is the cycle time (connect to the server's
@@ -57,12 +60,14 @@
 //! `latency_us`, the deliveries and the fan-out are the other subscribers'
 //! (the slow ones' are in `slow_readers`).
 
+mod agents;
 mod progress;
 mod scenario;
 mod table;
 mod verdict;
 mod wire;
 
+pub use agents::AgentReport;
 pub use progress::Progress;
 pub use scenario::{SlowReport, Spread, StormReport};
 pub use verdict::{Thresholds, Verdict, EXIT_ERRORS, EXIT_INTERRUPTED, EXIT_THRESHOLD};
@@ -124,6 +129,9 @@ pub struct Summary {
     pub series: Vec<Sample>,
     /// Whether the run passed (the caller judges it, see [`Summary::judge`]).
     pub verdict: Option<Verdict>,
+    /// A distributed run (`--coordinator`): each agent's part.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<AgentReport>,
     /// The histograms behind `latency_us` and `service_us`, for the chart.
     #[serde(skip)]
     pub histograms: (Histogram<u64>, Histogram<u64>),
@@ -381,6 +389,7 @@ impl Summary {
             churn,
             series: Vec::new(),
             verdict: None,
+            agents: Vec::new(),
             histograms: (stats.latency, stats.service),
         }
     }

@@ -112,6 +112,7 @@ impl Summary {
                 ms(p.max)
             );
         }
+        super::agents::lines(&mut s, &self.agents);
         s.push('\n');
         s.push_str(&error_lines(&self.errors));
         if let Some(v) = &self.verdict {
