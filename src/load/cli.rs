@@ -444,16 +444,30 @@ pub fn run(cmd: LoadCmd) -> ExitCode {
     }
 }
 
-/// The `load` flags of this command line, for a distributed run's agents:
-/// those after `load`, without `--publish-token` (agents do not publish,
-/// and a secret has no place in Redis).
+/// The `load` flags of this command line, for a distributed run's agents.
 fn load_flags() -> Vec<String> {
+    agents_flags(std::env::args().skip_while(|a| a != "load").skip(1))
+}
+
+/// Of a coordinator's `load` flags, those its agents run with: not the
+/// publishing token nor the coordinator's URL (secrets have no place in
+/// Redis, and agents do not publish), nor what is the coordinator's own
+/// (its agents, its output files).
+fn agents_flags(args: impl Iterator<Item = String>) -> Vec<String> {
+    const OWN: [&str; 6] = [
+        "--publish-token",
+        "--coordinator",
+        "--agents",
+        "--agents-wait",
+        "--json",
+        "--plot",
+    ];
     let mut flags = Vec::new();
-    let mut args = std::env::args().skip_while(|a| a != "load").skip(1);
+    let mut args = args;
     while let Some(a) = args.next() {
-        if a == "--publish-token" {
+        if OWN.contains(&a.as_str()) {
             args.next();
-        } else if !a.starts_with("--publish-token=") {
+        } else if !OWN.iter().any(|f| a.starts_with(&format!("{f}="))) {
             flags.push(a);
         }
     }

@@ -240,3 +240,26 @@ fn an_agent_needs_its_coordinator_and_a_positive_run_count() {
     }
     assert!(Cli::try_parse_from(["wsreactor", "load", "agent", "--coordinator", "redis://h:1"]).is_ok());
 }
+
+#[test]
+fn agents_get_the_load_flags_without_secrets_or_the_coordinators_own() {
+    let given = [
+        "--url",
+        "ws://h:1/",
+        "--publish-token",
+        "s3cret",
+        "--coordinator",
+        "redis://:pw@h:6379",
+        "--agents=4",
+        "--json",
+        "out.json",
+        "--plot=p.svg",
+        "--agents-wait",
+        "5s",
+        "--connections",
+        "10",
+        "--publish-token=again",
+    ];
+    let flags = agents_flags(given.iter().map(|s| s.to_string()));
+    assert_eq!(flags, ["--url", "ws://h:1/", "--connections", "10"]);
+}

@@ -131,6 +131,11 @@ pub(crate) trait Relay {
     fn tick(&mut self, shared: &Shared, now: Instant) -> Result<(), LoadError>;
     /// Still waiting for the others (the coordinator for the agents).
     fn waiting(&self) -> bool;
+    /// The shared clock minus this process's, µs: the payloads' times
+    /// (the publisher's stamps, the subscribers' arrivals) are taken on
+    /// the shared clock, so that a latency across hosts is not off by the
+    /// hosts' difference.
+    fn clock_offset_us(&self) -> i64;
 }
 
 /// What this process is in a run.
@@ -187,7 +192,13 @@ impl Finished {
 /// Run this process's part of the load.
 pub(crate) fn run_part(options: &Options, stop: &AtomicBool, mut role: Role<'_>) -> Result<Finished, LoadError> {
     let t0 = Instant::now();
-    let plan = Arc::new(Plan::new(options, t0)?);
+    let mut plan = Plan::new(options, t0)?;
+    if let Role::Agent(r) | Role::Coordinator(r) = &role {
+        plan.t0_unix_ns = plan
+            .t0_unix_ns
+            .saturating_add_signed(r.clock_offset_us().saturating_mul(1000));
+    }
+    let plan = Arc::new(plan);
     let shared = Arc::new(match (&role, plan.mode) {
         (Role::Alone, Mode::Churn) => Shared::at_once(t0, options.duration),
         (Role::Alone, _) => Shared::new(t0, options.duration, plan.connections),
@@ -253,8 +264,14 @@ pub(crate) fn run_part(options: &Options, stop: &AtomicBool, mut role: Role<'_>)
         let waiting = match relay {
             Some(r) => {
                 if let Err(e) = r.tick(&shared, Instant::now()) {
-                    // The others are gone or refused: end this part too.
+                    // The others are gone or refused: end this part too,
+                    // and let its threads close what they hold (within
+                    // their drain and close time-outs) before going on.
                     shared.stop(Instant::now());
+                    handles.into_iter().for_each(|h| drop(h.join()));
+                    if let Some(h) = publisher {
+                        drop(h.join());
+                    }
                     return Err(e);
                 }
                 r.waiting()

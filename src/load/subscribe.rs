@@ -220,6 +220,20 @@ impl Order {
         self.lanes.iter().all(|l| l.gaps.is_empty() && l.forgotten == 0)
     }
 
+    /// Its gaps are ascending, disjoint, not empty and below `next`, as
+    /// [`LaneOrder::see`] keeps them (one read from another process may not
+    /// be).
+    pub fn well_formed(&self) -> bool {
+        self.lanes.iter().all(|l| {
+            let mut floor = 0;
+            l.gaps.iter().all(|g| {
+                let ok = g.start >= floor && g.start < g.end && g.end <= l.next;
+                floor = g.end;
+                ok
+            })
+        })
+    }
+
     /// Note a received stamp; `None` when its lane is not one of ours.
     pub fn see(&mut self, stamp: &Stamp) -> Option<Seen> {
         let seen = self.lanes.get_mut(stamp.lane)?.see(stamp.seq);

@@ -13,10 +13,12 @@ use crate::load::{run_part, LoadError, Mode, Options, Relay, Role, Shared};
 use redis::{Commands, Connection};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// How long one wait for a job lasts before the agent looks at Ctrl-C.
 const JOB_POLL_S: f64 = 1.0;
+/// The longest an agent waits for a window's start: a day, in µs.
+const MAX_START_WAIT_US: i64 = 86_400_000_000;
 
 /// What `wsreactor load agent` is asked.
 #[derive(Debug, Clone)]
@@ -66,9 +68,19 @@ pub fn serve(
             }
         };
         let clock = Clock::measure(&mut con).map_err(failed)?;
-        if job.expires_us < clock.now_redis_us() {
+        let now = clock.now_redis_us();
+        if job.expires_us < now {
             eprintln!(
                 "wsreactor load agent: skipped run {}: its coordinator gave up on it",
+                job.run
+            );
+            continue;
+        }
+        // A part whose start may come more than a day from now is no part
+        // of ours.
+        if job.start_by_us.saturating_sub(now) > MAX_START_WAIT_US || job.connections == 0 {
+            eprintln!(
+                "wsreactor load agent: skipped run {}: its part is not one to run",
                 job.run
             );
             continue;
@@ -146,7 +158,7 @@ fn run_job(
         run: job.run.clone(),
         index: job.index,
         clock,
-        start_wait: Duration::from_millis(job.start_wait_ms),
+        start_by_us: job.start_by_us,
         subscribe: options.mode == Mode::Subscribe,
         ready_at: None,
         started: false,
@@ -186,7 +198,7 @@ struct Agent<'a> {
     run: String,
     index: usize,
     clock: Clock,
-    start_wait: Duration,
+    start_by_us: i64,
     subscribe: bool,
     ready_at: Option<Instant>,
     started: bool,
@@ -220,11 +232,8 @@ impl Agent<'_> {
                 self.started = true;
                 shared.start_at(self.clock.instant_of(us));
             }
-            (false, None, Some(ready)) if now >= ready + self.start_wait => {
-                return Err(format!(
-                    "no window start from the coordinator within {:?}",
-                    self.start_wait
-                ));
+            (false, None, Some(_)) if self.clock.now_redis_us() >= self.start_by_us => {
+                return Err("no window start from the coordinator in time".into());
             }
             _ => {}
         }
@@ -237,6 +246,10 @@ impl Agent<'_> {
 }
 
 impl Relay for Agent<'_> {
+    fn clock_offset_us(&self) -> i64 {
+        self.clock.offset_us
+    }
+
     fn tick(&mut self, shared: &Shared, now: Instant) -> Result<(), LoadError> {
         self.step(shared, now)
             .map_err(|why| LoadError::Io(std::io::Error::other(why)))
@@ -260,7 +273,7 @@ mod tests {
             connections: 250,
             args: Vec::new(),
             expires_us: 0,
-            start_wait_ms: 1000,
+            start_by_us: 0,
         };
         let echo = Options {
             connections: 1000,

@@ -93,7 +93,7 @@ pub fn run(options: &Options, c: &Coordination, stop: &AtomicBool) -> Result<Sum
                 connections: options.connections / c.agents + usize::from(index < options.connections % c.agents),
                 args: c.args.clone(),
                 expires_us: clock.now_redis_us() + c.join_wait.as_micros() as i64,
-                start_wait_ms: (ramp_bound + RAMP_MARGIN).as_millis() as u64,
+                start_by_us: clock.now_redis_us() + (c.join_wait + ramp_bound + RAMP_MARGIN).as_micros() as i64,
             };
             json(&job)
         })
@@ -102,6 +102,8 @@ pub fn run(options: &Options, c: &Coordination, stop: &AtomicBool) -> Result<Sum
     for job in &jobs {
         post.rpush(jobs_key(), job).ignore();
     }
+    // A coordinator killed outright leaves no parts behind for long.
+    post.expire(jobs_key(), super::KEY_TTL_S).ignore();
     post.query::<()>(&mut con).map_err(redis_failed)?;
     eprintln!(
         "wsreactor load: run {run}: {} connections over {} agents; waiting for them at {at} \
@@ -163,7 +165,8 @@ pub fn run(options: &Options, c: &Coordination, stop: &AtomicBool) -> Result<Sum
         ));
         finished.stats.merge(&stats);
     }
-    // Each agent's most at once, added: at most what was open at once.
+    // Each agent's most at once, added: an upper bound of what was open
+    // at once (their peaks need not be at the same time).
     finished.peak = peak;
     let mut summary = finished.summary(options);
     summary.agents = agents;
@@ -329,6 +332,17 @@ impl Coordinator<'_> {
                 if let Some(r) = got.iter().find(|r: &&Ready| r.error.is_some()) {
                     return Err(format!("agent {}: {}", r.index, r.error.as_deref().unwrap_or("")));
                 }
+                // An agent that failed after its ramp says so in its results.
+                let results = self.pop_all("results")?;
+                if let Some(o) = results.iter().find(|o: &&Outcome| o.error.is_some()) {
+                    return Err(format!(
+                        "agent {} ({}): {}",
+                        o.index,
+                        o.name,
+                        o.error.as_deref().unwrap_or("")
+                    ));
+                }
+                place(&mut self.results, results, |o: &Outcome| o.index)?;
                 if place(&mut self.ready, got, |r: &Ready| r.index)? {
                     let opened: usize = self.ready.iter().flatten().map(|r| r.opened).sum();
                     let start = self.clock.now_redis_us() + START_DELAY.as_micros() as i64;
@@ -380,6 +394,10 @@ impl Coordinator<'_> {
 }
 
 impl Relay for Coordinator<'_> {
+    fn clock_offset_us(&self) -> i64 {
+        self.clock.offset_us
+    }
+
     fn tick(&mut self, shared: &Shared, now: Instant) -> Result<(), LoadError> {
         self.step(shared, now).map_err(failed)
     }

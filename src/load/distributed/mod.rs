@@ -145,9 +145,11 @@ impl Clock {
         unix_us(SystemTime::now()) + self.offset_us
     }
 
-    /// The instant of `redis_us` (Redis's clock) in ours, as an [`Instant`].
+    /// The instant of `redis_us` (Redis's clock) in ours, as an [`Instant`]
+    /// (at most a day away: a time from Redis is a claim).
     fn instant_of(&self, redis_us: i64) -> Instant {
-        let ahead = redis_us - self.now_redis_us();
+        const DAY_US: i64 = 86_400_000_000;
+        let ahead = redis_us.saturating_sub(self.now_redis_us()).clamp(-DAY_US, DAY_US);
         let now = Instant::now();
         let d = Duration::from_micros(ahead.unsigned_abs());
         if ahead >= 0 {
@@ -173,8 +175,10 @@ struct Job {
     args: Vec<String>,
     /// Past this (Redis's clock, µs), nobody waits for the part: not taken.
     expires_us: i64,
-    /// After its ramp, how long the agent waits for the window's start.
-    start_wait_ms: u64,
+    /// Past this (Redis's clock, µs) without a window start, the agent
+    /// gives its part up: the last agent may join at `expires_us` and
+    /// then ramp.
+    start_by_us: i64,
 }
 
 /// An agent took a job.

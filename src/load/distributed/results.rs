@@ -21,12 +21,40 @@ pub fn encode(h: &Histogram<u64>) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// The most a histogram of ours takes, deflated or not: three significant
+/// digits up to an hour are ~25,000 counts of at most 9 bytes each.
+const MAX_HISTOGRAM_BYTES: usize = 1 << 20;
+
 /// A histogram from [`encode`]'s form, in our bounds (values past them
-/// saturate at the highest).
+/// saturate at the highest). The sizes it declares are checked before
+/// hdrhistogram allocates by them: a size in a message is a claim.
 pub fn decode(s: &str) -> Result<Histogram<u64>, String> {
+    if s.len() > MAX_HISTOGRAM_BYTES {
+        return Err("histogram is too large".into());
+    }
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(s)
         .map_err(|e| format!("histogram is not base64: {e}"))?;
+    // V2 deflated: cookie, length, then zlib of the V2 encoding, whose
+    // header's bytes 4..8 are its payload's length (big-endian).
+    let mut inflated = Vec::new();
+    let zlib = bytes.get(8..).ok_or("histogram is cut short")?;
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(flate2::read::ZlibDecoder::new(zlib), MAX_HISTOGRAM_BYTES as u64 + 1),
+        &mut inflated,
+    )
+    .map_err(|e| format!("histogram does not inflate: {e}"))?;
+    let declared = inflated
+        .get(4..8)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    if inflated.len() > MAX_HISTOGRAM_BYTES || declared.is_none_or(|n| n > inflated.len()) {
+        return Err("histogram declares more than it holds".into());
+    }
+    // Its precision (bytes 12..16) sizes the counts it is read into: ours
+    // is 3 significant digits.
+    if inflated.get(12..16) != Some(&3u32.to_be_bytes()[..]) {
+        return Err("histogram is not of three significant digits".into());
+    }
     let read: Histogram<u64> = Deserializer::new()
         .deserialize(&mut bytes.as_slice())
         .map_err(|e| format!("histogram is not HdrHistogram V2: {e:?}"))?;
@@ -95,6 +123,9 @@ impl Figures {
 
     /// Back to [`Stats`].
     pub fn stats(self) -> Result<Stats, String> {
+        if !self.orders.iter().all(Order::well_formed) {
+            return Err("a subscriber's order is not well formed".into());
+        }
         Ok(Stats {
             latency: decode(&self.latency)?,
             service: decode(&self.service)?,
@@ -131,6 +162,18 @@ mod tests {
         assert_eq!(back, h);
         assert!(decode("not base64!").is_err());
         assert!(decode("AAAA").is_err());
+        // A header that declares 4 GiB of counts is refused before anything
+        // is allocated for them.
+        let mut bytes = base64::engine::general_purpose::STANDARD.decode(encode(&h)).unwrap();
+        let mut v2 = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(&bytes[8..]), &mut v2).unwrap();
+        v2[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut z, &v2).unwrap();
+        bytes.truncate(8);
+        bytes.extend(z.finish().unwrap());
+        let forged = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        assert_eq!(decode(&forged).unwrap_err(), "histogram declares more than it holds");
     }
 
     #[test]
@@ -152,5 +195,13 @@ mod tests {
         assert_eq!((back.attempted, back.opened, back.received), (3, 2, 40));
         assert_eq!(back.errors, s.errors);
         assert_eq!(back.orders, s.orders);
+        // Gaps that overlap (which would make the reconciliation count
+        // below zero) are refused.
+        let mut json: serde_json::Value = serde_json::from_str(&json).unwrap();
+        json["orders"][0]["lanes"][0] = serde_json::json!({
+            "next": 9, "gaps": [{"start": 1, "end": 5}, {"start": 3, "end": 7}], "forgotten": 0
+        });
+        let f: Figures = serde_json::from_value(json).unwrap();
+        assert_eq!(f.stats().unwrap_err(), "a subscriber's order is not well formed");
     }
 }
