@@ -11,6 +11,9 @@
 #                                           (the library without the CLI's dependencies,
 #                                            without a warning)
 #      cargo doc --no-deps                  (the API docs build without a warning)
+#      bash tests/install.sh                (cargo install --locked --path . into a temporary
+#                                            root; the Debian package built with cargo-deb,
+#                                            installed, run, removed and purged: as root)
 #   4. python3 benches/idle_rss.py ...      (10,000 idle connections cost < 1 KiB of server RSS each)
 #      python3 benches/declared_length.py   (1,000 connections declaring 16 MiB and sending 1 byte
 #                                            cost < 64 KiB of server RSS each)
@@ -147,6 +150,7 @@ fi
 # user's build picks): -D warnings on this crate alone, no dependency rebuilt.
 run lib-only cargo rustc --release --lib --no-default-features -- -D warnings
 run doc env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
+run install bash tests/install.sh
 run idle-rss python3 benches/idle_rss.py --spawn target/release/wsreactor --connections 10000 --max-bytes-per-conn 1024
 run declared-length python3 benches/declared_length.py --spawn target/release/wsreactor --connections 1000
 run autobahn bash tests/autobahn.sh

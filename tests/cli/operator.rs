@@ -227,7 +227,7 @@ fn the_example_systemd_unit_verifies() {
     };
     // The unit names the installed binary; verify it against this build.
     let path = tmp("wsreactor.service");
-    std::fs::write(&path, unit.replace("/usr/local/bin/wsreactor", BIN)).unwrap();
+    std::fs::write(&path, unit.replace("/usr/bin/wsreactor", BIN)).unwrap();
     // --man=no: the man page (`wsreactor man`) is not installed here.
     let out = Command::new(analyze)
         .args(["verify", "--man=no"])
