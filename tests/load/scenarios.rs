@@ -158,7 +158,12 @@ fn a_reconnect_storm_loses_nothing_on_every_transport() {
         let all = st.all_caught_up_s.unwrap();
         assert!(all < jitter.as_secs_f64() + 1.0, "{name}: {st:?}");
         // What was published while they were away came from their cursors.
-        assert!(st.recovered > 0, "{name}: {st:?}");
+        // All at once, they may be back within the 5 ms between two
+        // messages (nothing to recover); a jittered storm keeps them away
+        // for hundreds of milliseconds.
+        if !jitter.is_zero() {
+            assert!(st.recovered > 0, "{name}: {st:?}");
+        }
         assert_eq!(sub.fanout.incomplete, 0, "{name}: {:?}", sub.fanout);
     }
 }
