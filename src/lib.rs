@@ -65,3 +65,9 @@ pub mod reactor;
 pub mod server;
 pub mod stats;
 pub mod sys;
+
+/// The README's Rust (its library in ten lines), compiled by `cargo test
+/// --doc` so that it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,6 +1,6 @@
 //! Heap held by permessage-deflate state, measured with a counting allocator.
 //!
-//! Prints the figures quoted in `src/protocol/deflate/mod.rs` and the README
+//! Prints the figures quoted in `src/protocol/deflate/mod.rs` and docs/operating.md
 //! (`cargo test --release --test deflate_memory -- --nocapture`), and checks
 //! the properties that matter for idle connections: nothing is held before
 //! the first message or after a message without context takeover, and a

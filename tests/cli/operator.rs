@@ -215,6 +215,17 @@ fn metrics_carry_the_build_info() {
     let line = format!("wsreactor_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
     assert!(page.lines().any(|l| l == line), "{line} not in /metrics");
     assert!(ready.starts_with("HTTP/1.1 200 "), "{ready}");
+    // Every family served is in the operators' table.
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operating.md")).unwrap();
+    let families: Vec<&str> = page
+        .lines()
+        .filter_map(|l| l.strip_prefix("# HELP "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert!(families.len() > 10, "{page}");
+    for name in families {
+        assert!(doc.contains(&format!("`{name}`")), "{name} is served but not in docs/operating.md's Metrics");
+    }
 }
 
 #[test]

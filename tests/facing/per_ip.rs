@@ -199,7 +199,7 @@ fn the_count_is_exact_after_a_connect_and_close() {
 
 #[test]
 fn a_client_written_forwarded_header_does_not_choose_its_address() {
-    // Behind the README's nginx (it sets X-Forwarded-For), a client that
+    // Behind docs/operating.md's nginx (it sets X-Forwarded-For), a client that
     // added its own `Forwarded` was counted under the address it chose
     // (issue 24, fault 2).
     let server = limited(2, 0, &["127.0.0.1"]);

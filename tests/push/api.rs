@@ -168,17 +168,17 @@ fn a_broadcast_partly_refused_is_207_and_says_which() {
     assert_eq!(r.header("retry-after"), Some("1"));
 }
 
-/// The README's example of the server API, run as written (its key from
+/// docs/operating.md's example of the server API, run as written (its key from
 /// the environment, its address this server's): the answer has the shape
-/// the README shows, channel by channel.
-/// The README's section on the server API, to its next heading.
+/// the document shows, channel by channel.
+/// The operators' document's section on the server API, to its next heading.
 fn readme_api_section() -> String {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let section = readme.split("\n### The server API\n").nth(1).expect("the section");
-    section.split("\n### ").next().unwrap().to_owned()
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operating.md")).unwrap();
+    let section = readme.split("\n## The server API\n").nth(1).expect("the section");
+    section.split("\n## ").next().unwrap().to_owned()
 }
 
-/// Run a README example's shell `command` against `server` (the key in
+/// Run a documented example's shell `command` against `server` (the key in
 /// `WSREACTOR_API_KEY`, as the examples read it): its JSON answer.
 fn run_example(command: &str, server: &Server) -> Value {
     let command = command.replace("127.0.0.1:9001", &server.addr.to_string());
