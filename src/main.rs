@@ -14,8 +14,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
-use wsreactor::config::{Config, ConfigError};
+use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use wsreactor::config::{reference, Config, ConfigError};
 use wsreactor::load::cli::LoadCmd;
 use wsreactor::server::{self, Overrides};
 
@@ -46,6 +46,17 @@ struct ConfigArg {
     config: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+struct PrintConfigArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Print the configuration reference instead, in Markdown
+    /// (docs/configuration.md): every key with its default and meaning,
+    /// the environment variables and the flags of `serve`.
+    #[arg(long, conflicts_with = "config")]
+    reference: bool,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Shell {
     Bash,
@@ -70,7 +81,7 @@ enum Command {
     /// Print the effective configuration as TOML, every key with its value
     /// (defaults filled in); the output is a configuration file that
     /// changes nothing. Secrets from the environment are not shown.
-    PrintConfig(ConfigArg),
+    PrintConfig(PrintConfigArgs),
     /// Print a shell completion script, e.g.
     /// `wsreactor completions bash > /etc/bash_completion.d/wsreactor`.
     Completions {
@@ -214,9 +225,14 @@ fn check_config(args: &ConfigArg) -> ExitCode {
     }
 }
 
-/// `print-config`: the file (or the defaults), validated, as TOML.
-fn print_config(args: &ConfigArg) -> ExitCode {
-    let config = Config::load_or_default(args.config.as_deref())
+/// `print-config`: the file (or the defaults), validated, as TOML; or
+/// with `--reference`, the configuration reference.
+fn print_config(args: &PrintConfigArgs) -> ExitCode {
+    if args.reference {
+        print!("{}", reference());
+        return ExitCode::SUCCESS;
+    }
+    let config = Config::load_or_default(args.config.config.as_deref())
         .and_then(|(config, origin)| config.validate(&origin).map(|()| (config, origin)));
     match config {
         Ok((config, origin)) => {
@@ -229,6 +245,33 @@ fn print_config(args: &ConfigArg) -> ExitCode {
         }
         Err(err) => refused(err),
     }
+}
+
+/// The configuration reference (docs/configuration.md), with `serve`'s
+/// flags as clap knows them: their help is what `serve --help` says.
+fn reference() -> String {
+    let mut cli = Cli::command();
+    cli.build();
+    let serve = cli.find_subcommand("serve").expect("the serve subcommand");
+    let flags: Vec<reference::Flag> = serve
+        .get_arguments()
+        .filter(|arg| !arg.is_hide_set() && !arg.is_global_set())
+        .filter(|arg| !matches!(arg.get_action(), ArgAction::Help | ArgAction::Version))
+        .filter_map(|arg| {
+            let mut usage = format!("--{}", arg.get_long()?);
+            if arg.get_action().takes_values() {
+                for name in arg.get_value_names().unwrap_or_default() {
+                    usage = format!("{usage} {name}");
+                }
+            }
+            let help = arg.get_long_help().or(arg.get_help()).map(ToString::to_string);
+            Some(reference::Flag {
+                usage,
+                help: help.unwrap_or_default(),
+            })
+        })
+        .collect();
+    reference::markdown(&flags)
 }
 
 /// `serve`: the configuration, then the server until a signal.
@@ -277,6 +320,48 @@ mod tests {
         assert!(Cli::try_parse_from(["wsreactor", "serve", "--threads", "x"]).is_err());
         assert!(Cli::try_parse_from(["wsreactor", "serve", "--bind", "nowhere"]).is_err());
         assert!(Cli::try_parse_from(["wsreactor"]).is_err());
+    }
+
+    #[test]
+    fn docs_configuration_md_is_the_reference() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md");
+        let made = reference();
+        if std::env::var_os("WSREACTOR_BLESS").is_some() {
+            std::fs::write(path, &made).unwrap();
+        }
+        let docs = std::fs::read_to_string(path).unwrap_or_default();
+        if docs != made {
+            let line = docs.lines().zip(made.lines()).position(|(a, b)| a != b);
+            let line = line.unwrap_or(docs.lines().count().min(made.lines().count()));
+            panic!(
+                "docs/configuration.md is not what `wsreactor print-config --reference` makes \
+                 (first difference at line {}):\n  docs: {:?}\n  made: {:?}\n\
+                 Regenerate it: {}\n(or WSREACTOR_BLESS=1 cargo test --bin wsreactor docs_configuration_md)",
+                line + 1,
+                docs.lines().nth(line).unwrap_or("(end)"),
+                made.lines().nth(line).unwrap_or("(end)"),
+                reference::REGENERATE,
+            );
+        }
+    }
+
+    #[test]
+    fn every_serve_flag_but_config_names_the_keys_it_sets() {
+        let text = reference();
+        let flags = text
+            .split("## Flags of `wsreactor serve`")
+            .nth(1)
+            .expect("the flags' section");
+        let rows: Vec<&str> = flags.lines().filter(|l| l.starts_with("| `--")).collect();
+        assert!(rows.len() >= 9, "{flags}");
+        for row in rows {
+            let keyless = row.starts_with("| `--config PATH` | none |");
+            assert_eq!(
+                row.contains(" | none | "),
+                keyless,
+                "a flag of serve must name the key it sets in its help (`overrides section.key`): {row}"
+            );
+        }
     }
 
     #[test]

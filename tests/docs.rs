@@ -88,7 +88,11 @@ fn prose(text: &str) -> Vec<(usize, &str)> {
 fn anchors(text: &str) -> BTreeSet<String> {
     prose(text)
         .into_iter()
-        .filter_map(|(_, l)| l.trim_start_matches('#').strip_prefix(' ').filter(|_| l.starts_with('#')))
+        .filter_map(|(_, l)| {
+            l.trim_start_matches('#')
+                .strip_prefix(' ')
+                .filter(|_| l.starts_with('#'))
+        })
         .map(slug)
         .collect()
 }
@@ -126,7 +130,9 @@ fn every_link_between_the_documents_resolves() {
                 if target.starts_with("http://") || target.starts_with("https://") || target.starts_with("mailto:") {
                     continue;
                 }
-                let (path, anchor) = target.split_once('#').map_or((target.as_str(), None), |(p, a)| (p, Some(a)));
+                let (path, anchor) = target
+                    .split_once('#')
+                    .map_or((target.as_str(), None), |(p, a)| (p, Some(a)));
                 let resolved = if path.is_empty() { file.clone() } else { dir.join(path) };
                 let here = format!("{}:{n}: ({target})", file.strip_prefix(ROOT).unwrap().display());
                 if !resolved.exists() {
@@ -149,16 +155,25 @@ fn every_link_between_the_documents_resolves() {
 fn the_readme_is_short_and_leads_to_every_document() {
     let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
     let lines = readme.lines().count();
-    assert!(lines < 300, "the README has {lines} lines: what is not for a newcomer goes to docs/");
+    assert!(
+        lines < 300,
+        "the README has {lines} lines: what is not for a newcomer goes to docs/"
+    );
     for doc in documents().iter().skip(1) {
         let name = format!("docs/{}", doc.file_name().unwrap().to_string_lossy());
-        assert!(readme.contains(&format!("]({name})")), "the README's table does not lead to {name}");
+        assert!(
+            readme.contains(&format!("]({name})")),
+            "the README's table does not lead to {name}"
+        );
     }
 }
 
 #[test]
 fn the_link_checker_finds_what_is_broken() {
-    assert_eq!(slug("Slow readers and reconnect storms, against nchan (issue 29)"), "slow-readers-and-reconnect-storms-against-nchan-issue-29");
+    assert_eq!(
+        slug("Slow readers and reconnect storms, against nchan (issue 29)"),
+        "slow-readers-and-reconnect-storms-against-nchan-issue-29"
+    );
     assert_eq!(slug("`[server]`"), "server");
     assert_eq!(links("see [a](b.md#c) and `[x](y)` or [d](#e)"), ["b.md#c", "#e"]);
     assert!(anchors("# Title\n```\n# not a heading\n```\n## Two words\n").contains("two-words"));

@@ -27,6 +27,7 @@ use serde::Deserialize;
 
 mod error;
 mod presence;
+pub mod reference;
 mod secret;
 
 use error::explain;
