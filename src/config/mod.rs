@@ -361,7 +361,7 @@ pub struct Limits {
     /// anyone else is ignored: it is the client's to forge).
     pub trusted_proxies: Vec<String>,
     /// The one header the trusted proxies set, `"x-forwarded-for"` (the
-    /// default, what the README's nginx snippet sets) or `"forwarded"`
+    /// default, what docs/operating.md's nginx snippet sets) or `"forwarded"`
     /// (RFC 7239). The other is ignored: a client may have sent it.
     pub forwarded_header: String,
     /// Channels one WebSocket connection may be subscribed to at once
