@@ -129,12 +129,16 @@ def medians(server, size):
             rows.setdefault(r["transport"], []).append(r)
     result = {}
     for t, rs in rows.items():
-        med = lambda k: statistics.median([r[k] for r in rs if r[k] is not None] or [0])
+        # None where no round had the figure (a reused server has no memory per subscriber).
+        med = lambda k: statistics.median(v) if (v := [r[k] for r in rs if r[k] is not None]) else None
         result[t] = {k: med(k) for k in rs[0] if isinstance(rs[0][k], (int, float)) or rs[0][k] is None}
         result[t]["missing"] = sum(r["missing"] for r in rs)
         result[t]["errors"] = sum(r["errors"] for r in rs)
         result[t]["rounds"] = len(rs)
     return result
+
+def opt(v, digits):
+    return "n/a" if v is None else f"{v:.{digits}f}"
 
 lines = ["| server | size | transport | deliveries/s | p50 ms | p99 ms | p99.9 ms | B in/msg | B out/msg | req/s | connects | server CPU µs/msg | server RSS B/sub | missing | errors |",
          "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -148,7 +152,7 @@ for size in sizes:
             lines.append(f"| {server} | {size} B | {t} | {r['deliveries_per_second']:.0f} | {r['p50_us']/1000:.2f} | "
                          f"{r['p99_us']/1000:.2f} | {r['p99_9_us']/1000:.2f} | {r['bytes_in_per_delivery']:.0f} | "
                          f"{r['bytes_out_per_delivery']:.0f} | {r['requests_per_second']:.0f} | {r['connects']:.0f} | "
-                         f"{r['server_cpu_us_per_delivery'] or 0:.2f} | {r['server_rss_bytes_per_subscriber'] or 0:.0f} | "
+                         f"{opt(r['server_cpu_us_per_delivery'], 2)} | {opt(r['server_rss_bytes_per_subscriber'], 0)} | "
                          f"{r['missing']} | {r['errors']} |")
 
     # The chart: per server and transport, p50/p99/p99.9 on a log scale (left), bytes per message each

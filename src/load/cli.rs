@@ -239,10 +239,13 @@ struct LoadArgs {
     /// Also write the summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Also write a latency percentile chart (SVG) to this file.
+    /// Also write a latency percentile chart (SVG) to this file, and the
+    /// run second by second beside it (FILE-over-time.svg); `load compare`
+    /// writes its chart of the transports there.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
-    /// No progress line (there is none either when stderr is not a terminal).
+    /// No progress line (there is none either when stderr is not a
+    /// terminal), and no line per run from `load compare`.
     #[arg(long)]
     quiet: bool,
     /// A header for every opening handshake and publish, as 'Name: value'
@@ -550,7 +553,8 @@ fn compare_command(args: CompareArgs) -> ExitCode {
     }
     let stop = load_setup(&options);
     let transports: Vec<Transport> = args.transports.iter().map(|&t| t.into()).collect();
-    let mut comparison = match super::compare::run(&options, &transports, args.rounds, &stop) {
+    let mut tell = |step: super::compare::Step<'_>| tell_run(step, args.load.quiet, options.progress);
+    let mut comparison = match super::compare::run(&options, &transports, args.rounds, &stop, &mut tell) {
         Ok(c) => c,
         Err(err) => return load_failed("wsreactor load compare", err),
     };
@@ -586,6 +590,27 @@ fn compare_command(args: CompareArgs) -> ExitCode {
         status = report::EXIT_INTERRUPTED;
     }
     ExitCode::from(status)
+}
+
+/// A line per run of `load compare` on stderr, terminal or not (a run
+/// takes its --duration and more, and a comparison minutes): with the
+/// progress line, one when the run starts and one when it ends, around
+/// the progress line; else one line, begun at the start and ended with
+/// the figures, so that a log shows which run is under way.
+fn tell_run(step: super::compare::Step<'_>, quiet: bool, progress: bool) {
+    use super::compare::{done_line, Step};
+    use std::io::Write;
+    if quiet {
+        return;
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = match step {
+        Step::Start(at) if progress => writeln!(err, "wsreactor load compare: {at}"),
+        Step::Start(at) => write!(err, "wsreactor load compare: {at} ... "),
+        Step::Done(at, summary) if progress => writeln!(err, "wsreactor load compare: {at} {}", done_line(summary)),
+        Step::Done(_, summary) => writeln!(err, "{}", done_line(summary)),
+    };
+    let _ = err.flush();
 }
 
 /// A run that could not be made: options refused are a configuration
@@ -656,11 +681,11 @@ fn load_command(args: LoadArgs) -> ExitCode {
     }
     if let Some(path) = &args.plot {
         match super::plot::write_svg(&summary, path) {
-            Ok(over_time) => eprintln!(
-                "wsreactor load: charts in {} and {}",
-                path.display(),
-                over_time.display()
-            ),
+            Ok(charts) => {
+                let names: Vec<String> = charts.iter().map(|p| p.display().to_string()).collect();
+                let charts = if names.len() == 1 { "chart" } else { "charts" };
+                eprintln!("wsreactor load: {charts} in {}", names.join(" and "));
+            }
             Err(err) => {
                 eprintln!("wsreactor load: no chart written to {}: {err}", path.display());
                 status = status.max(1);

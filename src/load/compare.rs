@@ -40,8 +40,12 @@ pub struct Row {
     pub connects: f64,
     /// Server CPU per delivery, microseconds (with `--server-pid`).
     pub server_cpu_us_per_delivery: Option<f64>,
-    /// Server memory per subscriber, bytes (with `--server-pid`).
+    /// Server memory per subscriber, bytes (with `--server-pid`): the
+    /// median of the runs that could tell it (see `server_reused`).
     pub server_rss_bytes_per_subscriber: Option<f64>,
+    /// Runs whose server had already grown its memory in an earlier run,
+    /// so that its RSS said nothing of this run's subscribers.
+    pub server_reused: usize,
     /// Accepted messages some subscriber never got, over all rounds.
     pub missing: u64,
     /// Messages received twice, over all rounds.
@@ -79,6 +83,60 @@ pub struct Comparison {
     pub command_line: Vec<String>,
 }
 
+/// Which run of a comparison, for the lines that tell its progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunAt {
+    /// The round, from 1.
+    pub round: usize,
+    /// Rounds in all.
+    pub rounds: usize,
+    /// The run, from 1, over all rounds.
+    pub run: usize,
+    /// Runs in all.
+    pub runs: usize,
+    /// Its transport.
+    pub transport: Transport,
+}
+
+impl std::fmt::Display for RunAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "round {}/{}, run {}/{}: {}",
+            self.round,
+            self.rounds,
+            self.run,
+            self.runs,
+            self.transport.name()
+        )
+    }
+}
+
+/// What [`run`] tells as it goes: a comparison takes minutes, and without
+/// a word between its runs it looks hung.
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    /// The run starts.
+    Start(RunAt),
+    /// It is over, with this summary.
+    Done(RunAt, &'a Summary),
+}
+
+/// A finished run in a few figures: `done in 10.4 s: 980 deliveries/s,
+/// p99 1.23 ms` (and its errors, if any).
+pub fn done_line(summary: &Summary) -> String {
+    let mut line = format!(
+        "done in {:.1} s: {:.0} deliveries/s, p99 {:.2} ms",
+        summary.time.elapsed_s,
+        summary.messages.per_second,
+        summary.latency_us.p99 as f64 / 1000.0
+    );
+    if summary.errors.total > 0 {
+        let _ = write!(line, ", {} errors", summary.errors.total);
+    }
+    line
+}
+
 /// The order of the transports in round `round`: rotated by one a round.
 pub fn order(transports: &[Transport], round: usize) -> Vec<Transport> {
     let mut t = transports.to_vec();
@@ -90,12 +148,13 @@ pub fn order(transports: &[Transport], round: usize) -> Vec<Transport> {
 }
 
 /// Run `base` (subscribe mode) over each of `transports`, `rounds` times,
-/// stopping early once `stop` is set.
+/// stopping early once `stop` is set; `tell` hears each run start and end.
 pub fn run(
     base: &Options,
     transports: &[Transport],
     rounds: usize,
     stop: &AtomicBool,
+    tell: &mut dyn FnMut(Step<'_>),
 ) -> Result<Comparison, LoadError> {
     if rounds == 0 || transports.is_empty() {
         return Err(LoadError::Invalid("--rounds and --transports need at least one".into()));
@@ -120,16 +179,22 @@ pub fn run(
                 channel: Some(format!("{channel}.{}", runs.len() + 1)),
                 ..base.clone()
             };
-            let summary = super::run_until(&o, stop)?;
-            if base.progress {
-                eprintln!(
-                    "wsreactor load compare: round {} of {rounds}, {}: {:.0} deliveries/s, p99 {:.2} ms",
-                    round + 1,
-                    transport.name(),
-                    summary.messages.per_second,
-                    summary.latency_us.p99 as f64 / 1000.0
-                );
+            let at = RunAt {
+                round: round + 1,
+                rounds,
+                run: runs.len() + 1,
+                runs: rounds * transports.len(),
+                transport,
+            };
+            tell(Step::Start(at));
+            let mut summary = super::run_until(&o, stop)?;
+            if !runs.is_empty() {
+                // The same server as the run before: its memory grew then.
+                if let Some(server) = summary.subscribe.as_mut().and_then(|s| s.transport.server.as_mut()) {
+                    server.mark_reused();
+                }
             }
+            tell(Step::Done(at, &summary));
             runs.push((transport, summary));
         }
     }
@@ -197,7 +262,16 @@ fn row(transport: Transport, runs: &[&Summary]) -> Row {
         requests_per_second: med(&|s| wire(s).map_or(0.0, |w| w.requests_per_second)),
         connects: med(&|s| wire(s).map_or(0.0, |w| w.connects as f64)),
         server_cpu_us_per_delivery: server(&|r| r.cpu_us_per_delivery),
-        server_rss_bytes_per_subscriber: server(&|r| r.rss_bytes_per_subscriber),
+        server_rss_bytes_per_subscriber: median(
+            runs.iter()
+                .filter_map(|s| s.subscribe.as_ref()?.transport.server?.rss_bytes_per_subscriber)
+                .collect(),
+        ),
+        server_reused: runs
+            .iter()
+            .filter_map(|s| s.subscribe.as_ref()?.transport.server)
+            .filter(|r| r.reused)
+            .count(),
         missing: runs.iter().filter_map(|s| deliveries(s)).map(|d| d.missing).sum(),
         duplicates: runs.iter().filter_map(|s| deliveries(s)).map(|d| d.duplicates).sum(),
         errors: runs.iter().map(|s| s.errors.total).sum(),
@@ -233,6 +307,12 @@ impl Comparison {
             "errors"
         );
         let opt = |v: Option<f64>, digits: usize| v.map_or("-".to_owned(), |v| format!("{v:.digits$}"));
+        // A reused server's memory is no figure, and no 0 either.
+        let rss = |r: &Row| match (r.server_rss_bytes_per_subscriber, r.server_reused) {
+            (None, n) if n > 0 => "n/a*".to_owned(),
+            (Some(b), n) if n > 0 => format!("{b:.0}*"),
+            (v, _) => opt(v, 0),
+        };
         for r in &self.rows {
             let _ = writeln!(
                 s,
@@ -247,8 +327,19 @@ impl Comparison {
                 r.requests_per_second,
                 r.connects,
                 opt(r.server_cpu_us_per_delivery, 2),
-                opt(r.server_rss_bytes_per_subscriber, 0),
+                rss(r),
                 r.errors
+            );
+        }
+        let reused: usize = self.rows.iter().map(|r| r.server_reused).sum();
+        if reused > 0 {
+            let runs: usize = self.rows.iter().map(|r| r.rounds).sum();
+            let _ = write!(
+                s,
+                "\n* RSS B/sub: the server process was reused in {reused} of {runs} runs: it had served an earlier run\n  \
+                 and its memory had grown then, so its RSS tells nothing of these runs' subscribers (it would read as\n  \
+                 0 or as noise). n/a: no run could tell; a figure with *: the median of the runs that could. For this\n  \
+                 column, start a server per run (benches/nchan.sh does).\n"
             );
         }
         let lost: u64 = self.rows.iter().map(|r| r.missing + r.duplicates).sum();
@@ -282,5 +373,81 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
         assert_eq!(median(vec![]), None);
+    }
+
+    #[test]
+    fn a_run_is_named_by_round_run_and_transport() {
+        let at = RunAt {
+            round: 1,
+            rounds: 3,
+            run: 2,
+            runs: 12,
+            transport: Transport::Ws,
+        };
+        assert_eq!(at.to_string(), "round 1/3, run 2/12: ws");
+    }
+
+    fn row(transport: &'static str, rss: Option<f64>, reused: usize) -> Row {
+        Row {
+            transport,
+            rounds: 2,
+            deliveries_per_second: 1000.0,
+            p50_us: 500.0,
+            p99_us: 900.0,
+            p99_9_us: 1000.0,
+            bytes_in_per_delivery: 70.0,
+            bytes_out_per_delivery: 0.0,
+            requests_per_second: 0.0,
+            connects: 0.0,
+            server_cpu_us_per_delivery: Some(1.5),
+            server_rss_bytes_per_subscriber: rss,
+            server_reused: reused,
+            missing: 0,
+            duplicates: 0,
+            errors: 0,
+        }
+    }
+
+    fn comparison(rows: Vec<Row>) -> Comparison {
+        Comparison {
+            tool: "wsreactor".into(),
+            url: "http://127.0.0.1:1/".into(),
+            channel: "c".into(),
+            subscribers: 10,
+            rate: Some(10.0),
+            size: 64,
+            kind: "text",
+            duration_s: 1.0,
+            poll_interval_s: 1.0,
+            rows,
+            runs: Vec::new(),
+            command_line: Vec::new(),
+        }
+    }
+
+    /// A reused server's memory per subscriber is "n/a" with a footnote
+    /// saying why, never a bare 0.
+    #[test]
+    fn a_reused_server_shows_no_memory_figure_and_says_why() {
+        let table = comparison(vec![
+            row("poll", Some(4100.0), 1),
+            row("sse", None, 2),
+            row("ws", Some(3000.0), 0),
+        ])
+        .table();
+        let line = |t: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with(&format!("{t} ")))
+                .unwrap()
+                .to_owned()
+        };
+        assert!(line("poll").contains(" 4100*"), "{table}");
+        assert!(line("sse").contains(" n/a*"), "{table}");
+        assert!(line("ws").contains(" 3000 ") && !line("ws").contains('*'), "{table}");
+        assert!(table.contains("server process was reused in 3 of 6 runs"), "{table}");
+        // A fresh server each run: no footnote.
+        let fresh = comparison(vec![row("ws", Some(3000.0), 0)]).table();
+        assert!(!fresh.contains("reused") && !fresh.contains("n/a"), "{fresh}");
     }
 }

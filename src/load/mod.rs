@@ -138,7 +138,9 @@ pub(crate) trait Relay {
     fn clock_offset_us(&self) -> i64;
 }
 
-/// What this process is in a run.
+/// What this process is in a run (only alone without the `redis` feature,
+/// which distributed runs coordinate through).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) enum Role<'a> {
     /// The whole run.
     Alone,

@@ -69,8 +69,13 @@ pub struct ServerReport {
     /// Resident memory at the window's end.
     pub rss_bytes: u64,
     /// What the resident memory grew by from before the ramp, over the
-    /// subscribers.
-    pub rss_bytes_per_subscriber: f64,
+    /// subscribers; `None` (null) when [`reused`](Self::reused).
+    pub rss_bytes_per_subscriber: Option<f64>,
+    /// The resident memory did not grow while the subscribers connected:
+    /// the server ran an earlier load and its allocator kept that memory,
+    /// so this run's subscribers took pages it already had, and their
+    /// cost cannot be told from its RSS (it would read as 0).
+    pub reused: bool,
 }
 
 impl ServerReport {
@@ -78,6 +83,11 @@ impl ServerReport {
     /// drain's end.
     pub fn new(pid: u32, before: Usage, start: Usage, end: Usage, deliveries: u64, subscribers: u64) -> Self {
         let cpu = end.cpu.saturating_sub(start.cpu).as_secs_f64();
+        // A fresh server's RSS grows with its first connections; one that
+        // already held as many grows by nothing (or by what the window's
+        // messages took, which is not the subscribers' cost).
+        let grew = end.rss.saturating_sub(before.rss);
+        let reused = subscribers > 0 && (start.rss <= before.rss || grew == 0);
         ServerReport {
             pid,
             cpu_s: cpu,
@@ -87,8 +97,19 @@ impl ServerReport {
                 cpu * 1e6 / deliveries as f64
             },
             rss_bytes: end.rss,
-            rss_bytes_per_subscriber: end.rss.saturating_sub(before.rss) as f64 / subscribers.max(1) as f64,
+            rss_bytes_per_subscriber: (!reused).then(|| grew as f64 / subscribers.max(1) as f64),
+            reused,
         }
+    }
+}
+
+impl ServerReport {
+    /// The server is known to have served an earlier run (`load compare`'s
+    /// runs after its first): whatever its RSS did, the memory this run's
+    /// subscribers took was partly that run's, and no figure is given.
+    pub fn mark_reused(&mut self) {
+        self.reused = true;
+        self.rss_bytes_per_subscriber = None;
     }
 }
 
@@ -120,6 +141,31 @@ mod tests {
         };
         let r = ServerReport::new(7, at(0, 1000), at(500, 5000), at(1500, 9000), 1000, 8);
         assert_eq!((r.cpu_s, r.cpu_us_per_delivery), (1.0, 1000.0));
-        assert_eq!((r.rss_bytes, r.rss_bytes_per_subscriber), (9000, 1000.0));
+        assert_eq!(
+            (r.rss_bytes, r.rss_bytes_per_subscriber, r.reused),
+            (9000, Some(1000.0), false)
+        );
+    }
+
+    #[test]
+    fn a_server_whose_memory_had_already_grown_gives_no_figure_per_subscriber() {
+        let at = |rss| Usage {
+            cpu: Duration::ZERO,
+            rss,
+        };
+        // The subscribers connected and the RSS stayed put (or shrank):
+        // the pages were the last run's, not a 0 B subscriber.
+        for (before, start, end) in [(9000, 9000, 9000), (9000, 8000, 9500), (9000, 9100, 8000)] {
+            let r = ServerReport::new(7, at(before), at(start), at(end), 10, 8);
+            assert!(r.reused, "{before} {start} {end}");
+            assert_eq!(r.rss_bytes_per_subscriber, None);
+        }
+        // Known to have served a run before, whatever its RSS did.
+        let mut r = ServerReport::new(7, at(1000), at(5000), at(9000), 10, 8);
+        assert_eq!(r.rss_bytes_per_subscriber, Some(1000.0));
+        r.mark_reused();
+        assert_eq!((r.reused, r.rss_bytes_per_subscriber), (true, None));
+        // No subscriber, nothing to say either way.
+        assert!(!ServerReport::new(7, at(9000), at(9000), at(9000), 0, 0).reused);
     }
 }

@@ -5,7 +5,7 @@ use super::*;
 use crate::protocol::close::CloseCode;
 use crate::protocol::frame::RSV1;
 use crate::protocol::mask::apply_mask;
-use crate::protocol::websocket::WebSocket;
+use crate::protocol::websocket::{ClosedBy, WebSocket};
 
 const KEY: [u8; 4] = [0x11, 0x22, 0x33, 0x44];
 
@@ -288,6 +288,41 @@ fn test_websocket_client_server_pair() {
     };
     assert_eq!(event.map(own), Some(Got::Close(Some(1000), String::new())));
     assert!(client.is_closed());
+    // Each end knows the client started it: the server's 1000 only answered.
+    let by_client = Some(ClosedBy::Peer(Some(CloseCode::NORMAL)));
+    assert_eq!(server.close_state().started_by, by_client);
+    assert_eq!(
+        client.close_state().started_by,
+        Some(ClosedBy::Us(Some(CloseCode::NORMAL)))
+    );
+}
+
+#[test]
+fn test_websocket_close_remembers_who_started_it_not_the_echoed_code() {
+    // The server closes with 4001; the client's answer echoes 4001 (§5.5.1).
+    let mut server = WebSocket::server(ReadLimits::default());
+    let mut client = WebSocket::client(ReadLimits::default(), 9);
+    let (mut to_client, mut to_server) = (Vec::new(), Vec::new());
+    server.close(CloseCode(4001), "", &mut to_client);
+    let _ = client.read(&mut to_client, &mut to_server).unwrap();
+    let _ = server.read(&mut to_server, &mut Vec::new()).unwrap();
+    assert!(server.is_closed() && client.is_closed());
+    assert_eq!(
+        server.close_state().started_by,
+        Some(ClosedBy::Us(Some(CloseCode(4001))))
+    );
+    assert_eq!(
+        client.close_state().started_by,
+        Some(ClosedBy::Peer(Some(CloseCode(4001))))
+    );
+    // Failing the connection is our close too, with the error's code.
+    let mut failed = WebSocket::server(ReadLimits::default());
+    failed.fail(&ProtocolError::InvalidUtf8, &mut Vec::new());
+    assert_eq!(
+        failed.close_state().started_by,
+        Some(ClosedBy::Us(Some(CloseCode(1007))))
+    );
+    assert_eq!(WebSocket::server(ReadLimits::default()).close_state().started_by, None);
 }
 
 #[test]

@@ -24,6 +24,61 @@ pub struct CloseState {
     pub sent: bool,
     /// The peer's close frame has arrived.
     pub received: bool,
+    /// Who started the closing handshake, once someone has: the other
+    /// end's frame only answers it, typically echoing its code (§5.5.1),
+    /// so a log that named the last code heard would blame the wrong end.
+    pub started_by: Option<ClosedBy>,
+}
+
+/// The end whose close frame came first (§7.1.2: it "starts the WebSocket
+/// closing handshake"), with the code that frame carried (none: an empty
+/// close frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClosedBy {
+    /// Our close came first, or we failed the connection (§7.1.7).
+    Us(Option<CloseCode>),
+    /// The peer's close came first.
+    Peer(Option<CloseCode>),
+}
+
+/// [`CloseState`] as an endpoint keeps it: six bytes, where the enum
+/// would take eight and grow an open session past its allocation budget
+/// (the reactor's size tests).
+#[derive(Debug, Clone, Copy, Default)]
+struct Closing {
+    sent: bool,
+    received: bool,
+    /// Who sent the first close frame: [`NOBODY`], [`US`] or [`PEER`].
+    first: u8,
+    /// That frame's code; 0 for none (no close code is 0, §7.4).
+    code: u16,
+}
+
+const NOBODY: u8 = 0;
+const US: u8 = 1;
+const PEER: u8 = 2;
+
+impl Closing {
+    /// Record the first close frame, if this is it.
+    fn started(&mut self, by: u8, code: Option<CloseCode>) {
+        if self.first == NOBODY {
+            self.first = by;
+            self.code = code.map_or(0, |c| c.0);
+        }
+    }
+
+    fn state(self) -> CloseState {
+        let code = (self.code != 0).then_some(CloseCode(self.code));
+        CloseState {
+            sent: self.sent,
+            received: self.received,
+            started_by: match self.first {
+                US => Some(ClosedBy::Us(code)),
+                PEER => Some(ClosedBy::Peer(code)),
+                _ => None,
+            },
+        }
+    }
 }
 
 /// A WebSocket endpoint after the opening handshake.
@@ -31,7 +86,7 @@ pub struct CloseState {
 pub struct WebSocket {
     role: Role,
     reader: MessageReader,
-    close: CloseState,
+    close: Closing,
     /// xorshift64 state for client masking keys (§5.3 asks for unpredictable
     /// keys; the seed comes from the caller).
     mask_state: u64,
@@ -46,7 +101,7 @@ impl WebSocket {
         WebSocket {
             role: Role::Server,
             reader: MessageReader::new(Role::Server, limits),
-            close: CloseState::default(),
+            close: Closing::default(),
             mask_state: 0,
             deflater: None,
         }
@@ -58,7 +113,7 @@ impl WebSocket {
         WebSocket {
             role: Role::Client,
             reader: MessageReader::new(Role::Client, limits),
-            close: CloseState::default(),
+            close: Closing::default(),
             mask_state: mask_seed | 1,
             deflater: None,
         }
@@ -87,7 +142,7 @@ impl WebSocket {
 
     /// Close handshake progress.
     pub fn close_state(&self) -> CloseState {
-        self.close
+        self.close.state()
     }
 
     /// Both close frames have been exchanged: the TCP connection may go (§7.1.1).
@@ -116,6 +171,7 @@ impl WebSocket {
                 Event::Ping(payload) if !self.close.sent => self.write_frame(OpCode::Pong, 0, payload, out),
                 Event::Close(frame) => {
                     self.close.received = true;
+                    self.close.started(PEER, frame.code);
                     if !self.close.sent {
                         // §5.5.1: reply with a close, typically echoing the code.
                         self.send_close_frame(frame.code, "", out);
@@ -198,6 +254,8 @@ impl WebSocket {
         }
         self.write_frame(OpCode::Close, 0, &payload, out);
         self.close.sent = true;
+        // An answer to the peer's close finds it already recorded.
+        self.close.started(US, code);
     }
 
     /// Append one final frame; clients mask a copy of the payload.

@@ -9,7 +9,7 @@
 //! | `GET /sse/{channel}` | [`Events`] | Server-Sent Events |
 //! | `GET /poll/{channel}` | [`Poll`] | long and short polling |
 //! | `/api/...` (`POST /api/broadcast`, `GET /api/history/{channel}`) | [`Api`] | the server API, JSON, behind `[api] key` |
-//! | `/`, `/readme`, `/healthz`, `/readyz`, `/metrics` | [`Page`] | pages |
+//! | `/`, `/readme` (the routes, in plain text), `/client.js`, `/healthz`, `/readyz`, `/metrics` | [`Page`] | pages |
 //!
 //! A channel is the whole rest of the path after the route, one rule on
 //! every transport ([`channel_name`]). The cross-cutting rules are layers
@@ -36,7 +36,7 @@ mod subscriber;
 
 pub use api::{Api, ApiCall, Broadcasting, UserCall};
 pub use mux::{Mux, Muxing, MUX_PROTOCOL};
-pub use pages::{demo_page, Page, CLIENT_JS, README};
+pub use pages::{demo_page, guide, Page, CLIENT_JS};
 pub use poll::{Poll, Polling};
 pub use presence::{join_leave, keeps_presence, member};
 pub use publish::{Publish, Publishing};

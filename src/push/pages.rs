@@ -1,5 +1,5 @@
-//! The pages about the server: the demo page (`GET /`), the README
-//! (`/readme`), the JavaScript client (`/client.js`), liveness
+//! The pages about the server: the demo page (`GET /`), a guide to the
+//! routes (`/readme`), the JavaScript client (`/client.js`), liveness
 //! (`/healthz`), readiness (`/readyz`) and the counters (`/metrics`), each
 //! a handler answering at once.
 
@@ -14,9 +14,19 @@ pub fn demo_page() -> &'static str {
     PAGE.get_or_init(|| include_str!("demo.html").replace("{{VERSION}}", env!("CARGO_PKG_VERSION")))
 }
 
-/// The README, served at `GET /readme` (the demo page links to it), so
-/// that the documentation of the running version is at hand offline.
-pub const README: &str = include_str!("../../README.md");
+/// What `GET /readme` answers (the demo page links to it): the routes in
+/// a line each, and where the documentation of this version is. It once
+/// served the whole README, 92 KB of Markdown that no browser renders.
+pub fn guide() -> &'static str {
+    static GUIDE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    GUIDE.get_or_init(|| {
+        format!(
+            "wsreactor {}: what this server answers\n\n{}",
+            env!("CARGO_PKG_VERSION"),
+            include_str!("guide.txt")
+        )
+    })
+}
 
 /// The JavaScript client (`clients/js/wsreactor.js`), served at
 /// `GET /client.js` as the server was built with it.
@@ -40,7 +50,7 @@ fn client_etag() -> &'static str {
 pub enum Page {
     /// The demo page.
     Demo,
-    /// The README, as Markdown.
+    /// The guide to the routes, as plain text ([`guide`]).
     Readme,
     /// The JavaScript client, an ES module.
     Client,
@@ -61,7 +71,7 @@ impl HttpHandler for Page {
         }
         let response = match self {
             Page::Demo => Response::ok("text/html; charset=utf-8", demo_page()),
-            Page::Readme => Response::ok("text/markdown; charset=utf-8", README),
+            Page::Readme => Response::ok("text/plain; charset=utf-8", guide()),
             Page::Client => {
                 let etag = client_etag();
                 // RFC 9110 §13.1.2: the tag the client has is this one.
@@ -108,5 +118,24 @@ impl HttpHandler for Page {
             }
         };
         Next::Respond(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every route the standard server registers is in the guide, so that
+    /// a new one cannot be left out of it; and the guide stays short.
+    #[test]
+    fn the_guide_lists_every_route_and_stays_small() {
+        let routes = format!("{:?}", crate::push::standard());
+        let text = guide();
+        // `App { websocket: ["/", "/ws/", ...], http: [...] }`
+        for route in routes.split('"').skip(1).step_by(2) {
+            assert!(text.contains(route), "{route} is not in the guide:\n{text}");
+        }
+        assert!(text.starts_with(&format!("wsreactor {}", env!("CARGO_PKG_VERSION"))));
+        assert!(text.len() < 4096, "{}", text.len());
     }
 }

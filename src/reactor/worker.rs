@@ -20,6 +20,7 @@ use super::timers::TimerWheel;
 use super::Shared;
 use crate::app::App;
 use crate::protocol::http::HttpDate;
+use crate::protocol::websocket::ClosedBy;
 use crate::pubsub::{Address, Answer, Broker, Command, Mail, Message};
 use crate::stats::WorkerStats;
 use accept::Deferred;
@@ -407,16 +408,16 @@ impl Worker {
                 log::info!(target: "wsreactor::access", "{peer} \"{line}\" {status} {bytes} {ms}ms");
                 *upgraded = status == 101;
             }
-            Access::Closed(code) => self.access_closed(key, &peer, code),
+            Access::Closed(by) => self.access_closed(key, &peer, by),
         }
     }
 
-    /// A WebSocket session ended: its line, with the peer's close code.
-    fn access_closed(&mut self, key: usize, peer: &str, code: Option<u16>) {
+    /// A WebSocket session ended: its line, with who closed it and how.
+    fn access_closed(&mut self, key: usize, peer: &str, by: Option<ClosedBy>) {
         if let Some((line, since, true)) = self.requests.remove(&key) {
             let ms = self.now.saturating_duration_since(since).as_millis();
-            let code = code.map_or("none".to_owned(), |c| c.to_string());
-            log::info!(target: "wsreactor::access", "{peer} \"{line}\" websocket closed, peer's code {code}, {ms}ms");
+            let how = closed_how(by);
+            log::info!(target: "wsreactor::access", "{peer} \"{line}\" websocket closed {how}, {ms}ms");
         }
     }
 
@@ -566,5 +567,37 @@ impl EventLoop for Worker {
             timeout = timeout.min(d.until.saturating_duration_since(now));
         }
         Ok(Some(timeout))
+    }
+}
+
+/// The access log's account of a WebSocket's end: who sent the first close
+/// frame and its code. The second frame usually echoes the first's code
+/// (RFC 6455 §5.5.1), so the code alone does not say who closed.
+fn closed_how(by: Option<ClosedBy>) -> String {
+    let code = |c: Option<crate::protocol::CloseCode>| c.map_or("with no code".to_owned(), |c| format!("with {}", c.0));
+    match by {
+        Some(ClosedBy::Us(c)) => format!("by the server {}", code(c)),
+        Some(ClosedBy::Peer(c)) => format!("by the peer {}", code(c)),
+        None => "without a close frame (the connection ended)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::CloseCode;
+
+    #[test]
+    fn the_access_log_names_who_closed_first() {
+        assert_eq!(
+            closed_how(Some(ClosedBy::Us(Some(CloseCode(4001))))),
+            "by the server with 4001"
+        );
+        assert_eq!(
+            closed_how(Some(ClosedBy::Peer(Some(CloseCode(1000))))),
+            "by the peer with 1000"
+        );
+        assert_eq!(closed_how(Some(ClosedBy::Peer(None))), "by the peer with no code");
+        assert!(closed_how(None).starts_with("without a close frame"));
     }
 }

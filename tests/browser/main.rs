@@ -423,8 +423,15 @@ fn demo_page_shows_each_message_over_every_transport() {
     );
     let version = cdp.eval("document.getElementById('version').textContent");
     assert_eq!(version, json!(format!("wsreactor {}", env!("CARGO_PKG_VERSION"))));
-    let readme = cdp.eval("fetch(document.getElementById('readme-link').href).then((r) => r.text())");
-    assert!(readme.as_str().unwrap().starts_with("# wsreactor"), "the README link");
+    // The nav link: a page of the routes and where the docs are, not the
+    // whole README as raw Markdown.
+    let guide = cdp.eval("fetch(document.getElementById('readme-link').href).then((r) => r.text())");
+    let guide = guide.as_str().unwrap();
+    assert!(
+        guide.starts_with("wsreactor ") && guide.contains("POST /pub/CHANNEL") && guide.contains("man wsreactor"),
+        "the routes link: {guide}"
+    );
+    assert!(guide.len() < 4096, "{} bytes", guide.len());
     screenshot(&mut cdp);
 
     let mut poll_sum = 0;

@@ -224,7 +224,10 @@ fn metrics_carry_the_build_info() {
         .collect();
     assert!(families.len() > 10, "{page}");
     for name in families {
-        assert!(doc.contains(&format!("`{name}`")), "{name} is served but not in docs/operating.md's Metrics");
+        assert!(
+            doc.contains(&format!("`{name}`")),
+            "{name} is served but not in docs/operating.md's Metrics"
+        );
     }
 }
 
@@ -293,7 +296,7 @@ fn the_access_log_has_a_line_per_response_and_websocket_session() {
     assert!(has("127.0.0.1:") && has("\"GET /healthz\" 200 3 "), "{log}");
     assert!(has("\"GET /nope\" 404 "), "{log}");
     assert!(has("\"GET /ws/news\" 101 - "), "{log}");
-    assert!(has("\"GET /ws/news\" websocket closed, peer's code 1000"), "{log}");
+    assert!(has("\"GET /ws/news\" websocket closed by the peer with 1000"), "{log}");
     assert!(!log.contains("s3cret-in-a-query"), "a query reached the log:\n{log}");
     // Off by default.
     let (child, _, addr, mut stderr) = start(&["serve", "--bind", "127.0.0.1:0", "--threads", "1"], &[]);

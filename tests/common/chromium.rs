@@ -214,3 +214,68 @@ impl Cdp {
         }
     }
 }
+
+/// How long a one-shot [`screenshot`] may take.
+const SCREENSHOT_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Render `file` (an SVG or a page) to a `size` PNG at `png` with a
+/// one-shot headless Chromium (`--screenshot`), in a process group of its
+/// own that is killed if it takes longer than [`SCREENSHOT_TIMEOUT`].
+pub fn screenshot(file: &Path, png: &Path, size: (u32, u32)) {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: this test renders with a real headless browser; \
+         install it with `apt-get install -y chromium` (tests/run-all.sh does)"
+    );
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let profile =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("screenshot-profile-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&profile).unwrap();
+    let log = profile.join("stderr.log");
+    let _ = std::fs::remove_file(png);
+    let file = file.canonicalize().unwrap();
+    let mut child = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("--window-size={},{}", size.0, size.1))
+        .arg(format!("file://{}", file.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {CHROMIUM}: {e}"));
+    let deadline = Instant::now() + SCREENSHOT_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The renderer and helpers too, finished or not.
+    unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+    let _ = child.wait();
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(
+        status.is_some_and(|s| s.success()) && png.exists(),
+        "Chromium made no screenshot of {} (status {status:?}, within {SCREENSHOT_TIMEOUT:?}); its stderr:\n{stderr}",
+        file.display()
+    );
+}

@@ -2,6 +2,7 @@
 //! in-process, and tiny misbehaving servers on std threads. Every run is
 //! bounded by its duration and time-outs.
 
+mod charts;
 #[path = "../common/mod.rs"]
 mod common;
 mod distributed;

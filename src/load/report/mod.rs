@@ -26,7 +26,7 @@
 //!                            bytes_in_per_delivery, bytes_out_per_delivery, requests, requests_per_second,
 //!                            connects, connections_opened, reconnects,
 //!                            server: null | { pid, cpu_s, cpu_us_per_delivery, rss_bytes,
-//!                                             rss_bytes_per_subscriber } },
+//!                                             rss_bytes_per_subscriber (null when reused), reused } },
 //!               fanout     { publishes, complete, incomplete, untracked, untracked_publishes, completion_us { count, min, ... } },
 //!               slow_readers null | { share, pause_s, readers, dropped, dropped_by { "close 1013": n },
 //!                            served_ms { min, p50, max }, received { min, p50, max },

@@ -201,14 +201,17 @@ fn subscribe_lines(s: &mut String, sub: &SubscribeReport, m: &Messages) {
         t.bytes_in_per_delivery, t.bytes_out_per_delivery, t.requests, t.requests_per_second, t.connects, t.reconnects
     );
     if let Some(server) = &t.server {
+        let per_subscriber = match server.rss_bytes_per_subscriber {
+            Some(b) => format!("{b:.0} B per subscriber"),
+            None => "n/a per subscriber (a reused server: its memory had already grown)".into(),
+        };
         let _ = writeln!(
             s,
-            "server       pid {}: {:.2} s CPU, {:.2} µs per delivery; RSS {:.1} MiB, {:.0} B per subscriber",
+            "server       pid {}: {:.2} s CPU, {:.2} µs per delivery; RSS {:.1} MiB, {per_subscriber}",
             server.pid,
             server.cpu_s,
             server.cpu_us_per_delivery,
             server.rss_bytes as f64 / (1 << 20) as f64,
-            server.rss_bytes_per_subscriber
         );
     }
     if p.accepted == 0 {

@@ -181,12 +181,15 @@ impl Session {
 
     /// Tell the handler the connection is closing (once).
     pub(super) fn tell_close(&mut self, code: Option<CloseCode>, env: &mut Env<'_>) {
-        match &mut self.state {
-            State::Open(open) if !open.told_close => open.told_close = true,
+        let started_by = match &mut self.state {
+            State::Open(open) if !open.told_close => {
+                open.told_close = true;
+                open.ws.close_state().started_by
+            }
             _ => return,
-        }
+        };
         if env.settings.access_log {
-            env.actions.push(Action::Access(Access::Closed(code.map(|c| c.0))));
+            env.actions.push(Action::Access(Access::Closed(started_by)));
         }
         self.with_handler(env, |h, link, data| h.close(link, data, code));
     }

@@ -107,8 +107,9 @@ pub enum Access {
     /// Its answer's head: the status and the body's length (unknown for a
     /// stream).
     Response { status: u16, bytes: Option<usize> },
-    /// A WebSocket session closed, with the peer's close code if it sent one.
-    Closed(Option<u16>),
+    /// A WebSocket session closed: who started the closing handshake and
+    /// with what code (none: the connection ended without one).
+    Closed(Option<crate::protocol::websocket::ClosedBy>),
 }
 
 /// Whether the session lives on after a step.

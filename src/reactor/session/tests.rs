@@ -694,6 +694,43 @@ fn test_open_server_shutdown_closes_with_1001() {
     assert_eq!(s.deadline(&b.settings), b.now.plus(b.settings.close_timeout));
 }
 
+/// The access log hears who started the close, not the code of the frame
+/// that came last: the peer's answer to our 1001 echoes 1001 (§5.5.1).
+#[test]
+fn test_open_close_tells_the_access_log_who_started_it() {
+    use crate::protocol::websocket::ClosedBy;
+    let closed = |b: &Bench| {
+        b.actions.iter().find_map(|a| match a {
+            Action::Access(Access::Closed(by)) => Some(*by),
+            _ => None,
+        })
+    };
+    let answer = |code| {
+        let mut close = Vec::new();
+        WebSocket::client(ReadLimits::default(), 3).close(code, "", &mut close);
+        close
+    };
+    let mut b = Bench::new();
+    b.settings.access_log = true;
+    let mut s = open_echo(&mut b);
+    assert_eq!(s.handle_server_shutdown(&mut b.env()), Ok(()));
+    b.input(&mut s, &answer(CloseCode::GOING_AWAY));
+    assert_eq!(closed(&b), Some(Some(ClosedBy::Us(Some(CloseCode::GOING_AWAY)))));
+
+    let mut b = Bench::new();
+    b.settings.access_log = true;
+    let mut s = open_echo(&mut b);
+    b.input(&mut s, &answer(CloseCode::NORMAL));
+    assert_eq!(closed(&b), Some(Some(ClosedBy::Peer(Some(CloseCode::NORMAL)))));
+
+    // The connection lost with no close frame either way.
+    let mut b = Bench::new();
+    b.settings.access_log = true;
+    let mut s = open_echo(&mut b);
+    s.handle_gone(&mut b.env());
+    assert_eq!(closed(&b), Some(None));
+}
+
 /// RFC 6455 §7.1.1: after our close the peer has close_timeout to answer,
 /// counted from our close; data it keeps sending does not extend it.
 #[test]
