@@ -33,18 +33,7 @@ pub struct Chromium {
 
 impl Chromium {
     pub fn launch() -> Chromium {
-        assert!(
-            Path::new(CHROMIUM).exists(),
-            "{CHROMIUM} is missing: this test drives a real headless browser; \
-             install it with `apt-get install -y chromium` (tests/run-all.sh does)"
-        );
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let profile =
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-profile-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&profile).unwrap();
+        let profile = fresh_profile("browser");
         let mut child = Command::new(CHROMIUM)
             .args([
                 "--headless",
@@ -222,18 +211,7 @@ const SCREENSHOT_TIMEOUT: Duration = Duration::from_secs(90);
 /// one-shot headless Chromium (`--screenshot`), in a process group of its
 /// own that is killed if it takes longer than [`SCREENSHOT_TIMEOUT`].
 pub fn screenshot(file: &Path, png: &Path, size: (u32, u32)) {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: this test renders with a real headless browser; \
-         install it with `apt-get install -y chromium` (tests/run-all.sh does)"
-    );
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let profile =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("screenshot-profile-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&profile).unwrap();
+    let profile = fresh_profile("screenshot");
     let log = profile.join("stderr.log");
     let _ = std::fs::remove_file(png);
     let file = file.canonicalize().unwrap();
@@ -278,4 +256,23 @@ pub fn screenshot(file: &Path, png: &Path, size: (u32, u32)) {
         "Chromium made no screenshot of {} (status {status:?}, within {SCREENSHOT_TIMEOUT:?}); its stderr:\n{stderr}",
         file.display()
     );
+}
+
+/// Chromium, which must be there (a test that renders with a real
+/// browser fails rather than skips), and a profile directory of the
+/// test's own for it.
+fn fresh_profile(what: &str) -> PathBuf {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: this test drives a real headless browser; \
+         install it with `apt-get install -y chromium` (tests/run-all.sh does)"
+    );
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let profile =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{what}-profile-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&profile).unwrap();
+    profile
 }

@@ -251,6 +251,14 @@ fn pop_all<T: serde::de::DeserializeOwned>(con: &mut Connection, key: &str) -> R
     }
 }
 
+/// The first agent's part among `results` that failed, as the run's error.
+fn failure(results: &[Outcome]) -> Result<(), String> {
+    match results.iter().find_map(|o| Some((o, o.error.as_deref()?))) {
+        Some((o, why)) => Err(format!("agent {} ({}): {why}", o.index, o.name)),
+        None => Ok(()),
+    }
+}
+
 /// Put each message in its agent's place; true when every place is taken.
 fn place<T>(into: &mut [Option<T>], got: Vec<T>, index: impl Fn(&T) -> usize) -> Result<bool, String> {
     for m in got {
@@ -334,14 +342,7 @@ impl Coordinator<'_> {
                 }
                 // An agent that failed after its ramp says so in its results.
                 let results = self.pop_all("results")?;
-                if let Some(o) = results.iter().find(|o: &&Outcome| o.error.is_some()) {
-                    return Err(format!(
-                        "agent {} ({}): {}",
-                        o.index,
-                        o.name,
-                        o.error.as_deref().unwrap_or("")
-                    ));
-                }
+                failure(&results)?;
                 place(&mut self.results, results, |o: &Outcome| o.index)?;
                 if place(&mut self.ready, got, |r: &Ready| r.index)? {
                     let opened: usize = self.ready.iter().flatten().map(|r| r.opened).sum();
@@ -372,14 +373,7 @@ impl Coordinator<'_> {
                 };
                 self.phase = Phase::Running { until };
                 let got = self.pop_all("results")?;
-                if let Some(o) = got.iter().find(|o: &&Outcome| o.error.is_some()) {
-                    return Err(format!(
-                        "agent {} ({}): {}",
-                        o.index,
-                        o.name,
-                        o.error.as_deref().unwrap_or("")
-                    ));
-                }
+                failure(&got)?;
                 if place(&mut self.results, got, |o: &Outcome| o.index)? {
                     self.phase = Phase::Done;
                 } else if until.is_some_and(|t| now >= t) {
