@@ -179,3 +179,68 @@ fn the_link_checker_finds_what_is_broken() {
     assert!(anchors("# Title\n```\n# not a heading\n```\n## Two words\n").contains("two-words"));
     assert!(!anchors("```\n# not a heading\n```\n").contains("not-a-heading"));
 }
+
+/// The README's sections whose snippets a test reads from the README and
+/// runs as written, and that test.
+const RUN_FROM_THE_README: [(&str, &str); 2] = [
+    ("## Push in five minutes", "tests/browser/quickstart.rs"),
+    ("## The load tool in one minute", "tests/load/readme.rs"),
+];
+
+/// Every file that runs commands as a test or CI does.
+fn runners() -> String {
+    let mut text = String::new();
+    let mut dirs = vec![Path::new(ROOT).join("tests"), Path::new(ROOT).join("contrib/debian")];
+    text.push_str(&std::fs::read_to_string(Path::new(ROOT).join(".ci/run")).unwrap());
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs" || e == "sh") && !path.ends_with("tests/docs.rs") {
+                text.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+    }
+    text
+}
+
+#[test]
+fn every_readme_command_is_run_by_a_test() {
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    for (section, test) in RUN_FROM_THE_README {
+        let runner = std::fs::read_to_string(Path::new(ROOT).join(test)).unwrap();
+        assert!(
+            readme.contains(&format!("\n{section}\n")),
+            "the README lost {section:?}"
+        );
+        assert!(
+            runner.contains(section.trim_start_matches("## ")),
+            "{test} does not read {section:?}"
+        );
+    }
+    let runners = runners();
+    let mut unrun = Vec::new();
+    // The sections' text, without those that a test runs from the README.
+    let mut rest = String::new();
+    for part in readme.split("\n## ").skip(1) {
+        if !RUN_FROM_THE_README.iter().any(|(s, _)| part.starts_with(&s[3..])) {
+            rest.push_str(part);
+        }
+    }
+    for block in rest.split("```sh\n").skip(1) {
+        let block = &block[..block.find("```").unwrap()];
+        for command in block.replace("\\\n", " ").lines() {
+            let command = command.split(" #").next().unwrap().trim();
+            let command = command.strip_prefix("sudo ").unwrap_or(command);
+            if !command.is_empty() && !runners.contains(command) {
+                unrun.push(command.to_owned());
+            }
+        }
+    }
+    assert!(
+        unrun.is_empty(),
+        "README commands no test or CI runs as written:\n{}",
+        unrun.join("\n")
+    );
+}

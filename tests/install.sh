@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installing wsreactor, as a user would (issue 30), on this machine:
 #
+#   0. The README's first command as written, `cargo run --release -- serve`:
+#      /readyz 200 on 127.0.0.1:9001 (the port must be free).
 #   1. cargo install --locked --path . into a temporary root: the installed
 #      `wsreactor` answers --version and serves /readyz on a loopback port.
 #   2. The Debian package (contrib/debian/build.sh, with cargo-deb, which is
@@ -23,7 +25,7 @@ TMP=$(mktemp -d)
 PIDS=()
 INSTALLED=
 cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do pkill -P "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     if [ -n "$INSTALLED" ]; then dpkg -P wsreactor >/dev/null 2>&1 || true; fi
     rm -rf "$TMP"
@@ -50,6 +52,19 @@ ready() {
     return 1
 }
 
+echo "--- the README's first command, as written: cargo run --release -- serve"
+if curl -s -o /dev/null "http://127.0.0.1:9001/"; then
+    fail "127.0.0.1:9001 is taken: the README's server cannot start there"
+fi
+cargo run --release -- serve >"$TMP/readme-serve.log" 2>&1 &
+PIDS+=($!)
+ready 9001 || fail "cargo run --release -- serve did not answer /readyz 200 on 9001: $(cat "$TMP/readme-serve.log")"
+# cargo runs the server as its child: the server first, then cargo.
+pkill -TERM -P "${PIDS[-1]}" || true
+kill "${PIDS[-1]}" 2>/dev/null || true
+wait "${PIDS[-1]}" 2>/dev/null || true
+echo "ok: the README's server answers /readyz on 127.0.0.1:9001"
+
 echo "--- cargo install --locked --path . (into $TMP/root)"
 # The release build's own target directory: what is built already is reused.
 CARGO_TARGET_DIR=target cargo install --locked --path . --root "$TMP/root" --quiet
@@ -72,12 +87,14 @@ if ! command -v cargo-deb >/dev/null; then
     cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION" --quiet
 fi
 echo "--- the Debian package"
+rm -f target/debian/wsreactor_*.deb
 deb=$(bash contrib/debian/build.sh)
 deb=$(echo "$deb" | grep -o '[^ ]*\.deb$')
 [ -f "$deb" ] || fail "no package built: $deb"
 echo "built $deb"
 INSTALLED=1
-dpkg -i "$deb"
+# As the README says it (the only package there now).
+dpkg -i target/debian/wsreactor_*.deb
 dpkg -s wsreactor | grep -q '^Status: install ok installed' || fail "dpkg does not say the package is installed"
 for f in /usr/bin/wsreactor /usr/share/man/man1/wsreactor.1.gz /etc/wsreactor/wsreactor.toml \
     /lib/systemd/system/wsreactor.service; do
