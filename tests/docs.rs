@@ -187,26 +187,90 @@ const RUN_FROM_THE_README: [(&str, &str); 2] = [
     ("## The load tool in one minute", "tests/load/readme.rs"),
 ];
 
-/// Every file that runs commands as a test or CI does.
+/// Documented commands no test runs as written, and why (each must still
+/// be in its document word for word, so that the list cannot go stale).
+const NOT_RUN: [(&str, &str); 5] = [
+    (
+        "wsreactor load agent --coordinator redis://10.0.0.1:6379",
+        "other hosts' addresses: tests/load/distributed.rs runs agents on loopback",
+    ),
+    (
+        "wsreactor load --coordinator redis://10.0.0.1:6379 --agents 4 --mode subscribe \
+         --url ws://10.0.0.2:9001/ws/news --connections 100000 --rate 10 --duration 30s --json run.json",
+        "other hosts' addresses: tests/load/distributed.rs runs a coordinator on loopback",
+    ),
+    (
+        "wsreactor serve --broker redis+sentinel://10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379/mymaster",
+        "other hosts' addresses: tests/sentinel.rs starts the same form on loopback",
+    ),
+    (
+        "wsreactor serve --broker redis+cluster://10.0.0.1:7000,10.0.0.2:7000",
+        "other hosts' addresses: tests/cluster.rs starts the same form on loopback",
+    ),
+    (
+        "cargo run -q -- print-config --reference > docs/configuration.md",
+        "it rebuilds and rewrites the page: the binary's tests compare print-config --reference with it",
+    ),
+];
+
+/// `text` with its runs of white space (and line continuations) as one space.
+fn flat(text: &str) -> String {
+    text.replace("\\\n", " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Every file that runs commands as a test or CI does, flattened.
 fn runners() -> String {
-    let mut text = String::new();
+    let mut text = std::fs::read_to_string(Path::new(ROOT).join(".ci/run")).unwrap();
     let mut dirs = vec![Path::new(ROOT).join("tests"), Path::new(ROOT).join("contrib/debian")];
-    text.push_str(&std::fs::read_to_string(Path::new(ROOT).join(".ci/run")).unwrap());
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 dirs.push(path);
             } else if path.extension().is_some_and(|e| e == "rs" || e == "sh") && !path.ends_with("tests/docs.rs") {
-                text.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+                let source = std::fs::read_to_string(&path).unwrap_or_default();
+                // A Rust string's quotes as the shell sees them.
+                text.push_str(&source.replace("\\\"", "\""));
+                text.push('\n');
             }
         }
     }
-    text
+    flat(&text)
+}
+
+/// A bench script's command (`[VAR=value ...] bash benches/NAME.sh`): the
+/// script. Benches take minutes and are run by hand (their figures are in
+/// docs/benchmarks.md); the script must be there and parse.
+fn bench_script(command: &str) -> Option<&str> {
+    let at = command.find("bash benches/")?;
+    let script = command[at + "bash ".len()..].split(' ').next()?;
+    let settings = command[..at].trim();
+    let assigned = settings.is_empty() || settings.split(' ').next().is_some_and(|w| w.contains('='));
+    (assigned && script.ends_with(".sh")).then_some(script)
+}
+
+/// The shell commands of `text`'s `sh` blocks, continuation lines joined,
+/// comments and a leading `sudo` left out.
+fn commands(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for block in text.split("```sh\n").skip(1) {
+        let block = &block[..block.find("```").unwrap()];
+        for line in block.replace("\\\n", " ").lines() {
+            let command = flat(line.split(" #").next().unwrap());
+            let command = command.strip_prefix("sudo ").unwrap_or(&command);
+            if !command.is_empty() {
+                out.push(command.to_owned());
+            }
+        }
+    }
+    out
 }
 
 #[test]
-fn every_readme_command_is_run_by_a_test() {
+fn every_documented_command_is_run_by_a_test() {
     let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
     for (section, test) in RUN_FROM_THE_README {
         let runner = std::fs::read_to_string(Path::new(ROOT).join(test)).unwrap();
@@ -220,27 +284,55 @@ fn every_readme_command_is_run_by_a_test() {
         );
     }
     let runners = runners();
-    let mut unrun = Vec::new();
-    // The sections' text, without those that a test runs from the README.
-    let mut rest = String::new();
-    for part in readme.split("\n## ").skip(1) {
-        if !RUN_FROM_THE_README.iter().any(|(s, _)| part.starts_with(&s[3..])) {
-            rest.push_str(part);
+    let (mut unrun, mut all) = (Vec::new(), Vec::new());
+    for file in documents() {
+        let mut text = std::fs::read_to_string(&file).unwrap();
+        if file.ends_with("README.md") {
+            // Less the sections a test runs from the README itself.
+            text = text
+                .split("\n## ")
+                .filter(|part| !RUN_FROM_THE_README.iter().any(|(s, _)| part.starts_with(&s[3..])))
+                .collect::<Vec<_>>()
+                .join("\n## ");
         }
-    }
-    for block in rest.split("```sh\n").skip(1) {
-        let block = &block[..block.find("```").unwrap()];
-        for command in block.replace("\\\n", " ").lines() {
-            let command = command.split(" #").next().unwrap().trim();
-            let command = command.strip_prefix("sudo ").unwrap_or(command);
-            if !command.is_empty() && !runners.contains(command) {
-                unrun.push(command.to_owned());
+        let name = file.strip_prefix(ROOT).unwrap().display().to_string();
+        for command in commands(&text) {
+            if let Some(script) = bench_script(&command) {
+                let parses = std::process::Command::new("bash")
+                    .args(["-n", script])
+                    .current_dir(ROOT)
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !parses {
+                    unrun.push(format!("{name}: {command} (the script is missing or does not parse)"));
+                }
+            } else if !runners.contains(&command) && !NOT_RUN.iter().any(|(c, _)| flat(c) == command) {
+                unrun.push(format!("{name}: {command}"));
             }
+            all.push(command);
         }
     }
     assert!(
         unrun.is_empty(),
-        "README commands no test or CI runs as written:\n{}",
+        "documented commands no test or CI runs as written:\n{}",
         unrun.join("\n")
+    );
+    for (command, why) in NOT_RUN {
+        assert!(
+            all.contains(&flat(command)),
+            "NOT_RUN lists `{command}` ({why}), which no document says now"
+        );
+    }
+}
+
+#[test]
+fn commands_are_read_as_a_shell_would_run_them() {
+    let text = "x\n```sh\nsudo bash benches/a.sh   # note\nwsreactor load --url u \\\n    --rate 5\n```\n";
+    assert_eq!(commands(text), ["bash benches/a.sh", "wsreactor load --url u --rate 5"]);
+    assert_eq!(bench_script("ROUNDS=3 bash benches/a.sh"), Some("benches/a.sh"));
+    assert_eq!(bench_script("bash tests/run-all.sh"), None);
+    assert_eq!(
+        bench_script("W=\"a b\" bash benches/c/run.sh"),
+        Some("benches/c/run.sh")
     );
 }

@@ -6,6 +6,7 @@ mod charts;
 #[path = "../common/mod.rs"]
 mod common;
 mod distributed;
+mod documented;
 mod readme;
 mod scenarios;
 mod transports;
