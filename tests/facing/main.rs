@@ -7,4 +7,5 @@ mod common;
 
 mod auth;
 mod cors;
+mod documented_tokens;
 mod per_ip;

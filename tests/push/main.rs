@@ -5,6 +5,7 @@
 mod api;
 #[path = "../common/mod.rs"]
 mod common;
+mod documented;
 mod mux;
 mod presence;
 mod several;
