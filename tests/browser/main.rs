@@ -17,6 +17,7 @@
 mod client;
 #[path = "../common/mod.rs"]
 mod common;
+mod documented;
 mod quickstart;
 
 use common::chromium::{Cdp, Chromium};
