@@ -336,3 +336,93 @@ fn commands_are_read_as_a_shell_would_run_them() {
         Some("benches/c/run.sh")
     );
 }
+
+/// The code blocks (other than shell and plain text) of the documents,
+/// each with the test that runs it as written: (document, language,
+/// section it is under, test).
+const RUN_CODE: [(&str, &str, &str, &str); 8] = [
+    ("README.md", "js", "Push in five minutes", "tests/browser/quickstart.rs"),
+    ("README.md", "rust,no_run", "The library in ten lines", "src/lib.rs"),
+    (
+        "docs/operating.md",
+        "nginx",
+        "At a proxy",
+        "tests/facing/nginx_documented.rs",
+    ),
+    (
+        "docs/operating.md",
+        "python",
+        "Subscriber tokens",
+        "tests/facing/documented_tokens.rs",
+    ),
+    (
+        "docs/operating.md",
+        "js",
+        "Subscriber tokens",
+        "tests/facing/documented_tokens.rs",
+    ),
+    (
+        "docs/protocols.md",
+        "text",
+        "Many channels on one connection",
+        "tests/push/documented.rs",
+    ),
+    (
+        "docs/protocols.md",
+        "text",
+        "Several channels on an event stream or a poll",
+        "tests/push/documented.rs",
+    ),
+    (
+        "docs/protocols.md",
+        "js",
+        "The JavaScript client",
+        "tests/browser/documented.rs",
+    ),
+];
+
+#[test]
+fn every_code_block_is_run_by_a_test() {
+    let mut unrun = Vec::new();
+    for file in documents() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let name = file.strip_prefix(ROOT).unwrap().display().to_string();
+        let mut section = String::new();
+        let mut fenced = false;
+        for line in text.lines() {
+            if let Some(heading) = line.strip_prefix('#').map(|h| h.trim_start_matches('#').trim()) {
+                if !fenced {
+                    section = heading.to_owned();
+                }
+            }
+            let Some(lang) = line.trim_start().strip_prefix("```") else {
+                continue;
+            };
+            fenced = !fenced;
+            // Shell is the commands' test's; plain text and bare blocks are
+            // diagrams and output.
+            if !fenced || lang.is_empty() || lang == "sh" || (lang == "text" && name != "docs/protocols.md") {
+                continue;
+            }
+            let run = RUN_CODE
+                .iter()
+                .find(|(doc, l, s, _)| *doc == name && *l == lang && *s == section);
+            match run {
+                Some((_, _, s, test)) => {
+                    let runner = std::fs::read_to_string(Path::new(ROOT).join(test)).unwrap();
+                    // The crate's doc tests take the README whole.
+                    let whole = *test == "src/lib.rs" && runner.contains("include_str!(\"../README.md\")");
+                    if !runner.contains(s) && !whole {
+                        unrun.push(format!("{name}: {lang} under {s:?}: {test} does not read it"));
+                    }
+                }
+                None => unrun.push(format!("{name}: a {lang} block under {section:?}")),
+            }
+        }
+    }
+    assert!(
+        unrun.is_empty(),
+        "code blocks no test runs as written:\n{}",
+        unrun.join("\n")
+    );
+}

@@ -22,6 +22,7 @@
 #                                            the permessage-deflate sections 12 and 13)
 #
 # Installs what it needs on a fresh Debian machine: python3 venv support,
+# nginx-light (tests/facing/nginx_documented.rs),
 # Chromium (for tests/browser/, which drives it headless), redis-server
 # (tests/redis.rs starts its own on a free loopback port) and Node (for
 # tests/js_client.rs) via apt-get (only
@@ -112,6 +113,13 @@ if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split("."
     step "installing nodejs (tests/js_client.rs runs clients/js under Node)"
     apt_install nodejs
     command -v node >/dev/null || { echo "=== run-all: node still missing after installing nodejs" >&2; exit 1; }
+fi
+# tests/facing/nginx_documented.rs runs docs/operating.md's nginx in front
+# of the server, and fails rather than skipping without it.
+if [ ! -x /usr/sbin/nginx ]; then
+    step "installing nginx-light (tests/facing/nginx_documented.rs runs the documented proxy)"
+    apt_install nginx-light
+    [ -x /usr/sbin/nginx ] || { echo "=== run-all: /usr/sbin/nginx still missing after installing nginx-light" >&2; exit 1; }
 fi
 # tests/autobahn.sh --tls makes its certificate with openssl.
 if ! command -v openssl >/dev/null; then

@@ -8,4 +8,5 @@ mod common;
 mod auth;
 mod cors;
 mod documented_tokens;
+mod nginx_documented;
 mod per_ip;
