@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# wsreactor side by side with tokio-tungstenite and fastwebsockets (issue 6).
+# wsreactor side by side with tokio-tungstenite and fastwebsockets (issue 6),
+# and with uWebSockets (issue 31) where its prebuilt echo server is at
+# ../shared/peers/uwebsockets/uws-echo (UWS_DIR): plain workloads only, it
+# is built without TLS.
 #
 #   bash benches/compare/run.sh            # ROUNDS=3 DURATION=5 by default
 #   ROUNDS=5 DURATION=10 bash benches/compare/run.sh
@@ -72,7 +75,10 @@ set -euo pipefail
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
 WORKLOADS=${WORKLOADS:-"a b c d e f ta tc td te"}
-SERVERS=${SERVERS:-"wsreactor tokio-tungstenite fastwebsockets"}
+UWS_DIR=${UWS_DIR:-$(cd "$(dirname "$0")/../../.." && pwd)/shared/peers/uwebsockets}
+PEERS="wsreactor tokio-tungstenite fastwebsockets"
+[ -x "$UWS_DIR/uws-echo" ] && PEERS+=" uws"
+SERVERS=${SERVERS:-$PEERS}
 BEFORE=${BEFORE:-}
 SERVER_CORE=${SERVER_CORE:-0}
 CLIENT_CORE=${CLIENT_CORE:-1}
@@ -126,10 +132,13 @@ fi
 # name -> port; each server has its own port so that TIME_WAIT entries left
 # by one never meet another's connections.
 read -ra servers <<<"$SERVERS"
-declare -A port=([wsreactor]=19501 [tokio-tungstenite]=19502 [fastwebsockets]=19503 [wsreactor-before]=19504)
+declare -A port=([wsreactor]=19501 [tokio-tungstenite]=19502 [fastwebsockets]=19503 [wsreactor-before]=19504 [uws]=19505)
 for name in "${servers[@]}"; do
     [ -n "${port[$name]:-}" ] || die "unknown server $name"
 done
+if [[ " ${servers[*]} " == *" uws "* ]]; then
+    [ -x "$UWS_DIR/uws-echo" ] || die "uws needs $UWS_DIR/uws-echo (UWS_DIR)"
+fi
 if [[ " ${servers[*]} " == *" wsreactor-before "* ]]; then
     [ -x "$BEFORE" ] || die "wsreactor-before needs BEFORE=path to an older wsreactor binary"
 fi
@@ -156,6 +165,8 @@ start_server() {
         wsreactor-before) cmd=("$BEFORE" serve --bind "127.0.0.1:$p" --threads 1 "${tls[@]}") ;;
         tokio-tungstenite) cmd=("$peers/tokio_tungstenite_echo" --port "$p" --threads 1 "${tls[@]}") ;;
         fastwebsockets) cmd=("$peers/fastwebsockets_echo" --port "$p" --threads 1 "${tls[@]}") ;;
+        # One thread, 127.0.0.1 (echo.cpp).
+        uws) cmd=("$UWS_DIR/uws-echo" "$p") ;;
     esac
     # wsreactor raises its soft limit itself; the peers get it here.
     taskset -c "$SERVER_CORE" prlimit --nofile=20000:20000 "${cmd[@]}" \
@@ -249,6 +260,8 @@ fi
 for w in $WORKLOADS; do
     for r in $(seq "$ROUNDS"); do
         for name in "${servers[@]}"; do
+            # uWS is built without TLS.
+            if [ "$name" = uws ] && is_tls "$w"; then continue; fi
             log "workload $w, round $r/$ROUNDS: $name"
             start_server "$name" "$w"
             workload "$w" "$r" "$name"
@@ -264,14 +277,14 @@ echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt
 # this run measured some of its workloads: a TLS-only run leaves the plain
 # table (and its date, commit and load) as it was, and the other way round.
 dest=$here
-[ "$SERVERS" = "wsreactor tokio-tungstenite fastwebsockets" ] || dest=$out
+[ "$SERVERS" = "$PEERS" ] || dest=$out
 if [ -n "$plain_workloads" ]; then
     python3 "$here/table.py" "$records" --servers "$SERVERS" --machine "$out/machine.txt" \
         --group plain --markdown "$dest/results.md"
     log "records in $records; table in $dest/results.md"
 fi
 if [ -n "$tls_workloads" ]; then
-    python3 "$here/table.py" "$records" --servers "$SERVERS" --machine "$out/machine.txt" \
+    python3 "$here/table.py" "$records" --servers "${SERVERS/ uws/}" --machine "$out/machine.txt" \
         --group tls --tls-note "$tls_desc" --markdown "$dest/results-tls.md"
     log "records in $records; TLS table in $dest/results-tls.md"
 fi

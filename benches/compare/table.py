@@ -20,7 +20,7 @@ import statistics
 import sys
 from collections import defaultdict
 
-SERVERS = ("wsreactor", "tokio-tungstenite", "fastwebsockets")
+SERVERS = ("wsreactor", "tokio-tungstenite", "fastwebsockets", "uws")
 SATURATED = 90.0  # % of one core: the client is the limit
 CORE_FULL = 95.0  # % busy of the client's core, whoever used it
 EVEN = 0.03  # a ratio within 3 % of 1 is told as even
