@@ -2,7 +2,10 @@
 # wsreactor side by side with tokio-tungstenite and fastwebsockets (issue 6),
 # and with uWebSockets (issue 31) where its prebuilt echo server is at
 # ../shared/peers/uwebsockets/uws-echo (UWS_DIR): plain workloads only, it
-# is built without TLS.
+# is built without TLS. The floor (src/bin/floor_echo.rs: one read and one
+# write per readable connection, nothing else) runs the plain echo
+# workloads in the same rounds, and the table gives wsreactor's ratio to
+# it (server CPU per message against the floor's).
 #
 #   bash benches/compare/run.sh            # ROUNDS=3 DURATION=5 by default
 #   ROUNDS=5 DURATION=10 bash benches/compare/run.sh
@@ -78,6 +81,8 @@ WORKLOADS=${WORKLOADS:-"a b c d e f ta tc td te"}
 UWS_DIR=${UWS_DIR:-$(cd "$(dirname "$0")/../../.." && pwd)/shared/peers/uwebsockets}
 PEERS="wsreactor tokio-tungstenite fastwebsockets"
 [ -x "$UWS_DIR/uws-echo" ] && PEERS+=" uws"
+# The floor (src/bin/floor_echo.rs): only the system calls an echo needs.
+PEERS+=" floor"
 SERVERS=${SERVERS:-$PEERS}
 BEFORE=${BEFORE:-}
 SERVER_CORE=${SERVER_CORE:-0}
@@ -125,14 +130,15 @@ fi
 
 log "building wsreactor and the peers (release)"
 (cd "$root" && cargo build --release --quiet --bin wsreactor)
-if [[ " $SERVERS " == *" tokio-tungstenite "* || " $SERVERS " == *" fastwebsockets "* ]]; then
+if [[ " $SERVERS " == *" tokio-tungstenite "* || " $SERVERS " == *" fastwebsockets "* || " $SERVERS " == *" floor "* ]]; then
     (cd "$here" && cargo build --release --quiet)
 fi
 
 # name -> port; each server has its own port so that TIME_WAIT entries left
 # by one never meet another's connections.
 read -ra servers <<<"$SERVERS"
-declare -A port=([wsreactor]=19501 [tokio-tungstenite]=19502 [fastwebsockets]=19503 [wsreactor-before]=19504 [uws]=19505)
+declare -A port=([wsreactor]=19501 [tokio-tungstenite]=19502 [fastwebsockets]=19503 [wsreactor-before]=19504 [uws]=19505
+    [floor]=19506)
 for name in "${servers[@]}"; do
     [ -n "${port[$name]:-}" ] || die "unknown server $name"
 done
@@ -167,6 +173,7 @@ start_server() {
         fastwebsockets) cmd=("$peers/fastwebsockets_echo" --port "$p" --threads 1 "${tls[@]}") ;;
         # One thread, 127.0.0.1 (echo.cpp).
         uws) cmd=("$UWS_DIR/uws-echo" "$p") ;;
+        floor) cmd=("$peers/floor_echo" --port "$p") ;;
     esac
     # wsreactor raises its soft limit itself; the peers get it here.
     taskset -c "$SERVER_CORE" prlimit --nofile=20000:20000 "${cmd[@]}" \
@@ -260,8 +267,10 @@ fi
 for w in $WORKLOADS; do
     for r in $(seq "$ROUNDS"); do
         for name in "${servers[@]}"; do
-            # uWS is built without TLS.
+            # uWS is built without TLS, the floor speaks none; the floor's
+            # memory per connection (e) is no yardstick.
             if [ "$name" = uws ] && is_tls "$w"; then continue; fi
+            if [ "$name" = floor ] && { is_tls "$w" || [ "$w" = e ]; }; then continue; fi
             log "workload $w, round $r/$ROUNDS: $name"
             start_server "$name" "$w"
             workload "$w" "$r" "$name"
@@ -284,7 +293,8 @@ if [ -n "$plain_workloads" ]; then
     log "records in $records; table in $dest/results.md"
 fi
 if [ -n "$tls_workloads" ]; then
-    python3 "$here/table.py" "$records" --servers "${SERVERS/ uws/}" --machine "$out/machine.txt" \
+    tls_servers=${SERVERS/ uws/}
+    python3 "$here/table.py" "$records" --servers "${tls_servers/ floor/}" --machine "$out/machine.txt" \
         --group tls --tls-note "$tls_desc" --markdown "$dest/results-tls.md"
     log "records in $records; TLS table in $dest/results-tls.md"
 fi

@@ -152,7 +152,10 @@ def main() -> int:
     tls = args.group == "tls"
     figures = TLS_FIGURES if tls else FIGURES
     servers = tuple(args.servers.split())
-    peers = servers[1:]
+    # The floor (floor_echo) is no peer: wsreactor is measured against it
+    # in a column of its own.
+    peers = tuple(s for s in servers[1:] if s != "floor")
+    floor = "floor" in servers
 
     by = defaultdict(list)  # (workload, server) -> records
     with open(args.records) as f:
@@ -162,8 +165,8 @@ def main() -> int:
                 by[(r["workload"], r["server"])].append(r)
     rounds = max((r["round"] for v in by.values() for r in v), default=0)
 
-    head = ["figure", *servers, "wsreactor ÷ best peer", f"client CPU % ({' / '.join(servers)})",
-            f"server CPU % ({' / '.join(servers)})"]
+    head = ["figure", *servers, "wsreactor ÷ best peer", *(["wsreactor ÷ floor"] if floor else []),
+            f"client CPU % ({' / '.join(servers)})", f"server CPU % ({' / '.join(servers)})"]
     rows, detail, notes, minor = [], [], [], []
     for w, label, higher, get, fmt in figures:
         cells, values, cpu_c, cpu_s = [], {}, [], []
@@ -214,7 +217,11 @@ def main() -> int:
                 verdict = "even" if abs(q - 1) < EVEN else "better" if wins else "worse"
                 ratio = f"{q:.2f}× ({verdict})"
         name = label + (" ↑" if higher else " ↓")
-        rows.append([name, *cells, ratio, " / ".join(cpu_c), " / ".join(cpu_s)])
+        to_floor = []
+        if floor:
+            w_v, f_v = values["wsreactor"], values["floor"]
+            to_floor = [f"{w_v / f_v:.2f}×" if w_v is not None and f_v else "n/a"]
+        rows.append([name, *cells, ratio, *to_floor, " / ".join(cpu_c), " / ".join(cpu_s)])
 
     def table(header, body):
         out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -222,7 +229,9 @@ def main() -> int:
         return "\n".join(out)
 
     legend = (f"Medians of {rounds} interleaved rounds. ↑ higher is better, ↓ lower is better; "
-              "the ratio is wsreactor's figure divided by the best peer's (even: within 3 %). CPU is % of one core over "
+              "the ratio is wsreactor's figure divided by the best peer's (even: within 3 %); "
+              "the floor (floor_echo: one read and one write per readable connection, nothing else) "
+              "is no peer, and wsreactor ÷ floor is its own column where the floor ran. CPU is % of one core over "
               "the measurement window. † the client used "
               f"≥ {SATURATED:.0f} % of its core (median): it, not the server, may be the limit. "
               f"‡ the client used less, but its core was ≥ {CORE_FULL:.0f} % busy (median, from "
