@@ -137,7 +137,7 @@ fn two_nodes_on_one_redis() {
 fn the_load_documents_other_commands() {
     const COMMANDS: [&str; 5] = [
         "wsreactor load --url ws://127.0.0.1:9001/ --connections 200 --rate 2000 --duration 5 \
-         --max-p99 50ms --min-rate 1500 --json out.json || echo \"failed: $?\"",
+         --max-p99 250ms --min-rate 1000 --json out.json || echo \"failed: $?\"",
         "wsreactor load --mode churn --url ws://127.0.0.1:9001/ --connections 50 --duration 5s \
          --size 20 --text --json churn.json",
         "wsreactor load --mode churn --close-on-open --url ws://127.0.0.1:9001/ws/room-1 --connections 100 --duration 5s",
