@@ -5,10 +5,10 @@
 //! no test runs.
 
 use crate::common::certs;
-use crate::common::services::{free_port, redis_server, until, TempDir};
+use crate::common::services::{free_port, redis_server, until, Proc, TempDir};
 use crate::Serve;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// `text` with its runs of white space (and line continuations) as one space.
@@ -52,16 +52,6 @@ fn passes(command: &str, dir: &Path) -> String {
     stdout
 }
 
-/// A server `command` started, killed (by pid) when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn ready(addr: &str, https: bool) -> bool {
     let url = format!("{}://{addr}/readyz", if https { "https" } else { "http" });
     Command::new("curl")
@@ -95,7 +85,7 @@ fn tls_in_the_server_and_a_load_over_it() {
     std::fs::copy(&made.cert, dir.0.join("fullchain.pem")).unwrap();
     std::fs::copy(&made.key, dir.0.join("privkey.pem")).unwrap();
     let addr = format!("127.0.0.1:{}", free_port());
-    let _server = Running(
+    let _server = Proc(
         shell(&SERVE.replace("0.0.0.0:443", &addr), &dir.0)
             .stderr(Stdio::null())
             .spawn()
@@ -125,7 +115,7 @@ fn two_nodes_on_one_redis() {
         let command = node
             .replace(port, &addr)
             .replace("127.0.0.1:6379", &format!("127.0.0.1:{redis_port}"));
-        nodes.push(Running(shell(&command, &dir.0).stderr(Stdio::null()).spawn().unwrap()));
+        nodes.push(Proc(shell(&command, &dir.0).stderr(Stdio::null()).spawn().unwrap()));
         until("a node on the Redis", Duration::from_secs(10), || ready(&addr, false));
     }
 }

@@ -7,6 +7,7 @@
 
 use super::*;
 use crate::common::mux::MuxClient;
+use crate::common::services::Proc;
 use std::collections::HashMap;
 
 /// The transcript: (sent, line) pairs, sent true for `→`.
@@ -180,14 +181,4 @@ fn the_multi_channel_curl_session_prints_what_is_shown() {
         String::from_utf8_lossy(&poll.stdout).trim(),
         server_ids(poll_shown.trim(), &ids)
     );
-}
-
-/// A process of the test's own, killed when dropped.
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -54,6 +54,12 @@ pub fn check(options: &Options, c: &Coordination) -> Result<(), LoadError> {
     Ok(())
 }
 
+/// Agent `index`'s part of `total` connections over `agents`: the first
+/// `total % agents` take one more.
+fn part_of(total: usize, agents: usize, index: usize) -> usize {
+    total / agents + usize::from(index < total % agents)
+}
+
 /// The URL without its password, to print.
 pub(super) fn redacted(url: &str) -> String {
     match (url.split_once("://"), url.rsplit_once('@')) {
@@ -90,7 +96,7 @@ pub fn run(options: &Options, c: &Coordination, stop: &AtomicBool) -> Result<Sum
                 run: run.clone(),
                 index,
                 agents: c.agents,
-                connections: options.connections / c.agents + usize::from(index < options.connections % c.agents),
+                connections: part_of(options.connections, c.agents, index),
                 args: c.args.clone(),
                 expires_us: clock.now_redis_us() + c.join_wait.as_micros() as i64,
                 start_by_us: clock.now_redis_us() + (c.join_wait + ramp_bound + RAMP_MARGIN).as_micros() as i64,
@@ -188,7 +194,7 @@ fn agent_report(
     AgentReport {
         index,
         name,
-        connections: options.connections / agents + usize::from(index < options.connections % agents),
+        connections: part_of(options.connections, agents, index),
         attempted: stats.attempted,
         opened: stats.opened,
         peak_open,
@@ -404,6 +410,12 @@ impl Relay for Coordinator<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_parts_add_up_to_the_whole() {
+        assert_eq!((0..3).map(|i| part_of(61, 3, i)).collect::<Vec<_>>(), [21, 20, 20]);
+        assert_eq!((0..4).map(|i| part_of(10, 4, i)).sum::<usize>(), 10);
+    }
 
     #[test]
     fn a_password_is_not_printed() {
