@@ -4,6 +4,7 @@
 //! ([`Commands`]); and the server API's reads, on connections of their own.
 
 use super::connection::{evalsha, Commands, Failure};
+use super::numbering::{delivered_past, raise};
 use super::presence;
 use super::presence::count_events;
 use super::scripts::Scripts;
@@ -261,7 +262,7 @@ fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
             local.inboxes[from.worker].answer(from, Answer::Signalled(sent));
         }
         Job::History { channel, since, reply } => {
-            let read = match commands.ready(local, true) {
+            let attempt = |commands: &mut Commands| match commands.ready(local, true) {
                 Ok(con) => {
                     local.busy_if(main, true);
                     let tables = &local.shards[shard].tables;
@@ -271,22 +272,22 @@ fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
                         // A late answer must not be read as the next one's.
                         commands.con = None;
                     }
-                    read.map(|(s, _)| s)
+                    read
                 }
                 Err(_) => Err(UNREACHABLE),
             };
-            let _ = reply.send(read);
-        }
-        Job::Raise { channel, epoch, floor } => {
-            let (meta, _, _) = keys(&channel);
-            let mut call = evalsha(&scripts.raise, &[&meta]);
-            call.arg(&*epoch).arg(floor).arg(new_epoch());
-            if let Err(Failure::NotSent(e) | Failure::NoAnswer(e) | Failure::Refused(e)) =
-                commands.eval(local, &scripts.raise, &call, false)
+            let mut read = attempt(commands);
+            if let Some((epoch, floor)) = read
+                .as_ref()
+                .ok()
+                .and_then(|(s, e)| delivered_past(local, &channel, e, s))
             {
-                log::warn!("redis numbering of {channel} after a new epoch: {e}");
+                raise(commands, scripts, local, &channel, &epoch, floor);
+                read = attempt(commands);
             }
+            let _ = reply.send(read.map(|(s, _)| s));
         }
+        Job::Raise { channel, epoch, floor } => raise(commands, scripts, local, &channel, &epoch, floor),
         Job::Leave { channel, client } => {
             let s = &local.settings.presence;
             let mut call = presence::call(&scripts.leave, &channel);

@@ -40,6 +40,7 @@ mod commands;
 mod connection;
 mod listen;
 mod nodes;
+mod numbering;
 mod presence;
 mod query;
 mod replicas;

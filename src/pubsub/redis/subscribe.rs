@@ -3,6 +3,7 @@
 //! what came live meanwhile, merged.
 
 use super::connection::{Commands, Failure};
+use super::numbering::{delivered_past, raise};
 use super::presence;
 use super::presence::count_events;
 use super::scripts::Scripts;
@@ -129,6 +130,14 @@ pub(super) fn subscribe(
     };
     let mut read = attempt(commands);
     if listening && matches!(read, Err(HubError::Unavailable(_))) && commands.ready(local, false).is_ok() {
+        read = attempt(commands);
+    }
+    if let Some((epoch, floor)) = read
+        .as_ref()
+        .ok()
+        .and_then(|(s, e)| delivered_past(local, channel, e, s))
+    {
+        raise(commands, scripts, local, channel, &epoch, floor);
         read = attempt(commands);
     }
     let mut channels = lock(&local.channels);
