@@ -132,19 +132,36 @@ struct Assembly {
 #[derive(Debug)]
 pub struct MessageReader {
     role: Role,
-    limits: ReadLimits,
     /// RSV bits a negotiated extension gives meaning to (none without one).
     allowed_rsv: u8,
-    /// A fragmented message in progress; boxed, as it is rare and an idle
-    /// endpoint should pay one pointer for it.
-    assembly: Option<Box<Assembly>>,
     /// UTF-8 state of the text message in progress (fragmented or not).
     utf8: Utf8Validator,
+    /// [`ReadLimits::max_frame_size`] and [`ReadLimits::max_message_size`],
+    /// at most `u32::MAX`: every endpoint holds them, and no buffer of
+    /// ours reaches 4 GiB (its offsets are `u32`).
+    max_frame_size: u32,
+    max_message_size: u32,
     /// Payload bytes of the data frame at the front of the buffer already
-    /// unmasked and validated by an earlier call that returned `Incomplete`.
-    progress: usize,
+    /// unmasked and validated by an earlier call that returned `Incomplete`
+    /// (below `max_frame_size`).
+    progress: u32,
+    /// A fragmented message in progress and the inflater, when there are
+    /// any: both are rare, in one allocation, so that an idle endpoint
+    /// pays one pointer for them (its state fits 88 bytes with the rest).
+    rare: Option<Box<Rare>>,
+}
+
+/// What a [`MessageReader`] seldom holds.
+#[derive(Debug, Default)]
+struct Rare {
+    assembly: Option<Assembly>,
     /// permessage-deflate, when negotiated (RFC 7692).
-    inflater: Option<Box<Inflater>>,
+    inflater: Option<Inflater>,
+}
+
+/// `n`, or `u32::MAX` if it is more.
+fn at_most_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 impl MessageReader {
@@ -152,36 +169,62 @@ impl MessageReader {
     pub fn new(role: Role, limits: ReadLimits) -> Self {
         MessageReader {
             role,
-            limits,
             allowed_rsv: 0,
-            assembly: None,
             utf8: Utf8Validator::new(),
+            max_frame_size: at_most_u32(limits.max_frame_size),
+            max_message_size: at_most_u32(limits.max_message_size),
             progress: 0,
-            inflater: None,
+            rare: None,
         }
+    }
+
+    /// The fragmented message in progress, if any.
+    fn assembly(&self) -> Option<&Assembly> {
+        self.rare.as_ref().and_then(|r| r.assembly.as_ref())
+    }
+
+    /// Take the fragmented message in progress out, if any.
+    fn take_assembly(&mut self) -> Option<Assembly> {
+        let rare = self.rare.as_mut()?;
+        let assembly = rare.assembly.take();
+        if rare.inflater.is_none() {
+            self.rare = None;
+        }
+        assembly
+    }
+
+    /// Keep `assembly` for the next frame of its message.
+    fn keep_assembly(&mut self, assembly: Assembly) {
+        self.rare.get_or_insert_with(Box::default).assembly = Some(assembly);
     }
 
     /// Accept compressed messages (RSV1 on a first frame) and inflate them
     /// with `inflater` (RFC 7692 §6).
     pub fn with_inflater(mut self, inflater: Inflater) -> Self {
         self.allowed_rsv = RSV1;
-        self.inflater = Some(Box::new(inflater));
+        self.rare.get_or_insert_with(Box::default).inflater = Some(inflater);
         self
     }
 
     /// Does the decompressor hold zlib state right now?
     pub fn holds_inflate_state(&self) -> bool {
-        self.inflater.as_ref().is_some_and(|i| i.holds_state())
+        self.rare
+            .as_ref()
+            .and_then(|r| r.inflater.as_ref())
+            .is_some_and(|i| i.holds_state())
     }
 
     /// The size caps in force.
     pub fn limits(&self) -> ReadLimits {
-        self.limits
+        ReadLimits {
+            max_frame_size: self.max_frame_size as usize,
+            max_message_size: self.max_message_size as usize,
+        }
     }
 
     /// Is a fragmented message being assembled?
     pub fn in_message(&self) -> bool {
-        self.assembly.is_some()
+        self.assembly().is_some()
     }
 
     /// Parse the frame at the front of `buf`, unmasking it in place.
@@ -202,7 +245,7 @@ impl MessageReader {
 
         if !header.opcode.is_control() {
             // Unmask and validate what has arrived so far (fail fast, §8.1).
-            let start = self.progress;
+            let start = self.progress as usize;
             let fresh = &mut buf[header_len + start..header_len + available];
             if header.mask.is_some() {
                 apply_mask_offset(fresh, key, start);
@@ -211,7 +254,8 @@ impl MessageReader {
             if self.current_kind(header.opcode) == MessageKind::Text && !self.is_compressed(&header) {
                 self.utf8.feed(fresh).map_err(|_| ProtocolError::InvalidUtf8)?;
             }
-            self.progress = available;
+            // Below payload_len, itself at most max_frame_size.
+            self.progress = available as u32;
         }
         if available < payload_len {
             return Ok(Read::Incomplete {
@@ -248,11 +292,11 @@ impl MessageReader {
             (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
             _ => {}
         }
-        if header.payload_len > self.limits.max_frame_size as u64 {
+        if header.payload_len > u64::from(self.max_frame_size) {
             return Err(ProtocolError::FrameTooLarge);
         }
         // §5.4: fragments of one message are not interleaved with another.
-        let so_far = match (header.opcode, &self.assembly) {
+        let so_far = match (header.opcode, self.assembly()) {
             (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
             (OpCode::Text | OpCode::Binary, Some(_)) => return Err(ProtocolError::ExpectedContinuation),
             (OpCode::Continuation, Some(a)) => a.payload.len() as u64,
@@ -261,7 +305,7 @@ impl MessageReader {
         // Compressed frames are bounded by the inflated size instead (data_frame).
         if !header.opcode.is_control()
             && !self.is_compressed(header)
-            && so_far + header.payload_len > self.limits.max_message_size as u64
+            && so_far + header.payload_len > u64::from(self.max_message_size)
         {
             return Err(ProtocolError::MessageTooLarge);
         }
@@ -270,7 +314,7 @@ impl MessageReader {
 
     /// The kind of message a data frame with this opcode belongs to.
     fn current_kind(&self, opcode: OpCode) -> MessageKind {
-        match (opcode, &self.assembly) {
+        match (opcode, self.assembly()) {
             (OpCode::Text, _) => MessageKind::Text,
             (OpCode::Continuation, Some(a)) => a.kind,
             _ => MessageKind::Binary,
@@ -279,7 +323,7 @@ impl MessageReader {
 
     /// Does this data frame belong to a compressed message?
     fn is_compressed(&self, header: &FrameHeader) -> bool {
-        match &self.assembly {
+        match self.assembly() {
             Some(a) if header.opcode == OpCode::Continuation => a.compressed,
             _ => header.rsv & RSV1 != 0,
         }
@@ -291,7 +335,7 @@ impl MessageReader {
         if self.is_compressed(header) {
             return self.compressed_frame(kind, header.fin, payload);
         }
-        match (header.fin, self.assembly.take()) {
+        match (header.fin, self.take_assembly()) {
             // A whole message in one frame: hand out the slice, no copy.
             (true, None) => {
                 self.finish_text(kind)?;
@@ -299,11 +343,11 @@ impl MessageReader {
             }
             // First fragment (§5.4).
             (false, None) => {
-                self.assembly = Some(Box::new(Assembly {
+                self.keep_assembly(Assembly {
                     kind,
                     compressed: false,
                     payload: payload.to_vec(),
-                }));
+                });
                 Ok(None)
             }
             (fin, Some(mut assembly)) => {
@@ -312,7 +356,7 @@ impl MessageReader {
                     self.finish_text(kind)?;
                     Ok(Some(Event::Message(kind, Payload::Owned(assembly.payload))))
                 } else {
-                    self.assembly = Some(assembly);
+                    self.keep_assembly(assembly);
                     Ok(None)
                 }
             }
@@ -327,19 +371,17 @@ impl MessageReader {
         fin: bool,
         payload: &[u8],
     ) -> Result<Option<Event<'a>>, ProtocolError> {
-        let mut assembly = self.assembly.take().map_or(
-            Assembly {
-                kind,
-                compressed: true,
-                payload: Vec::new(),
-            },
-            |a| *a,
-        );
-        let before = assembly.payload.len();
         // RSV1 is only accepted when an inflater was configured.
-        let inflater = self.inflater.as_mut().ok_or(ProtocolError::ReservedBits)?;
+        let rare = self.rare.as_mut().ok_or(ProtocolError::ReservedBits)?;
+        let inflater = rare.inflater.as_mut().ok_or(ProtocolError::ReservedBits)?;
+        let mut assembly = rare.assembly.take().unwrap_or(Assembly {
+            kind,
+            compressed: true,
+            payload: Vec::new(),
+        });
+        let before = assembly.payload.len();
         inflater
-            .decompress_part(payload, fin, &mut assembly.payload, self.limits.max_message_size)
+            .decompress_part(payload, fin, &mut assembly.payload, self.max_message_size as usize)
             .map_err(|e| match e {
                 DeflateError::TooLarge => ProtocolError::MessageTooLarge,
                 DeflateError::Corrupt => ProtocolError::BadCompression,
@@ -350,7 +392,7 @@ impl MessageReader {
                 .map_err(|_| ProtocolError::InvalidUtf8)?;
         }
         if !fin {
-            self.assembly = Some(Box::new(assembly));
+            rare.assembly = Some(assembly);
             return Ok(None);
         }
         self.finish_text(kind)?;
