@@ -43,6 +43,9 @@ pub struct Row {
     /// Server memory per subscriber, bytes (with `--server-pid`): the
     /// median of the runs that could tell it (see `server_reused`).
     pub server_rss_bytes_per_subscriber: Option<f64>,
+    /// The same of the server's anonymous memory (heap and stacks, not
+    /// its program's pages).
+    pub server_rss_anon_bytes_per_subscriber: Option<f64>,
     /// Runs whose server had already grown its memory in an earlier run,
     /// so that its RSS said nothing of this run's subscribers.
     pub server_reused: usize,
@@ -267,6 +270,11 @@ fn row(transport: Transport, runs: &[&Summary]) -> Row {
                 .filter_map(|s| s.subscribe.as_ref()?.transport.server?.rss_bytes_per_subscriber)
                 .collect(),
         ),
+        server_rss_anon_bytes_per_subscriber: median(
+            runs.iter()
+                .filter_map(|s| s.subscribe.as_ref()?.transport.server?.rss_anon_bytes_per_subscriber)
+                .collect(),
+        ),
         server_reused: runs
             .iter()
             .filter_map(|s| s.subscribe.as_ref()?.transport.server)
@@ -401,6 +409,7 @@ mod tests {
             connects: 0.0,
             server_cpu_us_per_delivery: Some(1.5),
             server_rss_bytes_per_subscriber: rss,
+            server_rss_anon_bytes_per_subscriber: rss,
             server_reused: reused,
             missing: 0,
             duplicates: 0,

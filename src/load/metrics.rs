@@ -269,6 +269,7 @@ mod tests {
                 Usage {
                     cpu: Duration::from_millis(1500),
                     rss: 4096,
+                    anon: 2048,
                 },
                 Some(12),
             )),

@@ -1,6 +1,9 @@
 //! `--server-pid`: what the server process spends, read from Linux's
 //! `/proc/PID/stat` (user and system CPU time, proc(5) fields 14 and 15)
-//! and `/proc/PID/status` (`VmRSS`). The load generator samples it before
+//! and `/proc/PID/status` (`VmRSS`, and `RssAnon`: its heap and stacks,
+//! not the pages of its program file, which a big binary faults in as it
+//! first runs a path, once, whatever the count of subscribers). The load
+//! generator samples it before
 //! the ramp, at the window's start and at the end of the drain, so the CPU
 //! of a delivery is the server's CPU time from the window's start until
 //! every subscriber has its messages, over the deliveries.
@@ -15,6 +18,9 @@ pub struct Usage {
     pub cpu: Duration,
     /// Resident memory, bytes.
     pub rss: u64,
+    /// The anonymous part of it (heap, stacks), bytes; 0 where the kernel
+    /// does not say (before Linux 4.5).
+    pub anon: u64,
 }
 
 /// Read the server's usage now; `None` when the process is gone (or this
@@ -26,7 +32,8 @@ pub fn sample(pid: u32) -> Option<Usage> {
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     Some(Usage {
         cpu: cpu_of(&stat, u64::try_from(ticks).ok().filter(|&t| t > 0)?)?,
-        rss: rss_of(&status)?,
+        rss: kb_field(&status, "VmRSS:")?,
+        anon: kb_field(&status, "RssAnon:").unwrap_or(0),
     })
 }
 
@@ -45,15 +52,10 @@ fn cpu_of(stat: &str, ticks_per_second: u64) -> Option<Duration> {
     ))
 }
 
-/// `VmRSS:  1234 kB` from a `status` file, in bytes.
-fn rss_of(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line["VmRSS:".len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
+/// `NAME  1234 kB` (`VmRSS:`, `RssAnon:`) from a `status` file, in bytes.
+fn kb_field(status: &str, name: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(name))?;
+    let kb: u64 = line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kb * 1024)
 }
 
@@ -71,6 +73,10 @@ pub struct ServerReport {
     /// What the resident memory grew by from before the ramp, over the
     /// subscribers; `None` (null) when [`reused`](Self::reused).
     pub rss_bytes_per_subscriber: Option<f64>,
+    /// The same of its anonymous part (heap and stacks: what the
+    /// subscribers hold, without the program's pages a first run of a
+    /// path faults in); `None` when reused or not told.
+    pub rss_anon_bytes_per_subscriber: Option<f64>,
     /// The resident memory did not grow while the subscribers connected:
     /// the server ran an earlier load and its allocator kept that memory,
     /// so this run's subscribers took pages it already had, and their
@@ -98,6 +104,8 @@ impl ServerReport {
             },
             rss_bytes: end.rss,
             rss_bytes_per_subscriber: (!reused).then(|| grew as f64 / subscribers.max(1) as f64),
+            rss_anon_bytes_per_subscriber: (!reused && before.anon > 0)
+                .then(|| end.anon.saturating_sub(before.anon) as f64 / subscribers.max(1) as f64),
             reused,
         }
     }
@@ -110,6 +118,7 @@ impl ServerReport {
     pub fn mark_reused(&mut self) {
         self.reused = true;
         self.rss_bytes_per_subscriber = None;
+        self.rss_anon_bytes_per_subscriber = None;
     }
 }
 
@@ -122,8 +131,10 @@ mod tests {
         let stat = "42 (a) b (c) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 99 1000 200";
         assert_eq!(cpu_of(stat, 100), Some(Duration::from_secs(3)));
         assert_eq!(cpu_of("42 (x", 100), None);
-        assert_eq!(rss_of("Name:\tx\nVmRSS:\t  2048 kB\nThreads: 3\n"), Some(2 << 20));
-        assert_eq!(rss_of("Name:\tx\n"), None);
+        let status = "Name:\tx\nVmRSS:\t  2048 kB\nRssAnon:\t  1024 kB\nThreads: 3\n";
+        assert_eq!(kb_field(status, "VmRSS:"), Some(2 << 20));
+        assert_eq!(kb_field(status, "RssAnon:"), Some(1 << 20));
+        assert_eq!(kb_field("Name:\tx\n", "VmRSS:"), None);
     }
 
     #[test]
@@ -138,12 +149,18 @@ mod tests {
         let at = |cpu_ms, rss| Usage {
             cpu: Duration::from_millis(cpu_ms),
             rss,
+            anon: rss / 2,
         };
         let r = ServerReport::new(7, at(0, 1000), at(500, 5000), at(1500, 9000), 1000, 8);
         assert_eq!((r.cpu_s, r.cpu_us_per_delivery), (1.0, 1000.0));
         assert_eq!(
-            (r.rss_bytes, r.rss_bytes_per_subscriber, r.reused),
-            (9000, Some(1000.0), false)
+            (
+                r.rss_bytes,
+                r.rss_bytes_per_subscriber,
+                r.rss_anon_bytes_per_subscriber,
+                r.reused
+            ),
+            (9000, Some(1000.0), Some(500.0), false)
         );
     }
 
@@ -152,6 +169,7 @@ mod tests {
         let at = |rss| Usage {
             cpu: Duration::ZERO,
             rss,
+            anon: rss,
         };
         // The subscribers connected and the RSS stayed put (or shrank):
         // the pages were the last run's, not a 0 B subscriber.
@@ -164,7 +182,10 @@ mod tests {
         let mut r = ServerReport::new(7, at(1000), at(5000), at(9000), 10, 8);
         assert_eq!(r.rss_bytes_per_subscriber, Some(1000.0));
         r.mark_reused();
-        assert_eq!((r.reused, r.rss_bytes_per_subscriber), (true, None));
+        assert_eq!(
+            (r.reused, r.rss_bytes_per_subscriber, r.rss_anon_bytes_per_subscriber),
+            (true, None, None)
+        );
         // No subscriber, nothing to say either way.
         assert!(!ServerReport::new(7, at(9000), at(9000), at(9000), 0, 0).reused);
     }

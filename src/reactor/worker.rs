@@ -334,6 +334,12 @@ impl Worker {
             return;
         }
         let later = std::mem::take(&mut self.later);
+        // One message (the usual turn): each subscriber's write goes out as
+        // soon as it is queued, so that its output queue goes back to the
+        // pool before the next subscriber takes one, and a fan-out to N
+        // subscribers holds one queue, not N. Several: each connection's
+        // share of them is written together once all are queued (corked).
+        let at_once = later.len() == 1;
         for msg in &later {
             let mut keys = std::mem::take(&mut self.keys);
             self.subscribers.copy_into(&msg.channel, &mut keys);
@@ -349,7 +355,11 @@ impl Worker {
                 // A slow subscriber gives its subscription back.
                 self.carry_out(from, now);
                 if delivered == Delivered::Queued {
-                    self.touched.push(key);
+                    if at_once {
+                        self.step(key, now, Connection::after_delivery);
+                    } else {
+                        self.touched.push(key);
+                    }
                 }
             }
             self.keys = keys;

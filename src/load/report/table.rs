@@ -201,9 +201,10 @@ fn subscribe_lines(s: &mut String, sub: &SubscribeReport, m: &Messages) {
         t.bytes_in_per_delivery, t.bytes_out_per_delivery, t.requests, t.requests_per_second, t.connects, t.reconnects
     );
     if let Some(server) = &t.server {
-        let per_subscriber = match server.rss_bytes_per_subscriber {
-            Some(b) => format!("{b:.0} B per subscriber"),
-            None => "n/a per subscriber (a reused server: its memory had already grown)".into(),
+        let per_subscriber = match (server.rss_bytes_per_subscriber, server.rss_anon_bytes_per_subscriber) {
+            (Some(b), Some(anon)) => format!("{b:.0} B per subscriber ({anon:.0} B anonymous)"),
+            (Some(b), None) => format!("{b:.0} B per subscriber"),
+            (None, _) => "n/a per subscriber (a reused server: its memory had already grown)".into(),
         };
         let _ = writeln!(
             s,
