@@ -153,7 +153,7 @@ def main() -> int:
     p.add_argument("--server", required=True)
     p.add_argument("--workload", required=True)
     p.add_argument("--round", type=int, required=True)
-    p.add_argument("--kind", choices=("load", "rss"), required=True)
+    p.add_argument("--kind", choices=("load", "rss", "uws"), required=True)
     p.add_argument("--window", choices=("run", "ramp"), default="run")
     p.add_argument("--client-json", required=True)
     p.add_argument("--out", required=True)

@@ -48,6 +48,11 @@
 #   f  10,000 connections at 1 message/s each (20 B text): p99, p99.9 from
 #      the scheduled send time; opened at 2,000/s, which every server keeps
 #      up with, and measured once all are open
+#   u  uWebSockets' own load client ($UWS_DIR/uws-load-test, its
+#      benchmarks/load_test.c: 100 connections, 20 B, each sending its next
+#      message when its echo came) through uws_load_test.py: the median of
+#      its "Msg/sec" reports after the first (which covers the connecting);
+#      skipped when the binary is absent
 #
 # The same over TLS (wss://), in the same run and interleaved alike: every
 # server serves TLS on its listener with one certificate made for the run
@@ -77,8 +82,8 @@ set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
-WORKLOADS=${WORKLOADS:-"a b c d e f ta tc td te"}
 UWS_DIR=${UWS_DIR:-$(cd "$(dirname "$0")/../../.." && pwd)/shared/peers/uwebsockets}
+WORKLOADS=${WORKLOADS:-"a b c d e f$([ -x "$UWS_DIR/uws-load-test" ] && echo " u") ta tc td te"}
 PEERS="wsreactor tokio-tungstenite fastwebsockets"
 [ -x "$UWS_DIR/uws-echo" ] && PEERS+=" uws"
 # The floor (src/bin/floor_echo.rs): only the system calls an echo needs.
@@ -202,7 +207,9 @@ measure() {
     local w=$1 r=$2 name=$3 kind=$4 window=$5 sample=$6 p=${port[$3]}
     shift 6
     local json=$out/$w.$name.$r.$((++nrec)).json cmd
-    if [ "$kind" = rss ] && is_tls "$w"; then
+    if [ "$kind" = uws ]; then
+        cmd=(python3 "$here/uws_load_test.py" --bin "$UWS_DIR/uws-load-test" --port "$p" --json "$json" "$@")
+    elif [ "$kind" = rss ] && is_tls "$w"; then
         cmd=(python3 "$here/idle_rss_tls.py" --server-pid "$server_pid" --port "$p" --json "$json" "$@")
     elif [ "$kind" = rss ]; then
         cmd=(python3 "$root/benches/idle_rss.py" --server-pid "$server_pid" --port "$p" --json "$json" "$@")
@@ -236,6 +243,7 @@ workload() {
            measure e19k "$r" "$name" rss run 0.05 --connections 19000 --warmup 100 ;;
         f) measure f "$r" "$name" load run 0.05 --connections 10000 --connect-rate 2000 \
                --duration "$d" --size 20 --text --rate 10000 --source-ips 127.0.0.1-127.0.0.4 ;;
+        u) measure u "$r" "$name" uws run 0.05 --connections 100 --size 20 --samples 3 ;;
         # The same flags as a, c, d and e; the URL is wss:// (measure).
         ta) measure ta "$r" "$name" load run 0.05 --connections 100 --connect-rate 0 --duration "$d" \
                --size 20 --text --pipeline 1 ;;

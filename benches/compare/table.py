@@ -49,6 +49,10 @@ def server_us(rate):
     return lambda r: r["server_cpu"] * 1e4 / rate(r)
 
 
+def uws_per_second(r):
+    return r["client"]["uws_load_test"]["per_second"]
+
+
 def rss_per_conn(r):
     return r["client"]["bytes_per_conn"]
 
@@ -78,6 +82,8 @@ FIGURES = [
     ("f", "(f) 10,000 conns at 1 msg/s each: p99 from schedule, ms", False,
      ms("latency_us", "p99"), "{:.2f}"),
     ("f", "(f) the same: p99.9, ms", False, ms("latency_us", "p99_9"), "{:.2f}"),
+    ("u", "(u) uWebSockets' own load_test client, 100 conns, 20 B: messages/s", True, uws_per_second, "{:,.0f}"),
+    ("u", "(u) the same: server CPU per message, µs", False, server_us(uws_per_second), "{:.2f}"),
 ]
 
 # The TLS workloads (wss://): the same figures as a, c, d and e.
@@ -107,6 +113,8 @@ def trouble(r) -> list[str]:
         return why + [r.get("error", "no summary")]
     if r["kind"] == "rss":
         return why  # idle_rss.py fails (exit 1) unless every connection opened and echoed
+    if r["kind"] == "uws":
+        return why  # uws_load_test.py fails (exit 1) unless every report came
     e = c["errors"]
     # Close handshakes that time out come after the window and do not touch its figures.
     during = e["total"] - e["timed_out"]["close"]
@@ -184,7 +192,7 @@ def main() -> int:
             sc = median([r.get("server_cpu") for r in recs])
             busy = median([r.get("client_core_busy") for r in recs])
             mark = ""
-            if recs and recs[0]["kind"] == "load":
+            if recs and recs[0]["kind"] in ("load", "uws"):
                 if cc is not None and cc >= SATURATED:
                     mark += " †"
                 elif busy is not None and busy >= CORE_FULL:
@@ -196,7 +204,7 @@ def main() -> int:
             later = sorted({f"round {r['round']}: {t}" for r in recs if (t := after_window(r))})
             minor.extend(f"{label} — {s}, {b}" for b in later)
             cells.append("n/a" if v is None else fmt.format(v) + mark)
-            kind_load = recs and recs[0]["kind"] == "load"
+            kind_load = recs and recs[0]["kind"] in ("load", "uws")
             cpu_c.append(f"{cc:.0f}" if cc is not None and kind_load else "–")
             cpu_s.append(f"{sc:.0f}" if sc is not None and kind_load else "–")
             detail.append([
