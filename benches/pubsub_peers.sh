@@ -6,11 +6,20 @@
 # pinned to core 1. The servers:
 #   wsreactor  `wsreactor serve --threads 1`, on its embedded defaults (a
 #              history of 1,000 messages per channel and all)
+#   wsreactor-nohistory
+#              the same with `[pubsub] history_size = 0`: no history, as uWS
+#              and nchan's WebSocket keep none (memory per subscriber is
+#              then what a subscriber holds, not the channel's last 1,000
+#              messages over 1,000 subscribers)
 #   uws        ../shared/peers/uwebsockets/uws-pubsub (UWS_DIR): GET /ws/CH
 #              subscribes, POST /pub/CH publishes through uWS's own corked
 #              publish; no history, no ids. Skipped when absent
 #   nchan      nginx with nchan (benches/nchan/nginx.conf.in), when its
 #              module is installed (bash benches/nchan.sh installs it)
+# Each fresh server first serves a warm-up (10 subscribers, 20 messages, on
+# a channel of its own), so that what it does once (page in its code, grow
+# its runtime) is not counted per subscriber, as benches/idle_rss.py's
+# --warmup does for idle connections.
 # The workloads (64 B text messages, published over HTTP by one publisher):
 #   fast   1,000 subscribers, each publish as soon as the last was answered:
 #          deliveries/s, server CPU per delivery
@@ -31,7 +40,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 WORKLOADS=${WORKLOADS:-"fast r100 r10k"}
-SERVERS=${SERVERS:-"wsreactor uws nchan"}
+SERVERS=${SERVERS:-"wsreactor wsreactor-nohistory uws nchan"}
 UWS_DIR=${UWS_DIR:-../shared/peers/uwebsockets}
 BIN=${BIN:-target/release/wsreactor}
 OUT=target/pubsub_peers
@@ -48,7 +57,7 @@ for s in $SERVERS; do
         uws) [ -x "$UWS_DIR/uws-pubsub" ] && servers+=(uws) || echo "pubsub_peers.sh: no $UWS_DIR/uws-pubsub: uws skipped" >&2 ;;
         nchan) { command -v nginx >/dev/null && [ -f "$MODULE" ]; } && servers+=(nchan) \
             || echo "pubsub_peers.sh: nginx with nchan is not installed (bash benches/nchan.sh installs it): nchan skipped" >&2 ;;
-        wsreactor) servers+=(wsreactor) ;;
+        wsreactor | wsreactor-nohistory) servers+=("$s") ;;
         *) echo "pubsub_peers.sh: unknown server $s" >&2; exit 2 ;;
     esac
 done
@@ -84,6 +93,12 @@ start() {
             RUST_LOG=warn taskset -c 0 "$BIN" serve --bind "127.0.0.1:$PORT" --threads 1 &
             SERVER_PID=$!
             ;;
+        wsreactor-nohistory)
+            PREFIX=$(mktemp -d /tmp/wsreactor-nohistory.XXXXXX)
+            printf '[pubsub]\nhistory_size = 0\n' > "$PREFIX/nohistory.toml"
+            RUST_LOG=warn taskset -c 0 "$BIN" serve --bind "127.0.0.1:$PORT" --threads 1 --config "$PREFIX/nohistory.toml" &
+            SERVER_PID=$!
+            ;;
         uws)
             taskset -c 0 "$UWS_DIR/uws-pubsub" "$PORT" >/dev/null &
             SERVER_PID=$!
@@ -116,6 +131,9 @@ for round in $(seq "$ROUNDS"); do
             run=$((run + 1))
             start "$server"
             echo "pubsub_peers.sh: round $round of $ROUNDS, $workload, $server" >&2
+            taskset -c 1 "$BIN" load compare --url "http://127.0.0.1:$PORT/" --channel "warmup-$run" \
+                --connections 10 --connect-rate 0 --threads 1 --rate 20 --size 64 --text --duration 1s \
+                --rounds 1 --transports ws --cursor "$CURSOR" --quiet > /dev/null
             taskset -c 1 "$BIN" load compare --url "http://127.0.0.1:$PORT/" --channel "bench-$run" \
                 --connections "$subs" --connect-rate 2000 --threads 1 "${rate[@]}" --size 64 --text \
                 --duration "$DURATION" --rounds 1 --transports ws --cursor "$CURSOR" \
@@ -147,7 +165,8 @@ FIGURES = [
     ("r10k", "10,000 subscribers at 10 messages/s: p99 publish to receive, ms ↓", "p99_us", 1e-3, "{:.2f}", False),
     ("r10k", "the same: server CPU per delivery, µs ↓", "server_cpu_us_per_delivery", 1, "{:.2f}", False),
 ]
-head = "| figure | " + " | ".join(servers) + (" | wsreactor ÷ uws |" if "uws" in servers and "wsreactor" in servers else " |")
+ours = [s for s in ("wsreactor", "wsreactor-nohistory") if s in servers and "uws" in servers]
+head = "| figure | " + " | ".join(servers) + " |" + "".join(f" {s} ÷ uws |" for s in ours)
 lines = [head, "|" + "---|" * (head.count("|") - 1)]
 for workload, label, key, scale, fmt, higher in FIGURES:
     if workload not in workloads:
@@ -155,8 +174,8 @@ for workload, label, key, scale, fmt, higher in FIGURES:
     vals = {s: med(workload, s, key) for s in servers}
     cells = ["n/a" if v is None else fmt.format(v * scale) for v in vals.values()]
     line = f"| {label} | " + " | ".join(cells) + " |"
-    if "uws" in servers and "wsreactor" in servers:
-        w, u = vals["wsreactor"], vals["uws"]
+    for s in ours:
+        w, u = vals[s], vals["uws"]
         if w is None or u is None or u == 0:
             line += " n/a |"
         else:
@@ -167,7 +186,7 @@ for workload, label, key, scale, fmt, higher in FIGURES:
 bad = [(w, s, r["missing"], r["errors"]) for w in workloads for s in servers for r in rows(w, s) if r["missing"] or r["errors"]]
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 load = open("/proc/loadavg").read().split()[:3]
-text = (f"# Pub/sub over WebSocket: wsreactor, uWebSockets, nchan\n\n"
+text = (f"# Pub/sub over WebSocket: wsreactor, uWebSockets, nchan\n\n`bash benches/pubsub_peers.sh`: "
         f"{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, commit {commit}, load average at the end {' '.join(load)}; "
         f"medians of {rounds} interleaved rounds of {duration} s, a fresh server per run on core 0, "
         f"the load generator on core 1; 64 B text messages.\n\n" + "\n".join(lines) + "\n\n"
