@@ -59,6 +59,29 @@ pub fn set_notsent_lowat(socket: &impl std::os::fd::AsRawFd, bytes: usize) -> io
     }
 }
 
+/// Send `bufs` on a connected stream socket in one `sendmsg` (with
+/// `MSG_NOSIGNAL`: a reset peer is an `EPIPE`, not a signal). The same
+/// bytes as `writev`, without its file-position lock and VFS layer, which
+/// on loopback cost several percent of a fan-out's CPU (issue 31).
+pub fn send_vectored(socket: &impl std::os::fd::AsRawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: a zeroed msghdr is valid (no address, no control data); its
+    // iovec array is `bufs`, whose `IoSlice`s are ABI-compatible with
+    // `iovec` on Unix and live for the whole call, and sendmsg only reads
+    // them. The descriptor is borrowed.
+    let sent = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+        // At most IOV_MAX (1024) slices are passed by our callers.
+        msg.msg_iovlen = bufs.len() as _;
+        libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL)
+    };
+    if sent < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(sent as usize)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +106,27 @@ mod tests {
         assert_eq!(soft, hard);
         // A second call finds nothing to do and says the same.
         assert_eq!(raise_fd_limit().unwrap(), raised);
+    }
+
+    #[test]
+    fn several_slices_go_out_in_order_in_one_send() {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        let bufs = [io::IoSlice::new(b"ab"), io::IoSlice::new(b""), io::IoSlice::new(b"cde")];
+        assert_eq!(send_vectored(&client, &bufs).unwrap(), 5);
+        let mut got = [0; 5];
+        server.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"abcde");
+        // A peer gone: an error, not SIGPIPE.
+        drop(server);
+        drop(listener);
+        let err = (0..100).find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            send_vectored(&client, &bufs).err()
+        });
+        assert!(err.is_some());
     }
 
     #[test]

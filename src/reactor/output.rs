@@ -1,5 +1,5 @@
 //! A connection's pending output: a queue of segments written with one
-//! `writev` per attempt.
+//! vectored write per attempt (`sendmsg` on TCP).
 //!
 //! A segment ([`Segment`]) is either bytes this connection wrote itself (an
 //! echo, a pong, an HTTP head), in a buffer borrowed from the worker's pool,
@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
 
-/// Segments passed to one `writev` (Linux allows 1024; a few dozen already
+/// Segments passed to one vectored write (Linux allows 1024; a few dozen already
 /// fill a socket buffer).
 const MAX_IOV: usize = 64;
 

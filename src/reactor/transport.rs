@@ -45,8 +45,26 @@ pub trait Transport {
     }
 }
 
+/// A TCP socket written with `send` (one slice, as std's `write` does)
+/// or `sendmsg` (several, [`crate::sys::send_vectored`]), never `writev`.
+struct SendMsg<'s>(&'s TcpStream);
+
+impl io::Write for SendMsg<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        io::Write::write(&mut &*self.0, buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        crate::sys::send_vectored(self.0, bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Plain TCP: the session's bytes are the socket's. Output goes out with
-/// one `writev` over its segments, shared fan-out bytes and in-place echo
+/// one `sendmsg` over its segments, shared fan-out bytes and in-place echo
 /// buffers included, without a copy.
 #[derive(Debug)]
 pub struct Tcp(TcpStream);
@@ -64,7 +82,7 @@ impl Transport for Tcp {
     }
 
     fn write(&mut self, out: &mut Output, pool: &mut BufferPool) -> io::Result<usize> {
-        out.write_to(&mut self.0, pool)
+        out.write_to(&mut SendMsg(&self.0), pool)
     }
 
     fn shutdown_write(&mut self) -> io::Result<()> {

@@ -285,7 +285,7 @@ impl Worker {
     /// unless `messages_now`: a publish answered on this worker's own
     /// thread puts its message in the inbox at once, and the publishes that
     /// arrive meanwhile join it, so a burst reaches each subscriber in one
-    /// batch and one `writev` (the wake-up a publish once cost did the
+    /// batch and one `sendmsg` (the wake-up a publish once cost did the
     /// same). An answer waits for no one.
     fn deliver_inbox(&mut self, now: Instant, messages_now: bool) {
         let mut batch = self.shared.inboxes[self.id].drain(std::mem::take(&mut self.batch));
