@@ -15,7 +15,7 @@
 //! socket ─Tcp::read─► ReadBuf (pooled, Session::receive_buffer) ─Session::handle_input─► State::Open
 //!   ─WebSocket::read─► Event::Message(kind, Payload, unmasked in place) ─Handler::message─► Reply::Echo (Echo)
 //!   ─WebSocket::echo_in_place (large: header rewritten in the same buffer) | WebSocket::send (small: copied)─►
-//!   Output: Segment::Read (that buffer) | Segment::Owned ─Tcp::write (writev)─► socket
+//!   Output: Segment::Read (that buffer) | Segment::Owned ─Tcp::write (sendmsg)─► socket
 //! ```
 //!
 //! A published message:
@@ -26,7 +26,7 @@
 //!   LocalHub: channel c numbers it, keeps it in history ─► Arc<Message> (wire forms encoded once)
 //!     ├─Inbox::push─► Mail.messages of each worker with subscribers of c (+ Waker)
 //!     │    worker k ─Subscribers: c → slab keys─► Connection::deliver ─► Session::handle_delivery ─► Feed (Cursor, gap)
-//!     │      ─► Output: Segment::Shared (Arc<[u8]>, one frame for every subscriber) ─writev─► socket
+//!     │      ─► Output: Segment::Shared (Arc<[u8]>, one frame for every subscriber) ─sendmsg─► socket
 //!     └─Inbox::answer_here─► Mail.answers: (Address, Answer::Published(Receipt)) ─generation checked─►
 //!          Session::handle_answer ─► Publish::answer ─► 200 {"id":N,"subscribers":M}, back to Request
 //! ```
