@@ -192,7 +192,9 @@ def main() -> int:
             sc = median([r.get("server_cpu") for r in recs])
             busy = median([r.get("client_core_busy") for r in recs])
             mark = ""
-            if recs and recs[0]["kind"] in ("load", "uws"):
+            # A timed client run (not a memory count): CPU figures apply.
+            kind_load = recs and recs[0]["kind"] in ("load", "uws")
+            if kind_load:
                 if cc is not None and cc >= SATURATED:
                     mark += " †"
                 elif busy is not None and busy >= CORE_FULL:
@@ -204,7 +206,6 @@ def main() -> int:
             later = sorted({f"round {r['round']}: {t}" for r in recs if (t := after_window(r))})
             minor.extend(f"{label} — {s}, {b}" for b in later)
             cells.append("n/a" if v is None else fmt.format(v) + mark)
-            kind_load = recs and recs[0]["kind"] in ("load", "uws")
             cpu_c.append(f"{cc:.0f}" if cc is not None and kind_load else "–")
             cpu_s.append(f"{sc:.0f}" if sc is not None and kind_load else "–")
             detail.append([

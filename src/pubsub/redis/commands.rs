@@ -4,7 +4,7 @@
 //! ([`Commands`]); and the server API's reads, on connections of their own.
 
 use super::connection::{evalsha, Commands, Failure};
-use super::numbering::{delivered_past, raise};
+use super::numbering::{past_delivered, raise};
 use super::presence;
 use super::presence::count_events;
 use super::scripts::Scripts;
@@ -276,15 +276,8 @@ fn run(commands: &mut Commands, scripts: &Scripts, local: &Local, job: Job) {
                 }
                 Err(_) => Err(UNREACHABLE),
             };
-            let mut read = attempt(commands);
-            if let Some((epoch, floor)) = read
-                .as_ref()
-                .ok()
-                .and_then(|(s, e)| delivered_past(local, &channel, e, s))
-            {
-                raise(commands, scripts, local, &channel, &epoch, floor);
-                read = attempt(commands);
-            }
+            let read = attempt(commands);
+            let read = past_delivered(commands, scripts, local, &channel, read, attempt);
             let _ = reply.send(read.map(|(s, _)| s));
         }
         Job::Raise { channel, epoch, floor } => raise(commands, scripts, local, &channel, &epoch, floor),

@@ -6,25 +6,44 @@ use super::connection::{evalsha, Commands, Failure};
 use super::scripts::Scripts;
 use super::store::keys;
 use super::{lock, new_epoch, Local};
-use crate::pubsub::Snapshot;
-use std::sync::Arc;
+use crate::pubsub::{HubError, Snapshot};
 
-/// Redis's numbering of `channel` (as `snapshot` read it, in `epoch`) is
-/// behind ids this node delivered in that same numbering: a replica was
-/// promoted without the last of them, or Redis came back from an older
-/// snapshot. Its next ids would be given to other messages than the ones
-/// its subscribers hold, and a cursor past its last id would be answered
-/// from the start of its history, a second time. The epoch and the highest
-/// id delivered: what [`raise`] takes, before any answer is read from it.
-pub(super) fn delivered_past(
+/// A history read: the snapshot and the channel's epoch as Redis has it.
+pub(super) type Read = Result<(Snapshot, String), HubError>;
+
+/// `read`, or if Redis's numbering of `channel` in it is behind ids this
+/// node delivered in that same numbering (a replica was promoted without
+/// the last of them, or Redis came back from an older snapshot), the read
+/// `again` makes once the numbering is raised past them. Else its next
+/// ids would be given to other messages than the ones its subscribers
+/// hold, and a cursor past its last id would be answered from the start
+/// of its history, a second time. The evidence is what this node
+/// delivered, never a client's cursor.
+pub(super) fn past_delivered(
+    commands: &mut Commands,
+    scripts: &Scripts,
     local: &Local,
     channel: &str,
-    epoch: &str,
-    snapshot: &Snapshot,
-) -> Option<(Arc<str>, u64)> {
-    let channels = lock(&local.channels);
-    let l = channels.get(channel)?;
-    (l.epoch.as_deref() == Some(epoch) && l.delivered > snapshot.last_id).then(|| (epoch.into(), l.delivered))
+    read: Read,
+    again: impl FnOnce(&mut Commands) -> Read,
+) -> Read {
+    let behind = {
+        let Ok((snapshot, epoch)) = &read else {
+            return read;
+        };
+        let channels = lock(&local.channels);
+        channels
+            .get(channel)
+            .filter(|l| l.epoch.as_deref() == Some(epoch.as_str()) && l.delivered > snapshot.last_id)
+            .map(|l| (epoch.clone(), l.delivered))
+    };
+    match behind {
+        Some((epoch, floor)) => {
+            raise(commands, scripts, local, channel, &epoch, floor);
+            again(commands)
+        }
+        None => read,
+    }
 }
 
 /// The numbering of `channel` goes on as a new epoch after `floor` (the

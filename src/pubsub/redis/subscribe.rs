@@ -3,7 +3,7 @@
 //! what came live meanwhile, merged.
 
 use super::connection::{Commands, Failure};
-use super::numbering::{delivered_past, raise};
+use super::numbering::past_delivered;
 use super::presence;
 use super::presence::count_events;
 use super::scripts::Scripts;
@@ -132,14 +132,7 @@ pub(super) fn subscribe(
     if listening && matches!(read, Err(HubError::Unavailable(_))) && commands.ready(local, false).is_ok() {
         read = attempt(commands);
     }
-    if let Some((epoch, floor)) = read
-        .as_ref()
-        .ok()
-        .and_then(|(s, e)| delivered_past(local, channel, e, s))
-    {
-        raise(commands, scripts, local, channel, &epoch, floor);
-        read = attempt(commands);
-    }
+    let read = past_delivered(commands, scripts, local, channel, read, attempt);
     let mut channels = lock(&local.channels);
     let Some(l) = channels.get_mut(&name) else {
         return;
