@@ -16,6 +16,10 @@
 #              publish; no history, no ids. Skipped when absent
 #   nchan      nginx with nchan (benches/nchan/nginx.conf.in), when its
 #              module is installed (bash benches/nchan.sh installs it)
+#   floor      benches/compare/src/bin/floor_pubsub.rs: the same URLs as
+#              uws-pubsub, and only the system calls a delivery needs (one
+#              write per subscriber per message); each wsreactor CPU row is
+#              also given as its ratio to the floor's
 # Each fresh server first serves a warm-up (10 subscribers, 20 messages, on
 # a channel of its own), so that what it does once (page in its code, grow
 # its runtime) is not counted per subscriber, as benches/idle_rss.py's
@@ -40,7 +44,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 WORKLOADS=${WORKLOADS:-"fast r100 r10k"}
-SERVERS=${SERVERS:-"wsreactor wsreactor-nohistory uws nchan"}
+SERVERS=${SERVERS:-"wsreactor wsreactor-nohistory uws nchan floor"}
 UWS_DIR=${UWS_DIR:-../shared/peers/uwebsockets}
 BIN=${BIN:-target/release/wsreactor}
 OUT=target/pubsub_peers
@@ -48,6 +52,10 @@ PORT=${PORT:-9211}
 MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
 
 [ -x "$BIN" ] || cargo build --release
+FLOOR=benches/compare/target/release/floor_pubsub
+if [[ " $SERVERS " == *" floor "* ]]; then
+    cargo build --release --quiet --manifest-path benches/compare/Cargo.toml --bin floor_pubsub
+fi
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json
 
@@ -57,7 +65,7 @@ for s in $SERVERS; do
         uws) [ -x "$UWS_DIR/uws-pubsub" ] && servers+=(uws) || echo "pubsub_peers.sh: no $UWS_DIR/uws-pubsub: uws skipped" >&2 ;;
         nchan) { command -v nginx >/dev/null && [ -f "$MODULE" ]; } && servers+=(nchan) \
             || echo "pubsub_peers.sh: nginx with nchan is not installed (bash benches/nchan.sh installs it): nchan skipped" >&2 ;;
-        wsreactor | wsreactor-nohistory) servers+=("$s") ;;
+        wsreactor | wsreactor-nohistory | floor) servers+=("$s") ;;
         *) echo "pubsub_peers.sh: unknown server $s" >&2; exit 2 ;;
     esac
 done
@@ -101,6 +109,10 @@ start() {
             ;;
         uws)
             taskset -c 0 "$UWS_DIR/uws-pubsub" "$PORT" >/dev/null &
+            SERVER_PID=$!
+            ;;
+        floor)
+            taskset -c 0 "$FLOOR" --port "$PORT" &
             SERVER_PID=$!
             ;;
         nchan)
@@ -155,20 +167,23 @@ def med(workload, server, key):
     vals = [r[key] for r in rows(workload, server) if r.get(key) is not None]
     return statistics.median(vals) if vals else None
 
+# The last field: a CPU row, also given against the floor's.
 FIGURES = [
-    ("fast", "1,000 subscribers, publish as fast as answered: deliveries/s ↑", "deliveries_per_second", 1, "{:,.0f}", True),
-    ("fast", "the same: server CPU per delivery, µs ↓", "server_cpu_us_per_delivery", 1, "{:.2f}", False),
-    ("r100", "1,000 subscribers at 100 messages/s: p99 publish to receive, ms ↓", "p99_us", 1e-3, "{:.2f}", False),
-    ("r100", "the same: server CPU per delivery, µs ↓", "server_cpu_us_per_delivery", 1, "{:.2f}", False),
-    ("r100", "the same: server memory per subscriber (VmRSS), B ↓", "server_rss_bytes_per_subscriber", 1, "{:,.0f}", False),
-    ("r100", "the same: its anonymous part (RssAnon: heap, not program pages), B ↓", "server_rss_anon_bytes_per_subscriber", 1, "{:,.0f}", False),
-    ("r10k", "10,000 subscribers at 10 messages/s: p99 publish to receive, ms ↓", "p99_us", 1e-3, "{:.2f}", False),
-    ("r10k", "the same: server CPU per delivery, µs ↓", "server_cpu_us_per_delivery", 1, "{:.2f}", False),
+    ("fast", "1,000 subscribers, publish as fast as answered: deliveries/s ↑", "deliveries_per_second", 1, "{:,.0f}", True, False),
+    ("fast", "the same: server CPU per delivery, µs ↓", "server_cpu_us_per_delivery", 1, "{:.2f}", False, True),
+    ("r100", "1,000 subscribers at 100 messages/s: p99 publish to receive, ms ↓", "p99_us", 1e-3, "{:.2f}", False, False),
+    ("r100", "the same: server CPU per delivery, µs ↓", "server_cpu_us_per_delivery", 1, "{:.2f}", False, True),
+    ("r100", "the same: server memory per subscriber (VmRSS), B ↓", "server_rss_bytes_per_subscriber", 1, "{:,.0f}", False, False),
+    ("r100", "the same: its anonymous part (RssAnon: heap, not program pages), B ↓", "server_rss_anon_bytes_per_subscriber", 1, "{:,.0f}", False, False),
+    ("r10k", "10,000 subscribers at 10 messages/s: p99 publish to receive, ms ↓", "p99_us", 1e-3, "{:.2f}", False, False),
+    ("r10k", "the same: server CPU per delivery, µs ↓", "server_cpu_us_per_delivery", 1, "{:.2f}", False, True),
 ]
 ours = [s for s in ("wsreactor", "wsreactor-nohistory") if s in servers and "uws" in servers]
-head = "| figure | " + " | ".join(servers) + " |" + "".join(f" {s} ÷ uws |" for s in ours)
+floored = [s for s in ("wsreactor", "wsreactor-nohistory") if s in servers and "floor" in servers]
+head = ("| figure | " + " | ".join(servers) + " |" + "".join(f" {s} ÷ uws |" for s in ours)
+        + "".join(f" {s} ÷ floor |" for s in floored))
 lines = [head, "|" + "---|" * (head.count("|") - 1)]
-for workload, label, key, scale, fmt, higher in FIGURES:
+for workload, label, key, scale, fmt, higher, cpu in FIGURES:
     if workload not in workloads:
         continue
     vals = {s: med(workload, s, key) for s in servers}
@@ -182,11 +197,14 @@ for workload, label, key, scale, fmt, higher in FIGURES:
             ratio = w / u
             better = ratio >= 1 if higher else ratio <= 1
             line += f" {ratio:.2f}× ({'better' if better else 'worse'}) |"
+    for s in floored:
+        w, f = vals[s], vals["floor"]
+        line += f" {w / f:.2f}× |" if cpu and w is not None and f else " |"
     lines.append(line)
 bad = [(w, s, r["missing"], r["errors"]) for w in workloads for s in servers for r in rows(w, s) if r["missing"] or r["errors"]]
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 load = open("/proc/loadavg").read().split()[:3]
-text = (f"# Pub/sub over WebSocket: wsreactor, uWebSockets, nchan\n\n`bash benches/pubsub_peers.sh`: "
+text = (f"# Pub/sub over WebSocket: wsreactor, uWebSockets, nchan, the floor\n\n`bash benches/pubsub_peers.sh`: "
         f"{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, commit {commit}, load average at the end {' '.join(load)}; "
         f"medians of {rounds} interleaved rounds of {duration} s, a fresh server per run on core 0, "
         f"the load generator on core 1; 64 B text messages.\n\n" + "\n".join(lines) + "\n\n"

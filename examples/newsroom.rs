@@ -63,7 +63,7 @@ impl HttpHandler for LastMessages {
         let mut html = format!("<!doctype html>\n<title>{}</title>\n<ol>\n", escape(&page.channel));
         let last = snapshot.replay.len().saturating_sub(page.n);
         for message in &snapshot.replay[last..] {
-            let text = String::from_utf8_lossy(&message.payload);
+            let text = String::from_utf8_lossy(message.payload());
             html.push_str(&format!("<li value=\"{}\">{}</li>\n", message.id, escape(&text)));
         }
         html.push_str("</ol>\n");

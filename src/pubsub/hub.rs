@@ -413,7 +413,7 @@ impl LocalHub {
         if let Some(seen) = idempotency_key.and_then(|k| c.keys.get(k, now, ttl)) {
             return Ok(seen);
         }
-        let mut msg = Message::new(c.next_id, c.name.clone(), kind, payload, now);
+        let mut msg = Message::new(c.next_id, c.name.clone(), kind, &payload, now);
         msg.epoch_start = self.base;
         let msg = Arc::new(msg);
         c.next_id += 1;

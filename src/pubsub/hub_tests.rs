@@ -360,7 +360,7 @@ fn members_come_and_go_with_their_subscriptions_within_the_bound() {
             .iter()
             .map(|m| {
                 assert_eq!((m.id, m.event.is_some()), (0, true));
-                String::from_utf8(m.payload.to_vec()).unwrap()
+                String::from_utf8(m.payload().to_vec()).unwrap()
             })
             .collect()
     };

@@ -46,9 +46,19 @@ pub enum Encoding {
     Envelope,
 }
 
-const ENCODINGS: usize = 5;
+/// The forms other than [`Encoding::Frame`], made only for the
+/// subscribers that ask for them.
+const OTHER_FORMS: usize = 4;
+
+/// The rarer forms, each made by the first subscriber that asks for it.
+type OtherForms = [OnceLock<Arc<[u8]>>; OTHER_FORMS];
 
 /// One message of one channel.
+///
+/// Kept small, since a channel's history holds up to `history_size` of
+/// them: the payload lives inside its frame form (one allocation, the
+/// header in front), and the rarer forms behind one box made when the
+/// first of them is asked for.
 #[derive(Debug)]
 pub struct Message {
     /// Its id: per channel, one more per accepted publish, from
@@ -56,10 +66,6 @@ pub struct Message {
     pub id: u64,
     /// The channel it was published to.
     pub channel: Arc<str>,
-    /// Text (valid UTF-8) or binary.
-    pub kind: MessageKind,
-    /// The payload as published.
-    pub payload: Box<[u8]>,
     /// When it was published (for the history's age limit).
     pub published: Instant,
     /// The id after which its channel's current numbering (its epoch)
@@ -68,27 +74,46 @@ pub struct Message {
     /// above every id it gave before; a subscriber whose cursor is of
     /// another numbering is told of the reset, never silently moved on.
     pub epoch_start: u64,
+    /// The payload as a WebSocket frame: its header, then the payload as
+    /// published ([`Message::payload`]).
+    framed: Arc<[u8]>,
+    /// Where the payload starts in `framed`: at most
+    /// [`FrameHeader::MAX_LEN`].
+    header_len: u8,
+    /// Text (valid UTF-8) or binary.
+    pub kind: MessageKind,
     /// A presence event rather than a published message: id 0, no place
     /// in the numbering, and its payload is the event's JSON
     /// ([`Message::presence`]).
     pub event: Option<Change>,
     /// Shared as they are by every output queue that sends them.
-    forms: [OnceLock<Arc<[u8]>>; ENCODINGS],
+    others: OnceLock<Box<OtherForms>>,
 }
 
 impl Message {
-    /// A new message; its wire forms are made when first asked for.
-    pub fn new(id: u64, channel: Arc<str>, kind: MessageKind, payload: Box<[u8]>, published: Instant) -> Self {
+    /// A new message; its frame form is made now, the others when first
+    /// asked for.
+    pub fn new(id: u64, channel: Arc<str>, kind: MessageKind, payload: &[u8], published: Instant) -> Self {
+        let mut header = [0; FrameHeader::MAX_LEN];
+        let header_len = FrameHeader::new(kind.opcode(), payload.len() as u64).encode(&mut header);
+        // One allocation of the exact size: a chain of slices knows its length.
+        let framed: Arc<[u8]> = header[..header_len].iter().chain(payload).copied().collect();
         Message {
             id,
             channel,
-            kind,
-            payload,
             published,
             epoch_start: 0,
+            framed,
+            header_len: header_len as u8,
+            kind,
             event: None,
-            forms: Default::default(),
+            others: OnceLock::new(),
         }
+    }
+
+    /// The payload as published.
+    pub fn payload(&self) -> &[u8] {
+        &self.framed[usize::from(self.header_len)..]
     }
 
     /// A join or leave of `member` (its JSON, [`super::Member::json`]) in
@@ -105,7 +130,7 @@ impl Message {
         json.push_str("\":");
         json.push_str(member);
         json.push('}');
-        let mut message = Message::new(0, channel, MessageKind::Text, json.into_bytes().into(), published);
+        let mut message = Message::new(0, channel, MessageKind::Text, json.as_bytes(), published);
         message.event = Some(change);
         message
     }
@@ -122,21 +147,26 @@ impl Message {
     }
 
     fn form(&self, encoding: Encoding) -> &Arc<[u8]> {
-        self.forms[encoding as usize].get_or_init(|| {
+        // A presence event's payload is already its JSON, framed as text.
+        let other = match (encoding, self.event) {
+            (Encoding::Frame, _) | (Encoding::JsonFrame, Some(_)) => return &self.framed,
+            (Encoding::JsonFrame, None) => 0,
+            (Encoding::SseEvent, _) => 1,
+            (Encoding::PollItem, _) => 2,
+            (Encoding::Envelope, _) => 3,
+        };
+        self.others.get_or_init(Default::default)[other].get_or_init(|| {
             let mut out = Vec::new();
-            if let Some(change) = self.event {
-                self.write_event(change, encoding, &mut out);
-                return Arc::from(out);
-            }
-            match encoding {
-                Encoding::Frame => write_frame(self.kind.opcode(), &self.payload, &mut out),
-                Encoding::JsonFrame => {
+            match (self.event, encoding) {
+                (Some(change), _) => self.write_event(change, encoding, &mut out),
+                (None, Encoding::Frame) => out.extend_from_slice(&self.framed),
+                (None, Encoding::JsonFrame) => {
                     let json = self.json_envelope();
                     write_frame(OpCode::Text, json.as_bytes(), &mut out);
                 }
-                Encoding::SseEvent => self.write_sse(&mut out),
-                Encoding::PollItem => self.write_poll_item(&mut out),
-                Encoding::Envelope => out.extend_from_slice(self.json_envelope().as_bytes()),
+                (None, Encoding::SseEvent) => self.write_sse(&mut out),
+                (None, Encoding::PollItem) => self.write_poll_item(&mut out),
+                (None, Encoding::Envelope) => out.extend_from_slice(self.json_envelope().as_bytes()),
             }
             Arc::from(out)
         })
@@ -147,12 +177,12 @@ impl Message {
         match self.kind {
             MessageKind::Text => {
                 // Published text was checked to be UTF-8.
-                let text = std::str::from_utf8(&self.payload).unwrap_or_default();
+                let text = std::str::from_utf8(self.payload()).unwrap_or_default();
                 push_json_string(text, out);
             }
             MessageKind::Binary => {
                 out.push('"');
-                base64::engine::general_purpose::STANDARD.encode_string(&self.payload, out);
+                base64::engine::general_purpose::STANDARD.encode_string(self.payload(), out);
                 out.push_str("\",\"encoding\":\"base64\"");
             }
         }
@@ -178,15 +208,15 @@ impl Message {
     /// [`Message::presence`], one line).
     fn write_event(&self, change: Change, encoding: Encoding, out: &mut Vec<u8>) {
         match encoding {
-            Encoding::Frame | Encoding::JsonFrame => write_frame(OpCode::Text, &self.payload, out),
+            Encoding::Frame | Encoding::JsonFrame => write_frame(OpCode::Text, self.payload(), out),
             Encoding::SseEvent => {
                 out.extend_from_slice(b"event: ");
                 out.extend_from_slice(change.name().as_bytes());
                 out.extend_from_slice(b"\ndata: ");
-                out.extend_from_slice(&self.payload);
+                out.extend_from_slice(self.payload());
                 out.extend_from_slice(b"\n\n");
             }
-            Encoding::PollItem | Encoding::Envelope => out.extend_from_slice(&self.payload),
+            Encoding::PollItem | Encoding::Envelope => out.extend_from_slice(self.payload()),
         }
     }
 
@@ -197,7 +227,7 @@ impl Message {
         out.extend_from_slice(format!("id: {}\n", self.id).as_bytes());
         match self.kind {
             MessageKind::Text => {
-                let text = std::str::from_utf8(&self.payload).unwrap_or_default();
+                let text = std::str::from_utf8(self.payload()).unwrap_or_default();
                 // Split where an EventSource would: a CR left inside a data
                 // line would end it there, and a publisher could append
                 // forged `id:` and `event:` fields after it.
@@ -209,7 +239,7 @@ impl Message {
             }
             MessageKind::Binary => {
                 out.extend_from_slice(b"event: base64\ndata: ");
-                let b64 = base64::engine::general_purpose::STANDARD.encode(&self.payload);
+                let b64 = base64::engine::general_purpose::STANDARD.encode(self.payload());
                 out.extend_from_slice(b64.as_bytes());
                 out.push(b'\n');
             }
@@ -275,7 +305,7 @@ mod tests {
     use crate::protocol::FrameHeader;
 
     fn msg(kind: MessageKind, payload: &[u8]) -> Message {
-        Message::new(7, "news".into(), kind, payload.into(), Instant::now())
+        Message::new(7, "news".into(), kind, payload, Instant::now())
     }
 
     #[test]
@@ -288,6 +318,27 @@ mod tests {
         assert_eq!(&bytes[len..], &[1, 2, 3]);
         // Encoded once: the same bytes on every call.
         assert!(std::ptr::eq(bytes, m.encoded(Encoding::Frame)));
+    }
+
+    /// A history of 1,000 messages is paid for per channel, whatever its
+    /// subscribers: a message is two allocations (itself behind its `Arc`
+    /// in glibc's 112-byte chunk, and its frame form with the payload in
+    /// it), where five lazily made forms and a separate payload took
+    /// three and about 300 bytes for a 20-byte payload (issue 31).
+    #[test]
+    fn a_message_fits_its_budget() {
+        assert!(
+            std::mem::size_of::<Message>() <= 88,
+            "{}",
+            std::mem::size_of::<Message>()
+        );
+        let m = msg(MessageKind::Text, b"0123456789");
+        assert_eq!(m.payload(), b"0123456789");
+        assert_eq!(m.encoded(Encoding::Frame).len(), 2 + 10);
+        // Asking for the frame makes none of the others.
+        assert!(m.others.get().is_none());
+        assert_eq!(m.encoded(Encoding::PollItem), br#"{"id":7,"data":"0123456789"}"#);
+        assert!(m.others.get().is_some());
     }
 
     #[test]

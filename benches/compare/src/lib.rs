@@ -16,6 +16,9 @@
 //! `http/1.1`). The TLS handshake runs in the connection's own task, then the
 //! same echo code serves the decrypted stream.
 
+/// The floors' shared parts (`floor_echo`, `floor_pubsub`).
+pub mod floor;
+
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::future::Future;
@@ -152,7 +155,10 @@ where
         socket.set_reuseaddr(true).expect("SO_REUSEADDR");
         socket.bind(([127, 0, 0, 1], args.port).into()).expect("bind");
         let listener = socket.listen(args.backlog).expect("listen");
-        eprintln!("listening on 127.0.0.1:{} with {} worker thread(s)", args.port, args.threads);
+        eprintln!(
+            "listening on 127.0.0.1:{} with {} worker thread(s)",
+            args.port, args.threads
+        );
         let accept = tokio::spawn(async move {
             loop {
                 match listener.accept().await {

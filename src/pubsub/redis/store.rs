@@ -181,7 +181,7 @@ pub(super) fn snapshot(
             (id > since).then(|| {
                 let kind = field(e, b"k").map_or(MessageKind::Binary, tag_kind);
                 let payload = field(e, b"p").unwrap_or_default();
-                let mut message = Message::new(id, name.clone(), kind, payload.into(), now);
+                let mut message = Message::new(id, name.clone(), kind, payload, now);
                 message.epoch_start = epoch_start;
                 Arc::new(message)
             })
@@ -219,7 +219,7 @@ pub(super) fn parse_published<'r>(name: &Arc<str>, raw: &'r [u8]) -> Option<(Mes
     let epoch = parts.next()?;
     let kind = tag_kind(parts.next()?);
     let payload = parts.next()?;
-    let mut message = Message::new(id, name.clone(), kind, payload.into(), Instant::now());
+    let mut message = Message::new(id, name.clone(), kind, payload, Instant::now());
     message.epoch_start = epoch_start(epoch);
     Some((message, epoch))
 }
@@ -243,7 +243,7 @@ mod tests {
         let name: Arc<str> = "c".into();
         let (m, epoch) = parse_published(&name, b"7:tok-5:t:hi:there").unwrap();
         assert_eq!(
-            (m.id, m.epoch_start, epoch, &*m.payload),
+            (m.id, m.epoch_start, epoch, m.payload()),
             (7, 5, &b"tok-5"[..], &b"hi:there"[..])
         );
         assert!(parse_published(&name, b"0:tok-5:t:x").is_none());

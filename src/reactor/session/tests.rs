@@ -205,7 +205,7 @@ fn message(id: u64, text: &str) -> Arc<Message> {
         id,
         "c".into(),
         MessageKind::Text,
-        text.as_bytes().into(),
+        text.as_bytes(),
         Instant::now(),
     ))
 }
@@ -220,7 +220,7 @@ fn message_of(channel: &str, id: u64, text: &str) -> Arc<Message> {
         id,
         channel.into(),
         MessageKind::Text,
-        text.as_bytes().into(),
+        text.as_bytes(),
         Instant::now(),
     ))
 }
@@ -250,13 +250,7 @@ fn subscribed_in(epoch_start: u64, last_id: u64, replay: Vec<Arc<Message>>, gap:
 
 /// Message `id` of a numbering that began after `epoch_start`.
 fn message_in(epoch_start: u64, id: u64, text: &str) -> Arc<Message> {
-    let mut m = Message::new(
-        id,
-        "c".into(),
-        MessageKind::Text,
-        text.as_bytes().into(),
-        Instant::now(),
-    );
+    let mut m = Message::new(id, "c".into(), MessageKind::Text, text.as_bytes(), Instant::now());
     m.epoch_start = epoch_start;
     Arc::new(m)
 }
