@@ -12,7 +12,7 @@ use super::buffer::BufferPool;
 use super::event_loop::{Driven, Ready};
 use super::output::Output;
 use super::per_ip::Hold;
-use super::session::{Dead, Delivered, Env, Life, Session, Step};
+use super::session::{Dead, Delivered, End, Env, Life, Session, Step};
 use super::settings::Settings;
 use super::stamp::Stamp;
 use super::tls::Tls;
@@ -311,12 +311,15 @@ impl<T: Transport> Connection<T> {
         Ok(())
     }
 
-    /// After I/O: once the session has said its last word, shut the write side.
+    /// After I/O: once the session has said its last word, shut the write
+    /// side and linger, or close now (dropped as dead: the descriptor's
+    /// close sends the FIN after the bytes written).
     fn after_io(&mut self) -> Step {
-        if self.session.poll_shutdown() {
-            self.transport.shutdown_write().map_err(|_| Dead)?;
+        match self.session.poll_end() {
+            None => Ok(()),
+            Some(End::Close) if self.transport.closes_at_once() => Err(Dead),
+            Some(_) => self.transport.shutdown_write().map_err(|_| Dead),
         }
-        Ok(())
     }
 }
 
@@ -351,6 +354,13 @@ impl Transport for Stream {
         match self {
             Stream::Tcp(t) => t.shutdown_write(),
             Stream::Tls(t) => t.shutdown_write(),
+        }
+    }
+
+    fn closes_at_once(&self) -> bool {
+        match self {
+            Stream::Tcp(t) => t.closes_at_once(),
+            Stream::Tls(_) => false,
         }
     }
 

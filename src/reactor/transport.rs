@@ -20,6 +20,13 @@ pub trait Transport {
     fn write(&mut self, out: &mut Output, pool: &mut BufferPool) -> io::Result<usize>;
     /// Shut the write side (after the last bytes, RFC 6455 §7.1.1).
     fn shutdown_write(&mut self) -> io::Result<()>;
+    /// After a complete closing handshake, the connection may close as soon
+    /// as the session's bytes are out: the transport has nothing of its own
+    /// left for the peer. TLS says no: its `close_notify` goes out first,
+    /// and it keeps the lingering close.
+    fn closes_at_once(&self) -> bool {
+        false
+    }
     /// Send what the transport holds of its own (TLS records the socket
     /// could not take yet).
     fn flush_pending(&mut self) -> io::Result<()> {
@@ -87,6 +94,10 @@ impl Transport for Tcp {
 
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.0.shutdown(Shutdown::Write)
+    }
+
+    fn closes_at_once(&self) -> bool {
+        true
     }
 
     fn socket(&mut self) -> &mut TcpStream {

@@ -3,8 +3,9 @@
 //!
 //! mio's rules are followed to the letter: sockets are read and written until
 //! `WouldBlock` (events are edge-triggered), spurious events are harmless,
-//! events for tokens no longer in the slab are ignored, and a socket is
-//! deregistered before its slab entry is removed. The poll, the slab and
+//! events for tokens no longer in the slab are ignored, and a socket is out
+//! of the poll before its slab entry is reused (closed at once, which takes
+//! it out without an `epoll_ctl`). The poll, the slab and
 //! (de)registration are the [`Driver`] that the load generator's loops use
 //! too; what a readiness, a deadline or a message means stays here.
 
@@ -439,8 +440,9 @@ impl Worker {
                 .map_or("-".to_owned(), |a| a.to_string());
             self.access_closed(key, &peer, None);
         }
-        // Deregistered before the slot can be reused (dropping closes the fd).
-        let mut conn = self.conns.remove(key);
+        // Dropped at the end of this function: closing the descriptor takes
+        // it out of the poll, before anything else can take the slot.
+        let mut conn = self.conns.remove_to_close(key);
         conn.release(&mut self.pool);
         while let Some(sub) = conn.take_subscription() {
             self.subscribers.remove(sub.channel(), key);

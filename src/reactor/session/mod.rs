@@ -1,8 +1,8 @@
 //! One connection's application state machine, without I/O and without a
 //! clock (quinn-proto's shape): bytes, deliveries, broker answers and the
 //! time go in through `handle_*`; bytes to send ([`Session::output`]), the
-//! next deadline ([`Session::deadline`]), whether to shut the write side
-//! ([`Session::poll_shutdown`]) and broker [`Action`]s come out.
+//! next deadline ([`Session::deadline`]), how the connection ends
+//! ([`Session::poll_end`]) and broker [`Action`]s come out.
 //!
 //! ```text
 //!  accept ─► Request ──upgrade, handler accepts─────────────────────────────► Open
@@ -12,14 +12,17 @@
 //!              │ │    Park ─► Parked ──messages taken / wait over / expiry─► (its next step)
 //!              │ │    Stream ─► Stream ──expiry, slow, end──► Closing
 //!              │ └──Respond (keep-alive)──► Request
-//!              └─ refused, Connection: close, close handshake done ─► Closing ──EOF/timeout──► (dropped)
+//!              └─ refused, Connection: close, failed ─► Closing ──EOF/timeout──► (dropped)
+//!   Open ──close handshake done (the peer's close came)──► Closing ──flushed──► (dropped)
 //! ```
 //!
 //! Each state's data, its timer's start included, lives in its variant;
 //! each transition is a function that returns the next state. `Closing`
 //! flushes what is queued, shuts the write side and reads until the peer's
 //! EOF, so a final status or close frame is not destroyed by a reset
-//! (RFC 6455 §7.1.1: the server closes the TCP connection first).
+//! (RFC 6455 §7.1.1: the server closes the TCP connection first). After a
+//! complete closing handshake it does not wait: the peer's close frame was
+//! its last (§5.5.1), so nothing unread can turn the close into a reset.
 //!
 //! The session knows HTTP/1.1 and WebSocket framing, states and
 //! deadlines; what a request means is its handler's ([`crate::app`]). It
@@ -146,9 +149,10 @@ enum State {
     /// A response streaming a subscription (Server-Sent Events);
     /// `last_event`: when bytes last went out.
     Stream { stream: Box<Streaming>, last_event: Stamp },
-    /// Last bytes queued at `since`: flush, shut the write side (`shut`),
-    /// read to EOF.
-    Closing { shut: bool, since: Stamp },
+    /// Last bytes queued at `since`: flush, then either shut the write
+    /// side (`shut`) and read to EOF (`linger`), or close at once (the
+    /// closing handshake is done).
+    Closing { shut: bool, linger: bool, since: Stamp },
 }
 
 /// The `Open` state's data, in one allocation.
@@ -249,8 +253,27 @@ impl State {
     }
 
     fn closing(since: Stamp) -> State {
-        State::Closing { shut: false, since }
+        State::Closing {
+            shut: false,
+            linger: true,
+            since,
+        }
     }
+}
+
+/// How a connection ends once its last bytes are out
+/// ([`Session::poll_end`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Shut the write side and read to the peer's EOF (or
+    /// `close_timeout`): a peer still sending would otherwise get a reset,
+    /// which can destroy the final status or close frame before it reads
+    /// them.
+    Linger,
+    /// Close now: the peer's close frame came and ours went out whole. A
+    /// peer sends nothing after its close frame (RFC 6455 §5.5.1), and the
+    /// server closes the TCP connection first (§7.1.1).
+    Close,
 }
 
 /// A session's buffers and the flags its states share.
@@ -364,6 +387,7 @@ impl Session {
             &mut self.state,
             State::Closing {
                 shut: true,
+                linger: true,
                 since: Stamp::default(),
             },
         )
@@ -533,16 +557,20 @@ impl Session {
         self.io.out.trim(env.pool);
     }
 
-    /// True once when the write side must be shut now: `Closing` has
-    /// flushed its last bytes.
+    /// Once `Closing` has flushed its last bytes: how the connection ends
+    /// (once; `None` before and after).
     #[inline]
-    pub fn poll_shutdown(&mut self) -> bool {
+    pub fn poll_end(&mut self) -> Option<End> {
         match &mut self.state {
-            State::Closing { shut: shut @ false, .. } if self.io.out.is_empty() => {
+            State::Closing {
+                shut: shut @ false,
+                linger,
+                ..
+            } if self.io.out.is_empty() => {
                 *shut = true;
-                true
+                Some(if *linger { End::Linger } else { End::Close })
             }
-            _ => false,
+            _ => None,
         }
     }
 
@@ -675,6 +703,15 @@ impl Session {
         self.end_feeds(env);
         self.state = State::closing(env.stamp);
         self.io.want = 0;
+    }
+
+    /// Move to Closing after a complete closing handshake: close once the
+    /// last bytes are out, without waiting for the peer's EOF.
+    fn enter_closed(&mut self, env: &mut Env<'_>) {
+        self.enter_closing(env);
+        if let State::Closing { linger, .. } = &mut self.state {
+            *linger = false;
+        }
     }
 
     /// End the subscriptions, if any: they go back to the broker.

@@ -25,6 +25,7 @@ impl Session {
         // Where, in the read buffer, an echo built in place begins.
         let mut reply_at = None;
         let mut peer_code = None;
+        let mut peer_closed = false;
         while !rbuf.is_empty() && io.out.len() <= env.settings.write_buffer_limit {
             let (buffered, size) = (rbuf.len(), rbuf.size());
             // One owned segment serves the protocol's replies, the
@@ -67,7 +68,10 @@ impl Session {
                                 }
                             }
                         }
-                        Some(Event::Close(frame)) => peer_code = frame.code,
+                        Some(Event::Close(frame)) => {
+                            peer_code = frame.code;
+                            peer_closed = true;
+                        }
                         _ => {}
                     }
                     rbuf.consume(consumed);
@@ -93,7 +97,13 @@ impl Session {
         }
         if open.ws.is_closed() {
             self.tell_close(peer_code, env);
-            self.enter_closing(env);
+            // Closed by the peer's close frame, not by a failure (which
+            // marks the input done too, while the peer may still send).
+            if peer_closed {
+                self.enter_closed(env);
+            } else {
+                self.enter_closing(env);
+            }
         }
     }
 }

@@ -290,7 +290,7 @@ fn test_request_get_answers_and_keeps_alive() {
         "{out}"
     );
     assert!(matches!(s.state, State::Request { .. }));
-    assert!(!s.poll_shutdown());
+    assert_eq!(s.poll_end(), None);
 }
 
 #[test]
@@ -314,8 +314,8 @@ fn test_request_connection_close_goes_closing() {
     b.input(&mut s, &get("/healthz", "Connection: close\r\n"));
     assert!(b.text(&mut s).contains("Connection: close\r\n"));
     assert!(is(&s, Transport::Closing));
-    assert!(s.poll_shutdown(), "flushed: shut the write side");
-    assert!(!s.poll_shutdown(), "once");
+    assert_eq!(s.poll_end(), Some(End::Linger), "flushed: shut the write side");
+    assert_eq!(s.poll_end(), None, "once");
 }
 
 #[test]
@@ -639,7 +639,27 @@ fn test_open_peer_close_is_answered_and_goes_closing() {
     WebSocket::client(ReadLimits::default(), 3).close(CloseCode::NORMAL, "", &mut close);
     b.input(&mut s, &close);
     assert_eq!(frames(b.output(&mut s)), [close_code(1000)]);
-    assert!(is(&s, Transport::Closing) && s.poll_shutdown());
+    assert!(is(&s, Transport::Closing));
+    // The handshake is done: the connection closes without waiting for
+    // the peer's EOF.
+    assert_eq!(s.poll_end(), Some(End::Close));
+}
+
+/// A protocol error closes with a close frame too, but the peer may still
+/// be sending: the connection lingers, so that no reset destroys the
+/// close frame before the peer reads it.
+#[test]
+fn test_open_failure_lingers_after_its_close_frame() {
+    let mut b = Bench::new();
+    let mut s = open_echo(&mut b);
+    // An unmasked frame from a client (RFC 6455 §5.1): 1002.
+    b.input(&mut s, b"\x81\x02hi");
+    assert_eq!(
+        frames(b.output(&mut s)).first().map(|f| f.0.clone()),
+        Some("close".to_string())
+    );
+    assert!(is(&s, Transport::Closing));
+    assert_eq!(s.poll_end(), Some(End::Linger));
 }
 
 #[test]
@@ -957,7 +977,7 @@ fn test_closing_input_is_discarded_until_the_timeout() {
     let mut s = Session::new(b.now);
     b.input(&mut s, &get("/nope", ""));
     b.output(&mut s);
-    assert!(s.poll_shutdown());
+    assert_eq!(s.poll_end(), Some(End::Linger));
     b.input(&mut s, b"more bytes after our last word");
     assert!(!s.has_input() && b.output(&mut s).is_empty());
     b.later(b.settings.close_timeout);
@@ -969,9 +989,9 @@ fn test_closing_waits_for_output_before_shutting() {
     let mut b = Bench::new();
     let mut s = Session::new(b.now);
     b.input(&mut s, &get("/healthz", "Connection: close\r\n"));
-    assert!(!s.poll_shutdown(), "the answer is not written yet");
+    assert_eq!(s.poll_end(), None, "the answer is not written yet");
     b.output(&mut s);
-    assert!(s.poll_shutdown());
+    assert_eq!(s.poll_end(), Some(End::Linger));
 }
 
 #[test]
