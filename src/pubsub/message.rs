@@ -147,27 +147,22 @@ impl Message {
     }
 
     fn form(&self, encoding: Encoding) -> &Arc<[u8]> {
-        // A presence event's payload is already its JSON, framed as text.
-        let other = match (encoding, self.event) {
+        // Which of the rarer forms, and how it is written. A presence
+        // event's payload is already its JSON: framed as text (its frame
+        // form) in either framing, and as it is in a poll or an envelope.
+        let (slot, write): (usize, fn(&Message, &mut Vec<u8>)) = match (encoding, self.event) {
             (Encoding::Frame, _) | (Encoding::JsonFrame, Some(_)) => return &self.framed,
-            (Encoding::JsonFrame, None) => 0,
-            (Encoding::SseEvent, _) => 1,
-            (Encoding::PollItem, _) => 2,
-            (Encoding::Envelope, _) => 3,
+            (Encoding::JsonFrame, None) => (0, Message::write_json_frame),
+            (Encoding::SseEvent, None) => (1, Message::write_sse),
+            (Encoding::SseEvent, Some(_)) => (1, Message::write_event_sse),
+            (Encoding::PollItem, None) => (2, Message::write_poll_item),
+            (Encoding::PollItem, Some(_)) => (2, Message::write_payload),
+            (Encoding::Envelope, None) => (3, Message::write_envelope),
+            (Encoding::Envelope, Some(_)) => (3, Message::write_payload),
         };
-        self.others.get_or_init(Default::default)[other].get_or_init(|| {
+        self.others.get_or_init(Default::default)[slot].get_or_init(|| {
             let mut out = Vec::new();
-            match (self.event, encoding) {
-                (Some(change), _) => self.write_event(change, encoding, &mut out),
-                (None, Encoding::Frame) => out.extend_from_slice(&self.framed),
-                (None, Encoding::JsonFrame) => {
-                    let json = self.json_envelope();
-                    write_frame(OpCode::Text, json.as_bytes(), &mut out);
-                }
-                (None, Encoding::SseEvent) => self.write_sse(&mut out),
-                (None, Encoding::PollItem) => self.write_poll_item(&mut out),
-                (None, Encoding::Envelope) => out.extend_from_slice(self.json_envelope().as_bytes()),
-            }
+            write(self, &mut out);
             Arc::from(out)
         })
     }
@@ -204,20 +199,28 @@ impl Message {
         out.extend_from_slice(s.as_bytes());
     }
 
-    /// A presence event's forms: its JSON as it is (made by
-    /// [`Message::presence`], one line).
-    fn write_event(&self, change: Change, encoding: Encoding, out: &mut Vec<u8>) {
-        match encoding {
-            Encoding::Frame | Encoding::JsonFrame => write_frame(OpCode::Text, self.payload(), out),
-            Encoding::SseEvent => {
-                out.extend_from_slice(b"event: ");
-                out.extend_from_slice(change.name().as_bytes());
-                out.extend_from_slice(b"\ndata: ");
-                out.extend_from_slice(self.payload());
-                out.extend_from_slice(b"\n\n");
-            }
-            Encoding::PollItem | Encoding::Envelope => out.extend_from_slice(self.payload()),
-        }
+    fn write_json_frame(&self, out: &mut Vec<u8>) {
+        write_frame(OpCode::Text, self.json_envelope().as_bytes(), out);
+    }
+
+    fn write_envelope(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.json_envelope().as_bytes());
+    }
+
+    /// A presence event's JSON as it is (made by [`Message::presence`],
+    /// one line).
+    fn write_payload(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.payload());
+    }
+
+    /// A presence event in an event stream: under `event: join` or
+    /// `leave`, with no `id:`.
+    fn write_event_sse(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(self.event.map_or("", Change::name).as_bytes());
+        out.extend_from_slice(b"\ndata: ");
+        out.extend_from_slice(self.payload());
+        out.extend_from_slice(b"\n\n");
     }
 
     /// An SSE event (WHATWG HTML §9.2.6): one `data:` line per payload line,

@@ -360,7 +360,7 @@ impl Transport for Stream {
     fn closes_at_once(&self) -> bool {
         match self {
             Stream::Tcp(t) => t.closes_at_once(),
-            Stream::Tls(_) => false,
+            Stream::Tls(t) => t.closes_at_once(),
         }
     }
 
